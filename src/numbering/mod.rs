@@ -1,0 +1,389 @@
+//! Numbering: E.164 normalization and classification of dialed/calling numbers, and the NANP
+//! reference tables (NPA-NXX(-X) blocks, local-calling pairs, LNP, DNO) held in a routing snapshot.
+//!
+//! Owns: number syntax and NANP facts. Must not touch: I/O, routing policy, customers.
+//! Architecture Invariant: every function here is pure and allocation-light; it runs on the dip path.
+
+use std::fmt;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::routing::model::NpaNxxInfo;
+
+/// A normalized number: E.164 digits without the leading '+', at most 15 digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct E164 {
+    len: u8,
+    digits: [u8; 15],
+}
+
+impl E164 {
+    fn from_digits(d: &[u8]) -> Option<E164> {
+        if d.is_empty() || d.len() > 15 || !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut digits = [0u8; 15];
+        digits[..d.len()].copy_from_slice(d);
+        Some(E164 {
+            len: d.len() as u8,
+            digits,
+        })
+    }
+
+    /// The ASCII digits, e.g. b"12125551234".
+    pub fn digits(&self) -> &[u8] {
+        &self.digits[..self.len as usize]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // only ASCII digits are ever stored
+        std::str::from_utf8(self.digits()).unwrap_or("")
+    }
+
+    /// True for +1 followed by a valid 10-digit NANP number.
+    pub fn is_nanp(&self) -> bool {
+        self.len == 11 && self.digits[0] == b'1' && valid_nanp10(&self.digits[1..11])
+    }
+
+    /// The 10-digit national number of a NANP E.164.
+    pub fn nanp10(&self) -> Option<&[u8]> {
+        self.is_nanp().then(|| &self.digits[1..11])
+    }
+}
+
+impl fmt::Debug for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "+{}", self.as_str())
+    }
+}
+
+/// NPA and NXX must start with 2-9.
+fn valid_nanp10(d: &[u8]) -> bool {
+    d.len() == 10 && d.iter().all(u8::is_ascii_digit) && d[0] >= b'2' && d[3] >= b'2'
+}
+
+/// Strips visual separators (space, '-', '.', '(', ')') that some switches leave in numbers.
+fn strip_visual(s: &str, out: &mut [u8; 24]) -> Option<usize> {
+    let mut n = 0;
+    for b in s.bytes() {
+        match b {
+            b' ' | b'-' | b'.' | b'(' | b')' => continue,
+            b'0'..=b'9' | b'+' => {
+                if n == out.len() {
+                    return None;
+                }
+                out[n] = b;
+                n += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(n)
+}
+
+/// Normalizes a number to E.164. Accepted forms: `+1NXXNXXXXXX`, `1NXXNXXXXXX`, `NXXNXXXXXX`
+/// (NANP), `+CC…` and `011CC…` (international, 7–15 digits after the country code prefix).
+/// Returns None for anything else (short codes, garbage, invalid NANP).
+pub fn normalize(s: &str) -> Option<E164> {
+    let mut buf = [0u8; 24];
+    let n = strip_visual(s, &mut buf)?;
+    let b = &buf[..n];
+    if let Some(rest) = b.strip_prefix(b"+") {
+        if rest.contains(&b'+') || rest.first() == Some(&b'0') {
+            return None;
+        }
+        if rest.first() == Some(&b'1') {
+            return (rest.len() == 11 && valid_nanp10(&rest[1..]))
+                .then(|| E164::from_digits(rest))
+                .flatten();
+        }
+        return (7..=15)
+            .contains(&rest.len())
+            .then(|| E164::from_digits(rest))
+            .flatten();
+    }
+    if b.contains(&b'+') {
+        return None;
+    }
+    if let Some(rest) = b.strip_prefix(b"011") {
+        if rest.first() == Some(&b'1') || rest.first() == Some(&b'0') {
+            return None;
+        }
+        return (7..=15)
+            .contains(&rest.len())
+            .then(|| E164::from_digits(rest))
+            .flatten();
+    }
+    if b.len() == 11 && b[0] == b'1' && valid_nanp10(&b[1..]) {
+        return E164::from_digits(b);
+    }
+    if b.len() == 10 && valid_nanp10(b) {
+        let mut d = [0u8; 11];
+        d[0] = b'1';
+        d[1..].copy_from_slice(b);
+        return E164::from_digits(&d);
+    }
+    None
+}
+
+/// Normalizes a 10-digit NANP LRN given in any NANP form (LRN, 1+LRN, +1LRN).
+pub fn normalize_lrn(s: &str) -> Option<E164> {
+    normalize(s).filter(E164::is_nanp)
+}
+
+/// Digits only, for matching emergency short codes (911, 933) before normalization.
+pub fn dialed_digits(s: &str) -> Option<String> {
+    let mut buf = [0u8; 24];
+    let n = strip_visual(s, &mut buf)?;
+    let d: String = buf[..n]
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    Some(d)
+}
+
+/// What kind of destination a normalized number is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberClass {
+    /// NANP geographic number
+    Nanp,
+    /// NANP 8YY
+    TollFree,
+    /// NANP 900 NPA or 976 NXX
+    Premium,
+    International,
+}
+
+pub const TOLL_FREE_NPAS: [&[u8; 3]; 7] = [b"800", b"833", b"844", b"855", b"866", b"877", b"888"];
+
+pub fn classify(n: &E164) -> NumberClass {
+    match n.nanp10() {
+        None => NumberClass::International,
+        Some(d) => {
+            let npa = &d[0..3];
+            if TOLL_FREE_NPAS.iter().any(|t| &t[..] == npa) {
+                NumberClass::TollFree
+            } else if npa == b"900" || &d[3..6] == b"976" {
+                NumberClass::Premium
+            } else {
+                NumberClass::Nanp
+            }
+        }
+    }
+}
+
+/// Masks a number for logs: `+1******1234` (keeps a leading '+', the first digit and the last
+/// four). Short strings keep only their length.
+pub fn mask(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let plus = chars.first() == Some(&'+');
+    let body = if plus { &chars[1..] } else { &chars[..] };
+    if body.len() <= 5 {
+        return format!("{}{}", if plus { "+" } else { "" }, "*".repeat(body.len()));
+    }
+    let mut out = String::with_capacity(chars.len());
+    if plus {
+        out.push('+');
+    }
+    out.push(body[0]);
+    out.extend(std::iter::repeat_n('*', body.len() - 5));
+    out.extend(&body[body.len() - 4..]);
+    out
+}
+
+fn parse_u32(d: &[u8]) -> Option<u32> {
+    if d.is_empty() || d.len() > 9 || !d.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(d.iter().fold(0u32, |a, &b| a * 10 + (b - b'0') as u32))
+}
+
+fn parse_u64(d: &[u8]) -> Option<u64> {
+    if d.is_empty() || d.len() > 19 || !d.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(d.iter().fold(0u64, |a, &b| a * 10 + (b - b'0') as u64))
+}
+
+/// Error for a malformed numbering row; names the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberingError {
+    #[error("invalid NPA-NXX(-X) {0:?}: expected 6 or 7 digits, NPA and NXX starting 2-9")]
+    NpaNxx(String),
+    #[error("invalid 10-digit NANP number {0:?}")]
+    Tn(String),
+    #[error("invalid E.164 number {0:?}")]
+    E164(String),
+}
+
+/// NANP reference data of a snapshot.
+#[derive(Default, Debug)]
+pub struct NumberingData {
+    npanxx: FxHashMap<u32, NpaNxxInfo>,
+    /// thousands blocks, keyed by the 7-digit NPA-NXX-X
+    blocks: FxHashMap<u32, NpaNxxInfo>,
+    local: FxHashSet<(u32, u32)>,
+    lnp: FxHashMap<u64, u64>,
+    dno: FxHashSet<u64>,
+}
+
+impl NumberingData {
+    pub fn add_npanxx(&mut self, npanxx: &str, info: NpaNxxInfo) -> Result<(), NumberingError> {
+        let b = npanxx.as_bytes();
+        let ok = (b.len() == 6 || b.len() == 7)
+            && b.iter().all(u8::is_ascii_digit)
+            && b[0] >= b'2'
+            && b[3] >= b'2';
+        let key = parse_u32(b).filter(|_| ok);
+        match (key, b.len()) {
+            (Some(k), 6) => self.npanxx.insert(k, info),
+            (Some(k), _) => self.blocks.insert(k, info),
+            (None, _) => return Err(NumberingError::NpaNxx(npanxx.into())),
+        };
+        Ok(())
+    }
+
+    pub fn add_local_pair(&mut self, a: &str, b: &str) -> Result<(), NumberingError> {
+        let pa = parse_u32(a.as_bytes()).filter(|_| a.len() == 6);
+        let pb = parse_u32(b.as_bytes()).filter(|_| b.len() == 6);
+        match (pa, pb) {
+            (Some(x), Some(y)) => {
+                self.local.insert((x, y));
+                self.local.insert((y, x));
+                Ok(())
+            }
+            (None, _) => Err(NumberingError::NpaNxx(a.into())),
+            (_, None) => Err(NumberingError::NpaNxx(b.into())),
+        }
+    }
+
+    pub fn add_lnp(&mut self, tn: &str, lrn: &str) -> Result<(), NumberingError> {
+        let t = valid_nanp10(tn.as_bytes())
+            .then(|| parse_u64(tn.as_bytes()))
+            .flatten()
+            .ok_or_else(|| NumberingError::Tn(tn.into()))?;
+        let l = valid_nanp10(lrn.as_bytes())
+            .then(|| parse_u64(lrn.as_bytes()))
+            .flatten()
+            .ok_or_else(|| NumberingError::Tn(lrn.into()))?;
+        self.lnp.insert(t, l);
+        Ok(())
+    }
+
+    pub fn add_dno(&mut self, number: &str) -> Result<(), NumberingError> {
+        let n = normalize(number)
+            .and_then(|e| parse_u64(e.digits()))
+            .ok_or_else(|| NumberingError::E164(number.into()))?;
+        self.dno.insert(n);
+        Ok(())
+    }
+
+    /// Block data for a 10-digit NANP number: the NPA-NXX-X block if known, else the NPA-NXX.
+    pub fn lookup(&self, nanp10: &[u8]) -> Option<&NpaNxxInfo> {
+        let k7 = parse_u32(nanp10.get(..7)?)?;
+        self.blocks
+            .get(&k7)
+            .or_else(|| self.npanxx.get(&(k7 / 10)))
+    }
+
+    pub fn is_local(&self, a10: &[u8], b10: &[u8]) -> bool {
+        match (a10.get(..6).and_then(parse_u32), b10.get(..6).and_then(parse_u32)) {
+            (Some(a), Some(b)) => self.local.contains(&(a, b)),
+            _ => false,
+        }
+    }
+
+    /// The LRN of a ported 10-digit number, as an E.164.
+    pub fn ported_lrn(&self, nanp10: &[u8]) -> Option<E164> {
+        let lrn = *self.lnp.get(&parse_u64(nanp10)?)?;
+        normalize(&lrn.to_string())
+    }
+
+    pub fn is_dno(&self, n: &E164) -> bool {
+        parse_u64(n.digits()).is_some_and(|k| self.dno.contains(&k))
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        (
+            self.npanxx.len() + self.blocks.len(),
+            self.local.len() / 2,
+            self.lnp.len(),
+            self.dno.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_nanp_forms() {
+        for s in ["+12125551234", "12125551234", "2125551234", "(212) 555-1234", "1-212-555-1234"] {
+            assert_eq!(normalize(s).map(|e| e.as_str().to_string()), Some("12125551234".into()), "{s}");
+        }
+    }
+
+    #[test]
+    fn normalizes_international_forms() {
+        assert_eq!(normalize("+442071234567").unwrap().as_str(), "442071234567");
+        assert_eq!(normalize("011442071234567").unwrap().as_str(), "442071234567");
+        assert_eq!(classify(&normalize("+442071234567").unwrap()), NumberClass::International);
+    }
+
+    #[test]
+    fn rejects_bad_numbers() {
+        for s in ["", "abc", "911", "+1212555123", "1125551234", "2120551234", "+0123456789",
+            "01112125551234", "+44+1234567", "12345678901234567890", "+123456"] {
+            assert_eq!(normalize(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn classifies_nanp() {
+        let c = |s| classify(&normalize(s).unwrap());
+        assert_eq!(c("8005551212"), NumberClass::TollFree);
+        assert_eq!(c("8885551212"), NumberClass::TollFree);
+        assert_eq!(c("9005551212"), NumberClass::Premium);
+        assert_eq!(c("2129761212"), NumberClass::Premium);
+        assert_eq!(c("2125551212"), NumberClass::Nanp);
+    }
+
+    #[test]
+    fn masks_numbers() {
+        assert_eq!(mask("+12125551234"), "+1******1234");
+        assert_eq!(mask("12125551234"), "1******1234");
+        assert_eq!(mask("911"), "***");
+        assert_eq!(mask(""), "");
+    }
+
+    #[test]
+    fn numbering_tables() {
+        let mut n = NumberingData::default();
+        let info = |s: &str| NpaNxxInfo { state: s.into(), lata: "132".into(), ocn: "9104".into(), rate_center: "NYC".into() };
+        n.add_npanxx("212555", info("NY")).unwrap();
+        n.add_npanxx("2125551", info("NJ")).unwrap();
+        assert_eq!(n.lookup(b"2125551234").unwrap().state, "NJ");
+        assert_eq!(n.lookup(b"2125552234").unwrap().state, "NY");
+        assert!(n.lookup(b"3125552234").is_none());
+        assert!(n.add_npanxx("112555", info("NY")).is_err());
+        n.add_local_pair("212555", "718555").unwrap();
+        assert!(n.is_local(b"7185550000", b"2125559999"));
+        n.add_lnp("2125551234", "3125550000").unwrap();
+        assert_eq!(n.ported_lrn(b"2125551234").unwrap().as_str(), "13125550000");
+        assert!(n.add_lnp("212555123", "3125550000").is_err());
+        n.add_dno("+18005551212").unwrap();
+        assert!(n.is_dno(&normalize("8005551212").unwrap()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalize_never_panics_and_is_idempotent(s in "\\PC{0,30}") {
+            if let Some(e) = normalize(&s) {
+                let again = normalize(&format!("+{}", e.as_str()));
+                proptest::prop_assert_eq!(again, Some(e));
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Dip request and answer types: the wire contract Kamailio depends on (see README "Wire contract").
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{DestClass, Zone};
+
+/// Parameters of `lcr.route` / `lcr.simulate` / `GET /v1/route`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DipRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<IpAddr>,
+    pub ani: String,
+    pub dnis: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lrn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<u16>,
+}
+
+/// Answer of a dip: route or reject.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum DipAnswer {
+    Route(RouteAnswer),
+    Reject(RejectAnswer),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteAnswer {
+    pub zone: Zone,
+    /// 10-digit LRN used for routing (NANP only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lrn: Option<String>,
+    pub routes: Vec<RouteChoice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteChoice {
+    /// route name (stable identifier across reloads)
+    pub route_id: String,
+    pub vendor: String,
+    /// first gateway's dialstring
+    pub uri: String,
+    /// all gateways' dialstrings in failover order (uri is uris[0])
+    pub uris: Vec<String>,
+    pub rate: f64,
+    pub customer_rate: f64,
+    pub billing: Billing,
+    /// present when an override forced this route
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Billing {
+    pub min: u16,
+    pub inc: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectAnswer {
+    pub sip_code: u16,
+    pub reason: String,
+}
+
+/// Why a dip was rejected. Expected outcomes, not errors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    #[error("unknown customer")]
+    UnknownCustomer,
+    #[error("customer disabled")]
+    CustomerDisabled,
+    #[error("invalid number in {field}")]
+    InvalidNumber { field: &'static str },
+    #[error("blocked prefix {0}")]
+    BlockedPrefix(String),
+    #[error("ANI on do-not-originate list")]
+    Dno,
+    #[error("destination class {} not allowed", .0.as_str())]
+    ClassNotAllowed(DestClass),
+    #[error("destination excluded by prefix {0}")]
+    Excluded(String),
+    #[error("no route")]
+    NoRoute,
+    #[error("no emergency route configured")]
+    NoEmergencyRoute,
+}
+
+impl RejectReason {
+    pub fn sip_code(&self) -> u16 {
+        match self {
+            RejectReason::UnknownCustomer => 403,
+            RejectReason::CustomerDisabled => 403,
+            RejectReason::InvalidNumber { .. } => 484,
+            RejectReason::BlockedPrefix(_) => 403,
+            RejectReason::Dno => 403,
+            RejectReason::ClassNotAllowed(_) => 403,
+            RejectReason::Excluded(_) => 403,
+            RejectReason::NoRoute => 404,
+            RejectReason::NoEmergencyRoute => 503,
+        }
+    }
+    /// Short label for metrics (`outcome` label).
+    pub fn label(&self) -> &'static str {
+        match self {
+            RejectReason::UnknownCustomer => "unknown_customer",
+            RejectReason::CustomerDisabled => "customer_disabled",
+            RejectReason::InvalidNumber { .. } => "invalid_number",
+            RejectReason::BlockedPrefix(_) => "blocked_prefix",
+            RejectReason::Dno => "dno",
+            RejectReason::ClassNotAllowed(_) => "class_not_allowed",
+            RejectReason::Excluded(_) => "excluded",
+            RejectReason::NoRoute => "no_route",
+            RejectReason::NoEmergencyRoute => "no_emergency_route",
+        }
+    }
+}
+
+impl From<RejectReason> for DipAnswer {
+    fn from(r: RejectReason) -> Self {
+        DipAnswer::Reject(RejectAnswer {
+            sip_code: r.sip_code(),
+            reason: r.to_string(),
+        })
+    }
+}
+
+/// Result of `lcr.simulate`: the answer plus every candidate route and why it was kept or dropped.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Simulation {
+    pub customer: Option<String>,
+    pub ani: Option<String>,
+    pub dnis: Option<String>,
+    pub class: Option<String>,
+    pub zone: Option<Zone>,
+    pub lrn: Option<String>,
+    pub partitions: Vec<String>,
+    pub candidates: Vec<Candidate>,
+    pub answer: DipAnswer,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Candidate {
+    pub route_id: String,
+    pub vendor: String,
+    pub partition: Option<String>,
+    pub rate: Option<f64>,
+    pub customer_rate: Option<f64>,
+    pub kept: bool,
+    pub reason: String,
+}

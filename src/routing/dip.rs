@@ -1,0 +1,597 @@
+//! The dip procedure (the `get_lrn_rates` procedure, in memory): pure functions over a
+//! [`Snapshot`]. Architecture Invariant: no I/O, no clock, no locks; `now` is a parameter.
+
+use std::hash::{Hash, Hasher};
+
+use chrono::{Datelike, TimeZone, Timelike};
+use rustc_hash::FxHasher;
+
+use super::api_types::*;
+use super::model::*;
+use super::settings::UnknownAniPolicy;
+use super::snapshot::*;
+use crate::numbering::{self, NumberClass, E164};
+
+const DEFAULT_BILLING: Billing = Billing { min: 6, inc: 6 };
+
+/// Is `now` (unix seconds) inside the window?
+pub fn window_open(w: &TimeWindow, now: i64) -> bool {
+    let Some(utc) = chrono::Utc.timestamp_opt(now, 0).single() else {
+        return false;
+    };
+    let local = utc.with_timezone(&w.tz);
+    let minute = (local.hour() * 60 + local.minute()) as u16;
+    let today = local.weekday().num_days_from_monday() as u8;
+    let yesterday = (today + 6) % 7;
+    let day_ok = |d: u8| w.days == 0 || w.days & (1 << d) != 0;
+    if w.start_min < w.end_min {
+        day_ok(today) && (w.start_min..w.end_min).contains(&minute)
+    } else {
+        // crosses midnight (or start == end: a full day starting at start)
+        (day_ok(today) && minute >= w.start_min) || (day_ok(yesterday) && minute < w.end_min)
+    }
+}
+
+fn starts_with(digits: &[u8], prefix: &str) -> bool {
+    digits.starts_with(prefix.as_bytes())
+}
+
+/// Picks the rate of `zone` from [inter, intra, local]; local falls back to intrastate.
+fn zone_rate(rates: [u32; 3], zone: Zone, unknown_ani: Option<UnknownAniPolicy>) -> Option<u32> {
+    let some = |r: u32| (r != NO_RATE).then_some(r);
+    match zone {
+        Zone::Interstate | Zone::International | Zone::Tollfree | Zone::Emergency => {
+            match unknown_ani {
+                Some(UnknownAniPolicy::Higher) => match (some(rates[0]), some(rates[1])) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
+                _ => some(rates[0]),
+            }
+        }
+        Zone::Intrastate => some(rates[1]),
+        Zone::Local => some(rates[2]).or(some(rates[1])),
+    }
+}
+
+fn opt_rate(r: Option<Rate>) -> u32 {
+    r.map(|r| r.0).unwrap_or(NO_RATE)
+}
+
+/// Everything the procedure derived about the call before choosing routes.
+struct Call<'a> {
+    customer: &'a CustomerC,
+    customer_ix: u32,
+    dnis: E164,
+    /// E.164 of the LRN (NANP) used for LRN and OCN/LATA rating
+    lrn: Option<E164>,
+    zone: Zone,
+    /// set when the zone came from the unknown-ANI policy
+    unknown_ani: Option<UnknownAniPolicy>,
+    ocn_lata_key: Option<u32>,
+}
+
+struct Trace {
+    partitions: Vec<String>,
+    candidates: Vec<Candidate>,
+}
+
+struct Kept {
+    route: RouteIx,
+    rate: u32,
+    sell: u32,
+    billing: Billing,
+    forced: bool,
+}
+
+/// Key-match caches of one dip: the trie is walked at most once per lookup number.
+struct Matches {
+    dnis: Vec<u32>,
+    lrn: Vec<u32>,
+}
+
+fn rate_for(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, now: i64) -> Option<(u32, Billing)> {
+    let r = &s.routes[route as usize];
+    let billing = s.vendors[r.vendor].billing;
+    let keys: &[u32] = match (billing, call.zone) {
+        (BillingModel::OcnLata, Zone::Interstate | Zone::Intrastate | Zone::Local) => {
+            return call.ocn_lata_key.and_then(|k| {
+                let e = s.rates.entry(k, route, now)?;
+                let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
+                let t = s.rates.terms(e);
+                Some((rate, Billing { min: t.min, inc: t.inc }))
+            });
+        }
+        (BillingModel::OcnLata, _) => return None,
+        (BillingModel::Lrn, Zone::Interstate | Zone::Intrastate | Zone::Local) => &m.lrn,
+        _ => &m.dnis,
+    };
+    for &k in keys {
+        if let Some(e) = s.rates.entry(k, route, now) {
+            let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
+            let t = s.rates.terms(e);
+            return Some((rate, Billing { min: t.min, inc: t.inc }));
+        }
+    }
+    None
+}
+
+/// Customer sell rate for a buy rate: sell deck, else the most specific margin rule, else at cost.
+fn sell_rate(call: &Call, buy: u32, now: i64) -> u32 {
+    let c = call.customer;
+    if !c.sell.is_empty() {
+        let d = call.dnis.digits();
+        for len in (1..=d.len()).rev() {
+            let Ok(p) = std::str::from_utf8(&d[..len]) else { continue };
+            if let Some(rows) = c.sell.get(p) {
+                if let Some(r) = rows
+                    .iter()
+                    .find(|r| r.effective_from <= now && now < r.effective_until)
+                {
+                    let rates = [opt_rate(r.inter), opt_rate(r.intra), opt_rate(r.local)];
+                    if let Some(v) = zone_rate(rates, call.zone, call.unknown_ani) {
+                        return v;
+                    }
+                }
+            }
+        }
+    }
+    let d = call.dnis.digits();
+    let rule = c
+        .c
+        .margin_rules
+        .iter()
+        .filter(|r| starts_with(d, &r.prefix))
+        .max_by_key(|r| r.prefix.len())
+        .or(c.c.margin.as_ref());
+    match rule {
+        None => buy,
+        Some(r) => {
+            let scaled = (buy as i128 * (1_000_000 + r.margin_ppm as i128) + 500_000) / 1_000_000;
+            let v = scaled + r.fixed_fee.0 as i128;
+            v.clamp(0, Rate::MAX.0 as i128) as u32
+        }
+    }
+}
+
+fn vendor_excluded<'a>(s: &'a Snapshot, call: &Call, vendor: usize) -> Option<&'a ExclusionC> {
+    s.exclusions.iter().find(|e| {
+        e.vendor == Some(vendor)
+            && e.customer.is_none_or(|c| c == call.customer_ix)
+            && starts_with(call.dnis.digits(), &e.prefix)
+    })
+}
+
+enum Verdict {
+    Keep(Kept),
+    Drop(String, Option<u32>, Option<u32>),
+}
+
+/// Applies per-route checks. `forced` routes skip the ceiling and margin checks.
+fn judge(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, forced_rate: Option<Option<Rate>>, now: i64) -> Verdict {
+    let r = &s.routes[route as usize];
+    let v = &s.vendors[r.vendor];
+    if !r.enabled {
+        return Verdict::Drop("route disabled".into(), None, None);
+    }
+    if !v.enabled {
+        return Verdict::Drop("vendor disabled".into(), None, None);
+    }
+    if r.gateways.is_empty() {
+        return Verdict::Drop("no enabled gateway".into(), None, None);
+    }
+    if let Some(e) = vendor_excluded(s, call, r.vendor) {
+        let scope = if e.customer.is_some() { "customer" } else { "global" };
+        return Verdict::Drop(
+            format!("vendor excluded ({scope} exclusion, prefix {:?})", e.prefix),
+            None,
+            None,
+        );
+    }
+    let forced = forced_rate.is_some();
+    let priced = match forced_rate.flatten() {
+        Some(rate) => {
+            let billing = rate_for(s, call, m, route, now).map(|(_, b)| b).unwrap_or(DEFAULT_BILLING);
+            Some((rate.0, billing))
+        }
+        None => rate_for(s, call, m, route, now),
+    };
+    let Some((rate, billing)) = priced else {
+        return Verdict::Drop(format!("no {} rate", call.zone.as_str()), None, None);
+    };
+    let sell = sell_rate(call, rate, now);
+    if !forced {
+        if let Some(max) = call.customer.c.max_rate {
+            if rate > max.0 {
+                return Verdict::Drop(
+                    format!("rate {} above ceiling {}", Rate(rate), max),
+                    Some(rate),
+                    Some(sell),
+                );
+            }
+        }
+        if rate > sell && !call.customer.c.allow_negative_margin {
+            return Verdict::Drop(
+                format!("negative margin: sell {} below buy {}", Rate(sell), Rate(rate)),
+                Some(rate),
+                Some(sell),
+            );
+        }
+    }
+    Verdict::Keep(Kept {
+        route,
+        rate,
+        sell,
+        billing,
+        forced,
+    })
+}
+
+fn candidate(s: &Snapshot, route: RouteIx, partition: Option<&str>, rate: Option<u32>, sell: Option<u32>, kept: bool, reason: String) -> Candidate {
+    let r = &s.routes[route as usize];
+    Candidate {
+        route_id: r.name.clone(),
+        vendor: s.vendors[r.vendor].name.clone(),
+        partition: partition.map(str::to_string),
+        rate: rate.map(|x| Rate(x).as_f64()),
+        customer_rate: sell.map(|x| Rate(x).as_f64()),
+        kept,
+        reason,
+    }
+}
+
+/// Orders a route's gateways for this call: by priority; within one priority, a weighted shuffle
+/// seeded by the call-id (stable for retransmitted dips of the same call), else by weight.
+fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
+    let mut order: Vec<&GatewayC> = r.gateways.iter().collect();
+    if let Some(cid) = call_id {
+        let mut h = FxHasher::default();
+        cid.hash(&mut h);
+        let mut state = h.finish() | 1;
+        let mut next = move || {
+            // xorshift64*: a tiny deterministic PRNG; quality needs are modest (load spreading)
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let mut i = 0;
+        while i < order.len() {
+            let p = order[i].priority;
+            let end = order[i..].iter().position(|g| g.priority != p).map_or(order.len(), |n| i + n);
+            for j in i..end {
+                let total: u64 = order[j..end].iter().map(|g| g.weight as u64).sum();
+                if total == 0 {
+                    break;
+                }
+                let mut pick = next() % total;
+                let mut chosen = j;
+                for (n, g) in order[j..end].iter().enumerate() {
+                    if pick < g.weight as u64 {
+                        chosen = j + n;
+                        break;
+                    }
+                    pick -= g.weight as u64;
+                }
+                order.swap(j, chosen);
+            }
+            i = end;
+        }
+    }
+    order
+        .iter()
+        .map(|g| {
+            let mut s = String::with_capacity(g.head.len() + number.len() + g.tail.len());
+            s.push_str(&g.head);
+            s.push_str(number);
+            s.push_str(&g.tail);
+            s
+        })
+        .collect()
+}
+
+fn choice(s: &Snapshot, k: &Kept, number: &str, call_id: Option<&str>) -> RouteChoice {
+    let r = &s.routes[k.route as usize];
+    let uris = dialstrings(r, number, call_id);
+    RouteChoice {
+        route_id: r.name.clone(),
+        vendor: s.vendors[r.vendor].name.clone(),
+        uri: uris.first().cloned().unwrap_or_default(),
+        uris,
+        rate: Rate(k.rate).as_f64(),
+        customer_rate: Rate(k.sell).as_f64(),
+        billing: k.billing,
+        forced: k.forced,
+    }
+}
+
+/// Zone of a NANP call from ANI and LRN block data.
+fn jurisdiction(s: &Snapshot, ani: Option<&E164>, lrn10: &[u8]) -> (Zone, Option<UnknownAniPolicy>) {
+    let policy = s.settings.unknown_ani_policy;
+    let by_policy = |p: UnknownAniPolicy| match p {
+        UnknownAniPolicy::Intrastate => (Zone::Intrastate, Some(p)),
+        _ => (Zone::Interstate, Some(p)),
+    };
+    let Some(ani10) = ani.and_then(E164::nanp10) else {
+        return by_policy(policy);
+    };
+    let (Some(a), Some(b)) = (s.numbering.lookup(ani10), s.numbering.lookup(lrn10)) else {
+        return by_policy(policy);
+    };
+    if s.numbering.is_local(ani10, lrn10) {
+        (Zone::Local, None)
+    } else if a.state == b.state {
+        (Zone::Intrastate, None)
+    } else {
+        (Zone::Interstate, None)
+    }
+}
+
+fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, mut trace: Option<&mut Trace>) -> DipAnswer {
+    let Some(ix) = s.emergency_route else {
+        return RejectReason::NoEmergencyRoute.into();
+    };
+    let r = &s.routes[ix as usize];
+    if r.gateways.is_empty() {
+        return RejectReason::NoEmergencyRoute.into();
+    }
+    if let Some(t) = trace.as_deref_mut() {
+        t.candidates.push(candidate(s, ix, None, Some(0), Some(0), true, "emergency route".into()));
+    }
+    let k = Kept {
+        route: ix,
+        rate: 0,
+        sell: 0,
+        billing: DEFAULT_BILLING,
+        forced: true,
+    };
+    DipAnswer::Route(RouteAnswer {
+        zone: Zone::Emergency,
+        lrn: None,
+        routes: vec![choice(s, &k, dialed, req.call_id.as_deref())],
+    })
+}
+
+fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Trace>, info: &mut Simulation) -> DipAnswer {
+    // 1. customer
+    let Some(customer) = s.customer_for(req.ban.as_deref(), req.src_ip) else {
+        return RejectReason::UnknownCustomer.into();
+    };
+    let customer_ix = s.customer_by_ban.get(&customer.c.ban).copied().unwrap_or(0);
+    info.customer = Some(customer.c.ban.clone());
+    // 2. emergency: never blocked, limited or priced out
+    if let Some(dialed) = numbering::dialed_digits(&req.dnis) {
+        if s.settings.emergency_numbers.iter().any(|e| e == &dialed) {
+            info.class = Some("emergency".into());
+            info.zone = Some(Zone::Emergency);
+            return emergency(s, req, &dialed, trace);
+        }
+    }
+    if !customer.c.enabled {
+        return RejectReason::CustomerDisabled.into();
+    }
+    // 3. numbers
+    let Some(dnis) = numbering::normalize(&req.dnis) else {
+        return RejectReason::InvalidNumber { field: "dnis" }.into();
+    };
+    info.dnis = Some(format!("+{}", dnis.as_str()));
+    let ani = numbering::normalize(&req.ani);
+    info.ani = ani.map(|a| format!("+{}", a.as_str()));
+    if let Some(a) = &ani {
+        if s.numbering.is_dno(a) {
+            return RejectReason::Dno.into();
+        }
+    }
+    // 4. class
+    let nclass = numbering::classify(&dnis);
+    let class = match nclass {
+        NumberClass::Nanp => DestClass::Domestic,
+        NumberClass::TollFree => DestClass::Tollfree,
+        NumberClass::Premium => DestClass::Premium,
+        NumberClass::International => DestClass::International,
+    };
+    info.class = Some(class.as_str().into());
+    let d = dnis.digits();
+    if let Some(p) = customer.c.blocked_prefixes.iter().find(|p| starts_with(d, p)) {
+        return RejectReason::BlockedPrefix(p.clone()).into();
+    }
+    if !customer.c.allowed_classes.contains(class) {
+        return RejectReason::ClassNotAllowed(class).into();
+    }
+    if let Some(e) = s.exclusions.iter().find(|e| {
+        e.vendor.is_none() && e.customer.is_none_or(|c| c == customer_ix) && starts_with(d, &e.prefix)
+    }) {
+        return RejectReason::Excluded(e.prefix.clone()).into();
+    }
+    // 5. LRN and zone
+    let (lrn, zone, unknown_ani) = match nclass {
+        NumberClass::Nanp | NumberClass::Premium => {
+            let lrn = match req.lrn.as_deref().filter(|l| !l.trim().is_empty()) {
+                Some(l) => match numbering::normalize_lrn(l) {
+                    Some(l) => l,
+                    None => return RejectReason::InvalidNumber { field: "lrn" }.into(),
+                },
+                None => dnis
+                    .nanp10()
+                    .and_then(|n| s.numbering.ported_lrn(n))
+                    .unwrap_or(dnis),
+            };
+            let lrn10 = lrn.nanp10().unwrap_or(&[]);
+            let (zone, policy) = jurisdiction(s, ani.as_ref(), lrn10);
+            (Some(lrn), zone, policy)
+        }
+        NumberClass::TollFree => (None, Zone::Tollfree, None),
+        NumberClass::International => (None, Zone::International, None),
+    };
+    info.zone = Some(zone);
+    info.lrn = lrn.and_then(|l| l.nanp10().map(|n| String::from_utf8_lossy(n).into_owned()));
+    let ocn_lata_key = lrn
+        .as_ref()
+        .and_then(E164::nanp10)
+        .and_then(|l| s.numbering.lookup(l))
+        .and_then(|b| s.rates.ocn_lata.get(&(b.ocn.as_str().into(), b.lata.as_str().into())).copied());
+    let call = Call {
+        customer,
+        customer_ix,
+        dnis,
+        lrn,
+        zone,
+        unknown_ani,
+        ocn_lata_key,
+    };
+    let mut m = Matches {
+        dnis: Vec::with_capacity(16),
+        lrn: Vec::with_capacity(16),
+    };
+    s.rates.trie.matches(call.dnis.digits(), &mut m.dnis);
+    match &call.lrn {
+        Some(l) if *l != call.dnis => s.rates.trie.matches(l.digits(), &mut m.lrn),
+        _ => m.lrn.clone_from(&m.dnis),
+    }
+
+    // 6. overrides: forced routes first
+    let mut kept: Vec<Kept> = Vec::new();
+    for o in s.overrides.iter().filter(|o| {
+        o.customer.is_none_or(|c| c == customer_ix)
+            && starts_with(call.dnis.digits(), &o.prefix)
+            && o.valid_from <= now
+            && now < o.valid_until
+            && o.window.as_ref().is_none_or(|w| window_open(w, now))
+    }) {
+        if kept.iter().any(|k| k.route == o.route) {
+            continue;
+        }
+        match judge(s, &call, &m, o.route, Some(o.rate), now) {
+            Verdict::Keep(k) => {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.candidates.push(candidate(s, o.route, None, Some(k.rate), Some(k.sell), true, format!("forced by override {}", o.id)));
+                }
+                kept.push(k);
+            }
+            Verdict::Drop(why, rate, sell) => {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.candidates.push(candidate(s, o.route, None, rate, sell, false, format!("override {}: {why}", o.id)));
+                }
+            }
+        }
+    }
+    let forced = kept.len();
+
+    // 7. partitions in priority order whose window is open; the first one with a usable route wins
+    for (pix, window) in &customer.partitions {
+        let p = &s.partitions[*pix];
+        if let Some(w) = window {
+            if !window_open(w, now) {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.partitions.push(format!("{} (window closed)", p.name));
+                }
+                continue;
+            }
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.partitions.push(p.name.clone());
+        }
+        for &route in &p.routes {
+            if kept[..forced].iter().any(|k| k.route == route) {
+                if let Some(t) = trace.as_deref_mut() {
+                    t.candidates.push(candidate(s, route, Some(&p.name), None, None, false, "already forced by override".into()));
+                }
+                continue;
+            }
+            if kept[forced..].iter().any(|k| k.route == route) {
+                continue;
+            }
+            match judge(s, &call, &m, route, None, now) {
+                Verdict::Keep(k) => {
+                    if let Some(t) = trace.as_deref_mut() {
+                        t.candidates.push(candidate(s, route, Some(&p.name), Some(k.rate), Some(k.sell), true, "kept".into()));
+                    }
+                    kept.push(k);
+                }
+                Verdict::Drop(why, rate, sell) => {
+                    if let Some(t) = trace.as_deref_mut() {
+                        t.candidates.push(candidate(s, route, Some(&p.name), rate, sell, false, why));
+                    }
+                }
+            }
+        }
+        if kept.len() > forced {
+            break;
+        }
+    }
+
+    // 8. order: forced first (in override order), then cheapest, route priority, weight, name
+    kept[forced..].sort_by(|a, b| {
+        let (ra, rb) = (&s.routes[a.route as usize], &s.routes[b.route as usize]);
+        a.rate
+            .cmp(&b.rate)
+            .then(ra.priority.cmp(&rb.priority))
+            .then(rb.weight.cmp(&ra.weight))
+            .then(ra.name.cmp(&rb.name))
+    });
+    let limit = req
+        .max_results
+        .unwrap_or(customer.c.max_results)
+        .clamp(1, s.settings.max_results_limit.max(1)) as usize;
+    if kept.len() > limit {
+        if let Some(t) = trace.as_deref_mut() {
+            for k in &kept[limit..] {
+                if let Some(c) = t
+                    .candidates
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.kept && c.route_id == s.routes[k.route as usize].name)
+                {
+                    c.kept = false;
+                    c.reason = format!("beyond max_results {limit}");
+                }
+            }
+        }
+        kept.truncate(limit);
+    }
+    if kept.is_empty() {
+        return RejectReason::NoRoute.into();
+    }
+    let number = call.dnis.as_str();
+    DipAnswer::Route(RouteAnswer {
+        zone,
+        lrn: info.lrn.clone(),
+        routes: kept.iter().map(|k| choice(s, k, number, req.call_id.as_deref())).collect(),
+    })
+}
+
+/// Answers a routing dip. Pure: the same snapshot, request and `now` give the same answer.
+pub fn dip(s: &Snapshot, req: &DipRequest, now: i64) -> DipAnswer {
+    let mut info = Simulation::blank();
+    evaluate(s, req, now, None, &mut info)
+}
+
+/// Like [`dip`], and reports every candidate route with the reason it was kept or dropped.
+pub fn simulate(s: &Snapshot, req: &DipRequest, now: i64) -> Simulation {
+    let mut info = Simulation::blank();
+    let mut trace = Trace {
+        partitions: vec![],
+        candidates: vec![],
+    };
+    let answer = evaluate(s, req, now, Some(&mut trace), &mut info);
+    info.answer = answer;
+    info.partitions = trace.partitions;
+    info.candidates = trace.candidates;
+    info
+}
+
+impl Simulation {
+    fn blank() -> Simulation {
+        Simulation {
+            customer: None,
+            ani: None,
+            dnis: None,
+            class: None,
+            zone: None,
+            lrn: None,
+            partitions: vec![],
+            candidates: vec![],
+            answer: RejectReason::NoRoute.into(),
+        }
+    }
+}

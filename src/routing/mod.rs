@@ -1,0 +1,23 @@
+//! The routing core: an immutable [`Snapshot`] of all routing data, built off the hot path by
+//! [`SnapshotBuilder`], and the pure dip procedure over it ([`dip`], [`simulate`]).
+//!
+//! Owns: LCR, partitions, overrides, exclusions, pricing, dialstrings, the [`Engine`] that holds the
+//! current snapshot behind `ArcSwap`.
+//! Must not touch: the network, the database, files, the clock (callers pass `now`), except
+//! [`Engine`], which reads the clock once per dip.
+
+pub mod api_types;
+mod dip;
+mod engine;
+mod snapshot;
+mod trie;
+pub mod model;
+
+pub use api_types::*;
+pub use model::*;
+pub mod settings;
+pub use settings::*;
+
+pub use dip::{dip, simulate, window_open};
+pub use engine::Engine;
+pub use snapshot::{BuildError, Snapshot, SnapshotBuilder, SnapshotStats};
