@@ -11,6 +11,8 @@ mod dip;
 mod engine;
 mod snapshot;
 mod trie;
+#[cfg(test)]
+mod tests;
 pub mod model;
 
 pub use api_types::*;

@@ -325,6 +325,10 @@ impl SnapshotBuilder {
         }
     }
 
+    pub fn settings_mut(&mut self) -> &mut RoutingSettings {
+        &mut self.settings
+    }
+
     /// Hint for the number of vendor rate rows to come (avoids regrowth on big decks).
     pub fn reserve_rates(&mut self, rows: usize) {
         self.pending.reserve(rows);
