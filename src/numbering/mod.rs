@@ -173,6 +173,22 @@ pub fn classify(n: &E164) -> NumberClass {
     }
 }
 
+static LOG_NUMBERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns clear-text numbers in logs on or off (config `log.log_numbers`; off by default).
+pub fn set_log_numbers(on: bool) {
+    LOG_NUMBERS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A number as it may appear in logs: masked unless `log.log_numbers` is on.
+pub fn for_log(s: &str) -> String {
+    if LOG_NUMBERS.load(std::sync::atomic::Ordering::Relaxed) {
+        s.to_string()
+    } else {
+        mask(s)
+    }
+}
+
 /// Masks a number for logs: `+1******1234` (keeps a leading '+', the first digit and the last
 /// four). Short strings keep only their length.
 pub fn mask(s: &str) -> String {

@@ -10,6 +10,7 @@ pub mod api_types;
 mod dip;
 mod engine;
 mod snapshot;
+pub mod synthetic;
 mod trie;
 #[cfg(test)]
 mod tests;

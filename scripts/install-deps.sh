@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what warpd needs to build and test on Debian 12 from Debian packages: a C toolchain,
+# pkg-config, PostgreSQL server binaries (tests start their own throwaway clusters), wrk for load
+# runs. The Rust toolchain itself comes from rustup (cargo), crates from crates.io.
+set -euo pipefail
+need=()
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v runuser >/dev/null || need+=(util-linux)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust with rustup (https://rustup.rs) or Debian's cargo package" >&2
+  exit 1
+fi

@@ -1,0 +1,161 @@
+//! The `warpd` command line: argument definitions and the glue for each command. Commands other
+//! than `serve` talk to the database directly (for ops on the host).
+//!
+//! Owns: user-facing command behaviour and output. Must not touch: routing rules or SQL details
+//! (it calls `routing`, `db` and `provision`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, LogFormat};
+use crate::routing::DipRequest;
+
+#[derive(Parser, Debug)]
+#[command(name = "warpd", version, about = "Control-plane daemon for wholesale voice carriers")]
+pub struct Cli {
+    /// Config file (TOML); keys can be overridden with WARPD_<SECTION>__<KEY>
+    #[arg(long, short, global = true, env = "WARPD_CONFIG", default_value = "/etc/warpd/warpd.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: migrate, load the routing snapshot, serve dips
+    Serve,
+    /// Apply pending database migrations
+    Migrate,
+    /// Apply a declarative provisioning file (TOML or YAML)
+    Apply {
+        file: PathBuf,
+        /// show what would change without changing anything
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Simulate a dip against the current database and print every candidate route
+    Route {
+        #[arg(long)]
+        ban: Option<String>,
+        #[arg(long)]
+        src_ip: Option<std::net::IpAddr>,
+        #[arg(long)]
+        ani: String,
+        #[arg(long)]
+        dnis: String,
+        #[arg(long)]
+        lrn: Option<String>,
+        #[arg(long)]
+        max_results: Option<u16>,
+    },
+    /// Ask every warpd on this database to rebuild its routing snapshot now
+    Reload,
+    /// Validate the config file and print the effective configuration
+    CheckConfig,
+}
+
+/// Sets up tracing from the config (RUST_LOG wins); numbers are masked unless log.log_numbers.
+pub fn init_logging(cfg: Option<&Config>, default_level: &str) {
+    let level = cfg.map(|c| c.log.level.as_str()).unwrap_or(default_level);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cfg.map(|c| c.log.format).unwrap_or(LogFormat::Text) {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    crate::numbering::set_log_numbers(cfg.is_some_and(|c| c.log.log_numbers));
+}
+
+pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config).with_context(|| format!("config {}", cli.config.display()))?;
+    match cli.command {
+        Command::Serve => {
+            init_logging(Some(&config), "info");
+            let addr = config.listen_addr()?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind {addr}"))?;
+            let shutdown = CancellationToken::new();
+            spawn_signal_handler(shutdown.clone());
+            crate::server::run(config, listener, shutdown).await?;
+        }
+        Command::Migrate => {
+            init_logging(None, "warn");
+            let mut client = crate::db::connect(&config.database.url).await?;
+            let applied = crate::db::migrate::migrate(&mut client).await?;
+            if applied.is_empty() {
+                println!("database schema is up to date");
+            }
+            for m in applied {
+                println!("applied {m}");
+            }
+        }
+        Command::Apply { file, dry_run } => {
+            init_logging(None, "warn");
+            let mut client = crate::db::connect(&config.database.url).await?;
+            crate::db::migrate::migrate(&mut client).await?;
+            let plan = crate::provision::apply(&mut client, &file, dry_run).await?;
+            print!("{plan}");
+            if dry_run {
+                println!("(dry run: nothing was changed)");
+            }
+        }
+        Command::Route { ban, src_ip, ani, dnis, lrn, max_results } => {
+            init_logging(None, "warn");
+            if ban.is_none() && src_ip.is_none() {
+                anyhow::bail!("give --ban or --src-ip to identify the customer");
+            }
+            let client = crate::db::connect(&config.database.url).await?;
+            let snap = crate::db::loader::load_snapshot(&client, config.routing.clone()).await?;
+            let req = DipRequest { ban, src_ip, ani, dnis, lrn, call_id: None, max_results };
+            let now = chrono::Utc::now().timestamp();
+            let sim = crate::routing::simulate(&snap, &req, now);
+            println!("{}", serde_json::to_string_pretty(&sim)?);
+        }
+        Command::Reload => {
+            init_logging(None, "warn");
+            let client = crate::db::connect(&config.database.url).await?;
+            client
+                .execute("SELECT pg_notify('warpd_routing', 'manual reload')", &[])
+                .await
+                .context("send reload notification")?;
+            println!("reload requested (every warpd listening on this database rebuilds its snapshot)");
+        }
+        Command::CheckConfig => {
+            println!("config {} is valid", cli.config.display());
+            let mut shown = config.clone();
+            shown.database.url = crate::config::redact_url(&shown.database.url);
+            println!("{}", toml::to_string_pretty(&shown)?);
+        }
+    }
+    Ok(())
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}

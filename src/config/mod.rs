@@ -1,0 +1,334 @@
+//! Configuration: `warpd.toml` (see `warpd.example.toml`) with environment overrides, validated at
+//! start with errors that name the key.
+//!
+//! Override any key with `WARPD_<SECTION>__<KEY>` (double underscore between section and key), e.g.
+//! `WARPD_DATABASE__URL=postgres://…`, `WARPD_SERVER__LISTEN=0.0.0.0:8080`,
+//! `WARPD_ROUTING__EMERGENCY_NUMBERS='["911","933"]'`. Values are read as TOML values when they parse
+//! as one (numbers, booleans, arrays), else as strings.
+//!
+//! Owns: the config schema and its validation. Must not touch: anything at run time (no I/O beyond
+//! reading the file it is given).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::routing::RoutingSettings;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    #[serde(default)]
+    pub routing: RoutingSettings,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// HTTP listener for dips (`/rpc`, `/v1/route`), health and metrics
+    pub listen: String,
+    /// largest accepted request body in bytes
+    pub max_body_bytes: usize,
+    /// how long in-flight requests may take to finish at shutdown
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_ms: 5000,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// libpq-style URL; put the password in the environment (WARPD_DATABASE__URL), not the file
+    pub url: String,
+    #[serde(default = "default_pool")]
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+fn default_pool() -> usize {
+    8
+}
+
+/// Hides the password of a database URL for logs.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut p) if p.password().is_some() => {
+            let _ = p.set_password(Some("***"));
+            p.to_string()
+        }
+        Ok(p) => p.to_string(),
+        Err(_) => "<unparsable url>".into(),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// quiet time after the last change notification before rebuilding the snapshot
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig { debounce_ms: 250 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter, e.g. "info" or "warpd=debug,info"; RUST_LOG wins when set
+    pub level: String,
+    pub format: LogFormat,
+    /// log phone numbers in clear (debugging only); masked (+1******1234) otherwise
+    pub log_numbers: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Json,
+            log_numbers: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads the file, applies `WARPD_…` overrides from the process environment, validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_str_with_env(&text, std::env::vars())
+    }
+
+    /// Parses config text with the given environment (tests pass their own).
+    pub fn from_str_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        let mut env: Vec<(String, String)> = env.into_iter().collect();
+        env.sort();
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix("WARPD_") else { continue };
+            let Some((section, key)) = rest.split_once("__") else { continue };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            if section.is_empty() || key.is_empty() {
+                return Err(ConfigError::Env {
+                    var,
+                    message: "expected WARPD_<SECTION>__<KEY>".into(),
+                });
+            }
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let sec = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match sec {
+                toml::Value::Table(t) => {
+                    t.insert(key, parsed);
+                }
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        message: format!("`{section}` is not a section"),
+                    })
+                }
+            }
+        }
+        let de = toml::Value::Table(table);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            key_err(&key, e.into_inner().to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(key_err("server.max_body_bytes", "must be at least 1024"));
+        }
+        match url::Url::parse(&self.database.url) {
+            Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {}
+            Ok(_) => return Err(key_err("database.url", "scheme must be postgres://")),
+            Err(e) => return Err(key_err("database.url", e.to_string())),
+        }
+        if self.database.pool_size == 0 {
+            return Err(key_err("database.pool_size", "must be at least 1"));
+        }
+        if self.reload.debounce_ms == 0 || self.reload.debounce_ms > 60_000 {
+            return Err(key_err("reload.debounce_ms", "must be between 1 and 60000"));
+        }
+        let r = &self.routing;
+        if r.max_results_limit == 0 {
+            return Err(key_err("routing.max_results_limit", "must be at least 1"));
+        }
+        if r.default_max_results == 0 || r.default_max_results > r.max_results_limit {
+            return Err(key_err(
+                "routing.default_max_results",
+                format!("must be between 1 and routing.max_results_limit ({})", r.max_results_limit),
+            ));
+        }
+        if let Some(bad) = r
+            .emergency_numbers
+            .iter()
+            .find(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(key_err("routing.emergency_numbers", format!("{bad:?} is not a digit string")));
+        }
+        if r.emergency_route.as_deref() == Some("") {
+            return Err(key_err("routing.emergency_route", "must not be empty (omit it instead)"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(key_err("log.level", format!("{:?} is not a valid filter", self.log.level)));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|e| key_err("server.listen", format!("{:?}: {e}", self.server.listen)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[database]\nurl = \"postgres://warpd@127.0.0.1/warpd\"\n";
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../warpd.example.toml");
+        let c = Config::from_str_with_env(text, vec![]).unwrap();
+        assert_eq!(c.routing.emergency_numbers, vec!["911", "933"]);
+    }
+
+    #[test]
+    fn defaults_and_env_overrides() {
+        let c = Config::from_str_with_env(MIN, vec![]).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        let c = Config::from_str_with_env(
+            MIN,
+            env(&[
+                ("WARPD_SERVER__LISTEN", "0.0.0.0:9090"),
+                ("WARPD_ROUTING__DIP_CACHE_TTL_MS", "0"),
+                ("WARPD_ROUTING__EMERGENCY_NUMBERS", "[\"911\", \"112\"]"),
+                ("WARPD_ROUTING__UNKNOWN_ANI_POLICY", "higher"),
+                ("WARPD_PG_BIN", "/ignored/without/double/underscore"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9090");
+        assert_eq!(c.routing.dip_cache_ttl_ms, 0);
+        assert_eq!(c.routing.emergency_numbers, vec!["911", "112"]);
+        assert_eq!(c.routing.unknown_ani_policy, crate::routing::UnknownAniPolicy::Higher);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, Vec<(String, String)>, &str)] = &[
+            ("[server]\nlisten = \"nope\"\n", vec![], "server.listen"),
+            ("[server]\nlistne = \"x\"\n", vec![], "listne"),
+            ("", vec![], "database"),
+            ("[routing]\ndefault_max_results = \"five\"\n", vec![], "routing.default_max_results"),
+            ("[routing]\nunknown_ani_policy = \"cheapest\"\n", vec![], "routing.unknown_ani_policy"),
+            ("", env(&[("WARPD_DATABASE__POOL_SIZE", "0")]), "database.pool_size"),
+            ("", env(&[("WARPD_DATABASE__URL", "mysql://x")]), "database.url"),
+            ("", env(&[("WARPD_ROUTING__BOGUS", "1")]), "bogus"),
+            ("", env(&[("WARPD_LOG__LEVEL", "[[[")]), "log.level"),
+        ];
+        for (extra, e, key) in cases {
+            let text = if extra.contains("[database]") || extra.is_empty() && key == &"database" {
+                extra.to_string()
+            } else {
+                format!("{MIN}{extra}")
+            };
+            let err = Config::from_str_with_env(&text, e.clone()).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn database_password_is_redacted_in_debug() {
+        let c = Config::from_str_with_env(
+            "[database]\nurl = \"postgres://warpd:s3cret@db/warpd\"\n",
+            vec![],
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        assert!(dbg.contains("***"));
+    }
+}
