@@ -1,0 +1,196 @@
+//! [`ApiError`]: every way an API request (or the listener itself) can fail, and the ONE place
+//! where an error becomes an HTTP status ([`ApiError::http_status`]), a JSON-RPC error code
+//! ([`ApiError::rpc_code`]) and a metrics label ([`ApiError::kind`]).
+//!
+//! Owns: the API error taxonomy and its mappings. Must not touch: routing, the engine, I/O.
+//! Messages name the offending field first (`"dnis: missing field"`) and never contain secrets.
+
+use hyper::StatusCode;
+use jsonrpsee::types::error::{
+    CALL_EXECUTION_FAILED_CODE, INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE, INVALID_REQUEST_CODE,
+    METHOD_NOT_FOUND_CODE, OVERSIZED_REQUEST_CODE, PARSE_ERROR_CODE,
+};
+use jsonrpsee::types::ErrorObjectOwned;
+
+use crate::reload::ReloadError;
+
+/// Errors of the API layer. The first group is the caller's mistake (4xx, never 500).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A parameter is missing, has the wrong type or an invalid value.
+    #[error("{field}: {why}")]
+    InvalidParam { field: String, why: String },
+    /// A parameter the API does not know.
+    #[error("{0}: unknown parameter")]
+    UnknownParam(String),
+    /// Neither `ban` nor `src_ip` was given.
+    #[error("ban, src_ip: one of them is required to identify the customer")]
+    NoCustomerKey,
+    /// The body (or JSON-RPC params) is not JSON at all.
+    #[error("{what}: malformed JSON: {why}")]
+    MalformedJson { what: &'static str, why: String },
+    #[error("body: larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("body: could not be read: {0}")]
+    BodyRead(String),
+    #[error("content-type: expected application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("{0}: no such resource")]
+    NotFound(String),
+    #[error("{path}: method {method} not allowed (allowed: {allow})")]
+    MethodNotAllowed {
+        path: String,
+        method: String,
+        allow: &'static str,
+    },
+
+    // Server side.
+    /// No routing snapshot has been loaded yet: dips cannot be answered meaningfully.
+    #[error("not ready: no routing snapshot loaded yet")]
+    NotReady,
+    #[error("reload failed: {0}")]
+    Reload(#[from] ReloadError),
+    #[error("JSON-RPC method registration failed: {0}")]
+    Register(#[from] jsonrpsee::server::RegisterMethodError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Shorthand for [`ApiError::InvalidParam`].
+    pub fn invalid(field: impl Into<String>, why: impl Into<String>) -> ApiError {
+        ApiError::InvalidParam {
+            field: field.into(),
+            why: why.into(),
+        }
+    }
+
+    /// True when the caller is at fault (counted in `bad_requests`).
+    pub fn is_client_error(&self) -> bool {
+        self.http_status().is_client_error()
+    }
+
+    /// The HTTP status of this error. The only place statuses are chosen.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidParam { .. }
+            | ApiError::UnknownParam(_)
+            | ApiError::NoCustomerKey
+            | ApiError::MalformedJson { .. }
+            | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Register(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON-RPC 2.0 error code of this error. The only place codes are chosen.
+    pub fn rpc_code(&self) -> i32 {
+        match self {
+            ApiError::InvalidParam { .. } | ApiError::UnknownParam(_) | ApiError::NoCustomerKey => {
+                INVALID_PARAMS_CODE
+            }
+            ApiError::MalformedJson { .. } | ApiError::BodyRead(_) => PARSE_ERROR_CODE,
+            ApiError::BodyTooLarge { .. } => OVERSIZED_REQUEST_CODE,
+            ApiError::UnsupportedMediaType(_) | ApiError::MethodNotAllowed { .. } => {
+                INVALID_REQUEST_CODE
+            }
+            ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
+            ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
+            ApiError::Register(_) | ApiError::Internal(_) => INTERNAL_ERROR_CODE,
+        }
+    }
+
+    /// Label for the `kind` of `warpd_bad_requests_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParam { .. } => "invalid_param",
+            ApiError::UnknownParam(_) => "unknown_param",
+            ApiError::NoCustomerKey => "no_customer_key",
+            ApiError::MalformedJson { .. } => "malformed_json",
+            ApiError::BodyTooLarge { .. } => "too_large",
+            ApiError::BodyRead(_) => "body_read",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::NotReady => "not_ready",
+            ApiError::Reload(_) => "reload",
+            ApiError::Register(_) => "register",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON-RPC error object (code from [`rpc_code`](Self::rpc_code), message = Display).
+    pub fn to_rpc(&self) -> ErrorObjectOwned {
+        ErrorObjectOwned::owned(self.rpc_code(), self.to_string(), None::<()>)
+    }
+
+    /// The HTTP error body: `{"error":"<message>"}`.
+    pub fn to_json_body(&self) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        struct Body {
+            error: String,
+        }
+        serde_json::to_vec(&Body {
+            error: self.to_string(),
+        })
+        // serializing a struct of one String cannot fail; keep a total fallback anyway
+        .unwrap_or_else(|_| br#"{"error":"unserializable error"}"#.to_vec())
+    }
+}
+
+impl From<ApiError> for ErrorObjectOwned {
+    fn from(e: ApiError) -> Self {
+        e.to_rpc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_mistakes_are_4xx_and_rpc_client_codes() {
+        let cases = [
+            ApiError::invalid("dnis", "missing field"),
+            ApiError::UnknownParam("foo".into()),
+            ApiError::NoCustomerKey,
+            ApiError::MalformedJson {
+                what: "body",
+                why: "x".into(),
+            },
+            ApiError::BodyTooLarge { limit: 10 },
+            ApiError::UnsupportedMediaType("text/plain".into()),
+            ApiError::NotFound("/x".into()),
+            ApiError::MethodNotAllowed {
+                path: "/rpc".into(),
+                method: "GET".into(),
+                allow: "POST",
+            },
+        ];
+        for e in cases {
+            assert!(e.is_client_error(), "{e} must be a client error");
+            assert!(e.rpc_code() != INTERNAL_ERROR_CODE, "{e}");
+        }
+        assert_eq!(
+            ApiError::NotReady.http_status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(!ApiError::NotReady.is_client_error());
+    }
+
+    #[test]
+    fn messages_name_the_field_first() {
+        let e = ApiError::invalid("max_results", "invalid type");
+        assert_eq!(e.to_string(), "max_results: invalid type");
+        assert_eq!(e.rpc_code(), INVALID_PARAMS_CODE);
+        let body: serde_json::Value = serde_json::from_slice(&e.to_json_body()).unwrap_or_default();
+        assert_eq!(body["error"], "max_results: invalid type");
+        assert!(ApiError::NoCustomerKey
+            .to_string()
+            .starts_with("ban, src_ip:"));
+    }
+}

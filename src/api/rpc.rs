@@ -1,0 +1,193 @@
+//! The JSON-RPC 2.0 surface (`POST /rpc`): the jsonrpsee [`RpcModule`] with `lcr.route`,
+//! `lcr.simulate`, `warpd.reload`, `warpd.health`, the jsonrpsee tower-service builder that serves
+//! it on our listener, and a tiny RPC middleware that counts the caller's mistakes.
+//!
+//! Owns: method names, their params/result shapes. Must not touch: HTTP routing (see `http.rs`),
+//! routing logic (every dip goes through [`Api::dip`], shared with `GET /v1/route`).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use jsonrpsee::server::middleware::rpc::{
+    Batch, Notification, Request, RpcServiceBuilder, RpcServiceT,
+};
+use jsonrpsee::server::{
+    BatchRequestConfig, MethodResponse, Methods, Server, ServerConfig, TowerService,
+    TowerServiceBuilder,
+};
+use jsonrpsee::types::error::{
+    INVALID_PARAMS_CODE, INVALID_REQUEST_CODE, METHOD_NOT_FOUND_CODE, PARSE_ERROR_CODE,
+};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::RpcModule;
+use serde::Serialize;
+use tower::layer::util::{Identity, Stack};
+
+use super::error::ApiError;
+use super::http::{Api, Surface};
+use super::params::dip_from_json;
+use crate::routing::{DipRequest, SnapshotStats};
+
+/// Most JSON-RPC requests jsonrpsee processes at once (it holds a permit per in-flight request;
+/// over the limit it answers 429).
+const MAX_IN_FLIGHT: u32 = 10_000;
+/// Most calls in one batch.
+const MAX_BATCH: u32 = 100;
+
+/// The jsonrpsee HTTP service type served at `/rpc`.
+pub(crate) type RpcService = TowerService<Stack<ObserveLayer, Identity>, Identity>;
+pub(crate) type RpcServiceFactory = TowerServiceBuilder<Stack<ObserveLayer, Identity>, Identity>;
+
+/// Result of `warpd.health`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Health {
+    pub ready: bool,
+    pub generation: u64,
+    pub snapshot: SnapshotStats,
+}
+
+/// Marker put into every response that went through jsonrpsee's method dispatch; a 200 response
+/// without it is jsonrpsee's own parse / invalid-request error.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dispatched;
+
+fn dip_params(params: &Params<'_>) -> Result<DipRequest, ApiError> {
+    match params.as_str() {
+        None => Err(ApiError::invalid(
+            "params",
+            "missing; expected an object {ban|src_ip, ani, dnis, lrn?, call_id?, max_results?}",
+        )),
+        Some(raw) => dip_from_json(raw.as_bytes(), "params"),
+    }
+}
+
+/// All methods, with `api` as their context.
+pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
+    let mut m = RpcModule::new(api);
+    m.register_method("lcr.route", |params, api, _| {
+        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+        api.dip(&req, Surface::Rpc).map_err(ErrorObjectOwned::from)
+    })?;
+    m.register_method("lcr.simulate", |params, api, _| {
+        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+        api.simulate(&req).map_err(ErrorObjectOwned::from)
+    })?;
+    m.register_method("warpd.health", |_, api, _| {
+        let engine = &api.state.engine;
+        Ok::<_, ErrorObjectOwned>(Health {
+            ready: engine.is_ready(),
+            generation: engine.generation(),
+            snapshot: engine.snapshot().stats(),
+        })
+    })?;
+    m.register_async_method("warpd.reload", |_, api, _| async move {
+        match api.state.reloader.reload().await {
+            Ok(report) => {
+                tracing::info!(
+                    generation = report.generation,
+                    duration_ms = report.duration_ms,
+                    "reload via API"
+                );
+                Ok(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reload via API failed");
+                Err(ErrorObjectOwned::from(ApiError::from(e)))
+            }
+        }
+    })?;
+    Ok(m.into())
+}
+
+/// The jsonrpsee service factory: HTTP only, body limit from [`super::ApiLimits`].
+pub(crate) fn service_factory(api: &Arc<Api>) -> RpcServiceFactory {
+    let max_body = u32::try_from(api.state.limits.max_body_bytes).unwrap_or(u32::MAX);
+    let cfg = ServerConfig::builder()
+        .http_only()
+        .max_request_body_size(max_body)
+        .max_connections(MAX_IN_FLIGHT)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .build();
+    Server::builder()
+        .set_config(cfg)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(ObserveLayer { api: api.clone() }))
+        .to_service_builder()
+}
+
+/// Layer of [`Observe`].
+#[derive(Clone)]
+pub(crate) struct ObserveLayer {
+    api: Arc<Api>,
+}
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            api: self.api.clone(),
+        }
+    }
+}
+
+/// RPC middleware: counts error responses that are the caller's mistake and marks responses as
+/// [`Dispatched`].
+#[derive(Clone)]
+pub(crate) struct Observe<S> {
+    inner: S,
+    api: Arc<Api>,
+}
+
+impl<S> Observe<S> {
+    fn seen(api: &Api, mut rp: MethodResponse) -> MethodResponse {
+        let kind = match rp.as_error_code() {
+            Some(INVALID_PARAMS_CODE) => Some("invalid_params"),
+            Some(METHOD_NOT_FOUND_CODE) => Some("unknown_method"),
+            Some(INVALID_REQUEST_CODE) => Some("invalid_request"),
+            Some(PARSE_ERROR_CODE) => Some("malformed_json"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            api.bad_request(Surface::Rpc, kind);
+        }
+        rp.extensions_mut().insert(Dispatched);
+        rp
+    }
+}
+
+impl<S> RpcServiceT for Observe<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+
+    fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let fut = self.inner.call(req);
+        let api = self.api.clone();
+        async move { Self::seen(&api, fut.await) }
+    }
+
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let fut = self.inner.batch(batch);
+        let api = self.api.clone();
+        async move { Self::seen(&api, fut.await) }
+    }
+
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let fut = self.inner.notification(n);
+        let api = self.api.clone();
+        async move { Self::seen(&api, fut.await) }
+    }
+}

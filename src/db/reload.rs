@@ -1,0 +1,325 @@
+//! [`DbReloader`]: rebuilds the routing snapshot from PostgreSQL when routing data changes
+//! (`LISTEN warpd_routing`, debounced) or when asked ([`Reloader::reload`], coalesced), and swaps
+//! it into the [`Engine`].
+//!
+//! Owns: the listener connection, the reload schedule, one build at a time.
+//! Must not touch: the dip path (builds run in their own task, the compile on the blocking pool),
+//! routing policy, the database beyond reading it (see `db::loader`).
+//!
+//! Tasks: a *listener* keeps a dedicated connection in `LISTEN warpd_routing`, reconnecting with
+//! backoff; each time LISTEN is (re-)established it reports that, since notifications may have
+//! been missed while it was down. A *worker* owns the schedule: a reload is due `debounce` after
+//! the last notification, but no later than `5 × debounce` after the first of a burst; explicit
+//! requests start a build at once (or right after the running one). Starting a build clears what
+//! is pending, because its transaction sees every change notified before it began.
+
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::{connect_with, loader, parse_config, DbError};
+use crate::metrics::Metrics;
+use crate::reload::{ReloadError, ReloadReport, Reloader};
+use crate::routing::Engine;
+
+/// The NOTIFY channel of the schema's change triggers.
+pub const CHANNEL: &str = "warpd_routing";
+
+/// A burst of notifications delays a reload by at most this many debounce periods.
+const MAX_DELAY_FACTOR: u32 = 5;
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+type Outcome = Result<ReloadReport, ReloadError>;
+type Waiter = oneshot::Sender<Outcome>;
+
+/// What the listener tells the worker.
+#[derive(Debug)]
+enum Event {
+    /// a NOTIFY on the routing channel
+    Changed,
+    /// LISTEN is (again) in effect; anything before may have been missed
+    Listening,
+}
+
+/// Database-backed [`Reloader`]. Create with [`DbReloader::start`]; stops when the cancellation
+/// token fires (pending and later `reload()` calls then fail with [`ReloadError::Stopped`]).
+pub struct DbReloader {
+    requests: mpsc::UnboundedSender<Waiter>,
+    shutdown: CancellationToken,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl DbReloader {
+    /// Spawns the listener and worker tasks (needs a Tokio runtime). The first snapshot is built
+    /// `debounce` after LISTEN is first established, or at once on an explicit `reload()`.
+    pub fn start(
+        url: String,
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        debounce: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<DbReloader> {
+        let (req_tx, req_rx) = mpsc::unbounded_channel();
+        // Bounded; when full, dropping a `Changed` loses nothing: the worker will still see a
+        // queued event and (re)arm the debounce no earlier than it would have.
+        let (ev_tx, ev_rx) = mpsc::channel(256);
+        tokio::spawn(listen_loop(url.clone(), ev_tx, shutdown.clone()));
+        let worker = Worker {
+            url,
+            engine,
+            metrics,
+            debounce,
+            shutdown: shutdown.clone(),
+        };
+        let handle = tokio::spawn(worker.run(req_rx, ev_rx));
+        Arc::new(DbReloader {
+            requests: req_tx,
+            shutdown,
+            worker: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Waits until the worker has stopped (after the cancellation token fired).
+    pub async fn join(&self) {
+        let handle = self.worker.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Reloader for DbReloader {
+    fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
+        Box::pin(async move {
+            if self.shutdown.is_cancelled() {
+                return Err(ReloadError::Stopped);
+            }
+            let (tx, rx) = oneshot::channel();
+            self.requests.send(tx).map_err(|_| ReloadError::Stopped)?;
+            rx.await.unwrap_or(Err(ReloadError::Stopped))
+        })
+    }
+}
+
+struct Worker {
+    url: String,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    debounce: Duration,
+    shutdown: CancellationToken,
+}
+
+/// First and last notification of the burst not yet covered by a build.
+#[derive(Clone, Copy)]
+struct Pending {
+    first: Instant,
+    last: Instant,
+}
+
+struct Running {
+    task: JoinHandle<Outcome>,
+    waiters: Vec<Waiter>,
+}
+
+impl Worker {
+    fn due_at(&self, p: Pending) -> Instant {
+        (p.last + self.debounce).min(p.first + self.debounce * MAX_DELAY_FACTOR)
+    }
+
+    async fn run(self, mut requests: mpsc::UnboundedReceiver<Waiter>, mut events: mpsc::Receiver<Event>) {
+        let mut waiting: Vec<Waiter> = Vec::new();
+        let mut pending: Option<Pending> = None;
+        let mut running: Option<Running> = None;
+        let mut requests_open = true;
+        let mut events_open = true;
+        loop {
+            if running.is_none() {
+                let due = pending.is_some_and(|p| Instant::now() >= self.due_at(p));
+                if due || !waiting.is_empty() {
+                    let reason = if waiting.is_empty() { "change notification" } else { "request" };
+                    tracing::debug!(reason, "starting routing snapshot build");
+                    pending = None;
+                    running = Some(Running {
+                        task: tokio::spawn(build_and_install(
+                            self.url.clone(),
+                            self.engine.clone(),
+                            self.metrics.clone(),
+                        )),
+                        waiters: std::mem::take(&mut waiting),
+                    });
+                }
+            }
+            let wake = pending.map(|p| self.due_at(p));
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                r = requests.recv(), if requests_open => match r {
+                    Some(w) => waiting.push(w),
+                    None => requests_open = false,
+                },
+                e = events.recv(), if events_open => match e {
+                    Some(ev) => {
+                        tracing::debug!(event = ?ev, "routing data may have changed");
+                        let now = Instant::now();
+                        pending = Some(match pending {
+                            Some(p) => Pending { first: p.first, last: now },
+                            None => Pending { first: now, last: now },
+                        });
+                    }
+                    None => events_open = false,
+                },
+                res = async {
+                    match running.as_mut() {
+                        Some(r) => (&mut r.task).await,
+                        None => std::future::pending().await,
+                    }
+                }, if running.is_some() => {
+                    let outcome = res.unwrap_or_else(|e| Err(ReloadError::Build(format!("reload task failed: {e}"))));
+                    if let Some(r) = running.take() {
+                        for w in r.waiters {
+                            let _ = w.send(copy_outcome(&outcome));
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && running.is_none() => {},
+            }
+        }
+        // Stopping: a build in flight is abandoned (nothing is installed); waiters see Stopped
+        // when their senders drop here.
+        if let Some(r) = running.take() {
+            r.task.abort();
+        }
+        tracing::info!("routing snapshot reloader stopped");
+    }
+}
+
+fn copy_outcome(o: &Outcome) -> Outcome {
+    match o {
+        Ok(r) => Ok(r.clone()),
+        Err(ReloadError::Build(m)) => Err(ReloadError::Build(m.clone())),
+        Err(ReloadError::Stopped) => Err(ReloadError::Stopped),
+    }
+}
+
+/// Keepalives so a silently dead peer is noticed in about a minute rather than hours.
+fn tuned_config(url: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut c = parse_config(url)?;
+    c.connect_timeout(Duration::from_secs(10))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
+    Ok(c)
+}
+
+/// One build: connect, load, compile, install. The old snapshot stays on any failure.
+async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metrics>) -> Outcome {
+    let started = std::time::Instant::now();
+    let loaded = async {
+        let client = connect_with(&tuned_config(&url)?).await?;
+        loader::load_snapshot(&client, engine.settings().clone()).await
+    }
+    .await;
+    let took = started.elapsed();
+    match loaded {
+        Ok(snapshot) => {
+            let stats = snapshot.stats();
+            let generation = engine.install(snapshot);
+            metrics.set_snapshot(generation, &stats);
+            metrics.observe_reload(took, true);
+            tracing::info!(
+                generation,
+                took_ms = took.as_millis() as u64,
+                rate_entries = stats.rate_entries,
+                "routing snapshot installed"
+            );
+            Ok(ReloadReport {
+                generation,
+                duration_ms: took.as_secs_f64() * 1000.0,
+                stats,
+            })
+        }
+        Err(e) => {
+            metrics.observe_reload(took, false);
+            tracing::error!(error = %e, took_ms = took.as_millis() as u64, "routing snapshot reload failed; keeping the current snapshot");
+            Err(ReloadError::Build(e.to_string()))
+        }
+    }
+}
+
+/// Keeps a connection LISTENing until shutdown, reconnecting with exponential backoff.
+async fn listen_loop(url: String, events: mpsc::Sender<Event>, shutdown: CancellationToken) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let (was_listening, res) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listen_once(&url, &events) => r,
+        };
+        if was_listening {
+            backoff = BACKOFF_MIN;
+        }
+        match res {
+            Ok(()) => tracing::warn!(retry_ms = backoff.as_millis() as u64, "LISTEN connection closed; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "LISTEN connection failed; reconnecting"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One listener connection's life. Returns whether LISTEN got established, and why it ended.
+async fn listen_once(url: &str, events: &mpsc::Sender<Event>) -> (bool, Result<(), DbError>) {
+    let config = match tuned_config(url) {
+        Ok(c) => c,
+        Err(e) => return (false, Err(e)),
+    };
+    let (client, mut conn) = match config.connect(NoTls).await {
+        Ok(x) => x,
+        Err(e) => return (false, Err(DbError::Connect(e))),
+    };
+    // Drive the connection ourselves to see notifications; ends when the connection does.
+    let driver = poll_fn(|cx| loop {
+        match conn.poll_message(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(AsyncMessage::Notification(n)))) => {
+                tracing::trace!(table = n.payload(), "routing change notification");
+                let _ = events.try_send(Event::Changed);
+            }
+            Poll::Ready(Some(Ok(_notice))) => {}
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+        }
+    });
+    tokio::pin!(driver);
+    let listen = client.batch_execute("LISTEN warpd_routing");
+    tokio::select! {
+        r = &mut driver => {
+            let e = match r {
+                Ok(()) => DbError::Closed("LISTEN warpd_routing"),
+                Err(e) => DbError::Connect(e),
+            };
+            return (false, Err(e));
+        }
+        r = listen => {
+            if let Err(e) = r {
+                return (false, Err(DbError::query("LISTEN warpd_routing")(e)));
+            }
+        }
+    }
+    tracing::info!(channel = CHANNEL, "listening for routing changes");
+    let _ = events.try_send(Event::Listening);
+    let ended = driver.await.map_err(DbError::query("LISTEN connection"));
+    drop(client);
+    (true, ended)
+}

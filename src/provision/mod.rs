@@ -1,0 +1,272 @@
+//! Declarative provisioning (`warpd apply FILE [--dry-run]`): a TOML or YAML file describing vendors,
+//! gateways, routes, partitions, customers, overrides, exclusions, rate decks and numbering data is
+//! made true in the database, idempotently, in ONE transaction. See docs/PROVISIONING.md.
+//!
+//! Flow: parse ([`spec`]) → validate everything without writing (`validate`, CSV decks in `deck`)
+//! → diff against the current rows ([`Plan`]) → write (row upserts/deletes, deck DELETE + COPY) →
+//! commit. Any error rolls back; a dry run computes the plan and rolls back.
+//!
+//! Semantics: the file is the desired state of the objects it names (keyed by vendor name, gateway
+//! name within its vendor, route name, partition name, customer BAN; overrides and exclusions by
+//! their identity). Child lists present in the file are replaced to match; objects and child lists
+//! the file does not mention are left alone — nothing is ever deleted for being absent.
+//!
+//! Owns: the provisioning file format and the writes of `warpd apply`. Must not touch: the schema
+//! (migrations), the routing snapshot / reload machinery (the database triggers notify it), the CLI.
+
+pub mod csv_rows;
+mod db;
+mod deck;
+mod diff;
+mod error;
+mod plan;
+pub mod spec;
+mod validate;
+mod values;
+
+use std::path::Path;
+
+use tokio_postgres::Client;
+
+pub use error::{Issue, ProvisionError};
+pub use plan::{Action, Change, DeckAction, DeckKind, DeckPlan, FieldChange, ObjectKind, Plan};
+pub use spec::Network;
+pub use validate::DEFAULT_DIALSTRING;
+
+use deck::{DeckScan, DeckSource};
+
+/// Syntax of a provisioning file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Toml,
+    Yaml,
+}
+
+impl Format {
+    /// `.yaml` / `.yml` is YAML, anything else TOML.
+    pub fn from_path(path: &Path) -> Format {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
+            Some(e) if e == "yaml" || e == "yml" => Format::Yaml,
+            _ => Format::Toml,
+        }
+    }
+}
+
+/// Key of the transaction-scoped advisory lock that serializes concurrent applies.
+const APPLY_LOCK: i64 = 0x7761_7270_6170_706c; // "warpappl"
+
+/// Parses a provisioning file (no validation beyond the syntax and field names/types).
+pub fn parse(text: &str, format: Format, source: &str) -> Result<Network, ProvisionError> {
+    let res = match format {
+        Format::Toml => {
+            serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+                let path = e.path().to_string();
+                (path, e.into_inner().to_string())
+            })
+        }
+        Format::Yaml => serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                (path, e.into_inner().to_string())
+            }),
+    };
+    res.map_err(|(path, msg)| ProvisionError::Parse {
+        file: source.to_string(),
+        message: if path == "." || path.is_empty() {
+            msg.trim().to_string()
+        } else {
+            format!("at {path}: {}", msg.trim())
+        },
+    })
+}
+
+/// Applies the provisioning file at `path` (TOML, or YAML for `.yaml`/`.yml`). CSV paths in it are
+/// relative to its directory. With `dry_run` nothing is written; the plan says what would be.
+pub async fn apply(
+    client: &mut Client,
+    path: &Path,
+    dry_run: bool,
+) -> Result<Plan, ProvisionError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| ProvisionError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    run(
+        client,
+        &text,
+        Format::from_path(path),
+        base,
+        &path.display().to_string(),
+        dry_run,
+    )
+    .await
+}
+
+/// Like [`apply`] for a file held in memory; CSV paths are relative to `base_dir`.
+pub async fn apply_str(
+    client: &mut Client,
+    text: &str,
+    format: Format,
+    base_dir: &Path,
+    dry_run: bool,
+) -> Result<Plan, ProvisionError> {
+    run(client, text, format, base_dir, "<input>", dry_run).await
+}
+
+/// A deck named by the file and who it belongs to.
+struct NamedDeck {
+    src: DeckSource,
+    /// route name, customer BAN, or table name
+    target: String,
+}
+
+fn named_decks(d: &validate::Desired) -> Vec<NamedDeck> {
+    let routes = d.routes.iter().filter_map(|r| {
+        r.deck.clone().map(|src| NamedDeck {
+            src,
+            target: r.name.clone(),
+        })
+    });
+    let sells = d.customers.iter().filter_map(|c| {
+        c.sell.clone().map(|src| NamedDeck {
+            src,
+            target: c.ban.clone(),
+        })
+    });
+    let numbering = d.numbering.iter().map(|src| NamedDeck {
+        target: src.kind.table().to_string(),
+        src: src.clone(),
+    });
+    routes.chain(sells).chain(numbering).collect()
+}
+
+async fn scan_deck(src: &DeckSource) -> Result<DeckScan, ProvisionError> {
+    let s = src.clone();
+    tokio::task::spawn_blocking(move || deck::scan(&s, &mut |_| true))
+        .await
+        .map_err(|e| ProvisionError::Internal(format!("CSV reader for {}: {e}", src.label)))
+}
+
+async fn run(
+    client: &mut Client,
+    text: &str,
+    format: Format,
+    base: &Path,
+    source: &str,
+    dry_run: bool,
+) -> Result<Plan, ProvisionError> {
+    let net = parse(text, format, source)?;
+    let (mut desired, mut issues) = validate::build(&net, source, base);
+
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| ProvisionError::db("beginning the apply transaction", e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK])
+        .await
+        .map_err(|e| ProvisionError::db("waiting for other applies to finish", e))?;
+    let state = db::load_state(&tx).await?;
+    let warnings = validate::check_refs(&mut desired, &state, source, &mut issues);
+
+    let decks = named_decks(&desired);
+    let mut scans = Vec::with_capacity(decks.len());
+    for nd in &decks {
+        let scan = scan_deck(&nd.src).await?;
+        issues.extend(scan.issues.iter().cloned());
+        if scan.suppressed > 0 {
+            issues.push(Issue::new(
+                &nd.src.label,
+                "",
+                format!("{} more problem(s) not shown", scan.suppressed),
+            ));
+        }
+        scans.push(scan);
+    }
+    if !issues.is_empty() {
+        // dropping the transaction rolls it back; say so explicitly anyway
+        let _ = tx.rollback().await;
+        tracing::warn!(
+            file = source,
+            problems = issues.len(),
+            "provisioning file rejected"
+        );
+        return Err(ProvisionError::Invalid {
+            file: source.to_string(),
+            issues,
+        });
+    }
+
+    let diff = diff::diff(&desired, &state);
+    let mut deck_plans = Vec::with_capacity(decks.len());
+    for (nd, scan) in decks.iter().zip(&scans) {
+        let owner = match nd.src.kind {
+            DeckKind::VendorRates => state.routes.get(&nd.target).map(|r| Some(r.id)),
+            DeckKind::CustomerRates => state.customers.get(&nd.target).map(|c| Some(c.id)),
+            _ => Some(None),
+        };
+        let rows = scan.digest.rows;
+        let (existing, same) = match owner {
+            // a new route / customer has no rows yet
+            None => (0, rows == 0),
+            Some(owner) => {
+                let (n, digest) = db::deck_digest(&tx, nd.src.kind, owner, rows).await?;
+                (n, digest == Some(scan.digest))
+            }
+        };
+        deck_plans.push(DeckPlan {
+            kind: nd.src.kind,
+            target: nd.target.clone(),
+            file: nd.src.label.clone(),
+            rows,
+            existing_rows: existing,
+            action: if same {
+                DeckAction::Unchanged
+            } else {
+                DeckAction::Load
+            },
+        });
+    }
+
+    let mut plan = Plan {
+        source: source.to_string(),
+        dry_run,
+        applied: false,
+        changes: diff.changes,
+        unchanged: diff.unchanged,
+        decks: deck_plans,
+        warnings,
+    };
+    if dry_run {
+        let _ = tx.rollback().await;
+        return Ok(plan);
+    }
+
+    let mut ids = db::Ids::new(&state);
+    db::execute(&tx, &desired, &diff.ops, &mut ids).await?;
+    for (nd, dp) in decks.iter().zip(&plan.decks) {
+        if dp.action == DeckAction::Load {
+            let owner = db::deck_owner(&ids, nd.src.kind, &nd.target)?;
+            db::load_deck(&tx, &nd.src, owner).await?;
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(|e| ProvisionError::db("committing the apply transaction", e))?;
+    plan.applied = true;
+    tracing::info!(
+        file = source,
+        created = plan.count(Action::Create),
+        updated = plan.count(Action::Update),
+        deleted = plan.count(Action::Delete),
+        rows_loaded = plan.rows_to_load(),
+        "provisioning applied"
+    );
+    Ok(plan)
+}

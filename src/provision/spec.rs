@@ -1,0 +1,223 @@
+//! The provisioning file as written by an operator: plain serde structs (TOML or YAML), every struct
+//! `deny_unknown_fields`. Values are kept close to the text (names, strings, loose numbers) so that
+//! validation in [`super::validate`] can report every problem with its field path at once.
+//!
+//! Owns: the file syntax. Must not touch: the database, CSV files, validation rules.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// A whole provisioning file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default)]
+    pub vendors: Vec<VendorSpec>,
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    #[serde(default)]
+    pub partitions: Vec<PartitionSpec>,
+    #[serde(default)]
+    pub customers: Vec<CustomerSpec>,
+    #[serde(default)]
+    pub overrides: Vec<OverrideSpec>,
+    #[serde(default)]
+    pub exclusions: Vec<ExclusionSpec>,
+    pub numbering: Option<NumberingSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorSpec {
+    pub name: String,
+    pub billing_model: String,
+    pub dialstring: Option<String>,
+    pub enabled: Option<bool>,
+    /// `None`: the vendor's gateways are left as they are; `Some`: replaced to match.
+    pub gateways: Option<Vec<GatewaySpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySpec {
+    pub name: String,
+    pub host: String,
+    pub port: Option<i64>,
+    pub transport: Option<String>,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: String,
+    pub vendor: String,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub capacity: Option<i64>,
+    pub enabled: Option<bool>,
+    /// CSV rate deck, relative to the provisioning file
+    pub rates: Option<String>,
+    /// RFC 3339 timestamp (or `-infinity`) stamped on every row of `rates`
+    pub rates_effective_from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// `None`: membership left as it is; `Some`: replaced to match.
+    pub routes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerSpec {
+    pub ban: Ban,
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub max_rate: Option<Decimal>,
+    pub blocked_prefixes: Option<Vec<String>>,
+    pub allowed_classes: Option<Vec<String>>,
+    pub max_results: Option<i64>,
+    pub allow_negative_margin: Option<bool>,
+    pub margin_percent: Option<Decimal>,
+    pub fixed_fee: Option<Decimal>,
+    pub source_ips: Option<Vec<String>>,
+    pub partitions: Option<Vec<CustomerPartitionSpec>>,
+    pub margin_rules: Option<Vec<MarginRuleSpec>>,
+    /// CSV sell deck, relative to the provisioning file
+    pub sell_rates: Option<String>,
+    pub sell_rates_effective_from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPartitionSpec {
+    pub name: String,
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub days: Vec<Day>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub tz: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarginRuleSpec {
+    #[serde(default)]
+    pub prefix: String,
+    pub margin_percent: Decimal,
+    pub fixed_fee: Option<Decimal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSpec {
+    pub customer: Option<Ban>,
+    #[serde(default)]
+    pub prefix: String,
+    pub route: String,
+    pub rate: Option<Decimal>,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    #[serde(default)]
+    pub days: Vec<Day>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub tz: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionSpec {
+    pub customer: Option<Ban>,
+    #[serde(default)]
+    pub prefix: String,
+    pub vendor: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberingSpec {
+    pub npanxx: Option<String>,
+    pub local_calling: Option<String>,
+    pub lnp: Option<String>,
+    pub dno: Option<String>,
+}
+
+/// A weekday: `"mon"`.. / `"monday"`.. (any case) or ISO number 1 (Monday) ..= 7 (Sunday).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Day {
+    Number(i64),
+    Name(String),
+}
+
+/// A decimal written as a string (`"0.0045"`, exact) or a TOML/YAML number. Kept as text; parsed
+/// exactly during validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decimal(pub String);
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Decimal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal number (e.g. 0.0045 or \"0.0045\")")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Decimal, E> {
+                Ok(Decimal(v.trim().to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
+                Ok(Decimal(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Decimal, E> {
+                Ok(Decimal(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
+                if !v.is_finite() {
+                    return Err(E::custom("decimal must be finite"));
+                }
+                // Display of f64 is the shortest string that round-trips and never uses exponents
+                Ok(Decimal(format!("{v}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A billing account number: a string, or an integer (`ban = 10001`) taken as its digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ban(pub String);
+
+impl<'de> Deserialize<'de> for Ban {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Ban;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a billing account number (string or integer)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Ban, E> {
+                Ok(Ban(v.trim().to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ban, E> {
+                Ok(Ban(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ban, E> {
+                Ok(Ban(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

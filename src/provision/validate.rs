@@ -1,0 +1,1019 @@
+//! Validation: turns the operator's [`Network`] into the typed desired state ([`Desired`]) with all
+//! defaults applied, and checks references against the file plus the current database [`State`].
+//! Every problem becomes an [`Issue`] naming the file and the field path
+//! (`customers[1] "10002".partitions[0].tz`); all of them are reported together.
+//!
+//! Owns: the rules of what a valid provisioning file is, and the defaults of omitted fields.
+//! Must not touch: the database (it only reads the already-loaded [`State`]), CSV contents.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use ipnet::IpNet;
+
+use super::db::State;
+use super::deck::{DeckKind, DeckSource};
+use super::error::Issue;
+use super::spec::*;
+use super::values::*;
+use crate::routing::model::{BillingModel, DestClass, Transport};
+
+/// The schema default dialstring (`vendors.dialstring`); an omitted `dialstring` means this.
+pub const DEFAULT_DIALSTRING: &str = "sip:+${number}@${host}:${port};transport=${transport}";
+
+#[derive(Debug, Clone)]
+pub(crate) struct VendorD {
+    pub name: String,
+    pub billing: BillingModel,
+    pub dialstring: String,
+    pub enabled: bool,
+    pub gateways: Option<Vec<GatewayD>>,
+}
+
+impl VendorD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("billing_model", self.billing.as_str().into()),
+            ("dialstring", self.dialstring.clone()),
+            ("enabled", self.enabled.to_string()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayD {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+    pub transport: Transport,
+    pub priority: i32,
+    pub weight: i32,
+    pub enabled: bool,
+}
+
+impl GatewayD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("host", self.host.clone()),
+            ("port", self.port.to_string()),
+            ("transport", self.transport.as_str().into()),
+            ("priority", self.priority.to_string()),
+            ("weight", self.weight.to_string()),
+            ("enabled", self.enabled.to_string()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RouteD {
+    pub name: String,
+    pub vendor: String,
+    pub priority: i32,
+    pub weight: i32,
+    pub capacity: Option<i32>,
+    pub enabled: bool,
+    pub deck: Option<DeckSource>,
+}
+
+impl RouteD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("vendor", self.vendor.clone()),
+            ("priority", self.priority.to_string()),
+            ("weight", self.weight.to_string()),
+            ("capacity", f_opt(self.capacity)),
+            ("enabled", self.enabled.to_string()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionD {
+    pub name: String,
+    pub description: String,
+    pub routes: Option<Vec<String>>,
+}
+
+impl PartitionD {
+    pub fn fields(&self) -> Fields {
+        vec![("description", self.description.clone())]
+    }
+}
+
+/// A recurring local-time window (customer partitions, overrides).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WindowD {
+    /// ISO weekdays, sorted; empty = every day
+    pub days: Vec<i16>,
+    /// `HH:MM:SS`
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// canonical IANA name
+    pub tz: String,
+}
+
+impl WindowD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("days", f_list(&self.days)),
+            ("start", f_opt(self.start.as_deref())),
+            ("end", f_opt(self.end.as_deref())),
+            ("tz", self.tz.clone()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CustPartD {
+    pub partition: String,
+    pub priority: i32,
+    pub window: WindowD,
+}
+
+impl CustPartD {
+    pub fn fields(&self) -> Fields {
+        let mut f = vec![("priority", self.priority.to_string())];
+        f.extend(self.window.fields());
+        f
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MarginD {
+    pub prefix: String,
+    /// percent × 1e4
+    pub margin_percent: i64,
+    /// money × 1e7
+    pub fixed_fee: i64,
+}
+
+impl MarginD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("margin_percent", f_pct(Some(self.margin_percent))),
+            ("fixed_fee", f_money(Some(self.fixed_fee))),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CustomerD {
+    pub ban: String,
+    pub name: String,
+    pub enabled: bool,
+    pub max_rate: Option<i64>,
+    pub blocked_prefixes: Vec<String>,
+    /// canonical order (domestic, international, tollfree, premium)
+    pub allowed_classes: Vec<&'static str>,
+    pub max_results: i32,
+    pub allow_negative_margin: bool,
+    pub margin_percent: Option<i64>,
+    pub fixed_fee: i64,
+    /// canonical CIDR text
+    pub source_ips: Option<Vec<String>>,
+    pub partitions: Option<Vec<CustPartD>>,
+    pub margin_rules: Option<Vec<MarginD>>,
+    pub sell: Option<DeckSource>,
+}
+
+impl CustomerD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("name", self.name.clone()),
+            ("enabled", self.enabled.to_string()),
+            ("max_rate", f_money(self.max_rate)),
+            ("blocked_prefixes", f_list(&self.blocked_prefixes)),
+            ("allowed_classes", f_list(&self.allowed_classes)),
+            ("max_results", self.max_results.to_string()),
+            (
+                "allow_negative_margin",
+                self.allow_negative_margin.to_string(),
+            ),
+            ("margin_percent", f_pct(self.margin_percent)),
+            ("fixed_fee", f_money(Some(self.fixed_fee))),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OverrideD {
+    pub customer: Option<String>,
+    pub prefix: String,
+    pub route: String,
+    pub rate: Option<i64>,
+    pub valid_from: i64,
+    pub valid_until: i64,
+    pub window: WindowD,
+    pub note: String,
+}
+
+impl OverrideD {
+    pub fn fields(&self) -> Fields {
+        let mut f = vec![
+            ("rate", f_money(self.rate)),
+            ("valid_from", fmt_ts(self.valid_from)),
+            ("valid_until", fmt_ts(self.valid_until)),
+        ];
+        f.extend(self.window.fields());
+        f.push(("note", self.note.clone()));
+        f
+    }
+
+    pub fn label(&self) -> String {
+        identity_label(
+            self.customer.as_deref(),
+            &self.prefix,
+            &format!("route {}", self.route),
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ExclusionD {
+    pub customer: Option<String>,
+    pub prefix: String,
+    pub vendor: Option<String>,
+    pub note: String,
+}
+
+impl ExclusionD {
+    pub fn fields(&self) -> Fields {
+        vec![("note", self.note.clone())]
+    }
+
+    pub fn label(&self) -> String {
+        let v = match &self.vendor {
+            Some(v) => format!("vendor {v}"),
+            None => "destination blocked".into(),
+        };
+        identity_label(self.customer.as_deref(), &self.prefix, &v)
+    }
+}
+
+/// `customer 10001 prefix 1312 route ks-ocn` / `all customers prefix '' ...`
+pub(crate) fn identity_label(customer: Option<&str>, prefix: &str, what: &str) -> String {
+    let c = match customer {
+        Some(b) => format!("customer {b}"),
+        None => "all customers".into(),
+    };
+    let p = if prefix.is_empty() { "*" } else { prefix };
+    format!("{c} prefix {p} {what}")
+}
+
+/// The validated desired state of everything the file names.
+#[derive(Debug, Default)]
+pub(crate) struct Desired {
+    pub vendors: Vec<VendorD>,
+    pub routes: Vec<RouteD>,
+    pub partitions: Vec<PartitionD>,
+    pub customers: Vec<CustomerD>,
+    pub overrides: Vec<OverrideD>,
+    pub exclusions: Vec<ExclusionD>,
+    pub numbering: Vec<DeckSource>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    base: &'a Path,
+    issues: Vec<Issue>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+        self.issues.push(Issue::new(self.file, field, msg));
+    }
+
+    fn int(&mut self, field: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i32 {
+        let v = v.unwrap_or(default);
+        if !(lo..=hi).contains(&v) {
+            self.err(field, format!("{v} is out of range {lo}..={hi}"));
+            return default as i32;
+        }
+        // lo..=hi are within i32 for every caller
+        i32::try_from(v).unwrap_or(default as i32)
+    }
+
+    fn name(&mut self, field: &str, v: &str) {
+        if v.trim().is_empty() {
+            self.err(field, "must not be empty");
+        } else if v.trim() != v {
+            self.err(field, format!("{v:?} has leading/trailing spaces"));
+        }
+    }
+
+    fn deck(&mut self, field: &str, kind: DeckKind, rel: &str, effective_from: i64) -> DeckSource {
+        if rel.trim().is_empty() {
+            self.err(field, "empty CSV path");
+        }
+        DeckSource {
+            kind,
+            path: self.base.join(rel),
+            label: rel.to_string(),
+            ocn_lata: None,
+            effective_from,
+        }
+    }
+
+    fn ts(&mut self, field: &str, v: Option<&str>, default: i64) -> i64 {
+        match v {
+            None => default,
+            Some(s) => match parse_ts(s) {
+                Ok(t) => t,
+                Err(m) => {
+                    self.err(field, m);
+                    default
+                }
+            },
+        }
+    }
+
+    fn window(
+        &mut self,
+        at: &str,
+        days: &[Day],
+        start: Option<&str>,
+        end: Option<&str>,
+        tz: Option<&str>,
+    ) -> WindowD {
+        let days = match parse_days(days) {
+            Ok(d) => d,
+            Err(m) => {
+                self.err(format!("{at}.days"), m);
+                vec![]
+            }
+        };
+        let mut time = |f: &str, v: Option<&str>| match v.map(parse_time) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(m)) => {
+                self.err(format!("{at}.{f}"), m);
+                None
+            }
+        };
+        let (s, e) = (time("start", start), time("end", end));
+        if start.is_some() != end.is_some() {
+            self.err(
+                format!("{at}.start"),
+                "start and end go together: give both or neither",
+            );
+        }
+        let tz = match tz {
+            None => "UTC".to_string(),
+            Some(t) => {
+                match Tz::from_str(t.trim()) {
+                    Ok(z) => z.name().to_string(),
+                    Err(_) => {
+                        self.err(
+                        format!("{at}.tz"),
+                        format!("{t:?} is not an IANA time zone (e.g. \"America/New_York\", \"UTC\")"),
+                    );
+                        "UTC".to_string()
+                    }
+                }
+            }
+        };
+        WindowD {
+            days,
+            start: s,
+            end: e,
+            tz,
+        }
+    }
+}
+
+/// Parses a CIDR (`10.0.0.0/24`, `2001:db8::/48`) or bare address (a /32 or /128) to canonical text.
+pub(crate) fn parse_cidr(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let net = match IpNet::from_str(t) {
+        Ok(n) => n,
+        Err(_) => match std::net::IpAddr::from_str(t) {
+            Ok(ip) => IpNet::from(ip),
+            Err(_) => {
+                return Err(format!(
+                    "{s:?} is not a CIDR like 203.0.113.0/24 or an IP address"
+                ))
+            }
+        },
+    };
+    if net.trunc() != net {
+        return Err(format!(
+            "{s:?} has host bits set; did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net.to_string())
+}
+
+fn at(kind: &str, i: usize, name: &str) -> String {
+    format!("{kind}[{i}] {name:?}")
+}
+
+fn opt_ban(b: &Option<Ban>) -> Option<String> {
+    b.as_ref().map(|b| b.0.clone())
+}
+
+/// Checks everything that does not need the database; returns the desired state and the issues.
+pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Issue>) {
+    let mut cx = Ctx {
+        file,
+        base,
+        issues: vec![],
+    };
+    let mut d = Desired::default();
+
+    let mut seen = HashSet::new();
+    for (i, v) in net.vendors.iter().enumerate() {
+        let a = at("vendors", i, &v.name);
+        cx.name(&format!("{a}.name"), &v.name);
+        if !seen.insert(v.name.as_str()) {
+            cx.err(format!("{a}.name"), "vendor named twice in this file");
+        }
+        let billing = BillingModel::parse(v.billing_model.trim()).unwrap_or_else(|| {
+            cx.err(
+                format!("{a}.billing_model"),
+                format!(
+                    "{:?} is not one of LRN, OCN_LATA, DNIS, INTERNATIONAL",
+                    v.billing_model
+                ),
+            );
+            BillingModel::Lrn
+        });
+        let dialstring = v
+            .dialstring
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DIALSTRING.to_string());
+        if !dialstring.contains("${number}") {
+            cx.err(
+                format!("{a}.dialstring"),
+                format!("{dialstring:?} has no ${{number}} placeholder"),
+            );
+        }
+        let gateways = v.gateways.as_ref().map(|gws| {
+            let mut names = HashSet::new();
+            gws.iter()
+                .enumerate()
+                .map(|(j, g)| {
+                    let ga = format!("{a}.gateways[{j}] {:?}", g.name);
+                    cx.name(&format!("{ga}.name"), &g.name);
+                    if !names.insert(g.name.as_str()) {
+                        cx.err(format!("{ga}.name"), "gateway named twice in this vendor");
+                    }
+                    if g.host.trim().is_empty() || g.host.contains(char::is_whitespace) {
+                        cx.err(
+                            format!("{ga}.host"),
+                            format!("{:?} is not a host name or address", g.host),
+                        );
+                    }
+                    let transport = match &g.transport {
+                        None => Transport::Udp,
+                        Some(t) => Transport::parse(t.trim()).unwrap_or_else(|| {
+                            cx.err(
+                                format!("{ga}.transport"),
+                                format!("{t:?} is not one of udp, tcp, tls"),
+                            );
+                            Transport::Udp
+                        }),
+                    };
+                    GatewayD {
+                        name: g.name.clone(),
+                        host: g.host.trim().to_string(),
+                        port: cx.int(&format!("{ga}.port"), g.port, 5060, 1, 65535),
+                        transport,
+                        priority: cx.int(
+                            &format!("{ga}.priority"),
+                            g.priority,
+                            10,
+                            i32::MIN.into(),
+                            i32::MAX.into(),
+                        ),
+                        weight: cx.int(&format!("{ga}.weight"), g.weight, 1, 0, i32::MAX.into()),
+                        enabled: g.enabled.unwrap_or(true),
+                    }
+                })
+                .collect()
+        });
+        d.vendors.push(VendorD {
+            name: v.name.clone(),
+            billing,
+            dialstring,
+            enabled: v.enabled.unwrap_or(true),
+            gateways,
+        });
+    }
+
+    let mut seen = HashSet::new();
+    for (i, r) in net.routes.iter().enumerate() {
+        let a = at("routes", i, &r.name);
+        cx.name(&format!("{a}.name"), &r.name);
+        if !seen.insert(r.name.as_str()) {
+            cx.err(format!("{a}.name"), "route named twice in this file");
+        }
+        cx.name(&format!("{a}.vendor"), &r.vendor);
+        let from = cx.ts(
+            &format!("{a}.rates_effective_from"),
+            r.rates_effective_from.as_deref(),
+            NEG_INF,
+        );
+        if from == POS_INF {
+            cx.err(
+                format!("{a}.rates_effective_from"),
+                "must be before infinity",
+            );
+        }
+        if r.rates.is_none() && r.rates_effective_from.is_some() {
+            cx.err(format!("{a}.rates_effective_from"), "given without rates");
+        }
+        let deck = r
+            .rates
+            .as_ref()
+            .map(|p| cx.deck(&format!("{a}.rates"), DeckKind::VendorRates, p, from));
+        d.routes.push(RouteD {
+            name: r.name.clone(),
+            vendor: r.vendor.clone(),
+            priority: cx.int(
+                &format!("{a}.priority"),
+                r.priority,
+                10,
+                i32::MIN.into(),
+                i32::MAX.into(),
+            ),
+            weight: cx.int(&format!("{a}.weight"), r.weight, 1, 0, i32::MAX.into()),
+            capacity: r
+                .capacity
+                .map(|c| cx.int(&format!("{a}.capacity"), Some(c), 0, 0, i32::MAX.into())),
+            enabled: r.enabled.unwrap_or(true),
+            deck,
+        });
+    }
+
+    let mut seen = HashSet::new();
+    for (i, p) in net.partitions.iter().enumerate() {
+        let a = at("partitions", i, &p.name);
+        cx.name(&format!("{a}.name"), &p.name);
+        if !seen.insert(p.name.as_str()) {
+            cx.err(format!("{a}.name"), "partition named twice in this file");
+        }
+        if let Some(rs) = &p.routes {
+            let mut names = HashSet::new();
+            for (j, r) in rs.iter().enumerate() {
+                if !names.insert(r.as_str()) {
+                    cx.err(
+                        format!("{a}.routes[{j}]"),
+                        format!("route {r:?} listed twice"),
+                    );
+                }
+            }
+        }
+        d.partitions.push(PartitionD {
+            name: p.name.clone(),
+            description: p.description.clone().unwrap_or_default(),
+            routes: p.routes.clone(),
+        });
+    }
+
+    let mut seen = HashSet::new();
+    for (i, c) in net.customers.iter().enumerate() {
+        d.customers.push(customer(&mut cx, i, c, &mut seen));
+    }
+
+    let mut seen = HashSet::new();
+    for (i, o) in net.overrides.iter().enumerate() {
+        let a = format!("overrides[{i}]");
+        if let Err(m) = check_prefix(&o.prefix, true) {
+            cx.err(format!("{a}.prefix"), m);
+        }
+        cx.name(&format!("{a}.route"), &o.route);
+        let rate = o.rate.as_ref().and_then(|r| match parse_rate(&r.0) {
+            Ok(v) => Some(i64::from(v)),
+            Err(m) => {
+                cx.err(format!("{a}.rate"), m);
+                None
+            }
+        });
+        let valid_from = cx.ts(&format!("{a}.valid_from"), o.valid_from.as_deref(), NEG_INF);
+        let valid_until = cx.ts(
+            &format!("{a}.valid_until"),
+            o.valid_until.as_deref(),
+            POS_INF,
+        );
+        if valid_until <= valid_from {
+            cx.err(format!("{a}.valid_until"), "must be after valid_from");
+        }
+        let window = cx.window(
+            &a,
+            &o.days,
+            o.start.as_deref(),
+            o.end.as_deref(),
+            o.tz.as_deref(),
+        );
+        let od = OverrideD {
+            customer: opt_ban(&o.customer),
+            prefix: o.prefix.clone(),
+            route: o.route.clone(),
+            rate,
+            valid_from,
+            valid_until,
+            window,
+            note: o.note.clone().unwrap_or_default(),
+        };
+        if !seen.insert((od.customer.clone(), od.prefix.clone(), od.route.clone())) {
+            cx.err(a, format!("{} is listed twice", od.label()));
+        }
+        d.overrides.push(od);
+    }
+
+    let mut seen = HashSet::new();
+    for (i, e) in net.exclusions.iter().enumerate() {
+        let a = format!("exclusions[{i}]");
+        if let Err(m) = check_prefix(&e.prefix, true) {
+            cx.err(format!("{a}.prefix"), m);
+        }
+        if e.vendor.is_none() && e.prefix.is_empty() {
+            cx.err(
+                format!("{a}.prefix"),
+                "an exclusion without a vendor blocks a destination and needs a prefix",
+            );
+        }
+        let ed = ExclusionD {
+            customer: opt_ban(&e.customer),
+            prefix: e.prefix.clone(),
+            vendor: e.vendor.clone(),
+            note: e.note.clone().unwrap_or_default(),
+        };
+        if !seen.insert((ed.customer.clone(), ed.prefix.clone(), ed.vendor.clone())) {
+            cx.err(a, format!("{} is listed twice", ed.label()));
+        }
+        d.exclusions.push(ed);
+    }
+
+    if let Some(n) = &net.numbering {
+        for (field, kind, path) in [
+            ("numbering.npanxx", DeckKind::Npanxx, &n.npanxx),
+            (
+                "numbering.local_calling",
+                DeckKind::LocalCalling,
+                &n.local_calling,
+            ),
+            ("numbering.lnp", DeckKind::Lnp, &n.lnp),
+            ("numbering.dno", DeckKind::Dno, &n.dno),
+        ] {
+            if let Some(p) = path {
+                let src = cx.deck(field, kind, p, NEG_INF);
+                d.numbering.push(src);
+            }
+        }
+    }
+    (d, cx.issues)
+}
+
+fn customer<'n>(
+    cx: &mut Ctx<'_>,
+    i: usize,
+    c: &'n CustomerSpec,
+    seen: &mut HashSet<&'n str>,
+) -> CustomerD {
+    let a = at("customers", i, &c.ban.0);
+    cx.name(&format!("{a}.ban"), &c.ban.0);
+    if !seen.insert(c.ban.0.as_str()) {
+        cx.err(format!("{a}.ban"), "customer listed twice in this file");
+    }
+    let money = |cx: &mut Ctx<'_>, f: &str, v: &Option<Decimal>| -> Option<i64> {
+        v.as_ref().and_then(|d| match parse_rate(&d.0) {
+            Ok(r) => Some(i64::from(r)),
+            Err(m) => {
+                cx.err(format!("{a}.{f}"), m);
+                None
+            }
+        })
+    };
+    let max_rate = money(cx, "max_rate", &c.max_rate);
+    let fixed_fee = money(cx, "fixed_fee", &c.fixed_fee).unwrap_or(0);
+    let margin_percent = c
+        .margin_percent
+        .as_ref()
+        .and_then(|d| match parse_scaled(&d.0, 4, 5) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                cx.err(format!("{a}.margin_percent"), m);
+                None
+            }
+        });
+    let mut blocked = vec![];
+    for (j, p) in c.blocked_prefixes.iter().flatten().enumerate() {
+        if let Err(m) = check_prefix(p, false) {
+            cx.err(format!("{a}.blocked_prefixes[{j}]"), m);
+        } else if blocked.contains(p) {
+            cx.err(
+                format!("{a}.blocked_prefixes[{j}]"),
+                format!("prefix {p} listed twice"),
+            );
+        } else {
+            blocked.push(p.clone());
+        }
+    }
+    let classes = match &c.allowed_classes {
+        None => vec![DestClass::Domestic, DestClass::Tollfree],
+        Some(cs) => {
+            let mut out = vec![];
+            for (j, s) in cs.iter().enumerate() {
+                match DestClass::parse(s.trim()) {
+                    Some(k) => out.push(k),
+                    None => cx.err(
+                        format!("{a}.allowed_classes[{j}]"),
+                        format!("{s:?} is not one of domestic, international, tollfree, premium"),
+                    ),
+                }
+            }
+            out
+        }
+    };
+    let allowed_classes = DestClass::ALL
+        .iter()
+        .filter(|k| classes.contains(k))
+        .map(|k| k.as_str())
+        .collect();
+    let source_ips = c.source_ips.as_ref().map(|ips| {
+        let mut out: Vec<String> = vec![];
+        for (j, s) in ips.iter().enumerate() {
+            match parse_cidr(s) {
+                Ok(n) if out.contains(&n) => {
+                    cx.err(format!("{a}.source_ips[{j}]"), format!("{n} listed twice"))
+                }
+                Ok(n) => out.push(n),
+                Err(m) => cx.err(format!("{a}.source_ips[{j}]"), m),
+            }
+        }
+        out
+    });
+    let partitions = c.partitions.as_ref().map(|ps| {
+        let mut names = HashSet::new();
+        ps.iter()
+            .enumerate()
+            .map(|(j, p)| {
+                let pa = format!("{a}.partitions[{j}] {:?}", p.name);
+                cx.name(&format!("{pa}.name"), &p.name);
+                if !names.insert(p.name.as_str()) {
+                    cx.err(
+                        format!("{pa}.name"),
+                        "partition listed twice for this customer",
+                    );
+                }
+                let default_prio = 10 * (j as i64 + 1);
+                CustPartD {
+                    partition: p.name.clone(),
+                    priority: cx.int(
+                        &format!("{pa}.priority"),
+                        p.priority,
+                        default_prio.min(i32::MAX.into()),
+                        i32::MIN.into(),
+                        i32::MAX.into(),
+                    ),
+                    window: cx.window(
+                        &pa,
+                        &p.days,
+                        p.start.as_deref(),
+                        p.end.as_deref(),
+                        p.tz.as_deref(),
+                    ),
+                }
+            })
+            .collect()
+    });
+    let margin_rules = c.margin_rules.as_ref().map(|rs| {
+        let mut prefixes = HashSet::new();
+        rs.iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let ra = format!("{a}.margin_rules[{j}]");
+                if let Err(m) = check_prefix(&r.prefix, true) {
+                    cx.err(format!("{ra}.prefix"), m);
+                }
+                if !prefixes.insert(r.prefix.as_str()) {
+                    cx.err(
+                        format!("{ra}.prefix"),
+                        format!("margin rule for prefix {:?} listed twice", r.prefix),
+                    );
+                }
+                let pct = parse_scaled(&r.margin_percent.0, 4, 5).unwrap_or_else(|m| {
+                    cx.err(format!("{ra}.margin_percent"), m);
+                    0
+                });
+                let fee = match &r.fixed_fee {
+                    None => 0,
+                    Some(f) => parse_rate(&f.0).map(i64::from).unwrap_or_else(|m| {
+                        cx.err(format!("{ra}.fixed_fee"), m);
+                        0
+                    }),
+                };
+                MarginD {
+                    prefix: r.prefix.clone(),
+                    margin_percent: pct,
+                    fixed_fee: fee,
+                }
+            })
+            .collect()
+    });
+    let from = cx.ts(
+        &format!("{a}.sell_rates_effective_from"),
+        c.sell_rates_effective_from.as_deref(),
+        NEG_INF,
+    );
+    if from == POS_INF {
+        cx.err(
+            format!("{a}.sell_rates_effective_from"),
+            "must be before infinity",
+        );
+    }
+    if c.sell_rates.is_none() && c.sell_rates_effective_from.is_some() {
+        cx.err(
+            format!("{a}.sell_rates_effective_from"),
+            "given without sell_rates",
+        );
+    }
+    let sell = c
+        .sell_rates
+        .as_ref()
+        .map(|p| cx.deck(&format!("{a}.sell_rates"), DeckKind::CustomerRates, p, from));
+    CustomerD {
+        ban: c.ban.0.clone(),
+        name: c.name.clone().unwrap_or_default(),
+        enabled: c.enabled.unwrap_or(true),
+        max_rate,
+        blocked_prefixes: blocked,
+        allowed_classes,
+        max_results: cx.int(&format!("{a}.max_results"), c.max_results, 5, 1, 100),
+        allow_negative_margin: c.allow_negative_margin.unwrap_or(false),
+        margin_percent,
+        fixed_fee,
+        source_ips,
+        partitions,
+        margin_rules,
+        sell,
+    }
+}
+
+/// Checks references (vendor, route, partition, customer names) against the file and the database,
+/// source-address ownership, and fixes the key layout of each route's deck from its vendor's billing
+/// model. Returns warnings (things that are allowed but probably unintended).
+pub(crate) fn check_refs(
+    d: &mut Desired,
+    st: &State,
+    file: &str,
+    issues: &mut Vec<Issue>,
+) -> Vec<String> {
+    let mut warnings = vec![];
+    let mut err = |field: String, msg: String| issues.push(Issue::new(file, field, msg));
+    let billing: HashMap<&str, BillingModel> = d
+        .vendors
+        .iter()
+        .map(|v| (v.name.as_str(), v.billing))
+        .chain(st.vendors.iter().map(|(n, v)| (n.as_str(), v.billing)))
+        .fold(HashMap::new(), |mut m, (n, b)| {
+            m.entry(n).or_insert(b);
+            m
+        });
+    for (i, r) in d.routes.iter_mut().enumerate() {
+        let a = at("routes", i, &r.name);
+        match billing.get(r.vendor.as_str()) {
+            None => err(
+                format!("{a}.vendor"),
+                format!(
+                    "unknown vendor {:?} (not in this file or the database)",
+                    r.vendor
+                ),
+            ),
+            Some(b) => {
+                if let Some(deck) = &mut r.deck {
+                    deck.ocn_lata = Some(*b == BillingModel::OcnLata);
+                }
+            }
+        }
+    }
+    let file_routes: HashSet<&str> = d.routes.iter().map(|r| r.name.as_str()).collect();
+    let route_known = |n: &str| file_routes.contains(n) || st.routes.contains_key(n);
+    let file_parts: HashSet<&str> = d.partitions.iter().map(|p| p.name.as_str()).collect();
+    let file_custs: HashSet<&str> = d.customers.iter().map(|c| c.ban.as_str()).collect();
+    let cust_known = |b: &str| file_custs.contains(b) || st.customers.contains_key(b);
+
+    // a vendor switching between prefix and OCN/LATA keys strands its routes' existing rates
+    for v in &d.vendors {
+        let Some(cur) = st.vendors.get(&v.name) else {
+            continue;
+        };
+        if (cur.billing == BillingModel::OcnLata) == (v.billing == BillingModel::OcnLata) {
+            continue;
+        }
+        for (name, r) in &st.routes {
+            let reloaded = d
+                .routes
+                .iter()
+                .any(|dr| &dr.name == name && dr.deck.is_some());
+            if r.vendor_id == cur.id && st.routes_with_rates.contains(&r.id) && !reloaded {
+                warnings.push(format!(
+                    "vendor {:?} changes billing model {} -> {} but route {name:?} keeps its existing rates \
+                     (keyed for {}); give the route a new rates deck",
+                    v.name,
+                    cur.billing.as_str(),
+                    v.billing.as_str(),
+                    cur.billing.as_str()
+                ));
+            }
+        }
+    }
+    for (i, p) in d.partitions.iter().enumerate() {
+        let a = at("partitions", i, &p.name);
+        for (j, r) in p.routes.iter().flatten().enumerate() {
+            if !route_known(r) {
+                err(
+                    format!("{a}.routes[{j}]"),
+                    format!("unknown route {r:?} (not in this file or the database)"),
+                );
+            }
+        }
+    }
+    let mut claimed: HashMap<&str, &str> = HashMap::new();
+    for (i, c) in d.customers.iter().enumerate() {
+        let a = at("customers", i, &c.ban);
+        for (j, p) in c.partitions.iter().flatten().enumerate() {
+            if !file_parts.contains(p.partition.as_str())
+                && !st.partitions.contains_key(&p.partition)
+            {
+                err(
+                    format!("{a}.partitions[{j}].name"),
+                    format!(
+                        "unknown partition {:?} (not in this file or the database)",
+                        p.partition
+                    ),
+                );
+            }
+        }
+        for (j, ip) in c.source_ips.iter().flatten().enumerate() {
+            if let Some(other) = claimed.insert(ip.as_str(), c.ban.as_str()) {
+                err(
+                    format!("{a}.source_ips[{j}]"),
+                    format!("{ip} is also listed for customer {other}"),
+                );
+                continue;
+            }
+            let Some(owner) = st.cidr_owner.get(ip).and_then(|id| st.customer_ban.get(id)) else {
+                continue;
+            };
+            if owner == &c.ban {
+                continue;
+            }
+            // allowed only if this file also takes it away from its current owner
+            let released = d
+                .customers
+                .iter()
+                .any(|o| &o.ban == owner && o.source_ips.as_ref().is_some_and(|l| !l.contains(ip)));
+            if !released {
+                err(
+                    format!("{a}.source_ips[{j}]"),
+                    format!("{ip} belongs to customer {owner} in the database (list that customer's source_ips without it to move it)"),
+                );
+            }
+        }
+    }
+    for (i, o) in d.overrides.iter().enumerate() {
+        let a = format!("overrides[{i}]");
+        if let Some(b) = &o.customer {
+            if !cust_known(b) {
+                err(
+                    format!("{a}.customer"),
+                    format!("unknown customer {b:?} (not in this file or the database)"),
+                );
+            }
+        }
+        if !route_known(&o.route) {
+            err(
+                format!("{a}.route"),
+                format!(
+                    "unknown route {:?} (not in this file or the database)",
+                    o.route
+                ),
+            );
+        }
+    }
+    for (i, e) in d.exclusions.iter().enumerate() {
+        let a = format!("exclusions[{i}]");
+        if let Some(b) = &e.customer {
+            if !cust_known(b) {
+                err(
+                    format!("{a}.customer"),
+                    format!("unknown customer {b:?} (not in this file or the database)"),
+                );
+            }
+        }
+        if let Some(v) = &e.vendor {
+            if !billing.contains_key(v.as_str()) {
+                err(
+                    format!("{a}.vendor"),
+                    format!("unknown vendor {v:?} (not in this file or the database)"),
+                );
+            }
+        }
+    }
+    warnings
+}

@@ -1,0 +1,493 @@
+//! Database layer against a throwaway PostgreSQL: migrations, the snapshot loader (a small network
+//! checked through real dips), NOTIFY-driven and explicit reloads, bad rows, LISTEN reconnects.
+//! The `#[ignore]`d `bench_load_vendor_rates` measures streaming a big generated deck.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, TimeZone, Timelike};
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+use warpd::db::{self, DbError, DbReloader};
+use warpd::metrics::Metrics;
+use warpd::reload::{ReloadError, Reloader};
+use warpd::routing::{self, DipAnswer, DipRequest, Engine, RoutingSettings, Snapshot, Zone};
+
+const DAY: i64 = 86_400;
+
+async fn fresh() -> (support::TestPg, Client) {
+    let pg = support::TestPg::start();
+    let mut client = db::connect(&pg.url()).await.unwrap();
+    let applied = db::migrate(&mut client).await.unwrap();
+    assert_eq!(applied, vec!["0001_routing.sql".to_string()]);
+    (pg, client)
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The daytime partition's window: a 2-hour window starting at the current Chicago hour, only on
+/// today's (Chicago) weekday. Open at `t0`, closed 12 hours later and 15 days later.
+fn daytime_window(t0: i64) -> (i16, String, String) {
+    let local = chrono::Utc
+        .timestamp_opt(t0, 0)
+        .single()
+        .unwrap()
+        .with_timezone(&chrono_tz::America::Chicago);
+    let h = local.hour();
+    (
+        local.weekday().number_from_monday() as i16,
+        format!("{h:02}:00"),
+        format!("{:02}:00", (h + 2) % 24),
+    )
+}
+
+/// A small network. Vendor alpha (LRN billing) and beta (OCN/LATA billing); customer BAN1 has a
+/// "daytime" partition (beta only, time window) before "default" (both routes).
+async fn seed(client: &Client, t0: i64) {
+    let (dow, start, end) = daytime_window(t0);
+    let sql = format!(
+        r#"
+        INSERT INTO vendors (id, name, billing_model) VALUES (1, 'alpha', 'LRN'), (2, 'beta', 'OCN_LATA');
+        UPDATE vendors SET dialstring = 'sip:${{number}}@${{host}}:${{port}};transport=${{transport}}' WHERE id = 2;
+        INSERT INTO gateways (vendor_id, name, host, port, transport, priority, enabled) VALUES
+            (1, 'a1', '10.0.0.1', 5060, 'udp', 10, true),
+            (1, 'a2', '10.0.0.9', 5060, 'udp', 20, false),
+            (2, 'b1', '10.0.0.2', 5080, 'tcp', 10, true);
+        INSERT INTO routes (id, name, vendor_id) VALUES (10, 'r_alpha', 1), (20, 'r_beta', 2);
+        INSERT INTO partitions (id, name) VALUES (100, 'daytime'), (200, 'default');
+        INSERT INTO partition_routes VALUES (100, 20), (200, 10), (200, 20);
+        INSERT INTO customers (id, ban, name, margin_percent, blocked_prefixes, allowed_classes) VALUES
+            (1000, 'BAN1', 'Acme', 10, '{{1876}}', '{{domestic,tollfree,international}}'),
+            (2000, 'BAN2', 'Idle', NULL, '{{}}', '{{domestic}}');
+        UPDATE customers SET enabled = false WHERE id = 2000;
+        INSERT INTO customer_source_ips VALUES (1000, '192.0.2.10/32'), (1000, '198.51.100.0/24');
+        INSERT INTO customer_partitions (customer_id, partition_id, priority, days, start_time, end_time, tz) VALUES
+            (1000, 100, 1, '{{{dow}}}', '{start}', '{end}', 'America/Chicago'),
+            (1000, 200, 2, '{{}}', NULL, NULL, 'UTC');
+        INSERT INTO customer_margin_rules (customer_id, prefix, margin_percent) VALUES (1000, '44', 50);
+        INSERT INTO customer_rates (customer_id, prefix, rate_inter, rate_intra, rate_local, effective_from, effective_until) VALUES
+            (1000, '1212555', 0.0080, 0.0080, 0.0080, '-infinity', 'infinity'),
+            (1000, '1201', 0.5, 0.5, 0.5, now() - interval '20 days', now() - interval '1 day');
+        INSERT INTO vendor_rates (route_id, prefix, ocn, lata, rate_inter, rate_intra, rate_local, min_seconds, inc_seconds, effective_from, effective_until) VALUES
+            (10, '1212555', NULL, NULL, 0.0100, 0.0100, 0.0100, 6, 6, now() - interval '20 days', now() - interval '10 days'),
+            (10, '1212555', NULL, NULL, 0.0050, 0.0040, 0.0030, 6, 6, now() - interval '10 days', now() + interval '10 days'),
+            (10, '1212555', NULL, NULL, 0.0060, 0.0060, 0.0060, 6, 6, now() + interval '10 days', 'infinity'),
+            (10, '1212', NULL, NULL, 0.0090, 0.0090, 0.0090, 6, 6, '-infinity', 'infinity'),
+            (10, '44', NULL, NULL, 0.0200, 0.0200, 0.0200, 1, 1, '-infinity', 'infinity'),
+            (20, NULL, '9206', '132', 0.0045, 0.0045, 0.0045, 30, 6, '-infinity', 'infinity');
+        INSERT INTO npanxx (npanxx, state, lata, ocn) VALUES
+            ('212555', 'NY', '132', '9206'), ('2125550', 'NY', '132', '9206'),
+            ('212556', 'NY', '132', '9999'), ('201555', 'NJ', '224', '1234');
+        INSERT INTO local_calling VALUES ('212555', '212556'), ('212556', '212555');
+        INSERT INTO lnp VALUES ('2125570100', '2125560000');
+        INSERT INTO dno VALUES ('12015550199'), ('442071234567');
+        INSERT INTO overrides (customer_id, prefix, route_id, rate) VALUES (1000, '1201', 20, 0.0010);
+        INSERT INTO overrides (customer_id, prefix, route_id, valid_until) VALUES (NULL, '1', 10, now() - interval '1 day');
+        INSERT INTO exclusions (customer_id, prefix, vendor_id) VALUES (NULL, '121255599', NULL), (1000, '44', 2);
+        "#
+    );
+    client.batch_execute(&sql).await.unwrap();
+}
+
+fn req(ani: &str, dnis: &str) -> DipRequest {
+    DipRequest {
+        ban: Some("BAN1".into()),
+        ani: ani.into(),
+        dnis: dnis.into(),
+        ..Default::default()
+    }
+}
+
+/// (route, buy, sell) of a routed answer; panics on a reject.
+fn routed(a: &DipAnswer) -> Vec<(String, f64, f64)> {
+    match a {
+        DipAnswer::Route(r) => r
+            .routes
+            .iter()
+            .map(|c| (c.route_id.clone(), (c.rate * 1e7).round() / 1e7, (c.customer_rate * 1e7).round() / 1e7))
+            .collect(),
+        DipAnswer::Reject(r) => panic!("expected a route, got reject {} {}", r.sip_code, r.reason),
+    }
+}
+
+fn reject(a: &DipAnswer) -> (u16, String) {
+    match a {
+        DipAnswer::Reject(r) => (r.sip_code, r.reason.clone()),
+        DipAnswer::Route(r) => panic!("expected a reject, got {r:?}"),
+    }
+}
+
+fn r(route: &str, buy: f64, sell: f64) -> (String, f64, f64) {
+    (route.to_string(), buy, sell)
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
+    let (pg, mut client) = fresh().await;
+    assert!(db::migrate(&mut client).await.unwrap().is_empty(), "second run applies nothing");
+    let rows = client
+        .query("SELECT version, name, checksum FROM warpd_schema_migrations", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i32>(0), 1);
+    assert_eq!(rows[0].get::<_, String>(1), "0001_routing.sql");
+    assert_eq!(rows[0].get::<_, String>(2), db::migrate::MIGRATIONS[0].checksum());
+
+    // two nodes migrating a fresh database at once: exactly one applies the schema
+    client.batch_execute("CREATE DATABASE second").await.unwrap();
+    let url2 = pg.url().replace("/postgres", "/second");
+    let (mut a, mut b) = (db::connect(&url2).await.unwrap(), db::connect(&url2).await.unwrap());
+    let (ra, rb) = tokio::join!(db::migrate(&mut a), db::migrate(&mut b));
+    let mut applied = [ra.unwrap(), rb.unwrap()];
+    applied.sort();
+    assert_eq!(applied, [vec![], vec!["0001_routing.sql".to_string()]]);
+
+    // an applied file that changed since is refused, naming it
+    client
+        .execute("UPDATE warpd_schema_migrations SET checksum = '0000000000000000' WHERE version = 1", &[])
+        .await
+        .unwrap();
+    let err = db::migrate(&mut client).await.unwrap_err();
+    assert!(matches!(err, DbError::ChecksumMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("0001_routing.sql"), "{err}");
+    // the lock was released despite the error: another session can take it
+    let other = db::connect(&pg.url()).await.unwrap();
+    let got: bool = other
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&db::migrate::LOCK_KEY])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(got, "migration lock still held after a failed run");
+}
+
+#[tokio::test]
+async fn loads_a_consistent_snapshot_that_routes() {
+    let (_pg, client) = fresh().await;
+    let t0 = unix_now();
+    seed(&client, t0).await;
+    let snap = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap();
+    let s = snap.stats();
+    assert!((s.built_at - t0).abs() < 60, "built_at {} vs {t0}", s.built_at);
+    assert_eq!((s.vendors, s.routes, s.partitions, s.customers), (2, 2, 2, 2));
+    // past vendor rate row dropped; current, future and open-ended kept
+    assert_eq!((s.rate_keys, s.rate_entries), (4, 5));
+    assert_eq!((s.overrides, s.exclusions), (1, 2), "expired override not loaded");
+    assert_eq!((s.npanxx, s.local_pairs, s.lnp, s.dno), (4, 1, 1, 2));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // the client is usable afterwards (transaction ended)
+    client.batch_execute("SELECT 1").await.unwrap();
+
+    check_dips(&snap, t0);
+}
+
+fn check_dips(snap: &Snapshot, t0: i64) {
+    let later = t0 + DAY / 2;
+    let ny = "+12125550199";
+
+    // inside the daytime window: only beta, rated by OCN/LATA of 212555, sold from the sell deck
+    let a = routing::dip(snap, &req("+12015550123", ny), t0);
+    assert_eq!(routed(&a), vec![r("r_beta", 0.0045, 0.008)]);
+    let DipAnswer::Route(ra) = &a else { unreachable!() };
+    assert_eq!(ra.zone, Zone::Interstate);
+    assert_eq!(ra.routes[0].uri, "sip:12125550199@10.0.0.2:5080;transport=tcp");
+    assert_eq!((ra.routes[0].billing.min, ra.routes[0].billing.inc), (30, 6));
+    let sim = routing::simulate(snap, &req("+12015550123", ny), later);
+    assert_eq!(sim.partitions, vec!["daytime (window closed)".to_string(), "default".to_string()]);
+
+    // outside it: default partition, cheapest first; alpha's current (not past) 1212555 row
+    let a = routing::dip(snap, &req("+12015550123", ny), later);
+    assert_eq!(routed(&a), vec![r("r_beta", 0.0045, 0.008), r("r_alpha", 0.005, 0.008)]);
+    let DipAnswer::Route(ra) = &a else { unreachable!() };
+    assert_eq!(ra.routes[1].uris, vec!["sip:+12125550199@10.0.0.1:5060;transport=udp".to_string()]);
+    // in 15 days alpha's future-effective row applies (window closed then: another weekday)
+    let a = routing::dip(snap, &req("+12015550123", ny), t0 + 15 * DAY);
+    assert_eq!(routed(&a), vec![r("r_beta", 0.0045, 0.008), r("r_alpha", 0.006, 0.008)]);
+
+    // local zone from local_calling: alpha's local rate
+    let a = routing::dip(snap, &req("+12125560123", ny), later);
+    let DipAnswer::Route(ra) = &a else { panic!("{a:?}") };
+    assert_eq!(ra.zone, Zone::Local);
+    assert_eq!(routed(&a), vec![r("r_alpha", 0.003, 0.008), r("r_beta", 0.0045, 0.008)]);
+
+    // ported number: LRN from lnp, alpha by LRN prefix 1212, beta has no rate for 212556's OCN;
+    // no sell-deck row, so the 10% default margin
+    let a = routing::dip(snap, &req("+12015550123", "+12125570100"), later);
+    let DipAnswer::Route(ra) = &a else { panic!("{a:?}") };
+    assert_eq!(ra.lrn.as_deref(), Some("2125560000"));
+    assert_eq!(routed(&a), vec![r("r_alpha", 0.009, 0.0099)]);
+
+    // customer override forces beta at the override rate; the expired sell row is not loaded
+    let a = routing::dip(snap, &req("+12125550123", "+12015550100"), later);
+    let DipAnswer::Route(ra) = &a else { panic!("{a:?}") };
+    assert!(ra.routes[0].forced);
+    assert_eq!(routed(&a), vec![r("r_beta", 0.001, 0.0011)]);
+
+    // international: margin rule for 44 (50%); beta excluded for 44 for this customer anyway
+    let a = routing::dip(snap, &req("+12125550123", "+442071234500"), later);
+    assert_eq!(routed(&a), vec![r("r_alpha", 0.02, 0.03)]);
+
+    // rejects: DNO (NANP and international entries), global exclusion, blocked prefix,
+    // disabled customer
+    assert_eq!(reject(&routing::dip(snap, &req("+12015550199", ny), later)).0, 403);
+    let (code, why) = reject(&routing::dip(snap, &req("+442071234567", ny), later));
+    assert_eq!(code, 403);
+    assert!(why.contains("do-not-originate"), "{why}");
+    let (code, why) = reject(&routing::dip(snap, &req("+12015550123", "+12125559911"), later));
+    assert_eq!((code, why.as_str()), (403, "destination excluded by prefix 121255599"));
+    let (code, why) = reject(&routing::dip(snap, &req("+12015550123", "+18765551234"), later));
+    assert_eq!((code, why.as_str()), (403, "blocked prefix 1876"));
+    let mut by_ip = req("+12015550123", ny);
+    by_ip.ban = None;
+    by_ip.src_ip = Some("198.51.100.77".parse().unwrap());
+    assert_eq!(routed(&routing::dip(snap, &by_ip, later)).len(), 2, "customer found by source CIDR");
+    let mut idle = req("+12015550123", ny);
+    idle.ban = Some("BAN2".into());
+    assert_eq!(reject(&routing::dip(snap, &idle, later)), (403, "customer disabled".into()));
+}
+
+#[tokio::test]
+async fn bad_rows_fail_the_load_naming_the_row() {
+    let (_pg, client) = fresh().await;
+    seed(&client, unix_now()).await;
+    client
+        .batch_execute("UPDATE customer_partitions SET tz = 'Mars/Olympus' WHERE partition_id = 100")
+        .await
+        .unwrap();
+    let err = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(&err, DbError::BadRow { table: "customer_partitions", .. }), "{err:?}");
+    assert!(msg.contains("BAN1") && msg.contains("Mars/Olympus"), "{msg}");
+    // the failed load rolled back its transaction: the connection works
+    client.batch_execute("UPDATE customer_partitions SET tz = 'UTC'").await.unwrap();
+
+    client.batch_execute("UPDATE customer_partitions SET days = '{8}' WHERE partition_id = 100").await.unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
+    assert!(msg.contains("weekday 8") && msg.contains("BAN1"), "{msg}");
+    client.batch_execute("UPDATE customer_partitions SET days = '{}'").await.unwrap();
+
+    client.batch_execute("UPDATE overrides SET tz = 'Nowhere/City'").await.unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
+    assert!(msg.contains("overrides") && msg.contains("override") && msg.contains("BAN1") && msg.contains("Nowhere/City"), "{msg}");
+    client.batch_execute("UPDATE overrides SET tz = 'UTC'").await.unwrap();
+
+    // a rate beyond what Rate can hold (~429.49/min) names the vendor_rates row id
+    let id: i64 = client
+        .query_one("UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44' RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
+    assert!(msg.contains("vendor_rates") && msg.contains(&format!("id {id}")) && msg.contains("rate_local"), "{msg}");
+    client.batch_execute("UPDATE vendor_rates SET rate_local = 0.02 WHERE prefix = '44'").await.unwrap();
+
+    // a DNO number too short to be E.164 is masked in the error
+    client.batch_execute("INSERT INTO dno VALUES ('55512')").await.unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
+    assert!(msg.contains("dno") && !msg.contains("55512"), "{msg}");
+    client.batch_execute("DELETE FROM dno WHERE number = '55512'").await.unwrap();
+
+    db::load_snapshot(&client, RoutingSettings::default()).await.unwrap();
+}
+
+struct Running {
+    pg: support::TestPg,
+    client: Client,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    reloader: Arc<DbReloader>,
+    stop: CancellationToken,
+}
+
+async fn running(debounce: Duration) -> Running {
+    let (pg, client) = fresh().await;
+    seed(&client, unix_now()).await;
+    let engine = Arc::new(Engine::new(RoutingSettings::default()));
+    let metrics = Arc::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let reloader = DbReloader::start(pg.url(), engine.clone(), metrics.clone(), debounce, stop.clone());
+    Running {
+        pg,
+        client,
+        engine,
+        metrics,
+        reloader,
+        stop,
+    }
+}
+
+/// Polls `cond` every 50 ms for up to `limit`.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+/// Buy rate of beta for the standard interstate call, outside the daytime window.
+fn beta_rate(engine: &Engine) -> Option<f64> {
+    let a = routing::dip(&engine.snapshot(), &req("+12015550123", "+12125550199"), unix_now() + DAY / 2);
+    match a {
+        DipAnswer::Route(r) => r.routes.iter().find(|c| c.route_id == "r_beta").map(|c| (c.rate * 1e7).round() / 1e7),
+        DipAnswer::Reject(_) => None,
+    }
+}
+
+fn reloads(m: &Metrics, result: &str) -> u64 {
+    m.reloads.with_label_values(&[result]).get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_triggers_a_debounced_reload_and_reconnects() {
+    let rt = running(Duration::from_millis(150)).await;
+    // the first LISTEN counts as "may have missed changes": initial snapshot without a request
+    assert!(eventually(Duration::from_secs(10), || rt.engine.generation() >= 1).await, "no initial load");
+    assert_eq!(beta_rate(&rt.engine), Some(0.0045));
+    let g1 = rt.engine.generation();
+    assert_eq!(rt.metrics.snapshot_generation.get() as u64, g1);
+    assert!(rt.metrics.snapshot_built_at.get() > 0);
+
+    // a burst of changes: a bounded number of rebuilds, the last one reflecting the last change
+    for i in 1..=10 {
+        rt.client
+            .execute(&format!("UPDATE vendor_rates SET rate_inter = 0.00{} WHERE route_id = 20", 40 + i), &[])
+            .await
+            .unwrap();
+    }
+    let ok = eventually(Duration::from_secs(10), || beta_rate(&rt.engine) == Some(0.005)).await;
+    assert!(ok, "snapshot never reflected the update (rate {:?})", beta_rate(&rt.engine));
+    let g2 = rt.engine.generation();
+    assert!(g2 > g1 && g2 <= g1 + 3, "burst of 10 NOTIFYs gave {} rebuilds", g2 - g1);
+    assert_eq!(reloads(&rt.metrics, "ok"), g2);
+
+    // database restart: the listener reconnects and reloads (changes may have been missed)
+    rt.pg.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rt.pg.start_server();
+    let ok = eventually(Duration::from_secs(15), || rt.engine.generation() > g2).await;
+    assert!(ok, "no reload after the LISTEN connection came back");
+
+    // after reconnecting, notifications work again
+    let client = db::connect(&rt.pg.url()).await.unwrap();
+    client.execute("UPDATE vendor_rates SET rate_inter = 0.0033 WHERE route_id = 20", &[]).await.unwrap();
+    assert!(eventually(Duration::from_secs(10), || beta_rate(&rt.engine) == Some(0.0033)).await);
+
+    rt.stop.cancel();
+    rt.reloader.join().await;
+    assert!(matches!(rt.reloader.reload().await, Err(ReloadError::Stopped)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_reloads_are_coalesced_and_see_earlier_writes() {
+    // a long debounce keeps NOTIFY-driven builds out of the way
+    let rt = running(Duration::from_secs(60)).await;
+    let rep = rt.reloader.reload().await.unwrap();
+    assert_eq!(rep.generation, rt.engine.generation());
+    assert_eq!(rep.stats.rate_entries, 5);
+    assert_eq!(beta_rate(&rt.engine), Some(0.0045));
+
+    // a request made after a write sees it
+    rt.client
+        .execute("UPDATE vendor_rates SET rate_inter = 0.0042 WHERE route_id = 20", &[])
+        .await
+        .unwrap();
+    let rep2 = rt.reloader.reload().await.unwrap();
+    assert!(rep2.generation > rep.generation);
+    assert_eq!(beta_rate(&rt.engine), Some(0.0042));
+
+    // concurrent requests share builds: at most one running plus one coalesced follow-up
+    let before = rt.engine.generation();
+    let (a, b, c, d) = tokio::join!(
+        rt.reloader.reload(),
+        rt.reloader.reload(),
+        rt.reloader.reload(),
+        rt.reloader.reload()
+    );
+    let mut gens: Vec<u64> = [a, b, c, d].into_iter().map(|r| r.unwrap().generation).collect();
+    gens.sort();
+    gens.dedup();
+    assert!(gens.len() <= 2 && gens[0] > before, "{gens:?} after {before}");
+    assert_eq!(rt.engine.generation(), *gens.last().unwrap());
+    assert_eq!(reloads(&rt.metrics, "ok"), rt.engine.generation());
+    rt.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_reload_keeps_the_old_snapshot() {
+    let rt = running(Duration::from_secs(60)).await;
+    let good = rt.reloader.reload().await.unwrap();
+    rt.client
+        .batch_execute("UPDATE customer_partitions SET tz = 'Mars/Olympus' WHERE partition_id = 100")
+        .await
+        .unwrap();
+    let err = rt.reloader.reload().await.unwrap_err();
+    let ReloadError::Build(msg) = &err else { panic!("{err:?}") };
+    assert!(msg.contains("customer_partitions") && msg.contains("BAN1") && msg.contains("Mars/Olympus"), "{msg}");
+    assert_eq!(rt.engine.generation(), good.generation, "old snapshot kept");
+    assert_eq!(beta_rate(&rt.engine), Some(0.0045), "old snapshot still routes");
+    assert_eq!(reloads(&rt.metrics, "error"), 1);
+    assert_eq!(rt.metrics.snapshot_generation.get() as u64, good.generation);
+
+    // fixed data: the next reload succeeds
+    rt.client.batch_execute("UPDATE customer_partitions SET tz = 'UTC'").await.unwrap();
+    assert!(rt.reloader.reload().await.unwrap().generation > good.generation);
+    rt.stop.cancel();
+}
+
+/// Streams a generated deck; run with
+/// `WARPD_BENCH_ROWS=20000000 cargo test --release --test db_loader -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_load_vendor_rates() {
+    let rows: i64 = std::env::var("WARPD_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let (_pg, client) = fresh().await;
+    client
+        .batch_execute(
+            "INSERT INTO vendors (id, name, billing_model) VALUES (1, 'v', 'LRN');
+             INSERT INTO gateways (vendor_id, name, host) VALUES (1, 'g', '10.0.0.1');
+             INSERT INTO routes (id, name, vendor_id) SELECT i, 'r' || i, 1 FROM generate_series(1, 10) i;",
+        )
+        .await
+        .unwrap();
+    let t = Instant::now();
+    // 10 routes x rows/10 prefixes (1 + 6..9 more digits); a third with dated windows
+    client
+        .execute(
+            "INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local, effective_from, effective_until)
+             SELECT 1 + i % 10,
+                    '1' || (2000000 + (i / 10) * 7919 % 7999999)::text || CASE WHEN i % 3 = 0 THEN (i % 100)::text ELSE '' END,
+                    round((random() * 0.05)::numeric, 7), round((random() * 0.05)::numeric, 7), NULL,
+                    CASE WHEN i % 3 = 1 THEN now() - interval '3 days' ELSE '-infinity' END,
+                    CASE WHEN i % 3 = 1 THEN now() + interval '30 days' ELSE 'infinity' END
+             FROM generate_series(0, $1 - 1) i",
+            &[&rows],
+        )
+        .await
+        .unwrap();
+    client.batch_execute("ANALYZE vendor_rates").await.unwrap();
+    eprintln!("generated {rows} rows in {:?}", t.elapsed());
+    for _ in 0..2 {
+        let t = Instant::now();
+        let builder = db::loader::load_builder(&client, RoutingSettings::default()).await.unwrap();
+        let loaded = t.elapsed();
+        let snap = tokio::task::spawn_blocking(move || builder.build(0)).await.unwrap().unwrap();
+        let total = t.elapsed();
+        let s = snap.stats();
+        assert_eq!(s.rate_entries as i64, rows);
+        eprintln!(
+            "load {loaded:?} ({:.2} M rows/s), build {:?}, total {total:?}; {} keys, {} trie nodes",
+            rows as f64 / loaded.as_secs_f64() / 1e6,
+            total - loaded,
+            s.rate_keys,
+            s.trie_nodes
+        );
+    }
+}
