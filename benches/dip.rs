@@ -40,7 +40,11 @@ fn bench(c: &mut Criterion) {
     let snap = synthetic::builder(&spec)
         .and_then(|b| b.build(0))
         .unwrap_or_else(|e| panic!("build: {e}"));
-    eprintln!("built {} rate entries in {:?}", snap.stats().rate_entries, t.elapsed());
+    eprintln!(
+        "built {} rate entries in {:?}",
+        snap.stats().rate_entries,
+        t.elapsed()
+    );
     let reqs = requests(&spec, 4096);
     // sanity: the benchmark must measure real answers
     let routed = reqs

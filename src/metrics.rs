@@ -31,8 +31,8 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("warpd".into()), None).unwrap_or_default();
         let dip_buckets = vec![
-            0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
-            0.01, 0.025, 0.05, 0.1,
+            0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+            0.025, 0.05, 0.1,
         ];
         let dip_latency = HistogramVec::new(
             HistogramOpts::new("dip_duration_seconds", "Time to answer a routing dip")
@@ -40,10 +40,16 @@ impl Metrics {
             &["surface"],
         )
         .unwrap_or_else(|_| unreachable_metric());
-        let dips = IntCounterVec::new(Opts::new("dips_total", "Routing dips by outcome"), &["outcome"])
-            .unwrap_or_else(|_| unreachable_metric());
+        let dips = IntCounterVec::new(
+            Opts::new("dips_total", "Routing dips by outcome"),
+            &["outcome"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let bad_requests = IntCounterVec::new(
-            Opts::new("bad_requests_total", "Requests refused as the caller's mistake"),
+            Opts::new(
+                "bad_requests_total",
+                "Requests refused as the caller's mistake",
+            ),
             &["surface", "kind"],
         )
         .unwrap_or_else(|_| unreachable_metric());
@@ -52,21 +58,34 @@ impl Metrics {
             "Unix time the active routing snapshot was built",
         )
         .unwrap_or_else(|_| unreachable_metric());
-        let snapshot_generation =
-            IntGauge::new("snapshot_generation", "Generation of the active routing snapshot")
-                .unwrap_or_else(|_| unreachable_metric());
+        let snapshot_generation = IntGauge::new(
+            "snapshot_generation",
+            "Generation of the active routing snapshot",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let snapshot_size = IntGaugeVec::new(
-            Opts::new("snapshot_size", "Items in the active routing snapshot, by kind"),
+            Opts::new(
+                "snapshot_size",
+                "Items in the active routing snapshot, by kind",
+            ),
             &["kind"],
         )
         .unwrap_or_else(|_| unreachable_metric());
         let reload_duration = Histogram::with_opts(
-            HistogramOpts::new("snapshot_reload_duration_seconds", "Time to build and swap a snapshot")
-                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            HistogramOpts::new(
+                "snapshot_reload_duration_seconds",
+                "Time to build and swap a snapshot",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
         )
         .unwrap_or_else(|_| unreachable_metric());
-        let reloads = IntCounterVec::new(Opts::new("snapshot_reloads_total", "Snapshot reloads"), &["result"])
-            .unwrap_or_else(|_| unreachable_metric());
+        let reloads = IntCounterVec::new(
+            Opts::new("snapshot_reloads_total", "Snapshot reloads"),
+            &["result"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(dip_latency.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(dips.clone()),
@@ -113,7 +132,10 @@ impl Metrics {
         let mut families = self.registry.gather();
         let built = self.snapshot_built_at.get();
         if built > 0 {
-            if let Ok(age) = IntGauge::new("warpd_snapshot_age_seconds", "Age of the active routing snapshot") {
+            if let Ok(age) = IntGauge::new(
+                "warpd_snapshot_age_seconds",
+                "Age of the active routing snapshot",
+            ) {
                 age.set(now_unix - built);
                 families.extend(prometheus::core::Collector::collect(&age));
             }

@@ -25,7 +25,11 @@ pub enum ServeError {
 }
 
 /// Runs the daemon on an already bound listener until `shutdown` is cancelled.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let mut client = db::connect(&config.database.url).await?;
     let applied = db::migrate::migrate(&mut client).await?;
     if !applied.is_empty() {
@@ -74,7 +78,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let reloader = reloader.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 return;
             };
             loop {

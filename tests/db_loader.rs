@@ -108,7 +108,13 @@ fn routed(a: &DipAnswer) -> Vec<(String, f64, f64)> {
         DipAnswer::Route(r) => r
             .routes
             .iter()
-            .map(|c| (c.route_id.clone(), (c.rate * 1e7).round() / 1e7, (c.customer_rate * 1e7).round() / 1e7))
+            .map(|c| {
+                (
+                    c.route_id.clone(),
+                    (c.rate * 1e7).round() / 1e7,
+                    (c.customer_rate * 1e7).round() / 1e7,
+                )
+            })
             .collect(),
         DipAnswer::Reject(r) => panic!("expected a route, got reject {} {}", r.sip_code, r.reason),
     }
@@ -128,20 +134,35 @@ fn r(route: &str, buy: f64, sell: f64) -> (String, f64, f64) {
 #[tokio::test]
 async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
     let (pg, mut client) = fresh().await;
-    assert!(db::migrate(&mut client).await.unwrap().is_empty(), "second run applies nothing");
+    assert!(
+        db::migrate(&mut client).await.unwrap().is_empty(),
+        "second run applies nothing"
+    );
     let rows = client
-        .query("SELECT version, name, checksum FROM warpd_schema_migrations", &[])
+        .query(
+            "SELECT version, name, checksum FROM warpd_schema_migrations",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, i32>(0), 1);
     assert_eq!(rows[0].get::<_, String>(1), "0001_routing.sql");
-    assert_eq!(rows[0].get::<_, String>(2), db::migrate::MIGRATIONS[0].checksum());
+    assert_eq!(
+        rows[0].get::<_, String>(2),
+        db::migrate::MIGRATIONS[0].checksum()
+    );
 
     // two nodes migrating a fresh database at once: exactly one applies the schema
-    client.batch_execute("CREATE DATABASE second").await.unwrap();
+    client
+        .batch_execute("CREATE DATABASE second")
+        .await
+        .unwrap();
     let url2 = pg.url().replace("/postgres", "/second");
-    let (mut a, mut b) = (db::connect(&url2).await.unwrap(), db::connect(&url2).await.unwrap());
+    let (mut a, mut b) = (
+        db::connect(&url2).await.unwrap(),
+        db::connect(&url2).await.unwrap(),
+    );
     let (ra, rb) = tokio::join!(db::migrate(&mut a), db::migrate(&mut b));
     let mut applied = [ra.unwrap(), rb.unwrap()];
     applied.sort();
@@ -149,7 +170,10 @@ async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
 
     // an applied file that changed since is refused, naming it
     client
-        .execute("UPDATE warpd_schema_migrations SET checksum = '0000000000000000' WHERE version = 1", &[])
+        .execute(
+            "UPDATE warpd_schema_migrations SET checksum = '0000000000000000' WHERE version = 1",
+            &[],
+        )
         .await
         .unwrap();
     let err = db::migrate(&mut client).await.unwrap_err();
@@ -170,13 +194,26 @@ async fn loads_a_consistent_snapshot_that_routes() {
     let (_pg, client) = fresh().await;
     let t0 = unix_now();
     seed(&client, t0).await;
-    let snap = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap();
+    let snap = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap();
     let s = snap.stats();
-    assert!((s.built_at - t0).abs() < 60, "built_at {} vs {t0}", s.built_at);
-    assert_eq!((s.vendors, s.routes, s.partitions, s.customers), (2, 2, 2, 2));
+    assert!(
+        (s.built_at - t0).abs() < 60,
+        "built_at {} vs {t0}",
+        s.built_at
+    );
+    assert_eq!(
+        (s.vendors, s.routes, s.partitions, s.customers),
+        (2, 2, 2, 2)
+    );
     // past vendor rate row dropped; current, future and open-ended kept
     assert_eq!((s.rate_keys, s.rate_entries), (4, 5));
-    assert_eq!((s.overrides, s.exclusions), (1, 2), "expired override not loaded");
+    assert_eq!(
+        (s.overrides, s.exclusions),
+        (1, 2),
+        "expired override not loaded"
+    );
     assert_eq!((s.npanxx, s.local_pairs, s.lnp, s.dno), (4, 1, 1, 2));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     // the client is usable afterwards (transaction ended)
@@ -192,38 +229,69 @@ fn check_dips(snap: &Snapshot, t0: i64) {
     // inside the daytime window: only beta, rated by OCN/LATA of 212555, sold from the sell deck
     let a = routing::dip(snap, &req("+12015550123", ny), t0);
     assert_eq!(routed(&a), vec![r("r_beta", 0.0045, 0.008)]);
-    let DipAnswer::Route(ra) = &a else { unreachable!() };
+    let DipAnswer::Route(ra) = &a else {
+        unreachable!()
+    };
     assert_eq!(ra.zone, Zone::Interstate);
-    assert_eq!(ra.routes[0].uri, "sip:12125550199@10.0.0.2:5080;transport=tcp");
-    assert_eq!((ra.routes[0].billing.min, ra.routes[0].billing.inc), (30, 6));
+    assert_eq!(
+        ra.routes[0].uri,
+        "sip:12125550199@10.0.0.2:5080;transport=tcp"
+    );
+    assert_eq!(
+        (ra.routes[0].billing.min, ra.routes[0].billing.inc),
+        (30, 6)
+    );
     let sim = routing::simulate(snap, &req("+12015550123", ny), later);
-    assert_eq!(sim.partitions, vec!["daytime (window closed)".to_string(), "default".to_string()]);
+    assert_eq!(
+        sim.partitions,
+        vec!["daytime (window closed)".to_string(), "default".to_string()]
+    );
 
     // outside it: default partition, cheapest first; alpha's current (not past) 1212555 row
     let a = routing::dip(snap, &req("+12015550123", ny), later);
-    assert_eq!(routed(&a), vec![r("r_beta", 0.0045, 0.008), r("r_alpha", 0.005, 0.008)]);
-    let DipAnswer::Route(ra) = &a else { unreachable!() };
-    assert_eq!(ra.routes[1].uris, vec!["sip:+12125550199@10.0.0.1:5060;transport=udp".to_string()]);
+    assert_eq!(
+        routed(&a),
+        vec![r("r_beta", 0.0045, 0.008), r("r_alpha", 0.005, 0.008)]
+    );
+    let DipAnswer::Route(ra) = &a else {
+        unreachable!()
+    };
+    assert_eq!(
+        ra.routes[1].uris,
+        vec!["sip:+12125550199@10.0.0.1:5060;transport=udp".to_string()]
+    );
     // in 15 days alpha's future-effective row applies (window closed then: another weekday)
     let a = routing::dip(snap, &req("+12015550123", ny), t0 + 15 * DAY);
-    assert_eq!(routed(&a), vec![r("r_beta", 0.0045, 0.008), r("r_alpha", 0.006, 0.008)]);
+    assert_eq!(
+        routed(&a),
+        vec![r("r_beta", 0.0045, 0.008), r("r_alpha", 0.006, 0.008)]
+    );
 
     // local zone from local_calling: alpha's local rate
     let a = routing::dip(snap, &req("+12125560123", ny), later);
-    let DipAnswer::Route(ra) = &a else { panic!("{a:?}") };
+    let DipAnswer::Route(ra) = &a else {
+        panic!("{a:?}")
+    };
     assert_eq!(ra.zone, Zone::Local);
-    assert_eq!(routed(&a), vec![r("r_alpha", 0.003, 0.008), r("r_beta", 0.0045, 0.008)]);
+    assert_eq!(
+        routed(&a),
+        vec![r("r_alpha", 0.003, 0.008), r("r_beta", 0.0045, 0.008)]
+    );
 
     // ported number: LRN from lnp, alpha by LRN prefix 1212, beta has no rate for 212556's OCN;
     // no sell-deck row, so the 10% default margin
     let a = routing::dip(snap, &req("+12015550123", "+12125570100"), later);
-    let DipAnswer::Route(ra) = &a else { panic!("{a:?}") };
+    let DipAnswer::Route(ra) = &a else {
+        panic!("{a:?}")
+    };
     assert_eq!(ra.lrn.as_deref(), Some("2125560000"));
     assert_eq!(routed(&a), vec![r("r_alpha", 0.009, 0.0099)]);
 
     // customer override forces beta at the override rate; the expired sell row is not loaded
     let a = routing::dip(snap, &req("+12125550123", "+12015550100"), later);
-    let DipAnswer::Route(ra) = &a else { panic!("{a:?}") };
+    let DipAnswer::Route(ra) = &a else {
+        panic!("{a:?}")
+    };
     assert!(ra.routes[0].forced);
     assert_eq!(routed(&a), vec![r("r_beta", 0.001, 0.0011)]);
 
@@ -233,21 +301,42 @@ fn check_dips(snap: &Snapshot, t0: i64) {
 
     // rejects: DNO (NANP and international entries), global exclusion, blocked prefix,
     // disabled customer
-    assert_eq!(reject(&routing::dip(snap, &req("+12015550199", ny), later)).0, 403);
+    assert_eq!(
+        reject(&routing::dip(snap, &req("+12015550199", ny), later)).0,
+        403
+    );
     let (code, why) = reject(&routing::dip(snap, &req("+442071234567", ny), later));
     assert_eq!(code, 403);
     assert!(why.contains("do-not-originate"), "{why}");
-    let (code, why) = reject(&routing::dip(snap, &req("+12015550123", "+12125559911"), later));
-    assert_eq!((code, why.as_str()), (403, "destination excluded by prefix 121255599"));
-    let (code, why) = reject(&routing::dip(snap, &req("+12015550123", "+18765551234"), later));
+    let (code, why) = reject(&routing::dip(
+        snap,
+        &req("+12015550123", "+12125559911"),
+        later,
+    ));
+    assert_eq!(
+        (code, why.as_str()),
+        (403, "destination excluded by prefix 121255599")
+    );
+    let (code, why) = reject(&routing::dip(
+        snap,
+        &req("+12015550123", "+18765551234"),
+        later,
+    ));
     assert_eq!((code, why.as_str()), (403, "blocked prefix 1876"));
     let mut by_ip = req("+12015550123", ny);
     by_ip.ban = None;
     by_ip.src_ip = Some("198.51.100.77".parse().unwrap());
-    assert_eq!(routed(&routing::dip(snap, &by_ip, later)).len(), 2, "customer found by source CIDR");
+    assert_eq!(
+        routed(&routing::dip(snap, &by_ip, later)).len(),
+        2,
+        "customer found by source CIDR"
+    );
     let mut idle = req("+12015550123", ny);
     idle.ban = Some("BAN2".into());
-    assert_eq!(reject(&routing::dip(snap, &idle, later)), (403, "customer disabled".into()));
+    assert_eq!(
+        reject(&routing::dip(snap, &idle, later)),
+        (403, "customer disabled".into())
+    );
 }
 
 #[tokio::test]
@@ -255,43 +344,111 @@ async fn bad_rows_fail_the_load_naming_the_row() {
     let (_pg, client) = fresh().await;
     seed(&client, unix_now()).await;
     client
-        .batch_execute("UPDATE customer_partitions SET tz = 'Mars/Olympus' WHERE partition_id = 100")
+        .batch_execute(
+            "UPDATE customer_partitions SET tz = 'Mars/Olympus' WHERE partition_id = 100",
+        )
         .await
         .unwrap();
-    let err = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err();
+    let err = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(&err, DbError::BadRow { table: "customer_partitions", .. }), "{err:?}");
-    assert!(msg.contains("BAN1") && msg.contains("Mars/Olympus"), "{msg}");
+    assert!(
+        matches!(
+            &err,
+            DbError::BadRow {
+                table: "customer_partitions",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        msg.contains("BAN1") && msg.contains("Mars/Olympus"),
+        "{msg}"
+    );
     // the failed load rolled back its transaction: the connection works
-    client.batch_execute("UPDATE customer_partitions SET tz = 'UTC'").await.unwrap();
+    client
+        .batch_execute("UPDATE customer_partitions SET tz = 'UTC'")
+        .await
+        .unwrap();
 
-    client.batch_execute("UPDATE customer_partitions SET days = '{8}' WHERE partition_id = 100").await.unwrap();
-    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
+    client
+        .batch_execute("UPDATE customer_partitions SET days = '{8}' WHERE partition_id = 100")
+        .await
+        .unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("weekday 8") && msg.contains("BAN1"), "{msg}");
-    client.batch_execute("UPDATE customer_partitions SET days = '{}'").await.unwrap();
+    client
+        .batch_execute("UPDATE customer_partitions SET days = '{}'")
+        .await
+        .unwrap();
 
-    client.batch_execute("UPDATE overrides SET tz = 'Nowhere/City'").await.unwrap();
-    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
-    assert!(msg.contains("overrides") && msg.contains("override") && msg.contains("BAN1") && msg.contains("Nowhere/City"), "{msg}");
-    client.batch_execute("UPDATE overrides SET tz = 'UTC'").await.unwrap();
+    client
+        .batch_execute("UPDATE overrides SET tz = 'Nowhere/City'")
+        .await
+        .unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("overrides")
+            && msg.contains("override")
+            && msg.contains("BAN1")
+            && msg.contains("Nowhere/City"),
+        "{msg}"
+    );
+    client
+        .batch_execute("UPDATE overrides SET tz = 'UTC'")
+        .await
+        .unwrap();
 
     // a rate beyond what Rate can hold (~429.49/min) names the vendor_rates row id
     let id: i64 = client
-        .query_one("UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44' RETURNING id", &[])
+        .query_one(
+            "UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44' RETURNING id",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
-    assert!(msg.contains("vendor_rates") && msg.contains(&format!("id {id}")) && msg.contains("rate_local"), "{msg}");
-    client.batch_execute("UPDATE vendor_rates SET rate_local = 0.02 WHERE prefix = '44'").await.unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("vendor_rates")
+            && msg.contains(&format!("id {id}"))
+            && msg.contains("rate_local"),
+        "{msg}"
+    );
+    client
+        .batch_execute("UPDATE vendor_rates SET rate_local = 0.02 WHERE prefix = '44'")
+        .await
+        .unwrap();
 
     // a DNO number too short to be E.164 is masked in the error
-    client.batch_execute("INSERT INTO dno VALUES ('55512')").await.unwrap();
-    let msg = db::load_snapshot(&client, RoutingSettings::default()).await.unwrap_err().to_string();
+    client
+        .batch_execute("INSERT INTO dno VALUES ('55512')")
+        .await
+        .unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("dno") && !msg.contains("55512"), "{msg}");
-    client.batch_execute("DELETE FROM dno WHERE number = '55512'").await.unwrap();
+    client
+        .batch_execute("DELETE FROM dno WHERE number = '55512'")
+        .await
+        .unwrap();
 
-    db::load_snapshot(&client, RoutingSettings::default()).await.unwrap();
+    db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap();
 }
 
 struct Running {
@@ -309,7 +466,13 @@ async fn running(debounce: Duration) -> Running {
     let engine = Arc::new(Engine::new(RoutingSettings::default()));
     let metrics = Arc::new(Metrics::new());
     let stop = CancellationToken::new();
-    let reloader = DbReloader::start(pg.url(), engine.clone(), metrics.clone(), debounce, stop.clone());
+    let reloader = DbReloader::start(
+        pg.url(),
+        engine.clone(),
+        metrics.clone(),
+        debounce,
+        stop.clone(),
+    );
     Running {
         pg,
         client,
@@ -334,9 +497,17 @@ async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Buy rate of beta for the standard interstate call, outside the daytime window.
 fn beta_rate(engine: &Engine) -> Option<f64> {
-    let a = routing::dip(&engine.snapshot(), &req("+12015550123", "+12125550199"), unix_now() + DAY / 2);
+    let a = routing::dip(
+        &engine.snapshot(),
+        &req("+12015550123", "+12125550199"),
+        unix_now() + DAY / 2,
+    );
     match a {
-        DipAnswer::Route(r) => r.routes.iter().find(|c| c.route_id == "r_beta").map(|c| (c.rate * 1e7).round() / 1e7),
+        DipAnswer::Route(r) => r
+            .routes
+            .iter()
+            .find(|c| c.route_id == "r_beta")
+            .map(|c| (c.rate * 1e7).round() / 1e7),
         DipAnswer::Reject(_) => None,
     }
 }
@@ -349,7 +520,10 @@ fn reloads(m: &Metrics, result: &str) -> u64 {
 async fn notify_triggers_a_debounced_reload_and_reconnects() {
     let rt = running(Duration::from_millis(150)).await;
     // the first LISTEN counts as "may have missed changes": initial snapshot without a request
-    assert!(eventually(Duration::from_secs(10), || rt.engine.generation() >= 1).await, "no initial load");
+    assert!(
+        eventually(Duration::from_secs(10), || rt.engine.generation() >= 1).await,
+        "no initial load"
+    );
     assert_eq!(beta_rate(&rt.engine), Some(0.0045));
     let g1 = rt.engine.generation();
     assert_eq!(rt.metrics.snapshot_generation.get() as u64, g1);
@@ -358,14 +532,31 @@ async fn notify_triggers_a_debounced_reload_and_reconnects() {
     // a burst of changes: a bounded number of rebuilds, the last one reflecting the last change
     for i in 1..=10 {
         rt.client
-            .execute(&format!("UPDATE vendor_rates SET rate_inter = 0.00{} WHERE route_id = 20", 40 + i), &[])
+            .execute(
+                &format!(
+                    "UPDATE vendor_rates SET rate_inter = 0.00{} WHERE route_id = 20",
+                    40 + i
+                ),
+                &[],
+            )
             .await
             .unwrap();
     }
-    let ok = eventually(Duration::from_secs(10), || beta_rate(&rt.engine) == Some(0.005)).await;
-    assert!(ok, "snapshot never reflected the update (rate {:?})", beta_rate(&rt.engine));
+    let ok = eventually(Duration::from_secs(10), || {
+        beta_rate(&rt.engine) == Some(0.005)
+    })
+    .await;
+    assert!(
+        ok,
+        "snapshot never reflected the update (rate {:?})",
+        beta_rate(&rt.engine)
+    );
     let g2 = rt.engine.generation();
-    assert!(g2 > g1 && g2 <= g1 + 3, "burst of 10 NOTIFYs gave {} rebuilds", g2 - g1);
+    assert!(
+        g2 > g1 && g2 <= g1 + 3,
+        "burst of 10 NOTIFYs gave {} rebuilds",
+        g2 - g1
+    );
     assert_eq!(reloads(&rt.metrics, "ok"), g2);
 
     // database restart: the listener reconnects and reloads (changes may have been missed)
@@ -377,12 +568,25 @@ async fn notify_triggers_a_debounced_reload_and_reconnects() {
 
     // after reconnecting, notifications work again
     let client = db::connect(&rt.pg.url()).await.unwrap();
-    client.execute("UPDATE vendor_rates SET rate_inter = 0.0033 WHERE route_id = 20", &[]).await.unwrap();
-    assert!(eventually(Duration::from_secs(10), || beta_rate(&rt.engine) == Some(0.0033)).await);
+    client
+        .execute(
+            "UPDATE vendor_rates SET rate_inter = 0.0033 WHERE route_id = 20",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || beta_rate(&rt.engine)
+            == Some(0.0033))
+        .await
+    );
 
     rt.stop.cancel();
     rt.reloader.join().await;
-    assert!(matches!(rt.reloader.reload().await, Err(ReloadError::Stopped)));
+    assert!(matches!(
+        rt.reloader.reload().await,
+        Err(ReloadError::Stopped)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,7 +600,10 @@ async fn explicit_reloads_are_coalesced_and_see_earlier_writes() {
 
     // a request made after a write sees it
     rt.client
-        .execute("UPDATE vendor_rates SET rate_inter = 0.0042 WHERE route_id = 20", &[])
+        .execute(
+            "UPDATE vendor_rates SET rate_inter = 0.0042 WHERE route_id = 20",
+            &[],
+        )
         .await
         .unwrap();
     let rep2 = rt.reloader.reload().await.unwrap();
@@ -411,10 +618,16 @@ async fn explicit_reloads_are_coalesced_and_see_earlier_writes() {
         rt.reloader.reload(),
         rt.reloader.reload()
     );
-    let mut gens: Vec<u64> = [a, b, c, d].into_iter().map(|r| r.unwrap().generation).collect();
+    let mut gens: Vec<u64> = [a, b, c, d]
+        .into_iter()
+        .map(|r| r.unwrap().generation)
+        .collect();
     gens.sort();
     gens.dedup();
-    assert!(gens.len() <= 2 && gens[0] > before, "{gens:?} after {before}");
+    assert!(
+        gens.len() <= 2 && gens[0] > before,
+        "{gens:?} after {before}"
+    );
     assert_eq!(rt.engine.generation(), *gens.last().unwrap());
     assert_eq!(reloads(&rt.metrics, "ok"), rt.engine.generation());
     rt.stop.cancel();
@@ -425,19 +638,33 @@ async fn failed_reload_keeps_the_old_snapshot() {
     let rt = running(Duration::from_secs(60)).await;
     let good = rt.reloader.reload().await.unwrap();
     rt.client
-        .batch_execute("UPDATE customer_partitions SET tz = 'Mars/Olympus' WHERE partition_id = 100")
+        .batch_execute(
+            "UPDATE customer_partitions SET tz = 'Mars/Olympus' WHERE partition_id = 100",
+        )
         .await
         .unwrap();
     let err = rt.reloader.reload().await.unwrap_err();
-    let ReloadError::Build(msg) = &err else { panic!("{err:?}") };
-    assert!(msg.contains("customer_partitions") && msg.contains("BAN1") && msg.contains("Mars/Olympus"), "{msg}");
+    let ReloadError::Build(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        msg.contains("customer_partitions") && msg.contains("BAN1") && msg.contains("Mars/Olympus"),
+        "{msg}"
+    );
     assert_eq!(rt.engine.generation(), good.generation, "old snapshot kept");
-    assert_eq!(beta_rate(&rt.engine), Some(0.0045), "old snapshot still routes");
+    assert_eq!(
+        beta_rate(&rt.engine),
+        Some(0.0045),
+        "old snapshot still routes"
+    );
     assert_eq!(reloads(&rt.metrics, "error"), 1);
     assert_eq!(rt.metrics.snapshot_generation.get() as u64, good.generation);
 
     // fixed data: the next reload succeeds
-    rt.client.batch_execute("UPDATE customer_partitions SET tz = 'UTC'").await.unwrap();
+    rt.client
+        .batch_execute("UPDATE customer_partitions SET tz = 'UTC'")
+        .await
+        .unwrap();
     assert!(rt.reloader.reload().await.unwrap().generation > good.generation);
     rt.stop.cancel();
 }
@@ -447,7 +674,10 @@ async fn failed_reload_keeps_the_old_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn bench_load_vendor_rates() {
-    let rows: i64 = std::env::var("WARPD_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let rows: i64 = std::env::var("WARPD_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     let (_pg, client) = fresh().await;
     client
         .batch_execute(
@@ -476,9 +706,14 @@ async fn bench_load_vendor_rates() {
     eprintln!("generated {rows} rows in {:?}", t.elapsed());
     for _ in 0..2 {
         let t = Instant::now();
-        let builder = db::loader::load_builder(&client, RoutingSettings::default()).await.unwrap();
+        let builder = db::loader::load_builder(&client, RoutingSettings::default())
+            .await
+            .unwrap();
         let loaded = t.elapsed();
-        let snap = tokio::task::spawn_blocking(move || builder.build(0)).await.unwrap().unwrap();
+        let snap = tokio::task::spawn_blocking(move || builder.build(0))
+            .await
+            .unwrap()
+            .unwrap();
         let total = t.elapsed();
         let s = snap.stats();
         assert_eq!(s.rate_entries as i64, rows);

@@ -14,10 +14,20 @@ use crate::config::{Config, LogFormat};
 use crate::routing::DipRequest;
 
 #[derive(Parser, Debug)]
-#[command(name = "warpd", version, about = "Control-plane daemon for wholesale voice carriers")]
+#[command(
+    name = "warpd",
+    version,
+    about = "Control-plane daemon for wholesale voice carriers"
+)]
 pub struct Cli {
     /// Config file (TOML); keys can be overridden with WARPD_<SECTION>__<KEY>
-    #[arg(long, short, global = true, env = "WARPD_CONFIG", default_value = "/etc/warpd/warpd.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "WARPD_CONFIG",
+        default_value = "/etc/warpd/warpd.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -63,7 +73,9 @@ pub fn init_logging(cfg: Option<&Config>, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cfg.map(|c| c.log.format).unwrap_or(LogFormat::Text) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -72,7 +84,8 @@ pub fn init_logging(cfg: Option<&Config>, default_level: &str) {
 }
 
 pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli.config).with_context(|| format!("config {}", cli.config.display()))?;
+    let config =
+        Config::load(&cli.config).with_context(|| format!("config {}", cli.config.display()))?;
     match cli.command {
         Command::Serve => {
             init_logging(Some(&config), "info");
@@ -105,14 +118,29 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 println!("(dry run: nothing was changed)");
             }
         }
-        Command::Route { ban, src_ip, ani, dnis, lrn, max_results } => {
+        Command::Route {
+            ban,
+            src_ip,
+            ani,
+            dnis,
+            lrn,
+            max_results,
+        } => {
             init_logging(None, "warn");
             if ban.is_none() && src_ip.is_none() {
                 anyhow::bail!("give --ban or --src-ip to identify the customer");
             }
             let client = crate::db::connect(&config.database.url).await?;
             let snap = crate::db::loader::load_snapshot(&client, config.routing.clone()).await?;
-            let req = DipRequest { ban, src_ip, ani, dnis, lrn, call_id: None, max_results };
+            let req = DipRequest {
+                ban,
+                src_ip,
+                ani,
+                dnis,
+                lrn,
+                call_id: None,
+                max_results,
+            };
             let now = chrono::Utc::now().timestamp();
             let sim = crate::routing::simulate(&snap, &req, now);
             println!("{}", serde_json::to_string_pretty(&sim)?);
@@ -124,7 +152,9 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 .execute("SELECT pg_notify('warpd_routing', 'manual reload')", &[])
                 .await
                 .context("send reload notification")?;
-            println!("reload requested (every warpd listening on this database rebuilds its snapshot)");
+            println!(
+                "reload requested (every warpd listening on this database rebuilds its snapshot)"
+            );
         }
         Command::CheckConfig => {
             println!("config {} is valid", cli.config.display());

@@ -169,8 +169,12 @@ impl Config {
         let mut env: Vec<(String, String)> = env.into_iter().collect();
         env.sort();
         for (var, value) in env {
-            let Some(rest) = var.strip_prefix("WARPD_") else { continue };
-            let Some((section, key)) = rest.split_once("__") else { continue };
+            let Some(rest) = var.strip_prefix("WARPD_") else {
+                continue;
+            };
+            let Some((section, key)) = rest.split_once("__") else {
+                continue;
+            };
             let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
             if section.is_empty() || key.is_empty() {
                 return Err(ConfigError::Env {
@@ -230,7 +234,10 @@ impl Config {
         if r.default_max_results == 0 || r.default_max_results > r.max_results_limit {
             return Err(key_err(
                 "routing.default_max_results",
-                format!("must be between 1 and routing.max_results_limit ({})", r.max_results_limit),
+                format!(
+                    "must be between 1 and routing.max_results_limit ({})",
+                    r.max_results_limit
+                ),
             ));
         }
         if let Some(bad) = r
@@ -238,13 +245,22 @@ impl Config {
             .iter()
             .find(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err(key_err("routing.emergency_numbers", format!("{bad:?} is not a digit string")));
+            return Err(key_err(
+                "routing.emergency_numbers",
+                format!("{bad:?} is not a digit string"),
+            ));
         }
         if r.emergency_route.as_deref() == Some("") {
-            return Err(key_err("routing.emergency_route", "must not be empty (omit it instead)"));
+            return Err(key_err(
+                "routing.emergency_route",
+                "must not be empty (omit it instead)",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(key_err("log.level", format!("{:?} is not a valid filter", self.log.level)));
+            return Err(key_err(
+                "log.level",
+                format!("{:?} is not a valid filter", self.log.level),
+            ));
         }
         Ok(())
     }
@@ -264,7 +280,9 @@ mod tests {
     const MIN: &str = "[database]\nurl = \"postgres://warpd@127.0.0.1/warpd\"\n";
 
     fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -293,19 +311,39 @@ mod tests {
         assert_eq!(c.server.listen, "0.0.0.0:9090");
         assert_eq!(c.routing.dip_cache_ttl_ms, 0);
         assert_eq!(c.routing.emergency_numbers, vec!["911", "112"]);
-        assert_eq!(c.routing.unknown_ani_policy, crate::routing::UnknownAniPolicy::Higher);
+        assert_eq!(
+            c.routing.unknown_ani_policy,
+            crate::routing::UnknownAniPolicy::Higher
+        );
     }
 
     #[test]
     fn errors_name_the_key() {
-        let cases: &[(&str, Vec<(String, String)>, &str)] = &[
+        type Case = (&'static str, Vec<(String, String)>, &'static str);
+        let cases: &[Case] = &[
             ("[server]\nlisten = \"nope\"\n", vec![], "server.listen"),
             ("[server]\nlistne = \"x\"\n", vec![], "listne"),
             ("", vec![], "database"),
-            ("[routing]\ndefault_max_results = \"five\"\n", vec![], "routing.default_max_results"),
-            ("[routing]\nunknown_ani_policy = \"cheapest\"\n", vec![], "routing.unknown_ani_policy"),
-            ("", env(&[("WARPD_DATABASE__POOL_SIZE", "0")]), "database.pool_size"),
-            ("", env(&[("WARPD_DATABASE__URL", "mysql://x")]), "database.url"),
+            (
+                "[routing]\ndefault_max_results = \"five\"\n",
+                vec![],
+                "routing.default_max_results",
+            ),
+            (
+                "[routing]\nunknown_ani_policy = \"cheapest\"\n",
+                vec![],
+                "routing.unknown_ani_policy",
+            ),
+            (
+                "",
+                env(&[("WARPD_DATABASE__POOL_SIZE", "0")]),
+                "database.pool_size",
+            ),
+            (
+                "",
+                env(&[("WARPD_DATABASE__URL", "mysql://x")]),
+                "database.url",
+            ),
             ("", env(&[("WARPD_ROUTING__BOGUS", "1")]), "bogus"),
             ("", env(&[("WARPD_LOG__LEVEL", "[[[")]), "log.level"),
         ];
@@ -315,7 +353,9 @@ mod tests {
             } else {
                 format!("{MIN}{extra}")
             };
-            let err = Config::from_str_with_env(&text, e.clone()).unwrap_err().to_string();
+            let err = Config::from_str_with_env(&text, e.clone())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
     }

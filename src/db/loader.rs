@@ -34,7 +34,10 @@ const YIELD_EVERY: u64 = 32 * 1024;
 /// runs on the blocking pool. `built_at` of the snapshot is the wall clock when loading began.
 ///
 /// The client must not be used by anyone else while this runs (it holds a transaction open).
-pub async fn load_snapshot(client: &Client, settings: RoutingSettings) -> Result<Snapshot, DbError> {
+pub async fn load_snapshot(
+    client: &Client,
+    settings: RoutingSettings,
+) -> Result<Snapshot, DbError> {
     let built_at = unix_now();
     let started = Instant::now();
     let builder = load_builder(client, settings).await?;
@@ -60,7 +63,10 @@ pub async fn load_snapshot(client: &Client, settings: RoutingSettings) -> Result
 
 /// Reads every routing table into a builder inside one REPEATABLE READ READ ONLY transaction,
 /// without compiling it (see [`load_snapshot`]).
-pub async fn load_builder(client: &Client, settings: RoutingSettings) -> Result<SnapshotBuilder, DbError> {
+pub async fn load_builder(
+    client: &Client,
+    settings: RoutingSettings,
+) -> Result<SnapshotBuilder, DbError> {
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
@@ -137,23 +143,45 @@ async fn read_all(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbErro
 // ---- row helpers -----------------------------------------------------------------------------
 
 fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize, table: &'static str) -> Result<T, DbError> {
-    row.try_get(i).map_err(DbError::query(format!("reading {table}")))
+    row.try_get(i)
+        .map_err(DbError::query(format!("reading {table}")))
 }
 
 async fn select(client: &Client, table: &'static str, sql: &str) -> Result<Vec<Row>, DbError> {
-    client.query(sql, &[]).await.map_err(DbError::query(format!("reading {table}")))
+    client
+        .query(sql, &[])
+        .await
+        .map_err(DbError::query(format!("reading {table}")))
 }
 
-fn rate_col(v: Option<i64>, table: &'static str, key: &dyn Fn() -> String, what: &str) -> Result<Option<Rate>, DbError> {
+fn rate_col(
+    v: Option<i64>,
+    table: &'static str,
+    key: &dyn Fn() -> String,
+    what: &str,
+) -> Result<Option<Rate>, DbError> {
     match v {
         None => Ok(None),
-        Some(x) => Rate::from_scaled(x)
-            .map(Some)
-            .ok_or_else(|| DbError::bad_row(table, key(), format!("{what} {} out of range 0..={}", x as f64 / Rate::SCALE, Rate::MAX))),
+        Some(x) => Rate::from_scaled(x).map(Some).ok_or_else(|| {
+            DbError::bad_row(
+                table,
+                key(),
+                format!(
+                    "{what} {} out of range 0..={}",
+                    x as f64 / Rate::SCALE,
+                    Rate::MAX
+                ),
+            )
+        }),
     }
 }
 
-fn int_col<T: TryFrom<i64>>(v: i64, table: &'static str, key: &dyn Fn() -> String, what: &str) -> Result<T, DbError> {
+fn int_col<T: TryFrom<i64>>(
+    v: i64,
+    table: &'static str,
+    key: &dyn Fn() -> String,
+    what: &str,
+) -> Result<T, DbError> {
     T::try_from(v).map_err(|_| DbError::bad_row(table, key(), format!("{what} {v} out of range")))
 }
 
@@ -171,7 +199,12 @@ fn day_mask(days: &[i16]) -> Result<u8, String> {
 
 /// A time window from its columns. No times and no days: no window (always open). Days without
 /// times: whole days.
-fn window(days: &[i16], start: Option<i32>, end: Option<i32>, tz: &str) -> Result<Option<TimeWindow>, String> {
+fn window(
+    days: &[i16],
+    start: Option<i32>,
+    end: Option<i32>,
+    tz: &str,
+) -> Result<Option<TimeWindow>, String> {
     let tz: Tz = tz
         .parse()
         .map_err(|_| format!("unknown time zone {tz:?} (IANA names like America/New_York)"))?;
@@ -207,12 +240,23 @@ fn digits_only(p: &str) -> bool {
 
 async fn load_vendors(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
     const T: &str = "vendors";
-    for row in select(client, T, "SELECT id, name, billing_model::text, dialstring, enabled FROM vendors ORDER BY id").await? {
+    for row in select(
+        client,
+        T,
+        "SELECT id, name, billing_model::text, dialstring, enabled FROM vendors ORDER BY id",
+    )
+    .await?
+    {
         let id: Id = col(&row, 0, T)?;
         let name: String = col(&row, 1, T)?;
         let billing: String = col(&row, 2, T)?;
-        let billing = BillingModel::parse(&billing)
-            .ok_or_else(|| DbError::bad_row(T, format!("vendor {name:?}"), format!("unknown billing model {billing:?}")))?;
+        let billing = BillingModel::parse(&billing).ok_or_else(|| {
+            DbError::bad_row(
+                T,
+                format!("vendor {name:?}"),
+                format!("unknown billing model {billing:?}"),
+            )
+        })?;
         b.vendor(Vendor {
             id,
             name,
@@ -231,8 +275,9 @@ async fn load_gateways(client: &Client, b: &mut SnapshotBuilder) -> Result<(), D
         let id: Id = col(&row, 0, T)?;
         let key = || format!("gateway id {id}");
         let transport: String = col(&row, 5, T)?;
-        let transport = Transport::parse(&transport)
-            .ok_or_else(|| DbError::bad_row(T, key(), format!("unknown transport {transport:?}")))?;
+        let transport = Transport::parse(&transport).ok_or_else(|| {
+            DbError::bad_row(T, key(), format!("unknown transport {transport:?}"))
+        })?;
         b.gateway(Gateway {
             id,
             vendor_id: col(&row, 1, T)?,
@@ -250,7 +295,8 @@ async fn load_gateways(client: &Client, b: &mut SnapshotBuilder) -> Result<(), D
 
 async fn load_routes(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
     const T: &str = "routes";
-    let sql = "SELECT id, name, vendor_id, priority, weight, capacity, enabled FROM routes ORDER BY id";
+    let sql =
+        "SELECT id, name, vendor_id, priority, weight, capacity, enabled FROM routes ORDER BY id";
     for row in select(client, T, sql).await? {
         let id: Id = col(&row, 0, T)?;
         let name: String = col(&row, 1, T)?;
@@ -291,7 +337,10 @@ async fn load_partitions(client: &Client, b: &mut SnapshotBuilder) -> Result<(),
 
 /// Loads customers with their source CIDRs, partitions and margin rules; returns id → BAN for
 /// naming customers in later errors.
-async fn load_customers(client: &Client, b: &mut SnapshotBuilder) -> Result<FxHashMap<Id, String>, DbError> {
+async fn load_customers(
+    client: &Client,
+    b: &mut SnapshotBuilder,
+) -> Result<FxHashMap<Id, String>, DbError> {
     const T: &str = "customers";
     let sql = format!(
         "SELECT id, ban, name, enabled, {}, blocked_prefixes, allowed_classes::text[], max_results, \
@@ -311,18 +360,27 @@ async fn load_customers(client: &Client, b: &mut SnapshotBuilder) -> Result<FxHa
         for p in &mut blocked {
             let d = p.trim().trim_start_matches('+');
             if d.is_empty() || !digits_only(d) {
-                return Err(DbError::bad_row(T, key(), format!("blocked prefix {p:?} is not digits")));
+                return Err(DbError::bad_row(
+                    T,
+                    key(),
+                    format!("blocked prefix {p:?} is not digits"),
+                ));
             }
             *p = d.to_string();
         }
         let classes: Vec<String> = col(&row, 6, T)?;
         let allowed_classes = classes
             .iter()
-            .map(|c| DestClass::parse(c).ok_or_else(|| DbError::bad_row(T, key(), format!("unknown destination class {c:?}"))))
+            .map(|c| {
+                DestClass::parse(c).ok_or_else(|| {
+                    DbError::bad_row(T, key(), format!("unknown destination class {c:?}"))
+                })
+            })
             .collect::<Result<_, _>>()?;
         let max_results = int_col(col::<i32>(&row, 7, T)?.into(), T, &key, "max_results")?;
         let margin_ppm: Option<i64> = col(&row, 9, T)?;
-        let fixed_fee = rate_col(Some(col(&row, 10, T)?), T, &key, "fixed_fee")?.unwrap_or_default();
+        let fixed_fee =
+            rate_col(Some(col(&row, 10, T)?), T, &key, "fixed_fee")?.unwrap_or_default();
         // No margin_percent and no fee: sell at cost. A fee alone is a 0% rule plus the fee.
         let margin = (margin_ppm.is_some() || fixed_fee.0 != 0).then(|| MarginRule {
             prefix: String::new(),
@@ -348,14 +406,26 @@ async fn load_customers(client: &Client, b: &mut SnapshotBuilder) -> Result<FxHa
     }
 
     const TS: &str = "customer_source_ips";
-    for row in select(client, TS, "SELECT customer_id, cidr::text FROM customer_source_ips ORDER BY customer_id, cidr").await? {
+    for row in select(
+        client,
+        TS,
+        "SELECT customer_id, cidr::text FROM customer_source_ips ORDER BY customer_id, cidr",
+    )
+    .await?
+    {
         let cid: Id = col(&row, 0, TS)?;
         let cidr: String = col(&row, 1, TS)?;
         let c = customer_mut(&mut customers, &ix, cid, TS)?;
         let net = cidr
             .parse::<ipnet::IpNet>()
             .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            .map_err(|_| DbError::bad_row(TS, format!("customer {:?}", c.ban), format!("unparsable cidr {cidr:?}")))?;
+            .map_err(|_| {
+                DbError::bad_row(
+                    TS,
+                    format!("customer {:?}", c.ban),
+                    format!("unparsable cidr {cidr:?}"),
+                )
+            })?;
         c.source_cidrs.push(net);
     }
 
@@ -372,8 +442,13 @@ async fn load_customers(client: &Client, b: &mut SnapshotBuilder) -> Result<FxHa
         let days: Vec<i16> = col(&row, 3, TP)?;
         let tz: String = col(&row, 6, TP)?;
         let c = customer_mut(&mut customers, &ix, cid, TP)?;
-        let w = window(&days, col(&row, 4, TP)?, col(&row, 5, TP)?, &tz)
-            .map_err(|why| DbError::bad_row(TP, format!("customer {:?}, partition id {partition_id}", c.ban), why))?;
+        let w = window(&days, col(&row, 4, TP)?, col(&row, 5, TP)?, &tz).map_err(|why| {
+            DbError::bad_row(
+                TP,
+                format!("customer {:?}, partition id {partition_id}", c.ban),
+                why,
+            )
+        })?;
         c.partitions.push(CustomerPartition {
             partition_id,
             priority: col(&row, 2, TP)?,
@@ -392,7 +467,8 @@ async fn load_customers(client: &Client, b: &mut SnapshotBuilder) -> Result<FxHa
         let prefix: String = col(&row, 1, TM)?;
         let c = customer_mut(&mut customers, &ix, cid, TM)?;
         let key = || format!("customer {:?}, prefix {prefix:?}", c.ban);
-        let fixed_fee = rate_col(Some(col(&row, 3, TM)?), TM, &key, "fixed_fee")?.unwrap_or_default();
+        let fixed_fee =
+            rate_col(Some(col(&row, 3, TM)?), TM, &key, "fixed_fee")?.unwrap_or_default();
         let rule = MarginRule {
             margin_ppm: col(&row, 2, TM)?,
             fixed_fee,
@@ -419,7 +495,11 @@ fn customer_mut<'a>(
         .ok_or_else(|| DbError::bad_row(table, format!("customer id {id}"), "unknown customer"))
 }
 
-async fn load_overrides(client: &Client, b: &mut SnapshotBuilder, bans: &FxHashMap<Id, String>) -> Result<(), DbError> {
+async fn load_overrides(
+    client: &Client,
+    b: &mut SnapshotBuilder,
+    bans: &FxHashMap<Id, String>,
+) -> Result<(), DbError> {
     const T: &str = "overrides";
     let sql = format!(
         "SELECT id, customer_id, prefix, route_id, {}, {}, {}, days, {}, {}, tz FROM overrides \
@@ -442,11 +522,16 @@ async fn load_overrides(client: &Client, b: &mut SnapshotBuilder, bans: &FxHashM
         };
         let prefix: String = col(&row, 2, T)?;
         if !digits_only(&prefix) {
-            return Err(DbError::bad_row(T, key(), format!("prefix {prefix:?} is not digits")));
+            return Err(DbError::bad_row(
+                T,
+                key(),
+                format!("prefix {prefix:?} is not digits"),
+            ));
         }
         let days: Vec<i16> = col(&row, 7, T)?;
         let tz: String = col(&row, 10, T)?;
-        let w = window(&days, col(&row, 8, T)?, col(&row, 9, T)?, &tz).map_err(|why| DbError::bad_row(T, key(), why))?;
+        let w = window(&days, col(&row, 8, T)?, col(&row, 9, T)?, &tz)
+            .map_err(|why| DbError::bad_row(T, key(), why))?;
         b.override_rule(Override {
             id,
             customer_id,
@@ -463,11 +548,21 @@ async fn load_overrides(client: &Client, b: &mut SnapshotBuilder, bans: &FxHashM
 
 async fn load_exclusions(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
     const T: &str = "exclusions";
-    for row in select(client, T, "SELECT id, customer_id, prefix, vendor_id FROM exclusions ORDER BY id").await? {
+    for row in select(
+        client,
+        T,
+        "SELECT id, customer_id, prefix, vendor_id FROM exclusions ORDER BY id",
+    )
+    .await?
+    {
         let id: Id = col(&row, 0, T)?;
         let prefix: String = col(&row, 2, T)?;
         if !digits_only(&prefix) {
-            return Err(DbError::bad_row(T, format!("exclusion {id}"), format!("prefix {prefix:?} is not digits")));
+            return Err(DbError::bad_row(
+                T,
+                format!("exclusion {id}"),
+                format!("prefix {prefix:?} is not digits"),
+            ));
         }
         b.exclusion(Exclusion {
             id,
@@ -536,7 +631,11 @@ async fn copy_rows(
         }
     }
     if !carry.is_empty() {
-        return Err(DbError::bad_row(table, format!("row {}", n + 1), "COPY output ended mid-row"));
+        return Err(DbError::bad_row(
+            table,
+            format!("row {}", n + 1),
+            "COPY output ended mid-row",
+        ));
     }
     Ok(n)
 }
@@ -649,23 +748,39 @@ fn text(f: &[u8]) -> Option<Cow<'_, str>> {
     String::from_utf8(out).ok().map(Cow::Owned)
 }
 
-fn req_text<'a>(f: &'a [u8], table: &'static str, key: &dyn Fn() -> String, what: &str) -> Result<Cow<'a, str>, DbError> {
+fn req_text<'a>(
+    f: &'a [u8],
+    table: &'static str,
+    key: &dyn Fn() -> String,
+    what: &str,
+) -> Result<Cow<'a, str>, DbError> {
     nullable(f)
         .and_then(text)
         .ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))
 }
 
-fn req_int(f: &[u8], table: &'static str, key: &dyn Fn() -> String, what: &str) -> Result<i64, DbError> {
+fn req_int(
+    f: &[u8],
+    table: &'static str,
+    key: &dyn Fn() -> String,
+    what: &str,
+) -> Result<i64, DbError> {
     nullable(f)
         .and_then(int)
         .ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))
 }
 
-fn opt_rate(f: &[u8], table: &'static str, key: &dyn Fn() -> String, what: &str) -> Result<Option<Rate>, DbError> {
+fn opt_rate(
+    f: &[u8],
+    table: &'static str,
+    key: &dyn Fn() -> String,
+    what: &str,
+) -> Result<Option<Rate>, DbError> {
     match nullable(f) {
         None => Ok(None),
         Some(v) => {
-            let v = int(v).ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))?;
+            let v = int(v)
+                .ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))?;
             rate_col(Some(v), table, key, what)
         }
     }
@@ -675,7 +790,10 @@ async fn load_vendor_rates(client: &Client, b: &mut SnapshotBuilder) -> Result<u
     const T: &str = "vendor_rates";
     // Size hint from the planner statistics (cheap; -1 when never analyzed).
     if let Ok(row) = client
-        .query_one("SELECT reltuples::bigint FROM pg_class WHERE oid = 'vendor_rates'::regclass", &[])
+        .query_one(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = 'vendor_rates'::regclass",
+            &[],
+        )
         .await
     {
         if let Ok(n) = row.try_get::<_, i64>(0) {
@@ -692,7 +810,9 @@ async fn load_vendor_rates(client: &Client, b: &mut SnapshotBuilder) -> Result<u
         epoch("effective_until")
     );
     copy_rows(client, T, &sql, |line| {
-        let Some([id, route_id, prefix, ocn, lata, inter, intra, local, min, inc, from, until]) = fields::<12>(line) else {
+        let Some([id, route_id, prefix, ocn, lata, inter, intra, local, min, inc, from, until]) =
+            fields::<12>(line)
+        else {
             return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
         };
         let key = || format!("id {}", String::from_utf8_lossy(id));
@@ -701,21 +821,39 @@ async fn load_vendor_rates(client: &Client, b: &mut SnapshotBuilder) -> Result<u
             inter: opt_rate(inter, T, &key, "rate_inter")?,
             intra: opt_rate(intra, T, &key, "rate_intra")?,
             local: opt_rate(local, T, &key, "rate_local")?,
-            min_seconds: int_col(req_int(min, T, &key, "min_seconds")?, T, &key, "min_seconds")?,
-            inc_seconds: int_col(req_int(inc, T, &key, "inc_seconds")?, T, &key, "inc_seconds")?,
+            min_seconds: int_col(
+                req_int(min, T, &key, "min_seconds")?,
+                T,
+                &key,
+                "min_seconds",
+            )?,
+            inc_seconds: int_col(
+                req_int(inc, T, &key, "inc_seconds")?,
+                T,
+                &key,
+                "inc_seconds",
+            )?,
             effective_from: req_int(from, T, &key, "effective_from")?,
             effective_until: req_int(until, T, &key, "effective_until")?,
         };
         let res = match nullable(prefix) {
             // prefixes are digits by CHECK: never escaped
             Some(p) => {
-                let p = std::str::from_utf8(p).map_err(|_| DbError::bad_row(T, key(), "prefix is not text"))?;
+                let p = std::str::from_utf8(p)
+                    .map_err(|_| DbError::bad_row(T, key(), "prefix is not text"))?;
                 b.vendor_rate(route_id, RateKey::Prefix(p), row)
             }
             None => {
                 let ocn = req_text(ocn, T, &key, "ocn")?;
                 let lata = req_text(lata, T, &key, "lata")?;
-                b.vendor_rate(route_id, RateKey::OcnLata { ocn: &ocn, lata: &lata }, row)
+                b.vendor_rate(
+                    route_id,
+                    RateKey::OcnLata {
+                        ocn: &ocn,
+                        lata: &lata,
+                    },
+                    row,
+                )
             }
         };
         res.map_err(|e| DbError::bad_row(T, key(), e.to_string()))
@@ -762,32 +900,50 @@ async fn load_customer_rates(client: &Client, b: &mut SnapshotBuilder) -> Result
 /// npanxx, local_calling, lnp, dno. Returns the total rows.
 async fn load_numbering(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbError> {
     let mut total = 0;
-    total += copy_rows(client, "npanxx", "SELECT npanxx, state, lata, ocn, rate_center FROM npanxx", |line| {
-        const T: &str = "npanxx";
-        let Some([npanxx, state, lata, ocn, rc]) = fields::<5>(line) else {
-            return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-        };
-        let key = || String::from_utf8_lossy(npanxx).into_owned();
-        let npanxx = req_text(npanxx, T, &key, "npanxx")?;
-        let info = NpaNxxInfo {
-            state: req_text(state, T, &key, "state")?.into_owned(),
-            lata: req_text(lata, T, &key, "lata")?.into_owned(),
-            ocn: req_text(ocn, T, &key, "ocn")?.into_owned(),
-            rate_center: req_text(rc, T, &key, "rate_center")?.into_owned(),
-        };
-        b.npanxx(&npanxx, info).map_err(|e| DbError::bad_row(T, key(), e.to_string()))
-    })
+    total += copy_rows(
+        client,
+        "npanxx",
+        "SELECT npanxx, state, lata, ocn, rate_center FROM npanxx",
+        |line| {
+            const T: &str = "npanxx";
+            let Some([npanxx, state, lata, ocn, rc]) = fields::<5>(line) else {
+                return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
+            };
+            let key = || String::from_utf8_lossy(npanxx).into_owned();
+            let npanxx = req_text(npanxx, T, &key, "npanxx")?;
+            let info = NpaNxxInfo {
+                state: req_text(state, T, &key, "state")?.into_owned(),
+                lata: req_text(lata, T, &key, "lata")?.into_owned(),
+                ocn: req_text(ocn, T, &key, "ocn")?.into_owned(),
+                rate_center: req_text(rc, T, &key, "rate_center")?.into_owned(),
+            };
+            b.npanxx(&npanxx, info)
+                .map_err(|e| DbError::bad_row(T, key(), e.to_string()))
+        },
+    )
     .await?;
-    total += copy_rows(client, "local_calling", "SELECT a_npanxx, b_npanxx FROM local_calling", |line| {
-        const T: &str = "local_calling";
-        let Some([a, bb]) = fields::<2>(line) else {
-            return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-        };
-        let key = || format!("{} / {}", String::from_utf8_lossy(a), String::from_utf8_lossy(bb));
-        let a = req_text(a, T, &key, "a_npanxx")?;
-        let bb = req_text(bb, T, &key, "b_npanxx")?;
-        b.local_calling(&a, &bb).map_err(|e| DbError::bad_row(T, key(), e.to_string()))
-    })
+    total += copy_rows(
+        client,
+        "local_calling",
+        "SELECT a_npanxx, b_npanxx FROM local_calling",
+        |line| {
+            const T: &str = "local_calling";
+            let Some([a, bb]) = fields::<2>(line) else {
+                return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
+            };
+            let key = || {
+                format!(
+                    "{} / {}",
+                    String::from_utf8_lossy(a),
+                    String::from_utf8_lossy(bb)
+                )
+            };
+            let a = req_text(a, T, &key, "a_npanxx")?;
+            let bb = req_text(bb, T, &key, "b_npanxx")?;
+            b.local_calling(&a, &bb)
+                .map_err(|e| DbError::bad_row(T, key(), e.to_string()))
+        },
+    )
     .await?;
     total += copy_rows(client, "lnp", "SELECT tn, lrn FROM lnp", |line| {
         const T: &str = "lnp";
@@ -798,8 +954,13 @@ async fn load_numbering(client: &Client, b: &mut SnapshotBuilder) -> Result<u64,
         let key = || format!("tn {}", mask(&String::from_utf8_lossy(tn)));
         let tn = req_text(tn, T, &key, "tn")?;
         let lrn = req_text(lrn, T, &key, "lrn")?;
-        b.lnp(&tn, &lrn)
-            .map_err(|_| DbError::bad_row(T, key(), format!("invalid 10-digit TN or LRN (lrn {})", mask(&lrn))))
+        b.lnp(&tn, &lrn).map_err(|_| {
+            DbError::bad_row(
+                T,
+                key(),
+                format!("invalid 10-digit TN or LRN (lrn {})", mask(&lrn)),
+            )
+        })
     })
     .await?;
     total += copy_rows(client, "dno", "SELECT number FROM dno", |line| {
@@ -856,14 +1017,23 @@ mod tests {
     #[test]
     fn windows_from_columns() {
         assert_eq!(window(&[], None, None, "UTC"), Ok(None));
-        let w = window(&[1, 5, 7], Some(9 * 60), Some(17 * 60), "America/New_York").unwrap().unwrap();
+        let w = window(&[1, 5, 7], Some(9 * 60), Some(17 * 60), "America/New_York")
+            .unwrap()
+            .unwrap();
         assert_eq!(w.days, 0b101_0001);
         assert_eq!((w.start_min, w.end_min), (540, 1020));
         assert_eq!(w.tz, chrono_tz::America::New_York);
         let whole = window(&[6, 7], None, None, "UTC").unwrap().unwrap();
-        assert_eq!((whole.days, whole.start_min, whole.end_min), (0b110_0000, 0, 0));
-        assert!(window(&[], Some(0), Some(60), "Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
-        assert!(window(&[0], None, None, "UTC").unwrap_err().contains("weekday 0"));
+        assert_eq!(
+            (whole.days, whole.start_min, whole.end_min),
+            (0b110_0000, 0, 0)
+        );
+        assert!(window(&[], Some(0), Some(60), "Mars/Olympus")
+            .unwrap_err()
+            .contains("Mars/Olympus"));
+        assert!(window(&[0], None, None, "UTC")
+            .unwrap_err()
+            .contains("weekday 0"));
         assert!(window(&[], Some(0), None, "UTC").is_err());
     }
 }

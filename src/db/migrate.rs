@@ -44,11 +44,17 @@ pub const MIGRATIONS: &[Migration] = &[migration!("0001_routing.sql")];
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.
 const fn version_of(name: &str) -> i32 {
     let b = name.as_bytes();
-    assert!(b.len() > 5 && b[4] == b'_', "migration file names look like NNNN_name.sql");
+    assert!(
+        b.len() > 5 && b[4] == b'_',
+        "migration file names look like NNNN_name.sql"
+    );
     let mut v = 0i32;
     let mut i = 0;
     while i < 4 {
-        assert!(b[i].is_ascii_digit(), "migration file names start with 4 digits");
+        assert!(
+            b[i].is_ascii_digit(),
+            "migration file names start with 4 digits"
+        );
         v = v * 10 + (b[i] - b'0') as i32;
         i += 1;
     }
@@ -110,9 +116,15 @@ async fn migrate_locked(client: &mut Client) -> Result<Vec<String>, DbError> {
         .map_err(DbError::query("reading warpd_schema_migrations"))?;
     let mut applied = std::collections::BTreeMap::new();
     for row in &rows {
-        let version: i32 = row.try_get(0).map_err(DbError::query("reading warpd_schema_migrations"))?;
-        let name: String = row.try_get(1).map_err(DbError::query("reading warpd_schema_migrations"))?;
-        let sum: String = row.try_get(2).map_err(DbError::query("reading warpd_schema_migrations"))?;
+        let version: i32 = row
+            .try_get(0)
+            .map_err(DbError::query("reading warpd_schema_migrations"))?;
+        let name: String = row
+            .try_get(1)
+            .map_err(DbError::query("reading warpd_schema_migrations"))?;
+        let sum: String = row
+            .try_get(2)
+            .map_err(DbError::query("reading warpd_schema_migrations"))?;
         applied.insert(version, (name, sum));
     }
 
@@ -140,10 +152,18 @@ async fn migrate_locked(client: &mut Client) -> Result<Vec<String>, DbError> {
     }
 
     let mut done = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains_key(&m.version)) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| !applied.contains_key(&m.version))
+    {
         let ctx = |what: &str| format!("migration {}: {what}", m.name);
-        let tx = client.transaction().await.map_err(DbError::query(ctx("begin")))?;
-        tx.batch_execute(m.sql).await.map_err(DbError::query(ctx("applying")))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(DbError::query(ctx("begin")))?;
+        tx.batch_execute(m.sql)
+            .await
+            .map_err(DbError::query(ctx("applying")))?;
         tx.execute(
             "INSERT INTO warpd_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
             &[&m.version, &m.name, &m.checksum()],
@@ -171,7 +191,10 @@ mod tests {
             .collect();
         on_disk.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|m| m.name.to_string()).collect();
-        assert_eq!(listed, on_disk, "MIGRATIONS in src/db/migrate.rs must list every sql/*.sql, sorted");
+        assert_eq!(
+            listed, on_disk,
+            "MIGRATIONS in src/db/migrate.rs must list every sql/*.sql, sorted"
+        );
     }
 
     #[test]

@@ -63,12 +63,18 @@ pub enum DbError {
 
 impl DbError {
     /// Wraps a driver error with what was being done.
-    pub(crate) fn query(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbError {
+    pub(crate) fn query(
+        context: impl Into<String>,
+    ) -> impl FnOnce(tokio_postgres::Error) -> DbError {
         let context = context.into();
         move |source| DbError::Query { context, source }
     }
 
-    pub(crate) fn bad_row(table: &'static str, key: impl Into<String>, reason: impl Into<String>) -> DbError {
+    pub(crate) fn bad_row(
+        table: &'static str,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> DbError {
         DbError::BadRow {
             table,
             key: key.into(),
@@ -107,7 +113,9 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
 }
 
 /// Like [`connect`], from a parsed (possibly tuned) config.
-pub(crate) async fn connect_with(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, DbError> {
+pub(crate) async fn connect_with(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, DbError> {
     let (client, connection) = config.connect(NoTls).await.map_err(DbError::Connect)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

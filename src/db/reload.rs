@@ -135,7 +135,11 @@ impl Worker {
         (p.last + self.debounce).min(p.first + self.debounce * MAX_DELAY_FACTOR)
     }
 
-    async fn run(self, mut requests: mpsc::UnboundedReceiver<Waiter>, mut events: mpsc::Receiver<Event>) {
+    async fn run(
+        self,
+        mut requests: mpsc::UnboundedReceiver<Waiter>,
+        mut events: mpsc::Receiver<Event>,
+    ) {
         let mut waiting: Vec<Waiter> = Vec::new();
         let mut pending: Option<Pending> = None;
         let mut running: Option<Running> = None;
@@ -145,7 +149,11 @@ impl Worker {
             if running.is_none() {
                 let due = pending.is_some_and(|p| Instant::now() >= self.due_at(p));
                 if due || !waiting.is_empty() {
-                    let reason = if waiting.is_empty() { "change notification" } else { "request" };
+                    let reason = if waiting.is_empty() {
+                        "change notification"
+                    } else {
+                        "request"
+                    };
                     tracing::debug!(reason, "starting routing snapshot build");
                     pending = None;
                     running = Some(Running {
@@ -267,8 +275,13 @@ async fn listen_loop(url: String, events: mpsc::Sender<Event>, shutdown: Cancell
             backoff = BACKOFF_MIN;
         }
         match res {
-            Ok(()) => tracing::warn!(retry_ms = backoff.as_millis() as u64, "LISTEN connection closed; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "LISTEN connection failed; reconnecting"),
+            Ok(()) => tracing::warn!(
+                retry_ms = backoff.as_millis() as u64,
+                "LISTEN connection closed; reconnecting"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "LISTEN connection failed; reconnecting")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

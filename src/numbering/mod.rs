@@ -298,13 +298,14 @@ impl NumberingData {
     /// Block data for a 10-digit NANP number: the NPA-NXX-X block if known, else the NPA-NXX.
     pub fn lookup(&self, nanp10: &[u8]) -> Option<&NpaNxxInfo> {
         let k7 = parse_u32(nanp10.get(..7)?)?;
-        self.blocks
-            .get(&k7)
-            .or_else(|| self.npanxx.get(&(k7 / 10)))
+        self.blocks.get(&k7).or_else(|| self.npanxx.get(&(k7 / 10)))
     }
 
     pub fn is_local(&self, a10: &[u8], b10: &[u8]) -> bool {
-        match (a10.get(..6).and_then(parse_u32), b10.get(..6).and_then(parse_u32)) {
+        match (
+            a10.get(..6).and_then(parse_u32),
+            b10.get(..6).and_then(parse_u32),
+        ) {
             (Some(a), Some(b)) => self.local.contains(&(a, b)),
             _ => false,
         }
@@ -336,22 +337,49 @@ mod tests {
 
     #[test]
     fn normalizes_nanp_forms() {
-        for s in ["+12125551234", "12125551234", "2125551234", "(212) 555-1234", "1-212-555-1234"] {
-            assert_eq!(normalize(s).map(|e| e.as_str().to_string()), Some("12125551234".into()), "{s}");
+        for s in [
+            "+12125551234",
+            "12125551234",
+            "2125551234",
+            "(212) 555-1234",
+            "1-212-555-1234",
+        ] {
+            assert_eq!(
+                normalize(s).map(|e| e.as_str().to_string()),
+                Some("12125551234".into()),
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn normalizes_international_forms() {
         assert_eq!(normalize("+442071234567").unwrap().as_str(), "442071234567");
-        assert_eq!(normalize("011442071234567").unwrap().as_str(), "442071234567");
-        assert_eq!(classify(&normalize("+442071234567").unwrap()), NumberClass::International);
+        assert_eq!(
+            normalize("011442071234567").unwrap().as_str(),
+            "442071234567"
+        );
+        assert_eq!(
+            classify(&normalize("+442071234567").unwrap()),
+            NumberClass::International
+        );
     }
 
     #[test]
     fn rejects_bad_numbers() {
-        for s in ["", "abc", "911", "+1212555123", "1125551234", "2120551234", "+0123456789",
-            "01112125551234", "+44+1234567", "12345678901234567890", "+123456"] {
+        for s in [
+            "",
+            "abc",
+            "911",
+            "+1212555123",
+            "1125551234",
+            "2120551234",
+            "+0123456789",
+            "01112125551234",
+            "+44+1234567",
+            "12345678901234567890",
+            "+123456",
+        ] {
             assert_eq!(normalize(s), None, "{s}");
         }
     }
@@ -377,7 +405,12 @@ mod tests {
     #[test]
     fn numbering_tables() {
         let mut n = NumberingData::default();
-        let info = |s: &str| NpaNxxInfo { state: s.into(), lata: "132".into(), ocn: "9104".into(), rate_center: "NYC".into() };
+        let info = |s: &str| NpaNxxInfo {
+            state: s.into(),
+            lata: "132".into(),
+            ocn: "9104".into(),
+            rate_center: "NYC".into(),
+        };
         n.add_npanxx("212555", info("NY")).unwrap();
         n.add_npanxx("2125551", info("NJ")).unwrap();
         assert_eq!(n.lookup(b"2125551234").unwrap().state, "NJ");

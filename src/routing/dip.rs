@@ -90,7 +90,13 @@ struct Matches {
     lrn: Vec<u32>,
 }
 
-fn rate_for(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, now: i64) -> Option<(u32, Billing)> {
+fn rate_for(
+    s: &Snapshot,
+    call: &Call,
+    m: &Matches,
+    route: RouteIx,
+    now: i64,
+) -> Option<(u32, Billing)> {
     let r = &s.routes[route as usize];
     let billing = s.vendors[r.vendor].billing;
     let keys: &[u32] = match (billing, call.zone) {
@@ -99,7 +105,13 @@ fn rate_for(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, now: i64) ->
                 let e = s.rates.entry(k, route, now)?;
                 let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
                 let t = s.rates.terms(e);
-                Some((rate, Billing { min: t.min, inc: t.inc }))
+                Some((
+                    rate,
+                    Billing {
+                        min: t.min,
+                        inc: t.inc,
+                    },
+                ))
             });
         }
         (BillingModel::OcnLata, _) => return None,
@@ -110,7 +122,13 @@ fn rate_for(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, now: i64) ->
         if let Some(e) = s.rates.entry(k, route, now) {
             let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
             let t = s.rates.terms(e);
-            return Some((rate, Billing { min: t.min, inc: t.inc }));
+            return Some((
+                rate,
+                Billing {
+                    min: t.min,
+                    inc: t.inc,
+                },
+            ));
         }
     }
     None
@@ -122,7 +140,9 @@ fn sell_rate(call: &Call, buy: u32, now: i64) -> u32 {
     if !c.sell.is_empty() {
         let d = call.dnis.digits();
         for len in (1..=d.len()).rev() {
-            let Ok(p) = std::str::from_utf8(&d[..len]) else { continue };
+            let Ok(p) = std::str::from_utf8(&d[..len]) else {
+                continue;
+            };
             if let Some(rows) = c.sell.get(p) {
                 if let Some(r) = rows
                     .iter()
@@ -137,13 +157,12 @@ fn sell_rate(call: &Call, buy: u32, now: i64) -> u32 {
         }
     }
     let d = call.dnis.digits();
-    let rule = c
-        .c
-        .margin_rules
-        .iter()
-        .filter(|r| starts_with(d, &r.prefix))
-        .max_by_key(|r| r.prefix.len())
-        .or(c.c.margin.as_ref());
+    let rule =
+        c.c.margin_rules
+            .iter()
+            .filter(|r| starts_with(d, &r.prefix))
+            .max_by_key(|r| r.prefix.len())
+            .or(c.c.margin.as_ref());
     match rule {
         None => buy,
         Some(r) => {
@@ -168,7 +187,14 @@ enum Verdict {
 }
 
 /// Applies per-route checks. `forced` routes skip the ceiling and margin checks.
-fn judge(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, forced_rate: Option<Option<Rate>>, now: i64) -> Verdict {
+fn judge(
+    s: &Snapshot,
+    call: &Call,
+    m: &Matches,
+    route: RouteIx,
+    forced_rate: Option<Option<Rate>>,
+    now: i64,
+) -> Verdict {
     let r = &s.routes[route as usize];
     let v = &s.vendors[r.vendor];
     if !r.enabled {
@@ -181,7 +207,11 @@ fn judge(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, forced_rate: Op
         return Verdict::Drop("no enabled gateway".into(), None, None);
     }
     if let Some(e) = vendor_excluded(s, call, r.vendor) {
-        let scope = if e.customer.is_some() { "customer" } else { "global" };
+        let scope = if e.customer.is_some() {
+            "customer"
+        } else {
+            "global"
+        };
         return Verdict::Drop(
             format!("vendor excluded ({scope} exclusion, prefix {:?})", e.prefix),
             None,
@@ -191,7 +221,9 @@ fn judge(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, forced_rate: Op
     let forced = forced_rate.is_some();
     let priced = match forced_rate.flatten() {
         Some(rate) => {
-            let billing = rate_for(s, call, m, route, now).map(|(_, b)| b).unwrap_or(DEFAULT_BILLING);
+            let billing = rate_for(s, call, m, route, now)
+                .map(|(_, b)| b)
+                .unwrap_or(DEFAULT_BILLING);
             Some((rate.0, billing))
         }
         None => rate_for(s, call, m, route, now),
@@ -212,7 +244,11 @@ fn judge(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, forced_rate: Op
         }
         if rate > sell && !call.customer.c.allow_negative_margin {
             return Verdict::Drop(
-                format!("negative margin: sell {} below buy {}", Rate(sell), Rate(rate)),
+                format!(
+                    "negative margin: sell {} below buy {}",
+                    Rate(sell),
+                    Rate(rate)
+                ),
                 Some(rate),
                 Some(sell),
             );
@@ -227,7 +263,15 @@ fn judge(s: &Snapshot, call: &Call, m: &Matches, route: RouteIx, forced_rate: Op
     })
 }
 
-fn candidate(s: &Snapshot, route: RouteIx, partition: Option<&str>, rate: Option<u32>, sell: Option<u32>, kept: bool, reason: String) -> Candidate {
+fn candidate(
+    s: &Snapshot,
+    route: RouteIx,
+    partition: Option<&str>,
+    rate: Option<u32>,
+    sell: Option<u32>,
+    kept: bool,
+    reason: String,
+) -> Candidate {
     let r = &s.routes[route as usize];
     Candidate {
         route_id: r.name.clone(),
@@ -258,7 +302,10 @@ fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
         let mut i = 0;
         while i < order.len() {
             let p = order[i].priority;
-            let end = order[i..].iter().position(|g| g.priority != p).map_or(order.len(), |n| i + n);
+            let end = order[i..]
+                .iter()
+                .position(|g| g.priority != p)
+                .map_or(order.len(), |n| i + n);
             for j in i..end {
                 let total: u64 = order[j..end].iter().map(|g| g.weight as u64).sum();
                 if total == 0 {
@@ -306,7 +353,11 @@ fn choice(s: &Snapshot, k: &Kept, number: &str, call_id: Option<&str>) -> RouteC
 }
 
 /// Zone of a NANP call from ANI and LRN block data.
-fn jurisdiction(s: &Snapshot, ani: Option<&E164>, lrn10: &[u8]) -> (Zone, Option<UnknownAniPolicy>) {
+fn jurisdiction(
+    s: &Snapshot,
+    ani: Option<&E164>,
+    lrn10: &[u8],
+) -> (Zone, Option<UnknownAniPolicy>) {
     let policy = s.settings.unknown_ani_policy;
     let by_policy = |p: UnknownAniPolicy| match p {
         UnknownAniPolicy::Intrastate => (Zone::Intrastate, Some(p)),
@@ -327,7 +378,7 @@ fn jurisdiction(s: &Snapshot, ani: Option<&E164>, lrn10: &[u8]) -> (Zone, Option
     }
 }
 
-fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, mut trace: Option<&mut Trace>) -> DipAnswer {
+fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, trace: Option<&mut Trace>) -> DipAnswer {
     let Some(ix) = s.emergency_route else {
         return RejectReason::NoEmergencyRoute.into();
     };
@@ -335,8 +386,16 @@ fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, mut trace: Option<&mu
     if r.gateways.is_empty() {
         return RejectReason::NoEmergencyRoute.into();
     }
-    if let Some(t) = trace.as_deref_mut() {
-        t.candidates.push(candidate(s, ix, None, Some(0), Some(0), true, "emergency route".into()));
+    if let Some(t) = trace {
+        t.candidates.push(candidate(
+            s,
+            ix,
+            None,
+            Some(0),
+            Some(0),
+            true,
+            "emergency route".into(),
+        ));
     }
     let k = Kept {
         route: ix,
@@ -352,7 +411,13 @@ fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, mut trace: Option<&mu
     })
 }
 
-fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Trace>, info: &mut Simulation) -> DipAnswer {
+fn evaluate(
+    s: &Snapshot,
+    req: &DipRequest,
+    now: i64,
+    mut trace: Option<&mut Trace>,
+    info: &mut Simulation,
+) -> DipAnswer {
     // 1. customer
     let Some(customer) = s.customer_for(req.ban.as_deref(), req.src_ip) else {
         return RejectReason::UnknownCustomer.into();
@@ -392,14 +457,21 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
     };
     info.class = Some(class.as_str().into());
     let d = dnis.digits();
-    if let Some(p) = customer.c.blocked_prefixes.iter().find(|p| starts_with(d, p)) {
+    if let Some(p) = customer
+        .c
+        .blocked_prefixes
+        .iter()
+        .find(|p| starts_with(d, p))
+    {
         return RejectReason::BlockedPrefix(p.clone()).into();
     }
     if !customer.c.allowed_classes.contains(class) {
         return RejectReason::ClassNotAllowed(class).into();
     }
     if let Some(e) = s.exclusions.iter().find(|e| {
-        e.vendor.is_none() && e.customer.is_none_or(|c| c == customer_ix) && starts_with(d, &e.prefix)
+        e.vendor.is_none()
+            && e.customer.is_none_or(|c| c == customer_ix)
+            && starts_with(d, &e.prefix)
     }) {
         return RejectReason::Excluded(e.prefix.clone()).into();
     }
@@ -429,7 +501,12 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
         .as_ref()
         .and_then(E164::nanp10)
         .and_then(|l| s.numbering.lookup(l))
-        .and_then(|b| s.rates.ocn_lata.get(&(b.ocn.as_str().into(), b.lata.as_str().into())).copied());
+        .and_then(|b| {
+            s.rates
+                .ocn_lata
+                .get(&(b.ocn.as_str().into(), b.lata.as_str().into()))
+                .copied()
+        });
     let call = Call {
         customer,
         customer_ix,
@@ -464,13 +541,29 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
         match judge(s, &call, &m, o.route, Some(o.rate), now) {
             Verdict::Keep(k) => {
                 if let Some(t) = trace.as_deref_mut() {
-                    t.candidates.push(candidate(s, o.route, None, Some(k.rate), Some(k.sell), true, format!("forced by override {}", o.id)));
+                    t.candidates.push(candidate(
+                        s,
+                        o.route,
+                        None,
+                        Some(k.rate),
+                        Some(k.sell),
+                        true,
+                        format!("forced by override {}", o.id),
+                    ));
                 }
                 kept.push(k);
             }
             Verdict::Drop(why, rate, sell) => {
                 if let Some(t) = trace.as_deref_mut() {
-                    t.candidates.push(candidate(s, o.route, None, rate, sell, false, format!("override {}: {why}", o.id)));
+                    t.candidates.push(candidate(
+                        s,
+                        o.route,
+                        None,
+                        rate,
+                        sell,
+                        false,
+                        format!("override {}: {why}", o.id),
+                    ));
                 }
             }
         }
@@ -494,7 +587,15 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
         for &route in &p.routes {
             if kept[..forced].iter().any(|k| k.route == route) {
                 if let Some(t) = trace.as_deref_mut() {
-                    t.candidates.push(candidate(s, route, Some(&p.name), None, None, false, "already forced by override".into()));
+                    t.candidates.push(candidate(
+                        s,
+                        route,
+                        Some(&p.name),
+                        None,
+                        None,
+                        false,
+                        "already forced by override".into(),
+                    ));
                 }
                 continue;
             }
@@ -504,13 +605,29 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
             match judge(s, &call, &m, route, None, now) {
                 Verdict::Keep(k) => {
                     if let Some(t) = trace.as_deref_mut() {
-                        t.candidates.push(candidate(s, route, Some(&p.name), Some(k.rate), Some(k.sell), true, "kept".into()));
+                        t.candidates.push(candidate(
+                            s,
+                            route,
+                            Some(&p.name),
+                            Some(k.rate),
+                            Some(k.sell),
+                            true,
+                            "kept".into(),
+                        ));
                     }
                     kept.push(k);
                 }
                 Verdict::Drop(why, rate, sell) => {
                     if let Some(t) = trace.as_deref_mut() {
-                        t.candidates.push(candidate(s, route, Some(&p.name), rate, sell, false, why));
+                        t.candidates.push(candidate(
+                            s,
+                            route,
+                            Some(&p.name),
+                            rate,
+                            sell,
+                            false,
+                            why,
+                        ));
                     }
                 }
             }
@@ -534,7 +651,7 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
         .unwrap_or(customer.c.max_results)
         .clamp(1, s.settings.max_results_limit.max(1)) as usize;
     if kept.len() > limit {
-        if let Some(t) = trace.as_deref_mut() {
+        if let Some(t) = trace {
             for k in &kept[limit..] {
                 if let Some(c) = t
                     .candidates
@@ -556,7 +673,10 @@ fn evaluate(s: &Snapshot, req: &DipRequest, now: i64, mut trace: Option<&mut Tra
     DipAnswer::Route(RouteAnswer {
         zone,
         lrn: info.lrn.clone(),
-        routes: kept.iter().map(|k| choice(s, k, number, req.call_id.as_deref())).collect(),
+        routes: kept
+            .iter()
+            .map(|k| choice(s, k, number, req.call_id.as_deref()))
+            .collect(),
     })
 }
 

@@ -9,12 +9,12 @@
 pub mod api_types;
 mod dip;
 mod engine;
+pub mod model;
 mod snapshot;
 pub mod synthetic;
-mod trie;
 #[cfg(test)]
 mod tests;
-pub mod model;
+mod trie;
 
 pub use api_types::*;
 pub use model::*;

@@ -52,7 +52,11 @@ impl Rate {
             return None;
         }
         let int_v: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-        let mut frac_v: u64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+        let mut frac_v: u64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().ok()?
+        };
         for _ in frac.len()..7 {
             frac_v *= 10;
         }
@@ -65,7 +69,10 @@ impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = format!("{}.{:07}", self.0 / 10_000_000, self.0 % 10_000_000);
         let s = s.trim_end_matches('0');
-        let s = s.strip_suffix('.').map(|x| format!("{x}.0")).unwrap_or(s.to_string());
+        let s = s
+            .strip_suffix('.')
+            .map(|x| format!("{x}.0"))
+            .unwrap_or(s.to_string());
         f.write_str(&s)
     }
 }
@@ -307,7 +314,10 @@ pub struct CustomerRate {
 pub enum RateKey<'a> {
     /// digits of the E.164 number without '+', e.g. "1212555"
     Prefix(&'a str),
-    OcnLata { ocn: &'a str, lata: &'a str },
+    OcnLata {
+        ocn: &'a str,
+        lata: &'a str,
+    },
 }
 
 /// One vendor rate row. International / toll-free rows carry the same rate in all zones.

@@ -364,7 +364,12 @@ impl SnapshotBuilder {
     }
 
     /// Adds one vendor rate row of an already added route.
-    pub fn vendor_rate(&mut self, route_id: Id, key: RateKey<'_>, row: RateRow) -> Result<(), BuildError> {
+    pub fn vendor_rate(
+        &mut self,
+        route_id: Id,
+        key: RateKey<'_>,
+        row: RateRow,
+    ) -> Result<(), BuildError> {
         let Some(&route) = self.route_ix.get(&route_id) else {
             return Err(BuildError::UnknownRoute {
                 what: "vendor rate".into(),
@@ -408,8 +413,9 @@ impl SnapshotBuilder {
         let terms = match self.terms_ix.get(&t) {
             Some(&i) => i,
             None => {
-                let i = u16::try_from(self.terms.len())
-                    .map_err(|_| BuildError::TooManyTerms { limit: u16::MAX as usize })?;
+                let i = u16::try_from(self.terms.len()).map_err(|_| BuildError::TooManyTerms {
+                    limit: u16::MAX as usize,
+                })?;
                 self.terms.push(t);
                 self.terms_ix.insert(t, i);
                 i
@@ -473,7 +479,8 @@ impl SnapshotBuilder {
         let mut warnings = Vec::new();
 
         // vendors and their gateways
-        let vendor_ix: FxHashMap<Id, usize> = vendors.iter().enumerate().map(|(i, v)| (v.id, i)).collect();
+        let vendor_ix: FxHashMap<Id, usize> =
+            vendors.iter().enumerate().map(|(i, v)| (v.id, i)).collect();
         let mut vendor_gws: Vec<Vec<GatewayC>> = vec![Vec::new(); vendors.len()];
         for g in gateways.iter().filter(|g| g.enabled) {
             let Some(&vi) = vendor_ix.get(&g.vendor_id) else {
@@ -529,8 +536,11 @@ impl SnapshotBuilder {
             });
         }
 
-        let partition_ix: FxHashMap<Id, usize> =
-            partitions.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        let partition_ix: FxHashMap<Id, usize> = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect();
         let mut partitions_c = Vec::with_capacity(partitions.len());
         for p in &partitions {
             let mut rs = Vec::with_capacity(p.route_ids.len());
@@ -558,12 +568,12 @@ impl SnapshotBuilder {
             parts.sort_by_key(|p| p.priority);
             let mut pc = Vec::with_capacity(parts.len());
             for p in parts {
-                let &ix = partition_ix
-                    .get(&p.partition_id)
-                    .ok_or_else(|| BuildError::UnknownPartition {
+                let &ix = partition_ix.get(&p.partition_id).ok_or_else(|| {
+                    BuildError::UnknownPartition {
                         what: format!("customer {:?}", c.ban),
                         partition_id: p.partition_id,
-                    })?;
+                    }
+                })?;
                 pc.push((ix, p.window));
             }
             for net in &c.source_cidrs {
@@ -577,7 +587,10 @@ impl SnapshotBuilder {
                 if let Some(other) = clash.filter(|&o| o != i) {
                     return Err(BuildError::DuplicateSource {
                         ban: c.ban.clone(),
-                        other: customers_c.get(other as usize).map(|o: &CustomerC| o.c.id).unwrap_or(0),
+                        other: customers_c
+                            .get(other as usize)
+                            .map(|o: &CustomerC| o.c.id)
+                            .unwrap_or(0),
                         ip: *net,
                     });
                 }
@@ -590,33 +603,44 @@ impl SnapshotBuilder {
                 sell: FxHashMap::default(),
             });
         }
-        customer_cidrs.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        customer_cidrs.sort_by_key(|c| std::cmp::Reverse(c.0.prefix_len()));
         for (cid, r) in customer_rates {
-            let &ix = customer_by_id.get(&cid).ok_or_else(|| BuildError::UnknownCustomer {
-                what: "customer rate".into(),
-                customer_id: cid,
-            })?;
-            customers_c[ix as usize].sell.entry(r.prefix.clone()).or_default().push(r);
+            let &ix = customer_by_id
+                .get(&cid)
+                .ok_or_else(|| BuildError::UnknownCustomer {
+                    what: "customer rate".into(),
+                    customer_id: cid,
+                })?;
+            customers_c[ix as usize]
+                .sell
+                .entry(r.prefix.clone())
+                .or_default()
+                .push(r);
         }
         for c in &mut customers_c {
             for v in c.sell.values_mut() {
-                v.sort_by(|a, b| b.effective_from.cmp(&a.effective_from));
+                v.sort_by_key(|r| std::cmp::Reverse(r.effective_from));
             }
         }
 
         let mut overrides_c = Vec::with_capacity(overrides.len());
         for o in overrides {
-            let &route = route_ix.get(&o.route_id).ok_or_else(|| BuildError::UnknownRoute {
-                what: format!("override {}", o.id),
-                route_id: o.route_id,
-            })?;
-            let customer = match o.customer_id {
-                None => None,
-                Some(cid) => Some(*customer_by_id.get(&cid).ok_or_else(|| BuildError::UnknownCustomer {
+            let &route = route_ix
+                .get(&o.route_id)
+                .ok_or_else(|| BuildError::UnknownRoute {
                     what: format!("override {}", o.id),
-                    customer_id: cid,
-                })?),
-            };
+                    route_id: o.route_id,
+                })?;
+            let customer =
+                match o.customer_id {
+                    None => None,
+                    Some(cid) => Some(*customer_by_id.get(&cid).ok_or_else(|| {
+                        BuildError::UnknownCustomer {
+                            what: format!("override {}", o.id),
+                            customer_id: cid,
+                        }
+                    })?),
+                };
             overrides_c.push(OverrideC {
                 id: o.id,
                 customer,
@@ -638,13 +662,16 @@ impl SnapshotBuilder {
 
         let mut exclusions_c = Vec::with_capacity(exclusions.len());
         for e in exclusions {
-            let customer = match e.customer_id {
-                None => None,
-                Some(cid) => Some(*customer_by_id.get(&cid).ok_or_else(|| BuildError::UnknownCustomer {
-                    what: format!("exclusion {}", e.id),
-                    customer_id: cid,
-                })?),
-            };
+            let customer =
+                match e.customer_id {
+                    None => None,
+                    Some(cid) => Some(*customer_by_id.get(&cid).ok_or_else(|| {
+                        BuildError::UnknownCustomer {
+                            what: format!("exclusion {}", e.id),
+                            customer_id: cid,
+                        }
+                    })?),
+                };
             let vendor = match e.vendor_id {
                 None => None,
                 Some(vid) => match vendor_ix.get(&vid) {
@@ -678,9 +705,11 @@ impl SnapshotBuilder {
         for k in 0..nkeys {
             let (a, b) = (offsets[k] as usize, offsets[k + 1] as usize);
             entries[a..b].sort_unstable_by(|x, y| {
-                x.route
-                    .cmp(&y.route)
-                    .then(terms[y.terms as usize].from.cmp(&terms[x.terms as usize].from))
+                x.route.cmp(&y.route).then(
+                    terms[y.terms as usize]
+                        .from
+                        .cmp(&terms[x.terms as usize].from),
+                )
             });
         }
         trie.shrink();

@@ -69,7 +69,12 @@ pub fn ban(c: usize) -> String {
 
 /// 10.x.y.z/32 source address of customer `c`.
 pub fn customer_ip(c: usize) -> std::net::IpAddr {
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, (c >> 16) as u8, (c >> 8) as u8, c as u8))
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+        10,
+        (c >> 16) as u8,
+        (c >> 8) as u8,
+        c as u8,
+    ))
 }
 
 /// Adds everything but the vendor rates; then call [`add_rates`].
@@ -125,7 +130,9 @@ pub fn add_topology(b: &mut SnapshotBuilder, spec: &Spec) {
             enabled: true,
             max_rate: Some(Rate(100_000)),
             blocked_prefixes: vec!["1900".into(), "1976".into()],
-            allowed_classes: [DestClass::Domestic, DestClass::Tollfree].into_iter().collect(),
+            allowed_classes: [DestClass::Domestic, DestClass::Tollfree]
+                .into_iter()
+                .collect(),
             max_results: 5,
             allow_negative_margin: false,
             margin: Some(MarginRule {

@@ -25,7 +25,9 @@ fn pg_bin() -> PathBuf {
             return p;
         }
     }
-    panic!("PostgreSQL server binaries not found (apt-get install postgresql, or set WARPD_PG_BIN)");
+    panic!(
+        "PostgreSQL server binaries not found (apt-get install postgresql, or set WARPD_PG_BIN)"
+    );
 }
 
 fn is_root() -> bool {
@@ -146,7 +148,14 @@ impl TestPg {
         let data = self.data_dir();
         self.run(
             "pg_ctl",
-            &["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         );
     }
 
