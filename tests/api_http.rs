@@ -2,7 +2,7 @@
 //! on one port, against an engine holding a small snapshot built here. Every test starts its own
 //! server on 127.0.0.1:0 and stops it (cancel + await, bounded) at the end.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -141,6 +141,8 @@ fn snapshot(built_at: i64) -> Snapshot {
 struct TestReloader {
     engine: Arc<Engine>,
     calls: AtomicUsize,
+    /// how long a reload takes (to hold a request in flight)
+    delay_ms: AtomicU64,
 }
 
 impl Reloader for TestReloader {
@@ -148,6 +150,10 @@ impl Reloader for TestReloader {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let t0 = Instant::now();
+            let delay = self.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             let snap = snapshot(1_700_000_000);
             let stats = snap.stats();
             let generation = self.engine.install(snap);
@@ -178,6 +184,7 @@ impl TestServer {
         let reloader = Arc::new(TestReloader {
             engine: engine.clone(),
             calls: AtomicUsize::new(0),
+            delay_ms: AtomicU64::new(0),
         });
         let state = Arc::new(AppState {
             engine: engine.clone(),
@@ -541,6 +548,8 @@ async fn metrics_count_dips_and_bad_requests() {
     let rpc_count = "warpd_dip_duration_seconds_count{surface=\"rpc\"}";
     let bad_http = "warpd_bad_requests_total{kind=\"invalid_param\",surface=\"http\"}";
     let bad_rpc = "warpd_bad_requests_total{kind=\"invalid_params\",surface=\"rpc\"}";
+    let bad_rpc_parse = "warpd_bad_requests_total{kind=\"malformed_json\",surface=\"rpc\"}";
+    let bad_rpc_method = "warpd_bad_requests_total{kind=\"unknown_method\",surface=\"rpc\"}";
     let before = [
         s.metric(routed).await,
         s.metric(rejected).await,
@@ -548,6 +557,8 @@ async fn metrics_count_dips_and_bad_requests() {
         s.metric(rpc_count).await,
         s.metric(bad_http).await,
         s.metric(bad_rpc).await,
+        s.metric(bad_rpc_parse).await,
+        s.metric(bad_rpc_method).await,
     ];
 
     s.get_json(&route_query("")).await;
@@ -575,6 +586,8 @@ async fn metrics_count_dips_and_bad_requests() {
     assert_eq!(s.metric(rpc_count).await, before[3] + 2.0);
     assert_eq!(s.metric(bad_http).await, before[4] + 1.0);
     assert_eq!(s.metric(bad_rpc).await, before[5] + 1.0);
+    assert_eq!(s.metric(bad_rpc_parse).await, before[6] + 1.0);
+    assert_eq!(s.metric(bad_rpc_method).await, before[7] + 1.0);
     s.stop().await;
 }
 
@@ -763,4 +776,35 @@ async fn shutdown_finishes_and_stops_listening() {
         .build()
         .unwrap();
     assert!(fresh.get(format!("{base}/healthz")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_request_in_flight_finish() {
+    let s = TestServer::start(true).await;
+    s.reloader.delay_ms.store(300, Ordering::SeqCst);
+    let http = s.http.clone();
+    let url = format!("{}/rpc", s.base);
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "warpd.reload"}))
+            .send()
+            .await
+    });
+    // wait until the reload has started, then shut down while it runs
+    let t0 = Instant::now();
+    while s.reloader.calls.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "reload never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.stop().await;
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request must complete");
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["result"]["generation"], 2, "{v}");
 }

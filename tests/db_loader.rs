@@ -704,7 +704,9 @@ async fn bench_load_vendor_rates() {
         .unwrap();
     client.batch_execute("ANALYZE vendor_rates").await.unwrap();
     eprintln!("generated {rows} rows in {:?}", t.elapsed());
-    for _ in 0..2 {
+    for method in ["copy", "numeric", "raw", "copy", "numeric", "raw"] {
+        std::env::set_var("WARPD_LOADER_METHOD", method);
+        eprint!("{method}: ");
         let t = Instant::now();
         let builder = db::loader::load_builder(&client, RoutingSettings::default())
             .await

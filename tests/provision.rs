@@ -91,9 +91,9 @@ async fn counts(c: &Client) -> BTreeMap<&'static str, i64> {
 
 fn expected_demo_counts() -> BTreeMap<&'static str, i64> {
     [
-        ("vendors", 4),
-        ("gateways", 6),
-        ("routes", 5),
+        ("vendors", 5),
+        ("gateways", 7),
+        ("routes", 6),
         ("partitions", 2),
         ("partition_routes", 7),
         ("customers", 2),
@@ -122,7 +122,7 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert!(plan.applied && !plan.dry_run);
     assert_eq!(
         plan.count(Action::Create),
-        4 + 6 + 5 + 2 + 7 + 2 + 2 + 3 + 3 + 2 + 2
+        5 + 7 + 6 + 2 + 7 + 2 + 2 + 3 + 3 + 2 + 2
     );
     assert_eq!(plan.count(Action::Update) + plan.count(Action::Delete), 0);
     assert_eq!(plan.rows_to_load(), 30 + 3 + 7 + 4 + 1 + 2);
@@ -292,8 +292,8 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .decks
         .iter()
         .all(|d| d.action == DeckAction::Unchanged));
-    assert_eq!(again.unchanged_count(ObjectKind::Vendor), 4);
-    assert_eq!(again.unchanged_count(ObjectKind::Gateway), 6);
+    assert_eq!(again.unchanged_count(ObjectKind::Vendor), 5);
+    assert_eq!(again.unchanged_count(ObjectKind::Gateway), 7);
     assert_eq!(again.unchanged_count(ObjectKind::Override), 2);
     assert!(again.to_string().contains("summary: no changes"), "{again}");
     assert_eq!(counts(&c).await, expected_demo_counts());
@@ -317,7 +317,7 @@ async fn demo_network_loads_into_a_snapshot_with_interstate_intrastate_and_local
         .await
         .unwrap();
     let stats = snap.stats();
-    assert_eq!((stats.vendors, stats.routes, stats.customers), (4, 5, 2));
+    assert_eq!((stats.vendors, stats.routes, stats.customers), (5, 6, 2));
     assert_eq!(stats.rate_entries, 30);
     assert!(stats.warnings.is_empty(), "{:?}", stats.warnings);
 
@@ -674,13 +674,13 @@ margin_rules = []
         .is_none());
 
     let n = counts(&c).await;
-    assert_eq!(n["gateways"], 5);
+    assert_eq!(n["gateways"], 6);
     assert_eq!(n["partition_routes"], 4);
     assert_eq!(n["customer_source_ips"], 3);
     assert_eq!(n["customer_margin_rules"], 1);
     // not named (keystone, routes, customer 10002, decks, numbering) or not listed (10001's partitions)
-    assert_eq!(n["vendors"], 4);
-    assert_eq!(n["routes"], 5);
+    assert_eq!(n["vendors"], 5);
+    assert_eq!(n["routes"], 6);
     assert_eq!(n["customers"], 2);
     assert_eq!(n["customer_partitions"], 3);
     assert_eq!(n["vendor_rates"], 30);
