@@ -576,6 +576,15 @@ async fn metrics_count_dips_and_bad_requests() {
     s.get("/v1/route?ban=1001&ani=1").await;
     s.rpc_error("lcr.route", json!({"ban": "1001", "ani": ANI}))
         .await;
+    s.post_raw("/rpc", "application/json", b"{oops".to_vec())
+        .await;
+    s.rpc_error("no.such.method", json!({})).await;
+    // simulations are not dips
+    s.rpc_result(
+        "lcr.simulate",
+        json!({"ban": "1001", "ani": ANI, "dnis": DNIS}),
+    )
+    .await;
 
     let (_, text) = s.get("/metrics").await;
     assert!(text.contains("warpd_dip_duration_seconds"), "{text}");

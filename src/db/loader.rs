@@ -879,10 +879,16 @@ async fn bench_raw(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbEr
     let sql = format!(
         "SELECT id, route_id, prefix, ocn, lata, {}, {}, {}, min_seconds, inc_seconds, {}, {} \
          FROM vendor_rates WHERE effective_until > now()",
-        scaled("rate_inter"), scaled("rate_intra"), scaled("rate_local"),
-        epoch("effective_from"), epoch("effective_until")
+        scaled("rate_inter"),
+        scaled("rate_intra"),
+        scaled("rate_local"),
+        epoch("effective_from"),
+        epoch("effective_until")
     );
-    let stream = client.query_raw(sql.as_str(), std::iter::empty::<i32>()).await.map_err(DbError::query("raw"))?;
+    let stream = client
+        .query_raw(sql.as_str(), std::iter::empty::<i32>())
+        .await
+        .map_err(DbError::query("raw"))?;
     pin_mut!(stream);
     let mut n = 0u64;
     while let Some(row) = stream.next().await {
@@ -890,7 +896,9 @@ async fn bench_raw(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbEr
         let key = || "x".to_string();
         let r = |i| -> Result<Option<Rate>, DbError> { rate_col(col(&row, i, T)?, T, &key, "r") };
         let rr = RateRow {
-            inter: r(5)?, intra: r(6)?, local: r(7)?,
+            inter: r(5)?,
+            intra: r(6)?,
+            local: r(7)?,
             min_seconds: col::<i32>(&row, 8, T)? as u16,
             inc_seconds: col::<i32>(&row, 9, T)? as u16,
             effective_from: col(&row, 10, T)?,
@@ -900,11 +908,20 @@ async fn bench_raw(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbEr
         let p: Option<&str> = col(&row, 2, T)?;
         let res = match p {
             Some(p) => b.vendor_rate(route, RateKey::Prefix(p), rr),
-            None => b.vendor_rate(route, RateKey::OcnLata { ocn: col(&row, 3, T)?, lata: col(&row, 4, T)? }, rr),
+            None => b.vendor_rate(
+                route,
+                RateKey::OcnLata {
+                    ocn: col(&row, 3, T)?,
+                    lata: col(&row, 4, T)?,
+                },
+                rr,
+            ),
         };
         res.map_err(|e| DbError::bad_row(T, key(), e.to_string()))?;
         n += 1;
-        if n % YIELD_EVERY == 0 { tokio::task::yield_now().await; }
+        if n % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
     }
     Ok(n)
 }
