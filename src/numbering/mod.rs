@@ -143,6 +143,15 @@ pub fn dialed_digits(s: &str) -> Option<String> {
     Some(d)
 }
 
+/// True when `s` (ignoring visual separators) is exactly the digit string `code` (e.g. "911").
+pub fn dialed_equals(s: &str, code: &str) -> bool {
+    let mut buf = [0u8; 24];
+    match strip_visual(s, &mut buf) {
+        Some(n) => &buf[..n] == code.as_bytes(),
+        None => false,
+    }
+}
+
 /// What kind of destination a normalized number is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NumberClass {

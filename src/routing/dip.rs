@@ -423,14 +423,20 @@ fn evaluate(
         return RejectReason::UnknownCustomer.into();
     };
     let customer_ix = s.customer_by_ban.get(&customer.c.ban).copied().unwrap_or(0);
-    info.customer = Some(customer.c.ban.clone());
+    let simulating = trace.is_some();
+    if simulating {
+        info.customer = Some(customer.c.ban.clone());
+    }
     // 2. emergency: never blocked, limited or priced out
-    if let Some(dialed) = numbering::dialed_digits(&req.dnis) {
-        if s.settings.emergency_numbers.iter().any(|e| e == &dialed) {
-            info.class = Some("emergency".into());
-            info.zone = Some(Zone::Emergency);
-            return emergency(s, req, &dialed, trace);
-        }
+    if let Some(dialed) = s
+        .settings
+        .emergency_numbers
+        .iter()
+        .find(|e| numbering::dialed_equals(&req.dnis, e))
+    {
+        info.class = Some("emergency".into());
+        info.zone = Some(Zone::Emergency);
+        return emergency(s, req, dialed, trace);
     }
     if !customer.c.enabled {
         return RejectReason::CustomerDisabled.into();
@@ -439,9 +445,11 @@ fn evaluate(
     let Some(dnis) = numbering::normalize(&req.dnis) else {
         return RejectReason::InvalidNumber { field: "dnis" }.into();
     };
-    info.dnis = Some(format!("+{}", dnis.as_str()));
     let ani = numbering::normalize(&req.ani);
-    info.ani = ani.map(|a| format!("+{}", a.as_str()));
+    if simulating {
+        info.dnis = Some(format!("+{}", dnis.as_str()));
+        info.ani = ani.map(|a| format!("+{}", a.as_str()));
+    }
     if let Some(a) = &ani {
         if s.numbering.is_dno(a) {
             return RejectReason::Dno.into();
@@ -455,7 +463,9 @@ fn evaluate(
         NumberClass::Premium => DestClass::Premium,
         NumberClass::International => DestClass::International,
     };
-    info.class = Some(class.as_str().into());
+    if simulating {
+        info.class = Some(class.as_str().into());
+    }
     let d = dnis.digits();
     if let Some(p) = customer
         .c
@@ -496,17 +506,10 @@ fn evaluate(
         NumberClass::International => (None, Zone::International, None),
     };
     info.zone = Some(zone);
-    info.lrn = lrn.and_then(|l| l.nanp10().map(|n| String::from_utf8_lossy(n).into_owned()));
-    let ocn_lata_key = lrn
-        .as_ref()
-        .and_then(E164::nanp10)
+    let lrn10 = lrn.as_ref().and_then(E164::nanp10);
+    let ocn_lata_key = lrn10
         .and_then(|l| s.numbering.lookup(l))
-        .and_then(|b| {
-            s.rates
-                .ocn_lata
-                .get(&(b.ocn.as_str().into(), b.lata.as_str().into()))
-                .copied()
-        });
+        .and_then(|b| s.rates.ocn_lata_key(&b.ocn, &b.lata));
     let call = Call {
         customer,
         customer_ix,
@@ -670,9 +673,11 @@ fn evaluate(
         return RejectReason::NoRoute.into();
     }
     let number = call.dnis.as_str();
+    let lrn_out = lrn10.map(|n| String::from_utf8_lossy(n).into_owned());
+    info.lrn.clone_from(&lrn_out);
     DipAnswer::Route(RouteAnswer {
         zone,
-        lrn: info.lrn.clone(),
+        lrn: lrn_out,
         routes: kept
             .iter()
             .map(|k| choice(s, k, number, req.call_id.as_deref()))

@@ -47,7 +47,8 @@ impl Terms {
 #[derive(Debug)]
 pub(crate) struct RateIndex {
     pub trie: DigitTrie,
-    pub ocn_lata: FxHashMap<(Box<str>, Box<str>), u32>,
+    /// key "OCN|LATA"
+    pub ocn_lata: FxHashMap<Box<str>, u32>,
     pub offsets: Vec<u32>,
     pub entries: Vec<RateEntry>,
     pub terms: Vec<Terms>,
@@ -66,6 +67,17 @@ impl RateIndex {
             .iter()
             .take_while(|e| e.route == route)
             .find(|e| self.terms[e.terms as usize].effective(now))
+    }
+
+    /// Key id of an OCN/LATA pair, without allocating.
+    pub fn ocn_lata_key(&self, ocn: &str, lata: &str) -> Option<u32> {
+        let mut buf = [0u8; 64];
+        let n = ocn.len() + 1 + lata.len();
+        let b = buf.get_mut(..n)?;
+        b[..ocn.len()].copy_from_slice(ocn.as_bytes());
+        b[ocn.len()] = b'|';
+        b[ocn.len() + 1..].copy_from_slice(lata.as_bytes());
+        self.ocn_lata.get(std::str::from_utf8(b).ok()?).copied()
     }
 
     pub fn terms(&self, e: &RateEntry) -> &Terms {
@@ -289,7 +301,7 @@ pub struct SnapshotBuilder {
     overrides: Vec<Override>,
     exclusions: Vec<Exclusion>,
     trie: DigitTrie,
-    ocn_lata: FxHashMap<(Box<str>, Box<str>), u32>,
+    ocn_lata: FxHashMap<Box<str>, u32>,
     next_key: u32,
     pending: Vec<(u32, RateEntry)>,
     terms_ix: FxHashMap<Terms, u16>,
@@ -396,7 +408,7 @@ impl SnapshotBuilder {
                 let nk = self.next_key;
                 let k = *self
                     .ocn_lata
-                    .entry((ocn.trim().into(), lata.trim().into()))
+                    .entry(format!("{}|{}", ocn.trim(), lata.trim()).into_boxed_str())
                     .or_insert(nk);
                 if k == nk {
                     self.next_key += 1;
