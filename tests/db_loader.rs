@@ -697,7 +697,7 @@ async fn bench_load_vendor_rates() {
                     round((random() * 0.05)::numeric, 7), round((random() * 0.05)::numeric, 7), NULL,
                     CASE WHEN i % 3 = 1 THEN now() - interval '3 days' ELSE '-infinity' END,
                     CASE WHEN i % 3 = 1 THEN now() + interval '30 days' ELSE 'infinity' END
-             FROM generate_series(0, $1 - 1) i",
+             FROM generate_series(0::bigint, $1::bigint - 1) i",
             &[&rows],
         )
         .await

@@ -180,8 +180,10 @@ impl Api {
     }
 
     fn json_ok<T: Serialize>(&self, surface: Surface, v: &T) -> Response<Body> {
-        match serde_json::to_vec(v) {
-            Ok(b) => full(StatusCode::OK, JSON, b),
+        // sized for a typical multi-route answer, so serialization rarely reallocates
+        let mut buf = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut buf, v) {
+            Ok(()) => full(StatusCode::OK, JSON, buf),
             Err(e) => self.error(
                 surface,
                 ApiError::Internal(format!("serializing the answer: {e}")),

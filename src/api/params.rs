@@ -133,7 +133,7 @@ fn json_error(
     }
     if msg.starts_with("unknown field") {
         if let Some(f) = backticked(&msg) {
-            return ApiError::UnknownParam(join(truncate(f)));
+            return ApiError::UnknownParam(truncate(&join(f)).to_string());
         }
     }
     if path.is_empty() {
