@@ -3,7 +3,7 @@
 #  - installs build and database dependencies from Debian packages,
 #  - builds warpd (release) from crates.io dependencies,
 #  - starts a private PostgreSQL cluster in ./.demo (port 55432, 127.0.0.1 only; never touches
-#    a system cluster),
+#    a system cluster; WARPD_DEMO_PG_PORT picks another port),
 #  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080.
 # Stop with Ctrl-C (the PostgreSQL cluster is stopped too). Re-running reuses the cluster.
 set -euo pipefail
@@ -24,12 +24,11 @@ if [ ! -f "$pgdata/PG_VERSION" ]; then
   "${as_pg[@]}" "$pgbin/initdb" -D "$pgdata" -U warpd --auth=trust -E UTF8 --locale=C >/dev/null
   cat >>"$pgdata/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = '$state'
 CONF
 fi
 if ! "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
-  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -l "$state/postgres.log" -w start >/dev/null
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -o "-p $port" -l "$state/postgres.log" -w start >/dev/null
 fi
 trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true' EXIT
 "${as_pg[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$port" -U warpd -d postgres -tAc \
@@ -45,7 +44,7 @@ cat <<MSG
 
 warpd is starting on http://127.0.0.1:8080 with the demo network. Try:
   curl -s 'http://127.0.0.1:8080/v1/route?ban=10001&ani=%2B13125551000&dnis=%2B12125551234'
-  curl -s -d '{"jsonrpc":"2.0","id":1,"method":"lcr.route","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://127.0.0.1:8080/rpc
+  curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.route","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://127.0.0.1:8080/rpc
   $bin --config $WARPD_CONFIG route --ban 10001 --ani +13125551000 --dnis +12125551234
 MSG
 "$bin" serve
