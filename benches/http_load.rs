@@ -9,6 +9,7 @@
 //! time, so a stalled server cannot hide its queueing):
 //!   1. 5,000 dips/s for 10 s over 32 keep-alive connections: p50/p99/p99.9/max.
 //!   2. the same while `warpd.reload` rebuilds and swaps the snapshot.
+//!
 //! With `--serve SECONDS` it only serves (for wrk, see docs/BENCHMARKS.md).
 //!
 //! Run: cargo bench --bench http_load            (or: -- --serve 60)

@@ -1,6 +1,5 @@
 //! Database layer against a throwaway PostgreSQL: migrations, the snapshot loader (a small network
 //! checked through real dips), NOTIFY-driven and explicit reloads, bad rows, LISTEN reconnects.
-//! The `#[ignore]`d `bench_load_vendor_rates` measures streaming a big generated deck.
 
 mod support;
 
@@ -667,64 +666,4 @@ async fn failed_reload_keeps_the_old_snapshot() {
         .unwrap();
     assert!(rt.reloader.reload().await.unwrap().generation > good.generation);
     rt.stop.cancel();
-}
-
-/// Streams a generated deck; run with
-/// `WARPD_BENCH_ROWS=20000000 cargo test --release --test db_loader -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn bench_load_vendor_rates() {
-    let rows: i64 = std::env::var("WARPD_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
-    let (_pg, client) = fresh().await;
-    client
-        .batch_execute(
-            "INSERT INTO vendors (id, name, billing_model) VALUES (1, 'v', 'LRN');
-             INSERT INTO gateways (vendor_id, name, host) VALUES (1, 'g', '10.0.0.1');
-             INSERT INTO routes (id, name, vendor_id) SELECT i, 'r' || i, 1 FROM generate_series(1, 10) i;",
-        )
-        .await
-        .unwrap();
-    let t = Instant::now();
-    // 10 routes x rows/10 prefixes (1 + 6..9 more digits); a third with dated windows
-    client
-        .execute(
-            "INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local, effective_from, effective_until)
-             SELECT 1 + i % 10,
-                    '1' || (2000000 + (i / 10) * 7919 % 7999999)::text || CASE WHEN i % 3 = 0 THEN (i % 100)::text ELSE '' END,
-                    round((random() * 0.05)::numeric, 7), round((random() * 0.05)::numeric, 7), NULL,
-                    CASE WHEN i % 3 = 1 THEN now() - interval '3 days' ELSE '-infinity' END,
-                    CASE WHEN i % 3 = 1 THEN now() + interval '30 days' ELSE 'infinity' END
-             FROM generate_series(0::bigint, $1::bigint - 1) i",
-            &[&rows],
-        )
-        .await
-        .unwrap();
-    client.batch_execute("ANALYZE vendor_rates").await.unwrap();
-    eprintln!("generated {rows} rows in {:?}", t.elapsed());
-    for method in ["copy", "numeric", "raw", "copy", "numeric", "raw"] {
-        std::env::set_var("WARPD_LOADER_METHOD", method);
-        eprint!("{method}: ");
-        let t = Instant::now();
-        let builder = db::loader::load_builder(&client, RoutingSettings::default())
-            .await
-            .unwrap();
-        let loaded = t.elapsed();
-        let snap = tokio::task::spawn_blocking(move || builder.build(0))
-            .await
-            .unwrap()
-            .unwrap();
-        let total = t.elapsed();
-        let s = snap.stats();
-        assert_eq!(s.rate_entries as i64, rows);
-        eprintln!(
-            "load {loaded:?} ({:.2} M rows/s), build {:?}, total {total:?}; {} keys, {} trie nodes",
-            rows as f64 / loaded.as_secs_f64() / 1e6,
-            total - loaded,
-            s.rate_keys,
-            s.trie_nodes
-        );
-    }
 }
