@@ -406,23 +406,19 @@ async fn bad_rows_fail_the_load_naming_the_row() {
         .await
         .unwrap();
 
-    // a rate beyond what Rate can hold (~429.49/min) names the vendor_rates row id
-    let id: i64 = client
-        .query_one(
-            "UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44' RETURNING id",
-            &[],
-        )
+    // a rate beyond what Rate can hold (~429.49/min) names the row by route, key and start
+    client
+        .batch_execute("UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44'")
         .await
-        .unwrap()
-        .get(0);
+        .unwrap();
     let msg = db::load_snapshot(&client, RoutingSettings::default())
         .await
         .unwrap_err()
         .to_string();
     assert!(
         msg.contains("vendor_rates")
-            && msg.contains(&format!("id {id}"))
-            && msg.contains("rate_local"),
+            && msg.contains("route \"r_alpha\", prefix 44, effective_from -infinity")
+            && msg.contains("rate_local 500"),
         "{msg}"
     );
     client
@@ -666,4 +662,110 @@ async fn failed_reload_keeps_the_old_snapshot() {
         .unwrap();
     assert!(rt.reloader.reload().await.unwrap().generation > good.generation);
     rt.stop.cancel();
+}
+
+/// Money and timestamps come over binary COPY and are decoded by hand: every value must equal
+/// what PostgreSQL itself computes (`round(x * 1e7)`, `floor(epoch)`), checked through dips.
+#[tokio::test]
+async fn binary_decoding_matches_postgres_arithmetic() {
+    let (_pg, client) = fresh().await;
+    let t0 = unix_now();
+    seed(&client, t0).await;
+    // 300 prefixes under 1303555 with awkward rates: tiny, large, many digits, exact halves
+    // beyond the 7th decimal are impossible in numeric(12,7), so random 7-decimal values
+    client
+        .batch_execute(
+            "INSERT INTO vendor_rates (route_id, prefix, rate_inter, effective_from, effective_until)
+             SELECT 10, '1303555' || lpad(i::text, 4, '0'),
+                    CASE i WHEN 0 THEN 0 WHEN 1 THEN 0.0000001 WHEN 2 THEN 429.4967294
+                           WHEN 3 THEN 99.9999999 WHEN 4 THEN 1
+                           ELSE round((random() * 400)::numeric, 7) END,
+                    now() - make_interval(secs => random() * 1e6),
+                    now() + make_interval(secs => 1 + random() * 1e6)
+             FROM generate_series(0, 299) i",
+        )
+        .await
+        .unwrap();
+    let expect = client
+        .query(
+            "SELECT prefix, round(rate_inter * 10000000)::bigint,
+                    floor(extract(epoch FROM effective_from))::bigint,
+                    floor(extract(epoch FROM effective_until))::bigint
+             FROM vendor_rates WHERE prefix LIKE '1303555%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let snap = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap();
+    let mut margin_free = req("+12015550123", "");
+    for row in &expect {
+        let (prefix, scaled, from, until): (String, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        margin_free.dnis = format!("+{prefix}");
+        // inside the row's window: alpha at exactly that rate
+        let a = routing::dip(&snap, &margin_free, from);
+        let DipAnswer::Route(ra) = &a else {
+            panic!("{prefix}: {a:?}")
+        };
+        let alpha = ra.routes.iter().find(|c| c.route_id == "r_alpha").unwrap();
+        assert_eq!((alpha.rate * 1e7).round() as i64, scaled, "{prefix}");
+        // one second before its start and at its end it no longer applies
+        for t in [from - 1, until] {
+            let a = routing::dip(&snap, &margin_free, t);
+            if let DipAnswer::Route(ra) = &a {
+                assert!(
+                    ra.routes.iter().all(|c| c.route_id != "r_alpha"),
+                    "{prefix} at {t} (window {from}..{until}): {a:?}"
+                );
+            }
+        }
+    }
+}
+
+/// vendor_rates split over helper connections (page ranges, shared snapshot) gives the same
+/// snapshot as one stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_streams_load_the_same_snapshot() {
+    let (pg, client) = fresh().await;
+    let t0 = unix_now();
+    seed(&client, t0).await;
+    client
+        .batch_execute(
+            "INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
+             SELECT 10 + 10 * (i % 2), '1303' || lpad((i / 2)::text, 6, '0'), i / 1e6, i / 1e6, NULL
+             FROM generate_series(0, 59999) i",
+        )
+        .await
+        .unwrap();
+    let single = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap();
+    let mut helpers = Vec::new();
+    for _ in 0..2 {
+        helpers.push(db::connect(&pg.url()).await.unwrap());
+    }
+    let parallel =
+        db::loader::load_snapshot_parallel(&client, &helpers, RoutingSettings::default())
+            .await
+            .unwrap();
+    let (mut s1, mut s3) = (single.stats(), parallel.stats());
+    assert_eq!(s1.rate_entries, 60_005);
+    s1.built_at = 0;
+    s3.built_at = 0;
+    assert_eq!(s1, s3);
+    for i in (0..30_000).step_by(997) {
+        let r = req("+12015550123", &format!("+1303{i:06}1"));
+        assert_eq!(
+            routing::dip(&single, &r, t0 + DAY / 2),
+            routing::dip(&parallel, &r, t0 + DAY / 2),
+            "{i}"
+        );
+    }
+    check_dips(&parallel, t0);
+    // the helpers ended their transactions and are reusable
+    for h in &helpers {
+        h.batch_execute("SELECT 1").await.unwrap();
+    }
 }

@@ -7,17 +7,22 @@
 //! Must not touch: routing policy, the engine, writes of any kind.
 //!
 //! Big tables (vendor_rates: tens of millions of rows; customer_rates and the numbering tables)
-//! are streamed with `COPY (SELECT ...) TO STDOUT` in text format and parsed by hand, row by row,
-//! straight into the builder: nothing collects a table into a `Vec` of rows first.
+//! are streamed with `COPY (SELECT ...) TO STDOUT (FORMAT binary)` and parsed by hand, row by row,
+//! straight into the builder: nothing collects a table into a `Vec` of rows first. Binary COPY
+//! spares the server the text formatting of numerics and timestamps, which is where a single
+//! backend spends most of its time on a big deck. vendor_rates can also be split by page ranges
+//! over helper connections that share the main transaction's snapshot (`pg_export_snapshot`),
+//! like `pg_dump -j`: on a big deck the server side, not the parsing here, is the bottleneck.
 
-use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use chrono_tz::Tz;
-use futures_util::{pin_mut, StreamExt};
+use futures_util::Stream;
 use rustc_hash::FxHashMap;
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, CopyOutStream, Row};
 
 use super::DbError;
 use crate::numbering::mask;
@@ -38,9 +43,19 @@ pub async fn load_snapshot(
     client: &Client,
     settings: RoutingSettings,
 ) -> Result<Snapshot, DbError> {
+    load_snapshot_parallel(client, &[], settings).await
+}
+
+/// Like [`load_snapshot`], with `helpers` (other idle connections to the same database) each
+/// streaming a share of vendor_rates inside the same database snapshot.
+pub async fn load_snapshot_parallel(
+    client: &Client,
+    helpers: &[Client],
+    settings: RoutingSettings,
+) -> Result<Snapshot, DbError> {
     let built_at = unix_now();
     let started = Instant::now();
-    let builder = load_builder(client, settings).await?;
+    let builder = load_builder(client, helpers, settings).await?;
     let loaded = started.elapsed();
     let snapshot = tokio::task::spawn_blocking(move || builder.build(built_at))
         .await
@@ -49,6 +64,7 @@ pub async fn load_snapshot(
     tracing::info!(
         load_ms = loaded.as_millis() as u64,
         build_ms = (started.elapsed() - loaded).as_millis() as u64,
+        streams = 1 + helpers.len(),
         rate_entries = stats.rate_entries,
         rate_keys = stats.rate_keys,
         routes = stats.routes,
@@ -61,10 +77,11 @@ pub async fn load_snapshot(
     Ok(snapshot)
 }
 
-/// Reads every routing table into a builder inside one REPEATABLE READ READ ONLY transaction,
-/// without compiling it (see [`load_snapshot`]).
+/// Reads every routing table into a builder inside one REPEATABLE READ READ ONLY transaction
+/// (shared with `helpers` through an exported snapshot), without compiling it.
 pub async fn load_builder(
     client: &Client,
+    helpers: &[Client],
     settings: RoutingSettings,
 ) -> Result<SnapshotBuilder, DbError> {
     client
@@ -72,8 +89,35 @@ pub async fn load_builder(
         .await
         .map_err(DbError::query("starting the snapshot transaction"))?;
     let mut b = SnapshotBuilder::new(settings);
-    match read_all(client, &mut b).await {
+    let mut joined = 0;
+    let res = async {
+        if !helpers.is_empty() {
+            let id: String = client
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(DbError::query("exporting the snapshot"))?;
+            let sql = format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                id.replace('\'', "''")
+            );
+            for h in helpers {
+                joined += 1;
+                h.batch_execute(&sql).await.map_err(DbError::query(
+                    "importing the snapshot on a helper connection",
+                ))?;
+            }
+        }
+        read_all(client, helpers, &mut b).await
+    }
+    .await;
+    match res {
         Ok(()) => {
+            for h in helpers {
+                h.batch_execute("COMMIT")
+                    .await
+                    .map_err(DbError::query("ending a helper transaction"))?;
+            }
             client
                 .batch_execute("COMMIT")
                 .await
@@ -82,6 +126,9 @@ pub async fn load_builder(
         }
         Err(e) => {
             // best effort: a broken connection has no transaction left to roll back
+            for h in helpers.iter().take(joined) {
+                let _ = h.batch_execute("ROLLBACK").await;
+            }
             let _ = client.batch_execute("ROLLBACK").await;
             Err(e)
         }
@@ -115,20 +162,24 @@ fn minutes(col: &str) -> String {
     format!("(extract(hour FROM {col}) * 60 + extract(minute FROM {col}))::integer")
 }
 
-async fn read_all(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
+async fn read_all(
+    client: &Client,
+    helpers: &[Client],
+    b: &mut SnapshotBuilder,
+) -> Result<(), DbError> {
     let t = Instant::now();
     load_vendors(client, b).await?;
     load_gateways(client, b).await?;
-    load_routes(client, b).await?;
+    let routes = load_routes(client, b).await?;
     load_partitions(client, b).await?;
     let bans = load_customers(client, b).await?;
     load_overrides(client, b, &bans).await?;
     load_exclusions(client, b).await?;
     let small = t.elapsed();
     let t = Instant::now();
-    let customer_rates = load_customer_rates(client, b).await?;
+    let customer_rates = load_customer_rates(client, b, &bans).await?;
     let numbering = load_numbering(client, b).await?;
-    let vendor_rates = load_vendor_rates(client, b).await?;
+    let vendor_rates = load_vendor_rates(client, helpers, b, &routes).await?;
     tracing::debug!(
         small_tables_ms = small.as_millis() as u64,
         streamed_ms = t.elapsed().as_millis() as u64,
@@ -293,8 +344,13 @@ async fn load_gateways(client: &Client, b: &mut SnapshotBuilder) -> Result<(), D
     Ok(())
 }
 
-async fn load_routes(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
+/// Loads routes; returns id → name for naming routes in later errors.
+async fn load_routes(
+    client: &Client,
+    b: &mut SnapshotBuilder,
+) -> Result<FxHashMap<Id, String>, DbError> {
     const T: &str = "routes";
+    let mut names = FxHashMap::default();
     let sql =
         "SELECT id, name, vendor_id, priority, weight, capacity, enabled FROM routes ORDER BY id";
     for row in select(client, T, sql).await? {
@@ -306,6 +362,7 @@ async fn load_routes(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbE
             Some(c) => Some(int_col(c.into(), T, &key, "capacity")?),
         };
         let weight = int_col(col::<i32>(&row, 4, T)?.into(), T, &key, "weight")?;
+        names.insert(id, name.clone());
         b.route(Route {
             id,
             vendor_id: col(&row, 2, T)?,
@@ -316,7 +373,7 @@ async fn load_routes(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbE
             name,
         });
     }
-    Ok(())
+    Ok(names)
 }
 
 async fn load_partitions(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
@@ -574,327 +631,435 @@ async fn load_exclusions(client: &Client, b: &mut SnapshotBuilder) -> Result<(),
     Ok(())
 }
 
-// ---- streamed tables (COPY text format) ------------------------------------------------------
+// ---- streamed tables (binary COPY) ----------------------------------------------------------
 
-/// Streams `COPY (query) TO STDOUT` (text format) and calls `f` with each row's bytes (without
-/// the newline). Returns the number of rows.
-async fn copy_rows(
-    client: &Client,
+const PGCOPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// Incremental parser of `COPY ... TO STDOUT (FORMAT binary)` output: a header, then tuples of
+/// `N` fields (i16 field count; per field an i32 length, -1 for NULL, then the bytes), then a
+/// trailer (field count -1).
+struct BinaryCopy<const N: usize> {
     table: &'static str,
-    query: &str,
-    mut f: impl FnMut(&[u8]) -> Result<(), DbError>,
-) -> Result<u64, DbError> {
-    let ctx = || format!("reading {table}");
-    let stream = client
-        .copy_out(&format!("COPY ({query}) TO STDOUT"))
-        .await
-        .map_err(DbError::query(ctx()))?;
-    pin_mut!(stream);
-    let mut n = 0u64;
-    let mut next_yield = YIELD_EVERY;
-    // The server sends one CopyData message per row; `carry` keeps this correct if that changes.
-    let mut carry: Vec<u8> = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(DbError::query(ctx()))?;
-        let mut data: &[u8] = &chunk;
-        if !carry.is_empty() {
-            carry.extend_from_slice(data);
-            let Some(end) = carry.iter().rposition(|&b| b == b'\n') else {
-                continue;
-            };
-            let rest = carry.split_off(end + 1);
-            for line in carry[..end].split(|&b| b == b'\n') {
-                f(line)?;
-                n += 1;
-            }
-            carry = rest;
-            data = &[];
+    header_done: bool,
+    trailer_seen: bool,
+    rows: u64,
+}
+
+impl<const N: usize> BinaryCopy<N> {
+    fn new(table: &'static str) -> Self {
+        BinaryCopy {
+            table,
+            header_done: false,
+            trailer_seen: false,
+            rows: 0,
         }
-        if !data.is_empty() {
-            let end = match data.iter().rposition(|&b| b == b'\n') {
-                Some(end) => end,
-                None => {
-                    carry.extend_from_slice(data);
+    }
+
+    fn format_error(&self, why: &str) -> DbError {
+        DbError::bad_row(
+            self.table,
+            format!("row {} of the stream", self.rows + 1),
+            format!("binary COPY: {why}"),
+        )
+    }
+
+    /// Parses every complete tuple at the start of `buf`, calling `f` for each; returns the
+    /// number of bytes consumed (the rest is an incomplete tuple).
+    fn parse(
+        &mut self,
+        buf: &[u8],
+        f: &mut impl FnMut(&[Option<&[u8]>; N]) -> Result<(), DbError>,
+    ) -> Result<usize, DbError> {
+        let mut at = 0usize;
+        if !self.header_done {
+            let fixed = PGCOPY_SIGNATURE.len() + 8;
+            let Some(h) = buf.get(..fixed) else {
+                return Ok(0);
+            };
+            if !h.starts_with(PGCOPY_SIGNATURE) {
+                return Err(self.format_error("bad signature"));
+            }
+            let ext = be_u32(&h[fixed - 4..]) as usize;
+            if buf.len() < fixed + ext {
+                return Ok(0);
+            }
+            at = fixed + ext;
+            self.header_done = true;
+        }
+        let mut fields: [Option<&[u8]>; N] = [None; N];
+        while !self.trailer_seen {
+            let Some(count) = buf.get(at..at + 2) else {
+                break;
+            };
+            let count = i16::from_be_bytes([count[0], count[1]]);
+            if count == -1 {
+                self.trailer_seen = true;
+                at += 2;
+                break;
+            }
+            if count as usize != N {
+                return Err(self.format_error(&format!("{count} fields, expected {N}")));
+            }
+            let mut p = at + 2;
+            let mut complete = true;
+            for slot in fields.iter_mut() {
+                let Some(len) = buf.get(p..p + 4) else {
+                    complete = false;
+                    break;
+                };
+                let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+                p += 4;
+                if len < 0 {
+                    *slot = None;
                     continue;
                 }
-            };
-            for line in data[..end].split(|&b| b == b'\n') {
-                f(line)?;
-                n += 1;
+                let Some(v) = buf.get(p..p + len as usize) else {
+                    complete = false;
+                    break;
+                };
+                *slot = Some(v);
+                p += len as usize;
             }
-            carry.extend_from_slice(&data[end + 1..]);
+            if !complete {
+                break;
+            }
+            f(&fields)?;
+            self.rows += 1;
+            at = p;
         }
-        if n >= next_yield {
-            next_yield = n + YIELD_EVERY;
-            // Parsing is CPU work on a runtime worker: let other tasks (dips) run regularly.
+        Ok(at)
+    }
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    b.iter().take(4).fold(0u32, |a, &x| (a << 8) | x as u32)
+}
+
+fn be_i64(b: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Unix seconds (floored) from a binary timestamptz: microseconds since 2000-01-01 UTC, with
+/// -infinity / infinity stored as i64::MIN / i64::MAX, which is also what the model uses.
+fn pg_timestamptz(b: &[u8]) -> Option<i64> {
+    const PG_EPOCH_UNIX: i64 = 946_684_800;
+    let us = be_i64(b)?;
+    Some(match us {
+        i64::MIN | i64::MAX => us,
+        _ => us.div_euclid(1_000_000) + PG_EPOCH_UNIX,
+    })
+}
+
+/// A binary `numeric` in units of 1e-7, rounded half away from zero like SQL `round(x * 1e7)`.
+/// None for NaN, ±Infinity, malformed input or values beyond i64.
+///
+/// Layout: ndigits u16, weight i16, sign u16, dscale u16, then ndigits base-10000 digits;
+/// value = Σ digit[i] × 10000^(weight − i).
+fn pg_numeric_scaled(b: &[u8]) -> Option<i64> {
+    /// 10^k for k = 0..=19 (the largest power of ten in a u64)
+    const POW10: [u64; 20] = {
+        let mut t = [1u64; 20];
+        let mut k = 1;
+        while k < 20 {
+            t[k] = t[k - 1] * 10;
+            k += 1;
+        }
+        t
+    };
+    let h = |i: usize| b.get(i..i + 2).map(|x| u16::from_be_bytes([x[0], x[1]]));
+    let ndigits = h(0)? as usize;
+    let weight = h(2)? as i16 as i32;
+    let negative = match h(4)? {
+        0x0000 => false,
+        0x4000 => true,
+        _ => return None, // NaN, +Infinity, -Infinity
+    };
+    if b.len() != 8 + 2 * ndigits {
+        return None;
+    }
+    // Accumulate value × 10^8 exactly (the 10^-8 digit decides the rounding; anything smaller
+    // cannot change a half-up rounding at 10^-7), then round to 10^-7. u64 holds up to ~1.8e11
+    // dollars here, far beyond numeric(12,7).
+    let mut acc: u64 = 0;
+    for i in 0..ndigits {
+        let d = h(8 + 2 * i)? as u64;
+        if d > 9999 {
+            return None;
+        }
+        let exp = 4 * (weight - i as i32) + 8;
+        if exp >= 0 {
+            let m = *POW10.get(exp as usize)?;
+            acc = acc.checked_add(d.checked_mul(m)?)?;
+        } else if exp > -4 {
+            acc += d / POW10[exp.unsigned_abs() as usize];
+        }
+    }
+    let v = i64::try_from(acc / 10 + u64::from(acc % 10 >= 5)).ok()?;
+    Some(if negative { -v } else { v })
+}
+
+/// Round-robin merge of COPY streams, tagging chunks with their stream's index. (Cheaper per
+/// chunk than `select_all`, which re-queues a boxed task for every item.)
+struct Merge {
+    streams: Vec<Pin<Box<CopyOutStream>>>,
+    done: Vec<bool>,
+    next: usize,
+}
+
+impl Merge {
+    fn new(streams: Vec<CopyOutStream>) -> Self {
+        let done = vec![false; streams.len()];
+        Merge {
+            streams: streams.into_iter().map(Box::pin).collect(),
+            done,
+            next: 0,
+        }
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Result<bytes::Bytes, tokio_postgres::Error>)>> {
+        let n = self.streams.len();
+        let mut live = false;
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if self.done[i] {
+                continue;
+            }
+            match self.streams[i].as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    self.next = (i + 1) % n;
+                    return Poll::Ready(Some((i, item)));
+                }
+                Poll::Ready(None) => self.done[i] = true,
+                Poll::Pending => live = true,
+            }
+        }
+        if live {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+
+    async fn next(&mut self) -> Option<(usize, Result<bytes::Bytes, tokio_postgres::Error>)> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+/// `COPY (query) TO STDOUT (FORMAT binary)` on each (client, query), streamed concurrently;
+/// `f` gets every row's `N` fields as they arrive (rows of different sources interleave).
+async fn copy_binary<const N: usize>(
+    sources: &[(&Client, String)],
+    table: &'static str,
+    mut f: impl FnMut(&[Option<&[u8]>; N]) -> Result<(), DbError>,
+) -> Result<u64, DbError> {
+    let ctx = || format!("reading {table}");
+    let streams = futures_util::future::try_join_all(sources.iter().map(|(c, q)| {
+        let sql = format!("COPY ({q}) TO STDOUT (FORMAT binary)");
+        async move { c.copy_out(sql.as_str()).await }
+    }))
+    .await
+    .map_err(DbError::query(ctx()))?;
+    let mut merged = Merge::new(streams);
+    let mut parsers: Vec<(BinaryCopy<N>, Vec<u8>)> = sources
+        .iter()
+        .map(|_| (BinaryCopy::new(table), Vec::new()))
+        .collect();
+    let mut rows = 0u64;
+    let mut next_yield = YIELD_EVERY;
+    while let Some((i, chunk)) = merged.next().await {
+        let chunk = chunk.map_err(|e| DbError::query(ctx())(e))?;
+        let Some((parser, carry)) = parsers.get_mut(i) else {
+            continue;
+        };
+        let before = parser.rows;
+        if carry.is_empty() {
+            // the usual case: a CopyData message holds whole tuples
+            let used = parser.parse(&chunk, &mut f)?;
+            carry.extend_from_slice(&chunk[used..]);
+        } else {
+            carry.extend_from_slice(&chunk);
+            let used = parser.parse(carry, &mut f)?;
+            carry.drain(..used);
+        }
+        rows += parser.rows - before;
+        if rows >= next_yield {
+            next_yield = rows + YIELD_EVERY;
+            // parsing is CPU work on a runtime worker: let other tasks (dips) run regularly
             tokio::task::yield_now().await;
         }
     }
-    if !carry.is_empty() {
-        return Err(DbError::bad_row(
-            table,
-            format!("row {}", n + 1),
-            "COPY output ended mid-row",
-        ));
-    }
-    Ok(n)
-}
-
-/// Splits a COPY text row into exactly `N` raw fields.
-fn fields<const N: usize>(line: &[u8]) -> Option<[&[u8]; N]> {
-    let mut out: [&[u8]; N] = [&[]; N];
-    let mut it = line.split(|&b| b == b'\t');
-    for slot in out.iter_mut() {
-        *slot = it.next()?;
-    }
-    match it.next() {
-        Some(_) => None,
-        None => Some(out),
-    }
-}
-
-/// `\N` is NULL in COPY text format.
-fn nullable(f: &[u8]) -> Option<&[u8]> {
-    if f == b"\\N" {
-        None
-    } else {
-        Some(f)
-    }
-}
-
-/// A decimal integer field (bigint/integer columns are never escaped).
-fn int(f: &[u8]) -> Option<i64> {
-    let (neg, d) = match f.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, f),
-    };
-    if d.is_empty() || d.len() > 19 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in d {
-        let x = c.wrapping_sub(b'0');
-        if x > 9 {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_sub(x as i64)?;
-    }
-    // accumulated negatively so i64::MIN parses
-    if neg {
-        Some(v)
-    } else {
-        v.checked_neg()
-    }
-}
-
-/// A text field, with COPY's backslash escapes decoded.
-fn text(f: &[u8]) -> Option<Cow<'_, str>> {
-    if !f.contains(&b'\\') {
-        return std::str::from_utf8(f).ok().map(Cow::Borrowed);
-    }
-    let mut out = Vec::with_capacity(f.len());
-    let mut i = 0;
-    while i < f.len() {
-        let c = f[i];
-        i += 1;
-        if c != b'\\' {
-            out.push(c);
-            continue;
-        }
-        let e = *f.get(i)?;
-        i += 1;
-        match e {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut v = (e - b'0') as u32;
-                for _ in 0..2 {
-                    match f.get(i) {
-                        Some(&d @ b'0'..=b'7') => {
-                            v = v * 8 + (d - b'0') as u32;
-                            i += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                out.push(v as u8);
-            }
-            b'x' => {
-                let mut v = 0u32;
-                let mut seen = 0;
-                while seen < 2 {
-                    match f.get(i).and_then(|d| (*d as char).to_digit(16)) {
-                        Some(d) => {
-                            v = v * 16 + d;
-                            i += 1;
-                            seen += 1;
-                        }
-                        None => break,
-                    }
-                }
-                if seen == 0 {
-                    out.push(b'x');
-                } else {
-                    out.push(v as u8);
-                }
-            }
-            other => out.push(other),
+    for (parser, carry) in &parsers {
+        if !parser.trailer_seen || !carry.is_empty() {
+            return Err(parser.format_error("output ended mid-row"));
         }
     }
-    String::from_utf8(out).ok().map(Cow::Owned)
+    Ok(rows)
 }
 
-fn req_text<'a>(
-    f: &'a [u8],
+fn field_i64(f: Option<&[u8]>) -> Option<i64> {
+    f.and_then(be_i64)
+}
+
+fn field_str(f: Option<&[u8]>) -> Option<&str> {
+    f.and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// A required field, or a bad-row error naming `what`.
+fn need<T>(
+    v: Option<T>,
     table: &'static str,
     key: &dyn Fn() -> String,
     what: &str,
-) -> Result<Cow<'a, str>, DbError> {
-    nullable(f)
-        .and_then(text)
-        .ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))
+) -> Result<T, DbError> {
+    v.ok_or_else(|| DbError::bad_row(table, key(), format!("missing or unreadable {what}")))
 }
 
-fn req_int(
-    f: &[u8],
-    table: &'static str,
-    key: &dyn Fn() -> String,
-    what: &str,
-) -> Result<i64, DbError> {
-    nullable(f)
-        .and_then(int)
-        .ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))
-}
-
-fn opt_rate(
-    f: &[u8],
+fn field_rate(
+    f: Option<&[u8]>,
     table: &'static str,
     key: &dyn Fn() -> String,
     what: &str,
 ) -> Result<Option<Rate>, DbError> {
-    match nullable(f) {
+    match f {
         None => Ok(None),
         Some(v) => {
-            let v = int(v)
-                .ok_or_else(|| DbError::bad_row(table, key(), format!("unreadable {what}")))?;
-            rate_col(Some(v), table, key, what)
+            let scaled = need(pg_numeric_scaled(v), table, key, what)?;
+            rate_col(Some(scaled), table, key, what)
         }
     }
 }
 
-async fn load_vendor_rates(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbError> {
+fn show_time(t: i64) -> String {
+    match t {
+        i64::MIN => "-infinity".into(),
+        i64::MAX => "infinity".into(),
+        _ => chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_else(|| t.to_string()),
+    }
+}
+
+async fn load_vendor_rates(
+    client: &Client,
+    helpers: &[Client],
+    b: &mut SnapshotBuilder,
+    routes: &FxHashMap<Id, String>,
+) -> Result<u64, DbError> {
     const T: &str = "vendor_rates";
-    // Size hint from the planner statistics (cheap; -1 when never analyzed).
-    if let Ok(row) = client
+    // Size hint from planner statistics, and the heap size in pages (both cheap).
+    let sizes = client
         .query_one(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = 'vendor_rates'::regclass",
+            "SELECT reltuples::bigint, \
+                    (pg_relation_size(oid) / current_setting('block_size')::bigint)::bigint \
+             FROM pg_class WHERE oid = 'vendor_rates'::regclass",
             &[],
         )
         .await
-    {
-        if let Ok(n) = row.try_get::<_, i64>(0) {
-            b.reserve_rates(n.clamp(0, 200_000_000) as usize);
-        }
+        .map_err(DbError::query("sizing vendor_rates"))?;
+    let (tuples, pages): (i64, i64) = (col(&sizes, 0, T)?, col(&sizes, 1, T)?);
+    b.reserve_rates(tuples.clamp(0, 200_000_000) as usize);
+
+    // Every output column costs the server about as much as the scan itself, so min/inc travel
+    // packed in one bigint and `id` is not sent (rows are named by route, key and start).
+    let base = "SELECT route_id, prefix, ocn, lata, rate_inter, rate_intra, rate_local, \
+                (min_seconds::bigint << 32) | inc_seconds::bigint, effective_from, effective_until \
+                FROM vendor_rates WHERE effective_until > now()";
+    let mut sources: Vec<(&Client, String)> = vec![(client, base.to_string())];
+    if !helpers.is_empty() {
+        // Split the heap into page ranges (TID range scans). Every row our snapshot sees lies
+        // below the size read now; the last range is open-ended anyway.
+        let n = 1 + helpers.len() as i64;
+        let bound = |k: i64| pages * k / n;
+        sources = std::iter::once(client)
+            .chain(helpers.iter())
+            .enumerate()
+            .map(|(k, c)| {
+                let k = k as i64;
+                let lo = format!(" AND ctid >= '({},0)'::tid", bound(k));
+                let hi = if k + 1 < n {
+                    format!(" AND ctid < '({},0)'::tid", bound(k + 1))
+                } else {
+                    String::new()
+                };
+                (c, format!("{base}{lo}{hi}"))
+            })
+            .collect();
     }
-    // Money is converted to integer units in SQL (`scaled`): measured faster than parsing
-    // numeric text here, and exact.
-    let sc = scaled;
-    let sql = format!(
-        "SELECT id, route_id, prefix, ocn, lata, {}, {}, {}, min_seconds, inc_seconds, {}, {} \
-         FROM vendor_rates WHERE effective_until > now()",
-        sc("rate_inter"),
-        sc("rate_intra"),
-        sc("rate_local"),
-        epoch("effective_from"),
-        epoch("effective_until")
-    );
-    copy_rows(client, T, &sql, |line| {
-        let Some([id, route_id, prefix, ocn, lata, inter, intra, local, min, inc, from, until]) =
-            fields::<12>(line)
-        else {
-            return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
+    copy_binary::<10>(&sources, T, |f| {
+        let [route_id, prefix, ocn, lata, inter, intra, local, terms, from, until] = *f;
+        let route_id = field_i64(route_id);
+        let prefix_s = field_str(prefix);
+        let from = from.and_then(pg_timestamptz);
+        let key = || {
+            let route = route_id
+                .and_then(|r| routes.get(&r).map(|n| format!("route {n:?}")))
+                .unwrap_or_else(|| format!("route id {route_id:?}"));
+            let k = match prefix_s {
+                Some(p) => format!("prefix {p}"),
+                None => format!(
+                    "ocn {:?} lata {:?}",
+                    field_str(ocn).unwrap_or("?"),
+                    field_str(lata).unwrap_or("?")
+                ),
+            };
+            let start = from.map(show_time).unwrap_or_default();
+            format!("{route}, {k}, effective_from {start}")
         };
-        let key = || format!("id {}", String::from_utf8_lossy(id));
-        let route_id = req_int(route_id, T, &key, "route_id")?;
+        let route_id = need(route_id, T, &key, "route_id")?;
+        let terms = need(field_i64(terms), T, &key, "min_seconds/inc_seconds")?;
         let row = RateRow {
-            inter: opt_rate(inter, T, &key, "rate_inter")?,
-            intra: opt_rate(intra, T, &key, "rate_intra")?,
-            local: opt_rate(local, T, &key, "rate_local")?,
-            min_seconds: int_col(
-                req_int(min, T, &key, "min_seconds")?,
-                T,
-                &key,
-                "min_seconds",
-            )?,
-            inc_seconds: int_col(
-                req_int(inc, T, &key, "inc_seconds")?,
-                T,
-                &key,
-                "inc_seconds",
-            )?,
-            effective_from: req_int(from, T, &key, "effective_from")?,
-            effective_until: req_int(until, T, &key, "effective_until")?,
+            inter: field_rate(inter, T, &key, "rate_inter")?,
+            intra: field_rate(intra, T, &key, "rate_intra")?,
+            local: field_rate(local, T, &key, "rate_local")?,
+            min_seconds: int_col(terms >> 32, T, &key, "min_seconds")?,
+            inc_seconds: int_col(terms & 0xffff_ffff, T, &key, "inc_seconds")?,
+            effective_from: need(from, T, &key, "effective_from")?,
+            effective_until: need(until.and_then(pg_timestamptz), T, &key, "effective_until")?,
         };
-        let res = match nullable(prefix) {
-            // prefixes are digits by CHECK: never escaped
-            Some(p) => {
-                let p = std::str::from_utf8(p)
-                    .map_err(|_| DbError::bad_row(T, key(), "prefix is not text"))?;
-                b.vendor_rate(route_id, RateKey::Prefix(p), row)
-            }
-            None => {
-                let ocn = req_text(ocn, T, &key, "ocn")?;
-                let lata = req_text(lata, T, &key, "lata")?;
-                b.vendor_rate(
-                    route_id,
-                    RateKey::OcnLata {
-                        ocn: &ocn,
-                        lata: &lata,
-                    },
-                    row,
-                )
-            }
+        let rate_key = match (prefix, prefix_s) {
+            (Some(_), Some(p)) => RateKey::Prefix(p),
+            (Some(_), None) => return Err(DbError::bad_row(T, key(), "prefix is not UTF-8")),
+            (None, _) => RateKey::OcnLata {
+                ocn: need(field_str(ocn), T, &key, "ocn")?,
+                lata: need(field_str(lata), T, &key, "lata")?,
+            },
         };
-        res.map_err(|e| DbError::bad_row(T, key(), e.to_string()))
+        b.vendor_rate(route_id, rate_key, row)
+            .map_err(|e| DbError::bad_row(T, key(), e.to_string()))
     })
     .await
 }
 
-async fn load_customer_rates(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbError> {
+async fn load_customer_rates(
+    client: &Client,
+    b: &mut SnapshotBuilder,
+    bans: &FxHashMap<Id, String>,
+) -> Result<u64, DbError> {
     const T: &str = "customer_rates";
-    let sql = format!(
-        "SELECT customer_id, prefix, {}, {}, {}, {}, {} FROM customer_rates WHERE effective_until > now()",
-        scaled("rate_inter"),
-        scaled("rate_intra"),
-        scaled("rate_local"),
-        epoch("effective_from"),
-        epoch("effective_until")
-    );
-    copy_rows(client, T, &sql, |line| {
-        let Some([cid, prefix, inter, intra, local, from, until]) = fields::<7>(line) else {
-            return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-        };
+    let sql = "SELECT customer_id, prefix, rate_inter, rate_intra, rate_local, effective_from, \
+               effective_until FROM customer_rates WHERE effective_until > now()";
+    copy_binary::<7>(&[(client, sql.to_string())], T, |f| {
+        let [cid, prefix, inter, intra, local, from, until] = *f;
+        let cid = field_i64(cid);
+        let prefix = field_str(prefix);
         let key = || {
-            format!(
-                "customer id {}, prefix {:?}",
-                String::from_utf8_lossy(cid),
-                String::from_utf8_lossy(prefix)
-            )
+            let c = cid
+                .and_then(|c| bans.get(&c).map(|b| format!("customer {b:?}")))
+                .unwrap_or_else(|| format!("customer id {cid:?}"));
+            format!("{c}, prefix {}", prefix.unwrap_or("?"))
         };
-        let customer_id = req_int(cid, T, &key, "customer_id")?;
         let rate = CustomerRate {
-            prefix: req_text(prefix, T, &key, "prefix")?.into_owned(),
-            inter: opt_rate(inter, T, &key, "rate_inter")?,
-            intra: opt_rate(intra, T, &key, "rate_intra")?,
-            local: opt_rate(local, T, &key, "rate_local")?,
-            effective_from: req_int(from, T, &key, "effective_from")?,
-            effective_until: req_int(until, T, &key, "effective_until")?,
+            prefix: need(prefix, T, &key, "prefix")?.to_string(),
+            inter: field_rate(inter, T, &key, "rate_inter")?,
+            intra: field_rate(intra, T, &key, "rate_intra")?,
+            local: field_rate(local, T, &key, "rate_local")?,
+            effective_from: need(from.and_then(pg_timestamptz), T, &key, "effective_from")?,
+            effective_until: need(until.and_then(pg_timestamptz), T, &key, "effective_until")?,
         };
-        b.customer_rate(customer_id, rate);
+        b.customer_rate(need(cid, T, &key, "customer_id")?, rate);
         Ok(())
     })
     .await
@@ -902,81 +1067,64 @@ async fn load_customer_rates(client: &Client, b: &mut SnapshotBuilder) -> Result
 
 /// npanxx, local_calling, lnp, dno. Returns the total rows.
 async fn load_numbering(client: &Client, b: &mut SnapshotBuilder) -> Result<u64, DbError> {
+    let one = |sql: &str| [(client, sql.to_string())];
     let mut total = 0;
-    total += copy_rows(
-        client,
-        "npanxx",
-        "SELECT npanxx, state, lata, ocn, rate_center FROM npanxx",
-        |line| {
-            const T: &str = "npanxx";
-            let Some([npanxx, state, lata, ocn, rc]) = fields::<5>(line) else {
-                return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-            };
-            let key = || String::from_utf8_lossy(npanxx).into_owned();
-            let npanxx = req_text(npanxx, T, &key, "npanxx")?;
+    const TN: &str = "npanxx";
+    total += copy_binary::<5>(
+        &one("SELECT npanxx, state, lata, ocn, rate_center FROM npanxx"),
+        TN,
+        |f| {
+            let [npanxx, state, lata, ocn, rc] = f.map(field_str);
+            let key = || npanxx.unwrap_or("?").to_string();
             let info = NpaNxxInfo {
-                state: req_text(state, T, &key, "state")?.into_owned(),
-                lata: req_text(lata, T, &key, "lata")?.into_owned(),
-                ocn: req_text(ocn, T, &key, "ocn")?.into_owned(),
-                rate_center: req_text(rc, T, &key, "rate_center")?.into_owned(),
+                state: need(state, TN, &key, "state")?.to_string(),
+                lata: need(lata, TN, &key, "lata")?.to_string(),
+                ocn: need(ocn, TN, &key, "ocn")?.to_string(),
+                rate_center: need(rc, TN, &key, "rate_center")?.to_string(),
             };
-            b.npanxx(&npanxx, info)
-                .map_err(|e| DbError::bad_row(T, key(), e.to_string()))
+            b.npanxx(need(npanxx, TN, &key, "npanxx")?, info)
+                .map_err(|e| DbError::bad_row(TN, key(), e.to_string()))
         },
     )
     .await?;
-    total += copy_rows(
-        client,
-        "local_calling",
-        "SELECT a_npanxx, b_npanxx FROM local_calling",
-        |line| {
-            const T: &str = "local_calling";
-            let Some([a, bb]) = fields::<2>(line) else {
-                return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-            };
-            let key = || {
-                format!(
-                    "{} / {}",
-                    String::from_utf8_lossy(a),
-                    String::from_utf8_lossy(bb)
-                )
-            };
-            let a = req_text(a, T, &key, "a_npanxx")?;
-            let bb = req_text(bb, T, &key, "b_npanxx")?;
-            b.local_calling(&a, &bb)
-                .map_err(|e| DbError::bad_row(T, key(), e.to_string()))
+    const TL: &str = "local_calling";
+    total += copy_binary::<2>(
+        &one("SELECT a_npanxx, b_npanxx FROM local_calling"),
+        TL,
+        |f| {
+            let [a, bb] = f.map(field_str);
+            let key = || format!("{} / {}", a.unwrap_or("?"), bb.unwrap_or("?"));
+            b.local_calling(
+                need(a, TL, &key, "a_npanxx")?,
+                need(bb, TL, &key, "b_npanxx")?,
+            )
+            .map_err(|e| DbError::bad_row(TL, key(), e.to_string()))
         },
     )
     .await?;
-    total += copy_rows(client, "lnp", "SELECT tn, lrn FROM lnp", |line| {
-        const T: &str = "lnp";
-        let Some([tn, lrn]) = fields::<2>(line) else {
-            return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-        };
-        // phone numbers: only masked in errors
-        let key = || format!("tn {}", mask(&String::from_utf8_lossy(tn)));
-        let tn = req_text(tn, T, &key, "tn")?;
-        let lrn = req_text(lrn, T, &key, "lrn")?;
-        b.lnp(&tn, &lrn).map_err(|_| {
+    const TP: &str = "lnp";
+    total += copy_binary::<2>(&one("SELECT tn, lrn FROM lnp"), TP, |f| {
+        let [tn, lrn] = f.map(field_str);
+        // phone numbers: only ever masked in errors
+        let key = || format!("tn {}", mask(tn.unwrap_or("?")));
+        let lrn = need(lrn, TP, &key, "lrn")?;
+        b.lnp(need(tn, TP, &key, "tn")?, lrn).map_err(|_| {
             DbError::bad_row(
-                T,
+                TP,
                 key(),
-                format!("invalid 10-digit TN or LRN (lrn {})", mask(&lrn)),
+                format!("invalid 10-digit TN or LRN (lrn {})", mask(lrn)),
             )
         })
     })
     .await?;
-    total += copy_rows(client, "dno", "SELECT number FROM dno", |line| {
-        const T: &str = "dno";
-        let Some([number]) = fields::<1>(line) else {
-            return Err(DbError::bad_row(T, "?", "unexpected COPY row shape"));
-        };
-        let key = || format!("number {}", mask(&String::from_utf8_lossy(number)));
-        let number = req_text(number, T, &key, "number")?;
-        // the column holds E.164 digits without '+': say so, or 12+ digit international
-        // numbers would not normalize
-        b.dno(&format!("+{number}"))
-            .map_err(|_| DbError::bad_row(T, key(), "not a valid E.164 number (7 to 15 digits)"))
+    const TD: &str = "dno";
+    total += copy_binary::<1>(&one("SELECT number FROM dno"), TD, |f| {
+        let [number] = f.map(field_str);
+        let key = || format!("number {}", mask(number.unwrap_or("?")));
+        // The column holds E.164 digits without '+': say so, or international numbers (12+
+        // digits, or 11 not starting with 1) would not normalize.
+        b.dno(&format!("+{}", need(number, TD, &key, "number")?))
+            .map_err(|_| DbError::bad_row(TD, key(), "not a valid E.164 number (7 to 15 digits)"))
     })
     .await?;
     Ok(total)
@@ -986,35 +1134,126 @@ async fn load_numbering(client: &Client, b: &mut SnapshotBuilder) -> Result<u64,
 mod tests {
     use super::*;
 
-    #[test]
-    fn ints_parse_including_extremes() {
-        assert_eq!(int(b"0"), Some(0));
-        assert_eq!(int(b"45000"), Some(45_000));
-        assert_eq!(int(b"-12"), Some(-12));
-        assert_eq!(int(b"-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(int(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(int(b"9223372036854775808"), None);
-        assert_eq!(int(b""), None);
-        assert_eq!(int(b"-"), None);
-        assert_eq!(int(b"1.5"), None);
+    fn be_i32(b: &[u8]) -> Option<i32> {
+        Some(i32::from_be_bytes(b.try_into().ok()?))
+    }
+
+    /// Binary numeric from (weight, sign, base-10000 digits).
+    fn numeric(weight: i16, sign: u16, digits: &[u16]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend((digits.len() as u16).to_be_bytes());
+        v.extend(weight.to_be_bytes());
+        v.extend(sign.to_be_bytes());
+        v.extend(7u16.to_be_bytes());
+        for d in digits {
+            v.extend(d.to_be_bytes());
+        }
+        v
     }
 
     #[test]
-    fn copy_text_escapes_decode() {
-        assert_eq!(text(b"plain").as_deref(), Some("plain"));
-        assert_eq!(text(b"a\\tb\\\\c\\nd").as_deref(), Some("a\tb\\c\nd"));
-        assert_eq!(text(b"\\101\\x42").as_deref(), Some("AB"));
-        assert_eq!(text(b"caf\xc3\xa9").as_deref(), Some("café"));
-        assert_eq!(text(b"bad\\"), None);
+    fn binary_numerics_scale_exactly() {
+        // 0.0045 = 45 x 10000^-1
+        assert_eq!(pg_numeric_scaled(&numeric(-1, 0, &[45])), Some(45_000));
+        // 0 has no digits
+        assert_eq!(pg_numeric_scaled(&numeric(0, 0, &[])), Some(0));
+        // 0.0000001 = 0.0000|0010 = 10 x 10000^-2; 0.00001 = 1000 x 10000^-2
+        assert_eq!(pg_numeric_scaled(&numeric(-2, 0, &[10])), Some(1));
+        assert_eq!(pg_numeric_scaled(&numeric(-2, 0, &[1000])), Some(100));
+        // 12345.6789012 = 1|2345|.6789|0120
+        assert_eq!(
+            pg_numeric_scaled(&numeric(1, 0, &[1, 2345, 6789, 120])),
+            Some(123_456_789_012)
+        );
+        // 429.4967294 (Rate::MAX)
+        assert_eq!(
+            pg_numeric_scaled(&numeric(0, 0, &[429, 4967, 2940])),
+            Some(Rate::MAX.0 as i64)
+        );
+        // half-up at 1e-7 like round(): 0.00000005 -> 1, 0.00000004 -> 0; negative symmetric
+        assert_eq!(pg_numeric_scaled(&numeric(-2, 0, &[5])), Some(1));
+        assert_eq!(pg_numeric_scaled(&numeric(-2, 0, &[4])), Some(0));
+        // digits below 1e-8 are ignored: 0.000000049999 -> 0
+        assert_eq!(pg_numeric_scaled(&numeric(-2, 0, &[4, 9999])), Some(0));
+        assert_eq!(
+            pg_numeric_scaled(&numeric(-1, 0x4000, &[45])),
+            Some(-45_000)
+        );
+        // 1e4 = 1 x 10000^1
+        assert_eq!(
+            pg_numeric_scaled(&numeric(1, 0, &[1])),
+            Some(100_000_000_000)
+        );
+        // NaN, infinities, garbage, overflow
+        assert_eq!(pg_numeric_scaled(&numeric(0, 0xC000, &[])), None);
+        assert_eq!(pg_numeric_scaled(&numeric(0, 0xD000, &[])), None);
+        assert_eq!(pg_numeric_scaled(&numeric(0, 0, &[10000])), None);
+        assert_eq!(pg_numeric_scaled(&numeric(9, 0, &[1])), None);
+        assert_eq!(pg_numeric_scaled(&[0, 1, 0, 0]), None);
     }
 
     #[test]
-    fn fields_split_exactly() {
-        assert_eq!(fields::<3>(b"1\t\\N\tx"), Some([&b"1"[..], b"\\N", b"x"]));
-        assert_eq!(fields::<2>(b"1\t2\t3"), None);
-        assert_eq!(fields::<3>(b"1\t2"), None);
-        assert_eq!(nullable(b"\\N"), None);
-        assert_eq!(nullable(b"N"), Some(&b"N"[..]));
+    fn binary_timestamps_map_to_unix_seconds() {
+        let ts = |us: i64| pg_timestamptz(&us.to_be_bytes());
+        assert_eq!(ts(0), Some(946_684_800));
+        assert_eq!(ts(1_500_000), Some(946_684_801));
+        assert_eq!(ts(-1), Some(946_684_799), "floored");
+        assert_eq!(ts(i64::MIN), Some(i64::MIN));
+        assert_eq!(ts(i64::MAX), Some(i64::MAX));
+        assert_eq!(pg_timestamptz(&[0; 4]), None);
+    }
+
+    /// Binary COPY stream bytes for rows of i32 / NULL fields.
+    fn copy_stream(rows: &[&[Option<i32>]]) -> Vec<u8> {
+        let mut v = PGCOPY_SIGNATURE.to_vec();
+        v.extend(0u32.to_be_bytes());
+        v.extend(0u32.to_be_bytes());
+        for r in rows {
+            v.extend((r.len() as i16).to_be_bytes());
+            for f in *r {
+                match f {
+                    None => v.extend((-1i32).to_be_bytes()),
+                    Some(x) => {
+                        v.extend(4i32.to_be_bytes());
+                        v.extend(x.to_be_bytes());
+                    }
+                }
+            }
+        }
+        v.extend((-1i16).to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn binary_copy_parses_across_arbitrary_chunk_boundaries() {
+        let bytes = copy_stream(&[&[Some(1), None], &[Some(2), Some(3)], &[None, Some(4)]]);
+        for split in 1..bytes.len() {
+            let mut p = BinaryCopy::<2>::new("t");
+            let mut got = Vec::new();
+            let mut f = |r: &[Option<&[u8]>; 2]| {
+                got.push(r.map(|x| x.and_then(be_i32)));
+                Ok(())
+            };
+            let mut carry = Vec::new();
+            for chunk in [&bytes[..split], &bytes[split..]] {
+                carry.extend_from_slice(chunk);
+                let used = p.parse(&carry, &mut f).unwrap();
+                carry.drain(..used);
+            }
+            assert!(p.trailer_seen && carry.is_empty(), "split {split}");
+            assert_eq!(
+                got,
+                vec![[Some(1), None], [Some(2), Some(3)], [None, Some(4)]],
+                "split {split}"
+            );
+        }
+        let mut p = BinaryCopy::<3>::new("t");
+        let err = p.parse(&bytes, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("2 fields, expected 3"), "{err}");
+        let mut p = BinaryCopy::<2>::new("t");
+        assert!(p
+            .parse(b"NOTCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0", &mut |_| Ok(()))
+            .is_err());
     }
 
     #[test]
