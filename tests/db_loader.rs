@@ -109,7 +109,7 @@ fn routed(a: &DipAnswer) -> Vec<(String, f64, f64)> {
             .iter()
             .map(|c| {
                 (
-                    c.route_id.clone(),
+                    c.route_id.to_string(),
                     (c.rate * 1e7).round() / 1e7,
                     (c.customer_rate * 1e7).round() / 1e7,
                 )

@@ -236,16 +236,27 @@ fn parse_u64(d: &[u8]) -> Option<u64> {
 pub enum NumberingError {
     #[error("invalid NPA-NXX(-X) {0:?}: expected 6 or 7 digits, NPA and NXX starting 2-9")]
     NpaNxx(String),
-    #[error("invalid 10-digit NANP number {0:?}")]
+    /// the number is shown through [`for_log`]: masked unless number logging is on
+    #[error("invalid 10-digit NANP number {:?}", for_log(.0))]
     Tn(String),
-    #[error("invalid E.164 number {0:?}")]
+    #[error("invalid E.164 number {:?}", for_log(.0))]
     E164(String),
 }
+
+/// Dense NPA-NXX table: "no data" and "has thousands blocks" markers.
+const NO_INFO: u32 = 0x7FFF_FFFF;
+const HAS_BLOCKS: u32 = 0x8000_0000;
+/// NPA-NXX codes as numbers are below 10^6.
+const NPANXX_SPACE: usize = 1_000_000;
 
 /// NANP reference data of a snapshot.
 #[derive(Default, Debug)]
 pub struct NumberingData {
-    npanxx: FxHashMap<u32, NpaNxxInfo>,
+    /// NPA-NXX (as a 6-digit number) → index into `infos`, | HAS_BLOCKS when thousands blocks of
+    /// that code exist. Dense (4 MB once anything is added): a dip looks up the ANI and the LRN
+    /// with one array read each instead of two hash probes (the hash probes were ~8% of a dip).
+    npanxx: Vec<u32>,
+    infos: Vec<NpaNxxInfo>,
     /// thousands blocks, keyed by the 7-digit NPA-NXX-X
     blocks: FxHashMap<u32, NpaNxxInfo>,
     local: FxHashSet<(u32, u32)>,
@@ -261,11 +272,25 @@ impl NumberingData {
             && b[0] >= b'2'
             && b[3] >= b'2';
         let key = parse_u32(b).filter(|_| ok);
-        match (key, b.len()) {
-            (Some(k), 6) => self.npanxx.insert(k, info),
-            (Some(k), _) => self.blocks.insert(k, info),
-            (None, _) => return Err(NumberingError::NpaNxx(npanxx.into())),
+        let Some(k) = key else {
+            return Err(NumberingError::NpaNxx(npanxx.into()));
         };
+        if self.npanxx.is_empty() {
+            self.npanxx = vec![NO_INFO; NPANXX_SPACE];
+        }
+        if b.len() == 6 {
+            let slot = &mut self.npanxx[k as usize];
+            match *slot & !HAS_BLOCKS {
+                NO_INFO => {
+                    *slot = (*slot & HAS_BLOCKS) | self.infos.len() as u32;
+                    self.infos.push(info);
+                }
+                ix => self.infos[ix as usize] = info,
+            }
+        } else {
+            self.npanxx[(k / 10) as usize] |= HAS_BLOCKS;
+            self.blocks.insert(k, info);
+        }
         Ok(())
     }
 
@@ -307,7 +332,13 @@ impl NumberingData {
     /// Block data for a 10-digit NANP number: the NPA-NXX-X block if known, else the NPA-NXX.
     pub fn lookup(&self, nanp10: &[u8]) -> Option<&NpaNxxInfo> {
         let k7 = parse_u32(nanp10.get(..7)?)?;
-        self.blocks.get(&k7).or_else(|| self.npanxx.get(&(k7 / 10)))
+        let e = *self.npanxx.get((k7 / 10) as usize)?;
+        if e & HAS_BLOCKS != 0 {
+            if let Some(b) = self.blocks.get(&k7) {
+                return Some(b);
+            }
+        }
+        self.infos.get((e & !HAS_BLOCKS) as usize)
     }
 
     pub fn is_local(&self, a10: &[u8], b10: &[u8]) -> bool {
@@ -332,7 +363,7 @@ impl NumberingData {
 
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         (
-            self.npanxx.len() + self.blocks.len(),
+            self.infos.len() + self.blocks.len(),
             self.local.len() / 2,
             self.lnp.len(),
             self.dno.len(),
@@ -342,6 +373,48 @@ impl NumberingData {
 
 #[cfg(test)]
 mod tests {
+    use crate::routing::NpaNxxInfo as Info;
+
+    #[test]
+    fn errors_mask_numbers() {
+        // number logging is off unless the config turns it on (no test turns it on)
+        let e = NumberingError::Tn("2125551234".into()).to_string();
+        assert!(!e.contains("2125551234"), "{e}");
+        assert!(e.contains("1234"), "{e}");
+    }
+
+    #[test]
+    fn npanxx_blocks_win_over_codes() {
+        let info = |state: &str| Info {
+            state: state.into(),
+            lata: "132".into(),
+            ocn: "9104".into(),
+            rate_center: String::new(),
+        };
+        let mut n = NumberingData::default();
+        n.add_npanxx("2125551", info("NJ")).unwrap();
+        n.add_npanxx("212555", info("NY")).unwrap();
+        n.add_npanxx("212555", info("NY2")).unwrap();
+        assert_eq!(
+            n.lookup(b"2125551000").map(|i| i.state.as_str()),
+            Some("NJ")
+        );
+        assert_eq!(
+            n.lookup(b"2125552000").map(|i| i.state.as_str()),
+            Some("NY2")
+        );
+        assert!(n.lookup(b"2135551000").is_none());
+        assert!(n.lookup(b"21").is_none());
+        n.add_npanxx("3125559", info("IL")).unwrap();
+        assert_eq!(
+            n.lookup(b"3125559999").map(|i| i.state.as_str()),
+            Some("IL")
+        );
+        assert!(n.lookup(b"3125558999").is_none());
+        assert_eq!(n.counts().0, 3);
+        assert!(n.add_npanxx("112555", info("X")).is_err());
+    }
+
     use super::*;
 
     #[test]

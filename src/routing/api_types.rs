@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{DestClass, Zone};
+use super::model::{DestClass, Name, Zone};
 
 /// Parameters of `lcr.route` / `lcr.simulate` / `GET /v1/route`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,9 +43,9 @@ pub struct RouteAnswer {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouteChoice {
-    /// route name (stable identifier across reloads)
-    pub route_id: String,
-    pub vendor: String,
+    /// route name (stable identifier across reloads); shared with the snapshot, not copied
+    pub route_id: Name,
+    pub vendor: Name,
     /// first gateway's dialstring
     pub uri: String,
     /// all gateways' dialstrings in failover order (uri is uris[0])

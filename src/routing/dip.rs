@@ -10,6 +10,7 @@ use super::api_types::*;
 use super::model::*;
 use super::settings::UnknownAniPolicy;
 use super::snapshot::*;
+use super::trie::KeyMatches;
 use crate::numbering::{self, NumberClass, E164};
 
 const DEFAULT_BILLING: Billing = Billing { min: 6, inc: 6 };
@@ -68,7 +69,11 @@ struct Call<'a> {
     zone: Zone,
     /// set when the zone came from the unknown-ANI policy
     unknown_ani: Option<UnknownAniPolicy>,
-    ocn_lata_key: Option<u32>,
+    /// the LRN's NPA-NXX(-X) data, when known
+    lrn_block: Option<&'a NpaNxxInfo>,
+    /// key of the LRN's OCN/LATA pair; looked up on first use (most calls price no OCN/LATA route)
+    ocn_lata_key: std::cell::OnceCell<Option<u32>>,
+    pricing: Pricing<'a>,
 }
 
 struct Trace {
@@ -86,8 +91,8 @@ struct Kept {
 
 /// Key-match caches of one dip: the trie is walked at most once per lookup number.
 struct Matches {
-    dnis: Vec<u32>,
-    lrn: Vec<u32>,
+    dnis: KeyMatches,
+    lrn: KeyMatches,
 }
 
 fn rate_for(
@@ -101,7 +106,11 @@ fn rate_for(
     let billing = s.vendors[r.vendor].billing;
     let keys: &[u32] = match (billing, call.zone) {
         (BillingModel::OcnLata, Zone::Interstate | Zone::Intrastate | Zone::Local) => {
-            return call.ocn_lata_key.and_then(|k| {
+            let key = *call.ocn_lata_key.get_or_init(|| {
+                call.lrn_block
+                    .and_then(|b| s.rates.ocn_lata_key(&b.ocn, &b.lata))
+            });
+            return key.and_then(|k| {
                 let e = s.rates.entry(k, route, now)?;
                 let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
                 let t = s.rates.terms(e);
@@ -115,8 +124,8 @@ fn rate_for(
             });
         }
         (BillingModel::OcnLata, _) => return None,
-        (BillingModel::Lrn, Zone::Interstate | Zone::Intrastate | Zone::Local) => &m.lrn,
-        _ => &m.dnis,
+        (BillingModel::Lrn, Zone::Interstate | Zone::Intrastate | Zone::Local) => m.lrn.as_slice(),
+        _ => m.dnis.as_slice(),
     };
     for &k in keys {
         if let Some(e) = s.rates.entry(k, route, now) {
@@ -134,11 +143,27 @@ fn rate_for(
     None
 }
 
-/// Customer sell rate for a buy rate: sell deck, else the most specific margin rule, else at cost.
-fn sell_rate(call: &Call, buy: u32, now: i64) -> u32 {
-    let c = call.customer;
+/// How this call's sell rate is found; depends on the customer and the number, not on the route,
+/// so it is worked out once per dip.
+enum Pricing<'a> {
+    /// the customer's sell deck prices the destination
+    Deck(u32),
+    /// vendor rate × (1 + margin) + fee
+    Margin(&'a MarginRule),
+    AtCost,
+}
+
+/// Sell deck (longest prefix with an effective row pricing the zone), else the most specific
+/// margin rule, else at cost.
+fn pricing<'a>(
+    c: &'a CustomerC,
+    dnis: &E164,
+    zone: Zone,
+    unknown_ani: Option<UnknownAniPolicy>,
+    now: i64,
+) -> Pricing<'a> {
+    let d = dnis.digits();
     if !c.sell.is_empty() {
-        let d = call.dnis.digits();
         for len in (1..=d.len()).rev() {
             let Ok(p) = std::str::from_utf8(&d[..len]) else {
                 continue;
@@ -149,26 +174,39 @@ fn sell_rate(call: &Call, buy: u32, now: i64) -> u32 {
                     .find(|r| r.effective_from <= now && now < r.effective_until)
                 {
                     let rates = [opt_rate(r.inter), opt_rate(r.intra), opt_rate(r.local)];
-                    if let Some(v) = zone_rate(rates, call.zone, call.unknown_ani) {
-                        return v;
+                    if let Some(v) = zone_rate(rates, zone, unknown_ani) {
+                        return Pricing::Deck(v);
                     }
                 }
             }
         }
     }
-    let d = call.dnis.digits();
     let rule =
         c.c.margin_rules
             .iter()
             .filter(|r| starts_with(d, &r.prefix))
             .max_by_key(|r| r.prefix.len())
             .or(c.c.margin.as_ref());
-    match rule {
-        None => buy,
-        Some(r) => {
-            let scaled = (buy as i128 * (1_000_000 + r.margin_ppm as i128) + 500_000) / 1_000_000;
-            let v = scaled + r.fixed_fee.0 as i128;
-            v.clamp(0, Rate::MAX.0 as i128) as u32
+    rule.map_or(Pricing::AtCost, Pricing::Margin)
+}
+
+/// Customer sell rate for a buy rate.
+fn sell_rate(call: &Call, buy: u32) -> u32 {
+    match call.pricing {
+        Pricing::Deck(v) => v,
+        Pricing::AtCost => buy,
+        Pricing::Margin(r) => {
+            // i64 is exact here (buy < 2^32, |factor| < 2^31 for any sane margin); i128
+            // division is several times slower and runs once per candidate route
+            let scaled = (buy as i64)
+                .checked_mul(1_000_000 + r.margin_ppm)
+                .map(|x| (x + 500_000) / 1_000_000)
+                .unwrap_or_else(|| {
+                    ((buy as i128 * (1_000_000 + r.margin_ppm as i128) + 500_000) / 1_000_000)
+                        .clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                });
+            let v = scaled.saturating_add(r.fixed_fee.0 as i64);
+            v.clamp(0, Rate::MAX.0 as i64) as u32
         }
     }
 }
@@ -181,42 +219,73 @@ fn vendor_excluded<'a>(s: &'a Snapshot, call: &Call, vendor: usize) -> Option<&'
     })
 }
 
-enum Verdict {
+/// Why a route was dropped. Formatted only when a simulation asks (a dip never allocates for
+/// the routes it drops).
+enum Why<'a> {
+    RouteDisabled,
+    VendorDisabled,
+    NoGateway,
+    VendorExcluded { global: bool, prefix: &'a str },
+    NoRate(Zone),
+    AboveCeiling { rate: u32, max: Rate },
+    NegativeMargin { sell: u32, buy: u32 },
+}
+
+impl std::fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::RouteDisabled => f.write_str("route disabled"),
+            Why::VendorDisabled => f.write_str("vendor disabled"),
+            Why::NoGateway => f.write_str("no enabled gateway"),
+            Why::VendorExcluded { global, prefix } => {
+                let scope = if *global { "global" } else { "customer" };
+                write!(f, "vendor excluded ({scope} exclusion, prefix {prefix:?})")
+            }
+            Why::NoRate(zone) => write!(f, "no {} rate", zone.as_str()),
+            Why::AboveCeiling { rate, max } => {
+                write!(f, "rate {} above ceiling {}", Rate(*rate), max)
+            }
+            Why::NegativeMargin { sell, buy } => write!(
+                f,
+                "negative margin: sell {} below buy {}",
+                Rate(*sell),
+                Rate(*buy)
+            ),
+        }
+    }
+}
+
+enum Verdict<'a> {
     Keep(Kept),
-    Drop(String, Option<u32>, Option<u32>),
+    Drop(Why<'a>, Option<u32>, Option<u32>),
 }
 
 /// Applies per-route checks. `forced` routes skip the ceiling and margin checks.
-fn judge(
-    s: &Snapshot,
+fn judge<'s>(
+    s: &'s Snapshot,
     call: &Call,
     m: &Matches,
     route: RouteIx,
     forced_rate: Option<Option<Rate>>,
     now: i64,
-) -> Verdict {
+) -> Verdict<'s> {
     let r = &s.routes[route as usize];
     let v = &s.vendors[r.vendor];
     if !r.enabled {
-        return Verdict::Drop("route disabled".into(), None, None);
+        return Verdict::Drop(Why::RouteDisabled, None, None);
     }
     if !v.enabled {
-        return Verdict::Drop("vendor disabled".into(), None, None);
+        return Verdict::Drop(Why::VendorDisabled, None, None);
     }
     if r.gateways.is_empty() {
-        return Verdict::Drop("no enabled gateway".into(), None, None);
+        return Verdict::Drop(Why::NoGateway, None, None);
     }
     if let Some(e) = vendor_excluded(s, call, r.vendor) {
-        let scope = if e.customer.is_some() {
-            "customer"
-        } else {
-            "global"
+        let why = Why::VendorExcluded {
+            global: e.customer.is_none(),
+            prefix: &e.prefix,
         };
-        return Verdict::Drop(
-            format!("vendor excluded ({scope} exclusion, prefix {:?})", e.prefix),
-            None,
-            None,
-        );
+        return Verdict::Drop(why, None, None);
     }
     let forced = forced_rate.is_some();
     let priced = match forced_rate.flatten() {
@@ -229,29 +298,19 @@ fn judge(
         None => rate_for(s, call, m, route, now),
     };
     let Some((rate, billing)) = priced else {
-        return Verdict::Drop(format!("no {} rate", call.zone.as_str()), None, None);
+        return Verdict::Drop(Why::NoRate(call.zone), None, None);
     };
-    let sell = sell_rate(call, rate, now);
+    let sell = sell_rate(call, rate);
     if !forced {
         if let Some(max) = call.customer.c.max_rate {
             if rate > max.0 {
-                return Verdict::Drop(
-                    format!("rate {} above ceiling {}", Rate(rate), max),
-                    Some(rate),
-                    Some(sell),
-                );
+                let why = Why::AboveCeiling { rate, max };
+                return Verdict::Drop(why, Some(rate), Some(sell));
             }
         }
         if rate > sell && !call.customer.c.allow_negative_margin {
-            return Verdict::Drop(
-                format!(
-                    "negative margin: sell {} below buy {}",
-                    Rate(sell),
-                    Rate(rate)
-                ),
-                Some(rate),
-                Some(sell),
-            );
+            let why = Why::NegativeMargin { sell, buy: rate };
+            return Verdict::Drop(why, Some(rate), Some(sell));
         }
     }
     Verdict::Keep(Kept {
@@ -274,8 +333,8 @@ fn candidate(
 ) -> Candidate {
     let r = &s.routes[route as usize];
     Candidate {
-        route_id: r.name.clone(),
-        vendor: s.vendors[r.vendor].name.clone(),
+        route_id: r.name.to_string(),
+        vendor: s.vendors[r.vendor].name.to_string(),
         partition: partition.map(str::to_string),
         rate: rate.map(|x| Rate(x).as_f64()),
         customer_rate: sell.map(|x| Rate(x).as_f64()),
@@ -287,7 +346,8 @@ fn candidate(
 /// Orders a route's gateways for this call: by priority; within one priority, a weighted shuffle
 /// seeded by the call-id (stable for retransmitted dips of the same call), else by weight.
 fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
-    let mut order: Vec<&GatewayC> = r.gateways.iter().collect();
+    // on the stack for the usual handful of gateways: the dip allocates only what it returns
+    let mut order: smallvec::SmallVec<[&GatewayC; 8]> = r.gateways.iter().collect();
     if let Some(cid) = call_id {
         let mut h = FxHasher::default();
         cid.hash(&mut h);
@@ -357,6 +417,7 @@ fn jurisdiction(
     s: &Snapshot,
     ani: Option<&E164>,
     lrn10: &[u8],
+    lrn_block: Option<&NpaNxxInfo>,
 ) -> (Zone, Option<UnknownAniPolicy>) {
     let policy = s.settings.unknown_ani_policy;
     let by_policy = |p: UnknownAniPolicy| match p {
@@ -366,7 +427,7 @@ fn jurisdiction(
     let Some(ani10) = ani.and_then(E164::nanp10) else {
         return by_policy(policy);
     };
-    let (Some(a), Some(b)) = (s.numbering.lookup(ani10), s.numbering.lookup(lrn10)) else {
+    let (Some(a), Some(b)) = (s.numbering.lookup(ani10), lrn_block) else {
         return by_policy(policy);
     };
     if s.numbering.is_local(ani10, lrn10) {
@@ -419,10 +480,9 @@ fn evaluate(
     info: &mut Simulation,
 ) -> DipAnswer {
     // 1. customer
-    let Some(customer) = s.customer_for(req.ban.as_deref(), req.src_ip) else {
+    let Some((customer_ix, customer)) = s.customer_for(req.ban.as_deref(), req.src_ip) else {
         return RejectReason::UnknownCustomer.into();
     };
-    let customer_ix = s.customer_by_ban.get(&customer.c.ban).copied().unwrap_or(0);
     let simulating = trace.is_some();
     if simulating {
         info.customer = Some(customer.c.ban.clone());
@@ -486,7 +546,7 @@ fn evaluate(
         return RejectReason::Excluded(e.prefix.clone()).into();
     }
     // 5. LRN and zone
-    let (lrn, zone, unknown_ani) = match nclass {
+    let (lrn, lrn_block, zone, unknown_ani) = match nclass {
         NumberClass::Nanp | NumberClass::Premium => {
             let lrn = match req.lrn.as_deref().filter(|l| !l.trim().is_empty()) {
                 Some(l) => match numbering::normalize_lrn(l) {
@@ -499,17 +559,16 @@ fn evaluate(
                     .unwrap_or(dnis),
             };
             let lrn10 = lrn.nanp10().unwrap_or(&[]);
-            let (zone, policy) = jurisdiction(s, ani.as_ref(), lrn10);
-            (Some(lrn), zone, policy)
+            let block = s.numbering.lookup(lrn10);
+            let (zone, policy) = jurisdiction(s, ani.as_ref(), lrn10, block);
+            (Some(lrn), block, zone, policy)
         }
-        NumberClass::TollFree => (None, Zone::Tollfree, None),
-        NumberClass::International => (None, Zone::International, None),
+        NumberClass::TollFree => (None, None, Zone::Tollfree, None),
+        NumberClass::International => (None, None, Zone::International, None),
     };
     info.zone = Some(zone);
     let lrn10 = lrn.as_ref().and_then(E164::nanp10);
-    let ocn_lata_key = lrn10
-        .and_then(|l| s.numbering.lookup(l))
-        .and_then(|b| s.rates.ocn_lata_key(&b.ocn, &b.lata));
+    let pricing = pricing(customer, &dnis, zone, unknown_ani, now);
     let call = Call {
         customer,
         customer_ix,
@@ -517,20 +576,21 @@ fn evaluate(
         lrn,
         zone,
         unknown_ani,
-        ocn_lata_key,
+        lrn_block,
+        ocn_lata_key: std::cell::OnceCell::new(),
+        pricing,
     };
-    let mut m = Matches {
-        dnis: Vec::with_capacity(16),
-        lrn: Vec::with_capacity(16),
+    let dnis_keys = s.rates.trie.matches(call.dnis.digits());
+    let m = Matches {
+        dnis: dnis_keys,
+        lrn: match &call.lrn {
+            Some(l) if *l != call.dnis => s.rates.trie.matches(l.digits()),
+            _ => dnis_keys,
+        },
     };
-    s.rates.trie.matches(call.dnis.digits(), &mut m.dnis);
-    match &call.lrn {
-        Some(l) if *l != call.dnis => s.rates.trie.matches(l.digits(), &mut m.lrn),
-        _ => m.lrn.clone_from(&m.dnis),
-    }
 
     // 6. overrides: forced routes first
-    let mut kept: Vec<Kept> = Vec::new();
+    let mut kept: smallvec::SmallVec<[Kept; 16]> = smallvec::SmallVec::new();
     for o in s.overrides.iter().filter(|o| {
         o.customer.is_none_or(|c| c == customer_ix)
             && starts_with(call.dnis.digits(), &o.prefix)
@@ -629,7 +689,7 @@ fn evaluate(
                             rate,
                             sell,
                             false,
-                            why,
+                            why.to_string(),
                         ));
                     }
                 }
@@ -641,14 +701,8 @@ fn evaluate(
     }
 
     // 8. order: forced first (in override order), then cheapest, route priority, weight, name
-    kept[forced..].sort_by(|a, b| {
-        let (ra, rb) = (&s.routes[a.route as usize], &s.routes[b.route as usize]);
-        a.rate
-            .cmp(&b.rate)
-            .then(ra.priority.cmp(&rb.priority))
-            .then(rb.weight.cmp(&ra.weight))
-            .then(ra.name.cmp(&rb.name))
-    });
+    // (route priority, weight, name) is precomputed per route as `order`
+    kept[forced..].sort_unstable_by_key(|k| (k.rate, s.routes[k.route as usize].order));
     let limit = req
         .max_results
         .unwrap_or(customer.c.max_results)
@@ -660,7 +714,7 @@ fn evaluate(
                     .candidates
                     .iter_mut()
                     .rev()
-                    .find(|c| c.kept && c.route_id == s.routes[k.route as usize].name)
+                    .find(|c| c.kept && *c.route_id == *s.routes[k.route as usize].name)
                 {
                     c.kept = false;
                     c.reason = format!("beyond max_results {limit}");

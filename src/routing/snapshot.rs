@@ -96,7 +96,7 @@ pub(crate) struct GatewayC {
 
 #[derive(Clone, Debug)]
 pub(crate) struct RouteC {
-    pub name: String,
+    pub name: Name,
     pub vendor: usize,
     pub priority: i32,
     pub weight: u32,
@@ -105,11 +105,14 @@ pub(crate) struct RouteC {
     pub enabled: bool,
     /// enabled gateways sorted by priority asc, weight desc
     pub gateways: Vec<GatewayC>,
+    /// rank of this route by (priority asc, weight desc, name asc): the dip's tie-break between
+    /// equal rates, precomputed so ordering compares integers only
+    pub order: u32,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct VendorC {
-    pub name: String,
+    pub name: Name,
     pub billing: BillingModel,
     pub enabled: bool,
 }
@@ -248,7 +251,12 @@ impl Snapshot {
         &self.settings
     }
 
-    pub(crate) fn customer_for(&self, ban: Option<&str>, ip: Option<IpAddr>) -> Option<&CustomerC> {
+    /// The customer of a dip (by BAN, else by source address) and its index.
+    pub(crate) fn customer_for(
+        &self,
+        ban: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Option<(u32, &CustomerC)> {
         let ix = match (ban, ip) {
             (Some(b), _) => *self.customer_by_ban.get(b)?,
             (None, Some(ip)) => match self.customer_by_ip.get(&ip) {
@@ -257,7 +265,7 @@ impl Snapshot {
             },
             (None, None) => return None,
         };
-        self.customers.get(ix as usize)
+        self.customers.get(ix as usize).map(|c| (ix, c))
     }
 }
 
@@ -523,7 +531,7 @@ impl SnapshotBuilder {
         let vendors_c: Vec<VendorC> = vendors
             .iter()
             .map(|v| VendorC {
-                name: v.name.clone(),
+                name: v.name.as_str().into(),
                 billing: v.billing,
                 enabled: v.enabled,
             })
@@ -538,14 +546,28 @@ impl SnapshotBuilder {
                 });
             };
             routes_c.push(RouteC {
-                name: r.name.clone(),
+                name: r.name.as_str().into(),
                 vendor: vi,
                 priority: r.priority,
                 weight: r.weight,
                 capacity: r.capacity,
                 enabled: r.enabled,
                 gateways: vendor_gws[vi].clone(),
+                order: 0,
             });
+        }
+        {
+            let mut by_rank: Vec<usize> = (0..routes_c.len()).collect();
+            by_rank.sort_by(|&a, &b| {
+                let (ra, rb) = (&routes_c[a], &routes_c[b]);
+                ra.priority
+                    .cmp(&rb.priority)
+                    .then(rb.weight.cmp(&ra.weight))
+                    .then(ra.name.cmp(&rb.name))
+            });
+            for (rank, ix) in by_rank.into_iter().enumerate() {
+                routes_c[ix].order = rank as u32;
+            }
         }
 
         let partition_ix: FxHashMap<Id, usize> = partitions
@@ -729,7 +751,7 @@ impl SnapshotBuilder {
         let emergency_route = match &settings.emergency_route {
             None => None,
             Some(name) => {
-                let found = routes_c.iter().position(|r| &r.name == name);
+                let found = routes_c.iter().position(|r| *r.name == **name);
                 if found.is_none() {
                     warnings.push(format!("emergency route {name:?} does not exist"));
                 }

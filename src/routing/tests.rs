@@ -197,7 +197,7 @@ fn routes(a: &DipAnswer) -> Vec<(String, f64)> {
         DipAnswer::Route(r) => r
             .routes
             .iter()
-            .map(|c| (c.route_id.clone(), c.rate))
+            .map(|c| (c.route_id.to_string(), c.rate))
             .collect(),
         DipAnswer::Reject(r) => panic!("expected route, got reject {r:?}"),
     }

@@ -18,6 +18,28 @@ impl Node {
     }
 }
 
+/// The keys a number matched, longest prefix first; a fixed array, so a dip does not allocate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyMatches {
+    keys: [u32; KeyMatches::CAPACITY],
+    len: u8,
+}
+
+impl KeyMatches {
+    pub const CAPACITY: usize = 24;
+
+    fn push(&mut self, k: u32) {
+        if let Some(slot) = self.keys.get_mut(self.len as usize) {
+            *slot = k;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        &self.keys[..self.len as usize]
+    }
+}
+
 /// Maps digit strings to key ids. Keys are assigned by the caller (dense, from 0).
 #[derive(Clone, Debug)]
 pub struct DigitTrie {
@@ -57,9 +79,10 @@ impl DigitTrie {
         Some(self.nodes[at].key)
     }
 
-    /// Keys of every stored prefix of `digits`, longest first, into `out` (cleared first).
-    pub fn matches(&self, digits: &[u8], out: &mut Vec<u32>) {
-        out.clear();
+    /// Keys of every stored prefix of `digits`, longest first. No allocation: at most
+    /// [`KeyMatches::CAPACITY`] prefixes are kept (E.164 numbers have at most 15 digits).
+    pub fn matches(&self, digits: &[u8]) -> KeyMatches {
+        let mut out = KeyMatches::default();
         let mut at = 0usize;
         if self.nodes[0].key != NONE {
             out.push(self.nodes[0].key);
@@ -78,7 +101,8 @@ impl DigitTrie {
                 out.push(self.nodes[at].key);
             }
         }
-        out.reverse();
+        out.keys[..out.len as usize].reverse();
+        out
     }
 
     pub fn node_count(&self) -> usize {
@@ -102,12 +126,8 @@ mod tests {
         assert_eq!(t.get_or_insert(b"1212555", 2), Some(2));
         assert_eq!(t.get_or_insert(b"1212", 9), Some(0));
         assert_eq!(t.get_or_insert(b"12a", 9), None);
-        let mut out = Vec::new();
-        t.matches(b"12125551234", &mut out);
-        assert_eq!(out, vec![2, 0, 1]);
-        t.matches(b"1213", &mut out);
-        assert_eq!(out, vec![1]);
-        t.matches(b"44", &mut out);
-        assert!(out.is_empty());
+        assert_eq!(t.matches(b"12125551234").as_slice(), &[2, 0, 1]);
+        assert_eq!(t.matches(b"1213").as_slice(), &[1]);
+        assert!(t.matches(b"44").as_slice().is_empty());
     }
 }
