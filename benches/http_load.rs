@@ -10,9 +10,13 @@
 //!   1. 5,000 dips/s for 10 s over 32 keep-alive connections: p50/p99/p99.9/max.
 //!   2. the same while `warpd.reload` rebuilds and swaps the snapshot.
 //!
-//! With `--serve SECONDS` it only serves (for wrk, see docs/BENCHMARKS.md).
+//! With `--serve SECONDS [--port P]` it only serves (for wrk or `--drive`); with
+//! `--drive 127.0.0.1:P [--rate R] [--secs S]` it is only the open-loop load generator, so server
+//! and load can run as two processes pinned to different cores (see docs/BENCHMARKS.md).
+//! The load generator speaks raw HTTP/1.1 over 32 keep-alive connections: it must cost far less
+//! CPU per request than the server it measures.
 //!
-//! Run: cargo bench --bench http_load            (or: -- --serve 60)
+//! Run: cargo bench --bench http_load            (or: -- --serve 60 --port 18080)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,8 +63,63 @@ fn query(spec: &synthetic::Spec, k: usize) -> String {
     )
 }
 
+/// One keep-alive HTTP/1.1 connection speaking raw bytes: a load generator must cost far less CPU
+/// than the server it measures (reqwest cost more per request than warpd's dip did).
+struct RawConn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    async fn connect(addr: &str) -> std::io::Result<RawConn> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Sends one GET and reads the whole response; true for a 200.
+    async fn get(&mut self, path: &str) -> std::io::Result<bool> {
+        use tokio::io::AsyncWriteExt;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        self.stream.write_all(req.as_bytes()).await?;
+        loop {
+            if let Some(head) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let headers = String::from_utf8_lossy(&self.buf[..head]).to_ascii_lowercase();
+                let len: usize = headers
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let need = head + 4 + len;
+                while self.buf.len() < need {
+                    self.fill().await?;
+                }
+                let ok = self.buf.starts_with(b"HTTP/1.1 200");
+                self.buf.drain(..need);
+                return Ok(ok);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 8192];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+/// Open loop: each connection sends on a fixed schedule; latency counts from the scheduled time.
 async fn open_loop(
-    base: &str,
+    addr: &str,
     spec: &synthetic::Spec,
     rate: u64,
     secs: u64,
@@ -71,25 +130,30 @@ async fn open_loop(
     let total = (rate * secs) as usize / conns;
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .build()
-            .unwrap_or_default();
-        let base = base.to_string();
+        let addr = addr.to_string();
         let spec = *spec;
+        let paths: Vec<String> = (0..total).map(|i| query(&spec, c * total + i)).collect();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(total);
             let mut errors = 0usize;
-            let start = tokio::time::Instant::now() + Duration::from_millis(c as u64 % 10);
-            for i in 0..total {
+            let Ok(mut conn) = RawConn::connect(&addr).await else {
+                return (lat, total);
+            };
+            let start = tokio::time::Instant::now()
+                + Duration::from_micros((c as u64 * 1_000_000 / per_conn as u64) / conns as u64);
+            for (i, path) in paths.iter().enumerate() {
                 let scheduled = start + interval * i as u32;
                 tokio::time::sleep_until(scheduled).await;
-                let url = format!("{base}{}", query(&spec, c * total + i));
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
+                match conn.get(path).await {
+                    Ok(true) => {}
+                    Ok(false) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        match RawConn::connect(&addr).await {
+                            Ok(c2) => conn = c2,
+                            Err(_) => return (lat, errors + total - i - 1),
+                        }
                     }
-                    _ => errors += 1,
                 }
                 lat.push(scheduled.elapsed().as_micros() as u64);
             }
@@ -131,11 +195,19 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    let serve_secs = args
-        .iter()
-        .position(|a| a == "--serve")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<u64>().ok());
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let serve_secs = opt("--serve").and_then(|v| v.parse::<u64>().ok());
+    let rate = opt("--rate")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(5_000);
+    let port = opt("--port")
+        .and_then(|v| v.parse::<u16>().ok())
+        .unwrap_or(0);
     let prefixes = std::env::var("WARPD_BENCH_PREFIXES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -144,6 +216,21 @@ fn main() {
         prefixes,
         ..Default::default()
     };
+    if let Some(addr) = opt("--drive") {
+        // load generator only, in its own process (pin it and the server to different cores)
+        let secs = opt("--secs")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(10);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        rt.block_on(async move {
+            let (lat, err) = open_loop(&addr, &spec, rate, secs, 32).await;
+            report(&format!("open loop {rate}/s"), &lat, err, secs as f64);
+        });
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -169,11 +256,12 @@ fn main() {
             metrics: Arc::new(Metrics::new()),
             limits: ApiLimits::default(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let base = format!("http://{addr}");
+        let addr = addr.to_string();
         let stop = tokio_util::sync::CancellationToken::new();
         let server = tokio::spawn(api::serve(listener, state, stop.clone()));
         if let Some(secs) = serve_secs {
@@ -183,8 +271,8 @@ fn main() {
             );
             tokio::time::sleep(Duration::from_secs(secs)).await;
         } else {
-            let (lat, err) = open_loop(&base, &spec, 5_000, 10, 32).await;
-            report("steady 5000/s", &lat, err, 10.0);
+            let (lat, err) = open_loop(&addr, &spec, rate, 10, 32).await;
+            report(&format!("steady {rate}/s"), &lat, err, 10.0);
             let r2 = reloader.clone();
             let reloading = tokio::spawn(async move {
                 let mut n = 0;
@@ -199,9 +287,14 @@ fn main() {
                     }
                 }
             });
-            let (lat, err) = open_loop(&base, &spec, 5_000, 10, 32).await;
+            let (lat, err) = open_loop(&addr, &spec, rate, 10, 32).await;
             let _ = reloading.await;
-            report("5000/s during back-to-back reloads", &lat, err, 10.0);
+            report(
+                &format!("{rate}/s during back-to-back reloads"),
+                &lat,
+                err,
+                10.0,
+            );
         }
         stop.cancel();
         let _ = server.await;
