@@ -56,10 +56,13 @@ enum Event {
     Listening,
 }
 
+/// Most `reload()` calls queued for the worker at once.
+const REQUEST_QUEUE: usize = 64;
+
 /// Database-backed [`Reloader`]. Create with [`DbReloader::start`]; stops when the cancellation
 /// token fires (pending and later `reload()` calls then fail with [`ReloadError::Stopped`]).
 pub struct DbReloader {
-    requests: mpsc::UnboundedSender<Waiter>,
+    requests: mpsc::Sender<Waiter>,
     shutdown: CancellationToken,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -74,7 +77,9 @@ impl DbReloader {
         debounce: Duration,
         shutdown: CancellationToken,
     ) -> Arc<DbReloader> {
-        let (req_tx, req_rx) = mpsc::unbounded_channel();
+        // Bounded: callers of `reload()` wait for room (every waiter of a build shares its result,
+        // so a full queue only means callers are already covered by the next build).
+        let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
         // Bounded; when full, dropping a `Changed` loses nothing: the worker will still see a
         // queued event and (re)arm the debounce no earlier than it would have.
         let (ev_tx, ev_rx) = mpsc::channel(256);
@@ -110,7 +115,7 @@ impl Reloader for DbReloader {
                 return Err(ReloadError::Stopped);
             }
             let (tx, rx) = oneshot::channel();
-            self.requests.send(tx).map_err(|_| ReloadError::Stopped)?;
+            self.requests.send(tx).await.map_err(|_| ReloadError::Stopped)?;
             rx.await.unwrap_or(Err(ReloadError::Stopped))
         })
     }
@@ -143,7 +148,7 @@ impl Worker {
 
     async fn run(
         self,
-        mut requests: mpsc::UnboundedReceiver<Waiter>,
+        mut requests: mpsc::Receiver<Waiter>,
         mut events: mpsc::Receiver<Event>,
     ) {
         let mut waiting: Vec<Waiter> = Vec::new();
