@@ -20,8 +20,16 @@ async fn fresh() -> (support::TestPg, Client) {
     let pg = support::TestPg::start();
     let mut client = db::connect(&pg.url()).await.unwrap();
     let applied = db::migrate(&mut client).await.unwrap();
-    assert_eq!(applied, vec!["0001_routing.sql".to_string()]);
+    assert_eq!(applied, all_migrations());
     (pg, client)
+}
+
+/// Every embedded migration's name, in order (what a fresh database gets).
+fn all_migrations() -> Vec<String> {
+    db::migrate::MIGRATIONS
+        .iter()
+        .map(|m| m.name.to_string())
+        .collect()
 }
 
 fn unix_now() -> i64 {
@@ -139,12 +147,12 @@ async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
     );
     let rows = client
         .query(
-            "SELECT version, name, checksum FROM warpd_schema_migrations",
+            "SELECT version, name, checksum FROM warpd_schema_migrations ORDER BY version",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), db::migrate::MIGRATIONS.len());
     assert_eq!(rows[0].get::<_, i32>(0), 1);
     assert_eq!(rows[0].get::<_, String>(1), "0001_routing.sql");
     assert_eq!(
@@ -165,7 +173,7 @@ async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
     let (ra, rb) = tokio::join!(db::migrate(&mut a), db::migrate(&mut b));
     let mut applied = [ra.unwrap(), rb.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec!["0001_routing.sql".to_string()]]);
+    assert_eq!(applied, [vec![], all_migrations()]);
 
     // an applied file that changed since is refused, naming it
     client
@@ -372,8 +380,21 @@ async fn bad_rows_fail_the_load_naming_the_row() {
         .await
         .unwrap();
 
-    client
+    // the schema refuses a weekday outside 1..7, naming its constraint ...
+    let refused = client
         .batch_execute("UPDATE customer_partitions SET days = '{8}' WHERE partition_id = 100")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("customer_partitions_days_iso"),
+        "{refused:?}"
+    );
+    // ... and the loader still checks on its own (data written before the constraint existed)
+    client
+        .batch_execute(
+            "ALTER TABLE customer_partitions DROP CONSTRAINT customer_partitions_days_iso;
+             UPDATE customer_partitions SET days = '{8}' WHERE partition_id = 100",
+        )
         .await
         .unwrap();
     let msg = db::load_snapshot(&client, RoutingSettings::default())
@@ -407,8 +428,19 @@ async fn bad_rows_fail_the_load_naming_the_row() {
         .unwrap();
 
     // a rate beyond what Rate can hold (~429.49/min) names the row by route, key and start
-    client
+    let refused = client
         .batch_execute("UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44'")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("vendor_rates_rate_range"),
+        "{refused:?}"
+    );
+    client
+        .batch_execute(
+            "ALTER TABLE vendor_rates DROP CONSTRAINT vendor_rates_rate_range;
+             UPDATE vendor_rates SET rate_local = 500 WHERE prefix = '44'",
+        )
         .await
         .unwrap();
     let msg = db::load_snapshot(&client, RoutingSettings::default())
@@ -427,8 +459,19 @@ async fn bad_rows_fail_the_load_naming_the_row() {
         .unwrap();
 
     // a DNO number too short to be E.164 is masked in the error
-    client
+    let refused = client
         .batch_execute("INSERT INTO dno VALUES ('55512')")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("dno_number_e164"),
+        "{refused:?}"
+    );
+    client
+        .batch_execute(
+            "ALTER TABLE dno DROP CONSTRAINT dno_number_e164;
+             INSERT INTO dno VALUES ('55512')",
+        )
         .await
         .unwrap();
     let msg = db::load_snapshot(&client, RoutingSettings::default())

@@ -115,7 +115,10 @@ impl Reloader for DbReloader {
                 return Err(ReloadError::Stopped);
             }
             let (tx, rx) = oneshot::channel();
-            self.requests.send(tx).await.map_err(|_| ReloadError::Stopped)?;
+            self.requests
+                .send(tx)
+                .await
+                .map_err(|_| ReloadError::Stopped)?;
             rx.await.unwrap_or(Err(ReloadError::Stopped))
         })
     }
@@ -146,11 +149,7 @@ impl Worker {
         (p.last + self.debounce).min(p.first + self.debounce * MAX_DELAY_FACTOR)
     }
 
-    async fn run(
-        self,
-        mut requests: mpsc::Receiver<Waiter>,
-        mut events: mpsc::Receiver<Event>,
-    ) {
+    async fn run(self, mut requests: mpsc::Receiver<Waiter>, mut events: mpsc::Receiver<Event>) {
         let mut waiting: Vec<Waiter> = Vec::new();
         let mut pending: Option<Pending> = None;
         let mut running: Option<Running> = None;
