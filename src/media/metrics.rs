@@ -4,7 +4,7 @@
 //! Owns: the `warpd_media_*` metric definitions. Must not touch: anything else.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 pub struct MediaMetrics {
@@ -20,6 +20,10 @@ pub struct MediaMetrics {
     pub retransmits: IntCounter,
     /// repeated cookies from Kamailio answered from the cache (or dropped while in flight)
     pub proxy_retransmits: IntCounter,
+    /// media policy rows in effect
+    pub policies: IntGauge,
+    /// media policy loads from the database (start, NOTIFY)
+    pub policy_loads: IntCounter,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -68,6 +72,14 @@ impl MediaMetrics {
                 "media_proxy_retransmits_total",
                 "Repeated cookies from Kamailio answered from cache or absorbed while in flight",
             )),
+            policies: must(IntGauge::new(
+                "media_policies",
+                "Media policy rows in effect",
+            )),
+            policy_loads: must(IntCounter::new(
+                "media_policy_loads_total",
+                "Media policy loads from the database",
+            )),
         };
         if let Some(r) = registry {
             for c in [
@@ -77,6 +89,8 @@ impl MediaMetrics {
                 Box::new(m.command_duration.clone()),
                 Box::new(m.retransmits.clone()),
                 Box::new(m.proxy_retransmits.clone()),
+                Box::new(m.policies.clone()),
+                Box::new(m.policy_loads.clone()),
             ] {
                 let _ = r.register(c);
             }

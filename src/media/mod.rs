@@ -463,6 +463,7 @@ pub async fn start(
         tokio::spawn(policy::watch(
             url,
             ctl.policies.clone(),
+            ctl.metrics.clone(),
             Duration::from_millis(200),
             shutdown.clone(),
         ));

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::{Bencode, Command, Dict, NgRequest};
 use super::context::CallContext;
+use super::metrics::MediaMetrics;
 use super::MediaError;
 
 /// T.38 handling of a route.
@@ -255,13 +256,14 @@ pub fn apply(policy: &MediaPolicy, ctx: &CallContext, route: Option<&str>, req: 
 pub async fn watch(
     db_url: String,
     table: Arc<ArcSwap<PolicyTable>>,
+    metrics: Arc<MediaMetrics>,
     debounce: Duration,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let r = tokio::select! {
-            r = watch_once(&db_url, &table, debounce) => r,
+            r = watch_once(&db_url, &table, &metrics, debounce) => r,
             _ = shutdown.cancelled() => return,
         };
         if let Err(e) = r {
@@ -278,6 +280,7 @@ pub async fn watch(
 async fn watch_once(
     db_url: &str,
     table: &ArcSwap<PolicyTable>,
+    metrics: &MediaMetrics,
     debounce: Duration,
 ) -> Result<(), MediaError> {
     use futures_util::StreamExt;
@@ -309,6 +312,8 @@ async fn watch_once(
         loop {
             let t = PolicyTable::load(&client).await?;
             tracing::info!(policies = t.len(), "media policies loaded");
+            metrics.policies.set(t.len() as i64);
+            metrics.policy_loads.inc();
             table.store(Arc::new(t));
             if rx.recv().await.is_none() {
                 return Err(MediaError::Policy("LISTEN connection closed".into()));
