@@ -220,7 +220,10 @@ fn main() {
     let direct = open_loop(node.ng, &format!("d{tag}"), rate, secs);
     let via = open_loop(proxy, &format!("p{tag}"), rate, secs);
     println!("open loop, {rate} commands/s for {secs} s (offer + delete of the same calls)");
-    for (name, r) in [("direct to rtpengine", &direct), ("through warpd proxy", &via)] {
+    for (name, r) in [
+        ("direct to rtpengine", &direct),
+        ("through warpd proxy", &via),
+    ] {
         println!(
             "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  error answers {}",
             r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors

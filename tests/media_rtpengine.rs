@@ -154,6 +154,13 @@ async fn offer_answer_query_delete_with_sdp_rewritten_and_quality_kept() {
     assert_eq!(q["quality"]["rtp_packets"], 40, "{}", q["quality"]);
     assert!(q["answer"]["tags"]["ft"].is_object(), "{}", q["answer"]);
 
+    // a controller that did not see the offer (warpd restarted) finds the call on its node
+    let p2 = proxy(&[&node]).await;
+    assert_eq!(p2.ctl.pool().node_of("call-1"), None);
+    let q2 = p2.ctl.query("call-1").await.unwrap();
+    assert_eq!(q2["node"], node.ng.to_string());
+    assert_eq!(p2.ctl.pool().node_of("call-1"), Some(node.ng));
+
     let del = p.delete("k3", "call-1").await;
     assert_eq!(del.str("result"), Some("ok"));
     let quality = p
@@ -308,7 +315,7 @@ async fn killed_node_new_calls_fail_over_old_calls_fail_cleanly() {
             Some(n) if n == b.ng => on_b.push(call),
             other => panic!("call not pinned: {other:?}"),
         }
-        if on_a.len() >= 2 && on_b.len() >= 2 {
+        if !on_a.is_empty() && !on_b.is_empty() {
             break;
         }
     }
@@ -316,11 +323,18 @@ async fn killed_node_new_calls_fail_over_old_calls_fail_cleanly() {
         !on_a.is_empty() && !on_b.is_empty(),
         "weighted spread uses both nodes"
     );
+    // keep one call on b (a port range of 50 holds ~12 calls)
+    for (i, call) in on_b.split_off(1).iter().enumerate() {
+        assert_eq!(
+            p.delete(&format!("db{i}"), call).await.str("result"),
+            Some("ok")
+        );
+    }
 
     a.kill();
 
     // new calls: all succeed on b, even those whose first choice was a
-    for i in 0..10 {
+    for i in 0..6 {
         let call = format!("new-{i}");
         let d = p
             .offer(&format!("n{i}"), &call, &audio_sdp(5002), &[])

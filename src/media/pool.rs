@@ -270,6 +270,9 @@ impl NodePool {
                 if let Some(addr) = self.sticky.get(&cid) {
                     // re-offer of a known call (re-INVITE): only its node has its state
                     let node = self.find(addr).ok_or(MediaError::NodeGone { node: addr })?;
+                    if !node.is_healthy() {
+                        return Err(MediaError::NodeDown { node: addr });
+                    }
                     let r = self.send(&node, req).await?;
                     return Ok((r, addr));
                 }
@@ -279,11 +282,15 @@ impl NodePool {
                 }
                 let mut last = MediaError::NoHealthyNode;
                 for node in ranked {
+                    // pin BEFORE sending: a command of this call that arrives while the offer is
+                    // in flight (e.g. a CANCEL's delete) must go to the same node, not be refused
+                    self.sticky.insert(cid.clone(), node.addr);
                     match self.send(&node, req).await {
                         Ok(r) => {
                             if r.result == NgResult::Ok {
-                                self.sticky.insert(cid, node.addr);
                                 node.calls.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                self.unpin(&cid, node.addr);
                             }
                             return Ok((r, node.addr));
                         }
@@ -292,16 +299,25 @@ impl NodePool {
                             self.metrics.error("failover");
                             last = e;
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            self.unpin(&cid, node.addr);
+                            return Err(e);
+                        }
                     }
+                }
+                if let Some(a) = self.sticky.get(&cid) {
+                    self.unpin(&cid, a);
                 }
                 Err(last)
             }
             (_, Some(cid)) => {
-                let addr = self
-                    .sticky
-                    .get(&cid)
-                    .ok_or_else(|| MediaError::UnknownCall(cid.clone()))?;
+                let addr = match self.sticky.get(&cid) {
+                    Some(a) => a,
+                    None => self
+                        .locate(&cid)
+                        .await
+                        .ok_or_else(|| MediaError::UnknownCall(cid.clone()))?,
+                };
                 let node = self.find(addr).ok_or(MediaError::NodeGone { node: addr })?;
                 if !node.is_healthy() {
                     // fail fast: the call's node is known to be down
@@ -328,6 +344,38 @@ impl NodePool {
                 Ok((r, node.addr))
             }
         }
+    }
+
+    /// Forgets `call_id` → `addr` unless the call has meanwhile been pinned elsewhere.
+    fn unpin(&self, call_id: &str, addr: SocketAddr) {
+        if self.sticky.get(call_id) == Some(addr) {
+            self.sticky.invalidate(call_id);
+        }
+    }
+
+    /// Finds which healthy node holds a call the pool does not know (warpd restarted, or another
+    /// warpd took the offer) by asking every node `query` at once; pins the call there.
+    async fn locate(&self, call_id: &str) -> Option<SocketAddr> {
+        let nodes = self.nodes.load_full();
+        let q = NgRequest::new(Command::Query).with("call-id", call_id);
+        let timeout = self.client.config().timeout;
+        let futs = nodes.iter().filter(|n| n.is_healthy()).map(|n| {
+            let q = &q;
+            async move {
+                match self.client.request_with(n.addr, q, timeout, 0).await {
+                    Ok(r) if r.result == NgResult::Ok => Some(n.addr),
+                    _ => None,
+                }
+            }
+        });
+        let found = futures_util::future::join_all(futs)
+            .await
+            .into_iter()
+            .flatten()
+            .next()?;
+        tracing::info!(node = %found, "call found on a node by query; pinned");
+        self.sticky.insert(call_id.to_string(), found);
+        Some(found)
     }
 
     /// Pings every node once (concurrently) and updates health. Returns how many answered.
