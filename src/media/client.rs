@@ -249,3 +249,145 @@ async fn recv_loop(
         let _ = p.tx.send(NgResponse::decode(data).map(|(_, r)| r));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::codec::{Command, NgResult};
+
+    async fn client(timeout_ms: u64, retries: u32) -> (Arc<NgClient>, CancellationToken) {
+        let sd = CancellationToken::new();
+        let c = NgClient::start(
+            "127.0.0.1:0".parse().unwrap(),
+            ClientConfig {
+                timeout: Duration::from_millis(timeout_ms),
+                retries,
+            },
+            Arc::new(MediaMetrics::new(None)),
+            sd.clone(),
+        )
+        .await
+        .unwrap();
+        (c, sd)
+    }
+
+    /// A fake node: answers each datagram with `reply(cookie, n)` (None = silence).
+    async fn fake_node(
+        reply: impl Fn(&[u8], usize) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let k = seen2.fetch_add(1, Ordering::Relaxed);
+                let cookie = cookie_of(&buf[..n]).unwrap_or_default().to_vec();
+                for r in reply(&cookie, k) {
+                    let _ = sock.send_to(&r, from).await;
+                }
+            }
+        });
+        (addr, seen)
+    }
+
+    fn with_cookie(cookie: &[u8], rest: &[u8]) -> Vec<u8> {
+        let mut v = cookie.to_vec();
+        v.push(b' ');
+        v.extend_from_slice(rest);
+        v
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_after_retries_with_the_same_cookie() {
+        let cookies = Arc::new(Mutex::new(Vec::new()));
+        let c2 = cookies.clone();
+        let (node, seen) = fake_node(move |c, _| {
+            c2.lock().unwrap().push(c.to_vec());
+            vec![]
+        })
+        .await;
+        let (client, _sd) = client(30, 2).await;
+        let e = client
+            .request(node, &NgRequest::new(Command::Ping))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, MediaError::Timeout { attempts: 3, .. }), "{e}");
+        assert_eq!(seen.load(Ordering::Relaxed), 3);
+        let c = cookies.lock().unwrap();
+        assert!(c.iter().all(|x| x == &c[0]), "retransmits reuse the cookie");
+        assert_eq!(client.metrics.retransmits.get(), 2);
+        assert_eq!(client.in_flight(), 0, "nothing left in flight");
+    }
+
+    #[tokio::test]
+    async fn garbage_foreign_cookies_and_error_results_are_typed() {
+        let (node, _) = fake_node(|c, k| match k {
+            0 => vec![with_cookie(c, b"d6:resu")],
+            1 => vec![
+                with_cookie(b"someone-else", b"d6:result4:ponge"),
+                b"no-cookie-at-all".to_vec(),
+                with_cookie(c, b"d6:result4:ponge"),
+            ],
+            _ => vec![with_cookie(
+                c,
+                b"d6:result5:error12:error-reason15:Unknown call-ide",
+            )],
+        })
+        .await;
+        let (client, _sd) = client(200, 0).await;
+        let ping = NgRequest::new(Command::Ping);
+        let e = client.request(node, &ping).await.unwrap_err();
+        assert!(matches!(e, MediaError::Garbage { .. }), "{e}");
+        let ok = client.request(node, &ping).await.unwrap();
+        assert_eq!(ok.result, NgResult::Pong);
+        let q = NgRequest::new(Command::Query).with("call-id", "x");
+        let e = client.request_ok(node, &q).await.unwrap_err();
+        assert!(
+            matches!(&e, MediaError::Node { reason, .. } if reason == "Unknown call-id"),
+            "{e}"
+        );
+        let m = &client.metrics.errors;
+        assert_eq!(m.with_label_values(&["garbage_reply"]).get(), 2);
+        assert_eq!(m.with_label_values(&["unknown_cookie"]).get(), 1);
+    }
+
+    #[tokio::test]
+    async fn many_requests_in_flight_are_matched_by_cookie() {
+        // the fake answers each request twice late and out of order (after the next arrives)
+        let pending: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let p2 = pending.clone();
+        let (node, _) = fake_node(move |c, _| {
+            let mut p = p2.lock().unwrap();
+            p.push(c.to_vec());
+            if p.len() < 50 {
+                return vec![];
+            }
+            p.drain(..)
+                .rev()
+                .map(|c| {
+                    let id = String::from_utf8_lossy(&c).into_owned();
+                    with_cookie(
+                        &c,
+                        format!("d6:result2:ok4:echo{}:{id}e", id.len()).as_bytes(),
+                    )
+                })
+                .collect()
+        })
+        .await;
+        let (client, _sd) = client(2000, 0).await;
+        let futs = (0..50).map(|_| {
+            let client = client.clone();
+            async move { client.request(node, &NgRequest::new(Command::List)).await }
+        });
+        let results = futures_util::future::join_all(futs).await;
+        let mut echoes: Vec<String> = results
+            .into_iter()
+            .map(|r| r.unwrap().dict.str("echo").unwrap().to_string())
+            .collect();
+        echoes.sort();
+        echoes.dedup();
+        assert_eq!(echoes.len(), 50, "every request got its own answer");
+    }
+}
