@@ -818,3 +818,18 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["result"]["generation"], 2, "{v}");
 }
+
+#[tokio::test]
+async fn media_methods_without_media_config_are_method_not_found() {
+    let s = TestServer::start(true).await;
+    for (m, p) in [
+        ("media.nodes", json!(null)),
+        ("media.query", json!({"call_id": "c"})),
+        ("media.record.start", json!({"call_id": "c"})),
+    ] {
+        let (code, msg) = s.rpc_error(m, p).await;
+        assert_eq!(code, -32601, "{m}: {msg}");
+        assert!(msg.contains("not configured"), "{m}: {msg}");
+    }
+    s.stop().await;
+}
