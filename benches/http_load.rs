@@ -255,6 +255,7 @@ fn main() {
             reloader: reloader.clone(),
             metrics: Arc::new(Metrics::new()),
             limits: ApiLimits::default(),
+            media: None,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what warpd needs to build and test on Debian 12 from Debian packages: a C toolchain,
 # pkg-config, PostgreSQL server binaries (tests start their own throwaway clusters), wrk for load
-# runs. The Rust toolchain itself comes from rustup (cargo), crates from crates.io.
+# runs, rtpengine-daemon (media tests run it in userspace on 127.0.0.1). The Rust toolchain
+# itself comes from rustup (cargo), crates from crates.io.
 set -euo pipefail
 need=()
 command -v cc >/dev/null || need+=(gcc libc6-dev)
@@ -9,10 +10,18 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v wrk >/dev/null || need+=(wrk)
+# media tests start their own userspace rtpengine daemons on 127.0.0.1 (ports 30000-30999)
+rtpengine_new=0
+command -v rtpengine >/dev/null || { need+=(rtpengine-daemon); rtpengine_new=1; }
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # the package's own service (if the host starts services on install) would hold RTP ports the
+  # tests use: stop it, the tests start their own daemons
+  if [ "$rtpengine_new" -eq 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || true
+  fi
 fi
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust with rustup (https://rustup.rs) or Debian's cargo package" >&2

@@ -22,6 +22,8 @@ pub enum ServeError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Api(#[from] api::ApiError),
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// Runs the daemon on an already bound listener until `shutdown` is cancelled.
@@ -97,6 +99,20 @@ pub async fn run(
         });
     }
 
+    let media = match &config.media {
+        Some(mc) => {
+            let (ctl, ng) = crate::media::start(
+                mc,
+                Some(config.database.url.clone()),
+                Some(&metrics.registry),
+                shutdown.clone(),
+            )
+            .await?;
+            tracing::info!(ng_listen = %ng, nodes = mc.nodes.len(), consul = mc.consul.is_some(), "media control started");
+            Some(ctl)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         engine,
         reloader: reloader.clone(),
@@ -104,6 +120,7 @@ pub async fn run(
         limits: ApiLimits {
             max_body_bytes: config.server.max_body_bytes,
         },
+        media,
     });
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;

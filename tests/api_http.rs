@@ -193,6 +193,7 @@ impl TestServer {
             limits: ApiLimits {
                 max_body_bytes: LIMIT,
             },
+            media: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -816,4 +817,19 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["result"]["generation"], 2, "{v}");
+}
+
+#[tokio::test]
+async fn media_methods_without_media_config_are_method_not_found() {
+    let s = TestServer::start(true).await;
+    for (m, p) in [
+        ("media.nodes", json!(null)),
+        ("media.query", json!({"call_id": "c"})),
+        ("media.record.start", json!({"call_id": "c"})),
+    ] {
+        let (code, msg) = s.rpc_error(m, p).await;
+        assert_eq!(code, -32601, "{m}: {msg}");
+        assert!(msg.contains("not configured"), "{m}: {msg}");
+    }
+    s.stop().await;
 }

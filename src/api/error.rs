@@ -54,6 +54,9 @@ pub enum ApiError {
     Register(#[from] jsonrpsee::server::RegisterMethodError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A `media.*` method failed (see [`crate::media::MediaError`]).
+    #[error("media: {0}")]
+    Media(#[from] crate::media::MediaError),
 }
 
 impl ApiError {
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Register(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Media(m) => media_status(m),
         }
     }
 
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Register(_) | ApiError::Internal(_) => INTERNAL_ERROR_CODE,
+            ApiError::Media(m) => media_rpc_code(m),
         }
     }
 
@@ -120,6 +125,7 @@ impl ApiError {
             ApiError::Reload(_) => "reload",
             ApiError::Register(_) => "register",
             ApiError::Internal(_) => "internal",
+            ApiError::Media(_) => "media",
         }
     }
 
@@ -139,6 +145,41 @@ impl ApiError {
         })
         // serializing a struct of one String cannot fail; keep a total fallback anyway
         .unwrap_or_else(|_| br#"{"error":"unserializable error"}"#.to_vec())
+    }
+}
+
+/// JSON-RPC code of a media error: an unknown call is the caller's mistake (-32602 like other bad
+/// params); media not configured is -32601 (as if the method did not exist); a node that is
+/// down, silent, or answers an error is a server-side failure (-32000, call execution failed).
+fn media_rpc_code(e: &crate::media::MediaError) -> i32 {
+    use crate::media::MediaError as M;
+    match e {
+        M::UnknownCall(_) => INVALID_PARAMS_CODE,
+        M::NotConfigured => METHOD_NOT_FOUND_CODE,
+        M::Config { .. } | M::Policy(_) | M::Consul(_) | M::Io(_) | M::TooLarge(_) => {
+            INTERNAL_ERROR_CODE
+        }
+        M::NoHealthyNode
+        | M::NodeDown { .. }
+        | M::NodeGone { .. }
+        | M::Timeout { .. }
+        | M::Node { .. }
+        | M::Garbage { .. } => CALL_EXECUTION_FAILED_CODE,
+    }
+}
+
+fn media_status(e: &crate::media::MediaError) -> StatusCode {
+    use crate::media::MediaError as M;
+    match e {
+        M::UnknownCall(_) | M::NotConfigured => StatusCode::NOT_FOUND,
+        M::NoHealthyNode | M::NodeDown { .. } | M::NodeGone { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        M::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        M::Node { .. } | M::Garbage { .. } => StatusCode::BAD_GATEWAY,
+        M::Config { .. } | M::Policy(_) | M::Consul(_) | M::Io(_) | M::TooLarge(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

@@ -107,7 +107,11 @@ impl Api {
         }
         let answer = engine.dip(req);
         let outcome = match &answer {
-            DipAnswer::Route(_) => {
+            DipAnswer::Route(r) => {
+                if let (Some(media), Some(call_id)) = (&self.state.media, &req.call_id) {
+                    let routes = r.routes.iter().map(|c| c.route_id.clone()).collect();
+                    media.remember_dip(call_id, req.ban.as_deref(), routes);
+                }
                 self.routed.inc();
                 "route"
             }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub reloader: Arc<dyn Reloader>,
     pub metrics: Arc<Metrics>,
     pub limits: ApiLimits,
+    /// media control, when `[media]` is configured (`media.*` RPC methods, dip → call context)
+    pub media: Option<Arc<crate::media::MediaController>>,
 }
 
 /// Request limits.

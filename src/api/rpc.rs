@@ -61,6 +61,39 @@ fn dip_params(params: &Params<'_>) -> Result<DipRequest, ApiError> {
     }
 }
 
+fn media_err(e: crate::media::MediaError) -> ErrorObjectOwned {
+    ApiError::from(e).into()
+}
+
+/// `{"call_id": "…"}` params of the `media.*` call methods, and the controller.
+fn media_call(
+    api: &Api,
+    params: &Params<'_>,
+) -> Result<(Arc<crate::media::MediaController>, String), ErrorObjectOwned> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CallParams {
+        call_id: String,
+    }
+    let media = api
+        .state
+        .media
+        .clone()
+        .ok_or_else(|| media_err(crate::media::MediaError::NotConfigured))?;
+    let raw = params.as_str().ok_or_else(|| {
+        ErrorObjectOwned::from(ApiError::invalid(
+            "params",
+            "missing; expected {\"call_id\": \"…\"}",
+        ))
+    })?;
+    let p: CallParams = serde_json::from_str(raw)
+        .map_err(|e| ErrorObjectOwned::from(ApiError::invalid("params", e.to_string())))?;
+    if p.call_id.is_empty() {
+        return Err(ApiError::invalid("call_id", "must not be empty").into());
+    }
+    Ok((media, p.call_id))
+}
+
 /// All methods, with `api` as their context.
 pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
     let mut m = RpcModule::new(api);
@@ -79,6 +112,26 @@ pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
             generation: engine.generation(),
             snapshot: engine.snapshot().stats(),
         })
+    })?;
+    m.register_async_method("media.record.start", |params, api, _| async move {
+        let (media, call_id) = media_call(&api, &params)?;
+        media.record(&call_id, true).await.map_err(media_err)
+    })?;
+    m.register_async_method("media.record.stop", |params, api, _| async move {
+        let (media, call_id) = media_call(&api, &params)?;
+        media.record(&call_id, false).await.map_err(media_err)
+    })?;
+    m.register_async_method("media.query", |params, api, _| async move {
+        let (media, call_id) = media_call(&api, &params)?;
+        media.query(&call_id).await.map_err(media_err)
+    })?;
+    m.register_method("media.nodes", |_, api, _| {
+        let media = api
+            .state
+            .media
+            .as_ref()
+            .ok_or_else(|| media_err(crate::media::MediaError::NotConfigured))?;
+        Ok::<_, ErrorObjectOwned>(media.nodes())
     })?;
     m.register_async_method("warpd.reload", |_, api, _| async move {
         match api.state.reloader.reload().await {

@@ -28,6 +28,9 @@ pub struct Config {
     pub routing: RoutingSettings,
     #[serde(default)]
     pub log: LogConfig,
+    /// media control (RTPEngine over ng); absent = off
+    #[serde(default)]
+    pub media: Option<crate::media::MediaConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -256,6 +259,12 @@ impl Config {
                 "must not be empty (omit it instead)",
             ));
         }
+        if let Some(m) = &self.media {
+            m.validate().map_err(|e| match e {
+                crate::media::MediaError::Config { key, message } => key_err(&key, message),
+                other => key_err("media", other.to_string()),
+            })?;
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_err(
                 "log.level",
@@ -290,6 +299,40 @@ mod tests {
         let text = include_str!("../../warpd.example.toml");
         let c = Config::from_str_with_env(text, vec![]).unwrap();
         assert_eq!(c.routing.emergency_numbers, vec!["911", "933"]);
+        assert!(c.media.is_none(), "media stays off in the example");
+        // the commented [media] section is valid once uncommented
+        let (_, media) = text
+            .split_once("\n# [media]")
+            .expect("example documents [media]");
+        let media: String = std::iter::once("[media]")
+            .chain(media.lines().skip(1).filter_map(|l| l.strip_prefix("# ")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::from_str_with_env(&format!("{text}\n{media}\n"), vec![]).unwrap();
+        let m = c.media.expect("uncommented [media] parses");
+        assert_eq!(m.node_specs().unwrap().len(), 1);
+        assert_eq!(m.ng_listen, "127.0.0.1:22223");
+    }
+
+    #[test]
+    fn media_section_is_optional_and_validated() {
+        let c = Config::from_str_with_env(MIN, vec![]).unwrap();
+        assert!(c.media.is_none());
+        let err = Config::from_str_with_env(
+            &format!("{MIN}[media]\nnodes = [{{ address = \"x\" }}]\n"),
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("media.nodes[0].address"), "{err}");
+        let c = Config::from_str_with_env(
+            &format!("{MIN}[media]\nnodes = [{{ address = \"127.0.0.1:22222\", weight = 2 }}]\n"),
+            env(&[("WARPD_MEDIA__NG_LISTEN", "127.0.0.1:30222")]),
+        )
+        .unwrap();
+        let m = c.media.unwrap();
+        assert_eq!(m.ng_listen, "127.0.0.1:30222");
+        assert_eq!(m.nodes[0].weight, 2);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+//! The ng proxy's cost against a real rtpengine-daemon (userspace, 127.0.0.1, ports 30400-30999):
+//!
+//! 1. open loop at WARPD_BENCH_RATE commands/s (default 2,000) for WARPD_BENCH_SECS seconds
+//!    (default 5), first straight to the node, then through warpd's proxy; every command's latency
+//!    (send → answer) is recorded; p50/p99/p99.9 of both and the difference are printed;
+//! 2. closed loop with WARPD_BENCH_INFLIGHT commands in flight (default 64) for 3 s: the ceiling
+//!    in commands/s of the node alone and of the node behind the proxy, side by side.
+//!
+//! The command mix is calls: `offer` (new call-id, 2 ports allocated) then, 50 commands later,
+//! `delete` of that call (ports freed), so the node's state stays small at any rate.
+//!
+//! Run: cargo bench --bench media_proxy
+
+#[path = "../tests/media_support/mod.rs"]
+mod media_support;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use media_support::{audio_sdp, bs, RtpEngine};
+use warpd::media::{MediaConfig, NodeConfig};
+
+fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+/// The i-th command of the stream: offers of call i/2 on even i, deletes of call (i/2 - 25)
+/// on odd i (so a delete trails its offer by 50 commands).
+fn command(run: &str, i: u64) -> (String, Vec<u8>) {
+    let cookie = format!("{run}-{i}");
+    let body = if i % 2 == 0 || i < 50 {
+        let call = format!("{run}-c{}", i / 2);
+        format!(
+            "d7:command5:offer7:call-id{}8:from-tag2:ft3:sdp{}5:flagsl13:trust-addressee",
+            bs(&call),
+            bs(&audio_sdp(9000))
+        )
+    } else {
+        let call = format!("{run}-c{}", i / 2 - 25);
+        format!("d7:command6:delete7:call-id{}8:from-tag2:fte", bs(&call))
+    };
+    let mut dg = cookie.clone().into_bytes();
+    dg.push(b' ');
+    dg.extend_from_slice(body.as_bytes());
+    (cookie, dg)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+struct OpenLoop {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    sent: u64,
+    lost: u64,
+    errors: u64,
+}
+
+/// Sends at `rate`/s for `secs`, measures every answer's latency in µs.
+fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rx = sock.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let receiver = {
+        let sent_at = sent_at.clone();
+        let done = done.clone();
+        let errors = errors.clone();
+        std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            let mut buf = vec![0u8; 65535];
+            let mut idle_since: Option<Instant> = None;
+            loop {
+                match rx.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        idle_since = None;
+                        let now = Instant::now();
+                        let data = &buf[..n];
+                        let cookie = data.split(|&b| b == b' ').next().unwrap_or_default();
+                        let cookie = String::from_utf8_lossy(cookie).into_owned();
+                        if let Some(t) = sent_at.lock().ok().and_then(|mut m| m.remove(&cookie)) {
+                            lat.push(now.duration_since(t).as_secs_f64() * 1e6);
+                        }
+                        if data.windows(13).any(|w| w == b"6:result5:err") {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        if done.load(Ordering::Relaxed) {
+                            let t = *idle_since.get_or_insert_with(Instant::now);
+                            if t.elapsed() > Duration::from_millis(500) {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            lat
+        })
+    };
+    let total = rate * secs;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + interval * i as u32;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let (cookie, dg) = command(run, i);
+        if let Ok(mut m) = sent_at.lock() {
+            m.insert(cookie, Instant::now());
+        }
+        let _ = sock.send_to(&dg, target);
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut lat = receiver.join().unwrap_or_default();
+    lat.sort_by(f64::total_cmp);
+    OpenLoop {
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        p999: percentile(&lat, 0.999),
+        max: lat.last().copied().unwrap_or(f64::NAN),
+        sent: total,
+        lost: total - lat.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// `inflight` closed loops (one socket each: send, wait for the answer, next) for `secs`.
+fn ceiling(target: SocketAddr, run: &str, inflight: u64, secs: u64) -> f64 {
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let count = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..inflight)
+        .map(|w| {
+            let count = count.clone();
+            let run = format!("{run}w{w}");
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+                sock.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut buf = vec![0u8; 65535];
+                let mut i = 0u64;
+                while Instant::now() < stop {
+                    // offer then delete of the same call, strictly in turn
+                    let call = format!("{run}-c{}", i / 2);
+                    let body = if i % 2 == 0 {
+                        format!(
+                            "d7:command5:offer7:call-id{}8:from-tag2:ft3:sdp{}e",
+                            bs(&call),
+                            bs(&audio_sdp(9000))
+                        )
+                    } else {
+                        format!("d7:command6:delete7:call-id{}8:from-tag2:fte", bs(&call))
+                    };
+                    let dg = format!("{run}-{i} {body}");
+                    if sock.send_to(dg.as_bytes(), target).is_ok()
+                        && sock.recv_from(&mut buf).is_ok()
+                    {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rate = env_or("WARPD_BENCH_RATE", 2000u64);
+    let secs = env_or("WARPD_BENCH_SECS", 5u64);
+    let inflight = env_or("WARPD_BENCH_INFLIGHT", 64u64);
+    let node = RtpEngine::start(30400, 30999);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let cfg = MediaConfig {
+        ng_listen: "127.0.0.1:0".into(),
+        nodes: vec![NodeConfig {
+            address: node.ng.to_string(),
+            weight: 1,
+        }],
+        ..MediaConfig::default()
+    };
+    let (_ctl, proxy) = rt
+        .block_on(warpd::media::start(&cfg, None, None, shutdown.clone()))
+        .unwrap_or_else(|e| panic!("media start: {e}"));
+    let tag = media_support::rand_suffix();
+
+    // warm-up
+    open_loop(node.ng, &format!("wd{tag}"), 500, 1);
+    open_loop(proxy, &format!("wp{tag}"), 500, 1);
+
+    let direct = open_loop(node.ng, &format!("d{tag}"), rate, secs);
+    let via = open_loop(proxy, &format!("p{tag}"), rate, secs);
+    println!("open loop, {rate} commands/s for {secs} s (offer + delete of the same calls)");
+    for (name, r) in [
+        ("direct to rtpengine", &direct),
+        ("through warpd proxy", &via),
+    ] {
+        println!(
+            "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  error answers {}",
+            r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors
+        );
+    }
+    println!(
+        "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs",
+        via.p50 - direct.p50,
+        via.p99 - direct.p99
+    );
+
+    let c_direct = ceiling(node.ng, &format!("cd{tag}"), inflight, 3);
+    let c_via = ceiling(proxy, &format!("cp{tag}"), inflight, 3);
+    println!("closed loop, {inflight} commands in flight, 3 s");
+    println!("  direct to rtpengine   {c_direct:8.0} commands/s");
+    println!("  through warpd proxy   {c_via:8.0} commands/s");
+    shutdown.cancel();
+}

@@ -1,0 +1,537 @@
+//! Media control: warpd drives RTPEngine nodes over the ng protocol and answers ng itself, so
+//! Kamailio's stock `rtpengine` module can point at warpd.
+//!
+//! ```text
+//! Kamailio rtpengine ──ng/UDP──▶ proxy ──▶ MediaController::handle ──policy──▶ NodePool ──ng──▶ RTPEngine
+//!                                              ▲ CallContextSource (filled by dips)      ▲ Consul / config
+//! /rpc media.* ────────────────────────────────┘
+//! ```
+//!
+//! - [`codec`]: the wire format (pure). [`client`]: UDP transport, cookies, retransmits.
+//! - [`pool`]: nodes, health, stickiness by call-id. [`consul`]: discovery.
+//! - [`policy`]: recording / T.38 / codecs per customer and route. [`context`]: call-id → dip
+//!   decision. [`proxy`]: the UDP listener for Kamailio.
+//!
+//! Owns: everything ng. Must not touch: routing (it only reads what the dip handler remembered
+//! through [`CallContextSource`]), the HTTP listener (the API calls [`MediaController`]).
+
+pub mod client;
+pub mod codec;
+pub mod consul;
+pub mod context;
+pub mod metrics;
+pub mod policy;
+pub mod pool;
+pub mod proxy;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use self::client::{ClientConfig, NgClient};
+use self::codec::{Command, NgRequest, NgResponse, NgResult, Quality};
+pub use self::consul::ConsulConfig;
+pub use self::context::{CallContext, CallContextSource, DipContextCache};
+use self::metrics::MediaMetrics;
+pub use self::policy::{MediaPolicy, PolicyTable, T38Mode};
+pub use self::pool::{NodeInfo, NodePool, NodeSource, NodeSpec, PoolConfig};
+
+/// Errors of the media layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("media control is not configured (no [media] section)")]
+    NotConfigured,
+    #[error("no healthy RTPEngine node")]
+    NoHealthyNode,
+    #[error("call {0:?} is not known to the media controller")]
+    UnknownCall(String),
+    #[error("RTPEngine node {node} holding this call is down")]
+    NodeDown { node: SocketAddr },
+    #[error("RTPEngine node {node} holding this call left the pool")]
+    NodeGone { node: SocketAddr },
+    #[error("RTPEngine node {node} did not answer ({attempts} attempts)")]
+    Timeout { node: SocketAddr, attempts: u32 },
+    #[error("RTPEngine node {node} answered an error: {reason}")]
+    Node { node: SocketAddr, reason: String },
+    #[error("RTPEngine node {node} answered garbage: {error}")]
+    Garbage { node: SocketAddr, error: String },
+    #[error("ng request of {0} bytes does not fit a datagram")]
+    TooLarge(usize),
+    #[error("ng socket: {0}")]
+    Io(String),
+    #[error("media policies: {0}")]
+    Policy(String),
+    #[error("consul: {0}")]
+    Consul(String),
+    #[error("media config `{key}`: {message}")]
+    Config { key: String, message: String },
+}
+
+impl MediaError {
+    /// Label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MediaError::NotConfigured => "not_configured",
+            MediaError::NoHealthyNode => "no_healthy_node",
+            MediaError::UnknownCall(_) => "unknown_call",
+            MediaError::NodeDown { .. } => "node_down",
+            MediaError::NodeGone { .. } => "node_gone",
+            MediaError::Timeout { .. } => "timeout",
+            MediaError::Node { .. } => "node_error",
+            MediaError::Garbage { .. } => "garbage_reply",
+            MediaError::TooLarge(_) => "too_large",
+            MediaError::Io(_) => "io",
+            MediaError::Policy(_) => "policy",
+            MediaError::Consul(_) => "consul",
+            MediaError::Config { .. } => "config",
+        }
+    }
+}
+
+/// One configured node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// the node's ng address (`--listen-ng`), e.g. `127.0.0.1:22222`
+    pub address: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The `[media]` config section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// UDP ng socket Kamailio's `rtpengine_sock` points at (`udp:127.0.0.1:22223`)
+    pub ng_listen: String,
+    /// address the ng client binds (port 0 = any)
+    pub client_bind: String,
+    pub nodes: Vec<NodeConfig>,
+    pub consul: Option<ConsulConfig>,
+    /// wait for a node's answer before retransmitting
+    pub timeout_ms: u64,
+    /// retransmits after the first try
+    pub retries: u32,
+    pub health_interval_ms: u64,
+    /// a call whose node has seen no command for this long is forgotten
+    pub call_ttl_secs: u64,
+    /// most calls tracked (call → node, call → dip decision, quality)
+    pub max_calls: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            ng_listen: "127.0.0.1:22223".into(),
+            client_bind: "127.0.0.1:0".into(),
+            nodes: Vec::new(),
+            consul: None,
+            timeout_ms: 500,
+            retries: 2,
+            health_interval_ms: 1000,
+            call_ttl_secs: 4 * 3600,
+            max_calls: 1_000_000,
+        }
+    }
+}
+
+fn cfg_err(key: &str, message: impl Into<String>) -> MediaError {
+    MediaError::Config {
+        key: format!("media.{key}"),
+        message: message.into(),
+    }
+}
+
+impl MediaConfig {
+    /// Checks every key; errors name it (`media.nodes[1].address`).
+    pub fn validate(&self) -> Result<(), MediaError> {
+        self.ng_listen_addr()?;
+        self.client_bind
+            .parse::<SocketAddr>()
+            .map_err(|e| cfg_err("client_bind", format!("{:?}: {e}", self.client_bind)))?;
+        self.node_specs()?;
+        if self.nodes.is_empty() && self.consul.is_none() {
+            return Err(cfg_err(
+                "nodes",
+                "give at least one node, or [media.consul] to discover them",
+            ));
+        }
+        if let Some(c) = &self.consul {
+            match url::Url::parse(&c.url) {
+                Ok(u) if u.scheme() == "http" => {}
+                Ok(_) => return Err(cfg_err("consul.url", "scheme must be http://")),
+                Err(e) => return Err(cfg_err("consul.url", e.to_string())),
+            }
+            if c.service.is_empty()
+                || !c
+                    .service
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(cfg_err("consul.service", "letters, digits, - and _ only"));
+            }
+            if c.wait_secs == 0 || c.wait_secs > 600 {
+                return Err(cfg_err("consul.wait_secs", "must be between 1 and 600"));
+            }
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            return Err(cfg_err("timeout_ms", "must be between 1 and 60000"));
+        }
+        if self.retries > 10 {
+            return Err(cfg_err("retries", "must be at most 10"));
+        }
+        if self.health_interval_ms < 10 {
+            return Err(cfg_err("health_interval_ms", "must be at least 10"));
+        }
+        if self.call_ttl_secs == 0 {
+            return Err(cfg_err("call_ttl_secs", "must be at least 1"));
+        }
+        if self.max_calls == 0 {
+            return Err(cfg_err("max_calls", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn ng_listen_addr(&self) -> Result<SocketAddr, MediaError> {
+        self.ng_listen
+            .parse()
+            .map_err(|e| cfg_err("ng_listen", format!("{:?}: {e}", self.ng_listen)))
+    }
+
+    pub fn node_specs(&self) -> Result<Vec<NodeSpec>, MediaError> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let addr = n.address.parse::<SocketAddr>().map_err(|e| {
+                    cfg_err(
+                        &format!("nodes[{i}].address"),
+                        format!("{:?}: {e}", n.address),
+                    )
+                })?;
+                if n.weight == 0 {
+                    return Err(cfg_err(&format!("nodes[{i}].weight"), "must be at least 1"));
+                }
+                Ok(NodeSpec {
+                    addr,
+                    weight: n.weight,
+                    source: NodeSource::Config,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The media controller: policy + node pool + per-call quality.
+pub struct MediaController {
+    pool: Arc<NodePool>,
+    policies: Arc<ArcSwap<PolicyTable>>,
+    contexts: Arc<dyn CallContextSource>,
+    dips: Arc<DipContextCache>,
+    quality: moka::sync::Cache<String, Arc<Quality>>,
+    pub(crate) metrics: Arc<MediaMetrics>,
+}
+
+/// `media.record.*` / `media.query` answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandResult {
+    pub call_id: String,
+    pub node: String,
+    /// the node's answer as JSON
+    pub answer: serde_json::Value,
+}
+
+impl MediaController {
+    /// Builds a controller over a started client. `contexts` defaults to the dip cache.
+    pub async fn new(
+        cfg: &MediaConfig,
+        registry: Option<&prometheus::Registry>,
+        contexts: Option<Arc<dyn CallContextSource>>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<MediaController>, MediaError> {
+        cfg.validate()?;
+        let metrics = Arc::new(MediaMetrics::new(registry));
+        let bind: SocketAddr = cfg
+            .client_bind
+            .parse()
+            .map_err(|e| cfg_err("client_bind", format!("{e}")))?;
+        let client = NgClient::start(
+            bind,
+            ClientConfig {
+                timeout: Duration::from_millis(cfg.timeout_ms),
+                retries: cfg.retries,
+            },
+            metrics.clone(),
+            shutdown,
+        )
+        .await?;
+        let pool = Arc::new(NodePool::new(
+            client,
+            cfg.node_specs()?,
+            PoolConfig {
+                health_interval: Duration::from_millis(cfg.health_interval_ms),
+                call_ttl: Duration::from_secs(cfg.call_ttl_secs),
+                max_calls: cfg.max_calls,
+            },
+            metrics.clone(),
+        ));
+        let dips = Arc::new(DipContextCache::new(
+            cfg.max_calls,
+            Duration::from_secs(cfg.call_ttl_secs),
+        ));
+        Ok(Arc::new(MediaController {
+            pool,
+            policies: Arc::new(ArcSwap::from_pointee(PolicyTable::default())),
+            contexts: contexts.unwrap_or_else(|| dips.clone() as Arc<dyn CallContextSource>),
+            dips,
+            quality: moka::sync::Cache::builder()
+                .max_capacity(cfg.max_calls.min(1_000_000))
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            metrics,
+        }))
+    }
+
+    pub fn pool(&self) -> &Arc<NodePool> {
+        &self.pool
+    }
+
+    /// The policy table (swapped whole by the watcher; tests may set it).
+    pub fn policies(&self) -> &Arc<ArcSwap<PolicyTable>> {
+        &self.policies
+    }
+
+    /// Called by the dip handler for routed dips that carry a call-id.
+    pub fn remember_dip(&self, call_id: &str, ban: Option<&str>, routes: Vec<String>) {
+        self.dips.remember(
+            call_id,
+            CallContext {
+                ban: ban.map(str::to_string),
+                routes,
+            },
+        );
+    }
+
+    /// The quality read from the node when the call was deleted; removed on read (the CDR
+    /// writer takes it once).
+    pub fn take_quality(&self, call_id: &str) -> Option<Quality> {
+        self.quality.remove(call_id).map(|q| (*q).clone())
+    }
+
+    /// Nodes and their health (`media.nodes`).
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.pool.nodes()
+    }
+
+    /// Handles one ng command from Kamailio: policy, node, quality. Never fails: errors become
+    /// ng `error` answers.
+    pub async fn handle(&self, mut req: NgRequest) -> NgResponse {
+        let command = req.command.as_str();
+        if req.command == Command::Ping {
+            self.metrics
+                .commands
+                .with_label_values(&[command, "ok"])
+                .inc();
+            return if self.pool.any_healthy() {
+                NgResponse::pong()
+            } else {
+                NgResponse::error("warpd: no healthy RTPEngine node")
+            };
+        }
+        let route_flag = policy::take_route_flag(&mut req);
+        if req.command == Command::Offer {
+            if let Some(cid) = req.call_id() {
+                let ctx = self.contexts.context(cid).unwrap_or_default();
+                let route = route_flag.or_else(|| ctx.routes.first().cloned());
+                let pol = self
+                    .policies
+                    .load()
+                    .resolve(ctx.ban.as_deref(), route.as_deref());
+                policy::apply(&pol, &ctx, route.as_deref(), &mut req);
+            }
+        }
+        match self.pool.dispatch(&req).await {
+            Ok((resp, node)) => {
+                let outcome = match &resp.result {
+                    NgResult::Error(reason) => {
+                        tracing::debug!(%node, command, reason, "node answered an error");
+                        "node_error"
+                    }
+                    _ => "ok",
+                };
+                self.metrics
+                    .commands
+                    .with_label_values(&[command, outcome])
+                    .inc();
+                if req.command == Command::Delete && resp.result == NgResult::Ok {
+                    if let Some(cid) = req.call_id() {
+                        self.quality.insert(
+                            cid.to_string(),
+                            Arc::new(Quality::from_response(&resp.dict)),
+                        );
+                    }
+                }
+                resp
+            }
+            Err(e) => {
+                self.metrics
+                    .commands
+                    .with_label_values(&[command, "error"])
+                    .inc();
+                self.metrics.error(e.kind());
+                tracing::warn!(command, error = %e, "ng command failed");
+                NgResponse::error(&format!("warpd: {e}"))
+            }
+        }
+    }
+
+    async fn call_command(
+        &self,
+        command: Command,
+        call_id: &str,
+    ) -> Result<CommandResult, MediaError> {
+        let t0 = Instant::now();
+        let req = NgRequest::new(command).with("call-id", call_id);
+        let (resp, node) = self.pool.dispatch(&req).await?;
+        self.metrics
+            .command_duration
+            .observe(t0.elapsed().as_secs_f64());
+        if let NgResult::Error(reason) = resp.result {
+            return Err(MediaError::Node { node, reason });
+        }
+        Ok(CommandResult {
+            call_id: call_id.to_string(),
+            node: node.to_string(),
+            answer: resp.dict.to_json(),
+        })
+    }
+
+    /// `media.record.start` / `media.record.stop`.
+    pub async fn record(&self, call_id: &str, start: bool) -> Result<CommandResult, MediaError> {
+        let c = if start {
+            Command::StartRecording
+        } else {
+            Command::StopRecording
+        };
+        self.call_command(c, call_id).await
+    }
+
+    /// `media.query`: the node's view of the call, plus the parsed quality.
+    pub async fn query(&self, call_id: &str) -> Result<serde_json::Value, MediaError> {
+        let req = NgRequest::new(Command::Query).with("call-id", call_id);
+        let (resp, node) = self.pool.dispatch(&req).await?;
+        if let NgResult::Error(reason) = resp.result {
+            return Err(MediaError::Node { node, reason });
+        }
+        Ok(serde_json::json!({
+            "call_id": call_id,
+            "node": node.to_string(),
+            "quality": Quality::from_response(&resp.dict),
+            "answer": resp.dict.to_json(),
+        }))
+    }
+}
+
+/// Everything `warpd serve` starts for media: controller, prober, proxy, policy watcher, Consul.
+pub async fn start(
+    cfg: &MediaConfig,
+    db_url: Option<String>,
+    registry: Option<&prometheus::Registry>,
+    shutdown: CancellationToken,
+) -> Result<(Arc<MediaController>, SocketAddr), MediaError> {
+    let ctl = MediaController::new(cfg, registry, None, shutdown.clone()).await?;
+    let listen = cfg.ng_listen_addr()?;
+    let sock = tokio::net::UdpSocket::bind(listen)
+        .await
+        .map_err(|e| MediaError::Io(format!("binding media.ng_listen {listen}: {e}")))?;
+    let bound = sock
+        .local_addr()
+        .map_err(|e| MediaError::Io(e.to_string()))?;
+    tokio::spawn(ctl.pool.clone().run_prober(shutdown.clone()));
+    if let Some(c) = cfg.consul.clone() {
+        tokio::spawn(consul::watch(c, ctl.pool.clone(), shutdown.clone()));
+    }
+    if let Some(url) = db_url {
+        tokio::spawn(policy::watch(
+            url,
+            ctl.policies.clone(),
+            ctl.metrics.clone(),
+            Duration::from_millis(200),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(proxy::run(sock, ctl.clone(), shutdown));
+    Ok((ctl, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let ok = MediaConfig {
+            nodes: vec![NodeConfig {
+                address: "127.0.0.1:22222".into(),
+                weight: 1,
+            }],
+            ..MediaConfig::default()
+        };
+        assert!(ok.validate().is_ok());
+        let cases: Vec<(MediaConfig, &str)> = vec![
+            (MediaConfig::default(), "media.nodes"),
+            (
+                MediaConfig {
+                    ng_listen: "x".into(),
+                    ..ok.clone()
+                },
+                "media.ng_listen",
+            ),
+            (
+                MediaConfig {
+                    nodes: vec![
+                        ok.nodes[0].clone(),
+                        NodeConfig {
+                            address: "nope".into(),
+                            weight: 1,
+                        },
+                    ],
+                    ..ok.clone()
+                },
+                "media.nodes[1].address",
+            ),
+            (
+                MediaConfig {
+                    timeout_ms: 0,
+                    ..ok.clone()
+                },
+                "media.timeout_ms",
+            ),
+            (
+                MediaConfig {
+                    consul: Some(ConsulConfig {
+                        url: "https://x".into(),
+                        service: "rtpengine".into(),
+                        tag: None,
+                        dc: None,
+                        wait_secs: 30,
+                    }),
+                    ..ok.clone()
+                },
+                "media.consul.url",
+            ),
+        ];
+        for (c, key) in cases {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+}
