@@ -109,7 +109,7 @@ impl Api {
         let outcome = match &answer {
             DipAnswer::Route(r) => {
                 if let (Some(media), Some(call_id)) = (&self.state.media, &req.call_id) {
-                    let routes = r.routes.iter().map(|c| c.route_id.clone()).collect();
+                    let routes = r.routes.iter().map(|c| c.route_id.to_string()).collect();
                     media.remember_dip(call_id, req.ban.as_deref(), routes);
                 }
                 self.routed.inc();
