@@ -22,6 +22,8 @@ pub enum ServeError {
     Db(#[from] db::DbError),
     #[error(transparent)]
     Api(#[from] api::ApiError),
+    #[error("calls/CDR start-up: {0}")]
+    Calls(String),
 }
 
 /// Runs the daemon on an already bound listener until `shutdown` is cancelled.
@@ -97,6 +99,15 @@ pub async fn run(
         });
     }
 
+    // calls/CDRs: recover (spool replay, live calls from the database) before serving dips
+    let calls = if config.calls.enabled {
+        let c = crate::calls::CallService::start(&config, &metrics.registry, shutdown.clone())
+            .await
+            .map_err(|e| ServeError::Calls(e.to_string()))?;
+        Some(c)
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
         engine,
         reloader: reloader.clone(),
@@ -104,9 +115,13 @@ pub async fn run(
         limits: ApiLimits {
             max_body_bytes: config.server.max_body_bytes,
         },
+        calls: calls.clone(),
     });
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;
     reloader.join().await;
+    if let Some(c) = calls {
+        c.join().await;
+    }
     Ok(())
 }

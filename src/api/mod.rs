@@ -13,6 +13,7 @@
 //! JSON-RPC error objects over `/rpc`. Before the first snapshot is installed, dips answer
 //! 503 / JSON-RPC -32000 ("not ready") rather than rejecting every call as an unknown customer.
 
+mod cdrs;
 mod error;
 mod http;
 mod params;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub reloader: Arc<dyn Reloader>,
     pub metrics: Arc<Metrics>,
     pub limits: ApiLimits,
+    /// live calls, limits, call events and CDRs (None: call tracking off)
+    pub calls: Option<Arc<crate::calls::CallService>>,
 }
 
 /// Request limits.

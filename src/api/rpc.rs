@@ -96,6 +96,7 @@ pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
             }
         }
     })?;
+    super::cdrs::register(&mut m)?;
     Ok(m.into())
 }
 
