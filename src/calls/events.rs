@@ -250,7 +250,15 @@ fn text(field: &str, v: &str, required: bool) -> Result<(), EventError> {
     if v.len() > MAX_TEXT {
         return Err(err(field, format!("longer than {MAX_TEXT} bytes")));
     }
+    if v.chars().any(char::is_control) {
+        return Err(err(field, "must not contain control characters"));
+    }
     Ok(())
+}
+
+/// True when `s` can serve as a call-id (the dip's `call_id` is tracked only then).
+pub fn valid_call_id(s: &str) -> bool {
+    text("call_id", s, true).is_ok()
 }
 
 fn opt_text(field: &str, v: &Option<String>) -> Result<(), EventError> {

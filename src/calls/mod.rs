@@ -75,22 +75,19 @@ pub struct CallMetrics {
     pub route_quality: GaugeVec,
 }
 
-fn must<T>(r: Result<T, prometheus::Error>, fallback: impl FnOnce() -> T) -> T {
-    r.unwrap_or_else(|_| fallback())
+/// Metric definitions below are static and valid; prometheus only rejects invalid names (the
+/// same policy as `crate::metrics`).
+fn metric<T>(r: Result<T, prometheus::Error>) -> T {
+    r.unwrap_or_else(|e| panic!("static metric definition rejected by prometheus: {e}"))
 }
 
 impl CallMetrics {
     pub fn new(reg: &Registry) -> CallMetrics {
         let cv = |name: &str, help: &str, labels: &[&str]| {
-            must(IntCounterVec::new(Opts::new(name, help), labels), || {
-                IntCounterVec::new(Opts::new("invalid_metric", "x"), labels)
-                    .unwrap_or_else(|_| unreachable!())
-            })
+            metric(IntCounterVec::new(Opts::new(name, help), labels))
         };
         let m = CallMetrics {
-            active: must(IntGauge::new("calls_active", "Live calls"), || {
-                IntGauge::new("x", "x").unwrap_or_else(|_| unreachable!())
-            }),
+            active: metric(IntGauge::new("calls_active", "Live calls")),
             events: cv(
                 "call_events_total",
                 "Call events by kind and outcome",
@@ -101,61 +98,42 @@ impl CallMetrics {
                 "Dips refused or trimmed by call limits",
                 &["reason"],
             ),
-            cdrs_written: must(
-                IntCounter::new("cdrs_written_total", "CDRs committed to PostgreSQL"),
-                || IntCounter::new("x", "x").unwrap_or_else(|_| unreachable!()),
-            ),
+            cdrs_written: metric(IntCounter::new(
+                "cdrs_written_total",
+                "CDRs committed to PostgreSQL",
+            )),
             batches: cv(
                 "cdr_batches_total",
                 "Writer batches by target and result",
                 &["target", "result"],
             ),
-            batch_seconds: must(
-                Histogram::with_opts(
-                    HistogramOpts::new("cdr_batch_seconds", "Time to make one batch durable")
-                        .buckets(vec![
-                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                            5.0,
-                        ]),
+            batch_seconds: metric(Histogram::with_opts(
+                HistogramOpts::new("cdr_batch_seconds", "Time to make one batch durable").buckets(
+                    vec![
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                    ],
                 ),
-                || {
-                    Histogram::with_opts(HistogramOpts::new("x", "x"))
-                        .unwrap_or_else(|_| unreachable!())
-                },
-            ),
-            spool_bytes: must(
-                IntGauge::new("cdr_spool_bytes", "Bytes waiting in the local spool"),
-                || IntGauge::new("x", "x").unwrap_or_else(|_| unreachable!()),
-            ),
-            spool_damaged: must(
-                IntCounter::new(
-                    "cdr_spool_damaged_total",
-                    "Spool files with a cut or corrupt tail record",
+            )),
+            spool_bytes: metric(IntGauge::new(
+                "cdr_spool_bytes",
+                "Bytes waiting in the local spool",
+            )),
+            spool_damaged: metric(IntCounter::new(
+                "cdr_spool_damaged_total",
+                "Spool files with a cut or corrupt tail record",
+            )),
+            reaped: cv("calls_reaped_total", "Calls closed by the reaper", &["reason"]),
+            start_not_queued: metric(IntCounter::new(
+                "call_start_not_queued_total",
+                "Dip starts not queued (queue full); persisted with the call's next event",
+            )),
+            route_quality: metric(GaugeVec::new(
+                Opts::new(
+                    "route_quality",
+                    "Rolling route quality by measure: asr (ratio), acd_seconds, pdd_seconds, attempts",
                 ),
-                || IntCounter::new("x", "x").unwrap_or_else(|_| unreachable!()),
-            ),
-            reaped: cv(
-                "calls_reaped_total",
-                "Calls closed by the reaper",
-                &["reason"],
-            ),
-            start_not_queued: must(
-                IntCounter::new(
-                    "call_start_not_queued_total",
-                    "Dip starts not queued (queue full); persisted with the next event",
-                ),
-                || IntCounter::new("x", "x").unwrap_or_else(|_| unreachable!()),
-            ),
-            route_quality: must(
-                GaugeVec::new(
-                    Opts::new(
-                        "route_quality",
-                        "Rolling route quality: asr (ratio), acd_seconds, pdd_seconds, attempts",
-                    ),
-                    &["route", "measure"],
-                ),
-                || GaugeVec::new(Opts::new("x", "x"), &["a"]).unwrap_or_else(|_| unreachable!()),
-            ),
+                &["route", "measure"],
+            )),
         };
         for c in [
             Box::new(m.active.clone()) as Box<dyn prometheus::core::Collector>,
@@ -377,6 +355,12 @@ impl CallService {
         let (Some(call_id), Some(ban)) = (&req.call_id, ban) else {
             return DipAnswer::Route(ra);
         };
+        if !events::valid_call_id(call_id) {
+            tracing::info!(
+                "dip call_id is empty, too long or has control characters: call not tracked"
+            );
+            return DipAnswer::Route(ra);
+        }
         let cl = limits.customers.get(&ban);
         match table.admit(call_id, &ban, cl, now) {
             Admit::Retransmit => return DipAnswer::Route(ra),
@@ -402,8 +386,9 @@ impl CallService {
             data: EventData::Start(StartInfo {
                 ban: Some(ban),
                 src_ip: req.src_ip.map(|i| i.to_string()),
-                ani: req.ani.clone(),
-                dnis: req.dnis.clone(),
+                // E.164 digits without '+' when the number normalizes, else as sent
+                ani: e164_or_raw(&req.ani),
+                dnis: e164_or_raw(&req.dnis),
                 lrn: ra.lrn.clone(),
                 zone: serde_json::to_value(ra.zone)
                     .ok()
@@ -474,6 +459,13 @@ impl CallService {
         if let Some(h) = h {
             let _ = h.await;
         }
+    }
+}
+
+fn e164_or_raw(s: &str) -> String {
+    match crate::numbering::normalize(s) {
+        Some(n) => n.as_str().to_string(),
+        None => s.chars().filter(|c| !c.is_control()).take(64).collect(),
     }
 }
 

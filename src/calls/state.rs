@@ -90,7 +90,7 @@ pub enum Applied {
     /// New information. `inject_start`: the call's start event never reached the writer (its queue
     /// was full at the dip) and must be persisted before this one. `finished`: the call is complete.
     New {
-        inject_start: Option<Event>,
+        inject_start: Option<Box<Event>>,
         finished: Option<Box<CallRecord>>,
     },
     /// Already known (a retry): nothing to persist.
@@ -297,11 +297,11 @@ impl CallTable {
         let inject_start = match (&c.start, c.start_logged) {
             (Some(s), false) if !matches!(ev.data, EventData::Start(_)) => {
                 c.start_logged = true;
-                Some(Event {
+                Some(Box::new(Event {
                     call_id: c.call_id.clone(),
                     ts_us: c.start_us,
                     data: EventData::Start(s.clone()),
-                })
+                }))
             }
             _ => None,
         };

@@ -16,7 +16,6 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::calls::events::EventData;
 use crate::calls::state::CallRecord;
 use rating::{amount_e7, billed_seconds, fmt_e7};
 
@@ -218,6 +217,8 @@ fn esc(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            // PostgreSQL text cannot hold NUL: dropped rather than poisoning the batch
+            '\0' => {}
             c => out.push(c),
         }
     }
@@ -244,8 +245,9 @@ impl Cdr {
                 }
             };
         }
+        // integer columns are int4 except duration_ms: clamp so no value can fail the batch
         let num = |out: &mut String, v: i64| {
-            let _ = write!(out, "{v}");
+            let _ = write!(out, "{}", v.clamp(i32::MIN as i64, i32::MAX as i64));
         };
         esc(out, &self.call_id);
         out.push('\t');
@@ -287,11 +289,9 @@ impl Cdr {
             out.push('\t');
             opt!(v, |o: &mut String, v: u32| num(o, v as i64));
         }
-        for v in [
-            self.duration_ms,
-            self.vendor_billed_s as i64,
-            self.customer_billed_s as i64,
-        ] {
+        out.push('\t');
+        let _ = write!(out, "{}", self.duration_ms);
+        for v in [self.vendor_billed_s as i64, self.customer_billed_s as i64] {
             out.push('\t');
             num(out, v);
         }
@@ -327,11 +327,6 @@ impl Cdr {
         out.push_str(if self.orphan { "t" } else { "f" });
         out.push('\n');
     }
-}
-
-/// True when `e` is the start event (used by the writer to log dips).
-pub fn is_start(e: &EventData) -> bool {
-    matches!(e, EventData::Start(_))
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@ use tokio_postgres::Client;
 use super::{Cdr, COPY_COLUMNS};
 use crate::calls::events::Event;
 
-/// Creates the session's staging table (call once per connection).
+/// Prepares a writer session (call once per connection): commits wait for the WAL write even
+/// when the server runs with `synchronous_commit = off` (an acknowledged event must survive a
+/// database crash), and the staging table for COPY exists.
 pub async fn prepare(client: &Client) -> Result<(), tokio_postgres::Error> {
     client
         .batch_execute(
-            "CREATE TEMP TABLE IF NOT EXISTS cdr_stage (LIKE cdrs INCLUDING DEFAULTS, \
+            "SET synchronous_commit = on; CREATE TEMP TABLE IF NOT EXISTS cdr_stage (LIKE cdrs INCLUDING DEFAULTS, \
              orphan boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS",
         )
         .await

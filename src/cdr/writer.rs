@@ -341,7 +341,7 @@ impl Writer {
                 } => {
                     m.events.with_label_values(&[kind, "new"]).inc();
                     if let Some(s) = inject_start {
-                        persist.push(s);
+                        persist.push(*s);
                     }
                     persist.push(ev);
                     if let Some(c) = finished {
