@@ -470,6 +470,18 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         .unwrap()
         .get(0);
     assert_eq!(nd.lines().count() as i64, total);
+    // the same through the CLI
+    let cfg = spool.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", pg.url())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
+        .args(["--config", cfg.to_str().unwrap(), "cdr", "export", "--ban", "10001"])
+        .args(["--format", "csv", "--disposition", "answered"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("call_id,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("life-2,")), "{csv}");
 
     // route quality, metrics
     let q: Value = http
