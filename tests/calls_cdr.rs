@@ -474,11 +474,22 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
     let cfg = spool.path().join("cli.toml");
     std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", pg.url())).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
-        .args(["--config", cfg.to_str().unwrap(), "cdr", "export", "--ban", "10001"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "cdr",
+            "export",
+            "--ban",
+            "10001",
+        ])
         .args(["--format", "csv", "--disposition", "answered"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = String::from_utf8(out.stdout).unwrap();
     assert!(csv.starts_with("call_id,"), "{csv}");
     assert!(csv.lines().any(|l| l.starts_with("life-2,")), "{csv}");
@@ -833,5 +844,150 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
         .await
         .unwrap();
     assert!(m.contains("warpd_cdr_spool_damaged_total 1"), "{m}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_orphans_route_capacity_and_asr_policy() {
+    let pg = support::TestPg::start();
+    let client = demo_db(&pg).await;
+    // pure least-cost order (the demo forces a route for this customer by override)
+    client.execute("DELETE FROM overrides", &[]).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &pg,
+        spool.path(),
+        &[
+            ("WARPD_CALLS__MAX_SETUP_S", "1"),
+            ("WARPD_CALLS__ORPHAN_TTL_S", "1"),
+            ("WARPD_CALLS__ASR_FLOOR", "0.5"),
+            ("WARPD_CALLS__ASR_MIN_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let (http, base) = (&s.http, s.base.as_str());
+    let routes = dip(http, base, "plain").await["routes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(routes.len() >= 2);
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
+
+    // capacity 1 on the first route: while one call is up on it, dips skip it
+    client
+        .execute("UPDATE routes SET capacity = 1 WHERE name = $1", &[&first])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(dip(http, base, "cap-1").await["action"], "route");
+    rpc_ok(
+        http,
+        base,
+        "call.attempt",
+        json!({"call_id":"cap-1","attempt":1,"route_id":first,"sip_code":200}),
+    )
+    .await;
+    let a = dip(http, base, "cap-2").await;
+    let ids: Vec<&str> = a["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["route_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.contains(&first.as_str()),
+        "route at capacity must be skipped: {a}"
+    );
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-1"})).await;
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-2"})).await;
+    let a = dip(http, base, "cap-3").await;
+    assert_eq!(
+        a["routes"][0]["route_id"],
+        first.as_str(),
+        "capacity free again: {a}"
+    );
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-3"})).await;
+    client
+        .execute(
+            "UPDATE routes SET capacity = NULL WHERE name = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+
+    // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
+    // moved behind the other unforced routes (forced override routes keep their place)
+    let unforced: Vec<String> = routes
+        .iter()
+        .filter(|r| r["forced"] != true)
+        .map(|r| r["route_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(unforced.len() >= 2, "{routes:?}");
+    let bad = unforced[0].clone();
+    for id in ["asr-1", "asr-2", "asr-3"] {
+        assert_eq!(dip(http, base, id).await["action"], "route");
+        let p = json!({"call_id":id,"attempt":1,"route_id":bad,"sip_code":503});
+        rpc_ok(http, base, "call.attempt", p).await;
+        rpc_ok(http, base, "call.end", json!({"call_id":id})).await;
+    }
+    wait_for("the failing route demoted", 10, || async {
+        let a = dip(http, base, "asr-probe").await;
+        let rs: Vec<String> = a["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["forced"] != true)
+            .map(|r| r["route_id"].as_str().unwrap().to_string())
+            .collect();
+        rs.last() == Some(&bad) && rs[0] != bad
+    })
+    .await;
+    let q: Value = http
+        .get(format!("{base}/v1/routes/quality"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route_id"] == bad.as_str())
+        .unwrap()
+        .clone();
+    assert!(r["asr"].as_f64().unwrap() < 0.5, "{q}");
+
+    // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
+    assert_eq!(dip(http, base, "silent-1").await["action"], "route");
+    rpc_ok(
+        http,
+        base,
+        "call.attempt",
+        json!({"call_id":"ghost-2","attempt":1,"route_id":first,"sip_code":200}),
+    )
+    .await;
+    wait_for("reaped CDRs", 15, || async {
+        !cdrs_of(&client, "silent-1").await.is_empty()
+            && !cdrs_of(&client, "ghost-2").await.is_empty()
+    })
+    .await;
+    let r = &cdrs_of(&client, "silent-1").await[0];
+    assert!(r
+        .get::<_, Vec<String>>(8)
+        .contains(&"reaped_no_end".to_string()));
+    assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("system"));
+    let r = &cdrs_of(&client, "ghost-2").await[0];
+    assert!(r.get::<_, Vec<String>>(8).contains(&"orphan".to_string()));
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM call_events WHERE call_id IN ('silent-1', 'ghost-2')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
     s.stop().await;
 }
