@@ -590,7 +590,7 @@ async fn stream_calls(
     fail_ok: bool,
 ) -> Vec<String> {
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let next = Arc::new(AtomicUsize::new(0));
@@ -669,14 +669,14 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
         acked.clone(),
         false,
     ));
-    wait_for("a third of the calls", 60, || {
+    wait_for("a third of the calls", 120, || {
         let a = acked.clone();
         async move { a.load(Ordering::SeqCst) >= N / 3 }
     })
     .await;
     tokio::task::block_in_place(|| pg.stop());
     let at_stop = acked.load(Ordering::SeqCst);
-    wait_for("calls acknowledged while the database is down", 60, || {
+    wait_for("calls acknowledged while the database is down", 120, || {
         let a = acked.clone();
         async move { a.load(Ordering::SeqCst) >= at_stop + N / 4 }
     })

@@ -65,19 +65,21 @@ impl Quality {
         b
     }
 
-    /// Adds a finished call: one attempt per attempted route; the carrying route also gets the
-    /// answer and duration.
-    pub fn record(&mut self, c: &CallRecord, duration_ms: i64) {
+    /// Adds a finished call at `now_us` (warpd's clock, so event clocks cannot push figures out of
+    /// the window): one attempt per attempted route; the carrying route also gets the answer and
+    /// duration.
+    pub fn record(&mut self, c: &CallRecord, duration_ms: i64, now_us: i64) {
         let carried = c.carrying_route().map(str::to_string);
         let mut prev = c.start_us;
         let attempts: Vec<_> = c.attempts.clone();
         for (t, a) in &attempts {
+            let t_now = now_us;
             let pdd = a.ring_us.map(|r| (r - prev).max(0) as u64 / 1000);
             let answered = (200..300).contains(&a.sip_code)
                 || (carried.as_deref() == Some(a.route_id.as_str())
                     && c.answer.is_some()
                     && a.sip_code < 300);
-            let b = self.bucket(&a.route_id, *t);
+            let b = self.bucket(&a.route_id, t_now);
             b.attempts += 1;
             if let Some(p) = pdd {
                 b.pdd_ms += p;
@@ -92,8 +94,7 @@ impl Quality {
         // answered on a route with no attempt event: count the seizure too
         if let Some(r) = carried {
             if c.answer.is_some() && !attempts.iter().any(|(_, a)| a.route_id == r) {
-                let t = c.answered_us().unwrap_or(c.start_us);
-                let b = self.bucket(&r, t);
+                let b = self.bucket(&r, now_us);
                 b.attempts += 1;
                 b.answered += 1;
                 b.duration_ms += duration_ms.max(0) as u64;
@@ -174,8 +175,8 @@ mod tests {
     #[test]
     fn asr_acd_pdd() {
         let mut q = Quality::new(60, 6);
-        q.record(&call(&[("a", 503), ("b", 200)], true), 30_000);
-        q.record(&call(&[("a", 486)], false), 0);
+        q.record(&call(&[("a", 503), ("b", 200)], true), 30_000, 3_000_000);
+        q.record(&call(&[("a", 486)], false), 0, 4_000_000);
         let s = q.stats(5_000_000);
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].attempts, s[0].answered), (2, 0));

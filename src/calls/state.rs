@@ -13,6 +13,10 @@ use rustc_hash::FxHashMap;
 use super::events::{AnswerInfo, AttemptInfo, EndInfo, Event, EventData, StartInfo};
 use super::limits::{CustLimits, TokenBucket};
 
+/// Most finished call-ids remembered (bounds memory at high call rates; a retry older than the
+/// memory becomes an orphan, and an orphan is never written when its call-id has a CDR).
+pub const MAX_FINISHED: usize = 500_000;
+
 /// Everything known about one call.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallRecord {
@@ -344,7 +348,7 @@ impl CallTable {
 
     fn expire_finished(&mut self, now_us: i64) {
         while let Some((t, _)) = self.finished_order.front() {
-            if now_us - *t <= self.finished_memory_us {
+            if now_us - *t <= self.finished_memory_us && self.finished_order.len() <= MAX_FINISHED {
                 break;
             }
             if let Some((t, id)) = self.finished_order.pop_front() {

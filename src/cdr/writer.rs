@@ -117,7 +117,7 @@ impl Writer {
 
     fn rate(&self, c: &CallRecord) -> Cdr {
         let cdr = build(c);
-        self.shared.quality().record(c, cdr.duration_ms);
+        self.shared.quality().record(c, cdr.duration_ms, now_us());
         cdr
     }
 
