@@ -256,6 +256,7 @@ fn main() {
             metrics: Arc::new(Metrics::new()),
             limits: ApiLimits::default(),
             media: None,
+            calls: None,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await

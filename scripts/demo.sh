@@ -38,6 +38,7 @@ trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 ||
 export WARPD_CONFIG="$root/warpd.example.toml"
 export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$port/warpd"
 export WARPD_LOG__FORMAT=text
+export WARPD_CDR__SPOOL_DIR="$state/spool"
 "$bin" migrate
 "$bin" apply examples/demo/network.toml
 cat <<MSG

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod calls;
+pub mod cdr;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -24,6 +24,9 @@ pub enum ServeError {
     Api(#[from] api::ApiError),
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),
+    };
+    #[error("calls/CDR start-up: {0}")]
+    Calls(String),
 }
 
 /// Runs the daemon on an already bound listener until `shutdown` is cancelled.
@@ -112,6 +115,14 @@ pub async fn run(
             Some(ctl)
         }
         None => None,
+    // calls/CDRs: recover (spool replay, live calls from the database) before serving dips
+    let calls = if config.calls.enabled {
+        let c = crate::calls::CallService::start(&config, &metrics.registry, shutdown.clone())
+            .await
+            .map_err(|e| ServeError::Calls(e.to_string()))?;
+        Some(c)
+    } else {
+        None
     };
     let state = Arc::new(AppState {
         engine,
@@ -121,9 +132,13 @@ pub async fn run(
             max_body_bytes: config.server.max_body_bytes,
         },
         media,
+        calls: calls.clone(),
     });
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;
     reloader.join().await;
+    if let Some(c) = calls {
+        c.join().await;
+    }
     Ok(())
 }

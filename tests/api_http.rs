@@ -194,6 +194,7 @@ impl TestServer {
                 max_body_bytes: LIMIT,
             },
             media: None,
+            calls: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

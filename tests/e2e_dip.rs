@@ -27,9 +27,14 @@ async fn demo_network_dips_over_http_and_rpc_and_follows_database_changes() {
         .unwrap();
 
     let example = include_str!("../warpd.example.toml");
+    let spool = tempfile::tempdir().unwrap();
     let env = vec![
         ("WARPD_DATABASE__URL".to_string(), pg.url()),
         ("WARPD_RELOAD__DEBOUNCE_MS".to_string(), "50".to_string()),
+        (
+            "WARPD_CDR__SPOOL_DIR".to_string(),
+            spool.path().display().to_string(),
+        ),
     ];
     let config = Config::from_str_with_env(example, env).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -28,7 +28,7 @@ use crate::routing::{DipAnswer, DipRequest, Simulation};
 /// Response body: our own full bodies, or jsonrpsee's.
 pub type Body = Either<Full<Bytes>, jsonrpsee::server::HttpBody>;
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(super) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4");
 
@@ -105,7 +105,11 @@ impl Api {
             self.not_ready.inc();
             return Err(ApiError::NotReady);
         }
-        let answer = engine.dip(req);
+        let mut answer = engine.dip(req);
+        // calls layer: limits, route capacity, ASR policy; a dip with a call_id starts the call
+        if let Some(calls) = &self.state.calls {
+            answer = calls.on_dip(req, answer, engine);
+        }
         let outcome = match &answer {
             DipAnswer::Route(r) => {
                 if let (Some(media), Some(call_id)) = (&self.state.media, &req.call_id) {
@@ -158,7 +162,7 @@ impl Api {
     }
 
     /// The HTTP response for an error; counts and logs the caller's mistakes.
-    fn error(&self, surface: Surface, e: ApiError) -> Response<Body> {
+    pub(super) fn error(&self, surface: Surface, e: ApiError) -> Response<Body> {
         let status = e.http_status();
         if e.is_client_error() {
             self.bad_request(surface, e.kind());
@@ -183,7 +187,7 @@ impl Api {
         resp
     }
 
-    fn json_ok<T: Serialize>(&self, surface: Surface, v: &T) -> Response<Body> {
+    pub(super) fn json_ok<T: Serialize>(&self, surface: Surface, v: &T) -> Response<Body> {
         // sized for a typical multi-route answer, so serialization rarely reallocates
         let mut buf = Vec::with_capacity(1024);
         match serde_json::to_writer(&mut buf, v) {
@@ -259,7 +263,11 @@ impl Api {
     }
 }
 
-fn full(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn full(
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut resp = Response::new(Either::Left(Full::new(body.into())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, content_type);
@@ -316,6 +324,9 @@ enum Action {
     Healthz,
     Readyz,
     Metrics,
+    Cdrs,
+    CdrsExport,
+    RouteQuality,
     Refuse(Surface, ApiError),
 }
 
@@ -327,9 +338,14 @@ fn action(path: &str, method: &Method) -> Action {
         ("/healthz", &Method::GET) => Action::Healthz,
         ("/readyz", &Method::GET) => Action::Readyz,
         ("/metrics", &Method::GET) => Action::Metrics,
-        ("/v1/route" | "/healthz" | "/readyz" | "/metrics", m) => {
-            Action::Refuse(Surface::Http, not_allowed(path, m, "GET"))
-        }
+        ("/v1/cdrs", &Method::GET) => Action::Cdrs,
+        ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
+        ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
+        (
+            "/v1/route" | "/healthz" | "/readyz" | "/metrics" | "/v1/cdrs" | "/v1/cdrs/export"
+            | "/v1/routes/quality",
+            m,
+        ) => Action::Refuse(Surface::Http, not_allowed(path, m, "GET")),
         ("/v1/routing/simulate", m) => Action::Refuse(Surface::Http, not_allowed(path, m, "POST")),
         ("/rpc", m) => Action::Refuse(Surface::Rpc, not_allowed(path, m, "POST")),
         _ => Action::Refuse(
@@ -362,6 +378,9 @@ pub(crate) async fn handle(
             }
         }
         Action::Metrics => api.metrics(),
+        Action::Cdrs => api.http_cdrs(req).await,
+        Action::CdrsExport => api.http_cdrs_export(req).await,
+        Action::RouteQuality => api.http_route_quality(),
         Action::Refuse(surface, e) => api.error(surface, e),
     };
     Ok(resp)

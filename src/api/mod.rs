@@ -13,6 +13,7 @@
 //! JSON-RPC error objects over `/rpc`. Before the first snapshot is installed, dips answer
 //! 503 / JSON-RPC -32000 ("not ready") rather than rejecting every call as an unknown customer.
 
+mod cdrs;
 mod error;
 mod http;
 mod params;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// media control, when `[media]` is configured (`media.*` RPC methods, dip → call context)
     pub media: Option<Arc<crate::media::MediaController>>,
+    /// live calls, limits, call events and CDRs (None: call tracking off)
+    pub calls: Option<Arc<crate::calls::CallService>>,
 }
 
 /// Request limits.

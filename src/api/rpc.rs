@@ -149,6 +149,7 @@ pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
             }
         }
     })?;
+    super::cdrs::register(&mut m)?;
     Ok(m.into())
 }
 

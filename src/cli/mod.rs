@@ -65,6 +65,40 @@ pub enum Command {
     Reload,
     /// Validate the config file and print the effective configuration
     CheckConfig,
+    /// CDRs in the database
+    Cdr {
+        #[command(subcommand)]
+        command: CdrCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CdrCommand {
+    /// Write matching CDRs to stdout (CSV with a header, or one JSON object per line)
+    Export {
+        /// start of the time range (RFC 3339 or unix seconds), inclusive
+        #[arg(long)]
+        from: Option<String>,
+        /// end of the time range, exclusive
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        ban: Option<String>,
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long)]
+        vendor: Option<String>,
+        /// answered | busy | no_answer | cancelled | failed
+        #[arg(long)]
+        disposition: Option<String>,
+        #[arg(long)]
+        ani_prefix: Option<String>,
+        #[arg(long)]
+        dnis_prefix: Option<String>,
+        /// csv | json
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
 }
 
 /// Sets up tracing from the config (RUST_LOG wins); numbers are masked unless log.log_numbers.
@@ -155,6 +189,57 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "reload requested (every warpd listening on this database rebuilds its snapshot)"
             );
+        }
+        Command::Cdr {
+            command:
+                CdrCommand::Export {
+                    from,
+                    to,
+                    ban,
+                    route,
+                    vendor,
+                    disposition,
+                    ani_prefix,
+                    dnis_prefix,
+                    format,
+                },
+        } => {
+            use crate::cdr::query;
+            use tokio::io::AsyncWriteExt;
+            init_logging(None, "warn");
+            let format = query::Format::parse(&format)?;
+            let time = |f: &'static str, v: Option<String>| -> anyhow::Result<_> {
+                Ok(match v {
+                    Some(v) => Some(query::parse_time(f, &v)?),
+                    None => None,
+                })
+            };
+            let strip = |v: Option<String>| v.map(|s| s.trim_start_matches('+').to_string());
+            let filter = query::CdrFilter {
+                from: time("from", from)?,
+                to: time("to", to)?,
+                ban,
+                route,
+                vendor,
+                disposition,
+                ani_prefix: strip(ani_prefix),
+                dnis_prefix: strip(dnis_prefix),
+                after: None,
+            };
+            let client = crate::db::connect(&config.database.url).await?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            let export =
+                tokio::spawn(async move { query::export(&client, &filter, format, tx).await });
+            let mut out = tokio::io::stdout();
+            while let Some(chunk) = rx.recv().await {
+                out.write_all(&chunk).await.context("write to stdout")?;
+            }
+            out.flush().await?;
+            let n = export
+                .await
+                .context("export task")?
+                .map_err(|e| anyhow::anyhow!(crate::cdr::writer::pg_err(&e)))?;
+            eprintln!("{n} CDRs exported");
         }
         Command::CheckConfig => {
             println!("config {} is valid", cli.config.display());

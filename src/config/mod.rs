@@ -31,6 +31,97 @@ pub struct Config {
     /// media control (RTPEngine over ng); absent = off
     #[serde(default)]
     pub media: Option<crate::media::MediaConfig>,
+    #[serde(default)]
+    pub calls: CallsConfig,
+    #[serde(default)]
+    pub cdr: CdrConfig,
+}
+
+/// `[calls]`: live call state, limits, reaper, route quality (see `crate::calls`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// track calls (dips with a call_id, call.* events) and write CDRs
+    pub enabled: bool,
+    /// an answered call open longer than this is closed by the reaper (CDR flag reaped_max_duration)
+    pub max_call_duration_s: u64,
+    /// a call not answered and not ended this long after its dip is closed (flag reaped_no_end)
+    pub max_setup_s: u64,
+    /// events of a call-id never dipped are kept this long, then written as an orphan CDR
+    pub orphan_ttl_s: u64,
+    /// how often the reaper runs
+    pub reaper_interval_ms: u64,
+    /// how often customer limits and route capacities are re-read from the database
+    pub limits_refresh_ms: u64,
+    /// finished call-ids are remembered this long so late retries are recognised
+    pub finished_memory_s: u64,
+    /// rolling window of route quality (ASR/ACD/PDD)
+    pub quality_window_s: u64,
+    /// demote (move last) routes whose ASR is under this floor at the dip; 0 = off
+    pub asr_floor: f64,
+    /// ... once they have at least this many attempts in the window
+    pub asr_min_attempts: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            enabled: true,
+            max_call_duration_s: 4 * 3600,
+            max_setup_s: 300,
+            orphan_ttl_s: 600,
+            reaper_interval_ms: 1000,
+            limits_refresh_ms: 5000,
+            finished_memory_s: 600,
+            quality_window_s: 3600,
+            asr_floor: 0.0,
+            asr_min_attempts: 50,
+        }
+    }
+}
+
+/// `[cdr]`: durable event/CDR writing (see `crate::cdr`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdrConfig {
+    /// local spool for events while PostgreSQL is unreachable (fsync'd; replayed when it is back)
+    pub spool_dir: String,
+    /// most events written in one database transaction
+    pub batch_size: usize,
+    /// extra time the writer waits to fill a batch (0 = write whatever is queued at once)
+    pub flush_interval_ms: u64,
+    /// bound of the event queue in front of the writer
+    pub queue_capacity: usize,
+    /// a database write taking longer than this counts as a failure (the batch goes to the spool)
+    pub db_timeout_ms: u64,
+    /// when set, GET /v1/cdrs and /v1/cdrs/export require `Authorization: Bearer <token>`
+    pub api_token: Option<String>,
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            spool_dir: "/var/lib/warpd/spool".into(),
+            batch_size: 5000,
+            flush_interval_ms: 0,
+            queue_capacity: 65536,
+            db_timeout_ms: 5000,
+            api_token: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for CdrConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdrConfig")
+            .field("spool_dir", &self.spool_dir)
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("db_timeout_ms", &self.db_timeout_ms)
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -264,6 +355,30 @@ impl Config {
                 crate::media::MediaError::Config { key, message } => key_err(&key, message),
                 other => key_err("media", other.to_string()),
             })?;
+        let (c, d) = (&self.calls, &self.cdr);
+        for (key, v) in [
+            ("calls.max_call_duration_s", c.max_call_duration_s),
+            ("calls.max_setup_s", c.max_setup_s),
+            ("calls.orphan_ttl_s", c.orphan_ttl_s),
+            ("calls.reaper_interval_ms", c.reaper_interval_ms),
+            ("calls.limits_refresh_ms", c.limits_refresh_ms),
+            ("calls.quality_window_s", c.quality_window_s),
+            ("cdr.batch_size", d.batch_size as u64),
+            ("cdr.queue_capacity", d.queue_capacity as u64),
+            ("cdr.db_timeout_ms", d.db_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(key_err(key, "must be at least 1"));
+            }
+        }
+        if !(0.0..=1.0).contains(&c.asr_floor) {
+            return Err(key_err("calls.asr_floor", "must be between 0 and 1"));
+        }
+        if c.enabled && d.spool_dir.trim().is_empty() {
+            return Err(key_err("cdr.spool_dir", "must not be empty"));
+        }
+        if d.api_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(key_err("cdr.api_token", "must be at least 16 characters"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(key_err(

@@ -1,0 +1,275 @@
+//! The calls/CDR surface: JSON-RPC `call.attempt`, `call.answer`, `call.end` (each answers
+//! `{"ok":true}` once the event is durable), `GET /v1/cdrs` (filters + cursor pagination),
+//! `GET /v1/cdrs/export` (streamed CSV / NDJSON) and `GET /v1/routes/quality`.
+//!
+//! Owns: these paths and methods, their parameter syntax. Must not touch: call rules and
+//! persistence (see `crate::calls`, `crate::cdr`), the dip (see `http.rs`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{Either, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use jsonrpsee::server::RegisterMethodError;
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::RpcModule;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+use super::http::{full, Api, Body, Surface, JSON};
+use crate::calls::events::{answer_event, attempt_event, end_event, Event, EventError};
+use crate::calls::{now_us, CallService, CallsError};
+use crate::cdr::query::{self, CdrFilter, Format};
+
+#[derive(Clone, Serialize)]
+struct Ok {
+    ok: bool,
+}
+
+fn calls_err(e: CallsError) -> ApiError {
+    match e {
+        CallsError::Invalid(EventError { field, why }) => ApiError::invalid(field, why),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+async fn event(
+    api: &Api,
+    params: &Params<'_>,
+    parse: fn(&[u8], i64) -> Result<Event, EventError>,
+) -> Result<Ok, ApiError> {
+    let Some(calls) = api.state.calls.as_ref() else {
+        return Err(ApiError::Internal(
+            "call tracking is disabled (calls.enabled)".into(),
+        ));
+    };
+    let Some(raw) = params.as_str() else {
+        return Err(ApiError::invalid("params", "missing; expected an object"));
+    };
+    let ev = match parse(raw.as_bytes(), now_us()) {
+        Ok(ev) => ev,
+        Err(e) => {
+            calls
+                .shared()
+                .metrics
+                .events
+                .with_label_values(&["any", "invalid"])
+                .inc();
+            tracing::info!(error = %e, "call event refused");
+            return Err(calls_err(e.into()));
+        }
+    };
+    calls.submit(ev).await.map_err(calls_err)?;
+    Result::Ok(Ok { ok: true })
+}
+
+/// Registers `call.attempt`, `call.answer`, `call.end`.
+pub(crate) fn register(m: &mut RpcModule<Arc<Api>>) -> Result<(), RegisterMethodError> {
+    type Parse = fn(&[u8], i64) -> Result<Event, EventError>;
+    let methods: [(&'static str, Parse); 3] = [
+        ("call.attempt", attempt_event),
+        ("call.answer", answer_event),
+        ("call.end", end_event),
+    ];
+    for (name, parse) in methods {
+        m.register_async_method(name, move |params, api, _| async move {
+            event(&api, &params, parse)
+                .await
+                .map_err(ErrorObjectOwned::from)
+        })?;
+    }
+    Result::Ok(())
+}
+
+/// Constant-time comparison of the bearer token.
+fn token_ok(req: &Request<Incoming>, want: &str) -> bool {
+    let Some(got) = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (got.trim().as_bytes(), want.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut r = full(
+        StatusCode::UNAUTHORIZED,
+        JSON,
+        r#"{"error":"authorization: a valid bearer token is required"}"#,
+    );
+    r.headers_mut()
+        .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// Parses the query string of /v1/cdrs and /v1/cdrs/export.
+fn filter_from_query(q: Option<&str>, export: bool) -> Result<(CdrFilter, i64, Format), ApiError> {
+    let mut f = CdrFilter::default();
+    let mut limit = 100i64;
+    let mut format = Format::Json;
+    let bad = |e: query::FilterError| ApiError::invalid(e.field, e.why);
+    for (k, v) in url::form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        let v = v.trim().to_string();
+        match k.as_ref() {
+            "from" => f.from = Some(query::parse_time("from", &v).map_err(bad)?),
+            "to" => f.to = Some(query::parse_time("to", &v).map_err(bad)?),
+            "ban" => f.ban = Some(v),
+            "route" | "route_id" => f.route = Some(v),
+            "vendor" => f.vendor = Some(v),
+            "disposition" => f.disposition = Some(v),
+            "ani_prefix" => f.ani_prefix = Some(v.trim_start_matches('+').to_string()),
+            "dnis_prefix" => f.dnis_prefix = Some(v.trim_start_matches('+').to_string()),
+            "cursor" if !export => f.after = Some(query::decode_cursor(&v).map_err(bad)?),
+            "limit" if !export => {
+                limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=query::MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid("limit", format!("expected 1..{}", query::MAX_LIMIT))
+                    })?
+            }
+            "format" if export => format = Format::parse(&v).map_err(bad)?,
+            other => return Err(ApiError::UnknownParam(other.chars().take(64).collect())),
+        }
+    }
+    if let (Some(a), Some(b)) = (f.from, f.to) {
+        if b <= a {
+            return Err(ApiError::invalid("to", "must be after from"));
+        }
+    }
+    Result::Ok((f, limit, format))
+}
+
+#[derive(Serialize)]
+struct CdrPage {
+    cdrs: Vec<serde_json::Value>,
+    next_cursor: Option<String>,
+}
+
+impl Api {
+    fn calls_or_err(&self) -> Result<&Arc<CallService>, ApiError> {
+        self.state
+            .calls
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("call tracking is disabled (calls.enabled)".into()))
+    }
+
+    /// `GET /v1/cdrs`.
+    pub(super) async fn http_cdrs(&self, req: Request<Incoming>) -> Response<Body> {
+        let res = async {
+            let calls = self.calls_or_err()?;
+            if let Some(t) = calls.api_token() {
+                if !token_ok(&req, t) {
+                    return Result::Ok(None);
+                }
+            }
+            let (f, limit, _) = filter_from_query(req.uri().query(), false)?;
+            let client = calls
+                .pool()
+                .get()
+                .await
+                .map_err(|e| ApiError::Internal(format!("database: {e}")))?;
+            let p = query::page(&client, &f, limit).await.map_err(|e| {
+                ApiError::Internal(format!("database: {}", crate::cdr::writer::pg_err(&e)))
+            })?;
+            Result::Ok(Some(CdrPage {
+                cdrs: p.rows,
+                next_cursor: p.next,
+            }))
+        }
+        .await;
+        match res {
+            Result::Ok(Some(p)) => self.json_ok(Surface::Http, &p),
+            Result::Ok(None) => unauthorized(),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
+    /// `GET /v1/cdrs/export?format=csv|json&…`: streamed page by page.
+    pub(super) async fn http_cdrs_export(&self, req: Request<Incoming>) -> Response<Body> {
+        let calls = match self.calls_or_err() {
+            Result::Ok(c) => c.clone(),
+            Err(e) => return self.error(Surface::Http, e),
+        };
+        if let Some(t) = calls.api_token() {
+            if !token_ok(&req, t) {
+                return unauthorized();
+            }
+        }
+        let (f, _, format) = match filter_from_query(req.uri().query(), true) {
+            Result::Ok(x) => x,
+            Err(e) => return self.error(Surface::Http, e),
+        };
+        let client = match calls.pool().get().await {
+            Result::Ok(c) => c,
+            Err(e) => {
+                return self.error(Surface::Http, ApiError::Internal(format!("database: {e}")))
+            }
+        };
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
+        tokio::spawn(async move {
+            if let Err(e) = query::export(&client, &f, format, tx).await {
+                tracing::warn!(error = %crate::cdr::writer::pg_err(&e), "CDR export ended early");
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| {
+                (
+                    Result::<_, std::io::Error>::Ok(Frame::data(Bytes::from(b))),
+                    rx,
+                )
+            })
+        });
+        let body = jsonrpsee::server::HttpBody::new(StreamBody::new(stream));
+        let mut resp = Response::new(Either::Right(body));
+        let ct = match format {
+            Format::Csv => HeaderValue::from_static("text/csv; charset=utf-8"),
+            Format::Json => HeaderValue::from_static("application/x-ndjson"),
+        };
+        resp.headers_mut().insert(CONTENT_TYPE, ct);
+        resp
+    }
+
+    /// `GET /v1/routes/quality`: rolling ASR / ACD / PDD per route.
+    pub(super) fn http_route_quality(&self) -> Response<Body> {
+        match self.calls_or_err() {
+            Result::Ok(c) => self.json_ok(Surface::Http, &c.route_quality()),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        let (f, limit, _) = filter_from_query(
+            Some("ban=10001&from=1700000000&limit=5&dnis_prefix=%2B1212"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.ban.as_deref(), Some("10001"));
+        assert_eq!(f.dnis_prefix.as_deref(), Some("1212"));
+        assert_eq!(limit, 5);
+        let e = filter_from_query(Some("limit=0"), false).unwrap_err();
+        assert!(e.to_string().starts_with("limit:"), "{e}");
+        let e = filter_from_query(Some("bogus=1"), false).unwrap_err();
+        assert!(e.to_string().starts_with("bogus:"), "{e}");
+        let e = filter_from_query(Some("format=csv"), false).unwrap_err();
+        assert!(e.to_string().starts_with("format:"), "{e}");
+        let (_, _, fmt) = filter_from_query(Some("format=csv"), true).unwrap();
+        assert_eq!(fmt, Format::Csv);
+        let e = filter_from_query(Some("from=1700000010&to=1700000000"), false).unwrap_err();
+        assert!(e.to_string().starts_with("to:"), "{e}");
+    }
+}

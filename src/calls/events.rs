@@ -1,0 +1,429 @@
+//! Call events: the wire params of `call.attempt` / `call.answer` / `call.end` (validated, errors
+//! naming the field) and the persisted [`Event`] format (JSON in `call_events.body` and the spool).
+//! Pure: no I/O, no clock except the `now_us` passed in.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted text field.
+const MAX_TEXT: usize = 256;
+/// Event times must lie in [2000-01-01, 2100-01-01).
+const MIN_TS: f64 = 946_684_800.0;
+const MAX_TS: f64 = 4_102_444_800.0;
+/// At most this many attempts per call.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+/// A caller's mistake in an event: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {why}")]
+pub struct EventError {
+    pub field: String,
+    pub why: String,
+}
+
+fn err(field: &str, why: impl Into<String>) -> EventError {
+    EventError {
+        field: field.to_string(),
+        why: why.into(),
+    }
+}
+
+/// One route offered by the dip, with what rating needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteOffer {
+    pub route_id: String,
+    pub vendor: String,
+    /// buy rate, 1e-7 per minute
+    pub rate_e7: i64,
+    /// sell rate, 1e-7 per minute
+    pub customer_rate_e7: i64,
+    pub min: u32,
+    pub inc: u32,
+}
+
+/// What the dip knew when the call started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<String>,
+    pub ani: String,
+    pub dnis: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lrn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    pub routes: Vec<RouteOffer>,
+    /// the customer's billing increments at dip time (None = the vendor's)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_inc: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptInfo {
+    pub attempt: u32,
+    pub route_id: String,
+    pub sip_code: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_us: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<String>,
+}
+
+/// Media statistics and recording reference (the media component fills them; all optional).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mos: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hangup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// set when warpd closed the call itself (reaper): the CDR flag to record
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaped: Option<String>,
+    #[serde(default, flatten)]
+    pub media: MediaInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventData {
+    Start(StartInfo),
+    Attempt(AttemptInfo),
+    Answer(AnswerInfo),
+    End(EndInfo),
+}
+
+/// One call event as warpd stores it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub call_id: String,
+    /// event time, unix microseconds
+    pub ts_us: i64,
+    #[serde(flatten)]
+    pub data: EventData,
+}
+
+impl Event {
+    /// `call_events.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self.data {
+            EventData::Start(_) => "start",
+            EventData::Attempt(_) => "attempt",
+            EventData::Answer(_) => "answer",
+            EventData::End(_) => "end",
+        }
+    }
+    /// `call_events.attempt` (0 except for attempts): with `kind`, the idempotency key.
+    pub fn attempt_key(&self) -> i32 {
+        match &self.data {
+            EventData::Attempt(a) => a.attempt as i32,
+            _ => 0,
+        }
+    }
+    /// Order in which a call's events are replayed.
+    pub fn rank(&self) -> (u8, i32) {
+        let k = match self.data {
+            EventData::Start(_) => 0,
+            EventData::Attempt(_) => 1,
+            EventData::Answer(_) => 2,
+            EventData::End(_) => 3,
+        };
+        (k, self.attempt_key())
+    }
+    pub fn to_json(&self) -> String {
+        // serializing plain data with string keys cannot fail
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    pub fn from_json(s: &[u8]) -> Result<Event, serde_json::Error> {
+        serde_json::from_slice(s)
+    }
+}
+
+// ---- wire params -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttemptParams {
+    call_id: String,
+    attempt: u32,
+    route_id: String,
+    sip_code: u16,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    ts: Option<f64>,
+    #[serde(default)]
+    ring_ts: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerParams {
+    call_id: String,
+    #[serde(default)]
+    attempt: Option<u32>,
+    #[serde(default)]
+    route_id: Option<String>,
+    #[serde(default)]
+    ts: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndParams {
+    call_id: String,
+    #[serde(default)]
+    ts: Option<f64>,
+    #[serde(default)]
+    hangup: Option<String>,
+    #[serde(default)]
+    cause: Option<String>,
+    #[serde(default)]
+    mos: Option<f32>,
+    #[serde(default)]
+    jitter_ms: Option<f32>,
+    #[serde(default)]
+    loss_pct: Option<f32>,
+    #[serde(default)]
+    recording: Option<String>,
+}
+
+fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, EventError> {
+    let first = raw.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let r = if first == Some(b'[') {
+        serde_path_to_error::deserialize::<_, (T,)>(&mut de).map(|(t,)| t)
+    } else {
+        serde_path_to_error::deserialize::<_, T>(&mut de)
+    };
+    match r {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let path = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            let msg = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            // "missing field `x`" / "unknown field `x`" name the field inside the message
+            let field = match (path.as_str(), msg.find('`')) {
+                (".", Some(i)) => msg[i + 1..]
+                    .split('`')
+                    .next()
+                    .unwrap_or("params")
+                    .to_string(),
+                (".", None) => "params".to_string(),
+                (p, _) => p.trim_start_matches("0.").to_string(),
+            };
+            Err(err(&field, msg))
+        }
+    }
+}
+
+fn text(field: &str, v: &str, required: bool) -> Result<(), EventError> {
+    if required && v.trim().is_empty() {
+        return Err(err(field, "must not be empty"));
+    }
+    if v.len() > MAX_TEXT {
+        return Err(err(field, format!("longer than {MAX_TEXT} bytes")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(err(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// True when `s` can serve as a call-id (the dip's `call_id` is tracked only then).
+pub fn valid_call_id(s: &str) -> bool {
+    text("call_id", s, true).is_ok()
+}
+
+fn opt_text(field: &str, v: &Option<String>) -> Result<(), EventError> {
+    match v {
+        Some(s) => text(field, s, false),
+        None => Ok(()),
+    }
+}
+
+/// Seconds (float) to microseconds; absent means `now_us`.
+fn ts_us(field: &str, ts: Option<f64>, now_us: i64) -> Result<i64, EventError> {
+    match ts {
+        None => Ok(now_us),
+        Some(t) if t.is_finite() && (MIN_TS..MAX_TS).contains(&t) => Ok((t * 1e6).round() as i64),
+        Some(t) => Err(err(
+            field,
+            format!("{t} is not a unix time in seconds between 2000 and 2100"),
+        )),
+    }
+}
+
+fn attempt_no(field: &str, a: u32) -> Result<u32, EventError> {
+    if a == 0 || a > MAX_ATTEMPTS {
+        return Err(err(field, format!("must be between 1 and {MAX_ATTEMPTS}")));
+    }
+    Ok(a)
+}
+
+/// `call.attempt` params → event.
+pub fn attempt_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
+    let p: AttemptParams = parse(raw)?;
+    text("call_id", &p.call_id, true)?;
+    text("route_id", &p.route_id, true)?;
+    opt_text("reason", &p.reason)?;
+    attempt_no("attempt", p.attempt)?;
+    if !(100..=699).contains(&p.sip_code) {
+        return Err(err(
+            "sip_code",
+            format!("{} is not a SIP status code (100-699)", p.sip_code),
+        ));
+    }
+    let ts = ts_us("ts", p.ts, now_us)?;
+    let ring = match p.ring_ts {
+        Some(r) => {
+            let r = ts_us("ring_ts", Some(r), now_us)?;
+            if r > ts {
+                return Err(err("ring_ts", "later than ts (the final response)"));
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    Ok(Event {
+        call_id: p.call_id,
+        ts_us: ts,
+        data: EventData::Attempt(AttemptInfo {
+            attempt: p.attempt,
+            route_id: p.route_id,
+            sip_code: p.sip_code,
+            reason: p.reason,
+            ring_us: ring,
+        }),
+    })
+}
+
+/// `call.answer` params → event.
+pub fn answer_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
+    let p: AnswerParams = parse(raw)?;
+    text("call_id", &p.call_id, true)?;
+    opt_text("route_id", &p.route_id)?;
+    if let Some(a) = p.attempt {
+        attempt_no("attempt", a)?;
+    }
+    Ok(Event {
+        call_id: p.call_id,
+        ts_us: ts_us("ts", p.ts, now_us)?,
+        data: EventData::Answer(AnswerInfo {
+            attempt: p.attempt,
+            route_id: p.route_id.filter(|r| !r.is_empty()),
+        }),
+    })
+}
+
+/// `call.end` params → event.
+pub fn end_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
+    let p: EndParams = parse(raw)?;
+    text("call_id", &p.call_id, true)?;
+    opt_text("cause", &p.cause)?;
+    opt_text("recording", &p.recording)?;
+    if let Some(h) = &p.hangup {
+        if !matches!(h.as_str(), "caller" | "callee" | "system") {
+            return Err(err("hangup", "expected one of caller, callee, system"));
+        }
+    }
+    for (f, v, max) in [
+        ("mos", p.mos, 5.0f32),
+        ("jitter_ms", p.jitter_ms, 1e6),
+        ("loss_pct", p.loss_pct, 100.0),
+    ] {
+        if let Some(v) = v {
+            if !v.is_finite() || v < 0.0 || v > max {
+                return Err(err(f, format!("{v} is out of range 0..{max}")));
+            }
+        }
+    }
+    Ok(Event {
+        call_id: p.call_id,
+        ts_us: ts_us("ts", p.ts, now_us)?,
+        data: EventData::End(EndInfo {
+            hangup: p.hangup,
+            cause: p.cause,
+            reaped: None,
+            media: MediaInfo {
+                mos: p.mos,
+                jitter_ms: p.jitter_ms,
+                loss_pct: p.loss_pct,
+                recording: p.recording,
+            },
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000_000;
+
+    #[test]
+    fn attempt_ok_and_defaults() {
+        let e = attempt_event(
+            br#"{"call_id":"c1","attempt":1,"route_id":"r1","sip_code":503,"reason":"busy here","ts":1700000001.5,"ring_ts":1700000001.0}"#,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(e.ts_us, 1_700_000_001_500_000);
+        assert_eq!(e.kind(), "attempt");
+        assert_eq!(e.attempt_key(), 1);
+        let back = Event::from_json(e.to_json().as_bytes()).unwrap();
+        assert_eq!(back, e);
+        let e = answer_event(br#"[{"call_id":"c1"}]"#, NOW).unwrap();
+        assert_eq!(e.ts_us, NOW);
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"attempt":1,"route_id":"r","sip_code":200}"#, "call_id"),
+            (br#"{"call_id":"c","route_id":"r","sip_code":200}"#, "attempt"),
+            (br#"{"call_id":"c","attempt":0,"route_id":"r","sip_code":200}"#, "attempt"),
+            (br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":99}"#, "sip_code"),
+            (br#"{"call_id":"","attempt":1,"route_id":"r","sip_code":200}"#, "call_id"),
+            (br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":200,"ts":"x"}"#, "ts"),
+            (br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":200,"ts":5}"#, "ts"),
+            (br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":200,"ts":1700000000,"ring_ts":1700000001}"#, "ring_ts"),
+            (br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":200,"bogus":1}"#, "bogus"),
+            (b"not json", "params"),
+        ];
+        for (raw, field) in cases {
+            let e = attempt_event(raw, NOW).unwrap_err();
+            assert_eq!(&e.field, field, "{}: {e}", String::from_utf8_lossy(raw));
+        }
+        let e = end_event(br#"{"call_id":"c","hangup":"nobody"}"#, NOW).unwrap_err();
+        assert_eq!(e.field, "hangup");
+        let e = end_event(br#"{"call_id":"c","mos":7}"#, NOW).unwrap_err();
+        assert_eq!(e.field, "mos");
+    }
+}

@@ -1,0 +1,503 @@
+//! Calls: live call state, limits at the dip, the reaper's rules, route quality, call-event
+//! validation. [`CallService`] is the glue the API calls: [`CallService::on_dip`] (limits,
+//! capacity, ASR policy; registers the call) and [`CallService::submit`] (an event, acknowledged
+//! once durable through the [`crate::cdr::writer`]).
+//!
+//! Owns: the live call table ([`state`]), the limits view ([`limits`]), route quality
+//! ([`quality`]), event validation ([`events`]), the calls/CDR metrics. Must not touch: routing
+//! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
+//! (persistence is `crate::cdr`), HTTP.
+
+pub mod events;
+pub mod limits;
+pub mod quality;
+pub mod state;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::routing::{DipAnswer, DipRequest, Engine, RejectAnswer};
+use events::{Event, EventData, RouteOffer, StartInfo};
+use limits::LimitsView;
+use quality::{Quality, RouteStats};
+use state::{Admit, CallTable, ReapLimits};
+
+/// Errors of the calls/CDR layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallsError {
+    #[error(transparent)]
+    Invalid(#[from] events::EventError),
+    #[error("event queue is full; retry")]
+    QueueFull,
+    #[error("call writer has stopped")]
+    WriterGone,
+    #[error("event could not be made durable: {0}")]
+    NotDurable(String),
+    #[error("database: {0}")]
+    Db(String),
+    #[error("spool: {0}")]
+    Spool(String),
+}
+
+/// Unix time now, microseconds.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Prometheus metrics of calls and CDRs (registered into the shared registry).
+pub struct CallMetrics {
+    pub active: IntGauge,
+    /// events by kind and outcome (new, duplicate, after_finish, invalid)
+    pub events: IntCounterVec,
+    /// dips refused or trimmed by limits, by reason (concurrent, cps, capacity)
+    pub limited: IntCounterVec,
+    pub cdrs_written: IntCounter,
+    /// batches by destination (db, spool) and result
+    pub batches: IntCounterVec,
+    pub batch_seconds: Histogram,
+    pub spool_bytes: IntGauge,
+    /// spool records lost to a cut or corrupt tail (never acknowledged)
+    pub spool_damaged: IntCounter,
+    pub reaped: IntCounterVec,
+    pub start_not_queued: IntCounter,
+    pub route_quality: GaugeVec,
+}
+
+/// Metric definitions below are static and valid; prometheus only rejects invalid names (the
+/// same policy as `crate::metrics`).
+fn metric<T>(r: Result<T, prometheus::Error>) -> T {
+    r.unwrap_or_else(|e| panic!("static metric definition rejected by prometheus: {e}"))
+}
+
+impl CallMetrics {
+    pub fn new(reg: &Registry) -> CallMetrics {
+        let cv = |name: &str, help: &str, labels: &[&str]| {
+            metric(IntCounterVec::new(Opts::new(name, help), labels))
+        };
+        let m = CallMetrics {
+            active: metric(IntGauge::new("calls_active", "Live calls")),
+            events: cv(
+                "call_events_total",
+                "Call events by kind and outcome",
+                &["kind", "outcome"],
+            ),
+            limited: cv(
+                "call_limit_total",
+                "Dips refused or trimmed by call limits",
+                &["reason"],
+            ),
+            cdrs_written: metric(IntCounter::new(
+                "cdrs_written_total",
+                "CDRs committed to PostgreSQL",
+            )),
+            batches: cv(
+                "cdr_batches_total",
+                "Writer batches by target and result",
+                &["target", "result"],
+            ),
+            batch_seconds: metric(Histogram::with_opts(
+                HistogramOpts::new("cdr_batch_seconds", "Time to make one batch durable").buckets(
+                    vec![
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                    ],
+                ),
+            )),
+            spool_bytes: metric(IntGauge::new(
+                "cdr_spool_bytes",
+                "Bytes waiting in the local spool",
+            )),
+            spool_damaged: metric(IntCounter::new(
+                "cdr_spool_damaged_total",
+                "Spool files with a cut or corrupt tail record",
+            )),
+            reaped: cv("calls_reaped_total", "Calls closed by the reaper", &["reason"]),
+            start_not_queued: metric(IntCounter::new(
+                "call_start_not_queued_total",
+                "Dip starts not queued (queue full); persisted with the call's next event",
+            )),
+            route_quality: metric(GaugeVec::new(
+                Opts::new(
+                    "route_quality",
+                    "Rolling route quality by measure: asr (ratio), acd_seconds, pdd_seconds, attempts",
+                ),
+                &["route", "measure"],
+            )),
+        };
+        for c in [
+            Box::new(m.active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.events.clone()),
+            Box::new(m.limited.clone()),
+            Box::new(m.cdrs_written.clone()),
+            Box::new(m.batches.clone()),
+            Box::new(m.batch_seconds.clone()),
+            Box::new(m.spool_bytes.clone()),
+            Box::new(m.spool_damaged.clone()),
+            Box::new(m.reaped.clone()),
+            Box::new(m.start_not_queued.clone()),
+            Box::new(m.route_quality.clone()),
+        ] {
+            // distinct constant names; a second service on the same registry keeps the first
+            let _ = reg.register(c);
+        }
+        m
+    }
+}
+
+/// State shared by the API side and the writer task.
+pub struct Shared {
+    table: Mutex<CallTable>,
+    quality: Mutex<Quality>,
+    pub metrics: CallMetrics,
+}
+
+impl Shared {
+    pub fn new(cfg: &crate::config::CallsConfig, reg: &Registry) -> Shared {
+        Shared {
+            table: Mutex::new(CallTable::new(cfg.finished_memory_s as i64 * 1_000_000)),
+            quality: Mutex::new(Quality::new(cfg.quality_window_s, 60)),
+            metrics: CallMetrics::new(reg),
+        }
+    }
+    /// The call table (a poisoned lock is recovered: the table stays consistent per operation).
+    pub fn table(&self) -> MutexGuard<'_, CallTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn quality(&self) -> MutexGuard<'_, Quality> {
+        self.quality.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A unit of work for the writer: events to apply and make durable, then acknowledge.
+pub struct Job {
+    pub events: Vec<Event>,
+    pub ack: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The calls component as the API sees it.
+pub struct CallService {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Job>,
+    limits: Arc<ArcSwap<LimitsView>>,
+    demoted: Arc<ArcSwap<HashSet<String>>>,
+    pool: deadpool_postgres::Pool,
+    api_token: Option<String>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl CallService {
+    /// Recovers (spool replay, live calls rebuilt from the database), then starts the writer,
+    /// the reaper and the limits refresher. Fails when the database or spool is unusable.
+    pub async fn start(
+        config: &Config,
+        registry: &Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<CallService>, CallsError> {
+        let shared = Arc::new(Shared::new(&config.calls, registry));
+        let pool =
+            crate::db::pool(&config.database.url, 2).map_err(|e| CallsError::Db(e.to_string()))?;
+        let limits_client = crate::db::connect(&config.database.url)
+            .await
+            .map_err(|e| CallsError::Db(e.to_string()))?;
+        let view = limits::load(&limits_client)
+            .await
+            .map_err(|e| CallsError::Db(crate::cdr::writer::pg_err(&e)))?;
+        let limits = Arc::new(ArcSwap::from_pointee(view));
+        let (tx, rx) = mpsc::channel(config.cdr.queue_capacity);
+        let writer = crate::cdr::writer::Writer::recover(config, shared.clone()).await?;
+        let c = &config.calls;
+        let reap = ReapLimits {
+            max_duration_us: c.max_call_duration_s as i64 * 1_000_000,
+            max_setup_us: c.max_setup_s as i64 * 1_000_000,
+            orphan_ttl_us: c.orphan_ttl_s as i64 * 1_000_000,
+        };
+        let demoted = Arc::new(ArcSwap::from_pointee(HashSet::new()));
+        let handle = tokio::spawn(writer.run(
+            rx,
+            reap,
+            Duration::from_millis(c.reaper_interval_ms),
+            shutdown.clone(),
+        ));
+        // limits refresher + route quality publisher
+        {
+            let limits = limits.clone();
+            let demoted = demoted.clone();
+            let shared = shared.clone();
+            let url = config.database.url.clone();
+            let every = Duration::from_millis(c.limits_refresh_ms);
+            let (floor, min_n) = (c.asr_floor, c.asr_min_attempts);
+            let tick = Duration::from_millis(c.reaper_interval_ms.min(c.limits_refresh_ms));
+            tokio::spawn(async move {
+                let mut client = Some(limits_client);
+                let mut last = std::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(tick) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    publish_quality(&shared, &demoted, floor, min_n);
+                    if last.elapsed() < every {
+                        continue;
+                    }
+                    last = std::time::Instant::now();
+                    if client.as_ref().is_none_or(|c| c.is_closed()) {
+                        client = crate::db::connect(&url).await.ok();
+                    }
+                    if let Some(cl) = &client {
+                        match limits::load(cl).await {
+                            Ok(v) => limits.store(Arc::new(v)),
+                            Err(e) => {
+                                tracing::warn!(error = %crate::cdr::writer::pg_err(&e), "reading call limits failed; keeping the previous ones");
+                                client = None;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Ok(Arc::new(CallService {
+            shared,
+            tx,
+            limits,
+            demoted,
+            pool,
+            api_token: config.cdr.api_token.clone(),
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Connection pool for CDR queries.
+    pub fn pool(&self) -> &deadpool_postgres::Pool {
+        &self.pool
+    }
+
+    pub fn api_token(&self) -> Option<&str> {
+        self.api_token.as_deref()
+    }
+
+    /// Re-reads limits now (tests, after provisioning changes).
+    pub async fn refresh_limits(&self) -> Result<(), CallsError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| CallsError::Db(e.to_string()))?;
+        let v = limits::load(&client)
+            .await
+            .map_err(|e| CallsError::Db(crate::cdr::writer::pg_err(&e)))?;
+        self.limits.store(Arc::new(v));
+        Ok(())
+    }
+
+    /// Applies limits, capacity and the ASR policy to a dip answer and, for a routed dip with a
+    /// `call_id`, starts the call. Never blocks on I/O.
+    pub fn on_dip(&self, req: &DipRequest, answer: DipAnswer, engine: &Engine) -> DipAnswer {
+        let DipAnswer::Route(mut ra) = answer else {
+            return answer;
+        };
+        let limits = self.limits.load();
+        let demoted = self.demoted.load();
+        let reject = |reason: String| {
+            DipAnswer::Reject(RejectAnswer {
+                sip_code: 503,
+                reason,
+            })
+        };
+        let now = now_us();
+        let ban = match &req.ban {
+            Some(b) => Some(b.clone()),
+            None => engine
+                .snapshot()
+                .customer_for(None, req.src_ip)
+                .map(|c| c.c.ban.clone()),
+        };
+        let mut table = self.shared.table();
+        // routes at capacity are skipped; routes under the ASR floor go last (forced ones stay)
+        let before = ra.routes.len();
+        ra.routes
+            .retain(|r| match limits.route_capacity.get(&r.route_id) {
+                Some(cap) => table.route_calls(&r.route_id) < *cap,
+                None => true,
+            });
+        if ra.routes.len() < before {
+            self.shared
+                .metrics
+                .limited
+                .with_label_values(&["capacity"])
+                .inc();
+        }
+        if !demoted.is_empty() {
+            let (keep, low): (Vec<_>, Vec<_>) = ra
+                .routes
+                .into_iter()
+                .partition(|r| r.forced || !demoted.contains(&r.route_id));
+            ra.routes = keep;
+            ra.routes.extend(low);
+        }
+        if ra.routes.is_empty() {
+            return reject("all routes at capacity".into());
+        }
+        let (Some(call_id), Some(ban)) = (&req.call_id, ban) else {
+            return DipAnswer::Route(ra);
+        };
+        if !events::valid_call_id(call_id) {
+            tracing::info!(
+                "dip call_id is empty, too long or has control characters: call not tracked"
+            );
+            return DipAnswer::Route(ra);
+        }
+        let cl = limits.customers.get(&ban);
+        match table.admit(call_id, &ban, cl, now) {
+            Admit::Retransmit => return DipAnswer::Route(ra),
+            Admit::Reject(reason) => {
+                let label = if reason.contains("concurrent") {
+                    "concurrent"
+                } else {
+                    "cps"
+                };
+                self.shared
+                    .metrics
+                    .limited
+                    .with_label_values(&[label])
+                    .inc();
+                tracing::info!(ban = %ban, reason = %reason, "dip refused by call limits");
+                return reject(reason);
+            }
+            Admit::Ok => {}
+        }
+        let ev = Event {
+            call_id: call_id.clone(),
+            ts_us: now,
+            data: EventData::Start(StartInfo {
+                ban: Some(ban),
+                src_ip: req.src_ip.map(|i| i.to_string()),
+                // E.164 digits without '+' when the number normalizes, else as sent
+                ani: e164_or_raw(&req.ani),
+                dnis: e164_or_raw(&req.dnis),
+                lrn: ra.lrn.clone(),
+                zone: serde_json::to_value(ra.zone)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string)),
+                routes: ra
+                    .routes
+                    .iter()
+                    .map(|r| RouteOffer {
+                        route_id: r.route_id.clone(),
+                        vendor: r.vendor.clone(),
+                        rate_e7: crate::cdr::rating::rate_to_e7(r.rate),
+                        customer_rate_e7: crate::cdr::rating::rate_to_e7(r.customer_rate),
+                        min: r.billing.min as u32,
+                        inc: r.billing.inc as u32,
+                    })
+                    .collect(),
+                customer_min: cl.and_then(|c| c.bill_min),
+                customer_inc: cl.and_then(|c| c.bill_inc),
+            }),
+        };
+        table.start(&ev, now);
+        self.shared.metrics.active.set(table.live() as i64);
+        drop(table);
+        if self
+            .tx
+            .try_send(Job {
+                events: vec![ev],
+                ack: None,
+            })
+            .is_err()
+        {
+            // persisted with the call's next event (see CallTable::apply)
+            self.shared.metrics.start_not_queued.inc();
+        }
+        DipAnswer::Route(ra)
+    }
+
+    /// Queues one event and waits until it is durable (or known already).
+    pub async fn submit(&self, ev: Event) -> Result<(), CallsError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                events: vec![ev],
+                ack: Some(ack),
+            })
+            .await
+            .map_err(|_| CallsError::WriterGone)?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CallsError::NotDurable(e)),
+            Err(_) => Err(CallsError::WriterGone),
+        }
+    }
+
+    /// Rolling per-route figures.
+    pub fn route_quality(&self) -> Vec<RouteStats> {
+        self.shared.quality().stats(now_us())
+    }
+
+    /// Live calls now.
+    pub fn live_calls(&self) -> usize {
+        self.shared.table().live()
+    }
+
+    /// Waits for the writer to finish (after the shutdown token fired).
+    pub async fn join(&self) {
+        let h = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = h {
+            let _ = h.await;
+        }
+    }
+}
+
+fn e164_or_raw(s: &str) -> String {
+    match crate::numbering::normalize(s) {
+        Some(n) => n.as_str().to_string(),
+        None => s.chars().filter(|c| !c.is_control()).take(64).collect(),
+    }
+}
+
+/// Updates the route quality gauges and the set of demoted routes.
+fn publish_quality(
+    shared: &Shared,
+    demoted: &ArcSwap<HashSet<String>>,
+    floor: f64,
+    min_attempts: u64,
+) {
+    let stats = shared.quality().stats(now_us());
+    let g = &shared.metrics.route_quality;
+    let mut low = HashSet::new();
+    for s in &stats {
+        g.with_label_values(&[&s.route_id, "asr"]).set(s.asr);
+        g.with_label_values(&[&s.route_id, "acd_seconds"])
+            .set(s.acd_s);
+        g.with_label_values(&[&s.route_id, "attempts"])
+            .set(s.attempts as f64);
+        if let Some(p) = s.pdd_ms {
+            g.with_label_values(&[&s.route_id, "pdd_seconds"])
+                .set(p / 1000.0);
+        }
+        if floor > 0.0 && s.attempts >= min_attempts && s.asr < floor {
+            low.insert(s.route_id.clone());
+        }
+    }
+    shared.metrics.active.set(shared.table().live() as i64);
+    if **demoted.load() != low {
+        if !low.is_empty() {
+            tracing::info!(routes = ?low, floor, "routes under the ASR floor are demoted at the dip");
+        }
+        demoted.store(Arc::new(low));
+    }
+}

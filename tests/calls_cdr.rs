@@ -1,0 +1,993 @@
+//! Calls and CDRs against a throwaway PostgreSQL: full lifecycles with failover rated under
+//! 6/6, 60/60 and 30/6; concurrent-call and CPS limits; bad and duplicate events; restart with live
+//! calls; a PostgreSQL outage during a stream of calls (spool + replay, every CDR exactly once);
+//! `kill -9` of the warpd binary mid-stream (every acknowledged CDR exactly once); a spool whose
+//! last record is cut.
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use warpd::config::Config;
+
+const Q: &str = "ban=10001&ani=%2B12125550100&dnis=%2B13125550100";
+
+/// The demo network in a fresh cluster.
+async fn demo_db(pg: &support::TestPg) -> tokio_postgres::Client {
+    let mut client = warpd::db::connect(&pg.url()).await.unwrap();
+    warpd::db::migrate::migrate(&mut client).await.unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/network.toml");
+    warpd::provision::apply(&mut client, &demo, false)
+        .await
+        .unwrap();
+    client
+}
+
+fn env(pg: &support::TestPg, spool: &Path) -> Vec<(String, String)> {
+    vec![
+        ("WARPD_DATABASE__URL".into(), pg.url()),
+        ("WARPD_RELOAD__DEBOUNCE_MS".into(), "50".into()),
+        ("WARPD_CDR__SPOOL_DIR".into(), spool.display().to_string()),
+        ("WARPD_CDR__DB_TIMEOUT_MS".into(), "2000".into()),
+        ("WARPD_CALLS__LIMITS_REFRESH_MS".into(), "100".into()),
+        ("WARPD_CALLS__REAPER_INTERVAL_MS".into(), "100".into()),
+        ("WARPD_LOG__LEVEL".into(), "warn".into()),
+    ]
+}
+
+struct Server {
+    base: String,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), warpd::server::ServeError>>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(pg: &support::TestPg, spool: &Path, extra: &[(&str, &str)]) -> Server {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let example = include_str!("../warpd.example.toml");
+        let mut e = env(pg, spool);
+        e.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+        let config = Config::from_str_with_env(example, e).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
+        let http = reqwest::Client::new();
+        wait_ready(&http, &base).await;
+        Server {
+            base,
+            shutdown,
+            task,
+            http,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let done = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        assert!(
+            matches!(done, Ok(Ok(Ok(())))),
+            "server did not stop cleanly: {done:?}"
+        );
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let t = Instant::now();
+    loop {
+        let r = http.get(format!("{base}/readyz")).send().await;
+        if r.map(|r| r.status().as_u16() == 200).unwrap_or(false) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "warpd never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn dip(http: &reqwest::Client, base: &str, call_id: &str) -> Value {
+    http.get(format!("{base}/v1/route?{Q}&call_id={call_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// One JSON-RPC call; returns the whole response object.
+async fn rpc(http: &reqwest::Client, base: &str, method: &str, params: Value) -> Value {
+    http.post(format!("{base}/rpc"))
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn rpc_ok(http: &reqwest::Client, base: &str, method: &str, params: Value) {
+    let r = rpc(http, base, method, params.clone()).await;
+    assert_eq!(r["result"], json!({"ok": true}), "{method} {params}: {r}");
+}
+
+/// Rows of `cdrs` for a call.
+async fn cdrs_of(client: &tokio_postgres::Client, call_id: &str) -> Vec<tokio_postgres::Row> {
+    client
+        .query(
+            "SELECT route_id, vendor_billed_s, customer_billed_s, cost::text, price::text, \
+             disposition, attempt_count, duration_ms, flags, hangup, vendor_min, vendor_inc \
+             FROM cdrs WHERE call_id = $1",
+            &[&call_id],
+        )
+        .await
+        .unwrap()
+}
+
+async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = Instant::now();
+    while !f().await {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn billed(ms: i64, min: i64, inc: i64) -> i64 {
+    let s = (ms + 999) / 1000;
+    if s <= 0 {
+        0
+    } else if s <= min {
+        min
+    } else {
+        min + (s - min + inc - 1) / inc * inc
+    }
+}
+
+fn e7(rate: f64) -> i64 {
+    (rate * 1e7).round() as i64
+}
+
+fn money(billed: i64, rate_e7: i64) -> String {
+    let v = (billed * rate_e7 + 30) / 60;
+    format!("{}.{:07}", v / 10_000_000, v % 10_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycles_rating_limits_bad_input_and_query() {
+    let pg = support::TestPg::start();
+    let client = demo_db(&pg).await;
+    // vendor terms: ns-premium 6/6, ks-ocn 60/60; the customer bills 30/6; at most 2 live calls
+    client
+        .batch_execute(
+            "UPDATE vendor_rates SET min_seconds = 6, inc_seconds = 6 WHERE route_id = (SELECT id FROM routes WHERE name = 'ns-premium');
+             UPDATE vendor_rates SET min_seconds = 60, inc_seconds = 60 WHERE route_id = (SELECT id FROM routes WHERE name = 'ks-ocn');
+             UPDATE customers SET billing_min_seconds = 30, billing_inc_seconds = 6, max_concurrent_calls = 2 WHERE ban = '10001';",
+        )
+        .await
+        .unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let s = Server::start(&pg, spool.path(), &[]).await;
+    let (http, base) = (&s.http, s.base.as_str());
+
+    let a = dip(http, base, "life-1").await;
+    assert_eq!(a["action"], "route", "{a}");
+    let routes = a["routes"].as_array().unwrap().clone();
+    assert!(routes.len() >= 2, "need two routes for failover: {a}");
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // call 1: attempt 1 fails, attempt 2 answers, 31 s, on routes[1]
+    for (id, carrier, secs) in [("life-1", 1usize, 31.0), ("life-2", 0, 61.0)] {
+        if id != "life-1" {
+            assert_eq!(dip(http, base, id).await["action"], "route");
+        }
+        rpc_ok(http, base, "call.attempt", json!({"call_id":id,"attempt":1,"route_id":routes[1 - carrier]["route_id"],"sip_code":503,"reason":"Service Unavailable","ts":t0+1.0})).await;
+        rpc_ok(http, base, "call.attempt", json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"sip_code":200,"ts":t0+3.0,"ring_ts":t0+2.0})).await;
+        // a retry of the same attempt is harmless
+        rpc_ok(http, base, "call.attempt", json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"sip_code":200,"ts":t0+3.0})).await;
+        rpc_ok(
+            http,
+            base,
+            "call.answer",
+            json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"ts":t0+3.0}),
+        )
+        .await;
+        if id == "life-1" {
+            // the limit is 2: life-1 is live, a second and a third call
+            assert_eq!(dip(http, base, "limit-a").await["action"], "route");
+            let r = dip(http, base, "limit-b").await;
+            assert_eq!(
+                (r["action"].as_str(), r["sip_code"].as_u64()),
+                (Some("reject"), Some(503)),
+                "{r}"
+            );
+            assert!(r["reason"].as_str().unwrap().contains("concurrent"), "{r}");
+            // a retransmitted dip of a live call is still answered
+            assert_eq!(dip(http, base, "limit-a").await["action"], "route");
+            rpc_ok(
+                http,
+                base,
+                "call.end",
+                json!({"call_id":"limit-a","hangup":"caller"}),
+            )
+            .await;
+        }
+        rpc_ok(
+            http,
+            base,
+            "call.end",
+            json!({"call_id":id,"ts":t0+3.0+secs,"hangup":"callee","cause":"normal"}),
+        )
+        .await;
+        rpc_ok(
+            http,
+            base,
+            "call.end",
+            json!({"call_id":id,"ts":t0+3.0+secs}),
+        )
+        .await; // retry after the CDR
+        let rows = cdrs_of(&client, id).await;
+        assert_eq!(
+            rows.len(),
+            1,
+            "{id}: exactly one CDR once call.end is acknowledged"
+        );
+        let r = &rows[0];
+        let route = &routes[carrier];
+        let (vmin, vinc) = (
+            route["billing"]["min"].as_i64().unwrap(),
+            route["billing"]["inc"].as_i64().unwrap(),
+        );
+        let ms = (secs * 1000.0) as i64;
+        let vb = billed(ms, vmin, vinc);
+        let cb = billed(ms, 30, 6);
+        assert_eq!(
+            r.get::<_, Option<String>>(0).as_deref(),
+            route["route_id"].as_str()
+        );
+        assert_eq!(
+            r.get::<_, i32>(1) as i64,
+            vb,
+            "{id} vendor billed under {vmin}/{vinc}"
+        );
+        assert_eq!(
+            r.get::<_, i32>(2) as i64,
+            cb,
+            "{id} customer billed under 30/6"
+        );
+        assert_eq!(
+            r.get::<_, String>(3),
+            money(vb, e7(route["rate"].as_f64().unwrap()))
+        );
+        assert_eq!(
+            r.get::<_, String>(4),
+            money(cb, e7(route["customer_rate"].as_f64().unwrap()))
+        );
+        assert_eq!(r.get::<_, String>(5), "answered");
+        assert_eq!(r.get::<_, i32>(6), 2);
+        assert_eq!(r.get::<_, i64>(7), ms);
+        assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("callee"));
+    }
+    // the terms seen were 6/6 (ns-premium) and 60/60 (ks-ocn) when both routes were offered
+    let terms: HashSet<(i32, i32)> = client
+        .query(
+            "SELECT vendor_min, vendor_inc FROM cdrs WHERE call_id LIKE 'life-%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let names: HashSet<&str> = routes
+        .iter()
+        .map(|r| r["route_id"].as_str().unwrap())
+        .collect();
+    if names.contains("ns-premium") && names.contains("ks-ocn") {
+        assert_eq!(terms, HashSet::from([(6, 6), (60, 60)]));
+    }
+
+    // unanswered call: busy on every attempt
+    assert_eq!(dip(http, base, "busy-1").await["action"], "route");
+    rpc_ok(
+        http,
+        base,
+        "call.attempt",
+        json!({"call_id":"busy-1","attempt":1,"route_id":routes[0]["route_id"],"sip_code":486}),
+    )
+    .await;
+    rpc_ok(http, base, "call.end", json!({"call_id":"busy-1"})).await;
+    let r = &cdrs_of(&client, "busy-1").await[0];
+    assert_eq!(
+        (r.get::<_, String>(5).as_str(), r.get::<_, i32>(1)),
+        ("busy", 0)
+    );
+
+    // end before answer: flagged, not billed
+    assert_eq!(dip(http, base, "skew-1").await["action"], "route");
+    rpc_ok(
+        http,
+        base,
+        "call.answer",
+        json!({"call_id":"skew-1","route_id":routes[0]["route_id"],"ts":t0+10.0}),
+    )
+    .await;
+    rpc_ok(
+        http,
+        base,
+        "call.end",
+        json!({"call_id":"skew-1","ts":t0+5.0}),
+    )
+    .await;
+    let r = &cdrs_of(&client, "skew-1").await[0];
+    assert_eq!(r.get::<_, i64>(7), 0);
+    assert!(r
+        .get::<_, Vec<String>>(8)
+        .contains(&"end_before_answer".to_string()));
+
+    // events for a call never dipped are kept (acknowledged, stored), not dropped
+    rpc_ok(http, base, "call.end", json!({"call_id":"ghost-1"})).await;
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM call_events WHERE call_id = 'ghost-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+
+    // bad input: JSON-RPC invalid params naming the field; nothing stored
+    for (method, params, field) in [
+        (
+            "call.attempt",
+            json!({"attempt":1,"route_id":"x","sip_code":200}),
+            "call_id",
+        ),
+        (
+            "call.attempt",
+            json!({"call_id":"b","attempt":1,"route_id":"x","sip_code":42}),
+            "sip_code",
+        ),
+        ("call.answer", json!({"call_id":"b","ts":"soon"}), "ts"),
+        (
+            "call.end",
+            json!({"call_id":"b","hangup":"martians"}),
+            "hangup",
+        ),
+        ("call.end", json!({"call_id":"b","extra":1}), "extra"),
+    ] {
+        let r = rpc(http, base, method, params).await;
+        assert_eq!(r["error"]["code"], -32602, "{r}");
+        assert!(
+            r["error"]["message"].as_str().unwrap().starts_with(field),
+            "{field}: {r}"
+        );
+    }
+
+    // CPS: 1 per second for customer 10001 → the second immediate dip is refused
+    client
+        .execute(
+            "UPDATE customers SET max_concurrent_calls = NULL, max_cps = 1 WHERE ban = '10001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await; // limits refresh every 100 ms
+    let mut refused = 0;
+    for i in 0..3 {
+        let r = dip(http, base, &format!("cps-{i}")).await;
+        if r["action"] == "reject" {
+            assert!(r["reason"].as_str().unwrap().contains("per second"), "{r}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "CPS limit 1 never refused");
+
+    // query: filters, pagination with a cursor, export
+    let page: Value = http
+        .get(format!(
+            "{base}/v1/cdrs?ban=10001&disposition=answered&limit=1"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["cdrs"].as_array().unwrap().len(), 1, "{page}");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let page2: Value = http
+        .get(format!(
+            "{base}/v1/cdrs?ban=10001&disposition=answered&limit=10&cursor={cursor}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: HashSet<String> = page["cdrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["cdrs"].as_array().unwrap())
+        .map(|c| c["call_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.contains("life-1") && ids.contains("life-2"), "{ids:?}");
+    assert!(page2["next_cursor"].is_null());
+    let r = http
+        .get(format!("{base}/v1/cdrs?limit=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let csv = http
+        .get(format!(
+            "{base}/v1/cdrs/export?format=csv&dnis_prefix=%2B1312"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("call_id,started_at"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("life-1,")), "{csv}");
+    let nd = http
+        .get(format!("{base}/v1/cdrs/export?format=json&ban=10001"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM cdrs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nd.lines().count() as i64, total);
+    // the same through the CLI
+    let cfg = spool.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", pg.url())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "cdr",
+            "export",
+            "--ban",
+            "10001",
+        ])
+        .args(["--format", "csv", "--disposition", "answered"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("call_id,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("life-2,")), "{csv}");
+
+    // route quality, metrics
+    let q: Value = http
+        .get(format!("{base}/v1/routes/quality"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        q.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["answered"].as_u64() >= Some(1)),
+        "{q}"
+    );
+    let m = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("warpd_cdrs_written_total"), "{m}");
+    assert!(
+        m.contains("warpd_call_events_total{kind=\"attempt\",outcome=\"duplicate\"} 2"),
+        "{m}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_rebuilds_live_calls_so_limits_hold() {
+    let pg = support::TestPg::start();
+    let client = demo_db(&pg).await;
+    client
+        .execute(
+            "UPDATE customers SET max_concurrent_calls = 2 WHERE ban = '10001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let s = Server::start(&pg, spool.path(), &[]).await;
+    for id in ["live-1", "live-2"] {
+        assert_eq!(dip(&s.http, &s.base, id).await["action"], "route");
+        rpc_ok(
+            &s.http,
+            &s.base,
+            "call.answer",
+            json!({"call_id": id, "route_id": "ns-premium"}),
+        )
+        .await;
+    }
+    s.stop().await;
+
+    let s = Server::start(&pg, spool.path(), &[]).await;
+    let r = dip(&s.http, &s.base, "live-3").await;
+    assert_eq!(r["sip_code"], 503, "limit must survive the restart: {r}");
+    for id in ["live-1", "live-2"] {
+        rpc_ok(
+            &s.http,
+            &s.base,
+            "call.end",
+            json!({"call_id": id, "hangup": "caller"}),
+        )
+        .await;
+        assert_eq!(cdrs_of(&client, id).await.len(), 1);
+    }
+    assert_eq!(dip(&s.http, &s.base, "live-3").await["action"], "route");
+    wait_for("only live-3 unfinished", 10, || {
+        let c = &client;
+        async move {
+            let r = c
+                .query("SELECT DISTINCT call_id FROM call_events", &[])
+                .await
+                .unwrap();
+            r.len() == 1 && r[0].get::<_, String>(0) == "live-3"
+        }
+    })
+    .await;
+    s.stop().await;
+}
+
+/// Drives `n` complete calls with `conc` in flight; returns the call-ids whose call.end was
+/// acknowledged. `fail_ok`: transport errors end a worker instead of failing the test.
+async fn stream_calls(
+    base: String,
+    prefix: &'static str,
+    n: usize,
+    conc: usize,
+    acked: Arc<AtomicUsize>,
+    fail_ok: bool,
+) -> Vec<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = vec![];
+    for _ in 0..conc {
+        let (http, base, next, acked) = (http.clone(), base.clone(), next.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = vec![];
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                let id = format!("{prefix}-{i}");
+                let steps: Vec<(&str, Value)> = vec![
+                    (
+                        "call.attempt",
+                        json!({"call_id":id,"attempt":1,"route_id":"ns-premium","sip_code":200}),
+                    ),
+                    ("call.answer", json!({"call_id":id})),
+                    ("call.end", json!({"call_id":id,"hangup":"caller"})),
+                ];
+                let dip = http
+                    .get(format!("{base}/v1/route?{Q}&call_id={id}"))
+                    .send()
+                    .await;
+                if dip.is_err() {
+                    assert!(fail_ok, "dip failed: {dip:?}");
+                    return done;
+                }
+                for (method, params) in steps {
+                    let r = http
+                        .post(format!("{base}/rpc"))
+                        .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}))
+                        .send()
+                        .await;
+                    let body: Option<Value> = match r {
+                        Ok(r) => r.json().await.ok(),
+                        Err(_) => None,
+                    };
+                    match body {
+                        Some(b) if b["result"]["ok"] == true => {}
+                        other => {
+                            assert!(fail_ok, "{method} for {id}: {other:?}");
+                            return done;
+                        }
+                    }
+                }
+                acked.fetch_add(1, Ordering::SeqCst);
+                done.push(id);
+            }
+            done
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_mid_stream_every_cdr_exactly_once() {
+    let pg = support::TestPg::start();
+    let _client = demo_db(&pg).await;
+    drop(_client);
+    let spool = tempfile::tempdir().unwrap();
+    let s = Server::start(&pg, spool.path(), &[]).await;
+    const N: usize = 300;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let stream = tokio::spawn(stream_calls(
+        s.base.clone(),
+        "out",
+        N,
+        8,
+        acked.clone(),
+        false,
+    ));
+    wait_for("a third of the calls", 120, || {
+        let a = acked.clone();
+        async move { a.load(Ordering::SeqCst) >= N / 3 }
+    })
+    .await;
+    tokio::task::block_in_place(|| pg.stop());
+    let at_stop = acked.load(Ordering::SeqCst);
+    wait_for("calls acknowledged while the database is down", 120, || {
+        let a = acked.clone();
+        async move { a.load(Ordering::SeqCst) >= at_stop + N / 4 }
+    })
+    .await;
+    let spooled = std::fs::metadata(spool.path().join("events.spool"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        spooled > 0,
+        "events must be spooled while PostgreSQL is down"
+    );
+    tokio::task::block_in_place(|| pg.start_server());
+    let done = stream.await.unwrap();
+    assert_eq!(done.len(), N, "every call acknowledged");
+    let client = warpd::db::connect(&pg.url()).await.unwrap();
+    wait_for("every CDR in PostgreSQL", 30, || {
+        let c = &client;
+        async move {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM cdrs WHERE call_id LIKE 'out-%'", &[])
+                .await
+                .unwrap()
+                .get(0);
+            n >= N as i64
+        }
+    })
+    .await;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT call_id) FROM cdrs WHERE call_id LIKE 'out-%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (N as i64, N as i64)
+    );
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM call_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no finished call left in call_events");
+    wait_for("spool removed after replay", 10, || async {
+        !spool.path().join("events.spool").exists()
+    })
+    .await;
+    s.stop().await;
+}
+
+fn warpd_child(pg: &support::TestPg, spool: &Path, port: u16, cfg: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("serve")
+        .envs(env(pg, spool))
+        .env("WARPD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
+    let pg = support::TestPg::start();
+    drop(demo_db(&pg).await);
+    let dir = tempfile::tempdir().unwrap();
+    let spool: PathBuf = dir.path().join("spool");
+    let cfg = dir.path().join("warpd.toml");
+    std::fs::write(
+        &cfg,
+        "[database]\nurl = \"postgres://placeholder@127.0.0.1/x\"\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    let mut child = warpd_child(&pg, &spool, port, &cfg);
+    wait_ready(&http, &base).await;
+    const N: usize = 100_000; // far more than can finish: the kill comes first
+    let acked = Arc::new(AtomicUsize::new(0));
+    let stream = tokio::spawn(stream_calls(base.clone(), "k9", N, 8, acked.clone(), true));
+    wait_for("calls before the kill", 60, || {
+        let a = acked.clone();
+        async move { a.load(Ordering::SeqCst) >= 150 }
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let done = stream.await.unwrap();
+    assert!(done.len() >= 150);
+
+    let mut child = warpd_child(&pg, &spool, port, &cfg);
+    wait_ready(&http, &base).await;
+    let client = warpd::db::connect(&pg.url()).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT call_id, count(*) FROM cdrs WHERE call_id LIKE 'k9-%' GROUP BY call_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut seen = HashSet::new();
+    for r in &rows {
+        let n: i64 = r.get(1);
+        assert_eq!(n, 1, "duplicate CDR for {}", r.get::<_, String>(0));
+        seen.insert(r.get::<_, String>(0));
+    }
+    for id in &done {
+        assert!(
+            seen.contains(id),
+            "acknowledged call {id} has no CDR after kill -9"
+        );
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
+    let pg = support::TestPg::start();
+    drop(demo_db(&pg).await);
+    let spool = tempfile::tempdir().unwrap();
+    // a complete call as warpd spools it, then a record cut in the middle (a crash during write)
+    let t = 1_800_000_000_000_000i64;
+    let evs = [
+        json!({"call_id":"sp-1","ts_us":t,"kind":"start","ban":"10001","ani":"12125550100","dnis":"13125550100",
+               "routes":[{"route_id":"ns-premium","vendor":"northstar","rate_e7":45000,"customer_rate_e7":54000,"min":6,"inc":6}]}),
+        json!({"call_id":"sp-1","ts_us":t+1_000_000,"kind":"attempt","attempt":1,"route_id":"ns-premium","sip_code":200}),
+        json!({"call_id":"sp-1","ts_us":t+1_000_000,"kind":"answer"}),
+        json!({"call_id":"sp-1","ts_us":t+8_000_000,"kind":"end","hangup":"caller"}),
+    ];
+    let mut bytes = vec![];
+    for e in &evs {
+        warpd::cdr::spool::encode(e.to_string().as_bytes(), &mut bytes);
+    }
+    let mut cut = vec![];
+    warpd::cdr::spool::encode(br#"{"call_id":"sp-2","ts_us":1,"kind":"end"}"#, &mut cut);
+    bytes.extend_from_slice(&cut[..cut.len() - 7]);
+    std::fs::write(spool.path().join("events.spool"), &bytes).unwrap();
+
+    let s = Server::start(&pg, spool.path(), &[]).await;
+    let client = warpd::db::connect(&pg.url()).await.unwrap();
+    let rows = cdrs_of(&client, "sp-1").await;
+    assert_eq!(rows.len(), 1);
+    // 7 s under 6/6 = 12 s; $0.0045/min → 0.0009
+    assert_eq!(rows[0].get::<_, i32>(1), 12);
+    assert_eq!(rows[0].get::<_, String>(3), "0.0009000");
+    assert!(!spool.path().join("events.spool").exists());
+    let m = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("warpd_cdr_spool_damaged_total 1"), "{m}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_orphans_route_capacity_and_asr_policy() {
+    let pg = support::TestPg::start();
+    let client = demo_db(&pg).await;
+    // pure least-cost order (the demo forces a route for this customer by override)
+    client.execute("DELETE FROM overrides", &[]).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &pg,
+        spool.path(),
+        &[
+            ("WARPD_CALLS__MAX_SETUP_S", "1"),
+            ("WARPD_CALLS__ORPHAN_TTL_S", "1"),
+            ("WARPD_CALLS__ASR_FLOOR", "0.5"),
+            ("WARPD_CALLS__ASR_MIN_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let (http, base) = (&s.http, s.base.as_str());
+    let routes = dip(http, base, "plain").await["routes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(routes.len() >= 2);
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
+
+    // capacity 1 on the first route: while one call is up on it, dips skip it
+    client
+        .execute("UPDATE routes SET capacity = 1 WHERE name = $1", &[&first])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(dip(http, base, "cap-1").await["action"], "route");
+    rpc_ok(
+        http,
+        base,
+        "call.attempt",
+        json!({"call_id":"cap-1","attempt":1,"route_id":first,"sip_code":200}),
+    )
+    .await;
+    let a = dip(http, base, "cap-2").await;
+    let ids: Vec<&str> = a["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["route_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.contains(&first.as_str()),
+        "route at capacity must be skipped: {a}"
+    );
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-1"})).await;
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-2"})).await;
+    let a = dip(http, base, "cap-3").await;
+    assert_eq!(
+        a["routes"][0]["route_id"],
+        first.as_str(),
+        "capacity free again: {a}"
+    );
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-3"})).await;
+    client
+        .execute(
+            "UPDATE routes SET capacity = NULL WHERE name = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+
+    // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
+    // moved behind the other unforced routes (forced override routes keep their place)
+    let unforced: Vec<String> = routes
+        .iter()
+        .filter(|r| r["forced"] != true)
+        .map(|r| r["route_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(unforced.len() >= 2, "{routes:?}");
+    let bad = unforced[0].clone();
+    for id in ["asr-1", "asr-2", "asr-3"] {
+        assert_eq!(dip(http, base, id).await["action"], "route");
+        let p = json!({"call_id":id,"attempt":1,"route_id":bad,"sip_code":503});
+        rpc_ok(http, base, "call.attempt", p).await;
+        rpc_ok(http, base, "call.end", json!({"call_id":id})).await;
+    }
+    wait_for("the failing route demoted", 10, || async {
+        let a = dip(http, base, "asr-probe").await;
+        let rs: Vec<String> = a["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["forced"] != true)
+            .map(|r| r["route_id"].as_str().unwrap().to_string())
+            .collect();
+        rs.last() == Some(&bad) && rs[0] != bad
+    })
+    .await;
+    let q: Value = http
+        .get(format!("{base}/v1/routes/quality"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route_id"] == bad.as_str())
+        .unwrap()
+        .clone();
+    assert!(r["asr"].as_f64().unwrap() < 0.5, "{q}");
+
+    // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
+    assert_eq!(dip(http, base, "silent-1").await["action"], "route");
+    rpc_ok(
+        http,
+        base,
+        "call.attempt",
+        json!({"call_id":"ghost-2","attempt":1,"route_id":first,"sip_code":200}),
+    )
+    .await;
+    wait_for("reaped CDRs", 15, || async {
+        !cdrs_of(&client, "silent-1").await.is_empty()
+            && !cdrs_of(&client, "ghost-2").await.is_empty()
+    })
+    .await;
+    let r = &cdrs_of(&client, "silent-1").await[0];
+    assert!(r
+        .get::<_, Vec<String>>(8)
+        .contains(&"reaped_no_end".to_string()));
+    assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("system"));
+    let r = &cdrs_of(&client, "ghost-2").await[0];
+    assert!(r.get::<_, Vec<String>>(8).contains(&"orphan".to_string()));
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM call_events WHERE call_id IN ('silent-1', 'ghost-2')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    s.stop().await;
+}
