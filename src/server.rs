@@ -24,7 +24,6 @@ pub enum ServeError {
     Api(#[from] api::ApiError),
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),
-    };
     #[error("calls/CDR start-up: {0}")]
     Calls(String),
 }
@@ -115,6 +114,7 @@ pub async fn run(
             Some(ctl)
         }
         None => None,
+    };
     // calls/CDRs: recover (spool replay, live calls from the database) before serving dips
     let calls = if config.calls.enabled {
         let c = crate::calls::CallService::start(&config, &metrics.registry, shutdown.clone())

@@ -324,13 +324,13 @@ impl CallService {
             None => engine
                 .snapshot()
                 .customer_for(None, req.src_ip)
-                .map(|c| c.c.ban.clone()),
+                .map(|(_, c)| c.c.ban.clone()),
         };
         let mut table = self.shared.table();
         // routes at capacity are skipped; routes under the ASR floor go last (forced ones stay)
         let before = ra.routes.len();
         ra.routes
-            .retain(|r| match limits.route_capacity.get(&r.route_id) {
+            .retain(|r| match limits.route_capacity.get(r.route_id.as_str()) {
                 Some(cap) => table.route_calls(&r.route_id) < *cap,
                 None => true,
             });
@@ -345,7 +345,7 @@ impl CallService {
             let (keep, low): (Vec<_>, Vec<_>) = ra
                 .routes
                 .into_iter()
-                .partition(|r| r.forced || !demoted.contains(&r.route_id));
+                .partition(|r| r.forced || !demoted.contains(r.route_id.as_str()));
             ra.routes = keep;
             ra.routes.extend(low);
         }
@@ -397,8 +397,8 @@ impl CallService {
                     .routes
                     .iter()
                     .map(|r| RouteOffer {
-                        route_id: r.route_id.clone(),
-                        vendor: r.vendor.clone(),
+                        route_id: r.route_id.to_string(),
+                        vendor: r.vendor.to_string(),
                         rate_e7: crate::cdr::rating::rate_to_e7(r.rate),
                         customer_rate_e7: crate::cdr::rating::rate_to_e7(r.customer_rate),
                         min: r.billing.min as u32,

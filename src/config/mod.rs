@@ -355,6 +355,7 @@ impl Config {
                 crate::media::MediaError::Config { key, message } => key_err(&key, message),
                 other => key_err("media", other.to_string()),
             })?;
+        }
         let (c, d) = (&self.calls, &self.cdr);
         for (key, v) in [
             ("calls.max_call_duration_s", c.max_call_duration_s),
