@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod deck;
 pub mod metrics;
 pub mod numbering;
 pub mod provision;
