@@ -168,6 +168,7 @@ fn main() {
             reloader: reloader.clone(),
             metrics: Arc::new(Metrics::new()),
             limits: ApiLimits::default(),
+            admin: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

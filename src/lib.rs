@@ -1,6 +1,7 @@
 //! warpd: control-plane daemon for wholesale voice carriers. See ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -97,6 +97,14 @@ pub async fn run(
         });
     }
 
+    let admin = Arc::new(crate::admin::AdminState::new(
+        &config.database.url,
+        config.routing.clone(),
+    )?);
+    let flusher = admin
+        .dip_log
+        .clone()
+        .spawn_flusher(config.database.url.clone(), shutdown.clone());
     let state = Arc::new(AppState {
         engine,
         reloader: reloader.clone(),
@@ -104,9 +112,11 @@ pub async fn run(
         limits: ApiLimits {
             max_body_bytes: config.server.max_body_bytes,
         },
+        admin: Some(admin),
     });
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;
     reloader.join().await;
+    let _ = flusher.await;
     Ok(())
 }

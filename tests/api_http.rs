@@ -193,6 +193,7 @@ impl TestServer {
             limits: ApiLimits {
                 max_body_bytes: LIMIT,
             },
+            admin: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

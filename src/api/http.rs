@@ -106,6 +106,9 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let answer = engine.dip(req);
+        if let Some(admin) = &self.state.admin {
+            admin.dip_log.record(req);
+        }
         let outcome = match &answer {
             DipAnswer::Route(_) => {
                 self.routed.inc();
@@ -312,6 +315,8 @@ enum Action {
     Healthz,
     Readyz,
     Metrics,
+    Admin,
+    OpenApi,
     Refuse(Surface, ApiError),
 }
 
@@ -323,6 +328,8 @@ fn action(path: &str, method: &Method) -> Action {
         ("/healthz", &Method::GET) => Action::Healthz,
         ("/readyz", &Method::GET) => Action::Readyz,
         ("/metrics", &Method::GET) => Action::Metrics,
+        ("/v1/openapi.json", &Method::GET) => Action::OpenApi,
+        (p, _) if p.starts_with("/v1/admin/") => Action::Admin,
         ("/v1/route" | "/healthz" | "/readyz" | "/metrics", m) => {
             Action::Refuse(Surface::Http, not_allowed(path, m, "GET"))
         }
@@ -358,6 +365,17 @@ pub(crate) async fn handle(
             }
         }
         Action::Metrics => api.metrics(),
+        Action::OpenApi => full(StatusCode::OK, JSON, crate::admin::openapi::document()),
+        Action::Admin => match &api.state.admin {
+            Some(admin) => match crate::admin::handle(admin, req).await {
+                Ok(r) => full(r.status, HeaderValue::from_static(r.content_type), r.body),
+                Err(e) => api.error(Surface::Http, e),
+            },
+            None => api.error(
+                Surface::Http,
+                ApiError::NotFound("/v1/admin (admin API not enabled)".into()),
+            ),
+        },
         Action::Refuse(surface, e) => api.error(surface, e),
     };
     Ok(resp)

@@ -37,6 +37,8 @@ pub struct AppState {
     pub reloader: Arc<dyn Reloader>,
     pub metrics: Arc<Metrics>,
     pub limits: ApiLimits,
+    /// The admin API (`/v1/admin/…`) and the dip log for shadow evaluation; None = not served.
+    pub admin: Option<Arc<crate::admin::AdminState>>,
 }
 
 /// Request limits.

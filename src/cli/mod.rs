@@ -4,6 +4,8 @@
 //! Owns: user-facing command behaviour and output. Must not touch: routing rules or SQL details
 //! (it calls `routing`, `db` and `provision`).
 
+mod deck;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -65,6 +67,16 @@ pub enum Command {
     Reload,
     /// Validate the config file and print the effective configuration
     CheckConfig,
+    /// Rate decks: import, versions, diff, rollback, activate, export, margins, shadow
+    Deck {
+        #[command(subcommand)]
+        cmd: deck::DeckCmd,
+    },
+    /// Admin API bearer tokens
+    Token {
+        #[command(subcommand)]
+        cmd: deck::TokenCmd,
+    },
 }
 
 /// Sets up tracing from the config (RUST_LOG wins); numbers are masked unless log.log_numbers.
@@ -155,6 +167,14 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "reload requested (every warpd listening on this database rebuilds its snapshot)"
             );
+        }
+        Command::Deck { cmd } => {
+            init_logging(None, "warn");
+            deck::run_deck(&config, cmd).await?;
+        }
+        Command::Token { cmd } => {
+            init_logging(None, "warn");
+            deck::run_token(&config, cmd).await?;
         }
         Command::CheckConfig => {
             println!("config {} is valid", cli.config.display());

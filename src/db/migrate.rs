@@ -39,10 +39,8 @@ macro_rules! migration {
 
 /// Every migration, sorted by version. Adding a file to `sql/` without listing it here fails the
 /// `list_matches_sql_dir` unit test.
-pub const MIGRATIONS: &[Migration] = &[
-    migration!("0001_routing.sql"),
-    migration!("0002_decks.sql"),
-];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!("0001_routing.sql"), migration!("0002_decks.sql")];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.
 const fn version_of(name: &str) -> i32 {

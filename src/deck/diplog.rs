@@ -66,7 +66,12 @@ impl DipLog {
     pub fn samples(&self) -> Vec<DipRequest> {
         match self.inner.lock() {
             Ok(r) => r.items.iter().map(|(_, d)| d.clone()).collect(),
-            Err(p) => p.into_inner().items.iter().map(|(_, d)| d.clone()).collect(),
+            Err(p) => p
+                .into_inner()
+                .items
+                .iter()
+                .map(|(_, d)| d.clone())
+                .collect(),
         }
     }
 

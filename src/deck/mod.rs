@@ -70,7 +70,9 @@ fn list(issues: &[Issue]) -> String {
 }
 
 impl DeckError {
-    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DeckError {
+    pub(crate) fn db(
+        context: impl Into<String>,
+    ) -> impl FnOnce(tokio_postgres::Error) -> DeckError {
         let context = context.into();
         move |source| {
             let message = match source.as_db_error() {

@@ -790,7 +790,10 @@ impl Validator {
             let o = get(Field::Ocn).unwrap_or("");
             let l = get(Field::Lata).unwrap_or("");
             if o.is_empty() || !o.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                issue(Field::Ocn, format!("{o:?} is not an OCN (letters and digits)"));
+                issue(
+                    Field::Ocn,
+                    format!("{o:?} is not an OCN (letters and digits)"),
+                );
             }
             if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) {
                 issue(Field::Lata, format!("{l:?} is not a LATA code (digits)"));
@@ -1027,7 +1030,9 @@ mod tests {
     use super::*;
 
     fn rows(csv: &[u8], mapping: &Mapping) -> (Vec<String>, Vec<Result<String, String>>) {
-        let mut src = CsvSource::new(csv, "t.csv").map_err(|e| e.to_string()).unwrap();
+        let mut src = CsvSource::new(csv, "t.csv")
+            .map_err(|e| e.to_string())
+            .unwrap();
         let layout = detect_layout("t.csv", src.headers(), mapping, false).unwrap();
         let mut v = Validator::new("t.csv", layout, Rules::default());
         let mut out = vec![];
@@ -1090,7 +1095,9 @@ mod tests {
         assert!(errs[0].contains("line 2") && errs[0].contains("not a number"));
         assert!(errs[1].contains("line 3") && errs[1].contains("negative rate"));
         assert!(errs[2].contains("line 4") && errs[2].contains("E.164 digits"));
-        assert!(errs[3].contains("line 6") && errs[3].contains("different rates (first at line 5)"));
+        assert!(
+            errs[3].contains("line 6") && errs[3].contains("different rates (first at line 5)")
+        );
         // line 7 repeats line 5 exactly: dropped, not an error
         assert_eq!(r.len(), 5);
     }
@@ -1124,7 +1131,10 @@ mod tests {
     fn dates() {
         assert_eq!(parse_when("2026-12-01").unwrap(), 1_796_083_200_000_000);
         assert_eq!(parse_when("12/01/2026").unwrap(), 1_796_083_200_000_000);
-        assert_eq!(parse_when("2026-12-01T00:00Z").unwrap(), 1_796_083_200_000_000);
+        assert_eq!(
+            parse_when("2026-12-01T00:00Z").unwrap(),
+            1_796_083_200_000_000
+        );
         assert!(parse_when("tomorrow").is_err());
     }
 

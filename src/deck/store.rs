@@ -167,7 +167,10 @@ pub(crate) struct RouteRow {
 }
 
 /// Looks up a route by name, locking it (deck changes of one route are serialized).
-pub(crate) async fn lock_route<C: GenericClient>(c: &C, route: &str) -> Result<RouteRow, DeckError> {
+pub(crate) async fn lock_route<C: GenericClient>(
+    c: &C,
+    route: &str,
+) -> Result<RouteRow, DeckError> {
     let row = c
         .query_opt(
             "SELECT r.id, r.vendor_id, v.billing_model::text = 'OCN_LATA' \
@@ -197,8 +200,9 @@ pub async fn saved_mapping<C: GenericClient>(c: &C, vendor_id: i64) -> Result<Ma
         None => Ok(Mapping::default()),
         Some(r) => {
             let v: serde_json::Value = r.get(0);
-            serde_json::from_value(v)
-                .map_err(|e| DeckError::Internal(format!("saved mapping of vendor {vendor_id}: {e}")))
+            serde_json::from_value(v).map_err(|e| {
+                DeckError::Internal(format!("saved mapping of vendor {vendor_id}: {e}"))
+            })
         }
     }
 }
@@ -226,7 +230,8 @@ fn parse_blocking(
     skip_invalid: bool,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<Parsed, Vec<Issue>> {
-    let (format, mut src) = open_source(input, label, sheet, MAX_XLSX_BYTES).map_err(|i| vec![i])?;
+    let (format, mut src) =
+        open_source(input, label, sheet, MAX_XLSX_BYTES).map_err(|i| vec![i])?;
     let layout = detect_layout(label, src.headers(), mapping, rules.ocn_lata)?;
     let mut v = Validator::new(label, layout.clone(), rules);
     let mut out = Parsed {
@@ -412,7 +417,11 @@ pub async fn import(
     if parsed.rows == 0 {
         return Err(DeckError::Invalid {
             source_label: opts.source.clone(),
-            issues: vec![Issue::new(&opts.source, "", "no valid rows: nothing to import")],
+            issues: vec![Issue::new(
+                &opts.source,
+                "",
+                "no valid rows: nothing to import",
+            )],
             total: 1,
         });
     }
@@ -541,7 +550,11 @@ pub async fn import(
 
 /// First import on a route that already has rows (from `warpd apply`): keep them as version
 /// `baseline`, so diff, rollback and shadow have something to compare with.
-async fn ensure_baseline(tx: &Transaction<'_>, route_id: i64, actor: &str) -> Result<(), DeckError> {
+async fn ensure_baseline(
+    tx: &Transaction<'_>,
+    route_id: i64,
+    actor: &str,
+) -> Result<(), DeckError> {
     let has_versions: bool = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM deck_versions WHERE route_id = $1)",
@@ -572,7 +585,9 @@ async fn ensure_baseline(tx: &Transaction<'_>, route_id: i64, actor: &str) -> Re
             &[&id, &route_id],
         )
         .await
-        .map_err(DeckError::db("keeping the route's rows as the baseline version"))?;
+        .map_err(DeckError::db(
+            "keeping the route's rows as the baseline version",
+        ))?;
     if n == 0 {
         tx.execute("DELETE FROM deck_versions WHERE id = $1", &[&id])
             .await
@@ -608,7 +623,9 @@ async fn activate_incremental(
         &[&route_id, &effective, &version_id, &actor],
     )
     .await
-    .map_err(DeckError::db("replacing a version with the same effective time"))?;
+    .map_err(DeckError::db(
+        "replacing a version with the same effective time",
+    ))?;
     tx.execute(
         "UPDATE deck_versions SET state = 'live' WHERE id = $1",
         &[&version_id],
@@ -641,7 +658,9 @@ async fn activate_incremental(
         &[&route_id, &effective],
     )
     .await
-    .map_err(DeckError::db("ending the previous version at the new effective time"))?;
+    .map_err(DeckError::db(
+        "ending the previous version at the new effective time",
+    ))?;
     tx.execute(
         &format!(
             "INSERT INTO vendor_rates ({VR_COLS}) \
@@ -697,7 +716,9 @@ async fn rebuild(tx: &Transaction<'_>, route_id: i64) -> Result<(), DeckError> {
         &[&route_id, &none],
     )
     .await
-    .map_err(DeckError::db("rewriting the route's rows from its versions"))?;
+    .map_err(DeckError::db(
+        "rewriting the route's rows from its versions",
+    ))?;
     prune_expired(tx, route_id).await
 }
 
@@ -757,7 +778,9 @@ pub async fn rollback(
             .map_err(DeckError::db("finding the newest version"))?
             .map(|row| row.get(0))
             .ok_or_else(|| {
-                DeckError::Conflict(format!("route {route:?} has no live deck version to roll back"))
+                DeckError::Conflict(format!(
+                    "route {route:?} has no live deck version to roll back"
+                ))
             })?,
     };
     let (state, _) = version_route(&tx, &r, route, v).await?;
@@ -814,7 +837,9 @@ pub async fn activate(
         &[&r.id, &eff, &version, &actor],
     )
     .await
-    .map_err(DeckError::db("replacing a version with the same effective time"))?;
+    .map_err(DeckError::db(
+        "replacing a version with the same effective time",
+    ))?;
     tx.execute(
         "UPDATE deck_versions SET state = 'live', effective_from = $2, changed_at = now(), changed_by = $3 WHERE id = $1",
         &[&version, &eff, &actor],
