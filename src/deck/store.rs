@@ -928,7 +928,7 @@ pub async fn diff_versions<C: GenericClient>(
                      WHEN up AND NOT down AND NOT nullchg THEN 'up' \
                      WHEN down AND NOT up AND NOT nullchg THEN 'down' \
                      WHEN up OR down OR nullchg THEN 'changed' ELSE 'unchanged' END AS change FROM j) \
-        SELECT change, count(*), count(*) FILTER (WHERE pct > $3), NULL::text, NULL::text, NULL::text, NULL::float8 \
+        SELECT change, count(*), count(*) FILTER (WHERE pct > $3::float8), NULL::text, NULL::text, NULL::text, NULL::float8 \
           FROM c GROUP BY change \
         UNION ALL \
         (SELECT 'row', 0, 0, k, change, trim_scale(ai)::text || '|' || coalesce(trim_scale(bi)::text, ''), pct::float8 \
