@@ -1160,6 +1160,108 @@ mod tests {
         assert_eq!(f, vec!["1".to_string(), "0.5".to_string()]);
     }
 
+    /// A minimal XLSX workbook (inline strings) with the given sheets.
+    fn xlsx(sheets: &[(&str, &[&[&str]])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default();
+        let mut put = |name: &str, body: String| {
+            z.start_file(name, o).unwrap();
+            z.write_all(body.as_bytes()).unwrap();
+        };
+        let mut ct = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>"#,
+        );
+        let mut wb = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>"#,
+        );
+        let mut rels = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
+        );
+        for (i, (name, rows)) in sheets.iter().enumerate() {
+            let n = i + 1;
+            ct.push_str(&format!(r#"<Override PartName="/xl/worksheets/sheet{n}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"#));
+            wb.push_str(&format!(
+                r#"<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>"#
+            ));
+            rels.push_str(&format!(r#"<Relationship Id="rId{n}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{n}.xml"/>"#));
+            let mut sh = String::from(
+                r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+            );
+            for (r, row) in rows.iter().enumerate() {
+                sh.push_str(&format!(r#"<row r="{}">"#, r + 1));
+                for (c, v) in row.iter().enumerate() {
+                    let col = (b'A' + c as u8) as char;
+                    if v.parse::<f64>().is_ok() {
+                        sh.push_str(&format!(r#"<c r="{col}{}"><v>{v}</v></c>"#, r + 1));
+                    } else {
+                        sh.push_str(&format!(
+                            r#"<c r="{col}{}" t="inlineStr"><is><t>{v}</t></is></c>"#,
+                            r + 1
+                        ));
+                    }
+                }
+                sh.push_str("</row>");
+            }
+            sh.push_str("</sheetData></worksheet>");
+            put(&format!("xl/worksheets/sheet{n}.xml"), sh);
+        }
+        ct.push_str("</Types>");
+        wb.push_str("</sheets></workbook>");
+        rels.push_str("</Relationships>");
+        put("[Content_Types].xml", ct);
+        put("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string());
+        put("xl/workbook.xml", wb);
+        put("xl/_rels/workbook.xml.rels", rels);
+        z.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn xlsx_single_and_multi_sheet() {
+        let rows: &[&[&str]] = &[
+            &["Prefix", "Destination", "Rate"],
+            &["4420", "London", "0.008"],
+            &["44", "UK", "0.01"],
+        ];
+        let one = xlsx(&[("Deck", rows)]);
+        let (fmt, mut src) = open_source(Box::new(Cursor::new(one)), "d.xlsx", None, 1 << 20)
+            .map_err(|e| e.to_string())
+            .unwrap();
+        assert_eq!(fmt, Format::Xlsx);
+        assert_eq!(src.headers(), ["Prefix", "Destination", "Rate"]);
+        let mut f = vec![];
+        assert_eq!(src.next_row(&mut f).unwrap(), Some(2));
+        assert_eq!(f, ["4420", "London", "0.008"]);
+
+        let two = xlsx(&[("Notes", &[&["hello"]]), ("Deck", rows)]);
+        let e = open_source(Box::new(Cursor::new(two.clone())), "d.xlsx", None, 1 << 20)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("2 sheets (Notes, Deck)"), "{e}");
+        let (_, src) = open_source(
+            Box::new(Cursor::new(two.clone())),
+            "d.xlsx",
+            Some("Deck"),
+            1 << 20,
+        )
+        .map_err(|e| e.to_string())
+        .unwrap();
+        assert_eq!(src.headers()[0], "Prefix");
+        let e = open_source(Box::new(Cursor::new(two)), "d.xlsx", Some("Nope"), 1 << 20)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("no sheet \"Nope\""), "{e}");
+        let e = open_source(
+            Box::new(Cursor::new(b"PK\x03\x04garbage".to_vec())),
+            "d.xlsx",
+            None,
+            1 << 20,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("not a readable XLSX"), "{e}");
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         /// Any bytes: no panic, and every row is either valid or an issue with a line number.

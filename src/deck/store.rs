@@ -220,19 +220,32 @@ struct Parsed {
 
 /// Parses and validates `input`, sending COPY chunks of valid rows to `tx` (stops sending after
 /// the first bad row unless `skip_invalid`, but keeps validating to report every bad row).
-fn parse_blocking(
-    input: Box<dyn Read + Send>,
-    label: &str,
-    sheet: Option<&str>,
-    mapping: &Mapping,
+struct ParseJob {
+    label: String,
+    sheet: Option<String>,
+    mapping: Mapping,
     rules: Rules,
     version_id: i64,
     skip_invalid: bool,
+}
+
+fn parse_blocking(
+    input: Box<dyn Read + Send>,
+    job: ParseJob,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<Parsed, Vec<Issue>> {
+    let ParseJob {
+        label,
+        sheet,
+        mapping,
+        rules,
+        version_id,
+        skip_invalid,
+    } = job;
+    let label = label.as_str();
     let (format, mut src) =
-        open_source(input, label, sheet, MAX_XLSX_BYTES).map_err(|i| vec![i])?;
-    let layout = detect_layout(label, src.headers(), mapping, rules.ocn_lata)?;
+        open_source(input, label, sheet.as_deref(), MAX_XLSX_BYTES).map_err(|i| vec![i])?;
+    let layout = detect_layout(label, src.headers(), &mapping, rules.ocn_lata)?;
     let mut v = Validator::new(label, layout.clone(), rules);
     let mut out = Parsed {
         format,
@@ -343,26 +356,18 @@ pub async fn import(
 
     // parse on a blocking thread, COPY here: the two overlap
     let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let label = opts.source.clone();
-    let sheet = opts.sheet.clone();
-    let map2 = mapping.clone();
-    let rules = Rules {
-        ocn_lata: route.ocn_lata,
-        ..Rules::default()
+    let job = ParseJob {
+        label: opts.source.clone(),
+        sheet: opts.sheet.clone(),
+        mapping: mapping.clone(),
+        rules: Rules {
+            ocn_lata: route.ocn_lata,
+            ..Rules::default()
+        },
+        version_id,
+        skip_invalid: opts.skip_invalid,
     };
-    let skip = opts.skip_invalid;
-    let task = tokio::task::spawn_blocking(move || {
-        parse_blocking(
-            input,
-            &label,
-            sheet.as_deref(),
-            &map2,
-            rules,
-            version_id,
-            skip,
-            chunk_tx,
-        )
-    });
+    let task = tokio::task::spawn_blocking(move || parse_blocking(input, job, chunk_tx));
     let sink = tx
         .copy_in::<_, Bytes>(&format!(
             "COPY deck_rates ({}) FROM STDIN",
