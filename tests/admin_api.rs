@@ -389,6 +389,53 @@ async fn admin_api_roles_audit_openapi_and_decks() {
         .await;
     assert_eq!(s, 403, "{e}");
 
+    // exclusions and overrides: a global block of 4420 rejects the next dips, deleting it restores
+    let (s, e) = api
+        .call(
+            "POST",
+            "/v1/admin/overrides",
+            Some(&ops),
+            Some(json!({"route": "nope"})),
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+    let (s, ex) = api
+        .call(
+            "POST",
+            "/v1/admin/exclusions",
+            Some(&ops),
+            Some(json!({"prefix": "4420", "note": "fraud"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ex}");
+    let id = ex["after"]["id"].as_i64().unwrap();
+    let t = Instant::now();
+    while api.london().await["sip_code"] != 403 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "exclusion not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/v1/admin/exclusions/{id}"),
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = api
+        .call(
+            "DELETE",
+            &format!("/v1/admin/exclusions/{id}"),
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{e}");
+
     // revoked tokens stop working
     let (s, _) = api
         .call("DELETE", "/v1/admin/tokens/viewer", Some(&admin), None)

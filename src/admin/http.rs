@@ -8,9 +8,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH};
+use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
 use super::{AdminState, Principal, Role};
-use crate::api::ApiError;
+use crate::api::{read_body, ApiError};
 use crate::deck::{self, ImportOptions, Mapping};
 
 /// A successful admin answer: status, content type, body.
@@ -62,6 +61,12 @@ pub enum Op {
     CustomerDelete,
     CustomerPartitionAdd,
     CustomerPartitionRemove,
+    OverridesList,
+    OverrideCreate,
+    OverrideDelete,
+    ExclusionsList,
+    ExclusionCreate,
+    ExclusionDelete,
     DeckUpload,
     DeckVersions,
     DeckDiff,
@@ -184,6 +189,37 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         Op::CustomerPartitionRemove,
     ),
     (
+        "GET",
+        "/v1/admin/overrides",
+        Role::Readonly,
+        Op::OverridesList,
+    ),
+    ("POST", "/v1/admin/overrides", Role::Ops, Op::OverrideCreate),
+    (
+        "DELETE",
+        "/v1/admin/overrides/{id}",
+        Role::Ops,
+        Op::OverrideDelete,
+    ),
+    (
+        "GET",
+        "/v1/admin/exclusions",
+        Role::Readonly,
+        Op::ExclusionsList,
+    ),
+    (
+        "POST",
+        "/v1/admin/exclusions",
+        Role::Ops,
+        Op::ExclusionCreate,
+    ),
+    (
+        "DELETE",
+        "/v1/admin/exclusions/{id}",
+        Role::Ops,
+        Op::ExclusionDelete,
+    ),
+    (
         "POST",
         "/v1/admin/routes/{route}/decks",
         Role::Ops,
@@ -302,27 +338,6 @@ fn bearer(req: &Request<Incoming>) -> Result<String, ApiError> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::Unauthorized("expected Authorization: Bearer <token>".into()))?;
     Ok(t.to_string())
-}
-
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::BodyTooLarge { limit })
-        }
-        Err(e) => Err(ApiError::BodyRead(e.to_string())),
-    }
 }
 
 /// Maps a database error of an admin change to the caller's mistake where it is one.
@@ -478,6 +493,12 @@ async fn dispatch(
         Op::CustomerDelete => customer_delete(c, ctx).await,
         Op::CustomerPartitionAdd => customer_partition_add(c, ctx).await,
         Op::CustomerPartitionRemove => customer_partition_remove(c, ctx).await,
+        Op::OverridesList => overrides_list(c).await,
+        Op::OverrideCreate => override_create(c, ctx).await,
+        Op::OverrideDelete => override_delete(c, ctx).await,
+        Op::ExclusionsList => exclusions_list(c).await,
+        Op::ExclusionCreate => exclusion_create(c, ctx).await,
+        Op::ExclusionDelete => exclusion_delete(c, ctx).await,
         Op::DeckUpload => deck_upload(c, ctx).await,
         Op::DeckVersions => deck_versions(c, ctx).await,
         Op::DeckDiff => deck_diff(c, ctx).await,
@@ -1183,6 +1204,178 @@ pub async fn customer_partition_remove(
         "DELETE FROM customer_partitions cp USING customers c, partitions p WHERE c.id = cp.customer_id \
          AND p.id = cp.partition_id AND c.ban = $1 AND p.name = $2 RETURNING NULL::jsonb",
         &[&ban, &p],
+        false,
+    )
+    .await
+}
+
+// ---- overrides and exclusions ------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideIn {
+    /// customer BAN; absent = every customer
+    pub customer: Option<String>,
+    /// E.164 digits; absent or "" = every destination
+    pub prefix: Option<String>,
+    pub route: String,
+    /// forced buy rate (decimal), absent = the route's deck rate
+    pub rate: Option<String>,
+    /// RFC 3339
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionIn {
+    /// customer BAN; absent = global
+    pub customer: Option<String>,
+    /// E.164 digits; "" = everywhere (needs a vendor)
+    pub prefix: Option<String>,
+    /// vendor name; absent = the prefix is blocked (403)
+    pub vendor: Option<String>,
+    pub note: Option<String>,
+}
+
+fn id_param(ctx: &Ctx) -> Result<i64, ApiError> {
+    let v = ctx.p("id");
+    v.parse()
+        .map_err(|_| ApiError::invalid("id", format!("{v:?} is not an id")))
+}
+
+#[utoipa::path(get, path = "/v1/admin/overrides", tag = "overrides", security(("bearer" = [])),
+    responses((status = 200, description = "every override")))]
+pub async fn overrides_list(c: &tokio_postgres::Client) -> Result<AdminReply, ApiError> {
+    list(
+        c,
+        "SELECT o.id, c.ban AS customer, o.prefix, r.name AS route, o.rate::text, o.valid_from, \
+         o.valid_until, o.note FROM overrides o JOIN routes r ON r.id = o.route_id \
+         LEFT JOIN customers c ON c.id = o.customer_id ORDER BY o.id",
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/admin/overrides", tag = "overrides", security(("bearer" = [])),
+    request_body = OverrideIn, responses((status = 201, description = "created"),
+    (status = 404, description = "no such customer or route")))]
+pub async fn override_create(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let b: OverrideIn = ctx.json()?;
+    route_exists(c, &b.route).await?;
+    if let Some(ban) = &b.customer {
+        customer_exists(c, ban).await?;
+    }
+    let prefix = b.prefix.clone().unwrap_or_default();
+    change(
+        c,
+        ctx,
+        "override.create",
+        format!("override {} {prefix} -> {}", b.customer.as_deref().unwrap_or("*"), b.route),
+        None,
+        "INSERT INTO overrides (customer_id, prefix, route_id, rate, valid_from, valid_until, note) \
+         SELECT (SELECT id FROM customers WHERE ban = $1), $2, r.id, $4::text::numeric, \
+         coalesce($5::text::timestamptz, '-infinity'), coalesce($6::text::timestamptz, 'infinity'), \
+         coalesce($7, '') FROM routes r WHERE r.name = $3 \
+         RETURNING to_jsonb(overrides.*)",
+        &[&b.customer, &prefix, &b.route, &b.rate, &b.valid_from, &b.valid_until, &b.note],
+        true,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/admin/overrides/{id}", tag = "overrides", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "override id")),
+    responses((status = 200, description = "deleted")))]
+pub async fn override_delete(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let id = id_param(ctx)?;
+    change(
+        c,
+        ctx,
+        "override.delete",
+        format!("override {id}"),
+        Some((
+            "SELECT to_jsonb(o.*) FROM overrides o WHERE id = $1 FOR UPDATE",
+            vec![&id],
+        )),
+        "DELETE FROM overrides WHERE id = $1 RETURNING NULL::jsonb",
+        &[&id],
+        false,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/admin/exclusions", tag = "overrides", security(("bearer" = [])),
+    responses((status = 200, description = "every exclusion")))]
+pub async fn exclusions_list(c: &tokio_postgres::Client) -> Result<AdminReply, ApiError> {
+    list(
+        c,
+        "SELECT e.id, c.ban AS customer, e.prefix, v.name AS vendor, e.note FROM exclusions e \
+         LEFT JOIN customers c ON c.id = e.customer_id LEFT JOIN vendors v ON v.id = e.vendor_id \
+         ORDER BY e.id",
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/admin/exclusions", tag = "overrides", security(("bearer" = [])),
+    request_body = ExclusionIn, responses((status = 201, description = "created"),
+    (status = 404, description = "no such customer or vendor")))]
+pub async fn exclusion_create(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let b: ExclusionIn = ctx.json()?;
+    if let Some(ban) = &b.customer {
+        customer_exists(c, ban).await?;
+    }
+    if let Some(v) = &b.vendor {
+        vendor_exists(c, v).await?;
+    }
+    let prefix = b.prefix.clone().unwrap_or_default();
+    change(
+        c,
+        ctx,
+        "exclusion.create",
+        format!(
+            "exclusion {} {prefix} {}",
+            b.customer.as_deref().unwrap_or("*"),
+            b.vendor.as_deref().unwrap_or("(blocked)")
+        ),
+        None,
+        "INSERT INTO exclusions (customer_id, prefix, vendor_id, note) \
+         VALUES ((SELECT id FROM customers WHERE ban = $1), $2, (SELECT id FROM vendors WHERE name = $3), \
+         coalesce($4, '')) RETURNING to_jsonb(exclusions.*)",
+        &[&b.customer, &prefix, &b.vendor, &b.note],
+        true,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/admin/exclusions/{id}", tag = "overrides", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "exclusion id")),
+    responses((status = 200, description = "deleted")))]
+pub async fn exclusion_delete(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let id = id_param(ctx)?;
+    change(
+        c,
+        ctx,
+        "exclusion.delete",
+        format!("exclusion {id}"),
+        Some((
+            "SELECT to_jsonb(e.*) FROM exclusions e WHERE id = $1 FOR UPDATE",
+            vec![&id],
+        )),
+        "DELETE FROM exclusions WHERE id = $1 RETURNING NULL::jsonb",
+        &[&id],
         false,
     )
     .await

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::provision::csv_rows::Eol;
-use crate::provision::values::{check_prefix, fmt_scaled, parse_rate, NEG_INF, POS_INF};
+use crate::provision::values::{check_prefix, fmt_scaled, parse_rate, Cell, NEG_INF, POS_INF};
 use crate::provision::Issue;
 
 /// What a deck column means.
@@ -970,26 +970,6 @@ impl Validator {
     }
 }
 
-fn copy_text(s: &str, out: &mut Vec<u8>) {
-    for b in s.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
-    }
-}
-
-fn copy_ts(us: i64, out: &mut Vec<u8>) {
-    match us {
-        NEG_INF => out.extend_from_slice(b"-infinity"),
-        POS_INF => out.extend_from_slice(b"infinity"),
-        _ => out.extend_from_slice(crate::provision::values::fmt_ts(us).as_bytes()),
-    }
-}
-
 /// The COPY text columns written by [`DeckRow::write_copy`], after `version_id`.
 pub const COPY_COLUMNS: &str = "version_id, prefix, ocn, lata, description, rate_inter, \
     rate_intra, rate_local, min_seconds, inc_seconds, effective_from, effective_until";
@@ -1000,7 +980,7 @@ impl DeckRow<'_> {
         use std::io::Write;
         let _ = write!(out, "{version_id}\t");
         let opt = |v: Option<&str>, out: &mut Vec<u8>| match v {
-            Some(s) => copy_text(s, out),
+            Some(s) => Cell::Text(s).write_copy(out),
             None => out.extend_from_slice(b"\\N"),
         };
         opt(self.prefix, out);
@@ -1018,9 +998,9 @@ impl DeckRow<'_> {
             }
         }
         let _ = write!(out, "\t{}\t{}\t", self.min_seconds, self.inc_seconds);
-        copy_ts(self.from, out);
+        Cell::Ts(self.from).write_copy(out);
         out.push(b'\t');
-        copy_ts(self.until, out);
+        Cell::Ts(self.until).write_copy(out);
         out.push(b'\n');
     }
 }
