@@ -300,6 +300,7 @@ fn main() {
             limits: ApiLimits::default(),
             calls: Some(calls.clone()),
             media: None,
+            admin: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let base = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));

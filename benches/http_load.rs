@@ -257,6 +257,7 @@ fn main() {
             limits: ApiLimits::default(),
             media: None,
             calls: None,
+            admin: None,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await

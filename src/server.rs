@@ -124,6 +124,14 @@ pub async fn run(
     } else {
         None
     };
+    let admin = Arc::new(crate::admin::AdminState::new(
+        &config.database.url,
+        config.routing.clone(),
+    )?);
+    let flusher = admin
+        .dip_log
+        .clone()
+        .spawn_flusher(config.database.url.clone(), shutdown.clone());
     let state = Arc::new(AppState {
         engine,
         reloader: reloader.clone(),
@@ -133,6 +141,7 @@ pub async fn run(
         },
         media,
         calls: calls.clone(),
+        admin: Some(admin),
     });
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;
@@ -140,5 +149,6 @@ pub async fn run(
     if let Some(c) = calls {
         c.join().await;
     }
+    let _ = flusher.await;
     Ok(())
 }

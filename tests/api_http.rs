@@ -195,6 +195,7 @@ impl TestServer {
             },
             media: None,
             calls: None,
+            admin: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -43,6 +43,18 @@ pub enum ApiError {
         method: String,
         allow: &'static str,
     },
+    /// Admin API: no bearer token, or an unknown/revoked one.
+    #[error("authorization: {0}")]
+    Unauthorized(String),
+    /// Admin API: the token's role does not allow this.
+    #[error("authorization: {0}")]
+    Forbidden(String),
+    /// Admin API: the request conflicts with the current state (exists already, not live, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// Admin API: the request is well-formed but its content is refused (bad deck rows, ...).
+    #[error("{0}")]
+    Unprocessable(String),
 
     // Server side.
     /// No routing snapshot has been loaded yet: dips cannot be answered meaningfully.
@@ -85,6 +97,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Register(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Media(m) => media_status(m),
@@ -99,9 +115,11 @@ impl ApiError {
             }
             ApiError::MalformedJson { .. } | ApiError::BodyRead(_) => PARSE_ERROR_CODE,
             ApiError::BodyTooLarge { .. } => OVERSIZED_REQUEST_CODE,
-            ApiError::UnsupportedMediaType(_) | ApiError::MethodNotAllowed { .. } => {
-                INVALID_REQUEST_CODE
-            }
+            ApiError::UnsupportedMediaType(_)
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::Unauthorized(_)
+            | ApiError::Forbidden(_) => INVALID_REQUEST_CODE,
+            ApiError::Conflict(_) | ApiError::Unprocessable(_) => INVALID_PARAMS_CODE,
             ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Register(_) | ApiError::Internal(_) => INTERNAL_ERROR_CODE,
@@ -121,6 +139,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::NotReady => "not_ready",
             ApiError::Reload(_) => "reload",
             ApiError::Register(_) => "register",
@@ -179,6 +201,21 @@ fn media_status(e: &crate::media::MediaError) -> StatusCode {
         M::Node { .. } | M::Garbage { .. } => StatusCode::BAD_GATEWAY,
         M::Config { .. } | M::Policy(_) | M::Consul(_) | M::Io(_) | M::TooLarge(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl From<crate::deck::DeckError> for ApiError {
+    fn from(e: crate::deck::DeckError) -> Self {
+        use crate::deck::DeckError as D;
+        match e {
+            D::Invalid { .. } | D::Input(_) => ApiError::Unprocessable(e.to_string()),
+            D::UnknownRoute(_) | D::UnknownVersion { .. } | D::UnknownCustomer(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            D::Conflict(m) => ApiError::Conflict(m),
+            D::BadRequest(m) => ApiError::invalid("request", m),
+            D::Db { .. } | D::Snapshot(_) | D::Internal(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -106,6 +106,10 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let mut answer = engine.dip(req);
+        // shadow evaluation samples real dip inputs
+        if let Some(admin) = &self.state.admin {
+            admin.dip_log.record(req);
+        }
         // calls layer: limits, route capacity, ASR policy; a dip with a call_id starts the call
         if let Some(calls) = &self.state.calls {
             answer = calls.on_dip(req, answer, engine);
@@ -290,7 +294,7 @@ fn check_json_content_type<B>(req: &Request<B>) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -327,6 +331,8 @@ enum Action {
     Cdrs,
     CdrsExport,
     RouteQuality,
+    Admin,
+    OpenApi,
     Refuse(Surface, ApiError),
 }
 
@@ -338,6 +344,8 @@ fn action(path: &str, method: &Method) -> Action {
         ("/healthz", &Method::GET) => Action::Healthz,
         ("/readyz", &Method::GET) => Action::Readyz,
         ("/metrics", &Method::GET) => Action::Metrics,
+        ("/v1/openapi.json", &Method::GET) => Action::OpenApi,
+        (p, _) if p.starts_with("/v1/admin/") => Action::Admin,
         ("/v1/cdrs", &Method::GET) => Action::Cdrs,
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
         ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
@@ -381,6 +389,17 @@ pub(crate) async fn handle(
         Action::Cdrs => api.http_cdrs(req).await,
         Action::CdrsExport => api.http_cdrs_export(req).await,
         Action::RouteQuality => api.http_route_quality(),
+        Action::OpenApi => full(StatusCode::OK, JSON, crate::admin::openapi::document()),
+        Action::Admin => match &api.state.admin {
+            Some(admin) => match crate::admin::handle(admin, req).await {
+                Ok(r) => full(r.status, HeaderValue::from_static(r.content_type), r.body),
+                Err(e) => api.error(Surface::Http, e),
+            },
+            None => api.error(
+                Surface::Http,
+                ApiError::NotFound("/v1/admin (admin API not enabled)".into()),
+            ),
+        },
         Action::Refuse(surface, e) => api.error(surface, e),
     };
     Ok(resp)

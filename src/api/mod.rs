@@ -23,6 +23,7 @@ mod server;
 use std::sync::Arc;
 
 pub use error::ApiError;
+pub(crate) use http::read_body;
 pub use http::Surface;
 pub use params::{dip_from_json, dip_from_query};
 pub use rpc::Health;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub media: Option<Arc<crate::media::MediaController>>,
     /// live calls, limits, call events and CDRs (None: call tracking off)
     pub calls: Option<Arc<crate::calls::CallService>>,
+    /// The admin API (`/v1/admin/…`) and the dip log for shadow evaluation; None = not served.
+    pub admin: Option<Arc<crate::admin::AdminState>>,
 }
 
 /// Request limits.

@@ -4,6 +4,8 @@
 //! Owns: user-facing command behaviour and output. Must not touch: routing rules or SQL details
 //! (it calls `routing`, `db` and `provision`).
 
+mod deck;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -65,6 +67,16 @@ pub enum Command {
     Reload,
     /// Validate the config file and print the effective configuration
     CheckConfig,
+    /// Rate decks: import, versions, diff, rollback, activate, export, margins, shadow
+    Deck {
+        #[command(subcommand)]
+        cmd: deck::DeckCmd,
+    },
+    /// Admin API bearer tokens
+    Token {
+        #[command(subcommand)]
+        cmd: deck::TokenCmd,
+    },
     /// CDRs in the database
     Cdr {
         #[command(subcommand)]
@@ -240,6 +252,14 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 .context("export task")?
                 .map_err(|e| anyhow::anyhow!(crate::cdr::writer::pg_err(&e)))?;
             eprintln!("{n} CDRs exported");
+        }
+        Command::Deck { cmd } => {
+            init_logging(None, "warn");
+            deck::run_deck(&config, cmd).await?;
+        }
+        Command::Token { cmd } => {
+            init_logging(None, "warn");
+            deck::run_token(&config, cmd).await?;
         }
         Command::CheckConfig => {
             println!("config {} is valid", cli.config.display());

@@ -41,6 +41,7 @@ macro_rules! migration {
 /// `list_matches_sql_dir` unit test.
 pub const MIGRATIONS: &[Migration] = &[
     migration!("0001_routing.sql"),
+    migration!("0002_decks.sql"),
     migration!("0003_cdr.sql"),
     migration!("0004_media.sql"),
     migration!("0005_constraints.sql"),

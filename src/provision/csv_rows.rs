@@ -32,6 +32,15 @@ pub struct Eol<R> {
     after_cr: bool,
 }
 
+impl<R> Eol<R> {
+    pub fn new(inner: R) -> Eol<R> {
+        Eol {
+            inner,
+            after_cr: false,
+        }
+    }
+}
+
 impl<R: Read> Read for Eol<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         loop {

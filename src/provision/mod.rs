@@ -22,7 +22,7 @@ mod error;
 mod plan;
 pub mod spec;
 mod validate;
-mod values;
+pub mod values;
 
 use std::path::Path;
 
