@@ -9,11 +9,15 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v wrk >/dev/null || need+=(wrk)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # tests/systemd_units.rs verifies the units
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+# The voice stack for the end-to-end tests (Kamailio, RTPEngine, SIPp) and Kamailio's
+# http_async_client module built from Debian's source package (cached in target/kamailio-modules).
+"$(dirname "$0")/provision-host.sh" packages modules
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust with rustup (https://rustup.rs) or Debian's cargo package" >&2
   exit 1

@@ -11,3 +11,4 @@ pub mod provision;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod systemd;

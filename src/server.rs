@@ -72,6 +72,9 @@ pub async fn run(
         });
     }
 
+    // systemd (Type=notify): READY=1 after the first snapshot, watchdog pings; no-op otherwise.
+    crate::systemd::spawn(engine.clone(), shutdown.clone());
+
     // SIGHUP asks for a reload, as operators expect of a daemon.
     #[cfg(unix)]
     {
