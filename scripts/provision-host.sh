@@ -87,7 +87,8 @@ step_system() {
   install -m 0644 kamailio/kamailio.cfg /etc/kamailio/kamailio.cfg
   [ -f /etc/kamailio/kamailio-local.cfg ] || install -m 0644 kamailio/kamailio-local.cfg.sample /etc/kamailio/kamailio-local.cfg
   install -m 0644 rtpengine/rtpengine.conf /etc/rtpengine/rtpengine.conf
-  install -d -o warpd -g warpd /var/spool/rtpengine
+  # RTPEngine writes recordings, warpd (group) reads them
+  install -d -o rtpengine -g warpd -m 2750 /var/spool/rtpengine
   install -m 0644 systemd/warpd.service /etc/systemd/system/warpd.service
   for unit in kamailio rtpengine-daemon; do
     install -d "/etc/systemd/system/$unit.service.d"

@@ -165,6 +165,11 @@ impl Kamailio {
             .arg(&run)
             .args(["-A", &format!("SIP_PORT={port}")])
             .args(["-A", "SIP_CHILDREN=2"])
+            .arg("-A")
+            .arg(format!(
+                "CTL_SOCKET=\"unixs:{}\"",
+                run.join("ctl").display()
+            ))
             .args(["-A", &format!("DIP_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
             .args(["-A", "GW_FR_TIMER_MS=2000"]);
         for d in defines {
@@ -429,7 +434,13 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     let _rtpengine = Proc::spawn(
         "rtpengine",
         Command::new("rtpengine")
-            .args(["--config-file=none", "--table=-1", "--interface=127.0.0.1"])
+            // the host config from rtpengine/, with this test's ports and spool on top
+            .arg(format!(
+                "--config-file={}",
+                repo().join("rtpengine/rtpengine.conf").display()
+            ))
+            .args(["--table=-1", "--interface=127.0.0.1"])
+            .arg(format!("--listen-cli=127.0.0.1:{}", free_tcp_port()))
             .arg(format!("--listen-ng=127.0.0.1:{rtp_ng}"))
             .arg(format!("--port-min={rtp_min}"))
             .arg(format!("--port-max={}", rtp_min + 99))
