@@ -38,7 +38,7 @@ call() { # description ani dnis
   final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v ' 100 ' | head -n1 | tr -d '\r')
   callid=$(grep -m1 '^Call-ID:' "$msgs" | awk '{print $2}' | tr -d '\r')
   [[ "$final" == "SIP/2.0 200"* ]] && answered=$((answered + 1))
-  printf "  %-34s %s -> %s: %-34s gateway %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" "$(gateway_of "$callid")"
+  printf "  %-31s %s -> %s: %-46s gateway %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" "$(gateway_of "$callid")"
 }
 
 echo "demo calls through $proxy (customer 10001 from 127.0.0.1):"

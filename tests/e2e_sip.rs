@@ -282,6 +282,20 @@ fn call(dir: &Path, kam: &Kamailio, scenario: &Path, dnis: &str, tag: &str) -> C
     }
 }
 
+/// Media ports of `m=<kind>` lines in the 200 OKs the UAC received (SIPp message trace).
+fn received_200_ports(trace: &str, kind: &str) -> Vec<u16> {
+    trace
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains("message received") && m.contains("SIP/2.0 200 OK"))
+        .flat_map(|m| {
+            m.lines()
+                .filter_map(|l| l.trim().strip_prefix(&format!("m={kind} ")))
+                .filter_map(|l| l.split(' ').next().and_then(|p| p.parse().ok()))
+                .collect::<Vec<u16>>()
+        })
+        .collect()
+}
+
 fn reject_scenario(dir: &Path, code: u16) -> PathBuf {
     let text =
         std::fs::read_to_string(repo().join("tests/sipp/uac_reject.xml")).expect("uac_reject.xml");
@@ -624,9 +638,8 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         assert_eq!(gw.invites(), 0);
     }
 
-    // 4. media: SDP towards the customer is RTPEngine's
+    // 4. media: SDP towards the customer is RTPEngine's; a T.38 re-INVITE on a fax call too
     {
-        let _gw = Uas::start(dir, cheapest, "uas.xml", "media");
         let kam = Kamailio::start(
             dir,
             "media",
@@ -637,20 +650,30 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                 format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
             ],
         );
-        let r = call(dir, &kam, &uac, DNIS, "media");
-        assert!(r.ok, "media call failed:\n{}", r.trace);
-        let ok = r.trace.split("SIP/2.0 200 OK").nth(1).unwrap_or_default();
-        let port: u16 = ok
-            .lines()
-            .find_map(|l| l.strip_prefix("m=audio "))
-            .and_then(|l| l.split(' ').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no m=audio in 200 OK:\n{}", r.trace));
-        assert!(
-            (rtp_min..=rtp_min + 99).contains(&port),
-            "SDP not rewritten by RTPEngine (port {port}, range {rtp_min}..):\n{}",
-            r.trace
-        );
+        let relayed = |port: u16| (rtp_min..=rtp_min + 99).contains(&port);
+        {
+            let _gw = Uas::start(dir, cheapest, "uas.xml", "media");
+            let r = call(dir, &kam, &uac, DNIS, "media");
+            assert!(r.ok, "media call failed:\n{}", r.trace);
+            let ports = received_200_ports(&r.trace, "audio");
+            assert!(
+                !ports.is_empty() && ports.iter().all(|p| relayed(*p)),
+                "SDP not rewritten by RTPEngine (ports {ports:?}, range {rtp_min}..):\n{}",
+                r.trace
+            );
+        }
+        {
+            let _gw = Uas::start(dir, cheapest, "uas_t38.xml", "t38");
+            let t38 = repo().join("tests/sipp/uac_t38.xml");
+            let r = call(dir, &kam, &t38, DNIS, "t38");
+            assert!(r.ok, "T.38 call failed:\n{}", r.trace);
+            let ports = received_200_ports(&r.trace, "image");
+            assert!(
+                ports.len() == 1 && relayed(ports[0]),
+                "T.38 answer not through RTPEngine ({ports:?}):\n{}",
+                r.trace
+            );
+        }
     }
 
     // 5. fallback dip mode (no http_async_client): async_task_route + http_connect
