@@ -21,8 +21,9 @@ DURATION=${DURATION:-8}
 MODES=${MODES:-"lcr dip dip+events"}
 
 scripts/provision-host.sh packages modules >/dev/null
-cargo build --release --locked -q
-bin="$root/target/release/warpd"
+# WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
+if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
+bin="${WARPD_BIN:-$root/target/release/warpd}"
 so="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so"
 
 work=$(mktemp -d /tmp/warpd-bench-kam.XXXXXX)
