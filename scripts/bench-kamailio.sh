@@ -10,6 +10,8 @@
 #
 #   scripts/bench-kamailio.sh                      # RATES="1000 2000 3000 4000 5000" DURATION=8
 #   RATES="3000 4000" DURATION=10 scripts/bench-kamailio.sh
+#   DIP_TIMEOUT_MS=2000 MODES="lcr dip" scripts/bench-kamailio.sh    # throughput, not the deadline
+#   KEEP=1 ...                                     # keep the logs (path printed at the end)
 #
 # Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
 # Everything listens on 127.0.0.1, on free ports, in a temporary directory that is removed.
@@ -19,6 +21,8 @@ root=$(pwd)
 RATES=${RATES:-"1000 2000 3000 4000 5000"}
 DURATION=${DURATION:-8}
 MODES=${MODES:-"lcr dip dip+events"}
+# the production dip time-out; a dip slower than this is a failed call (503 fallback)
+DIP_TIMEOUT_MS=${DIP_TIMEOUT_MS:-300}
 
 scripts/provision-host.sh packages modules >/dev/null
 # WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
@@ -36,6 +40,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+[ -z "${KEEP:-}" ] || trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; echo "kept $work"' EXIT
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
 
 # --- PostgreSQL + demo network with the gateways on free ports ----------------------------------
@@ -85,7 +90,7 @@ done
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp)
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_RPC_URL=\"http://127.0.0.1:$wport/rpc\""
-    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4)
+    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS")
   case "$1" in
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
     dip) defs+=(-A WITHOUT_EVENTS) ;;
@@ -117,16 +122,17 @@ PY
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-printf "%-11s %8s %8s %7s %8s %9s\n" mode offered ok failed seconds calls/s >"$work/table"
-for mode in $MODES; do
-  start_kamailio "$mode"
-  for rate in $RATES; do
+printf "%-11s %8s %8s %7s %8s %9s\n" mode offered/s ok failed seconds calls/s >"$work/table"
+# rate-major, modes interleaved: a load change on the (shared) machine hits every mode alike
+for rate in $RATES; do
+  for mode in $MODES; do
+    start_kamailio "$mode"
     read -r offered ok failed secs < <(run_sipp "$rate")
+    kill "$kpid"; wait "$kpid" 2>/dev/null || true
     cps=$(python3 -c "print(round($ok / $secs))")
     printf "%-11s %8s %8s %7s %8s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" | tee -a "$work/table"
     echo "$mode $offered $ok $failed $secs $cps" >>"$work/results"
   done
-  kill "$kpid"; wait "$kpid" 2>/dev/null || true
 done
 echo; cat "$work/table"; echo
 python3 - "$work/results" <<'PY'

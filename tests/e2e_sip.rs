@@ -6,9 +6,12 @@
 //!
 //! - the cheapest vendor's gateway gets the call (the UAS message logs are counted);
 //! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
-//!   (call.attempt ×2, call.answer, call.end) leave Kamailio in that order with the right fields;
+//!   (call.attempt ×2, call.answer, call.end) leave Kamailio with the right fields (recorded by a
+//!   small HTTP sink in front of warpd's /rpc, which forwards them to warpd);
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
-//! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range);
+//! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
+//!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
+//!   warpd's ng proxy when this warpd accepts a `[media]` config, else straight to RTPEngine;
 //! - the async_task_route + http_connect fallback mode (no http_async_client) routes the same way;
 //! - warpd stopped → 503 at once; warpd hanging → 503 after the dip time-out; with
 //!   DIP_FALLBACK_URI the call goes to the static route instead.
