@@ -89,7 +89,7 @@ done
 
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp)
-  local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_RPC_URL=\"http://127.0.0.1:$wport/rpc\""
+  local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$wport\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS")
   case "$1" in
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
@@ -121,16 +121,27 @@ print(sys.argv[2], ok, failed, f"{float(sys.argv[4]) - float(sys.argv[3]):.2f}")
 PY
 }
 
+# CPU time (clock ticks) of a process and its children: Kamailio's processes all fork from main
+ticks() { local sum=0 p; for p in "$@" $(pgrep -P "$1" || true); do
+  [ -r "/proc/$p/stat" ] && sum=$(( sum + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$sum"; }
+hz=$(getconf CLK_TCK)
+warpd_pid=${pids[0]}
+
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-printf "%-11s %8s %8s %7s %8s %9s\n" mode offered/s ok failed seconds calls/s >"$work/table"
+printf "%-11s %8s %8s %7s %8s %9s %9s %9s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call >"$work/table"
 # rate-major, modes interleaved: a load change on the (shared) machine hits every mode alike
 for rate in $RATES; do
   for mode in $MODES; do
     start_kamailio "$mode"
+    k0=$(ticks "$kpid"); w0=$(ticks "$warpd_pid")
     read -r offered ok failed secs < <(run_sipp "$rate")
+    k1=$(ticks "$kpid"); w1=$(ticks "$warpd_pid")
     kill "$kpid"; wait "$kpid" 2>/dev/null || true
     cps=$(python3 -c "print(round($ok / $secs))")
-    printf "%-11s %8s %8s %7s %8s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" | tee -a "$work/table"
+    # CPU per offered call, in microseconds: Kamailio (all processes) and warpd
+    kus=$(python3 -c "print(round(($k1 - $k0) / $hz * 1e6 / max($ok + $failed, 1)))")
+    wus=$(python3 -c "print(round(($w1 - $w0) / $hz * 1e6 / max($ok + $failed, 1)))")
+    printf "%-11s %8s %8s %7s %8s %9s %9s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" "$kus" "$wus" | tee -a "$work/table"
     echo "$mode $offered $ok $failed $secs $cps" >>"$work/results"
   done
 done

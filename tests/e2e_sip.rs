@@ -556,7 +556,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         "main",
         &[
             so_define.clone(),
-            format!("WARPD_RPC_URL=\"{rpc}\""),
+            format!("WARPD_URL=\"{base}\""),
             format!("WARPD_EVENTS_URL=\"{sink_url}\""),
         ],
     );
@@ -648,7 +648,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             "media",
             &[
                 so_define.clone(),
-                format!("WARPD_RPC_URL=\"{rpc}\""),
+                format!("WARPD_URL=\"{base}\""),
                 "WITH_MEDIA".to_string(),
                 format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
             ],
@@ -690,7 +690,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             "task",
             &[
                 "WITHOUT_HTTP_ASYNC".to_string(),
-                format!("WARPD_HTTPCON=\"warpd=>{rpc}\""),
+                format!("WARPD_HTTPCON=\"warpd=>{base}\""),
             ],
         );
         let r = call(dir, &kam, &uac, DNIS, "taskmode");
@@ -744,7 +744,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             "static",
             &[
                 so_define.clone(),
-                format!("WARPD_RPC_URL=\"{rpc}\""),
+                format!("WARPD_URL=\"{base}\""),
                 format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
             ],
         );
