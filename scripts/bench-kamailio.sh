@@ -90,7 +90,8 @@ done
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp)
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$wport\""
-    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS")
+    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
+    -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
   case "$1" in
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
     dip) defs+=(-A WITHOUT_EVENTS) ;;
