@@ -90,6 +90,7 @@ done
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp)
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$wport\""
+    -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport/rpc\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
   case "$1" in

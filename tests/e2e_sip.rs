@@ -557,7 +557,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         &[
             so_define.clone(),
             format!("WARPD_URL=\"{base}\""),
-            format!("WARPD_EVENTS_URL=\"{sink_url}\""),
+            format!("WARPD_EVENTS_HTTPCON=\"events=>{sink_url}\""),
         ],
     );
     let uac = repo().join("tests/sipp/uac.xml");
@@ -649,6 +649,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             &[
                 so_define.clone(),
                 format!("WARPD_URL=\"{base}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
                 "WITH_MEDIA".to_string(),
                 format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
             ],
@@ -691,6 +692,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             &[
                 "WITHOUT_HTTP_ASYNC".to_string(),
                 format!("WARPD_HTTPCON=\"warpd=>{base}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
             ],
         );
         let r = call(dir, &kam, &uac, DNIS, "taskmode");
@@ -745,6 +747,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             &[
                 so_define.clone(),
                 format!("WARPD_URL=\"{base}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
                 format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
             ],
         );
