@@ -111,8 +111,9 @@ impl Proc {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        // the shell's builtin kill: no procps needed on a minimal CI image
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .status();
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(3) {

@@ -129,8 +129,9 @@ fn warpd_notifies_readiness_and_watchdog() {
             break;
         }
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // the shell's builtin kill: no procps needed on a minimal CI image
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
