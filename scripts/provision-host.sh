@@ -24,7 +24,8 @@ modules_dir="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}"
 step_packages() {
   local pkgs=(postgresql kamailio kamailio-utils-modules kamailio-json-modules kamailio-extra-modules
     rtpengine-daemon rtpengine-utils sip-tester
-    gcc make bison flex pkg-config libcurl4-openssl-dev libevent-dev dpkg-dev)
+    gcc make bison flex pkg-config libcurl4-openssl-dev libevent-dev dpkg-dev
+    curl python3)   # curl: demo.sh readiness wait; python3: bench-kamailio.sh
   local need=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
