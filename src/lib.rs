@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod consul;
 pub mod db;
 pub mod metrics;
 pub mod numbering;

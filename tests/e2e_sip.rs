@@ -403,8 +403,16 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-fn media_config(ng_listen: &str, rtpengine: &str) -> String {
-    format!("\n[media]\nng_listen = \"{ng_listen}\"\nnodes = [\"{rtpengine}\"]\n")
+/// warpd's media keys as environment overrides (`media.ng_listen`, `media.nodes`): they work
+/// whether or not warpd.example.toml has a `[media]` section.
+fn media_env_overrides(ng_listen: &str, rtpengine: &str) -> Vec<(String, String)> {
+    vec![
+        ("WARPD_MEDIA__NG_LISTEN".to_string(), ng_listen.to_string()),
+        (
+            "WARPD_MEDIA__NODES".to_string(),
+            format!("[\"{rtpengine}\"]"),
+        ),
+    ]
 }
 
 #[test]
@@ -484,14 +492,12 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     // Media through warpd's ng proxy when this warpd has one ([media] accepted by the config);
     // otherwise Kamailio talks ng to RTPEngine directly (same rtpengine module config).
     let ng_proxy = free_udp_port();
-    let with_media = format!(
-        "{example}{}",
-        media_config(
-            &format!("127.0.0.1:{ng_proxy}"),
-            &format!("127.0.0.1:{rtp_ng}")
-        )
-    );
-    let (config, rtpengine_sock) = match Config::from_str_with_env(&with_media, env()) {
+    let mut media_env = env();
+    media_env.extend(media_env_overrides(
+        &format!("127.0.0.1:{ng_proxy}"),
+        &format!("127.0.0.1:{rtp_ng}"),
+    ));
+    let (config, rtpengine_sock) = match Config::from_str_with_env(example, media_env) {
         Ok(c) => (c, format!("udp:127.0.0.1:{ng_proxy}")),
         Err(e) => {
             eprintln!("warpd has no [media] config yet ({e}): Kamailio uses RTPEngine directly");
