@@ -4,8 +4,13 @@
 #  - builds warpd (release) from crates.io dependencies,
 #  - starts a private PostgreSQL cluster in ./.demo (port 55432, 127.0.0.1 only; never touches
 #    a system cluster; WARPD_DEMO_PG_PORT picks another port),
-#  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080.
-# Stop with Ctrl-C (the PostgreSQL cluster is stopped too). Re-running reuses the cluster.
+#  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080,
+#  - brings up the voice stack on this host: RTPEngine (userspace, ng on 127.0.0.1:22222, media
+#    ports 30000-30100, recordings in ./.demo/recordings) and Kamailio with kamailio/kamailio.cfg
+#    on 127.0.0.1:5060 (WARPD_DEMO_SIP_PORT), media through warpd's ng proxy when it has one,
+#  - places the demo calls (scripts/demo-calls.sh: SIPp as customer and as the vendors).
+# WARPD_DEMO_STACK=0 runs warpd alone. Stop with Ctrl-C (everything started here is stopped).
+# Re-running reuses the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,7 +35,13 @@ fi
 if ! "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -o "-p $port" -l "$state/postgres.log" -w start >/dev/null
 fi
-trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true' EXIT
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdata" -m fast stop >/dev/null 2>&1 || true
+}
+trap stop_all EXIT
 "${as_pg[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$port" -U warpd -d postgres -tAc \
   "SELECT 1 FROM pg_database WHERE datname='warpd'" | grep -q 1 ||
   "${as_pg[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$port" -U warpd -d postgres -qc "CREATE DATABASE warpd"
@@ -41,11 +52,44 @@ export WARPD_LOG__FORMAT=text
 export WARPD_CDR__SPOOL_DIR="$state/spool"
 "$bin" migrate
 "$bin" apply examples/demo/network.toml
+"$bin" serve &
+pids+=($!)
+listen=$("$bin" check-config | sed -n 's/^listen = "\(.*\)"$/\1/p' | head -n1)
+for _ in $(seq 300); do curl -sf "http://${listen:-127.0.0.1:8080}/readyz" >/dev/null && break; sleep 0.1; done
+
+if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
+  sip_port="${WARPD_DEMO_SIP_PORT:-5060}"
+  mkdir -p "$state/recordings" "$state/kamailio"
+  rtpengine --config-file="$root/rtpengine/rtpengine.conf" --table=-1 --interface=127.0.0.1 \
+    --listen-ng=127.0.0.1:22222 --listen-cli=127.0.0.1:22224 --port-min=30000 --port-max=30100 \
+    --recording-dir="$state/recordings" --log-facility=daemon --foreground --log-stderr \
+    --pidfile="$state/rtpengine.pid" >"$state/rtpengine.log" 2>&1 &
+  pids+=($!)
+  # warpd's ng proxy when this warpd has one (config media.ng_listen), else RTPEngine itself
+  ng=$("$bin" check-config | sed -n 's/^ng_listen = "\(.*\)"$/\1/p' | head -n1)
+  kam_defs=(-A "SIP_PORT=$sip_port" -A WITH_MEDIA -A "RTPENGINE_SOCK=\"udp:${ng:-127.0.0.1:22222}\""
+    -A "HTTP_ASYNC_SO=\"${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so\""
+    -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/rpc\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\"")
+  kamailio -f "$root/kamailio/kamailio.cfg" -DD -E -m 256 -M 16 -P "$state/kamailio/kamailio.pid" \
+    -Y "$state/kamailio" "${kam_defs[@]}" >"$state/kamailio.log" 2>&1 &
+  pids+=($!)
+  sleep 1
+  scripts/demo-calls.sh "127.0.0.1:$sip_port" || echo "demo calls failed: see $state/kamailio.log" >&2
+fi
+
 cat <<MSG
 
-warpd is starting on http://127.0.0.1:8080 with the demo network. Try:
+warpd is serving on http://${listen:-127.0.0.1:8080} with the demo network. Try:
   curl -s 'http://127.0.0.1:8080/v1/route?ban=10001&ani=%2B13125551000&dnis=%2B12125551234'
   curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.route","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://127.0.0.1:8080/rpc
   $bin --config $WARPD_CONFIG route --ban 10001 --ani +13125551000 --dnis +12125551234
 MSG
-"$bin" serve
+if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
+  cat <<MSG
+Kamailio (kamailio/kamailio.cfg) takes calls on 127.0.0.1:$sip_port, RTPEngine relays media;
+place the demo calls again with: scripts/demo-calls.sh 127.0.0.1:$sip_port
+Logs: $state/kamailio.log, $state/rtpengine.log
+MSG
+fi
+echo "Ctrl-C stops everything."
+wait "${pids[0]}"

@@ -13,6 +13,7 @@ command -v wrk >/dev/null || need+=(wrk)
 # media tests start their own userspace rtpengine daemons on 127.0.0.1 (ports 30000-30999)
 rtpengine_new=0
 command -v rtpengine >/dev/null || { need+=(rtpengine-daemon); rtpengine_new=1; }
+command -v systemd-analyze >/dev/null || need+=(systemd)   # tests/systemd_units.rs verifies the units
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -23,6 +24,9 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO systemctl disable --now rtpengine-daemon >/dev/null 2>&1 || true
   fi
 fi
+# The voice stack for the end-to-end tests (Kamailio, RTPEngine, SIPp) and Kamailio's
+# http_async_client module built from Debian's source package (cached in target/kamailio-modules).
+"$(dirname "$0")/provision-host.sh" packages modules
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust with rustup (https://rustup.rs) or Debian's cargo package" >&2
   exit 1

@@ -76,6 +76,19 @@ pub async fn run(
         });
     }
 
+    // systemd (Type=notify): READY=1 after the first snapshot, watchdog pings; no-op otherwise.
+    crate::systemd::spawn(engine.clone(), shutdown.clone());
+    // Consul (optional): register once ready, deregister at shutdown (awaited below).
+    let consul = match (config.consul.clone(), listener.local_addr()) {
+        (Some(c), Ok(addr)) => Some(crate::consul::spawn(
+            c,
+            addr,
+            engine.clone(),
+            shutdown.clone(),
+        )),
+        _ => None,
+    };
+
     // SIGHUP asks for a reload, as operators expect of a daemon.
     #[cfg(unix)]
     {
@@ -145,6 +158,11 @@ pub async fn run(
     });
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;
+    if let Some(consul) = consul {
+        // serving is over either way: let the registration task deregister and finish
+        shutdown.cancel();
+        let _ = consul.await;
+    }
     reloader.join().await;
     if let Some(c) = calls {
         c.join().await;

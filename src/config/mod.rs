@@ -35,6 +35,9 @@ pub struct Config {
     pub calls: CallsConfig,
     #[serde(default)]
     pub cdr: CdrConfig,
+    /// optional Consul self-registration (src/consul.rs); absent = off
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consul: Option<crate::consul::ConsulConfig>,
 }
 
 /// `[calls]`: live call state, limits, reaper, route quality (see `crate::calls`).
@@ -307,6 +310,14 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if let Some(c) = &self.consul {
+            c.agent()
+                .map_err(|e| key_err("consul.address", e.to_string()))?;
+            if let Some(a) = &c.advertise {
+                a.parse::<SocketAddr>()
+                    .map_err(|e| key_err("consul.advertise", format!("{a:?}: {e}")))?;
+            }
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(key_err("server.max_body_bytes", "must be at least 1024"));
         }

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Peer benchmark (docs/BENCHMARKS.md, "Kamailio: native lcr vs warpd dip"): calls per second through
+# Kamailio (kamailio/kamailio.cfg) on this machine, same SIPp scenario, same run, three ways:
+#   lcr        Kamailio's native lcr module (-A BENCH_NATIVE_LCR), db_text tables holding the same
+#              gateways, in the same order, that warpd returns for the benchmark call;
+#   dip        the warpd dip (http_async_query, full partition/LCR procedure), events off;
+#   dip+events the warpd dip plus the call.attempt/answer/end events (the production config).
+# For each, SIPp offers RATES calls/s for DURATION seconds each (INVITE, 200, ACK, BYE, no hold);
+# a run is clean when no call failed. Prints a table; the best clean rate of each way and the ratio.
+#
+#   scripts/bench-kamailio.sh                      # RATES="1000 2000 3000 4000 5000" DURATION=8
+#   RATES="3000 4000" DURATION=10 scripts/bench-kamailio.sh
+#   DIP_TIMEOUT_MS=2000 MODES="lcr dip" scripts/bench-kamailio.sh    # throughput, not the deadline
+#   KEEP=1 ...                                     # keep the logs (path printed at the end)
+#
+# Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
+# Everything listens on 127.0.0.1, on free ports, in a temporary directory that is removed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+RATES=${RATES:-"1000 2000 3000 4000 5000"}
+DURATION=${DURATION:-8}
+MODES=${MODES:-"lcr dip dip+events"}
+# the production dip time-out; a dip slower than this is a failed call (503 fallback)
+DIP_TIMEOUT_MS=${DIP_TIMEOUT_MS:-300}
+
+scripts/provision-host.sh packages modules >/dev/null
+# WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
+if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
+bin="${WARPD_BIN:-$root/target/release/warpd}"
+so="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so"
+
+work=$(mktemp -d /tmp/warpd-bench-kam.XXXXXX)
+pids=()
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+[ -z "${KEEP:-}" ] || trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; echo "kept $work"' EXIT
+free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
+
+# --- PostgreSQL + demo network with the gateways on free ports ----------------------------------
+pgport=$(free_port tcp)
+mkdir -p "$work/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$work" "$work/pg"
+"${as_pg[@]}" "$pgbin/initdb" -D "$work/pg" -U warpd --auth=trust -E UTF8 --locale=C >/dev/null
+printf "listen_addresses='127.0.0.1'\nport=%s\nunix_socket_directories='%s'\nfsync=off\n" "$pgport" "$work/pg" >>"$work/pg/postgresql.conf"
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start >/dev/null
+cp -r examples/demo "$work/demo"
+for p in 5081 5082 5083 5084 5085 5086 5087; do
+  sed -i "s/^port = $p\$/port = $(free_port udp)/" "$work/demo/network.toml"
+done
+export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$pgport/postgres" WARPD_LOG__LEVEL=warn
+wport=$(free_port tcp)
+export WARPD_SERVER__LISTEN="127.0.0.1:$wport"
+"$bin" --config warpd.example.toml migrate >/dev/null
+"$bin" --config warpd.example.toml apply "$work/demo/network.toml" >/dev/null
+"$bin" --config warpd.example.toml serve >"$work/warpd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$wport/readyz" >/dev/null && break; sleep 0.1; done
+
+ANI=+13125550100 DNIS=+12125550100
+curl -sf "http://127.0.0.1:$wport/v1/route?src_ip=127.0.0.1&ani=%2B${ANI#+}&dnis=%2B${DNIS#+}" >"$work/dip.json"
+# the same gateways, in warpd's order, as lcr tables (one prefix rule, targets by priority)
+mkdir -p "$work/lcrdb"
+python3 - "$work/dip.json" "$work/lcrdb" "$DNIS" <<'PY'
+import json, sys, re
+answer, out, dnis = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+uris = [u for r in answer["routes"] for u in r["uris"]]
+gws = [re.match(r"sip:[^@]*@([^:;]+):(\d+)", u).groups() for u in uris]
+w = lambda name, text: open(f"{out}/{name}", "w").write(text)
+w("version", "table_name(string) table_version(int) \nlcr_gw:3\nlcr_rule:3\nlcr_rule_target:1\n")
+w("lcr_gw", "id(int,auto) lcr_id(int) gw_name(string,null) ip_addr(string,null) hostname(string,null) port(int,null) params(string,null) uri_scheme(int,null) transport(int,null) strip(int,null) prefix(string,null) tag(string,null) flags(int) defunct(int,null) \n"
+  + "".join(f"{i+1}:1:gw{i+1}:{ip}::{port}::1:1:0:::0:0\n" for i, (ip, port) in enumerate(gws)))
+w("lcr_rule", "id(int,auto) lcr_id(int) prefix(string,null) from_uri(string,null) request_uri(string,null) mt_tvalue(string,null) stopper(int) enabled(int) \n"
+  + f"1:1:{dnis[:5]}::::0:1\n")
+w("lcr_rule_target", "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(int) weight(int) \n"
+  + "".join(f"{i+1}:1:1:{i+1}:{i+1}:1\n" for i in range(len(gws))))
+
+PY
+gw_ports=$(python3 -c 'import json,sys,re; a=json.load(open(sys.argv[1])); print(" ".join(re.search(r":(\d+);",u).group(1) for r in a["routes"] for u in r["uris"]))' "$work/dip.json")
+for p in $gw_ports; do
+  sipp -sf tests/sipp/uas.xml -p "$p" -i 127.0.0.1 -nostdin -buff_size 4194304 >/dev/null 2>&1 &
+  pids+=($!)
+done
+
+start_kamailio() { # mode -> sets kport, kpid
+  kport=$(free_port udp)
+  local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$wport\""
+    -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport/rpc\""
+    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
+    -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
+  case "$1" in
+    lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
+    dip) defs+=(-A WITHOUT_EVENTS) ;;
+    dip+events) ;;
+  esac
+  mkdir -p "$work/run"
+  kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 -P "$work/run/k.pid" -Y "$work/run" \
+    "${defs[@]}" >"$work/kamailio-$1.log" 2>&1 &
+  kpid=$!
+  sleep 1.5
+  kill -0 "$kpid" || { cat "$work/kamailio-$1.log"; exit 1; }
+}
+
+run_sipp() { # rate -> prints "offered ok failed seconds"
+  local rate=$1 n=$(( $1 * DURATION )) stf="$work/stat-$RANDOM.csv" t0 t1
+  t0=$(date +%s.%N)
+  sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
+    -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
+    -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
+    -trace_stat -stf "$stf" -fd 60 >/dev/null 2>&1 || true
+  t1=$(date +%s.%N)
+  python3 - "$stf" "$rate" "$t0" "$t1" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
+h, last = rows[0], rows[-1]
+ok, failed = int(last[h.index("SuccessfulCall(C)")]), int(last[h.index("FailedCall(C)")])
+print(sys.argv[2], ok, failed, f"{float(sys.argv[4]) - float(sys.argv[3]):.2f}")
+PY
+}
+
+# CPU time (clock ticks) of a process and its children: Kamailio's processes all fork from main
+ticks() { local sum=0 p; for p in "$@" $(pgrep -P "$1" || true); do
+  [ -r "/proc/$p/stat" ] && sum=$(( sum + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$sum"; }
+hz=$(getconf CLK_TCK)
+warpd_pid=${pids[0]}
+
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+printf "%-11s %8s %8s %7s %8s %9s %9s %9s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call >"$work/table"
+# rate-major, modes interleaved: a load change on the (shared) machine hits every mode alike
+for rate in $RATES; do
+  for mode in $MODES; do
+    start_kamailio "$mode"
+    k0=$(ticks "$kpid"); w0=$(ticks "$warpd_pid")
+    read -r offered ok failed secs < <(run_sipp "$rate")
+    k1=$(ticks "$kpid"); w1=$(ticks "$warpd_pid")
+    kill "$kpid"; wait "$kpid" 2>/dev/null || true
+    cps=$(python3 -c "print(round($ok / $secs))")
+    # CPU per offered call, in microseconds: Kamailio (all processes) and warpd
+    kus=$(python3 -c "print(round(($k1 - $k0) / $hz * 1e6 / max($ok + $failed, 1)))")
+    wus=$(python3 -c "print(round(($w1 - $w0) / $hz * 1e6 / max($ok + $failed, 1)))")
+    printf "%-11s %8s %8s %7s %8s %9s %9s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" "$kus" "$wus" | tee -a "$work/table"
+    echo "$mode $offered $ok $failed $secs $cps" >>"$work/results"
+  done
+done
+echo; cat "$work/table"; echo
+python3 - "$work/results" <<'PY'
+import sys
+best = {}
+for line in open(sys.argv[1]):
+    mode, offered, ok, failed, secs, cps = line.split()
+    if int(failed) == 0:
+        best[mode] = max(best.get(mode, 0), int(cps))
+for mode, cps in best.items():
+    print(f"best clean {mode}: {cps} calls/s")
+if best.get("lcr") and best.get("dip"):
+    print(f"ratio dip/lcr: {best['dip'] / best['lcr']:.2f}")
+if best.get("lcr") and best.get("dip+events"):
+    print(f"ratio dip+events/lcr: {best['dip+events'] / best['lcr']:.2f}")
+PY
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

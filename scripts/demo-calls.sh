@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Places demo calls through a running stack (Kamailio with kamailio/kamailio.cfg + warpd with the
+# demo network): SIPp plays the demo vendors' gateways (127.0.0.1:5081..5087, examples/demo) for
+# the duration, and the customer 10001 (source 127.0.0.1) calling the test numbers of
+# examples/demo/network.toml. Prints what each call got. Used by scripts/demo.sh and, on a
+# provisioned host (vagrant/), by hand:
+#
+#     scripts/demo-calls.sh [KAMAILIO_HOST:PORT]        # default 127.0.0.1:5060
+set -euo pipefail
+cd "$(dirname "$0")/.."
+proxy=${1:-127.0.0.1:5060}
+work=$(mktemp -d /tmp/warpd-demo-calls.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+for port in 5081 5082 5083 5084 5085 5086 5087; do
+  sipp -sf tests/sipp/uas.xml -p "$port" -i 127.0.0.1 -nostdin -trace_msg \
+    -message_file "$work/gw-$port.msg" >/dev/null 2>&1 &
+  pids+=($!)
+done
+sleep 0.5
+
+gateway_of() { # which demo gateway saw Call-ID $1
+  local f; for f in "$work"/gw-*.msg; do
+    grep -q "^Call-ID: $1" "$f" 2>/dev/null && { basename "$f" .msg | sed 's/gw-/127.0.0.1:/'; return; }
+  done; echo "-"
+}
+
+n=0; answered=0
+call() { # description ani dnis
+  n=$((n + 1))
+  local msgs="$work/uac-$n.msg"
+  sipp "$proxy" -sf tests/sipp/uac.xml -key ani "$2" -key dnis "$3" -m 1 -d 1000 \
+    -p "$((15070 + n))" -i 127.0.0.1 -nostdin -timeout 15s -timeout_error -recv_timeout 8000 \
+    -trace_msg -message_file "$msgs" >/dev/null 2>&1 || true
+  local final callid
+  final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v ' 100 ' | head -n1 | tr -d '\r')
+  callid=$(grep -m1 '^Call-ID:' "$msgs" | awk '{print $2}' | tr -d '\r')
+  [[ "$final" == "SIP/2.0 200"* ]] && answered=$((answered + 1))
+  printf "  %-31s %s -> %s: %-46s gateway %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" "$(gateway_of "$callid")"
+}
+
+echo "demo calls through $proxy (customer 10001 from 127.0.0.1):"
+call "interstate NY -> IL (override)" +12125550100 +13125550100
+call "interstate IL -> NY (cheapest)" +13125550100 +12125550100
+call "intrastate CA" +12132290100 +14155550100
+call "local NYC" +12122260100 +12125550100
+call "toll-free" +12125550100 +18005550100
+call "international UK" +12125550100 +442071234567
+call "blocked premium 1-900" +12125550100 +19005550100
+call "Bahamas (excluded)" +12125550100 +12425550100
+echo "$answered of $n calls answered"

@@ -1,0 +1,789 @@
+//! Real calls end to end on 127.0.0.1: SIPp as the customer (UAC) → Kamailio running
+//! `kamailio/kamailio.cfg` → warpd dip (`server::run` in-process, throwaway PostgreSQL with a copy of
+//! the demo network whose vendor gateways are moved to free ports) → SIPp UAS processes as the
+//! vendor gateways. One test function runs every scenario in order (they share one warpd and the
+//! processes; each step is bounded and everything is stopped on drop):
+//!
+//! - the cheapest vendor's gateway gets the call (the UAS message logs are counted);
+//! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
+//!   (call.attempt ×2, call.answer, call.end) leave Kamailio with the right fields (recorded by a
+//!   small HTTP sink in front of warpd's /rpc, which forwards them to warpd);
+//! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
+//! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
+//!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
+//!   warpd's ng proxy when this warpd accepts a `[media]` config, else straight to RTPEngine;
+//! - the async_task_route + http_connect fallback mode (no http_async_client) routes the same way;
+//! - warpd stopped → 503 at once; warpd hanging → 503 after the dip time-out; with
+//!   DIP_FALLBACK_URI the call goes to the static route instead.
+//!
+//! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
+//! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use warpd::config::Config;
+
+const DIP_TIMEOUT_MS: u64 = 300;
+const ANI: &str = "+13125550100";
+const DNIS: &str = "+12125550100";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn require_tool(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} not installed: run scripts/install-deps.sh (Debian packages)"
+    );
+}
+
+/// The http_async_client module built from Debian's source package (cached under target/).
+fn http_async_so() -> PathBuf {
+    let dir = std::env::var("WARPD_KAM_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target/kamailio-modules"));
+    let so = dir.join("http_async_client.so");
+    if !so.exists() {
+        let st = Command::new(repo().join("scripts/provision-host.sh"))
+            .arg("modules")
+            .status()
+            .expect("run scripts/provision-host.sh modules");
+        assert!(st.success(), "scripts/provision-host.sh modules failed");
+    }
+    assert!(so.exists(), "{} missing after provisioning", so.display());
+    so
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free tcp port")
+}
+
+/// A child process stopped with SIGTERM (Kamailio then stops its own children), SIGKILL after 3 s.
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // the shell's builtin kill: no procps needed on a minimal CI image
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
+            .status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until something holds `port` (UDP) on 127.0.0.1: a bind there fails.
+fn wait_udp_taken(port: u16) {
+    let t = Instant::now();
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "nothing bound udp {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Kamailio {
+    port: u16,
+    log: PathBuf,
+    _proc: Proc,
+}
+
+impl Kamailio {
+    /// Starts kamailio/kamailio.cfg on a free port with extra `-A` defines; waits until it answers
+    /// OPTIONS.
+    fn start(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
+        let port = free_udp_port();
+        let run = dir.join(format!("kam-{name}"));
+        std::fs::create_dir_all(&run).expect("run dir");
+        let log = dir.join(format!("kamailio-{name}.log"));
+        let mut cmd = Command::new("kamailio");
+        cmd.arg("-f")
+            .arg(repo().join("kamailio/kamailio.cfg"))
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
+            .arg(run.join("kamailio.pid"))
+            .arg("-Y")
+            .arg(&run)
+            .args(["-A", &format!("SIP_PORT={port}")])
+            .args(["-A", "SIP_CHILDREN=2"])
+            .arg("-A")
+            .arg(format!(
+                "CTL_SOCKET=\"unixs:{}\"",
+                run.join("ctl").display()
+            ))
+            .args(["-A", &format!("DIP_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
+            .args(["-A", "GW_FR_TIMER_MS=2000"]);
+        for d in defines {
+            cmd.args(["-A", d]);
+        }
+        let proc = Proc::spawn(&format!("kamailio-{name}"), &mut cmd, &log);
+        let k = Kamailio {
+            port,
+            log,
+            _proc: proc,
+        };
+        k.wait_ready();
+        k
+    }
+
+    fn wait_ready(&self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let me = sock.local_addr().expect("addr");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let t = Instant::now();
+        loop {
+            let options = format!(
+                "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-probe{n}\r\nFrom: <sip:probe@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{p}>\r\nCall-ID: probe-{n}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                p = self.port,
+                n = t.elapsed().as_millis()
+            );
+            let _ = sock.send_to(options.as_bytes(), ("127.0.0.1", self.port));
+            let mut buf = [0u8; 2048];
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200") {
+                    return;
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "kamailio never answered OPTIONS; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// A SIPp UAS playing one vendor gateway; its message log says which calls it saw.
+struct Uas {
+    msgs: PathBuf,
+    _proc: Proc,
+}
+
+impl Uas {
+    fn start(dir: &Path, port: u16, scenario: &str, tag: &str) -> Uas {
+        let msgs = dir.join(format!("uas-{port}-{tag}.msg"));
+        let mut cmd = Command::new("sipp");
+        cmd.arg("-sf")
+            .arg(repo().join("tests/sipp").join(scenario))
+            .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-nostdin"])
+            .args(["-buff_size", "1048576", "-trace_msg", "-message_file"])
+            .arg(&msgs);
+        let proc = Proc::spawn(
+            &format!("uas-{port}"),
+            &mut cmd,
+            &dir.join(format!("uas-{port}-{tag}.out")),
+        );
+        wait_udp_taken(port);
+        Uas { msgs, _proc: proc }
+    }
+
+    /// INVITEs this gateway received.
+    fn invites(&self) -> usize {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.msgs) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s.lines().filter(|l| l.starts_with("INVITE sip:")).count()
+    }
+}
+
+struct CallResult {
+    ok: bool,
+    elapsed: Duration,
+    trace: String,
+}
+
+/// One customer call with SIPp: `scenario` is a file in tests/sipp (or a path); `ok` when the
+/// scenario completed (SIPp exit code 0).
+fn call(dir: &Path, kam: &Kamailio, scenario: &Path, dnis: &str, tag: &str) -> CallResult {
+    let trace = dir.join(format!("uac-{tag}.msg"));
+    let t = Instant::now();
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", kam.port))
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-key", "ani", ANI, "-key", "dnis", dnis])
+        .args(["-m", "1", "-d", "100", "-i", "127.0.0.1", "-p"])
+        .arg(free_udp_port().to_string())
+        .args(["-nostdin", "-timeout", "15s", "-timeout_error"])
+        .args(["-recv_timeout", "8000", "-trace_msg", "-message_file"])
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run sipp uac");
+    let elapsed = t.elapsed();
+    CallResult {
+        ok: out.status.success(),
+        elapsed,
+        trace: std::fs::read_to_string(&trace).unwrap_or_default()
+            + &String::from_utf8_lossy(&out.stderr),
+    }
+}
+
+/// Media ports of `m=<kind>` lines in the 200 OKs the UAC received (SIPp message trace).
+fn received_200_ports(trace: &str, kind: &str) -> Vec<u16> {
+    trace
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains("message received") && m.contains("SIP/2.0 200 OK"))
+        .flat_map(|m| {
+            m.lines()
+                .filter_map(|l| l.trim().strip_prefix(&format!("m={kind} ")))
+                .filter_map(|l| l.split(' ').next().and_then(|p| p.parse().ok()))
+                .collect::<Vec<u16>>()
+        })
+        .collect()
+}
+
+fn reject_scenario(dir: &Path, code: u16) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo().join("tests/sipp/uac_reject.xml")).expect("uac_reject.xml");
+    let path = dir.join(format!("uac_reject_{code}.xml"));
+    std::fs::write(&path, text.replace("@CODE@", &code.to_string())).expect("write scenario");
+    path
+}
+
+/// Copies examples/demo to `dir`, moving the vendor gateways (5081..5087) to free UDP ports and
+/// optionally replacing customer 10001's source IPs. Returns the network file and the port map.
+fn demo_copy(dir: &Path, ports: &BTreeMap<u16, u16>, source_ips: Option<&str>) -> PathBuf {
+    let src = repo().join("examples/demo");
+    let dst = dir.join("demo");
+    for sub in ["rates", "numbering"] {
+        std::fs::create_dir_all(dst.join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(src.join(sub))
+            .expect("read demo dir")
+            .flatten()
+        {
+            std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).expect("copy csv");
+        }
+    }
+    let mut text = std::fs::read_to_string(src.join("network.toml")).expect("network.toml");
+    for (from, to) in ports {
+        text = text.replace(&format!("port = {from}"), &format!("port = {to}"));
+    }
+    if let Some(ips) = source_ips {
+        text = text.replace(
+            "source_ips = [\"127.0.0.1/32\"]",
+            &format!("source_ips = [\"{ips}\"]"),
+        );
+    }
+    let path = dst.join("network.toml");
+    std::fs::write(&path, text).expect("write network");
+    path
+}
+
+fn gw_port(uri: &str) -> u16 {
+    // sip:+1...@127.0.0.1:PORT;transport=udp
+    uri.rsplit_once(':')
+        .and_then(|(_, rest)| rest.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {uri}"))
+}
+
+/// Records every JSON-RPC body Kamailio sends as a call event and forwards it to warpd.
+async fn event_sink(
+    listener: tokio::net::TcpListener,
+    warpd: String,
+    seen: Arc<Mutex<Vec<Value>>>,
+) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    let http = reqwest::Client::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (http, seen, warpd) = (http.clone(), seen.clone(), warpd.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (http, seen, warpd) = (http.clone(), seen.clone(), warpd.clone());
+                async move {
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                        seen.lock().expect("lock").push(v);
+                    }
+                    let answer = match http
+                        .post(&warpd)
+                        .header("content-type", "application/json")
+                        .body(body.to_vec())
+                        .send()
+                        .await
+                    {
+                        Ok(r) => r.bytes().await.unwrap_or_default(),
+                        Err(_) => bytes::Bytes::new(),
+                    };
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(answer)))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// warpd's media keys as environment overrides (`media.ng_listen`, `media.nodes`): they work
+/// whether or not warpd.example.toml has a `[media]` section.
+fn media_env_overrides(ng_listen: &str, rtpengine: &str) -> Vec<(String, String)> {
+    vec![
+        ("WARPD_MEDIA__NG_LISTEN".to_string(), ng_listen.to_string()),
+        (
+            "WARPD_MEDIA__NODES".to_string(),
+            format!("[\"{rtpengine}\"]"),
+        ),
+    ]
+}
+
+#[test]
+fn sip_calls_through_kamailio_are_routed_by_warpd() {
+    for tool in ["kamailio", "sipp", "rtpengine"] {
+        require_tool(tool);
+    }
+    let so = http_async_so();
+    let dir = tempfile::Builder::new()
+        .prefix("warpd-e2e-sip-")
+        .tempdir()
+        .expect("tempdir");
+    // WARPD_E2E_KEEP=1 keeps the logs (Kamailio, SIPp traces, RTPEngine) for a look afterwards
+    let dir = if std::env::var_os("WARPD_E2E_KEEP").is_some() {
+        eprintln!("keeping {}", dir.path().display());
+        dir.keep()
+    } else {
+        dir.path().to_path_buf()
+    };
+    let dir = dir.as_path();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // --- database + demo network on free gateway ports -------------------------------------
+    let pg = support::TestPg::start();
+    let ports: BTreeMap<u16, u16> = (5081..=5087).map(|p| (p, free_udp_port())).collect();
+    let network = demo_copy(dir, &ports, None);
+    rt.block_on(async {
+        let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
+        warpd::db::migrate::migrate(&mut client)
+            .await
+            .expect("migrate");
+        warpd::provision::apply(&mut client, &network, false)
+            .await
+            .expect("apply demo copy");
+    });
+
+    // --- RTPEngine (userspace) and warpd --------------------------------------------------------
+    let rtp_ng = free_udp_port();
+    let rtp_min = 30000 + (rtp_ng % 200) * 100;
+    std::fs::create_dir_all(dir.join("rec")).expect("rec dir");
+    let _rtpengine = Proc::spawn(
+        "rtpengine",
+        Command::new("rtpengine")
+            // the host config from rtpengine/, with this test's ports and spool on top
+            .arg(format!(
+                "--config-file={}",
+                repo().join("rtpengine/rtpengine.conf").display()
+            ))
+            .args(["--table=-1", "--interface=127.0.0.1"])
+            .arg(format!("--listen-cli=127.0.0.1:{}", free_tcp_port()))
+            .arg(format!("--listen-ng=127.0.0.1:{rtp_ng}"))
+            .arg(format!("--port-min={rtp_min}"))
+            .arg(format!("--port-max={}", rtp_min + 99))
+            .arg(format!("--recording-dir={}", dir.join("rec").display()))
+            .args([
+                "--recording-method=pcap",
+                "--delete-delay=0",
+                "--foreground",
+            ])
+            .args(["--log-stderr", "--log-level=5"])
+            .arg(format!("--pidfile={}", dir.join("rtpengine.pid").display())),
+        &dir.join("rtpengine.log"),
+    );
+    wait_udp_taken(rtp_ng);
+
+    let example = include_str!("../warpd.example.toml");
+    let env = || {
+        vec![
+            ("WARPD_DATABASE__URL".to_string(), pg.url()),
+            ("WARPD_RELOAD__DEBOUNCE_MS".to_string(), "50".to_string()),
+        ]
+    };
+    // Media through warpd's ng proxy when this warpd has one ([media] accepted by the config);
+    // otherwise Kamailio talks ng to RTPEngine directly (same rtpengine module config).
+    let ng_proxy = free_udp_port();
+    let mut media_env = env();
+    media_env.extend(media_env_overrides(
+        &format!("127.0.0.1:{ng_proxy}"),
+        &format!("127.0.0.1:{rtp_ng}"),
+    ));
+    let (config, rtpengine_sock) = match Config::from_str_with_env(example, media_env) {
+        Ok(c) => (c, format!("udp:127.0.0.1:{ng_proxy}")),
+        Err(e) => {
+            eprintln!("warpd has no [media] config yet ({e}): Kamailio uses RTPEngine directly");
+            (
+                Config::from_str_with_env(example, env()).expect("config"),
+                format!("udp:127.0.0.1:{rtp_ng}"),
+            )
+        }
+    };
+    let warpd_port = free_tcp_port();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", warpd_port)))
+        .expect("bind warpd");
+    let shutdown = CancellationToken::new();
+    let server = rt.spawn(warpd::server::run(config, listener, shutdown.clone()));
+    let base = format!("http://127.0.0.1:{warpd_port}");
+    let rpc = format!("{base}/rpc");
+    let http = reqwest::Client::new();
+    let dip = |src_ip: &str, dnis: &str| -> Value {
+        let url = format!(
+            "{base}/v1/route?src_ip={src_ip}&ani={}&dnis={}",
+            ANI.replace('+', "%2B"),
+            dnis.replace('+', "%2B")
+        );
+        rt.block_on(async {
+            match http.get(&url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        })
+    };
+    let answer = wait_for("warpd ready", Duration::from_secs(30), || {
+        let a = dip("127.0.0.1", DNIS);
+        (a["action"] == "route").then_some(a)
+    });
+
+    // expected gateway order: every route's uris, in order
+    let routes = answer["routes"].as_array().expect("routes").clone();
+    assert!(routes.len() >= 2, "{answer}");
+    let order: Vec<u16> = routes
+        .iter()
+        .flat_map(|r| r["uris"].as_array().cloned().unwrap_or_default())
+        .map(|u| gw_port(u.as_str().unwrap_or_default()))
+        .collect();
+    assert!(
+        routes[0]["rate"].as_f64() <= routes[1]["rate"].as_f64() || routes[0]["forced"] == true,
+        "cheapest first: {answer}"
+    );
+    let cheapest = order[0];
+    let second = order[1];
+    assert_ne!(cheapest, second);
+
+    // --- the main Kamailio: dips to warpd, events through the recording sink --------------------
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind sink");
+    let sink_url = format!("http://{}/rpc", sink.local_addr().expect("sink addr"));
+    rt.spawn(event_sink(sink, rpc.clone(), events.clone()));
+    let so_define = format!("HTTP_ASYNC_SO=\"{}\"", so.display());
+    let main = Kamailio::start(
+        dir,
+        "main",
+        &[
+            so_define.clone(),
+            format!("WARPD_URL=\"{base}\""),
+            format!("WARPD_EVENTS_HTTPCON=\"events=>{sink_url}\""),
+        ],
+    );
+    let uac = repo().join("tests/sipp/uac.xml");
+
+    // 1. the cheapest vendor's gateway gets the call
+    {
+        let gws: Vec<Uas> = order
+            .iter()
+            .map(|p| Uas::start(dir, *p, "uas.xml", "cheapest"))
+            .collect();
+        let r = call(dir, &main, &uac, DNIS, "cheapest");
+        assert!(r.ok, "call failed:\n{}", r.trace);
+        let got: Vec<usize> = gws.iter().map(Uas::invites).collect();
+        assert_eq!(
+            got[0], 1,
+            "cheapest gateway {cheapest} got {got:?} (order {order:?})"
+        );
+        assert_eq!(got.iter().sum::<usize>(), 1, "{got:?}");
+    }
+
+    // 2. cheapest answers 503 → the call completes on the next gateway; events in order
+    {
+        let first = Uas::start(dir, cheapest, "uas_503.xml", "failover");
+        let next = Uas::start(dir, second, "uas.xml", "failover");
+        events.lock().expect("lock").clear();
+        let r = call(dir, &main, &uac, DNIS, "failover");
+        assert!(r.ok, "call failed:\n{}", r.trace);
+        assert_eq!((first.invites(), next.invites()), (1, 1));
+        let call_id = r
+            .trace
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID: "))
+            .map(|s| s.trim().to_string())
+            .expect("Call-ID in trace");
+        let evs = wait_for("call events", Duration::from_secs(5), || {
+            let evs = events.lock().expect("lock").clone();
+            let mine: Vec<Value> = evs
+                .into_iter()
+                .filter(|e| e["params"]["call_id"] == call_id.as_str())
+                .collect();
+            (mine.len() >= 4).then_some(mine)
+        });
+        // events travel in parallel (async HTTP workers): assert the set, not the arrival order
+        let by = |m: &str| -> Vec<&Value> { evs.iter().filter(|e| e["method"] == m).collect() };
+        let mut attempts = by("call.attempt");
+        attempts.sort_by_key(|e| e["params"]["attempt"].as_i64());
+        assert_eq!(attempts.len(), 2, "{evs:?}");
+        assert_eq!(attempts[0]["params"]["attempt"], 1);
+        assert_eq!(attempts[0]["params"]["sip_code"], 503);
+        assert_eq!(attempts[0]["params"]["route_id"], routes[0]["route_id"]);
+        assert_eq!(attempts[1]["params"]["attempt"], 2);
+        assert_eq!(attempts[1]["params"]["sip_code"], 200);
+        let answers = by("call.answer");
+        assert_eq!(answers.len(), 1, "{evs:?}");
+        assert_eq!(answers[0]["params"]["attempt"], 2);
+        assert_eq!(
+            answers[0]["params"]["route_id"],
+            attempts[1]["params"]["route_id"]
+        );
+        let ends = by("call.end");
+        assert_eq!(ends.len(), 1, "{evs:?}");
+        assert_eq!(ends[0]["params"]["hangup"], "caller");
+    }
+
+    // 3. blocked prefix → warpd's 403 from Kamailio, no gateway sees it
+    {
+        let gw = Uas::start(dir, cheapest, "uas.xml", "blocked");
+        let r = call(
+            dir,
+            &main,
+            &reject_scenario(dir, 403),
+            "+19005550100",
+            "blocked",
+        );
+        assert!(r.ok, "expected 403:\n{}", r.trace);
+        assert!(
+            r.trace.contains("SIP/2.0 403 blocked prefix 1900"),
+            "{}",
+            r.trace
+        );
+        assert_eq!(gw.invites(), 0);
+    }
+
+    // 4. media: SDP towards the customer is RTPEngine's; a T.38 re-INVITE on a fax call too
+    {
+        let kam = Kamailio::start(
+            dir,
+            "media",
+            &[
+                so_define.clone(),
+                format!("WARPD_URL=\"{base}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
+                "WITH_MEDIA".to_string(),
+                format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
+            ],
+        );
+        let relayed = |port: u16| (rtp_min..=rtp_min + 99).contains(&port);
+        {
+            let _gw = Uas::start(dir, cheapest, "uas.xml", "media");
+            let r = call(dir, &kam, &uac, DNIS, "media");
+            assert!(r.ok, "media call failed:\n{}", r.trace);
+            let ports = received_200_ports(&r.trace, "audio");
+            assert!(
+                !ports.is_empty() && ports.iter().all(|p| relayed(*p)),
+                "SDP not rewritten by RTPEngine (ports {ports:?}, range {rtp_min}..):\n{}",
+                r.trace
+            );
+        }
+        {
+            let _gw = Uas::start(dir, cheapest, "uas_t38.xml", "t38");
+            let t38 = repo().join("tests/sipp/uac_t38.xml");
+            let r = call(dir, &kam, &t38, DNIS, "t38");
+            assert!(r.ok, "T.38 call failed:\n{}", r.trace);
+            let ports = received_200_ports(&r.trace, "image");
+            assert!(
+                ports.len() == 1 && relayed(ports[0]),
+                "T.38 answer not through RTPEngine ({ports:?}):\n{}",
+                r.trace
+            );
+        }
+    }
+
+    // 5. fallback dip mode (no http_async_client): async_task_route + http_connect
+    {
+        let gws: Vec<Uas> = order
+            .iter()
+            .map(|p| Uas::start(dir, *p, "uas.xml", "taskmode"))
+            .collect();
+        let kam = Kamailio::start(
+            dir,
+            "task",
+            &[
+                "WITHOUT_HTTP_ASYNC".to_string(),
+                format!("WARPD_HTTPCON=\"warpd=>{base}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
+            ],
+        );
+        let r = call(dir, &kam, &uac, DNIS, "taskmode");
+        assert!(r.ok, "call failed:\n{}", r.trace);
+        assert_eq!(gws[0].invites(), 1);
+    }
+
+    // 6. unknown source: 10001 no longer owns 127.0.0.1 → 403
+    {
+        let moved = demo_copy(&dir.join("moved"), &ports, Some("192.0.2.1/32"));
+        rt.block_on(async {
+            let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
+            warpd::provision::apply(&mut client, &moved, false)
+                .await
+                .expect("apply moved source");
+        });
+        wait_for(
+            "reload after source change",
+            Duration::from_secs(10),
+            || (dip("127.0.0.1", DNIS)["action"] == "reject").then_some(()),
+        );
+        let gw = Uas::start(dir, cheapest, "uas.xml", "unknown");
+        let r = call(dir, &main, &reject_scenario(dir, 403), DNIS, "unknown");
+        assert!(r.ok, "expected 403 for unknown source:\n{}", r.trace);
+        assert_eq!(gw.invites(), 0);
+        let back = demo_copy(&dir.join("back"), &ports, None);
+        rt.block_on(async {
+            let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
+            warpd::provision::apply(&mut client, &back, false)
+                .await
+                .expect("apply back");
+        });
+    }
+
+    // 7. warpd stopped → documented fallback (503) at once; with DIP_FALLBACK_URI → static route
+    shutdown.cancel();
+    let _ = rt.block_on(server);
+    {
+        let r = call(dir, &main, &reject_scenario(dir, 503), DNIS, "stopped");
+        assert!(r.ok, "expected 503 with warpd stopped:\n{}", r.trace);
+        assert!(
+            r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS + 2000),
+            "fallback took {:?}",
+            r.elapsed
+        );
+
+        let fallback_port = free_udp_port();
+        let gw = Uas::start(dir, fallback_port, "uas.xml", "static");
+        let kam = Kamailio::start(
+            dir,
+            "static",
+            &[
+                so_define.clone(),
+                format!("WARPD_URL=\"{base}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
+                format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
+            ],
+        );
+        let r = call(dir, &kam, &uac, DNIS, "static");
+        assert!(r.ok, "static fallback call failed:\n{}", r.trace);
+        assert_eq!(gw.invites(), 1);
+    }
+
+    // 8. warpd hanging (accepts, never answers) → 503 after the dip time-out, not before
+    {
+        let hang = TcpListener::bind(("127.0.0.1", warpd_port)).expect("rebind warpd port");
+        let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let keep = held.clone();
+        std::thread::spawn(move || {
+            for s in hang.incoming().flatten().take(16) {
+                keep.lock().expect("lock").push(s);
+            }
+        });
+        let r = call(dir, &main, &reject_scenario(dir, 503), DNIS, "hanging");
+        assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
+        assert!(
+            r.elapsed >= Duration::from_millis(DIP_TIMEOUT_MS - 50)
+                && r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS + 2000),
+            "time-out fallback took {:?}",
+            r.elapsed
+        );
+        assert!(
+            !held.lock().expect("lock").is_empty(),
+            "dip never connected"
+        );
+    }
+}
