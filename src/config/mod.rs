@@ -432,7 +432,13 @@ mod tests {
             .split_once("\n# [media]")
             .expect("example documents [media]");
         let media: String = std::iter::once("[media]")
-            .chain(media.lines().skip(1).filter_map(|l| l.strip_prefix("# ")))
+            .chain(
+                media
+                    .lines()
+                    .skip(1)
+                    .take_while(|l| !l.trim().is_empty())
+                    .filter_map(|l| l.strip_prefix("# ")),
+            )
             .collect::<Vec<_>>()
             .join("\n");
         let c = Config::from_str_with_env(&format!("{text}\n{media}\n"), vec![]).unwrap();
