@@ -3,6 +3,7 @@
 //! 1. open loop at WARPD_BENCH_RATE commands/s (default 2,000) for WARPD_BENCH_SECS seconds
 //!    (default 5), first straight to the node, then through warpd's proxy; every command's latency
 //!    (send → answer) is recorded; p50/p99/p99.9 of both and the difference are printed;
+//!    then both streams at the same time (same machine conditions for both);
 //! 2. closed loop with WARPD_BENCH_INFLIGHT commands in flight (default 64) for 3 s: the ceiling
 //!    in commands/s of the node alone and of the node behind the proxy, side by side.
 //!
@@ -217,7 +218,7 @@ fn main() {
     let inflight = env_or("WARPD_BENCH_INFLIGHT", 64u64);
     let node = RtpEngine::start(30400, 30999);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
@@ -256,6 +257,28 @@ fn main() {
         via.p50 - direct.p50,
         via.p99 - direct.p99
     );
+
+    // the same two streams at the same time, so both see the same machine load (the node then
+    // serves 2 × rate)
+    let (d2, p2) = std::thread::scope(|s| {
+        let d = s.spawn(|| open_loop(node.ng, &format!("sd{tag}"), rate, secs));
+        let p = s.spawn(|| open_loop(proxy, &format!("sp{tag}"), rate, secs));
+        (d.join(), p.join())
+    });
+    if let (Ok(d2), Ok(p2)) = (d2, p2) {
+        println!("open loop, both streams at once, {rate} commands/s each for {secs} s");
+        for (name, r) in [("direct to rtpengine", &d2), ("through warpd proxy", &p2)] {
+            println!(
+                "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  errors {:?}",
+                r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors
+            );
+        }
+        println!(
+            "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs",
+            p2.p50 - d2.p50,
+            p2.p99 - d2.p99
+        );
+    }
 
     let c_direct = ceiling(node.ng, &format!("cd{tag}"), inflight, 3);
     let c_via = ceiling(proxy, &format!("cp{tag}"), inflight, 3);
