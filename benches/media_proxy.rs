@@ -231,7 +231,7 @@ fn main() {
         }],
         ..MediaConfig::default()
     };
-    let (_ctl, proxy) = rt
+    let (ctl, proxy) = rt
         .block_on(warpd::media::start(&cfg, None, None, shutdown.clone()))
         .unwrap_or_else(|e| panic!("media start: {e}"));
     let tag = media_support::rand_suffix();
@@ -279,6 +279,13 @@ fn main() {
             p2.p99 - d2.p99
         );
     }
+
+    let (n, p50, p99) = ctl.proxy_overhead();
+    println!(
+        "warpd's own time per proxied command (receive → answer sent, minus node wait; histogram bucket bounds): {n} commands, p50 ≤ {:.0} µs, p99 ≤ {:.0} µs",
+        p50.unwrap_or(f64::NAN) * 1e6,
+        p99.unwrap_or(f64::NAN) * 1e6
+    );
 
     let c_direct = ceiling(node.ng, &format!("cd{tag}"), inflight, 3);
     let c_via = ceiling(proxy, &format!("cp{tag}"), inflight, 3);

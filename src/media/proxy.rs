@@ -83,23 +83,30 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
         let ctl = ctl.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (cookie, resp) = handle(&ctl, &datagram).await;
+            let mut node_time = Duration::ZERO;
+            let (cookie, resp) = handle(&ctl, &datagram, &mut node_time).await;
             let out = resp.encode(&cookie);
             let _ = slot.set(out.clone());
             if let Err(e) = sock.send_to(&out, peer).await {
                 tracing::debug!(%peer, error = %e, "ng proxy send failed");
             }
+            let total = t0.elapsed();
+            ctl.metrics.command_duration.observe(total.as_secs_f64());
             ctl.metrics
-                .command_duration
-                .observe(t0.elapsed().as_secs_f64());
+                .proxy_overhead
+                .observe(total.saturating_sub(node_time).as_secs_f64());
         });
     }
 }
 
-async fn handle(ctl: &MediaController, datagram: &[u8]) -> (Vec<u8>, NgResponse) {
+async fn handle(
+    ctl: &MediaController,
+    datagram: &[u8],
+    node_time: &mut Duration,
+) -> (Vec<u8>, NgResponse) {
     let cookie = cookie_of(datagram).unwrap_or_default().to_vec();
     match NgRequest::decode(datagram) {
-        Ok((_, req)) => (cookie, ctl.handle(req).await),
+        Ok((_, req)) => (cookie, ctl.handle_timed(req, node_time).await),
         Err(e) => {
             let kind = match e {
                 CodecError::UnknownCommand(_) => "unknown_command",
