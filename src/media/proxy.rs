@@ -25,9 +25,13 @@ use super::client::MAX_DATAGRAM;
 use super::codec::{cookie_of, CodecError, NgRequest, NgResponse};
 use super::MediaController;
 
-/// How long an answer is kept for retransmits of its cookie (Kamailio's whole retry window is
-/// `rtpengine_tout_ms × rtpengine_retr`, 1 s × 5 by default).
-pub const COOKIE_TTL: Duration = Duration::from_secs(30);
+/// How long an answer is kept for retransmits of its cookie. Kamailio retransmits only until it
+/// has an answer, within `rtpengine_tout_ms × rtpengine_retr` (1 s × 5 by default), so a repeat
+/// later than that cannot come; a short TTL keeps memory small (2,000 commands/s × 10 s ≈ 20k
+/// answers, ~1 KB each).
+pub const COOKIE_TTL: Duration = Duration::from_secs(10);
+/// Most answers kept for retransmits.
+pub const COOKIE_CACHE_MAX: u64 = 100_000;
 /// Most commands processed at once; datagrams beyond that are dropped (Kamailio retransmits).
 pub const MAX_IN_FLIGHT: usize = 4096;
 
@@ -37,7 +41,7 @@ type Key = (SocketAddr, Vec<u8>);
 pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: CancellationToken) {
     let sock = Arc::new(sock);
     let answers: moka::sync::Cache<Key, Arc<OnceLock<Vec<u8>>>> = moka::sync::Cache::builder()
-        .max_capacity(200_000)
+        .max_capacity(COOKIE_CACHE_MAX)
         .time_to_live(COOKIE_TTL)
         .build();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
