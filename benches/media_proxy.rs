@@ -3,11 +3,13 @@
 //! 1. open loop at WARPD_BENCH_RATE commands/s (default 2,000) for WARPD_BENCH_SECS seconds
 //!    (default 5), first straight to the node, then through warpd's proxy; every command's latency
 //!    (send → answer) is recorded; p50/p99/p99.9 of both and the difference are printed;
+//!    then both streams at the same time (same machine conditions for both);
 //! 2. closed loop with WARPD_BENCH_INFLIGHT commands in flight (default 64) for 3 s: the ceiling
 //!    in commands/s of the node alone and of the node behind the proxy, side by side.
 //!
-//! The command mix is calls: `offer` (new call-id, 2 ports allocated) then, 50 commands later,
-//! `delete` of that call (ports freed), so the node's state stays small at any rate.
+//! The command mix is calls: `offer` (new call-id, ports allocated), then `delete` of that call
+//! as soon as the offer is answered (ports freed), so the node's state stays small at any rate.
+//! Only `ok` answers count towards the ceiling; error answers are listed by reason.
 //!
 //! Run: cargo bench --bench media_proxy
 
@@ -30,25 +32,32 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
         .unwrap_or(d)
 }
 
-/// The i-th command of the stream: offers of call i/2 on even i, deletes of call (i/2 - 25)
-/// on odd i (so a delete trails its offer by 50 commands).
-fn command(run: &str, i: u64) -> (String, Vec<u8>) {
-    let cookie = format!("{run}-{i}");
-    let body = if i % 2 == 0 || i < 50 {
-        let call = format!("{run}-c{}", i / 2);
-        format!(
-            "d7:command5:offer7:call-id{}8:from-tag2:ft3:sdp{}5:flagsl13:trust-addressee",
-            bs(&call),
-            bs(&audio_sdp(9000))
-        )
-    } else {
-        let call = format!("{run}-c{}", i / 2 - 25);
-        format!("d7:command6:delete7:call-id{}8:from-tag2:fte", bs(&call))
-    };
-    let mut dg = cookie.clone().into_bytes();
-    dg.push(b' ');
-    dg.extend_from_slice(body.as_bytes());
-    (cookie, dg)
+fn offer(run: &str, n: u64) -> Vec<u8> {
+    let call = format!("{run}-c{n}");
+    format!(
+        "{run}-o{n} d7:command5:offer7:call-id{}8:from-tag2:ft3:sdp{}5:flagsl13:trust-addressee",
+        bs(&call),
+        bs(&audio_sdp(9000))
+    )
+    .into_bytes()
+}
+
+fn delete(run: &str, n: u64) -> Vec<u8> {
+    let call = format!("{run}-c{n}");
+    format!(
+        "{run}-d{n} d7:command6:delete7:call-id{}8:from-tag2:fte",
+        bs(&call)
+    )
+    .into_bytes()
+}
+
+/// The error reason of an answer, if it is an error.
+fn error_reason(answer: &[u8]) -> Option<String> {
+    let (_, d) = warpd::media::codec::parse_datagram(answer).ok()?;
+    match d.str("result") {
+        Some("ok") | Some("pong") => None,
+        _ => Some(d.str("error-reason").unwrap_or("?").to_string()),
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -66,24 +75,28 @@ struct OpenLoop {
     max: f64,
     sent: u64,
     lost: u64,
-    errors: u64,
+    errors: HashMap<String, u64>,
 }
 
-/// Sends at `rate`/s for `secs`, measures every answer's latency in µs.
+/// Starts calls at `rate / 2` per second for `secs`: each call is an `offer`, and its `delete`
+/// sent the moment the offer's answer arrives (as Kamailio does: never before), so the command
+/// rate is `rate`. Every answer's latency (send → answer) is recorded in µs.
 fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap_or_else(|e| panic!("{e}"));
     let rx = sock.try_clone().unwrap_or_else(|e| panic!("{e}"));
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let sent = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
     let receiver = {
         let sent_at = sent_at.clone();
         let done = done.clone();
-        let errors = errors.clone();
+        let sent = sent.clone();
+        let run = run.to_string();
         std::thread::spawn(move || {
             let mut lat = Vec::new();
+            let mut errors: HashMap<String, u64> = HashMap::new();
             let mut buf = vec![0u8; 65535];
             let mut idle_since: Option<Instant> = None;
             loop {
@@ -97,8 +110,21 @@ fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
                         if let Some(t) = sent_at.lock().ok().and_then(|mut m| m.remove(&cookie)) {
                             lat.push(now.duration_since(t).as_secs_f64() * 1e6);
                         }
-                        if data.windows(13).any(|w| w == b"6:result5:err") {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                        match error_reason(data) {
+                            Some(r) => *errors.entry(r).or_default() += 1,
+                            None => {
+                                // the offer was answered: end the call now
+                                if let Some(n) = cookie
+                                    .strip_prefix(&format!("{run}-o"))
+                                    .and_then(|n| n.parse::<u64>().ok())
+                                {
+                                    if let Ok(mut m) = sent_at.lock() {
+                                        m.insert(format!("{run}-d{n}"), Instant::now());
+                                    }
+                                    sent.fetch_add(1, Ordering::Relaxed);
+                                    let _ = rx.send_to(&delete(&run, n), target);
+                                }
+                            }
                         }
                     }
                     Err(_) => {
@@ -111,35 +137,36 @@ fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
                     }
                 }
             }
-            lat
+            (lat, errors)
         })
     };
-    let total = rate * secs;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let calls = rate / 2 * secs;
+    let interval = Duration::from_secs_f64(2.0 / rate as f64);
     let start = Instant::now();
-    for i in 0..total {
-        let due = start + interval * i as u32;
+    for n in 0..calls {
+        let due = start + interval * n as u32;
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
         }
-        let (cookie, dg) = command(run, i);
         if let Ok(mut m) = sent_at.lock() {
-            m.insert(cookie, Instant::now());
+            m.insert(format!("{run}-o{n}"), Instant::now());
         }
-        let _ = sock.send_to(&dg, target);
+        sent.fetch_add(1, Ordering::Relaxed);
+        let _ = sock.send_to(&offer(run, n), target);
     }
     done.store(true, Ordering::Relaxed);
-    let mut lat = receiver.join().unwrap_or_default();
+    let (mut lat, errors) = receiver.join().unwrap_or_default();
     lat.sort_by(f64::total_cmp);
+    let sent = sent.load(Ordering::Relaxed);
     OpenLoop {
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
         p999: percentile(&lat, 0.999),
         max: lat.last().copied().unwrap_or(f64::NAN),
-        sent: total,
-        lost: total - lat.len() as u64,
-        errors: errors.load(Ordering::Relaxed),
+        sent,
+        lost: sent.saturating_sub(lat.len() as u64),
+        errors,
     }
 }
 
@@ -158,22 +185,18 @@ fn ceiling(target: SocketAddr, run: &str, inflight: u64, secs: u64) -> f64 {
                 let mut buf = vec![0u8; 65535];
                 let mut i = 0u64;
                 while Instant::now() < stop {
-                    // offer then delete of the same call, strictly in turn
-                    let call = format!("{run}-c{}", i / 2);
-                    let body = if i % 2 == 0 {
-                        format!(
-                            "d7:command5:offer7:call-id{}8:from-tag2:ft3:sdp{}e",
-                            bs(&call),
-                            bs(&audio_sdp(9000))
-                        )
+                    // offer then delete of the same call, strictly in turn; only `ok` counts
+                    let dg = if i % 2 == 0 {
+                        offer(&run, i / 2)
                     } else {
-                        format!("d7:command6:delete7:call-id{}8:from-tag2:fte", bs(&call))
+                        delete(&run, i / 2)
                     };
-                    let dg = format!("{run}-{i} {body}");
-                    if sock.send_to(dg.as_bytes(), target).is_ok()
-                        && sock.recv_from(&mut buf).is_ok()
-                    {
-                        count.fetch_add(1, Ordering::Relaxed);
+                    if sock.send_to(&dg, target).is_ok() {
+                        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                            if error_reason(&buf[..n]).is_none() {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                     i += 1;
                 }
@@ -195,7 +218,7 @@ fn main() {
     let inflight = env_or("WARPD_BENCH_INFLIGHT", 64u64);
     let node = RtpEngine::start(30400, 30999);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
@@ -208,7 +231,7 @@ fn main() {
         }],
         ..MediaConfig::default()
     };
-    let (_ctl, proxy) = rt
+    let (ctl, proxy) = rt
         .block_on(warpd::media::start(&cfg, None, None, shutdown.clone()))
         .unwrap_or_else(|e| panic!("media start: {e}"));
     let tag = media_support::rand_suffix();
@@ -225,7 +248,7 @@ fn main() {
         ("through warpd proxy", &via),
     ] {
         println!(
-            "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  error answers {}",
+            "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  errors {:?}",
             r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors
         );
     }
@@ -233,6 +256,35 @@ fn main() {
         "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs",
         via.p50 - direct.p50,
         via.p99 - direct.p99
+    );
+
+    // the same two streams at the same time, so both see the same machine load (the node then
+    // serves 2 × rate)
+    let (d2, p2) = std::thread::scope(|s| {
+        let d = s.spawn(|| open_loop(node.ng, &format!("sd{tag}"), rate, secs));
+        let p = s.spawn(|| open_loop(proxy, &format!("sp{tag}"), rate, secs));
+        (d.join(), p.join())
+    });
+    if let (Ok(d2), Ok(p2)) = (d2, p2) {
+        println!("open loop, both streams at once, {rate} commands/s each for {secs} s");
+        for (name, r) in [("direct to rtpengine", &d2), ("through warpd proxy", &p2)] {
+            println!(
+                "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  errors {:?}",
+                r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors
+            );
+        }
+        println!(
+            "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs",
+            p2.p50 - d2.p50,
+            p2.p99 - d2.p99
+        );
+    }
+
+    let (n, p50, p99) = ctl.proxy_overhead();
+    println!(
+        "warpd's own time per proxied command (receive → answer sent, minus node wait; histogram bucket bounds): {n} commands, p50 ≤ {:.0} µs, p99 ≤ {:.0} µs",
+        p50.unwrap_or(f64::NAN) * 1e6,
+        p99.unwrap_or(f64::NAN) * 1e6
     );
 
     let c_direct = ceiling(node.ng, &format!("cd{tag}"), inflight, 3);

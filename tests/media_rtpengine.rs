@@ -163,6 +163,9 @@ async fn offer_answer_query_delete_with_sdp_rewritten_and_quality_kept() {
 
     let del = p.delete("k3", "call-1").await;
     assert_eq!(del.str("result"), Some("ok"));
+    let (proxied, p50, _) = p.ctl.proxy_overhead();
+    assert_eq!(proxied, 3, "offer, answer, delete went through the proxy");
+    assert!(p50.is_some_and(|v| v > 0.0));
     let quality = p
         .ctl
         .take_quality("call-1")

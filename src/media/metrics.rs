@@ -16,6 +16,9 @@ pub struct MediaMetrics {
     pub node_up: IntGaugeVec,
     /// time from receiving a command to sending its answer (proxy and RPC)
     pub command_duration: Histogram,
+    /// warpd's own time per proxied command: receive → answer sent, minus the time spent waiting
+    /// for nodes (excludes the one extra loopback hop)
+    pub proxy_overhead: Histogram,
     /// datagrams the client sent again after a timeout
     pub retransmits: IntCounter,
     /// repeated cookies from Kamailio answered from the cache (or dropped while in flight)
@@ -64,6 +67,16 @@ impl MediaMetrics {
                     1.0, 5.0,
                 ]),
             )),
+            proxy_overhead: must(Histogram::with_opts(
+                HistogramOpts::new(
+                    "media_proxy_overhead_seconds",
+                    "warpd's own time per proxied ng command (total minus node wait)",
+                )
+                .buckets(vec![
+                    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001,
+                    0.005, 0.025, 0.1,
+                ]),
+            )),
             retransmits: must(IntCounter::new(
                 "media_client_retransmits_total",
                 "ng requests sent again after a timeout",
@@ -87,6 +100,7 @@ impl MediaMetrics {
                 Box::new(m.errors.clone()),
                 Box::new(m.node_up.clone()),
                 Box::new(m.command_duration.clone()),
+                Box::new(m.proxy_overhead.clone()),
                 Box::new(m.retransmits.clone()),
                 Box::new(m.proxy_retransmits.clone()),
                 Box::new(m.policies.clone()),

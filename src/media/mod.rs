@@ -240,6 +240,23 @@ pub struct MediaController {
     pub(crate) metrics: Arc<MediaMetrics>,
 }
 
+/// Quantile estimate (upper bucket bound) of a histogram's samples, from its buckets.
+fn bucket_quantile(h: &prometheus::Histogram, q: f64) -> Option<f64> {
+    use prometheus::core::Collector;
+    let mf = h.collect();
+    let hist = mf.first()?.get_metric().first()?.get_histogram();
+    let total = hist.get_sample_count();
+    if total == 0 {
+        return None;
+    }
+    let want = (total as f64 * q).ceil() as u64;
+    hist.get_bucket()
+        .iter()
+        .find(|b| b.cumulative_count() >= want)
+        .map(|b| b.upper_bound())
+        .or(Some(f64::INFINITY))
+}
+
 /// `media.record.*` / `media.query` answers.
 #[derive(Clone, Debug, Serialize)]
 pub struct CommandResult {
@@ -326,6 +343,17 @@ impl MediaController {
         self.quality.remove(call_id).map(|q| (*q).clone())
     }
 
+    /// Proxied commands so far and the p50 / p99 of warpd's own time per command (bucket upper
+    /// bounds of `warpd_media_proxy_overhead_seconds`, in seconds). For benchmarks and ops.
+    pub fn proxy_overhead(&self) -> (u64, Option<f64>, Option<f64>) {
+        let h = &self.metrics.proxy_overhead;
+        (
+            h.get_sample_count(),
+            bucket_quantile(h, 0.5),
+            bucket_quantile(h, 0.99),
+        )
+    }
+
     /// Nodes and their health (`media.nodes`).
     pub fn nodes(&self) -> Vec<NodeInfo> {
         self.pool.nodes()
@@ -333,7 +361,13 @@ impl MediaController {
 
     /// Handles one ng command from Kamailio: policy, node, quality. Never fails: errors become
     /// ng `error` answers.
-    pub async fn handle(&self, mut req: NgRequest) -> NgResponse {
+    pub async fn handle(&self, req: NgRequest) -> NgResponse {
+        let mut node_time = Duration::ZERO;
+        self.handle_timed(req, &mut node_time).await
+    }
+
+    /// [`handle`](Self::handle), adding the time spent waiting for nodes to `node_time`.
+    pub async fn handle_timed(&self, mut req: NgRequest, node_time: &mut Duration) -> NgResponse {
         let command = req.command.as_str();
         if req.command == Command::Ping {
             self.metrics
@@ -358,7 +392,7 @@ impl MediaController {
                 policy::apply(&pol, &ctx, route.as_deref(), &mut req);
             }
         }
-        match self.pool.dispatch(&req).await {
+        match self.pool.dispatch_timed(&req, node_time).await {
             Ok((resp, node)) => {
                 let outcome = match &resp.result {
                     NgResult::Error(reason) => {

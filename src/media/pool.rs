@@ -250,8 +250,16 @@ impl NodePool {
     }
 
     /// Sends one request to one node; a transport failure takes the node out.
-    async fn send(&self, node: &Node, req: &NgRequest) -> Result<NgResponse, MediaError> {
-        match self.client.request(node.addr, req).await {
+    async fn send(
+        &self,
+        node: &Node,
+        req: &NgRequest,
+        node_time: &mut Duration,
+    ) -> Result<NgResponse, MediaError> {
+        let t0 = std::time::Instant::now();
+        let r = self.client.request(node.addr, req).await;
+        *node_time += t0.elapsed();
+        match r {
             Ok(r) => Ok(r),
             Err(e @ (MediaError::Timeout { .. } | MediaError::Io(_))) => {
                 self.set_health(node, false, Some(e.to_string()));
@@ -264,6 +272,16 @@ impl NodePool {
     /// Routes a command to its node and returns the node's answer (an `error` result included:
     /// the caller decides what to do with it) and the node it went to.
     pub async fn dispatch(&self, req: &NgRequest) -> Result<(NgResponse, SocketAddr), MediaError> {
+        let mut node_time = Duration::ZERO;
+        self.dispatch_timed(req, &mut node_time).await
+    }
+
+    /// [`dispatch`](Self::dispatch), adding the time spent waiting for nodes to `node_time`.
+    pub async fn dispatch_timed(
+        &self,
+        req: &NgRequest,
+        node_time: &mut Duration,
+    ) -> Result<(NgResponse, SocketAddr), MediaError> {
         let call_id = req.call_id().map(str::to_string);
         match (req.command, call_id) {
             (Command::Offer, Some(cid)) => {
@@ -273,7 +291,7 @@ impl NodePool {
                     if !node.is_healthy() {
                         return Err(MediaError::NodeDown { node: addr });
                     }
-                    let r = self.send(&node, req).await?;
+                    let r = self.send(&node, req, node_time).await?;
                     return Ok((r, addr));
                 }
                 let ranked = self.ranked(&cid);
@@ -285,7 +303,7 @@ impl NodePool {
                     // pin BEFORE sending: a command of this call that arrives while the offer is
                     // in flight (e.g. a CANCEL's delete) must go to the same node, not be refused
                     self.sticky.insert(cid.clone(), node.addr);
-                    match self.send(&node, req).await {
+                    match self.send(&node, req, node_time).await {
                         Ok(r) => {
                             if r.result == NgResult::Ok {
                                 node.calls.fetch_add(1, Ordering::Relaxed);
@@ -314,7 +332,7 @@ impl NodePool {
                 let addr = match self.sticky.get(&cid) {
                     Some(a) => a,
                     None => self
-                        .locate(&cid)
+                        .locate(&cid, node_time)
                         .await
                         .ok_or_else(|| MediaError::UnknownCall(cid.clone()))?,
                 };
@@ -323,7 +341,7 @@ impl NodePool {
                     // fail fast: the call's node is known to be down
                     return Err(MediaError::NodeDown { node: addr });
                 }
-                let r = self.send(&node, req).await?;
+                let r = self.send(&node, req, node_time).await?;
                 if req.command == Command::Delete
                     && r.result == NgResult::Ok
                     && req.dict.get("via-branch").is_none()
@@ -340,7 +358,7 @@ impl NodePool {
                     .into_iter()
                     .next()
                     .ok_or(MediaError::NoHealthyNode)?;
-                let r = self.send(&node, req).await?;
+                let r = self.send(&node, req, node_time).await?;
                 Ok((r, node.addr))
             }
         }
@@ -355,7 +373,14 @@ impl NodePool {
 
     /// Finds which healthy node holds a call the pool does not know (warpd restarted, or another
     /// warpd took the offer) by asking every node `query` at once; pins the call there.
-    async fn locate(&self, call_id: &str) -> Option<SocketAddr> {
+    async fn locate(&self, call_id: &str, node_time: &mut Duration) -> Option<SocketAddr> {
+        let t0 = std::time::Instant::now();
+        let found = self.locate_inner(call_id).await;
+        *node_time += t0.elapsed();
+        found
+    }
+
+    async fn locate_inner(&self, call_id: &str) -> Option<SocketAddr> {
         let nodes = self.nodes.load_full();
         let q = NgRequest::new(Command::Query).with("call-id", call_id);
         let timeout = self.client.config().timeout;

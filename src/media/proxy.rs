@@ -25,9 +25,13 @@ use super::client::MAX_DATAGRAM;
 use super::codec::{cookie_of, CodecError, NgRequest, NgResponse};
 use super::MediaController;
 
-/// How long an answer is kept for retransmits of its cookie (Kamailio's whole retry window is
-/// `rtpengine_tout_ms × rtpengine_retr`, 1 s × 5 by default).
-pub const COOKIE_TTL: Duration = Duration::from_secs(30);
+/// How long an answer is kept for retransmits of its cookie. Kamailio retransmits only until it
+/// has an answer, within `rtpengine_tout_ms × rtpengine_retr` (1 s × 5 by default), so a repeat
+/// later than that cannot come; a short TTL keeps memory small (2,000 commands/s × 10 s ≈ 20k
+/// answers, ~1 KB each).
+pub const COOKIE_TTL: Duration = Duration::from_secs(10);
+/// Most answers kept for retransmits.
+pub const COOKIE_CACHE_MAX: u64 = 100_000;
 /// Most commands processed at once; datagrams beyond that are dropped (Kamailio retransmits).
 pub const MAX_IN_FLIGHT: usize = 4096;
 
@@ -37,7 +41,7 @@ type Key = (SocketAddr, Vec<u8>);
 pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: CancellationToken) {
     let sock = Arc::new(sock);
     let answers: moka::sync::Cache<Key, Arc<OnceLock<Vec<u8>>>> = moka::sync::Cache::builder()
-        .max_capacity(200_000)
+        .max_capacity(COOKIE_CACHE_MAX)
         .time_to_live(COOKIE_TTL)
         .build();
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -83,23 +87,30 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
         let ctl = ctl.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (cookie, resp) = handle(&ctl, &datagram).await;
+            let mut node_time = Duration::ZERO;
+            let (cookie, resp) = handle(&ctl, &datagram, &mut node_time).await;
             let out = resp.encode(&cookie);
             let _ = slot.set(out.clone());
             if let Err(e) = sock.send_to(&out, peer).await {
                 tracing::debug!(%peer, error = %e, "ng proxy send failed");
             }
+            let total = t0.elapsed();
+            ctl.metrics.command_duration.observe(total.as_secs_f64());
             ctl.metrics
-                .command_duration
-                .observe(t0.elapsed().as_secs_f64());
+                .proxy_overhead
+                .observe(total.saturating_sub(node_time).as_secs_f64());
         });
     }
 }
 
-async fn handle(ctl: &MediaController, datagram: &[u8]) -> (Vec<u8>, NgResponse) {
+async fn handle(
+    ctl: &MediaController,
+    datagram: &[u8],
+    node_time: &mut Duration,
+) -> (Vec<u8>, NgResponse) {
     let cookie = cookie_of(datagram).unwrap_or_default().to_vec();
     match NgRequest::decode(datagram) {
-        Ok((_, req)) => (cookie, ctl.handle(req).await),
+        Ok((_, req)) => (cookie, ctl.handle_timed(req, node_time).await),
         Err(e) => {
             let kind = match e {
                 CodecError::UnknownCommand(_) => "unknown_command",
