@@ -210,7 +210,8 @@ pub const COPY_COLUMNS: &str =
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
     mos, jitter_ms, loss_pct, recording, flags";
 
-fn esc(out: &mut String, s: &str) {
+/// Escapes text for COPY text format.
+pub fn esc(out: &mut String, s: &str) {
     for ch in s.chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
@@ -234,9 +235,9 @@ fn ts(out: &mut String, us: i64) {
 }
 
 impl Cdr {
-    /// Appends the row in PostgreSQL COPY text format (tab separated, `\N` for NULL), followed by
-    /// the staging column `orphan`.
-    pub fn copy_line(&self, out: &mut String) {
+    /// Appends the row in PostgreSQL COPY text format (tab separated, `\N` for NULL), with the
+    /// staging column `orphan` last when `staging`.
+    pub fn copy_line(&self, out: &mut String, staging: bool) {
         macro_rules! opt {
             ($v:expr, $f:expr) => {
                 match $v {
@@ -323,8 +324,10 @@ impl Cdr {
         out.push('{');
         out.push_str(&self.flags.join(","));
         out.push('}');
-        out.push('\t');
-        out.push_str(if self.orphan { "t" } else { "f" });
+        if staging {
+            out.push('\t');
+            out.push_str(if self.orphan { "t" } else { "f" });
+        }
         out.push('\n');
     }
 }
@@ -417,7 +420,7 @@ mod tests {
     fn copy_line_escapes_and_counts_columns() {
         let c = build(&call(None, None, 7));
         let mut s = String::new();
-        c.copy_line(&mut s);
+        c.copy_line(&mut s, true);
         assert!(
             s.starts_with("c\\t1\t2023-11-14 22:13:20.000000+00\t"),
             "{s}"
