@@ -10,7 +10,8 @@
 //!   3. Dip latency over HTTP (open loop, 2,000 dips/s for 10 s, every dip with a call_id so the
 //!      calls layer runs), first alone, then while phase 2's stream writes CDRs at full speed.
 //!
-//! Run: cargo bench --bench cdr_load   (WARPD_BENCH_CALLS=N for phase 2's call count)
+//! Run: cargo bench --bench cdr_load   (WARPD_BENCH_CALLS=N calls in phase 2, WARPD_BENCH_INFLIGHT=M
+//! of them in flight, default 256)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -212,6 +213,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let inflight: usize = std::env::var("WARPD_BENCH_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let pg = support::TestPg::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -292,7 +297,7 @@ fn main() {
             engine.clone(),
             "e2e",
             n_calls,
-            256,
+            inflight,
             Arc::new(AtomicUsize::new(0)),
         )
         .await;
@@ -301,7 +306,7 @@ fn main() {
             .await
             .map(|r| r.get(0))
             .unwrap_or(-1);
-        println!("2. end to end: {n_calls} calls (dip hook + 3 events each, acked when durable) at {rate:.0} calls/s; CDRs in PostgreSQL: {n}");
+        println!("2. end to end: {n_calls} calls, {inflight} in flight (dip hook + 3 events each, acked when durable) at {rate:.0} calls/s; CDRs in PostgreSQL: {n}");
 
         // 3. dip latency over HTTP, alone and while CDRs are written
         let state = Arc::new(AppState {

@@ -892,10 +892,16 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
         ..Default::default()
     };
     let mut parts = HashSet::new();
-    let e =
-        warpd::cdr::store::commit_batch(&mut client, &[], &[dup.clone()], &[], &mut parts, false)
-            .await
-            .unwrap_err();
+    let e = warpd::cdr::store::commit_batch(
+        &mut client,
+        &[],
+        std::slice::from_ref(&dup),
+        &[],
+        &mut parts,
+        false,
+    )
+    .await
+    .unwrap_err();
     assert!(warpd::cdr::store::is_unique_violation(&e), "{e}");
     let c = warpd::cdr::store::commit_batch(&mut client, &[], &[dup], &[], &mut parts, true)
         .await
