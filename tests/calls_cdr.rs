@@ -309,6 +309,21 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         assert_eq!(terms, HashSet::from([(6, 6), (60, 60)]));
     }
 
+    // the routing number's place (demo numbering: 312-555 is in Illinois)
+    let r = client
+        .query_one(
+            "SELECT state, lata, ocn, dnis FROM cdrs WHERE call_id = 'life-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some("IL"));
+    assert!(r.get::<_, Option<String>>(1).is_some() && r.get::<_, Option<String>>(2).is_some());
+    assert_eq!(
+        r.get::<_, Option<String>>(3).as_deref(),
+        Some("13125550100")
+    );
+
     // unanswered call: busy on every attempt
     assert_eq!(dip(http, base, "busy-1").await["action"], "route");
     rpc_ok(

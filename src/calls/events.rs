@@ -54,6 +54,13 @@ pub struct StartInfo {
     pub lrn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// OCN / LATA / state of the routing number (LRN, else DNIS), when NANP and known
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lata: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     pub routes: Vec<RouteOffer>,
     /// the customer's billing increments at dip time (None = the vendor's)
     #[serde(default, skip_serializing_if = "Option::is_none")]

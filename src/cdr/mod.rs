@@ -47,6 +47,9 @@ pub struct Cdr {
     pub ani: Option<String>,
     pub dnis: Option<String>,
     pub lrn: Option<String>,
+    pub ocn: Option<String>,
+    pub lata: Option<String>,
+    pub state: Option<String>,
     pub zone: Option<String>,
     pub route_id: Option<String>,
     pub vendor: Option<String>,
@@ -173,6 +176,9 @@ pub fn build(c: &CallRecord) -> Cdr {
         ani: start.map(|s| s.ani.clone()),
         dnis: start.map(|s| s.dnis.clone()),
         lrn: start.and_then(|s| s.lrn.clone()),
+        ocn: start.and_then(|s| s.ocn.clone()),
+        lata: start.and_then(|s| s.lata.clone()),
+        state: start.and_then(|s| s.state.clone()),
         zone: start.and_then(|s| s.zone.clone()),
         vendor: o.map(|o| o.vendor.clone()),
         route_id: carried,
@@ -205,7 +211,7 @@ pub fn build(c: &CallRecord) -> Cdr {
 /// Columns written by [`Cdr::copy_line`], in order (plus the staging-only `orphan`).
 pub const COPY_COLUMNS: &str =
     "call_id, started_at, ring_at, answered_at, ended_at, customer_ban, \
-    src_ip, ani, dnis, lrn, zone, route_id, vendor, attempts, attempt_count, vendor_rate, \
+    src_ip, ani, dnis, lrn, ocn, lata, state, zone, route_id, vendor, attempts, attempt_count, vendor_rate, \
     customer_rate, vendor_min, vendor_inc, customer_min, customer_inc, duration_ms, \
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
     mos, jitter_ms, loss_pct, recording, flags";
@@ -263,6 +269,9 @@ impl Cdr {
             &self.ani,
             &self.dnis,
             &self.lrn,
+            &self.ocn,
+            &self.lata,
+            &self.state,
             &self.zone,
             &self.route_id,
             &self.vendor,
