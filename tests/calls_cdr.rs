@@ -1035,6 +1035,21 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         .unwrap()
         .clone();
     assert!(r["asr"].as_f64().unwrap() < 0.5, "{q}");
+    let g: Value = http
+        .get(format!("{base}/v1/routes/quality?by=prefix"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        g.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["route_id"] == bad.as_str() && r["prefix"] == "1312"),
+        "{g}"
+    );
 
     // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
     assert_eq!(dip(http, base, "silent-1").await["action"], "route");

@@ -376,7 +376,7 @@ pub(crate) async fn handle(
         Action::Metrics => api.metrics(),
         Action::Cdrs => api.http_cdrs(req).await,
         Action::CdrsExport => api.http_cdrs_export(req).await,
-        Action::RouteQuality => api.http_route_quality(),
+        Action::RouteQuality => api.http_route_quality(req.uri().query()),
         Action::Refuse(surface, e) => api.error(surface, e),
     };
     Ok(resp)

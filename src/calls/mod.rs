@@ -463,9 +463,14 @@ impl CallService {
         }
     }
 
-    /// Rolling per-route figures.
-    pub fn route_quality(&self) -> Vec<RouteStats> {
-        self.shared.quality().stats(now_us())
+    /// Rolling per-route figures (`by_prefix`: per route × destination group).
+    pub fn route_quality(&self, by_prefix: bool) -> Vec<RouteStats> {
+        let q = self.shared.quality();
+        if by_prefix {
+            q.stats_by_prefix(now_us())
+        } else {
+            q.stats(now_us())
+        }
     }
 
     /// Live calls now.

@@ -46,6 +46,7 @@ pub struct Writer {
     spool: Option<Spool>,
     partitions: HashSet<i64>,
     batch_size: usize,
+    quality_prefix_digits: usize,
     flush_interval: Duration,
     db_timeout: Duration,
     /// CDRs and finished call-ids rated while the database was down (their events are spooled)
@@ -69,6 +70,7 @@ impl Writer {
             spool: Some(spool),
             partitions: HashSet::new(),
             batch_size: config.cdr.batch_size,
+            quality_prefix_digits: config.calls.quality_prefix_digits,
             flush_interval: Duration::from_millis(config.cdr.flush_interval_ms),
             db_timeout: Duration::from_millis(config.cdr.db_timeout_ms),
             pending_cdrs: vec![],
@@ -118,7 +120,9 @@ impl Writer {
 
     fn rate(&self, c: &CallRecord) -> Cdr {
         let cdr = build(c);
-        self.shared.quality().record(c, cdr.duration_ms, now_us());
+        self.shared
+            .quality()
+            .record(c, cdr.duration_ms, now_us(), self.quality_prefix_digits);
         cdr
     }
 
