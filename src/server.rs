@@ -100,8 +100,11 @@ pub async fn run(
     }
 
     // calls/CDRs: recover (spool replay, live calls from the database) before serving dips
+    // the writer outlives the listener: events acknowledged during the shutdown grace still land
+    let calls_stop = CancellationToken::new();
+    let calls_guard = calls_stop.clone().drop_guard(); // also stops it on an early return
     let calls = if config.calls.enabled {
-        let c = crate::calls::CallService::start(&config, &metrics.registry, shutdown.clone())
+        let c = crate::calls::CallService::start(&config, &metrics.registry, calls_stop.clone())
             .await
             .map_err(|e| ServeError::Calls(e.to_string()))?;
         Some(c)
@@ -120,6 +123,7 @@ pub async fn run(
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     api::serve(listener, state, shutdown.clone()).await?;
     reloader.join().await;
+    drop(calls_guard);
     if let Some(c) = calls {
         c.join().await;
     }
