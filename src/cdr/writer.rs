@@ -394,7 +394,6 @@ impl Writer {
             let mut jobs: Vec<Job> = vec![];
             let mut reaped_orphans: Vec<CallRecord> = vec![];
             tokio::select! {
-                biased;
                 j = rx.recv() => match j {
                     Some(j) => jobs.push(j),
                     None => stopping = true,
