@@ -20,8 +20,16 @@ async fn fresh() -> (support::TestPg, Client) {
     let pg = support::TestPg::start();
     let mut client = db::connect(&pg.url()).await.unwrap();
     let applied = db::migrate(&mut client).await.unwrap();
-    assert_eq!(applied, vec!["0001_routing.sql".to_string()]);
+    assert_eq!(applied, all_migrations());
     (pg, client)
+}
+
+/// Names of every embedded migration, in order (a fresh database gets all of them).
+fn all_migrations() -> Vec<String> {
+    db::migrate::MIGRATIONS
+        .iter()
+        .map(|m| m.name.to_string())
+        .collect()
 }
 
 fn unix_now() -> i64 {
@@ -139,12 +147,12 @@ async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
     );
     let rows = client
         .query(
-            "SELECT version, name, checksum FROM warpd_schema_migrations",
+            "SELECT version, name, checksum FROM warpd_schema_migrations ORDER BY version",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), db::migrate::MIGRATIONS.len());
     assert_eq!(rows[0].get::<_, i32>(0), 1);
     assert_eq!(rows[0].get::<_, String>(1), "0001_routing.sql");
     assert_eq!(
@@ -165,7 +173,7 @@ async fn migrate_is_idempotent_serialized_and_detects_edited_files() {
     let (ra, rb) = tokio::join!(db::migrate(&mut a), db::migrate(&mut b));
     let mut applied = [ra.unwrap(), rb.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec!["0001_routing.sql".to_string()]]);
+    assert_eq!(applied, [vec![], all_migrations()]);
 
     // an applied file that changed since is refused, naming it
     client
