@@ -1,6 +1,7 @@
 //! `warpd serve`: wires the components together and runs until the shutdown token fires.
 //!
-//! Owns: start-up order (migrate → reloader → first snapshot → listener) and shutdown.
+//! Owns: start-up order (migrate → reloader → first snapshot → calls/CDR recovery → listener) and
+//! shutdown (listener first, then the call writer drains).
 //! Must not touch: routing logic, SQL beyond calling `db`, HTTP details beyond calling `api`.
 
 use std::sync::Arc;
