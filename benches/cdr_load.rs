@@ -10,7 +10,8 @@
 //!   3. Dip latency over HTTP (open loop, 2,000 dips/s for 10 s, every dip with a call_id so the
 //!      calls layer runs), first alone, then while phase 2's stream writes CDRs at full speed.
 //!
-//! Run: cargo bench --bench cdr_load   (WARPD_BENCH_CALLS=N for phase 2's call count)
+//! Run: cargo bench --bench cdr_load   (WARPD_BENCH_CALLS=N calls in phase 2, WARPD_BENCH_INFLIGHT=M
+//! of them in flight, default 256)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -212,6 +213,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let inflight: usize = std::env::var("WARPD_BENCH_INFLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let pg = support::TestPg::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,23 +237,34 @@ fn main() {
         let t = Instant::now();
         let mut written = 0;
         for chunk in all.chunks(5000) {
-            let c = cdr::store::commit_batch(&mut client, &[], chunk, &[], &mut parts)
+            let c = cdr::store::commit_batch(&mut client, &[], chunk, &[], &mut parts, false)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             written += c.cdrs;
         }
         let secs = t.elapsed().as_secs_f64();
-        println!("1. CDR insert: {written} CDRs in {secs:.2}s = {:.0} CDRs/s (batches of 5000)", written as f64 / secs);
+        println!("1. CDR insert: {written} CDRs in {secs:.2}s = {:.0} CDRs/s (batches of 5000, plain COPY)", written as f64 / secs);
         // replaying the same batches writes nothing (idempotent)
         let t = Instant::now();
         let mut again = 0;
         for chunk in all.chunks(5000) {
-            again += cdr::store::commit_batch(&mut client, &[], chunk, &[], &mut parts)
+            again += cdr::store::commit_batch(&mut client, &[], chunk, &[], &mut parts, true)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
                 .cdrs;
         }
-        println!("   replay of the same 200,000: {again} written in {:.2}s", t.elapsed().as_secs_f64());
+        println!("   idempotent path (staging + ON CONFLICT), replaying the same 200,000: {again} written in {:.2}s", t.elapsed().as_secs_f64());
+        let more: Vec<Cdr> = (200_000..400_000).map(|i| cdr(i, now)).collect();
+        let t = Instant::now();
+        let mut n = 0;
+        for chunk in more.chunks(5000) {
+            n += cdr::store::commit_batch(&mut client, &[], chunk, &[], &mut parts, true)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .cdrs;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!("   idempotent path, 200,000 new: {n} in {secs:.2}s = {:.0} CDRs/s", n as f64 / secs);
 
         // the daemon's pieces: config, engine (demo snapshot), calls service, API
         let spool = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -281,7 +297,7 @@ fn main() {
             engine.clone(),
             "e2e",
             n_calls,
-            256,
+            inflight,
             Arc::new(AtomicUsize::new(0)),
         )
         .await;
@@ -290,7 +306,7 @@ fn main() {
             .await
             .map(|r| r.get(0))
             .unwrap_or(-1);
-        println!("2. end to end: {n_calls} calls (dip hook + 3 events each, acked when durable) at {rate:.0} calls/s; CDRs in PostgreSQL: {n}");
+        println!("2. end to end: {n_calls} calls, {inflight} in flight (dip hook + 3 events each, acked when durable) at {rate:.0} calls/s; CDRs in PostgreSQL: {n}");
 
         // 3. dip latency over HTTP, alone and while CDRs are written
         let state = Arc::new(AppState {

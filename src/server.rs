@@ -1,6 +1,7 @@
 //! `warpd serve`: wires the components together and runs until the shutdown token fires.
 //!
-//! Owns: start-up order (migrate → reloader → first snapshot → listener) and shutdown.
+//! Owns: start-up order (migrate → reloader → first snapshot → calls/CDR recovery → listener) and
+//! shutdown (listener first, then the call writer drains).
 //! Must not touch: routing logic, SQL beyond calling `db`, HTTP details beyond calling `api`.
 
 use std::sync::Arc;
@@ -129,8 +130,11 @@ pub async fn run(
         None => None,
     };
     // calls/CDRs: recover (spool replay, live calls from the database) before serving dips
+    // the writer outlives the listener: events acknowledged during the shutdown grace still land
+    let calls_stop = CancellationToken::new();
+    let calls_guard = calls_stop.clone().drop_guard(); // also stops it on an early return
     let calls = if config.calls.enabled {
-        let c = crate::calls::CallService::start(&config, &metrics.registry, shutdown.clone())
+        let c = crate::calls::CallService::start(&config, &metrics.registry, calls_stop.clone())
             .await
             .map_err(|e| ServeError::Calls(e.to_string()))?;
         Some(c)
@@ -164,6 +168,7 @@ pub async fn run(
         let _ = consul.await;
     }
     reloader.join().await;
+    drop(calls_guard);
     if let Some(c) = calls {
         c.join().await;
     }

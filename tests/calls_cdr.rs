@@ -309,6 +309,21 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         assert_eq!(terms, HashSet::from([(6, 6), (60, 60)]));
     }
 
+    // the routing number's place (demo numbering: 312-555 is in Illinois)
+    let r = client
+        .query_one(
+            "SELECT state, lata, ocn, dnis FROM cdrs WHERE call_id = 'life-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some("IL"));
+    assert!(r.get::<_, Option<String>>(1).is_some() && r.get::<_, Option<String>>(2).is_some());
+    assert_eq!(
+        r.get::<_, Option<String>>(3).as_deref(),
+        Some("13125550100")
+    );
+
     // unanswered call: busy on every attempt
     assert_eq!(dip(http, base, "busy-1").await["action"], "route");
     rpc_ok(
@@ -580,13 +595,15 @@ async fn restart_rebuilds_live_calls_so_limits_hold() {
 }
 
 /// Drives `n` complete calls with `conc` in flight; returns the call-ids whose call.end was
-/// acknowledged. `fail_ok`: transport errors end a worker instead of failing the test.
+/// acknowledged. Calls numbered `allowed` and above wait until `allowed` grows (the test paces
+/// the stream). `fail_ok`: transport errors end a worker instead of failing the test.
 async fn stream_calls(
     base: String,
     prefix: &'static str,
     n: usize,
     conc: usize,
     acked: Arc<AtomicUsize>,
+    allowed: Arc<AtomicUsize>,
     fail_ok: bool,
 ) -> Vec<String> {
     let http = reqwest::Client::builder()
@@ -596,13 +613,22 @@ async fn stream_calls(
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = vec![];
     for _ in 0..conc {
-        let (http, base, next, acked) = (http.clone(), base.clone(), next.clone(), acked.clone());
+        let (http, base, next, acked, allowed) = (
+            http.clone(),
+            base.clone(),
+            next.clone(),
+            acked.clone(),
+            allowed.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut done = vec![];
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= n {
                     break;
+                }
+                while i >= allowed.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 let id = format!("{prefix}-{i}");
                 let steps: Vec<(&str, Value)> = vec![
@@ -661,26 +687,28 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
     let s = Server::start(&pg, spool.path(), &[]).await;
     const N: usize = 300;
     let acked = Arc::new(AtomicUsize::new(0));
+    let allowed = Arc::new(AtomicUsize::new(N / 3));
     let stream = tokio::spawn(stream_calls(
         s.base.clone(),
         "out",
         N,
         8,
         acked.clone(),
+        allowed.clone(),
         false,
     ));
-    wait_for("a third of the calls", 120, || {
+    let reach = |n: usize, what: &'static str| {
         let a = acked.clone();
-        async move { a.load(Ordering::SeqCst) >= N / 3 }
-    })
-    .await;
+        wait_for(what, 120, move || {
+            let a = a.clone();
+            async move { a.load(Ordering::SeqCst) >= n }
+        })
+    };
+    reach(N / 3, "the first third of the calls").await;
     tokio::task::block_in_place(|| pg.stop());
-    let at_stop = acked.load(Ordering::SeqCst);
-    wait_for("calls acknowledged while the database is down", 120, || {
-        let a = acked.clone();
-        async move { a.load(Ordering::SeqCst) >= at_stop + N / 4 }
-    })
-    .await;
+    // the second third runs entirely while PostgreSQL is down
+    allowed.store(2 * N / 3, Ordering::SeqCst);
+    reach(2 * N / 3, "calls acknowledged while the database is down").await;
     let spooled = std::fs::metadata(spool.path().join("events.spool"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -688,6 +716,7 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
         spooled > 0,
         "events must be spooled while PostgreSQL is down"
     );
+    allowed.store(N, Ordering::SeqCst);
     tokio::task::block_in_place(|| pg.start_server());
     let done = stream.await.unwrap();
     assert_eq!(done.len(), N, "every call acknowledged");
@@ -766,7 +795,15 @@ async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
     wait_ready(&http, &base).await;
     const N: usize = 100_000; // far more than can finish: the kill comes first
     let acked = Arc::new(AtomicUsize::new(0));
-    let stream = tokio::spawn(stream_calls(base.clone(), "k9", N, 8, acked.clone(), true));
+    let stream = tokio::spawn(stream_calls(
+        base.clone(),
+        "k9",
+        N,
+        8,
+        acked.clone(),
+        Arc::new(AtomicUsize::new(N)),
+        true,
+    ));
     wait_for("calls before the kill", 60, || {
         let a = acked.clone();
         async move { a.load(Ordering::SeqCst) >= 150 }
@@ -845,6 +882,46 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
         .unwrap();
     assert!(m.contains("warpd_cdr_spool_damaged_total 1"), "{m}");
     s.stop().await;
+
+    // the writer's fast path (plain COPY) refuses an existing CDR; the idempotent path skips it
+    let mut client = client;
+    warpd::cdr::store::prepare(&client).await.unwrap();
+    let row: String = client
+        .query_one(
+            "SELECT row_to_json(c)::text FROM cdrs c WHERE call_id = 'sp-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let started: chrono::DateTime<chrono::Utc> = client
+        .query_one("SELECT started_at FROM cdrs WHERE call_id = 'sp-1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(row.contains("sp-1"));
+    let dup = warpd::cdr::Cdr {
+        call_id: "sp-1".into(),
+        started_us: started.timestamp_micros(),
+        disposition: "answered",
+        ..Default::default()
+    };
+    let mut parts = HashSet::new();
+    let e = warpd::cdr::store::commit_batch(
+        &mut client,
+        &[],
+        std::slice::from_ref(&dup),
+        &[],
+        &mut parts,
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(warpd::cdr::store::is_unique_violation(&e), "{e}");
+    let c = warpd::cdr::store::commit_batch(&mut client, &[], &[dup], &[], &mut parts, true)
+        .await
+        .unwrap();
+    assert_eq!(c.cdrs, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -958,6 +1035,21 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         .unwrap()
         .clone();
     assert!(r["asr"].as_f64().unwrap() < 0.5, "{q}");
+    let g: Value = http
+        .get(format!("{base}/v1/routes/quality?by=prefix"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        g.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["route_id"] == bad.as_str() && r["prefix"] == "1312"),
+        "{g}"
+    );
 
     // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
     assert_eq!(dip(http, base, "silent-1").await["action"], "route");

@@ -238,10 +238,30 @@ impl Api {
         resp
     }
 
-    /// `GET /v1/routes/quality`: rolling ASR / ACD / PDD per route.
-    pub(super) fn http_route_quality(&self) -> Response<Body> {
+    /// `GET /v1/routes/quality[?by=prefix]`: rolling ASR / ACD / PDD per route (or per route ×
+    /// destination group).
+    pub(super) fn http_route_quality(&self, query: Option<&str>) -> Response<Body> {
+        let mut by_prefix = false;
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match (k.as_ref(), v.as_ref()) {
+                ("by", "prefix") => by_prefix = true,
+                ("by", "route") => by_prefix = false,
+                ("by", _) => {
+                    return self.error(
+                        Surface::Http,
+                        ApiError::invalid("by", "expected route or prefix"),
+                    )
+                }
+                (other, _) => {
+                    return self.error(
+                        Surface::Http,
+                        ApiError::UnknownParam(other.chars().take(64).collect()),
+                    )
+                }
+            }
+        }
         match self.calls_or_err() {
-            Result::Ok(c) => self.json_ok(Surface::Http, &c.route_quality()),
+            Result::Ok(c) => self.json_ok(Surface::Http, &c.route_quality(by_prefix)),
             Err(e) => self.error(Surface::Http, e),
         }
     }

@@ -388,7 +388,7 @@ pub(crate) async fn handle(
         Action::Metrics => api.metrics(),
         Action::Cdrs => api.http_cdrs(req).await,
         Action::CdrsExport => api.http_cdrs_export(req).await,
-        Action::RouteQuality => api.http_route_quality(),
+        Action::RouteQuality => api.http_route_quality(req.uri().query()),
         Action::OpenApi => full(StatusCode::OK, JSON, crate::admin::openapi::document()),
         Action::Admin => match &api.state.admin {
             Some(admin) => match crate::admin::handle(admin, req).await {

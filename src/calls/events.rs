@@ -54,6 +54,13 @@ pub struct StartInfo {
     pub lrn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// OCN / LATA / state of the routing number (LRN, else DNIS), when NANP and known
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lata: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     pub routes: Vec<RouteOffer>,
     /// the customer's billing increments at dip time (None = the vendor's)
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,6 +391,36 @@ pub fn end_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // the parsers never panic, whatever the bytes
+        #[test]
+        fn parsers_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = attempt_event(&raw, NOW);
+            let _ = answer_event(&raw, NOW);
+            let _ = end_event(&raw, NOW);
+            let _ = Event::from_json(&raw);
+        }
+
+        // well-formed params with any text and numbers either parse into an event that survives
+        // the stored JSON round trip, or are refused naming a field
+        #[test]
+        fn attempt_round_trip_or_named_error(
+            id in "\\PC{0,40}", route in "[a-z0-9-]{0,20}", n in 0u32..200, code in 0u16..800,
+            ts in proptest::option::of(0f64..5e9), reason in proptest::option::of("\\PC{0,30}"),
+        ) {
+            let p = serde_json::json!({"call_id": id, "attempt": n, "route_id": route,
+                "sip_code": code, "ts": ts, "reason": reason});
+            match attempt_event(p.to_string().as_bytes(), NOW) {
+                Ok(e) => prop_assert_eq!(Event::from_json(e.to_json().as_bytes()).ok(), Some(e)),
+                Err(e) => prop_assert!(
+                    ["call_id", "route_id", "attempt", "sip_code", "ts", "reason"].contains(&e.field.as_str()),
+                    "{}", e
+                ),
+            }
+        }
+    }
 
     const NOW: i64 = 1_700_000_000_000_000;
 

@@ -380,6 +380,23 @@ impl CallService {
             }
             Admit::Ok => {}
         }
+        let dnis = e164_or_raw(&req.dnis);
+        let routing_number = ra
+            .lrn
+            .clone()
+            .or_else(|| dnis.strip_prefix('1').map(str::to_string))
+            .filter(|n| n.len() == 10);
+        let place = routing_number.and_then(|n| {
+            engine
+                .snapshot()
+                .numbering
+                .lookup(n.as_bytes())
+                .map(|i| (i.ocn.clone(), i.lata.clone(), i.state.clone()))
+        });
+        let (ocn, lata, state) = match place {
+            Some((o, l, s)) => (Some(o), Some(l), Some(s)),
+            None => (None, None, None),
+        };
         let ev = Event {
             call_id: call_id.clone(),
             ts_us: now,
@@ -388,7 +405,10 @@ impl CallService {
                 src_ip: req.src_ip.map(|i| i.to_string()),
                 // E.164 digits without '+' when the number normalizes, else as sent
                 ani: e164_or_raw(&req.ani),
-                dnis: e164_or_raw(&req.dnis),
+                dnis,
+                ocn,
+                lata,
+                state,
                 lrn: ra.lrn.clone(),
                 zone: serde_json::to_value(ra.zone)
                     .ok()
@@ -443,9 +463,14 @@ impl CallService {
         }
     }
 
-    /// Rolling per-route figures.
-    pub fn route_quality(&self) -> Vec<RouteStats> {
-        self.shared.quality().stats(now_us())
+    /// Rolling per-route figures (`by_prefix`: per route × destination group).
+    pub fn route_quality(&self, by_prefix: bool) -> Vec<RouteStats> {
+        let q = self.shared.quality();
+        if by_prefix {
+            q.stats_by_prefix(now_us())
+        } else {
+            q.stats(now_us())
+        }
     }
 
     /// Live calls now.

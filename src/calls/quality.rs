@@ -21,6 +21,9 @@ struct Bucket {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RouteStats {
     pub route_id: String,
+    /// destination group (first digits of the E.164 DNIS) for per-prefix figures
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
     pub attempts: u64,
     pub answered: u64,
     /// answered / attempts
@@ -67,48 +70,70 @@ impl Quality {
 
     /// Adds a finished call at `now_us` (warpd's clock, so event clocks cannot push figures out of
     /// the window): one attempt per attempted route; the carrying route also gets the answer and
-    /// duration.
-    pub fn record(&mut self, c: &CallRecord, duration_ms: i64, now_us: i64) {
+    /// duration. Each figure also goes to (route, destination group) when the call's DNIS is
+    /// known, the group being its first `group_digits` digits (0 = no groups).
+    pub fn record(&mut self, c: &CallRecord, duration_ms: i64, now_us: i64, group_digits: usize) {
         let carried = c.carrying_route().map(str::to_string);
+        let group: Option<String> = c
+            .start
+            .as_ref()
+            .filter(|_| group_digits > 0)
+            .map(|s| s.dnis.chars().take(group_digits).collect());
+        // (route, answered, pdd)
+        let mut updates: Vec<(String, bool, Option<u64>)> = vec![];
         let mut prev = c.start_us;
-        let attempts: Vec<_> = c.attempts.clone();
-        for (t, a) in &attempts {
-            let t_now = now_us;
+        for (t, a) in &c.attempts {
             let pdd = a.ring_us.map(|r| (r - prev).max(0) as u64 / 1000);
             let answered = (200..300).contains(&a.sip_code)
                 || (carried.as_deref() == Some(a.route_id.as_str())
                     && c.answer.is_some()
                     && a.sip_code < 300);
-            let b = self.bucket(&a.route_id, t_now);
-            b.attempts += 1;
-            if let Some(p) = pdd {
-                b.pdd_ms += p;
-                b.pdd_n += 1;
-            }
-            if answered {
-                b.answered += 1;
-                b.duration_ms += duration_ms.max(0) as u64;
-            }
+            updates.push((a.route_id.clone(), answered, pdd));
             prev = *t;
         }
         // answered on a route with no attempt event: count the seizure too
         if let Some(r) = carried {
-            if c.answer.is_some() && !attempts.iter().any(|(_, a)| a.route_id == r) {
-                let b = self.bucket(&r, now_us);
+            if c.answer.is_some() && !c.attempts.iter().any(|(_, a)| a.route_id == r) {
+                updates.push((r, true, None));
+            }
+        }
+        for (route, answered, pdd) in updates {
+            let mut keys = vec![route.clone()];
+            if let Some(g) = &group {
+                keys.push(format!("{route}{SEP}{g}"));
+            }
+            for k in keys {
+                let b = self.bucket(&k, now_us);
                 b.attempts += 1;
-                b.answered += 1;
-                b.duration_ms += duration_ms.max(0) as u64;
+                if let Some(p) = pdd {
+                    b.pdd_ms += p;
+                    b.pdd_n += 1;
+                }
+                if answered {
+                    b.answered += 1;
+                    b.duration_ms += duration_ms.max(0) as u64;
+                }
             }
         }
     }
 
     /// Figures per route over the window ending at `now_us`, sorted by route.
     pub fn stats(&self, now_us: i64) -> Vec<RouteStats> {
+        self.collect(now_us, false)
+    }
+
+    /// Figures per (route, destination group), sorted; `prefix` is set.
+    pub fn stats_by_prefix(&self, now_us: i64) -> Vec<RouteStats> {
+        self.collect(now_us, true)
+    }
+
+    fn collect(&self, now_us: i64, grouped: bool) -> Vec<RouteStats> {
         let now_epoch = now_us.div_euclid(self.bucket_us);
         let mut out: Vec<RouteStats> =
             self.routes
                 .iter()
-                .map(|(r, bs)| {
+                .filter(|(k, _)| k.contains(SEP) == grouped)
+                .map(|(k, bs)| {
                     let mut s = Bucket::default();
                     for b in bs.iter().filter(|b| {
                         now_epoch - b.epoch < self.buckets as i64 && b.epoch <= now_epoch
@@ -119,8 +144,13 @@ impl Quality {
                         s.pdd_ms += b.pdd_ms;
                         s.pdd_n += b.pdd_n;
                     }
+                    let (route, prefix) = match k.split_once(SEP) {
+                        Some((r, p)) => (r.to_string(), Some(p.to_string())),
+                        None => (k.clone(), None),
+                    };
                     RouteStats {
-                        route_id: r.clone(),
+                        route_id: route,
+                        prefix,
                         attempts: s.attempts,
                         answered: s.answered,
                         asr: if s.attempts > 0 {
@@ -137,10 +167,14 @@ impl Quality {
                     }
                 })
                 .collect();
-        out.sort_by(|a, b| a.route_id.cmp(&b.route_id));
+        out.sort_by(|a, b| (&a.route_id, &a.prefix).cmp(&(&b.route_id, &b.prefix)));
         out
     }
 }
+
+/// Separates route and destination group in the bucket map's keys (never in a route name from
+/// provisioning: it is a control character).
+const SEP: char = '\u{1f}';
 
 #[cfg(test)]
 mod tests {
@@ -168,6 +202,10 @@ mod tests {
                 })
                 .collect(),
             answer: answered.then(|| (3_000_000, AnswerInfo::default())),
+            start: Some(crate::calls::events::StartInfo {
+                dnis: "13125550100".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -175,8 +213,8 @@ mod tests {
     #[test]
     fn asr_acd_pdd() {
         let mut q = Quality::new(60, 6);
-        q.record(&call(&[("a", 503), ("b", 200)], true), 30_000, 3_000_000);
-        q.record(&call(&[("a", 486)], false), 0, 4_000_000);
+        q.record(&call(&[("a", 503), ("b", 200)], true), 30_000, 3_000_000, 4);
+        q.record(&call(&[("a", 486)], false), 0, 4_000_000, 4);
         let s = q.stats(5_000_000);
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].attempts, s[0].answered), (2, 0));
@@ -184,6 +222,11 @@ mod tests {
         assert_eq!((s[1].attempts, s[1].answered), (1, 1));
         assert_eq!(s[1].asr, 1.0);
         assert_eq!(s[1].acd_s, 30.0);
+        // per destination group (DNIS 13125550100 → "1312")
+        let g = q.stats_by_prefix(5_000_000);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].prefix.as_deref(), Some("1312"));
+        assert_eq!((g[0].route_id.as_str(), g[0].attempts), ("a", 2));
         // the window slides: two minutes later nothing is left
         assert_eq!(q.stats(125_000_000)[0].attempts, 0);
     }

@@ -533,6 +533,45 @@ mod tests {
     }
 
     #[test]
+    fn out_of_order_events_give_the_same_call() {
+        // answer and a later attempt arrive before the first attempt; the end comes last
+        let mut t = CallTable::new(1_000_000);
+        t.start(&start("x", 0), 0);
+        let answer = Event {
+            call_id: "x".into(),
+            ts_us: 30,
+            data: EventData::Answer(AnswerInfo {
+                attempt: Some(2),
+                route_id: None,
+            }),
+        };
+        for e in [
+            start("x", 0),
+            answer,
+            attempt("x", 2, "r2", 200, 30),
+            attempt("x", 1, "r1", 503, 10),
+        ] {
+            assert!(matches!(
+                t.apply(&e, 40),
+                Applied::New { finished: None, .. }
+            ));
+        }
+        assert_eq!(t.route_calls("r2"), 1);
+        match t.apply(&end("x", 90), 90) {
+            Applied::New {
+                finished: Some(c), ..
+            } => {
+                assert_eq!(c.carrying_route(), Some("r2"));
+                let order: Vec<u32> = c.attempts.iter().map(|(_, a)| a.attempt).collect();
+                assert_eq!(order, vec![1, 2]);
+                assert_eq!(c.answered_us(), Some(30));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.route_calls("r2"), 0);
+    }
+
+    #[test]
     fn reaper() {
         let mut t = CallTable::new(1_000_000);
         let lim = ReapLimits {

@@ -47,6 +47,9 @@ pub struct Cdr {
     pub ani: Option<String>,
     pub dnis: Option<String>,
     pub lrn: Option<String>,
+    pub ocn: Option<String>,
+    pub lata: Option<String>,
+    pub state: Option<String>,
     pub zone: Option<String>,
     pub route_id: Option<String>,
     pub vendor: Option<String>,
@@ -173,6 +176,9 @@ pub fn build(c: &CallRecord) -> Cdr {
         ani: start.map(|s| s.ani.clone()),
         dnis: start.map(|s| s.dnis.clone()),
         lrn: start.and_then(|s| s.lrn.clone()),
+        ocn: start.and_then(|s| s.ocn.clone()),
+        lata: start.and_then(|s| s.lata.clone()),
+        state: start.and_then(|s| s.state.clone()),
         zone: start.and_then(|s| s.zone.clone()),
         vendor: o.map(|o| o.vendor.clone()),
         route_id: carried,
@@ -205,12 +211,13 @@ pub fn build(c: &CallRecord) -> Cdr {
 /// Columns written by [`Cdr::copy_line`], in order (plus the staging-only `orphan`).
 pub const COPY_COLUMNS: &str =
     "call_id, started_at, ring_at, answered_at, ended_at, customer_ban, \
-    src_ip, ani, dnis, lrn, zone, route_id, vendor, attempts, attempt_count, vendor_rate, \
+    src_ip, ani, dnis, lrn, ocn, lata, state, zone, route_id, vendor, attempts, attempt_count, vendor_rate, \
     customer_rate, vendor_min, vendor_inc, customer_min, customer_inc, duration_ms, \
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
     mos, jitter_ms, loss_pct, recording, flags";
 
-fn esc(out: &mut String, s: &str) {
+/// Escapes text for COPY text format.
+pub fn esc(out: &mut String, s: &str) {
     for ch in s.chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
@@ -234,9 +241,9 @@ fn ts(out: &mut String, us: i64) {
 }
 
 impl Cdr {
-    /// Appends the row in PostgreSQL COPY text format (tab separated, `\N` for NULL), followed by
-    /// the staging column `orphan`.
-    pub fn copy_line(&self, out: &mut String) {
+    /// Appends the row in PostgreSQL COPY text format (tab separated, `\N` for NULL), with the
+    /// staging column `orphan` last when `staging`.
+    pub fn copy_line(&self, out: &mut String, staging: bool) {
         macro_rules! opt {
             ($v:expr, $f:expr) => {
                 match $v {
@@ -262,6 +269,9 @@ impl Cdr {
             &self.ani,
             &self.dnis,
             &self.lrn,
+            &self.ocn,
+            &self.lata,
+            &self.state,
             &self.zone,
             &self.route_id,
             &self.vendor,
@@ -323,8 +333,10 @@ impl Cdr {
         out.push('{');
         out.push_str(&self.flags.join(","));
         out.push('}');
-        out.push('\t');
-        out.push_str(if self.orphan { "t" } else { "f" });
+        if staging {
+            out.push('\t');
+            out.push_str(if self.orphan { "t" } else { "f" });
+        }
         out.push('\n');
     }
 }
@@ -417,7 +429,7 @@ mod tests {
     fn copy_line_escapes_and_counts_columns() {
         let c = build(&call(None, None, 7));
         let mut s = String::new();
-        c.copy_line(&mut s);
+        c.copy_line(&mut s, true);
         assert!(
             s.starts_with("c\\t1\t2023-11-14 22:13:20.000000+00\t"),
             "{s}"

@@ -70,20 +70,61 @@ pub struct Committed {
     pub cdrs: u64,
 }
 
-/// Writes one batch in one transaction: events of unfinished calls (idempotent on their key),
-/// CDRs (idempotent on `(call_id, started_at)`; an orphan only if its call-id has no CDR yet), and
-/// removes the event rows of the calls in `done`.
+/// True for a unique violation (the fast path met a row that already exists).
+pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+async fn copy(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    buf: String,
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in(sql).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(Bytes::from(buf)).await?;
+    sink.as_mut().finish().await
+}
+
+/// Writes one batch in one transaction: events of unfinished calls, CDRs, and removes the event
+/// rows of the calls in `done`.
+///
+/// `safe = false` is the fast path: plain COPY of events and CDRs; it fails with a unique
+/// violation if any row exists already (the caller then retries with `safe = true`). The safe
+/// path is idempotent: events `ON CONFLICT DO NOTHING`, CDRs COPY'd into a staging table then
+/// `INSERT … ON CONFLICT DO NOTHING` on `(call_id, started_at)`, orphans only when their call-id
+/// has no CDR. Batches holding orphans always take the safe path.
 pub async fn commit_batch(
     client: &mut Client,
     events: &[&Event],
     cdrs: &[Cdr],
     done: &[String],
     partitions: &mut HashSet<i64>,
+    safe: bool,
 ) -> Result<Committed, tokio_postgres::Error> {
+    let safe = safe || cdrs.iter().any(|c| c.orphan);
     ensure_partitions(client, cdrs, partitions).await?;
     let tx = client.transaction().await?;
     let mut out = Committed::default();
-    if !events.is_empty() {
+    if !events.is_empty() && !safe {
+        let mut buf = String::with_capacity(events.len() * 200);
+        for e in events {
+            super::esc(&mut buf, &e.call_id);
+            buf.push('\t');
+            buf.push_str(e.kind());
+            buf.push('\t');
+            buf.push_str(&e.attempt_key().to_string());
+            buf.push('\t');
+            super::esc(&mut buf, &e.to_json());
+            buf.push('\n');
+        }
+        out.events = copy(
+            &tx,
+            "COPY call_events (call_id, kind, attempt, body) FROM STDIN",
+            buf,
+        )
+        .await?;
+    } else if !events.is_empty() {
         let mut ids = Vec::with_capacity(events.len());
         let mut kinds = Vec::with_capacity(events.len());
         let mut attempts = Vec::with_capacity(events.len());
@@ -106,26 +147,28 @@ pub async fn commit_batch(
     if !cdrs.is_empty() {
         let mut buf = String::with_capacity(cdrs.len() * 512);
         for c in cdrs {
-            c.copy_line(&mut buf);
+            c.copy_line(&mut buf, safe);
         }
-        let sink = tx
-            .copy_in(&format!(
-                "COPY cdr_stage ({COPY_COLUMNS}, orphan) FROM STDIN"
-            ))
-            .await?;
-        futures_util::pin_mut!(sink);
-        sink.send(Bytes::from(buf)).await?;
-        sink.as_mut().finish().await?;
-        out.cdrs = tx
-            .execute(
-                &format!(
-                    "INSERT INTO cdrs ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM cdr_stage s \
-                     WHERE NOT (s.orphan AND EXISTS (SELECT 1 FROM cdrs c WHERE c.call_id = s.call_id)) \
-                     ON CONFLICT DO NOTHING"
-                ),
-                &[],
+        if safe {
+            copy(
+                &tx,
+                &format!("COPY cdr_stage ({COPY_COLUMNS}, orphan) FROM STDIN"),
+                buf,
             )
             .await?;
+            out.cdrs = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO cdrs ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM cdr_stage s \
+                         WHERE NOT (s.orphan AND EXISTS (SELECT 1 FROM cdrs c WHERE c.call_id = s.call_id)) \
+                         ON CONFLICT DO NOTHING"
+                    ),
+                    &[],
+                )
+                .await?;
+        } else {
+            out.cdrs = copy(&tx, &format!("COPY cdrs ({COPY_COLUMNS}) FROM STDIN"), buf).await?;
+        }
     }
     if !done.is_empty() {
         tx.execute("DELETE FROM call_events WHERE call_id = ANY($1)", &[&done])

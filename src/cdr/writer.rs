@@ -46,6 +46,7 @@ pub struct Writer {
     spool: Option<Spool>,
     partitions: HashSet<i64>,
     batch_size: usize,
+    quality_prefix_digits: usize,
     flush_interval: Duration,
     db_timeout: Duration,
     /// CDRs and finished call-ids rated while the database was down (their events are spooled)
@@ -69,6 +70,7 @@ impl Writer {
             spool: Some(spool),
             partitions: HashSet::new(),
             batch_size: config.cdr.batch_size,
+            quality_prefix_digits: config.calls.quality_prefix_digits,
             flush_interval: Duration::from_millis(config.cdr.flush_interval_ms),
             db_timeout: Duration::from_millis(config.cdr.db_timeout_ms),
             pending_cdrs: vec![],
@@ -77,7 +79,7 @@ impl Writer {
         };
         w.connect().await?;
         // 1. spool → database
-        w.commit(&[], vec![], vec![]).await?;
+        w.commit(&[], vec![], vec![], true).await?;
         // 2. database → live table; calls that already ended get their CDR now
         let Some(client) = w.client.as_ref() else {
             return Err(CallsError::Db("not connected".into()));
@@ -111,13 +113,16 @@ impl Writer {
             cdrs = cdrs.len(),
             "call state rebuilt from the database"
         );
-        w.commit(&[], cdrs, done).await?;
+        // rebuilt CDRs may have been committed before the crash: idempotent path
+        w.commit(&[], cdrs, done, true).await?;
         Ok(w)
     }
 
     fn rate(&self, c: &CallRecord) -> Cdr {
         let cdr = build(c);
-        self.shared.quality().record(c, cdr.duration_ms, now_us());
+        self.shared
+            .quality()
+            .record(c, cdr.duration_ms, now_us(), self.quality_prefix_digits);
         cdr
     }
 
@@ -143,12 +148,16 @@ impl Writer {
     }
 
     /// Commits `events` (+ spooled ones), `cdrs` (+ pending) and deletes `done` (+ pending) in one
-    /// transaction. On success the spool is cleared and pending lists emptied.
+    /// transaction. On success the spool is cleared and pending lists emptied. Fresh batches take
+    /// the fast path (plain COPY); anything that may already be in the database (spool, pending
+    /// after a failed commit whose outcome is unknown, recovery, orphans) takes the idempotent
+    /// path, and so does a fast batch that met an existing row.
     async fn commit(
         &mut self,
         events: &[Event],
         cdrs: Vec<Cdr>,
         done: Vec<String>,
+        safe: bool,
     ) -> Result<Committed, CallsError> {
         let spool_events: Vec<Event> = match &self.spool {
             Some(s) if !s.is_empty() => {
@@ -181,20 +190,28 @@ impl Writer {
         all_cdrs.extend(cdrs.iter().cloned());
         let mut done_ids: Vec<String> = self.pending_done.clone();
         done_ids.extend(done.iter().cloned());
+        let safe = safe
+            || !spool_events.is_empty()
+            || !self.pending_cdrs.is_empty()
+            || !self.pending_done.is_empty()
+            || !self.unpersisted.is_empty();
         let Some(client) = self.client.as_mut() else {
             return Err(CallsError::Db("not connected".into()));
         };
-        let res = tokio::time::timeout(
+        let parts = &mut self.partitions;
+        let mut res = tokio::time::timeout(
             self.db_timeout,
-            store::commit_batch(
-                client,
-                &to_insert,
-                &all_cdrs,
-                &done_ids,
-                &mut self.partitions,
-            ),
+            store::commit_batch(client, &to_insert, &all_cdrs, &done_ids, parts, safe),
         )
         .await;
+        if matches!(&res, Ok(Err(e)) if !safe && store::is_unique_violation(e)) {
+            tracing::info!("a row of the batch exists already; writing it idempotently");
+            res = tokio::time::timeout(
+                self.db_timeout,
+                store::commit_batch(client, &to_insert, &all_cdrs, &done_ids, parts, true),
+            )
+            .await;
+        }
         let res = match res {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(CallsError::Db(pg_err(&e))),
@@ -252,7 +269,10 @@ impl Writer {
         }
         let t0 = Instant::now();
         if self.client.is_some() {
-            match self.commit(&events, cdrs.clone(), done.clone()).await {
+            match self
+                .commit(&events, cdrs.clone(), done.clone(), false)
+                .await
+            {
                 Ok(_) => {
                     self.shared
                         .metrics
@@ -374,7 +394,6 @@ impl Writer {
             let mut jobs: Vec<Job> = vec![];
             let mut reaped_orphans: Vec<CallRecord> = vec![];
             tokio::select! {
-                biased;
                 j = rx.recv() => match j {
                     Some(j) => jobs.push(j),
                     None => stopping = true,

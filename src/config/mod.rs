@@ -60,6 +60,9 @@ pub struct CallsConfig {
     pub finished_memory_s: u64,
     /// rolling window of route quality (ASR/ACD/PDD)
     pub quality_window_s: u64,
+    /// route quality is also kept per destination group: the first N digits of the E.164 DNIS
+    /// (0 = per route only)
+    pub quality_prefix_digits: usize,
     /// demote (move last) routes whose ASR is under this floor at the dip; 0 = off
     pub asr_floor: f64,
     /// ... once they have at least this many attempts in the window
@@ -77,6 +80,7 @@ impl Default for CallsConfig {
             limits_refresh_ms: 5000,
             finished_memory_s: 600,
             quality_window_s: 3600,
+            quality_prefix_digits: 4,
             asr_floor: 0.0,
             asr_min_attempts: 50,
         }
