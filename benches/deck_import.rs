@@ -190,10 +190,11 @@ fn main() {
         );
         let (secs, r) = import(1).await;
         println!(
-            "3. import replacing a {rows}-row version: {} rows in {secs:.2} s (parse+validate+COPY {:.2} s, diff + activate {:.2} s; {} up)",
+            "3. import replacing a {rows}-row version: {} rows in {secs:.2} s (parse+validate+COPY {:.2} s, diff {:.2} s, activate {:.2} s; {} up)",
             r.rows,
             r.parse_copy_ms as f64 / 1000.0,
-            (secs * 1000.0 - r.parse_copy_ms as f64) / 1000.0,
+            r.diff_ms as f64 / 1000.0,
+            r.activate_ms as f64 / 1000.0,
             r.diff.as_ref().map(|d| d.up).unwrap_or(0)
         );
 

@@ -335,6 +335,12 @@ async fn bad_row_refuses_everything_and_skip_invalid_loads_the_rest() {
     deck::store::import(&mut client, Box::new(std::io::Cursor::new(bytes)), &o)
         .await
         .unwrap();
+    // versions replacing each other at once: the old rows are gone, the same as a rebuild
+    let rows = route_rows(&client, "alpha").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("33|0.0110000|"), "{rows:?}");
+    deck::store::rebuild_route(&mut client, "alpha").await.unwrap();
+    assert_eq!(route_rows(&client, "alpha").await, rows);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
