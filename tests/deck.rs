@@ -339,7 +339,9 @@ async fn bad_row_refuses_everything_and_skip_invalid_loads_the_rest() {
     let rows = route_rows(&client, "alpha").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].starts_with("33|0.0110000|"), "{rows:?}");
-    deck::store::rebuild_route(&mut client, "alpha").await.unwrap();
+    deck::store::rebuild_route(&mut client, "alpha")
+        .await
+        .unwrap();
     assert_eq!(route_rows(&client, "alpha").await, rows);
 }
 
