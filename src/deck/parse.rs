@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::provision::csv_rows::Eol;
-use crate::provision::values::{check_prefix, fmt_scaled, parse_rate, Cell, NEG_INF, POS_INF};
+use crate::provision::values::{check_prefix, parse_rate, Cell, NEG_INF, POS_INF};
 use crate::provision::Issue;
 
 /// What a deck column means.
@@ -1030,6 +1030,7 @@ impl DeckRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::values::fmt_scaled;
 
     fn rows(csv: &[u8], mapping: &Mapping) -> (Vec<String>, Vec<Result<String, String>>) {
         let mut src = CsvSource::new(csv, "t.csv")
