@@ -224,7 +224,7 @@ fn main() {
             "4a. dips, idle: {} at 2000/s, errors {err}; µs p50 {} p99 {} p99.9 {} max {}",
             lat.len(), percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 0.999), lat.last().copied().unwrap_or(0)
         );
-        let secs_load = 25;
+        let secs_load = 50;
         let load = tokio::spawn(dips(base.clone(), rows, 2_000, secs_load, 16));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (secs, _) = import(2).await;
