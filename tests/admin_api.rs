@@ -389,6 +389,52 @@ async fn admin_api_roles_audit_openapi_and_decks() {
         .await;
     assert_eq!(s, 403, "{e}");
 
+    // customer limits and source IPs
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/admin/customers/1001",
+            Some(&admin),
+            Some(json!({"max_rate": "0.5"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["after"]["max_rate"].as_f64()),
+        (200, Some(0.5)),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/v1/admin/customers/1001/source_ips",
+            Some(&admin),
+            Some(json!({"cidr": "192.0.2.7/24"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["after"]["cidr"].as_str()),
+        (201, Some("192.0.2.0/24")),
+        "{v}"
+    );
+    let (s, e) = api
+        .call(
+            "POST",
+            "/v1/admin/customers/1001/source_ips",
+            Some(&admin),
+            Some(json!({"cidr": "nope"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, v) = api
+        .call(
+            "DELETE",
+            "/v1/admin/customers/1001/source_ips/192.0.2.0%2F24",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
     // exclusions and overrides: a global block of 4420 rejects the next dips, deleting it restores
     let (s, e) = api
         .call(

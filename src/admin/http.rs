@@ -59,6 +59,9 @@ pub enum Op {
     CustomersList,
     CustomerCreate,
     CustomerDelete,
+    CustomerUpdate,
+    CustomerSourceIpAdd,
+    CustomerSourceIpRemove,
     CustomerPartitionAdd,
     CustomerPartitionRemove,
     OverridesList,
@@ -187,6 +190,24 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         "/v1/admin/customers/{ban}/partitions/{partition}",
         Role::Ops,
         Op::CustomerPartitionRemove,
+    ),
+    (
+        "PATCH",
+        "/v1/admin/customers/{ban}",
+        Role::Admin,
+        Op::CustomerUpdate,
+    ),
+    (
+        "POST",
+        "/v1/admin/customers/{ban}/source_ips",
+        Role::Admin,
+        Op::CustomerSourceIpAdd,
+    ),
+    (
+        "DELETE",
+        "/v1/admin/customers/{ban}/source_ips/{cidr}",
+        Role::Admin,
+        Op::CustomerSourceIpRemove,
     ),
     (
         "GET",
@@ -493,6 +514,9 @@ async fn dispatch(
         Op::CustomerDelete => customer_delete(c, ctx).await,
         Op::CustomerPartitionAdd => customer_partition_add(c, ctx).await,
         Op::CustomerPartitionRemove => customer_partition_remove(c, ctx).await,
+        Op::CustomerUpdate => customer_update(c, ctx).await,
+        Op::CustomerSourceIpAdd => customer_source_ip_add(c, ctx).await,
+        Op::CustomerSourceIpRemove => customer_source_ip_remove(c, ctx).await,
         Op::OverridesList => overrides_list(c).await,
         Op::OverrideCreate => override_create(c, ctx).await,
         Op::OverrideDelete => override_delete(c, ctx).await,
@@ -1204,6 +1228,127 @@ pub async fn customer_partition_remove(
         "DELETE FROM customer_partitions cp USING customers c, partitions p WHERE c.id = cp.customer_id \
          AND p.id = cp.partition_id AND c.ban = $1 AND p.name = $2 RETURNING NULL::jsonb",
         &[&ban, &p],
+        false,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    /// decimal dollars per minute: the most this customer's calls may cost
+    pub max_rate: Option<String>,
+    pub margin_percent: Option<String>,
+    pub max_results: Option<i32>,
+    pub allow_negative_margin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceIpIn {
+    /// address or CIDR, e.g. "192.0.2.10" or "192.0.2.0/24"
+    pub cidr: String,
+}
+
+#[utoipa::path(patch, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),
+    params(("ban" = String, Path, description = "customer BAN")), request_body = CustomerPatch,
+    responses((status = 200, description = "updated")))]
+pub async fn customer_update(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let b: CustomerPatch = ctx.json()?;
+    let ban = ctx.p("ban").to_string();
+    change(
+        c,
+        ctx,
+        "customer.update",
+        format!("customer {ban}"),
+        Some((
+            "SELECT to_jsonb(c.*) FROM customers c WHERE ban = $1 FOR UPDATE",
+            vec![&ban],
+        )),
+        "UPDATE customers SET name = coalesce($2, name), enabled = coalesce($3, enabled), \
+         max_rate = coalesce($4::text::numeric, max_rate), \
+         margin_percent = coalesce($5::text::numeric, margin_percent), \
+         max_results = coalesce($6, max_results), \
+         allow_negative_margin = coalesce($7, allow_negative_margin) \
+         WHERE ban = $1 RETURNING to_jsonb(customers.*)",
+        &[
+            &ban,
+            &b.name,
+            &b.enabled,
+            &b.max_rate,
+            &b.margin_percent,
+            &b.max_results,
+            &b.allow_negative_margin,
+        ],
+        false,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/admin/customers/{ban}/source_ips", tag = "customers",
+    security(("bearer" = [])), params(("ban" = String, Path, description = "customer BAN")),
+    request_body = SourceIpIn, responses((status = 201, description = "added"),
+    (status = 409, description = "the address belongs to a customer already")))]
+pub async fn customer_source_ip_add(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let b: SourceIpIn = ctx.json()?;
+    let ban = ctx.p("ban").to_string();
+    customer_exists(c, &ban).await?;
+    let net: ipnet::IpNet = b
+        .cidr
+        .parse()
+        .or_else(|_| b.cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            ApiError::invalid("cidr", format!("{:?} is not an address or CIDR", b.cidr))
+        })?;
+    let text = net.trunc().to_string();
+    change(
+        c,
+        ctx,
+        "customer.source_ip.add",
+        format!("customer {ban} source {text}"),
+        None,
+        "INSERT INTO customer_source_ips (customer_id, cidr) SELECT id, $2::text::cidr \
+         FROM customers WHERE ban = $1 \
+         RETURNING jsonb_build_object('customer', $1::text, 'cidr', cidr::text)",
+        &[&ban, &text],
+        true,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/admin/customers/{ban}/source_ips/{cidr}", tag = "customers",
+    security(("bearer" = [])),
+    params(("ban" = String, Path, description = "customer BAN"),
+        ("cidr" = String, Path, description = "CIDR, with the slash written %2F")),
+    responses((status = 200, description = "removed")))]
+pub async fn customer_source_ip_remove(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let (ban, cidr) = (ctx.p("ban").to_string(), ctx.p("cidr").to_string());
+    customer_exists(c, &ban).await?;
+    change(
+        c,
+        ctx,
+        "customer.source_ip.remove",
+        format!("customer {ban} source {cidr}"),
+        Some((
+            "SELECT jsonb_build_object('customer', $1::text, 'cidr', s.cidr::text) \
+             FROM customer_source_ips s JOIN customers c ON c.id = s.customer_id \
+             WHERE c.ban = $1 AND s.cidr::text = $2",
+            vec![&ban, &cidr],
+        )),
+        "DELETE FROM customer_source_ips s USING customers c WHERE c.id = s.customer_id \
+         AND c.ban = $1 AND s.cidr::text = $2 RETURNING NULL::jsonb",
+        &[&ban, &cidr],
         false,
     )
     .await
