@@ -11,19 +11,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use warpd::config::Config;
 
-const NETWORK: &str = r#"
-    INSERT INTO vendors (name, billing_model) VALUES ('Alpha', 'INTERNATIONAL'), ('Beta', 'INTERNATIONAL');
-    INSERT INTO gateways (vendor_id, name, host, port) SELECT id, 'gw', '127.0.0.1', 5080 FROM vendors;
-    INSERT INTO routes (name, vendor_id) SELECT lower(name), id FROM vendors;
-    INSERT INTO partitions (name) VALUES ('intl');
-    INSERT INTO partition_routes SELECT p.id, r.id FROM partitions p, routes r;
-    INSERT INTO customers (ban, name, allowed_classes) VALUES ('1001', 'Acme', '{domestic,tollfree,international}');
-    INSERT INTO customer_partitions (customer_id, partition_id) SELECT c.id, p.id FROM customers c, partitions p;
-    INSERT INTO customer_rates (customer_id, prefix, rate_inter, rate_intra, rate_local)
-        SELECT id, '44', 0.05, 0.05, 0.05 FROM customers;
-    INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
-        SELECT id, '44', 0.02, 0.02, 0.02 FROM routes WHERE name = 'beta';
-"#;
+/// Two international vendors and routes, customer 1001 selling 44 at 0.05, beta priced at 0.02.
+const NETWORK: &str = include_str!("support/deck_network.sql");
 
 struct Api {
     base: String,
