@@ -471,6 +471,30 @@ async fn admin_api_roles_audit_openapi_and_decks() {
         .await;
     assert_eq!(s, 404, "{e}");
 
+    // numbering imports: a DNO list over HTTP; a bad one is refused naming the line
+    let resp = api
+        .http
+        .post(format!("{}/v1/admin/numbering/dno", api.base))
+        .bearer_auth(&ops)
+        .body("number,reason\n+18005550100,fraud\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM dno WHERE number = '18005550100'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let (s, e) = api
+        .upload("/v1/admin/numbering/dno", &ops, "number,reason\nabc,x\n")
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("line 2"), "{e}");
+    let (s, e) = api.upload("/v1/admin/numbering/lerg", &ops, "x\n").await;
+    assert_eq!(s, 404, "{e}");
+
     // revoked tokens stop working
     let (s, _) = api
         .call("DELETE", "/v1/admin/tokens/viewer", Some(&admin), None)

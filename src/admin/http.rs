@@ -70,6 +70,7 @@ pub enum Op {
     ExclusionsList,
     ExclusionCreate,
     ExclusionDelete,
+    NumberingImport,
     DeckUpload,
     DeckVersions,
     DeckDiff,
@@ -190,6 +191,12 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         "/v1/admin/customers/{ban}/partitions/{partition}",
         Role::Ops,
         Op::CustomerPartitionRemove,
+    ),
+    (
+        "POST",
+        "/v1/admin/numbering/{table}",
+        Role::Ops,
+        Op::NumberingImport,
     ),
     (
         "PATCH",
@@ -469,7 +476,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
                 .collect()
         })
         .unwrap_or_default();
-    let limit = if op == Op::DeckUpload {
+    let limit = if matches!(op, Op::DeckUpload | Op::NumberingImport) {
         state.max_upload_bytes
     } else {
         1 << 20
@@ -523,6 +530,7 @@ async fn dispatch(
         Op::ExclusionsList => exclusions_list(c).await,
         Op::ExclusionCreate => exclusion_create(c, ctx).await,
         Op::ExclusionDelete => exclusion_delete(c, ctx).await,
+        Op::NumberingImport => numbering_import(c, ctx).await,
         Op::DeckUpload => deck_upload(c, ctx).await,
         Op::DeckVersions => deck_versions(c, ctx).await,
         Op::DeckDiff => deck_diff(c, ctx).await,
@@ -1524,6 +1532,58 @@ pub async fn exclusion_delete(
         false,
     )
     .await
+}
+
+// ---- numbering -----------------------------------------------------------------------------------
+
+#[utoipa::path(post, path = "/v1/admin/numbering/{table}", tag = "numbering", security(("bearer" = [])),
+    params(("table" = String, Path, description = "npanxx, local_calling, lnp or dno"),
+        ("dry_run" = Option<bool>, Query, description = "validate and plan; change nothing")),
+    request_body(content = String, description = "the table as CSV (columns as for `warpd apply`, docs/PROVISIONING.md); it replaces the whole table", content_type = "text/csv"),
+    responses((status = 200, description = "the plan (what was or would be loaded)"),
+        (status = 422, description = "bad rows; nothing changed")))]
+pub async fn numbering_import(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let table = ctx.p("table").to_string();
+    if !["npanxx", "local_calling", "lnp", "dno"].contains(&table.as_str()) {
+        return Err(ApiError::NotFound(format!(
+            "numbering table {table:?} (one of npanxx, local_calling, lnp, dno)"
+        )));
+    }
+    let dry_run = ctx.flag("dry_run")?;
+    // `warpd apply` reads decks from files: hand it the body as one, in a private directory
+    let token = super::new_token().map_err(ApiError::Internal)?;
+    let dir = std::env::temp_dir().join(format!("warpd-numbering-{}", &token[4..20]));
+    std::fs::create_dir(&dir)
+        .and_then(|_| std::fs::write(dir.join("table.csv"), &ctx.body))
+        .map_err(|e| ApiError::Internal(format!("staging the upload: {e}")))?;
+    let spec = format!("[numbering]\n{table} = \"table.csv\"\n");
+    let result =
+        crate::provision::apply_str(c, &spec, crate::provision::Format::Toml, &dir, dry_run).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = result.map_err(|e| match e {
+        crate::provision::ProvisionError::Invalid { .. }
+        | crate::provision::ProvisionError::Load { .. }
+        | crate::provision::ProvisionError::Parse { .. } => {
+            ApiError::Unprocessable(e.to_string().replace(&dir.display().to_string(), ""))
+        }
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    if !dry_run {
+        c.execute(
+            "INSERT INTO audit_log (actor, action, target, after) VALUES ($1, 'numbering.import', $2, $3)",
+            &[
+                &ctx.actor(),
+                &format!("numbering {table}"),
+                &serde_json::to_value(&plan.decks).unwrap_or(Value::Null),
+            ],
+        )
+        .await
+        .map_err(pg("writing the audit log"))?;
+    }
+    json_reply(StatusCode::OK, &plan)
 }
 
 // ---- decks -------------------------------------------------------------------------------------

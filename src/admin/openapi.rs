@@ -43,7 +43,7 @@ impl Modify for Bearer {
         customers_list, customer_create, customer_delete, customer_partition_add, customer_partition_remove,
         customer_update, customer_source_ip_add, customer_source_ip_remove,
         overrides_list, override_create, override_delete, exclusions_list, exclusion_create, exclusion_delete,
-        deck_upload, deck_versions, deck_diff, deck_activate, deck_rollback, deck_export, deck_shadow,
+        numbering_import, deck_upload, deck_versions, deck_diff, deck_activate, deck_rollback, deck_export, deck_shadow,
         margins, token_create, token_revoke, audit_list
     ),
     components(schemas(
