@@ -190,10 +190,11 @@ fn main() {
         );
         let (secs, r) = import(1).await;
         println!(
-            "3. import replacing a {rows}-row version: {} rows in {secs:.2} s (parse+validate+COPY {:.2} s, diff + activate {:.2} s; {} up)",
+            "3. import replacing a {rows}-row version: {} rows in {secs:.2} s (parse+validate+COPY {:.2} s, diff {:.2} s, activate {:.2} s; {} up)",
             r.rows,
             r.parse_copy_ms as f64 / 1000.0,
-            (secs * 1000.0 - r.parse_copy_ms as f64) / 1000.0,
+            r.diff_ms as f64 / 1000.0,
+            r.activate_ms as f64 / 1000.0,
             r.diff.as_ref().map(|d| d.up).unwrap_or(0)
         );
 
@@ -223,7 +224,7 @@ fn main() {
             "4a. dips, idle: {} at 2000/s, errors {err}; µs p50 {} p99 {} p99.9 {} max {}",
             lat.len(), percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 0.999), lat.last().copied().unwrap_or(0)
         );
-        let secs_load = 25;
+        let secs_load = 50;
         let load = tokio::spawn(dips(base.clone(), rows, 2_000, secs_load, 16));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (secs, _) = import(2).await;

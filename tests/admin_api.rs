@@ -11,19 +11,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use warpd::config::Config;
 
-const NETWORK: &str = r#"
-    INSERT INTO vendors (name, billing_model) VALUES ('Alpha', 'INTERNATIONAL'), ('Beta', 'INTERNATIONAL');
-    INSERT INTO gateways (vendor_id, name, host, port) SELECT id, 'gw', '127.0.0.1', 5080 FROM vendors;
-    INSERT INTO routes (name, vendor_id) SELECT lower(name), id FROM vendors;
-    INSERT INTO partitions (name) VALUES ('intl');
-    INSERT INTO partition_routes SELECT p.id, r.id FROM partitions p, routes r;
-    INSERT INTO customers (ban, name, allowed_classes) VALUES ('1001', 'Acme', '{domestic,tollfree,international}');
-    INSERT INTO customer_partitions (customer_id, partition_id) SELECT c.id, p.id FROM customers c, partitions p;
-    INSERT INTO customer_rates (customer_id, prefix, rate_inter, rate_intra, rate_local)
-        SELECT id, '44', 0.05, 0.05, 0.05 FROM customers;
-    INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
-        SELECT id, '44', 0.02, 0.02, 0.02 FROM routes WHERE name = 'beta';
-"#;
+/// Two international vendors and routes, customer 1001 selling 44 at 0.05, beta priced at 0.02.
+const NETWORK: &str = include_str!("support/deck_network.sql");
 
 struct Api {
     base: String,
@@ -389,6 +378,52 @@ async fn admin_api_roles_audit_openapi_and_decks() {
         .await;
     assert_eq!(s, 403, "{e}");
 
+    // customer limits and source IPs
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/admin/customers/1001",
+            Some(&admin),
+            Some(json!({"max_rate": "0.5"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["after"]["max_rate"].as_f64()),
+        (200, Some(0.5)),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/v1/admin/customers/1001/source_ips",
+            Some(&admin),
+            Some(json!({"cidr": "192.0.2.7/24"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["after"]["cidr"].as_str()),
+        (201, Some("192.0.2.0/24")),
+        "{v}"
+    );
+    let (s, e) = api
+        .call(
+            "POST",
+            "/v1/admin/customers/1001/source_ips",
+            Some(&admin),
+            Some(json!({"cidr": "nope"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+    let (s, v) = api
+        .call(
+            "DELETE",
+            "/v1/admin/customers/1001/source_ips/192.0.2.0%2F24",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
     // exclusions and overrides: a global block of 4420 rejects the next dips, deleting it restores
     let (s, e) = api
         .call(
@@ -434,6 +469,30 @@ async fn admin_api_roles_audit_openapi_and_decks() {
             None,
         )
         .await;
+    assert_eq!(s, 404, "{e}");
+
+    // numbering imports: a DNO list over HTTP; a bad one is refused naming the line
+    let resp = api
+        .http
+        .post(format!("{}/v1/admin/numbering/dno", api.base))
+        .bearer_auth(&ops)
+        .body("number,reason\n+18005550100,fraud\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM dno WHERE number = '18005550100'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let (s, e) = api
+        .upload("/v1/admin/numbering/dno", &ops, "number,reason\nabc,x\n")
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("line 2"), "{e}");
+    let (s, e) = api.upload("/v1/admin/numbering/lerg", &ops, "x\n").await;
     assert_eq!(s, 404, "{e}");
 
     // revoked tokens stop working

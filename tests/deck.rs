@@ -9,21 +9,8 @@ use tokio_postgres::Client;
 use warpd::deck::{self, DeckError, ImportOptions};
 use warpd::routing::{self, DipAnswer, DipRequest, RoutingSettings, Snapshot};
 
-/// Two international vendors (alpha, beta), one route each, both in partition "intl" of
-/// customer 1001, who sells 44 at 0.05. beta has a deck from before (44 at 0.02).
-const NETWORK: &str = r#"
-    INSERT INTO vendors (name, billing_model) VALUES ('Alpha', 'INTERNATIONAL'), ('Beta', 'INTERNATIONAL');
-    INSERT INTO gateways (vendor_id, name, host, port) SELECT id, 'gw', '127.0.0.1', 5080 FROM vendors;
-    INSERT INTO routes (name, vendor_id) SELECT lower(name), id FROM vendors;
-    INSERT INTO partitions (name) VALUES ('intl');
-    INSERT INTO partition_routes SELECT p.id, r.id FROM partitions p, routes r;
-    INSERT INTO customers (ban, name, allowed_classes) VALUES ('1001', 'Acme', '{domestic,tollfree,international}');
-    INSERT INTO customer_partitions (customer_id, partition_id) SELECT c.id, p.id FROM customers c, partitions p;
-    INSERT INTO customer_rates (customer_id, prefix, rate_inter, rate_intra, rate_local)
-        SELECT id, '44', 0.05, 0.05, 0.05 FROM customers;
-    INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
-        SELECT id, '44', 0.02, 0.02, 0.02 FROM routes WHERE name = 'beta';
-"#;
+/// Two international vendors and routes, customer 1001 selling 44 at 0.05, beta priced at 0.02.
+const NETWORK: &str = include_str!("support/deck_network.sql");
 
 async fn fresh() -> (support::TestPg, Client) {
     let pg = support::TestPg::start();
@@ -335,6 +322,14 @@ async fn bad_row_refuses_everything_and_skip_invalid_loads_the_rest() {
     deck::store::import(&mut client, Box::new(std::io::Cursor::new(bytes)), &o)
         .await
         .unwrap();
+    // versions replacing each other at once: the old rows are gone, the same as a rebuild
+    let rows = route_rows(&client, "alpha").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("33|0.0110000|"), "{rows:?}");
+    deck::store::rebuild_route(&mut client, "alpha")
+        .await
+        .unwrap();
+    assert_eq!(route_rows(&client, "alpha").await, rows);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,9 @@ pub enum Op {
     CustomersList,
     CustomerCreate,
     CustomerDelete,
+    CustomerUpdate,
+    CustomerSourceIpAdd,
+    CustomerSourceIpRemove,
     CustomerPartitionAdd,
     CustomerPartitionRemove,
     OverridesList,
@@ -67,6 +70,7 @@ pub enum Op {
     ExclusionsList,
     ExclusionCreate,
     ExclusionDelete,
+    NumberingImport,
     DeckUpload,
     DeckVersions,
     DeckDiff,
@@ -187,6 +191,30 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         "/v1/admin/customers/{ban}/partitions/{partition}",
         Role::Ops,
         Op::CustomerPartitionRemove,
+    ),
+    (
+        "POST",
+        "/v1/admin/numbering/{table}",
+        Role::Ops,
+        Op::NumberingImport,
+    ),
+    (
+        "PATCH",
+        "/v1/admin/customers/{ban}",
+        Role::Admin,
+        Op::CustomerUpdate,
+    ),
+    (
+        "POST",
+        "/v1/admin/customers/{ban}/source_ips",
+        Role::Admin,
+        Op::CustomerSourceIpAdd,
+    ),
+    (
+        "DELETE",
+        "/v1/admin/customers/{ban}/source_ips/{cidr}",
+        Role::Admin,
+        Op::CustomerSourceIpRemove,
     ),
     (
         "GET",
@@ -448,7 +476,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
                 .collect()
         })
         .unwrap_or_default();
-    let limit = if op == Op::DeckUpload {
+    let limit = if matches!(op, Op::DeckUpload | Op::NumberingImport) {
         state.max_upload_bytes
     } else {
         1 << 20
@@ -493,12 +521,16 @@ async fn dispatch(
         Op::CustomerDelete => customer_delete(c, ctx).await,
         Op::CustomerPartitionAdd => customer_partition_add(c, ctx).await,
         Op::CustomerPartitionRemove => customer_partition_remove(c, ctx).await,
+        Op::CustomerUpdate => customer_update(c, ctx).await,
+        Op::CustomerSourceIpAdd => customer_source_ip_add(c, ctx).await,
+        Op::CustomerSourceIpRemove => customer_source_ip_remove(c, ctx).await,
         Op::OverridesList => overrides_list(c).await,
         Op::OverrideCreate => override_create(c, ctx).await,
         Op::OverrideDelete => override_delete(c, ctx).await,
         Op::ExclusionsList => exclusions_list(c).await,
         Op::ExclusionCreate => exclusion_create(c, ctx).await,
         Op::ExclusionDelete => exclusion_delete(c, ctx).await,
+        Op::NumberingImport => numbering_import(c, ctx).await,
         Op::DeckUpload => deck_upload(c, ctx).await,
         Op::DeckVersions => deck_versions(c, ctx).await,
         Op::DeckDiff => deck_diff(c, ctx).await,
@@ -1209,6 +1241,127 @@ pub async fn customer_partition_remove(
     .await
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    /// decimal dollars per minute: the most this customer's calls may cost
+    pub max_rate: Option<String>,
+    pub margin_percent: Option<String>,
+    pub max_results: Option<i32>,
+    pub allow_negative_margin: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceIpIn {
+    /// address or CIDR, e.g. "192.0.2.10" or "192.0.2.0/24"
+    pub cidr: String,
+}
+
+#[utoipa::path(patch, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),
+    params(("ban" = String, Path, description = "customer BAN")), request_body = CustomerPatch,
+    responses((status = 200, description = "updated")))]
+pub async fn customer_update(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let b: CustomerPatch = ctx.json()?;
+    let ban = ctx.p("ban").to_string();
+    change(
+        c,
+        ctx,
+        "customer.update",
+        format!("customer {ban}"),
+        Some((
+            "SELECT to_jsonb(c.*) FROM customers c WHERE ban = $1 FOR UPDATE",
+            vec![&ban],
+        )),
+        "UPDATE customers SET name = coalesce($2, name), enabled = coalesce($3, enabled), \
+         max_rate = coalesce($4::text::numeric, max_rate), \
+         margin_percent = coalesce($5::text::numeric, margin_percent), \
+         max_results = coalesce($6, max_results), \
+         allow_negative_margin = coalesce($7, allow_negative_margin) \
+         WHERE ban = $1 RETURNING to_jsonb(customers.*)",
+        &[
+            &ban,
+            &b.name,
+            &b.enabled,
+            &b.max_rate,
+            &b.margin_percent,
+            &b.max_results,
+            &b.allow_negative_margin,
+        ],
+        false,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/admin/customers/{ban}/source_ips", tag = "customers",
+    security(("bearer" = [])), params(("ban" = String, Path, description = "customer BAN")),
+    request_body = SourceIpIn, responses((status = 201, description = "added"),
+    (status = 409, description = "the address belongs to a customer already")))]
+pub async fn customer_source_ip_add(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let b: SourceIpIn = ctx.json()?;
+    let ban = ctx.p("ban").to_string();
+    customer_exists(c, &ban).await?;
+    let net: ipnet::IpNet = b
+        .cidr
+        .parse()
+        .or_else(|_| b.cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            ApiError::invalid("cidr", format!("{:?} is not an address or CIDR", b.cidr))
+        })?;
+    let text = net.trunc().to_string();
+    change(
+        c,
+        ctx,
+        "customer.source_ip.add",
+        format!("customer {ban} source {text}"),
+        None,
+        "INSERT INTO customer_source_ips (customer_id, cidr) SELECT id, $2::text::cidr \
+         FROM customers WHERE ban = $1 \
+         RETURNING jsonb_build_object('customer', $1::text, 'cidr', cidr::text)",
+        &[&ban, &text],
+        true,
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/admin/customers/{ban}/source_ips/{cidr}", tag = "customers",
+    security(("bearer" = [])),
+    params(("ban" = String, Path, description = "customer BAN"),
+        ("cidr" = String, Path, description = "CIDR, with the slash written %2F")),
+    responses((status = 200, description = "removed")))]
+pub async fn customer_source_ip_remove(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let (ban, cidr) = (ctx.p("ban").to_string(), ctx.p("cidr").to_string());
+    customer_exists(c, &ban).await?;
+    change(
+        c,
+        ctx,
+        "customer.source_ip.remove",
+        format!("customer {ban} source {cidr}"),
+        Some((
+            "SELECT jsonb_build_object('customer', $1::text, 'cidr', s.cidr::text) \
+             FROM customer_source_ips s JOIN customers c ON c.id = s.customer_id \
+             WHERE c.ban = $1 AND s.cidr::text = $2",
+            vec![&ban, &cidr],
+        )),
+        "DELETE FROM customer_source_ips s USING customers c WHERE c.id = s.customer_id \
+         AND c.ban = $1 AND s.cidr::text = $2 RETURNING NULL::jsonb",
+        &[&ban, &cidr],
+        false,
+    )
+    .await
+}
+
 // ---- overrides and exclusions ------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1379,6 +1532,58 @@ pub async fn exclusion_delete(
         false,
     )
     .await
+}
+
+// ---- numbering -----------------------------------------------------------------------------------
+
+#[utoipa::path(post, path = "/v1/admin/numbering/{table}", tag = "numbering", security(("bearer" = [])),
+    params(("table" = String, Path, description = "npanxx, local_calling, lnp or dno"),
+        ("dry_run" = Option<bool>, Query, description = "validate and plan; change nothing")),
+    request_body(content = String, description = "the table as CSV (columns as for `warpd apply`, docs/PROVISIONING.md); it replaces the whole table", content_type = "text/csv"),
+    responses((status = 200, description = "the plan (what was or would be loaded)"),
+        (status = 422, description = "bad rows; nothing changed")))]
+pub async fn numbering_import(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let table = ctx.p("table").to_string();
+    if !["npanxx", "local_calling", "lnp", "dno"].contains(&table.as_str()) {
+        return Err(ApiError::NotFound(format!(
+            "numbering table {table:?} (one of npanxx, local_calling, lnp, dno)"
+        )));
+    }
+    let dry_run = ctx.flag("dry_run")?;
+    // `warpd apply` reads decks from files: hand it the body as one, in a private directory
+    let token = super::new_token().map_err(ApiError::Internal)?;
+    let dir = std::env::temp_dir().join(format!("warpd-numbering-{}", &token[4..20]));
+    std::fs::create_dir(&dir)
+        .and_then(|_| std::fs::write(dir.join("table.csv"), &ctx.body))
+        .map_err(|e| ApiError::Internal(format!("staging the upload: {e}")))?;
+    let spec = format!("[numbering]\n{table} = \"table.csv\"\n");
+    let result =
+        crate::provision::apply_str(c, &spec, crate::provision::Format::Toml, &dir, dry_run).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = result.map_err(|e| match e {
+        crate::provision::ProvisionError::Invalid { .. }
+        | crate::provision::ProvisionError::Load { .. }
+        | crate::provision::ProvisionError::Parse { .. } => {
+            ApiError::Unprocessable(e.to_string().replace(&dir.display().to_string(), ""))
+        }
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    if !dry_run {
+        c.execute(
+            "INSERT INTO audit_log (actor, action, target, after) VALUES ($1, 'numbering.import', $2, $3)",
+            &[
+                &ctx.actor(),
+                &format!("numbering {table}"),
+                &serde_json::to_value(&plan.decks).unwrap_or(Value::Null),
+            ],
+        )
+        .await
+        .map_err(pg("writing the audit log"))?;
+    }
+    json_reply(StatusCode::OK, &plan)
 }
 
 // ---- decks -------------------------------------------------------------------------------------

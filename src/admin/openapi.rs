@@ -41,13 +41,14 @@ impl Modify for Bearer {
         routes_list, route_create, route_update, route_delete,
         partitions_list, partition_create, partition_delete, partition_route_add, partition_route_remove,
         customers_list, customer_create, customer_delete, customer_partition_add, customer_partition_remove,
+        customer_update, customer_source_ip_add, customer_source_ip_remove,
         overrides_list, override_create, override_delete, exclusions_list, exclusion_create, exclusion_delete,
-        deck_upload, deck_versions, deck_diff, deck_activate, deck_rollback, deck_export, deck_shadow,
+        numbering_import, deck_upload, deck_versions, deck_diff, deck_activate, deck_rollback, deck_export, deck_shadow,
         margins, token_create, token_revoke, audit_list
     ),
     components(schemas(
         VendorIn, VendorPatch, GatewayIn, RouteIn, RoutePatch, PartitionIn, PartitionRouteIn,
-        CustomerIn, CustomerPartitionIn, TokenIn, OverrideIn, ExclusionIn,
+        CustomerIn, CustomerPartitionIn, TokenIn, OverrideIn, ExclusionIn, CustomerPatch, SourceIpIn,
         crate::deck::VersionInfo, crate::deck::DiffReport, crate::deck::DiffRow,
         crate::deck::report::MarginRow, crate::deck::report::ShadowReport, crate::deck::report::ShadowDest
     )),

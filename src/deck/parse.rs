@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::provision::csv_rows::Eol;
-use crate::provision::values::{check_prefix, fmt_scaled, parse_rate, Cell, NEG_INF, POS_INF};
+use crate::provision::values::{check_prefix, parse_rate, Cell, NEG_INF, POS_INF};
 use crate::provision::Issue;
 
 /// What a deck column means.
@@ -706,10 +706,31 @@ fn rate_value(s: &str) -> Result<u32, String> {
     if t.starts_with('-') {
         return Err(format!("{s:?}: negative rate"));
     }
-    if t.parse::<f64>().is_err() {
-        return Err(format!("{s:?} is not a number"));
+    parse_rate(t).map_err(|m| {
+        if t.parse::<f64>().is_err() {
+            format!("{s:?} is not a number")
+        } else {
+            m
+        }
+    })
+}
+
+/// Appends a rate in 1e-7 units as a minimal decimal (`45000` → `0.0045`) without allocating.
+fn push_rate(v: u32, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let (int, mut frac) = (v / 10_000_000, v % 10_000_000);
+    let _ = write!(out, "{int}");
+    if frac == 0 {
+        return;
     }
-    parse_rate(t)
+    let mut digits = [b'0'; 7];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    let end = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+    out.push(b'.');
+    out.extend_from_slice(&digits[..end]);
 }
 
 /// Packs up to 15 digits plus the length into a u64 ("01" ≠ "1").
@@ -914,19 +935,12 @@ impl Validator {
             Some("") => Some(self.prefix_buf.as_str()),
             p => p,
         };
-        let (first, shown) = match (prefix, ocn, lata) {
-            (Some(p), _, _) => {
-                let k = pack_digits(p);
-                let first = *self.seen.entry(k).or_insert((line, fp));
-                (first, format!("prefix {p}"))
-            }
-            (None, Some(o), Some(l)) => {
-                let first = *self
-                    .seen_text
-                    .entry((Box::from(o), Box::from(l)))
-                    .or_insert((line, fp));
-                (first, format!("ocn/lata {o}/{l}"))
-            }
+        let first = match (prefix, ocn, lata) {
+            (Some(p), _, _) => *self.seen.entry(pack_digits(p)).or_insert((line, fp)),
+            (None, Some(o), Some(l)) => *self
+                .seen_text
+                .entry((Box::from(o), Box::from(l)))
+                .or_insert((line, fp)),
             _ => {
                 return Err(vec![Issue::at_line(
                     label,
@@ -950,7 +964,15 @@ impl Validator {
                     Field::Ocn
                 }),
                 format!(
-                    "duplicate {shown} with different rates (first at line {})",
+                    "duplicate {} with different rates (first at line {})",
+                    match prefix {
+                        Some(p) => format!("prefix {p}"),
+                        None => format!(
+                            "ocn/lata {}/{}",
+                            ocn.unwrap_or_default(),
+                            lata.unwrap_or_default()
+                        ),
+                    },
                     first.0
                 ),
             )]);
@@ -993,7 +1015,7 @@ impl DeckRow<'_> {
         for r in self.rates {
             out.push(b'\t');
             match r {
-                Some(v) => out.extend_from_slice(fmt_scaled(i64::from(v), 7).as_bytes()),
+                Some(v) => push_rate(v, out),
                 None => out.extend_from_slice(b"\\N"),
             }
         }
@@ -1008,6 +1030,7 @@ impl DeckRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::values::fmt_scaled;
 
     fn rows(csv: &[u8], mapping: &Mapping) -> (Vec<String>, Vec<Result<String, String>>) {
         let mut src = CsvSource::new(csv, "t.csv")
@@ -1105,6 +1128,22 @@ mod tests {
         assert!(e.to_string().contains("empty file"), "{e}");
         let (_, r) = rows(b"prefix,rate\n1212,0,1\n", &Mapping::default());
         assert!(r[0].as_ref().unwrap_err().contains("expected 2 fields"));
+    }
+
+    #[test]
+    fn rates_are_written_minimal() {
+        for (v, want) in [
+            (0, "0"),
+            (45_000, "0.0045"),
+            (10_000_000, "1"),
+            (u32::MAX, "429.4967295"),
+            (1, "0.0000001"),
+        ] {
+            let mut b = vec![];
+            push_rate(v, &mut b);
+            assert_eq!(String::from_utf8(b).unwrap(), want);
+            assert_eq!(fmt_scaled(i64::from(v), 7), want);
+        }
     }
 
     #[test]

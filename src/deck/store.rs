@@ -92,6 +92,8 @@ pub struct ImportReport {
     pub diff: Option<DiffReport>,
     pub dry_run: bool,
     pub parse_copy_ms: u64,
+    /// comparing with the previous version (sanity warnings)
+    pub diff_ms: u64,
     pub activate_ms: u64,
 }
 
@@ -480,6 +482,7 @@ pub async fn import(
         .await
         .map_err(DeckError::db("finding the previous version"))?
         .map(|r| r.get(0));
+    let t_diff = Instant::now();
     let diff = match prev {
         Some(p) => {
             let d = diff_versions(&tx, p, version_id, opts.warn_change_pct, 20).await?;
@@ -500,6 +503,7 @@ pub async fn import(
         None => None,
     };
 
+    let diff_ms = t_diff.elapsed().as_millis() as u64;
     let t1 = Instant::now();
     let state = if opts.dry_run {
         "dry_run"
@@ -527,6 +531,7 @@ pub async fn import(
         diff,
         dry_run: opts.dry_run,
         parse_copy_ms,
+        diff_ms,
         activate_ms,
     };
     if opts.dry_run {
@@ -657,9 +662,18 @@ async fn activate_incremental(
     )
     .await
     .map_err(DeckError::db("removing the rows the new version replaces"))?;
+    // The version before ends at `effective`. If that is already past, its rows are expired:
+    // delete them (their history is in deck_rates) instead of rewriting every one of them.
+    tx.execute(
+        "DELETE FROM vendor_rates WHERE route_id = $1 AND effective_from < $2 \
+         AND effective_until > $2 AND $2 <= now()",
+        &[&route_id, &effective],
+    )
+    .await
+    .map_err(DeckError::db("ending the previous version now"))?;
     tx.execute(
         "UPDATE vendor_rates SET effective_until = $2 WHERE route_id = $1 \
-         AND effective_from < $2 AND effective_until > $2",
+         AND effective_from < $2 AND effective_until > $2 AND $2 > now()",
         &[&route_id, &effective],
     )
     .await
