@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::http::{full, Api, Body, Surface, JSON};
-use crate::calls::events::{answer_event, attempt_event, end_event, Event, EventError};
+use crate::calls::events::{answer_event, attempt_event, end_event, Event, EventData, EventError};
 use crate::calls::{now_us, CallService, CallsError};
 use crate::cdr::query::{self, CdrFilter, Format};
 
@@ -49,7 +49,7 @@ async fn event(
     let Some(raw) = params.as_str() else {
         return Err(ApiError::invalid("params", "missing; expected an object"));
     };
-    let ev = match parse(raw.as_bytes(), now_us()) {
+    let mut ev = match parse(raw.as_bytes(), now_us()) {
         Ok(ev) => ev,
         Err(e) => {
             calls
@@ -62,6 +62,13 @@ async fn event(
             return Err(calls_err(e.into()));
         }
     };
+    // the media node's statistics of the call (taken when its `delete` went through warpd's ng
+    // proxy) go into the CDR with the end event
+    if let (Some(media), EventData::End(end)) = (api.state.media.as_ref(), &mut ev.data) {
+        if let Some(q) = media.take_quality(&ev.call_id) {
+            end.media.fill_from(&q);
+        }
+    }
     calls.submit(ev).await.map_err(calls_err)?;
     Result::Ok(Ok { ok: true })
 }

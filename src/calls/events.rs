@@ -101,6 +101,26 @@ pub struct MediaInfo {
     pub recording: Option<String>,
 }
 
+impl MediaInfo {
+    /// Fills what Kamailio did not send from the media node's own per-call statistics (read by
+    /// warpd's ng proxy from RTPEngine's `delete` answer): MOS (lowest over the streams), jitter
+    /// (highest), and loss as lost / (received + lost) over the streams RTCP reported.
+    pub fn fill_from(&mut self, q: &crate::media::codec::Quality) {
+        if self.mos.is_none() {
+            self.mos = q.mos_x10.map(|m| (m as f32 / 10.0).clamp(0.0, 5.0));
+        }
+        if self.jitter_ms.is_none() {
+            self.jitter_ms = q.jitter.map(|j| j.max(0) as f32);
+        }
+        if self.loss_pct.is_none() {
+            let received: u64 = q.ssrcs.iter().filter_map(|s| s.packets).sum();
+            if let Some(lost) = q.packets_lost.filter(|l| received + l > 0) {
+                self.loss_pct = Some((lost as f64 * 100.0 / (received + lost) as f64) as f32);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,6 +410,42 @@ pub fn end_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn media_info_takes_node_stats_only_where_kamailio_sent_none() {
+        use crate::media::codec::{Quality, SsrcQuality};
+        let q = Quality {
+            mos_x10: Some(43),
+            jitter: Some(12),
+            packets_lost: Some(10),
+            ssrcs: vec![
+                SsrcQuality {
+                    packets: Some(490),
+                    ..Default::default()
+                },
+                SsrcQuality {
+                    packets: Some(500),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut m = MediaInfo::default();
+        m.fill_from(&q);
+        assert_eq!(m.mos, Some(4.3));
+        assert_eq!(m.jitter_ms, Some(12.0));
+        assert_eq!(m.loss_pct, Some(1.0));
+        // what Kamailio sent wins; no stats leaves the fields empty
+        let mut sent = MediaInfo {
+            mos: Some(3.9),
+            ..Default::default()
+        };
+        sent.fill_from(&q);
+        assert_eq!(sent.mos, Some(3.9));
+        let mut none = MediaInfo::default();
+        none.fill_from(&Quality::default());
+        assert_eq!(none, MediaInfo::default());
+    }
     use super::*;
     use proptest::prelude::*;
 
