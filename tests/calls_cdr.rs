@@ -421,7 +421,28 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
     }
     assert!(refused >= 1, "CPS limit 1 never refused");
 
-    // query: filters, pagination with a cursor, export
+    // query: CDRs need an admin API token (readonly is enough)
+    let r = http
+        .get(format!("{base}/v1/cdrs?limit=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let token = warpd::admin::create_token(&client, "cdr-reader", "readonly", "test")
+        .await
+        .unwrap();
+    let http = &{
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(h)
+            .build()
+            .unwrap()
+    };
+    // filters, pagination with a cursor, export
     let page: Value = http
         .get(format!(
             "{base}/v1/cdrs?ban=10001&disposition=answered&limit=1"

@@ -445,11 +445,14 @@ impl Ctx {
     }
 }
 
-/// Handles one `/v1/admin/…` request: authenticate, authorize by role, dispatch.
-pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminReply, ApiError> {
-    let path = req.uri().path().to_string();
-    let (need, op, params) = route(req.method(), &path)?;
-    let token = bearer(&req)?;
+/// Checks the request's bearer token: a live token whose role allows `need`. Used by the admin
+/// routes and by the other data surfaces that need a token (`/v1/cdrs*`).
+pub async fn authorize(
+    state: &AdminState,
+    req: &Request<Incoming>,
+    need: Role,
+) -> Result<super::Principal, ApiError> {
+    let token = bearer(req)?;
     let client = state
         .pool
         .get()
@@ -467,6 +470,14 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
             need.as_str()
         )));
     }
+    Ok(who)
+}
+
+/// Handles one `/v1/admin/…` request: authenticate, authorize by role, dispatch.
+pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminReply, ApiError> {
+    let path = req.uri().path().to_string();
+    let (need, op, params) = route(req.method(), &path)?;
+    let who = authorize(state, &req, need).await?;
     let query: HashMap<String, String> = req
         .uri()
         .query()
@@ -488,7 +499,11 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         query,
         body,
     };
-    let mut client = client;
+    let mut client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::Internal(format!("database pool: {e}")))?;
     let c: &mut tokio_postgres::Client = &mut client;
     dispatch(state, op, &mut ctx, c).await
 }

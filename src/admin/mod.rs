@@ -18,7 +18,7 @@ use tokio_postgres::GenericClient;
 use crate::deck::diplog::DipLog;
 use crate::routing::RoutingSettings;
 
-pub use http::{handle, AdminReply, ROUTES};
+pub use http::{authorize, handle, AdminReply, ROUTES};
 
 /// Largest deck upload accepted over HTTP (bigger files: use `warpd deck import` on the host).
 pub const MAX_UPLOAD_BYTES: usize = 512 << 20;

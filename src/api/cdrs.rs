@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{Either, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use jsonrpsee::server::RegisterMethodError;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
-use super::http::{full, Api, Body, Surface, JSON};
+use super::http::{Api, Body, Surface};
 use crate::calls::events::{answer_event, attempt_event, end_event, Event, EventData, EventError};
 use crate::calls::{now_us, CallService, CallsError};
 use crate::cdr::query::{self, CdrFilter, Format};
@@ -105,17 +105,6 @@ fn token_ok(req: &Request<Incoming>, want: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn unauthorized() -> Response<Body> {
-    let mut r = full(
-        StatusCode::UNAUTHORIZED,
-        JSON,
-        r#"{"error":"authorization: a valid bearer token is required"}"#,
-    );
-    r.headers_mut()
-        .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-    r
-}
-
 /// Parses the query string of /v1/cdrs and /v1/cdrs/export.
 fn filter_from_query(q: Option<&str>, export: bool) -> Result<(CdrFilter, i64, Format), ApiError> {
     let mut f = CdrFilter::default();
@@ -169,15 +158,35 @@ impl Api {
             .ok_or_else(|| ApiError::Internal("call tracking is disabled (calls.enabled)".into()))
     }
 
+    /// CDRs carry numbers and money: a caller needs the static `cdr.api_token` (for exporters)
+    /// or an admin API token with at least the `readonly` role. Only a warpd serving neither
+    /// (no admin API, no token configured: tests and embedded uses) answers without one.
+    async fn authorize_cdrs(
+        &self,
+        req: &Request<Incoming>,
+        calls: &CallService,
+    ) -> Result<(), ApiError> {
+        if let Some(t) = calls.api_token() {
+            if token_ok(req, t) {
+                return Result::Ok(());
+            }
+        }
+        match &self.state.admin {
+            Some(admin) => crate::admin::authorize(admin, req, crate::admin::Role::Readonly)
+                .await
+                .map(|_| ()),
+            None if calls.api_token().is_some() => Err(ApiError::Unauthorized(
+                "a valid bearer token is required".into(),
+            )),
+            None => Result::Ok(()),
+        }
+    }
+
     /// `GET /v1/cdrs`.
     pub(super) async fn http_cdrs(&self, req: Request<Incoming>) -> Response<Body> {
         let res = async {
             let calls = self.calls_or_err()?;
-            if let Some(t) = calls.api_token() {
-                if !token_ok(&req, t) {
-                    return Result::Ok(None);
-                }
-            }
+            self.authorize_cdrs(&req, calls).await?;
             let (f, limit, _) = filter_from_query(req.uri().query(), false)?;
             let client = calls
                 .pool()
@@ -187,15 +196,14 @@ impl Api {
             let p = query::page(&client, &f, limit).await.map_err(|e| {
                 ApiError::Internal(format!("database: {}", crate::cdr::writer::pg_err(&e)))
             })?;
-            Result::Ok(Some(CdrPage {
+            Result::Ok(CdrPage {
                 cdrs: p.rows,
                 next_cursor: p.next,
-            }))
+            })
         }
         .await;
         match res {
-            Result::Ok(Some(p)) => self.json_ok(Surface::Http, &p),
-            Result::Ok(None) => unauthorized(),
+            Result::Ok(p) => self.json_ok(Surface::Http, &p),
             Err(e) => self.error(Surface::Http, e),
         }
     }
@@ -206,10 +214,8 @@ impl Api {
             Result::Ok(c) => c.clone(),
             Err(e) => return self.error(Surface::Http, e),
         };
-        if let Some(t) = calls.api_token() {
-            if !token_ok(&req, t) {
-                return unauthorized();
-            }
+        if let Err(e) = self.authorize_cdrs(&req, &calls).await {
+            return self.error(Surface::Http, e);
         }
         let (f, _, format) = match filter_from_query(req.uri().query(), true) {
             Result::Ok(x) => x,
