@@ -8,6 +8,8 @@
 //! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
 //!   (call.attempt ×2, call.answer, call.end) leave Kamailio with the right fields (recorded by a
 //!   small HTTP sink in front of warpd's /rpc, which forwards them to warpd);
+//!   and the call's CDR in PostgreSQL has the carrying route, 2 attempts, its rates, duration,
+//!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR;
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
