@@ -50,6 +50,11 @@ export WARPD_CONFIG="$root/warpd.example.toml"
 export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$port/warpd"
 export WARPD_LOG__FORMAT=text
 export WARPD_CDR__SPOOL_DIR="$state/spool"
+if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
+  # media through warpd: Kamailio's rtpengine module -> warpd (ng proxy) -> RTPEngine below
+  export WARPD_MEDIA__NG_LISTEN="127.0.0.1:22223"
+  export WARPD_MEDIA__NODES='[{ address = "127.0.0.1:22222", weight = 1 }]'
+fi
 "$bin" migrate
 "$bin" apply examples/demo/network.toml
 "$bin" serve &
@@ -75,6 +80,19 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   pids+=($!)
   sleep 1
   scripts/demo-calls.sh "127.0.0.1:$sip_port" || echo "demo calls failed: see $state/kamailio.log" >&2
+  sleep 1   # the last call.end is posted asynchronously
+  echo
+  echo "CDRs of the demo calls (warpd cdr export; also GET /v1/cdrs):"
+  "$bin" cdr export --format json | python3 -c '
+import json, sys
+cols = ["dnis", "route_id", "vendor", "disposition", "sip_code", "attempt_count", "duration_ms",
+        "vendor_billed_s", "cost", "price", "hangup", "cause"]
+print("  " + " ".join(f"{c:>13}" for c in cols))
+for line in sys.stdin:
+    r = json.loads(line)
+    vals = ["-" if r.get(c) is None else str(r.get(c))[:13] for c in cols]
+    print("  " + " ".join(f"{v:>13}" for v in vals))
+' || echo "(no CDRs yet)"
 fi
 
 cat <<MSG
@@ -88,6 +106,7 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   cat <<MSG
 Kamailio (kamailio/kamailio.cfg) takes calls on 127.0.0.1:$sip_port, RTPEngine relays media;
 place the demo calls again with: scripts/demo-calls.sh 127.0.0.1:$sip_port
+list the CDRs with: $bin cdr export   (or curl -s 'http://${listen:-127.0.0.1:8080}/v1/cdrs?ban=10001')
 Logs: $state/kamailio.log, $state/rtpengine.log
 MSG
 fi

@@ -104,7 +104,14 @@ step_system() {
   # local socket, peer authentication: no password anywhere
   local url="postgres://warpd@%2Fvar%2Frun%2Fpostgresql/warpd"
   grep -q '^WARPD_DATABASE__URL=' /etc/warpd/warpd.env 2>/dev/null ||
-    echo "WARPD_DATABASE__URL=$url" >/etc/warpd/warpd.env
+    echo "WARPD_DATABASE__URL=$url" >>/etc/warpd/warpd.env
+  # media: Kamailio's rtpengine module -> warpd's ng proxy (127.0.0.1:22223) -> RTPEngine (22222)
+  grep -q '^WARPD_MEDIA__NG_LISTEN=' /etc/warpd/warpd.env ||
+    cat >>/etc/warpd/warpd.env <<'ENV'
+WARPD_MEDIA__NG_LISTEN=127.0.0.1:22223
+WARPD_MEDIA__NODES='[{ address = "127.0.0.1:22222", weight = 1 }]'
+ENV
+  chmod 0640 /etc/warpd/warpd.env; chgrp warpd /etc/warpd/warpd.env
   runuser -u warpd -- env WARPD_DATABASE__URL="$url" /usr/local/bin/warpd --config /etc/warpd/warpd.toml migrate
   runuser -u warpd -- env WARPD_DATABASE__URL="$url" /usr/local/bin/warpd --config /etc/warpd/warpd.toml \
     apply /usr/share/warpd/demo/network.toml

@@ -6,8 +6,10 @@
 //!
 //! - the cheapest vendor's gateway gets the call (the UAS message logs are counted);
 //! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
-//!   (call.attempt ×2, call.answer, call.end) leave Kamailio with the right fields (recorded by a
+//!   (call.attempt ×2, call.answer, call.end; the end last) leave Kamailio with the right fields (recorded by a
 //!   small HTTP sink in front of warpd's /rpc, which forwards them to warpd);
+//!   and the call's CDR in PostgreSQL has the carrying route, 2 attempts, its rates, duration,
+//!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR;
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
@@ -300,6 +302,14 @@ fn received_200_ports(trace: &str, kind: &str) -> Vec<u16> {
         .collect()
 }
 
+fn call_id_of(trace: &str) -> String {
+    trace
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no Call-ID in trace:\n{trace}"))
+}
+
 fn reject_scenario(dir: &Path, code: u16) -> PathBuf {
     let text =
         std::fs::read_to_string(repo().join("tests/sipp/uac_reject.xml")).expect("uac_reject.xml");
@@ -410,7 +420,7 @@ fn media_env_overrides(ng_listen: &str, rtpengine: &str) -> Vec<(String, String)
         ("WARPD_MEDIA__NG_LISTEN".to_string(), ng_listen.to_string()),
         (
             "WARPD_MEDIA__NODES".to_string(),
-            format!("[\"{rtpengine}\"]"),
+            format!("[{{ address = \"{rtpengine}\", weight = 1 }}]"),
         ),
     ]
 }
@@ -487,6 +497,10 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         vec![
             ("WARPD_DATABASE__URL".to_string(), pg.url()),
             ("WARPD_RELOAD__DEBOUNCE_MS".to_string(), "50".to_string()),
+            (
+                "WARPD_CDR__SPOOL_DIR".to_string(),
+                dir.join("spool").display().to_string(),
+            ),
         ]
     };
     // Media through warpd's ng proxy when this warpd has one ([media] accepted by the config);
@@ -527,6 +541,20 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                 Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             }
+        })
+    };
+    // the call's CDR row as JSON, once written
+    let cdr_of = |call_id: &str| -> Option<Value> {
+        rt.block_on(async {
+            let client = warpd::db::connect(&pg.url()).await.ok()?;
+            let row = client
+                .query_opt(
+                    "SELECT row_to_json(c)::text FROM cdrs c WHERE call_id = $1",
+                    &[&call_id],
+                )
+                .await
+                .ok()??;
+            serde_json::from_str(&row.get::<_, String>(0)).ok()
         })
     };
     let answer = wait_for("warpd ready", Duration::from_secs(30), || {
@@ -593,12 +621,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         let r = call(dir, &main, &uac, DNIS, "failover");
         assert!(r.ok, "call failed:\n{}", r.trace);
         assert_eq!((first.invites(), next.invites()), (1, 1));
-        let call_id = r
-            .trace
-            .lines()
-            .find_map(|l| l.strip_prefix("Call-ID: "))
-            .map(|s| s.trim().to_string())
-            .expect("Call-ID in trace");
+        let call_id = call_id_of(&r.trace);
         let evs = wait_for("call events", Duration::from_secs(5), || {
             let evs = events.lock().expect("lock").clone();
             let mine: Vec<Value> = evs
@@ -607,7 +630,19 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                 .collect();
             (mine.len() >= 4).then_some(mine)
         });
-        // events travel in parallel (async HTTP workers): assert the set, not the arrival order
+        // the ordering that matters: the answering attempt before call.answer (one task), and
+        // call.end last (warpd writes the CDR on it)
+        let methods: Vec<&str> = evs
+            .iter()
+            .map(|e| e["method"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(methods.last(), Some(&"call.end"), "{evs:?}");
+        let pos = |m: &str, attempt: i64| {
+            evs.iter()
+                .position(|e| e["method"] == m && e["params"]["attempt"] == attempt)
+                .unwrap_or(usize::MAX)
+        };
+        assert!(pos("call.attempt", 2) < pos("call.answer", 2), "{evs:?}");
         let by = |m: &str| -> Vec<&Value> { evs.iter().filter(|e| e["method"] == m).collect() };
         let mut attempts = by("call.attempt");
         attempts.sort_by_key(|e| e["params"]["attempt"].as_i64());
@@ -627,6 +662,53 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         let ends = by("call.end");
         assert_eq!(ends.len(), 1, "{evs:?}");
         assert_eq!(ends[0]["params"]["hangup"], "caller");
+        assert!(evs.iter().all(|e| e["params"]["ts"].is_f64()), "{evs:?}");
+
+        // the CDR in PostgreSQL: carried by the second attempt's route, rated with its terms
+        let carrier = routes
+            .iter()
+            .find(|r| r["route_id"] == attempts[1]["params"]["route_id"])
+            .expect("carrying route in the dip answer");
+        let cdr = wait_for("failover CDR", Duration::from_secs(10), || cdr_of(&call_id));
+        assert_eq!(cdr["disposition"], "answered", "{cdr}");
+        assert_eq!(cdr["route_id"], carrier["route_id"], "{cdr}");
+        assert_eq!(cdr["attempt_count"], 2, "{cdr}");
+        assert_eq!(cdr["hangup"], "caller", "{cdr}");
+        assert_eq!(cdr["customer_ban"], "10001", "{cdr}");
+        let close = |a: &Value, b: &Value| {
+            (a.as_f64().unwrap_or(-1.0) - b.as_f64().unwrap_or(-2.0)).abs() < 1e-9
+        };
+        assert!(close(&cdr["vendor_rate"], &carrier["rate"]), "{cdr}");
+        assert!(
+            close(&cdr["customer_rate"], &carrier["customer_rate"]),
+            "{cdr}"
+        );
+        let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
+        assert!((50..5000).contains(&held), "duration {held} ms: {cdr}");
+        // a sub-second call bills the vendor's minimum
+        assert_eq!(cdr["vendor_billed_s"], carrier["billing"]["min"], "{cdr}");
+        let cost = carrier["billing"]["min"].as_f64().unwrap_or(0.0) / 60.0
+            * carrier["rate"].as_f64().unwrap_or(0.0);
+        assert!(
+            (cdr["cost"].as_f64().unwrap_or(-1.0) - cost).abs() < 2e-7,
+            "cost {cost}: {cdr}"
+        );
+    }
+
+    // 2b. the cheapest gateway is busy (486, never failed over) → 486 to the customer, CDR busy
+    {
+        let busy = Uas::start(dir, cheapest, "uas_486.xml", "busy");
+        let next = Uas::start(dir, second, "uas.xml", "busy");
+        let r = call(dir, &main, &reject_scenario(dir, 486), DNIS, "busy");
+        assert!(r.ok, "expected 486:\n{}", r.trace);
+        assert_eq!((busy.invites(), next.invites()), (1, 0));
+        let cdr = wait_for("busy CDR", Duration::from_secs(10), || {
+            cdr_of(&call_id_of(&r.trace))
+        });
+        assert_eq!(cdr["disposition"], "busy", "{cdr}");
+        assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+        assert_eq!(cdr["hangup"], "callee", "{cdr}");
+        assert_eq!(cdr["duration_ms"], 0, "{cdr}");
     }
 
     // 3. blocked prefix → warpd's 403 from Kamailio, no gateway sees it
