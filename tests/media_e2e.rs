@@ -98,13 +98,16 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
     warpd::provision::apply(&mut client, &demo, false)
         .await
         .unwrap();
-    client
-        .execute(
-            "INSERT INTO media_policies (customer_ban, record) VALUES ('10001', true)",
+    // the demo network's media policy records customer 10001's calls
+    let record: Option<bool> = client
+        .query_one(
+            "SELECT record FROM media_policies WHERE customer_ban = '10001' AND route_name IS NULL",
             &[],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .get(0);
+    assert_eq!(record, Some(true));
 
     let ng_port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()

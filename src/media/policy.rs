@@ -48,6 +48,15 @@ impl T38Mode {
             _ => None,
         }
     }
+
+    /// The `media_policies.t38_mode` text of this mode (inverse of [`T38Mode::parse`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            T38Mode::None => "none",
+            T38Mode::Passthrough => "passthrough",
+            T38Mode::Gateway => "gateway",
+        }
+    }
 }
 
 /// One `media_policies` row; `None` settings are inherited from less specific rows.

@@ -80,6 +80,10 @@ pub(crate) enum Op {
         ix: usize,
         id: Option<i64>,
     },
+    MediaPolicy {
+        ix: usize,
+        id: Option<i64>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +109,7 @@ struct Phases {
     margins: Vec<Op>,
     overrides: Vec<Op>,
     exclusions: Vec<Op>,
+    media_policies: Vec<Op>,
 }
 
 fn field_diff(new: &Fields, old: &Fields) -> Vec<FieldChange> {
@@ -461,6 +466,23 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
         }
     }
 
+    for (ix, m) in d.media_policies.iter().enumerate() {
+        let old = st
+            .media_policies
+            .get(&(m.customer.clone(), m.route.clone()));
+        if out.object(
+            ObjectKind::MediaPolicy,
+            m.label(),
+            &m.fields(),
+            old.map(|x| &x.fields),
+        ) {
+            ph.media_policies.push(Op::MediaPolicy {
+                ix,
+                id: old.map(|x| x.id),
+            });
+        }
+    }
+
     let Phases {
         vendors,
         gateways,
@@ -474,6 +496,7 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
         margins,
         overrides,
         exclusions,
+        media_policies,
     } = ph;
     out.ops = [
         vendors,
@@ -488,6 +511,7 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
         margins,
         overrides,
         exclusions,
+        media_policies,
     ]
     .into_iter()
     .flatten()
