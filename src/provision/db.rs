@@ -216,7 +216,10 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
             ("allow_negative_margin", get::<bool>(&r, 8, t)?.to_string()),
             ("margin_percent", f_pct(get(&r, 9, t)?)),
             ("fixed_fee", f_money(get(&r, 10, t)?)),
-            ("max_concurrent_calls", f_opt(get::<Option<i32>>(&r, 11, t)?)),
+            (
+                "max_concurrent_calls",
+                f_opt(get::<Option<i32>>(&r, 11, t)?),
+            ),
             ("max_cps", f_opt(get::<Option<i32>>(&r, 12, t)?)),
             ("billing_min_seconds", f_opt(get::<Option<i32>>(&r, 13, t)?)),
             ("billing_inc_seconds", f_opt(get::<Option<i32>>(&r, 14, t)?)),

@@ -1035,10 +1035,7 @@ pub(crate) fn check_refs(
     for (i, r) in d.routes.iter_mut().enumerate() {
         let a = at("routes", i, &r.name);
         match billing.get(r.vendor.as_str()) {
-            None => err(
-                format!("{a}.vendor"),
-                unknown("vendor", &r.vendor),
-            ),
+            None => err(format!("{a}.vendor"), unknown("vendor", &r.vendor)),
             Some(b) => {
                 if let Some(deck) = &mut r.deck {
                     deck.ocn_lata = Some(*b == BillingModel::OcnLata);
@@ -1081,10 +1078,7 @@ pub(crate) fn check_refs(
         let a = at("partitions", i, &p.name);
         for (j, r) in p.routes.iter().flatten().enumerate() {
             if !route_known(r) {
-                err(
-                    format!("{a}.routes[{j}]"),
-                    unknown("route", r),
-                );
+                err(format!("{a}.routes[{j}]"), unknown("route", r));
             }
         }
     }
@@ -1132,35 +1126,23 @@ pub(crate) fn check_refs(
         let a = format!("overrides[{i}]");
         if let Some(b) = &o.customer {
             if !cust_known(b) {
-                err(
-                    format!("{a}.customer"),
-                    unknown("customer", b),
-                );
+                err(format!("{a}.customer"), unknown("customer", b));
             }
         }
         if !route_known(&o.route) {
-            err(
-                format!("{a}.route"),
-                unknown("route", &o.route),
-            );
+            err(format!("{a}.route"), unknown("route", &o.route));
         }
     }
     for (i, e) in d.exclusions.iter().enumerate() {
         let a = format!("exclusions[{i}]");
         if let Some(b) = &e.customer {
             if !cust_known(b) {
-                err(
-                    format!("{a}.customer"),
-                    unknown("customer", b),
-                );
+                err(format!("{a}.customer"), unknown("customer", b));
             }
         }
         if let Some(v) = &e.vendor {
             if !billing.contains_key(v.as_str()) {
-                err(
-                    format!("{a}.vendor"),
-                    unknown("vendor", v),
-                );
+                err(format!("{a}.vendor"), unknown("vendor", v));
             }
         }
     }
