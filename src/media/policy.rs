@@ -355,6 +355,14 @@ mod tests {
     }
 
     #[test]
+    fn t38_mode_text_round_trips() {
+        for m in [T38Mode::None, T38Mode::Passthrough, T38Mode::Gateway] {
+            assert_eq!(T38Mode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(T38Mode::parse("fax"), None);
+    }
+
+    #[test]
     fn most_specific_row_wins_per_setting() {
         let t = PolicyTable::from_rows(vec![
             PolicyRow {
