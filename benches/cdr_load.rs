@@ -228,6 +228,11 @@ fn main() {
         warpd::db::migrate::migrate(&mut client).await.unwrap_or_else(|e| panic!("{e}"));
         let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/network.toml");
         warpd::provision::apply(&mut client, &demo, false).await.unwrap_or_else(|e| panic!("{e}"));
+        // the demo limits customer 10001 to 20 calls per second; this load must not be throttled
+        client
+            .execute("UPDATE customers SET max_concurrent_calls = NULL, max_cps = NULL", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
 
         // 1. CDR insert rate
         cdr::store::prepare(&client).await.unwrap_or_else(|e| panic!("{e}"));

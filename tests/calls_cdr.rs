@@ -19,12 +19,22 @@ use warpd::config::Config;
 
 const Q: &str = "ban=10001&ani=%2B12125550100&dnis=%2B13125550100";
 
-/// The demo network in a fresh cluster.
+/// The demo network in a fresh cluster, without the demo's call limits and billing increments
+/// of customer 10001 (tests stream calls faster than its 20 calls per second, and set the limits
+/// and increments they test themselves).
 async fn demo_db(pg: &support::TestPg) -> tokio_postgres::Client {
     let mut client = warpd::db::connect(&pg.url()).await.unwrap();
     warpd::db::migrate::migrate(&mut client).await.unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/network.toml");
     warpd::provision::apply(&mut client, &demo, false)
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE customers SET max_concurrent_calls = NULL, max_cps = NULL, \
+             billing_min_seconds = NULL, billing_inc_seconds = NULL",
+            &[],
+        )
         .await
         .unwrap();
     client

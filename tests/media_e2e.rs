@@ -1,5 +1,5 @@
 //! Media control end to end through `server::run`: PostgreSQL (throwaway cluster) with the demo
-//! network and a `media_policies` row, a real rtpengine-daemon (ports 30300-30349), a dip with a
+//! network and its `media_policies` rows, a real rtpengine-daemon (ports 30300-30349), a dip with a
 //! call-id over HTTP, then Kamailio-style ng through warpd's proxy socket: the customer's
 //! recording policy from the database applies, `media.*` JSON-RPC methods work, and a policy
 //! change in the database (NOTIFY warpd_routing) applies to the next call.
@@ -98,13 +98,16 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
     warpd::provision::apply(&mut client, &demo, false)
         .await
         .unwrap();
-    client
-        .execute(
-            "INSERT INTO media_policies (customer_ban, record) VALUES ('10001', true)",
+    // the demo network's media policy records customer 10001's calls
+    let record: Option<bool> = client
+        .query_one(
+            "SELECT record FROM media_policies WHERE customer_ban = '10001' AND route_name IS NULL",
             &[],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .get(0);
+    assert_eq!(record, Some(true));
 
     let ng_port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -139,9 +142,10 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     wait_metric(&http, &base, "warpd_media_policy_loads_total", 1.0).await;
+    // the demo's two policies: customer 10001 (record) and route bw-intl (T.38, codecs)
     assert_eq!(
         metric(&http, &base, "warpd_media_policies").await,
-        Some(1.0)
+        Some(2.0)
     );
 
     // the dip carries the call-id: warpd remembers BAN and routes for the media side

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use warpd::provision::csv_rows::CsvTable;
 use warpd::provision::{self, Action, DeckAction, DeckKind, Format, ObjectKind, ProvisionError};
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "vendors",
     "gateways",
     "routes",
@@ -26,6 +26,7 @@ const TABLES: [&str; 17] = [
     "vendor_rates",
     "overrides",
     "exclusions",
+    "media_policies",
     "npanxx",
     "local_calling",
     "lnp",
@@ -89,6 +90,42 @@ async fn counts(c: &Client) -> BTreeMap<&'static str, i64> {
     m
 }
 
+/// max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds of a customer.
+async fn customer_limits(c: &Client, ban: &str) -> [Option<i32>; 4] {
+    let r = c
+        .query_one(
+            "SELECT max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds \
+             FROM customers WHERE ban = $1",
+            &[&ban],
+        )
+        .await
+        .unwrap();
+    [r.get(0), r.get(1), r.get(2), r.get(3)]
+}
+
+type PolicyRow = (
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<Vec<String>>,
+);
+
+/// All media_policies rows (customer, route, record, t38, allow, strip), customer rows first.
+async fn media_policies(c: &Client) -> Vec<PolicyRow> {
+    c.query(
+        "SELECT customer_ban, route_name, record, t38_mode, codec_allow, codec_strip \
+         FROM media_policies ORDER BY customer_ban NULLS LAST, route_name NULLS FIRST",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+    .collect()
+}
+
 fn expected_demo_counts() -> BTreeMap<&'static str, i64> {
     [
         ("vendors", 5),
@@ -104,6 +141,7 @@ fn expected_demo_counts() -> BTreeMap<&'static str, i64> {
         ("vendor_rates", 6 + 5 + 5 + 7 + 7),
         ("overrides", 2),
         ("exclusions", 2),
+        ("media_policies", 2),
         ("npanxx", 7),
         ("local_calling", 4),
         ("lnp", 1),
@@ -122,7 +160,7 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert!(plan.applied && !plan.dry_run);
     assert_eq!(
         plan.count(Action::Create),
-        5 + 7 + 6 + 2 + 7 + 2 + 2 + 3 + 3 + 2 + 2
+        5 + 7 + 6 + 2 + 7 + 2 + 2 + 3 + 3 + 2 + 2 + 2
     );
     assert_eq!(plan.count(Action::Update) + plan.count(Action::Delete), 0);
     assert_eq!(plan.rows_to_load(), 30 + 3 + 7 + 4 + 1 + 2);
@@ -247,6 +285,28 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     );
     assert_eq!(cu.get::<_, String>(3), "20.0000");
     assert_eq!(cu.get::<_, Vec<String>>(4), vec!["127.0.0.1/32"]);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(100), Some(20), Some(6), Some(6)]
+    );
+    // 10002 gives none of them: no limits, the vendor's increments
+    assert_eq!(customer_limits(&c, "10002").await, [None; 4]);
+
+    // media policies: 10001's calls recorded; bw-intl decodes T.38 and strips G.729
+    assert_eq!(
+        media_policies(&c).await,
+        vec![
+            (Some("10001".into()), None, Some(true), None, None, None),
+            (
+                None,
+                Some("bw-intl".into()),
+                None,
+                Some("gateway".into()),
+                None,
+                Some(vec!["G729".into()])
+            ),
+        ]
+    );
 
     // numbering: local pair stored both ways, the ported number
     let n: i64 = c
@@ -295,6 +355,8 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(again.unchanged_count(ObjectKind::Vendor), 5);
     assert_eq!(again.unchanged_count(ObjectKind::Gateway), 7);
     assert_eq!(again.unchanged_count(ObjectKind::Override), 2);
+    assert_eq!(again.unchanged_count(ObjectKind::MediaPolicy), 2);
+    assert_eq!(again.unchanged_count(ObjectKind::Customer), 2);
     assert!(again.to_string().contains("summary: no changes"), "{again}");
     assert_eq!(counts(&c).await, expected_demo_counts());
     let ids_after: Vec<i64> = c
@@ -819,6 +881,228 @@ exclusions:
     .await
     .unwrap_err();
     assert!(err.to_string().contains("billing"), "{err}");
+}
+
+#[tokio::test]
+async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_refused() {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
+    let before = media_policies(&c).await;
+
+    // change a limit, drop an increment, change a policy and add one for customer + route
+    let dir = demo_copy();
+    let file = dir.path().join("network.toml");
+    edit(&file, "max_cps = 20", "max_cps = 30");
+    edit(&file, "billing_min_seconds = 6", "");
+    edit(
+        &file,
+        "record = true",
+        "record = false\ncodec_allow = [\"PCMU\", \"PCMA\"]",
+    );
+    edit(
+        &file,
+        "# --- numbering",
+        "[[media_policies]]\ncustomer = 10001\nroute = \"bw-intl\"\nt38_mode = \"passthrough\"\n\n# --- numbering",
+    );
+
+    // dry run: the plan names the changed fields, nothing is written
+    let dry = provision::apply(&mut c, &file, true).await.unwrap();
+    assert!(dry.dry_run && !dry.applied);
+    let cust = dry
+        .changes
+        .iter()
+        .find(|ch| ch.kind == ObjectKind::Customer && ch.name == "10001")
+        .expect("customer 10001 changes");
+    assert_eq!(cust.action, Action::Update);
+    let fields: Vec<(&str, Option<&str>, Option<&str>)> = cust
+        .fields
+        .iter()
+        .map(|f| (f.field.as_str(), f.old.as_deref(), f.new.as_deref()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("max_cps", Some("20"), Some("30")),
+            ("billing_min_seconds", Some("6"), Some("null")),
+        ]
+    );
+    let pol: Vec<(&str, Action)> = dry
+        .changes
+        .iter()
+        .filter(|ch| ch.kind == ObjectKind::MediaPolicy)
+        .map(|ch| (ch.name.as_str(), ch.action))
+        .collect();
+    assert_eq!(
+        pol,
+        vec![
+            ("customer 10001", Action::Update),
+            ("customer 10001 route bw-intl", Action::Create),
+        ]
+    );
+    assert_eq!(dry.changes.len(), 3, "{dry}");
+    let text = dry.to_string();
+    assert!(
+        text.contains("media policy customer 10001 route bw-intl"),
+        "{text}"
+    );
+    assert!(text.contains("max_cps"), "{text}");
+    assert_eq!(media_policies(&c).await, before);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(100), Some(20), Some(6), Some(6)]
+    );
+
+    // apply: the values land
+    let plan = provision::apply(&mut c, &file, false).await.unwrap();
+    assert!(plan.applied);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(100), Some(30), None, Some(6)]
+    );
+    let rows = media_policies(&c).await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0],
+        (
+            Some("10001".into()),
+            None,
+            Some(false),
+            None,
+            Some(vec!["PCMU".into(), "PCMA".into()]),
+            None
+        )
+    );
+    assert_eq!(
+        rows[1],
+        (
+            Some("10001".into()),
+            Some("bw-intl".into()),
+            None,
+            Some("passthrough".into()),
+            None,
+            None
+        )
+    );
+    assert_eq!(rows[2], before[1]);
+
+    // re-applying writes nothing
+    let again = provision::apply(&mut c, &file, false).await.unwrap();
+    assert!(!again.has_changes(), "{again}");
+    assert_eq!(again.unchanged_count(ObjectKind::MediaPolicy), 3);
+    let applied = media_policies(&c).await;
+
+    // bad values are refused naming the field; nothing is written
+    let bad: [(&str, &str, &[&str]); 8] = [
+        (
+            "max_cps = 30",
+            "max_cps = -1",
+            &["customers[0] \"10001\".max_cps", "-1 is out of range 0..="],
+        ),
+        (
+            "billing_inc_seconds = 6",
+            "billing_inc_seconds = 0",
+            &[
+                "customers[0] \"10001\".billing_inc_seconds",
+                "out of range 1..=",
+            ],
+        ),
+        (
+            "max_concurrent_calls = 100",
+            "max_concurrent_calls = 3000000000",
+            &[
+                "customers[0] \"10001\".max_concurrent_calls",
+                "out of range",
+            ],
+        ),
+        (
+            "t38_mode = \"passthrough\"",
+            "t38_mode = \"fax\"",
+            &[
+                "media_policies[2].t38_mode",
+                "\"fax\" is not one of none, passthrough, gateway",
+            ],
+        ),
+        (
+            "customer = 10001\nroute = \"bw-intl\"",
+            "customer = 99999\nroute = \"bw-intl\"",
+            &["media_policies[2].customer", "unknown customer \"99999\""],
+        ),
+        (
+            "route = \"bw-intl\"\nt38_mode = \"passthrough\"",
+            "route = \"nope\"\nt38_mode = \"passthrough\"",
+            &["media_policies[2].route", "unknown route \"nope\""],
+        ),
+        (
+            "customer = 10001\nroute = \"bw-intl\"",
+            "",
+            &["media_policies[2]", "needs a customer, a route or both"],
+        ),
+        (
+            "codec_strip = [\"G729\"]",
+            "codec_strip = [\"G729\", \"g729\", \"\"]",
+            &[
+                "media_policies[1].codec_strip[1]",
+                "listed twice",
+                "media_policies[1].codec_strip[2]",
+                "not a codec name",
+            ],
+        ),
+    ];
+    for (from, to, needles) in bad {
+        let d = demo_copy();
+        let f = d.path().join("network.toml");
+        std::fs::copy(&file, &f).unwrap();
+        edit(&f, from, to);
+        let err = assert_rejected(&mut c, &f, needles).await;
+        assert!(err.to_string().contains("network.toml"), "{err}");
+        assert_eq!(
+            customer_limits(&c, "10001").await,
+            [Some(100), Some(30), None, Some(6)]
+        );
+        assert_eq!(media_policies(&c).await, applied);
+    }
+
+    // YAML: the same fields, and a policy listed twice is refused
+    let yaml = r#"
+customers:
+  - ban: 10001
+    max_concurrent_calls: 7
+    billing_min_seconds: 30
+    billing_inc_seconds: 6
+media_policies:
+  - { route: ns-premium, codec_strip: [G729, G723] }
+"#;
+    let plan = provision::apply_str(&mut c, yaml, Format::Yaml, dir.path(), false)
+        .await
+        .unwrap();
+    assert!(plan.applied);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(7), None, Some(30), Some(6)]
+    );
+    let strip: Option<Vec<String>> = c
+        .query_one(
+            "SELECT codec_strip FROM media_policies WHERE route_name = 'ns-premium'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(strip, Some(vec!["G729".into(), "G723".into()]));
+    let again = provision::apply_str(&mut c, yaml, Format::Yaml, dir.path(), false)
+        .await
+        .unwrap();
+    assert!(!again.has_changes(), "{again}");
+    let dup = format!("{yaml}  - {{ route: ns-premium, record: true }}\n");
+    let err = provision::apply_str(&mut c, &dup, Format::Yaml, dir.path(), false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("media_policies[1]: media policy for route ns-premium is listed twice"),
+        "{err}"
+    );
 }
 
 // --- CSV row reader ------------------------------------------------------------------------------

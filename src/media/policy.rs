@@ -48,6 +48,15 @@ impl T38Mode {
             _ => None,
         }
     }
+
+    /// The `media_policies.t38_mode` text of this mode (inverse of [`T38Mode::parse`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            T38Mode::None => "none",
+            T38Mode::Passthrough => "passthrough",
+            T38Mode::Gateway => "gateway",
+        }
+    }
 }
 
 /// One `media_policies` row; `None` settings are inherited from less specific rows.
@@ -343,6 +352,14 @@ mod tests {
             route: route.map(String::from),
             ..PolicyRow::default()
         }
+    }
+
+    #[test]
+    fn t38_mode_text_round_trips() {
+        for m in [T38Mode::None, T38Mode::Passthrough, T38Mode::Gateway] {
+            assert_eq!(T38Mode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(T38Mode::parse("fax"), None);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub(crate) struct State {
     pub overrides: HashMap<(Option<i64>, String, i64), IdRow>,
     /// (customer id, prefix, vendor id)
     pub exclusions: HashMap<(Option<i64>, String, Option<i64>), IdRow>,
+    /// (customer BAN, route name)
+    pub media_policies: HashMap<(Option<String>, Option<String>), IdRow>,
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
@@ -198,7 +200,8 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
     }
     let sql = "SELECT id, ban, name, enabled, round(max_rate * 10000000)::bigint, blocked_prefixes, \
                allowed_classes::text[], max_results, allow_negative_margin, \
-               round(margin_percent * 10000)::bigint, round(fixed_fee * 10000000)::bigint FROM customers";
+               round(margin_percent * 10000)::bigint, round(fixed_fee * 10000000)::bigint, \
+               max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds FROM customers";
     for r in rows(tx, "customers", sql).await? {
         let t = "customers";
         let id: i64 = get(&r, 0, t)?;
@@ -213,6 +216,13 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
             ("allow_negative_margin", get::<bool>(&r, 8, t)?.to_string()),
             ("margin_percent", f_pct(get(&r, 9, t)?)),
             ("fixed_fee", f_money(get(&r, 10, t)?)),
+            (
+                "max_concurrent_calls",
+                f_opt(get::<Option<i32>>(&r, 11, t)?),
+            ),
+            ("max_cps", f_opt(get::<Option<i32>>(&r, 12, t)?)),
+            ("billing_min_seconds", f_opt(get::<Option<i32>>(&r, 13, t)?)),
+            ("billing_inc_seconds", f_opt(get::<Option<i32>>(&r, 14, t)?)),
         ];
         st.customer_ban.insert(id, ban.clone());
         st.customers.insert(ban, IdRow { id, fields });
@@ -300,6 +310,26 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
         let key = (get(&r, 1, t)?, get(&r, 2, t)?, get(&r, 3, t)?);
         let fields = vec![("note", get::<String>(&r, 4, t)?)];
         st.exclusions.insert(key, IdRow { id, fields });
+    }
+    let sql = "SELECT id, customer_ban, route_name, record, t38_mode, codec_allow, codec_strip \
+               FROM media_policies";
+    for r in rows(tx, "media_policies", sql).await? {
+        let t = "media_policies";
+        let id: i64 = get(&r, 0, t)?;
+        let key = (get(&r, 1, t)?, get(&r, 2, t)?);
+        let fields = vec![
+            ("record", f_opt(get::<Option<bool>>(&r, 3, t)?)),
+            ("t38_mode", f_opt(get::<Option<String>>(&r, 4, t)?)),
+            (
+                "codec_allow",
+                f_opt_list(get::<Option<Vec<String>>>(&r, 5, t)?.as_deref()),
+            ),
+            (
+                "codec_strip",
+                f_opt_list(get::<Option<Vec<String>>>(&r, 6, t)?.as_deref()),
+            ),
+        ];
+        st.media_policies.insert(key, IdRow { id, fields });
     }
     Ok(st)
 }
@@ -676,56 +706,42 @@ pub(crate) async fn execute(
                 );
                 let classes: Vec<String> =
                     c.allowed_classes.iter().map(|s| s.to_string()).collect();
-                match id {
-                    Some(id) => {
-                        let sql = "UPDATE customers SET name = $2, enabled = $3, max_rate = $4::text::numeric, \
-                                   blocked_prefixes = $5::text[], allowed_classes = $6::text[]::dest_class[], \
-                                   max_results = $7, allow_negative_margin = $8, margin_percent = $9::text::numeric, \
-                                   fixed_fee = $10::text::numeric WHERE id = $1";
-                        exec(
-                            tx,
-                            &what,
-                            sql,
-                            &[
-                                id,
-                                &c.name,
-                                &c.enabled,
-                                &max_rate,
-                                &c.blocked_prefixes,
-                                &classes,
-                                &c.max_results,
-                                &c.allow_negative_margin,
-                                &pct,
-                                &fee,
-                            ],
-                        )
-                        .await?;
-                    }
-                    None => {
-                        let sql = "INSERT INTO customers (ban, name, enabled, max_rate, blocked_prefixes, \
-                                   allowed_classes, max_results, allow_negative_margin, margin_percent, fixed_fee) \
-                                   VALUES ($1, $2, $3, $4::text::numeric, $5::text[], $6::text[]::dest_class[], $7, $8, \
-                                   $9::text::numeric, $10::text::numeric) RETURNING id";
-                        let new = insert_id(
-                            tx,
-                            &what,
-                            sql,
-                            &[
-                                &c.ban,
-                                &c.name,
-                                &c.enabled,
-                                &max_rate,
-                                &c.blocked_prefixes,
-                                &classes,
-                                &c.max_results,
-                                &c.allow_negative_margin,
-                                &pct,
-                                &fee,
-                            ],
-                        )
-                        .await?;
-                        ids.customer.insert(c.ban.clone(), new);
-                    }
+                // $1 is the row's id (UPDATE) or its BAN (INSERT); $2.. are the same for both
+                let key: &(dyn ToSql + Sync) = match id {
+                    Some(id) => id,
+                    None => &c.ban,
+                };
+                let params: &[&(dyn ToSql + Sync)] = &[
+                    key,
+                    &c.name,
+                    &c.enabled,
+                    &max_rate,
+                    &c.blocked_prefixes,
+                    &classes,
+                    &c.max_results,
+                    &c.allow_negative_margin,
+                    &pct,
+                    &fee,
+                    &c.max_concurrent_calls,
+                    &c.max_cps,
+                    &c.billing_min_seconds,
+                    &c.billing_inc_seconds,
+                ];
+                if id.is_some() {
+                    let sql = "UPDATE customers SET name = $2, enabled = $3, max_rate = $4::text::numeric, \
+                               blocked_prefixes = $5::text[], allowed_classes = $6::text[]::dest_class[], \
+                               max_results = $7, allow_negative_margin = $8, margin_percent = $9::text::numeric, \
+                               fixed_fee = $10::text::numeric, max_concurrent_calls = $11, max_cps = $12, \
+                               billing_min_seconds = $13, billing_inc_seconds = $14 WHERE id = $1";
+                    exec(tx, &what, sql, params).await?;
+                } else {
+                    let sql = "INSERT INTO customers (ban, name, enabled, max_rate, blocked_prefixes, \
+                               allowed_classes, max_results, allow_negative_margin, margin_percent, fixed_fee, \
+                               max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds) \
+                               VALUES ($1, $2, $3, $4::text::numeric, $5::text[], $6::text[]::dest_class[], $7, $8, \
+                               $9::text::numeric, $10::text::numeric, $11, $12, $13, $14) RETURNING id";
+                    let new = insert_id(tx, &what, sql, params).await?;
+                    ids.customer.insert(c.ban.clone(), new);
                 }
             }
             Op::DeleteSourceIp { customer_id, cidr } => {
@@ -877,6 +893,28 @@ pub(crate) async fn execute(
                         };
                         let sql = "INSERT INTO exclusions (customer_id, prefix, vendor_id, note) VALUES ($1, $2, $3, $4)";
                         exec(tx, &what, sql, &[&cid, &e.prefix, &vid, &e.note]).await?;
+                    }
+                }
+            }
+            Op::MediaPolicy { ix, id } => {
+                let m = &d.media_policies[*ix];
+                let what = format!("media policy {}", m.label());
+                let settings: [&(dyn ToSql + Sync); 4] =
+                    [&m.record, &m.t38_mode, &m.codec_allow, &m.codec_strip];
+                match id {
+                    Some(id) => {
+                        let sql = "UPDATE media_policies SET record = $2, t38_mode = $3, \
+                                   codec_allow = $4, codec_strip = $5 WHERE id = $1";
+                        let mut params: Vec<&(dyn ToSql + Sync)> = vec![id];
+                        params.extend(settings);
+                        exec(tx, &what, sql, &params).await?;
+                    }
+                    None => {
+                        let sql = "INSERT INTO media_policies (record, t38_mode, codec_allow, \
+                                   codec_strip, customer_ban, route_name) VALUES ($1, $2, $3, $4, $5, $6)";
+                        let mut params = settings.to_vec();
+                        params.extend([&m.customer as &(dyn ToSql + Sync), &m.route]);
+                        exec(tx, &what, sql, &params).await?;
                     }
                 }
             }

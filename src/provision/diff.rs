@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::db::State;
+use super::db::{IdRow, State};
 use super::plan::{Action, Change, FieldChange, ObjectKind};
 use super::validate::Desired;
 use super::values::Fields;
@@ -80,6 +80,10 @@ pub(crate) enum Op {
         ix: usize,
         id: Option<i64>,
     },
+    MediaPolicy {
+        ix: usize,
+        id: Option<i64>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +109,7 @@ struct Phases {
     margins: Vec<Op>,
     overrides: Vec<Op>,
     exclusions: Vec<Op>,
+    media_policies: Vec<Op>,
 }
 
 fn field_diff(new: &Fields, old: &Fields) -> Vec<FieldChange> {
@@ -168,6 +173,24 @@ impl Diff {
                     true
                 }
             }
+        }
+    }
+}
+
+impl Diff {
+    /// [`Diff::object`] for a row with an id: queues `op(id of the row, or None to insert)` when
+    /// a write is needed.
+    fn row(
+        &mut self,
+        ops: &mut Vec<Op>,
+        kind: ObjectKind,
+        name: String,
+        new: &Fields,
+        old: Option<&IdRow>,
+        op: impl FnOnce(Option<i64>) -> Op,
+    ) {
+        if self.object(kind, name, new, old.map(|x| &x.fields)) {
+            ops.push(op(old.map(|x| x.id)));
         }
     }
 }
@@ -422,17 +445,15 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
             (Some(cid), Some(r)) => st.overrides.get(&(cid, o.prefix.clone(), r.id)),
             _ => None,
         };
-        if out.object(
+        let op = |id| Op::Override { ix, id };
+        out.row(
+            &mut ph.overrides,
             ObjectKind::Override,
             o.label(),
             &o.fields(),
-            old.map(|x| &x.fields),
-        ) {
-            ph.overrides.push(Op::Override {
-                ix,
-                id: old.map(|x| x.id),
-            });
-        }
+            old,
+            op,
+        );
     }
 
     for (ix, e) in d.exclusions.iter().enumerate() {
@@ -448,17 +469,30 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
             (Some(c), Some(v)) => st.exclusions.get(&(c, e.prefix.clone(), v)),
             _ => None,
         };
-        if out.object(
+        let op = |id| Op::Exclusion { ix, id };
+        out.row(
+            &mut ph.exclusions,
             ObjectKind::Exclusion,
             e.label(),
             &e.fields(),
-            old.map(|x| &x.fields),
-        ) {
-            ph.exclusions.push(Op::Exclusion {
-                ix,
-                id: old.map(|x| x.id),
-            });
-        }
+            old,
+            op,
+        );
+    }
+
+    for (ix, m) in d.media_policies.iter().enumerate() {
+        let old = st
+            .media_policies
+            .get(&(m.customer.clone(), m.route.clone()));
+        let op = |id| Op::MediaPolicy { ix, id };
+        out.row(
+            &mut ph.media_policies,
+            ObjectKind::MediaPolicy,
+            m.label(),
+            &m.fields(),
+            old,
+            op,
+        );
     }
 
     let Phases {
@@ -474,6 +508,7 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
         margins,
         overrides,
         exclusions,
+        media_policies,
     } = ph;
     out.ops = [
         vendors,
@@ -488,6 +523,7 @@ pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
         margins,
         overrides,
         exclusions,
+        media_policies,
     ]
     .into_iter()
     .flatten()

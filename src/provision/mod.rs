@@ -1,15 +1,17 @@
 //! Declarative provisioning (`warpd apply FILE [--dry-run]`): a TOML or YAML file describing vendors,
-//! gateways, routes, partitions, customers, overrides, exclusions, rate decks and numbering data is
-//! made true in the database, idempotently, in ONE transaction. See docs/PROVISIONING.md.
+//! gateways, routes, partitions, customers (with call limits and billing increments), overrides,
+//! exclusions, media policies, rate decks and numbering data is made true in the database,
+//! idempotently, in ONE transaction. See docs/PROVISIONING.md.
 //!
 //! Flow: parse ([`spec`]) → validate everything without writing (`validate`, CSV decks in `deck`)
 //! → diff against the current rows ([`Plan`]) → write (row upserts/deletes, deck DELETE + COPY) →
 //! commit. Any error rolls back; a dry run computes the plan and rolls back.
 //!
 //! Semantics: the file is the desired state of the objects it names (keyed by vendor name, gateway
-//! name within its vendor, route name, partition name, customer BAN; overrides and exclusions by
-//! their identity). Child lists present in the file are replaced to match; objects and child lists
-//! the file does not mention are left alone — nothing is ever deleted for being absent.
+//! name within its vendor, route name, partition name, customer BAN; overrides, exclusions and
+//! media policies by their identity). Child lists present in the file are replaced to match;
+//! objects and child lists the file does not mention are left alone — nothing is ever deleted for
+//! being absent.
 //!
 //! Owns: the provisioning file format and the writes of `warpd apply`. Must not touch: the schema
 //! (migrations), the routing snapshot / reload machinery (the database triggers notify it), the CLI.

@@ -27,6 +27,7 @@ pub enum ObjectKind {
     MarginRule,
     Override,
     Exclusion,
+    MediaPolicy,
 }
 
 impl ObjectKind {
@@ -43,6 +44,7 @@ impl ObjectKind {
             ObjectKind::MarginRule => "margin rule",
             ObjectKind::Override => "override",
             ObjectKind::Exclusion => "exclusion",
+            ObjectKind::MediaPolicy => "media policy",
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Network {
     pub overrides: Vec<OverrideSpec>,
     #[serde(default)]
     pub exclusions: Vec<ExclusionSpec>,
+    #[serde(default)]
+    pub media_policies: Vec<MediaPolicySpec>,
     pub numbering: Option<NumberingSpec>,
 }
 
@@ -85,6 +87,12 @@ pub struct CustomerSpec {
     pub blocked_prefixes: Option<Vec<String>>,
     pub allowed_classes: Option<Vec<String>>,
     pub max_results: Option<i64>,
+    /// call limits; omitted = no limit (NULL)
+    pub max_concurrent_calls: Option<i64>,
+    pub max_cps: Option<i64>,
+    /// billing increments; omitted = the vendor's terms of the carrying route (NULL)
+    pub billing_min_seconds: Option<i64>,
+    pub billing_inc_seconds: Option<i64>,
     pub allow_negative_margin: Option<bool>,
     pub margin_percent: Option<Decimal>,
     pub fixed_fee: Option<Decimal>,
@@ -143,6 +151,20 @@ pub struct ExclusionSpec {
     pub prefix: String,
     pub vendor: Option<String>,
     pub note: Option<String>,
+}
+
+/// A media policy (`media_policies` table), keyed by customer BAN and/or route name. Settings
+/// omitted here are NULL: inherited from a less specific policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaPolicySpec {
+    pub customer: Option<Ban>,
+    pub route: Option<String>,
+    pub record: Option<bool>,
+    /// `none`, `passthrough` or `gateway`
+    pub t38_mode: Option<String>,
+    pub codec_allow: Option<Vec<String>>,
+    pub codec_strip: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,7 @@ use super::deck::{DeckKind, DeckSource};
 use super::error::Issue;
 use super::spec::*;
 use super::values::*;
+use crate::media::policy::T38Mode;
 use crate::routing::model::{BillingModel, DestClass, Transport};
 
 /// The schema default dialstring (`vendors.dialstring`); an omitted `dialstring` means this.
@@ -168,6 +169,12 @@ pub(crate) struct CustomerD {
     /// canonical order (domestic, international, tollfree, premium)
     pub allowed_classes: Vec<&'static str>,
     pub max_results: i32,
+    /// call limits (NULL = no limit)
+    pub max_concurrent_calls: Option<i32>,
+    pub max_cps: Option<i32>,
+    /// billing increments (NULL = the vendor's terms)
+    pub billing_min_seconds: Option<i32>,
+    pub billing_inc_seconds: Option<i32>,
     pub allow_negative_margin: bool,
     pub margin_percent: Option<i64>,
     pub fixed_fee: i64,
@@ -187,6 +194,10 @@ impl CustomerD {
             ("blocked_prefixes", f_list(&self.blocked_prefixes)),
             ("allowed_classes", f_list(&self.allowed_classes)),
             ("max_results", self.max_results.to_string()),
+            ("max_concurrent_calls", f_opt(self.max_concurrent_calls)),
+            ("max_cps", f_opt(self.max_cps)),
+            ("billing_min_seconds", f_opt(self.billing_min_seconds)),
+            ("billing_inc_seconds", f_opt(self.billing_inc_seconds)),
             (
                 "allow_negative_margin",
                 self.allow_negative_margin.to_string(),
@@ -252,6 +263,40 @@ impl ExclusionD {
     }
 }
 
+/// A media policy; keyed by (customer, route), at least one of them set.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaPolicyD {
+    pub customer: Option<String>,
+    pub route: Option<String>,
+    pub record: Option<bool>,
+    /// `none` | `passthrough` | `gateway`
+    pub t38_mode: Option<&'static str>,
+    pub codec_allow: Option<Vec<String>>,
+    pub codec_strip: Option<Vec<String>>,
+}
+
+impl MediaPolicyD {
+    pub fn fields(&self) -> Fields {
+        vec![
+            ("record", f_opt(self.record)),
+            ("t38_mode", f_opt(self.t38_mode)),
+            ("codec_allow", f_opt_list(self.codec_allow.as_deref())),
+            ("codec_strip", f_opt_list(self.codec_strip.as_deref())),
+        ]
+    }
+
+    /// `customer 10001 route ks-ocn` / `customer 10001` / `route ks-ocn`
+    pub fn label(&self) -> String {
+        media_policy_label(self.customer.as_deref(), self.route.as_deref())
+    }
+}
+
+pub(crate) fn media_policy_label(customer: Option<&str>, route: Option<&str>) -> String {
+    let c = customer.map(|b| format!("customer {b}"));
+    let r = route.map(|r| format!("route {r}"));
+    [c, r].into_iter().flatten().collect::<Vec<_>>().join(" ")
+}
+
 /// `customer 10001 prefix 1312 route ks-ocn` / `all customers prefix '' ...`
 pub(crate) fn identity_label(customer: Option<&str>, prefix: &str, what: &str) -> String {
     let c = match customer {
@@ -271,6 +316,7 @@ pub(crate) struct Desired {
     pub customers: Vec<CustomerD>,
     pub overrides: Vec<OverrideD>,
     pub exclusions: Vec<ExclusionD>,
+    pub media_policies: Vec<MediaPolicyD>,
     pub numbering: Vec<DeckSource>,
 }
 
@@ -293,6 +339,16 @@ impl Ctx<'_> {
         }
         // lo..=hi are within i32 for every caller
         i32::try_from(v).unwrap_or(default as i32)
+    }
+
+    /// An optional integer column (NULL when omitted) that must lie in `lo..=hi`.
+    fn opt_int(&mut self, field: &str, v: Option<i64>, lo: i64, hi: i64) -> Option<i32> {
+        let v = v?;
+        if !(lo..=hi).contains(&v) {
+            self.err(field, format!("{v} is out of range {lo}..={hi}"));
+            return None;
+        }
+        i32::try_from(v).ok()
     }
 
     fn name(&mut self, field: &str, v: &str) {
@@ -404,6 +460,11 @@ pub(crate) fn parse_cidr(s: &str) -> Result<String, String> {
         ));
     }
     Ok(net.to_string())
+}
+
+/// The message of a reference to an object neither the file nor the database has.
+fn unknown(what: &str, name: &str) -> String {
+    format!("unknown {what} {name:?} (not in this file or the database)")
 }
 
 fn at(kind: &str, i: usize, name: &str) -> String {
@@ -648,6 +709,18 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
         d.exclusions.push(ed);
     }
 
+    let mut seen = HashSet::new();
+    for (i, m) in net.media_policies.iter().enumerate() {
+        let pd = media_policy(&mut cx, i, m);
+        if !seen.insert((pd.customer.clone(), pd.route.clone())) {
+            cx.err(
+                format!("media_policies[{i}]"),
+                format!("media policy for {} is listed twice", pd.label()),
+            );
+        }
+        d.media_policies.push(pd);
+    }
+
     if let Some(n) = &net.numbering {
         for (field, kind, path) in [
             ("numbering.npanxx", DeckKind::Npanxx, &n.npanxx),
@@ -666,6 +739,79 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
         }
     }
     (d, cx.issues)
+}
+
+fn media_policy(cx: &mut Ctx<'_>, i: usize, m: &MediaPolicySpec) -> MediaPolicyD {
+    let a = format!("media_policies[{i}]");
+    if let Some(b) = &m.customer {
+        cx.name(&format!("{a}.customer"), &b.0);
+    }
+    if let Some(r) = &m.route {
+        cx.name(&format!("{a}.route"), r);
+    }
+    if m.customer.is_none() && m.route.is_none() {
+        cx.err(
+            &a,
+            "a media policy needs a customer, a route or both (it applies to their calls)",
+        );
+    }
+    let t38_mode = m.t38_mode.as_deref().and_then(|t| {
+        let mode = T38Mode::parse(t.trim()).map(T38Mode::as_str);
+        if mode.is_none() {
+            cx.err(
+                format!("{a}.t38_mode"),
+                format!("{t:?} is not one of none, passthrough, gateway"),
+            );
+        }
+        mode
+    });
+    let mut codecs = |f: &str, list: &Option<Vec<String>>| {
+        list.as_ref().map(|l| {
+            let mut out: Vec<String> = vec![];
+            for (j, c) in l.iter().enumerate() {
+                let field = format!("{a}.{f}[{j}]");
+                if let Err(m) = check_codec(c) {
+                    cx.err(field, m);
+                } else if out.iter().any(|o| o.eq_ignore_ascii_case(c)) {
+                    cx.err(field, format!("codec {c} listed twice"));
+                } else {
+                    out.push(c.clone());
+                }
+            }
+            out
+        })
+    };
+    let codec_allow = codecs("codec_allow", &m.codec_allow);
+    let codec_strip = codecs("codec_strip", &m.codec_strip);
+    if m.record.is_none() && t38_mode.is_none() && codec_allow.is_none() && codec_strip.is_none() {
+        cx.err(
+            &a,
+            "sets nothing: give at least one of record, t38_mode, codec_allow, codec_strip",
+        );
+    }
+    MediaPolicyD {
+        customer: opt_ban(&m.customer),
+        route: m.route.clone(),
+        record: m.record,
+        t38_mode,
+        codec_allow,
+        codec_strip,
+    }
+}
+
+/// An RTPEngine codec name (`PCMU`, `opus`, `telephone-event`, `G729a`).
+fn check_codec(c: &str) -> Result<(), String> {
+    let ok = !c.is_empty()
+        && c.len() <= 32
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | '/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{c:?} is not a codec name (letters, digits, - _ . /, e.g. \"PCMU\", \"opus\")"
+        ))
+    }
 }
 
 fn customer<'n>(
@@ -836,6 +982,14 @@ fn customer<'n>(
         .sell_rates
         .as_ref()
         .map(|p| cx.deck(&format!("{a}.sell_rates"), DeckKind::CustomerRates, p, from));
+    // the lower bounds are the CHECK constraints of sql/0003_cdr.sql
+    let [max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds] = [
+        ("max_concurrent_calls", c.max_concurrent_calls, 0),
+        ("max_cps", c.max_cps, 0),
+        ("billing_min_seconds", c.billing_min_seconds, 0),
+        ("billing_inc_seconds", c.billing_inc_seconds, 1),
+    ]
+    .map(|(f, v, lo)| cx.opt_int(&format!("{a}.{f}"), v, lo, i32::MAX.into()));
     CustomerD {
         ban: c.ban.0.clone(),
         name: c.name.clone().unwrap_or_default(),
@@ -844,6 +998,10 @@ fn customer<'n>(
         blocked_prefixes: blocked,
         allowed_classes,
         max_results: cx.int(&format!("{a}.max_results"), c.max_results, 5, 1, 100),
+        max_concurrent_calls,
+        max_cps,
+        billing_min_seconds,
+        billing_inc_seconds,
         allow_negative_margin: c.allow_negative_margin.unwrap_or(false),
         margin_percent,
         fixed_fee,
@@ -877,13 +1035,7 @@ pub(crate) fn check_refs(
     for (i, r) in d.routes.iter_mut().enumerate() {
         let a = at("routes", i, &r.name);
         match billing.get(r.vendor.as_str()) {
-            None => err(
-                format!("{a}.vendor"),
-                format!(
-                    "unknown vendor {:?} (not in this file or the database)",
-                    r.vendor
-                ),
-            ),
+            None => err(format!("{a}.vendor"), unknown("vendor", &r.vendor)),
             Some(b) => {
                 if let Some(deck) = &mut r.deck {
                     deck.ocn_lata = Some(*b == BillingModel::OcnLata);
@@ -926,10 +1078,7 @@ pub(crate) fn check_refs(
         let a = at("partitions", i, &p.name);
         for (j, r) in p.routes.iter().flatten().enumerate() {
             if !route_known(r) {
-                err(
-                    format!("{a}.routes[{j}]"),
-                    format!("unknown route {r:?} (not in this file or the database)"),
-                );
+                err(format!("{a}.routes[{j}]"), unknown("route", r));
             }
         }
     }
@@ -942,10 +1091,7 @@ pub(crate) fn check_refs(
             {
                 err(
                     format!("{a}.partitions[{j}].name"),
-                    format!(
-                        "unknown partition {:?} (not in this file or the database)",
-                        p.partition
-                    ),
+                    unknown("partition", &p.partition),
                 );
             }
         }
@@ -980,39 +1126,33 @@ pub(crate) fn check_refs(
         let a = format!("overrides[{i}]");
         if let Some(b) = &o.customer {
             if !cust_known(b) {
-                err(
-                    format!("{a}.customer"),
-                    format!("unknown customer {b:?} (not in this file or the database)"),
-                );
+                err(format!("{a}.customer"), unknown("customer", b));
             }
         }
         if !route_known(&o.route) {
-            err(
-                format!("{a}.route"),
-                format!(
-                    "unknown route {:?} (not in this file or the database)",
-                    o.route
-                ),
-            );
+            err(format!("{a}.route"), unknown("route", &o.route));
         }
     }
     for (i, e) in d.exclusions.iter().enumerate() {
         let a = format!("exclusions[{i}]");
         if let Some(b) = &e.customer {
             if !cust_known(b) {
-                err(
-                    format!("{a}.customer"),
-                    format!("unknown customer {b:?} (not in this file or the database)"),
-                );
+                err(format!("{a}.customer"), unknown("customer", b));
             }
         }
         if let Some(v) = &e.vendor {
             if !billing.contains_key(v.as_str()) {
-                err(
-                    format!("{a}.vendor"),
-                    format!("unknown vendor {v:?} (not in this file or the database)"),
-                );
+                err(format!("{a}.vendor"), unknown("vendor", v));
             }
+        }
+    }
+    for (i, m) in d.media_policies.iter().enumerate() {
+        let a = format!("media_policies[{i}]");
+        if let Some(b) = m.customer.as_deref().filter(|b| !cust_known(b)) {
+            err(format!("{a}.customer"), unknown("customer", b));
+        }
+        if let Some(r) = m.route.as_deref().filter(|r| !route_known(r)) {
+            err(format!("{a}.route"), unknown("route", r));
         }
     }
     warnings

@@ -295,3 +295,8 @@ pub fn f_list<T: std::fmt::Display>(v: &[T]) -> String {
     let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
     format!("[{}]", items.join(","))
 }
+
+/// A list column that may be NULL (`null`) as opposed to empty (`[]`).
+pub fn f_opt_list<T: std::fmt::Display>(v: Option<&[T]>) -> String {
+    v.map(f_list).unwrap_or_else(|| "null".into())
+}
