@@ -143,7 +143,12 @@ async fn open_loop(
                 + Duration::from_micros((c as u64 * 1_000_000 / per_conn as u64) / conns as u64);
             for (i, path) in paths.iter().enumerate() {
                 let scheduled = start + interval * i as u32;
-                tokio::time::sleep_until(scheduled).await;
+                // tokio's timer wheel has 1 ms granularity: sleep to just before the send time,
+                // then yield until it (else up to 1 ms of timer lag counts as server latency)
+                tokio::time::sleep_until(scheduled - Duration::from_millis(2)).await;
+                while tokio::time::Instant::now() < scheduled {
+                    tokio::task::yield_now().await;
+                }
                 match conn.get(path).await {
                     Ok(true) => {}
                     Ok(false) => errors += 1,
@@ -231,8 +236,14 @@ fn main() {
         });
         return;
     }
+    // --workers 1 when the server is pinned to one core (two threads on one core take turns in
+    // scheduler time slices, which shows up as ms-scale latency)
+    let workers = opt("--workers")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(2)
+        .max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));

@@ -71,16 +71,27 @@ fn main() {
         c.batch_execute(&sql).await.unwrap_or_else(|e| panic!("generate: {e}"));
         println!("generated {} vendor_rates rows in {:?}", prefixes * 20, t.elapsed());
         let before = rss_mib();
-        for round in 1..=2 {
+        // rounds 1-2: one stream; rounds 3-4: two streams sharing one database snapshot (what
+        // the daemon's reloader does, LOAD_STREAMS = 2)
+        let helper = warpd::db::connect(&pg.url())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for round in 1..=4 {
             let t = Instant::now();
-            let snap = warpd::db::load_snapshot(&c, RoutingSettings::default())
+            let helpers = if round > 2 {
+                std::slice::from_ref(&helper)
+            } else {
+                &[]
+            };
+            let snap = warpd::db::loader::load_snapshot_parallel(&c, helpers, RoutingSettings::default())
                 .await
                 .unwrap_or_else(|e| panic!("load: {e}"));
             let took = t.elapsed();
             let s = snap.stats();
             assert_eq!(s.rate_entries as i64, prefixes * 20);
             println!(
-                "round {round}: snapshot of {} rate entries ({} keys, {} trie nodes) built from PostgreSQL in {:?} ({:.1} M rows/s); RSS {:.0} MiB (before {:.0} MiB)",
+                "round {round} ({} stream(s)): snapshot of {} rate entries ({} keys, {} trie nodes) built from PostgreSQL in {:?} ({:.1} M rows/s); RSS {:.0} MiB (before {:.0} MiB)",
+                1 + helpers.len(),
                 s.rate_entries,
                 s.rate_keys,
                 s.trie_nodes,
