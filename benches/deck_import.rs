@@ -13,6 +13,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "common/raw_http.rs"]
+mod raw_http;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -52,54 +55,28 @@ fn percentile(lat: &[u64], q: f64) -> u64 {
         .unwrap_or(0)
 }
 
-/// Open-loop dips at `rate`/s for `secs` over `conns` keep-alive connections; latency from the
-/// scheduled send time (µs), sorted, and the error count.
-async fn dips(base: String, rows: usize, rate: u64, secs: u64, conns: usize) -> (Vec<u64>, usize) {
-    let interval = Duration::from_secs_f64(conns as f64 / rate as f64);
-    let per_conn = (rate * secs) as usize / conns;
-    let mut tasks = vec![];
-    for c in 0..conns {
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap_or_default();
-            let start = tokio::time::Instant::now();
-            let mut lat = Vec::with_capacity(per_conn);
-            let mut errors = 0;
-            for i in 0..per_conn {
-                let at = start + interval * i as u32;
-                tokio::time::sleep_until(at).await;
-                let p = prefix((c * per_conn + i) * 7 % rows);
-                let url = format!(
-                    "{base}/v1/route?ban=1001&ani=%2B12125550100&dnis=%2B{p}{}",
-                    &"0000000"[..11 - p.len()]
-                );
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let body = r.text().await.unwrap_or_default();
-                        if !body.contains("\"route\"") {
-                            errors += 1;
-                        }
-                    }
-                    _ => errors += 1,
-                }
-                lat.push(at.elapsed().as_micros() as u64);
-            }
-            (lat, errors)
-        }));
+/// Open-loop dips at `rate`/s for `secs` over `conns` keep-alive connections (raw HTTP, see
+/// `raw_http`); latency from the scheduled send time (µs), sorted, and the error count (a dip
+/// that does not route counts as an error).
+async fn dips(addr: String, rows: usize, rate: u64, secs: u64, conns: usize) -> (Vec<u64>, usize) {
+    fn routed(body: &[u8]) -> bool {
+        body.windows(7).any(|w| w == b"\"route\"")
     }
-    let mut all = vec![];
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
-        }
-    }
-    all.sort_unstable();
-    (all, errors)
+    raw_http::open_loop(
+        &addr,
+        rate,
+        secs,
+        conns,
+        move |k| {
+            let p = prefix(k * 7 % rows);
+            format!(
+                "/v1/route?ban=1001&ani=%2B12125550100&dnis=%2B{p}{}",
+                &"0000000"[..11 - p.len()]
+            )
+        },
+        routed,
+    )
+    .await
 }
 
 fn main() {
@@ -208,7 +185,8 @@ fn main() {
         ];
         let config = warpd::config::Config::from_str_with_env(example, env).unwrap_or_else(|e| panic!("{e}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-        let base = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+        let base = format!("http://{addr}");
         let stop = CancellationToken::new();
         let server = tokio::spawn(warpd::server::run(config, listener, stop.clone()));
         let http = reqwest::Client::new();
@@ -219,13 +197,13 @@ fn main() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (lat, err) = dips(base.clone(), rows, 2_000, 5, 16).await;
+        let (lat, err) = dips(addr.clone(), rows, 2_000, 5, 16).await;
         println!(
             "4a. dips, idle: {} at 2000/s, errors {err}; µs p50 {} p99 {} p99.9 {} max {}",
             lat.len(), percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 0.999), lat.last().copied().unwrap_or(0)
         );
         let secs_load = 50;
-        let load = tokio::spawn(dips(base.clone(), rows, 2_000, secs_load, 16));
+        let load = tokio::spawn(dips(addr.clone(), rows, 2_000, secs_load, 16));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (secs, _) = import(2).await;
         println!("   import during dips: {secs:.2} s");

@@ -18,6 +18,9 @@
 //!
 //! Run: cargo bench --bench http_load            (or: -- --serve 60 --port 18080)
 
+#[path = "common/raw_http.rs"]
+mod raw_http;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,61 +66,7 @@ fn query(spec: &synthetic::Spec, k: usize) -> String {
     )
 }
 
-/// One keep-alive HTTP/1.1 connection speaking raw bytes: a load generator must cost far less CPU
-/// than the server it measures (reqwest cost more per request than warpd's dip did).
-struct RawConn {
-    stream: tokio::net::TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawConn {
-    async fn connect(addr: &str) -> std::io::Result<RawConn> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(RawConn {
-            stream,
-            buf: Vec::with_capacity(16 * 1024),
-        })
-    }
-
-    /// Sends one GET and reads the whole response; true for a 200.
-    async fn get(&mut self, path: &str) -> std::io::Result<bool> {
-        use tokio::io::AsyncWriteExt;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
-        self.stream.write_all(req.as_bytes()).await?;
-        loop {
-            if let Some(head) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let headers = String::from_utf8_lossy(&self.buf[..head]).to_ascii_lowercase();
-                let len: usize = headers
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                let need = head + 4 + len;
-                while self.buf.len() < need {
-                    self.fill().await?;
-                }
-                let ok = self.buf.starts_with(b"HTTP/1.1 200");
-                self.buf.drain(..need);
-                return Ok(ok);
-            }
-            self.fill().await?;
-        }
-    }
-
-    async fn fill(&mut self) -> std::io::Result<()> {
-        use tokio::io::AsyncReadExt;
-        let mut chunk = [0u8; 8192];
-        let n = self.stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-}
-
-/// Open loop: each connection sends on a fixed schedule; latency counts from the scheduled time.
+/// Open loop over the benchmark network's queries (see `raw_http::open_loop`).
 async fn open_loop(
     addr: &str,
     spec: &synthetic::Spec,
@@ -125,56 +74,16 @@ async fn open_loop(
     secs: u64,
     conns: usize,
 ) -> (Vec<u64>, usize) {
-    let per_conn = rate as f64 / conns as f64;
-    let interval = Duration::from_secs_f64(1.0 / per_conn);
-    let total = (rate * secs) as usize / conns;
-    let mut tasks = Vec::new();
-    for c in 0..conns {
-        let addr = addr.to_string();
-        let spec = *spec;
-        let paths: Vec<String> = (0..total).map(|i| query(&spec, c * total + i)).collect();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(total);
-            let mut errors = 0usize;
-            let Ok(mut conn) = RawConn::connect(&addr).await else {
-                return (lat, total);
-            };
-            let start = tokio::time::Instant::now()
-                + Duration::from_micros((c as u64 * 1_000_000 / per_conn as u64) / conns as u64);
-            for (i, path) in paths.iter().enumerate() {
-                let scheduled = start + interval * i as u32;
-                // tokio's timer wheel has 1 ms granularity: sleep to just before the send time,
-                // then yield until it (else up to 1 ms of timer lag counts as server latency)
-                tokio::time::sleep_until(scheduled - Duration::from_millis(2)).await;
-                while tokio::time::Instant::now() < scheduled {
-                    tokio::task::yield_now().await;
-                }
-                match conn.get(path).await {
-                    Ok(true) => {}
-                    Ok(false) => errors += 1,
-                    Err(_) => {
-                        errors += 1;
-                        match RawConn::connect(&addr).await {
-                            Ok(c2) => conn = c2,
-                            Err(_) => return (lat, errors + total - i - 1),
-                        }
-                    }
-                }
-                lat.push(scheduled.elapsed().as_micros() as u64);
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
-        }
-    }
-    all.sort_unstable();
-    (all, errors)
+    let spec = *spec;
+    raw_http::open_loop(
+        addr,
+        rate,
+        secs,
+        conns,
+        move |k| query(&spec, k),
+        raw_http::any_body,
+    )
+    .await
 }
 
 fn report(name: &str, lat: &[u64], errors: usize, secs: f64) {
