@@ -199,7 +199,7 @@ fn sell_rate(call: &Call, buy: u32) -> u32 {
             // i64 is exact here (buy < 2^32, |factor| < 2^31 for any sane margin); i128
             // division is several times slower and runs once per candidate route
             let scaled = (buy as i64)
-                .checked_mul(1_000_000 + r.margin_ppm)
+                .checked_mul(1_000_000i64.saturating_add(r.margin_ppm))
                 .map(|x| (x + 500_000) / 1_000_000)
                 .unwrap_or_else(|| {
                     ((buy as i128 * (1_000_000 + r.margin_ppm as i128) + 500_000) / 1_000_000)
