@@ -16,6 +16,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "common/raw_http.rs"]
+mod raw_http;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +86,7 @@ fn answer() -> DipAnswer {
     DipAnswer::Route(RouteAnswer {
         zone: Zone::Interstate,
         lrn: None,
+        partition: Some("premium".into()),
         routes: vec![r("ns-premium", 0.0042), r("ks-ocn", 0.0044)],
     })
 }
@@ -144,47 +148,22 @@ async fn call_stream(
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-async fn open_loop(base: &str, tag: &str, rate: u64, secs: u64, conns: usize) -> (Vec<u64>, usize) {
-    let interval = Duration::from_secs_f64(conns as f64 / rate as f64);
-    let total = (rate * secs) as usize / conns;
-    let mut tasks = Vec::new();
-    for c in 0..conns {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .build()
-            .unwrap_or_default();
-        let (base, tag) = (base.to_string(), tag.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(total);
-            let mut errors = 0usize;
-            let start = tokio::time::Instant::now() + Duration::from_millis(c as u64 % 10);
-            for i in 0..total {
-                let scheduled = start + interval * i as u32;
-                tokio::time::sleep_until(scheduled).await;
-                let url = format!(
-                    "{base}/v1/route?ban=10001&ani=%2B12125550100&dnis=%2B13125550100&call_id={tag}-{c}-{i}"
-                );
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                    }
-                    _ => errors += 1,
-                }
-                lat.push(scheduled.elapsed().as_micros() as u64);
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
-        }
-    }
-    all.sort_unstable();
-    (all, errors)
+/// Open-loop dips with a call_id (raw HTTP sharing warpd's runtime, timed from each send; see
+/// `raw_http`).
+async fn open_loop(addr: &str, tag: &str, rate: u64, secs: u64, conns: usize) -> (Vec<u64>, usize) {
+    let tag = tag.to_string();
+    raw_http::open_loop(
+        addr,
+        rate,
+        secs,
+        conns,
+        move |k| {
+            format!("/v1/route?ban=10001&ani=%2B12125550100&dnis=%2B13125550100&call_id={tag}-{k}")
+        },
+        raw_http::any_body,
+        raw_http::Timing::FromSend,
+    )
+    .await
 }
 
 fn report(name: &str, lat: &[u64], errors: usize, secs: f64) {
@@ -324,9 +303,9 @@ fn main() {
             admin: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-        let base = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
         let server = tokio::spawn(api::serve(listener, state, stop.clone()));
-        let (lat, err) = open_loop(&base, "quiet", 2000, 10, 16).await;
+        let (lat, err) = open_loop(&addr, "quiet", 2000, 10, 16).await;
         report("3a. dips at 2000/s, no CDR load", &lat, err, 10.0);
         let bg_next = Arc::new(AtomicUsize::new(0));
         let bg = tokio::spawn(call_stream(
@@ -340,7 +319,7 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = calls.shared().metrics.cdrs_written.get();
         let t = Instant::now();
-        let (lat, err) = open_loop(&base, "loaded", 2000, 10, 16).await;
+        let (lat, err) = open_loop(&addr, "loaded", 2000, 10, 16).await;
         let cdr_rate = (calls.shared().metrics.cdrs_written.get() - before) as f64 / t.elapsed().as_secs_f64();
         report(&format!("3b. dips at 2000/s while {cdr_rate:.0} CDRs/s are written"), &lat, err, 10.0);
         bg_next.store(usize::MAX / 2, Ordering::Relaxed);

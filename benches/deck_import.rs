@@ -75,6 +75,8 @@ async fn dips(addr: String, rows: usize, rate: u64, secs: u64, conns: usize) -> 
             )
         },
         routed,
+        // the generator shares warpd's runtime here: no spinning
+        raw_http::Timing::FromSend,
     )
     .await
 }

@@ -82,6 +82,7 @@ async fn open_loop(
         conns,
         move |k| query(&spec, k),
         raw_http::any_body,
+        raw_http::Timing::FromSchedule,
     )
     .await
 }

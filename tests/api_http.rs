@@ -307,6 +307,7 @@ fn expected_route_answer() -> Value {
         "action": "route",
         "zone": "interstate",
         "lrn": "2125551234",
+        "partition": "default",
         "routes": [
             {
                 "route_id": "bravo-std",

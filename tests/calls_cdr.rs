@@ -140,8 +140,8 @@ async fn cdrs_of(client: &tokio_postgres::Client, call_id: &str) -> Vec<tokio_po
     client
         .query(
             "SELECT route_id, vendor_billed_s, customer_billed_s, cost::text, price::text, \
-             disposition, attempt_count, duration_ms, flags, hangup, vendor_min, vendor_inc \
-             FROM cdrs WHERE call_id = $1",
+             disposition, attempt_count, duration_ms, flags, hangup, vendor_min, vendor_inc, \
+             partition FROM cdrs WHERE call_id = $1",
             &[&call_id],
         )
         .await
@@ -265,6 +265,12 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
             "{id}: exactly one CDR once call.end is acknowledged"
         );
         let r = &rows[0];
+        // the partition the dip's routes came from (customer 10001: "premium")
+        assert_eq!(
+            r.get::<_, Option<String>>(12).as_deref(),
+            Some("premium"),
+            "{id}"
+        );
         let route = &routes[carrier];
         let (vmin, vinc) = (
             route["billing"]["min"].as_i64().unwrap(),

@@ -62,14 +62,25 @@ impl RawConn {
     }
 }
 
+/// How latency is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Yield-spin to each scheduled send time and count from it: exact, but the spinning costs a
+    /// core, so only for a generator on its own core (`http_load --drive`).
+    FromSchedule,
+    /// Sleep to the send time (tokio's 1 ms timer) and count from the moment the request is sent:
+    /// for a generator sharing the server's runtime, where spinning would steal its CPU.
+    FromSend,
+}
+
 /// Any 200 answer counts.
 pub fn any_body(_: &[u8]) -> bool {
     true
 }
 
 /// Sends `rate` GETs per second for `secs` seconds over `conns` connections to `addr`
-/// (`host:port`); request k asks for `path(k)`. Returns the sorted latencies (µs from the
-/// scheduled send time) and the number of failed requests.
+/// (`host:port`); request k asks for `path(k)`. Returns the sorted latencies (µs, see
+/// [`Timing`]) and the number of failed requests.
 pub async fn open_loop(
     addr: &str,
     rate: u64,
@@ -77,6 +88,7 @@ pub async fn open_loop(
     conns: usize,
     path: impl Fn(usize) -> String,
     ok: fn(&[u8]) -> bool,
+    timing: Timing,
 ) -> (Vec<u64>, usize) {
     let per_conn = rate as f64 / conns as f64;
     let interval = Duration::from_secs_f64(1.0 / per_conn);
@@ -99,10 +111,19 @@ pub async fn open_loop(
                 let scheduled = start + interval * i as u32;
                 // tokio's timer wheel has 1 ms granularity: sleep to just before the send time,
                 // then yield until it (else up to 1 ms of timer lag counts as server latency)
-                tokio::time::sleep_until(scheduled - Duration::from_millis(2)).await;
-                while tokio::time::Instant::now() < scheduled {
-                    tokio::task::yield_now().await;
-                }
+                let from = match timing {
+                    Timing::FromSchedule => {
+                        tokio::time::sleep_until(scheduled - Duration::from_millis(2)).await;
+                        while tokio::time::Instant::now() < scheduled {
+                            tokio::task::yield_now().await;
+                        }
+                        scheduled
+                    }
+                    Timing::FromSend => {
+                        tokio::time::sleep_until(scheduled).await;
+                        tokio::time::Instant::now()
+                    }
+                };
                 match conn.get(path, ok).await {
                     Ok(true) => {}
                     Ok(false) => errors += 1,
@@ -114,7 +135,7 @@ pub async fn open_loop(
                         }
                     }
                 }
-                lat.push(scheduled.elapsed().as_micros() as u64);
+                lat.push(from.elapsed().as_micros() as u64);
             }
             (lat, errors)
         }));

@@ -54,6 +54,9 @@ pub struct StartInfo {
     pub lrn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// the customer partition the dip's routes came from
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
     /// OCN / LATA / state of the routing number (LRN, else DNIS), when NANP and known
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ocn: Option<String>,

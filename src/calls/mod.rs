@@ -410,6 +410,7 @@ impl CallService {
                 lata,
                 state,
                 lrn: ra.lrn.clone(),
+                partition: ra.partition.as_ref().map(|p| p.to_string()),
                 zone: serde_json::to_value(ra.zone)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string)),

@@ -51,6 +51,7 @@ pub struct Cdr {
     pub lata: Option<String>,
     pub state: Option<String>,
     pub zone: Option<String>,
+    pub partition: Option<String>,
     pub route_id: Option<String>,
     pub vendor: Option<String>,
     pub attempts: Vec<AttemptRow>,
@@ -180,6 +181,7 @@ pub fn build(c: &CallRecord) -> Cdr {
         lata: start.and_then(|s| s.lata.clone()),
         state: start.and_then(|s| s.state.clone()),
         zone: start.and_then(|s| s.zone.clone()),
+        partition: start.and_then(|s| s.partition.clone()),
         vendor: o.map(|o| o.vendor.clone()),
         route_id: carried,
         attempts,
@@ -211,7 +213,7 @@ pub fn build(c: &CallRecord) -> Cdr {
 /// Columns written by [`Cdr::copy_line`], in order (plus the staging-only `orphan`).
 pub const COPY_COLUMNS: &str =
     "call_id, started_at, ring_at, answered_at, ended_at, customer_ban, \
-    src_ip, ani, dnis, lrn, ocn, lata, state, zone, route_id, vendor, attempts, attempt_count, vendor_rate, \
+    src_ip, ani, dnis, lrn, ocn, lata, state, zone, partition, route_id, vendor, attempts, attempt_count, vendor_rate, \
     customer_rate, vendor_min, vendor_inc, customer_min, customer_inc, duration_ms, \
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
     mos, jitter_ms, loss_pct, recording, flags";
@@ -273,6 +275,7 @@ impl Cdr {
             &self.lata,
             &self.state,
             &self.zone,
+            &self.partition,
             &self.route_id,
             &self.vendor,
         ] {

@@ -38,6 +38,10 @@ pub struct RouteAnswer {
     /// 10-digit LRN used for routing (NANP only)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lrn: Option<String>,
+    /// the customer partition that supplied the (non-forced) routes; absent when only overrides
+    /// or the emergency route answered
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<Name>,
     pub routes: Vec<RouteChoice>,
 }
 

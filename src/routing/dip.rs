@@ -468,6 +468,7 @@ fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, trace: Option<&mut Tr
     DipAnswer::Route(RouteAnswer {
         zone: Zone::Emergency,
         lrn: None,
+        partition: None,
         routes: vec![choice(s, &k, dialed, req.call_id.as_deref())],
     })
 }
@@ -634,6 +635,7 @@ fn evaluate(
     let forced = kept.len();
 
     // 7. partitions in priority order whose window is open; the first one with a usable route wins
+    let mut won: Option<usize> = None;
     for (pix, window) in &customer.partitions {
         let p = &s.partitions[*pix];
         if let Some(w) = window {
@@ -696,6 +698,7 @@ fn evaluate(
             }
         }
         if kept.len() > forced {
+            won = Some(*pix);
             break;
         }
     }
@@ -732,6 +735,7 @@ fn evaluate(
     DipAnswer::Route(RouteAnswer {
         zone,
         lrn: lrn_out,
+        partition: won.map(|p| s.partitions[p].name.as_str().into()),
         routes: kept
             .iter()
             .map(|k| choice(s, k, number, req.call_id.as_deref()))

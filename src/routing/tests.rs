@@ -666,6 +666,16 @@ fn partitions_in_priority_order_with_time_windows_across_midnight_and_timezones(
         sim.partitions,
         vec!["all (window closed)".to_string(), "dnis-only".into()]
     );
+    // the answer names the partition that supplied the routes (the CDR keeps it)
+    let partition_of = |now| match dip(&s, &q, now) {
+        DipAnswer::Route(r) => r.partition.map(|p| p.to_string()),
+        DipAnswer::Reject(_) => None,
+    };
+    assert_eq!(partition_of(at(2026, 5, 28, 9, 0)).as_deref(), Some("all"));
+    assert_eq!(
+        partition_of(at(2026, 5, 30, 9, 0)).as_deref(),
+        Some("dnis-only")
+    );
     // night window 22:00-06:00 Friday only: Saturday 03:00 belongs to Friday's window
     let w = TimeWindow {
         days: 1 << 4,
