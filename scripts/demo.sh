@@ -106,7 +106,9 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   cat <<MSG
 Kamailio (kamailio/kamailio.cfg) takes calls on 127.0.0.1:$sip_port, RTPEngine relays media;
 place the demo calls again with: scripts/demo-calls.sh 127.0.0.1:$sip_port
-list the CDRs with: $bin cdr export   (or curl -s 'http://${listen:-127.0.0.1:8080}/v1/cdrs?ban=10001')
+list the CDRs with: $bin --config $WARPD_CONFIG cdr export
+  (over HTTP they need an admin token: t=\$($bin --config $WARPD_CONFIG token create --name demo --role readonly)
+   then curl -s -H "Authorization: Bearer \$t" 'http://${listen:-127.0.0.1:8080}/v1/cdrs?ban=10001')
 Logs: $state/kamailio.log, $state/rtpengine.log
 MSG
 fi
