@@ -452,13 +452,26 @@ pub async fn authorize(
     req: &Request<Incoming>,
     need: Role,
 ) -> Result<super::Principal, ApiError> {
-    let token = bearer(req)?;
-    let client = state
+    let client = pooled(state).await?;
+    authorize_with(&client, req, need).await
+}
+
+async fn pooled(state: &AdminState) -> Result<deadpool_postgres::Object, ApiError> {
+    state
         .pool
         .get()
         .await
-        .map_err(|e| ApiError::Internal(format!("database pool: {e}")))?;
-    let who = super::authenticate(&**client, &token)
+        .map_err(|e| ApiError::Internal(format!("database pool: {e}")))
+}
+
+/// [`authorize`] on a connection the caller already holds.
+async fn authorize_with(
+    client: &tokio_postgres::Client,
+    req: &Request<Incoming>,
+    need: Role,
+) -> Result<super::Principal, ApiError> {
+    let token = bearer(req)?;
+    let who = super::authenticate(client, &token)
         .await
         .map_err(pg("checking the token"))?
         .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
@@ -477,7 +490,9 @@ pub async fn authorize(
 pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminReply, ApiError> {
     let path = req.uri().path().to_string();
     let (need, op, params) = route(req.method(), &path)?;
-    let who = authorize(state, &req, need).await?;
+    // one pooled connection per request: the token check and the operation share it
+    let mut client = pooled(state).await?;
+    let who = authorize_with(&client, &req, need).await?;
     let query: HashMap<String, String> = req
         .uri()
         .query()
@@ -499,11 +514,6 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         query,
         body,
     };
-    let mut client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::Internal(format!("database pool: {e}")))?;
     let c: &mut tokio_postgres::Client = &mut client;
     dispatch(state, op, &mut ctx, c).await
 }
