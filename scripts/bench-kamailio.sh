@@ -101,7 +101,7 @@ start_kamailio() { # mode -> sets kport, kpid
     dip+events) ;;
   esac
   mkdir -p "$work/run"
-  kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 -P "$work/run/k.pid" -Y "$work/run" \
+  kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 ${KAM_ARGS:-} -P "$work/run/k.pid" -Y "$work/run" \
     "${defs[@]}" >"$work/kamailio-$1.log" 2>&1 &
   kpid=$!
   sleep 1.5
