@@ -812,3 +812,89 @@ async fn parallel_streams_load_the_same_snapshot() {
         h.batch_execute("SELECT 1").await.unwrap();
     }
 }
+
+/// sql/0006: vendor_rates.route_id keeps foreign-key integrity without the per-row check.
+#[tokio::test]
+async fn vendor_rates_route_integrity_is_checked_per_statement() {
+    let (_pg, client) = fresh().await;
+    seed(&client, unix_now()).await;
+    let count = |sql: &'static str| {
+        let c = &client;
+        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    // a row naming no route: refused with the foreign key's SQLSTATE and name, nothing written
+    let err = client
+        .execute(
+            "INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local) \
+             VALUES (10, '1999', 0.01, 0.01, 0.01), (99, '1998', 0.01, 0.01, 0.01)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(
+        db.code(),
+        &tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION
+    );
+    assert_eq!(db.constraint(), Some("vendor_rates_route_id_fkey"));
+    assert!(
+        db.detail().unwrap_or("").contains("(route_id)=(99)"),
+        "{db:?}"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM vendor_rates WHERE prefix IN ('1999', '1998')").await,
+        0
+    );
+    // moving rows to a route that does not exist: refused too
+    let err = client
+        .execute(
+            "UPDATE vendor_rates SET route_id = 77 WHERE route_id = 20",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION)
+    );
+    // rows of an existing route: accepted, in bulk
+    client
+        .execute(
+            "INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local) \
+             SELECT 20, '1' || lpad(g::text, 6, '0'), 0.01, 0.01, 0.01 FROM generate_series(1, 5000) g",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM vendor_rates WHERE route_id = 20").await,
+        5001
+    );
+    // a route id cannot change under its rates
+    assert!(client
+        .execute("UPDATE routes SET id = 21 WHERE id = 20", &[])
+        .await
+        .is_err());
+    // deleting a route deletes its rates (was ON DELETE CASCADE); other routes keep theirs
+    let before_10 = count("SELECT count(*) FROM vendor_rates WHERE route_id = 10").await;
+    client
+        .batch_execute("DELETE FROM partition_routes WHERE route_id = 20; DELETE FROM overrides WHERE route_id = 20; DELETE FROM routes WHERE id = 20")
+        .await
+        .unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM vendor_rates WHERE route_id = 20").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM vendor_rates WHERE route_id = 10").await,
+        before_10
+    );
+    // deleting a vendor cascades to its routes and from there to their rates
+    client
+        .batch_execute(
+            "DELETE FROM partition_routes; DELETE FROM overrides; DELETE FROM vendors WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM vendor_rates").await, 0);
+}
