@@ -962,10 +962,14 @@ async fn load_vendor_rates(
     let (tuples, pages): (i64, i64) = (col(&sizes, 0, T)?, col(&sizes, 1, T)?);
     b.reserve_rates(tuples.clamp(0, 200_000_000) as usize);
 
-    // Every output column costs the server about as much as the scan itself, so min/inc travel
-    // packed in one bigint and `id` is not sent (rows are named by route, key and start).
+    // Each non-NULL output value costs the server about as much as the scan itself (a send
+    // function and a buffer per value; a NULL is a 4-byte length): min/inc travel packed in one
+    // bigint, `id` is not sent (rows are named by route, key and start), and the three columns
+    // that usually hold their defaults travel as NULL when they do (these columns are NOT NULL,
+    // so NULL means "the default"). Measured on 20M rows: 9.0 s of server CPU instead of 12.0 s.
     let base = "SELECT route_id, prefix, ocn, lata, rate_inter, rate_intra, rate_local, \
-                (min_seconds::bigint << 32) | inc_seconds::bigint, effective_from, effective_until \
+                NULLIF((min_seconds::bigint << 32) | inc_seconds::bigint, (6::bigint << 32) | 6), \
+                NULLIF(effective_from, '-infinity'), NULLIF(effective_until, 'infinity') \
                 FROM vendor_rates WHERE effective_until > now()";
     let mut sources: Vec<(&Client, String)> = vec![(client, base.to_string())];
     if !helpers.is_empty() {
@@ -992,7 +996,11 @@ async fn load_vendor_rates(
         let [route_id, prefix, ocn, lata, inter, intra, local, terms, from, until] = *f;
         let route_id = field_i64(route_id);
         let prefix_s = field_str(prefix);
-        let from = from.and_then(pg_timestamptz);
+        // NULL = the column's default (see the query)
+        let from = match from {
+            None => Some(i64::MIN),
+            Some(b) => pg_timestamptz(b),
+        };
         let key = || {
             let route = route_id
                 .and_then(|r| routes.get(&r).map(|n| format!("route {n:?}")))
@@ -1009,7 +1017,10 @@ async fn load_vendor_rates(
             format!("{route}, {k}, effective_from {start}")
         };
         let route_id = need(route_id, T, &key, "route_id")?;
-        let terms = need(field_i64(terms), T, &key, "min_seconds/inc_seconds")?;
+        let terms = match terms {
+            None => (6 << 32) | 6,
+            Some(_) => need(field_i64(terms), T, &key, "min_seconds/inc_seconds")?,
+        };
         let row = RateRow {
             inter: field_rate(inter, T, &key, "rate_inter")?,
             intra: field_rate(intra, T, &key, "rate_intra")?,
@@ -1017,7 +1028,10 @@ async fn load_vendor_rates(
             min_seconds: int_col(terms >> 32, T, &key, "min_seconds")?,
             inc_seconds: int_col(terms & 0xffff_ffff, T, &key, "inc_seconds")?,
             effective_from: need(from, T, &key, "effective_from")?,
-            effective_until: need(until.and_then(pg_timestamptz), T, &key, "effective_until")?,
+            effective_until: match until {
+                None => i64::MAX,
+                Some(b) => need(pg_timestamptz(b), T, &key, "effective_until")?,
+            },
         };
         let rate_key = match (prefix, prefix_s) {
             (Some(_), Some(p)) => RateKey::Prefix(p),

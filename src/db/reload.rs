@@ -231,17 +231,29 @@ fn copy_outcome(o: &Outcome) -> Outcome {
 /// this task rather than spawned: the stream parser then gets its data without cross-thread
 /// wake-ups, and a build occupies one runtime worker at most (plus the blocking compile).
 async fn load(url: &str, engine: &Engine) -> Result<crate::routing::Snapshot, DbError> {
+    load_over_streams(url, engine.settings().clone(), LOAD_STREAMS).await
+}
+
+/// What a reload does, with the number of streams chosen (at least 1): `streams` fresh
+/// connections driven inside the calling task, one shared database snapshot. Public for the
+/// snapshot benchmark, which must time exactly this path.
+pub async fn load_over_streams(
+    url: &str,
+    settings: crate::routing::RoutingSettings,
+    streams: usize,
+) -> Result<crate::routing::Snapshot, DbError> {
+    let streams = streams.max(1);
     let config = tuned_config(url)?;
-    let mut clients = Vec::with_capacity(LOAD_STREAMS);
-    let mut conns = Vec::with_capacity(LOAD_STREAMS);
-    for _ in 0..LOAD_STREAMS {
+    let mut clients = Vec::with_capacity(streams);
+    let mut conns = Vec::with_capacity(streams);
+    for _ in 0..streams {
         let (client, conn) = config.connect(NoTls).await.map_err(DbError::Connect)?;
         clients.push(client);
         conns.push(Box::pin(conn));
     }
     let result = {
         let (main, helpers) = clients.split_at(1);
-        let load = loader::load_snapshot_parallel(&main[0], helpers, engine.settings().clone());
+        let load = loader::load_snapshot_parallel(&main[0], helpers, settings);
         let drive = futures_util::future::select_all(conns.iter_mut());
         tokio::select! {
             r = load => r,
