@@ -971,3 +971,131 @@ async fn get_one_vendor_route_partition() {
     assert_eq!(s, 401);
     st.stop().await;
 }
+
+/// A multipart/form-data body (boundary `b0undary`): (field, file name, value).
+fn form(parts: &[(&str, Option<&str>, &str)]) -> String {
+    let mut s = String::new();
+    for (name, file, v) in parts {
+        s.push_str(&format!(
+            "--b0undary\r\nContent-Disposition: form-data; name=\"{name}\""
+        ));
+        if let Some(f) = file {
+            s.push_str(&format!("; filename=\"{f}\"\r\nContent-Type: text/csv"));
+        }
+        s.push_str(&format!("\r\n\r\n{v}\r\n"));
+    }
+    s.push_str("--b0undary--\r\n");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deck_upload_as_multipart_form() {
+    let st = start().await;
+    let (api, ops, ro) = (&st.api, st.ops.as_str(), st.ro.as_str());
+    let (_, doc) = api.call("GET", "/v1/openapi.json", None, None).await;
+    assert!(
+        doc["paths"]["/v1/admin/routes/{route}/decks"]["post"]["requestBody"]["content"]
+            ["multipart/form-data"]
+            .is_object(),
+        "{doc}"
+    );
+    let post = |token: &str, path: &str, body: String| {
+        api.http
+            .post(format!("{}{path}", api.base))
+            .bearer_auth(token)
+            .header("content-type", "multipart/form-data; boundary=b0undary")
+            .body(body)
+            .send()
+    };
+    let versions = || async {
+        let (_, v) = api
+            .call("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
+            .await;
+        v.as_array().map(Vec::len).unwrap_or(0)
+    };
+    let deck = "Code,Destination,Price\n44,UK,0.01\n";
+
+    // readonly: 403; no file part: 400 naming it; a dry run as a form field stores nothing
+    let r = post(
+        ro,
+        "/v1/admin/routes/alpha/decks",
+        form(&[("file", Some("a.csv"), deck)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = post(
+        ops,
+        "/v1/admin/routes/alpha/decks",
+        form(&[("effective", None, "2026-01-01T00:00Z")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().starts_with("file: "), "{e}");
+    let r = post(
+        ops,
+        "/v1/admin/routes/alpha/decks",
+        form(&[("file", Some("a.csv"), deck), ("dry_run", None, "true")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(versions().await, 0);
+    // a form field contradicting the query
+    let r = post(
+        ops,
+        "/v1/admin/routes/alpha/decks?dry_run=false",
+        form(&[("file", Some("a.csv"), deck), ("dry_run", None, "true")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // a bad row inside the file part: 422 with its line, under the part's file name
+    let r = post(
+        ops,
+        "/v1/admin/routes/alpha/decks",
+        form(&[("file", Some("lumen.csv"), "Code,Price\n44,0.01\n4420,x\n")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("lumen.csv line 3"),
+        "{e}"
+    );
+    assert_eq!(versions().await, 0);
+
+    // the real thing: options after the file part, the version named after the file
+    let r = post(
+        ops,
+        "/v1/admin/routes/alpha/decks",
+        form(&[
+            ("file", Some("alpha-form.csv"), deck),
+            ("skip_invalid", None, "false"),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let rep: Value = r.json().await.unwrap();
+    assert_eq!(
+        (rep["rows"].as_u64(), rep["state"].as_str()),
+        (Some(1), Some("live")),
+        "{rep}"
+    );
+    let (_, v) = api
+        .call("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["source"], "alpha-form.csv", "{v}");
+    let a = st
+        .dip_until("1001", "multipart deck", |a| {
+            a["routes"][0]["route_id"] == "alpha"
+        })
+        .await;
+    assert_eq!(a["routes"][0]["rate"].as_f64(), Some(0.01), "{a}");
+    st.stop().await;
+}

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use super::{AdminState, Principal, Role};
 
 mod customers;
+mod multipart;
 use crate::api::{read_body, ApiError};
 use crate::deck::{self, ImportOptions, Mapping};
 pub use customers::*;
@@ -458,6 +459,7 @@ pub struct Ctx {
     who: Principal,
     params: HashMap<String, String>,
     query: HashMap<String, String>,
+    content_type: Option<String>,
     body: Bytes,
 }
 
@@ -574,11 +576,17 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
     } else {
         1 << 20
     };
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = read_body(req, limit).await?;
     let mut ctx = Ctx {
         who,
         params,
         query,
+        content_type,
         body,
     };
     let c: &mut tokio_postgres::Client = &mut client;
@@ -1659,6 +1667,24 @@ pub async fn numbering_import(
 
 // ---- decks -------------------------------------------------------------------------------------
 
+/// The multipart/form-data form of a deck upload (for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the form; `multipart` reads it
+pub struct DeckForm {
+    /// the deck file: CSV, gzip'ed CSV or XLSX
+    #[schema(content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    effective: Option<String>,
+    dry_run: Option<bool>,
+    skip_invalid: Option<bool>,
+    stage: Option<bool>,
+    map: Option<String>,
+    save_mapping: Option<bool>,
+    sheet: Option<String>,
+    name: Option<String>,
+    warn_pct: Option<f64>,
+}
+
 #[utoipa::path(post, path = "/v1/admin/routes/{route}/decks", tag = "decks", security(("bearer" = [])),
     params(("route" = String, Path, description = "route name"),
         ("effective" = Option<String>, Query, description = "when the version takes over (default now), e.g. 2026-12-01T00:00Z"),
@@ -1668,8 +1694,11 @@ pub async fn numbering_import(
         ("map" = Option<String>, Query, description = "column mapping, e.g. 'Dial Code=prefix,Price=rate'"),
         ("save_mapping" = Option<bool>, Query, description = "save the mapping with the vendor"),
         ("sheet" = Option<String>, Query, description = "XLSX sheet name"),
-        ("name" = Option<String>, Query, description = "file name to record")),
-    request_body(content = String, description = "the deck: CSV, gzip'ed CSV or XLSX bytes", content_type = "application/octet-stream"),
+        ("name" = Option<String>, Query, description = "file name to record (default: the multipart file name)"),
+        ("warn_pct" = Option<f64>, Query, description = "warn on rates moving more than this percent (default 25)")),
+    request_body(description = "the deck: CSV, gzip'ed CSV or XLSX bytes as the raw body, or a multipart/form-data \
+        form with one file part (field `file`) and optionally the options above as form fields",
+        content((String = "application/octet-stream"), (inline(DeckForm) = "multipart/form-data"))),
     responses((status = 200, description = "import report"), (status = 422, description = "bad rows; nothing imported"),
         (status = 413, description = "larger than the upload limit")))]
 pub async fn deck_upload(
@@ -1677,6 +1706,29 @@ pub async fn deck_upload(
     ctx: &mut Ctx,
 ) -> Result<AdminReply, ApiError> {
     let route = ctx.p("route").to_string();
+    let body = std::mem::take(&mut ctx.body);
+    let input: Box<dyn std::io::Read + Send> =
+        match multipart::boundary(ctx.content_type.as_deref())? {
+            None => Box::new(std::io::Cursor::new(body)),
+            Some(boundary) => {
+                let form = multipart::scan(body.clone(), &boundary).await?;
+                for (k, v) in form.fields {
+                    match ctx.q(&k) {
+                        Some(q) if q != v => return Err(ApiError::invalid(
+                            k,
+                            "given as a query parameter and as a form field, with different values",
+                        )),
+                        _ => {
+                            ctx.query.insert(k, v);
+                        }
+                    }
+                }
+                if let Some(f) = form.file_name.filter(|f| !f.is_empty()) {
+                    ctx.query.entry("name".into()).or_insert(f);
+                }
+                Box::new(multipart::part_reader(body, boundary, form.file_index))
+            }
+        };
     let mut o = ImportOptions::new(&route, ctx.q("name").unwrap_or("upload"), &ctx.actor());
     o.effective = ctx.when("effective")?;
     o.dry_run = ctx.flag("dry_run")?;
@@ -1687,8 +1739,14 @@ pub async fn deck_upload(
     if let Some(m) = ctx.q("map") {
         o.mapping = Mapping::parse(m).map_err(|e| ApiError::invalid("map", e))?;
     }
-    let body = std::mem::take(&mut ctx.body);
-    let report = deck::store::import(c, Box::new(std::io::Cursor::new(body)), &o).await?;
+    if let Some(v) = ctx.q("warn_pct") {
+        o.warn_change_pct = v
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .ok_or_else(|| ApiError::invalid("warn_pct", format!("{v:?} is not a percentage")))?;
+    }
+    let report = deck::store::import(c, input, &o).await?;
     json_reply(StatusCode::OK, &report)
 }
 
