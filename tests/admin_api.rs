@@ -892,6 +892,38 @@ async fn customer_limits_over_the_api_reach_the_dip() {
         .dip_until("2002", "margin rule", |a| a["action"] == "route")
         .await;
     assert_eq!(a["routes"][0]["customer_rate"].as_f64(), Some(0.03), "{a}");
+    // the margin report covers customers priced by margin rules: beta's 44 under the default
+    // margin, and 4420 under its own rule (the price the dip just gave)
+    let (s, m) = api
+        .call("GET", "/v1/admin/margins?ban=2002", Some(ro), None)
+        .await;
+    assert_eq!(s, 200, "{m}");
+    let got: Vec<(&str, &str, &str, &str, &str, &str)> = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let f = |k: &str| r[k].as_str().unwrap_or("-");
+            (
+                f("prefix"),
+                f("route"),
+                f("pricing"),
+                f("buy"),
+                f("sell"),
+                f("margin"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("44", "beta", "default_margin", "0.02", "0.023", "0.003"),
+            ("4420", "beta", "margin_rule", "0.02", "0.03", "0.01")
+        ],
+        "{m}"
+    );
+    assert_eq!(m[1]["rule_prefix"], "4420");
+    assert_eq!(m[1]["vendor_prefix"], "44");
     // rules replaced by none: the default 10 % + 0.001
     let (s, v) = api
         .call(
