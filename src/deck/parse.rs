@@ -248,6 +248,19 @@ pub fn detect_layout(
             }
         }
     }
+    // a deck with interstate/intrastate/local columns is wide: a column merely *named* like a
+    // zone column (not mapped to it) is some other information, ignored
+    let wide = [Field::Interstate, Field::Intrastate, Field::Local]
+        .iter()
+        .any(|z| fields.contains(z));
+    if wide {
+        for (h, f) in headers.iter().zip(fields.iter_mut()) {
+            if *f == Field::Zone && mapping.0.get(&normalize_header(h)) != Some(&Field::Zone) {
+                *f = Field::Ignore;
+                unrecognized.push(h.clone());
+            }
+        }
+    }
     let l = Layout {
         headers: headers.to_vec(),
         fields,
@@ -1072,9 +1085,13 @@ impl Validator {
             Some(z) => match zone_mask(z) {
                 Some(m) => Some(m),
                 None => {
+                    let col = name(Field::Zone);
                     issue(
                         Field::Zone,
-                        format!("unknown zone {z:?} (interstate, intrastate, local or flat)"),
+                        format!(
+                            "unknown zone {z:?} (interstate, intrastate, local or flat; if column {col:?} \
+                             is not the rate zone, map it: --map \"{col}=description\")"
+                        ),
                     );
                     None
                 }
@@ -1403,12 +1420,23 @@ mod tests {
             "{}",
             errs[4]
         );
-        // a zone column with zone rate columns, or without a rate column, is refused
-        for h in ["prefix,zone,inter", "prefix,zone,rate,local", "prefix,zone"] {
-            let src = CsvSource::new(h.as_bytes(), "t.csv").unwrap();
-            let e = detect_layout("t.csv", src.headers(), &Mapping::default(), false).unwrap_err();
-            assert!(e[0].to_string().contains("a zone column"), "{h}: {}", e[0]);
-        }
+        // a zone column without a rate column, or mapped as one beside zone rate columns, is
+        // refused; merely named so beside zone rate columns, it is some other column (ignored)
+        let headers = |h: &str| {
+            CsvSource::new(h.as_bytes(), "t.csv")
+                .unwrap()
+                .headers()
+                .to_vec()
+        };
+        let m = Mapping::default();
+        let e = detect_layout("t.csv", &headers("prefix,zone"), &m, false).unwrap_err();
+        assert!(e[0].to_string().contains("a zone column"), "{}", e[0]);
+        let zm = Mapping::parse("Zone=zone").unwrap();
+        let e = detect_layout("t.csv", &headers("prefix,Zone,inter"), &zm, false).unwrap_err();
+        assert!(e[0].to_string().contains("a zone column"), "{}", e[0]);
+        let l = detect_layout("t.csv", &headers("prefix,Zone,inter"), &m, false).unwrap();
+        assert_eq!(l.fields, [Field::Prefix, Field::Ignore, Field::Interstate]);
+        assert_eq!(l.unrecognized, ["Zone"]);
     }
 
     #[test]
