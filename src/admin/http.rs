@@ -1975,6 +1975,35 @@ mod tests {
             route(&Method::PUT, "/v1/admin/vendors"),
             Err(ApiError::MethodNotAllowed { .. })
         ));
+        // get-one routes and the Allow header of their paths
+        let (role, op, p) = route(&Method::GET, "/v1/admin/customers/1001").unwrap();
+        assert_eq!(
+            (role, op, p["ban"].as_str()),
+            (Role::Readonly, Op::CustomerGet, "1001")
+        );
+        let (role, op, p) = route(
+            &Method::DELETE,
+            "/v1/admin/customers/1001/blocked_prefixes/1900",
+        )
+        .unwrap();
+        assert_eq!(
+            (role, op, p["prefix"].as_str()),
+            (Role::Ops, Op::BlockedPrefixRemove, "1900")
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/admin/routes/r").unwrap().1,
+            Op::RouteGet
+        );
+        for (path, want) in [
+            ("/v1/admin/customers/1001", "GET, PATCH, DELETE"),
+            ("/v1/admin/partitions/p", "GET, DELETE"),
+            ("/v1/admin/customers/1001/blocked_prefixes", "GET, POST"),
+        ] {
+            match route(&Method::PUT, path) {
+                Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, want, "{path}"),
+                other => panic!("{path}: {:?}", other.map(|r| r.1)),
+            }
+        }
         assert!(matches!(
             route(&Method::GET, "/v1/admin/nope"),
             Err(ApiError::NotFound(_))
