@@ -548,6 +548,10 @@ async fn start() -> Stack {
             "WARPD_ROUTING__DIP_CACHE_TTL_MS".to_string(),
             "0".to_string(),
         ),
+        (
+            "WARPD_CALLS__LIMITS_REFRESH_MS".to_string(),
+            "100".to_string(),
+        ),
     ];
     let config = Config::from_str_with_env(include_str!("../warpd.example.toml"), env).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -597,9 +601,20 @@ impl Stack {
 
     /// Dips London for `ban` until `ok` accepts the answer (the snapshot reloads after a change).
     async fn dip_until(&self, ban: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let q = format!("ban={ban}&ani=%2B12125550100&dnis=%2B442071234567");
+        self.dip_until_q(&format!("ban={ban}"), what, ok).await
+    }
+
+    /// [`Stack::dip_until`] with any identifying query (`ban=…[&call_id=…]`); `{n}` in it is
+    /// replaced by a counter, so every dip can be a new call.
+    async fn dip_until_q(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
         let t = Instant::now();
+        let mut n = 0;
         loop {
+            n += 1;
+            let q = format!(
+                "{}&ani=%2B12125550100&dnis=%2B442071234567",
+                id.replace("{n}", &n.to_string())
+            );
             let a: Value = self
                 .api
                 .http
@@ -949,6 +964,54 @@ async fn customer_limits_over_the_api_reach_the_dip() {
         .unwrap()
         .get(0);
     assert_eq!(audits, 2);
+
+    // call limits reach the dip too (through the calls service's periodic refresh)
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/admin/customers/2002",
+            Some(ops),
+            Some(json!({"max_concurrent_calls": 0})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["after"]["max_concurrent_calls"].as_i64()),
+        (200, Some(0)),
+        "{v}"
+    );
+    let a = st
+        .dip_until_q("ban=2002&call_id=lim-{n}", "call limit", |a| {
+            a["sip_code"] == 503
+        })
+        .await;
+    assert_eq!(a["reason"], "concurrent call limit 0 reached", "{a}");
+    let (s, _) = api
+        .call(
+            "PATCH",
+            "/v1/admin/customers/2002",
+            Some(ops),
+            Some(json!({"max_concurrent_calls": null})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    st.dip_until_q("ban=2002&call_id=free-{n}", "no call limit", |a| {
+        a["action"] == "route"
+    })
+    .await;
+    // blocked prefixes as a whole list, by PATCH
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/admin/customers/2002",
+            Some(ops),
+            Some(json!({"blocked_prefixes": ["1900", "442071"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let a = st
+        .dip_until("2002", "patched block", |a| a["sip_code"] == 403)
+        .await;
+    assert_eq!(a["reason"], "blocked prefix 442071", "{a}");
     st.stop().await;
 }
 
