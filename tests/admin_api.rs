@@ -663,6 +663,28 @@ async fn customer_limits_over_the_api_reach_the_dip() {
     }
     let (s, l) = api.call("GET", "/v1/admin/customers", Some(ro), None).await;
     assert_eq!((s, &l[0]), (200, &c));
+    let (s, r) = api
+        .call(
+            "GET",
+            "/v1/admin/customers/1001/sell_rates?prefix=4",
+            Some(ro),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (
+            r[0]["prefix"].as_str(),
+            r[0]["intrastate"].as_str(),
+            r.as_array().map(Vec::len)
+        ),
+        (Some("44"), Some("0.05"), Some(1)),
+        "{r}"
+    );
+    let (s, e) = api
+        .call("GET", "/v1/admin/customers/9999/sell_rates", Some(ro), None)
+        .await;
+    assert_eq!(s, 404, "{e}");
     let (s, e) = api
         .call("GET", "/v1/admin/customers/9999", Some(ro), None)
         .await;

@@ -70,6 +70,7 @@ pub enum Op {
     BlockedPrefixesList,
     BlockedPrefixAdd,
     BlockedPrefixRemove,
+    SellRatesList,
     VendorGet,
     RouteGet,
     PartitionGet,
@@ -232,6 +233,12 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         "/v1/admin/customers/{ban}/blocked_prefixes/{prefix}",
         Role::Ops,
         Op::BlockedPrefixRemove,
+    ),
+    (
+        "GET",
+        "/v1/admin/customers/{ban}/sell_rates",
+        Role::Readonly,
+        Op::SellRatesList,
     ),
     (
         "POST",
@@ -628,6 +635,7 @@ async fn dispatch(
         Op::BlockedPrefixesList => blocked_prefixes_list(c, ctx).await,
         Op::BlockedPrefixAdd => blocked_prefix_add(c, ctx).await,
         Op::BlockedPrefixRemove => blocked_prefix_remove(c, ctx).await,
+        Op::SellRatesList => sell_rates_list(c, ctx).await,
         Op::VendorGet => vendor_get(c, ctx).await,
         Op::RouteGet => route_get(c, ctx).await,
         Op::PartitionGet => partition_get(c, ctx).await,

@@ -42,7 +42,7 @@ impl Modify for Bearer {
         partitions_list, partition_get, partition_create, partition_delete, partition_route_add, partition_route_remove,
         customers_list, customer_create, customer_delete, customer_partition_add, customer_partition_remove,
         customer_update, customer_source_ip_add, customer_source_ip_remove,
-        customer_get, blocked_prefixes_list, blocked_prefix_add, blocked_prefix_remove,
+        customer_get, blocked_prefixes_list, blocked_prefix_add, blocked_prefix_remove, sell_rates_list,
         overrides_list, override_create, override_delete, exclusions_list, exclusion_create, exclusion_delete,
         numbering_import, deck_upload, deck_versions, deck_diff, deck_activate, deck_rollback, deck_export, deck_shadow,
         margins, token_create, token_revoke, audit_list

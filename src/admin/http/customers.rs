@@ -553,6 +553,33 @@ pub async fn blocked_prefixes_list(
     json_reply(StatusCode::OK, &v)
 }
 
+#[utoipa::path(get, path = "/v1/admin/customers/{ban}/sell_rates", tag = "customers",
+    security(("bearer" = [])),
+    params(("ban" = String, Path, description = "customer BAN"),
+        ("prefix" = Option<String>, Query, description = "sell prefixes starting with this"),
+        ("limit" = Option<i64>, Query, description = "rows (default 1000, at most 100000)")),
+    responses((status = 200, description = "the customer's sell deck (loaded by `warpd apply`), by prefix"),
+        (status = 404, description = "no such customer")))]
+pub async fn sell_rates_list(
+    c: &tokio_postgres::Client,
+    ctx: &Ctx,
+) -> Result<AdminReply, ApiError> {
+    let ban = ctx.p("ban").to_string();
+    customer_exists(c, &ban).await?;
+    let limit = ctx.int("limit")?.unwrap_or(1000).clamp(1, 100_000);
+    let prefix = ctx.q("prefix").map(str::to_string);
+    list_with(
+        c,
+        "SELECT r.prefix, trim_scale(r.rate_inter)::text AS interstate, \
+         trim_scale(r.rate_intra)::text AS intrastate, trim_scale(r.rate_local)::text AS local, \
+         r.effective_from, r.effective_until FROM customer_rates r JOIN customers c ON c.id = r.customer_id \
+         WHERE c.ban = $1 AND ($2::text IS NULL OR r.prefix LIKE $2 || '%') \
+         ORDER BY r.prefix, r.effective_from LIMIT $3",
+        &[&ban, &prefix, &limit],
+    )
+    .await
+}
+
 fn is_blocked(customer: &Value, prefix: &str) -> bool {
     customer["blocked_prefixes"]
         .as_array()
