@@ -402,3 +402,132 @@ async fn staged_version_shadow_and_margins() {
         ("beta".into(), 0.02)
     );
 }
+
+/// A domestic LRN vendor on the test network: route `dom` in partition `intl` of customer 1001,
+/// and NANP blocks so that 315 → 212 is intrastate (both NY) and 312 → 212 interstate.
+const DOMESTIC: &str = "
+INSERT INTO vendors (name, billing_model) VALUES ('Dom', 'LRN');
+INSERT INTO gateways (vendor_id, name, host, port) SELECT id, 'gw', '127.0.0.1', 5090 FROM vendors WHERE name = 'Dom';
+INSERT INTO routes (name, vendor_id) SELECT 'dom', id FROM vendors WHERE name = 'Dom';
+INSERT INTO partition_routes SELECT p.id, r.id FROM partitions p, routes r WHERE r.name = 'dom';
+INSERT INTO npanxx (npanxx, state, lata, ocn) VALUES
+  ('212555', 'NY', '132', '9104'), ('315555', 'NY', '140', '9206'), ('312555', 'IL', '358', '9500');
+";
+
+fn domestic(ani: &str) -> DipRequest {
+    DipRequest {
+        ban: Some("1001".into()),
+        src_ip: None,
+        ani: ani.into(),
+        dnis: "+12125551234".into(),
+        lrn: None,
+        call_id: None,
+        max_results: None,
+    }
+}
+
+/// (zone, route, buy rate) of a domestic dip.
+fn dom_answer(s: &Snapshot, ani: &str) -> (String, String, f64) {
+    match routing::dip(s, &domestic(ani), Utc::now().timestamp()) {
+        DipAnswer::Route(r) => (
+            format!("{:?}", r.zone).to_lowercase(),
+            r.routes[0].route_id.to_string(),
+            r.routes[0].rate,
+        ),
+        DipAnswer::Reject(r) => panic!("rejected: {r:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_layout_deck_imports_and_prices_each_zone() {
+    let (_pg, mut client) = fresh().await;
+    client.batch_execute(DOMESTIC).await.unwrap();
+    let tables = ["vendor_rates", "deck_versions", "deck_rates", "audit_log"];
+    let mut before = vec![];
+    for t in tables {
+        before.push(count(&client, t).await);
+    }
+    let dom = |o: &mut ImportOptions| {
+        o.route = "dom".into();
+        o.source = "dom-long.csv".into();
+    };
+
+    // an unknown zone refuses the file, naming the line; nothing changes
+    let bad = "Prefix,Jurisdiction,Rate\n1212,interstate,0.01\n1212,xyz,0.02\n1212,local,0.005\n";
+    let e = import(&mut client, bad, dom).await.unwrap_err();
+    let DeckError::Invalid { issues, total, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!((*total, issues[0].line), (1, Some(3)), "{e}");
+    assert!(e.to_string().contains("dom-long.csv line 3"), "{e}");
+    assert!(issues[0].message.contains("unknown zone \"xyz\""), "{e}");
+    // the same prefix and zone with another rate: the duplicate error
+    let dup = "Prefix,Zone,Rate\n1212,intra,0.02\n1212,interstate,0.01\n1212,intrastate,0.03\n";
+    let e = import(&mut client, dup, dom).await.unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "line 4, Prefix: duplicate prefix 1212 with different rates (first at line 2)"
+        ),
+        "{e}"
+    );
+    for (t, b) in tables.iter().zip(&before) {
+        assert_eq!(count(&client, t).await, *b, "{t} changed");
+    }
+    // --skip-invalid loads the rest of the bad file
+    let r = import(&mut client, bad, |o| {
+        dom(o);
+        o.skip_invalid = true;
+        o.dry_run = true;
+    })
+    .await
+    .unwrap();
+    assert_eq!((r.rows, r.skipped_rows), (1, 1));
+
+    // the real deck: zones in any order, pivoted into one row per prefix
+    let deck = "Prefix,Jurisdiction,Rate\n\
+                1212,interstate,0.01\n\
+                1312,flat,0.04\n\
+                1212,intrastate,0.02\n\
+                1212,local,0.005\n\
+                1212,inter,0.01\n";
+    let r = import(&mut client, deck, dom).await.unwrap();
+    assert_eq!((r.rows, r.state), (2, "live"), "{r:?}");
+    let rows: Vec<String> = client
+        .query(
+            "SELECT concat_ws('|', prefix, rate_inter, rate_intra, rate_local) FROM vendor_rates \
+             WHERE route_id = (SELECT id FROM routes WHERE name = 'dom') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "1212|0.0100000|0.0200000|0.0050000",
+            "1312|0.0400000|0.0400000|0.0400000"
+        ]
+    );
+    let s = snapshot(&client).await;
+    // NY → NY: the intrastate rate; IL → NY: the interstate one
+    assert_eq!(
+        dom_answer(&s, "+13155550100"),
+        ("intrastate".into(), "dom".into(), 0.02)
+    );
+    assert_eq!(
+        dom_answer(&s, "+13125550100"),
+        ("interstate".into(), "dom".into(), 0.01)
+    );
+
+    // export writes the long layout back, one row per zone
+    let mut out = Vec::new();
+    deck::store::export(&client, "dom", None, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Prefix,Jurisdiction,Rate\n1212,interstate,0.01\n1212,intrastate,0.02\n1212,local,0.005\n1312,flat,0.04\n"
+    );
+}

@@ -18,8 +18,12 @@ use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
 use super::{AdminState, Principal, Role};
+
+mod customers;
+mod multipart;
 use crate::api::{read_body, ApiError};
 use crate::deck::{self, ImportOptions, Mapping};
+pub use customers::*;
 
 /// A successful admin answer: status, content type, body.
 pub struct AdminReply {
@@ -62,6 +66,14 @@ pub enum Op {
     CustomerUpdate,
     CustomerSourceIpAdd,
     CustomerSourceIpRemove,
+    CustomerGet,
+    BlockedPrefixesList,
+    BlockedPrefixAdd,
+    BlockedPrefixRemove,
+    SellRatesList,
+    VendorGet,
+    RouteGet,
+    PartitionGet,
     CustomerPartitionAdd,
     CustomerPartitionRemove,
     OverridesList,
@@ -88,6 +100,12 @@ pub enum Op {
 pub const ROUTES: &[(&str, &str, Role, Op)] = &[
     ("GET", "/v1/admin/vendors", Role::Readonly, Op::VendorsList),
     ("POST", "/v1/admin/vendors", Role::Admin, Op::VendorCreate),
+    (
+        "GET",
+        "/v1/admin/vendors/{vendor}",
+        Role::Readonly,
+        Op::VendorGet,
+    ),
     (
         "PATCH",
         "/v1/admin/vendors/{vendor}",
@@ -121,6 +139,12 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
     ("GET", "/v1/admin/routes", Role::Readonly, Op::RoutesList),
     ("POST", "/v1/admin/routes", Role::Admin, Op::RouteCreate),
     (
+        "GET",
+        "/v1/admin/routes/{route}",
+        Role::Readonly,
+        Op::RouteGet,
+    ),
+    (
         "PATCH",
         "/v1/admin/routes/{route}",
         Role::Admin,
@@ -143,6 +167,12 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         "/v1/admin/partitions",
         Role::Admin,
         Op::PartitionCreate,
+    ),
+    (
+        "GET",
+        "/v1/admin/partitions/{partition}",
+        Role::Readonly,
+        Op::PartitionGet,
     ),
     (
         "DELETE",
@@ -175,10 +205,40 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
         Op::CustomerCreate,
     ),
     (
+        "GET",
+        "/v1/admin/customers/{ban}",
+        Role::Readonly,
+        Op::CustomerGet,
+    ),
+    (
         "DELETE",
         "/v1/admin/customers/{ban}",
         Role::Admin,
         Op::CustomerDelete,
+    ),
+    (
+        "GET",
+        "/v1/admin/customers/{ban}/blocked_prefixes",
+        Role::Readonly,
+        Op::BlockedPrefixesList,
+    ),
+    (
+        "POST",
+        "/v1/admin/customers/{ban}/blocked_prefixes",
+        Role::Ops,
+        Op::BlockedPrefixAdd,
+    ),
+    (
+        "DELETE",
+        "/v1/admin/customers/{ban}/blocked_prefixes/{prefix}",
+        Role::Ops,
+        Op::BlockedPrefixRemove,
+    ),
+    (
+        "GET",
+        "/v1/admin/customers/{ban}/sell_rates",
+        Role::Readonly,
+        Op::SellRatesList,
     ),
     (
         "POST",
@@ -201,7 +261,7 @@ pub const ROUTES: &[(&str, &str, Role, Op)] = &[
     (
         "PATCH",
         "/v1/admin/customers/{ban}",
-        Role::Admin,
+        Role::Ops,
         Op::CustomerUpdate,
     ),
     (
@@ -334,15 +394,30 @@ fn route(method: &Method, path: &str) -> Result<(Role, Op, HashMap<String, Strin
     if allowed.is_empty() {
         Err(ApiError::NotFound(path.chars().take(128).collect()))
     } else {
-        // static strings for the Allow header
-        let allow = match allowed.as_slice() {
-            ["GET"] => "GET",
-            ["POST"] => "POST",
-            ["DELETE"] => "DELETE",
-            ["GET", "POST"] | ["POST", "GET"] => "GET, POST",
-            ["PATCH", "DELETE"] | ["DELETE", "PATCH"] => "PATCH, DELETE",
-            _ => "GET, POST, PATCH, DELETE",
-        };
+        // static strings for the Allow header, methods in this order
+        const ORDER: [&str; 4] = ["GET", "POST", "PATCH", "DELETE"];
+        const ALLOWS: [&str; 9] = [
+            "GET",
+            "POST",
+            "DELETE",
+            "GET, POST",
+            "GET, DELETE",
+            "PATCH, DELETE",
+            "GET, PATCH, DELETE",
+            "GET, POST, DELETE",
+            "GET, POST, PATCH, DELETE",
+        ];
+        let joined = ORDER
+            .iter()
+            .filter(|m| allowed.contains(m))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let allow = ALLOWS
+            .iter()
+            .find(|a| **a == joined)
+            .copied()
+            .unwrap_or("GET, POST, PATCH, DELETE");
         Err(ApiError::MethodNotAllowed {
             path: path.chars().take(128).collect(),
             method: method.as_str().chars().take(16).collect(),
@@ -391,6 +466,7 @@ pub struct Ctx {
     who: Principal,
     params: HashMap<String, String>,
     query: HashMap<String, String>,
+    content_type: Option<String>,
     body: Bytes,
 }
 
@@ -507,11 +583,17 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
     } else {
         1 << 20
     };
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = read_body(req, limit).await?;
     let mut ctx = Ctx {
         who,
         params,
         query,
+        content_type,
         body,
     };
     let c: &mut tokio_postgres::Client = &mut client;
@@ -549,6 +631,14 @@ async fn dispatch(
         Op::CustomerUpdate => customer_update(c, ctx).await,
         Op::CustomerSourceIpAdd => customer_source_ip_add(c, ctx).await,
         Op::CustomerSourceIpRemove => customer_source_ip_remove(c, ctx).await,
+        Op::CustomerGet => customer_get(c, ctx).await,
+        Op::BlockedPrefixesList => blocked_prefixes_list(c, ctx).await,
+        Op::BlockedPrefixAdd => blocked_prefix_add(c, ctx).await,
+        Op::BlockedPrefixRemove => blocked_prefix_remove(c, ctx).await,
+        Op::SellRatesList => sell_rates_list(c, ctx).await,
+        Op::VendorGet => vendor_get(c, ctx).await,
+        Op::RouteGet => route_get(c, ctx).await,
+        Op::PartitionGet => partition_get(c, ctx).await,
         Op::OverridesList => overrides_list(c).await,
         Op::OverrideCreate => override_create(c, ctx).await,
         Op::OverrideDelete => override_delete(c, ctx).await,
@@ -584,6 +674,21 @@ async fn list_with(
     let q = format!("SELECT coalesce(jsonb_agg(to_jsonb(t)), '[]'::jsonb) FROM ({sql}) t");
     let v: Value = c.query_one(&q, params).await.map_err(pg("listing"))?.get(0);
     json_reply(StatusCode::OK, &v)
+}
+
+/// One row of `sql` (one parameter, `$1`) as JSON, or a 404 naming `what`.
+async fn get_one(
+    c: &tokio_postgres::Client,
+    sql: &str,
+    key: &str,
+    what: &str,
+) -> Result<AdminReply, ApiError> {
+    let q = format!("SELECT to_jsonb(t) FROM ({sql}) t");
+    let row = c.query_opt(&q, &[&key]).await.map_err(pg("reading"))?;
+    match row {
+        Some(r) => json_reply(StatusCode::OK, &r.get::<_, Value>(0)),
+        None => Err(ApiError::NotFound(format!("{what} {key:?} does not exist"))),
+    }
 }
 
 /// Runs one change and its audit row in a transaction. `change` returns (before, after) as
@@ -666,6 +771,25 @@ pub async fn vendors_list(c: &tokio_postgres::Client) -> Result<AdminReply, ApiE
     list(
         c,
         "SELECT name, billing_model, dialstring, enabled FROM vendors ORDER BY name",
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/admin/vendors/{vendor}", tag = "vendors", security(("bearer" = [])),
+    params(("vendor" = String, Path, description = "vendor name")),
+    responses((status = 200, description = "the vendor with its gateways and routes"),
+        (status = 404, description = "no such vendor")))]
+pub async fn vendor_get(c: &tokio_postgres::Client, ctx: &Ctx) -> Result<AdminReply, ApiError> {
+    get_one(
+        c,
+        "SELECT v.name, v.billing_model, v.dialstring, v.enabled, \
+         coalesce((SELECT jsonb_agg(jsonb_build_object('name', g.name, 'host', g.host, 'port', g.port, \
+           'transport', g.transport, 'priority', g.priority, 'weight', g.weight, 'enabled', g.enabled) \
+           ORDER BY g.name) FROM gateways g WHERE g.vendor_id = v.id), '[]') AS gateways, \
+         coalesce((SELECT array_agg(r.name ORDER BY r.name) FROM routes r WHERE r.vendor_id = v.id), '{}') AS routes \
+         FROM vendors v WHERE v.name = $1",
+        ctx.p("vendor"),
+        "vendor",
     )
     .await
 }
@@ -878,6 +1002,24 @@ pub async fn routes_list(c: &tokio_postgres::Client) -> Result<AdminReply, ApiEr
     .await
 }
 
+#[utoipa::path(get, path = "/v1/admin/routes/{route}", tag = "routes", security(("bearer" = [])),
+    params(("route" = String, Path, description = "route name")),
+    responses((status = 200, description = "the route, its partitions, live deck version and rate rows"),
+        (status = 404, description = "no such route")))]
+pub async fn route_get(c: &tokio_postgres::Client, ctx: &Ctx) -> Result<AdminReply, ApiError> {
+    get_one(
+        c,
+        "SELECT r.name, v.name AS vendor, r.priority, r.weight, r.capacity, r.enabled, \
+         coalesce((SELECT array_agg(p.name ORDER BY p.name) FROM partition_routes pr \
+           JOIN partitions p ON p.id = pr.partition_id WHERE pr.route_id = r.id), '{}') AS partitions, \
+         (SELECT count(*) FROM vendor_rates vr WHERE vr.route_id = r.id) AS rate_rows \
+         FROM routes r JOIN vendors v ON v.id = r.vendor_id WHERE r.name = $1",
+        ctx.p("route"),
+        "route",
+    )
+    .await
+}
+
 #[utoipa::path(post, path = "/v1/admin/routes", tag = "routes", security(("bearer" = [])),
     request_body = RouteIn, responses((status = 201, description = "created")))]
 pub async fn route_create(
@@ -1004,6 +1146,25 @@ pub async fn partitions_list(c: &tokio_postgres::Client) -> Result<AdminReply, A
     .await
 }
 
+#[utoipa::path(get, path = "/v1/admin/partitions/{partition}", tag = "partitions", security(("bearer" = [])),
+    params(("partition" = String, Path, description = "partition name")),
+    responses((status = 200, description = "the partition with its routes and customers"),
+        (status = 404, description = "no such partition")))]
+pub async fn partition_get(c: &tokio_postgres::Client, ctx: &Ctx) -> Result<AdminReply, ApiError> {
+    get_one(
+        c,
+        "SELECT p.name, p.description, \
+         coalesce((SELECT array_agg(r.name ORDER BY r.name) FROM partition_routes pr \
+           JOIN routes r ON r.id = pr.route_id WHERE pr.partition_id = p.id), '{}') AS routes, \
+         coalesce((SELECT array_agg(c.ban ORDER BY c.ban) FROM customer_partitions cp \
+           JOIN customers c ON c.id = cp.customer_id WHERE cp.partition_id = p.id), '{}') AS customers \
+         FROM partitions p WHERE p.name = $1",
+        ctx.p("partition"),
+        "partition",
+    )
+    .await
+}
+
 #[utoipa::path(post, path = "/v1/admin/partitions", tag = "partitions", security(("bearer" = [])),
     request_body = PartitionIn, responses((status = 201, description = "created")))]
 pub async fn partition_create(
@@ -1109,18 +1270,6 @@ pub async fn partition_route_remove(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CustomerIn {
-    pub ban: String,
-    pub name: Option<String>,
-    pub enabled: Option<bool>,
-    /// decimal dollars per minute, e.g. "0.05"
-    pub max_rate: Option<String>,
-    /// decimal percent, e.g. "20"
-    pub margin_percent: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CustomerPartitionIn {
     pub partition: String,
     pub priority: Option<i32>,
@@ -1139,43 +1288,6 @@ async fn customer_exists(c: &tokio_postgres::Client, ban: &str) -> Result<(), Ap
         .map_err(pg("looking up the customer"))?;
     r.map(|_| ())
         .ok_or_else(|| ApiError::NotFound(format!("customer {ban:?} does not exist")))
-}
-
-#[utoipa::path(get, path = "/v1/admin/customers", tag = "customers", security(("bearer" = [])),
-    responses((status = 200, description = "every customer with its partitions")))]
-pub async fn customers_list(c: &tokio_postgres::Client) -> Result<AdminReply, ApiError> {
-    list(
-        c,
-        "SELECT c.ban, c.name, c.enabled, c.max_rate::text, c.margin_percent::text, \
-         coalesce((SELECT jsonb_agg(jsonb_build_object('partition', p.name, 'priority', cp.priority, \
-           'days', cp.days, 'start_time', cp.start_time, 'end_time', cp.end_time, 'tz', cp.tz) \
-           ORDER BY cp.priority) FROM customer_partitions cp JOIN partitions p ON p.id = cp.partition_id \
-           WHERE cp.customer_id = c.id), '[]') AS partitions \
-         FROM customers c ORDER BY c.ban",
-    )
-    .await
-}
-
-#[utoipa::path(post, path = "/v1/admin/customers", tag = "customers", security(("bearer" = [])),
-    request_body = CustomerIn, responses((status = 201, description = "created")))]
-pub async fn customer_create(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
-    let b: CustomerIn = ctx.json()?;
-    change(
-        c,
-        ctx,
-        "customer.create",
-        format!("customer {}", b.ban),
-        None,
-        "INSERT INTO customers (ban, name, enabled, max_rate, margin_percent) \
-         VALUES ($1, coalesce($2, ''), coalesce($3, true), $4::text::numeric, $5::text::numeric) \
-         RETURNING to_jsonb(customers.*)",
-        &[&b.ban, &b.name, &b.enabled, &b.max_rate, &b.margin_percent],
-        true,
-    )
-    .await
 }
 
 #[utoipa::path(delete, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),
@@ -1268,59 +1380,9 @@ pub async fn customer_partition_remove(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CustomerPatch {
-    pub name: Option<String>,
-    pub enabled: Option<bool>,
-    /// decimal dollars per minute: the most this customer's calls may cost
-    pub max_rate: Option<String>,
-    pub margin_percent: Option<String>,
-    pub max_results: Option<i32>,
-    pub allow_negative_margin: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct SourceIpIn {
     /// address or CIDR, e.g. "192.0.2.10" or "192.0.2.0/24"
     pub cidr: String,
-}
-
-#[utoipa::path(patch, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),
-    params(("ban" = String, Path, description = "customer BAN")), request_body = CustomerPatch,
-    responses((status = 200, description = "updated")))]
-pub async fn customer_update(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
-    let b: CustomerPatch = ctx.json()?;
-    let ban = ctx.p("ban").to_string();
-    change(
-        c,
-        ctx,
-        "customer.update",
-        format!("customer {ban}"),
-        Some((
-            "SELECT to_jsonb(c.*) FROM customers c WHERE ban = $1 FOR UPDATE",
-            vec![&ban],
-        )),
-        "UPDATE customers SET name = coalesce($2, name), enabled = coalesce($3, enabled), \
-         max_rate = coalesce($4::text::numeric, max_rate), \
-         margin_percent = coalesce($5::text::numeric, margin_percent), \
-         max_results = coalesce($6, max_results), \
-         allow_negative_margin = coalesce($7, allow_negative_margin) \
-         WHERE ban = $1 RETURNING to_jsonb(customers.*)",
-        &[
-            &ban,
-            &b.name,
-            &b.enabled,
-            &b.max_rate,
-            &b.margin_percent,
-            &b.max_results,
-            &b.allow_negative_margin,
-        ],
-        false,
-    )
-    .await
 }
 
 #[utoipa::path(post, path = "/v1/admin/customers/{ban}/source_ips", tag = "customers",
@@ -1613,6 +1675,24 @@ pub async fn numbering_import(
 
 // ---- decks -------------------------------------------------------------------------------------
 
+/// The multipart/form-data form of a deck upload (for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the form; `multipart` reads it
+pub struct DeckForm {
+    /// the deck file: CSV, gzip'ed CSV or XLSX
+    #[schema(content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    effective: Option<String>,
+    dry_run: Option<bool>,
+    skip_invalid: Option<bool>,
+    stage: Option<bool>,
+    map: Option<String>,
+    save_mapping: Option<bool>,
+    sheet: Option<String>,
+    name: Option<String>,
+    warn_pct: Option<f64>,
+}
+
 #[utoipa::path(post, path = "/v1/admin/routes/{route}/decks", tag = "decks", security(("bearer" = [])),
     params(("route" = String, Path, description = "route name"),
         ("effective" = Option<String>, Query, description = "when the version takes over (default now), e.g. 2026-12-01T00:00Z"),
@@ -1622,8 +1702,11 @@ pub async fn numbering_import(
         ("map" = Option<String>, Query, description = "column mapping, e.g. 'Dial Code=prefix,Price=rate'"),
         ("save_mapping" = Option<bool>, Query, description = "save the mapping with the vendor"),
         ("sheet" = Option<String>, Query, description = "XLSX sheet name"),
-        ("name" = Option<String>, Query, description = "file name to record")),
-    request_body(content = String, description = "the deck: CSV, gzip'ed CSV or XLSX bytes", content_type = "application/octet-stream"),
+        ("name" = Option<String>, Query, description = "file name to record (default: the multipart file name)"),
+        ("warn_pct" = Option<f64>, Query, description = "warn on rates moving more than this percent (default 25)")),
+    request_body(description = "the deck: CSV, gzip'ed CSV or XLSX bytes as the raw body, or a multipart/form-data \
+        form with one file part (field `file`) and optionally the options above as form fields",
+        content((String = "application/octet-stream"), (inline(DeckForm) = "multipart/form-data"))),
     responses((status = 200, description = "import report"), (status = 422, description = "bad rows; nothing imported"),
         (status = 413, description = "larger than the upload limit")))]
 pub async fn deck_upload(
@@ -1631,6 +1714,29 @@ pub async fn deck_upload(
     ctx: &mut Ctx,
 ) -> Result<AdminReply, ApiError> {
     let route = ctx.p("route").to_string();
+    let body = std::mem::take(&mut ctx.body);
+    let input: Box<dyn std::io::Read + Send> =
+        match multipart::boundary(ctx.content_type.as_deref())? {
+            None => Box::new(std::io::Cursor::new(body)),
+            Some(boundary) => {
+                let form = multipart::scan(body.clone(), &boundary).await?;
+                for (k, v) in form.fields {
+                    match ctx.q(&k) {
+                        Some(q) if q != v => return Err(ApiError::invalid(
+                            k,
+                            "given as a query parameter and as a form field, with different values",
+                        )),
+                        _ => {
+                            ctx.query.insert(k, v);
+                        }
+                    }
+                }
+                if let Some(f) = form.file_name.filter(|f| !f.is_empty()) {
+                    ctx.query.entry("name".into()).or_insert(f);
+                }
+                Box::new(multipart::part_reader(body, boundary, form.file_index))
+            }
+        };
     let mut o = ImportOptions::new(&route, ctx.q("name").unwrap_or("upload"), &ctx.actor());
     o.effective = ctx.when("effective")?;
     o.dry_run = ctx.flag("dry_run")?;
@@ -1641,8 +1747,14 @@ pub async fn deck_upload(
     if let Some(m) = ctx.q("map") {
         o.mapping = Mapping::parse(m).map_err(|e| ApiError::invalid("map", e))?;
     }
-    let body = std::mem::take(&mut ctx.body);
-    let report = deck::store::import(c, Box::new(std::io::Cursor::new(body)), &o).await?;
+    if let Some(v) = ctx.q("warn_pct") {
+        o.warn_change_pct = v
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .ok_or_else(|| ApiError::invalid("warn_pct", format!("{v:?} is not a percentage")))?;
+    }
+    let report = deck::store::import(c, input, &o).await?;
     json_reply(StatusCode::OK, &report)
 }
 
@@ -1871,6 +1983,35 @@ mod tests {
             route(&Method::PUT, "/v1/admin/vendors"),
             Err(ApiError::MethodNotAllowed { .. })
         ));
+        // get-one routes and the Allow header of their paths
+        let (role, op, p) = route(&Method::GET, "/v1/admin/customers/1001").unwrap();
+        assert_eq!(
+            (role, op, p["ban"].as_str()),
+            (Role::Readonly, Op::CustomerGet, "1001")
+        );
+        let (role, op, p) = route(
+            &Method::DELETE,
+            "/v1/admin/customers/1001/blocked_prefixes/1900",
+        )
+        .unwrap();
+        assert_eq!(
+            (role, op, p["prefix"].as_str()),
+            (Role::Ops, Op::BlockedPrefixRemove, "1900")
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/admin/routes/r").unwrap().1,
+            Op::RouteGet
+        );
+        for (path, want) in [
+            ("/v1/admin/customers/1001", "GET, PATCH, DELETE"),
+            ("/v1/admin/partitions/p", "GET, DELETE"),
+            ("/v1/admin/customers/1001/blocked_prefixes", "GET, POST"),
+        ] {
+            match route(&Method::PUT, path) {
+                Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, want, "{path}"),
+                other => panic!("{path}: {:?}", other.map(|r| r.1)),
+            }
+        }
         assert!(matches!(
             route(&Method::GET, "/v1/admin/nope"),
             Err(ApiError::NotFound(_))

@@ -36,12 +36,13 @@ impl Modify for Bearer {
                        Every change is written to the audit log. Errors are {\"error\": \"<field>: <why>\"}."
     ),
     paths(
-        vendors_list, vendor_create, vendor_update, vendor_delete,
+        vendors_list, vendor_get, vendor_create, vendor_update, vendor_delete,
         gateways_list, gateway_create, gateway_delete,
-        routes_list, route_create, route_update, route_delete,
-        partitions_list, partition_create, partition_delete, partition_route_add, partition_route_remove,
+        routes_list, route_get, route_create, route_update, route_delete,
+        partitions_list, partition_get, partition_create, partition_delete, partition_route_add, partition_route_remove,
         customers_list, customer_create, customer_delete, customer_partition_add, customer_partition_remove,
         customer_update, customer_source_ip_add, customer_source_ip_remove,
+        customer_get, blocked_prefixes_list, blocked_prefix_add, blocked_prefix_remove, sell_rates_list,
         overrides_list, override_create, override_delete, exclusions_list, exclusion_create, exclusion_delete,
         numbering_import, deck_upload, deck_versions, deck_diff, deck_activate, deck_rollback, deck_export, deck_shadow,
         margins, token_create, token_revoke, audit_list
@@ -49,6 +50,7 @@ impl Modify for Bearer {
     components(schemas(
         VendorIn, VendorPatch, GatewayIn, RouteIn, RoutePatch, PartitionIn, PartitionRouteIn,
         CustomerIn, CustomerPartitionIn, TokenIn, OverrideIn, ExclusionIn, CustomerPatch, SourceIpIn,
+        MarginRuleIn, BlockedPrefixIn,
         crate::deck::VersionInfo, crate::deck::DiffReport, crate::deck::DiffRow,
         crate::deck::report::MarginRow, crate::deck::report::ShadowReport, crate::deck::report::ShadowDest
     )),

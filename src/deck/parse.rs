@@ -35,12 +35,15 @@ pub enum Field {
     IncSeconds,
     EffectiveFrom,
     EffectiveUntil,
+    /// rate zone of a "long" deck (one row per prefix and zone): interstate, intrastate, local,
+    /// or flat (every zone); such rows are pivoted into one row per prefix
+    Zone,
     /// column read and dropped
     Ignore,
 }
 
 impl Field {
-    pub const ALL: [Field; 14] = [
+    pub const ALL: [Field; 15] = [
         Field::Prefix,
         Field::Npanxx,
         Field::Ocn,
@@ -54,6 +57,7 @@ impl Field {
         Field::IncSeconds,
         Field::EffectiveFrom,
         Field::EffectiveUntil,
+        Field::Zone,
         Field::Ignore,
     ];
 
@@ -72,6 +76,7 @@ impl Field {
             Field::IncSeconds => "inc_seconds",
             Field::EffectiveFrom => "effective_from",
             Field::EffectiveUntil => "effective_until",
+            Field::Zone => "zone",
             Field::Ignore => "ignore",
         }
     }
@@ -132,6 +137,15 @@ impl Field {
                 "expirydate",
                 "expirationdate",
                 "effectiveuntil",
+            ],
+            Field::Zone => &[
+                "zone",
+                "ratezone",
+                "zonetype",
+                "jurisdiction",
+                "jurisdictiontype",
+                "juris",
+                "jur",
             ],
             Field::Ignore => &[],
         }
@@ -234,6 +248,19 @@ pub fn detect_layout(
             }
         }
     }
+    // a deck with interstate/intrastate/local columns is wide: a column merely *named* like a
+    // zone column (not mapped to it) is some other information, ignored
+    let wide = [Field::Interstate, Field::Intrastate, Field::Local]
+        .iter()
+        .any(|z| fields.contains(z));
+    if wide {
+        for (h, f) in headers.iter().zip(fields.iter_mut()) {
+            if *f == Field::Zone && mapping.0.get(&normalize_header(h)) != Some(&Field::Zone) {
+                *f = Field::Ignore;
+                unrecognized.push(h.clone());
+            }
+        }
+    }
     let l = Layout {
         headers: headers.to_vec(),
         fields,
@@ -284,7 +311,18 @@ pub fn detect_layout(
     let zones = [Field::Interstate, Field::Intrastate, Field::Local]
         .iter()
         .any(|z| l.has(*z));
-    if l.has(Field::Rate) == zones {
+    if l.has(Field::Zone) && (zones || !l.has(Field::Rate)) {
+        issues.push(Issue::at_line(
+            label,
+            1,
+            "header",
+            format!(
+                "a zone column (one row per prefix and zone) needs one rate column (rate, price, cost) \
+                 and no interstate/intrastate/local columns; {}",
+                found()
+            ),
+        ));
+    } else if l.has(Field::Rate) == zones {
         issues.push(Issue::at_line(
             label,
             1,
@@ -742,7 +780,56 @@ fn pack_digits(s: &str) -> u64 {
     (v << 4) | (s.len().min(15) as u64)
 }
 
+/// The zones a zone-column value stands for: [interstate, intrastate, local].
+pub fn zone_mask(s: &str) -> Option<[bool; 3]> {
+    match normalize_header(s).as_str() {
+        "interstate" | "inter" => Some([true, false, false]),
+        "intrastate" | "intra" => Some([false, true, false]),
+        "local" => Some([false, false, true]),
+        "flat" | "international" | "intl" | "default" | "all" | "any" => Some([true; 3]),
+        _ => None,
+    }
+}
+
+/// Key of a pivoted ("long" layout) row.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum PivotKey {
+    /// [`pack_digits`] of the prefix
+    Prefix(u64),
+    OcnLata(Box<str>, Box<str>),
+}
+
+/// One prefix (or OCN/LATA) of a long deck being assembled from its zone rows.
+struct Pending {
+    key: PivotKey,
+    /// first line of the prefix
+    line: u64,
+    rates: [Option<u32>; 3],
+    /// the line each zone's rate came from
+    zone_lines: [u64; 3],
+    min_seconds: u16,
+    inc_seconds: u16,
+    from: i64,
+    until: i64,
+    /// description: (start, len) in the validator's arena
+    desc: (u32, u32),
+}
+
+/// Unpacks [`pack_digits`].
+fn unpack_digits(v: u64, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
+    let len = (v & 15) as usize;
+    let _ = write!(out, "{:0>len$}", v >> 4);
+}
+
 /// Validates rows one by one, remembering keys for duplicate detection.
+///
+/// A deck with a zone column ("long" layout: prefix, zone, rate) is pivoted: [`Validator::check`]
+/// validates each row and folds it into one pending row per prefix (`Ok(None)`), and
+/// [`Validator::finish`] hands out the assembled rows in first-line order. Memory is one small
+/// entry per distinct prefix (~100 bytes plus its description) — the same order as the duplicate
+/// map of the wide layout; the rows can only be written once the file has been read.
 pub struct Validator {
     label: String,
     layout: Layout,
@@ -752,6 +839,10 @@ pub struct Validator {
     seen: FxHashMap<u64, (u64, u64)>,
     seen_text: FxHashMap<(Box<str>, Box<str>), (u64, u64)>,
     prefix_buf: String,
+    /// long layout: key → index into `pending`
+    pivot: FxHashMap<PivotKey, u32>,
+    pending: Vec<Pending>,
+    descriptions: String,
     /// identical duplicate rows dropped
     pub duplicates_dropped: u64,
 }
@@ -773,8 +864,136 @@ impl Validator {
             seen: FxHashMap::default(),
             seen_text: FxHashMap::default(),
             prefix_buf: String::new(),
+            pivot: FxHashMap::default(),
+            pending: Vec::new(),
+            descriptions: String::new(),
             duplicates_dropped: 0,
         }
+    }
+
+    /// Long layout: hands out the pivoted rows (first-line order) and forgets them. Nothing for
+    /// a wide deck.
+    pub fn finish(&mut self, mut emit: impl FnMut(DeckRow<'_>)) {
+        let pending = std::mem::take(&mut self.pending);
+        self.pivot = FxHashMap::default();
+        let mut prefix = String::new();
+        for p in &pending {
+            let (pfx, ocn, lata) = match &p.key {
+                PivotKey::Prefix(v) => {
+                    unpack_digits(*v, &mut prefix);
+                    (Some(prefix.as_str()), None, None)
+                }
+                PivotKey::OcnLata(o, l) => (None, Some(&**o), Some(&**l)),
+            };
+            let (start, len) = (p.desc.0 as usize, p.desc.1 as usize);
+            let description = self
+                .descriptions
+                .get(start..start + len)
+                .filter(|d| !d.is_empty());
+            emit(DeckRow {
+                line: p.line,
+                prefix: pfx,
+                ocn,
+                lata,
+                description,
+                rates: p.rates,
+                min_seconds: p.min_seconds,
+                inc_seconds: p.inc_seconds,
+                from: p.from,
+                until: p.until,
+            });
+        }
+        self.descriptions = String::new();
+    }
+
+    /// Folds one validated zone row into its prefix's pending row. Errors: the zone given again
+    /// with another rate (the duplicate error), other billing terms or dates than the prefix's
+    /// earlier rows (one deck row holds one set).
+    #[allow(clippy::too_many_arguments)] // the parts of one validated row
+    fn fold(
+        &mut self,
+        line: u64,
+        key: PivotKey,
+        what: String,
+        key_col: String,
+        mask: [bool; 3],
+        rate: Option<u32>,
+        terms: (u16, u16, i64, i64),
+        description: Option<&str>,
+    ) -> Result<(), Vec<Issue>> {
+        let label = self.label.as_str();
+        if let Some(&i) = self.pivot.get(&key) {
+            let p = &mut self.pending[i as usize];
+            if (p.min_seconds, p.inc_seconds, p.from, p.until) != terms {
+                return Err(vec![Issue::at_line(
+                    label,
+                    line,
+                    key_col,
+                    format!(
+                        "{what}: billing terms or dates differ from its row at line {} (a prefix has one set for all zones)",
+                        p.line
+                    ),
+                )]);
+            }
+            let mut new = false;
+            for z in (0..3).filter(|z| mask[*z]) {
+                match p.rates[z] {
+                    Some(old) if old != rate.unwrap_or(u32::MAX) => {
+                        return Err(vec![Issue::at_line(
+                            label,
+                            line,
+                            key_col,
+                            format!(
+                                "duplicate {what} with different rates (first at line {})",
+                                p.zone_lines[z]
+                            ),
+                        )]);
+                    }
+                    Some(_) => {}
+                    None => new = true,
+                }
+            }
+            if !new {
+                self.duplicates_dropped += 1;
+                return Ok(());
+            }
+            for z in (0..3).filter(|z| mask[*z]) {
+                if p.rates[z].is_none() {
+                    p.rates[z] = rate;
+                    p.zone_lines[z] = line;
+                }
+            }
+            return Ok(());
+        }
+        let d = description.unwrap_or("");
+        let desc = match u32::try_from(self.descriptions.len()) {
+            Ok(start) if d.len() < u32::MAX as usize - start as usize => {
+                self.descriptions.push_str(d);
+                (start, d.len() as u32)
+            }
+            _ => (0, 0),
+        };
+        let Ok(idx) = u32::try_from(self.pending.len()) else {
+            return Err(vec![Issue::at_line(
+                label,
+                line,
+                key_col,
+                "more than 4 billion prefixes",
+            )]);
+        };
+        self.pending.push(Pending {
+            key: key.clone(),
+            line,
+            rates: [0, 1, 2].map(|z| if mask[z] { rate } else { None }),
+            zone_lines: [line; 3],
+            min_seconds: terms.0,
+            inc_seconds: terms.1,
+            from: terms.2,
+            until: terms.3,
+            desc,
+        });
+        self.pivot.insert(key, idx);
+        Ok(())
     }
 
     pub fn layout(&self) -> &Layout {
@@ -861,6 +1080,23 @@ impl Validator {
                 }
             }
         };
+        let zone = match get(Field::Zone) {
+            None => None,
+            Some(z) => match zone_mask(z) {
+                Some(m) => Some(m),
+                None => {
+                    let col = name(Field::Zone);
+                    issue(
+                        Field::Zone,
+                        format!(
+                            "unknown zone {z:?} (interstate, intrastate, local or flat; if column {col:?} \
+                             is not the rate zone, map it: --map \"{col}=description\")"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let rates = if self.cols.contains_key(&Field::Rate) {
             if get(Field::Rate).unwrap_or("").is_empty() {
                 issue(Field::Rate, "empty rate".into());
@@ -930,6 +1166,51 @@ impl Validator {
             .chain([from as u64, until as u64])
         {
             fp = (fp ^ v).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        if let Some(mask) = zone {
+            let (key, what, col) = match (prefix, ocn, lata) {
+                (Some(p), _, _) => {
+                    let p = if p.is_empty() {
+                        self.prefix_buf.as_str()
+                    } else {
+                        p
+                    };
+                    (
+                        PivotKey::Prefix(pack_digits(p)),
+                        format!("prefix {p}"),
+                        name(if self.cols.contains_key(&Field::Npanxx) {
+                            Field::Npanxx
+                        } else {
+                            Field::Prefix
+                        }),
+                    )
+                }
+                (None, Some(o), Some(l)) => (
+                    PivotKey::OcnLata(Box::from(o), Box::from(l)),
+                    format!("ocn/lata {o}/{l}"),
+                    name(Field::Ocn),
+                ),
+                _ => {
+                    return Err(vec![Issue::at_line(
+                        label,
+                        line,
+                        "",
+                        "row has no prefix or ocn/lata",
+                    )])
+                }
+            };
+            let description = get(Field::Description).filter(|d| !d.is_empty());
+            self.fold(
+                line,
+                key,
+                what,
+                col,
+                mask,
+                rates[0],
+                (min_seconds, inc_seconds, from, until),
+                description,
+            )?;
+            return Ok(None);
         }
         let prefix: Option<&str> = match prefix {
             Some("") => Some(self.prefix_buf.as_str()),
@@ -1059,7 +1340,103 @@ mod tests {
                 Err(e) => out.push(Err(e.to_string())),
             }
         }
+        v.finish(|r| {
+            let mut b = vec![];
+            r.write_copy(1, &mut b);
+            out.push(Ok(String::from_utf8(b).unwrap()))
+        });
         (src.headers().to_vec(), out)
+    }
+
+    #[test]
+    fn long_layout_is_pivoted_per_prefix() {
+        let csv = b"Prefix,Jurisdiction,Rate,Description\n\
+                    1212,Interstate,0.01,NY\n\
+                    44,flat,0.03,UK\n\
+                    1212,INTRA,0.02,NY\n\
+                    1213,inter,0.011,\n\
+                    1212,local,0.005,NY\n\
+                    1212,intrastate,0.02,NY\n";
+        let (_, r) = rows(csv, &Mapping::default());
+        let r: Vec<&str> = r.iter().map(|x| x.as_deref().unwrap()).collect();
+        assert_eq!(
+            r,
+            [
+                "1\t1212\t\\N\t\\N\tNY\t0.01\t0.02\t0.005\t6\t6\t-infinity\tinfinity\n",
+                "1\t44\t\\N\t\\N\tUK\t0.03\t0.03\t0.03\t6\t6\t-infinity\tinfinity\n",
+                "1\t1213\t\\N\t\\N\t\\N\t0.011\t\\N\t\\N\t6\t6\t-infinity\tinfinity\n",
+            ]
+        );
+        // NPA-NXX keys and leading zeros survive the packing
+        let (_, r) = rows(
+            b"npanxx,zone,rate\n212555,local,0.001\n",
+            &Mapping::default(),
+        );
+        assert!(
+            r[0].as_deref().unwrap().starts_with("1\t1212555\t"),
+            "{r:?}"
+        );
+        let mut s = String::new();
+        unpack_digits(pack_digits("0044"), &mut s);
+        assert_eq!(s, "0044");
+    }
+
+    #[test]
+    fn long_layout_errors_name_the_line() {
+        let csv = b"prefix,zone,rate,increment\n\
+                    1212,interstate,0.01,6\n\
+                    1212,moon,0.02,6\n\
+                    1212,inter,0.03,6\n\
+                    1212,local,0.01,60\n\
+                    44,flat,0.01,6\n\
+                    44,local,0.02,6\n\
+                    45,,0.02,6\n";
+        let (_, r) = rows(csv, &Mapping::default());
+        let errs: Vec<&String> = r.iter().filter_map(|x| x.as_ref().err()).collect();
+        assert_eq!(errs.len(), 5, "{r:?}");
+        assert!(
+            errs[0].contains("line 3") && errs[0].contains("unknown zone \"moon\""),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].contains("line 4")
+                && errs[1].contains("duplicate prefix 1212 with different rates (first at line 2)"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].contains("line 5") && errs[2].contains("billing terms"),
+            "{}",
+            errs[2]
+        );
+        assert!(
+            errs[3].contains("line 7") && errs[3].contains("first at line 6"),
+            "{}",
+            errs[3]
+        );
+        assert!(
+            errs[4].contains("line 8") && errs[4].contains("unknown zone \"\""),
+            "{}",
+            errs[4]
+        );
+        // a zone column without a rate column, or mapped as one beside zone rate columns, is
+        // refused; merely named so beside zone rate columns, it is some other column (ignored)
+        let headers = |h: &str| {
+            CsvSource::new(h.as_bytes(), "t.csv")
+                .unwrap()
+                .headers()
+                .to_vec()
+        };
+        let m = Mapping::default();
+        let e = detect_layout("t.csv", &headers("prefix,zone"), &m, false).unwrap_err();
+        assert!(e[0].to_string().contains("a zone column"), "{}", e[0]);
+        let zm = Mapping::parse("Zone=zone").unwrap();
+        let e = detect_layout("t.csv", &headers("prefix,Zone,inter"), &zm, false).unwrap_err();
+        assert!(e[0].to_string().contains("a zone column"), "{}", e[0]);
+        let l = detect_layout("t.csv", &headers("prefix,Zone,inter"), &m, false).unwrap();
+        assert_eq!(l.fields, [Field::Prefix, Field::Ignore, Field::Interstate]);
+        assert_eq!(l.unrecognized, ["Zone"]);
     }
 
     #[test]
@@ -1304,6 +1681,75 @@ mod tests {
                     Err(i) => { proptest::prop_assert!(i.line.is_some()); break; }
                 }
             }
+        }
+
+        /// Any bytes under a long (zone) header: no panic, every issue has its row's line, and
+        /// every pivoted row is one of the lines read.
+        #[test]
+        fn long_layout_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut input = b"prefix,zone,rate,min\n".to_vec();
+            input.extend_from_slice(&body);
+            let mut src = CsvSource::new(&input[..], "f.csv").unwrap();
+            let layout = detect_layout("f.csv", src.headers(), &Mapping::default(), false).unwrap();
+            let mut v = Validator::new("f.csv", layout, Rules::default());
+            let mut f = vec![];
+            let mut lines = vec![];
+            for _ in 0..1000 {
+                match src.next_row(&mut f) {
+                    Ok(None) => break,
+                    Ok(Some(line)) => {
+                        lines.push(line);
+                        match v.check(line, &f) {
+                            Err(is) => proptest::prop_assert!(is.iter().all(|i| i.line == Some(line))),
+                            Ok(r) => proptest::prop_assert!(r.is_none()),
+                        }
+                    }
+                    Err(i) => { proptest::prop_assert!(i.line.is_some()); break; }
+                }
+            }
+            let mut ok = true;
+            v.finish(|r| ok &= lines.contains(&r.line) && r.prefix.is_some());
+            proptest::prop_assert!(ok);
+        }
+
+        /// A long deck (zone rows in any order) pivots into exactly the wide rows.
+        #[test]
+        fn long_layout_round_trips(rows in proptest::collection::vec(
+            ("[1-9][0-9]{0,10}", proptest::option::of(0u32..100_000_000u32),
+             proptest::option::of(0u32..100_000_000u32), proptest::option::of(0u32..100_000_000u32)), 1..30),
+            by_zone in proptest::prelude::any::<bool>()) {
+            let mut seen = std::collections::HashSet::new();
+            let mut want = vec![];
+            let mut lines = vec![];
+            for (p, a, b, c) in &rows {
+                if (a.is_none() && b.is_none() && c.is_none()) || !seen.insert(p.clone()) { continue; }
+                want.push((p.clone(), [*a, *b, *c]));
+                for (z, r) in ["interstate", "intrastate", "local"].iter().zip([a, b, c]) {
+                    if let Some(r) = r {
+                        lines.push((*z, format!("{p},{z},{}\n", fmt_scaled(i64::from(*r), 7))));
+                    }
+                }
+            }
+            if by_zone {
+                // all interstate rows, then all intrastate, then local (prefix order is kept)
+                lines.sort_by_key(|(z, _)| *z);
+            }
+            let mut input = "Code,Zone,Price\n".to_string();
+            for (_, l) in &lines {
+                input.push_str(l);
+            }
+            let mut src = CsvSource::new(input.as_bytes(), "f.csv").unwrap();
+            let layout = detect_layout("f.csv", src.headers(), &Mapping::default(), false).unwrap();
+            let mut v = Validator::new("f.csv", layout, Rules::default());
+            let mut f = vec![];
+            while let Some(line) = src.next_row(&mut f).unwrap() {
+                proptest::prop_assert!(v.check(line, &f).unwrap().is_none());
+            }
+            let mut got = vec![];
+            v.finish(|r| got.push((r.prefix.unwrap().to_string(), r.rates)));
+            got.sort();
+            want.sort();
+            proptest::prop_assert_eq!(got, want);
         }
 
         /// Valid generated rows (with quoting and CRLF) come back exactly.

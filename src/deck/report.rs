@@ -1,5 +1,5 @@
-//! Read-only deck reports: the margin report (sell deck against every allowed vendor's buy rate)
-//! and shadow evaluation (recent real dips replayed against a candidate version, not served).
+//! Read-only deck reports: the margin report (sell deck or margin rules against every allowed
+//! vendor's buy rate) and shadow evaluation (recent real dips replayed against a candidate version, not served).
 //!
 //! Owns: nothing in the database (reads only; shadow uses a session-local TEMP VIEW that shadows
 //! `vendor_rates` on its own connection). Must not touch: the engine serving dips.
@@ -26,10 +26,20 @@ pub struct MarginRow {
     pub margin: Option<String>,
     /// margin as a percent of the sell rate
     pub margin_pct: Option<f64>,
+    /// where the sell rate comes from: `sell_deck`, `margin_rule` (the customer's margin rule
+    /// for `rule_prefix`, "" = every destination) or `default_margin` (the customer's
+    /// margin_percent and fixed_fee)
+    pub pricing: String,
+    pub rule_prefix: Option<String>,
 }
 
-/// Sell rate of each customer prefix against the buy rate (longest matching vendor prefix) of
-/// every route in the customer's partitions, in force now.
+/// The margin report, in force now, per customer, destination prefix and route of the customer's
+/// partitions (buy = the route's longest matching vendor prefix, interstate rate):
+/// - customers with a sell deck: each sell prefix at its sell rate;
+/// - customers priced by margin rules (`customer_margin_rules`, else the customer's default
+///   `margin_percent` + `fixed_fee`): each vendor prefix and each rule prefix not covered by the
+///   sell deck, sold at buy × (1 + margin/100) + fee (rounded to 1e-7 as the dip does) under the
+///   longest matching rule. Customers priced at cost are not listed.
 pub async fn margins(
     client: &Client,
     ban: Option<&str>,
@@ -45,27 +55,64 @@ pub async fn margins(
             return Err(DeckError::UnknownCustomer(b.to_string()));
         }
     }
-    let sql = "\
-        SELECT c.ban, cr.prefix, r.name, vd.name, vr.prefix, trim_scale(cr.rate_inter)::text, \
+    // the route's longest vendor prefix of destination `d` in force now
+    let buy = |d: &str| {
+        format!(
+            "JOIN LATERAL (SELECT v.prefix, v.rate_inter FROM vendor_rates v \
+               WHERE v.route_id = r.id \
+                 AND v.prefix IN (SELECT left({d}, n) FROM generate_series(1, length({d})) n) \
+                 AND v.effective_from <= now() AND v.effective_until > now() \
+               ORDER BY length(v.prefix) DESC LIMIT 1) vr ON true"
+        )
+    };
+    let in_partitions = "EXISTS (SELECT 1 FROM customer_partitions cp \
+        JOIN partition_routes pr ON pr.partition_id = cp.partition_id \
+        WHERE cp.customer_id = c.id AND pr.route_id = r.id)";
+    let sql = format!(
+        "SELECT * FROM ( \
+         SELECT c.ban, cr.prefix, r.name AS route, vd.name, vr.prefix, trim_scale(cr.rate_inter)::text, \
                trim_scale(vr.rate_inter)::text, trim_scale(cr.rate_inter - vr.rate_inter)::text, \
                CASE WHEN cr.rate_inter > 0 \
-                    THEN round((cr.rate_inter - vr.rate_inter) / cr.rate_inter * 100, 2)::float8 END \
-        FROM customer_rates cr \
-        JOIN customers c ON c.id = cr.customer_id \
-        JOIN routes r ON EXISTS (SELECT 1 FROM customer_partitions cp \
-                                 JOIN partition_routes pr ON pr.partition_id = cp.partition_id \
-                                 WHERE cp.customer_id = c.id AND pr.route_id = r.id) \
-        JOIN vendors vd ON vd.id = r.vendor_id \
-        JOIN LATERAL (SELECT v.prefix, v.rate_inter FROM vendor_rates v \
-                      WHERE v.route_id = r.id \
-                        AND v.prefix IN (SELECT left(cr.prefix, n) FROM generate_series(1, length(cr.prefix)) n) \
-                        AND v.effective_from <= now() AND v.effective_until > now() \
-                      ORDER BY length(v.prefix) DESC LIMIT 1) vr ON true \
-        WHERE cr.effective_from <= now() AND cr.effective_until > now() \
-          AND ($1::text IS NULL OR c.ban = $1) AND ($2::text IS NULL OR cr.prefix LIKE $2 || '%') \
-        ORDER BY c.ban, cr.prefix, vr.rate_inter, r.name LIMIT $3";
+                    THEN round((cr.rate_inter - vr.rate_inter) / cr.rate_inter * 100, 2)::float8 END, \
+               'sell_deck'::text, NULL::text, vr.rate_inter AS buy_n \
+         FROM customer_rates cr \
+         JOIN customers c ON c.id = cr.customer_id \
+         JOIN routes r ON {in_partitions} \
+         JOIN vendors vd ON vd.id = r.vendor_id \
+         {buy_cr} \
+         WHERE cr.effective_from <= now() AND cr.effective_until > now() \
+           AND ($1::text IS NULL OR c.ban = $1) AND ($2::text IS NULL OR cr.prefix LIKE $2 || '%') \
+         UNION ALL \
+         SELECT c.ban, d.prefix, r.name, vd.name, vr.prefix, trim_scale(s.sell)::text, \
+               trim_scale(vr.rate_inter)::text, trim_scale(s.sell - vr.rate_inter)::text, \
+               CASE WHEN s.sell > 0 THEN round((s.sell - vr.rate_inter) / s.sell * 100, 2)::float8 END, \
+               CASE WHEN m.prefix IS NULL THEN 'default_margin' ELSE 'margin_rule' END, m.prefix, \
+               vr.rate_inter \
+         FROM customers c \
+         JOIN routes r ON {in_partitions} \
+         JOIN vendors vd ON vd.id = r.vendor_id \
+         JOIN LATERAL (SELECT v.prefix FROM vendor_rates v WHERE v.route_id = r.id AND v.prefix IS NOT NULL \
+                         AND v.effective_from <= now() AND v.effective_until > now() \
+                       UNION SELECT m.prefix FROM customer_margin_rules m \
+                         WHERE m.customer_id = c.id AND m.prefix <> '') d ON true \
+         {buy_d} \
+         LEFT JOIN LATERAL (SELECT m.prefix, m.margin_percent, m.fixed_fee FROM customer_margin_rules m \
+                            WHERE m.customer_id = c.id AND d.prefix LIKE m.prefix || '%' \
+                            ORDER BY length(m.prefix) DESC LIMIT 1) m ON true \
+         CROSS JOIN LATERAL (SELECT CASE WHEN m.prefix IS NULL THEN c.margin_percent ELSE m.margin_percent END AS pct, \
+                                    CASE WHEN m.prefix IS NULL THEN c.fixed_fee ELSE m.fixed_fee END AS fee) p \
+         CROSS JOIN LATERAL (SELECT greatest(0, round(vr.rate_inter * (1 + p.pct / 100), 7) + p.fee) AS sell) s \
+         WHERE p.pct IS NOT NULL AND vr.rate_inter IS NOT NULL \
+           AND ($1::text IS NULL OR c.ban = $1) AND ($2::text IS NULL OR d.prefix LIKE $2 || '%') \
+           AND NOT EXISTS (SELECT 1 FROM customer_rates cr WHERE cr.customer_id = c.id \
+                           AND d.prefix LIKE cr.prefix || '%' \
+                           AND cr.effective_from <= now() AND cr.effective_until > now()) \
+         ) t ORDER BY 1, 2, buy_n, route LIMIT $3",
+        buy_cr = buy("cr.prefix"),
+        buy_d = buy("d.prefix"),
+    );
     let rows = client
-        .query(sql, &[&ban, &prefix, &limit])
+        .query(&sql, &[&ban, &prefix, &limit])
         .await
         .map_err(DeckError::db("computing margins"))?;
     Ok(rows
@@ -80,6 +127,8 @@ pub async fn margins(
             buy: r.get(6),
             margin: r.get(7),
             margin_pct: r.get(8),
+            pricing: r.get(9),
+            rule_prefix: r.get(10),
         })
         .collect())
 }

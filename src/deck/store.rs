@@ -308,6 +308,19 @@ fn parse_blocking(
             }
         }
     }
+    // a deck with a zone column: its rows, pivoted per prefix, come out at the end
+    v.finish(|row| {
+        out.rows += 1;
+        if sending {
+            row.write_copy(version_id, &mut buf);
+            if buf.len() >= CHUNK {
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
+                if tx.blocking_send(Bytes::from(full)).is_err() {
+                    sending = false;
+                }
+            }
+        }
+    });
     if sending && !buf.is_empty() {
         let _ = tx.blocking_send(Bytes::from(buf));
     }
@@ -1116,26 +1129,45 @@ pub async fn export<W: Write>(
         .map_err(DeckError::db("reading the version's rows"))?
     {
         let s = |i: usize| row.get::<_, Option<String>>(i).unwrap_or_default();
-        rec.clear();
-        for f in &fields {
-            rec.push(match f {
-                Field::Prefix => s(0),
-                Field::Npanxx => s(0).strip_prefix('1').unwrap_or_default().to_string(),
-                Field::Ocn => s(1),
-                Field::Lata => s(2),
-                Field::Description => s(3),
-                Field::Interstate | Field::Rate => s(4),
-                Field::Intrastate => s(5),
-                Field::Local => s(6),
-                Field::MinSeconds => s(7),
-                Field::IncSeconds => s(8),
-                Field::EffectiveFrom => s(9),
-                Field::EffectiveUntil => s(10),
-                Field::Ignore => String::new(),
-            });
+        // a deck imported with a zone column goes back out as one row per zone (one "flat"
+        // row when every zone has the same rate); any other deck as one row
+        let zones: Vec<(&str, String)> = if fields.contains(&Field::Zone) {
+            let r = [s(4), s(5), s(6)];
+            if !r[0].is_empty() && r[0] == r[1] && r[1] == r[2] {
+                vec![("flat", r[0].clone())]
+            } else {
+                ["interstate", "intrastate", "local"]
+                    .into_iter()
+                    .zip(r)
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect()
+            }
+        } else {
+            vec![("", s(4))]
+        };
+        for (zone, rate) in zones {
+            rec.clear();
+            for f in &fields {
+                rec.push(match f {
+                    Field::Prefix => s(0),
+                    Field::Npanxx => s(0).strip_prefix('1').unwrap_or_default().to_string(),
+                    Field::Ocn => s(1),
+                    Field::Lata => s(2),
+                    Field::Description => s(3),
+                    Field::Interstate | Field::Rate => rate.clone(),
+                    Field::Intrastate => s(5),
+                    Field::Local => s(6),
+                    Field::MinSeconds => s(7),
+                    Field::IncSeconds => s(8),
+                    Field::EffectiveFrom => s(9),
+                    Field::EffectiveUntil => s(10),
+                    Field::Zone => zone.to_string(),
+                    Field::Ignore => String::new(),
+                });
+            }
+            w.write_record(&rec).map_err(io)?;
+            n += 1;
         }
-        w.write_record(&rec).map_err(io)?;
-        n += 1;
     }
     w.flush()
         .map_err(|e| DeckError::Internal(format!("writing the export: {e}")))?;
