@@ -148,8 +148,10 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
         Some(2.0)
     );
 
-    // the dip carries the call-id: warpd remembers BAN and routes for the media side
-    let q = "ban=10001&ani=%2B12125550100&dnis=%2B13125550100&call_id=e2e-call-1";
+    // the dip carries the call-id: warpd remembers BAN and routes for the media side. It names
+    // the customer by source address only (as kamailio.cfg does): the BAN comes from the
+    // snapshot, so the customer's recording policy still applies (checked below)
+    let q = "src_ip=127.0.0.1&ani=%2B12125550100&dnis=%2B13125550100&call_id=e2e-call-1";
     let dip: Value = http
         .get(format!("{base}/v1/route?{q}"))
         .send()
