@@ -475,21 +475,80 @@ impl MediaController {
 }
 
 /// Everything `warpd serve` starts for media: controller, prober, proxy, policy watcher, Consul.
+///
+/// The ng side (the controller's client socket and its receive task, the node prober and the
+/// proxy) runs on its own thread with a current-thread runtime: a command's datagram in, the
+/// node's answer and the answer out are then all handled on one thread, with no wake-up
+/// crossing threads (on the shared multi-thread runtime each hop could land on the other worker:
+/// a futex wake-up, tens of µs on a VM, measured in docs/BENCHMARKS.md). Callers on other
+/// runtimes (the `media.*` JSON-RPC methods) still use the controller; their I/O is driven by the
+/// media thread. The policy and Consul watchers only update shared state and stay on the
+/// caller's runtime.
 pub async fn start(
     cfg: &MediaConfig,
     db_url: Option<String>,
     registry: Option<&prometheus::Registry>,
     shutdown: CancellationToken,
 ) -> Result<(Arc<MediaController>, SocketAddr), MediaError> {
-    let ctl = MediaController::new(cfg, registry, None, shutdown.clone()).await?;
+    cfg.validate()?;
     let listen = cfg.ng_listen_addr()?;
-    let sock = tokio::net::UdpSocket::bind(listen)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    {
+        let cfg = cfg.clone();
+        let registry = registry.cloned();
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("warpd-media".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(MediaError::Io(format!("media runtime: {e}"))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let started = async {
+                        let ctl = MediaController::new(
+                            &cfg,
+                            registry.as_ref(),
+                            None,
+                            shutdown.clone(),
+                        )
+                        .await?;
+                        let sock = tokio::net::UdpSocket::bind(listen).await.map_err(|e| {
+                            MediaError::Io(format!("binding media.ng_listen {listen}: {e}"))
+                        })?;
+                        let bound = sock
+                            .local_addr()
+                            .map_err(|e| MediaError::Io(e.to_string()))?;
+                        Ok::<_, MediaError>((ctl, sock, bound))
+                    }
+                    .await;
+                    match started {
+                        Ok((ctl, sock, bound)) => {
+                            tokio::spawn(ctl.pool.clone().run_prober(shutdown.clone()));
+                            let proxy = tokio::spawn(proxy::run(sock, ctl.clone(), shutdown.clone()));
+                            if tx.send(Ok((ctl, bound))).is_err() {
+                                return; // the caller gave up
+                            }
+                            shutdown.cancelled().await;
+                            let _ = proxy.await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| MediaError::Io(format!("starting the media thread: {e}")))?;
+    }
+    let (ctl, bound) = rx
         .await
-        .map_err(|e| MediaError::Io(format!("binding media.ng_listen {listen}: {e}")))?;
-    let bound = sock
-        .local_addr()
-        .map_err(|e| MediaError::Io(e.to_string()))?;
-    tokio::spawn(ctl.pool.clone().run_prober(shutdown.clone()));
+        .map_err(|_| MediaError::Io("the media thread stopped while starting".into()))??;
     if let Some(c) = cfg.consul.clone() {
         tokio::spawn(consul::watch(c, ctl.pool.clone(), shutdown.clone()));
     }
@@ -502,7 +561,6 @@ pub async fn start(
             shutdown.clone(),
         ));
     }
-    tokio::spawn(proxy::run(sock, ctl.clone(), shutdown));
     Ok((ctl, bound))
 }
 
