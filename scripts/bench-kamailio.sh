@@ -12,6 +12,7 @@
 #   RATES="3000 4000" DURATION=10 scripts/bench-kamailio.sh
 #   DIP_TIMEOUT_MS=2000 MODES="lcr dip" scripts/bench-kamailio.sh    # throughput, not the deadline
 #   KEEP=1 ...                                     # keep the logs (path printed at the end)
+#   KAM_ARGS="-x tlsf" ...                         # extra Kamailio start options, the same for every mode
 #
 # Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
 # Everything listens on 127.0.0.1, on free ports, in a temporary directory that is removed.
