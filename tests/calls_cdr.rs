@@ -1012,6 +1012,19 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         !ids.contains(&first.as_str()),
         "route at capacity must be skipped: {a}"
     );
+    // asked for one route while the first is full: the answer is the next best, not empty
+    let one: Value = http
+        .get(format!("{base}/v1/route?{Q}&call_id=cap-1b&max_results=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["action"], "route", "{one}");
+    assert_eq!(one["routes"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["routes"][0]["route_id"], routes[1]["route_id"], "{one}");
+    rpc_ok(http, base, "call.end", json!({"call_id":"cap-1b"})).await;
     rpc_ok(http, base, "call.end", json!({"call_id":"cap-1"})).await;
     rpc_ok(http, base, "call.end", json!({"call_id":"cap-2"})).await;
     let a = dip(http, base, "cap-3").await;

@@ -105,7 +105,12 @@ impl Api {
             self.not_ready.inc();
             return Err(ApiError::NotReady);
         }
-        let mut answer = engine.dip(req);
+        // routes at capacity drop out inside the dip, before the max_results cut
+        let full = match &self.state.calls {
+            Some(calls) => calls.routes_at_capacity(),
+            None => Vec::new(),
+        };
+        let mut answer = engine.dip_with_full(req, &full);
         // shadow evaluation samples real dip inputs
         if let Some(admin) = &self.state.admin {
             admin.dip_log.record(req);

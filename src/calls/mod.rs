@@ -306,6 +306,23 @@ impl CallService {
 
     /// Applies limits, capacity and the ASR policy to a dip answer and, for a routed dip with a
     /// `call_id`, starts the call. Never blocks on I/O.
+    /// Routes that take no new call right now: their live calls reached their capacity. The dip
+    /// leaves them out before it picks the partition and cuts at `max_results`
+    /// (`Engine::dip_with_full`); empty (and free) when no route has a capacity.
+    pub fn routes_at_capacity(&self) -> Vec<crate::routing::Name> {
+        let limits = self.limits.load();
+        if limits.route_capacity.is_empty() {
+            return Vec::new();
+        }
+        let table = self.shared.table();
+        limits
+            .route_capacity
+            .iter()
+            .filter(|(route, cap)| table.route_calls(route) >= **cap)
+            .map(|(route, _)| crate::routing::Name::from(route.as_str()))
+            .collect()
+    }
+
     pub fn on_dip(&self, req: &DipRequest, answer: DipAnswer, engine: &Engine) -> DipAnswer {
         let DipAnswer::Route(mut ra) = answer else {
             return answer;

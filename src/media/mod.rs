@@ -512,13 +512,9 @@ pub async fn start(
                 };
                 rt.block_on(async move {
                     let started = async {
-                        let ctl = MediaController::new(
-                            &cfg,
-                            registry.as_ref(),
-                            None,
-                            shutdown.clone(),
-                        )
-                        .await?;
+                        let ctl =
+                            MediaController::new(&cfg, registry.as_ref(), None, shutdown.clone())
+                                .await?;
                         let sock = tokio::net::UdpSocket::bind(listen).await.map_err(|e| {
                             MediaError::Io(format!("binding media.ng_listen {listen}: {e}"))
                         })?;
@@ -531,7 +527,8 @@ pub async fn start(
                     match started {
                         Ok((ctl, sock, bound)) => {
                             tokio::spawn(ctl.pool.clone().run_prober(shutdown.clone()));
-                            let proxy = tokio::spawn(proxy::run(sock, ctl.clone(), shutdown.clone()));
+                            let proxy =
+                                tokio::spawn(proxy::run(sock, ctl.clone(), shutdown.clone()));
                             if tx.send(Ok((ctl, bound))).is_err() {
                                 return; // the caller gave up
                             }

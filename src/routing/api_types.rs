@@ -93,6 +93,10 @@ pub enum RejectReason {
     Excluded(String),
     #[error("no route")]
     NoRoute,
+    /// every usable route is at its capacity right now (a congestion answer: the caller may
+    /// retry elsewhere, unlike 404)
+    #[error("all routes at capacity")]
+    AllAtCapacity,
     #[error("no emergency route configured")]
     NoEmergencyRoute,
 }
@@ -108,6 +112,7 @@ impl RejectReason {
             RejectReason::ClassNotAllowed(_) => 403,
             RejectReason::Excluded(_) => 403,
             RejectReason::NoRoute => 404,
+            RejectReason::AllAtCapacity => 503,
             RejectReason::NoEmergencyRoute => 503,
         }
     }
@@ -122,6 +127,7 @@ impl RejectReason {
             RejectReason::ClassNotAllowed(_) => "class_not_allowed",
             RejectReason::Excluded(_) => "excluded",
             RejectReason::NoRoute => "no_route",
+            RejectReason::AllAtCapacity => "at_capacity",
             RejectReason::NoEmergencyRoute => "no_emergency_route",
         }
     }

@@ -74,6 +74,10 @@ struct Call<'a> {
     /// key of the LRN's OCN/LATA pair; looked up on first use (most calls price no OCN/LATA route)
     ocn_lata_key: std::cell::OnceCell<Option<u32>>,
     pricing: Pricing<'a>,
+    /// routes that take no new call right now (the caller's live view of route capacity)
+    full: &'a [Name],
+    /// set when a route that would have been kept was left out for capacity
+    capacity_hit: std::cell::Cell<bool>,
 }
 
 struct Trace {
@@ -229,6 +233,7 @@ enum Why<'a> {
     NoRate(Zone),
     AboveCeiling { rate: u32, max: Rate },
     NegativeMargin { sell: u32, buy: u32 },
+    AtCapacity,
 }
 
 impl std::fmt::Display for Why<'_> {
@@ -242,6 +247,7 @@ impl std::fmt::Display for Why<'_> {
                 write!(f, "vendor excluded ({scope} exclusion, prefix {prefix:?})")
             }
             Why::NoRate(zone) => write!(f, "no {} rate", zone.as_str()),
+            Why::AtCapacity => f.write_str("route at capacity"),
             Why::AboveCeiling { rate, max } => {
                 write!(f, "rate {} above ceiling {}", Rate(*rate), max)
             }
@@ -312,6 +318,11 @@ fn judge<'s>(
             let why = Why::NegativeMargin { sell, buy: rate };
             return Verdict::Drop(why, Some(rate), Some(sell));
         }
+    }
+    // last: only a route that would have been kept counts as left out for capacity
+    if call.full.contains(&r.name) {
+        call.capacity_hit.set(true);
+        return Verdict::Drop(Why::AtCapacity, Some(rate), Some(sell));
     }
     Verdict::Keep(Kept {
         route,
@@ -477,6 +488,7 @@ fn evaluate(
     s: &Snapshot,
     req: &DipRequest,
     now: i64,
+    full: &[Name],
     mut trace: Option<&mut Trace>,
     info: &mut Simulation,
 ) -> DipAnswer {
@@ -580,6 +592,8 @@ fn evaluate(
         lrn_block,
         ocn_lata_key: std::cell::OnceCell::new(),
         pricing,
+        full,
+        capacity_hit: std::cell::Cell::new(false),
     };
     let dnis_keys = s.rates.trie.matches(call.dnis.digits());
     let m = Matches {
@@ -727,7 +741,12 @@ fn evaluate(
         kept.truncate(limit);
     }
     if kept.is_empty() {
-        return RejectReason::NoRoute.into();
+        // a usable route left out for capacity makes this congestion (503), not "no route" (404)
+        return if call.capacity_hit.get() {
+            RejectReason::AllAtCapacity.into()
+        } else {
+            RejectReason::NoRoute.into()
+        };
     }
     let number = call.dnis.as_str();
     let lrn_out = lrn10.map(|n| String::from_utf8_lossy(n).into_owned());
@@ -745,8 +764,15 @@ fn evaluate(
 
 /// Answers a routing dip. Pure: the same snapshot, request and `now` give the same answer.
 pub fn dip(s: &Snapshot, req: &DipRequest, now: i64) -> DipAnswer {
+    dip_with_full(s, req, now, &[])
+}
+
+/// [`dip`] with the routes that take no new call right now (`full`: at their capacity, from the
+/// calls layer's live counts). They drop out like any unusable route *before* the partition
+/// choice and the `max_results` cut, so the answer is the best usable routes, not fewer.
+pub fn dip_with_full(s: &Snapshot, req: &DipRequest, now: i64, full: &[Name]) -> DipAnswer {
     let mut info = Simulation::blank();
-    evaluate(s, req, now, None, &mut info)
+    evaluate(s, req, now, full, None, &mut info)
 }
 
 /// Like [`dip`], and reports every candidate route with the reason it was kept or dropped.
@@ -756,7 +782,7 @@ pub fn simulate(s: &Snapshot, req: &DipRequest, now: i64) -> Simulation {
         partitions: vec![],
         candidates: vec![],
     };
-    let answer = evaluate(s, req, now, Some(&mut trace), &mut info);
+    let answer = evaluate(s, req, now, &[], Some(&mut trace), &mut info);
     info.answer = answer;
     info.partitions = trace.partitions;
     info.candidates = trace.candidates;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::api_types::{DipAnswer, DipRequest, Simulation};
+use super::model::Name;
 use super::settings::RoutingSettings;
 use super::snapshot::Snapshot;
 
@@ -77,6 +78,15 @@ impl Engine {
 
     pub fn dip(&self, req: &DipRequest) -> DipAnswer {
         self.dip_at(req, now_unix())
+    }
+
+    /// [`dip`](Self::dip) that also drops the routes in `full` (at capacity right now). The
+    /// answer depends on live counts, so it bypasses the cache unless `full` is empty.
+    pub fn dip_with_full(&self, req: &DipRequest, full: &[Name]) -> DipAnswer {
+        if full.is_empty() {
+            return self.dip(req);
+        }
+        super::dip::dip_with_full(&self.current.load(), req, now_unix(), full)
     }
 
     pub fn dip_at(&self, req: &DipRequest, now: i64) -> DipAnswer {

@@ -21,6 +21,6 @@ pub use model::*;
 pub mod settings;
 pub use settings::*;
 
-pub use dip::{dip, simulate, window_open};
+pub use dip::{dip, dip_with_full, simulate, window_open};
 pub use engine::Engine;
 pub use snapshot::{BuildError, Snapshot, SnapshotBuilder, SnapshotStats};

@@ -885,3 +885,58 @@ fn engine_swaps_and_invalidates_cache() {
     // a dip in flight keeps its loaded snapshot
     assert_eq!(routes(&dip(&old, &q, T0))[0].0, "lrn-a");
 }
+
+#[test]
+fn routes_at_capacity_drop_out_before_the_partition_choice_and_the_cut() {
+    let mut b = network();
+    // dnis-only first, then all
+    b.customer(customer(
+        5,
+        "C5",
+        "10.5.0.1/32",
+        vec![part(200, 1), part(100, 2)],
+    ));
+    let s = b.build(T0).unwrap();
+    let mut q = req("C1", "+13125551000", "+12125551234");
+    q.max_results = Some(1);
+    assert_eq!(routes(&dip(&s, &q, T0)), vec![("lrn-a".into(), 0.003)]);
+    // lrn-a is full: still one route, the next best (not an empty or shorter answer)
+    let full = [Name::from("lrn-a")];
+    assert_eq!(
+        routes(&dip_with_full(&s, &q, T0, &full)),
+        vec![("dnis-a".into(), 0.0045)]
+    );
+    q.max_results = None;
+    assert_eq!(
+        routes(&dip_with_full(&s, &q, T0, &full)),
+        vec![("dnis-a".into(), 0.0045), ("ocn-a".into(), 0.006)]
+    );
+    // every usable route full: congestion (503), not "no route" (404)
+    let all = ["lrn-a", "dnis-a", "ocn-a"].map(Name::from);
+    assert_eq!(
+        reject(&dip_with_full(&s, &q, T0, &all)),
+        (503, "all routes at capacity".into())
+    );
+    // a full route that could not carry the call anyway leaves "no route" as it was
+    let q_none = req("C1", "+13125551000", "+13055551234");
+    let plain = dip(&s, &q_none, T0);
+    assert_eq!(reject(&plain).0, 404);
+    assert_eq!(plain, dip_with_full(&s, &q_none, T0, &all));
+    // the first partition whose routes are all full does not win: the next one does
+    let q5 = req("C5", "+13125551000", "+12125551234");
+    let DipAnswer::Route(ra) = dip(&s, &q5, T0) else {
+        panic!()
+    };
+    assert_eq!(ra.partition.as_deref(), Some("dnis-only"));
+    let DipAnswer::Route(ra) = dip_with_full(&s, &q5, T0, &[Name::from("dnis-a")]) else {
+        panic!()
+    };
+    assert_eq!(ra.partition.as_deref(), Some("all"));
+    assert_eq!(
+        ra.routes
+            .iter()
+            .map(|r| r.route_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["lrn-a", "ocn-a"]
+    );
+}
