@@ -116,7 +116,14 @@ impl MediaInfo {
             self.jitter_ms = q.jitter.map(|j| j.max(0) as f32);
         }
         if self.loss_pct.is_none() {
-            let received: u64 = q.ssrcs.iter().filter_map(|s| s.packets).sum();
+            // RTPEngine 10.5 gives per-SSRC loss but no per-SSRC packet count: then the relayed
+            // RTP packets (totals) are what was received
+            let per_ssrc: u64 = q.ssrcs.iter().filter_map(|s| s.packets).sum();
+            let received = if per_ssrc > 0 {
+                per_ssrc
+            } else {
+                q.rtp_packets
+            };
             if let Some(lost) = q.packets_lost.filter(|l| received + l > 0) {
                 self.loss_pct = Some((lost as f64 * 100.0 / (received + lost) as f64) as f32);
             }
@@ -448,6 +455,15 @@ mod tests {
         let mut none = MediaInfo::default();
         none.fill_from(&Quality::default());
         assert_eq!(none, MediaInfo::default());
+        // RTPEngine 10.5: loss per SSRC, packet counts only in the totals
+        let totals_only = Quality {
+            rtp_packets: 300,
+            packets_lost: Some(0),
+            ..Default::default()
+        };
+        let mut m = MediaInfo::default();
+        m.fill_from(&totals_only);
+        assert_eq!(m.loss_pct, Some(0.0));
     }
     use super::*;
     use proptest::prelude::*;
