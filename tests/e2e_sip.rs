@@ -14,6 +14,9 @@
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
 //!   warpd's ng proxy when this warpd accepts a `[media]` config, else straight to RTPEngine;
+//!   the demo's recording policy for customer 10001 (identified by source address) leaves an
+//!   RTPEngine recording whose metadata names the BAN and the route. (RTP and RTCP relayed through
+//!   RTPEngine, and the MOS they produce in the CDR, are checked in tests/media_e2e.rs.)
 //! - the async_task_route + http_connect fallback mode (no http_async_client) routes the same way;
 //! - warpd stopped → 503 at once; warpd hanging → 503 after the dip time-out; with
 //!   DIP_FALLBACK_URI the call goes to the static route instead.
@@ -754,6 +757,33 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                 "SDP not rewritten by RTPEngine (ports {ports:?}, range {rtp_min}..):\n{}",
                 r.trace
             );
+            // the demo records customer 10001's calls (media_policies). Kamailio dips by source
+            // address only; warpd still knows the customer, so the call leaves a recording
+            // whose metadata names the BAN and the route (only through warpd's ng proxy)
+            if rtpengine_sock.contains(&format!(":{ng_proxy}")) {
+                let t = Instant::now();
+                let found = loop {
+                    let meta: Vec<String> = std::fs::read_dir(dir.join("rec/metadata"))
+                        .map(|d| {
+                            d.flatten()
+                                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if let Some(m) = meta.into_iter().find(|m| m.contains("ban:10001|route:")) {
+                        break Some(m);
+                    }
+                    if t.elapsed() > Duration::from_secs(5) {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                };
+                assert!(
+                    found.is_some(),
+                    "no recording metadata with ban:10001 in {}",
+                    dir.join("rec").display()
+                );
+            }
         }
         {
             let _gw = Uas::start(dir, cheapest, "uas_t38.xml", "t38");
