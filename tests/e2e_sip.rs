@@ -14,9 +14,10 @@
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
 //!   warpd's ng proxy when this warpd accepts a `[media]` config, else straight to RTPEngine;
-//!   the demo's recording policy for customer 10001 (identified by source address) leaves an
-//!   RTPEngine recording whose metadata names the BAN and the route. (RTP and RTCP relayed through
-//!   RTPEngine, and the MOS they produce in the CDR, are checked in tests/media_e2e.rs.)
+//!   the customer streams 1 s of PCMU RTP (`uac_rtp.xml`) and the demo's recording policy for
+//!   customer 10001 (identified by source address) leaves an RTPEngine recording whose metadata
+//!   names the BAN and the route and whose pcap holds the RTP packets. (RTCP and the MOS it gives
+//!   in the CDR are checked in tests/media_e2e.rs.)
 //! - the async_task_route + http_connect fallback mode (no http_async_client) routes the same way;
 //! - warpd stopped → 503 at once; warpd hanging → 503 after the dip time-out; with
 //!   DIP_FALLBACK_URI the call goes to the static route instead.
@@ -289,6 +290,32 @@ fn call(dir: &Path, kam: &Kamailio, scenario: &Path, dnis: &str, tag: &str) -> C
         trace: std::fs::read_to_string(&trace).unwrap_or_default()
             + &String::from_utf8_lossy(&out.stderr),
     }
+}
+
+/// The most packets in one pcap file under `dir` (RTPEngine's recordings): records are counted
+/// by walking the classic pcap layout (24-byte file header, then a 16-byte header per packet
+/// whose third field is the captured length).
+fn pcap_packets_max(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .map(|b| {
+            let (mut at, mut n) = (24usize, 0usize);
+            while let Some(h) = b.get(at..at + 16) {
+                let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+                at += 16 + len;
+                if at > b.len() {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Media ports of `m=<kind>` lines in the 200 OKs the UAC received (SIPp message trace).
@@ -749,7 +776,9 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         let relayed = |port: u16| (rtp_min..=rtp_min + 99).contains(&port);
         {
             let _gw = Uas::start(dir, cheapest, "uas.xml", "media");
-            let r = call(dir, &kam, &uac, DNIS, "media");
+            // the customer streams 1 s of PCMU (50 packets) once the call is up
+            let uac_rtp = repo().join("tests/sipp/uac_rtp.xml");
+            let r = call(dir, &kam, &uac_rtp, DNIS, "media");
             assert!(r.ok, "media call failed:\n{}", r.trace);
             let ports = received_200_ports(&r.trace, "audio");
             assert!(
@@ -782,6 +811,12 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                     found.is_some(),
                     "no recording metadata with ban:10001 in {}",
                     dir.join("rec").display()
+                );
+                // RTP flowed through RTPEngine: the call's recording holds the customer's packets
+                let packets = pcap_packets_max(&dir.join("rec/pcaps"));
+                assert!(
+                    packets >= 40,
+                    "the recording holds {packets} packets; the customer sent 50 RTP packets"
                 );
             }
         }
