@@ -799,7 +799,11 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    if let Some(m) = meta.into_iter().find(|m| m.contains("ban:10001|route:")) {
+                    let want = format!(
+                        "ban:10001|route:{}",
+                        routes[0]["route_id"].as_str().unwrap_or("?")
+                    );
+                    if let Some(m) = meta.into_iter().find(|m| m.contains(&want)) {
                         break Some(m);
                     }
                     if t.elapsed() > Duration::from_secs(5) {
@@ -811,6 +815,14 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                     found.is_some(),
                     "no recording metadata with ban:10001 in {}",
                     dir.join("rec").display()
+                );
+                // Kamailio names the route it tries (`warpd-route=` flag, sent by its rtpengine
+                // module as a dictionary key): warpd takes it out before RTPEngine sees it
+                let rtp_log =
+                    std::fs::read_to_string(dir.join("rtpengine.log")).unwrap_or_default();
+                assert!(
+                    !rtp_log.contains("'warpd-route'"),
+                    "warpd-route reached RTPEngine:\n{rtp_log}"
                 );
                 // RTP flowed through RTPEngine: the call's recording holds the customer's packets
                 let packets = pcap_packets_max(&dir.join("rec/pcaps"));

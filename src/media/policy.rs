@@ -191,8 +191,25 @@ impl PolicyTable {
 /// the dip's first route and is removed before the command goes to RTPEngine.
 pub const ROUTE_FLAG: &str = "warpd-route=";
 
-/// Takes `warpd-route=…` out of the flags, returning the route named.
+/// The dictionary key Kamailio's `rtpengine` module turns the flag into: it sends any flag of the
+/// form `key=value` it does not know as a `key: value` entry of the command (seen from Kamailio
+/// 5.6: RTPEngine logs "Unknown dictionary key encountered: 'warpd-route'" when it gets through).
+pub const ROUTE_KEY: &str = "warpd-route";
+
+/// Takes the route Kamailio named out of the command — the `warpd-route` key (what Kamailio's
+/// module sends) or a `warpd-route=…` entry of `flags` (other ng clients) — and returns it. Both
+/// are removed, so RTPEngine never sees them.
 pub fn take_route_flag(req: &mut NgRequest) -> Option<String> {
+    let keyed = req
+        .dict
+        .remove(ROUTE_KEY)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .filter(|s| !s.is_empty());
+    let flagged = take_route_list_flag(req);
+    keyed.or(flagged)
+}
+
+fn take_route_list_flag(req: &mut NgRequest) -> Option<String> {
     let Some(Bencode::List(flags)) = req.dict.get_mut("flags") else {
         return None;
     };
@@ -411,6 +428,16 @@ mod tests {
         let mut r = offer("v=0\r\nm=image 4000 udptl t38\r\n");
         assert_eq!(take_route_flag(&mut r).as_deref(), Some("lrn-east"));
         assert_eq!(r.flags(), vec!["trust-address"]);
+        // Kamailio's rtpengine module sends `warpd-route=x` as a dictionary entry: taken too
+        let mut k = offer("v=0\r\n");
+        k.dict.remove("flags");
+        k.dict.set(ROUTE_KEY, Bencode::str("intl-b"));
+        assert_eq!(take_route_flag(&mut k).as_deref(), Some("intl-b"));
+        assert!(
+            k.dict.get(ROUTE_KEY).is_none(),
+            "the key never reaches RTPEngine"
+        );
+        assert_eq!(take_route_flag(&mut k), None);
         let p = MediaPolicy {
             record: true,
             t38: T38Mode::Gateway,
