@@ -28,6 +28,17 @@ async fn rpc(http: &reqwest::Client, base: &str, method: &str, params: Value) ->
         .unwrap()
 }
 
+/// `GET /v1/route?{query}` as JSON.
+async fn dip(http: &reqwest::Client, base: &str, query: &str) -> Value {
+    http.get(format!("{base}/v1/route?{query}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn ng(sock: &UdpSocket, to: std::net::SocketAddr, data: &[u8]) -> Dict {
     sock.send_to(data, to).await.unwrap();
     let mut buf = vec![0u8; 65535];
@@ -223,16 +234,9 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
     // the customer by source address only (as kamailio.cfg does): the BAN comes from the
     // snapshot, so the customer's recording policy still applies (checked below)
     let q = "src_ip=127.0.0.1&ani=%2B12125550100&dnis=%2B13125550100&call_id=e2e-call-1";
-    let dip: Value = http
-        .get(format!("{base}/v1/route?{q}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(dip["action"], "route", "{dip}");
-    let route = dip["routes"][0]["route_id"].as_str().unwrap().to_string();
+    let first = dip(&http, &base, q).await;
+    assert_eq!(first["action"], "route", "{first}");
+    let route = first["routes"][0]["route_id"].as_str().unwrap().to_string();
 
     let proxy: std::net::SocketAddr = format!("127.0.0.1:{ng_port}").parse().unwrap();
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -338,15 +342,7 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
 
     // --- RTP and RTCP really flow through RTPEngine; the call's MOS lands in its CDR -----------
     let q3 = "src_ip=127.0.0.1&ani=%2B12125550100&dnis=%2B13125550100&call_id=e2e-rtp";
-    let dip3: Value = http
-        .get(format!("{base}/v1/route?{q3}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let route3 = dip3["routes"][0]["route_id"].clone();
+    let route3 = dip(&http, &base, q3).await["routes"][0]["route_id"].clone();
     let (a_rtp, a_rtcp, pa) = rtp_pair();
     let (b_rtp, b_rtcp, pb) = rtp_pair();
     let o = ng(

@@ -125,14 +125,7 @@ impl Api {
                     let routes = r.routes.iter().map(|c| c.route_id.to_string()).collect();
                     // a dip by source address names its customer through the snapshot, so
                     // per-customer media policies (recording) apply to it too
-                    let ban = match &req.ban {
-                        Some(b) => Some(b.clone()),
-                        None => engine
-                            .snapshot()
-                            .customer_for(None, req.src_ip)
-                            .map(|(_, c)| c.c.ban.to_string()),
-                    };
-                    media.remember_dip(call_id, ban.as_deref(), routes);
+                    media.remember_dip(call_id, engine.ban_for(req).as_deref(), routes);
                 }
                 self.routed.inc();
                 "route"

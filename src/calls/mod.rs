@@ -336,13 +336,7 @@ impl CallService {
             })
         };
         let now = now_us();
-        let ban = match &req.ban {
-            Some(b) => Some(b.clone()),
-            None => engine
-                .snapshot()
-                .customer_for(None, req.src_ip)
-                .map(|(_, c)| c.c.ban.clone()),
-        };
+        let ban = engine.ban_for(req);
         let mut table = self.shared.table();
         // routes at capacity are skipped; routes under the ASR floor go last (forced ones stay)
         let before = ra.routes.len();

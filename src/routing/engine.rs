@@ -89,6 +89,18 @@ impl Engine {
         super::dip::dip_with_full(&self.current.load(), req, now_unix(), full)
     }
 
+    /// The BAN of the customer a dip names: its `ban`, or the customer whose source IPs/CIDRs
+    /// match its `src_ip` in the current snapshot.
+    pub fn ban_for(&self, req: &DipRequest) -> Option<String> {
+        match &req.ban {
+            Some(b) => Some(b.clone()),
+            None => self
+                .snapshot()
+                .customer_for(None, req.src_ip)
+                .map(|(_, c)| c.c.ban.to_string()),
+        }
+    }
+
     pub fn dip_at(&self, req: &DipRequest, now: i64) -> DipAnswer {
         let snap = self.current.load();
         let Some(cache) = &self.cache else {
