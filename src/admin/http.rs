@@ -727,6 +727,20 @@ async fn change(
     if before.is_none() && after.is_none() {
         return Err(ApiError::NotFound(format!("{target} does not exist")));
     }
+    audit_and_commit(tx, ctx, action, &target, before, after, created).await
+}
+
+/// Ends an admin change: its audit row (who, what, before/after) in the same transaction, the
+/// commit, and the reply (201 for a create, else 200) showing before and after.
+pub(super) async fn audit_and_commit(
+    tx: tokio_postgres::Transaction<'_>,
+    ctx: &Ctx,
+    action: &str,
+    target: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+    created: bool,
+) -> Result<AdminReply, ApiError> {
     tx.execute(
         "INSERT INTO audit_log (actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5)",
         &[&ctx.actor(), &action, &target, &before, &after],

@@ -390,22 +390,7 @@ async fn customer_tx(
         tx.execute(sql.as_str(), params).await.map_err(pg(action))?;
     }
     let after = view(&tx, ban).await?;
-    tx.execute(
-        "INSERT INTO audit_log (actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5)",
-        &[&ctx.actor(), &action, &target, &before, &after],
-    )
-    .await
-    .map_err(pg("writing the audit log"))?;
-    tx.commit().await.map_err(pg("committing"))?;
-    let status = if create {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    json_reply(
-        status,
-        &json!({"before": before, "after": after, "target": target}),
-    )
+    audit_and_commit(tx, ctx, action, &target, before, after, create).await
 }
 
 /// The statements of `w` for customer `$1`: an UPDATE of its columns, the margin rules replaced.
