@@ -66,6 +66,33 @@ impl Api {
     }
 }
 
+type Server = tokio::task::JoinHandle<Result<(), warpd::server::ServeError>>;
+
+/// `server::run` with `config` on a free port, once it answers `/readyz` with 200.
+async fn serve(config: Config) -> (Api, CancellationToken, Server) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = Api {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        http: reqwest::Client::new(),
+    };
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
+    let t = Instant::now();
+    while api
+        .http
+        .get(format!("{}/readyz", api.base))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(t.elapsed() < Duration::from_secs(20), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (api, shutdown, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_roles_audit_openapi_and_decks() {
     let pg = support::TestPg::start();
@@ -102,26 +129,7 @@ async fn admin_api_roles_audit_openapi_and_decks() {
         ),
     ];
     let config = Config::from_str_with_env(example, env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = Api {
-        base: format!("http://{}", listener.local_addr().unwrap()),
-        http: reqwest::Client::new(),
-    };
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
-    let t = Instant::now();
-    while api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(t.elapsed() < Duration::from_secs(20), "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (api, shutdown, server) = serve(config).await;
 
     // OpenAPI, no token needed
     let (s, doc) = api.call("GET", "/v1/openapi.json", None, None).await;
@@ -521,7 +529,7 @@ struct Stack {
     ops: String,
     ro: String,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<Result<(), warpd::server::ServeError>>,
+    server: Server,
 }
 
 async fn start() -> Stack {
@@ -554,26 +562,7 @@ async fn start() -> Stack {
         ),
     ];
     let config = Config::from_str_with_env(include_str!("../warpd.example.toml"), env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = Api {
-        base: format!("http://{}", listener.local_addr().unwrap()),
-        http: reqwest::Client::new(),
-    };
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
-    let t = Instant::now();
-    while api
-        .http
-        .get(format!("{}/readyz", api.base))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(t.elapsed() < Duration::from_secs(20), "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (api, shutdown, server) = serve(config).await;
     let ro = tokens.pop().unwrap();
     let ops = tokens.pop().unwrap();
     let admin = tokens.pop().unwrap();
