@@ -108,14 +108,12 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     }
 }
 
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn dip(http: &reqwest::Client, base: &str, call_id: &str) -> Value {
-    http.get(format!("{base}/v1/route?{Q}&call_id={call_id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(http, &format!("{base}/v1/route?{Q}&call_id={call_id}")).await
 }
 
 /// One JSON-RPC call; returns the whole response object.
@@ -547,14 +545,7 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
     assert!(csv.lines().any(|l| l.starts_with("life-2,")), "{csv}");
 
     // route quality, metrics
-    let q: Value = http
-        .get(format!("{base}/v1/routes/quality"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q = get_json(http, &format!("{base}/v1/routes/quality")).await;
     assert!(
         q.as_array()
             .unwrap()
@@ -1013,14 +1004,11 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         "route at capacity must be skipped: {a}"
     );
     // asked for one route while the first is full: the answer is the next best, not empty
-    let one: Value = http
-        .get(format!("{base}/v1/route?{Q}&call_id=cap-1b&max_results=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = get_json(
+        http,
+        &format!("{base}/v1/route?{Q}&call_id=cap-1b&max_results=1"),
+    )
+    .await;
     assert_eq!(one["action"], "route", "{one}");
     assert_eq!(one["routes"].as_array().map(Vec::len), Some(1), "{one}");
     assert_eq!(one["routes"][0]["route_id"], routes[1]["route_id"], "{one}");
