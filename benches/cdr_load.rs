@@ -124,7 +124,7 @@ async fn call_stream(
                     call_id: Some(id.clone()),
                     ..Default::default()
                 };
-                let a = calls.on_dip(&req, answer(), &engine);
+                let a = calls.on_dip(&req, engine.ban_for(&req), answer(), &engine);
                 assert!(matches!(a, DipAnswer::Route(_)));
                 let now = warpd::calls::now_us();
                 let evs = [

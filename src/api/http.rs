@@ -115,17 +115,19 @@ impl Api {
         if let Some(admin) = &self.state.admin {
             admin.dip_log.record(req);
         }
+        // the customer of a tracked call, named once for the calls and media layers (a dip by
+        // source address names it through the snapshot)
+        let ban = req.call_id.as_ref().and_then(|_| engine.ban_for(req));
         // calls layer: limits, route capacity, ASR policy; a dip with a call_id starts the call
         if let Some(calls) = &self.state.calls {
-            answer = calls.on_dip(req, answer, engine);
+            answer = calls.on_dip(req, ban.clone(), answer, engine);
         }
         let outcome = match &answer {
             DipAnswer::Route(r) => {
                 if let (Some(media), Some(call_id)) = (&self.state.media, &req.call_id) {
                     let routes = r.routes.iter().map(|c| c.route_id.to_string()).collect();
-                    // a dip by source address names its customer through the snapshot, so
-                    // per-customer media policies (recording) apply to it too
-                    media.remember_dip(call_id, engine.ban_for(req).as_deref(), routes);
+                    // per-customer media policies (recording) apply to dips by src_ip too
+                    media.remember_dip(call_id, ban.as_deref(), routes);
                 }
                 self.routed.inc();
                 "route"

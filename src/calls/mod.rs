@@ -304,8 +304,6 @@ impl CallService {
         Ok(())
     }
 
-    /// Applies limits, capacity and the ASR policy to a dip answer and, for a routed dip with a
-    /// `call_id`, starts the call. Never blocks on I/O.
     /// Routes that take no new call right now: their live calls reached their capacity. The dip
     /// leaves them out before it picks the partition and cuts at `max_results`
     /// (`Engine::dip_with_full`); empty (and free) when no route has a capacity.
@@ -323,7 +321,16 @@ impl CallService {
             .collect()
     }
 
-    pub fn on_dip(&self, req: &DipRequest, answer: DipAnswer, engine: &Engine) -> DipAnswer {
+    /// Applies limits, capacity and the ASR policy to a dip answer and, for a routed dip with a
+    /// `call_id` and a known customer (`ban`: [`Engine::ban_for`]), starts the call. Never
+    /// blocks on I/O.
+    pub fn on_dip(
+        &self,
+        req: &DipRequest,
+        ban: Option<String>,
+        answer: DipAnswer,
+        engine: &Engine,
+    ) -> DipAnswer {
         let DipAnswer::Route(mut ra) = answer else {
             return answer;
         };
@@ -336,9 +343,9 @@ impl CallService {
             })
         };
         let now = now_us();
-        let ban = engine.ban_for(req);
         let mut table = self.shared.table();
-        // routes at capacity are skipped; routes under the ASR floor go last (forced ones stay)
+        // the dip left out the routes full when it started (`routes_at_capacity`); this catches
+        // a route that filled up since. Routes under the ASR floor go last (forced ones stay).
         let before = ra.routes.len();
         ra.routes
             .retain(|r| match limits.route_capacity.get(r.route_id.as_str()) {

@@ -582,37 +582,9 @@ pub async fn blocked_prefix_add(
     ctx: &Ctx,
 ) -> Result<AdminReply, ApiError> {
     let b: BlockedPrefixIn = ctx.json()?;
-    let ban = ctx.p("ban").to_string();
     let p = b.prefix.trim().to_string();
     check_prefix(&p, false).map_err(|m| bad("prefix", m))?;
-    let sql = "UPDATE customers SET blocked_prefixes = array_append(blocked_prefixes, $2) \
-               WHERE ban = $1"
-        .to_string();
-    let st = vec![(sql, vec![&ban as &(dyn ToSql + Sync), &p])];
-    let (ban2, p2) = (ban.clone(), p.clone());
-    customer_tx(
-        c,
-        ctx,
-        "customer.blocked_prefix.add",
-        &ban,
-        format!("customer {ban} blocked prefix {p}"),
-        false,
-        move |before| {
-            if is_blocked(before, &p2) {
-                Err(ApiError::Conflict(format!(
-                    "customer {ban2} blocks prefix {p2} already"
-                )))
-            } else {
-                Ok(())
-            }
-        },
-        &st,
-    )
-    .await
-    .map(|mut r| {
-        r.status = StatusCode::CREATED;
-        r
-    })
+    blocked_prefix_change(c, ctx, ctx.p("ban").to_string(), p, true).await
 }
 
 #[utoipa::path(delete, path = "/v1/admin/customers/{ban}/blocked_prefixes/{prefix}", tag = "customers",
@@ -625,30 +597,55 @@ pub async fn blocked_prefix_remove(
     ctx: &Ctx,
 ) -> Result<AdminReply, ApiError> {
     let (ban, p) = (ctx.p("ban").to_string(), ctx.p("prefix").to_string());
-    let sql = "UPDATE customers SET blocked_prefixes = array_remove(blocked_prefixes, $2) \
-               WHERE ban = $1"
-        .to_string();
+    blocked_prefix_change(c, ctx, ban, p, false).await
+}
+
+/// Adds (`add`) or removes one blocked prefix of customer `ban`: 409 when adding one blocked
+/// already, 404 when removing one that is not, 201 for an add.
+async fn blocked_prefix_change(
+    c: &mut tokio_postgres::Client,
+    ctx: &Ctx,
+    ban: String,
+    p: String,
+    add: bool,
+) -> Result<AdminReply, ApiError> {
+    let (fun, action) = if add {
+        ("array_append", "customer.blocked_prefix.add")
+    } else {
+        ("array_remove", "customer.blocked_prefix.remove")
+    };
+    let sql = format!(
+        "UPDATE customers SET blocked_prefixes = {fun}(blocked_prefixes, $2) WHERE ban = $1"
+    );
     let st = vec![(sql, vec![&ban as &(dyn ToSql + Sync), &p])];
     let (ban2, p2) = (ban.clone(), p.clone());
-    customer_tx(
+    let reply = customer_tx(
         c,
         ctx,
-        "customer.blocked_prefix.remove",
+        action,
         &ban,
         format!("customer {ban} blocked prefix {p}"),
         false,
-        move |before| {
-            if is_blocked(before, &p2) {
-                Ok(())
-            } else {
-                Err(ApiError::NotFound(format!(
-                    "customer {ban2} blocked prefix {p2:?} does not exist"
-                )))
-            }
+        move |before| match (add, is_blocked(before, &p2)) {
+            (true, true) => Err(ApiError::Conflict(format!(
+                "customer {ban2} blocks prefix {p2} already"
+            ))),
+            (false, false) => Err(ApiError::NotFound(format!(
+                "customer {ban2} blocked prefix {p2:?} does not exist"
+            ))),
+            _ => Ok(()),
         },
         &st,
     )
-    .await
+    .await?;
+    Ok(if add {
+        AdminReply {
+            status: StatusCode::CREATED,
+            ..reply
+        }
+    } else {
+        reply
+    })
 }
 
 #[cfg(test)]
