@@ -258,9 +258,13 @@ fn parse_blocking(
         duplicates_dropped: 0,
         latin1_fields: 0,
     };
-    let mut buf = Vec::with_capacity(CHUNK + 4096);
+    let mut sink = CopySink {
+        buf: Vec::with_capacity(CHUNK + 4096),
+        sending: true,
+        tx,
+        version_id,
+    };
     let mut fields = Vec::new();
-    let mut sending = true;
     let note = |out: &mut Parsed, is: Vec<Issue>| {
         out.bad_rows += 1;
         for i in is {
@@ -276,7 +280,7 @@ fn parse_blocking(
             Err(i) => {
                 note(&mut out, vec![i]);
                 if !skip_invalid {
-                    sending = false;
+                    sink.sending = false;
                 }
                 // a syntax error in the middle of a CSV ends the read (the reader cannot resync)
                 if i_is_fatal(&out) {
@@ -288,22 +292,13 @@ fn parse_blocking(
         match v.check(line, &fields) {
             Ok(Some(row)) => {
                 out.rows += 1;
-                if sending {
-                    row.write_copy(version_id, &mut buf);
-                    if buf.len() >= CHUNK {
-                        let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
-                        if tx.blocking_send(Bytes::from(full)).is_err() {
-                            // the COPY side gave up (database error); it reports why
-                            sending = false;
-                        }
-                    }
-                }
+                sink.push(&row);
             }
             Ok(None) => {}
             Err(is) => {
                 note(&mut out, is);
                 if !skip_invalid {
-                    sending = false;
+                    sink.sending = false;
                 }
             }
         }
@@ -311,22 +306,43 @@ fn parse_blocking(
     // a deck with a zone column: its rows, pivoted per prefix, come out at the end
     v.finish(|row| {
         out.rows += 1;
-        if sending {
-            row.write_copy(version_id, &mut buf);
-            if buf.len() >= CHUNK {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK + 4096));
-                if tx.blocking_send(Bytes::from(full)).is_err() {
-                    sending = false;
-                }
-            }
-        }
+        sink.push(&row);
     });
-    if sending && !buf.is_empty() {
-        let _ = tx.blocking_send(Bytes::from(buf));
-    }
+    sink.flush();
     out.duplicates_dropped = v.duplicates_dropped;
     out.latin1_fields = src.latin1_fields();
     Ok(out)
+}
+
+/// The parse side of the COPY: good rows in COPY text, handed over in chunks of [`CHUNK`] bytes.
+/// Stops sending once a bad row refuses the import or the COPY side gave up.
+struct CopySink {
+    buf: Vec<u8>,
+    sending: bool,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    version_id: i64,
+}
+
+impl CopySink {
+    fn push(&mut self, row: &super::parse::DeckRow<'_>) {
+        if !self.sending {
+            return;
+        }
+        row.write_copy(self.version_id, &mut self.buf);
+        if self.buf.len() >= CHUNK {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096));
+            if self.tx.blocking_send(Bytes::from(full)).is_err() {
+                // the COPY side gave up (database error); it reports why
+                self.sending = false;
+            }
+        }
+    }
+
+    fn flush(self) {
+        if self.sending && !self.buf.is_empty() {
+            let _ = self.tx.blocking_send(Bytes::from(self.buf));
+        }
+    }
 }
 
 fn i_is_fatal(out: &Parsed) -> bool {
