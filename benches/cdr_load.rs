@@ -166,24 +166,6 @@ async fn open_loop(addr: &str, tag: &str, rate: u64, secs: u64, conns: usize) ->
     .await
 }
 
-fn report(name: &str, lat: &[u64], errors: usize, secs: f64) {
-    let p = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    println!(
-        "{name}: {} dips in {secs:.0}s ({:.0}/s), errors {errors}; latency µs p50 {} p90 {} p99 {} p99.9 {} max {}",
-        lat.len(),
-        lat.len() as f64 / secs,
-        p(0.5),
-        p(0.9),
-        p(0.99),
-        p(0.999),
-        lat.last().copied().unwrap_or(0)
-    );
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -306,7 +288,7 @@ fn main() {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
         let server = tokio::spawn(api::serve(listener, state, stop.clone()));
         let (lat, err) = open_loop(&addr, "quiet", 2000, 10, 16).await;
-        report("3a. dips at 2000/s, no CDR load", &lat, err, 10.0);
+        raw_http::report("3a. dips at 2000/s, no CDR load", &lat, err, 10.0);
         let bg_next = Arc::new(AtomicUsize::new(0));
         let bg = tokio::spawn(call_stream(
             calls.clone(),
@@ -321,7 +303,7 @@ fn main() {
         let t = Instant::now();
         let (lat, err) = open_loop(&addr, "loaded", 2000, 10, 16).await;
         let cdr_rate = (calls.shared().metrics.cdrs_written.get() - before) as f64 / t.elapsed().as_secs_f64();
-        report(&format!("3b. dips at 2000/s while {cdr_rate:.0} CDRs/s are written"), &lat, err, 10.0);
+        raw_http::report(&format!("3b. dips at 2000/s while {cdr_rate:.0} CDRs/s are written"), &lat, err, 10.0);
         bg_next.store(usize::MAX / 2, Ordering::Relaxed);
         let _ = bg.await;
         stop.cancel();

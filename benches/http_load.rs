@@ -87,24 +87,6 @@ async fn open_loop(
     .await
 }
 
-fn report(name: &str, lat: &[u64], errors: usize, secs: f64) {
-    let p = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-    println!(
-        "{name}: {} dips in {secs:.1}s ({:.0}/s), errors {errors}; latency µs p50 {} p90 {} p99 {} p99.9 {} max {}",
-        lat.len(),
-        lat.len() as f64 / secs,
-        p(0.5),
-        p(0.9),
-        p(0.99),
-        p(0.999),
-        lat.last().copied().unwrap_or(0)
-    );
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
@@ -142,7 +124,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         rt.block_on(async move {
             let (lat, err) = open_loop(&addr, &spec, rate, secs, 32).await;
-            report(&format!("open loop {rate}/s"), &lat, err, secs as f64);
+            raw_http::report(&format!("open loop {rate}/s"), &lat, err, secs as f64);
         });
         return;
     }
@@ -196,7 +178,7 @@ fn main() {
             tokio::time::sleep(Duration::from_secs(secs)).await;
         } else {
             let (lat, err) = open_loop(&addr, &spec, rate, 10, 32).await;
-            report(&format!("steady {rate}/s"), &lat, err, 10.0);
+            raw_http::report(&format!("steady {rate}/s"), &lat, err, 10.0);
             let r2 = reloader.clone();
             let reloading = tokio::spawn(async move {
                 let mut n = 0;
@@ -213,7 +195,7 @@ fn main() {
             });
             let (lat, err) = open_loop(&addr, &spec, rate, 10, 32).await;
             let _ = reloading.await;
-            report(
+            raw_http::report(
                 &format!("{rate}/s during back-to-back reloads"),
                 &lat,
                 err,

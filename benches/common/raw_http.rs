@@ -151,3 +151,23 @@ pub async fn open_loop(
     all.sort_unstable();
     (all, errors)
 }
+
+/// Prints one load run: dips, rate, errors and latency percentiles (µs; `lat` sorted).
+#[allow(dead_code)] // not every bench that includes this file prints with it
+pub fn report(name: &str, lat: &[u64], errors: usize, secs: f64) {
+    let p = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{name}: {} dips in {secs:.1}s ({:.0}/s), errors {errors}; latency µs p50 {} p90 {} p99 {} p99.9 {} max {}",
+        lat.len(),
+        lat.len() as f64 / secs,
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(0.999),
+        lat.last().copied().unwrap_or(0)
+    );
+}
