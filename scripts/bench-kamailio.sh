@@ -26,6 +26,11 @@ MODES=${MODES:-"lcr dip dip+events"}
 DIP_TIMEOUT_MS=${DIP_TIMEOUT_MS:-300}
 
 scripts/provision-host.sh packages modules >/dev/null
+# perf stat: the SIPp customer's exact CPU time (it exits before its /proc entry can be read)
+if ! command -v perf >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -qq install -y --no-install-recommends linux-perf >/dev/null
+fi
 # WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
 if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
 bin="${WARPD_BIN:-$root/target/release/warpd}"
@@ -109,44 +114,51 @@ start_kamailio() { # mode -> sets kport, kpid
   kill -0 "$kpid" || { cat "$work/kamailio-$1.log"; exit 1; }
 }
 
-run_sipp() { # rate -> prints "offered ok failed seconds"
+run_sipp() { # rate -> prints "offered ok failed seconds uac-cpu-ns"
   local rate=$1 n=$(( $1 * DURATION )) stf="$work/stat-$RANDOM.csv" t0 t1
   t0=$(date +%s.%N)
-  sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
+  perf stat -x, -e task-clock -o "$work/uac-cpu" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
     -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
     -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
     -trace_stat -stf "$stf" -fd 60 >/dev/null 2>&1 || true
   t1=$(date +%s.%N)
-  python3 - "$stf" "$rate" "$t0" "$t1" <<'PY'
+  local uac_ns; uac_ns=$(awk -F, '/task-clock/ {printf "%.0f\n", $1 * 1e6}' "$work/uac-cpu")
+  python3 - "$stf" "$rate" "$t0" "$t1" "$uac_ns" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
 h, last = rows[0], rows[-1]
 ok, failed = int(last[h.index("SuccessfulCall(C)")]), int(last[h.index("FailedCall(C)")])
-print(sys.argv[2], ok, failed, f"{float(sys.argv[4]) - float(sys.argv[3]):.2f}")
+print(sys.argv[2], ok, failed, f"{float(sys.argv[4]) - float(sys.argv[3]):.2f}", sys.argv[5])
 PY
 }
 
-# CPU time (clock ticks) of a process and its children: Kamailio's processes all fork from main
-ticks() { local sum=0 p; for p in "$@" $(pgrep -P "$1" || true); do
-  [ -r "/proc/$p/stat" ] && sum=$(( sum + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$sum"; }
-hz=$(getconf CLK_TCK)
+# CPU time (nanoseconds) of processes and of the first one's children (Kamailio's processes all
+# fork from main, PostgreSQL's backends from the postmaster), every thread, from the scheduler's
+# exact run-time (/proc/PID/task/TID/schedstat). Not utime/stime: those are sampled at timer ticks,
+# and SIPp's paced sending runs in step with the tick, which charges it and the processes it wakes
+# several times their real CPU.
+cpu_ns() { local p; for p in "$@" $(pgrep -P "$1" || true); do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done \
+  | awk '{s += $1} END {printf "%.0f\n", s}'; }
 warpd_pid=${pids[0]}
+pg_pid=$(head -n1 "$work/pg/postmaster.pid")
+uas_pids=("${pids[@]:1}")
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-printf "%-11s %8s %8s %7s %8s %9s %9s %9s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call >"$work/table"
+printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call pg-us/call sipp-us/call >"$work/table"
 # rate-major, modes interleaved: a load change on the (shared) machine hits every mode alike
 for rate in $RATES; do
   for mode in $MODES; do
     start_kamailio "$mode"
-    k0=$(ticks "$kpid"); w0=$(ticks "$warpd_pid")
-    read -r offered ok failed secs < <(run_sipp "$rate")
-    k1=$(ticks "$kpid"); w1=$(ticks "$warpd_pid")
+    k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$warpd_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
+    read -r offered ok failed secs uac < <(run_sipp "$rate")
+    k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$warpd_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
     kill "$kpid"; wait "$kpid" 2>/dev/null || true
     cps=$(python3 -c "print(round($ok / $secs))")
-    # CPU per offered call, in microseconds: Kamailio (all processes) and warpd
-    kus=$(python3 -c "print(round(($k1 - $k0) / $hz * 1e6 / max($ok + $failed, 1)))")
-    wus=$(python3 -c "print(round(($w1 - $w0) / $hz * 1e6 / max($ok + $failed, 1)))")
-    printf "%-11s %8s %8s %7s %8s %9s %9s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" "$kus" "$wus" | tee -a "$work/table"
+    # CPU per offered call, in microseconds: Kamailio (all processes), warpd, PostgreSQL (all
+    # backends) and SIPp (the customer UAC and the gateway UASes)
+    per_call() { python3 -c "print(round(($2 - $1) / 1e3 / max($ok + $failed, 1)))"; }
+    kus=$(per_call "$k0" "$k1"); wus=$(per_call "$w0" "$w1"); pus=$(per_call "$p0" "$p1"); sus=$(per_call "$s0" "$s1")
+    printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" "$kus" "$wus" "$pus" "$sus" | tee -a "$work/table"
     echo "$mode $offered $ok $failed $secs $cps" >>"$work/results"
   done
 done
