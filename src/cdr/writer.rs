@@ -426,27 +426,14 @@ impl Writer {
                     rx.close();
                 },
             }
-            let mut n: usize = jobs.iter().map(|j| j.events.len()).sum();
-            while n < self.batch_size {
-                match rx.try_recv() {
-                    Ok(j) => {
-                        n += j.events.len();
-                        jobs.push(j);
-                    }
-                    Err(_) => {
-                        if self.flush_interval.is_zero() || stopping || jobs.is_empty() {
-                            break;
-                        }
-                        match tokio::time::timeout(self.flush_interval, rx.recv()).await {
-                            Ok(Some(j)) => {
-                                n += j.events.len();
-                                jobs.push(j);
-                            }
-                            _ => break,
-                        }
-                    }
-                }
-            }
+            let n = fill_batch(
+                &mut rx,
+                &mut jobs,
+                self.batch_size,
+                self.flush_interval,
+                stopping,
+            )
+            .await;
             let mut acks = Vec::with_capacity(jobs.len());
             let mut events = Vec::with_capacity(n);
             for j in jobs {
@@ -478,5 +465,100 @@ impl Writer {
             }
         }
         tracing::info!("call writer stopped");
+    }
+}
+
+/// Adds queued jobs to `jobs` until the batch holds `batch_size` events or, once the queue is
+/// empty, `flush_interval` after the call (no wait when it is zero, when stopping or when the
+/// batch is empty). The deadline is fixed when the batch opens, so a steady stream cannot hold
+/// it open longer. Returns the number of events in the batch.
+async fn fill_batch(
+    rx: &mut mpsc::Receiver<Job>,
+    jobs: &mut Vec<Job>,
+    batch_size: usize,
+    flush_interval: Duration,
+    stopping: bool,
+) -> usize {
+    let mut n: usize = jobs.iter().map(|j| j.events.len()).sum();
+    let deadline = tokio::time::Instant::now() + flush_interval;
+    while n < batch_size {
+        let j = match rx.try_recv() {
+            Ok(j) => j,
+            Err(_) if flush_interval.is_zero() || stopping || jobs.is_empty() => break,
+            Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(j)) => j,
+                _ => break,
+            },
+        };
+        n += j.events.len();
+        jobs.push(j);
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::events::{Event, EventData};
+
+    fn job() -> Job {
+        Job {
+            events: vec![Event {
+                call_id: "c".into(),
+                ts_us: 0,
+                data: EventData::Answer(Default::default()),
+            }],
+            ack: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_stream_closes_the_batch_at_the_flush_interval() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        // one job every millisecond, for a second
+        let producer = tokio::spawn(async move {
+            for _ in 0..1000 {
+                if tx.send(job()).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_micros(500)).await;
+        let start = tokio::time::Instant::now();
+        let mut jobs = vec![rx.recv().await.unwrap()];
+        let n = fill_batch(&mut rx, &mut jobs, 5000, Duration::from_millis(5), false).await;
+        let took = start.elapsed();
+        assert_eq!(n, jobs.len());
+        assert!((5..=7).contains(&n), "{n} events in the batch");
+        assert!(took <= Duration::from_millis(6), "batch held open {took:?}");
+        producer.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batch_size_and_a_zero_interval_close_at_once() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        for _ in 0..10 {
+            tx.send(job()).await.unwrap();
+        }
+        let mut jobs = vec![];
+        // an empty batch never waits
+        assert_eq!(
+            fill_batch(&mut rx, &mut jobs, 4, Duration::from_secs(1), false).await,
+            4
+        );
+        assert_eq!(jobs.len(), 4);
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            fill_batch(&mut rx, &mut jobs, 100, Duration::ZERO, false).await,
+            10
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // queue empty, stopping: no wait either
+        assert_eq!(
+            fill_batch(&mut rx, &mut jobs, 100, Duration::from_secs(1), true).await,
+            10
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }
