@@ -234,10 +234,13 @@ fn main() {
 
         // the daemon's pieces: config, engine (demo snapshot), calls service, API
         let spool = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let env = vec![
-            ("WARPD_DATABASE__URL".to_string(), pg.url()),
-            ("WARPD_CDR__SPOOL_DIR".to_string(), spool.path().display().to_string()),
-        ];
+        // WARPD_* settings from the environment apply too (e.g. WARPD_CDR__FLUSH_INTERVAL_MS=0)
+        let mut env: Vec<(String, String)> =
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with("WARPD_") && k != "WARPD_DATABASE__URL" && k != "WARPD_CDR__SPOOL_DIR")
+                .collect();
+        env.push(("WARPD_DATABASE__URL".to_string(), pg.url()));
+        env.push(("WARPD_CDR__SPOOL_DIR".to_string(), spool.path().display().to_string()));
         let config = Config::from_str_with_env(include_str!("../warpd.example.toml"), env)
             .unwrap_or_else(|e| panic!("{e}"));
         let stop = tokio_util::sync::CancellationToken::new();
