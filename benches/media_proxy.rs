@@ -1,9 +1,11 @@
 //! The ng proxy's cost against a real rtpengine-daemon (userspace, 127.0.0.1, ports 30400-30999):
 //!
-//! 1. open loop at WARPD_BENCH_RATE commands/s (default 2,000) for WARPD_BENCH_SECS seconds
-//!    (default 5), first straight to the node, then through warpd's proxy; every command's latency
-//!    (send → answer) is recorded; p50/p99/p99.9 of both and the difference are printed;
-//!    then both streams at the same time (same machine conditions for both);
+//! 1. open loop at WARPD_BENCH_RATE commands/s (default 2,000), WARPD_BENCH_ROUNDS rounds
+//!    (default 6) of WARPD_BENCH_SECS seconds (default 5) per path, straight to the node and
+//!    through warpd's proxy taking turns in ABBA order; every command's latency (send → answer) is
+//!    recorded; p50/p99/p99.9 of each path over all its rounds, the difference, and each round's
+//!    own p99 difference are printed; then both streams at the same time (same machine
+//!    conditions for both). WARPD_BENCH_SLOW_US=1000 prints every command slower than 1 ms;
 //! 2. closed loop with WARPD_BENCH_INFLIGHT commands in flight (default 64) for 3 s: the ceiling
 //!    in commands/s of the node alone and of the node behind the proxy, side by side.
 //!
@@ -60,6 +62,10 @@ fn error_reason(answer: &[u8]) -> Option<String> {
     }
 }
 
+/// The bench's start, for WARPD_BENCH_SLOW_US reports.
+static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+type OnEnd = Arc<dyn Fn(&str) + Send + Sync>;
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -69,6 +75,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 struct OpenLoop {
+    /// every answer's latency, µs, sorted
+    lat: Vec<f64>,
     p50: f64,
     p99: f64,
     p999: f64,
@@ -80,12 +88,24 @@ struct OpenLoop {
 
 /// Starts calls at `rate / 2` per second for `secs`: each call is an `offer`, and its `delete`
 /// sent the moment the offer's answer arrives (as Kamailio does: never before), so the command
-/// rate is `rate`. Every answer's latency (send → answer) is recorded in µs.
-fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
+/// rate is `rate`. Every answer's latency (send → answer) is recorded in µs. `on_end` runs with
+/// the call-id when a call's delete is answered, as warpd's CDR path does on Kamailio's
+/// `call.end` (it takes the call's quality from the media controller).
+fn open_loop(
+    target: SocketAddr,
+    run: &str,
+    rate: u64,
+    secs: u64,
+    on_end: Option<OnEnd>,
+) -> OpenLoop {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap_or_else(|e| panic!("{e}"));
     let rx = sock.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    // diagnostics: every command slower than this many µs is printed with its send time
+    let slow_us: Option<f64> = std::env::var("WARPD_BENCH_SLOW_US")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -108,7 +128,17 @@ fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
                         let cookie = data.split(|&b| b == b' ').next().unwrap_or_default();
                         let cookie = String::from_utf8_lossy(cookie).into_owned();
                         if let Some(t) = sent_at.lock().ok().and_then(|mut m| m.remove(&cookie)) {
-                            lat.push(now.duration_since(t).as_secs_f64() * 1e6);
+                            let l = now.duration_since(t).as_secs_f64() * 1e6;
+                            if slow_us.is_some_and(|s| l > s) {
+                                let at = t.duration_since(*T0.get_or_init(Instant::now));
+                                eprintln!("slow: {cookie} {l:.0} µs, sent at {at:.3?}");
+                            }
+                            lat.push(l);
+                        }
+                        if let (Some(f), Some(n)) =
+                            (&on_end, cookie.strip_prefix(&format!("{run}-d")))
+                        {
+                            f(&format!("{run}-c{n}"));
                         }
                         match error_reason(data) {
                             Some(r) => *errors.entry(r).or_default() += 1,
@@ -156,17 +186,46 @@ fn open_loop(target: SocketAddr, run: &str, rate: u64, secs: u64) -> OpenLoop {
         let _ = sock.send_to(&offer(run, n), target);
     }
     done.store(true, Ordering::Relaxed);
-    let (mut lat, errors) = receiver.join().unwrap_or_default();
-    lat.sort_by(f64::total_cmp);
+    let (lat, errors) = receiver.join().unwrap_or_default();
     let sent = sent.load(Ordering::Relaxed);
-    OpenLoop {
-        p50: percentile(&lat, 0.5),
-        p99: percentile(&lat, 0.99),
-        p999: percentile(&lat, 0.999),
-        max: lat.last().copied().unwrap_or(f64::NAN),
-        sent,
-        lost: sent.saturating_sub(lat.len() as u64),
-        errors,
+    OpenLoop::new(lat, sent, errors)
+}
+
+impl OpenLoop {
+    fn new(mut lat: Vec<f64>, sent: u64, errors: HashMap<String, u64>) -> OpenLoop {
+        lat.sort_by(f64::total_cmp);
+        OpenLoop {
+            p50: percentile(&lat, 0.5),
+            p99: percentile(&lat, 0.99),
+            p999: percentile(&lat, 0.999),
+            max: lat.last().copied().unwrap_or(f64::NAN),
+            sent,
+            lost: sent.saturating_sub(lat.len() as u64),
+            errors,
+            lat,
+        }
+    }
+
+    /// All the samples of several runs as one.
+    fn pooled(runs: &[OpenLoop]) -> OpenLoop {
+        let mut errors: HashMap<String, u64> = HashMap::new();
+        for r in runs {
+            for (k, v) in &r.errors {
+                *errors.entry(k.clone()).or_default() += v;
+            }
+        }
+        OpenLoop::new(
+            runs.iter().flat_map(|r| r.lat.iter().copied()).collect(),
+            runs.iter().map(|r| r.sent).sum(),
+            errors,
+        )
+    }
+
+    fn print(&self, name: &str) {
+        println!(
+            "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  errors {:?}",
+            self.p50, self.p99, self.p999, self.max, self.sent, self.lost, self.errors
+        );
     }
 }
 
@@ -236,43 +295,68 @@ fn main() {
         .unwrap_or_else(|e| panic!("media start: {e}"));
     let tag = media_support::rand_suffix();
 
+    // the proxied calls end as with Kamailio's call.end: the CDR path takes their quality
+    let end: OnEnd = {
+        let ctl = ctl.clone();
+        Arc::new(move |call_id: &str| {
+            let _ = ctl.take_quality(call_id);
+        })
+    };
     // warm-up
-    open_loop(node.ng, &format!("wd{tag}"), 500, 1);
-    open_loop(proxy, &format!("wp{tag}"), 500, 1);
+    open_loop(node.ng, &format!("wd{tag}"), 500, 1, None);
+    open_loop(proxy, &format!("wp{tag}"), 500, 1, Some(end.clone()));
 
-    let direct = open_loop(node.ng, &format!("d{tag}"), rate, secs);
-    let via = open_loop(proxy, &format!("p{tag}"), rate, secs);
-    println!("open loop, {rate} commands/s for {secs} s (offer + delete of the same calls)");
-    for (name, r) in [
-        ("direct to rtpengine", &direct),
-        ("through warpd proxy", &via),
-    ] {
-        println!(
-            "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  errors {:?}",
-            r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors
-        );
+    // Sequential runs of a few seconds each swing by tens of µs at p99 with the VM's state. So
+    // the two paths take turns, `rounds` runs of `secs` each, in ABBA order (direct, proxy,
+    // proxy, direct, ...) so that a drift over the run hits both alike; the figures are over
+    // all samples of each path, and each round's own difference is printed to show the spread.
+    let rounds = env_or("WARPD_BENCH_ROUNDS", 6u64);
+    T0.get_or_init(Instant::now);
+    let (mut direct_runs, mut via_runs) = (vec![], vec![]);
+    let mut added_p99 = vec![];
+    for r in 0..rounds {
+        let d = || open_loop(node.ng, &format!("d{r}{tag}"), rate, secs, None);
+        let p = || open_loop(proxy, &format!("p{r}{tag}"), rate, secs, Some(end.clone()));
+        let (d, p) = if r % 2 == 0 {
+            let d = d();
+            (d, p())
+        } else {
+            let p = p();
+            (d(), p)
+        };
+        added_p99.push(p.p99 - d.p99);
+        direct_runs.push(d);
+        via_runs.push(p);
     }
+    let direct = OpenLoop::pooled(&direct_runs);
+    let via = OpenLoop::pooled(&via_runs);
     println!(
-        "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs",
+        "open loop, {rate} commands/s, {rounds} rounds of {secs} s per path in ABBA order (offer + delete of the same calls)"
+    );
+    direct.print("direct to rtpengine");
+    via.print("through warpd proxy");
+    println!(
+        "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs  (each round's p99 difference: {})",
         via.p50 - direct.p50,
-        via.p99 - direct.p99
+        via.p99 - direct.p99,
+        added_p99
+            .iter()
+            .map(|a| format!("{a:+.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 
     // the same two streams at the same time, so both see the same machine load (the node then
     // serves 2 × rate)
     let (d2, p2) = std::thread::scope(|s| {
-        let d = s.spawn(|| open_loop(node.ng, &format!("sd{tag}"), rate, secs));
-        let p = s.spawn(|| open_loop(proxy, &format!("sp{tag}"), rate, secs));
+        let d = s.spawn(|| open_loop(node.ng, &format!("sd{tag}"), rate, secs, None));
+        let p = s.spawn(|| open_loop(proxy, &format!("sp{tag}"), rate, secs, Some(end.clone())));
         (d.join(), p.join())
     });
     if let (Ok(d2), Ok(p2)) = (d2, p2) {
         println!("open loop, both streams at once, {rate} commands/s each for {secs} s");
-        for (name, r) in [("direct to rtpengine", &d2), ("through warpd proxy", &p2)] {
-            println!(
-                "  {name:22} p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  max {:8.1} µs  sent {}  unanswered {}  errors {:?}",
-                r.p50, r.p99, r.p999, r.max, r.sent, r.lost, r.errors
-            );
-        }
+        d2.print("direct to rtpengine");
+        p2.print("through warpd proxy");
         println!(
             "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs",
             p2.p50 - d2.p50,

@@ -13,6 +13,7 @@
 //!
 //! Owns: the listening socket and the cookie cache. Must not touch: policy or nodes directly.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,19 +32,82 @@ use super::MediaController;
 /// answers, ~1 KB each).
 pub const COOKIE_TTL: Duration = Duration::from_secs(10);
 /// Most answers kept for retransmits.
-pub const COOKIE_CACHE_MAX: u64 = 100_000;
+pub const COOKIE_CACHE_MAX: usize = 100_000;
 /// Most commands processed at once; datagrams beyond that are dropped (Kamailio retransmits).
 pub const MAX_IN_FLIGHT: usize = 4096;
 
+/// Most expired answers dropped per command (see [`CookieCache::expire`]).
+const EXPIRE_PER_COMMAND: usize = 16;
+
 type Key = (SocketAddr, Vec<u8>);
+type Slot = Arc<OnceLock<Vec<u8>>>;
+
+/// The answers kept per (sender, cookie) for retransmits. Hand-rolled rather than moka: every
+/// entry lives exactly [`COOKIE_TTL`], so expiry is a FIFO pop, O(1) per command, on the proxy's
+/// own thread. moka ran its housekeeping on this thread too, and once entries began to expire it
+/// stalled the proxy for milliseconds (measured: p99.9 32 ms over a 30 s run at 2,000/s).
+struct CookieCache {
+    map: HashMap<Key, (Instant, Slot)>,
+    /// insertion order; an entry whose time no longer matches the map's was replaced
+    order: VecDeque<(Instant, Key)>,
+    ttl: Duration,
+    max: usize,
+}
+
+impl CookieCache {
+    fn new(ttl: Duration, max: usize) -> CookieCache {
+        CookieCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            ttl,
+            max,
+        }
+    }
+
+    /// Drops entries older than the TTL, at most [`EXPIRE_PER_COMMAND`] per call (each command
+    /// adds one, so expiry keeps up, and the first command after an idle spell does not pay for
+    /// all of them at once: measured, a 10 s pause then cost that command 16 ms), and the oldest
+    /// until there is room for one more.
+    fn expire(&mut self, now: Instant) {
+        let mut expired = 0;
+        while let Some((t, _)) = self.order.front() {
+            let full = self.order.len() >= self.max;
+            if !full
+                && (expired == EXPIRE_PER_COMMAND || now.saturating_duration_since(*t) < self.ttl)
+            {
+                break;
+            }
+            expired += 1;
+            if let Some((t, key)) = self.order.pop_front() {
+                if self.map.get(&key).is_some_and(|(at, _)| *at == t) {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The slot of `key`: `(true, slot)` when it was just created (a new command), `(false,
+    /// slot)` for a repeat within the TTL.
+    fn slot(&mut self, key: Key, now: Instant) -> (bool, Slot) {
+        self.expire(now);
+        if let Some((_, slot)) = self.map.get(&key) {
+            return (false, slot.clone());
+        }
+        let slot: Slot = Arc::new(OnceLock::new());
+        self.order.push_back((now, key.clone()));
+        self.map.insert(key, (now, slot.clone()));
+        (true, slot)
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.map.remove(key);
+    }
+}
 
 /// Runs the proxy on `sock` until shutdown.
 pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: CancellationToken) {
     let sock = Arc::new(sock);
-    let answers: moka::sync::Cache<Key, Arc<OnceLock<Vec<u8>>>> = moka::sync::Cache::builder()
-        .max_capacity(COOKIE_CACHE_MAX)
-        .time_to_live(COOKIE_TTL)
-        .build();
+    let mut answers = CookieCache::new(COOKIE_TTL, COOKIE_CACHE_MAX);
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut buf = vec![0u8; MAX_DATAGRAM];
     tracing::info!(listen = ?sock.local_addr().ok(), "ng proxy listening");
@@ -65,21 +129,18 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
             tracing::debug!(%peer, len = n, "ng datagram without a cookie dropped");
             continue;
         };
-        let entry = answers
-            .entry((peer, cookie.to_vec()))
-            .or_insert_with(|| Arc::new(OnceLock::new()));
-        if !entry.is_fresh() {
+        let (fresh, slot) = answers.slot((peer, cookie.to_vec()), t0);
+        if !fresh {
             ctl.metrics.proxy_retransmits.inc();
-            if let Some(answer) = entry.value().get() {
+            if let Some(answer) = slot.get() {
                 let _ = sock.send_to(answer, peer).await;
             }
             // else: still in flight; the answer goes out when it is ready
             continue;
         }
-        let slot = entry.into_value();
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             ctl.metrics.error("overload");
-            answers.invalidate(&(peer, cookie.to_vec()));
+            answers.remove(&(peer, cookie.to_vec()));
             continue;
         };
         let datagram = data.to_vec();
@@ -125,5 +186,78 @@ async fn handle(
             };
             (cookie, NgResponse::error(&reason))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: &str) -> Key {
+        (
+            SocketAddr::from(([127, 0, 0, 1], 5060)),
+            c.as_bytes().to_vec(),
+        )
+    }
+
+    #[test]
+    fn a_repeat_within_the_ttl_gets_the_same_slot() {
+        let mut c = CookieCache::new(Duration::from_secs(10), 100);
+        let t = Instant::now();
+        let (fresh, slot) = c.slot(key("a"), t);
+        assert!(fresh);
+        let _ = slot.set(b"answer".to_vec());
+        let (fresh, again) = c.slot(key("a"), t + Duration::from_secs(9));
+        assert!(!fresh);
+        assert_eq!(again.get().map(Vec::as_slice), Some(&b"answer"[..]));
+        // another sender with the same cookie is another command
+        let other = (SocketAddr::from(([127, 0, 0, 1], 5061)), b"a".to_vec());
+        assert!(c.slot(other, t).0);
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl_and_beyond_the_bound() {
+        let mut c = CookieCache::new(Duration::from_secs(10), 3);
+        let t = Instant::now();
+        c.slot(key("a"), t);
+        c.slot(key("b"), t + Duration::from_secs(5));
+        // a is 10 s old: gone; b is not
+        assert!(c.slot(key("a"), t + Duration::from_secs(10)).0);
+        assert!(!c.slot(key("b"), t + Duration::from_secs(10)).0);
+        assert_eq!(c.map.len(), 2);
+        // bound of 3: the oldest goes first
+        let t2 = t + Duration::from_secs(11);
+        c.slot(key("c"), t2);
+        c.slot(key("d"), t2);
+        assert_eq!(c.map.len(), 3);
+        assert!(!c.map.contains_key(&key("b")));
+    }
+
+    #[test]
+    fn expiry_is_spread_over_commands() {
+        let mut c = CookieCache::new(Duration::from_secs(10), 1000);
+        let t = Instant::now();
+        for i in 0..100 {
+            c.slot(key(&format!("k{i}")), t);
+        }
+        // all 100 are stale now; one command drops at most EXPIRE_PER_COMMAND of them
+        c.slot(key("new"), t + Duration::from_secs(60));
+        assert_eq!(c.map.len(), 100 - EXPIRE_PER_COMMAND + 1);
+        for i in 0..10 {
+            c.slot(key(&format!("n{i}")), t + Duration::from_secs(60));
+        }
+        assert_eq!(c.map.len(), 11, "the backlog is gone after a few commands");
+    }
+
+    #[test]
+    fn a_removed_and_recreated_key_is_not_expired_by_its_old_entry() {
+        let mut c = CookieCache::new(Duration::from_secs(10), 100);
+        let t = Instant::now();
+        c.slot(key("a"), t);
+        c.remove(&key("a"));
+        assert!(c.slot(key("a"), t + Duration::from_secs(8)).0);
+        // the first insertion's queue entry expires at t + 10 s; the second lives to t + 18 s
+        assert!(!c.slot(key("a"), t + Duration::from_secs(12)).0);
+        assert!(c.slot(key("a"), t + Duration::from_secs(18)).0);
     }
 }
