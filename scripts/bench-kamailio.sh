@@ -26,10 +26,12 @@ MODES=${MODES:-"lcr dip dip+events"}
 DIP_TIMEOUT_MS=${DIP_TIMEOUT_MS:-300}
 
 scripts/provision-host.sh packages modules >/dev/null
-# perf stat: the SIPp customer's exact CPU time (it exits before its /proc entry can be read)
+# perf stat: the SIPp customer's exact CPU time (it exits before its /proc entry can be read).
+# Without perf (or where perf_event_paranoid forbids it) the customer runs bare and the SIPp
+# column counts the gateways only.
 if ! command -v perf >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -qq install -y --no-install-recommends linux-perf >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -qq install -y --no-install-recommends linux-perf >/dev/null || true
 fi
 # WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
 if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
@@ -37,6 +39,8 @@ bin="${WARPD_BIN:-$root/target/release/warpd}"
 so="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so"
 
 work=$(mktemp -d /tmp/warpd-bench-kam.XXXXXX)
+uac_wrap=()
+if perf stat -x, -e task-clock -o /dev/null true 2>/dev/null; then uac_wrap=(perf stat -x, -e task-clock -o "$work/uac-cpu"); fi
 pids=()
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
@@ -117,13 +121,14 @@ start_kamailio() { # mode -> sets kport, kpid
 run_sipp() { # rate -> prints "offered ok failed seconds uac-cpu-ns"
   local rate=$1 n=$(( $1 * DURATION )) stf="$work/stat-$RANDOM.csv" t0 t1
   t0=$(date +%s.%N)
-  perf stat -x, -e task-clock -o "$work/uac-cpu" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
+  "${uac_wrap[@]}" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
     -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
     -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
     -trace_stat -stf "$stf" -fd 60 >/dev/null 2>&1 || true
   t1=$(date +%s.%N)
-  local uac_ns; uac_ns=$(awk -F, '/task-clock/ {printf "%.0f\n", $1 * 1e6}' "$work/uac-cpu")
-  python3 - "$stf" "$rate" "$t0" "$t1" "$uac_ns" <<'PY'
+  local uac_ns=0
+  [ ${#uac_wrap[@]} -eq 0 ] || uac_ns=$(awk -F, '/task-clock/ {printf "%.0f\n", $1 * 1e6}' "$work/uac-cpu")
+  python3 - "$stf" "$rate" "$t0" "$t1" "${uac_ns:-0}" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
 h, last = rows[0], rows[-1]
