@@ -169,7 +169,8 @@ impl Kamailio {
         let mut cmd = Command::new("kamailio");
         cmd.arg("-f")
             .arg(repo().join("kamailio/kamailio.cfg"))
-            .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
+            // -x tlsf: the memory manager the systemd drop-in runs in production
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-x", "tlsf", "-P"])
             .arg(run.join("kamailio.pid"))
             .arg("-Y")
             .arg(&run)
