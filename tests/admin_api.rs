@@ -55,14 +55,7 @@ impl Api {
 
     async fn london(&self) -> Value {
         let q = "ban=1001&ani=%2B12125550100&dnis=%2B442071234567";
-        self.http
-            .get(format!("{}/v1/route?{q}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        support::json(self.http.get(format!("{}/v1/route?{q}", self.base))).await
     }
 }
 

@@ -118,14 +118,11 @@ async fn dip(http: &reqwest::Client, base: &str, call_id: &str) -> Value {
 
 /// One JSON-RPC call; returns the whole response object.
 async fn rpc(http: &reqwest::Client, base: &str, method: &str, params: Value) -> Value {
-    http.post(format!("{base}/rpc"))
-        .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::json(
+        http.post(format!("{base}/rpc"))
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params})),
+    )
+    .await
 }
 
 async fn rpc_ok(http: &reqwest::Client, base: &str, method: &str, params: Value) {

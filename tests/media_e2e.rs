@@ -30,13 +30,20 @@ async fn rpc(http: &reqwest::Client, base: &str, method: &str, params: Value) ->
 
 /// `GET /v1/route?{query}` as JSON.
 async fn dip(http: &reqwest::Client, base: &str, query: &str) -> Value {
-    http.get(format!("{base}/v1/route?{query}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::json(http.get(format!("{base}/v1/route?{query}"))).await
+}
+
+/// Ends `call_id` through the proxy (ng `delete` with `cookie`) and checks the node said ok.
+async fn delete_call(sock: &UdpSocket, proxy: std::net::SocketAddr, cookie: &str, call_id: &str) {
+    let del = format!(
+        "{cookie} d7:command6:delete7:call-id{}8:from-tag2:fte",
+        bs(call_id)
+    );
+    assert_eq!(
+        ng(sock, proxy, del.as_bytes()).await.str("result"),
+        Some("ok"),
+        "delete of {call_id}"
+    );
 }
 
 async fn ng(sock: &UdpSocket, to: std::net::SocketAddr, data: &[u8]) -> Dict {
@@ -267,14 +274,7 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
     let bad = rpc(&http, &base, "media.query", json!({"callid":"x"})).await;
     assert_eq!(bad["error"]["code"], -32602, "{bad}");
 
-    let del = format!(
-        "d1 d7:command6:delete7:call-id{}8:from-tag2:fte",
-        bs("e2e-call-1")
-    );
-    assert_eq!(
-        ng(&sock, proxy, del.as_bytes()).await.str("result"),
-        Some("ok")
-    );
+    delete_call(&sock, proxy, "d1", "e2e-call-1").await;
 
     // the recording policy of BAN 10001 (from the database) applied, with BAN and route
     let t = Instant::now();
@@ -316,14 +316,7 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
         .unwrap();
     assert_eq!(dip2.status().as_u16(), 200);
     call(&sock, proxy, "e2e-call-2").await;
-    let del = format!(
-        "d2 d7:command6:delete7:call-id{}8:from-tag2:fte",
-        bs("e2e-call-2")
-    );
-    assert_eq!(
-        ng(&sock, proxy, del.as_bytes()).await.str("result"),
-        Some("ok")
-    );
+    delete_call(&sock, proxy, "d2", "e2e-call-2").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !node
@@ -399,14 +392,7 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
         got_a >= 95 && got_b >= 95,
         "RTP relayed: A got {got_a}, B got {got_b} of 100"
     );
-    let del = format!(
-        "d3 d7:command6:delete7:call-id{}8:from-tag2:fte",
-        bs("e2e-rtp")
-    );
-    assert_eq!(
-        ng(&sock, proxy, del.as_bytes()).await.str("result"),
-        Some("ok")
-    );
+    delete_call(&sock, proxy, "d3", "e2e-rtp").await;
     let r = rpc(
         &http,
         &base,

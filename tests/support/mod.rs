@@ -189,3 +189,13 @@ impl Drop for TestPg {
             .status();
     }
 }
+
+/// Sends `req` and returns its body as JSON (any status: tests assert on the body).
+pub async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
+}
