@@ -268,6 +268,69 @@ fn ceiling(target: SocketAddr, run: &str, inflight: u64, secs: u64) -> f64 {
     count.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
+/// The floor of any ng proxy on this machine: a relay that does nothing but forward, built like
+/// warpd's media thread (its own thread, a current-thread tokio runtime, one socket towards the
+/// client and one towards the node). Datagrams from the client go to the node as they are, the
+/// node's go back to the last client (each bench stream uses one socket). Comparing it with the
+/// direct path measures what the extra hop costs by itself (two wake-ups and two loopback
+/// sends); warpd's proxy minus this relay is what warpd's own work costs.
+fn bare_relay(node: SocketAddr, shutdown: tokio_util::sync::CancellationToken) -> SocketAddr {
+    let bind = || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("relay bind: {e}"));
+        s.set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("relay socket: {e}"));
+        s
+    };
+    let (front, back) = (bind(), bind());
+    let addr = front
+        .local_addr()
+        .unwrap_or_else(|e| panic!("relay address: {e}"));
+    std::thread::Builder::new()
+        .name("bare-relay".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("relay runtime: {e}"));
+            rt.block_on(async move {
+                let front = tokio::net::UdpSocket::from_std(front)
+                    .unwrap_or_else(|e| panic!("relay socket: {e}"));
+                let back = tokio::net::UdpSocket::from_std(back)
+                    .unwrap_or_else(|e| panic!("relay socket: {e}"));
+                let (mut a, mut b) = (vec![0u8; 65_535], vec![0u8; 65_535]);
+                let mut client = None;
+                loop {
+                    tokio::select! {
+                        r = front.recv_from(&mut a) => if let Ok((n, from)) = r {
+                            client = Some(from);
+                            let _ = back.send_to(&a[..n], node).await;
+                        },
+                        r = back.recv_from(&mut b) => if let (Ok((n, _)), Some(c)) = (r, client) {
+                            let _ = front.send_to(&b[..n], c).await;
+                        },
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            });
+        })
+        .unwrap_or_else(|e| panic!("relay thread: {e}"));
+    addr
+}
+
+/// Run time of warpd's media thread so far (the scheduler's exact figure, user + kernel), or
+/// None where /proc has no schedstat.
+fn media_thread_cpu() -> Option<Duration> {
+    for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "warpd-media" {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+            return Some(Duration::from_nanos(ns));
+        }
+    }
+    None
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -312,29 +375,50 @@ fn main() {
     // all samples of each path, and each round's own difference is printed to show the spread.
     let rounds = env_or("WARPD_BENCH_ROUNDS", 6u64);
     T0.get_or_init(Instant::now);
-    let (mut direct_runs, mut via_runs) = (vec![], vec![]);
+    let relay = bare_relay(node.ng, shutdown.clone());
+    let (mut direct_runs, mut via_runs, mut relay_runs) = (vec![], vec![], vec![]);
     let mut added_p99 = vec![];
+    let mut media_cpu = Some(Duration::ZERO);
     for r in 0..rounds {
         let d = || open_loop(node.ng, &format!("d{r}{tag}"), rate, secs, None);
-        let p = || open_loop(proxy, &format!("p{r}{tag}"), rate, secs, Some(end.clone()));
-        let (d, p) = if r % 2 == 0 {
+        let b = || open_loop(relay, &format!("b{r}{tag}"), rate, secs, None);
+        let mut p = || {
+            let before = media_thread_cpu();
+            let run = open_loop(proxy, &format!("p{r}{tag}"), rate, secs, Some(end.clone()));
+            media_cpu = match (media_cpu, before, media_thread_cpu()) {
+                (Some(sum), Some(b), Some(a)) => Some(sum + a.saturating_sub(b)),
+                _ => None,
+            };
+            run
+        };
+        let (d, p, b) = if r % 2 == 0 {
             let d = d();
-            (d, p())
-        } else {
             let p = p();
-            (d(), p)
+            (d, p, b())
+        } else {
+            let b = b();
+            let p = p();
+            (d(), p, b)
         };
         added_p99.push(p.p99 - d.p99);
         direct_runs.push(d);
         via_runs.push(p);
+        relay_runs.push(b);
     }
     let direct = OpenLoop::pooled(&direct_runs);
     let via = OpenLoop::pooled(&via_runs);
+    let bare = OpenLoop::pooled(&relay_runs);
     println!(
         "open loop, {rate} commands/s, {rounds} rounds of {secs} s per path in ABBA order (offer + delete of the same calls)"
     );
     direct.print("direct to rtpengine");
     via.print("through warpd proxy");
+    bare.print("through a bare relay");
+    println!(
+        "  added by a bare relay (the hop alone): p50 {:+.1} µs  p99 {:+.1} µs",
+        bare.p50 - direct.p50,
+        bare.p99 - direct.p99
+    );
     println!(
         "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs  (each round's p99 difference: {})",
         via.p50 - direct.p50,
@@ -345,6 +429,13 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let proxied: u64 = via_runs.iter().map(|r| r.sent).sum();
+    if let Some(cpu) = media_cpu.filter(|_| proxied > 0) {
+        println!(
+            "  warpd's media thread CPU per proxied command (scheduler run time, all of its work incl. the kernel's): {:.1} µs",
+            cpu.as_secs_f64() * 1e6 / proxied as f64
+        );
+    }
 
     // the same two streams at the same time, so both see the same machine load (the node then
     // serves 2 × rate)

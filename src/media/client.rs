@@ -20,14 +20,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{cookie_of, CodecError, NgRequest, NgResponse};
+use super::codec::{cookie_of, CodecError, NgAnswer, NgRequest};
 use super::metrics::MediaMetrics;
 use super::MediaError;
 
 /// Largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;
 
-type Waiter = oneshot::Sender<Result<NgResponse, CodecError>>;
+type Waiter = oneshot::Sender<Result<NgAnswer, CodecError>>;
 
 struct Pending {
     node: SocketAddr,
@@ -122,13 +122,10 @@ impl NgClient {
         format!("{}_{n}", self.prefix).into_bytes()
     }
 
-    /// Sends `req` to `node` and returns the decoded answer, whatever its `result` (an error
-    /// answer is a valid answer; see [`NgClient::request_ok`]).
-    pub async fn request(
-        &self,
-        node: SocketAddr,
-        req: &NgRequest,
-    ) -> Result<NgResponse, MediaError> {
+    /// Sends `req` to `node` and returns its answer, whatever its `result` (an error answer is a
+    /// valid answer; see [`NgClient::request_ok`]). The answer is checked and its result read;
+    /// [`NgAnswer::response`] decodes the rest where needed.
+    pub async fn request(&self, node: SocketAddr, req: &NgRequest) -> Result<NgAnswer, MediaError> {
         self.request_with(node, req, self.cfg.timeout, self.cfg.retries)
             .await
     }
@@ -140,7 +137,7 @@ impl NgClient {
         req: &NgRequest,
         timeout: Duration,
         retries: u32,
-    ) -> Result<NgResponse, MediaError> {
+    ) -> Result<NgAnswer, MediaError> {
         let cookie = self.next_cookie();
         let bytes = req.encode(&cookie);
         if bytes.len() > MAX_DATAGRAM - 28 {
@@ -191,7 +188,7 @@ impl NgClient {
         &self,
         node: SocketAddr,
         req: &NgRequest,
-    ) -> Result<NgResponse, MediaError> {
+    ) -> Result<NgAnswer, MediaError> {
         let r = self.request(node, req).await?;
         match &r.result {
             super::codec::NgResult::Error(reason) => Err(MediaError::Node {
@@ -246,7 +243,7 @@ async fn recv_loop(
             tracing::debug!(%from, "ng reply with an unknown cookie dropped (late or foreign)");
             continue;
         };
-        let _ = p.tx.send(NgResponse::decode(data).map(|(_, r)| r));
+        let _ = p.tx.send(NgAnswer::decode(data).map(|(_, a)| a));
     }
 }
 
@@ -384,7 +381,15 @@ mod tests {
         let results = futures_util::future::join_all(futs).await;
         let mut echoes: Vec<String> = results
             .into_iter()
-            .map(|r| r.unwrap().dict.str("echo").unwrap().to_string())
+            .map(|r| {
+                r.unwrap()
+                    .response()
+                    .unwrap()
+                    .dict
+                    .str("echo")
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         echoes.sort();
         echoes.dedup();

@@ -25,7 +25,7 @@ pub mod pool;
 pub mod proxy;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use self::client::{ClientConfig, NgClient};
-use self::codec::{Command, NgRequest, NgResponse, NgResult, Quality};
+use self::codec::{Command, NgAnswer, NgRequest, NgResponse, NgResult, Quality};
 pub use self::consul::ConsulConfig;
 pub use self::context::{CallContext, CallContextSource, DipContextCache};
 use self::metrics::MediaMetrics;
@@ -230,13 +230,51 @@ impl MediaConfig {
     }
 }
 
+/// A deleted call's quality as kept for its CDR: the node's `delete` answer as it came, until
+/// [`MediaController::settle`] (after the proxy has sent the answer on) reduces it to the figures
+/// the CDR needs. Decoding a `delete` answer (~2 KB of per-stream statistics) takes ~8 µs, which
+/// Kamailio would otherwise wait for; kept raw first, the quality is there before the answer
+/// leaves, so a `call.end` can never miss it.
+enum KeptQuality {
+    Raw(NgAnswer),
+    Parsed(Quality),
+}
+
+impl KeptQuality {
+    fn parse(answer: &NgAnswer) -> Quality {
+        // checked on receipt, so this decode cannot fail; a quality-less CDR beats none
+        match answer.response() {
+            Ok(r) => Quality::from_response(&r.dict),
+            Err(_) => Quality::default(),
+        }
+    }
+
+    fn quality(&self) -> Quality {
+        match self {
+            KeptQuality::Raw(a) => KeptQuality::parse(a),
+            KeptQuality::Parsed(q) => q.clone(),
+        }
+    }
+}
+
+/// What is left to do for a command after its answer has gone out ([`MediaController::settle`]).
+#[must_use]
+pub struct Settle(Option<String>);
+
+impl Settle {
+    /// Nothing to finish.
+    pub fn none() -> Settle {
+        Settle(None)
+    }
+}
+
 /// The media controller: policy + node pool + per-call quality.
 pub struct MediaController {
     pool: Arc<NodePool>,
     policies: Arc<ArcSwap<PolicyTable>>,
     contexts: Arc<dyn CallContextSource>,
     dips: Arc<DipContextCache>,
-    quality: moka::sync::Cache<String, Arc<Quality>>,
+    quality: moka::sync::Cache<String, Arc<Mutex<KeptQuality>>>,
     pub(crate) metrics: Arc<MediaMetrics>,
 }
 
@@ -340,7 +378,22 @@ impl MediaController {
     /// The quality read from the node when the call was deleted; removed on read (the CDR
     /// writer takes it once).
     pub fn take_quality(&self, call_id: &str) -> Option<Quality> {
-        self.quality.remove(call_id).map(|q| (*q).clone())
+        let kept = self.quality.remove(call_id)?;
+        let q = kept.lock().unwrap_or_else(|p| p.into_inner()).quality();
+        Some(q)
+    }
+
+    /// Finishes a command after its answer has been sent: a deleted call's raw answer becomes
+    /// its quality figures (in place, so a concurrent [`take_quality`](Self::take_quality)
+    /// sees one or the other, never nothing).
+    pub fn settle(&self, s: Settle) {
+        let Some(cid) = s.0 else { return };
+        if let Some(kept) = self.quality.get(&cid) {
+            let mut k = kept.lock().unwrap_or_else(|p| p.into_inner());
+            if let KeptQuality::Raw(a) = &*k {
+                *k = KeptQuality::Parsed(KeptQuality::parse(a));
+            }
+        }
     }
 
     /// Proxied commands so far and the p50 / p99 of warpd's own time per command (bucket upper
@@ -361,24 +414,32 @@ impl MediaController {
 
     /// Handles one ng command from Kamailio: policy, node, quality. Never fails: errors become
     /// ng `error` answers.
-    pub async fn handle(&self, req: NgRequest) -> NgResponse {
+    pub async fn handle(&self, req: NgRequest) -> NgAnswer {
         let mut node_time = Duration::ZERO;
-        self.handle_timed(req, &mut node_time).await
+        let (answer, settle) = self.handle_timed(req, &mut node_time).await;
+        self.settle(settle);
+        answer
     }
 
-    /// [`handle`](Self::handle), adding the time spent waiting for nodes to `node_time`.
-    pub async fn handle_timed(&self, mut req: NgRequest, node_time: &mut Duration) -> NgResponse {
+    /// [`handle`](Self::handle), adding the time spent waiting for nodes to `node_time`; the
+    /// caller sends the answer, then passes the [`Settle`] to [`settle`](Self::settle).
+    pub async fn handle_timed(
+        &self,
+        mut req: NgRequest,
+        node_time: &mut Duration,
+    ) -> (NgAnswer, Settle) {
         let command = req.command.as_str();
         if req.command == Command::Ping {
             self.metrics
                 .commands
                 .with_label_values(&[command, "ok"])
                 .inc();
-            return if self.pool.any_healthy() {
+            let answer = if self.pool.any_healthy() {
                 NgResponse::pong()
             } else {
                 NgResponse::error("warpd: no healthy RTPEngine node")
             };
+            return (answer.into(), Settle::none());
         }
         let route_flag = policy::take_route_flag(&mut req);
         if req.command == Command::Offer {
@@ -405,15 +466,15 @@ impl MediaController {
                     .commands
                     .with_label_values(&[command, outcome])
                     .inc();
+                let mut settle = Settle::none();
                 if req.command == Command::Delete && resp.result == NgResult::Ok {
                     if let Some(cid) = req.call_id() {
-                        self.quality.insert(
-                            cid.to_string(),
-                            Arc::new(Quality::from_response(&resp.dict)),
-                        );
+                        let kept = Arc::new(Mutex::new(KeptQuality::Raw(resp.clone())));
+                        self.quality.insert(cid.to_string(), kept);
+                        settle = Settle(Some(cid.to_string()));
                     }
                 }
-                resp
+                (resp, settle)
             }
             Err(e) => {
                 self.metrics
@@ -422,7 +483,10 @@ impl MediaController {
                     .inc();
                 self.metrics.error(e.kind());
                 tracing::warn!(command, error = %e, "ng command failed");
-                NgResponse::error(&format!("warpd: {e}"))
+                (
+                    NgResponse::error(&format!("warpd: {e}")).into(),
+                    Settle::none(),
+                )
             }
         }
     }
@@ -434,13 +498,11 @@ impl MediaController {
     ) -> Result<CommandResult, MediaError> {
         let t0 = Instant::now();
         let req = NgRequest::new(command).with("call-id", call_id);
-        let (resp, node) = self.pool.dispatch(&req).await?;
+        let (answer, node) = self.pool.dispatch(&req).await?;
         self.metrics
             .command_duration
             .observe(t0.elapsed().as_secs_f64());
-        if let NgResult::Error(reason) = resp.result {
-            return Err(MediaError::Node { node, reason });
-        }
+        let resp = decoded(answer, node)?;
         Ok(CommandResult {
             call_id: call_id.to_string(),
             node: node.to_string(),
@@ -461,10 +523,8 @@ impl MediaController {
     /// `media.query`: the node's view of the call, plus the parsed quality.
     pub async fn query(&self, call_id: &str) -> Result<serde_json::Value, MediaError> {
         let req = NgRequest::new(Command::Query).with("call-id", call_id);
-        let (resp, node) = self.pool.dispatch(&req).await?;
-        if let NgResult::Error(reason) = resp.result {
-            return Err(MediaError::Node { node, reason });
-        }
+        let (answer, node) = self.pool.dispatch(&req).await?;
+        let resp = decoded(answer, node)?;
         Ok(serde_json::json!({
             "call_id": call_id,
             "node": node.to_string(),
@@ -472,6 +532,18 @@ impl MediaController {
             "answer": resp.dict.to_json(),
         }))
     }
+}
+
+/// A node's successful answer, decoded (for JSON-RPC callers); an `error` result is
+/// [`MediaError::Node`].
+fn decoded(answer: NgAnswer, node: SocketAddr) -> Result<NgResponse, MediaError> {
+    if let NgResult::Error(reason) = answer.result {
+        return Err(MediaError::Node { node, reason });
+    }
+    answer.response().map_err(|e| MediaError::Garbage {
+        node,
+        error: e.to_string(),
+    })
 }
 
 /// Everything `warpd serve` starts for media: controller, prober, proxy, policy watcher, Consul.
@@ -564,6 +636,28 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_quality_reads_the_same_raw_or_settled() {
+        let (_, raw) = NgAnswer::decode(include_bytes!("testdata/delete.rsp")).unwrap();
+        let (_, full) = NgResponse::decode(include_bytes!("testdata/delete.rsp")).unwrap();
+        let want = Quality::from_response(&full.dict);
+        assert!(
+            want.rtp_packets == 80,
+            "the vector carries totals: {want:?}"
+        );
+        let kept = KeptQuality::Raw(raw);
+        assert_eq!(
+            kept.quality(),
+            want,
+            "taken before settle: decoded on the spot"
+        );
+        let KeptQuality::Raw(a) = &kept else {
+            unreachable!()
+        };
+        let settled = KeptQuality::Parsed(KeptQuality::parse(a));
+        assert_eq!(settled.quality(), want, "taken after settle");
+    }
 
     #[test]
     fn config_errors_name_the_key() {

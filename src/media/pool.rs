@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::client::NgClient;
-use super::codec::{Command, NgRequest, NgResponse, NgResult};
+use super::codec::{Command, NgAnswer, NgRequest, NgResult};
 use super::metrics::MediaMetrics;
 use super::MediaError;
 
@@ -255,7 +255,7 @@ impl NodePool {
         node: &Node,
         req: &NgRequest,
         node_time: &mut Duration,
-    ) -> Result<NgResponse, MediaError> {
+    ) -> Result<NgAnswer, MediaError> {
         let t0 = std::time::Instant::now();
         let r = self.client.request(node.addr, req).await;
         *node_time += t0.elapsed();
@@ -271,7 +271,7 @@ impl NodePool {
 
     /// Routes a command to its node and returns the node's answer (an `error` result included:
     /// the caller decides what to do with it) and the node it went to.
-    pub async fn dispatch(&self, req: &NgRequest) -> Result<(NgResponse, SocketAddr), MediaError> {
+    pub async fn dispatch(&self, req: &NgRequest) -> Result<(NgAnswer, SocketAddr), MediaError> {
         let mut node_time = Duration::ZERO;
         self.dispatch_timed(req, &mut node_time).await
     }
@@ -281,7 +281,7 @@ impl NodePool {
         &self,
         req: &NgRequest,
         node_time: &mut Duration,
-    ) -> Result<(NgResponse, SocketAddr), MediaError> {
+    ) -> Result<(NgAnswer, SocketAddr), MediaError> {
         let call_id = req.call_id().map(str::to_string);
         match (req.command, call_id) {
             (Command::Offer, Some(cid)) => {

@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::client::MAX_DATAGRAM;
-use super::codec::{cookie_of, CodecError, NgRequest, NgResponse};
-use super::MediaController;
+use super::codec::{cookie_of, CodecError, NgAnswer, NgRequest, NgResponse};
+use super::{MediaController, Settle};
 
 /// How long an answer is kept for retransmits of its cookie. Kamailio retransmits only until it
 /// has an answer, within `rtpengine_tout_ms × rtpengine_retr` (1 s × 5 by default), so a repeat
@@ -149,12 +149,13 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
         tokio::spawn(async move {
             let _permit = permit;
             let mut node_time = Duration::ZERO;
-            let (cookie, resp) = handle(&ctl, &datagram, &mut node_time).await;
-            let out = resp.encode(&cookie);
-            let _ = slot.set(out.clone());
-            if let Err(e) = sock.send_to(&out, peer).await {
+            let (cookie, resp, settle) = handle(&ctl, &datagram, &mut node_time).await;
+            // kept for retransmits of this cookie, then sent
+            let out = slot.get_or_init(|| resp.encode(&cookie));
+            if let Err(e) = sock.send_to(out, peer).await {
                 tracing::debug!(%peer, error = %e, "ng proxy send failed");
             }
+            ctl.settle(settle);
             let total = t0.elapsed();
             ctl.metrics.command_duration.observe(total.as_secs_f64());
             ctl.metrics
@@ -168,10 +169,13 @@ async fn handle(
     ctl: &MediaController,
     datagram: &[u8],
     node_time: &mut Duration,
-) -> (Vec<u8>, NgResponse) {
+) -> (Vec<u8>, NgAnswer, Settle) {
     let cookie = cookie_of(datagram).unwrap_or_default().to_vec();
     match NgRequest::decode(datagram) {
-        Ok((_, req)) => (cookie, ctl.handle_timed(req, node_time).await),
+        Ok((_, req)) => {
+            let (answer, settle) = ctl.handle_timed(req, node_time).await;
+            (cookie, answer, settle)
+        }
         Err(e) => {
             let kind = match e {
                 CodecError::UnknownCommand(_) => "unknown_command",
@@ -184,7 +188,7 @@ async fn handle(
                 CodecError::UnknownCommand(_) => "Unrecognized command".to_string(),
                 other => format!("warpd: {other}"),
             };
-            (cookie, NgResponse::error(&reason))
+            (cookie, NgResponse::error(&reason).into(), Settle::none())
         }
     }
 }
