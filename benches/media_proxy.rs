@@ -415,9 +415,11 @@ fn main() {
     via.print("through warpd proxy");
     bare.print("through a bare relay");
     println!(
-        "  added by a bare relay (the hop alone): p50 {:+.1} µs  p99 {:+.1} µs",
+        "  added by a bare relay (the hop alone): p50 {:+.1} µs  p99 {:+.1} µs;  warpd beyond the bare relay: p50 {:+.1} µs  p99 {:+.1} µs",
         bare.p50 - direct.p50,
-        bare.p99 - direct.p99
+        bare.p99 - direct.p99,
+        via.p50 - bare.p50,
+        via.p99 - bare.p99
     );
     println!(
         "  added by the proxy: p50 {:+.1} µs  p99 {:+.1} µs  (each round's p99 difference: {})",
