@@ -1,11 +1,13 @@
 //! The ng proxy's cost against a real rtpengine-daemon (userspace, 127.0.0.1, ports 30400-30999):
 //!
 //! 1. open loop at WARPD_BENCH_RATE commands/s (default 2,000), WARPD_BENCH_ROUNDS rounds
-//!    (default 6) of WARPD_BENCH_SECS seconds (default 5) per path, straight to the node and
-//!    through warpd's proxy taking turns in ABBA order; every command's latency (send → answer) is
-//!    recorded; p50/p99/p99.9 of each path over all its rounds, the difference, and each round's
-//!    own p99 difference are printed; then both streams at the same time (same machine
-//!    conditions for both). WARPD_BENCH_SLOW_US=1000 prints every command slower than 1 ms;
+//!    (default 6) of WARPD_BENCH_SECS seconds (default 5) per path, straight to the node, through
+//!    warpd's proxy and through a bare relay (the floor of any extra hop, see [`bare_relay`])
+//!    taking turns in ABBA order; every command's latency (send → answer) is recorded;
+//!    p50/p99/p99.9 of each path over all its rounds, the differences, each round's own p99
+//!    difference and warpd's media-thread CPU per proxied command are printed; then the direct
+//!    and proxied streams at the same time (same machine conditions for both).
+//!    WARPD_BENCH_SLOW_US=1000 prints every command slower than 1 ms;
 //! 2. closed loop with WARPD_BENCH_INFLIGHT commands in flight (default 64) for 3 s: the ceiling
 //!    in commands/s of the node alone and of the node behind the proxy, side by side.
 //!

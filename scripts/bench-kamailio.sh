@@ -4,7 +4,10 @@
 #   lcr        Kamailio's native lcr module (-A BENCH_NATIVE_LCR), db_text tables holding the same
 #              gateways, in the same order, that warpd returns for the benchmark call;
 #   dip        the warpd dip (http_async_query, full partition/LCR procedure), events off;
-#   dip+events the warpd dip plus the call.attempt/answer/end events (the production config).
+#   dip+events the warpd dip plus the call.attempt/answer/end events (the production config);
+#   static     (calibration, not in the default MODES) the same http_async_client dip to a server
+#              that answers every request with warpd's saved answer and does nothing else
+#              (examples/static_dip.rs): the floor of any HTTP dip on this machine.
 # For each, SIPp offers RATES calls/s for DURATION seconds each (INVITE, 200, ACK, BYE, no hold);
 # a run is clean when no call failed. Prints a table; the best clean rate of each way and the ratio.
 #
@@ -13,6 +16,7 @@
 #   DIP_TIMEOUT_MS=2000 MODES="lcr dip" scripts/bench-kamailio.sh    # throughput, not the deadline
 #   KEEP=1 ...                                     # keep the logs (path printed at the end)
 #   KAM_ARGS="-x tlsf" ...                         # extra Kamailio start options, the same for every mode
+#   MODES="lcr static dip" ...                     # with the static-answer floor
 #
 # Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
 # Everything listens on 127.0.0.1, on free ports, in a temporary directory that is removed.
@@ -35,6 +39,7 @@ if ! command -v perf >/dev/null; then
 fi
 # WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
 if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
+case " $MODES " in *" static "*) cargo build --release --locked -q --example static_dip ;; esac
 bin="${WARPD_BIN:-$root/target/release/warpd}"
 so="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so"
 
@@ -45,12 +50,12 @@ pids=()
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" ${static_pid:-}; do kill "$p" 2>/dev/null || true; done
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-[ -z "${KEEP:-}" ] || trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; echo "kept $work"' EXIT
+[ -z "${KEEP:-}" ] || trap 'for p in "${pids[@]}" ${static_pid:-}; do kill "$p" 2>/dev/null || true; done; echo "kept $work"' EXIT
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
 
 # --- PostgreSQL + demo network with the gateways on free ports ----------------------------------
@@ -93,6 +98,13 @@ w("lcr_rule_target", "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(
   + "".join(f"{i+1}:1:1:{i+1}:{i+1}:1\n" for i in range(len(gws))))
 
 PY
+sport=
+case " $MODES " in *" static "*)
+  sport=$(free_port tcp)
+  "$root/target/release/examples/static_dip" "127.0.0.1:$sport" "$work/dip.json" >"$work/static.log" 2>&1 &
+  static_pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$sport/" >/dev/null && break; sleep 0.1; done ;;
+esac
 gw_ports=$(python3 -c 'import json,sys,re; a=json.load(open(sys.argv[1])); print(" ".join(re.search(r":(\d+);",u).group(1) for r in a["routes"] for u in r["uris"]))' "$work/dip.json")
 for p in $gw_ports; do
   sipp -sf tests/sipp/uas.xml -p "$p" -i 127.0.0.1 -nostdin -buff_size 4194304 >/dev/null 2>&1 &
@@ -101,13 +113,16 @@ done
 
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp)
-  local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$wport\""
+  local dip_port=$wport
+  [ "$1" != static ] || dip_port=$sport
+  local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport/rpc\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
   case "$1" in
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
     dip) defs+=(-A WITHOUT_EVENTS) ;;
+    static) defs+=(-A WITHOUT_EVENTS) ;;
     dip+events) ;;
   esac
   mkdir -p "$work/run"
@@ -154,9 +169,12 @@ printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s\n" mode offered/s ok failed se
 for rate in $RATES; do
   for mode in $MODES; do
     start_kamailio "$mode"
-    k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$warpd_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
+    # the dip server's column: warpd, or the static server in the static mode
+    server_pid=$warpd_pid
+    [ "$mode" != static ] || server_pid=$static_pid
+    k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$server_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
     read -r offered ok failed secs uac < <(run_sipp "$rate")
-    k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$warpd_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
+    k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$server_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
     kill "$kpid"; wait "$kpid" 2>/dev/null || true
     cps=$(python3 -c "print(round($ok / $secs))")
     # CPU per offered call, in microseconds: Kamailio (all processes), warpd, PostgreSQL (all
