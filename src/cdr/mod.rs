@@ -218,19 +218,26 @@ pub const COPY_COLUMNS: &str =
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
     mos, jitter_ms, loss_pct, recording, flags";
 
-/// Escapes text for COPY text format.
+/// Escapes text for COPY text format. Every byte that needs escaping is ASCII, so the text
+/// between two of them is copied as one slice (the per-`char` version was ~2 % of warpd's CPU
+/// under dip load: every dip's call-start event body passes through here).
 pub fn esc(out: &mut String, s: &str) {
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
             // PostgreSQL text cannot hold NUL: dropped rather than poisoning the batch
-            '\0' => {}
-            c => out.push(c),
-        }
+            0 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
 }
 
 fn ts(out: &mut String, us: i64) {
@@ -426,6 +433,44 @@ mod tests {
         assert_eq!(c.duration_ms, 0);
         assert_eq!(c.vendor_billed_s, 0);
         assert!(c.flags.contains(&"end_before_answer"));
+    }
+
+    #[test]
+    fn esc_escapes_copy_specials_and_keeps_everything_else() {
+        let cases = [
+            ("", ""),
+            ("plain", "plain"),
+            ("a\tb\nc\rd\\e", "a\\tb\\nc\\rd\\\\e"),
+            ("\t\t", "\\t\\t"),
+            ("nul\0dropped\0", "nuldropped"),
+            ("ünï\tcødé €", "ünï\\tcødé €"),
+            ("\\", "\\\\"),
+        ];
+        for (input, want) in cases {
+            let mut out = String::from(">");
+            esc(&mut out, input);
+            assert_eq!(out, format!(">{want}"), "{input:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn esc_equals_the_char_by_char_definition(input in "[a-z\\\\\t\n\r\0ü€]{0,24}|\\PC{0,24}") {
+            let mut want = String::new();
+            for ch in input.chars() {
+                match ch {
+                    '\\' => want.push_str("\\\\"),
+                    '\t' => want.push_str("\\t"),
+                    '\n' => want.push_str("\\n"),
+                    '\r' => want.push_str("\\r"),
+                    '\0' => {}
+                    c => want.push(c),
+                }
+            }
+            let mut out = String::new();
+            esc(&mut out, &input);
+            proptest::prop_assert_eq!(out, want);
+        }
     }
 
     #[test]
