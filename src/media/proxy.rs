@@ -155,12 +155,12 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
             if let Err(e) = sock.send_to(out, peer).await {
                 tracing::debug!(%peer, error = %e, "ng proxy send failed");
             }
-            ctl.settle(settle);
             let total = t0.elapsed();
             ctl.metrics.command_duration.observe(total.as_secs_f64());
             ctl.metrics
                 .proxy_overhead
                 .observe(total.saturating_sub(node_time).as_secs_f64());
+            ctl.settle(settle);
         });
     }
 }
