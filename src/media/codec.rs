@@ -673,8 +673,9 @@ impl NgResponse {
 /// [`NgAnswer::decode`] checks the whole message exactly as [`NgResponse::decode`] does (same
 /// errors, property-tested) but builds nothing: it only reads `result` and `error-reason`. The
 /// proxy then sends the node's bytes on under Kamailio's cookie ([`NgAnswer::encode`]) instead of
-/// decoding and re-encoding every answer (an offer's carries the SDP); [`NgAnswer::response`]
-/// builds the dictionary where it is needed (a `delete`'s quality, JSON-RPC answers). Measured:
+/// decoding and re-encoding every answer (an offer's carries the SDP); [`Quality::from_answer`]
+/// reads a `delete`'s figures in place, and [`NgAnswer::response`] builds the dictionary where it
+/// is needed (JSON-RPC answers). Measured:
 /// docs/BENCHMARKS.md, the media proxy section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NgAnswer {
@@ -721,11 +722,6 @@ impl NgAnswer {
             Bencode::Dict(d) => NgResponse::from_dict(d),
             _ => Err(CodecError::NotDict),
         }
-    }
-
-    /// The bencoded dictionary.
-    pub fn body(&self) -> &[u8] {
-        &self.body
     }
 }
 
@@ -1002,6 +998,15 @@ mod tests {
                 assert_eq!(typed.encode(&c2), *req, "{name} typed request");
             }
         }
+    }
+
+    #[test]
+    fn a_delete_answers_quality_reads_the_same_in_place_and_decoded() {
+        let (_, raw) = NgAnswer::decode(include_bytes!("testdata/delete.rsp")).unwrap();
+        let (_, full) = NgResponse::decode(include_bytes!("testdata/delete.rsp")).unwrap();
+        let want = Quality::from_response(&full.dict);
+        assert_eq!(want.rtp_packets, 80, "the vector carries totals: {want:?}");
+        assert_eq!(Quality::from_answer(&raw), want);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod pool;
 pub mod proxy;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -230,47 +230,13 @@ impl MediaConfig {
     }
 }
 
-/// A deleted call's quality as kept for its CDR: the node's `delete` answer as it came, until
-/// [`MediaController::settle`] (after the proxy has sent the answer on) reduces it to the figures
-/// the CDR needs. Reading them from a `delete` answer (~2 KB of per-stream statistics) takes
-/// ~3 µs, which Kamailio would otherwise wait for; kept raw first, the quality is there before
-/// the answer leaves, so a `call.end` can never miss it.
-enum KeptQuality {
-    Raw(NgAnswer),
-    Parsed(Quality),
-}
-
-impl KeptQuality {
-    fn parse(answer: &NgAnswer) -> Quality {
-        Quality::from_answer(answer)
-    }
-
-    fn quality(&self) -> Quality {
-        match self {
-            KeptQuality::Raw(a) => KeptQuality::parse(a),
-            KeptQuality::Parsed(q) => q.clone(),
-        }
-    }
-}
-
-/// What is left to do for a command after its answer has gone out ([`MediaController::settle`]).
-#[must_use]
-pub struct Settle(Option<String>);
-
-impl Settle {
-    /// Nothing to finish.
-    pub fn none() -> Settle {
-        Settle(None)
-    }
-}
-
 /// The media controller: policy + node pool + per-call quality.
 pub struct MediaController {
     pool: Arc<NodePool>,
     policies: Arc<ArcSwap<PolicyTable>>,
     contexts: Arc<dyn CallContextSource>,
     dips: Arc<DipContextCache>,
-    quality: moka::sync::Cache<String, Arc<Mutex<KeptQuality>>>,
+    quality: moka::sync::Cache<String, Arc<Quality>>,
     pub(crate) metrics: Arc<MediaMetrics>,
 }
 
@@ -374,22 +340,7 @@ impl MediaController {
     /// The quality read from the node when the call was deleted; removed on read (the CDR
     /// writer takes it once).
     pub fn take_quality(&self, call_id: &str) -> Option<Quality> {
-        let kept = self.quality.remove(call_id)?;
-        let q = kept.lock().unwrap_or_else(|p| p.into_inner()).quality();
-        Some(q)
-    }
-
-    /// Finishes a command after its answer has been sent: a deleted call's raw answer becomes
-    /// its quality figures (in place, so a concurrent [`take_quality`](Self::take_quality)
-    /// sees one or the other, never nothing).
-    pub fn settle(&self, s: Settle) {
-        let Some(cid) = s.0 else { return };
-        if let Some(kept) = self.quality.get(&cid) {
-            let mut k = kept.lock().unwrap_or_else(|p| p.into_inner());
-            if let KeptQuality::Raw(a) = &*k {
-                *k = KeptQuality::Parsed(KeptQuality::parse(a));
-            }
-        }
+        self.quality.remove(call_id).map(|q| (*q).clone())
     }
 
     /// Proxied commands so far and the p50 / p99 of warpd's own time per command (bucket upper
@@ -412,18 +363,11 @@ impl MediaController {
     /// ng `error` answers.
     pub async fn handle(&self, req: NgRequest) -> NgAnswer {
         let mut node_time = Duration::ZERO;
-        let (answer, settle) = self.handle_timed(req, &mut node_time).await;
-        self.settle(settle);
-        answer
+        self.handle_timed(req, &mut node_time).await
     }
 
-    /// [`handle`](Self::handle), adding the time spent waiting for nodes to `node_time`; the
-    /// caller sends the answer, then passes the [`Settle`] to [`settle`](Self::settle).
-    pub async fn handle_timed(
-        &self,
-        mut req: NgRequest,
-        node_time: &mut Duration,
-    ) -> (NgAnswer, Settle) {
+    /// [`handle`](Self::handle), adding the time spent waiting for nodes to `node_time`.
+    pub async fn handle_timed(&self, mut req: NgRequest, node_time: &mut Duration) -> NgAnswer {
         let command = req.command.as_str();
         if req.command == Command::Ping {
             self.metrics
@@ -435,7 +379,7 @@ impl MediaController {
             } else {
                 NgResponse::error("warpd: no healthy RTPEngine node")
             };
-            return (answer.into(), Settle::none());
+            return answer.into();
         }
         let route_flag = policy::take_route_flag(&mut req);
         if req.command == Command::Offer {
@@ -462,15 +406,15 @@ impl MediaController {
                     .commands
                     .with_label_values(&[command, outcome])
                     .inc();
-                let mut settle = Settle::none();
                 if req.command == Command::Delete && resp.result == NgResult::Ok {
                     if let Some(cid) = req.call_id() {
-                        let kept = Arc::new(Mutex::new(KeptQuality::Raw(resp.clone())));
-                        self.quality.insert(cid.to_string(), kept);
-                        settle = Settle(Some(cid.to_string()));
+                        // read in place (~3 µs for a 2 KB delete answer), before the answer
+                        // leaves, so a call.end can never miss it
+                        let quality = Quality::from_answer(&resp);
+                        self.quality.insert(cid.to_string(), Arc::new(quality));
                     }
                 }
-                (resp, settle)
+                resp
             }
             Err(e) => {
                 self.metrics
@@ -479,10 +423,7 @@ impl MediaController {
                     .inc();
                 self.metrics.error(e.kind());
                 tracing::warn!(command, error = %e, "ng command failed");
-                (
-                    NgResponse::error(&format!("warpd: {e}")).into(),
-                    Settle::none(),
-                )
+                NgResponse::error(&format!("warpd: {e}")).into()
             }
         }
     }
@@ -632,28 +573,6 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_kept_quality_reads_the_same_raw_or_settled() {
-        let (_, raw) = NgAnswer::decode(include_bytes!("testdata/delete.rsp")).unwrap();
-        let (_, full) = NgResponse::decode(include_bytes!("testdata/delete.rsp")).unwrap();
-        let want = Quality::from_response(&full.dict);
-        assert!(
-            want.rtp_packets == 80,
-            "the vector carries totals: {want:?}"
-        );
-        let kept = KeptQuality::Raw(raw);
-        assert_eq!(
-            kept.quality(),
-            want,
-            "taken before settle: decoded on the spot"
-        );
-        let KeptQuality::Raw(a) = &kept else {
-            unreachable!()
-        };
-        let settled = KeptQuality::Parsed(KeptQuality::parse(a));
-        assert_eq!(settled.quality(), want, "taken after settle");
-    }
 
     #[test]
     fn config_errors_name_the_key() {

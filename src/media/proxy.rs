@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::MAX_DATAGRAM;
 use super::codec::{cookie_of, CodecError, NgAnswer, NgRequest, NgResponse};
-use super::{MediaController, Settle};
+use super::MediaController;
 
 /// How long an answer is kept for retransmits of its cookie. Kamailio retransmits only until it
 /// has an answer, within `rtpengine_tout_ms × rtpengine_retr` (1 s × 5 by default), so a repeat
@@ -149,7 +149,7 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
         tokio::spawn(async move {
             let _permit = permit;
             let mut node_time = Duration::ZERO;
-            let (cookie, resp, settle) = handle(&ctl, &datagram, &mut node_time).await;
+            let (cookie, resp) = handle(&ctl, &datagram, &mut node_time).await;
             // kept for retransmits of this cookie, then sent
             let out = slot.get_or_init(|| resp.encode(&cookie));
             if let Err(e) = sock.send_to(out, peer).await {
@@ -160,7 +160,6 @@ pub async fn run(sock: UdpSocket, ctl: Arc<MediaController>, shutdown: Cancellat
             ctl.metrics
                 .proxy_overhead
                 .observe(total.saturating_sub(node_time).as_secs_f64());
-            ctl.settle(settle);
         });
     }
 }
@@ -169,13 +168,10 @@ async fn handle(
     ctl: &MediaController,
     datagram: &[u8],
     node_time: &mut Duration,
-) -> (Vec<u8>, NgAnswer, Settle) {
+) -> (Vec<u8>, NgAnswer) {
     let cookie = cookie_of(datagram).unwrap_or_default().to_vec();
     match NgRequest::decode(datagram) {
-        Ok((_, req)) => {
-            let (answer, settle) = ctl.handle_timed(req, node_time).await;
-            (cookie, answer, settle)
-        }
+        Ok((_, req)) => (cookie, ctl.handle_timed(req, node_time).await),
         Err(e) => {
             let kind = match e {
                 CodecError::UnknownCommand(_) => "unknown_command",
@@ -188,7 +184,7 @@ async fn handle(
                 CodecError::UnknownCommand(_) => "Unrecognized command".to_string(),
                 other => format!("warpd: {other}"),
             };
-            (cookie, NgResponse::error(&reason).into(), Settle::none())
+            (cookie, NgResponse::error(&reason).into())
         }
     }
 }
