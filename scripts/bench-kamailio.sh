@@ -133,13 +133,15 @@ start_kamailio() { # mode -> sets kport, kpid
   kill -0 "$kpid" || { cat "$work/kamailio-$1.log"; exit 1; }
 }
 
-run_sipp() { # rate -> prints "offered ok failed seconds uac-cpu-ns"
-  local rate=$1 n=$(( $1 * DURATION )) stf="$work/stat-$RANDOM.csv" t0 t1
+run_sipp() { # rate mode -> prints "offered ok failed seconds uac-cpu-ns"
+  local rate=$1 n=$(( $1 * DURATION )) stf="$work/stat-$2-$1.csv" t0 t1
+  # with KEEP, SIPp's unexpected messages (why a call failed) are kept too
+  local err=(); [ -z "${KEEP:-}" ] || err=(-trace_err -error_file "$work/sipp-errors-$2-$1.log")
   t0=$(date +%s.%N)
   "${uac_wrap[@]}" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
     -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
     -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
-    -trace_stat -stf "$stf" -fd 60 >/dev/null 2>&1 || true
+    -trace_stat -stf "$stf" -fd 60 "${err[@]}" >/dev/null 2>&1 || true
   t1=$(date +%s.%N)
   local uac_ns=0
   [ ${#uac_wrap[@]} -eq 0 ] || uac_ns=$(awk -F, '/task-clock/ {printf "%.0f\n", $1 * 1e6}' "$work/uac-cpu")
@@ -173,9 +175,10 @@ for rate in $RATES; do
     server_pid=$warpd_pid
     [ "$mode" != static ] || server_pid=$static_pid
     k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$server_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
-    read -r offered ok failed secs uac < <(run_sipp "$rate")
+    read -r offered ok failed secs uac < <(run_sipp "$rate" "$mode")
     k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$server_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
     kill "$kpid"; wait "$kpid" 2>/dev/null || true
+    [ -z "${KEEP:-}" ] || mv "$work/kamailio-$mode.log" "$work/kamailio-$mode-$rate.log"
     cps=$(python3 -c "print(round($ok / $secs))")
     # CPU per offered call, in microseconds: Kamailio (all processes), warpd, PostgreSQL (all
     # backends) and SIPp (the customer UAC and the gateway UASes)

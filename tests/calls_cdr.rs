@@ -566,6 +566,111 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
     s.stop().await;
 }
 
+/// `POST /v1/events` with a form body, as Kamailio sends it.
+async fn post_events(http: &reqwest::Client, base: &str, body: &str) -> (u16, Value) {
+    let r = http
+        .post(format!("{base}/v1/events"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_events_several_per_request_all_or_nothing() {
+    let pg = support::TestPg::start();
+    let client = demo_db(&pg).await;
+    let spool = tempfile::tempdir().unwrap();
+    let s = Server::start(&pg, spool.path(), &[]).await;
+    let (http, base) = (&s.http, s.base.as_str());
+    let a = dip(http, base, "form-1").await;
+    assert_eq!(a["action"], "route", "{a}");
+    let routes = a["routes"].as_array().unwrap().clone();
+    assert!(routes.len() >= 2, "need two routes for failover: {a}");
+    let (r0, r1) = (
+        routes[0]["route_id"].as_str().unwrap(),
+        routes[1]["route_id"].as_str().unwrap(),
+    );
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .floor();
+
+    // attempt 1 fails, attempt 2 answers: three events, one request, in order
+    let body = format!(
+        "event=attempt&call_id=form-1&ts={}&attempt=1&route_id={r0}&sip_code=503&reason=Service%20Unavailable\n\
+         event=attempt&call_id=form-1&ts={}&attempt=2&route_id={r1}&sip_code=200&reason=OK\n\
+         event=answer&call_id=form-1&ts={}&attempt=2&route_id={r1}\n",
+        t0 + 1.0,
+        t0 + 3.0,
+        t0 + 3.0
+    );
+    assert_eq!(
+        post_events(http, base, &body).await,
+        (200, json!({"ok": true, "events": 3}))
+    );
+
+    // a bad second line refuses the whole body: the end on line 1 is not applied
+    let bad = format!(
+        "event=end&call_id=form-1&ts={}&hangup=caller\nevent=attempt&call_id=form-1&attempt=3&route_id={r0}&sip_code=42",
+        t0 + 10.0
+    );
+    let (status, err) = post_events(http, base, &bad).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("line 2: sip_code"),
+        "{err}"
+    );
+    assert!(cdrs_of(&client, "form-1").await.is_empty());
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM call_events WHERE call_id = 'form-1' AND kind = 'end'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing of a refused body is stored");
+    // wrong content type, wrong method
+    let r = http
+        .post(format!("{base}/v1/events"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let r = http.get(format!("{base}/v1/events")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+
+    // the end: the CDR carries the second route, two attempts, 7 s from the answer
+    let end = format!(
+        "event=end&call_id=form-1&ts={}&hangup=callee&cause=200%20BYE",
+        t0 + 10.0
+    );
+    assert_eq!(
+        post_events(http, base, &end).await,
+        (200, json!({"ok": true, "events": 1}))
+    );
+    let rows = cdrs_of(&client, "form-1").await;
+    assert_eq!(rows.len(), 1, "one CDR once the end is acknowledged");
+    let r = &rows[0];
+    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some(r1));
+    assert_eq!(r.get::<_, String>(5), "answered");
+    assert_eq!(r.get::<_, i32>(6), 2);
+    assert_eq!(r.get::<_, i64>(7), 7000);
+    assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("callee"));
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_rebuilds_live_calls_so_limits_hold() {
     let pg = support::TestPg::start();

@@ -1,5 +1,6 @@
 //! The calls/CDR surface: JSON-RPC `call.attempt`, `call.answer`, `call.end` (each answers
-//! `{"ok":true}` once the event is durable), `GET /v1/cdrs` (filters + cursor pagination),
+//! `{"ok":true}` once the event is durable), `POST /v1/events` (the same events as form lines,
+//! several per request: Kamailio's cheap path), `GET /v1/cdrs` (filters + cursor pagination),
 //! `GET /v1/cdrs/export` (streamed CSV / NDJSON) and `GET /v1/routes/quality`.
 //!
 //! Owns: these paths and methods, their parameter syntax. Must not touch: call rules and
@@ -19,8 +20,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
-use super::http::{Api, Body, Surface};
-use crate::calls::events::{answer_event, attempt_event, end_event, Event, EventData, EventError};
+use super::http::{read_body, Api, Body, Surface};
+use crate::calls::events::{
+    answer_event, attempt_event, end_event, form_events, Event, EventData, EventError,
+};
 use crate::calls::{now_us, CallService, CallsError};
 use crate::cdr::query::{self, CdrFilter, Format};
 
@@ -41,16 +44,26 @@ async fn event(
     params: &Params<'_>,
     parse: fn(&[u8], i64) -> Result<Event, EventError>,
 ) -> Result<Ok, ApiError> {
+    let Some(raw) = params.as_str() else {
+        return Err(ApiError::invalid("params", "missing; expected an object"));
+    };
+    submit(api, |now| parse(raw.as_bytes(), now).map(|e| vec![e])).await?;
+    Result::Ok(Ok { ok: true })
+}
+
+/// Parses events (all or none), adds the media node's figures to an end, queues them as one job
+/// and waits until they are durable. Returns how many.
+async fn submit(
+    api: &Api,
+    parse: impl FnOnce(i64) -> Result<Vec<Event>, EventError>,
+) -> Result<usize, ApiError> {
     let Some(calls) = api.state.calls.as_ref() else {
         return Err(ApiError::Internal(
             "call tracking is disabled (calls.enabled)".into(),
         ));
     };
-    let Some(raw) = params.as_str() else {
-        return Err(ApiError::invalid("params", "missing; expected an object"));
-    };
-    let mut ev = match parse(raw.as_bytes(), now_us()) {
-        Ok(ev) => ev,
+    let mut events = match parse(now_us()) {
+        Result::Ok(evs) => evs,
         Err(e) => {
             calls
                 .shared()
@@ -64,13 +77,41 @@ async fn event(
     };
     // the media node's statistics of the call (taken when its `delete` went through warpd's ng
     // proxy) go into the CDR with the end event
-    if let (Some(media), EventData::End(end)) = (api.state.media.as_ref(), &mut ev.data) {
-        if let Some(q) = media.take_quality(&ev.call_id) {
-            end.media.fill_from(&q);
+    if let Some(media) = api.state.media.as_ref() {
+        for ev in &mut events {
+            if let EventData::End(end) = &mut ev.data {
+                if let Some(q) = media.take_quality(&ev.call_id) {
+                    end.media.fill_from(&q);
+                }
+            }
         }
     }
-    calls.submit(ev).await.map_err(calls_err)?;
-    Result::Ok(Ok { ok: true })
+    let n = events.len();
+    calls.submit_all(events).await.map_err(calls_err)?;
+    Result::Ok(n)
+}
+
+#[derive(Serialize)]
+struct Submitted {
+    ok: bool,
+    events: usize,
+}
+
+/// `application/x-www-form-urlencoded`, or no content type (curl without -H).
+fn check_form_content_type(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(v) = req.headers().get(CONTENT_TYPE) else {
+        return Result::Ok(());
+    };
+    let s = v.to_str().unwrap_or("");
+    let media = s.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Result::Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType {
+            expected: "application/x-www-form-urlencoded",
+            got: s.chars().take(64).collect(),
+        })
+    }
 }
 
 /// Registers `call.attempt`, `call.answer`, `call.end`.
@@ -179,6 +220,22 @@ impl Api {
                 "a valid bearer token is required".into(),
             )),
             None => Result::Ok(()),
+        }
+    }
+
+    /// `POST /v1/events`: call events as form lines (`crate::calls::events::form_events`),
+    /// applied in order and answered `{"ok":true,"events":N}` once all are durable; a bad line
+    /// refuses the whole body (400, naming the line and field).
+    pub(super) async fn http_events(&self, req: Request<Incoming>) -> Response<Body> {
+        let res = async {
+            check_form_content_type(&req)?;
+            let body = read_body(req, self.state.limits.max_body_bytes).await?;
+            submit(self, |now| form_events(&body, now)).await
+        }
+        .await;
+        match res {
+            Result::Ok(events) => self.json_ok(Surface::Http, &Submitted { ok: true, events }),
+            Err(e) => self.error(Surface::Http, e),
         }
     }
 

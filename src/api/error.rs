@@ -33,8 +33,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("body: could not be read: {0}")]
     BodyRead(String),
-    #[error("content-type: expected application/json, got {0:?}")]
-    UnsupportedMediaType(String),
+    #[error("content-type: expected {expected}, got {got:?}")]
+    UnsupportedMediaType { expected: &'static str, got: String },
     #[error("{0}: no such resource")]
     NotFound(String),
     #[error("{path}: method {method} not allowed (allowed: {allow})")]
@@ -94,7 +94,7 @@ impl ApiError {
             | ApiError::MalformedJson { .. }
             | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -115,7 +115,7 @@ impl ApiError {
             }
             ApiError::MalformedJson { .. } | ApiError::BodyRead(_) => PARSE_ERROR_CODE,
             ApiError::BodyTooLarge { .. } => OVERSIZED_REQUEST_CODE,
-            ApiError::UnsupportedMediaType(_)
+            ApiError::UnsupportedMediaType { .. }
             | ApiError::MethodNotAllowed { .. }
             | ApiError::Unauthorized(_)
             | ApiError::Forbidden(_) => INVALID_REQUEST_CODE,
@@ -136,7 +136,7 @@ impl ApiError {
             ApiError::MalformedJson { .. } => "malformed_json",
             ApiError::BodyTooLarge { .. } => "too_large",
             ApiError::BodyRead(_) => "body_read",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
@@ -241,7 +241,10 @@ mod tests {
                 why: "x".into(),
             },
             ApiError::BodyTooLarge { limit: 10 },
-            ApiError::UnsupportedMediaType("text/plain".into()),
+            ApiError::UnsupportedMediaType {
+                expected: "application/json",
+                got: "text/plain".into(),
+            },
             ApiError::NotFound("/x".into()),
             ApiError::MethodNotAllowed {
                 path: "/rpc".into(),

@@ -1,4 +1,5 @@
 //! HTTP request dispatch and the plain-HTTP surface: `GET /v1/route`, `POST /v1/routing/simulate`,
+//! `POST /v1/events` (handled in `cdrs.rs`),
 //! `GET /healthz`, `/readyz`, `/metrics`, and hand-off of `POST /rpc` to jsonrpsee. Also [`Api`],
 //! the shared request context whose [`Api::dip`] is the ONE dip entry point of both surfaces
 //! (metrics, logging, readiness).
@@ -299,7 +300,10 @@ fn check_json_content_type<B>(req: &Request<B>) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(s.chars().take(64).collect()))
+        Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+            got: s.chars().take(64).collect(),
+        })
     }
 }
 
@@ -337,6 +341,7 @@ enum Action {
     Healthz,
     Readyz,
     Metrics,
+    Events,
     Cdrs,
     CdrsExport,
     RouteQuality,
@@ -355,6 +360,7 @@ fn action(path: &str, method: &Method) -> Action {
         ("/metrics", &Method::GET) => Action::Metrics,
         ("/v1/openapi.json", &Method::GET) => Action::OpenApi,
         (p, _) if p.starts_with("/v1/admin/") => Action::Admin,
+        ("/v1/events", &Method::POST) => Action::Events,
         ("/v1/cdrs", &Method::GET) => Action::Cdrs,
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
         ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
@@ -363,7 +369,9 @@ fn action(path: &str, method: &Method) -> Action {
             | "/v1/routes/quality",
             m,
         ) => Action::Refuse(Surface::Http, not_allowed(path, m, "GET")),
-        ("/v1/routing/simulate", m) => Action::Refuse(Surface::Http, not_allowed(path, m, "POST")),
+        ("/v1/routing/simulate" | "/v1/events", m) => {
+            Action::Refuse(Surface::Http, not_allowed(path, m, "POST"))
+        }
         ("/rpc", m) => Action::Refuse(Surface::Rpc, not_allowed(path, m, "POST")),
         _ => Action::Refuse(
             Surface::Http,
@@ -395,6 +403,7 @@ pub(crate) async fn handle(
             }
         }
         Action::Metrics => api.metrics(),
+        Action::Events => api.http_events(req).await,
         Action::Cdrs => api.http_cdrs(req).await,
         Action::CdrsExport => api.http_cdrs_export(req).await,
         Action::RouteQuality => api.http_route_quality(req.uri().query()),

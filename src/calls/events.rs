@@ -256,6 +256,16 @@ fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, EventError> {
     } else {
         serde_path_to_error::deserialize::<_, T>(&mut de)
     };
+    named(r)
+}
+
+/// The params of one form line (see [`form_events`]), already typed.
+fn parse_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, EventError> {
+    named(serde_path_to_error::deserialize::<_, T>(v))
+}
+
+/// A deserialization error as the field it is about and why.
+fn named<T>(r: Result<T, serde_path_to_error::Error<serde_json::Error>>) -> Result<T, EventError> {
     match r {
         Ok(t) => Ok(t),
         Err(e) => {
@@ -326,7 +336,10 @@ fn attempt_no(field: &str, a: u32) -> Result<u32, EventError> {
 
 /// `call.attempt` params → event.
 pub fn attempt_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
-    let p: AttemptParams = parse(raw)?;
+    attempt_checked(parse(raw)?, now_us)
+}
+
+fn attempt_checked(p: AttemptParams, now_us: i64) -> Result<Event, EventError> {
     text("call_id", &p.call_id, true)?;
     text("route_id", &p.route_id, true)?;
     opt_text("reason", &p.reason)?;
@@ -363,7 +376,10 @@ pub fn attempt_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
 
 /// `call.answer` params → event.
 pub fn answer_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
-    let p: AnswerParams = parse(raw)?;
+    answer_checked(parse(raw)?, now_us)
+}
+
+fn answer_checked(p: AnswerParams, now_us: i64) -> Result<Event, EventError> {
     text("call_id", &p.call_id, true)?;
     opt_text("route_id", &p.route_id)?;
     if let Some(a) = p.attempt {
@@ -381,7 +397,10 @@ pub fn answer_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
 
 /// `call.end` params → event.
 pub fn end_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
-    let p: EndParams = parse(raw)?;
+    end_checked(parse(raw)?, now_us)
+}
+
+fn end_checked(p: EndParams, now_us: i64) -> Result<Event, EventError> {
     text("call_id", &p.call_id, true)?;
     opt_text("cause", &p.cause)?;
     opt_text("recording", &p.recording)?;
@@ -416,6 +435,100 @@ pub fn end_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
             },
         }),
     })
+}
+
+// ---- form lines (`POST /v1/events`) ---------------------------------------------------------
+
+/// Most events in one `POST /v1/events` body.
+pub const MAX_FORM_EVENTS: usize = 100;
+
+/// Form fields whose values are numbers; every other value is text.
+const NUMERIC: [&str; 7] = [
+    "attempt",
+    "sip_code",
+    "ts",
+    "ring_ts",
+    "mos",
+    "jitter_ms",
+    "loss_pct",
+];
+
+/// The body of `POST /v1/events` → events, in order. One event per line, each an
+/// `application/x-www-form-urlencoded` form: `event=attempt|answer|end` and the fields of that
+/// event's JSON-RPC params (`call.attempt` / `call.answer` / `call.end`, same names, same
+/// rules), e.g. `event=end&call_id=a84b4c76e66710&ts=1700000000.25&hangup=caller`.
+///
+/// Kamailio builds these with `{s.urlencode.param}` instead of a JSON encoder, and sends the
+/// events that must stay in order (an attempt and its answer or end) as one body. URL encoding
+/// turns a line break inside a value into `%0A`, so lines cannot be confused; empty lines and a
+/// trailing `\r` are ignored. All or nothing: the first bad line refuses the whole body, its
+/// error naming the line and the field (`line 2: sip_code`).
+pub fn form_events(body: &[u8], now_us: i64) -> Result<Vec<Event>, EventError> {
+    let mut out = Vec::new();
+    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if out.len() == MAX_FORM_EVENTS {
+            return Err(err(
+                "body",
+                format!("more than {MAX_FORM_EVENTS} events in one request"),
+            ));
+        }
+        let ev = form_event(line, now_us).map_err(|e| EventError {
+            field: format!("line {}: {}", i + 1, e.field),
+            why: e.why,
+        })?;
+        out.push(ev);
+    }
+    if out.is_empty() {
+        return Err(err("body", "no event (expected one form per line)"));
+    }
+    Ok(out)
+}
+
+/// One form line → event.
+fn form_event(line: &[u8], now_us: i64) -> Result<Event, EventError> {
+    let mut kind = None;
+    let mut params = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(line) {
+        let (k, v) = (k.into_owned(), v.into_owned());
+        if k == "event" {
+            if kind.replace(v).is_some() {
+                return Err(err("event", "given twice"));
+            }
+            continue;
+        }
+        let value = if NUMERIC.contains(&k.as_str()) {
+            let n = v
+                .trim()
+                .parse::<serde_json::Number>()
+                .map_err(|_| err(&k, format!("{:?} is not a number", clip(&v))))?;
+            serde_json::Value::Number(n)
+        } else {
+            serde_json::Value::String(v)
+        };
+        if params.insert(k.clone(), value).is_some() {
+            return Err(err(&k, "given twice"));
+        }
+    }
+    let params = serde_json::Value::Object(params);
+    match kind.as_deref() {
+        Some("attempt") => attempt_checked(parse_value(params)?, now_us),
+        Some("answer") => answer_checked(parse_value(params)?, now_us),
+        Some("end") => end_checked(parse_value(params)?, now_us),
+        Some(other) => Err(err(
+            "event",
+            format!("{:?}: expected attempt, answer or end", clip(other)),
+        )),
+        None => Err(err("event", "missing (attempt, answer or end)")),
+    }
+}
+
+/// The start of a value quoted in an error.
+fn clip(s: &str) -> String {
+    s.chars().take(32).collect()
 }
 
 #[cfg(test)]
@@ -495,6 +608,43 @@ mod tests {
                 ),
             }
         }
+
+        // the form body parser never panics, whatever the bytes
+        #[test]
+        fn form_parser_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = form_events(&raw, NOW);
+        }
+
+        // the same attempt as a form line (URL-encoded the way Kamailio's {s.urlencode.param}
+        // does) and as JSON-RPC params: the same event, or the same field refused
+        #[test]
+        fn form_line_equals_json_params(
+            id in "\\PC{0,40}", route in "[a-z0-9-]{0,20}", n in 0u32..200, code in 0u16..800,
+            ts in proptest::option::of(0f64..5e9), reason in proptest::option::of("\\PC{0,30}"),
+        ) {
+            let p = serde_json::json!({"call_id": id, "attempt": n, "route_id": route,
+                "sip_code": code, "ts": ts, "reason": reason});
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("event", "attempt")
+                .append_pair("call_id", &id)
+                .append_pair("attempt", &n.to_string())
+                .append_pair("route_id", &route)
+                .append_pair("sip_code", &code.to_string());
+            if let Some(ts) = ts {
+                form.append_pair("ts", &ts.to_string());
+            }
+            if let Some(r) = &reason {
+                form.append_pair("reason", r);
+            }
+            let line = form.finish();
+            let from_json = attempt_event(p.to_string().as_bytes(), NOW);
+            let from_form = form_events(line.as_bytes(), NOW);
+            match (from_json, from_form) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(vec![a], b),
+                (Err(a), Err(b)) => prop_assert_eq!(format!("line 1: {}", a.field), b.field),
+                (a, b) => prop_assert!(false, "json {:?} but form {:?}", a, b),
+            }
+        }
     }
 
     const NOW: i64 = 1_700_000_000_000_000;
@@ -537,5 +687,94 @@ mod tests {
         assert_eq!(e.field, "hangup");
         let e = end_event(br#"{"call_id":"c","mos":7}"#, NOW).unwrap_err();
         assert_eq!(e.field, "mos");
+    }
+
+    #[test]
+    fn form_lines_in_order() {
+        let body = b"event=attempt&call_id=a%2Bb%22c%5C%3B&attempt=2&route_id=r1&sip_code=200&reason=OK+then&ts=1700000001.5\r\n\
+event=answer&call_id=a%2Bb%22c%5C%3B&attempt=2&route_id=r1&ts=1700000001.5\n\n";
+        let evs = form_events(body, NOW).unwrap();
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[0].call_id, "a+b\"c\\;");
+        assert_eq!(evs[0].ts_us, 1_700_000_001_500_000);
+        assert_eq!(
+            evs[0].data,
+            EventData::Attempt(AttemptInfo {
+                attempt: 2,
+                route_id: "r1".into(),
+                sip_code: 200,
+                reason: Some("OK then".into()),
+                ring_us: None,
+            })
+        );
+        assert_eq!(
+            evs[1].data,
+            EventData::Answer(AnswerInfo {
+                attempt: Some(2),
+                route_id: Some("r1".into()),
+            })
+        );
+        let end = form_events(
+            b"event=end&call_id=c&hangup=callee&cause=486+Busy+Here&mos=4.1&ts=1700000002",
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(end[0].ts_us, 1_700_000_002_000_000);
+        let EventData::End(e) = &end[0].data else {
+            panic!("not an end: {end:?}");
+        };
+        assert_eq!(e.hangup.as_deref(), Some("callee"));
+        assert_eq!(e.cause.as_deref(), Some("486 Busy Here"));
+        assert_eq!(e.media.mos, Some(4.1));
+        // no ts: the time it arrived
+        let e = form_events(b"event=answer&call_id=c", NOW).unwrap();
+        assert_eq!(e[0].ts_us, NOW);
+    }
+
+    #[test]
+    fn bad_form_lines_name_line_and_field() {
+        let ok = "event=answer&call_id=c";
+        let cases: &[(&str, &str)] = &[
+            ("", "body"),
+            ("\n\n", "body"),
+            ("call_id=c", "line 1: event"),
+            ("event=start&call_id=c", "line 1: event"),
+            ("event=answer&event=end&call_id=c", "line 1: event"),
+            ("event=answer", "line 1: call_id"),
+            ("event=answer&call_id=c&call_id=d", "line 1: call_id"),
+            ("event=answer&call_id=c&bogus=1", "line 1: bogus"),
+            (
+                "event=attempt&call_id=c&attempt=x&route_id=r&sip_code=200",
+                "line 1: attempt",
+            ),
+            (
+                "event=attempt&call_id=c&attempt=1.5&route_id=r&sip_code=200",
+                "line 1: attempt",
+            ),
+            (
+                "event=attempt&call_id=c&attempt=1&route_id=r&sip_code=99",
+                "line 1: sip_code",
+            ),
+            ("event=end&call_id=c&ts=NaN", "line 1: ts"),
+            ("event=end&call_id=c&ts=5", "line 1: ts"),
+            ("event=end&call_id=c&hangup=nobody", "line 1: hangup"),
+            ("event=end&call_id=c%01", "line 1: call_id"),
+            // an encoded line break stays inside its value (and is refused there)
+            ("event=end&call_id=c&cause=a%0Aevent=end", "line 1: cause"),
+        ];
+        for (body, field) in cases {
+            let e = form_events(body.as_bytes(), NOW).unwrap_err();
+            assert_eq!(&e.field, field, "{body:?}: {e}");
+        }
+        // the line number counts every line, empty ones too
+        let e = form_events(format!("{ok}\n\nevent=end").as_bytes(), NOW).unwrap_err();
+        assert_eq!(e.field, "line 3: call_id");
+        let many = vec![ok; MAX_FORM_EVENTS + 1].join("\n");
+        assert_eq!(form_events(many.as_bytes(), NOW).unwrap_err().field, "body");
+        let most = vec![ok; MAX_FORM_EVENTS].join("\n");
+        assert_eq!(
+            form_events(most.as_bytes(), NOW).unwrap().len(),
+            MAX_FORM_EVENTS
+        );
     }
 }

@@ -467,10 +467,16 @@ impl CallService {
 
     /// Queues one event and waits until it is durable (or known already).
     pub async fn submit(&self, ev: Event) -> Result<(), CallsError> {
+        self.submit_all(vec![ev]).await
+    }
+
+    /// Queues events as one job (applied in this order, made durable in the same batch) and
+    /// waits until they are durable (or known already).
+    pub async fn submit_all(&self, events: Vec<Event>) -> Result<(), CallsError> {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Job {
-                events: vec![ev],
+                events,
                 ack: Some(ack),
             })
             .await
