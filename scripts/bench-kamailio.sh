@@ -116,7 +116,7 @@ start_kamailio() { # mode -> sets kport, kpid
   local dip_port=$wport
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
-    -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport/rpc\""
+    -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport/v1/events\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
   case "$1" in

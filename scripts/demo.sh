@@ -74,7 +74,7 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   ng=$("$bin" check-config | sed -n 's/^ng_listen = "\(.*\)"$/\1/p' | head -n1)
   kam_defs=(-A "SIP_PORT=$sip_port" -A WITH_MEDIA -A "RTPENGINE_SOCK=\"udp:${ng:-127.0.0.1:22222}\""
     -A "HTTP_ASYNC_SO=\"${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so\""
-    -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/rpc\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\"")
+    -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/v1/events\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\"")
   kamailio -f "$root/kamailio/kamailio.cfg" -DD -E -m 256 -M 16 -x tlsf -P "$state/kamailio/kamailio.pid" \
     -Y "$state/kamailio" "${kam_defs[@]}" >"$state/kamailio.log" 2>&1 &
   pids+=($!)

@@ -7,7 +7,7 @@
 //! - the cheapest vendor's gateway gets the call (the UAS message logs are counted);
 //! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
 //!   (call.attempt ×2, call.answer, call.end; the end last) leave Kamailio with the right fields (recorded by a
-//!   small HTTP sink in front of warpd's /rpc, which forwards them to warpd);
+//!   small HTTP sink in front of warpd's POST /v1/events, which forwards them to warpd);
 //!   and the call's CDR in PostgreSQL has the carrying route, 2 attempts, its rates, duration,
 //!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR;
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
@@ -386,7 +386,9 @@ fn gw_port(uri: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {uri}"))
 }
 
-/// Records every JSON-RPC body Kamailio sends as a call event and forwards it to warpd.
+/// Records every call event Kamailio posts (a form body, one event per line) and forwards the
+/// body to warpd. Each event is kept as `{"method": "call.<event>", "params": {...}}`, the
+/// numeric fields as numbers, so that the checks read like the JSON-RPC methods.
 async fn event_sink(
     listener: tokio::net::TcpListener,
     warpd: String,
@@ -410,12 +412,10 @@ async fn event_sink(
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                        seen.lock().expect("lock").push(v);
-                    }
+                    seen.lock().expect("lock").extend(form_lines(&body));
                     let answer = match http
                         .post(&warpd)
-                        .header("content-type", "application/json")
+                        .header("content-type", "application/x-www-form-urlencoded")
                         .body(body.to_vec())
                         .send()
                         .await
@@ -431,6 +431,29 @@ async fn event_sink(
                 .await;
         });
     }
+}
+
+/// A `POST /v1/events` body as JSON-RPC-like values (see [`event_sink`]).
+fn form_lines(body: &[u8]) -> Vec<Value> {
+    const NUMERIC: [&str; 4] = ["attempt", "sip_code", "ts", "ring_ts"];
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut method = Value::Null;
+            let mut params = serde_json::Map::new();
+            for (k, v) in url::form_urlencoded::parse(line) {
+                if k == "event" {
+                    method = Value::String(format!("call.{v}"));
+                } else if NUMERIC.contains(&k.as_ref()) {
+                    let n = v.parse::<serde_json::Number>().map(Value::Number);
+                    params.insert(k.into_owned(), n.unwrap_or(Value::String(v.into_owned())));
+                } else {
+                    params.insert(k.into_owned(), Value::String(v.into_owned()));
+                }
+            }
+            serde_json::json!({"method": method, "params": params})
+        })
+        .collect()
 }
 
 fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -559,7 +582,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     let shutdown = CancellationToken::new();
     let server = rt.spawn(warpd::server::run(config, listener, shutdown.clone()));
     let base = format!("http://127.0.0.1:{warpd_port}");
-    let rpc = format!("{base}/rpc");
+    let events_url = format!("{base}/v1/events");
     let http = reqwest::Client::new();
     let dip = |src_ip: &str, dnis: &str| -> Value {
         let url = format!(
@@ -614,8 +637,8 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     let sink = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind sink");
-    let sink_url = format!("http://{}/rpc", sink.local_addr().expect("sink addr"));
-    rt.spawn(event_sink(sink, rpc.clone(), events.clone()));
+    let sink_url = format!("http://{}/v1/events", sink.local_addr().expect("sink addr"));
+    rt.spawn(event_sink(sink, events_url.clone(), events.clone()));
     let so_define = format!("HTTP_ASYNC_SO=\"{}\"", so.display());
     let main = Kamailio::start(
         dir,
@@ -769,7 +792,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             &[
                 so_define.clone(),
                 format!("WARPD_URL=\"{base}\""),
-                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
                 "WITH_MEDIA".to_string(),
                 format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
             ],
@@ -859,7 +882,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             &[
                 "WITHOUT_HTTP_ASYNC".to_string(),
                 format!("WARPD_HTTPCON=\"warpd=>{base}\""),
-                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
             ],
         );
         let r = call(dir, &kam, &uac, DNIS, "taskmode");
@@ -914,7 +937,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             &[
                 so_define.clone(),
                 format!("WARPD_URL=\"{base}\""),
-                format!("WARPD_EVENTS_HTTPCON=\"events=>{rpc}\""),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
                 format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
             ],
         );
