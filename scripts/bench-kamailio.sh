@@ -68,8 +68,10 @@ cp -r examples/demo "$work/demo"
 for p in 5081 5082 5083 5084 5085 5086 5087; do
   sed -i "s/^port = $p\$/port = $(free_port udp)/" "$work/demo/network.toml"
 done
-# no call limits for customer 10001 (the demo allows 20 calls/s, 100 at once): this is a load test
-sed -i '/^max_cps = /d; /^max_concurrent_calls = /d' "$work/demo/network.toml"
+# no call limits for customer 10001 (the demo allows 20 calls/s, 100 at once) and no route
+# capacities (100-500 live calls, which a load test of calls answered at once can reach): this is
+# a load test
+sed -i '/^max_cps = /d; /^max_concurrent_calls = /d; /^capacity = /d' "$work/demo/network.toml"
 export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$pgport/postgres" WARPD_LOG__LEVEL=warn
 wport=$(free_port tcp)
 export WARPD_SERVER__LISTEN="127.0.0.1:$wport"
