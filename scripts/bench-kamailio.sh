@@ -50,12 +50,12 @@ pids=()
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
 cleanup() {
-  for p in "${pids[@]}" ${static_pid:-}; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" ${kpid:-} ${static_pid:-}; do kill "$p" 2>/dev/null || true; done
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
+  # KEEP: the logs stay, the processes (PostgreSQL too) do not
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-[ -z "${KEEP:-}" ] || trap 'for p in "${pids[@]}" ${static_pid:-}; do kill "$p" 2>/dev/null || true; done; echo "kept $work"' EXIT
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
 
 # --- PostgreSQL + demo network with the gateways on free ports ----------------------------------

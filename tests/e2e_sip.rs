@@ -10,6 +10,9 @@
 //!   small HTTP sink in front of warpd's POST /v1/events, which forwards them to warpd);
 //!   and the call's CDR in PostgreSQL has the carrying route, 2 attempts, its rates, duration,
 //!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR;
+//! - warpd's event endpoint unavailable (the sink answers 503) while a call completes: Kamailio
+//!   keeps the events and sends them again; once they are taken the CDR appears, each event
+//!   delivered once and in order;
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
@@ -32,6 +35,7 @@ use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -389,10 +393,12 @@ fn gw_port(uri: &str) -> u16 {
 /// Records every call event Kamailio posts (a form body, one event per line) and forwards the
 /// body to warpd. Each event is kept as `{"method": "call.<event>", "params": {...}}`, the
 /// numeric fields as numbers, so that the checks read like the JSON-RPC methods.
+/// While `down` is set the sink answers 503 without recording or forwarding (warpd unavailable).
 async fn event_sink(
     listener: tokio::net::TcpListener,
     warpd: String,
     seen: Arc<Mutex<Vec<Value>>>,
+    down: Arc<AtomicBool>,
 ) {
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
@@ -401,11 +407,17 @@ async fn event_sink(
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        let (http, seen, warpd) = (http.clone(), seen.clone(), warpd.clone());
+        let (http, seen, warpd, down) = (http.clone(), seen.clone(), warpd.clone(), down.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (http, seen, warpd) = (http.clone(), seen.clone(), warpd.clone());
+                let (http, seen, warpd, down) =
+                    (http.clone(), seen.clone(), warpd.clone(), down.clone());
                 async move {
+                    if down.load(Ordering::SeqCst) {
+                        let mut r = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                        return Ok::<_, std::convert::Infallible>(r);
+                    }
                     let body = req
                         .into_body()
                         .collect()
@@ -638,7 +650,13 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind sink");
     let sink_url = format!("http://{}/v1/events", sink.local_addr().expect("sink addr"));
-    rt.spawn(event_sink(sink, events_url.clone(), events.clone()));
+    let sink_down = Arc::new(AtomicBool::new(false));
+    rt.spawn(event_sink(
+        sink,
+        events_url.clone(),
+        events.clone(),
+        sink_down.clone(),
+    ));
     let so_define = format!("HTTP_ASYNC_SO=\"{}\"", so.display());
     let main = Kamailio::start(
         dir,
@@ -763,6 +781,46 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         assert_eq!(cdr["attempt_count"], 1, "{cdr}");
         assert_eq!(cdr["hangup"], "callee", "{cdr}");
         assert_eq!(cdr["duration_ms"], 0, "{cdr}");
+    }
+
+    // 2c. warpd's event endpoint unavailable (503) while a call completes: Kamailio keeps the
+    // events and sends them again; the CDR appears once warpd takes them
+    {
+        let gw = Uas::start(dir, cheapest, "uas.xml", "events-later");
+        sink_down.store(true, Ordering::SeqCst);
+        events.lock().expect("lock").clear();
+        let r = call(dir, &main, &uac, DNIS, "events-later");
+        assert!(r.ok, "call failed:\n{}", r.trace);
+        assert_eq!(gw.invites(), 1);
+        let call_id = call_id_of(&r.trace);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            cdr_of(&call_id).is_none(),
+            "no CDR while events are refused"
+        );
+        sink_down.store(false, Ordering::SeqCst);
+        let cdr = wait_for(
+            "CDR after the events are resent",
+            Duration::from_secs(10),
+            || cdr_of(&call_id),
+        );
+        assert_eq!(cdr["disposition"], "answered", "{cdr}");
+        assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+        assert_eq!(cdr["hangup"], "caller", "{cdr}");
+        let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
+        assert!((50..5000).contains(&held), "duration {held} ms: {cdr}");
+        // each event arrived once, in order, the end last
+        let evs = events.lock().expect("lock").clone();
+        let methods: Vec<&str> = evs
+            .iter()
+            .filter(|e| e["params"]["call_id"] == call_id.as_str())
+            .map(|e| e["method"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            methods,
+            ["call.attempt", "call.answer", "call.end"],
+            "{evs:?}"
+        );
     }
 
     // 3. blocked prefix → warpd's 403 from Kamailio, no gateway sees it
