@@ -10,6 +10,8 @@
 #              (examples/static_dip.rs): the floor of any HTTP dip on this machine.
 # For each, SIPp offers RATES calls/s for DURATION seconds each (INVITE, 200, ACK, BYE, no hold);
 # a run is clean when no call failed. Prints a table; the best clean rate of each way and the ratio.
+# With events (dip+events) the "cdrs" column counts the run's CDRs: one per offered call when no
+# event was lost.
 #
 #   scripts/bench-kamailio.sh                      # RATES="1000 2000 3000 4000 5000" DURATION=8
 #   RATES="3000 4000" DURATION=10 scripts/bench-kamailio.sh
@@ -17,6 +19,7 @@
 #   KEEP=1 ...                                     # keep the logs (path printed at the end)
 #   KAM_ARGS="-x tlsf" ...                         # extra Kamailio start options, the same for every mode
 #   MODES="lcr static dip" ...                     # with the static-answer floor
+#   KAMAILIO_CFG=old.cfg EVENTS_PATH=/rpc ...      # an older config that posts JSON-RPC events
 #
 # Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
 # Everything listens on 127.0.0.1, on free ports, in a temporary directory that is removed.
@@ -118,7 +121,7 @@ start_kamailio() { # mode -> sets kport, kpid
   local dip_port=$wport
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
-    -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport/v1/events\""
+    -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
   case "$1" in
@@ -164,11 +167,13 @@ PY
 cpu_ns() { local p; for p in "$@" $(pgrep -P "$1" || true); do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done \
   | awk '{s += $1} END {printf "%.0f\n", s}'; }
 warpd_pid=${pids[0]}
+cdr_count() { "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U warpd -d postgres -Atc "SELECT count(*) FROM cdrs"; }
+cdrs0=$(cdr_count)
 pg_pid=$(head -n1 "$work/pg/postmaster.pid")
 uas_pids=("${pids[@]:1}")
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call pg-us/call sipp-us/call >"$work/table"
+printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s %7s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call pg-us/call sipp-us/call cdrs >"$work/table"
 # rate-major, modes interleaved: a load change on the (shared) machine hits every mode alike
 for rate in $RATES; do
   for mode in $MODES; do
@@ -179,6 +184,14 @@ for rate in $RATES; do
     k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$server_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
     read -r offered ok failed secs uac < <(run_sipp "$rate" "$mode")
     k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$server_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
+    # with events, every offered call that reached the dip ends as a CDR: count this run's, once
+    # the count stops growing (Kamailio still delivering queued events)
+    cdrs=-
+    if [ "$mode" = dip+events ]; then
+      c=$(cdr_count); prev=-1
+      for _ in $(seq 50); do [ "$c" = "$prev" ] && break; prev=$c; sleep 0.3; c=$(cdr_count); done
+      cdrs=$(( c - cdrs0 )); cdrs0=$c
+    fi
     kill "$kpid"; wait "$kpid" 2>/dev/null || true
     [ -z "${KEEP:-}" ] || mv "$work/kamailio-$mode.log" "$work/kamailio-$mode-$rate.log"
     cps=$(python3 -c "print(round($ok / $secs))")
@@ -186,7 +199,7 @@ for rate in $RATES; do
     # backends) and SIPp (the customer UAC and the gateway UASes)
     per_call() { python3 -c "print(round(($2 - $1) / 1e3 / max($ok + $failed, 1)))"; }
     kus=$(per_call "$k0" "$k1"); wus=$(per_call "$w0" "$w1"); pus=$(per_call "$p0" "$p1"); sus=$(per_call "$s0" "$s1")
-    printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" "$kus" "$wus" "$pus" "$sus" | tee -a "$work/table"
+    printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s %7s\n" "$mode" "$offered" "$ok" "$failed" "$secs" "$cps" "$kus" "$wus" "$pus" "$sus" "$cdrs" | tee -a "$work/table"
     echo "$mode $offered $ok $failed $secs $cps" >>"$work/results"
   done
 done
