@@ -8,6 +8,8 @@
 #   static     (calibration, not in the default MODES) the same http_async_client dip to a server
 #              that answers every request with warpd's saved answer and does nothing else
 #              (examples/static_dip.rs): the floor of any HTTP dip on this machine.
+#   jrpc-static (calibration) the same answer over janssonrpcc (JSON-RPC over TCP netstrings)
+#              from examples/static_jsonrpc.rs: the floor of that transport.
 # For each, SIPp offers RATES calls/s for DURATION seconds each (INVITE, 200, ACK, BYE, no hold);
 # a run is clean when no call failed. Prints a table; the best clean rate of each way and the ratio.
 # With events (dip+events) the "cdrs" column counts the run's CDRs: one per offered call when no
@@ -43,6 +45,7 @@ fi
 # WARPD_BIN: a prebuilt binary (smoke runs of this script); figures come from the release build
 if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
 case " $MODES " in *" static "*) cargo build --release --locked -q --example static_dip ;; esac
+case " $MODES " in *" jrpc-static "*) cargo build --release --locked -q --example static_jsonrpc ;; esac
 bin="${WARPD_BIN:-$root/target/release/warpd}"
 so="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so"
 
@@ -53,7 +56,7 @@ pids=()
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
 cleanup() {
-  for p in "${pids[@]}" ${kpid:-} ${static_pid:-}; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" ${kpid:-} ${static_pid:-} ${jstatic_pid:-}; do kill "$p" 2>/dev/null || true; done
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
   # KEEP: the logs stay, the processes (PostgreSQL too) do not
   if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
@@ -103,6 +106,13 @@ w("lcr_rule_target", "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(
   + "".join(f"{i+1}:1:1:{i+1}:{i+1}:1\n" for i in range(len(gws))))
 
 PY
+jport=
+case " $MODES " in *" jrpc-static "*)
+  jport=$(free_port tcp)
+  "$root/target/release/examples/static_jsonrpc" "127.0.0.1:$jport" "$work/dip.json" >"$work/static-jsonrpc.log" 2>&1 &
+  jstatic_pid=$!
+  sleep 0.5 ;;
+esac
 sport=
 case " $MODES " in *" static "*)
   sport=$(free_port tcp)
@@ -128,6 +138,7 @@ start_kamailio() { # mode -> sets kport, kpid
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
     dip) defs+=(-A WITHOUT_EVENTS) ;;
     static) defs+=(-A WITHOUT_EVENTS) ;;
+    jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=warpd;addr=127.0.0.1;port=$jport\"") ;;
     dip+events) ;;
   esac
   mkdir -p "$work/run"
@@ -181,6 +192,7 @@ for rate in $RATES; do
     # the dip server's column: warpd, or the static server in the static mode
     server_pid=$warpd_pid
     [ "$mode" != static ] || server_pid=$static_pid
+    [ "$mode" != jrpc-static ] || server_pid=$jstatic_pid
     k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$server_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
     read -r offered ok failed secs uac < <(run_sipp "$rate" "$mode")
     k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$server_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
