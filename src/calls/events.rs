@@ -315,6 +315,29 @@ fn opt_text(field: &str, v: &Option<String>) -> Result<(), EventError> {
     }
 }
 
+/// A SIP reason phrase or cause, as given: any UTF-8 text (a reason phrase may hold tabs and be of
+/// any length). Stored with control characters turned into spaces and cut at [`MAX_TEXT`] bytes
+/// (at a character boundary), so that a vendor's odd reply never costs a call its CDR.
+fn free_text(v: String) -> String {
+    let mut end = 0;
+    for (i, c) in v.char_indices() {
+        if i + c.len_utf8() > MAX_TEXT {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    let cut = &v[..end];
+    if cut.chars().any(char::is_control) {
+        cut.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    } else if end < v.len() {
+        cut.to_string()
+    } else {
+        v
+    }
+}
+
 /// Seconds (float) to microseconds; absent means `now_us`.
 fn ts_us(field: &str, ts: Option<f64>, now_us: i64) -> Result<i64, EventError> {
     match ts {
@@ -342,7 +365,6 @@ pub fn attempt_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
 fn attempt_checked(p: AttemptParams, now_us: i64) -> Result<Event, EventError> {
     text("call_id", &p.call_id, true)?;
     text("route_id", &p.route_id, true)?;
-    opt_text("reason", &p.reason)?;
     attempt_no("attempt", p.attempt)?;
     if !(100..=699).contains(&p.sip_code) {
         return Err(err(
@@ -368,7 +390,7 @@ fn attempt_checked(p: AttemptParams, now_us: i64) -> Result<Event, EventError> {
             attempt: p.attempt,
             route_id: p.route_id,
             sip_code: p.sip_code,
-            reason: p.reason,
+            reason: p.reason.map(free_text),
             ring_us: ring,
         }),
     })
@@ -402,7 +424,6 @@ pub fn end_event(raw: &[u8], now_us: i64) -> Result<Event, EventError> {
 
 fn end_checked(p: EndParams, now_us: i64) -> Result<Event, EventError> {
     text("call_id", &p.call_id, true)?;
-    opt_text("cause", &p.cause)?;
     opt_text("recording", &p.recording)?;
     if let Some(h) = &p.hangup {
         if !matches!(h.as_str(), "caller" | "callee" | "system") {
@@ -425,7 +446,7 @@ fn end_checked(p: EndParams, now_us: i64) -> Result<Event, EventError> {
         ts_us: ts_us("ts", p.ts, now_us)?,
         data: EventData::End(EndInfo {
             hangup: p.hangup,
-            cause: p.cause,
+            cause: p.cause.map(free_text),
             reaped: None,
             media: MediaInfo {
                 mos: p.mos,
@@ -724,6 +745,30 @@ event=answer&call_id=a%2Bb%22c%5C%3B&attempt=2&route_id=r1&ts=1700000001.5\n\n";
     }
 
     #[test]
+    fn reason_and_cause_are_free_text() {
+        // a tab is legal in a SIP reason phrase; a long phrase is cut, not refused
+        let long = "é".repeat(200);
+        let e = attempt_event(
+            format!(r#"{{"call_id":"c","attempt":1,"route_id":"r","sip_code":503,"reason":"Service\tUnavailable\u0000{long}"}}"#).as_bytes(),
+            NOW,
+        )
+        .unwrap();
+        let EventData::Attempt(a) = &e.data else {
+            panic!("{e:?}");
+        };
+        let r = a.reason.as_deref().unwrap();
+        assert!(r.starts_with("Service Unavailable é"), "{r}");
+        assert!(r.len() <= MAX_TEXT && r.len() > MAX_TEXT - 2, "{}", r.len());
+        let evs = form_events(b"event=end&call_id=c&cause=486%09Busy%0AHere", NOW).unwrap();
+        let EventData::End(end) = &evs[0].data else {
+            panic!("{evs:?}");
+        };
+        assert_eq!(end.cause.as_deref(), Some("486 Busy Here"));
+        assert_eq!(free_text("plain".into()), "plain");
+        assert_eq!(free_text(String::new()), "");
+    }
+
+    #[test]
     fn bad_form_lines_name_line_and_field() {
         let ok = "event=answer&call_id=c";
         let cases: &[(&str, &str)] = &[
@@ -752,7 +797,7 @@ event=answer&call_id=a%2Bb%22c%5C%3B&attempt=2&route_id=r1&ts=1700000001.5\n\n";
             ("event=end&call_id=c&hangup=nobody", "line 1: hangup"),
             ("event=end&call_id=c%01", "line 1: call_id"),
             // an encoded line break stays inside its value (and is refused there)
-            ("event=end&call_id=c&cause=a%0Aevent=end", "line 1: cause"),
+            ("event=end&call_id=c%0Aevent=end", "line 1: call_id"),
         ];
         for (body, field) in cases {
             let e = form_events(body.as_bytes(), NOW).unwrap_err();
