@@ -124,7 +124,9 @@ async fn call_stream(
                     call_id: Some(id.clone()),
                     ..Default::default()
                 };
-                let a = calls.on_dip(&req, engine.ban_for(&req), answer(), &engine);
+                let snap = engine.load();
+                let a = calls.on_dip(&req, snap.ban_for(&req), answer(), &snap);
+                drop(snap);
                 assert!(matches!(a, DipAnswer::Route(_)));
                 let now = warpd::calls::now_us();
                 let evs = [

@@ -24,7 +24,7 @@ use super::params::{dip_from_json, dip_from_query};
 use super::rpc::{Dispatched, RpcService};
 use super::AppState;
 use crate::numbering::mask;
-use crate::routing::{DipAnswer, DipRequest, Simulation};
+use crate::routing::{DipAnswer, DipRequest, Engine, Simulation};
 
 /// Response body: our own full bodies, or jsonrpsee's.
 pub type Body = Either<Full<Bytes>, jsonrpsee::server::HttpBody>;
@@ -111,18 +111,22 @@ impl Api {
             Some(calls) => calls.routes_at_capacity(),
             None => Vec::new(),
         };
-        let mut answer = engine.dip_with_full(req, &full);
+        // the request's one load: the dip, the customer of a src_ip and the numbering the calls
+        // layer reads all come from this snapshot, whatever swap lands meanwhile
+        let snap = engine.load();
+        let mut answer = engine.dip_on(&snap, req, &full, Engine::now());
         // shadow evaluation samples real dip inputs
         if let Some(admin) = &self.state.admin {
             admin.dip_log.record(req);
         }
         // the customer of a tracked call, named once for the calls and media layers (a dip by
         // source address names it through the snapshot)
-        let ban = req.call_id.as_ref().and_then(|_| engine.ban_for(req));
+        let ban = req.call_id.as_ref().and_then(|_| snap.ban_for(req));
         // calls layer: limits, route capacity, ASR policy; a dip with a call_id starts the call
         if let Some(calls) = &self.state.calls {
-            answer = calls.on_dip(req, ban.clone(), answer, engine);
+            answer = calls.on_dip(req, ban.clone(), answer, &snap);
         }
+        drop(snap);
         let outcome = match &answer {
             DipAnswer::Route(r) => {
                 if let (Some(media), Some(call_id)) = (&self.state.media, &req.call_id) {
@@ -265,9 +269,10 @@ impl Api {
     fn metrics(&self) -> Response<Body> {
         let engine = &self.state.engine;
         if engine.is_ready() {
+            let snap = engine.load();
             self.state
                 .metrics
-                .set_snapshot(engine.generation(), &engine.snapshot().stats());
+                .set_snapshot(snap.generation(), &snap.stats());
         }
         full(
             StatusCode::OK,

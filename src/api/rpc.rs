@@ -107,10 +107,11 @@ pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
     })?;
     m.register_method("warpd.health", |_, api, _| {
         let engine = &api.state.engine;
+        let snap = engine.load();
         Ok::<_, ErrorObjectOwned>(Health {
             ready: engine.is_ready(),
-            generation: engine.generation(),
-            snapshot: engine.snapshot().stats(),
+            generation: snap.generation(),
+            snapshot: snap.stats(),
         })
     })?;
     m.register_async_method("media.record.start", |params, api, _| async move {

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::routing::{DipAnswer, DipRequest, Engine, RejectAnswer};
+use crate::routing::{DipAnswer, DipRequest, RejectAnswer, Snapshot};
 use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
 use quality::{Quality, RouteStats};
@@ -306,7 +306,7 @@ impl CallService {
 
     /// Routes that take no new call right now: their live calls reached their capacity. The dip
     /// leaves them out before it picks the partition and cuts at `max_results`
-    /// (`Engine::dip_with_full`); empty (and free) when no route has a capacity.
+    /// (`Engine::dip_on`); empty (and free) when no route has a capacity.
     pub fn routes_at_capacity(&self) -> Vec<crate::routing::Name> {
         let limits = self.limits.load();
         if limits.route_capacity.is_empty() {
@@ -322,14 +322,14 @@ impl CallService {
     }
 
     /// Applies limits, capacity and the ASR policy to a dip answer and, for a routed dip with a
-    /// `call_id` and a known customer (`ban`: [`Engine::ban_for`]), starts the call. Never
-    /// blocks on I/O.
+    /// `call_id` and a known customer (`ban`: [`Snapshot::ban_for`]), starts the call. `snap` is
+    /// the snapshot the dip ran on (the request's one load). Never blocks on I/O.
     pub fn on_dip(
         &self,
         req: &DipRequest,
         ban: Option<String>,
         answer: DipAnswer,
-        engine: &Engine,
+        snap: &Snapshot,
     ) -> DipAnswer {
         let DipAnswer::Route(mut ra) = answer else {
             return answer;
@@ -405,9 +405,7 @@ impl CallService {
             .or_else(|| dnis.strip_prefix('1').map(str::to_string))
             .filter(|n| n.len() == 10);
         let place = routing_number.and_then(|n| {
-            engine
-                .snapshot()
-                .numbering
+            snap.numbering
                 .lookup(n.as_bytes())
                 .map(|i| (i.ocn.clone(), i.lata.clone(), i.state.clone()))
         });

@@ -210,6 +210,9 @@ pub struct Snapshot {
     pub(crate) numbering: NumberingData,
     pub(crate) emergency_route: Option<RouteIx>,
     stats: SnapshotStats,
+    /// Set by `Engine::install` when this snapshot goes live (0 before), so the generation and
+    /// the data it names are always read together, from one `load()`.
+    pub(crate) generation: u64,
 }
 
 impl Snapshot {
@@ -239,12 +242,29 @@ impl Snapshot {
                 numbering: NumberingData::default(),
                 emergency_route: None,
                 stats: SnapshotStats::default(),
+                generation: 0,
             },
         }
     }
 
     pub fn stats(&self) -> SnapshotStats {
         self.stats.clone()
+    }
+
+    /// The generation this snapshot was installed as (`Engine::install`); 0 if never installed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The BAN of the customer a dip names: its `ban`, or the customer whose source IPs/CIDRs
+    /// match its `src_ip`.
+    pub fn ban_for(&self, req: &super::api_types::DipRequest) -> Option<String> {
+        match &req.ban {
+            Some(b) => Some(b.clone()),
+            None => self
+                .customer_for(None, req.src_ip)
+                .map(|(_, c)| c.c.ban.to_string()),
+        }
     }
 
     pub fn settings(&self) -> &RoutingSettings {
@@ -798,6 +818,7 @@ impl SnapshotBuilder {
             numbering,
             emergency_route,
             stats,
+            generation: 0,
         })
     }
 }

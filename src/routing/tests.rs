@@ -887,6 +887,42 @@ fn engine_swaps_and_invalidates_cache() {
 }
 
 #[test]
+fn a_request_reads_one_snapshot_and_its_cached_dip_stays_with_that_generation() {
+    let e = Engine::new(RoutingSettings::default());
+    assert!(
+        e.settings().dip_cache_ttl_ms > 0,
+        "this test needs the dip cache on"
+    );
+    let q = req("C1", "3125551000", "2125551234");
+    e.install(network().build(T0).unwrap());
+    // a request loads the snapshot once ...
+    let snap = e.load();
+    // ... and a swap lands before it dips
+    let mut b = network();
+    b.vendor_rate(20, RateKey::Prefix("1212555"), flat("0.0001"))
+        .unwrap();
+    assert_eq!(e.install(b.build(T0).unwrap()), 2);
+    assert_eq!((snap.generation(), e.generation()), (1, 2));
+    // the request answers from its own snapshot, and names its customer from it too
+    assert_eq!(routes(&e.dip_on(&snap, &q, &[], T0))[0].0, "lrn-a");
+    let by_ip = DipRequest {
+        ban: None,
+        src_ip: Some("10.2.3.4".parse().unwrap()),
+        ..q.clone()
+    };
+    assert_eq!(snap.ban_for(&by_ip).as_deref(), Some("C2"));
+    assert_eq!(snap.ban_for(&q).as_deref(), Some("C1"));
+    // that answer was cached under generation 1, so the new snapshot's dips never see it
+    assert_eq!(
+        routes(&e.dip_at(&q, T0))[0],
+        ("dnis-a".into(), 0.0001),
+        "an answer computed on generation 1 served on generation 2"
+    );
+    // and generation 1's cached answer is still its own
+    assert_eq!(routes(&e.dip_on(&snap, &q, &[], T0))[0].0, "lrn-a");
+}
+
+#[test]
 fn routes_at_capacity_drop_out_before_the_partition_choice_and_the_cut() {
     let mut b = network();
     // dnis-only first, then all
