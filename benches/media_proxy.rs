@@ -5,8 +5,9 @@
 //!    warpd's proxy and through a bare relay (the floor of any extra hop, see [`bare_relay`])
 //!    taking turns in ABBA order; every command's latency (send → answer) is recorded;
 //!    p50/p99/p99.9 of each path over all its rounds, the differences, each round's own p99
-//!    difference and warpd's media-thread CPU per proxied command are printed; then the direct
-//!    and proxied streams at the same time (same machine conditions for both).
+//!    difference and the CPU per command of warpd's media thread and of the relay's thread are
+//!    printed; then the direct and proxied streams at the same time (same machine conditions
+//!    for both).
 //!    WARPD_BENCH_SLOW_US=1000 prints every command slower than 1 ms;
 //! 2. closed loop with WARPD_BENCH_INFLIGHT commands in flight (default 64) for 3 s: the ceiling
 //!    in commands/s of the node alone and of the node behind the proxy, side by side.
@@ -319,12 +320,12 @@ fn bare_relay(node: SocketAddr, shutdown: tokio_util::sync::CancellationToken) -
     addr
 }
 
-/// Run time of warpd's media thread so far (the scheduler's exact figure, user + kernel), or
-/// None where /proc has no schedstat.
-fn media_thread_cpu() -> Option<Duration> {
+/// Run time so far of this process's thread `name` (warpd's `warpd-media`, the `bare-relay`):
+/// the scheduler's exact figure, user + kernel; None where /proc has no schedstat.
+fn thread_cpu(name: &str) -> Option<Duration> {
     for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "warpd-media" {
+        if comm.trim() == name {
             let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
             let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
             return Some(Duration::from_nanos(ns));
@@ -380,18 +381,28 @@ fn main() {
     let relay = bare_relay(node.ng, shutdown.clone());
     let (mut direct_runs, mut via_runs, mut relay_runs) = (vec![], vec![], vec![]);
     let mut added_p99 = vec![];
-    let mut media_cpu = Some(Duration::ZERO);
+    let (mut media_cpu, mut relay_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
+    // a run of `f`, adding the CPU that thread `name` spent meanwhile to `sum`
+    let timed = |name: &str, sum: &mut Option<Duration>, f: &mut dyn FnMut() -> OpenLoop| {
+        let before = thread_cpu(name);
+        let run = f();
+        *sum = match (*sum, before, thread_cpu(name)) {
+            (Some(s), Some(b), Some(a)) => Some(s + a.saturating_sub(b)),
+            _ => None,
+        };
+        run
+    };
     for r in 0..rounds {
         let d = || open_loop(node.ng, &format!("d{r}{tag}"), rate, secs, None);
-        let b = || open_loop(relay, &format!("b{r}{tag}"), rate, secs, None);
+        let mut b = || {
+            timed("bare-relay", &mut relay_cpu, &mut || {
+                open_loop(relay, &format!("b{r}{tag}"), rate, secs, None)
+            })
+        };
         let mut p = || {
-            let before = media_thread_cpu();
-            let run = open_loop(proxy, &format!("p{r}{tag}"), rate, secs, Some(end.clone()));
-            media_cpu = match (media_cpu, before, media_thread_cpu()) {
-                (Some(sum), Some(b), Some(a)) => Some(sum + a.saturating_sub(b)),
-                _ => None,
-            };
-            run
+            timed("warpd-media", &mut media_cpu, &mut || {
+                open_loop(proxy, &format!("p{r}{tag}"), rate, secs, Some(end.clone()))
+            })
         };
         let (d, p, b) = if r % 2 == 0 {
             let d = d();
@@ -434,10 +445,15 @@ fn main() {
             .join(" ")
     );
     let proxied: u64 = via_runs.iter().map(|r| r.sent).sum();
-    if let Some(cpu) = media_cpu.filter(|_| proxied > 0) {
+    let relayed: u64 = relay_runs.iter().map(|r| r.sent).sum();
+    let per = |cpu: Option<Duration>, n: u64| {
+        cpu.filter(|_| n > 0)
+            .map(|c| c.as_secs_f64() * 1e6 / n as f64)
+    };
+    if let (Some(w), Some(b)) = (per(media_cpu, proxied), per(relay_cpu, relayed)) {
         println!(
-            "  warpd's media thread CPU per proxied command (scheduler run time, all of its work incl. the kernel's): {:.1} µs",
-            cpu.as_secs_f64() * 1e6 / proxied as f64
+            "  CPU per command (scheduler run time, user + kernel): warpd's media thread {w:.1} µs, the bare relay's thread {b:.1} µs, warpd's own work beyond the relay {:.1} µs",
+            w - b
         );
     }
 

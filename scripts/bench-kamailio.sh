@@ -3,6 +3,8 @@
 # Kamailio (kamailio/kamailio.cfg) on this machine, same SIPp scenario, same run, three ways:
 #   lcr        Kamailio's native lcr module (-A BENCH_NATIVE_LCR), db_text tables holding the same
 #              gateways, in the same order, that warpd returns for the benchmark call;
+#   drouting   (not in the default MODES) the same with Kamailio's native drouting module
+#              (-A BENCH_NATIVE_DROUTING): the issue's other native baseline;
 #   dip        the warpd dip (http_async_query, full partition/LCR procedure), events off;
 #   dip+events the warpd dip plus the call.attempt/answer/end events (the production config);
 #   static     (calibration, not in the default MODES) the same http_async_client dip to a server
@@ -104,6 +106,18 @@ w("lcr_rule", "id(int,auto) lcr_id(int) prefix(string,null) from_uri(string,null
   + f"1:1:{dnis[:5]}::::0:1\n")
 w("lcr_rule_target", "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(int) weight(int) \n"
   + "".join(f"{i+1}:1:1:{i+1}:{i+1}:1\n" for i in range(len(gws))))
+# the same for drouting: the gateways, one prefix rule listing them in order (group 0)
+import os
+dr = out + "/../drdb"
+os.makedirs(dr, exist_ok=True)
+w = lambda name, text: open(f"{dr}/{name}", "w").write(text)
+w("version", "table_name(string) table_version(int) \ndr_gateways:3\ndr_rules:3\ndr_gw_lists:1\ndr_groups:2\n")
+w("dr_gateways", "gwid(int,auto) type(int) address(string) strip(int) pri_prefix(string,null) attrs(string,null) description(string) \n"
+  + "".join(f"{i+1}:0:{ip}\\:{port}:0:::gw{i+1}\n" for i, (ip, port) in enumerate(gws)))
+w("dr_rules", "ruleid(int,auto) groupid(string) prefix(string) timerec(string) priority(int) routeid(string) gwlist(string) description(string) \n"
+  + f"1:0:{dnis[:5]}:20000101T000000:0:0:{','.join(str(i+1) for i in range(len(gws)))}:bench\n")
+w("dr_gw_lists", "id(int,auto) gwlist(string) description(string) \n")
+w("dr_groups", "id(int,auto) username(string) domain(string) groupid(int) description(string) \n")
 
 PY
 jport=
@@ -136,6 +150,7 @@ start_kamailio() { # mode -> sets kport, kpid
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
   case "$1" in
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
+    drouting) defs+=(-A BENCH_NATIVE_DROUTING -A "DR_DB_URL=\"text://$work/drdb\"" -A WITHOUT_EVENTS) ;;
     dip) defs+=(-A WITHOUT_EVENTS) ;;
     static) defs+=(-A WITHOUT_EVENTS) ;;
     jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=warpd;addr=127.0.0.1;port=$jport\"") ;;
@@ -227,6 +242,8 @@ for mode, cps in best.items():
     print(f"best clean {mode}: {cps} calls/s")
 if best.get("lcr") and best.get("dip"):
     print(f"ratio dip/lcr: {best['dip'] / best['lcr']:.2f}")
+if best.get("drouting") and best.get("dip"):
+    print(f"ratio dip/drouting: {best['dip'] / best['drouting']:.2f}")
 if best.get("lcr") and best.get("dip+events"):
     print(f"ratio dip+events/lcr: {best['dip+events'] / best['lcr']:.2f}")
 PY
