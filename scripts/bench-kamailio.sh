@@ -233,13 +233,21 @@ done
 echo; cat "$work/table"; echo
 python3 - "$work/results" <<'PY'
 import sys
-best = {}
+best, clean_offered, failed_offered = {}, {}, {}
 for line in open(sys.argv[1]):
     mode, offered, ok, failed, secs, cps = line.split()
     if int(failed) == 0:
         best[mode] = max(best.get(mode, 0), int(cps))
+        clean_offered[mode] = max(clean_offered.get(mode, 0), int(offered))
+    else:
+        failed_offered.setdefault(mode, []).append(int(offered))
 for mode, cps in best.items():
-    print(f"best clean {mode}: {cps} calls/s")
+    # a mode's knee lies between its highest clean rate and the next failed one; with no failed
+    # rate above it, the highest rate offered was not its limit (offer more to find it)
+    above = [o for o in failed_offered.get(mode, []) if o > clean_offered[mode]]
+    knee = f"knee between {clean_offered[mode]} and {min(above)} offered" if above else \
+        "clean at the highest rate offered: its knee is higher"
+    print(f"best clean {mode}: {cps} calls/s ({knee})")
 if best.get("lcr") and best.get("dip"):
     print(f"ratio dip/lcr: {best['dip'] / best['lcr']:.2f}")
 if best.get("drouting") and best.get("dip"):
