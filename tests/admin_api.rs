@@ -968,6 +968,29 @@ async fn customer_limits_over_the_api_reach_the_dip() {
         .unwrap()
         .get(0);
     assert_eq!(audits, 2);
+    // a PATCH that changes nothing (empty, or the values it already has) is answered with the
+    // customer as it is and leaves no audit row
+    let count_audits = || async {
+        st.client
+            .query_one("SELECT count(*) FROM audit_log", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let audits_before = count_audits().await;
+    for body in [json!({}), json!({"margin_rules": []})] {
+        let (s, v) = api
+            .call("PATCH", "/v1/admin/customers/2002", Some(ops), Some(body))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["before"], v["after"], "{v}");
+        assert_eq!(v["after"]["margin_rules"], json!([]), "{v}");
+    }
+    assert_eq!(
+        count_audits().await,
+        audits_before,
+        "a no-op PATCH wrote an audit row"
+    );
 
     // call limits reach the dip too (through the calls service's periodic refresh)
     let (s, v) = api

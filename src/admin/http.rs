@@ -731,7 +731,9 @@ async fn change(
 }
 
 /// Ends an admin change: its audit row (who, what, before/after) in the same transaction, the
-/// commit, and the reply (201 for a create, else 200) showing before and after.
+/// commit, and the reply (201 for a create, else 200) showing before and after. A change that
+/// left the row as it was (an empty PATCH, the same values again) changed nothing: it is
+/// answered the same way but writes no audit row, so the log holds only real changes.
 pub(super) async fn audit_and_commit(
     tx: tokio_postgres::Transaction<'_>,
     ctx: &Ctx,
@@ -741,12 +743,14 @@ pub(super) async fn audit_and_commit(
     after: Option<Value>,
     created: bool,
 ) -> Result<AdminReply, ApiError> {
-    tx.execute(
-        "INSERT INTO audit_log (actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5)",
-        &[&ctx.actor(), &action, &target, &before, &after],
-    )
-    .await
-    .map_err(pg("writing the audit log"))?;
+    if created || before != after {
+        tx.execute(
+            "INSERT INTO audit_log (actor, action, target, before, after) VALUES ($1, $2, $3, $4, $5)",
+            &[&ctx.actor(), &action, &target, &before, &after],
+        )
+        .await
+        .map_err(pg("writing the audit log"))?;
+    }
     tx.commit().await.map_err(pg("committing"))?;
     let status = if created {
         StatusCode::CREATED
