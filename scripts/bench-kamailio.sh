@@ -91,34 +91,31 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$wport/readyz" >/dev/null && 
 
 ANI=+13125550100 DNIS=+12125550100
 curl -sf "http://127.0.0.1:$wport/v1/route?src_ip=127.0.0.1&ani=%2B${ANI#+}&dnis=%2B${DNIS#+}" >"$work/dip.json"
-# the same gateways, in warpd's order, as lcr tables (one prefix rule, targets by priority)
-mkdir -p "$work/lcrdb"
-python3 - "$work/dip.json" "$work/lcrdb" "$DNIS" <<'PY'
+# the same gateways, in warpd's order, as db_text tables for the native modules: lcr (one prefix
+# rule, targets by priority) and drouting (one prefix rule in group 0 listing them in order;
+# its time recurrence column may not be empty in db_text, so: always, from 2000)
+mkdir -p "$work/lcrdb" "$work/drdb"
+python3 - "$work/dip.json" "$work" "$DNIS" <<'PY'
 import json, sys, re
-answer, out, dnis = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+answer, work, dnis = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 uris = [u for r in answer["routes"] for u in r["uris"]]
 gws = [re.match(r"sip:[^@]*@([^:;]+):(\d+)", u).groups() for u in uris]
-w = lambda name, text: open(f"{out}/{name}", "w").write(text)
-w("version", "table_name(string) table_version(int) \nlcr_gw:3\nlcr_rule:3\nlcr_rule_target:1\n")
-w("lcr_gw", "id(int,auto) lcr_id(int) gw_name(string,null) ip_addr(string,null) hostname(string,null) port(int,null) params(string,null) uri_scheme(int,null) transport(int,null) strip(int,null) prefix(string,null) tag(string,null) flags(int) defunct(int,null) \n"
-  + "".join(f"{i+1}:1:gw{i+1}:{ip}::{port}::1:1:0:::0:0\n" for i, (ip, port) in enumerate(gws)))
-w("lcr_rule", "id(int,auto) lcr_id(int) prefix(string,null) from_uri(string,null) request_uri(string,null) mt_tvalue(string,null) stopper(int) enabled(int) \n"
-  + f"1:1:{dnis[:5]}::::0:1\n")
-w("lcr_rule_target", "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(int) weight(int) \n"
-  + "".join(f"{i+1}:1:1:{i+1}:{i+1}:1\n" for i in range(len(gws))))
-# the same for drouting: the gateways, one prefix rule listing them in order (group 0)
-import os
-dr = out + "/../drdb"
-os.makedirs(dr, exist_ok=True)
-w = lambda name, text: open(f"{dr}/{name}", "w").write(text)
-w("version", "table_name(string) table_version(int) \ndr_gateways:3\ndr_rules:3\ndr_gw_lists:1\ndr_groups:2\n")
-w("dr_gateways", "gwid(int,auto) type(int) address(string) strip(int) pri_prefix(string,null) attrs(string,null) description(string) \n"
-  + "".join(f"{i+1}:0:{ip}\\:{port}:0:::gw{i+1}\n" for i, (ip, port) in enumerate(gws)))
-w("dr_rules", "ruleid(int,auto) groupid(string) prefix(string) timerec(string) priority(int) routeid(string) gwlist(string) description(string) \n"
-  + f"1:0:{dnis[:5]}:20000101T000000:0:0:{','.join(str(i+1) for i in range(len(gws)))}:bench\n")
-w("dr_gw_lists", "id(int,auto) gwlist(string) description(string) \n")
-w("dr_groups", "id(int,auto) username(string) domain(string) groupid(int) description(string) \n")
-
+def table(db, name, header, rows):
+    open(f"{work}/{db}/{name}", "w").write(header + " \n" + "".join(r + "\n" for r in rows))
+table("lcrdb", "version", "table_name(string) table_version(int)", ["lcr_gw:3", "lcr_rule:3", "lcr_rule_target:1"])
+table("lcrdb", "lcr_gw", "id(int,auto) lcr_id(int) gw_name(string,null) ip_addr(string,null) hostname(string,null) port(int,null) params(string,null) uri_scheme(int,null) transport(int,null) strip(int,null) prefix(string,null) tag(string,null) flags(int) defunct(int,null)",
+      [f"{i+1}:1:gw{i+1}:{ip}::{port}::1:1:0:::0:0" for i, (ip, port) in enumerate(gws)])
+table("lcrdb", "lcr_rule", "id(int,auto) lcr_id(int) prefix(string,null) from_uri(string,null) request_uri(string,null) mt_tvalue(string,null) stopper(int) enabled(int)",
+      [f"1:1:{dnis[:5]}::::0:1"])
+table("lcrdb", "lcr_rule_target", "id(int,auto) lcr_id(int) rule_id(int) gw_id(int) priority(int) weight(int)",
+      [f"{i+1}:1:1:{i+1}:{i+1}:1" for i in range(len(gws))])
+table("drdb", "version", "table_name(string) table_version(int)", ["dr_gateways:3", "dr_rules:3", "dr_gw_lists:1", "dr_groups:2"])
+table("drdb", "dr_gateways", "gwid(int,auto) type(int) address(string) strip(int) pri_prefix(string,null) attrs(string,null) description(string)",
+      [f"{i+1}:0:{ip}\\:{port}:0:::gw{i+1}" for i, (ip, port) in enumerate(gws)])
+table("drdb", "dr_rules", "ruleid(int,auto) groupid(string) prefix(string) timerec(string) priority(int) routeid(string) gwlist(string) description(string)",
+      [f"1:0:{dnis[:5]}:20000101T000000:0:0:{','.join(str(i+1) for i in range(len(gws)))}:bench"])
+table("drdb", "dr_gw_lists", "id(int,auto) gwlist(string) description(string)", [])
+table("drdb", "dr_groups", "id(int,auto) username(string) domain(string) groupid(int) description(string)", [])
 PY
 jport=
 case " $MODES " in *" jrpc-static "*)
