@@ -10,7 +10,10 @@ use prometheus::{
 pub struct MediaMetrics {
     /// commands handled by the controller, by command and outcome (ok, error, node_error)
     pub commands: IntCounterVec,
-    /// errors by kind (decode, unknown_command, unknown_cookie, timeout, garbage_reply, …)
+    /// errors by kind, each counted once where it is handled: a failed command by the controller
+    /// (timeout, garbage_reply, node_down, …), a bad command by the proxy (no_cookie, decode,
+    /// unknown_command, bad_command), a datagram nobody waits for by the client (garbage_reply,
+    /// unknown_cookie, reply_from_wrong_node), a failed health ping by the pool (probe_failed)
     pub errors: IntCounterVec,
     /// 1 when the node answers, by node address
     pub node_up: IntGaugeVec,

@@ -435,16 +435,25 @@ impl MediaController {
     ) -> Result<CommandResult, MediaError> {
         let t0 = Instant::now();
         let req = NgRequest::new(command).with("call-id", call_id);
-        let (answer, node) = self.pool.dispatch(&req).await?;
+        let (answer, node) = self.counted(self.pool.dispatch(&req).await)?;
         self.metrics
             .command_duration
             .observe(t0.elapsed().as_secs_f64());
-        let resp = decoded(answer, node)?;
+        let resp = self.counted(decoded(answer, node))?;
         Ok(CommandResult {
             call_id: call_id.to_string(),
             node: node.to_string(),
             answer: resp.dict.to_json(),
         })
+    }
+
+    /// Counts a failed command in `media_errors_total` by its kind: the one place the errors of
+    /// the `media.*` methods are counted (the proxy's in `handle_timed`), so none counts twice.
+    fn counted<T>(&self, r: Result<T, MediaError>) -> Result<T, MediaError> {
+        if let Err(e) = &r {
+            self.metrics.error(e.kind());
+        }
+        r
     }
 
     /// `media.record.start` / `media.record.stop`.
@@ -460,8 +469,8 @@ impl MediaController {
     /// `media.query`: the node's view of the call, plus the parsed quality.
     pub async fn query(&self, call_id: &str) -> Result<serde_json::Value, MediaError> {
         let req = NgRequest::new(Command::Query).with("call-id", call_id);
-        let (answer, node) = self.pool.dispatch(&req).await?;
-        let resp = decoded(answer, node)?;
+        let (answer, node) = self.counted(self.pool.dispatch(&req).await)?;
+        let resp = self.counted(decoded(answer, node))?;
         Ok(serde_json::json!({
             "call_id": call_id,
             "node": node.to_string(),
@@ -615,6 +624,16 @@ mod tests {
             ),
             (
                 MediaConfig {
+                    nodes: vec![NodeConfig {
+                        address: "127.0.0.1:22222".into(),
+                        weight: 0,
+                    }],
+                    ..ok.clone()
+                },
+                "media.nodes[0].weight",
+            ),
+            (
+                MediaConfig {
                     consul: Some(ConsulConfig {
                         url: "https://x".into(),
                         service: "rtpengine".into(),
@@ -631,5 +650,81 @@ mod tests {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
+    }
+
+    /// Every error is counted once, where it is handled: a command the node never answers
+    /// (controller, not again by the client), bad datagrams from Kamailio (proxy).
+    #[tokio::test]
+    async fn each_error_is_counted_once_by_kind() {
+        // a node that answers its health pings but never an offer
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let node = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                if let Ok((cookie, d)) = codec::parse_datagram(&buf[..n]) {
+                    if d.str("command") == Some("ping") {
+                        let mut pong = cookie.to_vec();
+                        pong.extend_from_slice(b" d6:result4:ponge");
+                        let _ = sock.send_to(&pong, from).await;
+                    }
+                }
+            }
+        });
+        let sd = CancellationToken::new();
+        let cfg = MediaConfig {
+            ng_listen: "127.0.0.1:0".into(),
+            nodes: vec![NodeConfig {
+                address: node.to_string(),
+                weight: 1,
+            }],
+            timeout_ms: 30,
+            retries: 1,
+            health_interval_ms: 3_600_000,
+            ..MediaConfig::default()
+        };
+        let (ctl, proxy) = start(&cfg, None, None, sd.clone()).await.unwrap();
+        let errors = |kind: &str| ctl.metrics.errors.with_label_values(&[kind]).get();
+        let kamailio = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ask = |d: &'static [u8]| {
+            let k = &kamailio;
+            async move {
+                k.send_to(d, proxy).await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(2), k.recv(&mut buf))
+                    .await
+                    .expect("an answer")
+                    .unwrap();
+                let (_, d) = codec::parse_datagram(&buf[..n]).unwrap();
+                d.str("result").map(str::to_string)
+            }
+        };
+        let error = Some("error".to_string());
+        // the offer times out after its retransmit: one timeout, counted by the controller only
+        let offer = b"c1 d7:command5:offer7:call-id2:c18:from-tag1:f3:sdp1:xe";
+        assert_eq!(ask(offer).await, error);
+        assert_eq!(errors("timeout"), 1);
+        // the node is out of the pool now: the next offer fails at once, counted once
+        let offer = b"c2 d7:command5:offer7:call-id2:c28:from-tag1:f3:sdp1:xe";
+        assert_eq!(ask(offer).await, error);
+        assert_eq!(errors("no_healthy_node"), 1);
+        assert_eq!(errors("timeout"), 1);
+        let offers = ctl.metrics.commands.with_label_values(&["offer", "error"]);
+        assert_eq!(offers.get(), 2);
+        // bad datagrams: answered with an error, each counted once by the proxy
+        assert_eq!(ask(b"c3 d7:command5:bogus3:fooi1ee").await, error);
+        assert_eq!(ask(b"c4 d7:command").await, error);
+        assert_eq!(ask(b"c5 d7:call-id1:xe").await, error);
+        kamailio.send_to(b"no-cookie-here", proxy).await.unwrap();
+        let t = Instant::now();
+        while errors("no_cookie") == 0 && t.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            ["unknown_command", "decode", "bad_command", "no_cookie"].map(errors),
+            [1, 1, 1, 1]
+        );
+        assert_eq!(errors("probe_failed"), 0, "the node answered its pings");
+        sd.cancel();
     }
 }

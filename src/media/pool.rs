@@ -422,6 +422,7 @@ impl NodePool {
                         false
                     }
                     Err(e) => {
+                        self.metrics.error("probe_failed");
                         self.set_health(n, false, Some(e.to_string()));
                         false
                     }
@@ -444,5 +445,107 @@ impl NodePool {
                 _ = shutdown.cancelled() => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::client::ClientConfig;
+    use std::sync::atomic::AtomicBool;
+
+    async fn pool(nodes: Vec<NodeSpec>) -> (NodePool, Arc<MediaMetrics>, CancellationToken) {
+        let sd = CancellationToken::new();
+        let metrics = Arc::new(MediaMetrics::new(None));
+        let client = NgClient::start(
+            "127.0.0.1:0".parse().unwrap(),
+            ClientConfig {
+                timeout: Duration::from_millis(40),
+                retries: 0,
+            },
+            metrics.clone(),
+            sd.clone(),
+        )
+        .await
+        .unwrap();
+        let cfg = PoolConfig {
+            health_interval: Duration::from_secs(3600),
+            call_ttl: Duration::from_secs(60),
+            max_calls: 1000,
+        };
+        let pool = NodePool::new(client, nodes, cfg, metrics.clone());
+        (pool, metrics, sd)
+    }
+
+    fn spec(addr: &str, weight: u32) -> NodeSpec {
+        NodeSpec {
+            addr: addr.parse().unwrap(),
+            weight,
+            source: NodeSource::Config,
+        }
+    }
+
+    #[tokio::test]
+    async fn new_calls_spread_by_weight_and_each_call_keeps_its_order() {
+        let (a, b) = ("127.0.0.1:40001", "127.0.0.1:40002");
+        let (pool, _m, _sd) = pool(vec![spec(a, 1), spec(b, 3)]).await;
+        let n = 8000;
+        let to_b = (0..n)
+            .filter(|i| pool.ranked(&format!("call-{i}"))[0].addr.to_string() == b)
+            .count();
+        let share = to_b as f64 / n as f64;
+        // weight 3 of 4: three calls in four; 8,000 draws put the share within ±0.03
+        assert!(
+            (share - 0.75).abs() < 0.03,
+            "share of the weight-3 node: {share}"
+        );
+        // the same call always ranks the nodes the same way
+        let first = pool.ranked("call-7")[0].addr;
+        assert!((0..20).all(|_| pool.ranked("call-7")[0].addr == first));
+        // both nodes are always in the order (failover has somewhere to go)
+        assert_eq!(pool.ranked("call-7").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_silent_node_is_taken_out_and_probed_back_when_it_answers() {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let answering = Arc::new(AtomicBool::new(false));
+        let on = answering.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                if !on.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let cookie = buf[..n]
+                    .split(|b| *b == b' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_vec();
+                let mut pong = cookie;
+                pong.extend_from_slice(b" d6:result4:ponge");
+                let _ = sock.send_to(&pong, from).await;
+            }
+        });
+        let (pool, m, _sd) = pool(vec![spec(&addr.to_string(), 1)]).await;
+        let up = || m.node_up.with_label_values(&[&addr.to_string()]).get();
+        assert_eq!(up(), 1, "a configured node serves until it fails");
+        // silent: the probe takes it out, counted once as a failed probe
+        assert_eq!(pool.probe_once().await, 0);
+        assert!(!pool.any_healthy());
+        assert_eq!(up(), 0);
+        assert_eq!(m.errors.with_label_values(&["probe_failed"]).get(), 1);
+        assert_eq!(m.errors.with_label_values(&["timeout"]).get(), 0);
+        let info = &pool.nodes()[0];
+        assert!(!info.healthy && info.last_error.is_some(), "{info:?}");
+        // answers again: the next probe brings it back
+        answering.store(true, Ordering::Relaxed);
+        assert_eq!(pool.probe_once().await, 1);
+        assert!(pool.any_healthy());
+        assert_eq!(up(), 1);
+        // healthy again; the last error stays on show for the operator
+        let info = &pool.nodes()[0];
+        assert!(info.healthy && info.last_error.is_some(), "{info:?}");
     }
 }
