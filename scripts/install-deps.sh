@@ -6,6 +6,7 @@
 set -euo pipefail
 need=()
 command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v c++ >/dev/null || need+=(g++)   # libFuzzer (fuzz/, scripts/fuzz.sh) is C++
 command -v pkg-config >/dev/null || need+=(pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)

@@ -16,7 +16,7 @@
 mod cdrs;
 mod error;
 mod http;
-mod params;
+pub mod params;
 mod rpc;
 mod server;
 
