@@ -382,6 +382,11 @@ fn demo_copy(dir: &Path, ports: &BTreeMap<u16, u16>, source_ips: Option<&str>) -
     path
 }
 
+/// Two per-minute rates as JSON numbers (the CDR's and the dip answer's) are the same rate.
+fn same_rate(a: &Value, b: &Value) -> bool {
+    (a.as_f64().unwrap_or(-1.0) - b.as_f64().unwrap_or(-2.0)).abs() < 1e-9
+}
+
 fn gw_port(uri: &str) -> u16 {
     // sip:+1...@127.0.0.1:PORT;transport=udp
     uri.rsplit_once(':')
@@ -569,24 +574,16 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             ),
         ]
     };
-    // Media through warpd's ng proxy when this warpd has one ([media] accepted by the config);
-    // otherwise Kamailio talks ng to RTPEngine directly (same rtpengine module config).
+    // media through warpd's ng proxy, as in production
     let ng_proxy = free_udp_port();
     let mut media_env = env();
     media_env.extend(media_env_overrides(
         &format!("127.0.0.1:{ng_proxy}"),
         &format!("127.0.0.1:{rtp_ng}"),
     ));
-    let (config, rtpengine_sock) = match Config::from_str_with_env(example, media_env) {
-        Ok(c) => (c, format!("udp:127.0.0.1:{ng_proxy}")),
-        Err(e) => {
-            eprintln!("warpd has no [media] config yet ({e}): Kamailio uses RTPEngine directly");
-            (
-                Config::from_str_with_env(example, env()).expect("config"),
-                format!("udp:127.0.0.1:{rtp_ng}"),
-            )
-        }
-    };
+    let config = Config::from_str_with_env(example, media_env)
+        .unwrap_or_else(|e| panic!("warpd config with [media]: {e}"));
+    let rtpengine_sock = format!("udp:127.0.0.1:{ng_proxy}");
     let warpd_port = free_tcp_port();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", warpd_port)))
@@ -683,6 +680,21 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             "cheapest gateway {cheapest} got {got:?} (order {order:?})"
         );
         assert_eq!(got.iter().sum::<usize>(), 1, "{got:?}");
+        // its CDR: the cheapest route carried it at the dip's buy and sell rates
+        let call_id = call_id_of(&r.trace);
+        let cdr = wait_for("cheapest CDR", Duration::from_secs(10), || cdr_of(&call_id));
+        assert_eq!(cdr["disposition"], "answered", "{cdr}");
+        assert_eq!(cdr["route_id"], routes[0]["route_id"], "{cdr}");
+        assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+        assert_eq!(cdr["customer_ban"], "10001", "{cdr}");
+        assert!(same_rate(&cdr["vendor_rate"], &routes[0]["rate"]), "{cdr}");
+        assert!(
+            same_rate(&cdr["customer_rate"], &routes[0]["customer_rate"]),
+            "{cdr}"
+        );
+        let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
+        assert!((50..5000).contains(&held), "duration {held} ms: {cdr}");
+        assert_eq!(cdr["vendor_billed_s"], routes[0]["billing"]["min"], "{cdr}");
     }
 
     // 2. cheapest answers 503 → the call completes on the next gateway; events in order
@@ -747,12 +759,9 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         assert_eq!(cdr["attempt_count"], 2, "{cdr}");
         assert_eq!(cdr["hangup"], "caller", "{cdr}");
         assert_eq!(cdr["customer_ban"], "10001", "{cdr}");
-        let close = |a: &Value, b: &Value| {
-            (a.as_f64().unwrap_or(-1.0) - b.as_f64().unwrap_or(-2.0)).abs() < 1e-9
-        };
-        assert!(close(&cdr["vendor_rate"], &carrier["rate"]), "{cdr}");
+        assert!(same_rate(&cdr["vendor_rate"], &carrier["rate"]), "{cdr}");
         assert!(
-            close(&cdr["customer_rate"], &carrier["customer_rate"]),
+            same_rate(&cdr["customer_rate"], &carrier["customer_rate"]),
             "{cdr}"
         );
         let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
@@ -870,8 +879,8 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
             );
             // the demo records customer 10001's calls (media_policies). Kamailio dips by source
             // address only; warpd still knows the customer, so the call leaves a recording
-            // whose metadata names the BAN and the route (only through warpd's ng proxy)
-            if rtpengine_sock.contains(&format!(":{ng_proxy}")) {
+            // whose metadata names the BAN and the route
+            {
                 let t = Instant::now();
                 let found = loop {
                     let meta: Vec<String> = std::fs::read_dir(dir.join("rec/metadata"))
@@ -913,6 +922,12 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                     "the recording holds {packets} packets; the customer sent 50 RTP packets"
                 );
             }
+            // the media call is a CDR like any other (SIPp sends no RTCP, so RTPEngine reports
+            // no loss or MOS to carry; tests/media_e2e.rs covers those with RTCP)
+            let call_id = call_id_of(&r.trace);
+            let cdr = wait_for("media CDR", Duration::from_secs(10), || cdr_of(&call_id));
+            assert_eq!(cdr["disposition"], "answered", "{cdr}");
+            assert_eq!(cdr["route_id"], routes[0]["route_id"], "{cdr}");
         }
         {
             let _gw = Uas::start(dir, cheapest, "uas_t38.xml", "t38");
