@@ -3,8 +3,11 @@
 //!
 //! Why a thin client instead of a Consul crate: warpd needs exactly one read-only endpoint. The
 //! maintained Consul crates (`rs-consul`, `consulrs`) bring their own HTTP stacks and many
-//! transitive crates for a 2-core CI box, while hyper 1 + hyper-util are already in the tree. This
-//! module implements that one endpoint as documented by HashiCorp: the `X-Consul-Index` response
+//! transitive crates for a 2-core CI box, while hyper 1 + hyper-util are already in the tree.
+//! Re-checked 2026-12-04 against rs-consul 0.15, the maintained one with blocking queries on this
+//! endpoint: its `ServiceNode` has no `Weights` (the pool's weight per instance would be lost),
+//! it logs through `slog` rather than `tracing`, and it pulls in rustls + ring for a plain-HTTP
+//! local agent. This module implements that one endpoint as documented by HashiCorp: the `X-Consul-Index` response
 //! header feeds the next `index=`, an index that goes backwards resets to 0, errors back off.
 //! The ACL token, if any, comes from the standard `CONSUL_HTTP_TOKEN` environment variable
 //! (never from the config file) and is sent as `X-Consul-Token`.
