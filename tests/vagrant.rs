@@ -3,8 +3,10 @@
 //! not in Debian, so its provider block is checked by `--ignore-provider` only), run on a copy so
 //! no `.vagrant/` state lands in the repository. A broken copy is refused, so the check is real.
 //! Booting the box needs a hypervisor this machine does not have: the provisioning script the box
-//! runs (scripts/provision-host.sh) is exercised by every CI run instead (tests/provision.rs,
-//! tests/e2e_sip.rs, scripts/test.sh).
+//! runs (scripts/provision-host.sh) is exercised by every CI run instead: its `packages` and
+//! `modules` steps through scripts/install-deps.sh (scripts/test.sh), whose Kamailio module and
+//! packages tests/e2e_sip.rs then uses; its `system` step (users, units, enable) needs systemd as
+//! PID 1 and runs only inside the box.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
