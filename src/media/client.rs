@@ -353,6 +353,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_of_60_kb_arrives_whole_in_one_datagram() {
+        // RTPEngine answers e.g. `list` or `statistics` of a busy node as one datagram of any
+        // size up to the UDP limit; the client reads it whole
+        let ids: String = (0..2_800).map(|i| format!("19:call-{i:014}")).collect();
+        let body = format!("d5:callsl{ids}e6:result2:oke");
+        assert!(body.len() > 60_000, "{}", body.len());
+        let (node, _) = fake_node(move |c, _| vec![with_cookie(c, body.as_bytes())]).await;
+        let (client, _sd) = client(500, 0).await;
+        let a = client
+            .request(node, &NgRequest::new(Command::List))
+            .await
+            .unwrap();
+        assert_eq!(a.result, NgResult::Ok);
+        let (_, d) = crate::media::codec::parse_datagram(&a.encode(b"k")).unwrap();
+        match d.get("calls") {
+            Some(crate::media::codec::Bencode::List(l)) => assert_eq!(l.len(), 2_800),
+            other => panic!("calls: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn many_requests_in_flight_are_matched_by_cookie() {
         // the fake answers each request twice late and out of order (after the next arrives)
         let pending: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
