@@ -792,6 +792,36 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         assert_eq!(cdr["duration_ms"], 0, "{cdr}");
     }
 
+    // 2d. the cheapest gateway never answers → 408 after the gateway timer (GW_FR_TIMER_MS, 2 s
+    // here) → the next gateway
+    // completes the call; the CDR has both attempts
+    {
+        let silent = std::net::UdpSocket::bind(("127.0.0.1", cheapest)).expect("bind silent gw");
+        silent.set_nonblocking(true).expect("nonblocking");
+        let next = Uas::start(dir, second, "uas.xml", "silent");
+        let r = call(dir, &main, &uac, DNIS, "silent");
+        assert!(r.ok, "call failed:\n{}", r.trace);
+        assert!(
+            r.elapsed >= Duration::from_millis(1900),
+            "failed over after {:?}, before the gateway timer",
+            r.elapsed
+        );
+        let mut buf = [0u8; 4096];
+        let mut invites = 0;
+        while let Ok(n) = silent.recv(&mut buf) {
+            invites += usize::from(buf[..n].starts_with(b"INVITE "));
+        }
+        assert!(invites >= 1, "the silent gateway saw no INVITE");
+        assert_eq!(next.invites(), 1);
+        let cdr = wait_for("408 failover CDR", Duration::from_secs(10), || {
+            cdr_of(&call_id_of(&r.trace))
+        });
+        assert_eq!(cdr["disposition"], "answered", "{cdr}");
+        assert_eq!(cdr["attempt_count"], 2, "{cdr}");
+        assert_eq!(cdr["attempts"][0]["sip_code"], 408, "{cdr}");
+        assert_eq!(cdr["attempts"][1]["sip_code"], 200, "{cdr}");
+    }
+
     // 2c. warpd's event endpoint unavailable (503) while a call completes: Kamailio keeps the
     // events and sends them again; the CDR appears once warpd takes them
     {
