@@ -4,20 +4,23 @@
 //! vendor gateways. One test function runs every scenario in order (they share one warpd and the
 //! processes; each step is bounded and everything is stopped on drop):
 //!
-//! - the cheapest vendor's gateway gets the call (the UAS message logs are counted);
+//! - the cheapest vendor's gateway gets the call (the UAS message logs are counted), and its CDR
+//!   has that route at the dip's rates;
 //! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
 //!   (call.attempt ×2, call.answer, call.end; the end last) leave Kamailio with the right fields (recorded by a
 //!   small HTTP sink in front of warpd's POST /v1/events, which forwards them to warpd);
 //!   and the call's CDR in PostgreSQL has the carrying route, 2 attempts, its rates, duration,
-//!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR;
+//!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR; a
+//!   gateway that never answers is a 408 after the gateway timer and the next one completes the
+//!   call; a customer who hangs up while the gateway rings sends a CANCEL that reaches it, no
+//!   other gateway is tried, and the CDR is `cancelled` by the caller;
 //! - warpd's event endpoint unavailable (the sink answers 503) while a call completes: Kamailio
 //!   keeps the events and sends them again; once they are taken the CDR appears, each event
 //!   delivered once and in order;
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
-//!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too. Via
-//!   warpd's ng proxy when this warpd accepts a `[media]` config, else straight to RTPEngine;
-//!   the customer streams 1 s of PCMU RTP (`uac_rtp.xml`) and the demo's recording policy for
+//!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too, all
+//!   through warpd's ng proxy; the customer streams 1 s of PCMU RTP (`uac_rtp.xml`) and the demo's recording policy for
 //!   customer 10001 (identified by source address) leaves an RTPEngine recording whose metadata
 //!   names the BAN and the route and whose pcap holds the RTP packets. (RTCP and the MOS it gives
 //!   in the CDR are checked in tests/media_e2e.rs.)
@@ -820,6 +823,30 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
         assert_eq!(cdr["attempt_count"], 2, "{cdr}");
         assert_eq!(cdr["attempts"][0]["sip_code"], 408, "{cdr}");
         assert_eq!(cdr["attempts"][1]["sip_code"], 200, "{cdr}");
+    }
+
+    // 2e. the customer hangs up while the cheapest gateway rings: the CANCEL reaches the
+    // gateway, no other gateway is tried, the CDR is cancelled by the caller
+    {
+        let ringing = Uas::start(dir, cheapest, "uas_ring.xml", "cancel");
+        let next = Uas::start(dir, second, "uas.xml", "cancel");
+        let cancel = repo().join("tests/sipp/uac_cancel.xml");
+        let r = call(dir, &main, &cancel, DNIS, "cancel");
+        assert!(r.ok, "cancelled call failed:\n{}", r.trace);
+        let gw_saw = wait_for("CANCEL at the gateway", Duration::from_secs(5), || {
+            let m = std::fs::read_to_string(&ringing.msgs).unwrap_or_default();
+            m.contains("CANCEL sip:").then_some(m)
+        });
+        assert_eq!(ringing.invites(), 1, "{gw_saw}");
+        assert_eq!(next.invites(), 0, "a cancelled call was failed over");
+        let cdr = wait_for("cancelled CDR", Duration::from_secs(10), || {
+            cdr_of(&call_id_of(&r.trace))
+        });
+        assert_eq!(cdr["disposition"], "cancelled", "{cdr}");
+        assert_eq!(cdr["hangup"], "caller", "{cdr}");
+        assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+        assert_eq!(cdr["attempts"][0]["sip_code"], 487, "{cdr}");
+        assert_eq!(cdr["duration_ms"], 0, "{cdr}");
     }
 
     // 2c. warpd's event endpoint unavailable (503) while a call completes: Kamailio keeps the
