@@ -20,7 +20,8 @@
 //! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too, all
-//!   through warpd's ng proxy; the customer streams 1 s of PCMU RTP (`uac_rtp.xml`) and the demo's recording policy for
+//!   through warpd's ng proxy; on the demo's T.38-gateway trunk (bw-intl) the vendor gets that
+//!   re-INVITE as G.711 audio while the customer still gets T.38 from RTPEngine; the customer streams 1 s of PCMU RTP (`uac_rtp.xml`) and the demo's recording policy for
 //!   customer 10001 (identified by source address) leaves an RTPEngine recording whose metadata
 //!   names the BAN and the route and whose pcap holds the RTP packets. (RTCP and the MOS it gives
 //!   in the CDR are checked in tests/media_e2e.rs.)
@@ -996,6 +997,31 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
                 ports.len() == 1 && relayed(ports[0]),
                 "T.38 answer not through RTPEngine ({ports:?}):\n{}",
                 r.trace
+            );
+        }
+        // a fax call on a T.38-gateway trunk (the demo's bw-intl, forced for Mexico City 5255):
+        // the customer's T.38 re-INVITE reaches the vendor as G.711 (RTPEngine decodes it), and
+        // the customer still gets T.38 back, from RTPEngine
+        {
+            let mexico = "+525512345678";
+            let a = dip("127.0.0.1", mexico);
+            assert_eq!(a["routes"][0]["route_id"], "bw-intl", "{a}");
+            let port = gw_port(a["routes"][0]["uri"].as_str().unwrap_or_default());
+            let gw = Uas::start(dir, port, "uas_t38_gw.xml", "t38-gw");
+            let t38 = repo().join("tests/sipp/uac_t38.xml");
+            let r = call(dir, &kam, &t38, mexico, "t38-gw");
+            assert!(r.ok, "T.38 gateway call failed:\n{}", r.trace);
+            let ports = received_200_ports(&r.trace, "image");
+            assert!(
+                ports.len() == 1 && relayed(ports[0]),
+                "T.38 answer not from RTPEngine ({ports:?}):\n{}",
+                r.trace
+            );
+            let vendor = std::fs::read_to_string(&gw.msgs).unwrap_or_default();
+            assert_eq!(gw.invites(), 2, "INVITE and re-INVITE:\n{vendor}");
+            assert!(
+                !vendor.contains("m=image"),
+                "the vendor behind the gateway trunk got T.38:\n{vendor}"
             );
         }
     }
