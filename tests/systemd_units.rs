@@ -37,6 +37,79 @@ fn http_status(port: u16, path: &str) -> String {
     buf.split(' ').nth(1).unwrap_or_default().to_string()
 }
 
+/// `key=value` lines of a unit file (comments and section headers left out), in order.
+fn unit_lines(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .expect("read unit")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// What the deployment promises of the units, line by line: verify checks the syntax, this the
+/// content (readiness and watchdog, a dedicated user, the hardening, state and spool
+/// directories, PostgreSQL before warpd before Kamailio).
+#[test]
+fn units_say_what_the_deployment_promises() {
+    let warpd = unit_lines(&repo().join("systemd/warpd.service"));
+    let has = |k: &str, v: &str| warpd.iter().any(|(a, b)| a == k && b == v);
+    let value = |k: &str| {
+        warpd
+            .iter()
+            .filter(|(a, _)| a == k)
+            .map(|(_, b)| b.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (k, v) in [
+        ("Type", "notify"),
+        ("User", "warpd"),
+        ("Group", "warpd"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("AmbientCapabilities", ""),
+        ("StateDirectory", "warpd warpd/spool"),
+        ("Restart", "on-failure"),
+    ] {
+        assert!(has(k, v), "warpd.service: {k}={v} missing");
+    }
+    assert!(
+        value("WatchdogSec").ends_with('s'),
+        "warpd.service: a watchdog"
+    );
+    assert!(
+        value("After").contains("postgresql.service"),
+        "after PostgreSQL"
+    );
+    assert!(value("Wants").contains("postgresql.service"));
+    assert!(
+        value("Before").contains("kamailio.service"),
+        "before Kamailio"
+    );
+    assert!(
+        !value("EnvironmentFile").is_empty() && !value("ExecStart").contains("URL"),
+        "secrets come from the environment file, never the command line"
+    );
+    let kamailio = unit_lines(&repo().join("systemd/kamailio.service.d/warpd.conf"));
+    assert!(
+        kamailio
+            .iter()
+            .any(|(k, v)| k == "After" && v.contains("warpd.service")),
+        "Kamailio starts after warpd is ready"
+    );
+    assert!(
+        !kamailio
+            .iter()
+            .any(|(k, v)| k == "Requires" && v.contains("warpd")),
+        "a warpd restart must not take Kamailio down (Wants=, not Requires=)"
+    );
+}
+
 #[test]
 fn units_pass_systemd_analyze_verify() {
     let found = Command::new("systemd-analyze")
