@@ -7,8 +7,9 @@
 //! Re-checked 2026-12-04 against rs-consul 0.15, the maintained one with blocking queries on this
 //! endpoint: its `ServiceNode` has no `Weights` (the pool's weight per instance would be lost),
 //! it logs through `slog` rather than `tracing`, and it pulls in rustls + ring for a plain-HTTP
-//! local agent. This module implements that one endpoint as documented by HashiCorp: the `X-Consul-Index` response
-//! header feeds the next `index=`, an index that goes backwards resets to 0, errors back off.
+//! local agent. This module implements that one endpoint as documented by HashiCorp: the
+//! `X-Consul-Index` response header feeds the next `index=`, an index that goes backwards resets
+//! to 0, errors back off.
 //! The ACL token, if any, comes from the standard `CONSUL_HTTP_TOKEN` environment variable
 //! (never from the config file) and is sent as `X-Consul-Token`.
 //!
