@@ -261,6 +261,11 @@ async fn t38_gateway_decodes_fax_passthrough_keeps_it_and_codecs_are_stripped() 
             codec_strip: Some(vec!["G722".into()]),
             ..PolicyRow::default()
         },
+        PolicyRow {
+            route: Some("pcmu-only".into()),
+            codec_allow: Some(vec!["PCMU".into()]),
+            ..PolicyRow::default()
+        },
     ])));
     p.ctl
         .remember_dip("fax-1", Some("10001"), vec!["fax-gw".into()]);
@@ -293,7 +298,20 @@ async fn t38_gateway_decodes_fax_passthrough_keeps_it_and_codecs_are_stripped() 
         "G722 stripped on route no-g722: {plain}"
     );
     assert!(plain.contains("PCMU"), "{plain}");
-    for (c, call) in ["fax-1", "fax-2", "aud-1"].iter().enumerate() {
+    // an allow list: RTPEngine strips everything else (codec: {strip: [all], except: [PCMU]})
+    p.ctl
+        .remember_dip("aud-2", Some("10001"), vec!["pcmu-only".into()]);
+    let only = sdp_of(&p.offer("t4", "aud-2", &audio_sdp(4106), &[]).await);
+    let m_line = only
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .unwrap_or("");
+    assert!(
+        m_line.ends_with("RTP/AVP 0"),
+        "only PCMU (0) is offered: {only}"
+    );
+    assert!(!only.contains("G722") && !only.contains("PCMA"), "{only}");
+    for (c, call) in ["fax-1", "fax-2", "aud-1", "aud-2"].iter().enumerate() {
         p.delete(&format!("x{c}"), call).await;
     }
 }
