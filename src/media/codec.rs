@@ -960,7 +960,36 @@ mod tests {
         vector!("t38_decode"),
         vector!("t38_delete"),
         vector!("statistics"),
+        vector!("start_recording"),
+        vector!("stop_recording"),
+        vector!("start_forwarding"),
+        vector!("stop_forwarding"),
+        vector!("block_dtmf"),
+        vector!("unblock_dtmf"),
+        vector!("block_media"),
+        vector!("unblock_media"),
     ];
+
+    #[test]
+    fn captured_call_commands_decode_to_their_command() {
+        for (name, command) in [
+            ("start_recording", Command::StartRecording),
+            ("stop_recording", Command::StopRecording),
+            ("start_forwarding", Command::StartForwarding),
+            ("stop_forwarding", Command::StopForwarding),
+            ("block_dtmf", Command::BlockDtmf),
+            ("unblock_dtmf", Command::UnblockDtmf),
+            ("block_media", Command::BlockMedia),
+            ("unblock_media", Command::UnblockMedia),
+        ] {
+            let (_, req, rsp) = VECTORS.iter().find(|v| v.0 == name).unwrap();
+            let (_, r) = NgRequest::decode(req).unwrap();
+            assert_eq!(r.command, command, "{name}");
+            assert_eq!(r.call_id(), Some("vec-call-2"), "{name}");
+            let (_, a) = NgAnswer::decode(rsp).unwrap();
+            assert_eq!(a.result, NgResult::Ok, "{name}");
+        }
+    }
 
     #[test]
     fn captured_exchanges_round_trip_byte_exact() {
