@@ -375,12 +375,24 @@ async fn killed_node_new_calls_fail_over_old_calls_fail_cleanly() {
         .any(|n| n.address == b.ng.to_string() && n.healthy));
 
     // old calls on a: a clean ng error naming the node, quickly; nothing is sent to b
+    let b_answers = b.stat("totalanswercount").unwrap();
+    let b_deletes = b.stat("totaldeletecount").unwrap();
     let t = Instant::now();
     let d = p.answer("oa", &on_a[0], &audio_sdp(5004)).await;
     assert_eq!(d.str("result"), Some("error"), "{d:?}");
     let reason = d.str("error-reason").unwrap_or_default();
     assert!(reason.contains(&a.ng.to_string()), "{reason}");
     assert!(t.elapsed() < Duration::from_secs(2));
+    let d = p.delete("da", &on_a[0]).await;
+    assert_eq!(d.str("result"), Some("error"), "{d:?}");
+    assert_eq!(
+        (
+            b.stat("totalanswercount").unwrap(),
+            b.stat("totaldeletecount").unwrap()
+        ),
+        (b_answers, b_deletes),
+        "a dead node's call must never reach (or tear down anything on) the other node"
+    );
     // old calls on b are untouched
     let d = p.answer("ob", &on_b[0], &audio_sdp(5006)).await;
     sdp_of(&d);
