@@ -72,11 +72,28 @@ impl ConsulConfig {
     }
 }
 
-/// The registration body (Consul agent API) for a warpd serving on `listen`.
+/// The registration body (Consul agent API) for a warpd serving on `listen`. A warpd listening
+/// on every address (`0.0.0.0`, `::`) with no `advertise` registers no address of its own:
+/// Consul then hands out the agent's node address, and the agent, which runs on this host,
+/// checks `/readyz` over loopback.
 pub fn registration(cfg: &ConsulConfig, listen: SocketAddr) -> serde_json::Value {
-    let (address, port) = match cfg.advertise.as_deref().map(str::parse::<SocketAddr>) {
-        Some(Ok(a)) => (a.ip().to_string(), a.port()),
-        _ => (listen.ip().to_string(), listen.port()),
+    let reach = match cfg.advertise.as_deref().map(str::parse::<SocketAddr>) {
+        Some(Ok(a)) => a,
+        _ => listen,
+    };
+    let port = reach.port();
+    let (address, check_host) = if reach.ip().is_unspecified() {
+        let lo = match reach.ip() {
+            std::net::IpAddr::V4(_) => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(_) => "[::1]".to_string(),
+        };
+        (String::new(), lo)
+    } else {
+        let host = match reach.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        (reach.ip().to_string(), host)
     };
     serde_json::json!({
         "ID": service_id(cfg, listen),
@@ -85,7 +102,7 @@ pub fn registration(cfg: &ConsulConfig, listen: SocketAddr) -> serde_json::Value
         "Port": port,
         "Tags": ["warpd", "lcr"],
         "Check": {
-            "HTTP": format!("http://{address}:{port}/readyz"),
+            "HTTP": format!("http://{check_host}:{port}/readyz"),
             "Interval": format!("{}s", cfg.check_interval_s.max(1)),
             "Timeout": "2s",
             "DeregisterCriticalServiceAfter": "10m",
@@ -195,6 +212,21 @@ mod tests {
         assert_eq!(r["Port"], 8080);
         assert_eq!(r["Check"]["HTTP"], "http://10.0.0.5:8080/readyz");
         assert_eq!(r["Check"]["Interval"], "10s");
+    }
+
+    #[test]
+    fn listening_on_every_address_registers_the_node_address_and_checks_over_loopback() {
+        let cfg = ConsulConfig::default();
+        let r = registration(&cfg, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(r["Address"], "", "Consul uses the node's address");
+        assert_eq!(r["Port"], 8080);
+        assert_eq!(r["Check"]["HTTP"], "http://127.0.0.1:8080/readyz");
+        let r = registration(&cfg, "[::]:8080".parse().unwrap());
+        assert_eq!(r["Address"], "");
+        assert_eq!(r["Check"]["HTTP"], "http://[::1]:8080/readyz");
+        let r = registration(&cfg, "[2001:db8::5]:8080".parse().unwrap());
+        assert_eq!(r["Address"], "2001:db8::5");
+        assert_eq!(r["Check"]["HTTP"], "http://[2001:db8::5]:8080/readyz");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Consul self-registration against a fake Consul agent: a 127.0.0.1 HTTP listener implementing
 //! exactly the two agent endpoints warpd uses (`PUT /v1/agent/service/register`, `PUT
-//! /v1/agent/service/deregister/<id>`), recording each request. No Consul binary is installable
+//! /v1/agent/service/deregister/<id>`), recording each request and, like a real agent, running
+//! the registered HTTP check when the registration arrives. No Consul binary is installable
 //! here (Debian ships client libraries only). warpd runs for real (`server::run`, TestPg).
 
 mod support;
@@ -15,10 +16,13 @@ use warpd::config::Config;
 
 /// (request line, body) of every request the fake agent got.
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
+/// The HTTP status of the registration's health check, run as the agent runs it: on receipt.
+type Checked = Arc<Mutex<Vec<u16>>>;
 
-async fn fake_agent(listener: tokio::net::TcpListener, seen: Seen) {
+async fn fake_agent(listener: tokio::net::TcpListener, seen: Seen, checked: Checked) {
     while let Ok((mut s, _)) = listener.accept().await {
         let seen = seen.clone();
+        let checked = checked.clone();
         tokio::spawn(async move {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 1024];
@@ -42,6 +46,16 @@ async fn fake_agent(listener: tokio::net::TcpListener, seen: Seen) {
                         let line = head.lines().next().unwrap_or_default().to_string();
                         let known = line.starts_with("PUT /v1/agent/service/register ")
                             || line.starts_with("PUT /v1/agent/service/deregister/");
+                        if line.starts_with("PUT /v1/agent/service/register ") {
+                            // a real agent runs the service's HTTP check right away
+                            let reg: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+                            let url = reg["Check"]["HTTP"].as_str().unwrap_or_default();
+                            let status = match reqwest::get(url).await {
+                                Ok(r) => r.status().as_u16(),
+                                Err(_) => 0,
+                            };
+                            checked.lock().unwrap().push(status);
+                        }
                         seen.lock().unwrap().push((line, body.to_string()));
                         let status = if known { "200 OK" } else { "404 Not Found" };
                         let _ = s
@@ -64,7 +78,8 @@ async fn warpd_registers_when_ready_and_deregisters_at_shutdown() {
     let agent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let agent_addr = agent.local_addr().unwrap();
     let seen: Seen = Arc::default();
-    tokio::spawn(fake_agent(agent, seen.clone()));
+    let checked: Checked = Arc::default();
+    tokio::spawn(fake_agent(agent, seen.clone(), checked.clone()));
 
     let text = format!(
         "{}\n[consul]\naddress = \"http://{agent_addr}\"\nservice = \"warpd-test\"\ncheck_interval_s = 5\n",
@@ -90,11 +105,8 @@ async fn warpd_registers_when_ready_and_deregisters_at_shutdown() {
         line.starts_with("PUT /v1/agent/service/register "),
         "{line}"
     );
-    // registered only once ready
-    let ready = reqwest::get(format!("http://{listen}/readyz"))
-        .await
-        .unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
+    // registered only once ready: the agent's check, run when the registration arrived, passed
+    assert_eq!(*checked.lock().unwrap(), vec![200]);
     let reg: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(reg["Name"], "warpd-test");
     assert_eq!(reg["Port"], listen.port());
