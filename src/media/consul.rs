@@ -114,18 +114,7 @@ pub async fn watch(cfg: ConsulConfig, pool: Arc<NodePool>, shutdown: Cancellatio
     let mut index: u64 = 0;
     let mut backoff = Duration::from_millis(250);
     loop {
-        let mut uri = format!(
-            "{}/v1/health/service/{}?passing=true&index={index}&wait={}s",
-            cfg.url.trim_end_matches('/'),
-            cfg.service,
-            cfg.wait_secs
-        );
-        if let Some(t) = &cfg.tag {
-            uri.push_str(&format!("&tag={t}"));
-        }
-        if let Some(dc) = &cfg.dc {
-            uri.push_str(&format!("&dc={dc}"));
-        }
+        let uri = watch_uri(&cfg, index);
         let fut = fetch(&client, &uri, token.as_deref(), cfg.wait_secs);
         let r = tokio::select! {
             r = fut => r,
@@ -155,6 +144,25 @@ pub async fn watch(cfg: ConsulConfig, pool: Arc<NodePool>, shutdown: Cancellatio
             }
         }
     }
+}
+
+/// The blocking query for the next `index`: the service name is a path segment, the tag and
+/// datacenter query values, each percent-encoded (a name with a space or `&` stays one value).
+fn watch_uri(cfg: &ConsulConfig, index: u64) -> String {
+    let enc = |v: &str| -> String { url::form_urlencoded::byte_serialize(v.as_bytes()).collect() };
+    let mut uri = format!(
+        "{}/v1/health/service/{}?passing=true&index={index}&wait={}s",
+        cfg.url.trim_end_matches('/'),
+        enc(&cfg.service).replace('+', "%20"),
+        cfg.wait_secs
+    );
+    if let Some(t) = &cfg.tag {
+        uri.push_str(&format!("&tag={}", enc(t)));
+    }
+    if let Some(dc) = &cfg.dc {
+        uri.push_str(&format!("&dc={}", enc(dc)));
+    }
+    uri
 }
 
 async fn fetch(
@@ -196,6 +204,22 @@ async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watch_query_encodes_its_values() {
+        let cfg = ConsulConfig {
+            url: "http://127.0.0.1:8500/".into(),
+            service: "rtp engine".into(),
+            tag: Some("media&fax".into()),
+            dc: Some("dc 1".into()),
+            wait_secs: 30,
+        };
+        assert_eq!(
+            watch_uri(&cfg, 42),
+            "http://127.0.0.1:8500/v1/health/service/rtp%20engine?passing=true&index=42&wait=30s\
+             &tag=media%26fax&dc=dc+1"
+        );
+    }
 
     #[test]
     fn parses_health_answer() {
