@@ -1,5 +1,6 @@
 //! warpd: control-plane daemon for wholesale voice carriers. See ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod admin;
 pub mod api;
@@ -12,9 +13,10 @@ pub mod db;
 pub mod deck;
 pub mod media;
 pub mod metrics;
-pub mod numbering;
 pub mod provision;
 pub mod reload;
-pub mod routing;
 pub mod server;
 pub mod systemd;
+
+// The pure core (no I/O; see crates/core) under the paths the daemon has always used.
+pub use warpd_core::{numbering, routing};

@@ -1,5 +1,6 @@
 //! `warpd` binary: parse the command line, hand over to `warpd::cli`.
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::Parser;
 

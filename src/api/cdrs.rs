@@ -251,7 +251,7 @@ impl Api {
                 .await
                 .map_err(|e| ApiError::Internal(format!("database: {e}")))?;
             let p = query::page(&client, &f, limit).await.map_err(|e| {
-                ApiError::Internal(format!("database: {}", crate::cdr::writer::pg_err(&e)))
+                ApiError::Internal(format!("database: {}", crate::calls::writer::pg_err(&e)))
             })?;
             Result::Ok(CdrPage {
                 cdrs: p.rows,
@@ -287,7 +287,7 @@ impl Api {
         let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
         tokio::spawn(async move {
             if let Err(e) = query::export(&client, &f, format, tx).await {
-                tracing::warn!(error = %crate::cdr::writer::pg_err(&e), "CDR export ended early");
+                tracing::warn!(error = %crate::calls::writer::pg_err(&e), "CDR export ended early");
             }
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -1,17 +1,17 @@
 //! Calls: live call state, limits at the dip, the reaper's rules, route quality, call-event
 //! validation. [`CallService`] is the glue the API calls: [`CallService::on_dip`] (limits,
 //! capacity, ASR policy; registers the call) and [`CallService::submit`] (an event, acknowledged
-//! once durable through the [`crate::cdr::writer`]).
+//! once durable through the [`writer`]).
 //!
 //! Owns: the live call table ([`state`]), the limits view ([`limits`]), route quality
 //! ([`quality`]), event validation ([`events`]), the calls/CDR metrics. Must not touch: routing
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
-pub mod events;
 pub mod limits;
-pub mod quality;
-pub mod state;
+pub mod writer;
+
+pub use warpd_core::calls::{events, quality, state};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -212,10 +212,10 @@ impl CallService {
             .map_err(|e| CallsError::Db(e.to_string()))?;
         let view = limits::load(&limits_client)
             .await
-            .map_err(|e| CallsError::Db(crate::cdr::writer::pg_err(&e)))?;
+            .map_err(|e| CallsError::Db(crate::calls::writer::pg_err(&e)))?;
         let limits = Arc::new(ArcSwap::from_pointee(view));
         let (tx, rx) = mpsc::channel(config.cdr.queue_capacity);
-        let writer = crate::cdr::writer::Writer::recover(config, shared.clone()).await?;
+        let writer = crate::calls::writer::Writer::recover(config, shared.clone()).await?;
         let c = &config.calls;
         let reap = ReapLimits {
             max_duration_us: c.max_call_duration_s as i64 * 1_000_000,
@@ -258,7 +258,7 @@ impl CallService {
                         match limits::load(cl).await {
                             Ok(v) => limits.store(Arc::new(v)),
                             Err(e) => {
-                                tracing::warn!(error = %crate::cdr::writer::pg_err(&e), "reading call limits failed; keeping the previous ones");
+                                tracing::warn!(error = %crate::calls::writer::pg_err(&e), "reading call limits failed; keeping the previous ones");
                                 client = None;
                             }
                         }
@@ -299,7 +299,7 @@ impl CallService {
             .map_err(|e| CallsError::Db(e.to_string()))?;
         let v = limits::load(&client)
             .await
-            .map_err(|e| CallsError::Db(crate::cdr::writer::pg_err(&e)))?;
+            .map_err(|e| CallsError::Db(crate::calls::writer::pg_err(&e)))?;
         self.limits.store(Arc::new(v));
         Ok(())
     }
@@ -405,7 +405,7 @@ impl CallService {
             .or_else(|| dnis.strip_prefix('1').map(str::to_string))
             .filter(|n| n.len() == 10);
         let place = routing_number.and_then(|n| {
-            snap.numbering
+            snap.numbering()
                 .lookup(n.as_bytes())
                 .map(|i| (i.ocn.clone(), i.lata.clone(), i.state.clone()))
         });

@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use super::{Cdr, COPY_COLUMNS};
-use crate::calls::events::Event;
+use warpd_core::calls::events::Event;
 
 /// Prepares a writer session (call once per connection): commits wait for the WAL write even
 /// when the server runs with `synchronous_commit = off` (an acknowledged event must survive a

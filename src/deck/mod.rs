@@ -13,7 +13,7 @@
 //! snapshots only through `db::loader` and calls the pure `routing::dip`), other tables.
 
 pub mod diplog;
-pub mod parse;
+pub use warpd_core::deck::parse;
 pub mod report;
 pub mod store;
 

@@ -16,7 +16,7 @@
 //! through [`CallContextSource`]), the HTTP listener (the API calls [`MediaController`]).
 
 pub mod client;
-pub mod codec;
+pub use warpd_ng as codec;
 pub mod consul;
 pub mod context;
 pub mod metrics;

@@ -16,15 +16,13 @@
 //! Owns: the provisioning file format and the writes of `warpd apply`. Must not touch: the schema
 //! (migrations), the routing snapshot / reload machinery (the database triggers notify it), the CLI.
 
-pub mod csv_rows;
 mod db;
-mod deck;
 mod diff;
 mod error;
-mod plan;
-pub mod spec;
 mod validate;
-pub mod values;
+
+pub use warpd_core::provision::{csv_rows, spec, values};
+use warpd_core::provision::{deck, plan};
 
 use std::path::Path;
 

@@ -256,6 +256,11 @@ impl Snapshot {
         self.generation
     }
 
+    /// The NANP numbering tables this snapshot was built with.
+    pub fn numbering(&self) -> &NumberingData {
+        &self.numbering
+    }
+
     /// The BAN of the customer a dip names: its `ban`, or the customer whose source IPs/CIDRs
     /// match its `src_ip`.
     pub fn ban_for(&self, req: &super::api_types::DipRequest) -> Option<String> {

@@ -108,7 +108,7 @@ impl MediaInfo {
     /// Fills what Kamailio did not send from the media node's own per-call statistics (read by
     /// warpd's ng proxy from RTPEngine's `delete` answer): MOS (lowest over the streams), jitter
     /// (highest), and loss as lost / (received + lost) over the streams RTCP reported.
-    pub fn fill_from(&mut self, q: &crate::media::codec::Quality) {
+    pub fn fill_from(&mut self, q: &warpd_ng::Quality) {
         if self.mos.is_none() {
             self.mos = q.mos_x10.map(|m| (m as f32 / 10.0).clamp(0.0, 5.0));
         }
@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn media_info_takes_node_stats_only_where_kamailio_sent_none() {
-        use crate::media::codec::{Quality, SsrcQuality};
+        use warpd_ng::{Quality, SsrcQuality};
         let q = Quality {
             mos_x10: Some(43),
             jitter: Some(12),

@@ -12,8 +12,8 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::csv_rows::{CsvRow, CsvTable};
-use super::error::Issue;
 use super::values::*;
+use super::Issue;
 
 /// Which table a deck fills.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -40,7 +40,7 @@ impl DeckKind {
     }
 
     /// Column whose value is the owner id (route / customer), if the deck belongs to one.
-    pub(crate) fn owner_column(self) -> Option<&'static str> {
+    pub fn owner_column(self) -> Option<&'static str> {
         match self {
             DeckKind::VendorRates => Some("route_id"),
             DeckKind::CustomerRates => Some("customer_id"),
@@ -49,7 +49,7 @@ impl DeckKind {
     }
 
     /// Table columns of the canonical row, and whether each is fingerprinted as an integer.
-    pub(crate) fn columns(self) -> &'static [(&'static str, ColType)] {
+    pub fn columns(self) -> &'static [(&'static str, ColType)] {
         use ColType::*;
         match self {
             DeckKind::VendorRates => &[
@@ -109,7 +109,7 @@ impl DeckKind {
 
 /// How a canonical column is stored and fingerprinted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ColType {
+pub enum ColType {
     Text,
     Int,
     /// numeric(12,7), fingerprinted as the value × 1e7
@@ -120,7 +120,7 @@ pub(crate) enum ColType {
 
 /// A deck to read: where, what, and the context validation needs.
 #[derive(Clone, Debug)]
-pub(crate) struct DeckSource {
+pub struct DeckSource {
     pub kind: DeckKind,
     pub path: PathBuf,
     /// the name used in messages (the path as written, relative to the provisioning file)
@@ -134,7 +134,7 @@ pub(crate) struct DeckSource {
 
 /// Result of one pass over a deck.
 #[derive(Debug, Default)]
-pub(crate) struct DeckScan {
+pub struct DeckScan {
     pub digest: Digest,
     pub issues: Vec<Issue>,
     /// issues found beyond the reported ones
@@ -326,7 +326,7 @@ impl Seen {
 
 /// Reads one deck, calling `emit` with each canonical row (owner id not included); `emit` returns
 /// false to stop early. Validation problems are collected in the result, never emitted.
-pub(crate) fn scan(src: &DeckSource, emit: &mut dyn FnMut(&[Cell<'_>]) -> bool) -> DeckScan {
+pub fn scan(src: &DeckSource, emit: &mut dyn FnMut(&[Cell<'_>]) -> bool) -> DeckScan {
     let mut out = DeckScan::default();
     let mut t = match CsvTable::open(&src.path, &src.label) {
         Ok(t) => t,

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::error::Issue;
+use super::Issue;
 
 /// One data record: its line number (where the record starts) and its trimmed fields.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -354,14 +354,8 @@ pub struct Exclusion {
     pub vendor_id: Option<Id>,
 }
 
-/// NANP block data for an NPA-NXX or NPA-NXX-X.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NpaNxxInfo {
-    pub state: String,
-    pub lata: String,
-    pub ocn: String,
-    pub rate_center: String,
-}
+// NANP block data lives with the numbering tables; routing reads it.
+pub use crate::numbering::NpaNxxInfo;
 
 /// A name shared between the snapshot and the answers built from it (route ids, vendor names):
 /// cloning it is a reference-count bump, not an allocation. Compares and prints like a string.

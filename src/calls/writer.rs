@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::spool::Spool;
-use super::store::{self, Committed};
-use super::{build, Cdr};
-use crate::calls::events::Event;
-use crate::calls::state::{Applied, CallRecord, ReapLimits};
-use crate::calls::{now_us, CallsError, Job, Shared};
+use super::events::Event;
+use super::state::{Applied, CallRecord, ReapLimits};
+use super::{now_us, CallsError, Job, Shared};
+use crate::cdr::spool::Spool;
+use crate::cdr::store::{self, Committed};
+use crate::cdr::{build, Cdr};
 use crate::config::Config;
 
 /// Time between reconnection attempts while the database is down.
@@ -401,7 +401,7 @@ impl Writer {
                 _ = tick.tick() => {
                     let r = self.shared.table().reap(now_us(), reap);
                     for e in &r.ends {
-                        if let crate::calls::events::EventData::End(x) = &e.data {
+                        if let super::events::EventData::End(x) = &e.data {
                             let reason = x.reaped.as_deref().unwrap_or("reaped");
                             self.shared.metrics.reaped.with_label_values(&[reason]).inc();
                             tracing::info!(call_id = %e.call_id, reason, "call closed by the reaper");

@@ -8,8 +8,6 @@ use std::fmt;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::routing::model::NpaNxxInfo;
-
 /// A normalized number: E.164 digits without the leading '+', at most 15 digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct E164 {
@@ -249,6 +247,15 @@ const HAS_BLOCKS: u32 = 0x8000_0000;
 /// NPA-NXX codes as numbers are below 10^6.
 const NPANXX_SPACE: usize = 1_000_000;
 
+/// NANP block data for an NPA-NXX or NPA-NXX-X.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpaNxxInfo {
+    pub state: String,
+    pub lata: String,
+    pub ocn: String,
+    pub rate_center: String,
+}
+
 /// NANP reference data of a snapshot.
 #[derive(Default, Debug)]
 pub struct NumberingData {
@@ -373,7 +380,7 @@ impl NumberingData {
 
 #[cfg(test)]
 mod tests {
-    use crate::routing::NpaNxxInfo as Info;
+    use super::NpaNxxInfo as Info;
 
     #[test]
     fn errors_mask_numbers() {
