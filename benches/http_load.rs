@@ -44,8 +44,8 @@ impl Reloader for SyntheticReloader {
                 synthetic::builder(&spec).and_then(|b| b.build(1))
             })
             .await
-            .map_err(|e| ReloadError::Build(e.to_string()))?
-            .map_err(|e| ReloadError::Build(e.to_string()))?;
+            .map_err(|e| ReloadError::Task(Arc::new(e)))?
+            .map_err(|e| ReloadError::Build(Arc::new(e)))?;
             let stats = snap.stats();
             let generation = self.engine.install(snap);
             Ok(ReloadReport {

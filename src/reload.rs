@@ -1,6 +1,8 @@
 //! The reload seam: what the API (`warpd.reload`) and signal handlers call to rebuild the routing
 //! snapshot. The database-backed implementation is `db::reload::DbReloader`.
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
@@ -13,10 +15,17 @@ pub struct ReloadReport {
     pub stats: SnapshotStats,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why a reload did not install a snapshot. Cloneable: one build answers every caller that
+/// waited on it, each with the same typed cause.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ReloadError {
+    /// Loading or compiling the snapshot failed (the implementation's own error, e.g.
+    /// `db::DbError`; the seam does not depend on the database layer).
     #[error("snapshot build failed: {0}")]
-    Build(String),
+    Build(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The build task panicked or was cancelled.
+    #[error("snapshot build failed: reload task failed: {0}")]
+    Task(#[source] Arc<tokio::task::JoinError>),
     #[error("reloader stopped")]
     Stopped,
 }

@@ -26,7 +26,7 @@ pub enum ServeError {
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),
     #[error("calls/CDR start-up: {0}")]
-    Calls(String),
+    Calls(#[from] crate::calls::CallsError),
 }
 
 /// Runs the daemon on an already bound listener until `shutdown` is cancelled.
@@ -135,8 +135,7 @@ pub async fn run(
     let calls_guard = calls_stop.clone().drop_guard(); // also stops it on an early return
     let calls = if config.calls.enabled {
         let c = crate::calls::CallService::start(&config, &metrics.registry, calls_stop.clone())
-            .await
-            .map_err(|e| ServeError::Calls(e.to_string()))?;
+            .await?;
         Some(c)
     } else {
         None

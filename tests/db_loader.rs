@@ -682,9 +682,10 @@ async fn failed_reload_keeps_the_old_snapshot() {
         .await
         .unwrap();
     let err = rt.reloader.reload().await.unwrap_err();
-    let ReloadError::Build(msg) = &err else {
+    let ReloadError::Build(cause) = &err else {
         panic!("{err:?}")
     };
+    let msg = cause.to_string();
     assert!(
         msg.contains("customer_partitions") && msg.contains("BAN1") && msg.contains("Mars/Olympus"),
         "{msg}"

@@ -26,17 +26,11 @@ use crate::calls::events::{
 };
 use crate::calls::{now_us, CallService, CallsError};
 use crate::cdr::query::{self, CdrFilter, Format};
+use crate::db::DbError;
 
 #[derive(Clone, Serialize)]
 struct Ok {
     ok: bool,
-}
-
-fn calls_err(e: CallsError) -> ApiError {
-    match e {
-        CallsError::Invalid(EventError { field, why }) => ApiError::invalid(field, why),
-        other => ApiError::Internal(other.to_string()),
-    }
 }
 
 async fn event(
@@ -72,7 +66,7 @@ async fn submit(
                 .with_label_values(&["any", "invalid"])
                 .inc();
             tracing::info!(error = %e, "call event refused");
-            return Err(calls_err(e.into()));
+            return Err(CallsError::from(e).into());
         }
     };
     // the media node's statistics of the call (taken when its `delete` went through warpd's ng
@@ -87,7 +81,7 @@ async fn submit(
         }
     }
     let n = events.len();
-    calls.submit_all(events).await.map_err(calls_err)?;
+    calls.submit_all(events).await?;
     Result::Ok(n)
 }
 
@@ -245,14 +239,10 @@ impl Api {
             let calls = self.calls_or_err()?;
             self.authorize_cdrs(&req, calls).await?;
             let (f, limit, _) = filter_from_query(req.uri().query(), false)?;
-            let client = calls
-                .pool()
-                .get()
+            let client = calls.pool().get().await.map_err(DbError::Pool)?;
+            let p = query::page(&client, &f, limit)
                 .await
-                .map_err(|e| ApiError::Internal(format!("database: {e}")))?;
-            let p = query::page(&client, &f, limit).await.map_err(|e| {
-                ApiError::Internal(format!("database: {}", crate::calls::writer::pg_err(&e)))
-            })?;
+                .map_err(DbError::query("reading CDRs"))?;
             Result::Ok(CdrPage {
                 cdrs: p.rows,
                 next_cursor: p.next,
@@ -280,14 +270,12 @@ impl Api {
         };
         let client = match calls.pool().get().await {
             Result::Ok(c) => c,
-            Err(e) => {
-                return self.error(Surface::Http, ApiError::Internal(format!("database: {e}")))
-            }
+            Err(e) => return self.error(Surface::Http, DbError::Pool(e).into()),
         };
         let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
         tokio::spawn(async move {
             if let Err(e) = query::export(&client, &f, format, tx).await {
-                tracing::warn!(error = %crate::calls::writer::pg_err(&e), "CDR export ended early");
+                tracing::warn!(error = %crate::db::pg_detail(&e), "CDR export ended early");
             }
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {

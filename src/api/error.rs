@@ -66,6 +66,12 @@ pub enum ApiError {
     Register(#[from] jsonrpsee::server::RegisterMethodError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The call-event layer failed on the server side (the caller's bad events are
+    /// [`ApiError::InvalidParam`]).
+    #[error("internal error: {0}")]
+    Calls(#[source] crate::calls::CallsError),
+    #[error("internal error: database: {0}")]
+    Db(#[from] crate::db::DbError),
     /// A `media.*` method failed (see [`crate::media::MediaError`]).
     #[error("media: {0}")]
     Media(#[from] crate::media::MediaError),
@@ -102,7 +108,10 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Register(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Register(_)
+            | ApiError::Internal(_)
+            | ApiError::Calls(_)
+            | ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Media(m) => media_status(m),
         }
     }
@@ -122,7 +131,10 @@ impl ApiError {
             ApiError::Conflict(_) | ApiError::Unprocessable(_) => INVALID_PARAMS_CODE,
             ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
-            ApiError::Register(_) | ApiError::Internal(_) => INTERNAL_ERROR_CODE,
+            ApiError::Register(_)
+            | ApiError::Internal(_)
+            | ApiError::Calls(_)
+            | ApiError::Db(_) => INTERNAL_ERROR_CODE,
             ApiError::Media(m) => media_rpc_code(m),
         }
     }
@@ -146,7 +158,7 @@ impl ApiError {
             ApiError::NotReady => "not_ready",
             ApiError::Reload(_) => "reload",
             ApiError::Register(_) => "register",
-            ApiError::Internal(_) => "internal",
+            ApiError::Internal(_) | ApiError::Calls(_) | ApiError::Db(_) => "internal",
             ApiError::Media(_) => "media",
         }
     }
@@ -216,6 +228,17 @@ impl From<crate::deck::DeckError> for ApiError {
             D::Conflict(m) => ApiError::Conflict(m),
             D::BadRequest(m) => ApiError::invalid("request", m),
             D::Db { .. } | D::Snapshot(_) | D::Internal(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::calls::CallsError> for ApiError {
+    fn from(e: crate::calls::CallsError) -> Self {
+        match e {
+            crate::calls::CallsError::Invalid(crate::calls::events::EventError { field, why }) => {
+                ApiError::invalid(field, why)
+            }
+            other => ApiError::Calls(other),
         }
     }
 }

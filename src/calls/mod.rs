@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::routing::{DipAnswer, DipRequest, RejectAnswer, Snapshot};
+use crate::db::DbError;
+use crate::routing::{DipAnswer, DipRequest, RejectAnswer, RejectReason, Snapshot};
 use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
 use quality::{Quality, RouteStats};
@@ -41,11 +42,36 @@ pub enum CallsError {
     #[error("call writer has stopped")]
     WriterGone,
     #[error("event could not be made durable: {0}")]
-    NotDurable(String),
+    NotDurable(#[source] Arc<NotDurable>),
     #[error("database: {0}")]
-    Db(String),
-    #[error("spool: {0}")]
-    Spool(String),
+    Db(#[from] crate::db::DbError),
+    #[error("database: not connected")]
+    NotConnected,
+    #[error("database: {0} timed out")]
+    DbTimeout(&'static str),
+    #[error("spool {}: {source}", path.display())]
+    Spool {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Neither PostgreSQL nor the spool took a batch of events (the database's failure was logged
+/// and counted when it happened; this carries the spool's, the last one).
+#[derive(Debug, thiserror::Error)]
+#[error("neither the database nor the spool accepted the event: {0}")]
+pub struct NotDurable(#[source] pub SpoolFailure);
+
+/// Why the spool did not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolFailure {
+    #[error("spool unavailable")]
+    Unavailable,
+    #[error("spool write: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("spool task: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Unix time now, microseconds.
@@ -182,7 +208,7 @@ impl Shared {
 /// A unit of work for the writer: events to apply and make durable, then acknowledge.
 pub struct Job {
     pub events: Vec<Event>,
-    pub ack: Option<oneshot::Sender<Result<(), String>>>,
+    pub ack: Option<oneshot::Sender<Result<(), Arc<NotDurable>>>>,
 }
 
 /// The calls component as the API sees it.
@@ -205,14 +231,11 @@ impl CallService {
         shutdown: CancellationToken,
     ) -> Result<Arc<CallService>, CallsError> {
         let shared = Arc::new(Shared::new(&config.calls, registry));
-        let pool =
-            crate::db::pool(&config.database.url, 2).map_err(|e| CallsError::Db(e.to_string()))?;
-        let limits_client = crate::db::connect(&config.database.url)
-            .await
-            .map_err(|e| CallsError::Db(e.to_string()))?;
+        let pool = crate::db::pool(&config.database.url, 2)?;
+        let limits_client = crate::db::connect(&config.database.url).await?;
         let view = limits::load(&limits_client)
             .await
-            .map_err(|e| CallsError::Db(crate::calls::writer::pg_err(&e)))?;
+            .map_err(DbError::query("reading call limits"))?;
         let limits = Arc::new(ArcSwap::from_pointee(view));
         let (tx, rx) = mpsc::channel(config.cdr.queue_capacity);
         let writer = crate::calls::writer::Writer::recover(config, shared.clone()).await?;
@@ -258,7 +281,7 @@ impl CallService {
                         match limits::load(cl).await {
                             Ok(v) => limits.store(Arc::new(v)),
                             Err(e) => {
-                                tracing::warn!(error = %crate::calls::writer::pg_err(&e), "reading call limits failed; keeping the previous ones");
+                                tracing::warn!(error = %crate::db::pg_detail(&e), "reading call limits failed; keeping the previous ones");
                                 client = None;
                             }
                         }
@@ -292,14 +315,10 @@ impl CallService {
 
     /// Re-reads limits now (tests, after provisioning changes).
     pub async fn refresh_limits(&self) -> Result<(), CallsError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| CallsError::Db(e.to_string()))?;
+        let client = self.pool.get().await.map_err(DbError::Pool)?;
         let v = limits::load(&client)
             .await
-            .map_err(|e| CallsError::Db(crate::calls::writer::pg_err(&e)))?;
+            .map_err(DbError::query("reading call limits"))?;
         self.limits.store(Arc::new(v));
         Ok(())
     }
@@ -336,12 +355,6 @@ impl CallService {
         };
         let limits = self.limits.load();
         let demoted = self.demoted.load();
-        let reject = |reason: String| {
-            DipAnswer::Reject(RejectAnswer {
-                sip_code: 503,
-                reason,
-            })
-        };
         let now = now_us();
         let mut table = self.shared.table();
         // the dip left out the routes full when it started (`routes_at_capacity`); this catches
@@ -368,7 +381,7 @@ impl CallService {
             ra.routes.extend(low);
         }
         if ra.routes.is_empty() {
-            return reject("all routes at capacity".into());
+            return RejectReason::AllAtCapacity.into();
         }
         let (Some(call_id), Some(ban)) = (&req.call_id, ban) else {
             return DipAnswer::Route(ra);
@@ -382,19 +395,17 @@ impl CallService {
         let cl = limits.customers.get(&ban);
         match table.admit(call_id, &ban, cl, now) {
             Admit::Retransmit => return DipAnswer::Route(ra),
-            Admit::Reject(reason) => {
-                let label = if reason.contains("concurrent") {
-                    "concurrent"
-                } else {
-                    "cps"
-                };
+            Admit::Reject(limit) => {
                 self.shared
                     .metrics
                     .limited
-                    .with_label_values(&[label])
+                    .with_label_values(&[limit.label()])
                     .inc();
-                tracing::info!(ban = %ban, reason = %reason, "dip refused by call limits");
-                return reject(reason);
+                tracing::info!(ban = %ban, reason = %limit, "dip refused by call limits");
+                return DipAnswer::Reject(RejectAnswer {
+                    sip_code: 503,
+                    reason: limit.to_string(),
+                });
             }
             Admit::Ok => {}
         }

@@ -18,25 +18,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::Event;
 use super::state::{Applied, CallRecord, ReapLimits};
-use super::{now_us, CallsError, Job, Shared};
+use super::{now_us, CallsError, Job, NotDurable, Shared, SpoolFailure};
 use crate::cdr::spool::Spool;
 use crate::cdr::store::{self, Committed};
 use crate::cdr::{build, Cdr};
 use crate::config::Config;
+use crate::db::DbError;
 
 /// Time between reconnection attempts while the database is down.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
-
-/// A readable message from a PostgreSQL error (no secrets: the URL is never part of it).
-pub fn pg_err(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => match std::error::Error::source(e) {
-            Some(s) => format!("{e}: {s}"),
-            None => e.to_string(),
-        },
-    }
-}
 
 pub struct Writer {
     shared: Arc<Shared>,
@@ -60,8 +50,10 @@ impl Writer {
     /// Opens the spool, connects, replays the spool and rebuilds the live calls.
     pub async fn recover(config: &Config, shared: Arc<Shared>) -> Result<Writer, CallsError> {
         let dir = PathBuf::from(&config.cdr.spool_dir);
-        let spool =
-            Spool::open(&dir).map_err(|e| CallsError::Spool(format!("{}: {e}", dir.display())))?;
+        let spool = Spool::open(&dir).map_err(|source| CallsError::Spool {
+            path: dir.clone(),
+            source,
+        })?;
         let mut w = Writer {
             shared,
             url: config.database.url.clone(),
@@ -82,11 +74,11 @@ impl Writer {
         w.commit(&[], vec![], vec![], true).await?;
         // 2. database → live table; calls that already ended get their CDR now
         let Some(client) = w.client.as_ref() else {
-            return Err(CallsError::Db("not connected".into()));
+            return Err(CallsError::NotConnected);
         };
         let (events, bad) = store::load_unfinished(client)
             .await
-            .map_err(|e| CallsError::Db(pg_err(&e)))?;
+            .map_err(DbError::query("loading unfinished calls"))?;
         for b in bad {
             tracing::error!(row = %b, "unreadable call event row skipped");
         }
@@ -129,12 +121,10 @@ impl Writer {
     async fn connect(&mut self) -> Result<(), CallsError> {
         self.last_connect = Some(Instant::now());
         let fut = async {
-            let c = crate::db::connect(&self.url)
-                .await
-                .map_err(|e| CallsError::Db(e.to_string()))?;
+            let c = crate::db::connect(&self.url).await?;
             store::prepare(&c)
                 .await
-                .map_err(|e| CallsError::Db(pg_err(&e)))?;
+                .map_err(DbError::query("preparing the call event statements"))?;
             Ok::<_, CallsError>(c)
         };
         match tokio::time::timeout(self.db_timeout, fut).await {
@@ -143,7 +133,7 @@ impl Writer {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(CallsError::Db("connect timed out".into())),
+            Err(_) => Err(CallsError::DbTimeout("connect")),
         }
     }
 
@@ -161,7 +151,10 @@ impl Writer {
     ) -> Result<Committed, CallsError> {
         let spool_events: Vec<Event> = match &self.spool {
             Some(s) if !s.is_empty() => {
-                let c = s.read().map_err(|e| CallsError::Spool(e.to_string()))?;
+                let c = s.read().map_err(|source| CallsError::Spool {
+                    path: s.path().to_path_buf(),
+                    source,
+                })?;
                 if let Some(d) = &c.damage {
                     self.shared.metrics.spool_damaged.inc();
                     tracing::warn!(path = %s.path().display(), damage = %d,
@@ -196,7 +189,7 @@ impl Writer {
             || !self.pending_done.is_empty()
             || !self.unpersisted.is_empty();
         let Some(client) = self.client.as_mut() else {
-            return Err(CallsError::Db("not connected".into()));
+            return Err(CallsError::NotConnected);
         };
         let parts = &mut self.partitions;
         let mut res = tokio::time::timeout(
@@ -214,8 +207,8 @@ impl Writer {
         }
         let res = match res {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(CallsError::Db(pg_err(&e))),
-            Err(_) => Err(CallsError::Db("write timed out".into())),
+            Ok(Err(e)) => Err(DbError::query("writing call events and CDRs")(e).into()),
+            Err(_) => Err(CallsError::DbTimeout("write")),
         };
         match res {
             Ok(c) => {
@@ -253,7 +246,7 @@ impl Writer {
         events: Vec<Event>,
         cdrs: Vec<Cdr>,
         done: Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Arc<NotDurable>> {
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
             self.client = None;
         }
@@ -307,12 +300,12 @@ impl Writer {
                     (s, r)
                 })
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Arc::new(NotDurable(SpoolFailure::Task(e))))?;
                 self.shared.metrics.spool_bytes.set(s.len() as i64);
                 self.spool = Some(s);
-                r.map_err(|e| e.to_string())
+                r.map_err(SpoolFailure::Write)
             }
-            None => Err("spool unavailable".to_string()),
+            None => Err(SpoolFailure::Unavailable),
         };
         self.pending_cdrs.extend(cdrs);
         self.pending_done.extend(done);
@@ -337,9 +330,7 @@ impl Writer {
                     .inc();
                 tracing::error!(error = %e, "spool write failed too; events are held in memory and retried");
                 self.unpersisted = all;
-                Err(format!(
-                    "neither the database nor the spool accepted the event: {e}"
-                ))
+                Err(Arc::new(NotDurable(e)))
             }
         }
     }

@@ -250,7 +250,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             let n = export
                 .await
                 .context("export task")?
-                .map_err(|e| anyhow::anyhow!(crate::calls::writer::pg_err(&e)))?;
+                .map_err(|e| anyhow::anyhow!(crate::db::pg_detail(&e)))?;
             eprintln!("{n} CDRs exported");
         }
         Command::Deck { cmd } => {

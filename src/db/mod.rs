@@ -55,7 +55,9 @@ pub enum DbError {
     #[error("database connection closed during {0}")]
     Closed(&'static str),
     #[error("database pool: {0}")]
-    Pool(String),
+    Pool(#[source] deadpool_postgres::PoolError),
+    #[error("database pool: {0}")]
+    PoolBuild(#[source] deadpool_postgres::BuildError),
     /// A blocking helper task (snapshot compile) panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
@@ -63,9 +65,7 @@ pub enum DbError {
 
 impl DbError {
     /// Wraps a driver error with what was being done.
-    pub(crate) fn query(
-        context: impl Into<String>,
-    ) -> impl FnOnce(tokio_postgres::Error) -> DbError {
+    pub fn query(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbError {
         let context = context.into();
         move |source| DbError::Query { context, source }
     }
@@ -85,7 +85,7 @@ impl DbError {
 
 /// The useful part of a driver error: tokio-postgres' own `Display` is just "db error" for server
 /// errors, so show the server message (and detail/hint) instead.
-fn pg_detail(e: &tokio_postgres::Error) -> String {
+pub fn pg_detail(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{}: {}", db.severity(), db.message());
         if let Some(d) = db.detail() {
@@ -140,7 +140,7 @@ pub fn pool(url: &str, max_size: usize) -> Result<deadpool_postgres::Pool, DbErr
         .max_size(max_size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Pool(e.to_string()))
+        .map_err(DbError::PoolBuild)
 }
 
 #[cfg(test)]

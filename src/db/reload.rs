@@ -200,10 +200,10 @@ impl Worker {
                         None => std::future::pending().await,
                     }
                 }, if running.is_some() => {
-                    let outcome = res.unwrap_or_else(|e| Err(ReloadError::Build(format!("reload task failed: {e}"))));
+                    let outcome = res.unwrap_or_else(|e| Err(ReloadError::Task(Arc::new(e))));
                     if let Some(r) = running.take() {
                         for w in r.waiters {
-                            let _ = w.send(copy_outcome(&outcome));
+                            let _ = w.send(outcome.clone());
                         }
                     }
                 },
@@ -216,14 +216,6 @@ impl Worker {
             r.task.abort();
         }
         tracing::info!("routing snapshot reloader stopped");
-    }
-}
-
-fn copy_outcome(o: &Outcome) -> Outcome {
-    match o {
-        Ok(r) => Ok(r.clone()),
-        Err(ReloadError::Build(m)) => Err(ReloadError::Build(m.clone())),
-        Err(ReloadError::Stopped) => Err(ReloadError::Stopped),
     }
 }
 
@@ -310,7 +302,7 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
         Err(e) => {
             metrics.observe_reload(took, false);
             tracing::error!(error = %e, took_ms = took.as_millis() as u64, "routing snapshot reload failed; keeping the current snapshot");
-            Err(ReloadError::Build(e.to_string()))
+            Err(ReloadError::Build(Arc::new(e)))
         }
     }
 }

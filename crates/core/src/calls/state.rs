@@ -111,7 +111,27 @@ pub enum Admit {
     /// A retransmitted dip of a call already started: answer it, count nothing.
     Retransmit,
     /// Over a limit: the reason for the 503.
-    Reject(String),
+    Reject(LimitReject),
+}
+
+/// Which call limit refused a new call. Answered as a 503 with this text; [`label`](Self::label)
+/// is the `warpd_calls_limited_total` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitReject {
+    #[error("concurrent call limit {max} reached")]
+    Concurrent { max: u32 },
+    #[error("calls per second limit {cps} exceeded")]
+    Cps { cps: u32 },
+}
+
+impl LimitReject {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            LimitReject::Concurrent { .. } => "concurrent",
+            LimitReject::Cps { .. } => "cps",
+        }
+    }
 }
 
 /// What the reaper found.
@@ -201,7 +221,7 @@ impl CallTable {
         let Some(lim) = lim else { return Admit::Ok };
         if let Some(max) = lim.max_calls {
             if self.customer_calls(ban) >= max {
-                return Admit::Reject(format!("concurrent call limit {max} reached"));
+                return Admit::Reject(LimitReject::Concurrent { max });
             }
         }
         if let Some(cps) = lim.max_cps {
@@ -210,7 +230,7 @@ impl CallTable {
                 .entry(ban.to_string())
                 .or_insert_with(|| TokenBucket::full(cps, now_us));
             if !b.take(cps, now_us) {
-                return Admit::Reject(format!("calls per second limit {cps} exceeded"));
+                return Admit::Reject(LimitReject::Cps { cps });
             }
         }
         Admit::Ok
