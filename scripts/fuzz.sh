@@ -21,7 +21,7 @@ targets=("$@")
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 c=tests/fuzz/corpus
 mkdir -p "$c"/ng_codec "$c"/deck_file "$c"/dip_params "$c"/call_events
-cp src/media/testdata/*.req src/media/testdata/*.rsp "$c"/ng_codec/
+cp crates/ng/src/testdata/*.req crates/ng/src/testdata/*.rsp "$c"/ng_codec/
 cp examples/demo/rates/*.csv "$c"/deck_file/
 printf '%s' '{"ban":"10001","ani":"+13125551000","dnis":"+12125551234","call_id":"a84b4c76e66710"}' >"$c"/dip_params/ban
 printf '%s' '{"src_ip":"10.0.0.1","ani":"3125551000","dnis":"011442071234567","lrn":"2125550000","max_results":3}' >"$c"/dip_params/src_ip

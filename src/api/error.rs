@@ -243,6 +243,18 @@ impl From<crate::calls::CallsError> for ApiError {
     }
 }
 
+impl From<crate::api::params::ParamError> for ApiError {
+    fn from(e: crate::api::params::ParamError) -> Self {
+        use crate::api::params::ParamError as P;
+        match e {
+            P::Invalid { field, why } => ApiError::InvalidParam { field, why },
+            P::Unknown(p) => ApiError::UnknownParam(p),
+            P::NoCustomerKey => ApiError::NoCustomerKey,
+            P::MalformedJson { what, why } => ApiError::MalformedJson { what, why },
+        }
+    }
+}
+
 impl From<ApiError> for ErrorObjectOwned {
     fn from(e: ApiError) -> Self {
         e.to_rpc()

@@ -48,7 +48,15 @@ fn pure_crates_have_no_io_dependencies() {
     for krate in PURE_CRATES {
         let out = Command::new(&cargo)
             .current_dir(workspace())
-            .args(["tree", "--locked", "--offline", "-e", "normal", "--prefix", "none"])
+            .args([
+                "tree",
+                "--locked",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ])
             .args(["--format", "{p}", "-p", krate])
             .output()
             .expect("running cargo tree");
@@ -62,7 +70,10 @@ fn pure_crates_have_no_io_dependencies() {
             .lines()
             .filter_map(|l| l.split_whitespace().next())
             .collect();
-        assert!(names.contains(krate), "{krate} missing from its own tree:\n{tree}");
+        assert!(
+            names.contains(krate),
+            "{krate} missing from its own tree:\n{tree}"
+        );
         let bad: Vec<&&str> = IO_CRATES.iter().filter(|c| names.contains(**c)).collect();
         assert!(
             bad.is_empty(),
@@ -98,11 +109,22 @@ fn no_source_file_is_too_long() {
     for d in ["src", "crates", "tests", "benches", "examples"] {
         rust_files(&root.join(d), &mut files);
     }
-    assert!(files.len() > 20, "found only {} files under {}", files.len(), root.display());
+    assert!(
+        files.len() > 20,
+        "found only {} files under {}",
+        files.len(),
+        root.display()
+    );
     let mut long = String::new();
     for f in &files {
-        let rel = f.strip_prefix(&root).unwrap_or(f).to_string_lossy().replace('\\', "/");
-        let n = std::fs::read_to_string(f).map(|s| s.lines().count()).unwrap_or(0);
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let n = std::fs::read_to_string(f)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
         if n > MAX_LINES && !LONG_FILES.iter().any(|(p, _)| *p == rel) {
             let _ = writeln!(long, "  {rel}: {n} lines");
         }
@@ -124,7 +146,10 @@ fn modules(src: &Path) -> BTreeMap<Vec<String>, PathBuf> {
             .iter()
             .map(|s| s.to_string_lossy().trim_end_matches(".rs").to_string())
             .collect();
-        if segs.last().is_some_and(|s| s == "mod" || s == "lib" || s == "main") {
+        if segs
+            .last()
+            .is_some_and(|s| s == "mod" || s == "lib" || s == "main")
+        {
             segs.pop();
         }
         if segs.first().is_some_and(|s| s == "bin") {
@@ -216,7 +241,12 @@ fn tokens(code: &str) -> Vec<(Tok, usize)> {
 }
 
 /// Parses `seg::seg::{a, b::c}` from `toks[i]` (just after a `::`); appends every full path.
-fn path_tree(toks: &[(Tok, usize)], mut i: usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
+fn path_tree(
+    toks: &[(Tok, usize)],
+    mut i: usize,
+    prefix: Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> usize {
     let mut path = prefix;
     loop {
         match toks.get(i).map(|t| &t.0) {
@@ -308,7 +338,9 @@ fn sibling_edges(src: &Path) -> BTreeMap<(Vec<String>, String, String), String> 
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        let is_dir = file.file_name().is_some_and(|n| n == "mod.rs" || n == "lib.rs");
+        let is_dir = file
+            .file_name()
+            .is_some_and(|n| n == "mod.rs" || n == "lib.rs");
         for (path, line) in references(&code_of(&text), here, is_dir) {
             // the module it names: the longest prefix that is a module of this crate
             let target = (0..=path.len())
@@ -434,9 +466,15 @@ fn the_cycle_finder_finds_cycles() {
     write("a/x.rs", "use super::y::Y; // x → y\n");
     write("a/y.rs", "use super::{super::c, x::X};\n");
     write("b.rs", "use crate::{c::{self, C}};\n");
-    write("c.rs", "fn f() { let _ = \"crate::a::X\"; }\n#[cfg(test)]\nmod tests { use crate::a::X; }\n");
+    write(
+        "c.rs",
+        "fn f() { let _ = \"crate::a::X\"; }\n#[cfg(test)]\nmod tests { use crate::a::X; }\n",
+    );
     let cycles = module_cycles(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(cycles.len(), 1, "{cycles:?}");
-    assert!(cycles[0].starts_with("in `crate::a`: x → y → x"), "{cycles:?}");
+    assert!(
+        cycles[0].starts_with("in `crate::a`: x → y → x"),
+        "{cycles:?}"
+    );
 }

@@ -3,7 +3,7 @@
 //! JSON form unchanged.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use warpd::calls::events::{answer_event, attempt_event, end_event, form_events, Event};
+use warpd_core::calls::events::{answer_event, attempt_event, end_event, form_events, Event};
 
 fuzz_target!(|data: &[u8]| {
     let mut events = vec![];

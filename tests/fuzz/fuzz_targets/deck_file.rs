@@ -2,7 +2,7 @@
 //! header detection and the row validation never panic, and every problem names its line.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use warpd::deck::parse::{detect_layout, open_source, Mapping, Rules, Validator};
+use warpd_core::deck::parse::{detect_layout, open_source, Mapping, Rules, Validator};
 
 fuzz_target!(|data: &[u8]| {
     let file = Box::new(std::io::Cursor::new(data.to_vec()));

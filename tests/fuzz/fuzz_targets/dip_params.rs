@@ -2,7 +2,7 @@
 //! (`GET /v1/route`): parsed or refused with an error naming the field, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use warpd::api::params::{dip_from_json, dip_from_query};
+use warpd_core::routing::params::{dip_from_json, dip_from_query};
 
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = dip_from_json(data, "params") {

@@ -3,7 +3,7 @@
 //! (`NgAnswer`) accepts nothing the full decode refuses.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use warpd::media::codec::{encode_datagram, parse_datagram, NgAnswer, NgRequest, Quality};
+use warpd_ng::{encode_datagram, parse_datagram, NgAnswer, NgRequest, Quality};
 
 fuzz_target!(|data: &[u8]| {
     let parsed = parse_datagram(data);

@@ -16,6 +16,8 @@ pub mod synthetic;
 mod tests;
 mod trie;
 
+pub mod params;
+
 pub use api_types::*;
 pub use model::*;
 pub mod settings;

@@ -1,13 +1,13 @@
 //! Latency distribution of in-memory route computation on the benchmark network (20 routes × 1M
 //! prefixes, 1,000 customers): times every single dip and prints p50/p90/p99/p99.9/max, plus the
-//! snapshot build time and the process's resident memory. Criterion (benches/dip.rs) gives the
+//! snapshot build time and the process's resident memory. Criterion (crates/core/benches/dip.rs) gives the
 //! mean; this gives the tail.
 //!
-//! Run: cargo bench --bench dip_latency   (WARPD_BENCH_PREFIXES=… to shrink)
+//! Run: cargo bench -p warpd-core --bench dip_latency   (WARPD_BENCH_PREFIXES=… to shrink)
 
 use std::time::Instant;
 
-use warpd::routing::{dip, synthetic, DipAnswer, DipRequest};
+use warpd_core::routing::{dip, synthetic, DipAnswer, DipRequest};
 
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

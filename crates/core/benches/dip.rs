@@ -2,10 +2,10 @@
 //! ordering) on the benchmark network: 20 routes × the same 1,000,000 prefixes (20M rate rows),
 //! 2 partitions, 1,000 customers. Set WARPD_BENCH_PREFIXES to shrink it.
 //!
-//! Run: cargo bench --bench dip
+//! Run: cargo bench -p warpd-core --bench dip
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use warpd::routing::{dip, synthetic, DipAnswer, DipRequest};
+use warpd_core::routing::{dip, synthetic, DipAnswer, DipRequest};
 
 fn spec() -> synthetic::Spec {
     let prefixes = std::env::var("WARPD_BENCH_PREFIXES")
