@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error("body: larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("body: could not be read: {0}")]
-    BodyRead(String),
+    BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("content-type: expected {expected}, got {got:?}")]
     UnsupportedMediaType { expected: &'static str, got: String },
     #[error("{0}: no such resource")]
@@ -69,6 +69,20 @@ pub enum ApiError {
     /// A `media.*` method failed (see [`crate::media::MediaError`]).
     #[error("media: {0}")]
     Media(#[from] crate::media::MediaError),
+    /// An admin API request failed: its status, body and metrics label are the admin error's own
+    /// ([`crate::admin::AdminError`] maps them in one place).
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+}
+
+impl From<crate::http_body::BodyError> for ApiError {
+    fn from(e: crate::http_body::BodyError) -> Self {
+        use crate::http_body::BodyError as B;
+        match e {
+            B::TooLarge { limit } => ApiError::BodyTooLarge { limit },
+            B::Read(source) => ApiError::BodyRead(source),
+        }
+    }
 }
 
 impl ApiError {
@@ -104,6 +118,7 @@ impl ApiError {
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Register(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Media(m) => media_status(m),
+            ApiError::Admin(a) => a.http_status(),
         }
     }
 
@@ -124,6 +139,8 @@ impl ApiError {
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Register(_) | ApiError::Internal(_) => INTERNAL_ERROR_CODE,
             ApiError::Media(m) => media_rpc_code(m),
+            ApiError::Admin(a) if a.http_status().is_client_error() => INVALID_REQUEST_CODE,
+            ApiError::Admin(_) => INTERNAL_ERROR_CODE,
         }
     }
 
@@ -148,6 +165,7 @@ impl ApiError {
             ApiError::Register(_) => "register",
             ApiError::Internal(_) => "internal",
             ApiError::Media(_) => "media",
+            ApiError::Admin(a) => a.kind(),
         }
     }
 
@@ -201,21 +219,6 @@ fn media_status(e: &crate::media::MediaError) -> StatusCode {
         M::Node { .. } | M::Garbage { .. } => StatusCode::BAD_GATEWAY,
         M::Config { .. } | M::Policy(_) | M::Consul(_) | M::Io(_) | M::TooLarge(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
-        }
-    }
-}
-
-impl From<crate::deck::DeckError> for ApiError {
-    fn from(e: crate::deck::DeckError) -> Self {
-        use crate::deck::DeckError as D;
-        match e {
-            D::Invalid { .. } | D::Input(_) => ApiError::Unprocessable(e.to_string()),
-            D::UnknownRoute(_) | D::UnknownVersion { .. } | D::UnknownCustomer(_) => {
-                ApiError::NotFound(e.to_string())
-            }
-            D::Conflict(m) => ApiError::Conflict(m),
-            D::BadRequest(m) => ApiError::invalid("request", m),
-            D::Db { .. } | D::Snapshot(_) | D::Internal(_) => ApiError::Internal(e.to_string()),
         }
     }
 }
