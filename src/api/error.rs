@@ -43,18 +43,9 @@ pub enum ApiError {
         method: String,
         allow: &'static str,
     },
-    /// Admin API: no bearer token, or an unknown/revoked one.
+    /// `/v1/cdrs*`: no bearer token, or a wrong one.
     #[error("authorization: {0}")]
     Unauthorized(String),
-    /// Admin API: the token's role does not allow this.
-    #[error("authorization: {0}")]
-    Forbidden(String),
-    /// Admin API: the request conflicts with the current state (exists already, not live, ...).
-    #[error("{0}")]
-    Conflict(String),
-    /// Admin API: the request is well-formed but its content is refused (bad deck rows, ...).
-    #[error("{0}")]
-    Unprocessable(String),
 
     // Server side.
     /// No routing snapshot has been loaded yet: dips cannot be answered meaningfully.
@@ -112,9 +103,6 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Register(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Media(m) => media_status(m),
@@ -132,9 +120,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => OVERSIZED_REQUEST_CODE,
             ApiError::UnsupportedMediaType { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::Unauthorized(_)
-            | ApiError::Forbidden(_) => INVALID_REQUEST_CODE,
-            ApiError::Conflict(_) | ApiError::Unprocessable(_) => INVALID_PARAMS_CODE,
+            | ApiError::Unauthorized(_) => INVALID_REQUEST_CODE,
             ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Register(_) | ApiError::Internal(_) => INTERNAL_ERROR_CODE,
@@ -157,9 +143,6 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::NotReady => "not_ready",
             ApiError::Reload(_) => "reload",
             ApiError::Register(_) => "register",
