@@ -19,6 +19,7 @@
 pub mod csv_rows;
 mod db;
 mod deck;
+mod desired;
 mod diff;
 mod error;
 mod plan;
