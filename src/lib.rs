@@ -11,6 +11,7 @@ pub mod config;
 pub mod consul;
 pub mod db;
 pub mod deck;
+pub mod http_body;
 pub mod media;
 pub mod metrics;
 pub mod provision;
@@ -19,4 +20,4 @@ pub mod server;
 pub mod systemd;
 
 // The pure core (no I/O; see crates/core) under the paths the daemon has always used.
-pub use warpd_core::{numbering, routing};
+pub use warpd_core::{numbering, routing, rules};

@@ -2,12 +2,22 @@
 //! roles (`admin` ⊃ `ops` ⊃ `readonly`), an audit row for every change, and the OpenAPI 3
 //! document generated from the handlers' annotations (`/v1/openapi.json`).
 //!
+//! Layout: `router.rs` (the one route table: method, path, role, handler, OpenAPI operation),
+//! `ctx.rs` (request context, replies), `crud.rs` (generic list/get/change with audit rows),
+//! `error.rs` ([`AdminError`] and its one mapping to status/body), `resources/*.rs` (one file per
+//! resource; values checked by `crate::rules`), `multipart.rs` (deck upload forms).
+//!
 //! Owns: `admin_tokens`, `audit_log` writes of the API, request routing under `/v1/admin/`.
 //! Must not touch: the dip path (it only reads [`AdminState::dip_log`]'s samples), routing logic;
 //! deck semantics live in `crate::deck`.
 
-mod http;
+pub(crate) mod crud;
+pub(crate) mod ctx;
+mod error;
+mod multipart;
 pub mod openapi;
+mod resources;
+mod router;
 
 use std::sync::Arc;
 
@@ -18,7 +28,9 @@ use tokio_postgres::GenericClient;
 use crate::deck::diplog::DipLog;
 use crate::routing::RoutingSettings;
 
-pub use http::{authorize, handle, AdminReply, ROUTES};
+pub use ctx::{AdminReply, Ctx};
+pub use error::AdminError;
+pub use router::{authorize, handle, Handler, Route, ROUTES};
 
 /// Largest deck upload accepted over HTTP (bigger files: use `warpd deck import` on the host).
 pub const MAX_UPLOAD_BYTES: usize = 512 << 20;
@@ -90,9 +102,9 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// A new random token: `wdt_` + 64 hex digits.
-pub fn new_token() -> Result<String, String> {
+pub fn new_token() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut b)?;
     Ok(format!("wdt_{}", hex::encode(b)))
 }
 
@@ -102,8 +114,8 @@ pub enum TokenError {
     BadRole(String),
     #[error("a token named {0:?} exists already")]
     Exists(String),
-    #[error("{0}")]
-    Random(String),
+    #[error("no randomness: {0}")]
+    Random(#[from] getrandom::Error),
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
 }
@@ -116,7 +128,7 @@ pub async fn create_token<C: GenericClient>(
     actor: &str,
 ) -> Result<String, TokenError> {
     let role = Role::parse(role).ok_or_else(|| TokenError::BadRole(role.to_string()))?;
-    let token = new_token().map_err(TokenError::Random)?;
+    let token = new_token()?;
     let n = c
         .execute(
             "INSERT INTO admin_tokens (name, role, token_sha256) VALUES ($1, $2, $3) \

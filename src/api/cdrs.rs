@@ -20,13 +20,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
-use super::http::{read_body, Api, Body, Surface};
+use super::http::{Api, Body, Surface};
 use crate::calls::events::{
     answer_event, attempt_event, end_event, form_events, Event, EventData, EventError,
 };
 use crate::calls::{now_us, CallService, CallsError};
 use crate::cdr::query::{self, CdrFilter, Format};
 use crate::db::DbError;
+use crate::http_body::read_body;
 
 #[derive(Clone, Serialize)]
 struct Ok {
@@ -209,7 +210,8 @@ impl Api {
         match &self.state.admin {
             Some(admin) => crate::admin::authorize(admin, req, crate::admin::Role::Readonly)
                 .await
-                .map(|_| ()),
+                .map(|_| ())
+                .map_err(ApiError::from),
             None if calls.api_token().is_some() => Err(ApiError::Unauthorized(
                 "a valid bearer token is required".into(),
             )),

@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error("body: larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("body: could not be read: {0}")]
-    BodyRead(String),
+    BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("content-type: expected {expected}, got {got:?}")]
     UnsupportedMediaType { expected: &'static str, got: String },
     #[error("{0}: no such resource")]
@@ -43,18 +43,9 @@ pub enum ApiError {
         method: String,
         allow: &'static str,
     },
-    /// Admin API: no bearer token, or an unknown/revoked one.
+    /// `/v1/cdrs*`: no bearer token, or a wrong one.
     #[error("authorization: {0}")]
     Unauthorized(String),
-    /// Admin API: the token's role does not allow this.
-    #[error("authorization: {0}")]
-    Forbidden(String),
-    /// Admin API: the request conflicts with the current state (exists already, not live, ...).
-    #[error("{0}")]
-    Conflict(String),
-    /// Admin API: the request is well-formed but its content is refused (bad deck rows, ...).
-    #[error("{0}")]
-    Unprocessable(String),
 
     // Server side.
     /// No routing snapshot has been loaded yet: dips cannot be answered meaningfully.
@@ -75,6 +66,20 @@ pub enum ApiError {
     /// A `media.*` method failed (see [`crate::media::MediaError`]).
     #[error("media: {0}")]
     Media(#[from] crate::media::MediaError),
+    /// An admin API request failed: its status, body and metrics label are the admin error's own
+    /// ([`crate::admin::AdminError`] maps them in one place).
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+}
+
+impl From<crate::http_body::BodyError> for ApiError {
+    fn from(e: crate::http_body::BodyError) -> Self {
+        use crate::http_body::BodyError as B;
+        match e {
+            B::TooLarge { limit } => ApiError::BodyTooLarge { limit },
+            B::Read(source) => ApiError::BodyRead(source),
+        }
+    }
 }
 
 impl ApiError {
@@ -104,15 +109,13 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Register(_)
             | ApiError::Internal(_)
             | ApiError::Calls(_)
             | ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Media(m) => media_status(m),
+            ApiError::Admin(a) => a.http_status(),
         }
     }
 
@@ -126,9 +129,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => OVERSIZED_REQUEST_CODE,
             ApiError::UnsupportedMediaType { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::Unauthorized(_)
-            | ApiError::Forbidden(_) => INVALID_REQUEST_CODE,
-            ApiError::Conflict(_) | ApiError::Unprocessable(_) => INVALID_PARAMS_CODE,
+            | ApiError::Unauthorized(_) => INVALID_REQUEST_CODE,
             ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Register(_)
@@ -136,6 +137,8 @@ impl ApiError {
             | ApiError::Calls(_)
             | ApiError::Db(_) => INTERNAL_ERROR_CODE,
             ApiError::Media(m) => media_rpc_code(m),
+            ApiError::Admin(a) if a.http_status().is_client_error() => INVALID_REQUEST_CODE,
+            ApiError::Admin(_) => INTERNAL_ERROR_CODE,
         }
     }
 
@@ -152,14 +155,12 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::NotReady => "not_ready",
             ApiError::Reload(_) => "reload",
             ApiError::Register(_) => "register",
             ApiError::Internal(_) | ApiError::Calls(_) | ApiError::Db(_) => "internal",
             ApiError::Media(_) => "media",
+            ApiError::Admin(a) => a.kind(),
         }
     }
 
@@ -213,21 +214,6 @@ fn media_status(e: &crate::media::MediaError) -> StatusCode {
         M::Node { .. } | M::Garbage { .. } => StatusCode::BAD_GATEWAY,
         M::Config { .. } | M::Policy(_) | M::Consul(_) | M::Io(_) | M::TooLarge(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
-        }
-    }
-}
-
-impl From<crate::deck::DeckError> for ApiError {
-    fn from(e: crate::deck::DeckError) -> Self {
-        use crate::deck::DeckError as D;
-        match e {
-            D::Invalid { .. } | D::Input(_) => ApiError::Unprocessable(e.to_string()),
-            D::UnknownRoute(_) | D::UnknownVersion { .. } | D::UnknownCustomer(_) => {
-                ApiError::NotFound(e.to_string())
-            }
-            D::Conflict(m) => ApiError::Conflict(m),
-            D::BadRequest(m) => ApiError::invalid("request", m),
-            D::Db { .. } | D::Snapshot(_) | D::Internal(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus::{Histogram, IntCounter};
 use serde::Serialize;
@@ -23,6 +23,7 @@ use super::error::ApiError;
 use super::params::{dip_from_json, dip_from_query};
 use super::rpc::{Dispatched, RpcService};
 use super::AppState;
+use crate::http_body::read_body;
 use crate::numbering::mask;
 use crate::routing::{DipAnswer, DipRequest, Engine, Simulation};
 
@@ -195,6 +196,7 @@ impl Api {
         }
         let allow = match &e {
             ApiError::MethodNotAllowed { allow, .. } => Some(*allow),
+            ApiError::Admin(a) => a.allow(),
             _ => None,
         };
         let mut resp = full(status, JSON, e.to_json_body());
@@ -312,24 +314,6 @@ fn check_json_content_type<B>(req: &Request<B>) -> Result<(), ApiError> {
     }
 }
 
-pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::BodyTooLarge { limit })
-        }
-        Err(e) => Err(ApiError::BodyRead(e.to_string())),
-    }
-}
-
 fn not_allowed(path: &str, method: &Method, allow: &'static str) -> ApiError {
     ApiError::MethodNotAllowed {
         path: path.to_string(),
@@ -416,7 +400,7 @@ pub(crate) async fn handle(
         Action::Admin => match &api.state.admin {
             Some(admin) => match crate::admin::handle(admin, req).await {
                 Ok(r) => full(r.status, HeaderValue::from_static(r.content_type), r.body),
-                Err(e) => api.error(Surface::Http, e),
+                Err(e) => api.error(Surface::Http, e.into()),
             },
             None => api.error(
                 Surface::Http,

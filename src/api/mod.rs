@@ -23,7 +23,6 @@ mod server;
 use std::sync::Arc;
 
 pub use error::ApiError;
-pub(crate) use http::read_body;
 pub use http::Surface;
 pub use params::{dip_from_json, dip_from_query};
 pub use rpc::Health;

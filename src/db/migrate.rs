@@ -189,6 +189,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_schema_default_dialstring_is_the_rules_one() {
+        // rows written without a dialstring (tests, benches) get the column default; both write
+        // paths write `crate::rules::DEFAULT_DIALSTRING` explicitly: they must agree
+        let sql = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/0001_routing.sql"));
+        let want = format!("DEFAULT '{}'", crate::rules::DEFAULT_DIALSTRING);
+        assert!(sql.contains(&want), "sql/0001_routing.sql: {want}");
+    }
+
+    #[test]
     fn list_matches_sql_dir() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)

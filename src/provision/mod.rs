@@ -17,6 +17,7 @@
 //! (migrations), the routing snapshot / reload machinery (the database triggers notify it), the CLI.
 
 mod db;
+mod desired;
 mod diff;
 mod error;
 mod validate;

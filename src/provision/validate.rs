@@ -11,7 +11,6 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono_tz::Tz;
-use ipnet::IpNet;
 
 use super::db::State;
 use super::deck::{DeckKind, DeckSource};
@@ -19,306 +18,11 @@ use super::error::Issue;
 use super::spec::*;
 use super::values::*;
 use crate::media::policy::T38Mode;
-use crate::routing::model::{BillingModel, DestClass, Transport};
+use crate::routing::model::BillingModel;
+use crate::rules::{self, IntRule, RuleError};
 
-/// The schema default dialstring (`vendors.dialstring`); an omitted `dialstring` means this.
-pub const DEFAULT_DIALSTRING: &str = "sip:+${number}@${host}:${port};transport=${transport}";
-
-#[derive(Debug, Clone)]
-pub(crate) struct VendorD {
-    pub name: String,
-    pub billing: BillingModel,
-    pub dialstring: String,
-    pub enabled: bool,
-    pub gateways: Option<Vec<GatewayD>>,
-}
-
-impl VendorD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("billing_model", self.billing.as_str().into()),
-            ("dialstring", self.dialstring.clone()),
-            ("enabled", self.enabled.to_string()),
-        ]
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct GatewayD {
-    pub name: String,
-    pub host: String,
-    pub port: i32,
-    pub transport: Transport,
-    pub priority: i32,
-    pub weight: i32,
-    pub enabled: bool,
-}
-
-impl GatewayD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("host", self.host.clone()),
-            ("port", self.port.to_string()),
-            ("transport", self.transport.as_str().into()),
-            ("priority", self.priority.to_string()),
-            ("weight", self.weight.to_string()),
-            ("enabled", self.enabled.to_string()),
-        ]
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct RouteD {
-    pub name: String,
-    pub vendor: String,
-    pub priority: i32,
-    pub weight: i32,
-    pub capacity: Option<i32>,
-    pub enabled: bool,
-    pub deck: Option<DeckSource>,
-}
-
-impl RouteD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("vendor", self.vendor.clone()),
-            ("priority", self.priority.to_string()),
-            ("weight", self.weight.to_string()),
-            ("capacity", f_opt(self.capacity)),
-            ("enabled", self.enabled.to_string()),
-        ]
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct PartitionD {
-    pub name: String,
-    pub description: String,
-    pub routes: Option<Vec<String>>,
-}
-
-impl PartitionD {
-    pub fn fields(&self) -> Fields {
-        vec![("description", self.description.clone())]
-    }
-}
-
-/// A recurring local-time window (customer partitions, overrides).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct WindowD {
-    /// ISO weekdays, sorted; empty = every day
-    pub days: Vec<i16>,
-    /// `HH:MM:SS`
-    pub start: Option<String>,
-    pub end: Option<String>,
-    /// canonical IANA name
-    pub tz: String,
-}
-
-impl WindowD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("days", f_list(&self.days)),
-            ("start", f_opt(self.start.as_deref())),
-            ("end", f_opt(self.end.as_deref())),
-            ("tz", self.tz.clone()),
-        ]
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CustPartD {
-    pub partition: String,
-    pub priority: i32,
-    pub window: WindowD,
-}
-
-impl CustPartD {
-    pub fn fields(&self) -> Fields {
-        let mut f = vec![("priority", self.priority.to_string())];
-        f.extend(self.window.fields());
-        f
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct MarginD {
-    pub prefix: String,
-    /// percent × 1e4
-    pub margin_percent: i64,
-    /// money × 1e7
-    pub fixed_fee: i64,
-}
-
-impl MarginD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("margin_percent", f_pct(Some(self.margin_percent))),
-            ("fixed_fee", f_money(Some(self.fixed_fee))),
-        ]
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CustomerD {
-    pub ban: String,
-    pub name: String,
-    pub enabled: bool,
-    pub max_rate: Option<i64>,
-    pub blocked_prefixes: Vec<String>,
-    /// canonical order (domestic, international, tollfree, premium)
-    pub allowed_classes: Vec<&'static str>,
-    pub max_results: i32,
-    /// call limits (NULL = no limit)
-    pub max_concurrent_calls: Option<i32>,
-    pub max_cps: Option<i32>,
-    /// billing increments (NULL = the vendor's terms)
-    pub billing_min_seconds: Option<i32>,
-    pub billing_inc_seconds: Option<i32>,
-    pub allow_negative_margin: bool,
-    pub margin_percent: Option<i64>,
-    pub fixed_fee: i64,
-    /// canonical CIDR text
-    pub source_ips: Option<Vec<String>>,
-    pub partitions: Option<Vec<CustPartD>>,
-    pub margin_rules: Option<Vec<MarginD>>,
-    pub sell: Option<DeckSource>,
-}
-
-impl CustomerD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("name", self.name.clone()),
-            ("enabled", self.enabled.to_string()),
-            ("max_rate", f_money(self.max_rate)),
-            ("blocked_prefixes", f_list(&self.blocked_prefixes)),
-            ("allowed_classes", f_list(&self.allowed_classes)),
-            ("max_results", self.max_results.to_string()),
-            ("max_concurrent_calls", f_opt(self.max_concurrent_calls)),
-            ("max_cps", f_opt(self.max_cps)),
-            ("billing_min_seconds", f_opt(self.billing_min_seconds)),
-            ("billing_inc_seconds", f_opt(self.billing_inc_seconds)),
-            (
-                "allow_negative_margin",
-                self.allow_negative_margin.to_string(),
-            ),
-            ("margin_percent", f_pct(self.margin_percent)),
-            ("fixed_fee", f_money(Some(self.fixed_fee))),
-        ]
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct OverrideD {
-    pub customer: Option<String>,
-    pub prefix: String,
-    pub route: String,
-    pub rate: Option<i64>,
-    pub valid_from: i64,
-    pub valid_until: i64,
-    pub window: WindowD,
-    pub note: String,
-}
-
-impl OverrideD {
-    pub fn fields(&self) -> Fields {
-        let mut f = vec![
-            ("rate", f_money(self.rate)),
-            ("valid_from", fmt_ts(self.valid_from)),
-            ("valid_until", fmt_ts(self.valid_until)),
-        ];
-        f.extend(self.window.fields());
-        f.push(("note", self.note.clone()));
-        f
-    }
-
-    pub fn label(&self) -> String {
-        identity_label(
-            self.customer.as_deref(),
-            &self.prefix,
-            &format!("route {}", self.route),
-        )
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct ExclusionD {
-    pub customer: Option<String>,
-    pub prefix: String,
-    pub vendor: Option<String>,
-    pub note: String,
-}
-
-impl ExclusionD {
-    pub fn fields(&self) -> Fields {
-        vec![("note", self.note.clone())]
-    }
-
-    pub fn label(&self) -> String {
-        let v = match &self.vendor {
-            Some(v) => format!("vendor {v}"),
-            None => "destination blocked".into(),
-        };
-        identity_label(self.customer.as_deref(), &self.prefix, &v)
-    }
-}
-
-/// A media policy; keyed by (customer, route), at least one of them set.
-#[derive(Debug, Clone)]
-pub(crate) struct MediaPolicyD {
-    pub customer: Option<String>,
-    pub route: Option<String>,
-    pub record: Option<bool>,
-    /// `none` | `passthrough` | `gateway`
-    pub t38_mode: Option<&'static str>,
-    pub codec_allow: Option<Vec<String>>,
-    pub codec_strip: Option<Vec<String>>,
-}
-
-impl MediaPolicyD {
-    pub fn fields(&self) -> Fields {
-        vec![
-            ("record", f_opt(self.record)),
-            ("t38_mode", f_opt(self.t38_mode)),
-            ("codec_allow", f_opt_list(self.codec_allow.as_deref())),
-            ("codec_strip", f_opt_list(self.codec_strip.as_deref())),
-        ]
-    }
-
-    /// `customer 10001 route ks-ocn` / `customer 10001` / `route ks-ocn`
-    pub fn label(&self) -> String {
-        media_policy_label(self.customer.as_deref(), self.route.as_deref())
-    }
-}
-
-pub(crate) fn media_policy_label(customer: Option<&str>, route: Option<&str>) -> String {
-    let c = customer.map(|b| format!("customer {b}"));
-    let r = route.map(|r| format!("route {r}"));
-    [c, r].into_iter().flatten().collect::<Vec<_>>().join(" ")
-}
-
-/// `customer 10001 prefix 1312 route ks-ocn` / `all customers prefix '' ...`
-pub(crate) fn identity_label(customer: Option<&str>, prefix: &str, what: &str) -> String {
-    let c = match customer {
-        Some(b) => format!("customer {b}"),
-        None => "all customers".into(),
-    };
-    let p = if prefix.is_empty() { "*" } else { prefix };
-    format!("{c} prefix {p} {what}")
-}
-
-/// The validated desired state of everything the file names.
-#[derive(Debug, Default)]
-pub(crate) struct Desired {
-    pub vendors: Vec<VendorD>,
-    pub routes: Vec<RouteD>,
-    pub partitions: Vec<PartitionD>,
-    pub customers: Vec<CustomerD>,
-    pub overrides: Vec<OverrideD>,
-    pub exclusions: Vec<ExclusionD>,
-    pub media_policies: Vec<MediaPolicyD>,
-    pub numbering: Vec<DeckSource>,
-}
+pub(crate) use super::desired::*;
+pub use crate::rules::DEFAULT_DIALSTRING;
 
 struct Ctx<'a> {
     file: &'a str,
@@ -331,32 +35,31 @@ impl Ctx<'_> {
         self.issues.push(Issue::new(self.file, field, msg));
     }
 
-    fn int(&mut self, field: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> i32 {
-        let v = v.unwrap_or(default);
-        if !(lo..=hi).contains(&v) {
-            self.err(field, format!("{v} is out of range {lo}..={hi}"));
-            return default as i32;
-        }
-        // lo..=hi are within i32 for every caller
-        i32::try_from(v).unwrap_or(default as i32)
+    /// The value of a rule, or `fallback` after recording the broken rule as an issue.
+    fn rule<T>(&mut self, r: Result<T, RuleError>, fallback: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.err(e.field(), e.problem());
+            fallback
+        })
     }
 
-    /// An optional integer column (NULL when omitted) that must lie in `lo..=hi`.
-    fn opt_int(&mut self, field: &str, v: Option<i64>, lo: i64, hi: i64) -> Option<i32> {
-        let v = v?;
-        if !(lo..=hi).contains(&v) {
-            self.err(field, format!("{v} is out of range {lo}..={hi}"));
-            return None;
-        }
-        i32::try_from(v).ok()
+    /// An integer field of object `at` (its default when omitted or out of range).
+    fn int(&mut self, at: &str, rule: &IntRule, v: Option<i64>) -> i32 {
+        self.int_or(at, rule, v, rule.default)
+    }
+
+    fn int_or(&mut self, at: &str, rule: &IntRule, v: Option<i64>, default: i64) -> i32 {
+        let fallback = i32::try_from(default).unwrap_or_default();
+        self.rule(rule.value_or(at, v, default), fallback)
+    }
+
+    /// An optional integer column (NULL when omitted or out of range).
+    fn opt_int(&mut self, at: &str, rule: &IntRule, v: Option<i64>) -> Option<i32> {
+        self.rule(rule.optional(at, v), None)
     }
 
     fn name(&mut self, field: &str, v: &str) {
-        if v.trim().is_empty() {
-            self.err(field, "must not be empty");
-        } else if v.trim() != v {
-            self.err(field, format!("{v:?} has leading/trailing spaces"));
-        }
+        self.rule(rules::name(field, v), ());
     }
 
     fn deck(&mut self, field: &str, kind: DeckKind, rel: &str, effective_from: i64) -> DeckSource {
@@ -393,30 +96,17 @@ impl Ctx<'_> {
         end: Option<&str>,
         tz: Option<&str>,
     ) -> WindowD {
-        let days = match parse_days(days) {
-            Ok(d) => d,
-            Err(m) => {
-                self.err(format!("{at}.days"), m);
-                vec![]
-            }
-        };
-        let mut time = |f: &str, v: Option<&str>| match v.map(parse_time) {
-            None => None,
-            Some(Ok(t)) => Some(t),
-            Some(Err(m)) => {
-                self.err(format!("{at}.{f}"), m);
-                None
-            }
+        let days = self.rule(rules::days(format!("{at}.days"), days), vec![]);
+        let mut time = |f: &str, v: Option<&str>| {
+            v.and_then(|v| self.rule(rules::local_time(format!("{at}.{f}"), v).map(Some), None))
         };
         let (s, e) = (time("start", start), time("end", end));
-        if start.is_some() != end.is_some() {
-            self.err(
-                format!("{at}.start"),
-                "start and end go together: give both or neither",
-            );
-        }
+        self.rule(
+            rules::start_and_end(format!("{at}.start"), start.is_some(), end.is_some()),
+            (),
+        );
         let tz = match tz {
-            None => "UTC".to_string(),
+            None => rules::DEFAULT_TZ.to_string(),
             Some(t) => {
                 match Tz::from_str(t.trim()) {
                     Ok(z) => z.name().to_string(),
@@ -425,7 +115,7 @@ impl Ctx<'_> {
                         format!("{at}.tz"),
                         format!("{t:?} is not an IANA time zone (e.g. \"America/New_York\", \"UTC\")"),
                     );
-                        "UTC".to_string()
+                        rules::DEFAULT_TZ.to_string()
                     }
                 }
             }
@@ -437,29 +127,6 @@ impl Ctx<'_> {
             tz,
         }
     }
-}
-
-/// Parses a CIDR (`10.0.0.0/24`, `2001:db8::/48`) or bare address (a /32 or /128) to canonical text.
-pub(crate) fn parse_cidr(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    let net = match IpNet::from_str(t) {
-        Ok(n) => n,
-        Err(_) => match std::net::IpAddr::from_str(t) {
-            Ok(ip) => IpNet::from(ip),
-            Err(_) => {
-                return Err(format!(
-                    "{s:?} is not a CIDR like 203.0.113.0/24 or an IP address"
-                ))
-            }
-        },
-    };
-    if net.trunc() != net {
-        return Err(format!(
-            "{s:?} has host bits set; did you mean {}?",
-            net.trunc()
-        ));
-    }
-    Ok(net.to_string())
 }
 
 /// The message of a reference to an object neither the file nor the database has.
@@ -491,26 +158,15 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
         if !seen.insert(v.name.as_str()) {
             cx.err(format!("{a}.name"), "vendor named twice in this file");
         }
-        let billing = BillingModel::parse(v.billing_model.trim()).unwrap_or_else(|| {
-            cx.err(
-                format!("{a}.billing_model"),
-                format!(
-                    "{:?} is not one of LRN, OCN_LATA, DNIS, INTERNATIONAL",
-                    v.billing_model
-                ),
-            );
-            BillingModel::Lrn
-        });
-        let dialstring = v
-            .dialstring
-            .clone()
-            .unwrap_or_else(|| DEFAULT_DIALSTRING.to_string());
-        if !dialstring.contains("${number}") {
-            cx.err(
-                format!("{a}.dialstring"),
-                format!("{dialstring:?} has no ${{number}} placeholder"),
-            );
-        }
+        let billing = cx.rule(
+            rules::billing_model(&a, &v.billing_model),
+            BillingModel::Lrn,
+        );
+        let dialstring = v.dialstring.as_deref();
+        let dialstring = cx.rule(
+            rules::dialstring(&a, dialstring),
+            dialstring.unwrap_or(DEFAULT_DIALSTRING).to_string(),
+        );
         let gateways = v.gateways.as_ref().map(|gws| {
             let mut names = HashSet::new();
             gws.iter()
@@ -521,36 +177,20 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
                     if !names.insert(g.name.as_str()) {
                         cx.err(format!("{ga}.name"), "gateway named twice in this vendor");
                     }
-                    if g.host.trim().is_empty() || g.host.contains(char::is_whitespace) {
-                        cx.err(
-                            format!("{ga}.host"),
-                            format!("{:?} is not a host name or address", g.host),
-                        );
-                    }
-                    let transport = match &g.transport {
-                        None => Transport::Udp,
-                        Some(t) => Transport::parse(t.trim()).unwrap_or_else(|| {
-                            cx.err(
-                                format!("{ga}.transport"),
-                                format!("{t:?} is not one of udp, tcp, tls"),
-                            );
-                            Transport::Udp
-                        }),
-                    };
+                    let host =
+                        cx.rule(rules::gateway_host(&ga, &g.host), g.host.trim().to_string());
+                    let transport = cx.rule(
+                        rules::transport(&ga, g.transport.as_deref()),
+                        rules::DEFAULT_TRANSPORT,
+                    );
                     GatewayD {
                         name: g.name.clone(),
-                        host: g.host.trim().to_string(),
-                        port: cx.int(&format!("{ga}.port"), g.port, 5060, 1, 65535),
+                        host,
+                        port: cx.int(&ga, &rules::GATEWAY_PORT, g.port),
                         transport,
-                        priority: cx.int(
-                            &format!("{ga}.priority"),
-                            g.priority,
-                            10,
-                            i32::MIN.into(),
-                            i32::MAX.into(),
-                        ),
-                        weight: cx.int(&format!("{ga}.weight"), g.weight, 1, 0, i32::MAX.into()),
-                        enabled: g.enabled.unwrap_or(true),
+                        priority: cx.int(&ga, &rules::GATEWAY_PRIORITY, g.priority),
+                        weight: cx.int(&ga, &rules::GATEWAY_WEIGHT, g.weight),
+                        enabled: g.enabled.unwrap_or(rules::DEFAULT_ENABLED),
                     }
                 })
                 .collect()
@@ -559,7 +199,7 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
             name: v.name.clone(),
             billing,
             dialstring,
-            enabled: v.enabled.unwrap_or(true),
+            enabled: v.enabled.unwrap_or(rules::DEFAULT_ENABLED),
             gateways,
         });
     }
@@ -593,18 +233,12 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
         d.routes.push(RouteD {
             name: r.name.clone(),
             vendor: r.vendor.clone(),
-            priority: cx.int(
-                &format!("{a}.priority"),
-                r.priority,
-                10,
-                i32::MIN.into(),
-                i32::MAX.into(),
-            ),
-            weight: cx.int(&format!("{a}.weight"), r.weight, 1, 0, i32::MAX.into()),
+            priority: cx.int(&a, &rules::ROUTE_PRIORITY, r.priority),
+            weight: cx.int(&a, &rules::ROUTE_WEIGHT, r.weight),
             capacity: r
                 .capacity
-                .map(|c| cx.int(&format!("{a}.capacity"), Some(c), 0, 0, i32::MAX.into())),
-            enabled: r.enabled.unwrap_or(true),
+                .map(|c| cx.int(&a, &rules::ROUTE_CAPACITY, Some(c))),
+            enabled: r.enabled.unwrap_or(rules::DEFAULT_ENABLED),
             deck,
         });
     }
@@ -642,26 +276,25 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
     let mut seen = HashSet::new();
     for (i, o) in net.overrides.iter().enumerate() {
         let a = format!("overrides[{i}]");
-        if let Err(m) = check_prefix(&o.prefix, true) {
-            cx.err(format!("{a}.prefix"), m);
-        }
+        cx.rule(
+            rules::prefix(format!("{a}.prefix"), &o.prefix, true).map(|_| ()),
+            (),
+        );
         cx.name(&format!("{a}.route"), &o.route);
-        let rate = o.rate.as_ref().and_then(|r| match parse_rate(&r.0) {
-            Ok(v) => Some(i64::from(v)),
-            Err(m) => {
-                cx.err(format!("{a}.rate"), m);
-                None
-            }
-        });
+        let rate = o
+            .rate
+            .as_ref()
+            .and_then(|r| cx.rule(rules::money(format!("{a}.rate"), &r.0).map(Some), None));
         let valid_from = cx.ts(&format!("{a}.valid_from"), o.valid_from.as_deref(), NEG_INF);
         let valid_until = cx.ts(
             &format!("{a}.valid_until"),
             o.valid_until.as_deref(),
             POS_INF,
         );
-        if valid_until <= valid_from {
-            cx.err(format!("{a}.valid_until"), "must be after valid_from");
-        }
+        cx.rule(
+            rules::valid_until_after(format!("{a}.valid_until"), valid_from, valid_until),
+            (),
+        );
         let window = cx.window(
             &a,
             &o.days,
@@ -688,15 +321,14 @@ pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Iss
     let mut seen = HashSet::new();
     for (i, e) in net.exclusions.iter().enumerate() {
         let a = format!("exclusions[{i}]");
-        if let Err(m) = check_prefix(&e.prefix, true) {
-            cx.err(format!("{a}.prefix"), m);
-        }
-        if e.vendor.is_none() && e.prefix.is_empty() {
-            cx.err(
-                format!("{a}.prefix"),
-                "an exclusion without a vendor blocks a destination and needs a prefix",
-            );
-        }
+        cx.rule(
+            rules::prefix(format!("{a}.prefix"), &e.prefix, true).map(|_| ()),
+            (),
+        );
+        cx.rule(
+            rules::exclusion_target(format!("{a}.prefix"), e.vendor.is_some(), &e.prefix),
+            (),
+        );
         let ed = ExclusionD {
             customer: opt_ban(&e.customer),
             prefix: e.prefix.clone(),
@@ -826,69 +458,48 @@ fn customer<'n>(
         cx.err(format!("{a}.ban"), "customer listed twice in this file");
     }
     let money = |cx: &mut Ctx<'_>, f: &str, v: &Option<Decimal>| -> Option<i64> {
-        v.as_ref().and_then(|d| match parse_rate(&d.0) {
-            Ok(r) => Some(i64::from(r)),
-            Err(m) => {
-                cx.err(format!("{a}.{f}"), m);
-                None
-            }
-        })
+        v.as_ref()
+            .and_then(|d| cx.rule(rules::money(format!("{a}.{f}"), &d.0).map(Some), None))
     };
     let max_rate = money(cx, "max_rate", &c.max_rate);
     let fixed_fee = money(cx, "fixed_fee", &c.fixed_fee).unwrap_or(0);
-    let margin_percent = c
-        .margin_percent
-        .as_ref()
-        .and_then(|d| match parse_scaled(&d.0, 4, 5) {
-            Ok(v) => Some(v),
-            Err(m) => {
-                cx.err(format!("{a}.margin_percent"), m);
-                None
-            }
-        });
+    let margin_percent = c.margin_percent.as_ref().and_then(|d| {
+        cx.rule(
+            rules::percent(format!("{a}.margin_percent"), &d.0).map(Some),
+            None,
+        )
+    });
     let mut blocked = vec![];
     for (j, p) in c.blocked_prefixes.iter().flatten().enumerate() {
-        if let Err(m) = check_prefix(p, false) {
-            cx.err(format!("{a}.blocked_prefixes[{j}]"), m);
-        } else if blocked.contains(p) {
-            cx.err(
-                format!("{a}.blocked_prefixes[{j}]"),
-                format!("prefix {p} listed twice"),
-            );
-        } else {
-            blocked.push(p.clone());
+        let field = format!("{a}.blocked_prefixes[{j}]");
+        if let Some(p) = cx.rule(rules::blocked_prefix(field, p, &blocked).map(Some), None) {
+            blocked.push(p);
         }
     }
     let classes = match &c.allowed_classes {
-        None => vec![DestClass::Domestic, DestClass::Tollfree],
-        Some(cs) => {
-            let mut out = vec![];
-            for (j, s) in cs.iter().enumerate() {
-                match DestClass::parse(s.trim()) {
-                    Some(k) => out.push(k),
-                    None => cx.err(
-                        format!("{a}.allowed_classes[{j}]"),
-                        format!("{s:?} is not one of domestic, international, tollfree, premium"),
-                    ),
-                }
-            }
-            out
-        }
+        None => rules::DEFAULT_CLASSES.to_vec(),
+        Some(cs) => cs
+            .iter()
+            .enumerate()
+            .filter_map(|(j, s)| {
+                let field = format!("{a}.allowed_classes[{j}]");
+                cx.rule(rules::dest_class(field, s).map(Some), None)
+            })
+            .collect(),
     };
-    let allowed_classes = DestClass::ALL
+    let allowed_classes = rules::canonical_classes(&classes)
         .iter()
-        .filter(|k| classes.contains(k))
         .map(|k| k.as_str())
         .collect();
     let source_ips = c.source_ips.as_ref().map(|ips| {
         let mut out: Vec<String> = vec![];
         for (j, s) in ips.iter().enumerate() {
-            match parse_cidr(s) {
+            match rules::source_cidr(format!("{a}.source_ips[{j}]"), s) {
                 Ok(n) if out.contains(&n) => {
                     cx.err(format!("{a}.source_ips[{j}]"), format!("{n} listed twice"))
                 }
                 Ok(n) => out.push(n),
-                Err(m) => cx.err(format!("{a}.source_ips[{j}]"), m),
+                Err(e) => cx.rule(Err(e), ()),
             }
         }
         out
@@ -909,12 +520,11 @@ fn customer<'n>(
                 let default_prio = 10 * (j as i64 + 1);
                 CustPartD {
                     partition: p.name.clone(),
-                    priority: cx.int(
-                        &format!("{pa}.priority"),
+                    priority: cx.int_or(
+                        &pa,
+                        &rules::CUSTOMER_PARTITION_PRIORITY,
                         p.priority,
                         default_prio.min(i32::MAX.into()),
-                        i32::MIN.into(),
-                        i32::MAX.into(),
                     ),
                     window: cx.window(
                         &pa,
@@ -928,35 +538,23 @@ fn customer<'n>(
             .collect()
     });
     let margin_rules = c.margin_rules.as_ref().map(|rs| {
-        let mut prefixes = HashSet::new();
+        let mut prefixes = vec![];
         rs.iter()
             .enumerate()
             .map(|(j, r)| {
                 let ra = format!("{a}.margin_rules[{j}]");
-                if let Err(m) = check_prefix(&r.prefix, true) {
-                    cx.err(format!("{ra}.prefix"), m);
-                }
-                if !prefixes.insert(r.prefix.as_str()) {
-                    cx.err(
-                        format!("{ra}.prefix"),
-                        format!("margin rule for prefix {:?} listed twice", r.prefix),
-                    );
-                }
-                let pct = parse_scaled(&r.margin_percent.0, 4, 5).unwrap_or_else(|m| {
-                    cx.err(format!("{ra}.margin_percent"), m);
-                    0
-                });
-                let fee = match &r.fixed_fee {
-                    None => 0,
-                    Some(f) => parse_rate(&f.0).map(i64::from).unwrap_or_else(|m| {
-                        cx.err(format!("{ra}.fixed_fee"), m);
-                        0
-                    }),
-                };
+                let prefix = rules::margin_prefix(format!("{ra}.prefix"), &r.prefix, &prefixes);
+                let prefix = cx.rule(prefix, r.prefix.trim().to_string());
+                prefixes.push(prefix.clone());
+                let pct = rules::percent(format!("{ra}.margin_percent"), &r.margin_percent.0);
+                let fee = r
+                    .fixed_fee
+                    .as_ref()
+                    .map_or(Ok(0), |f| rules::money(format!("{ra}.fixed_fee"), &f.0));
                 MarginD {
-                    prefix: r.prefix.clone(),
-                    margin_percent: pct,
-                    fixed_fee: fee,
+                    prefix,
+                    margin_percent: cx.rule(pct, 0),
+                    fixed_fee: cx.rule(fee, 0),
                 }
             })
             .collect()
@@ -982,27 +580,28 @@ fn customer<'n>(
         .sell_rates
         .as_ref()
         .map(|p| cx.deck(&format!("{a}.sell_rates"), DeckKind::CustomerRates, p, from));
-    // the lower bounds are the CHECK constraints of sql/0003_cdr.sql
     let [max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds] = [
-        ("max_concurrent_calls", c.max_concurrent_calls, 0),
-        ("max_cps", c.max_cps, 0),
-        ("billing_min_seconds", c.billing_min_seconds, 0),
-        ("billing_inc_seconds", c.billing_inc_seconds, 1),
+        (&rules::MAX_CONCURRENT_CALLS, c.max_concurrent_calls),
+        (&rules::MAX_CPS, c.max_cps),
+        (&rules::BILLING_MIN_SECONDS, c.billing_min_seconds),
+        (&rules::BILLING_INC_SECONDS, c.billing_inc_seconds),
     ]
-    .map(|(f, v, lo)| cx.opt_int(&format!("{a}.{f}"), v, lo, i32::MAX.into()));
+    .map(|(rule, v)| cx.opt_int(&a, rule, v));
     CustomerD {
         ban: c.ban.0.clone(),
         name: c.name.clone().unwrap_or_default(),
-        enabled: c.enabled.unwrap_or(true),
+        enabled: c.enabled.unwrap_or(rules::DEFAULT_ENABLED),
         max_rate,
         blocked_prefixes: blocked,
         allowed_classes,
-        max_results: cx.int(&format!("{a}.max_results"), c.max_results, 5, 1, 100),
+        max_results: cx.int(&a, &rules::MAX_RESULTS, c.max_results),
         max_concurrent_calls,
         max_cps,
         billing_min_seconds,
         billing_inc_seconds,
-        allow_negative_margin: c.allow_negative_margin.unwrap_or(false),
+        allow_negative_margin: c
+            .allow_negative_margin
+            .unwrap_or(rules::DEFAULT_ALLOW_NEGATIVE_MARGIN),
         margin_percent,
         fixed_fee,
         source_ips,

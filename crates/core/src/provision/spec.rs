@@ -176,13 +176,7 @@ pub struct NumberingSpec {
     pub dno: Option<String>,
 }
 
-/// A weekday: `"mon"`.. / `"monday"`.. (any case) or ISO number 1 (Monday) ..= 7 (Sunday).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Day {
-    Number(i64),
-    Name(String),
-}
+pub use crate::rules::values::Day;
 
 /// A decimal written as a string (`"0.0045"`, exact) or a TOML/YAML number. Kept as text; parsed
 /// exactly during validation.

@@ -1,21 +1,29 @@
-//! Customers and their limits over the admin API: every column of `customers` (ceiling, blocked
-//! prefixes, allowed destination classes, default max results, margin default and fee,
-//! allow-negative-margin, call limits, billing increments), the margin rules
-//! (`customer_margin_rules`, replaced as a list) and blocked prefixes as a sub-resource.
+//! `/v1/admin/customers`: customers and their limits: every column of `customers` (ceiling,
+//! blocked prefixes, allowed destination classes, default max results, margin default and fee,
+//! allow-negative-margin, call limits, billing increments) and the margin rules
+//! (`customer_margin_rules`, replaced as a list); also the customer's sell deck (read only).
 //!
-//! Validation mirrors `warpd apply` (`provision::values`): a bad value is a 422 naming the field;
-//! a wrong JSON type or an unknown field is a 400. Writes reach the routing snapshot through the
-//! tables' NOTIFY triggers (sql/0001_routing.sql); call limits and billing increments through the
-//! calls service's periodic refresh (`calls.limits_refresh_ms`).
+//! Values are checked by `crate::rules` (as `warpd apply` checks them): a bad value is a 422
+//! naming the field; a wrong JSON type or an unknown field is a 400. Writes reach the routing
+//! snapshot through the tables' NOTIFY triggers (sql/0001_routing.sql); call limits and billing
+//! increments through the calls service's periodic refresh (`calls.limits_refresh_ms`).
 //!
-//! Owns: the customer handlers' bodies, validation and SQL. Must not touch: routing, the schema.
+//! Owns: the customer handlers' bodies and SQL. Must not touch: routing, the schema.
 
 use serde::Deserializer;
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 
-use super::*;
-use crate::provision::values::{check_prefix, parse_rate, parse_scaled};
-use crate::routing::DestClass;
+use super::prelude::*;
+use crate::rules::RuleError;
+
+/// Used by the resources that name a customer.
+pub const CUSTOMER: Lookup = Lookup {
+    what: "customer",
+    sql: "SELECT 1 FROM customers WHERE ban = $1",
+    context: "looking up the customer",
+};
 
 /// A decimal given as a JSON string (`"0.05"`, preferred: exact) or a number (`0.05`).
 #[derive(Debug, Clone, Deserialize)]
@@ -164,92 +172,29 @@ impl CustomerIn {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BlockedPrefixIn {
-    /// E.164 digits without '+', e.g. "1900" (NANP 900)
-    pub prefix: String,
-}
-
-fn bad(field: impl std::fmt::Display, why: impl std::fmt::Display) -> ApiError {
-    ApiError::Unprocessable(format!("{field}: {why}"))
-}
-
 type Param = Box<dyn ToSql + Sync + Send>;
 
 /// The validated writes of a create/patch: (column, SQL cast, value) and the margin rules.
 #[derive(Default)]
-struct Writes {
+pub(super) struct Writes {
     cols: Vec<(&'static str, &'static str, Param)>,
     /// (prefix, margin percent, fixed fee) as decimal text
     rules: Option<(Vec<String>, Vec<String>, Vec<String>)>,
 }
 
-fn money(field: &str, d: &Dec) -> Result<String, ApiError> {
+fn money(field: &str, d: &Dec) -> Result<String, RuleError> {
     let t = d.text();
-    parse_rate(&t).map_err(|m| bad(field, m))?;
+    rules::money(field, &t)?;
     Ok(t)
 }
 
-fn percent(field: &str, d: &Dec) -> Result<String, ApiError> {
+fn percent(field: &str, d: &Dec) -> Result<String, RuleError> {
     let t = d.text();
-    parse_scaled(&t, 4, 5).map_err(|m| bad(field, m))?;
+    rules::percent(field, &t)?;
     Ok(t)
 }
 
-fn opt_int(field: &str, v: Option<i64>, lo: i64) -> Result<Option<i32>, ApiError> {
-    v.map(|v| {
-        if v < lo || v > i64::from(i32::MAX) {
-            Err(bad(field, format!("{v} is not in {lo}..={}", i32::MAX)))
-        } else {
-            Ok(v as i32)
-        }
-    })
-    .transpose()
-}
-
-/// Checks blocked prefixes: digits only, at most 15, no repeats.
-pub(super) fn blocked_prefixes(field: &str, ps: &[String]) -> Result<Vec<String>, ApiError> {
-    let mut out: Vec<String> = vec![];
-    for (j, p) in ps.iter().enumerate() {
-        let p = p.trim();
-        check_prefix(p, false).map_err(|m| bad(format!("{field}[{j}]"), m))?;
-        if out.iter().any(|q| q == p) {
-            return Err(bad(
-                format!("{field}[{j}]"),
-                format!("prefix {p} listed twice"),
-            ));
-        }
-        out.push(p.to_string());
-    }
-    Ok(out)
-}
-
-fn classes(cs: &[String]) -> Result<Vec<String>, ApiError> {
-    let mut got = vec![];
-    for (j, s) in cs.iter().enumerate() {
-        let t = s.trim().to_ascii_lowercase();
-        let t = if t == "toll-free" || t == "toll_free" {
-            "tollfree".to_string()
-        } else {
-            t
-        };
-        let k = DestClass::parse(&t).ok_or_else(|| {
-            bad(
-                format!("allowed_classes[{j}]"),
-                format!("{s:?} is not one of domestic, international, tollfree, premium"),
-            )
-        })?;
-        got.push(k);
-    }
-    Ok(DestClass::ALL
-        .iter()
-        .filter(|k| got.contains(k))
-        .map(|k| k.as_str().to_string())
-        .collect())
-}
-
-fn validate(b: CustomerPatch) -> Result<Writes, ApiError> {
+fn validate(b: CustomerPatch) -> Result<Writes, RuleError> {
     let mut w = Writes::default();
     let mut col = |c: &'static str, cast: &'static str, v: Param| w.cols.push((c, cast, v));
     if let Some(n) = b.name {
@@ -263,21 +208,22 @@ fn validate(b: CustomerPatch) -> Result<Writes, ApiError> {
         col("max_rate", "::text::numeric", Box::new(v));
     }
     if let Some(ps) = b.blocked_prefixes {
-        let v = blocked_prefixes("blocked_prefixes", &ps)?;
+        let v = rules::blocked_prefixes("blocked_prefixes", &ps)?;
         col("blocked_prefixes", "::text[]", Box::new(v));
     }
     if let Some(cs) = b.allowed_classes {
-        col(
-            "allowed_classes",
-            "::text[]::dest_class[]",
-            Box::new(classes(&cs)?),
-        );
+        let v: Vec<&str> = rules::allowed_classes("allowed_classes", &cs)?
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        col("allowed_classes", "::text[]::dest_class[]", Box::new(v));
     }
     if let Some(n) = b.max_results {
-        if !(1..=100).contains(&n) {
-            return Err(bad("max_results", format!("{n} is not in 1..=100")));
-        }
-        col("max_results", "", Box::new(n as i32));
+        col(
+            "max_results",
+            "",
+            Box::new(rules::MAX_RESULTS.value("", Some(n))?),
+        );
     }
     if let Some(a) = b.allow_negative_margin {
         col("allow_negative_margin", "", Box::new(a));
@@ -296,28 +242,21 @@ fn validate(b: CustomerPatch) -> Result<Writes, ApiError> {
             Box::new(money("fixed_fee", &f)?),
         );
     }
-    for (f, v, lo) in [
-        ("max_concurrent_calls", b.max_concurrent_calls, 0),
-        ("max_cps", b.max_cps, 0),
-        ("billing_min_seconds", b.billing_min_seconds, 0),
-        ("billing_inc_seconds", b.billing_inc_seconds, 1),
+    for (rule, v) in [
+        (&rules::MAX_CONCURRENT_CALLS, b.max_concurrent_calls),
+        (&rules::MAX_CPS, b.max_cps),
+        (&rules::BILLING_MIN_SECONDS, b.billing_min_seconds),
+        (&rules::BILLING_INC_SECONDS, b.billing_inc_seconds),
     ] {
         if let Some(v) = v {
-            col(f, "", Box::new(opt_int(f, v, lo)?));
+            col(rule.field, "", Box::new(rule.optional("", v)?));
         }
     }
     if let Some(rs) = b.margin_rules {
         let (mut ps, mut pcts, mut fees) = (vec![], vec![], vec![]);
         for (j, r) in rs.iter().enumerate() {
             let f = format!("margin_rules[{j}]");
-            let p = r.prefix.trim().to_string();
-            check_prefix(&p, true).map_err(|m| bad(format!("{f}.prefix"), m))?;
-            if ps.contains(&p) {
-                return Err(bad(
-                    format!("{f}.prefix"),
-                    format!("margin rule for prefix {p:?} listed twice"),
-                ));
-            }
+            let p = rules::margin_prefix(format!("{f}.prefix"), &r.prefix, &ps)?;
             pcts.push(percent(&format!("{f}.margin_percent"), &r.margin_percent)?);
             fees.push(match &r.fixed_fee {
                 None => "0".to_string(),
@@ -328,6 +267,24 @@ fn validate(b: CustomerPatch) -> Result<Writes, ApiError> {
         w.rules = Some((ps, pcts, fees));
     }
     Ok(w)
+}
+
+/// The writes of a new customer: its BAN and every limit, omitted ones at their defaults.
+fn new_customer(b: CustomerIn) -> Result<(String, Writes), RuleError> {
+    let (ban, mut patch) = b.split();
+    rules::name("ban", &ban)?;
+    patch.enabled.get_or_insert(rules::DEFAULT_ENABLED);
+    patch.max_results.get_or_insert(rules::MAX_RESULTS.default);
+    patch
+        .allow_negative_margin
+        .get_or_insert(rules::DEFAULT_ALLOW_NEGATIVE_MARGIN);
+    patch.allowed_classes.get_or_insert_with(|| {
+        rules::DEFAULT_CLASSES
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect()
+    });
+    Ok((ban, validate(patch)?))
 }
 
 /// Every customer field, its margin rules, sell deck size, source IPs and partitions, one row per
@@ -348,38 +305,38 @@ const CUSTOMER_VIEW: &str = "SELECT c.ban, c.name, c.enabled, c.max_rate, c.bloc
        WHERE cp.customer_id = c.id), '[]') AS partitions \
      FROM customers c";
 
-async fn view<C: GenericClient>(c: &C, ban: &str) -> Result<Option<Value>, ApiError> {
+pub(super) async fn view<C: GenericClient>(c: &C, ban: &str) -> Result<Option<Value>, AdminError> {
     let sql = format!("SELECT to_jsonb(t) FROM ({CUSTOMER_VIEW} WHERE c.ban = $1) t");
     Ok(c.query_opt(&sql, &[&ban])
         .await
-        .map_err(pg("reading the customer"))?
+        .map_err(AdminError::db("reading the customer"))?
         .map(|r| r.get(0)))
 }
 
 /// One customer change in a transaction: lock the row (404 when missing, unless `create`),
 /// `check` the row before, run `steps`, write the audit row with the customer before and after.
 #[allow(clippy::too_many_arguments)] // as `change`: one call per handler; a struct would only rename them
-async fn customer_tx(
-    c: &mut tokio_postgres::Client,
+pub(super) async fn customer_tx(
+    c: &mut Client,
     ctx: &Ctx,
     action: &str,
     ban: &str,
     target: String,
     create: bool,
-    check: impl FnOnce(&Value) -> Result<(), ApiError>,
+    check: impl FnOnce(&Value) -> Result<(), AdminError>,
     steps: &[(String, Vec<&(dyn ToSql + Sync)>)],
-) -> Result<AdminReply, ApiError> {
+) -> Result<AdminReply, AdminError> {
     let tx = c
         .transaction()
         .await
-        .map_err(pg("starting a transaction"))?;
+        .map_err(AdminError::db("starting a transaction"))?;
     let before = if create {
         None
     } else {
         tx.query_opt("SELECT 1 FROM customers WHERE ban = $1 FOR UPDATE", &[&ban])
             .await
-            .map_err(pg(action))?
-            .ok_or_else(|| ApiError::NotFound(format!("customer {ban:?} does not exist")))?;
+            .map_err(AdminError::db(action))?
+            .ok_or_else(|| AdminError::NotFound(format!("customer {ban:?} does not exist")))?;
         let b = view(&tx, ban).await?;
         if let Some(b) = &b {
             check(b)?;
@@ -387,14 +344,16 @@ async fn customer_tx(
         b
     };
     for (sql, params) in steps {
-        tx.execute(sql.as_str(), params).await.map_err(pg(action))?;
+        tx.execute(sql.as_str(), params)
+            .await
+            .map_err(AdminError::db(action))?;
     }
     let after = view(&tx, ban).await?;
-    audit_and_commit(tx, ctx, action, &target, before, after, create).await
+    crud::audit_and_commit(tx, ctx, action, &target, before, after, create).await
 }
 
 /// The statements of `w` for customer `$1`: an UPDATE of its columns, the margin rules replaced.
-fn steps<'a>(
+pub(super) fn steps<'a>(
     ban: &'a String,
     w: &'a Writes,
     insert: bool,
@@ -447,35 +406,27 @@ fn steps<'a>(
 
 #[utoipa::path(get, path = "/v1/admin/customers", tag = "customers", security(("bearer" = [])),
     responses((status = 200, description = "every customer with its limits, margin rules, source IPs and partitions")))]
-pub async fn customers_list(c: &tokio_postgres::Client) -> Result<AdminReply, ApiError> {
-    list(c, &format!("{CUSTOMER_VIEW} ORDER BY c.ban")).await
+pub async fn customers_list(_: &AdminState, _: &mut Ctx, c: &mut Client) -> Reply {
+    crud::list(c, &format!("{CUSTOMER_VIEW} ORDER BY c.ban"), &[]).await
 }
 
 #[utoipa::path(get, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),
     params(("ban" = String, Path, description = "customer BAN")),
     responses((status = 200, description = "the customer with its limits, margin rules, source IPs and partitions"),
         (status = 404, description = "no such customer")))]
-pub async fn customer_get(c: &tokio_postgres::Client, ctx: &Ctx) -> Result<AdminReply, ApiError> {
+pub async fn customer_get(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
     let ban = ctx.p("ban");
     let v = view(c, ban)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("customer {ban:?} does not exist")))?;
+        .ok_or_else(|| AdminError::NotFound(format!("customer {ban:?} does not exist")))?;
     json_reply(StatusCode::OK, &v)
 }
 
 #[utoipa::path(post, path = "/v1/admin/customers", tag = "customers", security(("bearer" = [])),
     request_body = CustomerIn, responses((status = 201, description = "created"),
         (status = 409, description = "the BAN exists"), (status = 422, description = "a bad value, the field named")))]
-pub async fn customer_create(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
-    let b: CustomerIn = ctx.json()?;
-    let (ban, patch) = b.split();
-    if ban.trim().is_empty() {
-        return Err(bad("ban", "empty"));
-    }
-    let w = validate(patch)?;
+pub async fn customer_create(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let (ban, w) = new_customer(ctx.json()?)?;
     let st = steps(&ban, &w, true);
     let target = format!("customer {ban}");
     customer_tx(
@@ -495,10 +446,7 @@ pub async fn customer_create(
     params(("ban" = String, Path, description = "customer BAN")), request_body = CustomerPatch,
     responses((status = 200, description = "updated: the customer before and after"),
         (status = 404, description = "no such customer"), (status = 422, description = "a bad value, the field named")))]
-pub async fn customer_update(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
+pub async fn customer_update(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
     let b: CustomerPatch = ctx.json()?;
     let ban = ctx.p("ban").to_string();
     let w = validate(b)?;
@@ -517,25 +465,24 @@ pub async fn customer_update(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/admin/customers/{ban}/blocked_prefixes", tag = "customers",
-    security(("bearer" = [])), params(("ban" = String, Path, description = "customer BAN")),
-    responses((status = 200, description = "the blocked prefixes", body = [String]),
-        (status = 404, description = "no such customer")))]
-pub async fn blocked_prefixes_list(
-    c: &tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
-    let ban = ctx.p("ban");
-    let v: Value = c
-        .query_opt(
-            "SELECT to_jsonb(blocked_prefixes) FROM customers WHERE ban = $1",
-            &[&ban],
-        )
-        .await
-        .map_err(pg("reading the customer"))?
-        .ok_or_else(|| ApiError::NotFound(format!("customer {ban:?} does not exist")))?
-        .get(0);
-    json_reply(StatusCode::OK, &v)
+#[utoipa::path(delete, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),
+    params(("ban" = String, Path, description = "customer BAN")),
+    responses((status = 200, description = "deleted")))]
+pub async fn customer_delete(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let ban = ctx.p("ban").to_string();
+    Change {
+        action: "customer.delete".into(),
+        target: format!("customer {ban}"),
+        before: Some((
+            "SELECT to_jsonb(c.*) FROM customers c WHERE ban = $1 FOR UPDATE",
+            vec![&ban],
+        )),
+        write: "DELETE FROM customers WHERE ban = $1 RETURNING NULL::jsonb",
+        params: vec![&ban],
+        created: false,
+    }
+    .run(c, ctx)
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/admin/customers/{ban}/sell_rates", tag = "customers",
@@ -545,15 +492,12 @@ pub async fn blocked_prefixes_list(
         ("limit" = Option<i64>, Query, description = "rows (default 1000, at most 100000)")),
     responses((status = 200, description = "the customer's sell deck (loaded by `warpd apply`), by prefix"),
         (status = 404, description = "no such customer")))]
-pub async fn sell_rates_list(
-    c: &tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
+pub async fn sell_rates_list(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
     let ban = ctx.p("ban").to_string();
-    customer_exists(c, &ban).await?;
+    CUSTOMER.exists(c, &ban).await?;
     let limit = ctx.int("limit")?.unwrap_or(1000).clamp(1, 100_000);
     let prefix = ctx.q("prefix").map(str::to_string);
-    list_with(
+    crud::list(
         c,
         "SELECT r.prefix, trim_scale(r.rate_inter)::text AS interstate, \
          trim_scale(r.rate_intra)::text AS intrastate, trim_scale(r.rate_local)::text AS local, \
@@ -565,100 +509,18 @@ pub async fn sell_rates_list(
     .await
 }
 
-fn is_blocked(customer: &Value, prefix: &str) -> bool {
-    customer["blocked_prefixes"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|p| p == prefix))
-}
-
-#[utoipa::path(post, path = "/v1/admin/customers/{ban}/blocked_prefixes", tag = "customers",
-    security(("bearer" = [])), params(("ban" = String, Path, description = "customer BAN")),
-    request_body = BlockedPrefixIn,
-    responses((status = 201, description = "blocked: the customer before and after"),
-        (status = 404, description = "no such customer"), (status = 409, description = "blocked already"),
-        (status = 422, description = "not E.164 digits")))]
-pub async fn blocked_prefix_add(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
-    let b: BlockedPrefixIn = ctx.json()?;
-    let p = b.prefix.trim().to_string();
-    check_prefix(&p, false).map_err(|m| bad("prefix", m))?;
-    blocked_prefix_change(c, ctx, ctx.p("ban").to_string(), p, true).await
-}
-
-#[utoipa::path(delete, path = "/v1/admin/customers/{ban}/blocked_prefixes/{prefix}", tag = "customers",
-    security(("bearer" = [])),
-    params(("ban" = String, Path, description = "customer BAN"), ("prefix" = String, Path, description = "blocked prefix")),
-    responses((status = 200, description = "unblocked: the customer before and after"),
-        (status = 404, description = "no such customer, or the prefix is not blocked")))]
-pub async fn blocked_prefix_remove(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-) -> Result<AdminReply, ApiError> {
-    let (ban, p) = (ctx.p("ban").to_string(), ctx.p("prefix").to_string());
-    blocked_prefix_change(c, ctx, ban, p, false).await
-}
-
-/// Adds (`add`) or removes one blocked prefix of customer `ban`: 409 when adding one blocked
-/// already, 404 when removing one that is not, 201 for an add.
-async fn blocked_prefix_change(
-    c: &mut tokio_postgres::Client,
-    ctx: &Ctx,
-    ban: String,
-    p: String,
-    add: bool,
-) -> Result<AdminReply, ApiError> {
-    let (fun, action) = if add {
-        ("array_append", "customer.blocked_prefix.add")
-    } else {
-        ("array_remove", "customer.blocked_prefix.remove")
-    };
-    let sql = format!(
-        "UPDATE customers SET blocked_prefixes = {fun}(blocked_prefixes, $2) WHERE ban = $1"
-    );
-    let st = vec![(sql, vec![&ban as &(dyn ToSql + Sync), &p])];
-    let (ban2, p2) = (ban.clone(), p.clone());
-    let reply = customer_tx(
-        c,
-        ctx,
-        action,
-        &ban,
-        format!("customer {ban} blocked prefix {p}"),
-        false,
-        move |before| match (add, is_blocked(before, &p2)) {
-            (true, true) => Err(ApiError::Conflict(format!(
-                "customer {ban2} blocks prefix {p2} already"
-            ))),
-            (false, false) => Err(ApiError::NotFound(format!(
-                "customer {ban2} blocked prefix {p2:?} does not exist"
-            ))),
-            _ => Ok(()),
-        },
-        &st,
-    )
-    .await?;
-    Ok(if add {
-        AdminReply {
-            status: StatusCode::CREATED,
-            ..reply
-        }
-    } else {
-        reply
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::DestClass;
 
-    fn patch(v: Value) -> Result<Writes, ApiError> {
+    fn patch(v: Value) -> Result<Writes, RuleError> {
         validate(serde_json::from_value(v).unwrap())
     }
 
     fn err(v: Value) -> String {
-        match patch(v) {
-            Err(ApiError::Unprocessable(m)) => m,
+        match patch(v).map_err(AdminError::from) {
+            Err(e) if e.http_status() == StatusCode::UNPROCESSABLE_ENTITY => e.to_string(),
             Err(e) => panic!("expected 422, got {e:?}"),
             Ok(_) => panic!("expected 422, got Ok"),
         }
@@ -711,8 +573,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            classes(&["premium".into(), "toll-free".into()]).unwrap(),
-            ["tollfree", "premium"]
+            rules::allowed_classes("allowed_classes", &["premium".into(), "toll-free".into()])
+                .unwrap(),
+            [DestClass::Tollfree, DestClass::Premium]
         );
         assert_eq!(
             w.rules,
@@ -720,5 +583,29 @@ mod tests {
         );
         // absent fields are left alone
         assert!(patch(json!({})).unwrap().cols.is_empty());
+    }
+
+    #[test]
+    fn new_customers_get_the_rule_defaults() {
+        let new = |v| new_customer(serde_json::from_value(v).unwrap());
+        let (ban, w) = new(json!({"ban": "1001"})).unwrap();
+        let cols: Vec<&str> = w.cols.iter().map(|c| c.0).collect();
+        assert_eq!(
+            (ban.as_str(), cols),
+            (
+                "1001",
+                vec![
+                    "enabled",
+                    "allowed_classes",
+                    "max_results",
+                    "allow_negative_margin"
+                ]
+            )
+        );
+        // drift fixed: a BAN with spaces around it was stored by the admin API, refused by apply
+        assert!(new(json!({"ban": " 1001"}))
+            .err()
+            .is_some_and(|e| e.to_string().starts_with("ban: ")));
+        assert!(new(json!({"ban": ""})).is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::io::Read;
 use bytes::{Buf, Bytes};
 use futures_util::stream;
 
-use crate::api::ApiError;
+use super::AdminError;
 
 /// Form fields a deck upload accepts besides the file (the same names as the query parameters).
 pub(super) const FORM_FIELDS: &[&str] = &[
@@ -33,7 +33,7 @@ const MAX_FIELD_BYTES: usize = 64 << 10;
 const SLICE: usize = 64 << 10;
 
 /// The boundary when `content_type` is multipart/form-data; `None` for any other body.
-pub(super) fn boundary(content_type: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(super) fn boundary(content_type: Option<&str>) -> Result<Option<String>, AdminError> {
     let Some(ct) = content_type else {
         return Ok(None);
     };
@@ -46,7 +46,7 @@ pub(super) fn boundary(content_type: Option<&str>) -> Result<Option<String>, Api
     }
     multer::parse_boundary(ct)
         .map(Some)
-        .map_err(|e| ApiError::invalid("content-type", format!("{ct:?}: {e}")))
+        .map_err(|e| AdminError::invalid("content-type", format!("{ct:?}: {e}")))
 }
 
 fn slices(body: Bytes) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
@@ -57,8 +57,8 @@ fn slices(body: Bytes) -> impl futures_util::Stream<Item = Result<Bytes, std::io
     }))
 }
 
-fn bad(e: multer::Error) -> ApiError {
-    ApiError::invalid("body", format!("multipart/form-data: {e}"))
+fn bad(e: multer::Error) -> AdminError {
+    AdminError::invalid("body", format!("multipart/form-data: {e}"))
 }
 
 /// What the first scan found.
@@ -74,7 +74,7 @@ pub(super) struct Form {
 
 /// Reads every part: text fields (known names only, small) and exactly one file part — the part
 /// with a file name, or else the one named `file` or `deck`.
-pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, ApiError> {
+pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, AdminError> {
     let mut mp = multer::Multipart::new(slices(body), boundary.to_string());
     let mut fields = HashMap::new();
     let mut file: Option<(usize, Option<String>)> = None;
@@ -84,7 +84,7 @@ pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, ApiError> 
         let file_name = f.file_name().map(str::to_string);
         if file_name.is_some() || name == "file" || name == "deck" {
             if file.is_some() {
-                return Err(ApiError::invalid(
+                return Err(AdminError::invalid(
                     name,
                     "a second file part; upload one deck per request",
                 ));
@@ -94,7 +94,7 @@ pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, ApiError> 
             file = Some((i, file_name));
         } else {
             if !FORM_FIELDS.contains(&name.as_str()) {
-                return Err(ApiError::invalid(
+                return Err(AdminError::invalid(
                     if name.is_empty() { "form field" } else { &name },
                     format!(
                         "unknown form field (expected a file part and any of {})",
@@ -106,22 +106,22 @@ pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, ApiError> 
             while let Some(c) = f.chunk().await.map_err(bad)? {
                 v.extend_from_slice(&c);
                 if v.len() > MAX_FIELD_BYTES {
-                    return Err(ApiError::invalid(
+                    return Err(AdminError::invalid(
                         name,
                         format!("longer than {MAX_FIELD_BYTES} bytes"),
                     ));
                 }
             }
             let v = String::from_utf8(v)
-                .map_err(|_| ApiError::invalid(name.clone(), "not UTF-8 text"))?;
+                .map_err(|_| AdminError::invalid(name.clone(), "not UTF-8 text"))?;
             if fields.insert(name.clone(), v).is_some() {
-                return Err(ApiError::invalid(name, "given twice"));
+                return Err(AdminError::invalid(name, "given twice"));
             }
         }
         i += 1;
     }
     let (file_index, file_name) = file.ok_or_else(|| {
-        ApiError::invalid(
+        AdminError::invalid(
             "file",
             "the multipart body has no file part (send the deck as e.g. -F file=@deck.csv)",
         )

@@ -1,0 +1,47 @@
+//! `/v1/admin/numbering/{table}`: replace a numbering table (NPA-NXX, local calling, LNP, DNO)
+//! from a CSV upload, through `warpd apply`'s checks and loader.
+
+use super::prelude::*;
+
+#[utoipa::path(post, path = "/v1/admin/numbering/{table}", tag = "numbering", security(("bearer" = [])),
+    params(("table" = String, Path, description = "npanxx, local_calling, lnp or dno"),
+        ("dry_run" = Option<bool>, Query, description = "validate and plan; change nothing")),
+    request_body(content = String, description = "the table as CSV (columns as for `warpd apply`, docs/PROVISIONING.md); it replaces the whole table", content_type = "text/csv"),
+    responses((status = 200, description = "the plan (what was or would be loaded)"),
+        (status = 422, description = "bad rows; nothing changed")))]
+pub async fn numbering_import(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let table = ctx.p("table").to_string();
+    if !["npanxx", "local_calling", "lnp", "dno"].contains(&table.as_str()) {
+        return Err(AdminError::NotFound(format!(
+            "numbering table {table:?} (one of npanxx, local_calling, lnp, dno)"
+        )));
+    }
+    let dry_run = ctx.flag("dry_run")?;
+    // `warpd apply` reads decks from files: hand it the body as one, in a private directory
+    let token = crate::admin::new_token().map_err(crate::admin::TokenError::from)?;
+    let dir = std::env::temp_dir().join(format!("warpd-numbering-{}", &token[4..20]));
+    std::fs::create_dir(&dir)
+        .and_then(|_| std::fs::write(dir.join("table.csv"), &ctx.body))
+        .map_err(AdminError::Stage)?;
+    let spec = format!("[numbering]\n{table} = \"table.csv\"\n");
+    let result =
+        crate::provision::apply_str(c, &spec, crate::provision::Format::Toml, &dir, dry_run).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = result.map_err(|source| AdminError::Numbering {
+        source,
+        staged: dir.display().to_string(),
+    })?;
+    if !dry_run {
+        c.execute(
+            "INSERT INTO audit_log (actor, action, target, after) VALUES ($1, 'numbering.import', $2, $3)",
+            &[
+                &ctx.actor(),
+                &format!("numbering {table}"),
+                &serde_json::to_value(&plan.decks).unwrap_or(serde_json::Value::Null),
+            ],
+        )
+        .await
+        .map_err(AdminError::db("writing the audit log"))?;
+    }
+    json_reply(StatusCode::OK, &plan)
+}
