@@ -19,8 +19,8 @@ use jsonrpsee::RpcModule;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::context::{Api, Body, Surface};
 use super::error::ApiError;
-use super::http::{Api, Body, Surface};
 use crate::calls::events::{
     answer_event, attempt_event, end_event, form_events, Event, EventData, EventError,
 };

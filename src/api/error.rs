@@ -229,9 +229,9 @@ impl From<crate::calls::CallsError> for ApiError {
     }
 }
 
-impl From<crate::api::params::ParamError> for ApiError {
-    fn from(e: crate::api::params::ParamError) -> Self {
-        use crate::api::params::ParamError as P;
+impl From<warpd_core::routing::params::ParamError> for ApiError {
+    fn from(e: warpd_core::routing::params::ParamError) -> Self {
+        use warpd_core::routing::params::ParamError as P;
         match e {
             P::Invalid { field, why } => ApiError::InvalidParam { field, why },
             P::Unknown(p) => ApiError::UnknownParam(p),

@@ -14,6 +14,7 @@
 //! 503 / JSON-RPC -32000 ("not ready") rather than rejecting every call as an unknown customer.
 
 mod cdrs;
+mod context;
 mod error;
 mod http;
 pub mod params;
@@ -22,8 +23,8 @@ mod server;
 
 use std::sync::Arc;
 
+pub use context::Surface;
 pub use error::ApiError;
-pub use http::Surface;
 pub use params::{dip_from_json, dip_from_query};
 pub use rpc::Health;
 pub use server::{serve, SHUTDOWN_GRACE};

@@ -23,8 +23,8 @@ use jsonrpsee::RpcModule;
 use serde::Serialize;
 use tower::layer::util::{Identity, Stack};
 
+use super::context::{Api, Surface};
 use super::error::ApiError;
-use super::http::{Api, Surface};
 use super::params::dip_from_json;
 use crate::routing::{DipRequest, SnapshotStats};
 

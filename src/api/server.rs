@@ -15,8 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::context::Api;
 use super::error::ApiError;
-use super::http::{handle, Api};
+use super::http::handle;
 use super::rpc::{self, RpcService};
 use super::AppState;
 
