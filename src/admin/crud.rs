@@ -63,7 +63,7 @@ pub struct Table {
     pub noun: &'static str,
     /// SELECT of every row (the list answer)
     pub list: &'static str,
-    /// SELECT of one row by key `$1` (the get answer)
+    /// SELECT of one row by key `$1` (the get answer; "" for a resource without one)
     pub get: &'static str,
     /// `SELECT to_jsonb(x.*) ... FOR UPDATE` by key: the row before a change
     pub lock: &'static str,

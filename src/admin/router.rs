@@ -13,6 +13,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request};
 use tokio_postgres::Client;
 use utoipa::openapi::path::{PathItemBuilder, Paths};
+use utoipa::openapi::{ComponentsBuilder, OpenApi, OpenApiBuilder};
 
 use super::ctx::{AdminReply, Ctx};
 use super::resources::*;
@@ -33,15 +34,19 @@ pub struct Route {
     /// the least role allowed
     pub role: Role,
     pub handler: Handler,
-    /// the endpoint's OpenAPI operation
-    pub doc: fn() -> Paths,
+    /// the endpoint's OpenAPI operation and the schemas it names
+    pub doc: fn() -> OpenApi,
     /// accepts bodies up to [`AdminState::max_upload_bytes`] (else 1 MiB)
     pub upload: bool,
 }
 
-/// The OpenAPI path item of a `#[utoipa::path]` handler, with the annotation's `tag` (utoipa
-/// keeps it apart from the operation; its `#[openapi(paths(..))]` derive adds it the same way).
-pub fn doc_of<P: utoipa::Path + utoipa::__dev::Tags<'static>>() -> Paths {
+/// The OpenAPI part of a `#[utoipa::path]` handler: its path item, with the annotation's `tag`,
+/// and the schemas it names. utoipa keeps both apart from the operation (behind its hidden
+/// `__dev` traits); its `#[openapi(paths(..))]` derive adds them the same way.
+pub fn doc_of<P>() -> OpenApi
+where
+    P: utoipa::Path + utoipa::__dev::Tags<'static> + utoipa::__dev::SchemaReferences,
+{
     let mut op = P::operation();
     op.tags
         .get_or_insert_with(Vec::new)
@@ -52,7 +57,14 @@ pub fn doc_of<P: utoipa::Path + utoipa::__dev::Tags<'static>>() -> Paths {
             item.operation(m, op.clone())
         })
         .build();
-    Paths::builder().path(P::path(), item).build()
+    let mut schemas = vec![];
+    P::schemas(&mut schemas);
+    OpenApiBuilder::new()
+        .paths(Paths::builder().path(P::path(), item))
+        .components(Some(
+            ComponentsBuilder::new().schemas_from_iter(schemas).build(),
+        ))
+        .build()
 }
 
 /// `op!(METHOD "path", Role, module::handler / __path_handler [upload])`: a [`Route`] whose

@@ -1,6 +1,16 @@
-//! The admin resources, one file each. A table-shaped resource is a [`crate::admin::crud::Table`]
-//! (its SQL), a body type validated by `crate::rules`, and one `#[utoipa::path]` handler per
-//! endpoint; its entries go in `crate::admin::router::ROUTES`.
+//! The admin resources, one file each.
+//!
+//! Adding a table-shaped resource (see `partitions.rs` for a small one): a file here (and its
+//! `pub mod` line below) with
+//! - a `const X: Table` (`crate::admin::crud::Table`: the noun and the list/get/lock/delete SQL),
+//! - its body types (`#[derive(Deserialize, ToSchema)]`), checked by `crate::rules` (add the
+//!   object's defaults and ranges there, so `warpd apply` shares them),
+//! - one `#[utoipa::path]` handler per endpoint, each a line or two over `X.list`, `X.get`,
+//!   `X.create(..).run(c, ctx)`, `X.update(..)`, `X.delete(..)` (audit rows come with them);
+//!
+//! and its entries in `crate::admin::router::ROUTES` (`op!(GET "/v1/admin/x", Readonly,
+//! x::x_list / __path_x_list)`): the router, the role check and the OpenAPI document (paths and
+//! schemas) follow from them.
 
 pub mod audit;
 pub mod blocked_prefixes;
