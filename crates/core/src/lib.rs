@@ -11,5 +11,6 @@ pub mod calls;
 pub mod cdr;
 pub mod deck;
 pub mod numbering;
+pub mod pgcopy;
 pub mod provision;
 pub mod routing;
