@@ -12,7 +12,6 @@ use rustc_hash::FxHashMap;
 
 use super::*;
 use crate::numbering::{NumberingData, NumberingError};
-use crate::routing::model::*;
 use crate::routing::settings::RoutingSettings;
 use crate::routing::trie::DigitTrie;
 
