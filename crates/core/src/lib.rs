@@ -11,6 +11,7 @@ pub mod calls;
 pub mod cdr;
 pub mod deck;
 pub mod numbering;
+pub mod pgcopy;
 pub mod provision;
 pub mod routing;
 pub mod rules;

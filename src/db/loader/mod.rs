@@ -1,0 +1,174 @@
+//! The snapshot loader: reads every routing table inside one `REPEATABLE READ READ ONLY`
+//! transaction (one consistent view) into a `routing::SnapshotBuilder`, then compiles it.
+//!
+//! Owns: the SELECT/COPY statements over the routing schema and the conversion of rows to
+//! `routing::model` values (money to [`Rate`] units, timestamps to unix seconds with ±infinity as
+//! `i64::MIN`/`i64::MAX`, times of day to minutes, ISO weekdays to a bitmask, tz names to `Tz`).
+//! Must not touch: routing policy, the engine, writes of any kind.
+//!
+//! Big tables (vendor_rates: tens of millions of rows; customer_rates and the numbering tables)
+//! are streamed with `COPY (SELECT ...) TO STDOUT (FORMAT binary)` and parsed by hand, row by row,
+//! straight into the builder: nothing collects a table into a `Vec` of rows first. Binary COPY
+//! spares the server the text formatting of numerics and timestamps, which is where a single
+//! backend spends most of its time on a big deck. vendor_rates can also be split by page ranges
+//! over helper connections that share the main transaction's snapshot (`pg_export_snapshot`),
+//! like `pg_dump -j`: on a big deck the server side, not the parsing here, is the bottleneck.
+//!
+//! Layout: this file holds the transaction and the order of the reads; [`small`] reads the small
+//! tables with plain SELECTs, [`rates`] and [`numbering`] stream the big ones through [`copy`]
+//! (binary COPY, decoded by `warpd_core::pgcopy`), and [`columns`] converts column values.
+
+mod columns;
+mod copy;
+mod numbering;
+mod rates;
+mod small;
+
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+use super::DbError;
+use crate::routing::{RoutingSettings, Snapshot, SnapshotBuilder};
+use numbering::load_numbering;
+use rates::{load_customer_rates, load_vendor_rates};
+use small::{
+    load_customers, load_exclusions, load_gateways, load_overrides, load_partitions, load_routes,
+    load_vendors,
+};
+
+/// Reads the routing tables and compiles a snapshot. The compile step (CPU-heavy for big decks)
+/// runs on the blocking pool. `built_at` of the snapshot is the wall clock when loading began.
+///
+/// The client must not be used by anyone else while this runs (it holds a transaction open).
+pub async fn load_snapshot(
+    client: &Client,
+    settings: RoutingSettings,
+) -> Result<Snapshot, DbError> {
+    load_snapshot_parallel(client, &[], settings).await
+}
+
+/// Like [`load_snapshot`], with `helpers` (other idle connections to the same database) each
+/// streaming a share of vendor_rates inside the same database snapshot.
+pub async fn load_snapshot_parallel(
+    client: &Client,
+    helpers: &[Client],
+    settings: RoutingSettings,
+) -> Result<Snapshot, DbError> {
+    let built_at = unix_now();
+    let started = Instant::now();
+    let builder = load_builder(client, helpers, settings).await?;
+    let loaded = started.elapsed();
+    let snapshot = tokio::task::spawn_blocking(move || builder.build(built_at))
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))??;
+    let stats = snapshot.stats();
+    tracing::info!(
+        load_ms = loaded.as_millis() as u64,
+        build_ms = (started.elapsed() - loaded).as_millis() as u64,
+        streams = 1 + helpers.len(),
+        rate_entries = stats.rate_entries,
+        rate_keys = stats.rate_keys,
+        routes = stats.routes,
+        customers = stats.customers,
+        "routing snapshot loaded"
+    );
+    for w in &stats.warnings {
+        tracing::warn!(warning = %w, "routing snapshot warning");
+    }
+    Ok(snapshot)
+}
+
+/// Reads every routing table into a builder inside one REPEATABLE READ READ ONLY transaction
+/// (shared with `helpers` through an exported snapshot), without compiling it.
+pub async fn load_builder(
+    client: &Client,
+    helpers: &[Client],
+    settings: RoutingSettings,
+) -> Result<SnapshotBuilder, DbError> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(DbError::query("starting the snapshot transaction"))?;
+    let mut b = SnapshotBuilder::new(settings);
+    let mut joined = 0;
+    let res = async {
+        if !helpers.is_empty() {
+            let id: String = client
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(DbError::query("exporting the snapshot"))?;
+            let sql = format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                id.replace('\'', "''")
+            );
+            for h in helpers {
+                joined += 1;
+                h.batch_execute(&sql).await.map_err(DbError::query(
+                    "importing the snapshot on a helper connection",
+                ))?;
+            }
+        }
+        read_all(client, helpers, &mut b).await
+    }
+    .await;
+    match res {
+        Ok(()) => {
+            for h in helpers {
+                h.batch_execute("COMMIT")
+                    .await
+                    .map_err(DbError::query("ending a helper transaction"))?;
+            }
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(DbError::query("ending the snapshot transaction"))?;
+            Ok(b)
+        }
+        Err(e) => {
+            // best effort: a broken connection has no transaction left to roll back
+            for h in helpers.iter().take(joined) {
+                let _ = h.batch_execute("ROLLBACK").await;
+            }
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn read_all(
+    client: &Client,
+    helpers: &[Client],
+    b: &mut SnapshotBuilder,
+) -> Result<(), DbError> {
+    let t = Instant::now();
+    load_vendors(client, b).await?;
+    load_gateways(client, b).await?;
+    let routes = load_routes(client, b).await?;
+    load_partitions(client, b).await?;
+    let bans = load_customers(client, b).await?;
+    load_overrides(client, b, &bans).await?;
+    load_exclusions(client, b).await?;
+    let small = t.elapsed();
+    let t = Instant::now();
+    let customer_rates = load_customer_rates(client, b, &bans).await?;
+    let numbering = load_numbering(client, b).await?;
+    let vendor_rates = load_vendor_rates(client, helpers, b, &routes).await?;
+    tracing::debug!(
+        small_tables_ms = small.as_millis() as u64,
+        streamed_ms = t.elapsed().as_millis() as u64,
+        vendor_rates,
+        customer_rates,
+        numbering,
+        "routing tables read"
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Database side of provisioning: reads the current state of the routing tables (inside the apply
+//! transaction), fingerprints existing deck rows, and executes the planned writes (row upserts and
+//! deletes, deck replacement by DELETE + `COPY FROM STDIN`).
+//!
+//! Owns: every SQL statement of `warpd apply`. Must not touch: transaction boundaries (the caller
+//! begins, commits or rolls back), validation rules, the schema (it only writes rows).
+//!
+//! Layout: [`state`] reads the current rows, [`execute`] runs the planned row operations, and
+//! [`decks`] fingerprints and replaces deck rows.
+
+mod decks;
+mod execute;
+mod state;
+
+pub(crate) use decks::{deck_digest, deck_owner, load_deck};
+pub(crate) use execute::{execute, Ids};
+pub(crate) use state::{load_state, IdRow, State};
