@@ -17,13 +17,10 @@
 //! (migrations), the routing snapshot / reload machinery (the database triggers notify it), the CLI.
 
 mod db;
-mod desired;
-mod diff;
 mod error;
-mod validate;
 
 pub use warpd_core::provision::{csv_rows, spec, values};
-use warpd_core::provision::{deck, plan};
+use warpd_core::provision::{deck, diff, plan, validate};
 
 use std::path::Path;
 

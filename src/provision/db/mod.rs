@@ -14,4 +14,4 @@ mod state;
 
 pub(crate) use decks::{deck_digest, deck_owner, load_deck};
 pub(crate) use execute::{execute, Ids};
-pub(crate) use state::{load_state, IdRow, State};
+pub(crate) use state::load_state;

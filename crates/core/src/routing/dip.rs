@@ -3,7 +3,6 @@
 
 use std::hash::{Hash, Hasher};
 
-use chrono::{Datelike, TimeZone, Timelike};
 use rustc_hash::FxHasher;
 
 use super::api_types::*;
@@ -11,27 +10,10 @@ use super::model::*;
 use super::settings::UnknownAniPolicy;
 use super::snapshot::*;
 use super::trie::KeyMatches;
+use super::window::window_open;
 use crate::numbering::{self, NumberClass, E164};
 
 const DEFAULT_BILLING: Billing = Billing { min: 6, inc: 6 };
-
-/// Is `now` (unix seconds) inside the window?
-pub fn window_open(w: &TimeWindow, now: i64) -> bool {
-    let Some(utc) = chrono::Utc.timestamp_opt(now, 0).single() else {
-        return false;
-    };
-    let local = utc.with_timezone(&w.tz);
-    let minute = (local.hour() * 60 + local.minute()) as u16;
-    let today = local.weekday().num_days_from_monday() as u8;
-    let yesterday = (today + 6) % 7;
-    let day_ok = |d: u8| w.days == 0 || w.days & (1 << d) != 0;
-    if w.start_min < w.end_min {
-        day_ok(today) && (w.start_min..w.end_min).contains(&minute)
-    } else {
-        // crosses midnight (or start == end: a full day starting at start)
-        (day_ok(today) && minute >= w.start_min) || (day_ok(yesterday) && minute < w.end_min)
-    }
-}
 
 fn starts_with(digits: &[u8], prefix: &str) -> bool {
     digits.starts_with(prefix.as_bytes())

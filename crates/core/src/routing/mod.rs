@@ -15,6 +15,7 @@ pub mod synthetic;
 #[cfg(test)]
 mod tests;
 mod trie;
+mod window;
 
 pub mod params;
 
@@ -23,6 +24,7 @@ pub use model::*;
 pub mod settings;
 pub use settings::*;
 
-pub use dip::{dip, dip_with_full, simulate, window_open};
+pub use dip::{dip, dip_with_full, simulate};
 pub use engine::Engine;
 pub use snapshot::{BuildError, Snapshot, SnapshotBuilder, SnapshotStats};
+pub use window::window_open;

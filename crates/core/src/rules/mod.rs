@@ -9,6 +9,7 @@
 //! the object (`vendors[0] "Alpha".gateways[1] "gw2".port`).
 
 mod customer;
+pub mod media;
 mod network;
 pub mod values;
 

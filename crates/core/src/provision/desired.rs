@@ -9,7 +9,7 @@ use super::values::*;
 use crate::routing::model::{BillingModel, Transport};
 
 #[derive(Debug, Clone)]
-pub(crate) struct VendorD {
+pub struct VendorD {
     pub name: String,
     pub billing: BillingModel,
     pub dialstring: String,
@@ -28,7 +28,7 @@ impl VendorD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct GatewayD {
+pub struct GatewayD {
     pub name: String,
     pub host: String,
     pub port: i32,
@@ -52,7 +52,7 @@ impl GatewayD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct RouteD {
+pub struct RouteD {
     pub name: String,
     pub vendor: String,
     pub priority: i32,
@@ -75,7 +75,7 @@ impl RouteD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct PartitionD {
+pub struct PartitionD {
     pub name: String,
     pub description: String,
     pub routes: Option<Vec<String>>,
@@ -89,7 +89,7 @@ impl PartitionD {
 
 /// A recurring local-time window (customer partitions, overrides).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct WindowD {
+pub struct WindowD {
     /// ISO weekdays, sorted; empty = every day
     pub days: Vec<i16>,
     /// `HH:MM:SS`
@@ -111,7 +111,7 @@ impl WindowD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct CustPartD {
+pub struct CustPartD {
     pub partition: String,
     pub priority: i32,
     pub window: WindowD,
@@ -126,7 +126,7 @@ impl CustPartD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct MarginD {
+pub struct MarginD {
     pub prefix: String,
     /// percent × 1e4
     pub margin_percent: i64,
@@ -144,7 +144,7 @@ impl MarginD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct CustomerD {
+pub struct CustomerD {
     pub ban: String,
     pub name: String,
     pub enabled: bool,
@@ -193,7 +193,7 @@ impl CustomerD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct OverrideD {
+pub struct OverrideD {
     pub customer: Option<String>,
     pub prefix: String,
     pub route: String,
@@ -226,7 +226,7 @@ impl OverrideD {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct ExclusionD {
+pub struct ExclusionD {
     pub customer: Option<String>,
     pub prefix: String,
     pub vendor: Option<String>,
@@ -249,7 +249,7 @@ impl ExclusionD {
 
 /// A media policy; keyed by (customer, route), at least one of them set.
 #[derive(Debug, Clone)]
-pub(crate) struct MediaPolicyD {
+pub struct MediaPolicyD {
     pub customer: Option<String>,
     pub route: Option<String>,
     pub record: Option<bool>,
@@ -275,14 +275,14 @@ impl MediaPolicyD {
     }
 }
 
-pub(crate) fn media_policy_label(customer: Option<&str>, route: Option<&str>) -> String {
+pub fn media_policy_label(customer: Option<&str>, route: Option<&str>) -> String {
     let c = customer.map(|b| format!("customer {b}"));
     let r = route.map(|r| format!("route {r}"));
     [c, r].into_iter().flatten().collect::<Vec<_>>().join(" ")
 }
 
 /// `customer 10001 prefix 1312 route ks-ocn` / `all customers prefix '' ...`
-pub(crate) fn identity_label(customer: Option<&str>, prefix: &str, what: &str) -> String {
+pub fn identity_label(customer: Option<&str>, prefix: &str, what: &str) -> String {
     let c = match customer {
         Some(b) => format!("customer {b}"),
         None => "all customers".into(),
@@ -293,7 +293,7 @@ pub(crate) fn identity_label(customer: Option<&str>, prefix: &str, what: &str) -
 
 /// The validated desired state of everything the file names.
 #[derive(Debug, Default)]
-pub(crate) struct Desired {
+pub struct Desired {
     pub vendors: Vec<VendorD>,
     pub routes: Vec<RouteD>,
     pub partitions: Vec<PartitionD>,

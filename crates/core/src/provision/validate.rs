@@ -12,16 +12,16 @@ use std::str::FromStr;
 
 use chrono_tz::Tz;
 
-use super::db::State;
 use super::deck::{DeckKind, DeckSource};
-use super::error::Issue;
 use super::spec::*;
+use super::state::State;
 use super::values::*;
-use crate::media::policy::T38Mode;
+use super::Issue;
 use crate::routing::model::BillingModel;
+use crate::rules::media::T38Mode;
 use crate::rules::{self, IntRule, RuleError};
 
-pub(crate) use super::desired::*;
+pub use super::desired::*;
 pub use crate::rules::DEFAULT_DIALSTRING;
 
 struct Ctx<'a> {
@@ -143,7 +143,7 @@ fn opt_ban(b: &Option<Ban>) -> Option<String> {
 }
 
 /// Checks everything that does not need the database; returns the desired state and the issues.
-pub(crate) fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Issue>) {
+pub fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Issue>) {
     let mut cx = Ctx {
         file,
         base,
@@ -614,12 +614,7 @@ fn customer<'n>(
 /// Checks references (vendor, route, partition, customer names) against the file and the database,
 /// source-address ownership, and fixes the key layout of each route's deck from its vendor's billing
 /// model. Returns warnings (things that are allowed but probably unintended).
-pub(crate) fn check_refs(
-    d: &mut Desired,
-    st: &State,
-    file: &str,
-    issues: &mut Vec<Issue>,
-) -> Vec<String> {
+pub fn check_refs(d: &mut Desired, st: &State, file: &str, issues: &mut Vec<Issue>) -> Vec<String> {
     let mut warnings = vec![];
     let mut err = |field: String, msg: String| issues.push(Issue::new(file, field, msg));
     let billing: HashMap<&str, BillingModel> = d

@@ -7,14 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::db::{IdRow, State};
 use super::plan::{Action, Change, FieldChange, ObjectKind};
+use super::state::{IdRow, State};
 use super::validate::Desired;
 use super::values::Fields;
 
 /// One row operation; `id: Some` updates that row, `None` inserts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     Vendor {
         ix: usize,
         id: Option<i64>,
@@ -87,7 +87,7 @@ pub(crate) enum Op {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Diff {
+pub struct Diff {
     pub changes: Vec<Change>,
     pub unchanged: BTreeMap<ObjectKind, u64>,
     pub ops: Vec<Op>,
@@ -196,7 +196,7 @@ impl Diff {
 }
 
 /// Computes the plan's changes and the row operations.
-pub(crate) fn diff(d: &Desired, st: &State) -> Diff {
+pub fn diff(d: &Desired, st: &State) -> Diff {
     let mut out = Diff::default();
     let mut ph = Phases::default();
 
