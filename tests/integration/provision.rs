@@ -2,7 +2,7 @@
 //! of bad files with nothing applied, YAML, replace semantics of child lists; plus the CSV row
 //! reader (quoting, CRLF, BOM, empty files) and a no-panic property test.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

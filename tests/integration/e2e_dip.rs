@@ -2,7 +2,7 @@
 //! (`server::run`), dip over HTTP and JSON-RPC, change a rate in the database and see the next dip
 //! change without a restart (LISTEN/NOTIFY reload).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ async fn demo_network_dips_over_http_and_rpc_and_follows_database_changes() {
         .await
         .unwrap();
 
-    let example = include_str!("../warpd.example.toml");
+    let example = support::warpd::EXAMPLE;
     let spool = tempfile::tempdir().unwrap();
     let env = vec![
         ("WARPD_DATABASE__URL".to_string(), pg.url()),

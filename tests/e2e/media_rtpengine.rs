@@ -2,13 +2,11 @@
 //! rtpengine-daemon, userspace). Each test starts its own daemon(s) with its own RTP port range
 //! inside 30000-30299 so the tests run in parallel.
 
-mod media_support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media_support::{audio_sdp, bs, kamailio_offer, t38_sdp, RtpEngine};
+use crate::support::media::{audio_sdp, bs, kamailio_offer, t38_sdp, RtpEngine};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use warpd::media::codec::{parse_datagram, Dict};

@@ -1,7 +1,7 @@
 //! Database layer against a throwaway PostgreSQL: migrations, the snapshot loader (a small network
 //! checked through real dips), NOTIFY-driven and explicit reloads, bad rows, LISTEN reconnects.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -32,7 +32,7 @@
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -567,7 +567,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     );
     wait_udp_taken(rtp_ng);
 
-    let example = include_str!("../warpd.example.toml");
+    let example = support::warpd::EXAMPLE;
     let env = || {
         vec![
             ("WARPD_DATABASE__URL".to_string(), pg.url()),

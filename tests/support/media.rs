@@ -1,12 +1,11 @@
-//! Test harness for media tests: a real `rtpengine` (Debian rtpengine-daemon, userspace only) on
+//! Media tests: a real `rtpengine` (Debian rtpengine-daemon, userspace only) on
 //! 127.0.0.1 with its own ng port, RTP port range and recording directory; killed on drop. Also
 //! a tiny ng sender that talks raw datagrams like Kamailio's rtpengine module does.
-#![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RtpEngine {
     child: Option<Child>,
@@ -68,25 +67,21 @@ impl RtpEngine {
     }
 
     fn wait_ready(&mut self, limit: Duration) -> bool {
-        let t = Instant::now();
-        while t.elapsed() < limit {
+        super::wait::poll_blocking(limit, || {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(_)) = c.try_wait() {
-                    return false;
+                    return Some(false); // exited: give up on this port
                 }
             }
-            if let Some(r) = ng_raw(
+            let pong = ng_raw(
                 self.ng,
                 b"ready d7:command4:pinge",
                 Duration::from_millis(200),
-            ) {
-                if r.ends_with(b"d6:result4:ponge") {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+            )
+            .is_some_and(|r| r.ends_with(b"d6:result4:ponge"));
+            pong.then_some(true)
+        })
+        .unwrap_or(false)
     }
 
     /// Kills the daemon (SIGKILL), as a crashed node.

@@ -3,7 +3,7 @@
 //! changing the next dip without a restart, a refused deck changing nothing, shadow of a staged
 //! version replaying the dips just made.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use warpd::config::Config;
 
 /// Two international vendors and routes, customer 1001 selling 44 at 0.05, beta priced at 0.02.
-const NETWORK: &str = include_str!("support/deck_network.sql");
+const NETWORK: &str = support::demo::DECK_NETWORK;
 
 struct Api {
     base: String,
@@ -112,7 +112,7 @@ async fn admin_api_roles_audit_openapi_and_decks() {
         .get(0);
     assert_eq!(stored, 0);
 
-    let example = include_str!("../warpd.example.toml");
+    let example = support::warpd::EXAMPLE;
     let env = vec![
         ("WARPD_DATABASE__URL".to_string(), pg.url()),
         ("WARPD_RELOAD__DEBOUNCE_MS".to_string(), "50".to_string()),
@@ -554,7 +554,7 @@ async fn start() -> Stack {
             "100".to_string(),
         ),
     ];
-    let config = Config::from_str_with_env(include_str!("../warpd.example.toml"), env).unwrap();
+    let config = Config::from_str_with_env(support::warpd::EXAMPLE, env).unwrap();
     let (api, shutdown, server) = serve(config).await;
     let ro = tokens.pop().unwrap();
     let ops = tokens.pop().unwrap();

@@ -4,7 +4,7 @@
 //! the registered HTTP check when the registration arrives. No Consul binary is installable
 //! here (Debian ships client libraries only). warpd runs for real (`server::run`, TestPg).
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ async fn warpd_registers_when_ready_and_deregisters_at_shutdown() {
 
     let text = format!(
         "{}\n[consul]\naddress = \"http://{agent_addr}\"\nservice = \"warpd-test\"\ncheck_interval_s = 5\n",
-        include_str!("../warpd.example.toml")
+        support::warpd::EXAMPLE
     );
     let config =
         Config::from_str_with_env(&text, vec![("WARPD_DATABASE__URL".to_string(), pg.url())])

@@ -3,7 +3,7 @@
 //! (/readyz is 200 by then), WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM. The
 //! notification socket is a real AF_UNIX datagram socket standing in for systemd.
 
-mod support;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -5,12 +5,11 @@
 //! change in the database (NOTIFY warpd_routing) applies to the next call, and RTP + RTCP sent
 //! through RTPEngine for a call leave the call's MOS, jitter and loss in its CDR.
 
-mod media_support;
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use media_support::{audio_sdp, bs, kamailio_offer, RtpEngine};
+use crate::support::media::{audio_sdp, bs, kamailio_offer, RtpEngine};
 use serde_json::{json, Value};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -205,7 +204,7 @@ async fn dip_then_ng_through_warpd_applies_database_policy_and_rpc_methods_work(
         .port();
     let text = format!(
         "{}\n[media]\nng_listen = \"127.0.0.1:{ng_port}\"\nnodes = [{{ address = \"{}\" }}]\nhealth_interval_ms = 200\n",
-        include_str!("../warpd.example.toml"),
+        support::warpd::EXAMPLE,
         node.ng
     );
     let env = vec![

@@ -4,21 +4,19 @@
 //! semantics (hold the request until the index moves past N or the wait ends; `X-Consul-Index`
 //! header). The RTPEngine nodes are real daemons (ports 30350-30399).
 
-mod media_support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::media::{audio_sdp, RtpEngine};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use media_support::{audio_sdp, RtpEngine};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warpd::media::codec::{Command, NgRequest, NgResult};

@@ -2,7 +2,7 @@
 //! is driven through the dip's `now`), rollback, export, refusal on a bad row with the database
 //! unchanged, --skip-invalid, staged versions, margins and shadow evaluation.
 
-mod support;
+use crate::support;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use tokio_postgres::Client;
@@ -10,7 +10,7 @@ use warpd::deck::{self, DeckError, ImportOptions};
 use warpd::routing::{self, DipAnswer, DipRequest, RoutingSettings, Snapshot};
 
 /// Two international vendors and routes, customer 1001 selling 44 at 0.05, beta priced at 0.02.
-const NETWORK: &str = include_str!("support/deck_network.sql");
+const NETWORK: &str = support::demo::DECK_NETWORK;
 
 async fn fresh() -> (support::TestPg, Client) {
     let pg = support::TestPg::start();
