@@ -67,20 +67,15 @@ impl TestPg {
             as_postgres,
         };
         let data = pg.data_dir();
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap_or_default(),
-                "-U",
-                "warpd",
-                "--auth=trust",
-                "-N",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
+        // a copy of a cluster made once (initdb costs about a second of CPU, a copy a fraction)
+        let template = pg.template();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&template)
+            .arg(&data)
+            .status()
+            .expect("cp");
+        assert!(st.success(), "copy of the template cluster failed");
         let mut pg = pg;
         pg.port = free_port();
         let conf = format!(
@@ -95,6 +90,55 @@ impl TestPg {
             .expect("write postgresql.conf");
         pg.start_server();
         pg
+    }
+
+    /// A fresh cluster (`initdb`) to copy, made once and kept under cargo's target tmp dir (one
+    /// per PostgreSQL major version and owner); built under a temporary name and renamed, so
+    /// concurrent test processes never see half of one.
+    fn template(&self) -> PathBuf {
+        let owner = if self.as_postgres { "postgres" } else { "user" };
+        let version = self
+            .bin
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let root = PathBuf::from(option_env!("CARGO_TARGET_TMPDIR").unwrap_or("/tmp"));
+        let dir = root.join(format!("warpd-pg-template-{version}-{owner}"));
+        if dir.join("PG_VERSION").exists() {
+            return dir;
+        }
+        let _ = std::fs::create_dir_all(&root);
+        let work = tempfile::Builder::new()
+            .prefix("warpd-pg-template-")
+            .tempdir_in(&root)
+            .expect("template temp dir");
+        if self.as_postgres {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(work.path())
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown of template dir failed");
+        }
+        let data = work.path().join("data");
+        self.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-U",
+                "warpd",
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        // another process may have won the race: its template is as good as ours
+        let _ = std::fs::rename(&data, &dir);
+        dir
     }
 
     fn data_dir(&self) -> PathBuf {
