@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support;
 use crate::support::media::{audio_sdp, RtpEngine};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -150,18 +151,14 @@ async fn nodes_follow_consul_blocking_queries() {
         let ctl = ctl.clone();
         async move {
             let t = Instant::now();
-            loop {
+            let n = support::eventually(format!("nodes [{want}]"), Duration::from_secs(5), || {
                 let n = ctl.nodes();
-                if n.len() == 1 && n[0].address == want.to_string() {
-                    assert_eq!(n[0].source, NodeSource::Consul);
-                    return t.elapsed();
-                }
-                assert!(
-                    t.elapsed() < Duration::from_secs(5),
-                    "nodes never became [{want}]: {n:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+                let done = n.len() == 1 && n[0].address == want.to_string();
+                std::future::ready(if done { Ok(n) } else { Err(format!("{n:?}")) })
+            })
+            .await;
+            assert_eq!(n[0].source, NodeSource::Consul);
+            t.elapsed()
         }
     };
     wait_nodes(a.ng).await;
