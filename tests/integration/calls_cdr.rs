@@ -1006,16 +1006,19 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
     assert_eq!(c.cdrs, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reaper_orphans_route_capacity_and_asr_policy() {
-    let pg = support::TestPg::start();
-    let client = demo_db(&pg).await;
+/// The demo without its override (pure least-cost order) and warpd closing calls without events
+/// after 1 s (set-up) or 1 s (orphans), demoting routes under 50 % ASR over 2 attempts or more;
+/// the routes of a first dip ("plain").
+async fn policy_stack(
+    pg: &support::TestPg,
+    spool: &Path,
+) -> (tokio_postgres::Client, Warpd, Vec<Value>) {
+    let client = demo_db(pg).await;
     // pure least-cost order (the demo forces a route for this customer by override)
     client.execute("DELETE FROM overrides", &[]).await.unwrap();
-    let spool = tempfile::tempdir().unwrap();
     let s = start(
-        &pg,
-        spool.path(),
+        pg,
+        spool,
         &[
             ("WARPD_CALLS__MAX_SETUP_S", "1"),
             ("WARPD_CALLS__ORPHAN_TTL_S", "1"),
@@ -1024,14 +1027,20 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         ],
     )
     .await;
-    let (http, base) = (&s.http, s.base.as_str());
     let routes = s.dip(&call("plain")).await["routes"]
         .as_array()
         .unwrap()
         .clone();
     assert!(routes.len() >= 2);
-    let first = routes[0]["route_id"].as_str().unwrap().to_string();
+    (client, s, routes)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
+    let pg = support::TestPg::start();
+    let spool = tempfile::tempdir().unwrap();
+    let (client, s, routes) = policy_stack(&pg, spool.path()).await;
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
     // capacity 1 on the first route: while one call is up on it, dips skip it
     client
         .execute("UPDATE routes SET capacity = 1 WHERE name = $1", &[&first])
@@ -1095,6 +1104,15 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         .await
         .unwrap();
 
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
+    let pg = support::TestPg::start();
+    let spool = tempfile::tempdir().unwrap();
+    let (_client, s, routes) = policy_stack(&pg, spool.path()).await;
+    let (http, base) = (&s.http, s.base.as_str());
     // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
     // moved behind the other unforced routes (forced override routes keep their place)
     let unforced: Vec<String> = routes
@@ -1158,6 +1176,15 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         "{g}"
     );
 
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_closes_calls_without_an_end_and_orphans() {
+    let pg = support::TestPg::start();
+    let spool = tempfile::tempdir().unwrap();
+    let (client, s, routes) = policy_stack(&pg, spool.path()).await;
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
     // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
     assert_eq!(s.dip(&call("silent-1")).await["action"], "route");
     s.rpc_ok(
