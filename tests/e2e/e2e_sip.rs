@@ -32,7 +32,7 @@
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
-use crate::support::{self, Warpd};
+use crate::support::{self, repo, require_tool, Warpd};
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -48,23 +48,6 @@ use serde_json::Value;
 const DIP_TIMEOUT_MS: u64 = 300;
 const ANI: &str = "+13125550100";
 const DNIS: &str = "+12125550100";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn require_tool(name: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} not installed: run scripts/install-deps.sh (Debian packages)"
-    );
-}
 
 /// The http_async_client module built from Debian's source package (cached under target/).
 fn http_async_so() -> PathBuf {

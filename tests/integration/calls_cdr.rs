@@ -32,6 +32,21 @@ async fn demo_db(pg: &support::TestPg) -> tokio_postgres::Client {
     client
 }
 
+/// What a test's warpd leaves behind: its database and CDR spool (kept while the test runs).
+struct Scratch {
+    pg: support::TestPg,
+    spool: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            pg: support::TestPg::start(),
+            spool: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
 /// Overrides of every warpd here, in-process or a child.
 const ENV: [(&str, &str); 4] = [
     ("WARPD_CDR__DB_TIMEOUT_MS", "2000"),
@@ -91,7 +106,9 @@ fn money(billed: i64, rate_e7: i64) -> String {
 
 /// The demo with vendor terms ns-premium 6/6 and ks-ocn 60/60, customer 10001 billed 30/6 with at
 /// most 2 live calls; warpd on it.
-async fn rated_demo(pg: &support::TestPg, spool: &Path) -> (tokio_postgres::Client, Warpd) {
+async fn rated_demo() -> (Scratch, tokio_postgres::Client, Warpd) {
+    let f = Scratch::new();
+    let (pg, spool) = (&f.pg, f.spool.path());
     let client = demo_db(pg).await;
     // vendor terms: ns-premium 6/6, ks-ocn 60/60; the customer bills 30/6; at most 2 live calls
     client
@@ -103,7 +120,7 @@ async fn rated_demo(pg: &support::TestPg, spool: &Path) -> (tokio_postgres::Clie
         .await
         .unwrap();
     let s = start(pg, spool, &[]).await;
-    (client, s)
+    (f, client, s)
 }
 
 fn unix_now() -> f64 {
@@ -221,9 +238,7 @@ async fn routes_of_new_call(s: &Warpd, call_id: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_calls_after_failover_are_rated_under_vendor_and_customer_terms() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s) = rated_demo(&pg, spool.path()).await;
+    let (_f, client, s) = rated_demo().await;
     let routes = two_answered_calls_with_failover(&s, &client).await;
     // the terms seen were 6/6 (ns-premium) and 60/60 (ks-ocn) when both routes were offered
     let terms: HashSet<(i32, i32)> = client
@@ -263,9 +278,7 @@ async fn answered_calls_after_failover_are_rated_under_vendor_and_customer_terms
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_call_and_end_before_answer_are_not_billed() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s) = rated_demo(&pg, spool.path()).await;
+    let (_f, client, s) = rated_demo().await;
     let t0 = unix_now();
     // unanswered call: busy on every attempt
     let routes = routes_of_new_call(&s, "busy-1").await;
@@ -299,9 +312,7 @@ async fn unanswered_call_and_end_before_answer_are_not_billed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_a_call_never_dipped_are_kept() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s) = rated_demo(&pg, spool.path()).await;
+    let (_f, client, s) = rated_demo().await;
     // events for a call never dipped are kept (acknowledged, stored), not dropped
     s.rpc_ok("call.end", json!({"call_id":"ghost-1"})).await;
     let n: i64 = client
@@ -318,9 +329,7 @@ async fn events_of_a_call_never_dipped_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_call_events_are_invalid_params_naming_the_field() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (_client, s) = rated_demo(&pg, spool.path()).await;
+    let (_f, _client, s) = rated_demo().await;
     // bad input: JSON-RPC invalid params naming the field; nothing stored
     for (method, params, field) in [
         (
@@ -353,9 +362,7 @@ async fn bad_call_events_are_invalid_params_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cps_limit_refuses_dips_over_the_rate() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s) = rated_demo(&pg, spool.path()).await;
+    let (_f, client, s) = rated_demo().await;
     // CPS: 1 per second for customer 10001 → the second immediate dip is refused
     client
         .execute(
@@ -394,9 +401,7 @@ async fn cps_limit_refuses_dips_over_the_rate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s) = rated_demo(&pg, spool.path()).await;
+    let (f, client, s) = rated_demo().await;
     two_answered_calls_with_failover(&s, &client).await;
     let base = s.base.as_str();
     // query: CDRs need an admin API token (readonly is enough)
@@ -486,8 +491,8 @@ async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
         .get(0);
     assert_eq!(nd.lines().count() as i64, total);
     // the same through the CLI
-    let cfg = spool.path().join("cli.toml");
-    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", pg.url())).unwrap();
+    let cfg = f.spool.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", f.pg.url())).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
         .args([
             "--config",
@@ -1009,10 +1014,9 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
 /// The demo without its override (pure least-cost order) and warpd closing calls without events
 /// after 1 s (set-up) or 1 s (orphans), demoting routes under 50 % ASR over 2 attempts or more;
 /// the routes of a first dip ("plain").
-async fn policy_stack(
-    pg: &support::TestPg,
-    spool: &Path,
-) -> (tokio_postgres::Client, Warpd, Vec<Value>) {
+async fn policy_stack() -> (Scratch, tokio_postgres::Client, Warpd, Vec<Value>) {
+    let f = Scratch::new();
+    let (pg, spool) = (&f.pg, f.spool.path());
     let client = demo_db(pg).await;
     // pure least-cost order (the demo forces a route for this customer by override)
     client.execute("DELETE FROM overrides", &[]).await.unwrap();
@@ -1032,14 +1036,12 @@ async fn policy_stack(
         .unwrap()
         .clone();
     assert!(routes.len() >= 2);
-    (client, s, routes)
+    (f, client, s, routes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s, routes) = policy_stack(&pg, spool.path()).await;
+    let (_f, client, s, routes) = policy_stack().await;
     let first = routes[0]["route_id"].as_str().unwrap().to_string();
     // capacity 1 on the first route: while one call is up on it, dips skip it
     client
@@ -1109,9 +1111,7 @@ async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (_client, s, routes) = policy_stack(&pg, spool.path()).await;
+    let (_f, _client, s, routes) = policy_stack().await;
     let (http, base) = (&s.http, s.base.as_str());
     // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
     // moved behind the other unforced routes (forced override routes keep their place)
@@ -1181,9 +1181,7 @@ async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reaper_closes_calls_without_an_end_and_orphans() {
-    let pg = support::TestPg::start();
-    let spool = tempfile::tempdir().unwrap();
-    let (client, s, routes) = policy_stack(&pg, spool.path()).await;
+    let (_f, client, s, routes) = policy_stack().await;
     let first = routes[0]["route_id"].as_str().unwrap().to_string();
     // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
     assert_eq!(s.dip(&call("silent-1")).await["action"], "route");

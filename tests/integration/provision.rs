@@ -47,23 +47,10 @@ fn demo() -> PathBuf {
     demo_dir().join("network.toml")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// A private copy of the demo network to modify.
 fn demo_copy() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    copy_dir(&demo_dir(), t.path());
+    support::copy_dir(&demo_dir(), t.path());
     t
 }
 

@@ -19,11 +19,13 @@ mod api;
 pub mod demo;
 pub mod media;
 mod pg;
+mod tools;
 pub mod wait;
 pub mod warpd;
 
 pub use api::Api;
 pub use pg::TestPg;
+pub use tools::{copy_dir, repo, require_tool};
 pub use wait::{eventually, eventually_blocking, Outcome, DEADLINE};
 pub use warpd::{Warpd, WarpdBuilder};
 

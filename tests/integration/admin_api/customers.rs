@@ -10,7 +10,7 @@ use super::{start, Stack};
 async fn create_margin_customer(st: &Stack) {
     let (api, ops, admin) = (st, st.ops.as_str(), st.admin.as_str());
     let (s, v) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/customers",
             Some(admin),
@@ -53,7 +53,7 @@ async fn create_margin_customer(st: &Stack) {
     assert_eq!(c["blocked_prefixes"], json!(["1900", "1976"]));
     assert_eq!(c["margin_rules"][0]["prefix"], "4420");
     let (s, e) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/customers",
             Some(admin),
@@ -62,7 +62,7 @@ async fn create_margin_customer(st: &Stack) {
         .await;
     assert_eq!(s, 409, "{e}");
     let (s, v) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/customers/2002/partitions",
             Some(ops),
@@ -78,7 +78,7 @@ async fn every_customer_limit_is_readable_one_customer_or_all() {
     let (api, ro) = (&st, st.ro.as_str());
     // every limit is readable, one customer or all
     let (s, c) = api
-        .call("GET", "/v1/admin/customers/1001", Some(ro), None)
+        .request("GET", "/v1/admin/customers/1001", Some(ro), None)
         .await;
     assert_eq!(s, 200, "{c}");
     assert_eq!(
@@ -98,10 +98,12 @@ async fn every_customer_limit_is_readable_one_customer_or_all() {
     ] {
         assert!(c[k].is_null(), "{k}: {c}");
     }
-    let (s, l) = api.call("GET", "/v1/admin/customers", Some(ro), None).await;
+    let (s, l) = api
+        .request("GET", "/v1/admin/customers", Some(ro), None)
+        .await;
     assert_eq!((s, &l[0]), (200, &c));
     let (s, r) = api
-        .call(
+        .request(
             "GET",
             "/v1/admin/customers/1001/sell_rates?prefix=4",
             Some(ro),
@@ -128,16 +130,18 @@ async fn blocked_prefix_added_over_the_api_rejects_the_dip_and_is_audited() {
     // ops blocks 4420 and the next dips get 403 (readonly may not: see the bad-request table)
     let block = json!({"prefix": "4420"});
     let path = "/v1/admin/customers/1001/blocked_prefixes";
-    let (s, v) = api.call("POST", path, Some(ops), Some(block.clone())).await;
+    let (s, v) = api
+        .request("POST", path, Some(ops), Some(block.clone()))
+        .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["after"]["blocked_prefixes"], json!(["4420"]), "{v}");
     let a = st
         .dip_until("1001", "blocked prefix", |a| a["sip_code"] == 403)
         .await;
     assert_eq!(a["reason"], "blocked prefix 4420", "{a}");
-    let (s, e) = api.call("POST", path, Some(ops), Some(block)).await;
+    let (s, e) = api.request("POST", path, Some(ops), Some(block)).await;
     assert_eq!(s, 409, "{e}");
-    let (s, l) = api.call("GET", path, Some(ro), None).await;
+    let (s, l) = api.request("GET", path, Some(ro), None).await;
     assert_eq!((s, l), (200, json!(["4420"])));
     // audited with the customer before and after
     let row = st
@@ -154,7 +158,7 @@ async fn blocked_prefix_added_over_the_api_rejects_the_dip_and_is_audited() {
     assert_eq!(row.get::<_, Value>(2), json!([]));
     assert_eq!(row.get::<_, Value>(3), json!(["4420"]));
     let (s, v) = api
-        .call("DELETE", &format!("{path}/4420"), Some(ops), None)
+        .request("DELETE", &format!("{path}/4420"), Some(ops), None)
         .await;
     assert_eq!(
         (s, &v["after"]["blocked_prefixes"]),
@@ -164,7 +168,7 @@ async fn blocked_prefix_added_over_the_api_rejects_the_dip_and_is_audited() {
     st.dip_until("1001", "unblocked", |a| a["action"] == "route")
         .await;
     let (s, e) = api
-        .call("DELETE", &format!("{path}/4420"), Some(ops), None)
+        .request("DELETE", &format!("{path}/4420"), Some(ops), None)
         .await;
     assert_eq!(s, 404, "{e}");
 
@@ -177,7 +181,7 @@ async fn allowed_classes_and_rate_ceiling_patches_reach_the_dip() {
     let (api, ops) = (&st, st.ops.as_str());
     // allowed classes and the ceiling, by PATCH (bad values: see the bad-request table)
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/1001",
             Some(ops),
@@ -193,7 +197,7 @@ async fn allowed_classes_and_rate_ceiling_patches_reach_the_dip() {
         "{a}"
     );
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/1001",
             Some(ops),
@@ -204,7 +208,7 @@ async fn allowed_classes_and_rate_ceiling_patches_reach_the_dip() {
     st.dip_until("1001", "ceiling", |a| a["sip_code"] == 404)
         .await;
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/1001",
             Some(ops),
@@ -231,7 +235,7 @@ async fn customer_priced_by_margin_rules_created_with_every_limit() {
     // the margin report covers customers priced by margin rules: beta's 44 under the default
     // margin, and 4420 under its own rule (the price the dip just gave)
     let (s, m) = api
-        .call("GET", "/v1/admin/margins?ban=2002", Some(ro), None)
+        .request("GET", "/v1/admin/margins?ban=2002", Some(ro), None)
         .await;
     assert_eq!(s, 200, "{m}");
     let got: Vec<(&str, &str, &str, &str, &str, &str)> = m
@@ -262,7 +266,7 @@ async fn customer_priced_by_margin_rules_created_with_every_limit() {
     assert_eq!(m[1]["vendor_prefix"], "44");
     // rules replaced by none: the default 10 % + 0.001
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/2002",
             Some(ops),
@@ -297,7 +301,7 @@ async fn customer_priced_by_margin_rules_created_with_every_limit() {
     let audits_before = count_audits().await;
     for body in [json!({}), json!({"margin_rules": []})] {
         let (s, v) = api
-            .call("PATCH", "/v1/admin/customers/2002", Some(ops), Some(body))
+            .request("PATCH", "/v1/admin/customers/2002", Some(ops), Some(body))
             .await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["before"], v["after"], "{v}");
@@ -319,7 +323,7 @@ async fn call_limit_and_blocked_prefix_list_patches_reach_the_dip() {
     create_margin_customer(&st).await;
     // call limits reach the dip too (through the calls service's periodic refresh)
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/2002",
             Some(ops),
@@ -338,7 +342,7 @@ async fn call_limit_and_blocked_prefix_list_patches_reach_the_dip() {
         .await;
     assert_eq!(a["reason"], "concurrent call limit 0 reached", "{a}");
     let (s, _) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/2002",
             Some(ops),
@@ -352,7 +356,7 @@ async fn call_limit_and_blocked_prefix_list_patches_reach_the_dip() {
     .await;
     // blocked prefixes as a whole list, by PATCH
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/2002",
             Some(ops),

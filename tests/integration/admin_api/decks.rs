@@ -85,7 +85,7 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
     assert_eq!((s, stg["state"].as_str()), (200, Some("staged")), "{stg}");
     let staged = stg["version"].as_i64().unwrap();
     let (s, sh) = api
-        .call(
+        .request(
             "GET",
             &format!("/v1/admin/routes/alpha/decks/{staged}/shadow"),
             Some(ops),
@@ -98,11 +98,11 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
     assert_eq!(sh["destinations"][0]["destination"], "4420", "{sh}");
 
     let (s, vs) = api
-        .call("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
+        .request("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
         .await;
     assert_eq!((s, vs.as_array().map(Vec::len)), (200, Some(2)), "{vs}");
     let (s, d) = api
-        .call(
+        .request(
             "GET",
             &format!("/v1/admin/routes/alpha/decks/diff?to={staged}"),
             Some(ro),
@@ -123,7 +123,7 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
         "Code,Destination,Price\n44,UK,0.01\n"
     );
     let (s, m) = api
-        .call("GET", "/v1/admin/margins?ban=1001", Some(ro), None)
+        .request("GET", "/v1/admin/margins?ban=1001", Some(ro), None)
         .await;
     assert_eq!(s, 200, "{m}");
     assert_eq!(m[0]["route"], "alpha");
@@ -131,7 +131,7 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
 
     // activate, then roll back over HTTP
     let (s, v) = api
-        .call(
+        .request(
             "POST",
             &format!("/v1/admin/routes/alpha/decks/{staged}/activate"),
             Some(ops),
@@ -140,7 +140,7 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("live")), "{v}");
     let (s, v) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/routes/alpha/decks/rollback",
             Some(ops),
@@ -149,7 +149,7 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
         .await;
     assert_eq!((s, v["rolled_back"].as_i64()), (200, Some(staged)), "{v}");
     let (s, e) = api
-        .call(
+        .request(
             "POST",
             &format!("/v1/admin/routes/alpha/decks/{staged}/activate"),
             Some(ro),
@@ -180,7 +180,7 @@ fn form(parts: &[(&str, Option<&str>, &str)]) -> String {
 async fn deck_upload_as_multipart_form() {
     let st = start().await;
     let (api, ops, ro) = (&st, st.ops.as_str(), st.ro.as_str());
-    let (_, doc) = api.call("GET", "/v1/openapi.json", None, None).await;
+    let (_, doc) = api.request("GET", "/v1/openapi.json", None, None).await;
     assert!(
         doc["paths"]["/v1/admin/routes/{route}/decks"]["post"]["requestBody"]["content"]
             ["multipart/form-data"]
@@ -197,7 +197,7 @@ async fn deck_upload_as_multipart_form() {
     };
     let versions = || async {
         let (_, v) = api
-            .call("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
+            .request("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
             .await;
         v.as_array().map(Vec::len).unwrap_or(0)
     };
@@ -275,7 +275,7 @@ async fn deck_upload_as_multipart_form() {
         "{rep}"
     );
     let (_, v) = api
-        .call("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
+        .request("GET", "/v1/admin/routes/alpha/decks", Some(ro), None)
         .await;
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["source"], "alpha-form.csv", "{v}");

@@ -69,17 +69,6 @@ impl Stack {
         self.warpd.stop().await;
     }
 
-    /// An admin request: method, path, bearer token, JSON body → status and JSON body.
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        self.warpd.request(method, path, token, body).await
-    }
-
     /// London from customer 1001.
     async fn london(&self) -> Value {
         self.dip("ban=1001&ani=%2B12125550100&dnis=%2B442071234567")
@@ -127,16 +116,16 @@ impl Stack {
     /// vendors are as they were (a refused request changes nothing).
     async fn refuses(&self, cases: &[Bad]) {
         let (_, customer) = self
-            .call("GET", "/v1/admin/customers/1001", Some(&self.ro), None)
+            .request("GET", "/v1/admin/customers/1001", Some(&self.ro), None)
             .await;
         let (_, vendors) = self
-            .call("GET", "/v1/admin/vendors", Some(&self.ro), None)
+            .request("GET", "/v1/admin/vendors", Some(&self.ro), None)
             .await;
         for c in cases {
             let token = self.token(c.who);
             let (s, e) = match &c.body {
-                Body::Empty => self.call(c.method, c.path, token, None).await,
-                Body::Json(v) => self.call(c.method, c.path, token, Some(v.clone())).await,
+                Body::Empty => self.request(c.method, c.path, token, None).await,
+                Body::Json(v) => self.request(c.method, c.path, token, Some(v.clone())).await,
                 Body::Raw(text) => {
                     assert_eq!(c.method, "POST", "{}: raw bodies are uploads", c.case);
                     self.upload(c.path, token.unwrap_or_default(), *text).await
@@ -161,11 +150,11 @@ impl Stack {
             }
         }
         let (_, after) = self
-            .call("GET", "/v1/admin/customers/1001", Some(&self.ro), None)
+            .request("GET", "/v1/admin/customers/1001", Some(&self.ro), None)
             .await;
         assert_eq!(after, customer, "a refused request changed customer 1001");
         let (_, after) = self
-            .call("GET", "/v1/admin/vendors", Some(&self.ro), None)
+            .request("GET", "/v1/admin/vendors", Some(&self.ro), None)
             .await;
         assert_eq!(after, vendors, "a refused request changed the vendors");
     }
@@ -529,7 +518,7 @@ async fn bad_requests_are_refused_naming_the_culprit_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_needs_no_token() {
     let st = start().await;
-    let (s, doc) = st.call("GET", "/v1/openapi.json", None, None).await;
+    let (s, doc) = st.request("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(s, 200);
     assert!(doc["paths"]["/v1/admin/routes/{route}/decks"]["post"].is_object());
     st.stop().await;
@@ -550,20 +539,24 @@ async fn tokens_are_stored_hashed_and_a_revoked_token_stops_working() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 0);
-    let (s, e) = api.call("GET", "/v1/admin/vendors", None, None).await;
+    let (s, e) = api.request("GET", "/v1/admin/vendors", None, None).await;
     assert_eq!(s, 401, "{e}");
     let (s, _) = api
-        .call("GET", "/v1/admin/vendors", Some("wdt_bogus"), None)
+        .request("GET", "/v1/admin/vendors", Some("wdt_bogus"), None)
         .await;
     assert_eq!(s, 401);
-    let (s, v) = api.call("GET", "/v1/admin/vendors", Some(ro), None).await;
+    let (s, v) = api
+        .request("GET", "/v1/admin/vendors", Some(ro), None)
+        .await;
     assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(2)), "{v}");
     // revoked tokens stop working
     let (s, _) = api
-        .call("DELETE", "/v1/admin/tokens/viewer", Some(admin), None)
+        .request("DELETE", "/v1/admin/tokens/viewer", Some(admin), None)
         .await;
     assert_eq!(s, 200);
-    let (s, _) = api.call("GET", "/v1/admin/vendors", Some(ro), None).await;
+    let (s, _) = api
+        .request("GET", "/v1/admin/vendors", Some(ro), None)
+        .await;
     assert_eq!(s, 401);
     st.stop().await;
 }
@@ -574,7 +567,7 @@ async fn vendor_created_by_admin_is_audited_and_a_second_create_conflicts() {
     let (api, admin, ro) = (&st, st.admin.as_str(), st.ro.as_str());
     let gamma = json!({"name": "Gamma", "billing_model": "INTERNATIONAL"});
     let (s, v) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/vendors",
             Some(admin),
@@ -583,7 +576,7 @@ async fn vendor_created_by_admin_is_audited_and_a_second_create_conflicts() {
         .await;
     assert_eq!(s, 201, "{v}");
     let (s, e) = api
-        .call("POST", "/v1/admin/vendors", Some(admin), Some(gamma))
+        .request("POST", "/v1/admin/vendors", Some(admin), Some(gamma))
         .await;
     assert_eq!(s, 409, "{e}");
 
@@ -601,9 +594,11 @@ async fn vendor_created_by_admin_is_audited_and_a_second_create_conflicts() {
     assert_eq!(row.get::<_, String>(2), "vendor Gamma");
     assert!(row.get::<_, bool>(3));
     assert_eq!(row.get::<_, String>(4), "Gamma");
-    let (s, a) = api.call("GET", "/v1/admin/audit", Some(ro), None).await;
+    let (s, a) = api.request("GET", "/v1/admin/audit", Some(ro), None).await;
     assert_eq!(s, 403, "{a}");
-    let (s, a) = api.call("GET", "/v1/admin/audit", Some(admin), None).await;
+    let (s, a) = api
+        .request("GET", "/v1/admin/audit", Some(admin), None)
+        .await;
     assert_eq!(s, 200);
     assert!(a
         .as_array()
@@ -618,7 +613,7 @@ async fn customer_rate_ceiling_and_source_ips_over_the_api() {
     let st = start().await;
     let (api, admin) = (&st, st.admin.as_str());
     let (s, v) = api
-        .call(
+        .request(
             "PATCH",
             "/v1/admin/customers/1001",
             Some(admin),
@@ -631,7 +626,7 @@ async fn customer_rate_ceiling_and_source_ips_over_the_api() {
         "{v}"
     );
     let (s, v) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/customers/1001/source_ips",
             Some(admin),
@@ -644,7 +639,7 @@ async fn customer_rate_ceiling_and_source_ips_over_the_api() {
         "{v}"
     );
     let (s, v) = api
-        .call(
+        .request(
             "DELETE",
             "/v1/admin/customers/1001/source_ips/192.0.2.0%2F24",
             Some(admin),
@@ -660,7 +655,7 @@ async fn global_exclusion_rejects_the_next_dips_until_deleted() {
     let st = start().await;
     let (api, ops) = (&st, st.ops.as_str());
     let (s, ex) = api
-        .call(
+        .request(
             "POST",
             "/v1/admin/exclusions",
             Some(ops),
@@ -672,7 +667,7 @@ async fn global_exclusion_rejects_the_next_dips_until_deleted() {
     st.dip_until("1001", "exclusion picked up", |a| a["sip_code"] == 403)
         .await;
     let (s, _) = api
-        .call(
+        .request(
             "DELETE",
             &format!("/v1/admin/exclusions/{id}"),
             Some(ops),
@@ -681,7 +676,7 @@ async fn global_exclusion_rejects_the_next_dips_until_deleted() {
         .await;
     assert_eq!(s, 200);
     let (s, e) = api
-        .call(
+        .request(
             "DELETE",
             &format!("/v1/admin/exclusions/{id}"),
             Some(ops),
@@ -720,7 +715,7 @@ async fn get_one_vendor_route_partition() {
     let st = start().await;
     let (api, ro) = (&st, st.ro.as_str());
     let (s, v) = api
-        .call("GET", "/v1/admin/vendors/Alpha", Some(ro), None)
+        .request("GET", "/v1/admin/vendors/Alpha", Some(ro), None)
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
@@ -733,7 +728,7 @@ async fn get_one_vendor_route_partition() {
         "{v}"
     );
     let (s, r) = api
-        .call("GET", "/v1/admin/routes/beta", Some(ro), None)
+        .request("GET", "/v1/admin/routes/beta", Some(ro), None)
         .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
@@ -746,7 +741,7 @@ async fn get_one_vendor_route_partition() {
         "{r}"
     );
     let (s, p) = api
-        .call("GET", "/v1/admin/partitions/intl", Some(ro), None)
+        .request("GET", "/v1/admin/partitions/intl", Some(ro), None)
         .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(
