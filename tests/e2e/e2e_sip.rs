@@ -729,7 +729,7 @@ fn cheapest_gateway_gets_the_call(s: &Sip) {
         .iter()
         .map(|p| Uas::start(dir, *p, "uas.xml", "cheapest"))
         .collect();
-    let r = call(dir, &main, &uac, DNIS, "cheapest");
+    let r = call(dir, main, uac, DNIS, "cheapest");
     assert!(r.ok, "call failed:\n{}", r.trace);
     let got: Vec<usize> = gws.iter().map(Uas::invites).collect();
     assert_eq!(
@@ -770,7 +770,7 @@ fn failover_after_503_completes_on_the_next_gateway_with_events_in_order(s: &Sip
     let first = Uas::start(dir, cheapest, "uas_503.xml", "failover");
     let next = Uas::start(dir, second, "uas.xml", "failover");
     events.lock().expect("lock").clear();
-    let r = call(dir, &main, &uac, DNIS, "failover");
+    let r = call(dir, main, uac, DNIS, "failover");
     assert!(r.ok, "call failed:\n{}", r.trace);
     assert_eq!((first.invites(), next.invites()), (1, 1));
     let call_id = call_id_of(&r.trace);
@@ -853,7 +853,7 @@ fn busy_cheapest_gateway_gives_486_without_failover(s: &Sip) {
     let cdr_of = |call_id: &str| s.cdr_of(call_id);
     let busy = Uas::start(dir, cheapest, "uas_486.xml", "busy");
     let next = Uas::start(dir, second, "uas.xml", "busy");
-    let r = call(dir, &main, &reject_scenario(dir, 486), DNIS, "busy");
+    let r = call(dir, main, &reject_scenario(dir, 486), DNIS, "busy");
     assert!(r.ok, "expected 486:\n{}", r.trace);
     assert_eq!((busy.invites(), next.invites()), (1, 0));
     let cdr = support::eventually_blocking("busy CDR", Duration::from_secs(10), || {
@@ -876,7 +876,7 @@ fn silent_gateway_times_out_and_the_next_gateway_completes_the_call(s: &Sip) {
     let silent = std::net::UdpSocket::bind(("127.0.0.1", cheapest)).expect("bind silent gw");
     silent.set_nonblocking(true).expect("nonblocking");
     let next = Uas::start(dir, second, "uas.xml", "silent");
-    let r = call(dir, &main, &uac, DNIS, "silent");
+    let r = call(dir, main, uac, DNIS, "silent");
     assert!(r.ok, "call failed:\n{}", r.trace);
     assert!(
         r.elapsed >= Duration::from_millis(1900),
@@ -909,7 +909,7 @@ fn caller_cancel_while_ringing_reaches_the_gateway_only(s: &Sip) {
     let ringing = Uas::start(dir, cheapest, "uas_ring.xml", "cancel");
     let next = Uas::start(dir, second, "uas.xml", "cancel");
     let cancel = repo().join("tests/sipp/uac_cancel.xml");
-    let r = call(dir, &main, &cancel, DNIS, "cancel");
+    let r = call(dir, main, &cancel, DNIS, "cancel");
     assert!(r.ok, "cancelled call failed:\n{}", r.trace);
     let gw_saw =
         support::eventually_blocking("CANCEL at the gateway", Duration::from_secs(5), || {
@@ -944,7 +944,7 @@ fn events_refused_by_warpd_are_resent_and_the_cdr_appears_once_taken(s: &Sip) {
     let gw = Uas::start(dir, cheapest, "uas.xml", "events-later");
     sink_down.store(true, Ordering::SeqCst);
     events.lock().expect("lock").clear();
-    let r = call(dir, &main, &uac, DNIS, "events-later");
+    let r = call(dir, main, uac, DNIS, "events-later");
     assert!(r.ok, "call failed:\n{}", r.trace);
     assert_eq!(gw.invites(), 1);
     let call_id = call_id_of(&r.trace);
@@ -988,7 +988,7 @@ fn blocked_prefix_gets_warpds_403_and_no_gateway_sees_it(s: &Sip) {
     let gw = Uas::start(dir, cheapest, "uas.xml", "blocked");
     let r = call(
         dir,
-        &main,
+        main,
         &reject_scenario(dir, 403),
         "+19005550100",
         "blocked",
@@ -1150,7 +1150,7 @@ fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
             format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
         ],
     );
-    let r = call(dir, &kam, &uac, DNIS, "taskmode");
+    let r = call(dir, &kam, uac, DNIS, "taskmode");
     assert!(r.ok, "call failed:\n{}", r.trace);
     assert_eq!(gws[0].invites(), 1);
 }
@@ -1163,7 +1163,7 @@ fn unknown_source_address_gets_403(s: &Sip) {
     let (dir, cheapest) = (dir.as_path(), s.cheapest);
     let main = s.main();
     let dip = |src_ip: &str, dnis: &str| s.dip(src_ip, dnis);
-    let moved = demo_copy(&dir.join("moved"), &ports, Some("192.0.2.1/32"));
+    let moved = demo_copy(&dir.join("moved"), ports, Some("192.0.2.1/32"));
     rt.block_on(async {
         let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
         warpd::provision::apply(&mut client, &moved, false)
@@ -1176,10 +1176,10 @@ fn unknown_source_address_gets_403(s: &Sip) {
         || (dip("127.0.0.1", DNIS)["action"] == "reject").then_some(()),
     );
     let gw = Uas::start(dir, cheapest, "uas.xml", "unknown");
-    let r = call(dir, &main, &reject_scenario(dir, 403), DNIS, "unknown");
+    let r = call(dir, main, &reject_scenario(dir, 403), DNIS, "unknown");
     assert!(r.ok, "expected 403 for unknown source:\n{}", r.trace);
     assert_eq!(gw.invites(), 0);
-    let back = demo_copy(&dir.join("back"), &ports, None);
+    let back = demo_copy(&dir.join("back"), ports, None);
     rt.block_on(async {
         let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
         warpd::provision::apply(&mut client, &back, false)
@@ -1204,7 +1204,7 @@ fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &mut Sip) {
     } = s;
     let dir = dir.as_path();
     let main = s.main();
-    let r = call(dir, &main, &reject_scenario(dir, 503), DNIS, "stopped");
+    let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "stopped");
     assert!(r.ok, "expected 503 with warpd stopped:\n{}", r.trace);
     assert!(
         r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS + 2000),
@@ -1224,7 +1224,7 @@ fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &mut Sip) {
             format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
         ],
     );
-    let r = call(dir, &kam, &uac, DNIS, "static");
+    let r = call(dir, &kam, uac, DNIS, "static");
     assert!(r.ok, "static fallback call failed:\n{}", r.trace);
     assert_eq!(gw.invites(), 1);
 }
@@ -1242,7 +1242,7 @@ fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
             keep.lock().expect("lock").push(s);
         }
     });
-    let r = call(dir, &main, &reject_scenario(dir, 503), DNIS, "hanging");
+    let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "hanging");
     assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
     assert!(
         r.elapsed >= Duration::from_millis(DIP_TIMEOUT_MS - 50)

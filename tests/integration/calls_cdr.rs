@@ -178,7 +178,7 @@ async fn two_answered_calls_with_failover(
         .await;
         s.rpc_ok("call.end", json!({"call_id":id,"ts":t0+3.0+secs}))
             .await; // retry after the CDR
-        let rows = cdrs_of(&client, id).await;
+        let rows = cdrs_of(client, id).await;
         assert_eq!(
             rows.len(),
             1,

@@ -574,9 +574,11 @@ async fn notify_triggers_a_debounced_reload_and_reconnects() {
         "the snapshot reflecting the last update",
         Duration::from_secs(10),
         || {
-            ready(match beta_rate(&rt.engine) {
-                Some(r) if r == 0.005 => Ok(()),
-                r => Err(format!("rate {r:?}")),
+            let rate = beta_rate(&rt.engine);
+            ready(if rate == Some(0.005) {
+                Ok(())
+            } else {
+                Err(format!("rate {rate:?}"))
             })
         },
     )
