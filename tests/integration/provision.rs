@@ -870,14 +870,18 @@ exclusions:
     assert!(err.to_string().contains("billing"), "{err}");
 }
 
-#[tokio::test]
-async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_refused() {
+/// The demo applied; its media policies as stored.
+async fn applied_demo() -> (support::TestPg, Client, Vec<PolicyRow>) {
     let pg = support::TestPg::start();
     let mut c = db(&pg).await;
     provision::apply(&mut c, &demo(), false).await.unwrap();
     let before = media_policies(&c).await;
+    (pg, c, before)
+}
 
-    // change a limit, drop an increment, change a policy and add one for customer + route
+/// A demo copy that changes a limit, drops an increment, changes a policy and adds one for
+/// customer + route: the copy and its network file.
+fn limits_and_policies_changed() -> (tempfile::TempDir, PathBuf) {
     let dir = demo_copy();
     let file = dir.path().join("network.toml");
     edit(&file, "max_cps = 20", "max_cps = 30");
@@ -893,6 +897,13 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
         "[[media_policies]]\ncustomer = 10001\nroute = \"bw-intl\"\nt38_mode = \"passthrough\"\n\n# --- numbering",
     );
 
+    (dir, file)
+}
+
+#[tokio::test]
+async fn changed_call_limits_and_media_policies_dry_run_names_the_fields_and_writes_nothing() {
+    let (_pg, mut c, before) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
     // dry run: the plan names the changed fields, nothing is written
     let dry = provision::apply(&mut c, &file, true).await.unwrap();
     assert!(dry.dry_run && !dry.applied);
@@ -939,7 +950,12 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
         customer_limits(&c, "10001").await,
         [Some(100), Some(20), Some(6), Some(6)]
     );
+}
 
+#[tokio::test]
+async fn changed_call_limits_and_media_policies_apply_and_reapplying_writes_nothing() {
+    let (_pg, mut c, before) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
     // apply: the values land
     let plan = provision::apply(&mut c, &file, false).await.unwrap();
     assert!(plan.applied);
@@ -977,8 +993,15 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
     let again = provision::apply(&mut c, &file, false).await.unwrap();
     assert!(!again.has_changes(), "{again}");
     assert_eq!(again.unchanged_count(ObjectKind::MediaPolicy), 3);
-    let applied = media_policies(&c).await;
+    assert_eq!(media_policies(&c).await, rows);
+}
 
+#[tokio::test]
+async fn bad_call_limit_and_media_policy_values_are_refused_naming_the_field() {
+    let (_pg, mut c, _) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
+    provision::apply(&mut c, &file, false).await.unwrap();
+    let applied = media_policies(&c).await;
     // bad values are refused naming the field; nothing is written
     let bad: [(&str, &str, &[&str]); 8] = [
         (
@@ -1049,7 +1072,12 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
         );
         assert_eq!(media_policies(&c).await, applied);
     }
+}
 
+#[tokio::test]
+async fn call_limits_and_media_policies_from_yaml_apply_idempotently_and_a_duplicate_is_refused() {
+    let (_pg, mut c, _) = applied_demo().await;
+    let dir = demo_copy();
     // YAML: the same fields, and a policy listed twice is refused
     let yaml = r#"
 customers:
