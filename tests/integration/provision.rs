@@ -139,7 +139,7 @@ fn expected_demo_counts() -> BTreeMap<&'static str, i64> {
 }
 
 #[tokio::test]
-async fn demo_network_applies_and_reapplying_changes_nothing() {
+async fn demo_network_applies_with_the_expected_plan() {
     let pg = support::TestPg::start();
     let mut c = db(&pg).await;
 
@@ -162,7 +162,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(json["changes"][0]["kind"], "vendor");
 
     assert_eq!(counts(&c).await, expected_demo_counts());
+}
 
+/// A specific gateway; the default dialstring.
+async fn check_gateway_and_dialstring(c: &Client) {
     // a specific gateway
     let g = c
         .query_one(
@@ -188,7 +191,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(ds, provision::DEFAULT_DIALSTRING);
+}
 
+/// Specific rates: zone columns, a single rate copied into all zones, OCN/LATA keys, effective_from.
+async fn check_rates(c: &Client) {
     // specific rates: zone columns, a single rate copied into all zones, OCN/LATA keys, effective_from
     let r = c
         .query_one(
@@ -237,7 +243,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .unwrap()
         .get(0);
     assert!(from);
+}
 
+/// The business-hours window of customer 10002.
+async fn check_business_hours_window(c: &Client) {
     // the business-hours window of customer 10002
     let w = c
         .query_one(
@@ -253,7 +262,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(w.get::<_, String>(2), "08:00:00");
     assert_eq!(w.get::<_, String>(3), "18:00:00");
     assert_eq!(w.get::<_, String>(4), "America/New_York");
+}
 
+/// Customer 10001: limits, blocked prefixes, source address, margin; 10002 has none.
+async fn check_customers(c: &Client) {
     // customer 10001: limits, blocked prefixes, source address, margin
     let cu = c
         .query_one(
@@ -273,15 +285,18 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(cu.get::<_, String>(3), "20.0000");
     assert_eq!(cu.get::<_, Vec<String>>(4), vec!["127.0.0.1/32"]);
     assert_eq!(
-        customer_limits(&c, "10001").await,
+        customer_limits(c, "10001").await,
         [Some(100), Some(20), Some(6), Some(6)]
     );
     // 10002 gives none of them: no limits, the vendor's increments
-    assert_eq!(customer_limits(&c, "10002").await, [None; 4]);
+    assert_eq!(customer_limits(c, "10002").await, [None; 4]);
+}
 
+/// Media policies: 10001's calls recorded; bw-intl decodes T.38 and strips G.729.
+async fn check_media_policies(c: &Client) {
     // media policies: 10001's calls recorded; bw-intl decodes T.38 and strips G.729
     assert_eq!(
-        media_policies(&c).await,
+        media_policies(c).await,
         vec![
             (Some("10001".into()), None, Some(true), None, None, None),
             (
@@ -294,7 +309,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
             ),
         ]
     );
+}
 
+/// Numbering (local pair both ways, the ported number) and the override window.
+async fn check_numbering_and_override_window(c: &Client) {
     // numbering: local pair stored both ways, the ported number
     let n: i64 = c
         .query_one(
@@ -323,7 +341,26 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .unwrap()
         .get(0);
     assert!(o);
+}
 
+#[tokio::test]
+async fn demo_network_rows_are_stored_as_written() {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
+    check_gateway_and_dialstring(&c).await;
+    check_rates(&c).await;
+    check_business_hours_window(&c).await;
+    check_customers(&c).await;
+    check_media_policies(&c).await;
+    check_numbering_and_override_window(&c).await;
+}
+
+#[tokio::test]
+async fn reapplying_the_demo_network_changes_nothing() {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
     // re-applying: no changes, same rows (ids included: nothing was rewritten)
     let ids_before: Vec<i64> = c
         .query("SELECT id FROM vendor_rates ORDER BY id", &[])
