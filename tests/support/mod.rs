@@ -12,7 +12,9 @@
 //! - [`demo`]: the databases most tests start from (demo network, admin deck network);
 //! - [`media`]: a real `rtpengine` per test and ng helpers (e2e binary).
 //!
-//! Tests that must not run concurrently in one process take [`serial`] (see its doc).
+//! Everything here is per test (a free port, a temp dir, a cluster of its own) and nothing sets a
+//! process-wide value (environment, `warpd::numbering::set_log_numbers`, a tracing subscriber is
+//! only ever `try_init`ed), so the tests of one binary run in parallel threads safely.
 #![allow(dead_code, unused_imports)]
 
 mod api;
@@ -37,12 +39,4 @@ pub async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {
         .json()
         .await
         .expect("JSON body")
-}
-
-/// A process-wide lock for tests that cannot share the process with each other (a fixed port
-/// range, a global setting). Hold the guard for the whole test. Poisoning is ignored: a failed
-/// test must not fail the next one.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
