@@ -1,194 +1,35 @@
-//! Test harness: a throwaway PostgreSQL cluster per test (initdb + pg_ctl in a temp dir on a free
-//! 127.0.0.1 port). Never touches a system cluster; stopped and deleted on drop.
+//! The one test harness of the integration binaries (`tests/integration`, `tests/e2e`):
 //!
-//! CI runs as root and initdb refuses root, so as root the cluster runs as the `postgres` user.
-#![allow(dead_code)]
+//! - [`TestPg`]: a throwaway PostgreSQL cluster per test ([`pg`]);
+//! - [`Warpd`]: `warpd::server::run` in-process on 127.0.0.1, built with
+//!   `Warpd::builder(&pg).env(..).toml(..).config(|c| ..).start().await`, ready once `/readyz`
+//!   answers 200, stopped with [`Warpd::stop`] (cancel + join, checked clean);
+//! - [`Api`]: a base URL and an HTTP client with the requests tests make (`get_json`, `rpc`,
+//!   `dip`, `events`, `metric`, admin `request`), shared by [`Warpd`] and by tests that run
+//!   `warpd::api::serve` themselves;
+//! - [`eventually`] / [`eventually_blocking`]: poll a condition until a deadline, failing with what
+//!   was awaited. Tests never sleep to synchronise; a sleep that is part of a scenario says why;
+//! - [`demo`]: the databases most tests start from (demo network, admin deck network);
+//! - [`media`]: a real `rtpengine` per test and ng helpers (e2e binary).
+//!
+//! Everything here is per test (a free port, a temp dir, a cluster of its own) and nothing sets a
+//! process-wide value (environment, `warpd::numbering::set_log_numbers`, a tracing subscriber is
+//! only ever `try_init`ed), so the tests of one binary run in parallel threads safely.
+#![allow(dead_code, unused_imports)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod api;
+pub mod demo;
+pub mod media;
+mod pg;
+mod tools;
+pub mod wait;
+pub mod warpd;
 
-pub struct TestPg {
-    dir: tempfile::TempDir,
-    pub port: u16,
-    bin: PathBuf,
-    as_postgres: bool,
-}
-
-fn pg_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("WARPD_PG_BIN") {
-        return PathBuf::from(p);
-    }
-    for v in ["17", "16", "15", "14", "13"] {
-        let p = PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"));
-        if p.join("initdb").exists() {
-            return p;
-        }
-    }
-    panic!(
-        "PostgreSQL server binaries not found (apt-get install postgresql, or set WARPD_PG_BIN)"
-    );
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
-}
-
-impl TestPg {
-    pub fn start() -> TestPg {
-        let bin = pg_bin();
-        let as_postgres = is_root();
-        let dir = tempfile::Builder::new()
-            .prefix("warpd-pg-")
-            .tempdir()
-            .expect("temp dir");
-        if as_postgres {
-            let st = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(st.success(), "chown of test cluster dir failed");
-        }
-        let pg = TestPg {
-            dir,
-            port: 0,
-            bin,
-            as_postgres,
-        };
-        let data = pg.data_dir();
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap_or_default(),
-                "-U",
-                "warpd",
-                "--auth=trust",
-                "-N",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
-        let mut pg = pg;
-        pg.port = free_port();
-        let conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\nshared_buffers = 128MB\n",
-            pg.port,
-            pg.dir.path().display()
-        );
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, conf.as_bytes()))
-            .expect("write postgresql.conf");
-        pg.start_server();
-        pg
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Starts (or restarts after [`stop`](Self::stop)) the server and waits until it accepts connections.
-    pub fn start_server(&self) {
-        let data = self.data_dir();
-        let log = self.dir.path().join("server.log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap_or_default(),
-                "-l",
-                log.to_str().unwrap_or_default(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
-    }
-
-    /// Stops the server immediately (like a crash) so tests can exercise database outages.
-    pub fn stop(&self) {
-        let data = self.data_dir();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap_or_default(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        );
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://warpd@127.0.0.1:{}/postgres", self.port)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for TestPg {
-    fn drop(&mut self) {
-        let data = self.data_dir();
-        let exe = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let _ = cmd
-            .args(["-D"])
-            .arg(&data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+pub use api::Api;
+pub use pg::TestPg;
+pub use tools::{copy_dir, repo, require_tool};
+pub use wait::{eventually, eventually_blocking, Outcome, DEADLINE};
+pub use warpd::{Warpd, WarpdBuilder};
 
 /// Sends `req` and returns its body as JSON (any status: tests assert on the body).
 pub async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {

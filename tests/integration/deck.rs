@@ -2,21 +2,16 @@
 //! is driven through the dip's `now`), rollback, export, refusal on a bad row with the database
 //! unchanged, --skip-invalid, staged versions, margins and shadow evaluation.
 
-mod support;
+use crate::support;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use tokio_postgres::Client;
 use warpd::deck::{self, DeckError, ImportOptions};
 use warpd::routing::{self, DipAnswer, DipRequest, RoutingSettings, Snapshot};
 
-/// Two international vendors and routes, customer 1001 selling 44 at 0.05, beta priced at 0.02.
-const NETWORK: &str = include_str!("support/deck_network.sql");
-
 async fn fresh() -> (support::TestPg, Client) {
     let pg = support::TestPg::start();
-    let mut client = warpd::db::connect(&pg.url()).await.unwrap();
-    warpd::db::migrate(&mut client).await.unwrap();
-    client.batch_execute(NETWORK).await.unwrap();
+    let client = support::demo::deck_network_db(&pg).await;
     (pg, client)
 }
 
@@ -82,21 +77,16 @@ async fn route_rows(client: &Client, route: &str) -> Vec<String> {
     rows.iter().map(|r| r.get(0)).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_diff_future_activation_rollback_export() {
-    let (_pg, mut client) = fresh().await;
-    let now = Utc::now();
+/// alpha's v1, effective an hour ago (alpha becomes the cheapest for London), and v2, effective
+/// tomorrow (London up to 0.03); checked as imported. Returns v1's id and v2's report.
+async fn alpha_v1_and_future_v2(
+    client: &mut Client,
+    now: chrono::DateTime<Utc>,
+) -> (i64, deck::ImportReport) {
     let t = now.timestamp();
-
-    // before: only beta prices 44
-    assert_eq!(
-        first_route(&snapshot(&client).await, t),
-        ("beta".into(), 0.02)
-    );
-
     // v1 for alpha, effective an hour ago, in a vendor's own layout (auto-detected)
     let v1 = import(
-        &mut client,
+        client,
         "Dial Code,Destination,Price,Initial,Interval\n44,UK,0.0100,60,60\n4420,\"London, UK\",0.0080,1,1\n",
         |o| o.effective = Some(now - ChronoDuration::hours(1)),
     )
@@ -105,18 +95,33 @@ async fn import_diff_future_activation_rollback_export() {
     assert_eq!((v1.rows, v1.state, v1.skipped_rows), (2, "live", 0));
     let v1_id = v1.version.unwrap();
     assert_eq!(
-        first_route(&snapshot(&client).await, t),
+        first_route(&snapshot(client).await, t),
         ("alpha".into(), 0.008)
     );
 
     // v2 effective tomorrow: London goes up to 0.03 (beta at 0.02 becomes cheaper)
     let v2 = import(
-        &mut client,
+        client,
         "Dial Code,Destination,Price,Initial,Interval\n44,UK,0.0100,60,60\n4420,\"London, UK\",0.0300,1,1\n",
         |o| o.effective = Some(now + ChronoDuration::days(1)),
     )
     .await
     .unwrap();
+    (v1_id, v2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_version_diffs_against_the_live_one_and_prices_by_the_clock() {
+    let (_pg, mut client) = fresh().await;
+    let now = Utc::now();
+    let t = now.timestamp();
+    // before: only beta prices 44
+    assert_eq!(
+        first_route(&snapshot(&client).await, t),
+        ("beta".into(), 0.02)
+    );
+
+    let (v1_id, v2) = alpha_v1_and_future_v2(&mut client, now).await;
     let v2_id = v2.version.unwrap();
     let d = v2.diff.as_ref().expect("diff against v1");
     assert_eq!(
@@ -158,7 +163,15 @@ async fn import_diff_future_activation_rollback_export() {
     let vs = deck::store::versions(&client, "alpha").await.unwrap();
     assert_eq!(vs.len(), 2, "{vs:?}");
     assert!(vs[0].current && !vs[1].current);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_activate_export_baseline_and_audit() {
+    let (_pg, mut client) = fresh().await;
+    let now = Utc::now();
+    let t = now.timestamp();
+    let (_, v2) = alpha_v1_and_future_v2(&mut client, now).await;
+    let v2_id = v2.version.unwrap();
     // rollback withdraws v2: the day after tomorrow alpha stays at 0.008
     let rolled = deck::store::rollback(&mut client, "alpha", None, "test")
         .await
@@ -220,7 +233,11 @@ async fn import_diff_future_activation_rollback_export() {
             "deck.import"
         ]
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_route_and_unknown_version_are_refused() {
+    let (_pg, mut client) = fresh().await;
     // unknown route, unknown version
     let e = import(&mut client, "prefix,rate\n44,0.01\n", |o| {
         o.route = "nope".into()

@@ -2,10 +2,12 @@
 //! on one port, against an engine holding a small snapshot built here. Every test starts its own
 //! server on 127.0.0.1:0 and stops it (cancel + await, bounded) at the end.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{self, Api};
 use futures_util::future::BoxFuture;
 use ipnet::IpNet;
 use serde_json::{json, Value};
@@ -152,6 +154,7 @@ impl Reloader for TestReloader {
             let t0 = Instant::now();
             let delay = self.delay_ms.load(Ordering::SeqCst);
             if delay > 0 {
+                // the scenario: a slow reload holds its request in flight
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
             let snap = snapshot(1_700_000_000);
@@ -166,13 +169,20 @@ impl Reloader for TestReloader {
     }
 }
 
+/// `warpd::api::serve` on 127.0.0.1:0 with an engine and the [`TestReloader`]; [`Api`] by `Deref`.
 struct TestServer {
-    base: String,
-    http: reqwest::Client,
+    api: Api,
     engine: Arc<Engine>,
     reloader: Arc<TestReloader>,
     token: CancellationToken,
     task: JoinHandle<Result<(), ApiError>>,
+}
+
+impl Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl TestServer {
@@ -198,16 +208,11 @@ impl TestServer {
             admin: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let api = Api::new(listener.local_addr().unwrap());
         let token = CancellationToken::new();
         let task = tokio::spawn(serve(listener, state, token.clone()));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
         TestServer {
-            base,
-            http,
+            api,
             engine,
             reloader,
             token,
@@ -225,76 +230,9 @@ impl TestServer {
         assert!(res.is_ok(), "serve returned {res:?}");
     }
 
-    async fn get(&self, path_and_query: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path_and_query}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn get_json(&self, path_and_query: &str) -> (u16, Value) {
-        let (status, body) = self.get(path_and_query).await;
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")),
-        )
-    }
-
-    async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    /// A JSON-RPC call; returns the whole response object.
-    async fn rpc(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-        let (status, text) = self
-            .post_raw(
-                "/rpc",
-                "application/json",
-                serde_json::to_vec(&body).unwrap(),
-            )
-            .await;
-        assert_eq!(status, 200, "{text}");
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(v["id"], 7, "{v}");
-        v
-    }
-
-    async fn rpc_result(&self, method: &str, params: Value) -> Value {
-        let v = self.rpc(method, params).await;
-        assert!(v.get("error").is_none(), "unexpected error: {v}");
-        v["result"].clone()
-    }
-
-    async fn rpc_error(&self, method: &str, params: Value) -> (i64, String) {
-        let v = self.rpc(method, params).await;
-        assert!(v.get("result").is_none(), "expected an error: {v}");
-        (
-            v["error"]["code"].as_i64().unwrap(),
-            v["error"]["message"].as_str().unwrap().to_string(),
-        )
-    }
-
-    async fn metric(&self, line_prefix: &str) -> f64 {
-        let (status, text) = self.get("/metrics").await;
-        assert_eq!(status, 200);
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(line_prefix)
-                    .map(|v| v.trim().parse::<f64>().unwrap())
-            })
-            .unwrap_or(0.0)
+    /// A series of `/metrics`, 0 when absent.
+    async fn counter(&self, series: &str) -> f64 {
+        self.metric(series).await.unwrap_or(0.0)
     }
 }
 
@@ -555,14 +493,14 @@ async fn metrics_count_dips_and_bad_requests() {
     let bad_rpc_parse = "warpd_bad_requests_total{kind=\"malformed_json\",surface=\"rpc\"}";
     let bad_rpc_method = "warpd_bad_requests_total{kind=\"unknown_method\",surface=\"rpc\"}";
     let before = [
-        s.metric(routed).await,
-        s.metric(rejected).await,
-        s.metric(http_count).await,
-        s.metric(rpc_count).await,
-        s.metric(bad_http).await,
-        s.metric(bad_rpc).await,
-        s.metric(bad_rpc_parse).await,
-        s.metric(bad_rpc_method).await,
+        s.counter(routed).await,
+        s.counter(rejected).await,
+        s.counter(http_count).await,
+        s.counter(rpc_count).await,
+        s.counter(bad_http).await,
+        s.counter(bad_rpc).await,
+        s.counter(bad_rpc_parse).await,
+        s.counter(bad_rpc_method).await,
     ];
 
     s.get_json(&route_query("")).await;
@@ -593,14 +531,14 @@ async fn metrics_count_dips_and_bad_requests() {
     let (_, text) = s.get("/metrics").await;
     assert!(text.contains("warpd_dip_duration_seconds"), "{text}");
     assert!(text.contains("warpd_snapshot_generation 1"), "{text}");
-    assert_eq!(s.metric(routed).await, before[0] + 3.0);
-    assert_eq!(s.metric(rejected).await, before[1] + 1.0);
-    assert_eq!(s.metric(http_count).await, before[2] + 2.0);
-    assert_eq!(s.metric(rpc_count).await, before[3] + 2.0);
-    assert_eq!(s.metric(bad_http).await, before[4] + 1.0);
-    assert_eq!(s.metric(bad_rpc).await, before[5] + 1.0);
-    assert_eq!(s.metric(bad_rpc_parse).await, before[6] + 1.0);
-    assert_eq!(s.metric(bad_rpc_method).await, before[7] + 1.0);
+    assert_eq!(s.counter(routed).await, before[0] + 3.0);
+    assert_eq!(s.counter(rejected).await, before[1] + 1.0);
+    assert_eq!(s.counter(http_count).await, before[2] + 2.0);
+    assert_eq!(s.counter(rpc_count).await, before[3] + 2.0);
+    assert_eq!(s.counter(bad_http).await, before[4] + 1.0);
+    assert_eq!(s.counter(bad_rpc).await, before[5] + 1.0);
+    assert_eq!(s.counter(bad_rpc_parse).await, before[6] + 1.0);
+    assert_eq!(s.counter(bad_rpc_method).await, before[7] + 1.0);
     s.stop().await;
 }
 
@@ -804,14 +742,10 @@ async fn shutdown_lets_the_request_in_flight_finish() {
             .await
     });
     // wait until the reload has started, then shut down while it runs
-    let t0 = Instant::now();
-    while s.reloader.calls.load(Ordering::SeqCst) == 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "reload never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    support::eventually("the reload started", Duration::from_secs(5), || {
+        std::future::ready(s.reloader.calls.load(Ordering::SeqCst) > 0)
+    })
+    .await;
     s.stop().await;
     let resp = in_flight
         .await

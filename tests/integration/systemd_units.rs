@@ -3,23 +3,12 @@
 //! (/readyz is 200 by then), WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM. The
 //! notification socket is a real AF_UNIX datagram socket standing in for systemd.
 
-mod support;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir").flatten() {
-        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-    }
-}
+use std::time::Duration;
 
 /// Status code of a plain HTTP/1.1 GET on 127.0.0.1 ("" when unreachable).
 fn http_status(port: u16, path: &str) -> String {
@@ -54,7 +43,7 @@ fn unit_lines(path: &Path) -> Vec<(String, String)> {
 /// directories, PostgreSQL before warpd before Kamailio).
 #[test]
 fn units_say_what_the_deployment_promises() {
-    let warpd = unit_lines(&repo().join("systemd/warpd.service"));
+    let warpd = unit_lines(&support::repo().join("systemd/warpd.service"));
     let has = |k: &str, v: &str| warpd.iter().any(|(a, b)| a == k && b == v);
     let value = |k: &str| {
         warpd
@@ -95,7 +84,7 @@ fn units_say_what_the_deployment_promises() {
         !value("EnvironmentFile").is_empty() && !value("ExecStart").contains("URL"),
         "secrets come from the environment file, never the command line"
     );
-    let kamailio = unit_lines(&repo().join("systemd/kamailio.service.d/warpd.conf"));
+    let kamailio = unit_lines(&support::repo().join("systemd/kamailio.service.d/warpd.conf"));
     assert!(
         kamailio
             .iter()
@@ -112,20 +101,12 @@ fn units_say_what_the_deployment_promises() {
 
 #[test]
 fn units_pass_systemd_analyze_verify() {
-    let found = Command::new("systemd-analyze")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "systemd-analyze missing: run scripts/install-deps.sh"
-    );
+    support::require_tool("systemd-analyze");
     let dir = tempfile::tempdir().expect("tempdir");
     let units = dir.path();
     // ExecStart must name an existing binary: the one cargo built, instead of /usr/local/bin
-    let service = std::fs::read_to_string(repo().join("systemd/warpd.service")).expect("unit");
+    let service =
+        std::fs::read_to_string(support::repo().join("systemd/warpd.service")).expect("unit");
     std::fs::write(
         units.join("warpd.service"),
         service.replace("/usr/local/bin/warpd", env!("CARGO_BIN_EXE_warpd")),
@@ -134,8 +115,8 @@ fn units_pass_systemd_analyze_verify() {
     let mut targets = vec![units.join("warpd.service")];
     // the drop-ins are verified on top of the packaged units they extend, where installed
     for unit in ["kamailio.service", "rtpengine-daemon.service"] {
-        copy_dir(
-            &repo().join("systemd").join(format!("{unit}.d")),
+        support::copy_dir(
+            &support::repo().join("systemd").join(format!("{unit}.d")),
             &units.join(format!("{unit}.d")),
         );
         let packaged = Path::new("/lib/systemd/system").join(unit);
@@ -172,7 +153,7 @@ fn warpd_notifies_readiness_and_watchdog() {
         .arg("-c")
         .arg("WATCHDOG_PID=$$ exec \"$0\" --config \"$1\" serve")
         .arg(env!("CARGO_BIN_EXE_warpd"))
-        .arg(repo().join("warpd.example.toml"))
+        .arg(support::repo().join("warpd.example.toml"))
         .env("WARPD_DATABASE__URL", pg.url())
         .env("WARPD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("NOTIFY_SOCKET", &sock_path)
@@ -185,8 +166,8 @@ fn warpd_notifies_readiness_and_watchdog() {
 
     let mut seen: Vec<String> = Vec::new();
     let mut ready_at_readyz = None;
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) {
+    // every notification until READY=1 (checked against /readyz at that moment) and 3 watchdogs
+    support::wait::poll_blocking(Duration::from_secs(30), || {
         let mut buf = [0u8; 1024];
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]).to_string();
@@ -198,24 +179,19 @@ fn warpd_notifies_readiness_and_watchdog() {
             seen.push(msg);
         }
         let watchdogs = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
-        if ready_at_readyz.is_some() && watchdogs >= 3 {
-            break;
-        }
-    }
+        (ready_at_readyz.is_some() && watchdogs >= 3).then_some(())
+    });
     // the shell's builtin kill: no procps needed on a minimal CI image
     let _ = Command::new("sh")
         .args(["-c", &format!("kill -TERM {}", child.id())])
         .status();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
+    support::wait::poll_blocking(Duration::from_secs(10), || {
         let mut buf = [0u8; 1024];
         if let Ok(n) = sock.recv(&mut buf) {
             seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
         }
-        if seen.iter().any(|m| m.contains("STOPPING=1")) {
-            break;
-        }
-    }
+        seen.iter().any(|m| m.contains("STOPPING=1")).then_some(())
+    });
     let status = child.wait().expect("wait warpd");
     assert_eq!(
         ready_at_readyz.as_deref(),

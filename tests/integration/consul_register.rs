@@ -4,14 +4,13 @@
 //! the registered HTTP check when the registration arrives. No Consul binary is installable
 //! here (Debian ships client libraries only). warpd runs for real (`server::run`, TestPg).
 
-mod support;
+use crate::support::{self, Warpd};
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 use warpd::config::Config;
 
 /// (request line, body) of every request the fake agent got.
@@ -81,26 +80,20 @@ async fn warpd_registers_when_ready_and_deregisters_at_shutdown() {
     let checked: Checked = Arc::default();
     tokio::spawn(fake_agent(agent, seen.clone(), checked.clone()));
 
-    let text = format!(
-        "{}\n[consul]\naddress = \"http://{agent_addr}\"\nservice = \"warpd-test\"\ncheck_interval_s = 5\n",
-        include_str!("../warpd.example.toml")
-    );
-    let config =
-        Config::from_str_with_env(&text, vec![("WARPD_DATABASE__URL".to_string(), pg.url())])
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listen = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
+    let w = Warpd::builder(&pg)
+        .toml(&format!(
+            "[consul]\naddress = \"http://{agent_addr}\"\nservice = \"warpd-test\"\ncheck_interval_s = 5\n"
+        ))
+        .no_wait_ready()
+        .start()
+        .await;
+    let listen = w.addr;
 
-    let t = Instant::now();
-    let (line, body) = loop {
-        if let Some(r) = seen.lock().unwrap().first().cloned() {
-            break r;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (line, body) = support::eventually("registered", Duration::from_secs(20), || {
+        let seen = seen.clone();
+        async move { seen.lock().unwrap().first().cloned() }
+    })
+    .await;
     assert!(
         line.starts_with("PUT /v1/agent/service/register "),
         "{line}"
@@ -114,8 +107,7 @@ async fn warpd_registers_when_ready_and_deregisters_at_shutdown() {
     assert_eq!(reg["Check"]["Interval"], "5s");
     let id = reg["ID"].as_str().unwrap().to_string();
 
-    shutdown.cancel();
-    server.await.unwrap().unwrap();
+    w.stop().await;
     let all = seen.lock().unwrap().clone();
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(

@@ -1,10 +1,12 @@
 //! Database layer against a throwaway PostgreSQL: migrations, the snapshot loader (a small network
 //! checked through real dips), NOTIFY-driven and explicit reloads, bad rows, LISTEN reconnects.
 
-mod support;
+use crate::support;
+
+use std::future::ready;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{Datelike, TimeZone, Timelike};
 use tokio_postgres::Client;
@@ -521,18 +523,6 @@ async fn running(debounce: Duration) -> Running {
     }
 }
 
-/// Polls `cond` every 50 ms for up to `limit`.
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cond()
-}
-
 /// Buy rate of beta for the standard interstate call, outside the daytime window.
 fn beta_rate(engine: &Engine) -> Option<f64> {
     let a = routing::dip(
@@ -558,10 +548,10 @@ fn reloads(m: &Metrics, result: &str) -> u64 {
 async fn notify_triggers_a_debounced_reload_and_reconnects() {
     let rt = running(Duration::from_millis(150)).await;
     // the first LISTEN counts as "may have missed changes": initial snapshot without a request
-    assert!(
-        eventually(Duration::from_secs(10), || rt.engine.generation() >= 1).await,
-        "no initial load"
-    );
+    support::eventually("the initial load", Duration::from_secs(10), || {
+        ready(rt.engine.generation() >= 1)
+    })
+    .await;
     assert_eq!(beta_rate(&rt.engine), Some(0.0045));
     let g1 = rt.engine.generation();
     assert_eq!(rt.metrics.snapshot_generation.get() as u64, g1);
@@ -580,15 +570,19 @@ async fn notify_triggers_a_debounced_reload_and_reconnects() {
             .await
             .unwrap();
     }
-    let ok = eventually(Duration::from_secs(10), || {
-        beta_rate(&rt.engine) == Some(0.005)
-    })
+    support::eventually(
+        "the snapshot reflecting the last update",
+        Duration::from_secs(10),
+        || {
+            let rate = beta_rate(&rt.engine);
+            ready(if rate == Some(0.005) {
+                Ok(())
+            } else {
+                Err(format!("rate {rate:?}"))
+            })
+        },
+    )
     .await;
-    assert!(
-        ok,
-        "snapshot never reflected the update (rate {:?})",
-        beta_rate(&rt.engine)
-    );
     let g2 = rt.engine.generation();
     assert!(
         g2 > g1 && g2 <= g1 + 3,
@@ -599,10 +593,16 @@ async fn notify_triggers_a_debounced_reload_and_reconnects() {
 
     // database restart: the listener reconnects and reloads (changes may have been missed)
     rt.pg.stop();
+    // part of the scenario, not synchronisation: an outage that lasts, so the listener's
+    // reconnect attempts fail and back off before the server is back
     tokio::time::sleep(Duration::from_millis(500)).await;
     rt.pg.start_server();
-    let ok = eventually(Duration::from_secs(15), || rt.engine.generation() > g2).await;
-    assert!(ok, "no reload after the LISTEN connection came back");
+    support::eventually(
+        "a reload after the LISTEN connection came back",
+        Duration::from_secs(15),
+        || ready(rt.engine.generation() > g2),
+    )
+    .await;
 
     // after reconnecting, notifications work again
     let client = db::connect(&rt.pg.url()).await.unwrap();
@@ -613,11 +613,12 @@ async fn notify_triggers_a_debounced_reload_and_reconnects() {
         )
         .await
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || beta_rate(&rt.engine)
-            == Some(0.0033))
-        .await
-    );
+    support::eventually(
+        "a NOTIFY after the reconnect applied",
+        Duration::from_secs(10),
+        || ready(beta_rate(&rt.engine) == Some(0.0033)),
+    )
+    .await;
 
     rt.stop.cancel();
     rt.reloader.join().await;

@@ -2,7 +2,7 @@
 //! of bad files with nothing applied, YAML, replace semantics of child lists; plus the CSV row
 //! reader (quoting, CRLF, BOM, empty files) and a no-panic property test.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,23 +47,10 @@ fn demo() -> PathBuf {
     demo_dir().join("network.toml")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 /// A private copy of the demo network to modify.
 fn demo_copy() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    copy_dir(&demo_dir(), t.path());
+    support::copy_dir(&demo_dir(), t.path());
     t
 }
 
@@ -152,7 +139,7 @@ fn expected_demo_counts() -> BTreeMap<&'static str, i64> {
 }
 
 #[tokio::test]
-async fn demo_network_applies_and_reapplying_changes_nothing() {
+async fn demo_network_applies_with_the_expected_plan() {
     let pg = support::TestPg::start();
     let mut c = db(&pg).await;
 
@@ -175,7 +162,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(json["changes"][0]["kind"], "vendor");
 
     assert_eq!(counts(&c).await, expected_demo_counts());
+}
 
+/// A specific gateway; the default dialstring.
+async fn check_gateway_and_dialstring(c: &Client) {
     // a specific gateway
     let g = c
         .query_one(
@@ -201,7 +191,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(ds, provision::DEFAULT_DIALSTRING);
+}
 
+/// Specific rates: zone columns, a single rate copied into all zones, OCN/LATA keys, effective_from.
+async fn check_rates(c: &Client) {
     // specific rates: zone columns, a single rate copied into all zones, OCN/LATA keys, effective_from
     let r = c
         .query_one(
@@ -250,7 +243,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .unwrap()
         .get(0);
     assert!(from);
+}
 
+/// The business-hours window of customer 10002.
+async fn check_business_hours_window(c: &Client) {
     // the business-hours window of customer 10002
     let w = c
         .query_one(
@@ -266,7 +262,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(w.get::<_, String>(2), "08:00:00");
     assert_eq!(w.get::<_, String>(3), "18:00:00");
     assert_eq!(w.get::<_, String>(4), "America/New_York");
+}
 
+/// Customer 10001: limits, blocked prefixes, source address, margin; 10002 has none.
+async fn check_customers(c: &Client) {
     // customer 10001: limits, blocked prefixes, source address, margin
     let cu = c
         .query_one(
@@ -286,15 +285,18 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
     assert_eq!(cu.get::<_, String>(3), "20.0000");
     assert_eq!(cu.get::<_, Vec<String>>(4), vec!["127.0.0.1/32"]);
     assert_eq!(
-        customer_limits(&c, "10001").await,
+        customer_limits(c, "10001").await,
         [Some(100), Some(20), Some(6), Some(6)]
     );
     // 10002 gives none of them: no limits, the vendor's increments
-    assert_eq!(customer_limits(&c, "10002").await, [None; 4]);
+    assert_eq!(customer_limits(c, "10002").await, [None; 4]);
+}
 
+/// Media policies: 10001's calls recorded; bw-intl decodes T.38 and strips G.729.
+async fn check_media_policies(c: &Client) {
     // media policies: 10001's calls recorded; bw-intl decodes T.38 and strips G.729
     assert_eq!(
-        media_policies(&c).await,
+        media_policies(c).await,
         vec![
             (Some("10001".into()), None, Some(true), None, None, None),
             (
@@ -307,7 +309,10 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
             ),
         ]
     );
+}
 
+/// Numbering (local pair both ways, the ported number) and the override window.
+async fn check_numbering_and_override_window(c: &Client) {
     // numbering: local pair stored both ways, the ported number
     let n: i64 = c
         .query_one(
@@ -336,7 +341,26 @@ async fn demo_network_applies_and_reapplying_changes_nothing() {
         .unwrap()
         .get(0);
     assert!(o);
+}
 
+#[tokio::test]
+async fn demo_network_rows_are_stored_as_written() {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
+    check_gateway_and_dialstring(&c).await;
+    check_rates(&c).await;
+    check_business_hours_window(&c).await;
+    check_customers(&c).await;
+    check_media_policies(&c).await;
+    check_numbering_and_override_window(&c).await;
+}
+
+#[tokio::test]
+async fn reapplying_the_demo_network_changes_nothing() {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
     // re-applying: no changes, same rows (ids included: nothing was rewritten)
     let ids_before: Vec<i64> = c
         .query("SELECT id FROM vendor_rates ORDER BY id", &[])
@@ -883,14 +907,18 @@ exclusions:
     assert!(err.to_string().contains("billing"), "{err}");
 }
 
-#[tokio::test]
-async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_refused() {
+/// The demo applied; its media policies as stored.
+async fn applied_demo() -> (support::TestPg, Client, Vec<PolicyRow>) {
     let pg = support::TestPg::start();
     let mut c = db(&pg).await;
     provision::apply(&mut c, &demo(), false).await.unwrap();
     let before = media_policies(&c).await;
+    (pg, c, before)
+}
 
-    // change a limit, drop an increment, change a policy and add one for customer + route
+/// A demo copy that changes a limit, drops an increment, changes a policy and adds one for
+/// customer + route: the copy and its network file.
+fn limits_and_policies_changed() -> (tempfile::TempDir, PathBuf) {
     let dir = demo_copy();
     let file = dir.path().join("network.toml");
     edit(&file, "max_cps = 20", "max_cps = 30");
@@ -906,6 +934,13 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
         "[[media_policies]]\ncustomer = 10001\nroute = \"bw-intl\"\nt38_mode = \"passthrough\"\n\n# --- numbering",
     );
 
+    (dir, file)
+}
+
+#[tokio::test]
+async fn changed_call_limits_and_media_policies_dry_run_names_the_fields_and_writes_nothing() {
+    let (_pg, mut c, before) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
     // dry run: the plan names the changed fields, nothing is written
     let dry = provision::apply(&mut c, &file, true).await.unwrap();
     assert!(dry.dry_run && !dry.applied);
@@ -952,7 +987,12 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
         customer_limits(&c, "10001").await,
         [Some(100), Some(20), Some(6), Some(6)]
     );
+}
 
+#[tokio::test]
+async fn changed_call_limits_and_media_policies_apply_and_reapplying_writes_nothing() {
+    let (_pg, mut c, before) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
     // apply: the values land
     let plan = provision::apply(&mut c, &file, false).await.unwrap();
     assert!(plan.applied);
@@ -990,8 +1030,15 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
     let again = provision::apply(&mut c, &file, false).await.unwrap();
     assert!(!again.has_changes(), "{again}");
     assert_eq!(again.unchanged_count(ObjectKind::MediaPolicy), 3);
-    let applied = media_policies(&c).await;
+    assert_eq!(media_policies(&c).await, rows);
+}
 
+#[tokio::test]
+async fn bad_call_limit_and_media_policy_values_are_refused_naming_the_field() {
+    let (_pg, mut c, _) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
+    provision::apply(&mut c, &file, false).await.unwrap();
+    let applied = media_policies(&c).await;
     // bad values are refused naming the field; nothing is written
     let bad: [(&str, &str, &[&str]); 8] = [
         (
@@ -1062,7 +1109,12 @@ async fn call_limits_and_media_policies_update_idempotently_and_bad_values_are_r
         );
         assert_eq!(media_policies(&c).await, applied);
     }
+}
 
+#[tokio::test]
+async fn call_limits_and_media_policies_from_yaml_apply_idempotently_and_a_duplicate_is_refused() {
+    let (_pg, mut c, _) = applied_demo().await;
+    let dir = demo_copy();
     // YAML: the same fields, and a policy listed twice is refused
     let yaml = r#"
 customers:

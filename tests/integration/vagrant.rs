@@ -5,15 +5,13 @@
 //! Booting the box needs a hypervisor this machine does not have: the provisioning script the box
 //! runs (scripts/provision-host.sh) is exercised by every CI run instead: its `packages` and
 //! `modules` steps through scripts/install-deps.sh (scripts/test.sh), whose Kamailio module and
-//! packages tests/e2e_sip.rs then uses; its `system` step (users, units, enable) needs systemd as
+//! packages tests/e2e/e2e_sip.rs then uses; its `system` step (users, units, enable) needs systemd as
 //! PID 1 and runs only inside the box.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use crate::support;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::Path;
+use std::process::Command;
 
 /// Runs `vagrant validate ARGS` in a copy of vagrant/ whose Vagrantfile is `vagrantfile`.
 fn validate(vagrantfile: &str, args: &[&str]) -> (bool, String) {
@@ -22,7 +20,7 @@ fn validate(vagrantfile: &str, args: &[&str]) -> (bool, String) {
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("Vagrantfile"), vagrantfile).expect("write Vagrantfile");
     std::fs::copy(
-        repo().join("vagrant/provision.sh"),
+        support::repo().join("vagrant/provision.sh"),
         dir.join("provision.sh"),
     )
     .expect("copy provision.sh");
@@ -41,7 +39,7 @@ fn validate(vagrantfile: &str, args: &[&str]) -> (bool, String) {
 }
 
 fn vagrantfile() -> String {
-    std::fs::read_to_string(repo().join("vagrant/Vagrantfile")).expect("read Vagrantfile")
+    std::fs::read_to_string(support::repo().join("vagrant/Vagrantfile")).expect("read Vagrantfile")
 }
 
 #[test]
@@ -51,7 +49,7 @@ fn vagrantfile_validates_with_libvirt_and_without_provider() {
     let (ok, text) = validate(&vagrantfile(), &["--ignore-provider"]);
     assert!(ok && text.contains("validated successfully"), "{text}");
     // the provisioner the box runs is the repository's script
-    assert!(Path::new(&repo().join("vagrant/provision.sh")).exists());
+    assert!(Path::new(&support::repo().join("vagrant/provision.sh")).exists());
 }
 
 #[test]

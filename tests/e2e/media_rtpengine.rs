@@ -2,13 +2,12 @@
 //! rtpengine-daemon, userspace). Each test starts its own daemon(s) with its own RTP port range
 //! inside 30000-30299 so the tests run in parallel.
 
-mod media_support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media_support::{audio_sdp, bs, kamailio_offer, t38_sdp, RtpEngine};
+use crate::support;
+use crate::support::media::{audio_sdp, bs, kamailio_offer, t38_sdp, RtpEngine};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use warpd::media::codec::{parse_datagram, Dict};
@@ -145,11 +144,19 @@ async fn offer_answer_query_delete_with_sdp_rewritten_and_quality_kept() {
         pkt.extend_from_slice(&[0xff; 160]);
         caller.send_to(&pkt, ("127.0.0.1", to_caller)).unwrap();
         callee.send_to(&pkt, ("127.0.0.1", to_callee)).unwrap();
+        // pacing: a stream of packets, as a phone sends them, not one burst
         std::thread::sleep(Duration::from_millis(2));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let q = p.ctl.query("call-1").await.unwrap();
+    // the node has counted every packet
+    let q = support::eventually("40 RTP packets counted", support::DEADLINE, || async {
+        let q = p.ctl.query("call-1").await.unwrap();
+        if q["quality"]["rtp_packets"] == 40 {
+            Ok(q)
+        } else {
+            Err(q["quality"].to_string())
+        }
+    })
+    .await;
     assert_eq!(q["node"], node.ng.to_string());
     assert_eq!(q["quality"]["rtp_packets"], 40, "{}", q["quality"]);
     assert!(q["answer"]["tags"]["ft"].is_object(), "{}", q["answer"]);
@@ -204,18 +211,14 @@ async fn recording_only_for_the_recording_customer() {
         let d = p.delete(&format!("d{i}"), call).await;
         assert_eq!(d.str("result"), Some("ok"));
     }
-    let t = Instant::now();
-    let files = loop {
+    let files = support::eventually("the recording of rec-yes", Duration::from_secs(5), || {
         let files = node.recordings();
-        if files
+        let done = files
             .iter()
-            .any(|f| f.to_string_lossy().contains("rec-yes"))
-            || t.elapsed() > Duration::from_secs(5)
-        {
-            break files;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            .any(|f| f.to_string_lossy().contains("rec-yes"));
+        std::future::ready(done.then_some(files))
+    })
+    .await;
     let names: Vec<String> = files
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())

@@ -1,4 +1,4 @@
-mod support;
+use crate::support;
 
 #[tokio::test]
 async fn throwaway_cluster_starts_accepts_queries_and_restarts() {

@@ -4,21 +4,20 @@
 //! semantics (hold the request until the index moves past N or the wait ends; `X-Consul-Index`
 //! header). The RTPEngine nodes are real daemons (ports 30350-30399).
 
-mod media_support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support;
+use crate::support::media::{audio_sdp, RtpEngine};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use media_support::{audio_sdp, RtpEngine};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warpd::media::codec::{Command, NgRequest, NgResult};
@@ -152,18 +151,14 @@ async fn nodes_follow_consul_blocking_queries() {
         let ctl = ctl.clone();
         async move {
             let t = Instant::now();
-            loop {
+            let n = support::eventually(format!("nodes [{want}]"), Duration::from_secs(5), || {
                 let n = ctl.nodes();
-                if n.len() == 1 && n[0].address == want.to_string() {
-                    assert_eq!(n[0].source, NodeSource::Consul);
-                    return t.elapsed();
-                }
-                assert!(
-                    t.elapsed() < Duration::from_secs(5),
-                    "nodes never became [{want}]: {n:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+                let done = n.len() == 1 && n[0].address == want.to_string();
+                std::future::ready(if done { Ok(n) } else { Err(format!("{n:?}")) })
+            })
+            .await;
+            assert_eq!(n[0].source, NodeSource::Consul);
+            t.elapsed()
         }
     };
     wait_nodes(a.ng).await;

@@ -4,18 +4,15 @@
 //! `kill -9` of the warpd binary mid-stream (every acknowledged CDR exactly once); a spool whose
 //! last record is cut.
 
-mod support;
+use crate::support::{self, Warpd};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use warpd::config::Config;
 
 const Q: &str = "ban=10001&ani=%2B12125550100&dnis=%2B13125550100";
 
@@ -23,12 +20,7 @@ const Q: &str = "ban=10001&ani=%2B12125550100&dnis=%2B13125550100";
 /// of customer 10001 (tests stream calls faster than its 20 calls per second, and set the limits
 /// and increments they test themselves).
 async fn demo_db(pg: &support::TestPg) -> tokio_postgres::Client {
-    let mut client = warpd::db::connect(&pg.url()).await.unwrap();
-    warpd::db::migrate::migrate(&mut client).await.unwrap();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/network.toml");
-    warpd::provision::apply(&mut client, &demo, false)
-        .await
-        .unwrap();
+    let client = support::demo::demo_db(pg).await;
     client
         .execute(
             "UPDATE customers SET max_concurrent_calls = NULL, max_cps = NULL, \
@@ -40,94 +32,43 @@ async fn demo_db(pg: &support::TestPg) -> tokio_postgres::Client {
     client
 }
 
-fn env(pg: &support::TestPg, spool: &Path) -> Vec<(String, String)> {
-    vec![
-        ("WARPD_DATABASE__URL".into(), pg.url()),
-        ("WARPD_RELOAD__DEBOUNCE_MS".into(), "50".into()),
-        ("WARPD_CDR__SPOOL_DIR".into(), spool.display().to_string()),
-        ("WARPD_CDR__DB_TIMEOUT_MS".into(), "2000".into()),
-        ("WARPD_CALLS__LIMITS_REFRESH_MS".into(), "100".into()),
-        ("WARPD_CALLS__REAPER_INTERVAL_MS".into(), "100".into()),
-        ("WARPD_LOG__LEVEL".into(), "warn".into()),
-    ]
+/// What a test's warpd leaves behind: its database and CDR spool (kept while the test runs).
+struct Scratch {
+    pg: support::TestPg,
+    spool: tempfile::TempDir,
 }
 
-struct Server {
-    base: String,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), warpd::server::ServeError>>,
-    http: reqwest::Client,
-}
-
-impl Server {
-    async fn start(pg: &support::TestPg, spool: &Path, extra: &[(&str, &str)]) -> Server {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .with_test_writer()
-            .try_init();
-        let example = include_str!("../warpd.example.toml");
-        let mut e = env(pg, spool);
-        e.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-        let config = Config::from_str_with_env(example, e).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
-        let http = reqwest::Client::new();
-        wait_ready(&http, &base).await;
-        Server {
-            base,
-            shutdown,
-            task,
-            http,
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            pg: support::TestPg::start(),
+            spool: tempfile::tempdir().unwrap(),
         }
     }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let done = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        assert!(
-            matches!(done, Ok(Ok(Ok(())))),
-            "server did not stop cleanly: {done:?}"
-        );
-    }
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let t = Instant::now();
-    loop {
-        let r = http.get(format!("{base}/readyz")).send().await;
-        if r.map(|r| r.status().as_u16() == 200).unwrap_or(false) {
-            return;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "warpd never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Overrides of every warpd here, in-process or a child.
+const ENV: [(&str, &str); 4] = [
+    ("WARPD_CDR__DB_TIMEOUT_MS", "2000"),
+    ("WARPD_CALLS__LIMITS_REFRESH_MS", "100"),
+    ("WARPD_CALLS__REAPER_INTERVAL_MS", "100"),
+    ("WARPD_LOG__LEVEL", "warn"),
+];
+
+/// warpd on the demo database: fast limit refreshes and reaper, CDR writes that give up after
+/// 2 s (so an outage spools quickly), the spool in `spool` (kept across restarts).
+async fn start(pg: &support::TestPg, spool: &Path, extra: &[(&str, &str)]) -> Warpd {
+    Warpd::builder(pg)
+        .spool(spool)
+        .envs(ENV)
+        .envs(extra.iter().copied())
+        .start()
+        .await
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-async fn dip(http: &reqwest::Client, base: &str, call_id: &str) -> Value {
-    get_json(http, &format!("{base}/v1/route?{Q}&call_id={call_id}")).await
-}
-
-/// One JSON-RPC call; returns the whole response object.
-async fn rpc(http: &reqwest::Client, base: &str, method: &str, params: Value) -> Value {
-    support::json(
-        http.post(format!("{base}/rpc"))
-            .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params})),
-    )
-    .await
-}
-
-async fn rpc_ok(http: &reqwest::Client, base: &str, method: &str, params: Value) {
-    let r = rpc(http, base, method, params.clone()).await;
-    assert_eq!(r["result"], json!({"ok": true}), "{method} {params}: {r}");
+/// The query of a dip for call `call_id` (customer 10001, NY -> IL).
+fn call(call_id: &str) -> String {
+    format!("{Q}&call_id={call_id}")
 }
 
 /// Rows of `cdrs` for a call.
@@ -141,21 +82,6 @@ async fn cdrs_of(client: &tokio_postgres::Client, call_id: &str) -> Vec<tokio_po
         )
         .await
         .unwrap()
-}
-
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let t = Instant::now();
-    while !f().await {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn billed(ms: i64, min: i64, inc: i64) -> i64 {
@@ -178,10 +104,12 @@ fn money(billed: i64, rate_e7: i64) -> String {
     format!("{}.{:07}", v / 10_000_000, v % 10_000_000)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycles_rating_limits_bad_input_and_query() {
-    let pg = support::TestPg::start();
-    let client = demo_db(&pg).await;
+/// The demo with vendor terms ns-premium 6/6 and ks-ocn 60/60, customer 10001 billed 30/6 with at
+/// most 2 live calls; warpd on it.
+async fn rated_demo() -> (Scratch, tokio_postgres::Client, Warpd) {
+    let f = Scratch::new();
+    let (pg, spool) = (&f.pg, f.spool.path());
+    let client = demo_db(pg).await;
     // vendor terms: ns-premium 6/6, ks-ocn 60/60; the customer bills 30/6; at most 2 live calls
     client
         .batch_execute(
@@ -191,38 +119,47 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         )
         .await
         .unwrap();
-    let spool = tempfile::tempdir().unwrap();
-    let s = Server::start(&pg, spool.path(), &[]).await;
-    let (http, base) = (&s.http, s.base.as_str());
+    let s = start(pg, spool, &[]).await;
+    (f, client, s)
+}
 
-    let a = dip(http, base, "life-1").await;
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// life-1 and life-2: each fails over (attempt 1 503, attempt 2 answered, retried), is answered
+/// and ends; on the way the concurrent-call limit (2) refuses a third call. Checks each CDR's
+/// rating under the vendor's and the customer's terms; returns the routes of the first dip.
+async fn two_answered_calls_with_failover(
+    s: &Warpd,
+    client: &tokio_postgres::Client,
+) -> Vec<Value> {
+    let a = s.dip(&call("life-1")).await;
     assert_eq!(a["action"], "route", "{a}");
     let routes = a["routes"].as_array().unwrap().clone();
     assert!(routes.len() >= 2, "need two routes for failover: {a}");
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let t0 = unix_now();
     // call 1: attempt 1 fails, attempt 2 answers, 31 s, on routes[1]
     for (id, carrier, secs) in [("life-1", 1usize, 31.0), ("life-2", 0, 61.0)] {
         if id != "life-1" {
-            assert_eq!(dip(http, base, id).await["action"], "route");
+            assert_eq!(s.dip(&call(id)).await["action"], "route");
         }
-        rpc_ok(http, base, "call.attempt", json!({"call_id":id,"attempt":1,"route_id":routes[1 - carrier]["route_id"],"sip_code":503,"reason":"Service Unavailable","ts":t0+1.0})).await;
-        rpc_ok(http, base, "call.attempt", json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"sip_code":200,"ts":t0+3.0,"ring_ts":t0+2.0})).await;
+        s.rpc_ok("call.attempt", json!({"call_id":id,"attempt":1,"route_id":routes[1 - carrier]["route_id"],"sip_code":503,"reason":"Service Unavailable","ts":t0+1.0})).await;
+        s.rpc_ok("call.attempt", json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"sip_code":200,"ts":t0+3.0,"ring_ts":t0+2.0})).await;
         // a retry of the same attempt is harmless
-        rpc_ok(http, base, "call.attempt", json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"sip_code":200,"ts":t0+3.0})).await;
-        rpc_ok(
-            http,
-            base,
+        s.rpc_ok("call.attempt", json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"sip_code":200,"ts":t0+3.0})).await;
+        s.rpc_ok(
             "call.answer",
             json!({"call_id":id,"attempt":2,"route_id":routes[carrier]["route_id"],"ts":t0+3.0}),
         )
         .await;
         if id == "life-1" {
             // the limit is 2: life-1 is live, a second and a third call
-            assert_eq!(dip(http, base, "limit-a").await["action"], "route");
-            let r = dip(http, base, "limit-b").await;
+            assert_eq!(s.dip(&call("limit-a")).await["action"], "route");
+            let r = s.dip(&call("limit-b")).await;
             assert_eq!(
                 (r["action"].as_str(), r["sip_code"].as_u64()),
                 (Some("reject"), Some(503)),
@@ -230,30 +167,18 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
             );
             assert!(r["reason"].as_str().unwrap().contains("concurrent"), "{r}");
             // a retransmitted dip of a live call is still answered
-            assert_eq!(dip(http, base, "limit-a").await["action"], "route");
-            rpc_ok(
-                http,
-                base,
-                "call.end",
-                json!({"call_id":"limit-a","hangup":"caller"}),
-            )
-            .await;
+            assert_eq!(s.dip(&call("limit-a")).await["action"], "route");
+            s.rpc_ok("call.end", json!({"call_id":"limit-a","hangup":"caller"}))
+                .await;
         }
-        rpc_ok(
-            http,
-            base,
+        s.rpc_ok(
             "call.end",
             json!({"call_id":id,"ts":t0+3.0+secs,"hangup":"callee","cause":"normal"}),
         )
         .await;
-        rpc_ok(
-            http,
-            base,
-            "call.end",
-            json!({"call_id":id,"ts":t0+3.0+secs}),
-        )
-        .await; // retry after the CDR
-        let rows = cdrs_of(&client, id).await;
+        s.rpc_ok("call.end", json!({"call_id":id,"ts":t0+3.0+secs}))
+            .await; // retry after the CDR
+        let rows = cdrs_of(client, id).await;
         assert_eq!(
             rows.len(),
             1,
@@ -301,6 +226,20 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         assert_eq!(r.get::<_, i64>(7), ms);
         assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("callee"));
     }
+    routes
+}
+
+/// A dip for a new call of customer 10001 whose routes the test then uses.
+async fn routes_of_new_call(s: &Warpd, call_id: &str) -> Vec<Value> {
+    let a = s.dip(&call(call_id)).await;
+    assert_eq!(a["action"], "route", "{a}");
+    a["routes"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_calls_after_failover_are_rated_under_vendor_and_customer_terms() {
+    let (_f, client, s) = rated_demo().await;
+    let routes = two_answered_calls_with_failover(&s, &client).await;
     // the terms seen were 6/6 (ns-premium) and 60/60 (ks-ocn) when both routes were offered
     let terms: HashSet<(i32, i32)> = client
         .query(
@@ -334,47 +273,48 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         r.get::<_, Option<String>>(3).as_deref(),
         Some("13125550100")
     );
+    s.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_call_and_end_before_answer_are_not_billed() {
+    let (_f, client, s) = rated_demo().await;
+    let t0 = unix_now();
     // unanswered call: busy on every attempt
-    assert_eq!(dip(http, base, "busy-1").await["action"], "route");
-    rpc_ok(
-        http,
-        base,
+    let routes = routes_of_new_call(&s, "busy-1").await;
+    s.rpc_ok(
         "call.attempt",
         json!({"call_id":"busy-1","attempt":1,"route_id":routes[0]["route_id"],"sip_code":486}),
     )
     .await;
-    rpc_ok(http, base, "call.end", json!({"call_id":"busy-1"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"busy-1"})).await;
     let r = &cdrs_of(&client, "busy-1").await[0];
     assert_eq!(
         (r.get::<_, String>(5).as_str(), r.get::<_, i32>(1)),
         ("busy", 0)
     );
-
     // end before answer: flagged, not billed
-    assert_eq!(dip(http, base, "skew-1").await["action"], "route");
-    rpc_ok(
-        http,
-        base,
+    assert_eq!(s.dip(&call("skew-1")).await["action"], "route");
+    s.rpc_ok(
         "call.answer",
         json!({"call_id":"skew-1","route_id":routes[0]["route_id"],"ts":t0+10.0}),
     )
     .await;
-    rpc_ok(
-        http,
-        base,
-        "call.end",
-        json!({"call_id":"skew-1","ts":t0+5.0}),
-    )
-    .await;
+    s.rpc_ok("call.end", json!({"call_id":"skew-1","ts":t0+5.0}))
+        .await;
     let r = &cdrs_of(&client, "skew-1").await[0];
     assert_eq!(r.get::<_, i64>(7), 0);
     assert!(r
         .get::<_, Vec<String>>(8)
         .contains(&"end_before_answer".to_string()));
+    s.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_a_call_never_dipped_are_kept() {
+    let (_f, client, s) = rated_demo().await;
     // events for a call never dipped are kept (acknowledged, stored), not dropped
-    rpc_ok(http, base, "call.end", json!({"call_id":"ghost-1"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"ghost-1"})).await;
     let n: i64 = client
         .query_one(
             "SELECT count(*) FROM call_events WHERE call_id = 'ghost-1'",
@@ -384,7 +324,12 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    s.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_call_events_are_invalid_params_naming_the_field() {
+    let (_f, _client, s) = rated_demo().await;
     // bad input: JSON-RPC invalid params naming the field; nothing stored
     for (method, params, field) in [
         (
@@ -405,14 +350,19 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         ),
         ("call.end", json!({"call_id":"b","extra":1}), "extra"),
     ] {
-        let r = rpc(http, base, method, params).await;
+        let r = s.rpc(method, params).await;
         assert_eq!(r["error"]["code"], -32602, "{r}");
         assert!(
             r["error"]["message"].as_str().unwrap().starts_with(field),
             "{field}: {r}"
         );
     }
+    s.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cps_limit_refuses_dips_over_the_rate() {
+    let (_f, client, s) = rated_demo().await;
     // CPS: 1 per second for customer 10001 → the second immediate dip is refused
     client
         .execute(
@@ -421,19 +371,42 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await; // limits refresh every 100 ms
+    // limits refresh every 100 ms: wait until a dip is refused for the rate (before the refresh
+    // every probe is a new live call, which the old limit of 2 may refuse as concurrent)
+    let mut n = 0;
+    support::eventually("the CPS limit in force", support::DEADLINE, || {
+        n += 1;
+        let q = call(&format!("cps-probe-{n}"));
+        let s = &s;
+        async move {
+            let r = s.dip(&q).await;
+            match r["reason"].as_str() {
+                Some(reason) if reason.contains("per second") => Ok(()),
+                _ => Err(r.to_string()),
+            }
+        }
+    })
+    .await;
     let mut refused = 0;
     for i in 0..3 {
-        let r = dip(http, base, &format!("cps-{i}")).await;
+        let r = s.dip(&call(&format!("cps-{i}"))).await;
         if r["action"] == "reject" {
             assert!(r["reason"].as_str().unwrap().contains("per second"), "{r}");
             refused += 1;
         }
     }
     assert!(refused >= 1, "CPS limit 1 never refused");
+    s.stop().await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
+    let (f, client, s) = rated_demo().await;
+    two_answered_calls_with_failover(&s, &client).await;
+    let base = s.base.as_str();
     // query: CDRs need an admin API token (readonly is enough)
-    let r = http
+    let r = s
+        .http
         .get(format!("{base}/v1/cdrs?limit=1"))
         .send()
         .await
@@ -518,8 +491,8 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
         .get(0);
     assert_eq!(nd.lines().count() as i64, total);
     // the same through the CLI
-    let cfg = spool.path().join("cli.toml");
-    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", pg.url())).unwrap();
+    let cfg = f.spool.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", f.pg.url())).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
         .args([
             "--config",
@@ -542,7 +515,7 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
     assert!(csv.lines().any(|l| l.starts_with("life-2,")), "{csv}");
 
     // route quality, metrics
-    let q = get_json(http, &format!("{base}/v1/routes/quality")).await;
+    let q: Value = support::json(http.get(format!("{base}/v1/routes/quality"))).await;
     assert!(
         q.as_array()
             .unwrap()
@@ -565,28 +538,14 @@ async fn lifecycles_rating_limits_bad_input_and_query() {
     );
     s.stop().await;
 }
-
-/// `POST /v1/events` with a form body, as Kamailio sends it.
-async fn post_events(http: &reqwest::Client, base: &str, body: &str) -> (u16, Value) {
-    let r = http
-        .post(format!("{base}/v1/events"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn form_events_several_per_request_all_or_nothing() {
     let pg = support::TestPg::start();
     let client = demo_db(&pg).await;
     let spool = tempfile::tempdir().unwrap();
-    let s = Server::start(&pg, spool.path(), &[]).await;
+    let s = start(&pg, spool.path(), &[]).await;
     let (http, base) = (&s.http, s.base.as_str());
-    let a = dip(http, base, "form-1").await;
+    let a = s.dip(&call("form-1")).await;
     assert_eq!(a["action"], "route", "{a}");
     let routes = a["routes"].as_array().unwrap().clone();
     assert!(routes.len() >= 2, "need two routes for failover: {a}");
@@ -610,7 +569,7 @@ async fn form_events_several_per_request_all_or_nothing() {
         t0 + 3.0
     );
     assert_eq!(
-        post_events(http, base, &body).await,
+        s.events(&body).await,
         (200, json!({"ok": true, "events": 3}))
     );
 
@@ -619,7 +578,7 @@ async fn form_events_several_per_request_all_or_nothing() {
         "event=end&call_id=form-1&ts={}&hangup=caller\nevent=attempt&call_id=form-1&attempt=3&route_id={r0}&sip_code=42",
         t0 + 10.0
     );
-    let (status, err) = post_events(http, base, &bad).await;
+    let (status, err) = s.events(&bad).await;
     assert_eq!(status, 400, "{err}");
     assert!(
         err["error"]
@@ -657,7 +616,7 @@ async fn form_events_several_per_request_all_or_nothing() {
         t0 + 10.0
     );
     assert_eq!(
-        post_events(http, base, &end).await,
+        s.events(&end).await,
         (200, json!({"ok": true, "events": 1}))
     );
     let rows = cdrs_of(&client, "form-1").await;
@@ -683,12 +642,10 @@ async fn restart_rebuilds_live_calls_so_limits_hold() {
         .await
         .unwrap();
     let spool = tempfile::tempdir().unwrap();
-    let s = Server::start(&pg, spool.path(), &[]).await;
+    let s = start(&pg, spool.path(), &[]).await;
     for id in ["live-1", "live-2"] {
-        assert_eq!(dip(&s.http, &s.base, id).await["action"], "route");
-        rpc_ok(
-            &s.http,
-            &s.base,
+        assert_eq!(s.dip(&call(id)).await["action"], "route");
+        s.rpc_ok(
             "call.answer",
             json!({"call_id": id, "route_id": "ns-premium"}),
         )
@@ -696,21 +653,16 @@ async fn restart_rebuilds_live_calls_so_limits_hold() {
     }
     s.stop().await;
 
-    let s = Server::start(&pg, spool.path(), &[]).await;
-    let r = dip(&s.http, &s.base, "live-3").await;
+    let s = start(&pg, spool.path(), &[]).await;
+    let r = s.dip(&call("live-3")).await;
     assert_eq!(r["sip_code"], 503, "limit must survive the restart: {r}");
     for id in ["live-1", "live-2"] {
-        rpc_ok(
-            &s.http,
-            &s.base,
-            "call.end",
-            json!({"call_id": id, "hangup": "caller"}),
-        )
-        .await;
+        s.rpc_ok("call.end", json!({"call_id": id, "hangup": "caller"}))
+            .await;
         assert_eq!(cdrs_of(&client, id).await.len(), 1);
     }
-    assert_eq!(dip(&s.http, &s.base, "live-3").await["action"], "route");
-    wait_for("only live-3 unfinished", 10, || {
+    assert_eq!(s.dip(&call("live-3")).await["action"], "route");
+    support::eventually("only live-3 unfinished", Duration::from_secs(10), || {
         let c = &client;
         async move {
             let r = c
@@ -757,6 +709,7 @@ async fn stream_calls(
                 if i >= n {
                     break;
                 }
+                // pacing, not synchronisation: the test opens the gate (`allowed`) stage by stage
                 while i >= allowed.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
@@ -814,7 +767,7 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
     let _client = demo_db(&pg).await;
     drop(_client);
     let spool = tempfile::tempdir().unwrap();
-    let s = Server::start(&pg, spool.path(), &[]).await;
+    let s = start(&pg, spool.path(), &[]).await;
     const N: usize = 300;
     let acked = Arc::new(AtomicUsize::new(0));
     let allowed = Arc::new(AtomicUsize::new(N / 3));
@@ -829,7 +782,7 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
     ));
     let reach = |n: usize, what: &'static str| {
         let a = acked.clone();
-        wait_for(what, 120, move || {
+        support::eventually(what, Duration::from_secs(120), move || {
             let a = a.clone();
             async move { a.load(Ordering::SeqCst) >= n }
         })
@@ -851,7 +804,7 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
     let done = stream.await.unwrap();
     assert_eq!(done.len(), N, "every call acknowledged");
     let client = warpd::db::connect(&pg.url()).await.unwrap();
-    wait_for("every CDR in PostgreSQL", 30, || {
+    support::eventually("every CDR in PostgreSQL", Duration::from_secs(30), || {
         let c = &client;
         async move {
             let n: i64 = c
@@ -880,9 +833,11 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "no finished call left in call_events");
-    wait_for("spool removed after replay", 10, || async {
-        !spool.path().join("events.spool").exists()
-    })
+    support::eventually(
+        "spool removed after replay",
+        Duration::from_secs(10),
+        || async { !spool.path().join("events.spool").exists() },
+    )
     .await;
     s.stop().await;
 }
@@ -892,7 +847,10 @@ fn warpd_child(pg: &support::TestPg, spool: &Path, port: u16, cfg: &Path) -> std
         .arg("--config")
         .arg(cfg)
         .arg("serve")
-        .envs(env(pg, spool))
+        .envs(ENV)
+        .env("WARPD_DATABASE__URL", pg.url())
+        .env("WARPD_RELOAD__DEBOUNCE_MS", "50")
+        .env("WARPD_CDR__SPOOL_DIR", spool)
         .env("WARPD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -918,15 +876,14 @@ async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
         .local_addr()
         .unwrap()
         .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let api = support::Api::new(([127, 0, 0, 1], port).into());
 
     let mut child = warpd_child(&pg, &spool, port, &cfg);
-    wait_ready(&http, &base).await;
+    api.wait_ready().await;
     const N: usize = 100_000; // far more than can finish: the kill comes first
     let acked = Arc::new(AtomicUsize::new(0));
     let stream = tokio::spawn(stream_calls(
-        base.clone(),
+        api.base.clone(),
         "k9",
         N,
         8,
@@ -934,7 +891,7 @@ async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
         Arc::new(AtomicUsize::new(N)),
         true,
     ));
-    wait_for("calls before the kill", 60, || {
+    support::eventually("calls before the kill", Duration::from_secs(60), || {
         let a = acked.clone();
         async move { a.load(Ordering::SeqCst) >= 150 }
     })
@@ -945,7 +902,7 @@ async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
     assert!(done.len() >= 150);
 
     let mut child = warpd_child(&pg, &spool, port, &cfg);
-    wait_ready(&http, &base).await;
+    api.wait_ready().await;
     let client = warpd::db::connect(&pg.url()).await.unwrap();
     let rows = client
         .query(
@@ -993,7 +950,7 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
     bytes.extend_from_slice(&cut[..cut.len() - 7]);
     std::fs::write(spool.path().join("events.spool"), &bytes).unwrap();
 
-    let s = Server::start(&pg, spool.path(), &[]).await;
+    let s = start(&pg, spool.path(), &[]).await;
     let client = warpd::db::connect(&pg.url()).await.unwrap();
     let rows = cdrs_of(&client, "sp-1").await;
     assert_eq!(rows.len(), 1);
@@ -1054,16 +1011,18 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
     assert_eq!(c.cdrs, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reaper_orphans_route_capacity_and_asr_policy() {
-    let pg = support::TestPg::start();
-    let client = demo_db(&pg).await;
+/// The demo without its override (pure least-cost order) and warpd closing calls without events
+/// after 1 s (set-up) or 1 s (orphans), demoting routes under 50 % ASR over 2 attempts or more;
+/// the routes of a first dip ("plain").
+async fn policy_stack() -> (Scratch, tokio_postgres::Client, Warpd, Vec<Value>) {
+    let f = Scratch::new();
+    let (pg, spool) = (&f.pg, f.spool.path());
+    let client = demo_db(pg).await;
     // pure least-cost order (the demo forces a route for this customer by override)
     client.execute("DELETE FROM overrides", &[]).await.unwrap();
-    let spool = tempfile::tempdir().unwrap();
-    let s = Server::start(
-        &pg,
-        spool.path(),
+    let s = start(
+        pg,
+        spool,
         &[
             ("WARPD_CALLS__MAX_SETUP_S", "1"),
             ("WARPD_CALLS__ORPHAN_TTL_S", "1"),
@@ -1072,29 +1031,48 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         ],
     )
     .await;
-    let (http, base) = (&s.http, s.base.as_str());
-    let routes = dip(http, base, "plain").await["routes"]
+    let routes = s.dip(&call("plain")).await["routes"]
         .as_array()
         .unwrap()
         .clone();
     assert!(routes.len() >= 2);
-    let first = routes[0]["route_id"].as_str().unwrap().to_string();
+    (f, client, s, routes)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
+    let (_f, client, s, routes) = policy_stack().await;
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
     // capacity 1 on the first route: while one call is up on it, dips skip it
     client
         .execute("UPDATE routes SET capacity = 1 WHERE name = $1", &[&first])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(dip(http, base, "cap-1").await["action"], "route");
-    rpc_ok(
-        http,
-        base,
+    assert_eq!(s.dip(&call("cap-1")).await["action"], "route");
+    s.rpc_ok(
         "call.attempt",
         json!({"call_id":"cap-1","attempt":1,"route_id":first,"sip_code":200}),
     )
     .await;
-    let a = dip(http, base, "cap-2").await;
+    // limits refresh every 100 ms: wait until the capacity is in force, i.e. a dip (no call-id, so
+    // no call started) leaves out the full route
+    support::eventually(
+        format!("capacity 1 of {first} in force"),
+        support::DEADLINE,
+        || async {
+            let a = s.dip(Q).await;
+            let full = a["routes"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().all(|r| r["route_id"] != first.as_str()));
+            if full {
+                Ok(())
+            } else {
+                Err(a.to_string())
+            }
+        },
+    )
+    .await;
+    let a = s.dip(&call("cap-2")).await;
     let ids: Vec<&str> = a["routes"]
         .as_array()
         .unwrap()
@@ -1106,24 +1084,20 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         "route at capacity must be skipped: {a}"
     );
     // asked for one route while the first is full: the answer is the next best, not empty
-    let one = get_json(
-        http,
-        &format!("{base}/v1/route?{Q}&call_id=cap-1b&max_results=1"),
-    )
-    .await;
+    let one = s.dip(&format!("{Q}&call_id=cap-1b&max_results=1")).await;
     assert_eq!(one["action"], "route", "{one}");
     assert_eq!(one["routes"].as_array().map(Vec::len), Some(1), "{one}");
     assert_eq!(one["routes"][0]["route_id"], routes[1]["route_id"], "{one}");
-    rpc_ok(http, base, "call.end", json!({"call_id":"cap-1b"})).await;
-    rpc_ok(http, base, "call.end", json!({"call_id":"cap-1"})).await;
-    rpc_ok(http, base, "call.end", json!({"call_id":"cap-2"})).await;
-    let a = dip(http, base, "cap-3").await;
+    s.rpc_ok("call.end", json!({"call_id":"cap-1b"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"cap-1"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"cap-2"})).await;
+    let a = s.dip(&call("cap-3")).await;
     assert_eq!(
         a["routes"][0]["route_id"],
         first.as_str(),
         "capacity free again: {a}"
     );
-    rpc_ok(http, base, "call.end", json!({"call_id":"cap-3"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"cap-3"})).await;
     client
         .execute(
             "UPDATE routes SET capacity = NULL WHERE name = $1",
@@ -1132,6 +1106,13 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         .await
         .unwrap();
 
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
+    let (_f, _client, s, routes) = policy_stack().await;
+    let (http, base) = (&s.http, s.base.as_str());
     // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
     // moved behind the other unforced routes (forced override routes keep their place)
     let unforced: Vec<String> = routes
@@ -1142,22 +1123,26 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
     assert!(unforced.len() >= 2, "{routes:?}");
     let bad = unforced[0].clone();
     for id in ["asr-1", "asr-2", "asr-3"] {
-        assert_eq!(dip(http, base, id).await["action"], "route");
+        assert_eq!(s.dip(&call(id)).await["action"], "route");
         let p = json!({"call_id":id,"attempt":1,"route_id":bad,"sip_code":503});
-        rpc_ok(http, base, "call.attempt", p).await;
-        rpc_ok(http, base, "call.end", json!({"call_id":id})).await;
+        s.rpc_ok("call.attempt", p).await;
+        s.rpc_ok("call.end", json!({"call_id":id})).await;
     }
-    wait_for("the failing route demoted", 10, || async {
-        let a = dip(http, base, "asr-probe").await;
-        let rs: Vec<String> = a["routes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["forced"] != true)
-            .map(|r| r["route_id"].as_str().unwrap().to_string())
-            .collect();
-        rs.last() == Some(&bad) && rs[0] != bad
-    })
+    support::eventually(
+        "the failing route demoted",
+        Duration::from_secs(10),
+        || async {
+            let a = s.dip(&call("asr-probe")).await;
+            let rs: Vec<String> = a["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["forced"] != true)
+                .map(|r| r["route_id"].as_str().unwrap().to_string())
+                .collect();
+            rs.last() == Some(&bad) && rs[0] != bad
+        },
+    )
     .await;
     let q: Value = http
         .get(format!("{base}/v1/routes/quality"))
@@ -1191,16 +1176,21 @@ async fn reaper_orphans_route_capacity_and_asr_policy() {
         "{g}"
     );
 
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_closes_calls_without_an_end_and_orphans() {
+    let (_f, client, s, routes) = policy_stack().await;
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
     // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
-    assert_eq!(dip(http, base, "silent-1").await["action"], "route");
-    rpc_ok(
-        http,
-        base,
+    assert_eq!(s.dip(&call("silent-1")).await["action"], "route");
+    s.rpc_ok(
         "call.attempt",
         json!({"call_id":"ghost-2","attempt":1,"route_id":first,"sip_code":200}),
     )
     .await;
-    wait_for("reaped CDRs", 15, || async {
+    support::eventually("reaped CDRs", Duration::from_secs(15), || async {
         !cdrs_of(&client, "silent-1").await.is_empty()
             && !cdrs_of(&client, "ghost-2").await.is_empty()
     })

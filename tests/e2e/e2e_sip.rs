@@ -1,0 +1,1257 @@
+//! Real calls end to end on 127.0.0.1: SIPp as the customer (UAC) → Kamailio running
+//! `kamailio/kamailio.cfg` → warpd dip (`server::run` in-process, throwaway PostgreSQL with a copy of
+//! the demo network whose vendor gateways are moved to free ports) → SIPp UAS processes as the
+//! vendor gateways. One test function runs every scenario in order (they share one warpd and the
+//! processes; each step is bounded and everything is stopped on drop):
+//!
+//! - the cheapest vendor's gateway gets the call (the UAS message logs are counted), and its CDR
+//!   has that route at the dip's rates;
+//! - the cheapest gateway answers 503 → the call completes on the next one, and the call events
+//!   (call.attempt ×2, call.answer, call.end; the end last) leave Kamailio with the right fields (recorded by a
+//!   small HTTP sink in front of warpd's POST /v1/events, which forwards them to warpd);
+//!   and the call's CDR in PostgreSQL has the carrying route, 2 attempts, its rates, duration,
+//!   billed seconds and cost; a busy gateway (486, never failed over) gives a `busy` CDR; a
+//!   gateway that never answers is a 408 after the gateway timer and the next one completes the
+//!   call; a customer who hangs up while the gateway rings sends a CANCEL that reaches it, no
+//!   other gateway is tried, and the CDR is `cancelled` by the caller;
+//! - warpd's event endpoint unavailable (the sink answers 503) while a call completes: Kamailio
+//!   keeps the events and sends them again; once they are taken the CDR appears, each event
+//!   delivered once and in order;
+//! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
+//! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
+//!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too, all
+//!   through warpd's ng proxy; on the demo's T.38-gateway trunk (bw-intl) the vendor gets that
+//!   re-INVITE as G.711 audio while the customer still gets T.38 from RTPEngine; the customer streams 1 s of PCMU RTP (`uac_rtp.xml`) and the demo's recording policy for
+//!   customer 10001 (identified by source address) leaves an RTPEngine recording whose metadata
+//!   names the BAN and the route and whose pcap holds the RTP packets. (RTCP and the MOS it gives
+//!   in the CDR are checked in tests/media_e2e.rs.)
+//! - the async_task_route + http_connect fallback mode (no http_async_client) routes the same way;
+//! - warpd stopped → 503 at once; warpd hanging → 503 after the dip time-out; with
+//!   DIP_FALLBACK_URI the call goes to the static route instead.
+//!
+//! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
+//! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
+
+use crate::support::{self, repo, require_tool, Warpd};
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const DIP_TIMEOUT_MS: u64 = 300;
+const ANI: &str = "+13125550100";
+const DNIS: &str = "+12125550100";
+
+/// The http_async_client module built from Debian's source package (cached under target/).
+fn http_async_so() -> PathBuf {
+    let dir = std::env::var("WARPD_KAM_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target/kamailio-modules"));
+    let so = dir.join("http_async_client.so");
+    if !so.exists() {
+        let st = Command::new(repo().join("scripts/provision-host.sh"))
+            .arg("modules")
+            .status()
+            .expect("run scripts/provision-host.sh modules");
+        assert!(st.success(), "scripts/provision-host.sh modules failed");
+    }
+    assert!(so.exists(), "{} missing after provisioning", so.display());
+    so
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free udp port")
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free tcp port")
+}
+
+/// A child process stopped with SIGTERM (Kamailio then stops its own children), SIGKILL after 3 s.
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Proc {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // the shell's builtin kill: no procps needed on a minimal CI image
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
+            .status();
+        let child = &mut self.child;
+        let exited = support::wait::poll_blocking(Duration::from_secs(3), || {
+            matches!(child.try_wait(), Ok(Some(_))).then_some(())
+        });
+        if exited.is_some() {
+            return;
+        }
+        eprintln!("{} did not stop on SIGTERM; killing", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until something holds `port` (UDP) on 127.0.0.1: a bind there fails.
+fn wait_udp_taken(port: u16) {
+    support::eventually_blocking(
+        format!("something bound to udp {port}"),
+        Duration::from_secs(10),
+        || UdpSocket::bind(("127.0.0.1", port)).is_err(),
+    );
+}
+
+struct Kamailio {
+    port: u16,
+    log: PathBuf,
+    _proc: Proc,
+}
+
+impl Kamailio {
+    /// Starts kamailio/kamailio.cfg on a free port with extra `-A` defines; waits until it answers
+    /// OPTIONS.
+    fn start(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
+        let port = free_udp_port();
+        let run = dir.join(format!("kam-{name}"));
+        std::fs::create_dir_all(&run).expect("run dir");
+        let log = dir.join(format!("kamailio-{name}.log"));
+        let mut cmd = Command::new("kamailio");
+        cmd.arg("-f")
+            .arg(repo().join("kamailio/kamailio.cfg"))
+            // -x tlsf: the memory manager the systemd drop-in runs in production
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-x", "tlsf", "-P"])
+            .arg(run.join("kamailio.pid"))
+            .arg("-Y")
+            .arg(&run)
+            .args(["-A", &format!("SIP_PORT={port}")])
+            .args(["-A", "SIP_CHILDREN=2"])
+            .arg("-A")
+            .arg(format!(
+                "CTL_SOCKET=\"unixs:{}\"",
+                run.join("ctl").display()
+            ))
+            .args(["-A", &format!("DIP_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
+            .args(["-A", "GW_FR_TIMER_MS=2000"]);
+        for d in defines {
+            cmd.args(["-A", d]);
+        }
+        let proc = Proc::spawn(&format!("kamailio-{name}"), &mut cmd, &log);
+        let k = Kamailio {
+            port,
+            log,
+            _proc: proc,
+        };
+        k.wait_ready();
+        k
+    }
+
+    fn wait_ready(&self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let me = sock.local_addr().expect("addr");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let t = Instant::now();
+        support::eventually_blocking(
+            "kamailio answering OPTIONS",
+            Duration::from_secs(15),
+            || {
+                let options = format!(
+                "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-probe{n}\r\nFrom: <sip:probe@{me}>;tag=p\r\nTo: <sip:127.0.0.1:{p}>\r\nCall-ID: probe-{n}@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                p = self.port,
+                n = t.elapsed().as_millis()
+            );
+                let _ = sock.send_to(options.as_bytes(), ("127.0.0.1", self.port));
+                let mut buf = [0u8; 2048];
+                match sock.recv_from(&mut buf) {
+                    Ok((n, _)) if String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200") => {
+                        Ok(())
+                    }
+                    _ => Err(format!(
+                        "no 200; log:\n{}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    )),
+                }
+            },
+        );
+    }
+}
+
+/// A SIPp UAS playing one vendor gateway; its message log says which calls it saw.
+struct Uas {
+    msgs: PathBuf,
+    _proc: Proc,
+}
+
+impl Uas {
+    fn start(dir: &Path, port: u16, scenario: &str, tag: &str) -> Uas {
+        let msgs = dir.join(format!("uas-{port}-{tag}.msg"));
+        let mut cmd = Command::new("sipp");
+        cmd.arg("-sf")
+            .arg(repo().join("tests/sipp").join(scenario))
+            .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-nostdin"])
+            .args(["-buff_size", "1048576", "-trace_msg", "-message_file"])
+            .arg(&msgs);
+        let proc = Proc::spawn(
+            &format!("uas-{port}"),
+            &mut cmd,
+            &dir.join(format!("uas-{port}-{tag}.out")),
+        );
+        wait_udp_taken(port);
+        Uas { msgs, _proc: proc }
+    }
+
+    /// INVITEs this gateway received.
+    fn invites(&self) -> usize {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.msgs) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s.lines().filter(|l| l.starts_with("INVITE sip:")).count()
+    }
+}
+
+struct CallResult {
+    ok: bool,
+    elapsed: Duration,
+    trace: String,
+}
+
+/// One customer call with SIPp: `scenario` is a file in tests/sipp (or a path); `ok` when the
+/// scenario completed (SIPp exit code 0).
+fn call(dir: &Path, kam: &Kamailio, scenario: &Path, dnis: &str, tag: &str) -> CallResult {
+    let trace = dir.join(format!("uac-{tag}.msg"));
+    let t = Instant::now();
+    let out = Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", kam.port))
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-key", "ani", ANI, "-key", "dnis", dnis])
+        .args(["-m", "1", "-d", "100", "-i", "127.0.0.1", "-p"])
+        .arg(free_udp_port().to_string())
+        .args(["-nostdin", "-timeout", "15s", "-timeout_error"])
+        .args(["-recv_timeout", "8000", "-trace_msg", "-message_file"])
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run sipp uac");
+    let elapsed = t.elapsed();
+    CallResult {
+        ok: out.status.success(),
+        elapsed,
+        trace: std::fs::read_to_string(&trace).unwrap_or_default()
+            + &String::from_utf8_lossy(&out.stderr),
+    }
+}
+
+/// The most packets in one pcap file under `dir` (RTPEngine's recordings): records are counted
+/// by walking the classic pcap layout (24-byte file header, then a 16-byte header per packet
+/// whose third field is the captured length).
+fn pcap_packets_max(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .map(|b| {
+            let (mut at, mut n) = (24usize, 0usize);
+            while let Some(h) = b.get(at..at + 16) {
+                let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+                at += 16 + len;
+                if at > b.len() {
+                    break;
+                }
+                n += 1;
+            }
+            n
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Media ports of `m=<kind>` lines in the 200 OKs the UAC received (SIPp message trace).
+fn received_200_ports(trace: &str, kind: &str) -> Vec<u16> {
+    trace
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains("message received") && m.contains("SIP/2.0 200 OK"))
+        .flat_map(|m| {
+            m.lines()
+                .filter_map(|l| l.trim().strip_prefix(&format!("m={kind} ")))
+                .filter_map(|l| l.split(' ').next().and_then(|p| p.parse().ok()))
+                .collect::<Vec<u16>>()
+        })
+        .collect()
+}
+
+fn call_id_of(trace: &str) -> String {
+    trace
+        .lines()
+        .find_map(|l| l.strip_prefix("Call-ID: "))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no Call-ID in trace:\n{trace}"))
+}
+
+fn reject_scenario(dir: &Path, code: u16) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo().join("tests/sipp/uac_reject.xml")).expect("uac_reject.xml");
+    let path = dir.join(format!("uac_reject_{code}.xml"));
+    std::fs::write(&path, text.replace("@CODE@", &code.to_string())).expect("write scenario");
+    path
+}
+
+/// Copies examples/demo to `dir`, moving the vendor gateways (5081..5087) to free UDP ports and
+/// optionally replacing customer 10001's source IPs. Returns the network file and the port map.
+fn demo_copy(dir: &Path, ports: &BTreeMap<u16, u16>, source_ips: Option<&str>) -> PathBuf {
+    let src = repo().join("examples/demo");
+    let dst = dir.join("demo");
+    for sub in ["rates", "numbering"] {
+        std::fs::create_dir_all(dst.join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(src.join(sub))
+            .expect("read demo dir")
+            .flatten()
+        {
+            std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).expect("copy csv");
+        }
+    }
+    let mut text = std::fs::read_to_string(src.join("network.toml")).expect("network.toml");
+    for (from, to) in ports {
+        text = text.replace(&format!("port = {from}"), &format!("port = {to}"));
+    }
+    if let Some(ips) = source_ips {
+        text = text.replace(
+            "source_ips = [\"127.0.0.1/32\"]",
+            &format!("source_ips = [\"{ips}\"]"),
+        );
+    }
+    let path = dst.join("network.toml");
+    std::fs::write(&path, text).expect("write network");
+    path
+}
+
+/// Two per-minute rates as JSON numbers (the CDR's and the dip answer's) are the same rate.
+fn same_rate(a: &Value, b: &Value) -> bool {
+    (a.as_f64().unwrap_or(-1.0) - b.as_f64().unwrap_or(-2.0)).abs() < 1e-9
+}
+
+fn gw_port(uri: &str) -> u16 {
+    // sip:+1...@127.0.0.1:PORT;transport=udp
+    uri.rsplit_once(':')
+        .and_then(|(_, rest)| rest.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {uri}"))
+}
+
+/// Records every call event Kamailio posts (a form body, one event per line) and forwards the
+/// body to warpd. Each event is kept as `{"method": "call.<event>", "params": {...}}`, the
+/// numeric fields as numbers, so that the checks read like the JSON-RPC methods.
+/// While `down` is set the sink answers 503 without recording or forwarding (warpd unavailable).
+async fn event_sink(
+    listener: tokio::net::TcpListener,
+    warpd: String,
+    seen: Arc<Mutex<Vec<Value>>>,
+    down: Arc<AtomicBool>,
+) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    let http = reqwest::Client::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (http, seen, warpd, down) = (http.clone(), seen.clone(), warpd.clone(), down.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (http, seen, warpd, down) =
+                    (http.clone(), seen.clone(), warpd.clone(), down.clone());
+                async move {
+                    if down.load(Ordering::SeqCst) {
+                        let mut r = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                        return Ok::<_, std::convert::Infallible>(r);
+                    }
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    seen.lock().expect("lock").extend(form_lines(&body));
+                    let answer = match http
+                        .post(&warpd)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body.to_vec())
+                        .send()
+                        .await
+                    {
+                        Ok(r) => r.bytes().await.unwrap_or_default(),
+                        Err(_) => bytes::Bytes::new(),
+                    };
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(answer)))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// A `POST /v1/events` body as JSON-RPC-like values (see [`event_sink`]).
+fn form_lines(body: &[u8]) -> Vec<Value> {
+    const NUMERIC: [&str; 4] = ["attempt", "sip_code", "ts", "ring_ts"];
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut method = Value::Null;
+            let mut params = serde_json::Map::new();
+            for (k, v) in url::form_urlencoded::parse(line) {
+                if k == "event" {
+                    method = Value::String(format!("call.{v}"));
+                } else if NUMERIC.contains(&k.as_ref()) {
+                    let n = v.parse::<serde_json::Number>().map(Value::Number);
+                    params.insert(k.into_owned(), n.unwrap_or(Value::String(v.into_owned())));
+                } else {
+                    params.insert(k.into_owned(), Value::String(v.into_owned()));
+                }
+            }
+            serde_json::json!({"method": method, "params": params})
+        })
+        .collect()
+}
+
+/// warpd's media keys as environment overrides (`media.ng_listen`, `media.nodes`): they work
+/// whether or not warpd.example.toml has a `[media]` section.
+fn media_env_overrides(ng_listen: &str, rtpengine: &str) -> Vec<(String, String)> {
+    vec![
+        ("WARPD_MEDIA__NG_LISTEN".to_string(), ng_listen.to_string()),
+        (
+            "WARPD_MEDIA__NODES".to_string(),
+            format!("[{{ address = \"{rtpengine}\", weight = 1 }}]"),
+        ),
+    ]
+}
+
+/// The stack every SIP scenario runs on: PostgreSQL with a copy of the demo network (gateways on
+/// free ports), RTPEngine, warpd (in-process, media through its ng proxy), a recording event sink
+/// in front of warpd's event endpoint, and the main Kamailio dipping to warpd. Fields drop in
+/// order: Kamailio and RTPEngine stop before PostgreSQL, the temp dir goes last.
+struct Sip {
+    main: Option<Kamailio>,
+    _rtpengine: Proc,
+    warpd: Option<Warpd>,
+    rt: tokio::runtime::Runtime,
+    pg: support::TestPg,
+    http: reqwest::Client,
+    dir: PathBuf,
+    ports: BTreeMap<u16, u16>,
+    rtp_min: u16,
+    rtpengine_sock: String,
+    so_define: String,
+    base: String,
+    events_url: String,
+    warpd_port: u16,
+    uac: PathBuf,
+    /// the routes of the first dip, and every gateway port in the order they are tried
+    routes: Vec<Value>,
+    order: Vec<u16>,
+    cheapest: u16,
+    second: u16,
+    /// events Kamailio sent (through the sink), and whether the sink answers 503
+    events: Arc<Mutex<Vec<Value>>>,
+    sink_down: Arc<AtomicBool>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Sip {
+    /// `GET /v1/route` by source address (as kamailio.cfg dips); `null` if warpd does not answer.
+    fn dip(&self, src_ip: &str, dnis: &str) -> Value {
+        let url = format!(
+            "{}/v1/route?src_ip={src_ip}&ani={}&dnis={}",
+            self.base,
+            ANI.replace('+', "%2B"),
+            dnis.replace('+', "%2B")
+        );
+        self.rt.block_on(async {
+            match self.http.get(&url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        })
+    }
+
+    /// The call's CDR row as JSON, once written.
+    fn cdr_of(&self, call_id: &str) -> Option<Value> {
+        self.rt.block_on(async {
+            let client = warpd::db::connect(&self.pg.url()).await.ok()?;
+            let row = client
+                .query_opt(
+                    "SELECT row_to_json(c)::text FROM cdrs c WHERE call_id = $1",
+                    &[&call_id],
+                )
+                .await
+                .ok()??;
+            serde_json::from_str(&row.get::<_, String>(0)).ok()
+        })
+    }
+
+    fn start() -> Sip {
+        for tool in ["kamailio", "sipp", "rtpengine"] {
+            require_tool(tool);
+        }
+        let so = http_async_so();
+        let tmp = tempfile::Builder::new()
+            .prefix("warpd-e2e-sip-")
+            .tempdir()
+            .expect("tempdir");
+        // WARPD_E2E_KEEP=1 keeps the logs (Kamailio, SIPp traces, RTPEngine) for a look afterwards
+        let (dir, tmp) = if std::env::var_os("WARPD_E2E_KEEP").is_some() {
+            eprintln!("keeping {}", tmp.path().display());
+            (tmp.keep(), None)
+        } else {
+            (tmp.path().to_path_buf(), Some(tmp))
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+
+        // --- database + demo network on free gateway ports ---------------------------------
+        let pg = support::TestPg::start();
+        let ports: BTreeMap<u16, u16> = (5081..=5087).map(|p| (p, free_udp_port())).collect();
+        let network = demo_copy(&dir, &ports, None);
+        rt.block_on(async {
+            let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
+            warpd::db::migrate::migrate(&mut client)
+                .await
+                .expect("migrate");
+            warpd::provision::apply(&mut client, &network, false)
+                .await
+                .expect("apply demo copy");
+        });
+
+        // --- RTPEngine (userspace) and warpd ----------------------------------------------------
+        let rtp_ng = free_udp_port();
+        // 31000 and up: clear of the fixed ranges of the media tests (30000-30499) running
+        // alongside in this binary
+        let rtp_min = 31000 + (rtp_ng % 200) * 100;
+        std::fs::create_dir_all(dir.join("rec")).expect("rec dir");
+        let rtpengine = Proc::spawn(
+            "rtpengine",
+            Command::new("rtpengine")
+                // the host config from rtpengine/, with this test's ports and spool on top
+                .arg(format!(
+                    "--config-file={}",
+                    repo().join("rtpengine/rtpengine.conf").display()
+                ))
+                .args(["--table=-1", "--interface=127.0.0.1"])
+                .arg(format!("--listen-cli=127.0.0.1:{}", free_tcp_port()))
+                .arg(format!("--listen-ng=127.0.0.1:{rtp_ng}"))
+                .arg(format!("--port-min={rtp_min}"))
+                .arg(format!("--port-max={}", rtp_min + 99))
+                .arg(format!("--recording-dir={}", dir.join("rec").display()))
+                .args([
+                    "--recording-method=pcap",
+                    "--delete-delay=0",
+                    "--foreground",
+                ])
+                .args(["--log-stderr", "--log-level=5"])
+                .arg(format!("--pidfile={}", dir.join("rtpengine.pid").display())),
+            &dir.join("rtpengine.log"),
+        );
+        wait_udp_taken(rtp_ng);
+
+        // media through warpd's ng proxy, as in production
+        let ng_proxy = free_udp_port();
+        let rtpengine_sock = format!("udp:127.0.0.1:{ng_proxy}");
+        let warpd_port = free_tcp_port();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", warpd_port)))
+            .expect("bind warpd");
+        let mut builder = Warpd::builder(&pg)
+            .spool(&dir.join("spool"))
+            .listener(listener);
+        for (k, v) in media_env_overrides(
+            &format!("127.0.0.1:{ng_proxy}"),
+            &format!("127.0.0.1:{rtp_ng}"),
+        ) {
+            builder = builder.env(&k, v);
+        }
+        let warpd = rt.block_on(builder.start());
+        let base = warpd.base.clone();
+        let events_url = format!("{base}/v1/events");
+        let mut s = Sip {
+            main: None,
+            _rtpengine: rtpengine,
+            warpd: Some(warpd),
+            rt,
+            pg,
+            http: reqwest::Client::new(),
+            dir,
+            ports,
+            rtp_min,
+            rtpengine_sock,
+            so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
+            base,
+            events_url,
+            warpd_port,
+            uac: repo().join("tests/sipp/uac.xml"),
+            routes: Vec::new(),
+            order: Vec::new(),
+            cheapest: 0,
+            second: 0,
+            events: Arc::default(),
+            sink_down: Arc::new(AtomicBool::new(false)),
+            _tmp: tmp,
+        };
+        let answer = support::eventually_blocking("warpd routing", Duration::from_secs(30), || {
+            let a = s.dip("127.0.0.1", DNIS);
+            (a["action"] == "route").then_some(a)
+        });
+
+        // expected gateway order: every route's uris, in order
+        let routes = answer["routes"].as_array().expect("routes").clone();
+        assert!(routes.len() >= 2, "{answer}");
+        let order: Vec<u16> = routes
+            .iter()
+            .flat_map(|r| r["uris"].as_array().cloned().unwrap_or_default())
+            .map(|u| gw_port(u.as_str().unwrap_or_default()))
+            .collect();
+        assert!(
+            routes[0]["rate"].as_f64() <= routes[1]["rate"].as_f64() || routes[0]["forced"] == true,
+            "cheapest first: {answer}"
+        );
+        (s.cheapest, s.second) = (order[0], order[1]);
+        assert_ne!(s.cheapest, s.second);
+        (s.routes, s.order) = (routes, order);
+
+        // --- the main Kamailio: dips to warpd, events through the recording sink ----------------
+        let sink =
+            s.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("bind sink");
+        let sink_url = format!("http://{}/v1/events", sink.local_addr().expect("sink addr"));
+        s.rt.spawn(event_sink(
+            sink,
+            s.events_url.clone(),
+            s.events.clone(),
+            s.sink_down.clone(),
+        ));
+        s.main = Some(Kamailio::start(
+            &s.dir,
+            "main",
+            &[
+                s.so_define.clone(),
+                format!("WARPD_URL=\"{}\"", s.base),
+                format!("WARPD_EVENTS_HTTPCON=\"events=>{sink_url}\""),
+            ],
+        ));
+        s
+    }
+
+    /// The main Kamailio (dips to warpd, events through the sink).
+    fn main(&self) -> &Kamailio {
+        self.main.as_ref().expect("main kamailio started")
+    }
+}
+
+/// One stack, the scenarios in order (each a named function below; later ones change the
+/// database and finally stop warpd, so they share the stack rather than run as separate tests:
+/// a Kamailio + RTPEngine + warpd stack per scenario would cost more CI time than the scenarios).
+#[test]
+fn sip_calls_through_kamailio_are_routed_by_warpd() {
+    let mut s = Sip::start();
+    cheapest_gateway_gets_the_call(&s);
+    failover_after_503_completes_on_the_next_gateway_with_events_in_order(&s);
+    busy_cheapest_gateway_gives_486_without_failover(&s);
+    silent_gateway_times_out_and_the_next_gateway_completes_the_call(&s);
+    caller_cancel_while_ringing_reaches_the_gateway_only(&s);
+    events_refused_by_warpd_are_resent_and_the_cdr_appears_once_taken(&s);
+    blocked_prefix_gets_warpds_403_and_no_gateway_sees_it(&s);
+    media_sdp_and_t38_reinvite_go_through_rtpengine(&s);
+    fallback_dip_mode_without_http_async_client_routes(&s);
+    unknown_source_address_gets_403(&s);
+    warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
+    warpd_hanging_gives_503_after_the_dip_timeout(&s);
+}
+
+/// 1. the cheapest vendor's gateway gets the call
+fn cheapest_gateway_gets_the_call(s: &Sip) {
+    let Sip {
+        dir,
+        uac,
+        routes,
+        order,
+        ..
+    } = s;
+    let (dir, cheapest) = (dir.as_path(), s.cheapest);
+    let main = s.main();
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let gws: Vec<Uas> = order
+        .iter()
+        .map(|p| Uas::start(dir, *p, "uas.xml", "cheapest"))
+        .collect();
+    let r = call(dir, main, uac, DNIS, "cheapest");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    let got: Vec<usize> = gws.iter().map(Uas::invites).collect();
+    assert_eq!(
+        got[0], 1,
+        "cheapest gateway {cheapest} got {got:?} (order {order:?})"
+    );
+    assert_eq!(got.iter().sum::<usize>(), 1, "{got:?}");
+    // its CDR: the cheapest route carried it at the dip's buy and sell rates
+    let call_id = call_id_of(&r.trace);
+    let cdr =
+        support::eventually_blocking("cheapest CDR", Duration::from_secs(10), || cdr_of(&call_id));
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["route_id"], routes[0]["route_id"], "{cdr}");
+    assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+    assert_eq!(cdr["customer_ban"], "10001", "{cdr}");
+    assert!(same_rate(&cdr["vendor_rate"], &routes[0]["rate"]), "{cdr}");
+    assert!(
+        same_rate(&cdr["customer_rate"], &routes[0]["customer_rate"]),
+        "{cdr}"
+    );
+    let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
+    assert!((50..5000).contains(&held), "duration {held} ms: {cdr}");
+    assert_eq!(cdr["vendor_billed_s"], routes[0]["billing"]["min"], "{cdr}");
+}
+
+/// 2. cheapest answers 503 → the call completes on the next gateway; events in order
+fn failover_after_503_completes_on_the_next_gateway_with_events_in_order(s: &Sip) {
+    let Sip {
+        dir,
+        uac,
+        routes,
+        events,
+        ..
+    } = s;
+    let (dir, cheapest, second) = (dir.as_path(), s.cheapest, s.second);
+    let main = s.main();
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let first = Uas::start(dir, cheapest, "uas_503.xml", "failover");
+    let next = Uas::start(dir, second, "uas.xml", "failover");
+    events.lock().expect("lock").clear();
+    let r = call(dir, main, uac, DNIS, "failover");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    assert_eq!((first.invites(), next.invites()), (1, 1));
+    let call_id = call_id_of(&r.trace);
+    let evs = support::eventually_blocking("call events", Duration::from_secs(5), || {
+        let evs = events.lock().expect("lock").clone();
+        let mine: Vec<Value> = evs
+            .into_iter()
+            .filter(|e| e["params"]["call_id"] == call_id.as_str())
+            .collect();
+        (mine.len() >= 4).then_some(mine)
+    });
+    // the ordering that matters: the answering attempt before call.answer (one task), and
+    // call.end last (warpd writes the CDR on it)
+    let methods: Vec<&str> = evs
+        .iter()
+        .map(|e| e["method"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(methods.last(), Some(&"call.end"), "{evs:?}");
+    let pos = |m: &str, attempt: i64| {
+        evs.iter()
+            .position(|e| e["method"] == m && e["params"]["attempt"] == attempt)
+            .unwrap_or(usize::MAX)
+    };
+    assert!(pos("call.attempt", 2) < pos("call.answer", 2), "{evs:?}");
+    let by = |m: &str| -> Vec<&Value> { evs.iter().filter(|e| e["method"] == m).collect() };
+    let mut attempts = by("call.attempt");
+    attempts.sort_by_key(|e| e["params"]["attempt"].as_i64());
+    assert_eq!(attempts.len(), 2, "{evs:?}");
+    assert_eq!(attempts[0]["params"]["attempt"], 1);
+    assert_eq!(attempts[0]["params"]["sip_code"], 503);
+    assert_eq!(attempts[0]["params"]["route_id"], routes[0]["route_id"]);
+    assert_eq!(attempts[1]["params"]["attempt"], 2);
+    assert_eq!(attempts[1]["params"]["sip_code"], 200);
+    let answers = by("call.answer");
+    assert_eq!(answers.len(), 1, "{evs:?}");
+    assert_eq!(answers[0]["params"]["attempt"], 2);
+    assert_eq!(
+        answers[0]["params"]["route_id"],
+        attempts[1]["params"]["route_id"]
+    );
+    let ends = by("call.end");
+    assert_eq!(ends.len(), 1, "{evs:?}");
+    assert_eq!(ends[0]["params"]["hangup"], "caller");
+    assert!(evs.iter().all(|e| e["params"]["ts"].is_f64()), "{evs:?}");
+
+    // the CDR in PostgreSQL: carried by the second attempt's route, rated with its terms
+    let carrier = routes
+        .iter()
+        .find(|r| r["route_id"] == attempts[1]["params"]["route_id"])
+        .expect("carrying route in the dip answer");
+    let cdr =
+        support::eventually_blocking("failover CDR", Duration::from_secs(10), || cdr_of(&call_id));
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["route_id"], carrier["route_id"], "{cdr}");
+    assert_eq!(cdr["attempt_count"], 2, "{cdr}");
+    assert_eq!(cdr["hangup"], "caller", "{cdr}");
+    assert_eq!(cdr["customer_ban"], "10001", "{cdr}");
+    assert!(same_rate(&cdr["vendor_rate"], &carrier["rate"]), "{cdr}");
+    assert!(
+        same_rate(&cdr["customer_rate"], &carrier["customer_rate"]),
+        "{cdr}"
+    );
+    let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
+    assert!((50..5000).contains(&held), "duration {held} ms: {cdr}");
+    // a sub-second call bills the vendor's minimum
+    assert_eq!(cdr["vendor_billed_s"], carrier["billing"]["min"], "{cdr}");
+    let cost = carrier["billing"]["min"].as_f64().unwrap_or(0.0) / 60.0
+        * carrier["rate"].as_f64().unwrap_or(0.0);
+    assert!(
+        (cdr["cost"].as_f64().unwrap_or(-1.0) - cost).abs() < 2e-7,
+        "cost {cost}: {cdr}"
+    );
+}
+
+/// 2b. the cheapest gateway is busy (486, never failed over) → 486 to the customer, CDR busy
+fn busy_cheapest_gateway_gives_486_without_failover(s: &Sip) {
+    let Sip { dir, .. } = s;
+    let (dir, cheapest, second) = (dir.as_path(), s.cheapest, s.second);
+    let main = s.main();
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let busy = Uas::start(dir, cheapest, "uas_486.xml", "busy");
+    let next = Uas::start(dir, second, "uas.xml", "busy");
+    let r = call(dir, main, &reject_scenario(dir, 486), DNIS, "busy");
+    assert!(r.ok, "expected 486:\n{}", r.trace);
+    assert_eq!((busy.invites(), next.invites()), (1, 0));
+    let cdr = support::eventually_blocking("busy CDR", Duration::from_secs(10), || {
+        cdr_of(&call_id_of(&r.trace))
+    });
+    assert_eq!(cdr["disposition"], "busy", "{cdr}");
+    assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+    assert_eq!(cdr["hangup"], "callee", "{cdr}");
+    assert_eq!(cdr["duration_ms"], 0, "{cdr}");
+}
+
+/// 2d. the cheapest gateway never answers → 408 after the gateway timer (GW_FR_TIMER_MS, 2 s
+/// here) → the next gateway
+/// completes the call; the CDR has both attempts
+fn silent_gateway_times_out_and_the_next_gateway_completes_the_call(s: &Sip) {
+    let Sip { dir, uac, .. } = s;
+    let (dir, cheapest, second) = (dir.as_path(), s.cheapest, s.second);
+    let main = s.main();
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let silent = std::net::UdpSocket::bind(("127.0.0.1", cheapest)).expect("bind silent gw");
+    silent.set_nonblocking(true).expect("nonblocking");
+    let next = Uas::start(dir, second, "uas.xml", "silent");
+    let r = call(dir, main, uac, DNIS, "silent");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    assert!(
+        r.elapsed >= Duration::from_millis(1900),
+        "failed over after {:?}, before the gateway timer",
+        r.elapsed
+    );
+    let mut buf = [0u8; 4096];
+    let mut invites = 0;
+    while let Ok(n) = silent.recv(&mut buf) {
+        invites += usize::from(buf[..n].starts_with(b"INVITE "));
+    }
+    assert!(invites >= 1, "the silent gateway saw no INVITE");
+    assert_eq!(next.invites(), 1);
+    let cdr = support::eventually_blocking("408 failover CDR", Duration::from_secs(10), || {
+        cdr_of(&call_id_of(&r.trace))
+    });
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["attempt_count"], 2, "{cdr}");
+    assert_eq!(cdr["attempts"][0]["sip_code"], 408, "{cdr}");
+    assert_eq!(cdr["attempts"][1]["sip_code"], 200, "{cdr}");
+}
+
+/// 2e. the customer hangs up while the cheapest gateway rings: the CANCEL reaches the
+/// gateway, no other gateway is tried, the CDR is cancelled by the caller
+fn caller_cancel_while_ringing_reaches_the_gateway_only(s: &Sip) {
+    let Sip { dir, .. } = s;
+    let (dir, cheapest, second) = (dir.as_path(), s.cheapest, s.second);
+    let main = s.main();
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let ringing = Uas::start(dir, cheapest, "uas_ring.xml", "cancel");
+    let next = Uas::start(dir, second, "uas.xml", "cancel");
+    let cancel = repo().join("tests/sipp/uac_cancel.xml");
+    let r = call(dir, main, &cancel, DNIS, "cancel");
+    assert!(r.ok, "cancelled call failed:\n{}", r.trace);
+    let gw_saw =
+        support::eventually_blocking("CANCEL at the gateway", Duration::from_secs(5), || {
+            let m = std::fs::read_to_string(&ringing.msgs).unwrap_or_default();
+            m.contains("CANCEL sip:").then_some(m)
+        });
+    assert_eq!(ringing.invites(), 1, "{gw_saw}");
+    assert_eq!(next.invites(), 0, "a cancelled call was failed over");
+    let cdr = support::eventually_blocking("cancelled CDR", Duration::from_secs(10), || {
+        cdr_of(&call_id_of(&r.trace))
+    });
+    assert_eq!(cdr["disposition"], "cancelled", "{cdr}");
+    assert_eq!(cdr["hangup"], "caller", "{cdr}");
+    assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+    assert_eq!(cdr["attempts"][0]["sip_code"], 487, "{cdr}");
+    assert_eq!(cdr["duration_ms"], 0, "{cdr}");
+}
+
+/// 2c. warpd's event endpoint unavailable (503) while a call completes: Kamailio keeps the
+/// events and sends them again; the CDR appears once warpd takes them
+fn events_refused_by_warpd_are_resent_and_the_cdr_appears_once_taken(s: &Sip) {
+    let Sip {
+        dir,
+        uac,
+        events,
+        sink_down,
+        ..
+    } = s;
+    let (dir, cheapest) = (dir.as_path(), s.cheapest);
+    let main = s.main();
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let gw = Uas::start(dir, cheapest, "uas.xml", "events-later");
+    sink_down.store(true, Ordering::SeqCst);
+    events.lock().expect("lock").clear();
+    let r = call(dir, main, uac, DNIS, "events-later");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    assert_eq!(gw.invites(), 1);
+    let call_id = call_id_of(&r.trace);
+    // part of the scenario, not synchronisation: time for Kamailio's event posts to reach the
+    // (refusing) sink, to show that no CDR appears while they are refused
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        cdr_of(&call_id).is_none(),
+        "no CDR while events are refused"
+    );
+    sink_down.store(false, Ordering::SeqCst);
+    let cdr = support::eventually_blocking(
+        "CDR after the events are resent",
+        Duration::from_secs(10),
+        || cdr_of(&call_id),
+    );
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["attempt_count"], 1, "{cdr}");
+    assert_eq!(cdr["hangup"], "caller", "{cdr}");
+    let held = cdr["duration_ms"].as_i64().unwrap_or(-1);
+    assert!((50..5000).contains(&held), "duration {held} ms: {cdr}");
+    // each event arrived once, in order, the end last
+    let evs = events.lock().expect("lock").clone();
+    let methods: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["params"]["call_id"] == call_id.as_str())
+        .map(|e| e["method"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        methods,
+        ["call.attempt", "call.answer", "call.end"],
+        "{evs:?}"
+    );
+}
+
+/// 3. blocked prefix → warpd's 403 from Kamailio, no gateway sees it
+fn blocked_prefix_gets_warpds_403_and_no_gateway_sees_it(s: &Sip) {
+    let Sip { dir, .. } = s;
+    let (dir, cheapest) = (dir.as_path(), s.cheapest);
+    let main = s.main();
+    let gw = Uas::start(dir, cheapest, "uas.xml", "blocked");
+    let r = call(
+        dir,
+        main,
+        &reject_scenario(dir, 403),
+        "+19005550100",
+        "blocked",
+    );
+    assert!(r.ok, "expected 403:\n{}", r.trace);
+    assert!(
+        r.trace.contains("SIP/2.0 403 blocked prefix 1900"),
+        "{}",
+        r.trace
+    );
+    assert_eq!(gw.invites(), 0);
+}
+
+/// 4. media: SDP towards the customer is RTPEngine's; a T.38 re-INVITE on a fax call too
+fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
+    let Sip {
+        dir,
+        rtpengine_sock,
+        so_define,
+        base,
+        events_url,
+        routes,
+        ..
+    } = s;
+    let (dir, cheapest, rtp_min) = (dir.as_path(), s.cheapest, s.rtp_min);
+    let dip = |src_ip: &str, dnis: &str| s.dip(src_ip, dnis);
+    let cdr_of = |call_id: &str| s.cdr_of(call_id);
+    let kam = Kamailio::start(
+        dir,
+        "media",
+        &[
+            so_define.clone(),
+            format!("WARPD_URL=\"{base}\""),
+            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+            "WITH_MEDIA".to_string(),
+            format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
+        ],
+    );
+    let relayed = |port: u16| (rtp_min..=rtp_min + 99).contains(&port);
+    {
+        let _gw = Uas::start(dir, cheapest, "uas.xml", "media");
+        // the customer streams 1 s of PCMU (50 packets) once the call is up
+        let uac_rtp = repo().join("tests/sipp/uac_rtp.xml");
+        let r = call(dir, &kam, &uac_rtp, DNIS, "media");
+        assert!(r.ok, "media call failed:\n{}", r.trace);
+        let ports = received_200_ports(&r.trace, "audio");
+        assert!(
+            !ports.is_empty() && ports.iter().all(|p| relayed(*p)),
+            "SDP not rewritten by RTPEngine (ports {ports:?}, range {rtp_min}..):\n{}",
+            r.trace
+        );
+        // the demo records customer 10001's calls (media_policies). Kamailio dips by source
+        // address only; warpd still knows the customer, so the call leaves a recording
+        // whose metadata names the BAN and the route
+        {
+            let want = format!(
+                "ban:10001|route:{}",
+                routes[0]["route_id"].as_str().unwrap_or("?")
+            );
+            support::eventually_blocking(
+                format!(
+                    "recording metadata with {want} in {}",
+                    dir.join("rec").display()
+                ),
+                Duration::from_secs(5),
+                || {
+                    let meta: Vec<String> = std::fs::read_dir(dir.join("rec/metadata"))
+                        .map(|d| {
+                            d.flatten()
+                                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    meta.into_iter().find(|m| m.contains(&want))
+                },
+            );
+            // Kamailio names the route it tries (`warpd-route=` flag, sent by its rtpengine
+            // module as a dictionary key): warpd takes it out before RTPEngine sees it
+            let rtp_log = std::fs::read_to_string(dir.join("rtpengine.log")).unwrap_or_default();
+            assert!(
+                !rtp_log.contains("'warpd-route'"),
+                "warpd-route reached RTPEngine:\n{rtp_log}"
+            );
+            // RTP flowed through RTPEngine: the call's recording holds the customer's packets
+            let packets = pcap_packets_max(&dir.join("rec/pcaps"));
+            assert!(
+                packets >= 40,
+                "the recording holds {packets} packets; the customer sent 50 RTP packets"
+            );
+        }
+        // the media call is a CDR like any other (SIPp sends no RTCP, so RTPEngine reports
+        // no loss or MOS to carry; tests/media_e2e.rs covers those with RTCP)
+        let call_id = call_id_of(&r.trace);
+        let cdr =
+            support::eventually_blocking("media CDR", Duration::from_secs(10), || cdr_of(&call_id));
+        assert_eq!(cdr["disposition"], "answered", "{cdr}");
+        assert_eq!(cdr["route_id"], routes[0]["route_id"], "{cdr}");
+    }
+    {
+        let _gw = Uas::start(dir, cheapest, "uas_t38.xml", "t38");
+        let t38 = repo().join("tests/sipp/uac_t38.xml");
+        let r = call(dir, &kam, &t38, DNIS, "t38");
+        assert!(r.ok, "T.38 call failed:\n{}", r.trace);
+        let ports = received_200_ports(&r.trace, "image");
+        assert!(
+            ports.len() == 1 && relayed(ports[0]),
+            "T.38 answer not through RTPEngine ({ports:?}):\n{}",
+            r.trace
+        );
+    }
+    // a fax call on a T.38-gateway trunk (the demo's bw-intl, forced for Mexico City 5255):
+    // the customer's T.38 re-INVITE reaches the vendor as G.711 (RTPEngine decodes it), and
+    // the customer still gets T.38 back, from RTPEngine
+    {
+        let mexico = "+525512345678";
+        let a = dip("127.0.0.1", mexico);
+        assert_eq!(a["routes"][0]["route_id"], "bw-intl", "{a}");
+        let port = gw_port(a["routes"][0]["uri"].as_str().unwrap_or_default());
+        let gw = Uas::start(dir, port, "uas_t38_gw.xml", "t38-gw");
+        let t38 = repo().join("tests/sipp/uac_t38.xml");
+        let r = call(dir, &kam, &t38, mexico, "t38-gw");
+        assert!(r.ok, "T.38 gateway call failed:\n{}", r.trace);
+        let ports = received_200_ports(&r.trace, "image");
+        assert!(
+            ports.len() == 1 && relayed(ports[0]),
+            "T.38 answer not from RTPEngine ({ports:?}):\n{}",
+            r.trace
+        );
+        let vendor = std::fs::read_to_string(&gw.msgs).unwrap_or_default();
+        assert_eq!(gw.invites(), 2, "INVITE and re-INVITE:\n{vendor}");
+        assert!(
+            !vendor.contains("m=image"),
+            "the vendor behind the gateway trunk got T.38:\n{vendor}"
+        );
+    }
+}
+
+/// 5. fallback dip mode (no http_async_client): async_task_route + http_connect
+fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
+    let Sip {
+        dir,
+        base,
+        events_url,
+        uac,
+        order,
+        ..
+    } = s;
+    let dir = dir.as_path();
+    let gws: Vec<Uas> = order
+        .iter()
+        .map(|p| Uas::start(dir, *p, "uas.xml", "taskmode"))
+        .collect();
+    let kam = Kamailio::start(
+        dir,
+        "task",
+        &[
+            "WITHOUT_HTTP_ASYNC".to_string(),
+            format!("WARPD_HTTPCON=\"warpd=>{base}\""),
+            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+        ],
+    );
+    let r = call(dir, &kam, uac, DNIS, "taskmode");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    assert_eq!(gws[0].invites(), 1);
+}
+
+/// 6. unknown source: 10001 no longer owns 127.0.0.1 → 403
+fn unknown_source_address_gets_403(s: &Sip) {
+    let Sip {
+        dir, rt, pg, ports, ..
+    } = s;
+    let (dir, cheapest) = (dir.as_path(), s.cheapest);
+    let main = s.main();
+    let dip = |src_ip: &str, dnis: &str| s.dip(src_ip, dnis);
+    let moved = demo_copy(&dir.join("moved"), ports, Some("192.0.2.1/32"));
+    rt.block_on(async {
+        let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
+        warpd::provision::apply(&mut client, &moved, false)
+            .await
+            .expect("apply moved source");
+    });
+    support::eventually_blocking(
+        "reload after source change",
+        Duration::from_secs(10),
+        || (dip("127.0.0.1", DNIS)["action"] == "reject").then_some(()),
+    );
+    let gw = Uas::start(dir, cheapest, "uas.xml", "unknown");
+    let r = call(dir, main, &reject_scenario(dir, 403), DNIS, "unknown");
+    assert!(r.ok, "expected 403 for unknown source:\n{}", r.trace);
+    assert_eq!(gw.invites(), 0);
+    let back = demo_copy(&dir.join("back"), ports, None);
+    rt.block_on(async {
+        let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
+        warpd::provision::apply(&mut client, &back, false)
+            .await
+            .expect("apply back");
+    });
+}
+
+/// 7. warpd stopped → documented fallback (503) at once; with DIP_FALLBACK_URI → static route
+fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &mut Sip) {
+    if let Some(w) = s.warpd.take() {
+        let _ = s.rt.block_on(w.join());
+    }
+    let s = &*s;
+    let Sip {
+        dir,
+        so_define,
+        base,
+        events_url,
+        uac,
+        ..
+    } = s;
+    let dir = dir.as_path();
+    let main = s.main();
+    let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "stopped");
+    assert!(r.ok, "expected 503 with warpd stopped:\n{}", r.trace);
+    assert!(
+        r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS + 2000),
+        "fallback took {:?}",
+        r.elapsed
+    );
+
+    let fallback_port = free_udp_port();
+    let gw = Uas::start(dir, fallback_port, "uas.xml", "static");
+    let kam = Kamailio::start(
+        dir,
+        "static",
+        &[
+            so_define.clone(),
+            format!("WARPD_URL=\"{base}\""),
+            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+            format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
+        ],
+    );
+    let r = call(dir, &kam, uac, DNIS, "static");
+    assert!(r.ok, "static fallback call failed:\n{}", r.trace);
+    assert_eq!(gw.invites(), 1);
+}
+
+/// 8. warpd hanging (accepts, never answers) → 503 after the dip time-out, not before
+fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
+    let Sip { dir, .. } = s;
+    let (dir, warpd_port) = (dir.as_path(), s.warpd_port);
+    let main = s.main();
+    let hang = TcpListener::bind(("127.0.0.1", warpd_port)).expect("rebind warpd port");
+    let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in hang.incoming().flatten().take(16) {
+            keep.lock().expect("lock").push(s);
+        }
+    });
+    let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "hanging");
+    assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
+    assert!(
+        r.elapsed >= Duration::from_millis(DIP_TIMEOUT_MS - 50)
+            && r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS + 2000),
+        "time-out fallback took {:?}",
+        r.elapsed
+    );
+    assert!(
+        !held.lock().expect("lock").is_empty(),
+        "dip never connected"
+    );
+}

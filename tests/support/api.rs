@@ -1,0 +1,221 @@
+//! [`Api`]: the requests tests make to a running warpd (HTTP API, JSON-RPC, admin, metrics).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A base URL (`http://127.0.0.1:PORT`) and a client.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    /// A client for `addr` whose requests give up after 10 s (a hung server fails the test, not CI).
+    pub fn new(addr: std::net::SocketAddr) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (the first snapshot is loaded); 30 s at most.
+    pub async fn wait_ready(&self) {
+        super::eventually(
+            "warpd ready (/readyz 200)",
+            Duration::from_secs(30),
+            || async {
+                self.http
+                    .get(self.url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    /// `GET` → status and body text.
+    pub async fn get(&self, path_and_query: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// `GET` → status and body, which must be JSON.
+    pub async fn get_json(&self, path_and_query: &str) -> (u16, Value) {
+        let (status, body) = self.get(path_and_query).await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")),
+        )
+    }
+
+    /// `POST` of raw bytes with a content type → status and body text.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Any method, optional bearer token and JSON body → status and body (`null` if not JSON).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut r = self.http.request(m, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST` of a raw body with a bearer token (deck uploads) → status and JSON body.
+    pub async fn upload(
+        &self,
+        path: &str,
+        token: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// One JSON-RPC call at `/rpc`; the whole response object, whatever the HTTP status.
+    pub async fn rpc(&self, method: &str, params: Value) -> Value {
+        super::json(
+            self.http
+                .post(self.url("/rpc"))
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})),
+        )
+        .await
+    }
+
+    /// A JSON-RPC call that must answer HTTP 200 echoing its id; the whole response object.
+    pub async fn rpc_checked(&self, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        let (status, text) = self
+            .post_raw(
+                "/rpc",
+                "application/json",
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["id"], 7, "{v}");
+        v
+    }
+
+    /// [`Api::rpc_checked`] that must succeed; its `result`.
+    pub async fn rpc_result(&self, method: &str, params: Value) -> Value {
+        let v = self.rpc_checked(method, params).await;
+        assert!(v.get("error").is_none(), "unexpected error: {v}");
+        v["result"].clone()
+    }
+
+    /// [`Api::rpc_checked`] that must fail; its error code and message.
+    pub async fn rpc_error(&self, method: &str, params: Value) -> (i64, String) {
+        let v = self.rpc_checked(method, params).await;
+        assert!(v.get("result").is_none(), "expected an error: {v}");
+        (
+            v["error"]["code"].as_i64().unwrap(),
+            v["error"]["message"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A call method that must answer `{"ok": true}`.
+    pub async fn rpc_ok(&self, method: &str, params: Value) {
+        let r = self.rpc(method, params.clone()).await;
+        assert_eq!(r["result"], json!({"ok": true}), "{method} {params}: {r}");
+    }
+
+    /// `GET /v1/route?{query}` → the answer (JSON, any status).
+    pub async fn dip(&self, query: &str) -> Value {
+        super::json(self.http.get(self.url(&format!("/v1/route?{query}")))).await
+    }
+
+    /// `POST /v1/events` with a form body, as Kamailio sends it → status and JSON body.
+    pub async fn events(&self, form: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url("/v1/events"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The `/metrics` page (must answer 200).
+    pub async fn metrics(&self) -> String {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, 200, "/metrics: {text}");
+        text
+    }
+
+    /// The value of one series, named exactly with its labels as `/metrics` prints it
+    /// (`warpd_dips_total{outcome="route"}`); `None` if absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Waits until `series` is at least `at_least`.
+    pub async fn wait_metric(&self, series: &str, at_least: f64) {
+        super::eventually(
+            format!("{series} >= {at_least}"),
+            super::DEADLINE,
+            || async move {
+                match self.metric(series).await {
+                    Some(v) if v >= at_least => Ok(()),
+                    v => Err(format!("{v:?}")),
+                }
+            },
+        )
+        .await
+    }
+}

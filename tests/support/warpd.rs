@@ -1,0 +1,183 @@
+//! [`Warpd`]: the daemon in-process, exactly as `warpd run` starts it (`warpd::server::run` with a
+//! listener and a cancellation token), on 127.0.0.1 against a [`TestPg`].
+
+use std::ops::Deref;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use warpd::config::Config;
+
+use super::{Api, TestPg};
+
+/// `warpd.example.toml`: the configuration every in-process warpd starts from.
+pub const EXAMPLE: &str = include_str!("../../warpd.example.toml");
+
+type Edit = Box<dyn FnOnce(&mut Config)>;
+
+/// How a [`Warpd`] is configured; from [`Warpd::builder`].
+pub struct WarpdBuilder {
+    toml: String,
+    env: Vec<(String, String)>,
+    edits: Vec<Edit>,
+    listener: Option<tokio::net::TcpListener>,
+    wait_ready: bool,
+}
+
+/// A running warpd: [`Api`] (by `Deref`) plus the handle to stop it.
+pub struct Warpd {
+    pub api: Api,
+    pub addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), warpd::server::ServeError>>,
+    _spool: Option<tempfile::TempDir>,
+}
+
+impl Warpd {
+    /// `warpd.example.toml` with the database of `pg`, a 50 ms reload debounce and a spool
+    /// directory of its own (deleted when the `Warpd` is dropped) unless the test sets one.
+    pub fn builder(pg: &TestPg) -> WarpdBuilder {
+        WarpdBuilder {
+            toml: EXAMPLE.to_string(),
+            env: vec![
+                ("WARPD_DATABASE__URL".into(), pg.url()),
+                ("WARPD_RELOAD__DEBOUNCE_MS".into(), "50".into()),
+            ],
+            edits: Vec::new(),
+            listener: None,
+            wait_ready: true,
+        }
+    }
+
+    /// The token `server::run` watches (a test may cancel it itself, e.g. mid-request).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Cancels and joins (bounded by 15 s); what `server::run` returned.
+    pub async fn join(self) -> Result<Result<(), warpd::server::ServeError>, String> {
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(15), self.task).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(format!("server task panicked: {e}")),
+            Err(_) => Err("server did not stop within 15 s".into()),
+        }
+    }
+
+    /// Cancels, joins, and asserts `server::run` returned `Ok` within 15 s.
+    pub async fn stop(self) {
+        let done = self.join().await;
+        assert!(
+            matches!(done, Ok(Ok(()))),
+            "server did not stop cleanly: {done:?}"
+        );
+    }
+}
+
+impl Deref for Warpd {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl WarpdBuilder {
+    /// Sets a `WARPD_…` override (replacing an earlier value of the same key).
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets several overrides.
+    pub fn envs<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        for (k, v) in pairs {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// The CDR spool directory (default: a temp dir of this instance).
+    pub fn spool(self, dir: &Path) -> Self {
+        self.env("WARPD_CDR__SPOOL_DIR", dir.display())
+    }
+
+    /// TOML appended to the example (extra sections such as `[media]` or `[consul]`).
+    pub fn toml(mut self, extra: &str) -> Self {
+        self.toml.push('\n');
+        self.toml.push_str(extra);
+        self
+    }
+
+    /// Edits the parsed configuration.
+    pub fn config(mut self, edit: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.edits.push(Box::new(edit));
+        self
+    }
+
+    /// Serves on this listener (default: a fresh one on 127.0.0.1:0).
+    pub fn listener(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Returns as soon as the task is spawned instead of once `/readyz` answers 200.
+    pub fn no_wait_ready(mut self) -> Self {
+        self.wait_ready = false;
+        self
+    }
+
+    /// The configuration this builder describes (for tests that run the binary instead).
+    pub fn build_config(self) -> (Config, Option<tempfile::TempDir>) {
+        let mut env = self.env;
+        let spool = if env.iter().any(|(k, _)| k == "WARPD_CDR__SPOOL_DIR") {
+            None
+        } else {
+            let dir = tempfile::Builder::new()
+                .prefix("warpd-spool-")
+                .tempdir()
+                .expect("spool dir");
+            env.push((
+                "WARPD_CDR__SPOOL_DIR".into(),
+                dir.path().display().to_string(),
+            ));
+            Some(dir)
+        };
+        let mut config = Config::from_str_with_env(&self.toml, env)
+            .unwrap_or_else(|e| panic!("test configuration refused: {e}"));
+        for edit in self.edits {
+            edit(&mut config);
+        }
+        (config, spool)
+    }
+
+    /// Starts `server::run` and (unless [`no_wait_ready`](Self::no_wait_ready)) waits until
+    /// `/readyz` answers 200, i.e. the first snapshot is loaded.
+    pub async fn start(mut self) -> Warpd {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let listener = match self.listener.take() {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let wait_ready = self.wait_ready;
+        let (config, spool) = self.build_config();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
+        let w = Warpd {
+            api: Api::new(addr),
+            addr,
+            shutdown,
+            task,
+            _spool: spool,
+        };
+        if wait_ready {
+            w.api.wait_ready().await;
+        }
+        w
+    }
+}
