@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo fmt --manifest-path tests/fuzz/Cargo.toml -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # the parsers of outside input under libFuzzer, 15 s each from real seeds (scripts/fuzz.sh)
 scripts/fuzz.sh 15
-cargo test --locked
+cargo test --workspace --locked
