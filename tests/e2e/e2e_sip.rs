@@ -352,10 +352,22 @@ fn demo_copy(dir: &Path, ports: &BTreeMap<u16, u16>, source_ips: Option<&str>) -
             std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).expect("copy csv");
         }
     }
-    let mut text = std::fs::read_to_string(src.join("network.toml")).expect("network.toml");
-    for (from, to) in ports {
-        text = text.replace(&format!("port = {from}"), &format!("port = {to}"));
-    }
+    let text = std::fs::read_to_string(src.join("network.toml")).expect("network.toml");
+    // whole lines, in one pass: a new port may start with the digits of a later old one
+    // (50864 after `port = 5081` → 50864 would then match `port = 5086`)
+    let mut text: String = text
+        .lines()
+        .map(|l| {
+            let to = l
+                .strip_prefix("port = ")
+                .and_then(|p| p.trim().parse::<u16>().ok())
+                .and_then(|p| ports.get(&p));
+            match to {
+                Some(to) => format!("port = {to}\n"),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
     if let Some(ips) = source_ips {
         text = text.replace(
             "source_ips = [\"127.0.0.1/32\"]",

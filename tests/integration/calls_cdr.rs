@@ -709,10 +709,13 @@ async fn stream_calls(
                 if i >= n {
                     break;
                 }
-                // pacing, not synchronisation: the test opens the gate (`allowed`) stage by stage
-                while i >= allowed.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+                // the test opens the gate (`allowed`) stage by stage
+                support::eventually(
+                    format!("the gate open for call {i}"),
+                    Duration::from_secs(300),
+                    || std::future::ready(i < allowed.load(Ordering::SeqCst)),
+                )
+                .await;
                 let id = format!("{prefix}-{i}");
                 let steps: Vec<(&str, Value)> = vec![
                     (
