@@ -203,11 +203,7 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
         (row.get::<_, i64>(0), row.get::<_, i64>(1)),
         (N as i64, N as i64)
     );
-    let left: i64 = client
-        .query_one("SELECT count(*) FROM call_events", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let left: i64 = count(&client, "SELECT count(*) FROM call_events").await;
     assert_eq!(left, 0, "no finished call left in call_events");
     support::eventually(
         "spool removed after replay",
@@ -334,15 +330,7 @@ async fn spool_with_a_cut_last_record_is_replayed_up_to_the_cut() {
     assert_eq!(rows[0].get::<_, i32>(1), 12);
     assert_eq!(rows[0].get::<_, String>(3), "0.0009000");
     assert!(!spool.path().join("events.spool").exists());
-    let m = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     assert!(m.contains("warpd_cdr_spool_damaged_total 1"), "{m}");
     s.stop().await;
 

@@ -214,14 +214,11 @@ async fn events_of_a_call_never_dipped_are_kept() {
     let (_f, client, s) = rated_demo().await;
     // events for a call never dipped are kept (acknowledged, stored), not dropped
     s.rpc_ok("call.end", json!({"call_id":"ghost-1"})).await;
-    let n: i64 = client
-        .query_one(
-            "SELECT count(*) FROM call_events WHERE call_id = 'ghost-1'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = count(
+        &client,
+        "SELECT count(*) FROM call_events WHERE call_id = 'ghost-1'",
+    )
+    .await;
     assert_eq!(n, 1);
     s.stop().await;
 }
@@ -326,28 +323,16 @@ async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
             .unwrap()
     };
     // filters, pagination with a cursor, export
-    let page: Value = http
-        .get(format!(
-            "{base}/v1/cdrs?ban=10001&disposition=answered&limit=1"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = support::json(http.get(format!(
+        "{base}/v1/cdrs?ban=10001&disposition=answered&limit=1"
+    )))
+    .await;
     assert_eq!(page["cdrs"].as_array().unwrap().len(), 1, "{page}");
     let cursor = page["next_cursor"].as_str().unwrap();
-    let page2: Value = http
-        .get(format!(
-            "{base}/v1/cdrs?ban=10001&disposition=answered&limit=10&cursor={cursor}"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page2: Value = support::json(http.get(format!(
+        "{base}/v1/cdrs?ban=10001&disposition=answered&limit=10&cursor={cursor}"
+    )))
+    .await;
     let ids: HashSet<String> = page["cdrs"]
         .as_array()
         .unwrap()
@@ -363,31 +348,14 @@ async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let csv = http
-        .get(format!(
-            "{base}/v1/cdrs/export?format=csv&dnis_prefix=%2B1312"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = support::text(http.get(format!(
+        "{base}/v1/cdrs/export?format=csv&dnis_prefix=%2B1312"
+    )))
+    .await;
     assert!(csv.starts_with("call_id,started_at"), "{csv}");
     assert!(csv.lines().any(|l| l.starts_with("life-1,")), "{csv}");
-    let nd = http
-        .get(format!("{base}/v1/cdrs/export?format=json&ban=10001"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let total: i64 = client
-        .query_one("SELECT count(*) FROM cdrs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let nd = support::text(http.get(format!("{base}/v1/cdrs/export?format=json&ban=10001"))).await;
+    let total: i64 = count(&client, "SELECT count(*) FROM cdrs").await;
     assert_eq!(nd.lines().count() as i64, total);
     // the same through the CLI
     let cfg = f.spool.path().join("cli.toml");
@@ -422,14 +390,7 @@ async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
             .any(|r| r["answered"].as_u64() >= Some(1)),
         "{q}"
     );
-    let m = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     assert!(m.contains("warpd_cdrs_written_total"), "{m}");
     assert!(
         m.contains("warpd_call_events_total{kind=\"attempt\",outcome=\"duplicate\"} 2"),
@@ -487,14 +448,11 @@ async fn form_events_several_per_request_all_or_nothing() {
         "{err}"
     );
     assert!(cdrs_of(&client, "form-1").await.is_empty());
-    let n: i64 = client
-        .query_one(
-            "SELECT count(*) FROM call_events WHERE call_id = 'form-1' AND kind = 'end'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = count(
+        &client,
+        "SELECT count(*) FROM call_events WHERE call_id = 'form-1' AND kind = 'end'",
+    )
+    .await;
     assert_eq!(n, 0, "nothing of a refused body is stored");
     // wrong content type, wrong method
     let r = http

@@ -107,3 +107,8 @@ fn money(billed: i64, rate_e7: i64) -> String {
     let v = (billed * rate_e7 + 30) / 60;
     format!("{}.{:07}", v / 10_000_000, v % 10_000_000)
 }
+
+/// The one number a `SELECT count(*) …` answers.
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}

@@ -135,14 +135,7 @@ async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
         },
     )
     .await;
-    let q: Value = http
-        .get(format!("{base}/v1/routes/quality"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q: Value = support::json(http.get(format!("{base}/v1/routes/quality"))).await;
     let r = q
         .as_array()
         .unwrap()
@@ -151,14 +144,7 @@ async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
         .unwrap()
         .clone();
     assert!(r["asr"].as_f64().unwrap() < 0.5, "{q}");
-    let g: Value = http
-        .get(format!("{base}/v1/routes/quality?by=prefix"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let g: Value = support::json(http.get(format!("{base}/v1/routes/quality?by=prefix"))).await;
     assert!(
         g.as_array()
             .unwrap()
@@ -193,14 +179,11 @@ async fn reaper_closes_calls_without_an_end_and_orphans() {
     assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("system"));
     let r = &cdrs_of(&client, "ghost-2").await[0];
     assert!(r.get::<_, Vec<String>>(8).contains(&"orphan".to_string()));
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM call_events WHERE call_id IN ('silent-1', 'ghost-2')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left: i64 = count(
+        &client,
+        "SELECT count(*) FROM call_events WHERE call_id IN ('silent-1', 'ghost-2')",
+    )
+    .await;
     assert_eq!(left, 0);
     s.stop().await;
 }
