@@ -40,3 +40,13 @@ pub async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {
         .await
         .expect("JSON body")
 }
+
+/// Sends `req` and returns its body as text (any status).
+pub async fn text(req: reqwest::RequestBuilder) -> String {
+    req.send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text body")
+}

@@ -1,0 +1,189 @@
+//! Route policies: capacity, the ASR floor, the reaper.
+
+use super::*;
+
+/// The demo without its override (pure least-cost order) and warpd closing calls without events
+/// after 1 s (set-up) or 1 s (orphans), demoting routes under 50 % ASR over 2 attempts or more;
+/// the routes of a first dip ("plain").
+async fn policy_stack() -> (Scratch, tokio_postgres::Client, Warpd, Vec<Value>) {
+    let f = Scratch::new();
+    let (pg, spool) = (&f.pg, f.spool.path());
+    let client = demo_db(pg).await;
+    // pure least-cost order (the demo forces a route for this customer by override)
+    client.execute("DELETE FROM overrides", &[]).await.unwrap();
+    let s = start(
+        pg,
+        spool,
+        &[
+            ("WARPD_CALLS__MAX_SETUP_S", "1"),
+            ("WARPD_CALLS__ORPHAN_TTL_S", "1"),
+            ("WARPD_CALLS__ASR_FLOOR", "0.5"),
+            ("WARPD_CALLS__ASR_MIN_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let routes = s.dip(&call("plain")).await["routes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(routes.len() >= 2);
+    (f, client, s, routes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
+    let (_f, client, s, routes) = policy_stack().await;
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
+    // capacity 1 on the first route: while one call is up on it, dips skip it
+    client
+        .execute("UPDATE routes SET capacity = 1 WHERE name = $1", &[&first])
+        .await
+        .unwrap();
+    assert_eq!(s.dip(&call("cap-1")).await["action"], "route");
+    s.rpc_ok(
+        "call.attempt",
+        json!({"call_id":"cap-1","attempt":1,"route_id":first,"sip_code":200}),
+    )
+    .await;
+    // limits refresh every 100 ms: wait until the capacity is in force, i.e. a dip (no call-id, so
+    // no call started) leaves out the full route
+    support::eventually(
+        format!("capacity 1 of {first} in force"),
+        support::DEADLINE,
+        || async {
+            let a = s.dip(Q).await;
+            let full = a["routes"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().all(|r| r["route_id"] != first.as_str()));
+            if full {
+                Ok(())
+            } else {
+                Err(a.to_string())
+            }
+        },
+    )
+    .await;
+    let a = s.dip(&call("cap-2")).await;
+    let ids: Vec<&str> = a["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["route_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.contains(&first.as_str()),
+        "route at capacity must be skipped: {a}"
+    );
+    // asked for one route while the first is full: the answer is the next best, not empty
+    let one = s.dip(&format!("{Q}&call_id=cap-1b&max_results=1")).await;
+    assert_eq!(one["action"], "route", "{one}");
+    assert_eq!(one["routes"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["routes"][0]["route_id"], routes[1]["route_id"], "{one}");
+    s.rpc_ok("call.end", json!({"call_id":"cap-1b"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"cap-1"})).await;
+    s.rpc_ok("call.end", json!({"call_id":"cap-2"})).await;
+    let a = s.dip(&call("cap-3")).await;
+    assert_eq!(
+        a["routes"][0]["route_id"],
+        first.as_str(),
+        "capacity free again: {a}"
+    );
+    s.rpc_ok("call.end", json!({"call_id":"cap-3"})).await;
+    client
+        .execute(
+            "UPDATE routes SET capacity = NULL WHERE name = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
+    let (_f, _client, s, routes) = policy_stack().await;
+    let (http, base) = (&s.http, s.base.as_str());
+    // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
+    // moved behind the other unforced routes (forced override routes keep their place)
+    let unforced: Vec<String> = routes
+        .iter()
+        .filter(|r| r["forced"] != true)
+        .map(|r| r["route_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(unforced.len() >= 2, "{routes:?}");
+    let bad = unforced[0].clone();
+    for id in ["asr-1", "asr-2", "asr-3"] {
+        assert_eq!(s.dip(&call(id)).await["action"], "route");
+        let p = json!({"call_id":id,"attempt":1,"route_id":bad,"sip_code":503});
+        s.rpc_ok("call.attempt", p).await;
+        s.rpc_ok("call.end", json!({"call_id":id})).await;
+    }
+    support::eventually(
+        "the failing route demoted",
+        Duration::from_secs(10),
+        || async {
+            let a = s.dip(&call("asr-probe")).await;
+            let rs: Vec<String> = a["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["forced"] != true)
+                .map(|r| r["route_id"].as_str().unwrap().to_string())
+                .collect();
+            rs.last() == Some(&bad) && rs[0] != bad
+        },
+    )
+    .await;
+    let q: Value = support::json(http.get(format!("{base}/v1/routes/quality"))).await;
+    let r = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route_id"] == bad.as_str())
+        .unwrap()
+        .clone();
+    assert!(r["asr"].as_f64().unwrap() < 0.5, "{q}");
+    let g: Value = support::json(http.get(format!("{base}/v1/routes/quality?by=prefix"))).await;
+    assert!(
+        g.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["route_id"] == bad.as_str() && r["prefix"] == "1312"),
+        "{g}"
+    );
+
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaper_closes_calls_without_an_end_and_orphans() {
+    let (_f, client, s, routes) = policy_stack().await;
+    let first = routes[0]["route_id"].as_str().unwrap().to_string();
+    // the reaper: a dipped call with no events is closed after max_setup_s; an orphan after its TTL
+    assert_eq!(s.dip(&call("silent-1")).await["action"], "route");
+    s.rpc_ok(
+        "call.attempt",
+        json!({"call_id":"ghost-2","attempt":1,"route_id":first,"sip_code":200}),
+    )
+    .await;
+    support::eventually("reaped CDRs", Duration::from_secs(15), || async {
+        !cdrs_of(&client, "silent-1").await.is_empty()
+            && !cdrs_of(&client, "ghost-2").await.is_empty()
+    })
+    .await;
+    let r = &cdrs_of(&client, "silent-1").await[0];
+    assert!(r
+        .get::<_, Vec<String>>(8)
+        .contains(&"reaped_no_end".to_string()));
+    assert_eq!(r.get::<_, Option<String>>(9).as_deref(), Some("system"));
+    let r = &cdrs_of(&client, "ghost-2").await[0];
+    assert!(r.get::<_, Vec<String>>(8).contains(&"orphan".to_string()));
+    let left: i64 = count(
+        &client,
+        "SELECT count(*) FROM call_events WHERE call_id IN ('silent-1', 'ghost-2')",
+    )
+    .await;
+    assert_eq!(left, 0);
+    s.stop().await;
+}

@@ -1,0 +1,253 @@
+//! Call limits and media policies: dry run, apply and reapply, bad values, YAML.
+
+use super::*;
+
+/// The demo applied; its media policies as stored.
+async fn applied_demo() -> (support::TestPg, Client, Vec<PolicyRow>) {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
+    let before = media_policies(&c).await;
+    (pg, c, before)
+}
+
+/// A demo copy that changes a limit, drops an increment, changes a policy and adds one for
+/// customer + route: the copy and its network file.
+fn limits_and_policies_changed() -> (tempfile::TempDir, PathBuf) {
+    let dir = demo_copy();
+    let file = dir.path().join("network.toml");
+    edit(&file, "max_cps = 20", "max_cps = 30");
+    edit(&file, "billing_min_seconds = 6", "");
+    edit(
+        &file,
+        "record = true",
+        "record = false\ncodec_allow = [\"PCMU\", \"PCMA\"]",
+    );
+    edit(
+        &file,
+        "# --- numbering",
+        "[[media_policies]]\ncustomer = 10001\nroute = \"bw-intl\"\nt38_mode = \"passthrough\"\n\n# --- numbering",
+    );
+
+    (dir, file)
+}
+
+#[tokio::test]
+async fn changed_call_limits_and_media_policies_dry_run_names_the_fields_and_writes_nothing() {
+    let (_pg, mut c, before) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
+    // dry run: the plan names the changed fields, nothing is written
+    let dry = provision::apply(&mut c, &file, true).await.unwrap();
+    assert!(dry.dry_run && !dry.applied);
+    let cust = dry
+        .changes
+        .iter()
+        .find(|ch| ch.kind == ObjectKind::Customer && ch.name == "10001")
+        .expect("customer 10001 changes");
+    assert_eq!(cust.action, Action::Update);
+    let fields: Vec<(&str, Option<&str>, Option<&str>)> = cust
+        .fields
+        .iter()
+        .map(|f| (f.field.as_str(), f.old.as_deref(), f.new.as_deref()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("max_cps", Some("20"), Some("30")),
+            ("billing_min_seconds", Some("6"), Some("null")),
+        ]
+    );
+    let pol: Vec<(&str, Action)> = dry
+        .changes
+        .iter()
+        .filter(|ch| ch.kind == ObjectKind::MediaPolicy)
+        .map(|ch| (ch.name.as_str(), ch.action))
+        .collect();
+    assert_eq!(
+        pol,
+        vec![
+            ("customer 10001", Action::Update),
+            ("customer 10001 route bw-intl", Action::Create),
+        ]
+    );
+    assert_eq!(dry.changes.len(), 3, "{dry}");
+    let text = dry.to_string();
+    assert!(
+        text.contains("media policy customer 10001 route bw-intl"),
+        "{text}"
+    );
+    assert!(text.contains("max_cps"), "{text}");
+    assert_eq!(media_policies(&c).await, before);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(100), Some(20), Some(6), Some(6)]
+    );
+}
+
+#[tokio::test]
+async fn changed_call_limits_and_media_policies_apply_and_reapplying_writes_nothing() {
+    let (_pg, mut c, before) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
+    // apply: the values land
+    let plan = provision::apply(&mut c, &file, false).await.unwrap();
+    assert!(plan.applied);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(100), Some(30), None, Some(6)]
+    );
+    let rows = media_policies(&c).await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0],
+        (
+            Some("10001".into()),
+            None,
+            Some(false),
+            None,
+            Some(vec!["PCMU".into(), "PCMA".into()]),
+            None
+        )
+    );
+    assert_eq!(
+        rows[1],
+        (
+            Some("10001".into()),
+            Some("bw-intl".into()),
+            None,
+            Some("passthrough".into()),
+            None,
+            None
+        )
+    );
+    assert_eq!(rows[2], before[1]);
+
+    // re-applying writes nothing
+    let again = provision::apply(&mut c, &file, false).await.unwrap();
+    assert!(!again.has_changes(), "{again}");
+    assert_eq!(again.unchanged_count(ObjectKind::MediaPolicy), 3);
+    assert_eq!(media_policies(&c).await, rows);
+}
+
+#[tokio::test]
+async fn bad_call_limit_and_media_policy_values_are_refused_naming_the_field() {
+    let (_pg, mut c, _) = applied_demo().await;
+    let (_dir, file) = limits_and_policies_changed();
+    provision::apply(&mut c, &file, false).await.unwrap();
+    let applied = media_policies(&c).await;
+    // bad values are refused naming the field; nothing is written
+    let bad: [(&str, &str, &[&str]); 8] = [
+        (
+            "max_cps = 30",
+            "max_cps = -1",
+            &["customers[0] \"10001\".max_cps", "-1 is out of range 0..="],
+        ),
+        (
+            "billing_inc_seconds = 6",
+            "billing_inc_seconds = 0",
+            &[
+                "customers[0] \"10001\".billing_inc_seconds",
+                "out of range 1..=",
+            ],
+        ),
+        (
+            "max_concurrent_calls = 100",
+            "max_concurrent_calls = 3000000000",
+            &[
+                "customers[0] \"10001\".max_concurrent_calls",
+                "out of range",
+            ],
+        ),
+        (
+            "t38_mode = \"passthrough\"",
+            "t38_mode = \"fax\"",
+            &[
+                "media_policies[2].t38_mode",
+                "\"fax\" is not one of none, passthrough, gateway",
+            ],
+        ),
+        (
+            "customer = 10001\nroute = \"bw-intl\"",
+            "customer = 99999\nroute = \"bw-intl\"",
+            &["media_policies[2].customer", "unknown customer \"99999\""],
+        ),
+        (
+            "route = \"bw-intl\"\nt38_mode = \"passthrough\"",
+            "route = \"nope\"\nt38_mode = \"passthrough\"",
+            &["media_policies[2].route", "unknown route \"nope\""],
+        ),
+        (
+            "customer = 10001\nroute = \"bw-intl\"",
+            "",
+            &["media_policies[2]", "needs a customer, a route or both"],
+        ),
+        (
+            "codec_strip = [\"G729\"]",
+            "codec_strip = [\"G729\", \"g729\", \"\"]",
+            &[
+                "media_policies[1].codec_strip[1]",
+                "listed twice",
+                "media_policies[1].codec_strip[2]",
+                "not a codec name",
+            ],
+        ),
+    ];
+    for (from, to, needles) in bad {
+        let d = demo_copy();
+        let f = d.path().join("network.toml");
+        std::fs::copy(&file, &f).unwrap();
+        edit(&f, from, to);
+        let err = assert_rejected(&mut c, &f, needles).await;
+        assert!(err.to_string().contains("network.toml"), "{err}");
+        assert_eq!(
+            customer_limits(&c, "10001").await,
+            [Some(100), Some(30), None, Some(6)]
+        );
+        assert_eq!(media_policies(&c).await, applied);
+    }
+}
+
+#[tokio::test]
+async fn call_limits_and_media_policies_from_yaml_apply_idempotently_and_a_duplicate_is_refused() {
+    let (_pg, mut c, _) = applied_demo().await;
+    let dir = demo_copy();
+    // YAML: the same fields, and a policy listed twice is refused
+    let yaml = r#"
+customers:
+  - ban: 10001
+    max_concurrent_calls: 7
+    billing_min_seconds: 30
+    billing_inc_seconds: 6
+media_policies:
+  - { route: ns-premium, codec_strip: [G729, G723] }
+"#;
+    let plan = provision::apply_str(&mut c, yaml, Format::Yaml, dir.path(), false)
+        .await
+        .unwrap();
+    assert!(plan.applied);
+    assert_eq!(
+        customer_limits(&c, "10001").await,
+        [Some(7), None, Some(30), Some(6)]
+    );
+    let strip: Option<Vec<String>> = c
+        .query_one(
+            "SELECT codec_strip FROM media_policies WHERE route_name = 'ns-premium'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(strip, Some(vec!["G729".into(), "G723".into()]));
+    let again = provision::apply_str(&mut c, yaml, Format::Yaml, dir.path(), false)
+        .await
+        .unwrap();
+    assert!(!again.has_changes(), "{again}");
+    let dup = format!("{yaml}  - {{ route: ns-premium, record: true }}\n");
+    let err = provision::apply_str(&mut c, &dup, Format::Yaml, dir.path(), false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("media_policies[1]: media policy for route ns-premium is listed twice"),
+        "{err}"
+    );
+}
