@@ -14,8 +14,8 @@ command -v wrk >/dev/null || need+=(wrk)
 # media tests start their own userspace rtpengine daemons on 127.0.0.1 (ports 30000-30999)
 rtpengine_new=0
 command -v rtpengine >/dev/null || { need+=(rtpengine-daemon); rtpengine_new=1; }
-command -v systemd-analyze >/dev/null || need+=(systemd)   # tests/systemd_units.rs verifies the units
-# tests/vagrant.rs runs `vagrant validate` on vagrant/Vagrantfile (libvirt provider from Debian)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # tests/integration/systemd_units.rs verifies the units
+# tests/integration/vagrant.rs runs `vagrant validate` on vagrant/Vagrantfile (libvirt provider from Debian)
 command -v vagrant >/dev/null || need+=(vagrant)
 dpkg -s vagrant-libvirt >/dev/null 2>&1 || need+=(vagrant-libvirt)
 if [ ${#need[@]} -gt 0 ]; then

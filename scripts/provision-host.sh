@@ -12,7 +12,7 @@
 #              Needs root and target/release/warpd (built by the caller).
 #
 # No step means "packages modules": what scripts/install-deps.sh (CI), scripts/demo.sh (the README
-# run command) and the end-to-end tests (tests/e2e_sip.rs) need. The system step is what
+# run command) and the end-to-end tests (tests/e2e/e2e_sip/) need. The system step is what
 # vagrant/provision.sh runs inside the VM after those two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
