@@ -46,9 +46,7 @@ fn window(b: &CustomerPartitionIn) -> Result<Window, AdminError> {
     );
     rules::start_and_end("start_time", start.is_some(), end.is_some())?;
     let priority = rules::CUSTOMER_PARTITION_PRIORITY.value("", b.priority.map(i64::from))?;
-    let tz =
-        b.tz.clone()
-            .unwrap_or_else(|| rules::DEFAULT_TZ.to_string());
+    let tz = rules::time_zone("tz", b.tz.as_deref())?;
     Ok((priority, days, start, end, tz))
 }
 

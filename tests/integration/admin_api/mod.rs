@@ -419,6 +419,15 @@ async fn bad_requests_are_refused_naming_the_culprit_and_change_nothing() {
             422,
             Names("line 2"),
         ),
+        bad(
+            "customer partition window in a time zone that does not exist (stored, it failed every snapshot reload)",
+            "POST",
+            "/v1/admin/customers/1001/partitions",
+            Ops,
+            Json(json!({"partition": "intl", "tz": "Mars/Olympus"})),
+            422,
+            Field("tz"),
+        ),
         // things that do not exist
         bad(
             "customer partition that does not exist",

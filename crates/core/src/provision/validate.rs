@@ -8,9 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
-
-use chrono_tz::Tz;
 
 use super::deck::{DeckKind, DeckSource};
 use super::spec::*;
@@ -105,21 +102,10 @@ impl Ctx<'_> {
             rules::start_and_end(format!("{at}.start"), start.is_some(), end.is_some()),
             (),
         );
-        let tz = match tz {
-            None => rules::DEFAULT_TZ.to_string(),
-            Some(t) => {
-                match Tz::from_str(t.trim()) {
-                    Ok(z) => z.name().to_string(),
-                    Err(_) => {
-                        self.err(
-                        format!("{at}.tz"),
-                        format!("{t:?} is not an IANA time zone (e.g. \"America/New_York\", \"UTC\")"),
-                    );
-                        rules::DEFAULT_TZ.to_string()
-                    }
-                }
-            }
-        };
+        let tz = self.rule(
+            rules::time_zone(format!("{at}.tz"), tz),
+            rules::DEFAULT_TZ.to_string(),
+        );
         WindowD {
             days,
             start: s,

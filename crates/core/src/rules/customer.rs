@@ -183,6 +183,20 @@ pub fn local_time(field: impl Into<String>, v: &str) -> Result<String, RuleError
     parsed(field, parse_time(v))
 }
 
+/// A window's time zone: an IANA name (canonical spelling), [`DEFAULT_TZ`] when omitted.
+pub fn time_zone(field: impl Into<String>, v: Option<&str>) -> Result<String, RuleError> {
+    match v {
+        None => Ok(DEFAULT_TZ.to_string()),
+        Some(t) => match chrono_tz::Tz::from_str(t.trim()) {
+            Ok(z) => Ok(z.name().to_string()),
+            Err(_) => Err(RuleError::invalid(
+                field,
+                "not an IANA time zone (e.g. \"America/New_York\", \"UTC\")",
+            )),
+        },
+    }
+}
+
 /// A window's start and end go together.
 pub fn start_and_end(field: impl Into<String>, start: bool, end: bool) -> Result<(), RuleError> {
     if start != end {
