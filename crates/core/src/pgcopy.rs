@@ -52,6 +52,7 @@ impl<const N: usize> BinaryCopy<N> {
     }
 
     /// Tuples parsed so far.
+    #[inline]
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -148,17 +149,20 @@ impl<const N: usize> BinaryCopy<N> {
 }
 
 /// The first four bytes, big-endian (fewer bytes: the value of those).
+#[inline]
 pub fn be_u32(b: &[u8]) -> u32 {
     b.iter().take(4).fold(0u32, |a, &x| (a << 8) | x as u32)
 }
 
 /// An 8-byte big-endian integer (a binary int8); None for any other length.
+#[inline]
 pub fn be_i64(b: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(b.try_into().ok()?))
 }
 
 /// Unix seconds (floored) from a binary timestamptz: microseconds since 2000-01-01 UTC, with
 /// -infinity / infinity stored as i64::MIN / i64::MAX, which is also what the model uses.
+#[inline]
 pub fn pg_timestamptz(b: &[u8]) -> Option<i64> {
     const PG_EPOCH_UNIX: i64 = 946_684_800;
     let us = be_i64(b)?;
@@ -173,6 +177,7 @@ pub fn pg_timestamptz(b: &[u8]) -> Option<i64> {
 ///
 /// Layout: ndigits u16, weight i16, sign u16, dscale u16, then ndigits base-10000 digits;
 /// value = Σ digit[i] × 10000^(weight − i).
+#[inline]
 pub fn pg_numeric_scaled(b: &[u8]) -> Option<i64> {
     /// 10^k for k = 0..=19 (the largest power of ten in a u64)
     const POW10: [u64; 20] = {
@@ -217,11 +222,13 @@ pub fn pg_numeric_scaled(b: &[u8]) -> Option<i64> {
 }
 
 /// A binary int8 field; None for NULL or a malformed value.
+#[inline]
 pub fn field_i64(f: Option<&[u8]>) -> Option<i64> {
     f.and_then(be_i64)
 }
 
 /// A text field; None for NULL or invalid UTF-8.
+#[inline]
 pub fn field_str(f: Option<&[u8]>) -> Option<&str> {
     f.and_then(|v| std::str::from_utf8(v).ok())
 }
