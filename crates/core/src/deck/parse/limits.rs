@@ -2,7 +2,7 @@
 //! bounds on the stream the CSV reader reads (after gzip decompression). Every bound is checked
 //! while reading, before anything grows with the input: a gzip or zip bomb, a 50 MB field or a
 //! sheet with one cell at XFD1048576 is refused with an error naming the line, column or cell,
-//! and memory stays at the bounds below (docs/DECKS.md, "Limits").
+//! and memory stays at the bounds below (README.md, "Deck file limits").
 //!
 //! Owns: the limits and the byte counting. Must not touch: what the bytes mean.
 
