@@ -2,7 +2,8 @@
 //! a cell at XFD1048576, gzip bombs, a zip bomb, a long field, a header with escape sequences —
 //! are refused (422, a short error naming the place, escaped), through the admin API (raw and
 //! multipart, with `dry_run`) and the CLI's import path, while the process's resident memory
-//! grows by less than 200 MB and dips keep being answered. The small files are the fuzz seeds
+//! grows by less than 200 MB and dips keep being answered; a 400 MiB upload is spooled to disk,
+//! not memory. The small files are the fuzz seeds
 //! in tests/fuzz/seeds/deck_file; the big ones are made here.
 
 use std::io::Write;
@@ -149,6 +150,55 @@ async fn refused(st: &Stack, name: &str, bytes: Vec<u8>, multipart: bool, want: 
         a["routes"][0]["route_id"].is_string(),
         "{name}: dip after it: {a}"
     );
+}
+
+/// Sends a raw upload of `mb` MiB (a header, then one endless field), written on the fly over a
+/// plain connection so the test holds none of it; the status and body of the answer.
+async fn stream_upload(st: &Stack, mb: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = st.base.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+    let head = b"prefix,rate\n44,";
+    let len = head.len() + (mb << 20);
+    let req = format!(
+        "POST /v1/admin/routes/alpha/decks?dry_run=true&name=big.csv HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+        st.ops
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    c.write_all(head).await.unwrap();
+    let chunk = vec![b'9'; 1 << 20];
+    for _ in 0..mb {
+        c.write_all(&chunk).await.unwrap();
+    }
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_upload_goes_to_disk_not_memory() {
+    let st = start().await;
+    let base = status_kb("VmRSS:");
+    let peak = RssPeak::start();
+    // 400 MiB (under the 512 MiB upload limit): held in memory it would be 400 MB of RSS
+    let (status, body) = stream_upload(&st, 400).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("line 2: cannot read: a record longer"),
+        "{body}"
+    );
+    assert!(body.len() < 2048, "an error of {} bytes", body.len());
+    let grew_mb = peak.finish().saturating_sub(base) / 1024;
+    assert!(grew_mb < 200, "resident memory grew by {grew_mb} MB");
+    assert!(st.london().await["routes"][0]["route_id"].is_string());
+    st.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
