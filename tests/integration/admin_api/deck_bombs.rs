@@ -3,8 +3,8 @@
 //! are refused (422, a short error naming the place, escaped), through the admin API (raw and
 //! multipart, with `dry_run`) and the CLI's import path, while the process's resident memory
 //! grows by less than 200 MB and dips keep being answered; a 400 MiB upload is spooled to disk,
-//! not memory. The small files are the fuzz seeds
-//! in tests/fuzz/seeds/deck_file; the big ones are made here.
+//! not memory. The small files are the fuzz seeds in tests/fuzz/seeds/deck_file; the big ones
+//! are made here.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
