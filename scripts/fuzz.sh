@@ -4,8 +4,8 @@
 #   deck_file    uploaded rate decks: CSV, gzip'ed CSV, XLSX, header detection, row validation
 #   dip_params   dip requests: JSON params and the /v1/route query string
 #   call_events  POST /v1/events form lines and the call.* JSON params
-# Each target starts from real inputs (the captured RTPEngine exchanges, the demo decks, sample
-# requests) plus what earlier runs found (tests/fuzz/corpus, not committed). A crash stops the run
+# Each target starts from real inputs (the captured RTPEngine exchanges, the demo decks and the
+# deck bombs of tests/fuzz/seeds, sample requests) plus what earlier runs found (tests/fuzz/corpus, not committed). A crash stops the run
 # with the input saved under tests/fuzz/artifacts/<target>/.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET ...]
@@ -23,6 +23,8 @@ c=tests/fuzz/corpus
 mkdir -p "$c"/ng_codec "$c"/deck_file "$c"/dip_params "$c"/call_events
 cp crates/ng/src/testdata/*.req crates/ng/src/testdata/*.rsp "$c"/ng_codec/
 cp examples/demo/rates/*.csv "$c"/deck_file/
+# the bomb files (sparse XLSX at XFD1048576, zip/gzip bombs, a long field, escape sequences)
+cp tests/fuzz/seeds/deck_file/* "$c"/deck_file/
 printf '%s' '{"ban":"10001","ani":"+13125551000","dnis":"+12125551234","call_id":"a84b4c76e66710"}' >"$c"/dip_params/ban
 printf '%s' '{"src_ip":"10.0.0.1","ani":"3125551000","dnis":"011442071234567","lrn":"2125550000","max_results":3}' >"$c"/dip_params/src_ip
 printf '%s' 'ban=10001&ani=%2B13125551000&dnis=%2B12125551234&call_id=x' >"$c"/dip_params/query

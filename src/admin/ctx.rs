@@ -35,8 +35,9 @@ pub struct Ctx {
     pub(super) who: Principal,
     pub(super) params: HashMap<String, String>,
     pub(super) query: HashMap<String, String>,
-    pub(super) content_type: Option<String>,
     pub(super) body: Bytes,
+    /// an upload route's body, in a temporary file (its form fields are in the query)
+    pub(super) upload: Option<super::multipart::Upload>,
 }
 
 impl Ctx {

@@ -1,20 +1,29 @@
-//! Deck uploads as `multipart/form-data` (`curl -F file=@deck.csv -F effective=…`), parsed by the
-//! `multer` crate. The body has been read into memory under the upload limit (as a raw upload
-//! is); it is scanned twice without copying it: once for the form fields (options may come after
-//! the file part) and the shape (exactly one file part), then again to stream the file part's
-//! bytes into the import, which reads them on its blocking parse thread.
+//! Uploads (`POST /v1/admin/routes/{route}/decks`, `/v1/admin/numbering/{table}`): the body —
+//! raw bytes, or a `multipart/form-data` form (`curl -F file=@deck.csv -F effective=…`, parsed
+//! by the `multer` crate) — is streamed as it arrives into an unlinked temporary file (in
+//! `$TMPDIR`), never held in memory: the file part is written to disk chunk by chunk, the form's
+//! other fields (small) are kept, and the handler reads the file (the deck import on its
+//! blocking parse thread). The upload limit counts the whole body.
 //!
-//! Owns: multipart framing of deck uploads. Must not touch: deck parsing or storage.
+//! Owns: upload framing, the temporary file. Must not touch: deck parsing or storage.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
-use futures_util::stream;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
+use hyper::Request;
+use tokio::io::AsyncWriteExt;
 
 use super::AdminError;
+use crate::http_body::BodyError;
 
-/// Form fields a deck upload accepts besides the file (the same names as the query parameters).
+/// Form fields an upload accepts besides the file (the same names as the query parameters).
 pub(super) const FORM_FIELDS: &[&str] = &[
     "effective",
     "dry_run",
@@ -29,8 +38,17 @@ pub(super) const FORM_FIELDS: &[&str] = &[
 
 /// Largest form field value other than the file.
 const MAX_FIELD_BYTES: usize = 64 << 10;
-/// The body is fed to multer in slices of this size (zero-copy `Bytes::slice`).
-const SLICE: usize = 64 << 10;
+
+/// An upload received: the file (rewound, unlinked: it goes away when dropped), and for a
+/// multipart form its other fields and the file part's name.
+#[derive(Debug)]
+pub struct Upload {
+    pub file: std::fs::File,
+    /// form fields by name (none for a raw body)
+    pub fields: HashMap<String, String>,
+    /// the file part's file name, if the client sent one
+    pub file_name: Option<String>,
+}
 
 /// The boundary when `content_type` is multipart/form-data; `None` for any other body.
 pub(super) fn boundary(content_type: Option<&str>) -> Result<Option<String>, AdminError> {
@@ -44,41 +62,117 @@ pub(super) fn boundary(content_type: Option<&str>) -> Result<Option<String>, Adm
     {
         return Ok(None);
     }
-    multer::parse_boundary(ct)
-        .map(Some)
-        .map_err(|e| AdminError::invalid("content-type", format!("{ct:?}: {e}")))
-}
-
-fn slices(body: Bytes) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
-    let n = body.len().div_ceil(SLICE);
-    stream::iter((0..n).map(move |i| {
-        let end = ((i + 1) * SLICE).min(body.len());
-        Ok(body.slice(i * SLICE..end))
-    }))
+    multer::parse_boundary(ct).map(Some).map_err(|e| {
+        AdminError::invalid(
+            "content-type",
+            format!("{}: {e}", warpd_core::excerpt::excerpt(ct)),
+        )
+    })
 }
 
 fn bad(e: multer::Error) -> AdminError {
     AdminError::invalid("body", format!("multipart/form-data: {e}"))
 }
 
-/// What the first scan found.
-#[derive(Debug, PartialEq)]
-pub(super) struct Form {
-    /// text fields by name
-    pub fields: HashMap<String, String>,
-    /// index of the file part among all parts
-    pub file_index: usize,
-    /// its file name, if the client sent one
-    pub file_name: Option<String>,
+/// An unlinked temporary file written from async code.
+struct Spool {
+    file: tokio::fs::File,
+    len: u64,
+}
+
+impl Spool {
+    fn new() -> Result<Spool, AdminError> {
+        let f = tempfile::tempfile().map_err(AdminError::Stage)?;
+        Ok(Spool {
+            file: tokio::fs::File::from_std(f),
+            len: 0,
+        })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), AdminError> {
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(AdminError::Stage)?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// The file, flushed and rewound.
+    async fn finish(mut self) -> Result<(std::fs::File, u64), AdminError> {
+        self.file.flush().await.map_err(AdminError::Stage)?;
+        let mut f = self.file.into_std().await;
+        f.seek(SeekFrom::Start(0)).map_err(AdminError::Stage)?;
+        Ok((f, self.len))
+    }
+}
+
+/// Receives the body of `req` into a temporary file, refusing more than `limit` bytes in all:
+/// the raw body, or the one file part of a multipart form (see [`receive_form`]).
+pub(super) async fn receive(
+    req: Request<Incoming>,
+    limit: usize,
+    content_type: Option<&str>,
+) -> Result<Upload, AdminError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit }.into());
+    }
+    // the body's chunks, counted: past the limit the stream fails (and says so)
+    let too_large = Arc::new(AtomicBool::new(false));
+    let flag = too_large.clone();
+    let mut seen = 0usize;
+    let chunks = req.into_body().into_data_stream().map(move |r| match r {
+        Ok(b) => {
+            seen = seen.saturating_add(b.len());
+            if seen > limit {
+                flag.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other("body larger than the upload limit"));
+            }
+            Ok(b)
+        }
+        Err(e) => Err(std::io::Error::other(e)),
+    });
+    let result = match boundary(content_type)? {
+        Some(b) => receive_form(chunks, b).await,
+        None => receive_raw(chunks).await,
+    };
+    if too_large.load(Ordering::Relaxed) {
+        return Err(BodyError::TooLarge { limit }.into());
+    }
+    result
+}
+
+async fn receive_raw(
+    chunks: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>,
+) -> Result<Upload, AdminError> {
+    let mut spool = Spool::new()?;
+    futures_util::pin_mut!(chunks);
+    while let Some(c) = chunks.next().await {
+        let c = c.map_err(|e| AdminError::Body(BodyError::Read(Box::new(e))))?;
+        spool.write(&c).await?;
+    }
+    let (file, _) = spool.finish().await?;
+    Ok(Upload {
+        file,
+        fields: HashMap::new(),
+        file_name: None,
+    })
 }
 
 /// Reads every part: text fields (known names only, small) and exactly one file part — the part
-/// with a file name, or else the one named `file` or `deck`.
-pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, AdminError> {
-    let mut mp = multer::Multipart::new(slices(body), boundary.to_string());
+/// with a file name, or else the one named `file` or `deck` — written to the temporary file.
+async fn receive_form(
+    chunks: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    boundary: String,
+) -> Result<Upload, AdminError> {
+    let mut mp = multer::Multipart::new(chunks, boundary);
     let mut fields = HashMap::new();
-    let mut file: Option<(usize, Option<String>)> = None;
-    let mut i = 0;
+    let mut file: Option<(std::fs::File, u64, Option<String>)> = None;
     while let Some(mut f) = mp.next_field().await.map_err(bad)? {
         let name = f.name().unwrap_or("").to_string();
         let file_name = f.file_name().map(str::to_string);
@@ -89,13 +183,20 @@ pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, AdminError
                     "a second file part; upload one deck per request",
                 ));
             }
-            // drain it (validates the framing to its end)
-            while f.chunk().await.map_err(bad)?.is_some() {}
-            file = Some((i, file_name));
+            let mut spool = Spool::new()?;
+            while let Some(c) = f.chunk().await.map_err(bad)? {
+                spool.write(&c).await?;
+            }
+            let (f, len) = spool.finish().await?;
+            file = Some((f, len, file_name));
         } else {
             if !FORM_FIELDS.contains(&name.as_str()) {
                 return Err(AdminError::invalid(
-                    if name.is_empty() { "form field" } else { &name },
+                    if name.is_empty() {
+                        "form field".to_string()
+                    } else {
+                        warpd_core::excerpt::plain(&name)
+                    },
                     format!(
                         "unknown form field (expected a file part and any of {})",
                         FORM_FIELDS.join(", ")
@@ -118,86 +219,24 @@ pub(super) async fn scan(body: Bytes, boundary: &str) -> Result<Form, AdminError
                 return Err(AdminError::invalid(name, "given twice"));
             }
         }
-        i += 1;
     }
-    let (file_index, file_name) = file.ok_or_else(|| {
+    let (file, _, file_name) = file.ok_or_else(|| {
         AdminError::invalid(
             "file",
             "the multipart body has no file part (send the deck as e.g. -F file=@deck.csv)",
         )
     })?;
-    Ok(Form {
+    Ok(Upload {
+        file,
         fields,
-        file_index,
         file_name,
     })
 }
 
-/// A blocking reader of part `index` of a body [`scan`] accepted. A task parses the body again
-/// and hands the part's chunks over a bounded channel; call `read` only off the async runtime
-/// (the import reads on its blocking parse thread).
-pub(super) fn part_reader(body: Bytes, boundary: String, index: usize) -> PartReader {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(8);
-    tokio::spawn(async move {
-        let mut mp = multer::Multipart::new(slices(body), boundary);
-        let mut i = 0;
-        loop {
-            let mut f = match mp.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string())).await;
-                    return;
-                }
-            };
-            if i == index {
-                loop {
-                    match f.chunk().await {
-                        Ok(Some(b)) => {
-                            if tx.send(Ok(b)).await.is_err() {
-                                return; // the import stopped reading
-                            }
-                        }
-                        Ok(None) => return,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string())).await;
-                            return;
-                        }
-                    }
-                }
-            }
-            i += 1;
-        }
-    });
-    PartReader {
-        rx,
-        cur: Bytes::new(),
-    }
-}
-
-pub(super) struct PartReader {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
-    cur: Bytes,
-}
-
-impl Read for PartReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(std::io::Error::other(format!("multipart: {e}"))),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur.advance(n);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     fn form(parts: &[(&str, Option<&str>, &str)]) -> Bytes {
@@ -217,6 +256,16 @@ mod tests {
         Bytes::from(s)
     }
 
+    /// The body in chunks of 1000 bytes, as a connection delivers it.
+    fn chunks(
+        body: Bytes,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let n = body.len().div_ceil(1000);
+        futures_util::stream::iter(
+            (0..n).map(move |i| Ok(body.slice(i * 1000..((i + 1) * 1000).min(body.len())))),
+        )
+    }
+
     #[test]
     fn boundary_only_for_multipart() {
         assert_eq!(boundary(None).unwrap(), None);
@@ -228,9 +277,9 @@ mod tests {
         assert!(boundary(Some("multipart/form-data")).is_err());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn scan_then_stream_the_file_part() {
-        // options after the file part, a deck bigger than one slice
+    #[tokio::test]
+    async fn the_file_part_goes_to_a_temporary_file() {
+        // options after the file part, a deck of many chunks
         let deck = format!(
             "Code,Price\n{}",
             (0..20_000)
@@ -242,43 +291,38 @@ mod tests {
             ("file", Some("lumen.csv"), &deck),
             ("effective", None, "2026-12-01T00:00Z"),
         ]);
-        let f = scan(body.clone(), "XyZ").await.unwrap();
-        assert_eq!(f.file_index, 1);
-        assert_eq!(f.file_name.as_deref(), Some("lumen.csv"));
-        assert_eq!(f.fields["effective"], "2026-12-01T00:00Z");
-        assert_eq!(f.fields["name"], "x.csv");
-        let mut r = part_reader(body, "XyZ".into(), f.file_index);
-        let got = tokio::task::spawn_blocking(move || {
-            let mut s = String::new();
-            r.read_to_string(&mut s).map(|_| s)
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let mut u = receive_form(chunks(body), "XyZ".into()).await.unwrap();
+        assert_eq!(u.file_name.as_deref(), Some("lumen.csv"));
+        assert_eq!(u.fields["effective"], "2026-12-01T00:00Z");
+        assert_eq!(u.fields["name"], "x.csv");
+        let mut got = String::new();
+        u.file.read_to_string(&mut got).unwrap();
+        assert_eq!(got, deck);
+
+        let mut raw = receive_raw(chunks(Bytes::from(deck.clone())))
+            .await
+            .unwrap();
+        let mut got = String::new();
+        raw.file.read_to_string(&mut got).unwrap();
         assert_eq!(got, deck);
     }
 
     #[tokio::test]
     async fn bad_forms_are_named() {
+        let scan = |b: Bytes| receive_form(chunks(b), "XyZ".into());
         let no_file = form(&[("effective", None, "2026-12-01")]);
-        let e = scan(no_file, "XyZ").await.unwrap_err();
+        let e = scan(no_file).await.unwrap_err();
         assert!(e.to_string().starts_with("file: "), "{e}");
         let two = form(&[("file", Some("a.csv"), "x"), ("deck", None, "y")]);
-        assert!(scan(two, "XyZ")
-            .await
-            .unwrap_err()
-            .to_string()
-            .starts_with("deck: "));
+        let e = scan(two).await.unwrap_err();
+        assert!(e.to_string().starts_with("deck: "), "{e}");
         let odd = form(&[("colour", None, "red"), ("file", Some("a.csv"), "x")]);
-        assert!(scan(odd, "XyZ")
-            .await
-            .unwrap_err()
-            .to_string()
-            .starts_with("colour: "));
+        let e = scan(odd).await.unwrap_err();
+        assert!(e.to_string().starts_with("colour: "), "{e}");
         let cut = Bytes::from_static(
             b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
         );
-        let e = scan(cut, "XyZ").await.unwrap_err();
+        let e = scan(cut).await.unwrap_err();
         assert!(e.to_string().starts_with("body: multipart"), "{e}");
     }
 }

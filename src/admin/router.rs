@@ -36,7 +36,8 @@ pub struct Route {
     pub handler: Handler,
     /// the endpoint's OpenAPI operation and the schemas it names
     pub doc: fn() -> OpenApi,
-    /// accepts bodies up to [`AdminState::max_upload_bytes`] (else 1 MiB)
+    /// accepts bodies up to [`AdminState::max_upload_bytes`] (else 1 MiB), streamed into a
+    /// temporary file ([`Ctx::upload`]) instead of [`Ctx::body`]
     pub upload: bool,
 }
 
@@ -308,13 +309,38 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = read_body(req, limit).await?;
+    let mut query = query;
+    let (body, upload) = if route.upload {
+        // streamed to a temporary file, never held in memory
+        let u = super::multipart::receive(req, limit, content_type.as_deref()).await?;
+        for (k, v) in &u.fields {
+            match query.get(k).filter(|q| !q.is_empty()) {
+                Some(q) if q != v => {
+                    return Err(AdminError::invalid(
+                        k.clone(),
+                        "given as a query parameter and as a form field, with different values",
+                    ))
+                }
+                _ => {
+                    query.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if let Some(f) = u.file_name.as_deref().filter(|f| !f.is_empty()) {
+            query
+                .entry("name".into())
+                .or_insert_with(|| warpd_core::excerpt::plain(f));
+        }
+        (bytes::Bytes::new(), Some(u))
+    } else {
+        (read_body(req, limit).await?, None)
+    };
     let mut ctx = Ctx {
         who,
         params,
         query,
-        content_type,
         body,
+        upload,
     };
     let c: &mut Client = &mut client;
     (route.handler)(state, &mut ctx, c).await

@@ -10,6 +10,7 @@
 pub mod calls;
 pub mod cdr;
 pub mod deck;
+pub mod excerpt;
 pub mod numbering;
 pub mod pgcopy;
 pub mod provision;

@@ -40,33 +40,11 @@ pub struct DeckForm {
         (status = 413, description = "larger than the upload limit")))]
 pub async fn deck_upload(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
     let route = ctx.p("route").to_string();
-    let body = std::mem::take(&mut ctx.body);
-    let input: Box<dyn std::io::Read + Send> =
-        match crate::admin::multipart::boundary(ctx.content_type.as_deref())? {
-            None => Box::new(std::io::Cursor::new(body)),
-            Some(boundary) => {
-                let form = crate::admin::multipart::scan(body.clone(), &boundary).await?;
-                for (k, v) in form.fields {
-                    match ctx.q(&k) {
-                        Some(q) if q != v => return Err(AdminError::invalid(
-                            k,
-                            "given as a query parameter and as a form field, with different values",
-                        )),
-                        _ => {
-                            ctx.query.insert(k, v);
-                        }
-                    }
-                }
-                if let Some(f) = form.file_name.filter(|f| !f.is_empty()) {
-                    ctx.query.entry("name".into()).or_insert(f);
-                }
-                Box::new(crate::admin::multipart::part_reader(
-                    body,
-                    boundary,
-                    form.file_index,
-                ))
-            }
-        };
+    let upload = ctx
+        .upload
+        .take()
+        .ok_or_else(|| AdminError::invalid("body", "no deck uploaded"))?;
+    let input: Box<dyn std::io::Read + Send> = Box::new(upload.file);
     let mut o = ImportOptions::new(&route, ctx.q("name").unwrap_or("upload"), &ctx.actor());
     o.effective = ctx.when("effective")?;
     o.dry_run = ctx.flag("dry_run")?;

@@ -20,8 +20,13 @@ pub async fn numbering_import(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> 
     // `warpd apply` reads decks from files: hand it the body as one, in a private directory
     let token = crate::admin::new_token().map_err(crate::admin::TokenError::from)?;
     let dir = std::env::temp_dir().join(format!("warpd-numbering-{}", &token[4..20]));
+    let mut upload = ctx
+        .upload
+        .take()
+        .ok_or_else(|| AdminError::invalid("body", "no table uploaded"))?;
     std::fs::create_dir(&dir)
-        .and_then(|_| std::fs::write(dir.join("table.csv"), &ctx.body))
+        .and_then(|_| std::fs::File::create(dir.join("table.csv")))
+        .and_then(|mut f| std::io::copy(&mut upload.file, &mut f))
         .map_err(AdminError::Stage)?;
     let spec = format!("[numbering]\n{table} = \"table.csv\"\n");
     let result =

@@ -17,7 +17,7 @@ use tokio_postgres::{Client, Transaction};
 use super::diff::{diff_versions, DiffReport};
 use super::timeline::activate_incremental;
 use super::{audit, lock_route, saved_mapping, ts_text};
-use crate::deck::parse::{self, detect_layout, open_source, Mapping, Rules, Validator};
+use crate::deck::parse::{self, detect_layout, open_source, Limits, Mapping, Rules, Validator};
 use crate::deck::DeckError;
 use crate::provision::Issue;
 
@@ -25,8 +25,6 @@ use crate::provision::Issue;
 pub const MAX_REPORTED_ISSUES: usize = 100;
 /// COPY chunk size.
 const CHUNK: usize = 256 * 1024;
-/// Largest XLSX read into memory.
-pub const MAX_XLSX_BYTES: u64 = 256 << 20;
 
 /// What to import and how.
 #[derive(Clone, Debug)]
@@ -135,7 +133,7 @@ fn parse_blocking(
     } = job;
     let label = label.as_str();
     let (format, mut src) =
-        open_source(input, label, sheet.as_deref(), MAX_XLSX_BYTES).map_err(|i| vec![i])?;
+        open_source(input, label, sheet.as_deref(), &Limits::default()).map_err(|i| vec![i])?;
     let layout = detect_layout(label, src.headers(), &mapping, rules.ocn_lata)?;
     let mut v = Validator::new(label, layout.clone(), rules);
     let mut out = Parsed {
@@ -382,7 +380,7 @@ pub async fn import(
     if !parsed.layout.unrecognized.is_empty() {
         warnings.push(format!(
             "columns ignored (not recognized): {}",
-            parsed.layout.unrecognized.join(", ")
+            warpd_core::excerpt::list(&parsed.layout.unrecognized)
         ));
     }
     if parsed.latin1_fields > 0 {

@@ -24,7 +24,7 @@ use super::DeckError;
 
 pub use diff::{diff, diff_versions, DiffReport, DiffRow};
 pub use export::{export, money_text};
-pub use import::{import, ImportOptions, ImportReport, MAX_REPORTED_ISSUES, MAX_XLSX_BYTES};
+pub use import::{import, ImportOptions, ImportReport, MAX_REPORTED_ISSUES};
 pub(crate) use timeline::TIMELINE_ROWS;
 pub use timeline::{activate, rebuild_route, rollback, versions, VersionInfo};
 

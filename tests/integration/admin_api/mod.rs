@@ -5,6 +5,7 @@
 //! dip.
 
 mod customers;
+mod deck_bombs;
 mod decks;
 
 use std::ops::Deref;

@@ -6,6 +6,7 @@
 use chrono::{DateTime, NaiveTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
+use crate::excerpt::excerpt;
 use crate::routing::model::Rate;
 
 /// A weekday: `"mon"`.. / `"monday"`.. (any case) or ISO number 1 (Monday) ..= 7 (Sunday).
@@ -25,7 +26,8 @@ pub const POS_INF: i64 = i64::MAX;
 pub fn parse_rate(s: &str) -> Result<u32, String> {
     Rate::parse(s).map(|r| r.0).ok_or_else(|| {
         format!(
-            "{s:?} is not a non-negative decimal with at most 7 decimal places (max 429.4967294)"
+            "{} is not a non-negative decimal with at most 7 decimal places (max 429.4967294)",
+            excerpt(s)
         )
     })
 }
@@ -34,7 +36,10 @@ pub fn parse_rate(s: &str) -> Result<u32, String> {
 /// 10^digits, with |value| < 10^`int_digits`.
 pub fn parse_scaled(s: &str, digits: u32, int_digits: u32) -> Result<i64, String> {
     let bad = || {
-        format!("{s:?} is not a decimal with at most {digits} decimal places and {int_digits} integer digits")
+        format!(
+            "{} is not a decimal with at most {digits} decimal places and {int_digits} integer digits",
+            excerpt(s)
+        )
     };
     let t = s.trim();
     let (neg, t) = match t.strip_prefix('-') {
@@ -179,11 +184,12 @@ pub fn check_prefix(s: &str, allow_empty: bool) -> Result<(), String> {
     }
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "{s:?} must be E.164 digits without '+' or separators (e.g. 1212 for NANP 212, 44 for the UK)"
+            "{} must be E.164 digits without '+' or separators (e.g. 1212 for NANP 212, 44 for the UK)",
+            excerpt(s)
         ));
     }
     if s.len() > 15 {
-        return Err(format!("{s:?} is longer than 15 digits"));
+        return Err(format!("{} is longer than 15 digits", excerpt(s)));
     }
     Ok(())
 }

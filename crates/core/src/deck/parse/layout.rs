@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::excerpt::{excerpt, list, plain};
 use crate::provision::Issue;
 
 /// What a deck column means.
@@ -166,14 +167,18 @@ impl Mapping {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (h, f) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected HEADER=FIELD"))?;
+                .ok_or_else(|| format!("{}: expected HEADER=FIELD", excerpt(part)))?;
             let field = Field::from_name(f.trim()).ok_or_else(|| {
                 let names: Vec<&str> = Field::ALL.iter().map(|f| f.name()).collect();
-                format!("{f:?} is not a field (one of {})", names.join(", "))
+                format!(
+                    "{} is not a field (one of {})",
+                    excerpt(f),
+                    names.join(", ")
+                )
             })?;
             let key = normalize_header(h);
             if key.is_empty() {
-                return Err(format!("{part:?}: empty header name"));
+                return Err(format!("{}: empty header name", excerpt(part)));
             }
             m.insert(key, field);
         }
@@ -231,7 +236,7 @@ pub fn detect_layout(
                     issues.push(Issue::at_line(
                         label,
                         1,
-                        h.clone(),
+                        plain(h),
                         format!("a second column is read as {}", f.name()),
                     ));
                 }
@@ -262,11 +267,11 @@ pub fn detect_layout(
         unrecognized,
     };
     let found = || {
-        let mut s = format!("found columns: {}", headers.join(", "));
+        let mut s = format!("found columns: {}", list(headers));
         if !l.unrecognized.is_empty() {
             s.push_str(&format!(
                 "; not recognized: {} (map them with --map \"Header=field\")",
-                l.unrecognized.join(", ")
+                list(&l.unrecognized)
             ));
         }
         s

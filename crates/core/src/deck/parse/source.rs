@@ -1,14 +1,16 @@
 //! Deck file readers: [`Format`] sniffing, the [`RowSource`] trait, the streaming [`CsvSource`]
-//! (UTF-8 with a Latin-1 fallback per field, BOM, any line end, quoting), the in-memory
-//! [`XlsxSource`] (one sheet) and [`open_source`], which picks one for a byte stream.
+//! (UTF-8 with a Latin-1 fallback per field, BOM, any line end, quoting), under [`Limits`]. The
+//! XLSX reader is `xlsx`'s, the choice between them `open`'s.
 //!
 //! Owns: file formats and encodings, the header row as written, line/row numbers.
 //! Must not touch: what the columns mean (see `layout`), row validation (see `validate`).
 
-use std::io::{BufRead, BufReader, Cursor, Read, Seek};
+use std::io::Read;
 
 use serde::Serialize;
 
+use super::limits::{Guard, GuardState, Limits, Tripped};
+use crate::excerpt::excerpt;
 use crate::provision::csv_rows::Eol;
 use crate::provision::Issue;
 
@@ -49,7 +51,11 @@ pub trait RowSource {
 /// Latin-1 (Windows exports), BOM stripped, any line-end style, quoted fields.
 pub struct CsvSource<R: Read> {
     label: String,
-    reader: csv::Reader<Eol<R>>,
+    reader: csv::Reader<Eol<Guard<R>>>,
+    guard: GuardState,
+    limits: Limits,
+    /// line of the last record read (a record cut by a bound is on a later one)
+    last_line: u64,
     headers: Vec<String>,
     record: csv::ByteRecord,
     /// fields that were not UTF-8 and were read as Latin-1
@@ -77,15 +83,24 @@ fn decode_into(raw: &[u8], out: &mut String) -> bool {
 }
 
 impl<R: Read> CsvSource<R> {
+    /// A reader under the default [`Limits`].
     pub fn new(r: R, label: &str) -> Result<Self, Issue> {
+        Self::with_limits(r, label, Limits::default())
+    }
+
+    pub fn with_limits(r: R, label: &str, limits: Limits) -> Result<Self, Issue> {
+        let (guarded, guard) = Guard::new(r, limits.content_bytes, limits.record_bytes);
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(1 << 16)
-            .from_reader(Eol::new(r));
+            .from_reader(Eol::new(guarded));
         let mut s = CsvSource {
             label: label.to_string(),
             reader,
+            guard,
+            limits,
+            last_line: 0,
             headers: vec![],
             record: csv::ByteRecord::new(),
             latin1_fields: 0,
@@ -107,6 +122,18 @@ impl<R: Read> CsvSource<R> {
                     if let Some(first) = fields.first_mut() {
                         *first = first.trim_start_matches('\u{feff}').trim().to_string();
                     }
+                    if fields.len() > s.limits.columns {
+                        return Err(Issue::at_line(
+                            label,
+                            line,
+                            "header",
+                            format!(
+                                "{} columns; a deck has at most {}",
+                                fields.len(),
+                                s.limits.columns
+                            ),
+                        ));
+                    }
                     if let Some(i) = fields.iter().position(String::is_empty) {
                         return Err(Issue::at_line(
                             label,
@@ -123,20 +150,71 @@ impl<R: Read> CsvSource<R> {
     }
 
     fn read(&mut self, out: &mut Vec<String>) -> Result<Option<u64>, Issue> {
+        self.guard.start_record(self.limits.record_bytes);
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => return Ok(None),
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                return Err(Issue::at_line(
-                    &self.label,
-                    line,
-                    "",
-                    format!("cannot read: {e}"),
-                ));
+                let next = self.last_line + 1;
+                let (line, msg) = match self.guard.tripped() {
+                    Some(Tripped::Content) => (
+                        next,
+                        format!(
+                            "cannot read: the deck is larger than {} bytes (decompressed); split it",
+                            self.limits.content_bytes
+                        ),
+                    ),
+                    Some(Tripped::Record) => (
+                        next,
+                        format!(
+                            "cannot read: a record longer than {} bytes (a missing closing quote?)",
+                            self.limits.record_bytes
+                        ),
+                    ),
+                    None => (
+                        e.position().map(|p| p.line()).unwrap_or(next),
+                        format!("cannot read: {e}"),
+                    ),
+                };
+                return Err(Issue::at_line(&self.label, line, "", msg));
             }
         }
         let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+        self.last_line = line;
+        if self.record.len() > self.limits.columns {
+            out.clear();
+            return Err(Issue::at_line(
+                &self.label,
+                line,
+                "",
+                format!(
+                    "{} fields; a deck has at most {} columns",
+                    self.record.len(),
+                    self.limits.columns
+                ),
+            ));
+        }
+        if let Some(i) = self
+            .record
+            .iter()
+            .position(|f| f.len() > self.limits.field_bytes)
+        {
+            out.clear();
+            let field = String::from_utf8_lossy(&self.record[i]).into_owned();
+            return Err(Issue::at_line(
+                &self.label,
+                line,
+                self.headers
+                    .get(i)
+                    .map(|h| crate::excerpt::plain(h))
+                    .unwrap_or_else(|| format!("column {}", i + 1)),
+                format!(
+                    "a field longer than {} bytes: {}",
+                    self.limits.field_bytes,
+                    excerpt(&field)
+                ),
+            ));
+        }
         out.resize_with(self.record.len(), String::new);
         for (raw, dst) in self.record.iter().zip(out.iter_mut()) {
             if decode_into(raw, dst) {
@@ -177,171 +255,4 @@ impl<R: Read> RowSource for CsvSource<R> {
             return Ok(Some(line));
         }
     }
-}
-
-/// One XLSX sheet held in memory.
-pub struct XlsxSource {
-    headers: Vec<String>,
-    rows: std::vec::IntoIter<(u64, Vec<String>)>,
-}
-
-fn cell_text(c: &calamine::Data) -> String {
-    use calamine::Data;
-    match c {
-        Data::Empty => String::new(),
-        Data::String(s) => s.trim().to_string(),
-        Data::Float(f) => {
-            // prefixes stored as numbers come back as 1212.0; rates as 0.0123
-            if f.fract() == 0.0 && f.abs() < 1e15 {
-                format!("{}", *f as i64)
-            } else {
-                format!("{f}")
-            }
-        }
-        Data::Int(i) => i.to_string(),
-        Data::Bool(b) => b.to_string(),
-        Data::DateTime(d) => {
-            let (y, mo, da, h, mi, s, _) = d.to_ymd_hms_milli();
-            format!("{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}Z")
-        }
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::Error(e) => format!("#ERROR {e:?}"),
-    }
-}
-
-impl XlsxSource {
-    /// Opens a workbook. A workbook with several sheets needs `sheet` (the error lists them).
-    pub fn open<RS: Read + Seek>(r: RS, label: &str, sheet: Option<&str>) -> Result<Self, Issue> {
-        use calamine::Reader;
-        let mut wb: calamine::Xlsx<RS> = calamine::Xlsx::new(r)
-            .map_err(|e| Issue::new(label, "", format!("not a readable XLSX workbook: {e}")))?;
-        let names = wb.sheet_names().to_vec();
-        let name = match (sheet, names.as_slice()) {
-            (Some(s), _) if names.iter().any(|n| n == s) => s.to_string(),
-            (Some(s), _) => {
-                return Err(Issue::new(
-                    label,
-                    "sheet",
-                    format!("no sheet {s:?}; the workbook has: {}", names.join(", ")),
-                ))
-            }
-            (None, [only]) => only.clone(),
-            (None, []) => return Err(Issue::new(label, "sheet", "the workbook has no sheets")),
-            (None, _) => {
-                return Err(Issue::new(
-                    label,
-                    "sheet",
-                    format!(
-                        "the workbook has {} sheets ({}); name the one to import (--sheet)",
-                        names.len(),
-                        names.join(", ")
-                    ),
-                ))
-            }
-        };
-        let range = wb
-            .worksheet_range(&name)
-            .map_err(|e| Issue::new(label, "sheet", format!("cannot read sheet {name:?}: {e}")))?;
-        let start_row = range.start().map(|(r, _)| u64::from(r)).unwrap_or(0);
-        let mut rows = range
-            .rows()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    start_row + i as u64 + 1,
-                    r.iter().map(cell_text).collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, r)| r.iter().any(|c| !c.is_empty()));
-        let Some((line, headers)) = rows.next() else {
-            return Err(Issue::at_line(
-                label,
-                1,
-                "",
-                "empty sheet: expected a header row",
-            ));
-        };
-        // trailing empty header cells are just the sheet's width
-        let mut headers = headers;
-        while headers.last().is_some_and(String::is_empty) {
-            headers.pop();
-        }
-        if let Some(i) = headers.iter().position(String::is_empty) {
-            return Err(Issue::at_line(
-                label,
-                line,
-                format!("column {}", i + 1),
-                "empty column name in header",
-            ));
-        }
-        let width = headers.len();
-        let rows: Vec<(u64, Vec<String>)> = rows
-            .map(|(n, mut r)| {
-                r.resize(width.max(r.len()), String::new());
-                while r.len() > width && r.last().is_some_and(String::is_empty) {
-                    r.pop();
-                }
-                (n, r)
-            })
-            .collect();
-        Ok(XlsxSource {
-            headers,
-            rows: rows.into_iter(),
-        })
-    }
-}
-
-impl RowSource for XlsxSource {
-    fn headers(&self) -> &[String] {
-        &self.headers
-    }
-    fn next_row(&mut self, out: &mut Vec<String>) -> Result<Option<u64>, Issue> {
-        match self.rows.next() {
-            None => Ok(None),
-            Some((line, r)) => {
-                *out = r;
-                Ok(Some(line))
-            }
-        }
-    }
-}
-
-/// Opens a deck from any byte stream, sniffing gzip/XLSX/CSV. XLSX is read into memory (up to
-/// `max_xlsx` bytes).
-pub fn open_source(
-    r: Box<dyn Read + Send>,
-    label: &str,
-    sheet: Option<&str>,
-    max_xlsx: u64,
-) -> Result<(Format, Box<dyn RowSource + Send>), Issue> {
-    let mut br = BufReader::with_capacity(1 << 16, r);
-    let head = br
-        .fill_buf()
-        .map_err(|e| Issue::new(label, "", format!("cannot read: {e}")))?;
-    let format = Format::sniff(head);
-    Ok(match format {
-        Format::Csv => (format, Box::new(CsvSource::new(br, label)?)),
-        Format::Gzip => {
-            let gz = flate2::bufread::MultiGzDecoder::new(br);
-            // a gzip'ed XLSX is not a thing; the content must be CSV
-            (format, Box::new(CsvSource::new(gz, label)?))
-        }
-        Format::Xlsx => {
-            let mut buf = vec![];
-            br.take(max_xlsx + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| Issue::new(label, "", format!("cannot read: {e}")))?;
-            if buf.len() as u64 > max_xlsx {
-                return Err(Issue::new(
-                    label,
-                    "",
-                    format!("XLSX larger than {max_xlsx} bytes; export the sheet as CSV"),
-                ));
-            }
-            (
-                format,
-                Box::new(XlsxSource::open(Cursor::new(buf), label, sheet)?),
-            )
-        }
-    })
 }

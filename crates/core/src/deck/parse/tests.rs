@@ -237,9 +237,14 @@ fn gzip_is_read_through() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b"prefix,rate\n1,0.5\n").unwrap();
     let bytes = gz.finish().unwrap();
-    let (fmt, mut src) = open_source(Box::new(Cursor::new(bytes)), "t.csv.gz", None, 1 << 20)
-        .map_err(|e| e.to_string())
-        .unwrap();
+    let (fmt, mut src) = open_source(
+        Box::new(Cursor::new(bytes)),
+        "t.csv.gz",
+        None,
+        &Limits::default(),
+    )
+    .map_err(|e| e.to_string())
+    .unwrap();
     assert_eq!(fmt, Format::Gzip);
     let mut f = vec![];
     assert_eq!(src.next_row(&mut f).unwrap(), Some(2));
@@ -310,9 +315,14 @@ fn xlsx_single_and_multi_sheet() {
         &["44", "UK", "0.01"],
     ];
     let one = xlsx(&[("Deck", rows)]);
-    let (fmt, mut src) = open_source(Box::new(Cursor::new(one)), "d.xlsx", None, 1 << 20)
-        .map_err(|e| e.to_string())
-        .unwrap();
+    let (fmt, mut src) = open_source(
+        Box::new(Cursor::new(one)),
+        "d.xlsx",
+        None,
+        &Limits::default(),
+    )
+    .map_err(|e| e.to_string())
+    .unwrap();
     assert_eq!(fmt, Format::Xlsx);
     assert_eq!(src.headers(), ["Prefix", "Destination", "Rate"]);
     let mut f = vec![];
@@ -320,28 +330,38 @@ fn xlsx_single_and_multi_sheet() {
     assert_eq!(f, ["4420", "London", "0.008"]);
 
     let two = xlsx(&[("Notes", &[&["hello"]]), ("Deck", rows)]);
-    let e = open_source(Box::new(Cursor::new(two.clone())), "d.xlsx", None, 1 << 20)
-        .err()
-        .unwrap();
+    let e = open_source(
+        Box::new(Cursor::new(two.clone())),
+        "d.xlsx",
+        None,
+        &Limits::default(),
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("2 sheets (Notes, Deck)"), "{e}");
     let (_, src) = open_source(
         Box::new(Cursor::new(two.clone())),
         "d.xlsx",
         Some("Deck"),
-        1 << 20,
+        &Limits::default(),
     )
     .map_err(|e| e.to_string())
     .unwrap();
     assert_eq!(src.headers()[0], "Prefix");
-    let e = open_source(Box::new(Cursor::new(two)), "d.xlsx", Some("Nope"), 1 << 20)
-        .err()
-        .unwrap();
+    let e = open_source(
+        Box::new(Cursor::new(two)),
+        "d.xlsx",
+        Some("Nope"),
+        &Limits::default(),
+    )
+    .err()
+    .unwrap();
     assert!(e.to_string().contains("no sheet \"Nope\""), "{e}");
     let e = open_source(
         Box::new(Cursor::new(b"PK\x03\x04garbage".to_vec())),
         "d.xlsx",
         None,
-        1 << 20,
+        &Limits::default(),
     )
     .err()
     .unwrap();

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::layout::{normalize_header, Field, Layout};
 use super::pivot::{pack_digits, unpack_digits, Pending, PivotKey};
 use super::row::DeckRow;
+use crate::excerpt::{excerpt, plain};
 use crate::provision::values::{check_prefix, parse_rate, NEG_INF, POS_INF};
 use crate::provision::Issue;
 
@@ -57,18 +58,19 @@ pub fn parse_when(s: &str) -> Result<i64, String> {
         }
     }
     Err(format!(
-        "{s:?} is not a date (2026-12-01, 2026-12-01T00:00Z, 12/01/2026)"
+        "{} is not a date (2026-12-01, 2026-12-01T00:00Z, 12/01/2026)",
+        excerpt(s)
     ))
 }
 
 fn rate_value(s: &str) -> Result<u32, String> {
     let t = s.strip_prefix('$').unwrap_or(s).trim();
     if t.starts_with('-') {
-        return Err(format!("{s:?}: negative rate"));
+        return Err(format!("{}: negative rate", excerpt(s)));
     }
     parse_rate(t).map_err(|m| {
         if t.parse::<f64>().is_err() {
-            format!("{s:?} is not a number")
+            format!("{} is not a number", excerpt(s))
         } else {
             m
         }
@@ -156,7 +158,7 @@ impl Validator {
             self.cols
                 .get(&f)
                 .and_then(|&i| self.layout.headers.get(i))
-                .cloned()
+                .map(|h| plain(h))
                 .unwrap_or_else(|| f.name().to_string())
         };
         let mut issue = |f: Field, m: String| issues.push(Issue::at_line(label, line, name(f), m));
@@ -170,11 +172,14 @@ impl Validator {
             if o.is_empty() || !o.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 issue(
                     Field::Ocn,
-                    format!("{o:?} is not an OCN (letters and digits)"),
+                    format!("{} is not an OCN (letters and digits)", excerpt(o)),
                 );
             }
             if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) {
-                issue(Field::Lata, format!("{l:?} is not a LATA code (digits)"));
+                issue(
+                    Field::Lata,
+                    format!("{} is not a LATA code (digits)", excerpt(l)),
+                );
             }
             ocn = Some(o);
             lata = Some(l);
@@ -199,7 +204,10 @@ impl Validator {
             } else {
                 issue(
                     Field::Npanxx,
-                    format!("{n:?} is not an NPA-NXX (6 digits) or NPA-NXX-X (7 digits)"),
+                    format!(
+                        "{} is not an NPA-NXX (6 digits) or NPA-NXX-X (7 digits)",
+                        excerpt(n)
+                    ),
                 );
             }
         }
@@ -227,8 +235,11 @@ impl Validator {
                     issue(
                         Field::Zone,
                         format!(
-                            "unknown zone {z:?} (interstate, intrastate, local or flat; if column {col:?} \
-                             is not the rate zone, map it: --map \"{col}=description\")"
+                            "unknown zone {} (interstate, intrastate, local or flat; if column {} \
+                             is not the rate zone, map it: --map \"{}=description\")",
+                            excerpt(z),
+                            excerpt(&col),
+                            plain(&col)
                         ),
                     );
                     None
@@ -265,7 +276,10 @@ impl Validator {
                 _ => {
                     issue(
                         f,
-                        format!("{v:?} is not a whole number of seconds in {min}..=65535"),
+                        format!(
+                            "{} is not a whole number of seconds in {min}..=65535",
+                            excerpt(v)
+                        ),
                     );
                     default
                 }
