@@ -30,7 +30,7 @@ use crate::routing::{DipAnswer, DipRequest, RejectAnswer, RejectReason, Snapshot
 use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
 use quality::{Quality, RouteStats};
-use state::{Admit, CallTable, ReapLimits};
+use state::{Admit, CallPriority, CallTable, ReapLimits};
 
 /// Errors of the calls/CDR layer.
 #[derive(Debug, thiserror::Error)]
@@ -357,14 +357,22 @@ impl CallService {
         let demoted = self.demoted.load();
         let now = now_us();
         let mut table = self.shared.table();
+        // emergency calls bypass every limit: capacity here, concurrency and CPS at `admit`
+        let priority = if ra.zone == crate::routing::Zone::Emergency {
+            CallPriority::Emergency
+        } else {
+            CallPriority::Normal
+        };
         // the dip left out the routes full when it started (`routes_at_capacity`); this catches
         // a route that filled up since. Routes under the ASR floor go last (forced ones stay).
         let before = ra.routes.len();
-        ra.routes
-            .retain(|r| match limits.route_capacity.get(r.route_id.as_str()) {
-                Some(cap) => table.route_calls(&r.route_id) < *cap,
-                None => true,
-            });
+        if priority == CallPriority::Normal {
+            ra.routes
+                .retain(|r| match limits.route_capacity.get(r.route_id.as_str()) {
+                    Some(cap) => table.route_calls(&r.route_id) < *cap,
+                    None => true,
+                });
+        }
         if ra.routes.len() < before {
             self.shared
                 .metrics
@@ -393,7 +401,7 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
-        match table.admit(call_id, &ban, cl, now) {
+        match table.admit(call_id, &ban, cl, now, priority) {
             Admit::Retransmit => return DipAnswer::Route(ra),
             Admit::Reject(limit) => {
                 self.shared

@@ -100,6 +100,57 @@ async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
     s.stop().await;
 }
 
+/// Issue 17: a customer at its concurrent-call limit, over its CPS and with the emergency route
+/// at capacity still reaches 911 through the HTTP dip (and the call is tracked); the
+/// emergency dialstring carries the short code without `+`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_calls_bypass_limits_and_capacity() {
+    let (_f, client, s, _routes) = policy_stack().await;
+    client
+        .batch_execute(
+            "UPDATE customers SET max_concurrent_calls = 1, max_cps = 1 WHERE ban = '10001';
+             UPDATE routes SET capacity = 1 WHERE name = 'e911';",
+        )
+        .await
+        .unwrap();
+    let e911 = |id: &str| format!("ban=10001&ani=%2B12125550100&dnis=911&call_id={id}");
+    // wait for the limits (refreshed every 100 ms): ordinary calls are refused
+    let mut n = 0;
+    let mut live = vec![];
+    support::eventually("limits in force", support::DEADLINE, || {
+        n += 1;
+        let id = format!("busy-{n}");
+        live.push(id.clone());
+        let s = &s;
+        async move {
+            let r = s.dip(&call(&id)).await;
+            match r["reason"].as_str() {
+                Some(reason) if reason.contains("limit") => Ok(()),
+                _ => Err(r.to_string()),
+            }
+        }
+    })
+    .await;
+    for i in 0..3 {
+        let a = s.dip(&e911(&format!("e911-{i}"))).await;
+        assert_eq!(a["action"], "route", "911 #{i} at the limits: {a}");
+        assert_eq!(a["zone"], "emergency", "{a}");
+        assert_eq!(a["routes"][0]["route_id"], "e911", "{a}");
+        let uri = a["routes"][0]["uri"].as_str().unwrap();
+        assert!(
+            uri.starts_with("sip:911@"),
+            "no + before the short code: {uri}"
+        );
+    }
+    // ordinary calls are still refused
+    assert_eq!(s.dip(&call("busy-after")).await["action"], "reject");
+    live.extend(["e911-0", "e911-1", "e911-2"].map(String::from));
+    for id in live {
+        s.rpc_ok("call.end", json!({"call_id": id})).await;
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
     let (_f, _client, s, routes) = policy_stack().await;

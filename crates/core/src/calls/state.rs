@@ -114,6 +114,15 @@ pub enum Admit {
     Reject(LimitReject),
 }
 
+/// Whether the call limits apply to a dip. Emergency calls (the dip answered with the emergency
+/// route) bypass every limit: concurrent calls, calls per second and route capacity (and, when it
+/// exists, credit). They are still tracked and counted live once started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallPriority {
+    Normal,
+    Emergency,
+}
+
 /// Which call limit refused a new call. Answered as a 503 with this text; [`label`](Self::label)
 /// is the `warpd_calls_limited_total` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -205,18 +214,23 @@ impl CallTable {
         self.finished.contains_key(call_id)
     }
 
-    /// Limit check for a dip that would start `call_id` for customer `ban`.
+    /// Limit check for a dip that would start `call_id` for customer `ban`. An emergency call
+    /// is always admitted (and takes no CPS token).
     pub fn admit(
         &mut self,
         call_id: &str,
         ban: &str,
         lim: Option<&CustLimits>,
         now_us: i64,
+        priority: CallPriority,
     ) -> Admit {
         if self.calls.get(call_id).is_some_and(|c| c.start.is_some())
             || self.finished.contains_key(call_id)
         {
             return Admit::Retransmit;
+        }
+        if priority == CallPriority::Emergency {
+            return Admit::Ok;
         }
         let Some(lim) = lim else { return Admit::Ok };
         if let Some(max) = lim.max_calls {
@@ -477,13 +491,48 @@ mod tests {
     }
 
     #[test]
+    fn emergency_calls_bypass_concurrency_and_cps() {
+        let mut t = CallTable::new(1_000_000);
+        let lim = CustLimits {
+            max_calls: Some(1),
+            max_cps: Some(1),
+            ..Default::default()
+        };
+        let normal = CallPriority::Normal;
+        assert_eq!(t.admit("a", "10001", Some(&lim), 0, normal), Admit::Ok);
+        t.start(&start("a", 0), 0);
+        // at the concurrent limit and out of CPS tokens: a normal call is refused ...
+        assert_eq!(
+            t.admit("b", "10001", Some(&lim), 0, normal),
+            Admit::Reject(LimitReject::Concurrent { max: 1 })
+        );
+        // ... an emergency call is not, and it takes no token
+        let e = CallPriority::Emergency;
+        assert_eq!(t.admit("911-1", "10001", Some(&lim), 0, e), Admit::Ok);
+        t.start(&start("911-1", 0), 0);
+        assert_eq!(
+            t.customer_calls("10001"),
+            2,
+            "emergency calls are counted live"
+        );
+        assert_eq!(t.admit("911-2", "10001", Some(&lim), 0, e), Admit::Ok);
+        assert_eq!(
+            t.admit("911-1", "10001", Some(&lim), 0, e),
+            Admit::Retransmit
+        );
+    }
+
+    #[test]
     fn lifecycle_counts_and_idempotency() {
         let mut t = CallTable::new(1_000_000);
         let lim = CustLimits {
             max_calls: Some(1),
             ..Default::default()
         };
-        assert_eq!(t.admit("a", "10001", Some(&lim), 0), Admit::Ok);
+        assert_eq!(
+            t.admit("a", "10001", Some(&lim), 0, CallPriority::Normal),
+            Admit::Ok
+        );
         t.start(&start("a", 0), 0);
         assert!(matches!(
             t.apply(&start("a", 0), 0),
@@ -491,9 +540,12 @@ mod tests {
         ));
         assert_eq!(t.apply(&start("a", 0), 0), Applied::Duplicate);
         assert_eq!(t.customer_calls("10001"), 1);
-        assert_eq!(t.admit("a", "10001", Some(&lim), 0), Admit::Retransmit);
+        assert_eq!(
+            t.admit("a", "10001", Some(&lim), 0, CallPriority::Normal),
+            Admit::Retransmit
+        );
         assert!(matches!(
-            t.admit("b", "10001", Some(&lim), 0),
+            t.admit("b", "10001", Some(&lim), 0, CallPriority::Normal),
             Admit::Reject(_)
         ));
         assert!(matches!(

@@ -338,7 +338,9 @@ fn candidate(
 
 /// Orders a route's gateways for this call: by priority; within one priority, a weighted shuffle
 /// seeded by the call-id (stable for retransmitted dips of the same call), else by weight.
-fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
+/// `short_code`: the number is a dialed short code (911), not E.164: a `+` the vendor's dialstring
+/// puts before `${number}` is left out (`sip:911@…`, never `sip:+911@…`).
+fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>, short_code: bool) -> Vec<String> {
     // on the stack for the usual handful of gateways: the dip allocates only what it returns
     let mut order: smallvec::SmallVec<[&GatewayC; 8]> = r.gateways.iter().collect();
     if let Some(cid) = call_id {
@@ -381,8 +383,12 @@ fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
     order
         .iter()
         .map(|g| {
-            let mut s = String::with_capacity(g.head.len() + number.len() + g.tail.len());
-            s.push_str(&g.head);
+            let head = match g.head.strip_suffix('+') {
+                Some(h) if short_code => h,
+                _ => g.head.as_str(),
+            };
+            let mut s = String::with_capacity(head.len() + number.len() + g.tail.len());
+            s.push_str(head);
             s.push_str(number);
             s.push_str(&g.tail);
             s
@@ -390,9 +396,15 @@ fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn choice(s: &Snapshot, k: &Kept, number: &str, call_id: Option<&str>) -> RouteChoice {
+fn choice(
+    s: &Snapshot,
+    k: &Kept,
+    number: &str,
+    call_id: Option<&str>,
+    short_code: bool,
+) -> RouteChoice {
     let r = &s.routes[k.route as usize];
-    let uris = dialstrings(r, number, call_id);
+    let uris = dialstrings(r, number, call_id, short_code);
     RouteChoice {
         route_id: r.name.clone(),
         vendor: s.vendors[r.vendor].name.clone(),
@@ -462,7 +474,7 @@ fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, trace: Option<&mut Tr
         zone: Zone::Emergency,
         lrn: None,
         partition: None,
-        routes: vec![choice(s, &k, dialed, req.call_id.as_deref())],
+        routes: vec![choice(s, &k, dialed, req.call_id.as_deref(), true)],
     })
 }
 
@@ -739,7 +751,7 @@ fn evaluate(
         partition: won.map(|p| s.partitions[p].name.as_str().into()),
         routes: kept
             .iter()
-            .map(|k| choice(s, k, number, req.call_id.as_deref()))
+            .map(|k| choice(s, k, number, req.call_id.as_deref(), false))
             .collect(),
     })
 }

@@ -58,7 +58,7 @@ fn emergency_is_never_blocked_or_priced_out() {
         assert_eq!(ra.zone, Zone::Emergency);
         assert_eq!(ra.routes.len(), 1);
         assert_eq!(ra.routes[0].route_id, "e911");
-        assert_eq!(ra.routes[0].uri, "sip:+911@10.1.0.2:5060;transport=udp");
+        assert_eq!(ra.routes[0].uri, "sip:911@10.1.0.2:5060;transport=udp");
     }
     // without a configured emergency route: 503, not a silent drop
     let s = {
