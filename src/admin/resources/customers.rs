@@ -77,7 +77,7 @@ pub struct CustomerPatch {
     pub max_rate: Option<Option<Dec>>,
     /// E.164 digit prefixes refused with 403, e.g. ["1900", "1976"]
     pub blocked_prefixes: Option<Vec<String>>,
-    /// any of domestic, international, tollfree (or toll-free), premium
+    /// any of domestic, international, tollfree (or toll-free), premium, canada, caribbean
     pub allowed_classes: Option<Vec<String>>,
     /// routes per answer when the dip does not say (1..=100)
     pub max_results: Option<i64>,

@@ -251,3 +251,50 @@ media_policies:
         "{err}"
     );
 }
+
+/// Issue 17: the NANP classes `canada` and `caribbean` are provisioned like the others, and a
+/// domestic-only customer is refused +1 876 (Jamaica) as class `caribbean` at the dip; allowed,
+/// it is no longer refused for its class.
+#[tokio::test]
+async fn caribbean_and_canada_are_classes_of_their_own() {
+    let (pg, mut c, _) = applied_demo().await;
+    let s = support::Warpd::builder(&pg).start().await;
+    let jamaica = "ban=10002&ani=%2B12125550100&dnis=%2B18765550100";
+    let a = s.dip(jamaica).await;
+    assert_eq!(a["sip_code"], 403, "{a}");
+    assert_eq!(
+        a["reason"], "destination class caribbean not allowed",
+        "{a}"
+    );
+    let text = r#"
+[[customers]]
+ban = "10002"
+allowed_classes = ["domestic", "Caribbean", "canada", "tollfree"]
+"#;
+    provision::apply_str(&mut c, text, Format::Toml, Path::new("/nonexistent"), false)
+        .await
+        .unwrap();
+    let classes: Vec<String> = c
+        .query_one(
+            "SELECT allowed_classes::text[] FROM customers WHERE ban = '10002'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(classes, ["domestic", "tollfree", "canada", "caribbean"]);
+    support::eventually(
+        "the class allowed at the dip",
+        support::DEADLINE,
+        || async {
+            let a = s.dip(jamaica).await;
+            if a["reason"] == "destination class caribbean not allowed" {
+                Err(a.to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    s.stop().await;
+}

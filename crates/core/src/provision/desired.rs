@@ -150,7 +150,7 @@ pub struct CustomerD {
     pub enabled: bool,
     pub max_rate: Option<i64>,
     pub blocked_prefixes: Vec<String>,
-    /// canonical order (domestic, international, tollfree, premium)
+    /// canonical order (domestic, international, tollfree, premium, canada, caribbean)
     pub allowed_classes: Vec<&'static str>,
     pub max_results: i32,
     /// call limits (NULL = no limit)

@@ -529,6 +529,8 @@ fn evaluate(
         NumberClass::TollFree => DestClass::Tollfree,
         NumberClass::Premium => DestClass::Premium,
         NumberClass::International => DestClass::International,
+        NumberClass::Canada => DestClass::Canada,
+        NumberClass::Caribbean => DestClass::Caribbean,
     };
     if simulating {
         info.class = Some(class.as_str().into());
@@ -554,7 +556,7 @@ fn evaluate(
     }
     // 5. LRN and zone
     let (lrn, lrn_block, zone, unknown_ani) = match nclass {
-        NumberClass::Nanp | NumberClass::Premium => {
+        NumberClass::Nanp | NumberClass::Canada | NumberClass::Caribbean | NumberClass::Premium => {
             let lrn = match req.lrn.as_deref().filter(|l| !l.trim().is_empty()) {
                 Some(l) => match numbering::normalize_lrn(l) {
                     Some(l) => l,

@@ -97,7 +97,8 @@ pub fn blocked_prefixes(field: &str, ps: &[String]) -> Result<Vec<String>, RuleE
     Ok(out)
 }
 
-/// A destination class: domestic, international, tollfree (or toll-free), premium; any case.
+/// A destination class: domestic, international, tollfree (or toll-free), premium, canada,
+/// caribbean; any case.
 pub fn dest_class(field: impl Into<String>, v: &str) -> Result<DestClass, RuleError> {
     let t = v.trim().to_ascii_lowercase();
     let t = match t.as_str() {
@@ -107,7 +108,7 @@ pub fn dest_class(field: impl Into<String>, v: &str) -> Result<DestClass, RuleEr
     DestClass::parse(t).ok_or_else(|| RuleError::NotOneOf {
         field: field.into(),
         value: v.to_string(),
-        allowed: "domestic, international, tollfree, premium",
+        allowed: "domestic, international, tollfree, premium, canada, caribbean",
     })
 }
 
