@@ -238,3 +238,97 @@ async fn reaper_closes_calls_without_an_end_and_orphans() {
     assert_eq!(left, 0);
     s.stop().await;
 }
+
+/// Issue 17: a call refused at the dip (by the dip or by the limits) is a CDR of its customer
+/// with disposition `rejected`, its SIP code and reason, written at once; Kamailio's `call.end`
+/// for it is no live call and no orphan (the orphan TTL here is the default 600 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_calls_are_rejected_cdrs_at_once_never_live() {
+    let f = Scratch::new();
+    let client = demo_db(&f.pg).await;
+    let s = start(&f.pg, f.spool.path(), &[]).await;
+    // 10001 blocks 1900
+    let blocked = "ban=10001&ani=%2B12125550100&dnis=%2B19005550100&call_id=rej-1";
+    let a = s.dip(blocked).await;
+    assert_eq!(a["sip_code"], 403, "{a}");
+    // a retransmission writes nothing more
+    assert_eq!(s.dip(blocked).await["sip_code"], 403);
+    let row = |id: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT customer_ban, disposition, sip_code, cause, dnis, flags \
+                     FROM cdrs WHERE call_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    support::eventually("the rejected CDR", support::DEADLINE, || async {
+        row("rej-1").await.is_some()
+    })
+    .await;
+    // Kamailio ends the rejected call: no live call, no orphan, still one CDR
+    s.rpc_ok("call.end", json!({"call_id": "rej-1", "cause": "rejected"}))
+        .await;
+    let r = row("rej-1").await.unwrap();
+    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some("10001"));
+    assert_eq!(r.get::<_, String>(1), "rejected");
+    assert_eq!(r.get::<_, Option<i32>>(2), Some(403));
+    assert_eq!(
+        r.get::<_, Option<String>>(3).as_deref(),
+        Some("blocked prefix 1900")
+    );
+    assert_eq!(
+        r.get::<_, Option<String>>(4).as_deref(),
+        Some("19005550100")
+    );
+    assert!(r.get::<_, Vec<String>>(5).is_empty());
+    assert_eq!(s.metric("warpd_calls_active").await, Some(0.0));
+    // refused by the limits: 503 with the limit's reason
+    client
+        .execute(
+            "UPDATE customers SET max_concurrent_calls = 0 WHERE ban = '10001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut n = 0;
+    support::eventually("the limit in force", support::DEADLINE, || {
+        n += 1;
+        let id = format!("lim-{n}");
+        let s = &s;
+        async move {
+            let a = s.dip(&call(&id)).await;
+            s.rpc_ok("call.end", json!({"call_id": id})).await;
+            if a["sip_code"] == 503 {
+                Ok(())
+            } else {
+                Err(a.to_string())
+            }
+        }
+    })
+    .await;
+    let id = format!("lim-{n}");
+    support::eventually("the limit's rejected CDR", support::DEADLINE, || async {
+        count(
+            &client,
+            &format!("SELECT count(*) FROM cdrs WHERE call_id = '{id}' AND disposition = 'rejected' AND sip_code = 503 AND cause = 'concurrent call limit 0 reached'"),
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM cdrs WHERE 'orphan' = ANY(flags)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(s.metric("warpd_calls_active").await, Some(0.0));
+    s.stop().await;
+}

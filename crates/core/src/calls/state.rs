@@ -298,7 +298,8 @@ impl CallTable {
                     c.start = Some(s.clone());
                     c.start_us = ev.ts_us;
                     c.start_logged = true;
-                    if c.customer_key.is_none() {
+                    // a call rejected at the dip is never counted live
+                    if c.customer_key.is_none() && s.reject.is_none() {
                         count_customer = s.ban.clone().or_else(|| s.src_ip.clone());
                     }
                 }
@@ -343,7 +344,8 @@ impl CallTable {
             }
             _ => None,
         };
-        let done = c.start.is_some() && c.end.is_some();
+        let rejected = c.start.as_ref().is_some_and(|s| s.reject.is_some());
+        let done = c.start.is_some() && (c.end.is_some() || rejected);
         if let Some(k) = count_customer {
             c.customer_key = Some(k.clone());
             inc(&mut self.per_customer, &k);
@@ -520,6 +522,43 @@ mod tests {
             t.admit("911-1", "10001", Some(&lim), 0, e),
             Admit::Retransmit
         );
+    }
+
+    /// Issue 17: a call rejected at the dip is finished by its start event alone (never live,
+    /// never an orphan); Kamailio's `call.end` for it comes after the finish and is dropped; its
+    /// CDR is the customer's, `rejected` with the SIP code and reason.
+    #[test]
+    fn rejected_call_is_finished_at_once_with_a_rejected_cdr() {
+        let mut t = CallTable::new(1_000_000);
+        let mut ev = start("rej", 5);
+        if let EventData::Start(s) = &mut ev.data {
+            s.routes.clear();
+            s.reject = Some(super::super::events::Rejection {
+                sip_code: 403,
+                reason: "destination class caribbean not allowed".into(),
+            });
+        }
+        let Applied::New {
+            finished: Some(c), ..
+        } = t.apply(&ev, 5)
+        else {
+            panic!("a rejected start finishes the call");
+        };
+        assert_eq!(t.live(), 0);
+        assert_eq!(t.customer_calls("10001"), 0);
+        assert_eq!(t.apply(&end("rej", 6), 6), Applied::AfterFinish);
+        assert_eq!(t.live(), 0, "the end of a rejected call is no orphan");
+        let cdr = crate::cdr::build(&c);
+        assert_eq!(cdr.disposition, "rejected");
+        assert_eq!(cdr.sip_code, Some(403));
+        assert_eq!(
+            cdr.cause.as_deref(),
+            Some("destination class caribbean not allowed")
+        );
+        assert_eq!(cdr.customer_ban.as_deref(), Some("10001"));
+        assert_eq!(cdr.dnis.as_deref(), Some("2"));
+        assert!(!cdr.orphan && cdr.flags.is_empty(), "{cdr:?}");
+        assert_eq!(cdr.ended_us, Some(5));
     }
 
     #[test]
