@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::events::{AnswerInfo, AttemptInfo, EndInfo, Event, EventData, StartInfo};
 use super::limits::{CustLimits, TokenBucket};
@@ -165,6 +165,9 @@ pub struct CallTable {
     calls: FxHashMap<String, CallRecord>,
     finished: FxHashMap<String, i64>,
     finished_order: VecDeque<(i64, String)>,
+    /// the finished ids that were rejected at the dip: a new dip of one is a new call, not a
+    /// retransmission (a caller retrying at its limit must not get an untracked route)
+    rejected: FxHashSet<String>,
     per_customer: HashMap<String, u32>,
     per_route: HashMap<String, u32>,
     cps: HashMap<String, TokenBucket>,
@@ -225,7 +228,7 @@ impl CallTable {
         priority: CallPriority,
     ) -> Admit {
         if self.calls.get(call_id).is_some_and(|c| c.start.is_some())
-            || self.finished.contains_key(call_id)
+            || (self.finished.contains_key(call_id) && !self.rejected.contains(call_id))
         {
             return Admit::Retransmit;
         }
@@ -257,6 +260,10 @@ impl CallTable {
         let EventData::Start(s) = &ev.data else {
             return;
         };
+        // a call rejected before and dipped again (now admitted) starts afresh
+        if self.rejected.remove(&ev.call_id) {
+            self.finished.remove(&ev.call_id);
+        }
         let c = self
             .calls
             .entry(ev.call_id.clone())
@@ -377,6 +384,9 @@ impl CallTable {
             dec(&mut self.per_route, k);
         }
         self.finished.insert(c.call_id.clone(), now_us);
+        if c.start.as_ref().is_some_and(|s| s.reject.is_some()) {
+            self.rejected.insert(c.call_id.clone());
+        }
         self.finished_order.push_back((now_us, c.call_id.clone()));
         self.expire_finished(now_us);
         Some(c)
@@ -390,6 +400,7 @@ impl CallTable {
             if let Some((t, id)) = self.finished_order.pop_front() {
                 if self.finished.get(&id) == Some(&t) {
                     self.finished.remove(&id);
+                    self.rejected.remove(&id);
                 }
             }
         }
@@ -559,6 +570,19 @@ mod tests {
         assert_eq!(cdr.dnis.as_deref(), Some("2"));
         assert!(!cdr.orphan && cdr.flags.is_empty(), "{cdr:?}");
         assert_eq!(cdr.ended_us, Some(5));
+        // dipped again and admitted this time: a new call, not a retransmission
+        let n = CallPriority::Normal;
+        assert_eq!(t.admit("rej", "10001", None, 7, n), Admit::Ok);
+        t.start(&start("rej", 7), 7);
+        assert_eq!(t.customer_calls("10001"), 1);
+        assert!(matches!(
+            t.apply(&end("rej", 9), 9),
+            Applied::New {
+                finished: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(t.admit("rej", "10001", None, 10, n), Admit::Retransmit);
     }
 
     #[test]
