@@ -305,6 +305,9 @@ pub struct Customer {
     pub margin_rules: Vec<MarginRule>,
     pub partitions: Vec<CustomerPartition>,
     pub source_cidrs: Vec<ipnet::IpNet>,
+    /// E.164 digits (no '+') answered with the customer's emergency calls, for
+    /// P-Asserted-Identity
+    pub emergency_callback: Option<String>,
 }
 
 /// A customer sell-deck row (prefix of the dialed E.164 digits).

@@ -59,7 +59,20 @@ fn emergency_is_never_blocked_or_priced_out() {
         assert_eq!(ra.routes.len(), 1);
         assert_eq!(ra.routes[0].route_id, "e911");
         assert_eq!(ra.routes[0].uri, "sip:911@10.1.0.2:5060;transport=udp");
+        assert_eq!(ra.emergency_callback, None, "none configured");
     }
+    // the customer's emergency callback number comes with the answer (P-Asserted-Identity)
+    let mut b = network();
+    b.customer(Customer {
+        emergency_callback: Some("12125550100".into()),
+        ..customer(3, "C3", "10.3.0.1/32", vec![])
+    });
+    let s = b.build(T0).unwrap();
+    let a = dip(&s, &req("C3", "2125551000", "911"), T0);
+    let DipAnswer::Route(ra) = &a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(ra.emergency_callback.as_deref(), Some("+12125550100"));
     // without a configured emergency route: 503, not a silent drop
     let s = {
         let mut b = network();
