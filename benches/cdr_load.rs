@@ -88,6 +88,7 @@ fn answer() -> DipAnswer {
         lrn: None,
         partition: Some("premium".into()),
         routes: vec![r("ns-premium", 0.0042), r("ks-ocn", 0.0044)],
+        emergency_callback: None,
     })
 }
 

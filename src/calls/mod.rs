@@ -30,7 +30,7 @@ use crate::routing::{DipAnswer, DipRequest, RejectAnswer, RejectReason, Snapshot
 use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
 use quality::{Quality, RouteStats};
-use state::{Admit, CallTable, ReapLimits};
+use state::{Admit, CallPriority, CallTable, ReapLimits};
 
 /// Errors of the calls/CDR layer.
 #[derive(Debug, thiserror::Error)]
@@ -341,9 +341,68 @@ impl CallService {
     }
 
     /// Applies limits, capacity and the ASR policy to a dip answer and, for a routed dip with a
-    /// `call_id` and a known customer (`ban`: [`Snapshot::ban_for`]), starts the call. `snap` is
-    /// the snapshot the dip ran on (the request's one load). Never blocks on I/O.
+    /// `call_id` and a known customer (`ban`: [`Snapshot::ban_for`]), starts the call. A dip with
+    /// a `call_id` that ends rejected (by the dip or by the limits here) is written at once as a
+    /// CDR with disposition `rejected` ([`Self::record_rejected`]). `snap` is the snapshot the
+    /// dip ran on (the request's one load). Never blocks on I/O.
     pub fn on_dip(
+        &self,
+        req: &DipRequest,
+        ban: Option<String>,
+        answer: DipAnswer,
+        snap: &Snapshot,
+    ) -> DipAnswer {
+        let answer = self.admit_dip(req, ban.clone(), answer, snap);
+        if let DipAnswer::Reject(r) = &answer {
+            self.record_rejected(req, ban, r);
+        }
+        answer
+    }
+
+    /// A call refused at the dip: its start event carries the refusal, so the writer finishes
+    /// it at once (a CDR of its customer with disposition `rejected`, the SIP code and reason);
+    /// it is never counted live, and Kamailio's `call.end` for it arrives after the finish and is
+    /// dropped (no orphan). Nothing for a dip without a usable `call_id` or for a call already
+    /// known (a retransmission, or a re-dip of a live call).
+    fn record_rejected(&self, req: &DipRequest, ban: Option<String>, r: &RejectAnswer) {
+        let Some(call_id) = req.call_id.as_ref().filter(|c| events::valid_call_id(c)) else {
+            return;
+        };
+        {
+            let table = self.shared.table();
+            if table.get(call_id).is_some() || table.is_finished(call_id) {
+                return;
+            }
+        }
+        let ev = Event {
+            call_id: call_id.clone(),
+            ts_us: now_us(),
+            data: EventData::Start(StartInfo {
+                ban,
+                src_ip: req.src_ip.map(|i| i.to_string()),
+                ani: e164_or_raw(&req.ani),
+                dnis: e164_or_raw(&req.dnis),
+                reject: Some(events::Rejection {
+                    sip_code: r.sip_code,
+                    reason: r.reason.clone(),
+                }),
+                ..Default::default()
+            }),
+        };
+        if self
+            .tx
+            .try_send(Job {
+                events: vec![ev],
+                ack: None,
+            })
+            .is_err()
+        {
+            // the queue is full: this rejected call gets no CDR (its call.end becomes an orphan)
+            self.shared.metrics.start_not_queued.inc();
+        }
+    }
+
+    fn admit_dip(
         &self,
         req: &DipRequest,
         ban: Option<String>,
@@ -357,14 +416,22 @@ impl CallService {
         let demoted = self.demoted.load();
         let now = now_us();
         let mut table = self.shared.table();
+        // emergency calls bypass every limit: capacity here, concurrency and CPS at `admit`
+        let priority = if ra.zone == crate::routing::Zone::Emergency {
+            CallPriority::Emergency
+        } else {
+            CallPriority::Normal
+        };
         // the dip left out the routes full when it started (`routes_at_capacity`); this catches
         // a route that filled up since. Routes under the ASR floor go last (forced ones stay).
         let before = ra.routes.len();
-        ra.routes
-            .retain(|r| match limits.route_capacity.get(r.route_id.as_str()) {
-                Some(cap) => table.route_calls(&r.route_id) < *cap,
-                None => true,
-            });
+        if priority == CallPriority::Normal {
+            ra.routes
+                .retain(|r| match limits.route_capacity.get(r.route_id.as_str()) {
+                    Some(cap) => table.route_calls(&r.route_id) < *cap,
+                    None => true,
+                });
+        }
         if ra.routes.len() < before {
             self.shared
                 .metrics
@@ -393,7 +460,7 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
-        match table.admit(call_id, &ban, cl, now) {
+        match table.admit(call_id, &ban, cl, now, priority) {
             Admit::Retransmit => return DipAnswer::Route(ra),
             Admit::Reject(limit) => {
                 self.shared
@@ -455,6 +522,7 @@ impl CallService {
                     .collect(),
                 customer_min: cl.and_then(|c| c.bill_min),
                 customer_inc: cl.and_then(|c| c.bill_inc),
+                reject: None,
             }),
         };
         table.start(&ev, now);

@@ -46,6 +46,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0004_media.sql"),
     migration!("0005_constraints.sql"),
     migration!("0006_vendor_rates_route_check.sql"),
+    migration!("0007_nanp_classes.sql"),
+    migration!("0008_emergency_callback.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.

@@ -232,6 +232,45 @@ async fn run(
         });
     }
 
+    // one timeline per route: a route with deck versions gets new rates by `warpd deck import`
+    // (a version), never by `rates =` rewriting its live rows behind the versions' back
+    let mut versioned = Vec::new();
+    for (nd, dp) in decks.iter().zip(&deck_plans) {
+        if nd.src.kind != DeckKind::VendorRates || dp.action != DeckAction::Load {
+            continue;
+        }
+        let Some(route) = state.routes.get(&nd.target) else {
+            continue;
+        };
+        let versions: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM deck_versions WHERE route_id = $1",
+                &[&route.id],
+            )
+            .await
+            .map_err(|e| ProvisionError::db("reading deck versions", e))?
+            .get(0);
+        if versions > 0 {
+            versioned.push(Issue::new(
+                source,
+                format!("routes.{}.rates", nd.target),
+                format!(
+                    "route {:?} has {versions} rate deck version(s) (`warpd deck versions --route {}`); \
+                     load {} as a new version with `warpd deck import --route {} --file {}` and \
+                     remove `rates` from this route",
+                    nd.target, nd.target, nd.src.label, nd.target, nd.src.label
+                ),
+            ));
+        }
+    }
+    if !versioned.is_empty() {
+        let _ = tx.rollback().await;
+        return Err(ProvisionError::Invalid {
+            file: source.to_string(),
+            issues: versioned,
+        });
+    }
+
     let mut plan = Plan {
         source: source.to_string(),
         dry_run,

@@ -127,6 +127,7 @@ fn snapshot(built_at: i64) -> Snapshot {
             window: None,
         }],
         source_cidrs: vec!["127.0.0.1/32".parse::<IpNet>().unwrap()],
+        emergency_callback: None,
     });
     b.vendor_rate(100, RateKey::Prefix("1212"), rate(50_000, 60_000, 30_000))
         .unwrap();

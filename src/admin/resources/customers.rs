@@ -77,7 +77,7 @@ pub struct CustomerPatch {
     pub max_rate: Option<Option<Dec>>,
     /// E.164 digit prefixes refused with 403, e.g. ["1900", "1976"]
     pub blocked_prefixes: Option<Vec<String>>,
-    /// any of domestic, international, tollfree (or toll-free), premium
+    /// any of domestic, international, tollfree (or toll-free), premium, canada, caribbean
     pub allowed_classes: Option<Vec<String>>,
     /// routes per answer when the dip does not say (1..=100)
     pub max_results: Option<i64>,
@@ -107,6 +107,11 @@ pub struct CustomerPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>, nullable = true)]
     pub billing_inc_seconds: Option<Option<i64>>,
+    /// answered with the customer's emergency calls for P-Asserted-Identity (any number form,
+    /// stored as E.164 digits); null = none
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub emergency_callback: Option<Option<String>>,
 }
 
 /// A new customer: its BAN and any of the limits of [`CustomerPatch`] (absent = the default).
@@ -131,6 +136,7 @@ pub struct CustomerIn {
     pub max_cps: Option<i64>,
     pub billing_min_seconds: Option<i64>,
     pub billing_inc_seconds: Option<i64>,
+    pub emergency_callback: Option<String>,
 }
 
 impl CustomerIn {
@@ -151,6 +157,7 @@ impl CustomerIn {
             max_cps,
             billing_min_seconds,
             billing_inc_seconds,
+            emergency_callback,
         } = self;
         let patch = CustomerPatch {
             name,
@@ -167,6 +174,7 @@ impl CustomerIn {
             max_cps: max_cps.map(Some),
             billing_min_seconds: billing_min_seconds.map(Some),
             billing_inc_seconds: billing_inc_seconds.map(Some),
+            emergency_callback: emergency_callback.map(Some),
         };
         (ban, patch)
     }
@@ -252,6 +260,13 @@ fn validate(b: CustomerPatch) -> Result<Writes, RuleError> {
             col(rule.field, "", Box::new(rule.optional("", v)?));
         }
     }
+    if let Some(e) = b.emergency_callback {
+        let v = e
+            .as_deref()
+            .map(|v| rules::emergency_callback("emergency_callback", v))
+            .transpose()?;
+        col("emergency_callback", "", Box::new(v));
+    }
     if let Some(rs) = b.margin_rules {
         let (mut ps, mut pcts, mut fees) = (vec![], vec![], vec![]);
         for (j, r) in rs.iter().enumerate() {
@@ -292,7 +307,7 @@ fn new_customer(b: CustomerIn) -> Result<(String, Writes), RuleError> {
 const CUSTOMER_VIEW: &str = "SELECT c.ban, c.name, c.enabled, c.max_rate, c.blocked_prefixes, \
      c.allowed_classes::text[] AS allowed_classes, c.max_results, c.allow_negative_margin, \
      c.margin_percent, c.fixed_fee, c.max_concurrent_calls, c.max_cps, c.billing_min_seconds, \
-     c.billing_inc_seconds, \
+     c.billing_inc_seconds, c.emergency_callback, \
      coalesce((SELECT jsonb_agg(jsonb_build_object('prefix', m.prefix, 'margin_percent', m.margin_percent, \
        'fixed_fee', m.fixed_fee) ORDER BY m.prefix) FROM customer_margin_rules m \
        WHERE m.customer_id = c.id), '[]') AS margin_rules, \

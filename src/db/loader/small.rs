@@ -130,7 +130,7 @@ pub(super) async fn load_customers(
     const T: &str = "customers";
     let sql = format!(
         "SELECT id, ban, name, enabled, {}, blocked_prefixes, allowed_classes::text[], max_results, \
-                allow_negative_margin, round(margin_percent * 10000)::bigint, {} \
+                allow_negative_margin, round(margin_percent * 10000)::bigint, {}, emergency_callback \
          FROM customers ORDER BY id",
         scaled("max_rate"),
         scaled("fixed_fee")
@@ -187,6 +187,7 @@ pub(super) async fn load_customers(
             margin_rules: vec![],
             partitions: vec![],
             source_cidrs: vec![],
+            emergency_callback: col(&row, 11, T)?,
             ban,
         });
     }

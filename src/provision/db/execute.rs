@@ -263,20 +263,21 @@ pub(crate) async fn execute(
                     &c.max_cps,
                     &c.billing_min_seconds,
                     &c.billing_inc_seconds,
+                    &c.emergency_callback,
                 ];
                 if id.is_some() {
                     let sql = "UPDATE customers SET name = $2, enabled = $3, max_rate = $4::text::numeric, \
                                blocked_prefixes = $5::text[], allowed_classes = $6::text[]::dest_class[], \
                                max_results = $7, allow_negative_margin = $8, margin_percent = $9::text::numeric, \
                                fixed_fee = $10::text::numeric, max_concurrent_calls = $11, max_cps = $12, \
-                               billing_min_seconds = $13, billing_inc_seconds = $14 WHERE id = $1";
+                               billing_min_seconds = $13, billing_inc_seconds = $14, emergency_callback = $15 WHERE id = $1";
                     exec(tx, &what, sql, params).await?;
                 } else {
                     let sql = "INSERT INTO customers (ban, name, enabled, max_rate, blocked_prefixes, \
                                allowed_classes, max_results, allow_negative_margin, margin_percent, fixed_fee, \
-                               max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds) \
+                               max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds, emergency_callback) \
                                VALUES ($1, $2, $3, $4::text::numeric, $5::text[], $6::text[]::dest_class[], $7, $8, \
-                               $9::text::numeric, $10::text::numeric, $11, $12, $13, $14) RETURNING id";
+                               $9::text::numeric, $10::text::numeric, $11, $12, $13, $14, $15) RETURNING id";
                     let new = insert_id(tx, &what, sql, params).await?;
                     ids.customer.insert(c.ban.clone(), new);
                 }

@@ -146,7 +146,8 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
     let sql = "SELECT id, ban, name, enabled, round(max_rate * 10000000)::bigint, blocked_prefixes, \
                allowed_classes::text[], max_results, allow_negative_margin, \
                round(margin_percent * 10000)::bigint, round(fixed_fee * 10000000)::bigint, \
-               max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds FROM customers";
+               max_concurrent_calls, max_cps, billing_min_seconds, billing_inc_seconds, emergency_callback \
+               FROM customers";
     for r in rows(tx, "customers", sql).await? {
         let t = "customers";
         let id: i64 = get(&r, 0, t)?;
@@ -168,6 +169,10 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
             ("max_cps", f_opt(get::<Option<i32>>(&r, 12, t)?)),
             ("billing_min_seconds", f_opt(get::<Option<i32>>(&r, 13, t)?)),
             ("billing_inc_seconds", f_opt(get::<Option<i32>>(&r, 14, t)?)),
+            (
+                "emergency_callback",
+                f_opt(get::<Option<String>>(&r, 15, t)?.as_ref()),
+            ),
         ];
         st.customer_ban.insert(id, ban.clone());
         st.customers.insert(ban, IdRow { id, fields });

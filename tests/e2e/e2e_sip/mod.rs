@@ -533,6 +533,30 @@ impl Sip {
         })
     }
 
+    /// [`Self::dip`] of a tracked call (limits apply; a routed one stays live until reaped).
+    fn dip_call(&self, src_ip: &str, dnis: &str, call_id: &str) -> Value {
+        let url = format!(
+            "{}/v1/route?src_ip={src_ip}&ani={}&dnis={}&call_id={call_id}",
+            self.base,
+            ANI.replace('+', "%2B"),
+            dnis.replace('+', "%2B")
+        );
+        self.rt.block_on(async {
+            match self.http.get(&url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        })
+    }
+
+    /// Runs SQL on the stack's database (panics on error).
+    fn sql(&self, sql: &str) {
+        self.rt.block_on(async {
+            let client = warpd::db::connect(&self.pg.url()).await.expect("connect");
+            client.batch_execute(sql).await.expect(sql);
+        })
+    }
+
     /// The call's CDR row as JSON, once written.
     fn cdr_of(&self, call_id: &str) -> Option<Value> {
         self.rt.block_on(async {
@@ -624,7 +648,9 @@ impl Sip {
             .expect("bind warpd");
         let mut builder = Warpd::builder(&pg)
             .spool(&dir.join("spool"))
-            .listener(listener);
+            .listener(listener)
+            // the emergency scenario changes a call limit and waits for it
+            .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200");
         for (k, v) in media_env_overrides(
             &format!("127.0.0.1:{ng_proxy}"),
             &format!("127.0.0.1:{rtp_ng}"),
@@ -721,6 +747,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     caller_cancel_while_ringing_reaches_the_gateway_only(&s);
     events_refused_by_warpd_are_resent_and_the_cdr_appears_once_taken(&s);
     blocked_prefix_gets_warpds_403_and_no_gateway_sees_it(&s);
+    emergency_call_at_the_limit_is_routed_with_its_callback_number(&s);
     media_sdp_and_t38_reinvite_go_through_rtpengine(&s);
     fallback_dip_mode_without_http_async_client_routes(&s);
     unknown_source_address_gets_403(&s);

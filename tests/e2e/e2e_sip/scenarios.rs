@@ -291,6 +291,61 @@ pub(super) fn blocked_prefix_gets_warpds_403_and_no_gateway_sees_it(s: &Sip) {
     assert_eq!(gw.invites(), 0);
 }
 
+/// Issue 17: a customer at its concurrent-call limit still reaches 911 through Kamailio: the
+/// emergency gateway gets `INVITE sip:911@…` (no `+`) with the customer's callback number as
+/// P-Asserted-Identity, while an ordinary call of the same customer gets warpd's 503. The limit
+/// is put back afterwards.
+pub(super) fn emergency_call_at_the_limit_is_routed_with_its_callback_number(s: &Sip) {
+    let Sip {
+        dir, uac, ports, ..
+    } = s;
+    let dir = dir.as_path();
+    let main = s.main();
+    s.sql(
+        "UPDATE customers SET max_concurrent_calls = 0, emergency_callback = '12125550100' \
+         WHERE ban = '10001'",
+    );
+    let mut n = 0;
+    support::eventually_blocking("the limit in force", Duration::from_secs(15), || {
+        n += 1;
+        let a = s.dip_call("127.0.0.1", DNIS, &format!("e911-probe-{n}"));
+        (a["sip_code"] == 503).then_some(())
+    });
+    support::eventually_blocking(
+        "the callback number loaded",
+        Duration::from_secs(15),
+        || {
+            let a = s.dip("127.0.0.1", "911");
+            (a["emergency_callback"] == "+12125550100").then_some(())
+        },
+    );
+    let psap = Uas::start(dir, ports[&5087], "uas.xml", "e911");
+    let r = call(dir, main, uac, "911", "e911");
+    assert!(r.ok, "911 at the limit failed:\n{}", r.trace);
+    let seen = std::fs::read_to_string(&psap.msgs).unwrap_or_default();
+    assert!(seen.contains("INVITE sip:911@"), "{seen}");
+    assert!(
+        seen.contains("P-Asserted-Identity: <tel:+12125550100>"),
+        "{seen}"
+    );
+    drop(psap);
+    let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "e911-limited");
+    assert!(
+        r.ok,
+        "an ordinary call at the limit must get 503:\n{}",
+        r.trace
+    );
+    s.sql(
+        "UPDATE customers SET max_concurrent_calls = 100, emergency_callback = NULL \
+         WHERE ban = '10001'",
+    );
+    support::eventually_blocking("the limit lifted", Duration::from_secs(15), || {
+        n += 1;
+        let a = s.dip_call("127.0.0.1", DNIS, &format!("e911-probe-{n}"));
+        (a["action"] == "route").then_some(())
+    });
+}
+
 /// 4. media: SDP towards the customer is RTPEngine's; a T.38 re-INVITE on a fax call too
 pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
     let Sip {

@@ -370,3 +370,37 @@ async fn call_limit_and_blocked_prefix_list_patches_reach_the_dip() {
     assert_eq!(a["reason"], "blocked prefix 442071", "{a}");
     st.stop().await;
 }
+
+/// Issue 17: the emergency callback number through the admin API (the one rule set: any number
+/// form in, E.164 digits stored; null clears it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_callback_is_set_normalized_and_cleared() {
+    let st = start().await;
+    let (api, ops) = (&st, st.ops.as_str());
+    create_margin_customer(&st).await;
+    let patch = |v: Value| api.request("PATCH", "/v1/admin/customers/2002", Some(ops), Some(v));
+    let (s, v) = patch(json!({"emergency_callback": "+1 (212) 555-0199"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["before"]["emergency_callback"], Value::Null, "{v}");
+    assert_eq!(v["after"]["emergency_callback"], "12125550199", "{v}");
+    let (s, v) = patch(json!({"emergency_callback": null})).await;
+    assert_eq!(
+        (s, &v["after"]["emergency_callback"]),
+        (200, &Value::Null),
+        "{v}"
+    );
+    let (s, v) = api
+        .request(
+            "POST",
+            "/v1/admin/customers",
+            Some(st.admin.as_str()),
+            Some(json!({"ban": "2003", "emergency_callback": "2125550100"})),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    let (_, c) = api
+        .request("GET", "/v1/admin/customers/2003", Some(ops), None)
+        .await;
+    assert_eq!(c["emergency_callback"], "12125550100", "{c}");
+    st.stop().await;
+}

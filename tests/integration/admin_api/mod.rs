@@ -358,6 +358,15 @@ async fn bad_requests_are_refused_naming_the_culprit_and_change_nothing() {
             Field("allowed_classes[1]"),
         ),
         bad(
+            "emergency callback that is no number",
+            "PATCH",
+            customer,
+            Ops,
+            Json(json!({"emergency_callback": "911"})),
+            422,
+            Field("emergency_callback"),
+        ),
+        bad(
             "negative CPS",
             "PATCH",
             customer,

@@ -100,6 +100,57 @@ async fn route_at_capacity_is_skipped_while_its_calls_are_up() {
     s.stop().await;
 }
 
+/// Issue 17: a customer at its concurrent-call limit, over its CPS and with the emergency route
+/// at capacity still reaches 911 through the HTTP dip (and the call is tracked); the
+/// emergency dialstring carries the short code without `+`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_calls_bypass_limits_and_capacity() {
+    let (_f, client, s, _routes) = policy_stack().await;
+    client
+        .batch_execute(
+            "UPDATE customers SET max_concurrent_calls = 1, max_cps = 1 WHERE ban = '10001';
+             UPDATE routes SET capacity = 1 WHERE name = 'e911';",
+        )
+        .await
+        .unwrap();
+    let e911 = |id: &str| format!("ban=10001&ani=%2B12125550100&dnis=911&call_id={id}");
+    // wait for the limits (refreshed every 100 ms): ordinary calls are refused
+    let mut n = 0;
+    let mut live = vec![];
+    support::eventually("limits in force", support::DEADLINE, || {
+        n += 1;
+        let id = format!("busy-{n}");
+        live.push(id.clone());
+        let s = &s;
+        async move {
+            let r = s.dip(&call(&id)).await;
+            match r["reason"].as_str() {
+                Some(reason) if reason.contains("limit") => Ok(()),
+                _ => Err(r.to_string()),
+            }
+        }
+    })
+    .await;
+    for i in 0..3 {
+        let a = s.dip(&e911(&format!("e911-{i}"))).await;
+        assert_eq!(a["action"], "route", "911 #{i} at the limits: {a}");
+        assert_eq!(a["zone"], "emergency", "{a}");
+        assert_eq!(a["routes"][0]["route_id"], "e911", "{a}");
+        let uri = a["routes"][0]["uri"].as_str().unwrap();
+        assert!(
+            uri.starts_with("sip:911@"),
+            "no + before the short code: {uri}"
+        );
+    }
+    // ordinary calls are still refused
+    assert_eq!(s.dip(&call("busy-after")).await["action"], "reject");
+    live.extend(["e911-0", "e911-1", "e911-2"].map(String::from));
+    for id in live {
+        s.rpc_ok("call.end", json!({"call_id": id})).await;
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
     let (_f, _client, s, routes) = policy_stack().await;
@@ -185,5 +236,99 @@ async fn reaper_closes_calls_without_an_end_and_orphans() {
     )
     .await;
     assert_eq!(left, 0);
+    s.stop().await;
+}
+
+/// Issue 17: a call refused at the dip (by the dip or by the limits) is a CDR of its customer
+/// with disposition `rejected`, its SIP code and reason, written at once; Kamailio's `call.end`
+/// for it is no live call and no orphan (the orphan TTL here is the default 600 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_calls_are_rejected_cdrs_at_once_never_live() {
+    let f = Scratch::new();
+    let client = demo_db(&f.pg).await;
+    let s = start(&f.pg, f.spool.path(), &[]).await;
+    // 10001 blocks 1900
+    let blocked = "ban=10001&ani=%2B12125550100&dnis=%2B19005550100&call_id=rej-1";
+    let a = s.dip(blocked).await;
+    assert_eq!(a["sip_code"], 403, "{a}");
+    // a retransmission writes nothing more
+    assert_eq!(s.dip(blocked).await["sip_code"], 403);
+    let row = |id: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT customer_ban, disposition, sip_code, cause, dnis, flags \
+                     FROM cdrs WHERE call_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    support::eventually("the rejected CDR", support::DEADLINE, || async {
+        row("rej-1").await.is_some()
+    })
+    .await;
+    // Kamailio ends the rejected call: no live call, no orphan, still one CDR
+    s.rpc_ok("call.end", json!({"call_id": "rej-1", "cause": "rejected"}))
+        .await;
+    let r = row("rej-1").await.unwrap();
+    assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some("10001"));
+    assert_eq!(r.get::<_, String>(1), "rejected");
+    assert_eq!(r.get::<_, Option<i32>>(2), Some(403));
+    assert_eq!(
+        r.get::<_, Option<String>>(3).as_deref(),
+        Some("blocked prefix 1900")
+    );
+    assert_eq!(
+        r.get::<_, Option<String>>(4).as_deref(),
+        Some("19005550100")
+    );
+    assert!(r.get::<_, Vec<String>>(5).is_empty());
+    assert_eq!(s.metric("warpd_calls_active").await, Some(0.0));
+    // refused by the limits: 503 with the limit's reason
+    client
+        .execute(
+            "UPDATE customers SET max_concurrent_calls = 0 WHERE ban = '10001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut n = 0;
+    support::eventually("the limit in force", support::DEADLINE, || {
+        n += 1;
+        let id = format!("lim-{n}");
+        let s = &s;
+        async move {
+            let a = s.dip(&call(&id)).await;
+            s.rpc_ok("call.end", json!({"call_id": id})).await;
+            if a["sip_code"] == 503 {
+                Ok(())
+            } else {
+                Err(a.to_string())
+            }
+        }
+    })
+    .await;
+    let id = format!("lim-{n}");
+    support::eventually("the limit's rejected CDR", support::DEADLINE, || async {
+        count(
+            &client,
+            &format!("SELECT count(*) FROM cdrs WHERE call_id = '{id}' AND disposition = 'rejected' AND sip_code = 503 AND cause = 'concurrent call limit 0 reached'"),
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM cdrs WHERE 'orphan' = ANY(flags)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(s.metric("warpd_calls_active").await, Some(0.0));
     s.stop().await;
 }

@@ -513,3 +513,59 @@ async fn large_deck_streams_in_chunks_and_a_bad_last_row_keeps_the_old_deck() {
     );
     assert_eq!(counts(&c).await["vendor_rates"], 120_000);
 }
+
+/// Issue 17: `rates =` of a route with deck versions is refused (it would replace the live rows
+/// behind the versions' back), naming the command to use instead; nothing is written. A route
+/// without versions still takes its rates from the file.
+#[tokio::test]
+async fn rates_of_a_route_with_deck_versions_are_refused_naming_deck_import() {
+    let pg = support::TestPg::start();
+    let mut c = db(&pg).await;
+    provision::apply(&mut c, &demo(), false).await.unwrap();
+    let csv = std::fs::read(demo_dir().join("rates/northstar_premium.csv")).unwrap();
+    let o = warpd::deck::ImportOptions::new("ns-premium", "northstar_premium.csv", "test");
+    warpd::deck::store::import(&mut c, Box::new(std::io::Cursor::new(csv)), &o)
+        .await
+        .unwrap();
+    let dir = demo_copy();
+    edit(
+        &dir.path().join("rates/northstar_premium.csv"),
+        "1212,0.0045",
+        "1212,0.0044",
+    );
+    let err = assert_rejected(
+        &mut c,
+        &dir.path().join("network.toml"),
+        &[
+            "routes.ns-premium.rates",
+            "warpd deck import --route ns-premium --file",
+        ],
+    )
+    .await;
+    assert!(matches!(err, ProvisionError::Invalid { .. }), "{err}");
+    // the dry run says so too
+    let dry = provision::apply(&mut c, &dir.path().join("network.toml"), true).await;
+    assert!(dry.is_err(), "{dry:?}");
+    // without `rates` for the versioned route, a route without versions still loads its file
+    let dir = demo_copy();
+    edit(
+        &dir.path().join("network.toml"),
+        "rates = \"rates/northstar_premium.csv\"",
+        "",
+    );
+    edit(
+        &dir.path().join("rates/keystone_ocn.csv"),
+        "9104,132,0.0039",
+        "9104,132,0.0038",
+    );
+    let plan = provision::apply(&mut c, &dir.path().join("network.toml"), false)
+        .await
+        .unwrap();
+    assert!(plan.applied);
+    assert!(
+        plan.decks
+            .iter()
+            .any(|d| d.target == "ks-ocn" && d.action == DeckAction::Load),
+        "{plan:?}"
+    );
+}

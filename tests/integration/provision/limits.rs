@@ -251,3 +251,93 @@ media_policies:
         "{err}"
     );
 }
+
+/// Issue 17: the NANP classes `canada` and `caribbean` are provisioned like the others, and a
+/// domestic-only customer is refused +1 876 (Jamaica) as class `caribbean` at the dip; allowed,
+/// it is no longer refused for its class.
+#[tokio::test]
+async fn caribbean_and_canada_are_classes_of_their_own() {
+    let (pg, mut c, _) = applied_demo().await;
+    let s = support::Warpd::builder(&pg).start().await;
+    let jamaica = "ban=10002&ani=%2B12125550100&dnis=%2B18765550100";
+    let a = s.dip(jamaica).await;
+    assert_eq!(a["sip_code"], 403, "{a}");
+    assert_eq!(
+        a["reason"], "destination class caribbean not allowed",
+        "{a}"
+    );
+    let text = r#"
+[[customers]]
+ban = "10002"
+allowed_classes = ["domestic", "Caribbean", "canada", "tollfree"]
+"#;
+    provision::apply_str(&mut c, text, Format::Toml, Path::new("/nonexistent"), false)
+        .await
+        .unwrap();
+    let classes: Vec<String> = c
+        .query_one(
+            "SELECT allowed_classes::text[] FROM customers WHERE ban = '10002'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(classes, ["domestic", "tollfree", "canada", "caribbean"]);
+    support::eventually(
+        "the class allowed at the dip",
+        support::DEADLINE,
+        || async {
+            let a = s.dip(jamaica).await;
+            if a["reason"] == "destination class caribbean not allowed" {
+                Err(a.to_string())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    s.stop().await;
+}
+
+/// Issue 17: `warpd apply` provisions the emergency callback number (normalized, refused when it
+/// is no number, naming the field); a 911 dip answers it for P-Asserted-Identity.
+#[tokio::test]
+async fn emergency_callback_is_applied_and_answered_with_911() {
+    let (pg, mut c, _) = applied_demo().await;
+    let bad = "[[customers]]\nban = \"10001\"\nemergency_callback = \"911\"\n";
+    let err = provision::apply_str(&mut c, bad, Format::Toml, Path::new("/nonexistent"), false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("emergency_callback"), "{err}");
+    let text = "[[customers]]\nban = \"10001\"\nemergency_callback = \"+1 (212) 555-0100\"\n";
+    provision::apply_str(&mut c, text, Format::Toml, Path::new("/nonexistent"), false)
+        .await
+        .unwrap();
+    let stored: Option<String> = c
+        .query_one(
+            "SELECT emergency_callback FROM customers WHERE ban = '10001'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored.as_deref(), Some("12125550100"));
+    // applying the same file again changes nothing
+    let plan = provision::apply_str(&mut c, text, Format::Toml, Path::new("/nonexistent"), true)
+        .await
+        .unwrap();
+    assert!(
+        plan.change(ObjectKind::Customer, "10001").is_none(),
+        "{plan:?}"
+    );
+    let s = support::Warpd::builder(&pg).start().await;
+    let a = s.dip("ban=10001&ani=%2B12125550100&dnis=911").await;
+    assert_eq!(a["zone"], "emergency", "{a}");
+    assert_eq!(a["emergency_callback"], "+12125550100", "{a}");
+    let a = s.dip("ban=10002&ani=%2B12125550100&dnis=911").await;
+    assert!(
+        a.get("emergency_callback").is_none(),
+        "none configured: {a}"
+    );
+    s.stop().await;
+}

@@ -70,6 +70,17 @@ pub struct StartInfo {
     pub customer_min: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_inc: Option<u32>,
+    /// the dip refused the call: it is finished at once (a CDR with disposition `rejected`),
+    /// never counted live, and Kamailio's later `call.end` for it is dropped as after-finish
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject: Option<Rejection>,
+}
+
+/// A dip's refusal of a call, as its CDR keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub sip_code: u16,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::events::{AnswerInfo, AttemptInfo, EndInfo, Event, EventData, StartInfo};
 use super::limits::{CustLimits, TokenBucket};
@@ -114,6 +114,15 @@ pub enum Admit {
     Reject(LimitReject),
 }
 
+/// Whether the call limits apply to a dip. Emergency calls (the dip answered with the emergency
+/// route) bypass every limit: concurrent calls, calls per second and route capacity (and, when it
+/// exists, credit). They are still tracked and counted live once started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallPriority {
+    Normal,
+    Emergency,
+}
+
 /// Which call limit refused a new call. Answered as a 503 with this text; [`label`](Self::label)
 /// is the `warpd_calls_limited_total` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +165,9 @@ pub struct CallTable {
     calls: FxHashMap<String, CallRecord>,
     finished: FxHashMap<String, i64>,
     finished_order: VecDeque<(i64, String)>,
+    /// the finished ids that were rejected at the dip: a new dip of one is a new call, not a
+    /// retransmission (a caller retrying at its limit must not get an untracked route)
+    rejected: FxHashSet<String>,
     per_customer: HashMap<String, u32>,
     per_route: HashMap<String, u32>,
     cps: HashMap<String, TokenBucket>,
@@ -205,18 +217,23 @@ impl CallTable {
         self.finished.contains_key(call_id)
     }
 
-    /// Limit check for a dip that would start `call_id` for customer `ban`.
+    /// Limit check for a dip that would start `call_id` for customer `ban`. An emergency call
+    /// is always admitted (and takes no CPS token).
     pub fn admit(
         &mut self,
         call_id: &str,
         ban: &str,
         lim: Option<&CustLimits>,
         now_us: i64,
+        priority: CallPriority,
     ) -> Admit {
         if self.calls.get(call_id).is_some_and(|c| c.start.is_some())
-            || self.finished.contains_key(call_id)
+            || (self.finished.contains_key(call_id) && !self.rejected.contains(call_id))
         {
             return Admit::Retransmit;
+        }
+        if priority == CallPriority::Emergency {
+            return Admit::Ok;
         }
         let Some(lim) = lim else { return Admit::Ok };
         if let Some(max) = lim.max_calls {
@@ -243,6 +260,10 @@ impl CallTable {
         let EventData::Start(s) = &ev.data else {
             return;
         };
+        // a call rejected before and dipped again (now admitted) starts afresh
+        if self.rejected.remove(&ev.call_id) {
+            self.finished.remove(&ev.call_id);
+        }
         let c = self
             .calls
             .entry(ev.call_id.clone())
@@ -284,7 +305,8 @@ impl CallTable {
                     c.start = Some(s.clone());
                     c.start_us = ev.ts_us;
                     c.start_logged = true;
-                    if c.customer_key.is_none() {
+                    // a call rejected at the dip is never counted live
+                    if c.customer_key.is_none() && s.reject.is_none() {
                         count_customer = s.ban.clone().or_else(|| s.src_ip.clone());
                     }
                 }
@@ -329,7 +351,8 @@ impl CallTable {
             }
             _ => None,
         };
-        let done = c.start.is_some() && c.end.is_some();
+        let rejected = c.start.as_ref().is_some_and(|s| s.reject.is_some());
+        let done = c.start.is_some() && (c.end.is_some() || rejected);
         if let Some(k) = count_customer {
             c.customer_key = Some(k.clone());
             inc(&mut self.per_customer, &k);
@@ -361,6 +384,9 @@ impl CallTable {
             dec(&mut self.per_route, k);
         }
         self.finished.insert(c.call_id.clone(), now_us);
+        if c.start.as_ref().is_some_and(|s| s.reject.is_some()) {
+            self.rejected.insert(c.call_id.clone());
+        }
         self.finished_order.push_back((now_us, c.call_id.clone()));
         self.expire_finished(now_us);
         Some(c)
@@ -374,6 +400,7 @@ impl CallTable {
             if let Some((t, id)) = self.finished_order.pop_front() {
                 if self.finished.get(&id) == Some(&t) {
                     self.finished.remove(&id);
+                    self.rejected.remove(&id);
                 }
             }
         }
@@ -477,13 +504,98 @@ mod tests {
     }
 
     #[test]
+    fn emergency_calls_bypass_concurrency_and_cps() {
+        let mut t = CallTable::new(1_000_000);
+        let lim = CustLimits {
+            max_calls: Some(1),
+            max_cps: Some(1),
+            ..Default::default()
+        };
+        let normal = CallPriority::Normal;
+        assert_eq!(t.admit("a", "10001", Some(&lim), 0, normal), Admit::Ok);
+        t.start(&start("a", 0), 0);
+        // at the concurrent limit and out of CPS tokens: a normal call is refused ...
+        assert_eq!(
+            t.admit("b", "10001", Some(&lim), 0, normal),
+            Admit::Reject(LimitReject::Concurrent { max: 1 })
+        );
+        // ... an emergency call is not, and it takes no token
+        let e = CallPriority::Emergency;
+        assert_eq!(t.admit("911-1", "10001", Some(&lim), 0, e), Admit::Ok);
+        t.start(&start("911-1", 0), 0);
+        assert_eq!(
+            t.customer_calls("10001"),
+            2,
+            "emergency calls are counted live"
+        );
+        assert_eq!(t.admit("911-2", "10001", Some(&lim), 0, e), Admit::Ok);
+        assert_eq!(
+            t.admit("911-1", "10001", Some(&lim), 0, e),
+            Admit::Retransmit
+        );
+    }
+
+    /// Issue 17: a call rejected at the dip is finished by its start event alone (never live,
+    /// never an orphan); Kamailio's `call.end` for it comes after the finish and is dropped; its
+    /// CDR is the customer's, `rejected` with the SIP code and reason.
+    #[test]
+    fn rejected_call_is_finished_at_once_with_a_rejected_cdr() {
+        let mut t = CallTable::new(1_000_000);
+        let mut ev = start("rej", 5);
+        if let EventData::Start(s) = &mut ev.data {
+            s.routes.clear();
+            s.reject = Some(super::super::events::Rejection {
+                sip_code: 403,
+                reason: "destination class caribbean not allowed".into(),
+            });
+        }
+        let Applied::New {
+            finished: Some(c), ..
+        } = t.apply(&ev, 5)
+        else {
+            panic!("a rejected start finishes the call");
+        };
+        assert_eq!(t.live(), 0);
+        assert_eq!(t.customer_calls("10001"), 0);
+        assert_eq!(t.apply(&end("rej", 6), 6), Applied::AfterFinish);
+        assert_eq!(t.live(), 0, "the end of a rejected call is no orphan");
+        let cdr = crate::cdr::build(&c);
+        assert_eq!(cdr.disposition, "rejected");
+        assert_eq!(cdr.sip_code, Some(403));
+        assert_eq!(
+            cdr.cause.as_deref(),
+            Some("destination class caribbean not allowed")
+        );
+        assert_eq!(cdr.customer_ban.as_deref(), Some("10001"));
+        assert_eq!(cdr.dnis.as_deref(), Some("2"));
+        assert!(!cdr.orphan && cdr.flags.is_empty(), "{cdr:?}");
+        assert_eq!(cdr.ended_us, Some(5));
+        // dipped again and admitted this time: a new call, not a retransmission
+        let n = CallPriority::Normal;
+        assert_eq!(t.admit("rej", "10001", None, 7, n), Admit::Ok);
+        t.start(&start("rej", 7), 7);
+        assert_eq!(t.customer_calls("10001"), 1);
+        assert!(matches!(
+            t.apply(&end("rej", 9), 9),
+            Applied::New {
+                finished: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(t.admit("rej", "10001", None, 10, n), Admit::Retransmit);
+    }
+
+    #[test]
     fn lifecycle_counts_and_idempotency() {
         let mut t = CallTable::new(1_000_000);
         let lim = CustLimits {
             max_calls: Some(1),
             ..Default::default()
         };
-        assert_eq!(t.admit("a", "10001", Some(&lim), 0), Admit::Ok);
+        assert_eq!(
+            t.admit("a", "10001", Some(&lim), 0, CallPriority::Normal),
+            Admit::Ok
+        );
         t.start(&start("a", 0), 0);
         assert!(matches!(
             t.apply(&start("a", 0), 0),
@@ -491,9 +603,12 @@ mod tests {
         ));
         assert_eq!(t.apply(&start("a", 0), 0), Applied::Duplicate);
         assert_eq!(t.customer_calls("10001"), 1);
-        assert_eq!(t.admit("a", "10001", Some(&lim), 0), Admit::Retransmit);
+        assert_eq!(
+            t.admit("a", "10001", Some(&lim), 0, CallPriority::Normal),
+            Admit::Retransmit
+        );
         assert!(matches!(
-            t.admit("b", "10001", Some(&lim), 0),
+            t.admit("b", "10001", Some(&lim), 0, CallPriority::Normal),
             Admit::Reject(_)
         ));
         assert!(matches!(

@@ -73,6 +73,8 @@ pub struct Cdr {
     pub orphan: bool,
 }
 
+/// Disposition of an unanswered call by its last attempt's SIP code (a call refused at the dip is
+/// `rejected`, an answered one `answered`, one without a dip `orphan`).
 fn disposition(code: Option<u16>) -> &'static str {
     match code {
         Some(486) | Some(600) => "busy",
@@ -154,7 +156,10 @@ pub fn build(c: &CallRecord) -> Cdr {
         None => (None, None),
     };
     let last_code = c.attempts.last().map(|(_, a)| a.sip_code);
-    let (disp, sip_code) = if answered_us.is_some() {
+    let rejected = start.and_then(|s| s.reject.as_ref());
+    let (disp, sip_code) = if let Some(r) = rejected {
+        ("rejected", Some(r.sip_code))
+    } else if answered_us.is_some() {
         ("answered", Some(200))
     } else {
         (disposition(last_code), last_code)
@@ -164,7 +169,8 @@ pub fn build(c: &CallRecord) -> Cdr {
         started_us,
         ring_us,
         answered_us,
-        ended_us,
+        // a rejected call ends at its dip
+        ended_us: ended_us.or(rejected.map(|_| started_us)),
         customer_ban: start.and_then(|s| s.ban.clone()),
         src_ip: start.and_then(|s| s.src_ip.clone()),
         ani: start.map(|s| s.ani.clone()),
@@ -192,7 +198,9 @@ pub fn build(c: &CallRecord) -> Cdr {
         disposition: disp,
         sip_code,
         hangup: end.and_then(|e| e.hangup.clone()),
-        cause: end.and_then(|e| e.cause.clone()),
+        cause: rejected
+            .map(|r| r.reason.clone())
+            .or_else(|| end.and_then(|e| e.cause.clone())),
         pdd_ms: ring_us.map(|r| (r - started_us).max(0) / 1000),
         mos: end.and_then(|e| e.media.mos),
         jitter_ms: end.and_then(|e| e.media.jitter_ms),

@@ -4,6 +4,8 @@
 //! Owns: number syntax and NANP facts. Must not touch: I/O, routing policy, customers.
 //! Architecture Invariant: every function here is pure and allocation-light; it runs on the dip path.
 
+pub mod nanp_countries;
+
 use std::fmt;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -153,8 +155,13 @@ pub fn dialed_equals(s: &str, code: &str) -> bool {
 /// What kind of destination a normalized number is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NumberClass {
-    /// NANP geographic number
+    /// NANP geographic number of the US (states, DC and the US territories)
     Nanp,
+    /// NANP geographic number in Canada ([`nanp_countries`])
+    Canada,
+    /// NANP geographic number in another Zone 1 country: the Caribbean and Bermuda
+    /// ([`nanp_countries`]; +1 876 Jamaica, +1 809 Dominican Republic, …)
+    Caribbean,
     /// NANP 8YY
     TollFree,
     /// NANP 900 NPA or 976 NXX
@@ -174,7 +181,13 @@ pub fn classify(n: &E164) -> NumberClass {
             } else if npa == b"900" || &d[3..6] == b"976" {
                 NumberClass::Premium
             } else {
-                NumberClass::Nanp
+                match nanp_countries::region(npa) {
+                    nanp_countries::NanpRegion::Canada => NumberClass::Canada,
+                    nanp_countries::NanpRegion::Caribbean => NumberClass::Caribbean,
+                    nanp_countries::NanpRegion::Us | nanp_countries::NanpRegion::UsTerritory => {
+                        NumberClass::Nanp
+                    }
+                }
             }
         }
     }
@@ -481,6 +494,17 @@ mod tests {
         assert_eq!(c("9005551212"), NumberClass::Premium);
         assert_eq!(c("2129761212"), NumberClass::Premium);
         assert_eq!(c("2125551212"), NumberClass::Nanp);
+        // issue 17: non-US NANP is not domestic
+        assert_eq!(c("8765551212"), NumberClass::Caribbean);
+        assert_eq!(c("+18095551212"), NumberClass::Caribbean);
+        assert_eq!(c("4415551212"), NumberClass::Caribbean);
+        assert_eq!(c("4165551212"), NumberClass::Canada);
+        assert_eq!(
+            c("7875551212"),
+            NumberClass::Nanp,
+            "Puerto Rico is a US number"
+        );
+        assert_eq!(c("8885551212"), NumberClass::TollFree);
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub struct CustomerD {
     pub enabled: bool,
     pub max_rate: Option<i64>,
     pub blocked_prefixes: Vec<String>,
-    /// canonical order (domestic, international, tollfree, premium)
+    /// canonical order (domestic, international, tollfree, premium, canada, caribbean)
     pub allowed_classes: Vec<&'static str>,
     pub max_results: i32,
     /// call limits (NULL = no limit)
@@ -159,6 +159,8 @@ pub struct CustomerD {
     /// billing increments (NULL = the vendor's terms)
     pub billing_min_seconds: Option<i32>,
     pub billing_inc_seconds: Option<i32>,
+    /// E.164 digits (NULL = none)
+    pub emergency_callback: Option<String>,
     pub allow_negative_margin: bool,
     pub margin_percent: Option<i64>,
     pub fixed_fee: i64,
@@ -182,6 +184,10 @@ impl CustomerD {
             ("max_cps", f_opt(self.max_cps)),
             ("billing_min_seconds", f_opt(self.billing_min_seconds)),
             ("billing_inc_seconds", f_opt(self.billing_inc_seconds)),
+            (
+                "emergency_callback",
+                f_opt(self.emergency_callback.as_ref()),
+            ),
             (
                 "allow_negative_margin",
                 self.allow_negative_margin.to_string(),

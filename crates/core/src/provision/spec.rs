@@ -93,6 +93,8 @@ pub struct CustomerSpec {
     /// billing increments; omitted = the vendor's terms of the carrying route (NULL)
     pub billing_min_seconds: Option<i64>,
     pub billing_inc_seconds: Option<i64>,
+    /// answered with the customer's emergency calls (P-Asserted-Identity); omitted = none
+    pub emergency_callback: Option<String>,
     pub allow_negative_margin: Option<bool>,
     pub margin_percent: Option<Decimal>,
     pub fixed_fee: Option<Decimal>,

@@ -585,6 +585,12 @@ fn customer<'n>(
         max_cps,
         billing_min_seconds,
         billing_inc_seconds,
+        emergency_callback: c.emergency_callback.as_deref().and_then(|v| {
+            cx.rule(
+                rules::emergency_callback(format!("{a}.emergency_callback"), v).map(Some),
+                None,
+            )
+        }),
         allow_negative_margin: c
             .allow_negative_margin
             .unwrap_or(rules::DEFAULT_ALLOW_NEGATIVE_MARGIN),

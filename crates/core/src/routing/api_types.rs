@@ -43,6 +43,10 @@ pub struct RouteAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<Name>,
     pub routes: Vec<RouteChoice>,
+    /// emergency calls only: the customer's emergency callback number (`+` and E.164 digits), for
+    /// Kamailio's P-Asserted-Identity; absent when the customer has none
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emergency_callback: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

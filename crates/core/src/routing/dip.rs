@@ -1,10 +1,6 @@
 //! The dip procedure (the `get_lrn_rates` procedure, in memory): pure functions over a
 //! [`Snapshot`]. Architecture Invariant: no I/O, no clock, no locks; `now` is a parameter.
 
-use std::hash::{Hash, Hasher};
-
-use rustc_hash::FxHasher;
-
 use super::api_types::*;
 use super::model::*;
 use super::settings::UnknownAniPolicy;
@@ -12,6 +8,9 @@ use super::snapshot::*;
 use super::trie::KeyMatches;
 use super::window::window_open;
 use crate::numbering::{self, NumberClass, E164};
+use dialstring::dialstrings;
+
+mod dialstring;
 
 const DEFAULT_BILLING: Billing = Billing { min: 6, inc: 6 };
 
@@ -336,63 +335,15 @@ fn candidate(
     }
 }
 
-/// Orders a route's gateways for this call: by priority; within one priority, a weighted shuffle
-/// seeded by the call-id (stable for retransmitted dips of the same call), else by weight.
-fn dialstrings(r: &RouteC, number: &str, call_id: Option<&str>) -> Vec<String> {
-    // on the stack for the usual handful of gateways: the dip allocates only what it returns
-    let mut order: smallvec::SmallVec<[&GatewayC; 8]> = r.gateways.iter().collect();
-    if let Some(cid) = call_id {
-        let mut h = FxHasher::default();
-        cid.hash(&mut h);
-        let mut state = h.finish() | 1;
-        let mut next = move || {
-            // xorshift64*: a tiny deterministic PRNG; quality needs are modest (load spreading)
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        };
-        let mut i = 0;
-        while i < order.len() {
-            let p = order[i].priority;
-            let end = order[i..]
-                .iter()
-                .position(|g| g.priority != p)
-                .map_or(order.len(), |n| i + n);
-            for j in i..end {
-                let total: u64 = order[j..end].iter().map(|g| g.weight as u64).sum();
-                if total == 0 {
-                    break;
-                }
-                let mut pick = next() % total;
-                let mut chosen = j;
-                for (n, g) in order[j..end].iter().enumerate() {
-                    if pick < g.weight as u64 {
-                        chosen = j + n;
-                        break;
-                    }
-                    pick -= g.weight as u64;
-                }
-                order.swap(j, chosen);
-            }
-            i = end;
-        }
-    }
-    order
-        .iter()
-        .map(|g| {
-            let mut s = String::with_capacity(g.head.len() + number.len() + g.tail.len());
-            s.push_str(&g.head);
-            s.push_str(number);
-            s.push_str(&g.tail);
-            s
-        })
-        .collect()
-}
-
-fn choice(s: &Snapshot, k: &Kept, number: &str, call_id: Option<&str>) -> RouteChoice {
+fn choice(
+    s: &Snapshot,
+    k: &Kept,
+    number: &str,
+    call_id: Option<&str>,
+    short_code: bool,
+) -> RouteChoice {
     let r = &s.routes[k.route as usize];
-    let uris = dialstrings(r, number, call_id);
+    let uris = dialstrings(r, number, call_id, short_code);
     RouteChoice {
         route_id: r.name.clone(),
         vendor: s.vendors[r.vendor].name.clone(),
@@ -432,7 +383,13 @@ fn jurisdiction(
     }
 }
 
-fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, trace: Option<&mut Trace>) -> DipAnswer {
+fn emergency(
+    s: &Snapshot,
+    req: &DipRequest,
+    dialed: &str,
+    callback: Option<&str>,
+    trace: Option<&mut Trace>,
+) -> DipAnswer {
     let Some(ix) = s.emergency_route else {
         return RejectReason::NoEmergencyRoute.into();
     };
@@ -462,7 +419,8 @@ fn emergency(s: &Snapshot, req: &DipRequest, dialed: &str, trace: Option<&mut Tr
         zone: Zone::Emergency,
         lrn: None,
         partition: None,
-        routes: vec![choice(s, &k, dialed, req.call_id.as_deref())],
+        routes: vec![choice(s, &k, dialed, req.call_id.as_deref(), true)],
+        emergency_callback: callback.map(|c| format!("+{c}")),
     })
 }
 
@@ -491,7 +449,8 @@ fn evaluate(
     {
         info.class = Some("emergency".into());
         info.zone = Some(Zone::Emergency);
-        return emergency(s, req, dialed, trace);
+        let callback = customer.c.emergency_callback.as_deref();
+        return emergency(s, req, dialed, callback, trace);
     }
     if !customer.c.enabled {
         return RejectReason::CustomerDisabled.into();
@@ -517,6 +476,8 @@ fn evaluate(
         NumberClass::TollFree => DestClass::Tollfree,
         NumberClass::Premium => DestClass::Premium,
         NumberClass::International => DestClass::International,
+        NumberClass::Canada => DestClass::Canada,
+        NumberClass::Caribbean => DestClass::Caribbean,
     };
     if simulating {
         info.class = Some(class.as_str().into());
@@ -542,7 +503,7 @@ fn evaluate(
     }
     // 5. LRN and zone
     let (lrn, lrn_block, zone, unknown_ani) = match nclass {
-        NumberClass::Nanp | NumberClass::Premium => {
+        NumberClass::Nanp | NumberClass::Canada | NumberClass::Caribbean | NumberClass::Premium => {
             let lrn = match req.lrn.as_deref().filter(|l| !l.trim().is_empty()) {
                 Some(l) => match numbering::normalize_lrn(l) {
                     Some(l) => l,
@@ -739,8 +700,9 @@ fn evaluate(
         partition: won.map(|p| s.partitions[p].name.as_str().into()),
         routes: kept
             .iter()
-            .map(|k| choice(s, k, number, req.call_id.as_deref()))
+            .map(|k| choice(s, k, number, req.call_id.as_deref(), false))
             .collect(),
+        emergency_callback: None,
     })
 }
 

@@ -136,18 +136,25 @@ impl Transport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DestClass {
+    /// US geographic NANP (states, DC, US territories)
     Domestic,
     International,
     Tollfree,
     Premium,
+    /// Canadian NANP numbers (`numbering::nanp_countries`)
+    Canada,
+    /// the other NANP countries: Caribbean and Bermuda (+1 876, +1 809, …)
+    Caribbean,
 }
 
 impl DestClass {
-    pub const ALL: [DestClass; 4] = [
+    pub const ALL: [DestClass; 6] = [
         DestClass::Domestic,
         DestClass::International,
         DestClass::Tollfree,
         DestClass::Premium,
+        DestClass::Canada,
+        DestClass::Caribbean,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -155,6 +162,8 @@ impl DestClass {
             DestClass::International => "international",
             DestClass::Tollfree => "tollfree",
             DestClass::Premium => "premium",
+            DestClass::Canada => "canada",
+            DestClass::Caribbean => "caribbean",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -296,6 +305,9 @@ pub struct Customer {
     pub margin_rules: Vec<MarginRule>,
     pub partitions: Vec<CustomerPartition>,
     pub source_cidrs: Vec<ipnet::IpNet>,
+    /// E.164 digits (no '+') answered with the customer's emergency calls, for
+    /// P-Asserted-Identity
+    pub emergency_callback: Option<String>,
 }
 
 /// A customer sell-deck row (prefix of the dialed E.164 digits).

@@ -147,6 +147,7 @@ pub fn add_topology(b: &mut SnapshotBuilder, spec: &Spec) {
                 window: None,
             }],
             source_cidrs: vec![ipnet::IpNet::from(customer_ip(c))],
+            emergency_callback: None,
         });
     }
 }

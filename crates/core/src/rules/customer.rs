@@ -97,7 +97,20 @@ pub fn blocked_prefixes(field: &str, ps: &[String]) -> Result<Vec<String>, RuleE
     Ok(out)
 }
 
-/// A destination class: domestic, international, tollfree (or toll-free), premium; any case.
+/// A customer's emergency callback number (sent for P-Asserted-Identity on its emergency calls):
+/// any accepted number form (`+1NXXNXXXXXX`, `NXXNXXXXXX`, `+CC…`), kept as E.164 digits without
+/// `+`.
+pub fn emergency_callback(field: impl Into<String>, v: &str) -> Result<String, RuleError> {
+    crate::numbering::normalize(v.trim())
+        .map(|n| n.as_str().to_string())
+        .ok_or_else(|| RuleError::Invalid {
+            field: field.into(),
+            why: format!("{v:?} is not a phone number (+1NXXNXXXXXX or +CC…)"),
+        })
+}
+
+/// A destination class: domestic, international, tollfree (or toll-free), premium, canada,
+/// caribbean; any case.
 pub fn dest_class(field: impl Into<String>, v: &str) -> Result<DestClass, RuleError> {
     let t = v.trim().to_ascii_lowercase();
     let t = match t.as_str() {
@@ -107,7 +120,7 @@ pub fn dest_class(field: impl Into<String>, v: &str) -> Result<DestClass, RuleEr
     DestClass::parse(t).ok_or_else(|| RuleError::NotOneOf {
         field: field.into(),
         value: v.to_string(),
-        allowed: "domestic, international, tollfree, premium",
+        allowed: "domestic, international, tollfree, premium, canada, caribbean",
     })
 }
 
@@ -282,5 +295,20 @@ mod tests {
         assert!(exclusion_target("prefix", true, "").is_ok());
         assert!(money("max_rate", "-0.01").is_err());
         assert_eq!(percent("m", "12.5"), Ok(125_000));
+    }
+
+    #[test]
+    fn emergency_callback_is_a_number_in_e164_digits() {
+        assert_eq!(
+            emergency_callback("c", "+1 (212) 555-0100").unwrap(),
+            "12125550100"
+        );
+        assert_eq!(
+            emergency_callback("c", "2125550100").unwrap(),
+            "12125550100"
+        );
+        let e = emergency_callback("c", "911").unwrap_err();
+        assert_eq!(e.field(), "c");
+        assert!(emergency_callback("c", "").is_err());
     }
 }

@@ -66,6 +66,7 @@ fn customer(id: Id, ban: &str, ip: &str, partitions: Vec<CustomerPartition>) -> 
         margin_rules: vec![],
         partitions,
         source_cidrs: vec![ip.parse().unwrap()],
+        emergency_callback: None,
     }
 }
 

@@ -58,8 +58,21 @@ fn emergency_is_never_blocked_or_priced_out() {
         assert_eq!(ra.zone, Zone::Emergency);
         assert_eq!(ra.routes.len(), 1);
         assert_eq!(ra.routes[0].route_id, "e911");
-        assert_eq!(ra.routes[0].uri, "sip:+911@10.1.0.2:5060;transport=udp");
+        assert_eq!(ra.routes[0].uri, "sip:911@10.1.0.2:5060;transport=udp");
+        assert_eq!(ra.emergency_callback, None, "none configured");
     }
+    // the customer's emergency callback number comes with the answer (P-Asserted-Identity)
+    let mut b = network();
+    b.customer(Customer {
+        emergency_callback: Some("12125550100".into()),
+        ..customer(3, "C3", "10.3.0.1/32", vec![])
+    });
+    let s = b.build(T0).unwrap();
+    let a = dip(&s, &req("C3", "2125551000", "911"), T0);
+    let DipAnswer::Route(ra) = &a else {
+        panic!("{a:?}")
+    };
+    assert_eq!(ra.emergency_callback.as_deref(), Some("+12125550100"));
     // without a configured emergency route: 503, not a silent drop
     let s = {
         let mut b = network();
@@ -67,6 +80,54 @@ fn emergency_is_never_blocked_or_priced_out() {
         b.build(T0).unwrap()
     };
     assert_eq!(reject(&dip(&s, &req("C1", "2125551000", "933"), T0)).0, 503);
+}
+
+/// Issue 17: Caribbean and Canadian NANP numbers are not `domestic`: a customer reaches them
+/// only with the class allowed, even through a vendor deck with a `1` catch-all prefix.
+#[test]
+fn non_us_nanp_needs_its_class() {
+    let mut b = network();
+    b.vendor_rate(20, RateKey::Prefix("1"), flat("0.0050"))
+        .unwrap();
+    let s = b.build(T0).unwrap();
+    for (dnis, class) in [
+        ("+18765551234", "caribbean"),
+        ("18095551234", "caribbean"),
+        ("2465551234", "caribbean"),
+        ("4165551234", "canada"),
+    ] {
+        assert_eq!(
+            reject(&dip(&s, &req("C1", "2125551000", dnis), T0)),
+            (403, format!("destination class {class} not allowed")),
+            "{dnis}"
+        );
+    }
+    // Puerto Rico is a US number: domestic
+    assert!(matches!(
+        dip(&s, &req("C1", "2125551000", "7875551234"), T0),
+        DipAnswer::Route(_)
+    ));
+    let mut b = network();
+    b.vendor_rate(20, RateKey::Prefix("1"), flat("0.0050"))
+        .unwrap();
+    b.customer(Customer {
+        allowed_classes: [DestClass::Domestic, DestClass::Caribbean]
+            .into_iter()
+            .collect(),
+        blocked_prefixes: vec![],
+        ..customer(3, "C3", "10.3.0.1/32", vec![part(200, 1)])
+    });
+    let s = b.build(T0).unwrap();
+    let a = dip(&s, &req("C3", "2125551000", "+18765551234"), T0);
+    assert!(
+        matches!(a, DipAnswer::Route(_)),
+        "allowed explicitly: {a:?}"
+    );
+    assert_eq!(
+        reject(&dip(&s, &req("C3", "2125551000", "4165551234"), T0)).0,
+        403,
+        "canada is its own class"
+    );
 }
 
 #[test]
