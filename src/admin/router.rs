@@ -308,7 +308,13 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = read_body(req, limit).await?;
+    // uploads may be large over a slow management link; other bodies are small
+    let timeout = if route.upload {
+        std::time::Duration::from_secs(600)
+    } else {
+        std::time::Duration::from_secs(30)
+    };
+    let body = read_body(req, limit, timeout).await?;
     let mut ctx = Ctx {
         who,
         params,
