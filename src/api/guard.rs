@@ -1,12 +1,14 @@
 //! What a listener lets in: [`KamailioAuth`] (the Kamailio surface's source allow-list and shared
 //! secret) and [`ConnLimits`] (open connections overall and per source address).
 //!
-//! The shared secret is a bearer token (`Authorization: Bearer <secret>`), not an HMAC of the
-//! request: Kamailio's http_async_client and http_client send a static header with no scripting,
-//! an HMAC would need the body and a clock in the Kamailio script for every dip, and the secret
-//! only has to stop parties that can reach the port (keep the listener on a private network or
-//! add TLS in front; the secret does not protect against an on-path observer). It is compared in
-//! constant time (both sides hashed with SHA-256, the digests compared without early exit).
+//! The shared secret is a static credential (`Authorization: Bearer <secret>`; or HTTP Basic
+//! with the secret as the password, any user name, for Kamailio's http_client named connections,
+//! which can carry credentials in their URL but no custom header), not an HMAC of the request:
+//! Kamailio's http_async_client sets a static header with `$http_req(hdr)`, an HMAC would need
+//! the body and a clock in the Kamailio script for every dip, and the secret only has to stop
+//! parties that can reach the port (keep the listener on a private network or add TLS in front;
+//! it does not protect against an on-path observer). It is compared in constant time (both sides
+//! hashed with SHA-256, the digests compared without early exit).
 //!
 //! Owns: these checks. Must not touch: statuses (errors go through [`ApiError`]), request
 //! semantics.
@@ -61,9 +63,8 @@ impl KamailioAuth {
         let got = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match got {
+            .and_then(presented_secret);
+        match got.as_deref() {
             None => Err(ApiError::Unauthorized(
                 "missing; expected Authorization: Bearer <server.kamailio_secret>".into(),
             )),
@@ -78,6 +79,20 @@ impl KamailioAuth {
             }
         }
     }
+}
+
+/// The secret in an `Authorization` value: `Bearer <secret>`, or `Basic base64(<user>:<secret>)`.
+fn presented_secret(v: &str) -> Option<String> {
+    use base64::Engine as _;
+    if let Some(t) = v.strip_prefix("Bearer ") {
+        return Some(t.trim().to_string());
+    }
+    let b = v.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_string())
 }
 
 /// Open connections of one listener: at most `max` overall (a semaphore: the accept loop waits
@@ -183,6 +198,26 @@ mod tests {
             assert!(!e.to_string().contains("0123456789abcdef"));
         }
         assert!(!format!("{a:?}").contains("0123456789abcdef"));
+        // Basic with the secret as password (http_client named connections), any user
+        use base64::Engine as _;
+        let basic = |up: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(up)
+            )
+        };
+        assert!(a
+            .check(
+                ip("10.0.0.7"),
+                &headers(Some(&basic("kamailio:0123456789abcdef")))
+            )
+            .is_ok());
+        assert!(a
+            .check(ip("10.0.0.7"), &headers(Some(&basic("kamailio:wrong"))))
+            .is_err());
+        assert!(a
+            .check(ip("10.0.0.7"), &headers(Some("Basic !!!")))
+            .is_err());
     }
 
     #[tokio::test]

@@ -757,6 +757,7 @@ async fn shutdown_lets_the_request_in_flight_finish() {
 #[tokio::test]
 async fn media_methods_without_media_config_are_method_not_found() {
     let s = TestServer::start(true).await;
+    // (on the admin listener, where the harness sends them: see tests/integration/listeners.rs)
     for (m, p) in [
         ("media.nodes", json!(null)),
         ("media.query", json!({"call_id": "c"})),

@@ -37,6 +37,22 @@ impl Api {
         }
     }
 
+    /// The same, sending `Authorization: Bearer <secret>` unless a request sets its own (a
+    /// warpd with `server.kamailio_secret`).
+    pub fn with_kamailio_secret(mut self, secret: &str) -> Api {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {secret}")).expect("header"),
+        );
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .default_headers(h)
+            .build()
+            .expect("HTTP client");
+        self
+    }
+
     /// A client for the Kamailio listener `kamailio` and the admin listener on the next port
     /// (how tests that run the binary bind them).
     pub fn new(kamailio: std::net::SocketAddr) -> Api {
@@ -172,13 +188,15 @@ impl Api {
     /// A JSON-RPC call that must answer HTTP 200 echoing its id; the whole response object.
     pub async fn rpc_checked(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-        let (status, text) = self
-            .post_raw(
-                "/rpc",
-                "application/json",
-                serde_json::to_vec(&body).unwrap(),
-            )
-            .await;
+        let r = self
+            .http
+            .post(self.rpc_url(method))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let (status, text) = (r.status().as_u16(), r.text().await.unwrap());
         assert_eq!(status, 200, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["id"], 7, "{v}");

@@ -170,6 +170,7 @@ impl WarpdBuilder {
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wait_ready = self.wait_ready;
         let (config, spool) = self.build_config();
+        let secret = config.server.kamailio_secret.clone();
         let addr = listener.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -179,7 +180,10 @@ impl WarpdBuilder {
         };
         let task = tokio::spawn(warpd::server::run(config, listeners, shutdown.clone()));
         let w = Warpd {
-            api: Api::with_admin(addr, admin_addr),
+            api: match &secret {
+                Some(s) => Api::with_admin(addr, admin_addr).with_kamailio_secret(s),
+                None => Api::with_admin(addr, admin_addr),
+            },
             addr,
             admin_addr,
             shutdown,

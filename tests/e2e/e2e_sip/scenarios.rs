@@ -435,8 +435,11 @@ pub(super) fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
         "task",
         &[
             "WITHOUT_HTTP_ASYNC".to_string(),
-            format!("WARPD_HTTPCON=\"warpd=>{base}\""),
-            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+            format!("WARPD_HTTPCON=\"warpd=>{}\"", with_secret(base)),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(events_url)
+            ),
         ],
     );
     let r = call(dir, &kam, uac, DNIS, "taskmode");

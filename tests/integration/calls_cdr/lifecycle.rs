@@ -299,8 +299,8 @@ async fn cps_limit_refuses_dips_over_the_rate() {
 async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
     let (f, client, s) = rated_demo().await;
     two_answered_calls_with_failover(&s, &client).await;
-    let base = s.base.as_str();
-    // query: CDRs need an admin API token (readonly is enough)
+    let base = s.admin_base.as_str(); // CDRs and route quality: the admin listener
+                                      // query: CDRs need an admin API token (readonly is enough)
     let r = s
         .http
         .get(format!("{base}/v1/cdrs?limit=1"))
