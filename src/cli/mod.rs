@@ -270,6 +270,14 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             println!("config {} is valid", cli.config.display());
             let mut shown = config.clone();
             shown.database.url = crate::config::redact_url(&shown.database.url);
+            // secrets are shown as set, never printed
+            let hide = |s: &mut Option<String>| {
+                if s.is_some() {
+                    *s = Some("***".into());
+                }
+            };
+            hide(&mut shown.server.kamailio_secret);
+            hide(&mut shown.cdr.api_token);
             println!("{}", toml::to_string_pretty(&shown)?);
         }
     }
