@@ -70,6 +70,10 @@ pub struct StartInfo {
     pub customer_min: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_inc: Option<u32>,
+    /// `calls.max_call_duration_s` at dip time: the CDR bills at most this long (recorded with
+    /// the start so that a replay builds the same CDR)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
