@@ -239,6 +239,12 @@ async fn bad_call_events_are_invalid_params_naming_the_field() {
             "sip_code",
         ),
         ("call.answer", json!({"call_id":"b","ts":"soon"}), "ts"),
+        // an end 30 days ahead of warpd's clock (it billed a 2,592,000 s call)
+        (
+            "call.end",
+            json!({"call_id":"b","ts":unix_now() + 30.0 * 86_400.0}),
+            "ts",
+        ),
         (
             "call.end",
             json!({"call_id":"b","hangup":"martians"}),
