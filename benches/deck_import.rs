@@ -190,7 +190,9 @@ fn main() {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
         let base = format!("http://{addr}");
         let stop = CancellationToken::new();
-        let server = tokio::spawn(warpd::server::run(config, listener, stop.clone()));
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let listeners = warpd::api::Listeners { kamailio: listener, admin };
+        let server = tokio::spawn(warpd::server::run(config, listeners, stop.clone()));
         let http = reqwest::Client::new();
         let t = Instant::now();
         while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {

@@ -161,6 +161,7 @@ fn main() {
             media: None,
             calls: None,
             admin: None,
+            kamailio_auth: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -169,7 +170,17 @@ fn main() {
         let base = format!("http://{addr}");
         let addr = addr.to_string();
         let stop = tokio_util::sync::CancellationToken::new();
-        let server = tokio::spawn(api::serve(listener, state, stop.clone()));
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let server = tokio::spawn(api::serve(
+            api::Listeners {
+                kamailio: listener,
+                admin,
+            },
+            state,
+            stop.clone(),
+        ));
         if let Some(secs) = serve_secs {
             println!(
                 "serving on {base} for {secs}s; e.g. {base}{}",

@@ -4,7 +4,7 @@
 #  - builds warpd (release) from crates.io dependencies,
 #  - starts a private PostgreSQL cluster in ./.demo (port 55432, 127.0.0.1 only; never touches
 #    a system cluster; WARPD_DEMO_PG_PORT picks another port),
-#  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080,
+#  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080 (admin API/metrics on 127.0.0.1:8081),
 #  - brings up the voice stack on this host: RTPEngine (userspace, ng on 127.0.0.1:22222, media
 #    ports 30000-30100, recordings in ./.demo/recordings) and Kamailio with kamailio/kamailio.cfg
 #    on 127.0.0.1:5060 (WARPD_DEMO_SIP_PORT), media through warpd's ng proxy when it has one,
@@ -59,7 +59,8 @@ fi
 "$bin" apply examples/demo/network.toml
 "$bin" serve &
 pids+=($!)
-listen=$("$bin" check-config | sed -n 's/^listen = "\(.*\)"$/\1/p' | head -n1)
+listen=$("$bin" check-config | sed -n 's/^kamailio_listen = "\(.*\)"$/\1/p' | head -n1)
+admin=$("$bin" check-config | sed -n 's/^admin_listen = "\(.*\)"$/\1/p' | head -n1)
 for _ in $(seq 300); do curl -sf "http://${listen:-127.0.0.1:8080}/readyz" >/dev/null && break; sleep 0.1; done
 
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
@@ -97,7 +98,8 @@ fi
 
 cat <<MSG
 
-warpd is serving on http://${listen:-127.0.0.1:8080} with the demo network. Try:
+warpd is serving dips on http://${listen:-127.0.0.1:8080} (the Kamailio listener) and its admin
+API, CDRs and metrics on http://${admin:-127.0.0.1:8081} (the admin listener), with the demo network. Try:
   curl -s 'http://127.0.0.1:8080/v1/route?ban=10001&ani=%2B13125551000&dnis=%2B12125551234'
   curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.route","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://127.0.0.1:8080/rpc
   $bin --config $WARPD_CONFIG route --ban 10001 --ani +13125551000 --dnis +12125551234
@@ -108,7 +110,7 @@ Kamailio (kamailio/kamailio.cfg) takes calls on 127.0.0.1:$sip_port, RTPEngine r
 place the demo calls again with: scripts/demo-calls.sh 127.0.0.1:$sip_port
 list the CDRs with: $bin --config $WARPD_CONFIG cdr export
   (over HTTP they need an admin token: t=\$($bin --config $WARPD_CONFIG token create --name demo --role readonly)
-   then curl -s -H "Authorization: Bearer \$t" 'http://${listen:-127.0.0.1:8080}/v1/cdrs?ban=10001')
+   then curl -s -H "Authorization: Bearer \$t" 'http://${admin:-127.0.0.1:8081}/v1/cdrs?ban=10001')
 Logs: $state/kamailio.log, $state/rtpengine.log
 MSG
 fi

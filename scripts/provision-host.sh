@@ -111,6 +111,30 @@ step_system() {
 WARPD_MEDIA__NG_LISTEN=127.0.0.1:22223
 WARPD_MEDIA__NODES='[{ address = "127.0.0.1:22222", weight = 1 }]'
 ENV
+  # the two listeners: Kamailio (same host) reaches the Kamailio surface on loopback; the admin
+  # surface (admin API, CDRs, metrics) stays on loopback. A Kamailio on another host: set
+  # WARPD_SERVER__KAMAILIO_LISTEN to this host's voice-network address and
+  # WARPD_SERVER__KAMAILIO_ALLOW to Kamailio's addresses (README "Two listeners").
+  grep -q '^WARPD_SERVER__KAMAILIO_LISTEN=' /etc/warpd/warpd.env ||
+    cat >>/etc/warpd/warpd.env <<'ENV'
+WARPD_SERVER__KAMAILIO_LISTEN=127.0.0.1:8080
+WARPD_SERVER__ADMIN_LISTEN=127.0.0.1:8081
+ENV
+  # a shared secret for the Kamailio surface, also given to Kamailio (kamailio-local.cfg: bearer
+  # on dips, HTTP Basic in the events/fallback connection URLs); readable by the two services only
+  if ! grep -q '^WARPD_SERVER__KAMAILIO_SECRET=' /etc/warpd/warpd.env; then
+    local secret; secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+    echo "WARPD_SERVER__KAMAILIO_SECRET=$secret" >>/etc/warpd/warpd.env
+    cat >>/etc/kamailio/kamailio-local.cfg <<CFG
+# warpd's server.kamailio_secret (written by scripts/provision-host.sh)
+#!define WARPD_SECRET "$secret"
+#!define WARPD_HTTPCON "warpd=>http://kamailio:$secret@127.0.0.1:8080"
+#!define WARPD_EVENTS_HTTPCON "events=>http://kamailio:$secret@127.0.0.1:8080/v1/events"
+CFG
+    sed -i -e '/^#!define WARPD_HTTPCON "warpd=>http:\/\/127/d' \
+      -e '/^#!define WARPD_EVENTS_HTTPCON "events=>http:\/\/127/d' /etc/kamailio/kamailio-local.cfg
+    chmod 0640 /etc/kamailio/kamailio-local.cfg; chgrp kamailio /etc/kamailio/kamailio-local.cfg
+  fi
   chmod 0640 /etc/warpd/warpd.env; chgrp warpd /etc/warpd/warpd.env
   runuser -u warpd -- env WARPD_DATABASE__URL="$url" /usr/local/bin/warpd --config /etc/warpd/warpd.toml migrate
   runuser -u warpd -- env WARPD_DATABASE__URL="$url" /usr/local/bin/warpd --config /etc/warpd/warpd.toml \

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub dips: IntCounterVec,
     /// requests refused as the caller's mistake, by surface and kind
     pub bad_requests: IntCounterVec,
+    /// requests and connections refused by a listener's guard, by listener and reason
+    pub refused: IntCounterVec,
     pub snapshot_built_at: IntGauge,
     pub snapshot_generation: IntGauge,
     pub snapshot_size: IntGaugeVec,
@@ -51,6 +53,15 @@ impl Metrics {
                 "Requests refused as the caller's mistake",
             ),
             &["surface", "kind"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "refused_total",
+                "Requests and connections refused by a listener (source not allowed, bad secret, \
+                 too many connections from one source)",
+            ),
+            &["listener", "reason"],
         )
         .unwrap_or_else(|_| unreachable_metric());
         let snapshot_built_at = IntGauge::new(
@@ -90,6 +101,7 @@ impl Metrics {
             Box::new(dip_latency.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
+            Box::new(refused.clone()),
             Box::new(snapshot_built_at.clone()),
             Box::new(snapshot_generation.clone()),
             Box::new(snapshot_size.clone()),
@@ -104,6 +116,7 @@ impl Metrics {
             dip_latency,
             dips,
             bad_requests,
+            refused,
             snapshot_built_at,
             snapshot_generation,
             snapshot_size,

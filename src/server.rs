@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiLimits, AppState};
+use crate::api::{self, ApiLimits, AppState, KamailioAuth, Listeners};
 use crate::config::Config;
 use crate::db;
 use crate::metrics::Metrics;
@@ -29,10 +28,10 @@ pub enum ServeError {
     Calls(#[from] crate::calls::CallsError),
 }
 
-/// Runs the daemon on an already bound listener until `shutdown` is cancelled.
+/// Runs the daemon on already bound listeners until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let mut client = db::connect(&config.database.url).await?;
@@ -80,7 +79,8 @@ pub async fn run(
     // systemd (Type=notify): READY=1 after the first snapshot, watchdog pings; no-op otherwise.
     crate::systemd::spawn(engine.clone(), shutdown.clone());
     // Consul (optional): register once ready, deregister at shutdown (awaited below).
-    let consul = match (config.consul.clone(), listener.local_addr()) {
+    // Consul checks /readyz on the Kamailio listener (the one Kamailio hosts look for)
+    let consul = match (config.consul.clone(), listeners.kamailio.local_addr()) {
         (Some(c), Ok(addr)) => Some(crate::consul::spawn(
             c,
             addr,
@@ -152,15 +152,20 @@ pub async fn run(
         engine,
         reloader: reloader.clone(),
         metrics,
-        limits: ApiLimits {
-            max_body_bytes: config.server.max_body_bytes,
-        },
+        limits: ApiLimits::from_config(&config.server),
         media,
         calls: calls.clone(),
         admin: Some(admin),
+        kamailio_auth: KamailioAuth::new(
+            config.server.kamailio_allow.clone(),
+            config.server.kamailio_secret.as_deref(),
+        ),
     });
-    tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
-    api::serve(listener, state, shutdown.clone()).await?;
+    let addr =
+        |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(kamailio = %addr(&listeners.kamailio), admin = %addr(&listeners.admin),
+        allow = config.server.kamailio_allow.len(), secret = config.server.kamailio_secret.is_some(), "serving");
+    api::serve(listeners, state, shutdown.clone()).await?;
     if let Some(consul) = consul {
         // serving is over either way: let the registration task deregister and finish
         shutdown.cancel();

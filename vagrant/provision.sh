@@ -18,4 +18,4 @@ cd "$src"
 scripts/provision-host.sh packages modules
 cargo build --release --locked
 scripts/provision-host.sh system
-echo "warpd voice stack is up: curl -s localhost:8080/readyz; scripts/demo-calls.sh places calls"
+echo "warpd voice stack is up: curl -s localhost:8080/readyz (Kamailio listener), localhost:8081/metrics (admin listener); scripts/demo-calls.sh places calls"

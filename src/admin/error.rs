@@ -111,7 +111,7 @@ impl AdminError {
             AdminError::Forbidden(_) => Class::Forbidden,
             AdminError::Conflict(_) => Class::Conflict,
             AdminError::Body(BodyError::TooLarge { .. }) => Class::TooLarge,
-            AdminError::Body(BodyError::Read(_)) => Class::BadRequest,
+            AdminError::Body(BodyError::Read(_) | BodyError::Timeout(_)) => Class::BadRequest,
             AdminError::Db { source, .. } => db_class(source),
             AdminError::Deck(e) => match e {
                 D::Invalid { .. } | D::Input(_) => Class::Unprocessable,

@@ -18,7 +18,13 @@ use utoipa::openapi::{ComponentsBuilder, OpenApi, OpenApiBuilder};
 use super::ctx::{AdminReply, Ctx};
 use super::resources::*;
 use super::{AdminError, AdminState, Principal, Role};
-use crate::http_body::read_body;
+use crate::http_body::{read_body, BodyError};
+
+/// Longest an upload (deck, numbering table) may take to arrive: large files over a slow
+/// management link; the file streams to disk meanwhile.
+const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Longest any other admin request body may take to arrive (they are small).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An admin handler: the state, the request and a pooled connection (shared with the token check).
 pub type Handler = for<'a> fn(
@@ -312,7 +318,12 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
     let mut query = query;
     let (body, upload) = if route.upload {
         // streamed to a temporary file, never held in memory
-        let u = super::multipart::receive(req, limit, content_type.as_deref()).await?;
+        let u = tokio::time::timeout(
+            UPLOAD_TIMEOUT,
+            super::multipart::receive(req, limit, content_type.as_deref()),
+        )
+        .await
+        .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))??;
         for (k, v) in &u.fields {
             match query.get(k).filter(|q| !q.is_empty()) {
                 Some(q) if q != v => {
@@ -333,7 +344,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         }
         (bytes::Bytes::new(), Some(u))
     } else {
-        (read_body(req, limit).await?, None)
+        (read_body(req, limit, BODY_TIMEOUT).await?, None)
     };
     let mut ctx = Ctx {
         who,

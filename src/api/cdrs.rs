@@ -225,7 +225,8 @@ impl Api {
     pub(super) async fn http_events(&self, req: Request<Incoming>) -> Response<Body> {
         let res = async {
             check_form_content_type(&req)?;
-            let body = read_body(req, self.state.limits.max_body_bytes).await?;
+            let limits = &self.state.limits;
+            let body = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
             submit(self, |now| form_events(&body, now)).await
         }
         .await;

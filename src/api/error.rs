@@ -43,9 +43,18 @@ pub enum ApiError {
         method: String,
         allow: &'static str,
     },
-    /// `/v1/cdrs*`: no bearer token, or a wrong one.
+    /// `/v1/cdrs*`, the Kamailio surface: no bearer token, or a wrong one.
     #[error("authorization: {0}")]
     Unauthorized(String),
+    /// The Kamailio surface: the source address is not in `server.kamailio_allow`.
+    #[error("source: not allowed on this listener")]
+    SourceNotAllowed,
+    /// A method served on the admin surface only (`server.admin_listen`).
+    #[error("{0}: served on the admin listener only")]
+    AdminOnly(&'static str),
+    /// The body did not arrive within `server.body_read_timeout_ms`.
+    #[error("body: not received within {0} ms")]
+    BodyTimeout(u128),
 
     // Server side.
     /// No routing snapshot has been loaded yet: dips cannot be answered meaningfully.
@@ -78,6 +87,7 @@ impl From<crate::http_body::BodyError> for ApiError {
         match e {
             B::TooLarge { limit } => ApiError::BodyTooLarge { limit },
             B::Read(source) => ApiError::BodyRead(source),
+            B::Timeout(d) => ApiError::BodyTimeout(d.as_millis()),
         }
     }
 }
@@ -109,6 +119,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::SourceNotAllowed | ApiError::AdminOnly(_) => StatusCode::FORBIDDEN,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady | ApiError::Reload(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Register(_)
             | ApiError::Internal(_)
@@ -129,7 +141,10 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => OVERSIZED_REQUEST_CODE,
             ApiError::UnsupportedMediaType { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::Unauthorized(_) => INVALID_REQUEST_CODE,
+            | ApiError::Unauthorized(_)
+            | ApiError::SourceNotAllowed
+            | ApiError::AdminOnly(_) => INVALID_REQUEST_CODE,
+            ApiError::BodyTimeout(_) => PARSE_ERROR_CODE,
             ApiError::NotFound(_) => METHOD_NOT_FOUND_CODE,
             ApiError::NotReady | ApiError::Reload(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Register(_)
@@ -155,6 +170,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::SourceNotAllowed => "source_not_allowed",
+            ApiError::AdminOnly(_) => "admin_only",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::NotReady => "not_ready",
             ApiError::Reload(_) => "reload",
             ApiError::Register(_) => "register",

@@ -1,13 +1,14 @@
 //! HTTP request dispatch and the plain-HTTP surface: `GET /v1/route`, `POST /v1/routing/simulate`,
 //! `POST /v1/events` (handled in `cdrs.rs`),
-//! `GET /healthz`, `/readyz`, `/metrics`, and hand-off of `POST /rpc` to jsonrpsee. Also [`Api`],
-//! the shared request context whose [`Api::dip`] is the ONE dip entry point of both surfaces
-//! (metrics, logging, readiness).
+//! `GET /healthz`, `/readyz`, `/metrics`, and hand-off of `POST /rpc` to jsonrpsee. Which paths
+//! each listener serves ([`Side`]; the other listener's paths are 404) and the Kamailio surface's
+//! guard (every path but `/healthz` and `/readyz`) are decided here, before anything else.
 //!
-//! Owns: paths, HTTP methods, response encoding, body limits. Must not touch: routing logic,
+//! Owns: paths, HTTP methods, which listener serves what, response encoding, body limits. Must not touch: routing logic,
 //! JSON-RPC method semantics (see `rpc.rs`), error-to-status mapping (see `error.rs`).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::Either;
@@ -19,6 +20,7 @@ use super::context::{full, unix_now, Api, Body, Surface, JSON, PROMETHEUS, TEXT}
 use super::error::ApiError;
 use super::params::{dip_from_json, dip_from_query};
 use super::rpc::{Dispatched, RpcService};
+use super::Side;
 use crate::http_body::read_body;
 
 impl Api {
@@ -33,7 +35,8 @@ impl Api {
     async fn http_simulate(&self, req: Request<Incoming>) -> Response<Body> {
         let result = async {
             check_json_content_type(&req)?;
-            let body = read_body(req, self.state.limits.max_body_bytes).await?;
+            let limits = &self.state.limits;
+            let body = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
             let dip = dip_from_json(&body, "body")?;
             self.simulate(&dip)
         }
@@ -161,12 +164,70 @@ fn action(path: &str, method: &Method) -> Action {
     }
 }
 
+/// Paths of the Kamailio surface; every other path belongs to the admin surface.
+fn kamailio_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/v1/route" | "/v1/events" | "/rpc" | "/healthz" | "/readyz"
+    )
+}
+
+/// The listener's gate: the Kamailio surface's guard (not for health checks), then 404 for a
+/// path of the other surface (`/rpc` is on both, with different methods: see `rpc.rs`).
+fn gate(api: &Api, side: Side, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let path = req.uri().path();
+    let surface = if path == "/rpc" {
+        Surface::Rpc
+    } else {
+        Surface::Http
+    };
+    match side {
+        Side::Kamailio => {
+            if !matches!(path, "/healthz" | "/readyz") {
+                if let Err(e) = api.state.kamailio_auth.check(peer.ip(), req.headers()) {
+                    api.state
+                        .metrics
+                        .refused
+                        .with_label_values(&[side.as_str(), e.kind()])
+                        .inc();
+                    // the source address and the reason only: no query (numbers), no header
+                    tracing::info!(listener = side.as_str(), source = %peer.ip(), surface = surface.as_str(),
+                        reason = e.kind(), "request refused");
+                    return Err(e);
+                }
+            }
+            if kamailio_path(path) {
+                Ok(())
+            } else {
+                Err(ApiError::NotFound(format!(
+                    "{} (on the admin listener, server.admin_listen)",
+                    path.chars().take(128).collect::<String>()
+                )))
+            }
+        }
+        Side::Admin if kamailio_path(path) && path != "/rpc" => Err(ApiError::NotFound(format!(
+            "{path} (on the Kamailio listener, server.kamailio_listen)"
+        ))),
+        Side::Admin => Ok(()),
+    }
+}
+
 /// Dispatches one HTTP request. Never fails: every error becomes a response.
 pub(crate) async fn handle(
     api: Arc<Api>,
     rpc: RpcService,
+    side: Side,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Err(e) = gate(&api, side, peer, &req) {
+        let surface = if req.uri().path() == "/rpc" {
+            Surface::Rpc
+        } else {
+            Surface::Http
+        };
+        return Ok(api.error(surface, e));
+    }
     let resp = match action(req.uri().path(), req.method()) {
         Action::Route => api.http_route(req.uri().query()),
         Action::Rpc => api.rpc(rpc, req).await,

@@ -1,10 +1,15 @@
-//! The API listener: one HTTP/1.1 port serving both surfaces of the routing engine —
-//! JSON-RPC 2.0 at `POST /rpc` (jsonrpsee) and plain HTTP (`GET /v1/route`,
-//! `POST /v1/routing/simulate`, `/healthz`, `/readyz`, `/metrics`). Both dip surfaces call the
+//! The API listeners: two HTTP/1.1 ports ([`Side`]). The **Kamailio surface**
+//! (`server.kamailio_listen`: dips `GET /v1/route` and `lcr.route`, call events
+//! `POST /v1/events` and `call.*`, `/healthz`, `/readyz`) checks a source allow-list and/or a
+//! shared secret ([`KamailioAuth`]); the **admin surface** (`server.admin_listen`: `/v1/admin/…`,
+//! CDRs, route quality, `/metrics`, OpenAPI, `POST /v1/routing/simulate`, and the `/rpc` admin
+//! methods `lcr.simulate`, `warpd.reload`, `media.*`) is meant for loopback or a management
+//! network. A path of the other surface is 404. Both dip forms (JSON-RPC and plain HTTP) call the
 //! same function (`http::Api::dip`), so answers, metrics and logs are identical.
 //!
-//! Owns: the listener, connection handling and graceful shutdown ([`serve`]), request parsing,
-//! error mapping ([`ApiError`]: the one place errors become HTTP statuses / JSON-RPC codes).
+//! Owns: the listeners, connection handling and limits, graceful shutdown ([`serve`]), request
+//! parsing, error mapping ([`ApiError`]: the one place errors become HTTP statuses / JSON-RPC
+//! codes).
 //! Must not touch: routing logic, the database, snapshot building (reloads go through the
 //! [`Reloader`] seam), metric definitions (see [`crate::metrics`]).
 //!
@@ -16,18 +21,21 @@
 mod cdrs;
 mod context;
 mod error;
+mod guard;
 mod http;
 pub mod params;
 mod rpc;
 mod server;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use context::Surface;
 pub use error::ApiError;
+pub use guard::KamailioAuth;
 pub use params::{dip_from_json, dip_from_query};
 pub use rpc::Health;
-pub use server::{serve, SHUTDOWN_GRACE};
+pub use server::{serve, Listeners};
 
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
@@ -45,19 +53,62 @@ pub struct AppState {
     pub calls: Option<Arc<crate::calls::CallService>>,
     /// The admin API (`/v1/admin/…`) and the dip log for shadow evaluation; None = not served.
     pub admin: Option<Arc<crate::admin::AdminState>>,
+    /// Who may use the Kamailio surface (default: anyone; `server.kamailio_allow`/`_secret`).
+    pub kamailio_auth: KamailioAuth,
 }
 
-/// Request limits.
+/// Which listener a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// `server.kamailio_listen`: dips, call events, health.
+    Kamailio,
+    /// `server.admin_listen`: admin API, CDRs, metrics, OpenAPI, admin methods.
+    Admin,
+}
+
+impl Side {
+    /// The `listener` metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Kamailio => "kamailio",
+            Side::Admin => "admin",
+        }
+    }
+}
+
+/// Request and connection limits (from `[server]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApiLimits {
     /// Largest accepted request body (JSON-RPC and POST bodies); larger ones get 413.
     pub max_body_bytes: usize,
+    /// A body not complete within this time gets 408.
+    pub body_read_timeout: Duration,
+    /// A request header not complete within this time (counted from the connection's start or
+    /// its previous response, so it bounds keep-alive idle time too) closes the connection.
+    pub header_read_timeout: Duration,
+    /// Most open connections per listener.
+    pub max_connections: usize,
+    /// Most open connections from one source address per listener.
+    pub max_connections_per_source: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
+        ApiLimits::from_config(&crate::config::ServerConfig::default())
+    }
+}
+
+impl ApiLimits {
+    pub fn from_config(c: &crate::config::ServerConfig) -> ApiLimits {
         ApiLimits {
-            max_body_bytes: 64 * 1024,
+            max_body_bytes: c.max_body_bytes,
+            body_read_timeout: Duration::from_millis(c.body_read_timeout_ms),
+            header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
+            max_connections: c.max_connections,
+            max_connections_per_source: c.max_connections_per_source,
+            shutdown_grace: Duration::from_millis(c.shutdown_grace_ms),
         }
     }
 }

@@ -26,6 +26,7 @@ use tower::layer::util::{Identity, Stack};
 use super::context::{Api, Surface};
 use super::error::ApiError;
 use super::params::dip_from_json;
+use super::Side;
 use crate::routing::{DipRequest, SnapshotStats};
 
 /// Most JSON-RPC requests jsonrpsee processes at once (it holds a permit per in-flight request;
@@ -94,17 +95,23 @@ fn media_call(
     Ok((media, p.call_id))
 }
 
-/// All methods, with `api` as their context.
-pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
+/// Methods served on the admin listener only: on the Kamailio listener they answer
+/// [`ApiError::AdminOnly`] (they change media or reload state, or show vendors' buy rates,
+/// names and gateway addresses).
+const ADMIN_ONLY: [&str; 6] = [
+    "lcr.simulate",
+    "warpd.reload",
+    "media.record.start",
+    "media.record.stop",
+    "media.query",
+    "media.nodes",
+];
+
+/// The methods of one listener, with `api` as their context: the Kamailio listener has
+/// `lcr.route`, `call.*` and `warpd.health`; the admin listener `warpd.health` and the
+/// [`ADMIN_ONLY`] methods.
+pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
     let mut m = RpcModule::new(api);
-    m.register_method("lcr.route", |params, api, _| {
-        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-        api.dip(&req, Surface::Rpc).map_err(ErrorObjectOwned::from)
-    })?;
-    m.register_method("lcr.simulate", |params, api, _| {
-        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-        api.simulate(&req).map_err(ErrorObjectOwned::from)
-    })?;
     m.register_method("warpd.health", |_, api, _| {
         let engine = &api.state.engine;
         let snap = engine.load();
@@ -113,6 +120,23 @@ pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
             generation: snap.generation(),
             snapshot: snap.stats(),
         })
+    })?;
+    if side == Side::Kamailio {
+        m.register_method("lcr.route", |params, api, _| {
+            let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+            api.dip(&req, Surface::Rpc).map_err(ErrorObjectOwned::from)
+        })?;
+        super::cdrs::register(&mut m)?;
+        for name in ADMIN_ONLY {
+            m.register_method(name, move |_, _, _| {
+                Err::<(), _>(ErrorObjectOwned::from(ApiError::AdminOnly(name)))
+            })?;
+        }
+        return Ok(m.into());
+    }
+    m.register_method("lcr.simulate", |params, api, _| {
+        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+        api.simulate(&req).map_err(ErrorObjectOwned::from)
     })?;
     m.register_async_method("media.record.start", |params, api, _| async move {
         let (media, call_id) = media_call(&api, &params)?;
@@ -150,7 +174,6 @@ pub(crate) fn methods(api: Arc<Api>) -> Result<Methods, ApiError> {
             }
         }
     })?;
-    super::cdrs::register(&mut m)?;
     Ok(m.into())
 }
 

@@ -219,6 +219,8 @@ pub struct CallService {
     demoted: Arc<ArcSwap<HashSet<String>>>,
     pool: deadpool_postgres::Pool,
     api_token: Option<String>,
+    /// `calls.max_call_duration_s`, recorded in each call's start (the CDR's duration cap)
+    max_duration_s: u64,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -296,6 +298,7 @@ impl CallService {
             demoted,
             pool,
             api_token: config.cdr.api_token.clone(),
+            max_duration_s: config.calls.max_call_duration_s,
             writer: Mutex::new(Some(handle)),
         }))
     }
@@ -523,6 +526,7 @@ impl CallService {
                 customer_min: cl.and_then(|c| c.bill_min),
                 customer_inc: cl.and_then(|c| c.bill_inc),
                 reject: None,
+                max_duration_s: Some(self.max_duration_s),
             }),
         };
         table.start(&ev, now);

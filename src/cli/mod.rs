@@ -135,13 +135,18 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             init_logging(Some(&config), "info");
-            let addr = config.listen_addr()?;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("bind {addr}"))?;
+            let (k, a) = (config.server.kamailio_addr()?, config.server.admin_addr()?);
+            let listeners = crate::api::Listeners {
+                kamailio: tokio::net::TcpListener::bind(k)
+                    .await
+                    .with_context(|| format!("bind {k} (server.kamailio_listen)"))?,
+                admin: tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("bind {a} (server.admin_listen)"))?,
+            };
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone());
-            crate::server::run(config, listener, shutdown).await?;
+            crate::server::run(config, listeners, shutdown).await?;
         }
         Command::Migrate => {
             init_logging(None, "warn");
@@ -265,6 +270,14 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             println!("config {} is valid", cli.config.display());
             let mut shown = config.clone();
             shown.database.url = crate::config::redact_url(&shown.database.url);
+            // secrets are shown as set, never printed
+            let hide = |s: &mut Option<String>| {
+                if s.is_some() {
+                    *s = Some("***".into());
+                }
+            };
+            hide(&mut shown.server.kamailio_secret);
+            hide(&mut shown.cdr.api_token);
             println!("{}", toml::to_string_pretty(&shown)?);
         }
     }

@@ -2,17 +2,21 @@
 //! start with errors that name the key.
 //!
 //! Override any key with `WARPD_<SECTION>__<KEY>` (double underscore between section and key), e.g.
-//! `WARPD_DATABASE__URL=postgres://…`, `WARPD_SERVER__LISTEN=0.0.0.0:8080`,
+//! `WARPD_DATABASE__URL=postgres://…`, `WARPD_SERVER__KAMAILIO_LISTEN=10.0.0.2:8080`,
 //! `WARPD_ROUTING__EMERGENCY_NUMBERS='["911","933"]'`. Values are read as TOML values when they parse
 //! as one (numbers, booleans, arrays), else as strings.
 //!
 //! Owns: the config schema and its validation. Must not touch: anything at run time (no I/O beyond
 //! reading the file it is given).
 
+mod server;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+pub use server::ServerConfig;
 
 use crate::routing::RoutingSettings;
 
@@ -133,27 +137,6 @@ impl std::fmt::Debug for CdrConfig {
             .field("db_timeout_ms", &self.db_timeout_ms)
             .field("api_token", &self.api_token.as_ref().map(|_| "***"))
             .finish()
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// HTTP listener for dips (`/rpc`, `/v1/route`), health and metrics
-    pub listen: String,
-    /// largest accepted request body in bytes
-    pub max_body_bytes: usize,
-    /// how long in-flight requests may take to finish at shutdown
-    pub shutdown_grace_ms: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:8080".into(),
-            max_body_bytes: 64 * 1024,
-            shutdown_grace_ms: 5000,
-        }
     }
 }
 
@@ -318,7 +301,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        self.server.validate()?;
         if let Some(c) = &self.consul {
             c.agent()
                 .map_err(|e| key_err("consul.address", e.to_string()))?;
@@ -326,9 +309,6 @@ impl Config {
                 a.parse::<SocketAddr>()
                     .map_err(|e| key_err("consul.advertise", format!("{a:?}: {e}")))?;
             }
-        }
-        if self.server.max_body_bytes < 1024 {
-            return Err(key_err("server.max_body_bytes", "must be at least 1024"));
         }
         match url::Url::parse(&self.database.url) {
             Ok(u) if u.scheme() == "postgres" || u.scheme() == "postgresql" => {}
@@ -409,13 +389,6 @@ impl Config {
         }
         Ok(())
     }
-
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server
-            .listen
-            .parse()
-            .map_err(|e| key_err("server.listen", format!("{:?}: {e}", self.server.listen)))
-    }
 }
 
 #[cfg(test)]
@@ -480,11 +453,12 @@ mod tests {
     #[test]
     fn defaults_and_env_overrides() {
         let c = Config::from_str_with_env(MIN, vec![]).unwrap();
-        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.server.kamailio_listen, "127.0.0.1:8080");
+        assert_eq!(c.server.admin_listen, "127.0.0.1:8081");
         let c = Config::from_str_with_env(
             MIN,
             env(&[
-                ("WARPD_SERVER__LISTEN", "0.0.0.0:9090"),
+                ("WARPD_SERVER__KAMAILIO_LISTEN", "127.0.0.2:9090"),
                 ("WARPD_ROUTING__DIP_CACHE_TTL_MS", "0"),
                 ("WARPD_ROUTING__EMERGENCY_NUMBERS", "[\"911\", \"112\"]"),
                 ("WARPD_ROUTING__UNKNOWN_ANI_POLICY", "higher"),
@@ -493,7 +467,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.server.listen, "0.0.0.0:9090");
+        assert_eq!(c.server.kamailio_listen, "127.0.0.2:9090");
         assert_eq!(c.routing.dip_cache_ttl_ms, 0);
         assert_eq!(c.routing.emergency_numbers, vec!["911", "112"]);
         assert_eq!(
@@ -506,7 +480,16 @@ mod tests {
     fn errors_name_the_key() {
         type Case = (&'static str, Vec<(String, String)>, &'static str);
         let cases: &[Case] = &[
-            ("[server]\nlisten = \"nope\"\n", vec![], "server.listen"),
+            (
+                "[server]\nkamailio_listen = \"nope\"\n",
+                vec![],
+                "server.kamailio_listen",
+            ),
+            (
+                "[server]\nadmin_listen = \"nope\"\n",
+                vec![],
+                "server.admin_listen",
+            ),
             ("[server]\nlistne = \"x\"\n", vec![], "listne"),
             ("", vec![], "database"),
             (

@@ -10,8 +10,10 @@
 //! backoff; each time LISTEN is (re-)established it reports that, since notifications may have
 //! been missed while it was down. A *worker* owns the schedule: a reload is due `debounce` after
 //! the last notification, but no later than `5 × debounce` after the first of a burst; explicit
-//! requests start a build at once (or right after the running one). Starting a build clears what
-//! is pending, because its transaction sees every change notified before it began.
+//! requests start a build at once (or right after the running one: every request that arrives
+//! during a build is answered by the ONE next build); requests whose caller has gone away are
+//! dropped before a build starts. Starting a build clears what is pending, because its
+//! transaction sees every change notified before it began.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
@@ -157,6 +159,9 @@ impl Worker {
         let mut events_open = true;
         loop {
             if running.is_none() {
+                // a caller that gave up (its connection closed, its time-out fired) needs no
+                // build: requests sent and abandoned by the hundred cost nothing
+                waiting.retain(|w| !w.is_closed());
                 let due = pending.is_some_and(|p| Instant::now() >= self.due_at(p));
                 if due || !waiting.is_empty() {
                     let reason = if waiting.is_empty() {

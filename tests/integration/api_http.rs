@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use warpd::api::{serve, ApiError, ApiLimits, AppState};
+use warpd::api::{serve, ApiError, ApiLimits, AppState, Listeners};
 use warpd::metrics::Metrics;
 use warpd::reload::{ReloadError, ReloadReport, Reloader};
 use warpd::routing::*;
@@ -203,15 +203,18 @@ impl TestServer {
             metrics: Arc::new(Metrics::new()),
             limits: ApiLimits {
                 max_body_bytes: LIMIT,
+                ..ApiLimits::default()
             },
             media: None,
             calls: None,
             admin: None,
+            kamailio_auth: Default::default(),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api = Api::new(listener.local_addr().unwrap());
+        let kamailio = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = Api::with_admin(kamailio.local_addr().unwrap(), admin.local_addr().unwrap());
         let token = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, state, token.clone()));
+        let task = tokio::spawn(serve(Listeners { kamailio, admin }, state, token.clone()));
         TestServer {
             api,
             engine,
@@ -477,12 +480,7 @@ async fn readyz_follows_the_first_install() {
 #[tokio::test]
 async fn metrics_count_dips_and_bad_requests() {
     let s = TestServer::start(true).await;
-    let r = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4");
     let routed = "warpd_dips_total{outcome=\"route\"}";
@@ -735,7 +733,7 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     let s = TestServer::start(true).await;
     s.reloader.delay_ms.store(300, Ordering::SeqCst);
     let http = s.http.clone();
-    let url = format!("{}/rpc", s.base);
+    let url = s.rpc_url("warpd.reload");
     let in_flight = tokio::spawn(async move {
         http.post(url)
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "warpd.reload"}))
@@ -760,6 +758,7 @@ async fn shutdown_lets_the_request_in_flight_finish() {
 #[tokio::test]
 async fn media_methods_without_media_config_are_method_not_found() {
     let s = TestServer::start(true).await;
+    // (on the admin listener, where the harness sends them: see tests/integration/listeners.rs)
     for (m, p) in [
         ("media.nodes", json!(null)),
         ("media.query", json!({"call_id": "c"})),

@@ -18,6 +18,7 @@ mod db_loader;
 mod deck;
 mod e2e_dip;
 mod harness;
+mod listeners;
 mod provision;
 mod systemd_units;
 mod vagrant;

@@ -144,10 +144,13 @@ fn warpd_notifies_readiness_and_watchdog() {
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    };
+    let (port, admin_port) = (free(), free());
     // systemd sets WATCHDOG_PID to the service's main pid: `exec` keeps the shell's pid
     let mut child = Command::new("sh")
         .arg("-c")
@@ -155,7 +158,11 @@ fn warpd_notifies_readiness_and_watchdog() {
         .arg(env!("CARGO_BIN_EXE_warpd"))
         .arg(support::repo().join("warpd.example.toml"))
         .env("WARPD_DATABASE__URL", pg.url())
-        .env("WARPD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("WARPD_SERVER__KAMAILIO_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "WARPD_SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        )
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "200000")
         .stdin(Stdio::null())

@@ -4,22 +4,69 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// A base URL (`http://127.0.0.1:PORT`) and a client.
+/// The base URLs of warpd's two listeners (`http://127.0.0.1:PORT`) and a client. Requests go
+/// to the listener that serves their path ([`Api::url`]) or JSON-RPC method ([`Api::rpc`]).
 #[derive(Clone)]
 pub struct Api {
+    /// the Kamailio surface (dips, events, health)
     pub base: String,
+    /// the admin surface (admin API, CDRs, metrics, OpenAPI, admin methods)
+    pub admin_base: String,
     pub http: reqwest::Client,
 }
 
+/// Paths served by the Kamailio surface (every other path is the admin surface's).
+pub const KAMAILIO_PATHS: [&str; 5] = ["/v1/route", "/v1/events", "/rpc", "/healthz", "/readyz"];
+
+/// JSON-RPC methods of the Kamailio surface (the rest are the admin surface's).
+pub fn kamailio_method(method: &str) -> bool {
+    method == "lcr.route" || method.starts_with("call.")
+}
+
 impl Api {
-    /// A client for `addr` whose requests give up after 10 s (a hung server fails the test, not CI).
-    pub fn new(addr: std::net::SocketAddr) -> Api {
+    /// A client for a warpd whose listeners are `kamailio` and `admin`; requests give up after
+    /// 10 s (a hung server fails the test, not CI).
+    pub fn with_admin(kamailio: std::net::SocketAddr, admin: std::net::SocketAddr) -> Api {
         Api {
-            base: format!("http://{addr}"),
+            base: format!("http://{kamailio}"),
+            admin_base: format!("http://{admin}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("HTTP client"),
+        }
+    }
+
+    /// The same, sending `Authorization: Bearer <secret>` unless a request sets its own (a
+    /// warpd with `server.kamailio_secret`).
+    pub fn with_kamailio_secret(mut self, secret: &str) -> Api {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {secret}")).expect("header"),
+        );
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .default_headers(h)
+            .build()
+            .expect("HTTP client");
+        self
+    }
+
+    /// A client for the Kamailio listener `kamailio` and the admin listener on the next port
+    /// (how tests that run the binary bind them).
+    pub fn new(kamailio: std::net::SocketAddr) -> Api {
+        let mut admin = kamailio;
+        admin.set_port(kamailio.port() + 1);
+        Api::with_admin(kamailio, admin)
+    }
+
+    /// `/rpc` on the listener that serves `method`.
+    pub fn rpc_url(&self, method: &str) -> String {
+        if kamailio_method(method) {
+            format!("{}/rpc", self.base)
+        } else {
+            format!("{}/rpc", self.admin_base)
         }
     }
 
@@ -39,8 +86,20 @@ impl Api {
         .await
     }
 
+    /// The URL of a path on the listener that serves it (`/rpc`: the Kamailio one; see
+    /// [`Api::rpc_url`]).
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("{}{path_and_query}", self.base)
+        let path = path_and_query.split('?').next().unwrap_or("");
+        if KAMAILIO_PATHS.contains(&path) {
+            format!("{}{path_and_query}", self.base)
+        } else {
+            format!("{}{path_and_query}", self.admin_base)
+        }
+    }
+
+    /// The URL of a path on the admin listener, whatever it serves (404 tests).
+    pub fn admin_url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.admin_base)
     }
 
     /// `GET` → status and body text.
@@ -120,7 +179,7 @@ impl Api {
     pub async fn rpc(&self, method: &str, params: Value) -> Value {
         super::json(
             self.http
-                .post(self.url("/rpc"))
+                .post(self.rpc_url(method))
                 .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})),
         )
         .await
@@ -129,13 +188,15 @@ impl Api {
     /// A JSON-RPC call that must answer HTTP 200 echoing its id; the whole response object.
     pub async fn rpc_checked(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-        let (status, text) = self
-            .post_raw(
-                "/rpc",
-                "application/json",
-                serde_json::to_vec(&body).unwrap(),
-            )
-            .await;
+        let r = self
+            .http
+            .post(self.rpc_url(method))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let (status, text) = (r.status().as_u16(), r.text().await.unwrap());
         assert_eq!(status, 200, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["id"], 7, "{v}");

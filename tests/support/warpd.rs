@@ -1,5 +1,5 @@
-//! [`Warpd`]: the daemon in-process, exactly as `warpd run` starts it (`warpd::server::run` with a
-//! listener and a cancellation token), on 127.0.0.1 against a [`TestPg`].
+//! [`Warpd`]: the daemon in-process, exactly as `warpd run` starts it (`warpd::server::run` with
+//! its two listeners and a cancellation token), on 127.0.0.1 against a [`TestPg`].
 
 use std::ops::Deref;
 use std::path::Path;
@@ -28,7 +28,10 @@ pub struct WarpdBuilder {
 /// A running warpd: [`Api`] (by `Deref`) plus the handle to stop it.
 pub struct Warpd {
     pub api: Api,
+    /// the Kamailio listener
     pub addr: std::net::SocketAddr,
+    /// the admin listener
+    pub admin_addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), warpd::server::ServeError>>,
     _spool: Option<tempfile::TempDir>,
@@ -116,7 +119,8 @@ impl WarpdBuilder {
         self
     }
 
-    /// Serves on this listener (default: a fresh one on 127.0.0.1:0).
+    /// Serves the Kamailio surface on this listener (default: a fresh one on 127.0.0.1:0; the
+    /// admin surface always gets a fresh one).
     pub fn listener(mut self, listener: tokio::net::TcpListener) -> Self {
         self.listener = Some(listener);
         self
@@ -163,14 +167,25 @@ impl WarpdBuilder {
             Some(l) => l,
             None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wait_ready = self.wait_ready;
         let (config, spool) = self.build_config();
+        let secret = config.server.kamailio_secret.clone();
         let addr = listener.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(warpd::server::run(config, listener, shutdown.clone()));
+        let listeners = warpd::api::Listeners {
+            kamailio: listener,
+            admin,
+        };
+        let task = tokio::spawn(warpd::server::run(config, listeners, shutdown.clone()));
         let w = Warpd {
-            api: Api::new(addr),
+            api: match &secret {
+                Some(s) => Api::with_admin(addr, admin_addr).with_kamailio_secret(s),
+                None => Api::with_admin(addr, admin_addr),
+            },
             addr,
+            admin_addr,
             shutdown,
             task,
             _spool: spool,

@@ -398,6 +398,7 @@ fn gw_port(uri: &str) -> u16 {
 /// Records every call event Kamailio posts (a form body, one event per line) and forwards the
 /// body to warpd. Each event is kept as `{"method": "call.<event>", "params": {...}}`, the
 /// numeric fields as numbers, so that the checks read like the JSON-RPC methods.
+/// Kamailio's credentials are passed on to warpd.
 /// While `down` is set the sink answers 503 without recording or forwarding (warpd unavailable).
 async fn event_sink(
     listener: tokio::net::TcpListener,
@@ -423,6 +424,8 @@ async fn event_sink(
                         *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
                         return Ok::<_, std::convert::Infallible>(r);
                     }
+                    // Kamailio's credentials (HTTP Basic from the httpcon URL) go on to warpd
+                    let auth = req.headers().get(hyper::header::AUTHORIZATION).cloned();
                     let body = req
                         .into_body()
                         .collect()
@@ -432,6 +435,14 @@ async fn event_sink(
                     seen.lock().expect("lock").extend(form_lines(&body));
                     let answer = match http
                         .post(&warpd)
+                        .headers(
+                            auth.map(|a| {
+                                let mut h = reqwest::header::HeaderMap::new();
+                                h.insert(reqwest::header::AUTHORIZATION, a);
+                                h
+                            })
+                            .unwrap_or_default(),
+                        )
                         .header("content-type", "application/x-www-form-urlencoded")
                         .body(body.to_vec())
                         .send()
@@ -650,7 +661,8 @@ impl Sip {
             .spool(&dir.join("spool"))
             .listener(listener)
             // the emergency scenario changes a call limit and waits for it
-            .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200");
+            .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
+            .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET);
         for (k, v) in media_env_overrides(
             &format!("127.0.0.1:{ng_proxy}"),
             &format!("127.0.0.1:{rtp_ng}"),
@@ -666,7 +678,10 @@ impl Sip {
             warpd: Some(warpd),
             rt,
             pg,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(bearer_header())
+                .build()
+                .expect("HTTP client"),
             dir,
             ports,
             rtp_min,
@@ -709,7 +724,11 @@ impl Sip {
         let sink =
             s.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
                 .expect("bind sink");
-        let sink_url = format!("http://{}/v1/events", sink.local_addr().expect("sink addr"));
+        // credentials in the URL: http_client sends them as HTTP Basic (the sink passes them on)
+        let sink_url = with_secret(&format!(
+            "http://{}/v1/events",
+            sink.local_addr().expect("sink addr")
+        ));
         s.rt.spawn(event_sink(
             sink,
             s.events_url.clone(),
@@ -722,6 +741,7 @@ impl Sip {
             &[
                 s.so_define.clone(),
                 format!("WARPD_URL=\"{}\"", s.base),
+                format!("WARPD_SECRET=\"{E2E_SECRET}\""),
                 format!("WARPD_EVENTS_HTTPCON=\"events=>{sink_url}\""),
             ],
         ));
@@ -753,4 +773,23 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     unknown_source_address_gets_403(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
     warpd_hanging_gives_503_after_the_dip_timeout(&s);
+}
+
+/// warpd's `server.kamailio_secret` in this stack: Kamailio sends it (`WARPD_SECRET` as a bearer
+/// token on dips, HTTP Basic from the httpcon URLs on events and fallback dips), and so do the
+/// test's own requests to the Kamailio listener.
+pub(super) const E2E_SECRET: &str = "e2e-kamailio-secret-0123";
+
+/// `http://host/…` with `kamailio:<E2E_SECRET>@` (an http_client named connection's credentials).
+pub(super) fn with_secret(url: &str) -> String {
+    url.replacen("http://", &format!("http://kamailio:{E2E_SECRET}@"), 1)
+}
+
+fn bearer_header() -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {E2E_SECRET}")).expect("header"),
+    );
+    h
 }

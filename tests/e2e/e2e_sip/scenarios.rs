@@ -366,7 +366,11 @@ pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
         &[
             so_define.clone(),
             format!("WARPD_URL=\"{base}\""),
-            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(events_url)
+            ),
             "WITH_MEDIA".to_string(),
             format!("RTPENGINE_SOCK=\"{rtpengine_sock}\""),
         ],
@@ -490,8 +494,11 @@ pub(super) fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
         "task",
         &[
             "WITHOUT_HTTP_ASYNC".to_string(),
-            format!("WARPD_HTTPCON=\"warpd=>{base}\""),
-            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+            format!("WARPD_HTTPCON=\"warpd=>{}\"", with_secret(base)),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(events_url)
+            ),
         ],
     );
     let r = call(dir, &kam, uac, DNIS, "taskmode");
@@ -564,7 +571,11 @@ pub(super) fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &m
         &[
             so_define.clone(),
             format!("WARPD_URL=\"{base}\""),
-            format!("WARPD_EVENTS_HTTPCON=\"events=>{events_url}\""),
+            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(events_url)
+            ),
             format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
         ],
     );

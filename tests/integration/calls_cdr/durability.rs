@@ -214,7 +214,12 @@ async fn database_outage_mid_stream_every_cdr_exactly_once() {
     s.stop().await;
 }
 
-fn warpd_child(pg: &support::TestPg, spool: &Path, port: u16, cfg: &Path) -> std::process::Child {
+fn warpd_child(
+    pg: &support::TestPg,
+    spool: &Path,
+    api: &support::Api,
+    cfg: &Path,
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
         .arg("--config")
         .arg(cfg)
@@ -223,7 +228,14 @@ fn warpd_child(pg: &support::TestPg, spool: &Path, port: u16, cfg: &Path) -> std
         .env("WARPD_DATABASE__URL", pg.url())
         .env("WARPD_RELOAD__DEBOUNCE_MS", "50")
         .env("WARPD_CDR__SPOOL_DIR", spool)
-        .env("WARPD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "WARPD_SERVER__KAMAILIO_LISTEN",
+            api.base.trim_start_matches("http://"),
+        )
+        .env(
+            "WARPD_SERVER__ADMIN_LISTEN",
+            api.admin_base.trim_start_matches("http://"),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -243,14 +255,15 @@ async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
         "[database]\nurl = \"postgres://placeholder@127.0.0.1/x\"\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api = support::Api::new(([127, 0, 0, 1], port).into());
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let api = support::Api::with_admin(port(), port());
 
-    let mut child = warpd_child(&pg, &spool, port, &cfg);
+    let mut child = warpd_child(&pg, &spool, &api, &cfg);
     api.wait_ready().await;
     const N: usize = 100_000; // far more than can finish: the kill comes first
     let acked = Arc::new(AtomicUsize::new(0));
@@ -273,7 +286,7 @@ async fn kill_9_mid_stream_every_acknowledged_cdr_exactly_once() {
     let done = stream.await.unwrap();
     assert!(done.len() >= 150);
 
-    let mut child = warpd_child(&pg, &spool, port, &cfg);
+    let mut child = warpd_child(&pg, &spool, &api, &cfg);
     api.wait_ready().await;
     let client = warpd::db::connect(&pg.url()).await.unwrap();
     let rows = client

@@ -239,6 +239,12 @@ async fn bad_call_events_are_invalid_params_naming_the_field() {
             "sip_code",
         ),
         ("call.answer", json!({"call_id":"b","ts":"soon"}), "ts"),
+        // an end 30 days ahead of warpd's clock (it billed a 2,592,000 s call)
+        (
+            "call.end",
+            json!({"call_id":"b","ts":unix_now() + 30.0 * 86_400.0}),
+            "ts",
+        ),
         (
             "call.end",
             json!({"call_id":"b","hangup":"martians"}),
@@ -299,8 +305,8 @@ async fn cps_limit_refuses_dips_over_the_rate() {
 async fn cdr_query_export_cli_quality_and_metrics_see_the_answered_calls() {
     let (f, client, s) = rated_demo().await;
     two_answered_calls_with_failover(&s, &client).await;
-    let base = s.base.as_str();
-    // query: CDRs need an admin API token (readonly is enough)
+    let base = s.admin_base.as_str(); // CDRs and route quality: the admin listener
+                                      // query: CDRs need an admin API token (readonly is enough)
     let r = s
         .http
         .get(format!("{base}/v1/cdrs?limit=1"))

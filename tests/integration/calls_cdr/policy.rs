@@ -154,9 +154,9 @@ async fn emergency_calls_bypass_limits_and_capacity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_under_the_asr_floor_is_demoted_and_quality_reports_it() {
     let (_f, _client, s, routes) = policy_stack().await;
-    let (http, base) = (&s.http, s.base.as_str());
-    // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
-    // moved behind the other unforced routes (forced override routes keep their place)
+    let (http, base) = (&s.http, s.admin_base.as_str()); // route quality: the admin listener
+                                                         // ASR policy: the cheapest unforced route fails three times (ASR 0 over >= 2 attempts): it is
+                                                         // moved behind the other unforced routes (forced override routes keep their place)
     let unforced: Vec<String> = routes
         .iter()
         .filter(|r| r["forced"] != true)

@@ -190,6 +190,49 @@ async fn explicit_reloads_are_coalesced_and_see_earlier_writes() {
     rt.stop.cancel();
 }
 
+/// One thread: each abandoned request is sent and given up within one poll, before the worker
+/// runs, as a client that sends `warpd.reload` and hangs up.
+#[tokio::test]
+async fn requests_during_a_build_share_the_next_one_and_abandoned_ones_build_nothing() {
+    let rt = running(Duration::from_secs(60)).await;
+    rt.reloader.reload().await.unwrap();
+    assert_eq!(reloads(&rt.metrics, "ok"), 1);
+    // 50 requests whose callers give up at once: no build
+    for _ in 0..50 {
+        // sent (one poll), then dropped before this task yields to the worker
+        let mut f = rt.reloader.reload();
+        assert!(futures_util::poll!(f.as_mut()).is_pending());
+        drop(f);
+    }
+    let rep = rt.reloader.reload().await.unwrap();
+    assert_eq!(
+        reloads(&rt.metrics, "ok"),
+        2,
+        "the abandoned requests ran builds"
+    );
+    assert_eq!(rep.generation, rt.engine.generation());
+    // 30 requests made while a build runs: that build plus ONE more
+    let first = rt.reloader.reload();
+    let mut first = std::pin::pin!(first);
+    assert!(futures_util::poll!(first.as_mut()).is_pending());
+    tokio::task::yield_now().await; // the worker starts the build
+    let rest = futures_util::future::join_all((0..30).map(|_| rt.reloader.reload()));
+    let (a, rest) = tokio::join!(first, rest);
+    let mut gens: Vec<u64> = std::iter::once(a)
+        .chain(rest)
+        .map(|r| r.unwrap().generation)
+        .collect();
+    gens.sort();
+    gens.dedup();
+    assert!(gens.len() <= 2, "{gens:?}");
+    assert!(
+        reloads(&rt.metrics, "ok") <= 4,
+        "{}",
+        reloads(&rt.metrics, "ok")
+    );
+    rt.stop.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_reload_keeps_the_old_snapshot() {
     let rt = running(Duration::from_secs(60)).await;

@@ -74,6 +74,10 @@ pub struct StartInfo {
     /// never counted live, and Kamailio's later `call.end` for it is dropped as after-finish
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject: Option<Rejection>,
+    /// `calls.max_call_duration_s` at dip time: the CDR bills at most this long (recorded with
+    /// the start so that a replay builds the same CDR)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<u64>,
 }
 
 /// A dip's refusal of a call, as its CDR keeps it.
@@ -349,11 +353,26 @@ fn free_text(v: String) -> String {
     }
 }
 
-/// Seconds (float) to microseconds; absent means `now_us`.
+/// An event time may be at most this far ahead of warpd's clock (clock skew between Kamailio's
+/// host and warpd's); later ones are refused: an `end` 30 days ahead was accepted and billed a
+/// 2,592,000 s call.
+pub const MAX_FUTURE_SKEW_S: i64 = 300;
+
+/// Seconds (float) to microseconds; absent means `now_us`; refused beyond `now_us` plus
+/// [`MAX_FUTURE_SKEW_S`].
 fn ts_us(field: &str, ts: Option<f64>, now_us: i64) -> Result<i64, EventError> {
     match ts {
         None => Ok(now_us),
-        Some(t) if t.is_finite() && (MIN_TS..MAX_TS).contains(&t) => Ok((t * 1e6).round() as i64),
+        Some(t) if t.is_finite() && (MIN_TS..MAX_TS).contains(&t) => {
+            let us = (t * 1e6).round() as i64;
+            if us > now_us.saturating_add(MAX_FUTURE_SKEW_S * 1_000_000) {
+                return Err(err(
+                    field,
+                    format!("more than {MAX_FUTURE_SKEW_S} s ahead of warpd's clock"),
+                ));
+            }
+            Ok(us)
+        }
         Some(t) => Err(err(
             field,
             format!("{t} is not a unix time in seconds between 2000 and 2100"),

@@ -85,6 +85,10 @@ fn disposition(code: Option<u16>) -> &'static str {
     }
 }
 
+/// How far before its dip a call's answer may be dated (clock skew between Kamailio and warpd)
+/// before the CDR bills from the dip instead.
+pub const ANSWER_BEFORE_DIP_SKEW_US: i64 = 5_000_000;
+
 /// Builds and rates the CDR of a finished call. Deterministic in the call's events, so a replay
 /// builds the identical row (same `(call_id, started_at)` key).
 pub fn build(c: &CallRecord) -> Cdr {
@@ -120,10 +124,27 @@ pub fn build(c: &CallRecord) -> Cdr {
     let end = c.end.as_ref().map(|(_, e)| e);
     let mut duration_ms = 0;
     if let (Some(a), Some(e)) = (answered_us, ended_us) {
+        // an answer dated before the dip (beyond clock skew) is billed from the dip
+        let a = if start.is_some() && a < c.start_us - ANSWER_BEFORE_DIP_SKEW_US {
+            flags.push("answer_before_dip");
+            c.start_us
+        } else {
+            a
+        };
         if e < a {
             flags.push("end_before_answer");
         } else {
             duration_ms = (e - a + 999) / 1000;
+        }
+        // never longer than the longest call warpd lets live (calls.max_call_duration_s)
+        if let Some(max_ms) = start
+            .and_then(|s| s.max_duration_s)
+            .map(|s| (s as i64).saturating_mul(1000))
+        {
+            if duration_ms > max_ms {
+                duration_ms = max_ms;
+                flags.push("duration_capped");
+            }
         }
     }
     if let Some(r) = end.and_then(|e| e.reaped.as_deref()) {
@@ -426,6 +447,27 @@ mod tests {
         // customer follows the vendor's terms when it has none
         let c = build(&call(None, None, 31));
         assert_eq!(c.customer_billed_s, 36);
+    }
+
+    #[test]
+    fn duration_is_capped_and_an_answer_before_the_dip_counts_from_the_dip() {
+        // a 30-day call under a 4 h maximum bills 4 h
+        let mut rec = call(None, None, 30 * 86_400);
+        rec.start.as_mut().unwrap().max_duration_s = Some(4 * 3600);
+        let c = build(&rec);
+        assert_eq!(c.duration_ms, 4 * 3600 * 1000);
+        assert!(c.flags.contains(&"duration_capped"), "{:?}", c.flags);
+        // no maximum recorded (starts before this field existed): as before
+        let c = build(&call(None, None, 30 * 86_400));
+        assert_eq!(c.duration_ms, 30 * 86_400 * 1000);
+        // answered "a day before the dip": billed from the dip
+        let mut rec = call(None, None, 60);
+        let day = 86_400 * 1_000_000;
+        rec.answer = Some((rec.start_us - day, AnswerInfo::default()));
+        let end = rec.end.as_ref().unwrap().0;
+        let c = build(&rec);
+        assert!(c.flags.contains(&"answer_before_dip"), "{:?}", c.flags);
+        assert_eq!(c.duration_ms, (end - rec.start_us) / 1000);
     }
 
     #[test]

@@ -259,3 +259,14 @@ fn bad_form_lines_name_line_and_field() {
         MAX_FORM_EVENTS
     );
 }
+
+#[test]
+fn event_times_far_ahead_of_the_clock_are_refused() {
+    let now = 1_800_000_000_000_000i64;
+    let secs = now / 1_000_000;
+    let end = |ts: i64| format!(r#"{{"call_id":"c1","ts":{ts}}}"#);
+    assert!(end_event(end(secs + MAX_FUTURE_SKEW_S).as_bytes(), now).is_ok());
+    let e = end_event(end(secs + 30 * 86_400).as_bytes(), now).unwrap_err();
+    assert_eq!(e.field, "ts", "{e:?}");
+    assert!(end_event(end(secs - 3600).as_bytes(), now).is_ok());
+}
