@@ -380,7 +380,7 @@ impl CallService {
         let ev = Event {
             call_id: call_id.clone(),
             ts_us: now_us(),
-            data: EventData::Start(StartInfo {
+            data: EventData::Start(Box::new(StartInfo {
                 ban,
                 src_ip: req.src_ip.map(|i| i.to_string()),
                 ani: e164_or_raw(&req.ani),
@@ -390,7 +390,7 @@ impl CallService {
                     reason: r.reason.clone(),
                 }),
                 ..Default::default()
-            }),
+            })),
         };
         if self
             .tx
@@ -497,7 +497,7 @@ impl CallService {
         let ev = Event {
             call_id: call_id.clone(),
             ts_us: now,
-            data: EventData::Start(StartInfo {
+            data: EventData::Start(Box::new(StartInfo {
                 ban: Some(ban),
                 src_ip: req.src_ip.map(|i| i.to_string()),
                 // E.164 digits without '+' when the number normalizes, else as sent
@@ -527,7 +527,7 @@ impl CallService {
                 customer_inc: cl.and_then(|c| c.bill_inc),
                 reject: None,
                 max_duration_s: Some(self.max_duration_s),
-            }),
+            })),
         };
         table.start(&ev, now);
         self.shared.metrics.active.set(table.live() as i64);

@@ -162,7 +162,9 @@ pub struct EndInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventData {
-    Start(StartInfo),
+    /// boxed: a start carries the dip's routes and terms, ten times the other events' size, and
+    /// queues hold mostly the small ones
+    Start(Box<StartInfo>),
     Attempt(AttemptInfo),
     Answer(AnswerInfo),
     End(EndInfo),

@@ -271,7 +271,7 @@ impl CallTable {
         if c.start.is_some() {
             return;
         }
-        c.start = Some(s.clone());
+        c.start = Some(StartInfo::clone(s));
         c.start_us = ev.ts_us;
         c.start_logged = false;
         c.first_us = c.first_us.min(ev.ts_us);
@@ -302,7 +302,7 @@ impl CallTable {
                     }
                     c.start_logged = true;
                 } else {
-                    c.start = Some(s.clone());
+                    c.start = Some(StartInfo::clone(s));
                     c.start_us = ev.ts_us;
                     c.start_logged = true;
                     // a call rejected at the dip is never counted live
@@ -346,7 +346,7 @@ impl CallTable {
                 Some(Box::new(Event {
                     call_id: c.call_id.clone(),
                     ts_us: c.start_us,
-                    data: EventData::Start(s.clone()),
+                    data: EventData::Start(Box::new(s.clone())),
                 }))
             }
             _ => None,
@@ -466,7 +466,7 @@ mod tests {
         Event {
             call_id: id.into(),
             ts_us: ts,
-            data: EventData::Start(StartInfo {
+            data: EventData::Start(Box::new(StartInfo {
                 ban: Some("10001".into()),
                 ani: "1".into(),
                 dnis: "2".into(),
@@ -479,7 +479,7 @@ mod tests {
                     inc: 6,
                 }],
                 ..Default::default()
-            }),
+            })),
         }
     }
     fn attempt(id: &str, n: u32, route: &str, code: u16, ts: i64) -> Event {
