@@ -156,7 +156,7 @@ async fn refused(st: &Stack, name: &str, bytes: Vec<u8>, multipart: bool, want: 
 /// plain connection so the test holds none of it; the status and body of the answer.
 async fn stream_upload(st: &Stack, mb: usize) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = st.base.trim_start_matches("http://").to_string();
+    let addr = st.admin_base.trim_start_matches("http://").to_string();
     let mut c = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
     let head = b"prefix,rate\n44,";
     let len = head.len() + (mb << 20);

@@ -204,7 +204,10 @@ pub fn time_zone(field: impl Into<String>, v: Option<&str>) -> Result<String, Ru
             Ok(z) => Ok(z.name().to_string()),
             Err(_) => Err(RuleError::invalid(
                 field,
-                "not an IANA time zone (e.g. \"America/New_York\", \"UTC\")",
+                format!(
+                    "{} is not an IANA time zone (e.g. \"America/New_York\", \"UTC\")",
+                    crate::excerpt::excerpt(t)
+                ),
             )),
         },
     }
