@@ -97,3 +97,57 @@ mod tests {
         assert!(e.starts_with(&"é".repeat(EXCERPT_CHARS)), "{e}");
     }
 }
+
+/// A serde error message without the value it quotes: `invalid value: integer `12125551234`,
+/// expected u16` becomes `invalid value: integer, expected u16`. For inputs whose values may be
+/// phone numbers (call events), so a refused value is never echoed into a log line or a reply.
+pub fn serde_message_without_value(msg: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = msg.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(i) = rest.rfind(", expected ") else {
+            continue;
+        };
+        let unexpected = &rest[..i];
+        // the kind comes first ("integer", "floating point", "string"), the value after it,
+        // in backticks or quotes
+        let kind = unexpected
+            .find(['`', '"'])
+            .map_or(unexpected, |q| &unexpected[..q])
+            .trim();
+        return format!("{prefix}{kind}{}", &rest[i..]);
+    }
+    msg.to_string()
+}
+
+#[cfg(test)]
+mod value_free_tests {
+    use super::serde_message_without_value as f;
+
+    #[test]
+    fn serde_messages_lose_the_value_and_keep_the_kind() {
+        let cases = [
+            (
+                "invalid value: integer `12125551234`, expected u16",
+                "invalid value: integer, expected u16",
+            ),
+            (
+                "invalid type: string \"+12125551234\", expected u16",
+                "invalid type: string, expected u16",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected u32",
+                "invalid type: floating point, expected u32",
+            ),
+            (
+                "invalid type: null, expected a string",
+                "invalid type: null, expected a string",
+            ),
+            ("missing field `call_id`", "missing field `call_id`"),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(f(msg), want, "{msg}");
+        }
+    }
+}

@@ -292,6 +292,8 @@ fn named<T>(r: Result<T, serde_path_to_error::Error<serde_json::Error>>) -> Resu
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
+            // a refused value may be a phone number: never echo it (logs, replies)
+            let msg = crate::excerpt::serde_message_without_value(&msg);
             // "missing field `x`" / "unknown field `x`" name the field inside the message
             let field = match (path.as_str(), msg.find('`')) {
                 (".", Some(i)) => msg[i + 1..]

@@ -270,3 +270,24 @@ fn event_times_far_ahead_of_the_clock_are_refused() {
     assert_eq!(e.field, "ts", "{e:?}");
     assert!(end_event(end(secs - 3600).as_bytes(), now).is_ok());
 }
+
+#[test]
+fn a_refused_value_is_never_echoed() {
+    // a number in the wrong field (e.g. a DNIS where the SIP code goes) must not reach the
+    // error, which is logged and answered
+    let cases: [&[u8]; 3] = [
+        br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":12125551234}"#,
+        br#"{"call_id":"c","attempt":1,"route_id":"r","sip_code":"+12125551234"}"#,
+        b"event=attempt&call_id=c&attempt=1&route_id=r&sip_code=12125551234",
+    ];
+    for raw in cases {
+        let e = if raw.starts_with(b"{") {
+            attempt_event(raw, NOW).err()
+        } else {
+            form_events(raw, NOW).err()
+        };
+        let e = e.unwrap_or_else(|| panic!("{} accepted", String::from_utf8_lossy(raw)));
+        assert!(e.field.ends_with("sip_code"), "{e}");
+        assert!(!e.to_string().contains("2125551234"), "{e}");
+    }
+}
