@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::numbering::mask;
+use crate::numbering::for_log;
 use crate::routing::{DipAnswer, DipRequest, Engine, Simulation};
 
 /// Response body: our own full bodies, or jsonrpsee's.
@@ -154,8 +154,8 @@ impl Api {
             surface = surface.as_str(),
             ban = ?req.ban,
             src_ip = ?req.src_ip,
-            ani = %mask(&req.ani),
-            dnis = %mask(&req.dnis),
+            ani = %for_log(&req.ani),
+            dnis = %for_log(&req.dnis),
             outcome,
             micros = took.as_micros() as u64,
             "dip"
@@ -169,7 +169,7 @@ impl Api {
         if !engine.is_ready() {
             return Err(ApiError::NotReady);
         }
-        tracing::debug!(ani = %mask(&req.ani), dnis = %mask(&req.dnis), ban = ?req.ban, "simulate");
+        tracing::debug!(ani = %for_log(&req.ani), dnis = %for_log(&req.dnis), ban = ?req.ban, "simulate");
         Ok(engine.simulate(req))
     }
 

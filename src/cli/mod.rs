@@ -113,12 +113,24 @@ pub enum CdrCommand {
     },
 }
 
+/// The log filter: `RUST_LOG` if set and valid, else the configured level, else `info`; the
+/// database driver is capped at `info` whatever was asked, because at `debug` tokio-postgres
+/// logs every statement's parameters (phone numbers, token hashes).
+fn log_filter(env: Option<&str>, level: &str) -> tracing_subscriber::EnvFilter {
+    let filter = env
+        .and_then(|e| tracing_subscriber::EnvFilter::try_new(e).ok())
+        .or_else(|| tracing_subscriber::EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    match "tokio_postgres=info".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    }
+}
+
 /// Sets up tracing from the config (RUST_LOG wins); numbers are masked unless log.log_numbers.
 pub fn init_logging(cfg: Option<&Config>, default_level: &str) {
     let level = cfg.map(|c| c.log.level.as_str()).unwrap_or(default_level);
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -306,4 +318,46 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
         tracing::info!("shutting down");
         shutdown.cancel();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::log_filter;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_database_driver_never_logs_parameters_even_at_debug() {
+        for env in [Some("debug"), Some("trace,tokio_postgres=trace"), None] {
+            let buf = Buf::default();
+            let w = buf.clone();
+            let sub = tracing_subscriber::fmt()
+                .with_env_filter(log_filter(env, "debug"))
+                .with_writer(move || w.clone())
+                .finish();
+            tracing::subscriber::with_default(sub, || {
+                tracing::debug!(target: "tokio_postgres::query", "executing with parameters: [\"+12125551234\"]");
+                tracing::info!(target: "tokio_postgres::connection", "connection closed");
+                tracing::debug!(target: "warpd::db", "our own debug line");
+            });
+            let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            assert!(!out.contains("12125551234"), "{env:?}: {out}");
+            assert!(out.contains("connection closed"), "{env:?}: {out}");
+            assert!(out.contains("our own debug line"), "{env:?}: {out}");
+        }
+    }
 }
