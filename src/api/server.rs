@@ -27,6 +27,38 @@ use super::{AppState, Side};
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// File descriptors kept free of client connections, whatever the caps say: database
+/// connections (pools, the reloader and its COPY streams, LISTEN), the spool, ng sockets, logs.
+/// Without it, idle clients up to the open-file limit made dips time out and reloads fail
+/// ("Too many open files").
+const FD_RESERVE: u64 = 256;
+
+/// The soft open-file limit (`RLIMIT_NOFILE`) of this process; None when unknown or unlimited.
+fn open_files_limit() -> Option<u64> {
+    soft_open_files(&std::fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+/// The soft limit from the text of `/proc/<pid>/limits`.
+fn soft_open_files(limits: &str) -> Option<u64> {
+    let rest = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Connections one listener may hold: the configured cap, lowered so that both listeners'
+/// connections and [`FD_RESERVE`] fit the open-file limit. Connections over the cap wait in
+/// the kernel's accept queue, holding no descriptor of ours.
+fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
+    match open_files {
+        Some(n) => {
+            let per_listener = (n.saturating_sub(FD_RESERVE) / 2).max(1);
+            configured.min(usize::try_from(per_listener).unwrap_or(usize::MAX))
+        }
+        None => configured,
+    }
+}
+
 /// The two bound listeners.
 pub struct Listeners {
     /// `server.kamailio_listen`
@@ -90,7 +122,17 @@ impl Loop {
             .keep_alive(true)
             .header_read_timeout(limits.header_read_timeout);
         let builder = Arc::new(builder);
-        let conns = ConnLimits::new(limits.max_connections, limits.max_connections_per_source);
+        let max_connections = connection_cap(limits.max_connections, open_files_limit());
+        if max_connections < limits.max_connections {
+            tracing::warn!(
+                listener = self.side.as_str(),
+                configured = limits.max_connections,
+                used = max_connections,
+                "server.max_connections lowered to fit the open-file limit (RLIMIT_NOFILE): raise \
+                 the limit (LimitNOFILE= in the unit) to allow more"
+            );
+        }
+        let conns = ConnLimits::new(max_connections, limits.max_connections_per_source);
         let tracker = TaskTracker::new();
         // cancelled when the grace period is over: connections still open are dropped
         let hard_stop = CancellationToken::new();
@@ -208,5 +250,47 @@ async fn connection(
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "API connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod fd_tests {
+    use super::{connection_cap, soft_open_files, FD_RESERVE};
+
+    const LIMITS: &str =
+        "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max open files            1024                 524288               files     \n\
+Max locked memory         8388608              8388608              bytes     \n";
+
+    #[test]
+    fn the_soft_open_file_limit_is_read() {
+        assert_eq!(soft_open_files(LIMITS), Some(1024));
+        assert_eq!(
+            soft_open_files(&LIMITS.replace("1024 ", "unlimited ")),
+            None,
+            "unlimited"
+        );
+        assert_eq!(soft_open_files("garbage"), None);
+    }
+
+    #[test]
+    fn both_listeners_and_the_reserve_fit_the_open_file_limit() {
+        // the issue's case: ulimit -n 1024 and the default cap of 4096 per listener
+        let cap = connection_cap(4096, Some(1024));
+        assert!(2 * cap as u64 + FD_RESERVE <= 1024, "{cap}");
+        assert_eq!(cap, 384);
+        // a unit's LimitNOFILE=65536 leaves the configured cap alone
+        assert_eq!(connection_cap(4096, Some(65_536)), 4096);
+        assert_eq!(connection_cap(4096, None), 4096);
+        // absurdly low limits still serve one connection
+        assert_eq!(connection_cap(4096, Some(10)), 1);
+    }
+
+    #[test]
+    fn this_process_limit_is_readable_on_linux() {
+        // the tests run on Linux: the helper must find the limit (or "unlimited")
+        let text = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        assert!(text.contains("Max open files"), "{text}");
     }
 }
