@@ -6,7 +6,8 @@
 #              and what building http_async_client needs. Adds a deb-src line for bookworm if none.
 #   modules    Builds Kamailio's http_async_client module from Debian's source package of the
 #              installed Kamailio version (Debian 12 ships no binary of it). Cached: the .so goes to
-#              $WARPD_KAM_MODULES (default target/kamailio-modules) and is built once per checkout.
+#              $WARPD_KAM_MODULES (default target/kamailio-modules) and is built once per checkout;
+#              as root it is also installed into Kamailio's modules directory.
 #   system     A real host with systemd (vagrant/, production): warpd user, binary, configs, units,
 #              PostgreSQL role + database, migrate, load the demo network, enable + start everything.
 #              Needs root and target/release/warpd (built by the caller).
@@ -53,6 +54,18 @@ SRC
 }
 
 step_modules() {
+  build_http_async
+  # Installed beside the package's modules (as root, like the packages themselves), so that
+  # kamailio/kamailio.cfg loads with its default defines on this host: `kamailio -c -f
+  # kamailio/kamailio.cfg` checks the config as shipped (tests/e2e/kamailio_cfg.rs).
+  if [ "$(id -u)" -eq 0 ]; then
+    local kmod; kmod=$(dirname "$(dpkg -L kamailio | grep '/modules/tm.so$')")
+    cmp -s "$modules_dir/http_async_client.so" "$kmod/http_async_client.so" ||
+      install -m 0644 "$modules_dir/http_async_client.so" "$kmod/http_async_client.so"
+  fi
+}
+
+build_http_async() {
   local so="$modules_dir/http_async_client.so"
   local version; version=$(dpkg-query -W -f='${Version}' kamailio)
   if [ -f "$so" ] && [ "$(cat "$modules_dir/VERSION" 2>/dev/null)" = "$version" ]; then

@@ -11,6 +11,7 @@
 mod support;
 
 mod e2e_sip;
+mod kamailio_cfg;
 mod media_consul;
 mod media_e2e;
 mod media_rtpengine;
