@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use serde_path_to_error::Segment;
 
+use crate::excerpt::{excerpt, plain};
 use crate::routing::DipRequest;
 
 /// Why a dip request's parameters were refused: always the caller's mistake, and the message
@@ -42,9 +43,6 @@ impl ParamError {
 
 /// Names of all dip parameters, for "expected one of" messages.
 const FIELDS: &str = "ban, src_ip, ani, dnis, lrn, call_id, max_results";
-
-/// Longest caller-supplied text echoed back in an error message.
-const ECHO_MAX: usize = 64;
 
 /// Parses dip parameters from JSON: an object, or a 1-element array holding that object.
 /// `what` names the whole input ("params" or "body") in messages about it as a whole.
@@ -97,13 +95,6 @@ fn backticked(msg: &str) -> Option<&str> {
     let start = msg.find('`')? + 1;
     let len = msg[start..].find('`')?;
     Some(&msg[start..start + len])
-}
-
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(ECHO_MAX) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 fn json_error(
@@ -161,7 +152,7 @@ fn json_error(
     }
     if msg.starts_with("unknown field") {
         if let Some(f) = backticked(&msg) {
-            return ParamError::Unknown(truncate(&join(f)).to_string());
+            return ParamError::Unknown(plain(&join(f)));
         }
     }
     if path.is_empty() {
@@ -224,10 +215,7 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
                 let val = match v.trim() {
                     "" => None,
                     s => Some(s.parse::<IpAddr>().map_err(|_| {
-                        ParamError::invalid(
-                            "src_ip",
-                            format!("invalid IP address {:?}", truncate(s)),
-                        )
+                        ParamError::invalid("src_ip", format!("invalid IP address {}", excerpt(s)))
                     })?),
                 };
                 set_once(&mut src_ip, "src_ip", val)?
@@ -238,13 +226,13 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
                     s => Some(s.parse::<u16>().map_err(|_| {
                         ParamError::invalid(
                             "max_results",
-                            format!("expected an integer 0-65535, got {:?}", truncate(s)),
+                            format!("expected an integer 0-65535, got {}", excerpt(s)),
                         )
                     })?),
                 };
                 set_once(&mut max_results, "max_results", val)?
             }
-            other => return Err(ParamError::Unknown(truncate(other).to_string())),
+            other => return Err(ParamError::Unknown(plain(other))),
         }
     }
     let req = DipRequest {
