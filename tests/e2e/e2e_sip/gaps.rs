@@ -60,3 +60,135 @@ pub(super) fn ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(s: &
     let pdd = row["pdd_ms"].as_f64().unwrap_or_else(|| panic!("no pdd: {row}"));
     assert!((300.0..2300.0).contains(&pdd), "route pdd {pdd}: {row}");
 }
+
+/// The static `cdr.api_token` of the stack (CDR API and export).
+pub(super) const E2E_CDR_TOKEN: &str = "e2e-cdr-token-0123456789";
+
+/// A call recorded by the customer's media policy (RTPEngine `record call`, through warpd's ng
+/// proxy): its CDR names the pcap file RTPEngine wrote and the node holding it, in the database,
+/// the CDR API and the CSV export.
+pub(super) fn recorded_calls_cdr_says_where_its_recording_is(s: &Sip, cdr: &Value) {
+    let file = cdr["recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording reference: {cdr}"));
+    let path = Path::new(file);
+    assert!(
+        path.starts_with(s.dir.join("rec/pcaps")) && path.is_file(),
+        "{file} is not a recording RTPEngine wrote: {cdr}"
+    );
+    let node = format!("127.0.0.1:{}", s.rtp_ng);
+    assert_eq!(cdr["recording_node"], node.as_str(), "{cdr}");
+    let call_id = cdr["call_id"].as_str().expect("call_id");
+    let api = &s.warpd.as_ref().expect("warpd running").api;
+    let (status, page) = s.rt.block_on(api.request(
+        "GET",
+        "/v1/cdrs?ban=10001&limit=1000",
+        Some(E2E_CDR_TOKEN),
+        None,
+    ));
+    assert_eq!(status, 200, "{page}");
+    let row = page["cdrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["call_id"] == call_id)
+        .unwrap_or_else(|| panic!("{call_id} not in {page}"));
+    assert_eq!(row["recording"], file, "{row}");
+    assert_eq!(row["recording_node"], node.as_str(), "{row}");
+    let csv = s.rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(api.url("/v1/cdrs/export?format=csv&ban=10001"))
+            .bearer_auth(E2E_CDR_TOKEN)
+            .send()
+            .await
+            .expect("export");
+        r.text().await.expect("export body")
+    });
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().expect("export header").clone();
+    let line = rows
+        .records()
+        .flatten()
+        .find(|r| r.get(0) == Some(call_id))
+        .unwrap_or_else(|| panic!("{call_id} not in the export:\n{csv}"));
+    for (col, want) in [("recording", file), ("recording_node", node.as_str())] {
+        let i = header
+            .iter()
+            .position(|h| h == col)
+            .unwrap_or_else(|| panic!("no {col} column: {header:?}"));
+        assert_eq!(line.get(i), Some(want), "{col} in {line:?}");
+    }
+}
+
+/// A gateway provisioned with transport=tcp (a SIPp UAS listening on TCP only, `-t t1`) gets
+/// the call over TCP: kamailio.cfg listens on TCP too (it had `disable_tcp=yes`, so such a
+/// gateway was unreachable). The gateway is put back to UDP afterwards.
+pub(super) fn tcp_gateway_gets_the_call_over_tcp(s: &Sip) {
+    let (dir, main, port) = (s.dir.as_path(), s.main(), s.cheapest);
+    let first_uri = |transport: &'static str| {
+        move || {
+            let a = s.dip("127.0.0.1", DNIS);
+            let uri = a["routes"][0]["uris"][0].as_str().unwrap_or_default();
+            (gw_port(uri) == port && uri.ends_with(&format!(";transport={transport}")))
+                .then_some(())
+        }
+    };
+    s.sql(&format!(
+        "UPDATE gateways SET transport = 'tcp' WHERE port = {port}"
+    ));
+    support::eventually_blocking("the gateway on tcp", Duration::from_secs(15), first_uri("tcp"));
+    let msgs = dir.join(format!("uas-{port}-tcp.msg"));
+    let mut cmd = Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(repo().join("tests/sipp/uas.xml"))
+        .args(["-t", "t1", "-p", &port.to_string(), "-i", "127.0.0.1", "-nostdin"])
+        .args(["-trace_msg", "-message_file"])
+        .arg(&msgs);
+    let proc = Proc::spawn("uas-tcp", &mut cmd, &dir.join(format!("uas-{port}-tcp.out")));
+    support::eventually_blocking(
+        format!("something listening on tcp {port}"),
+        Duration::from_secs(10),
+        || TcpListener::bind(("127.0.0.1", port)).is_err(),
+    );
+    let gw = Uas { msgs, _proc: proc };
+    let r = call(dir, main, &s.uac, DNIS, "tcp");
+    assert!(r.ok, "call to the TCP gateway failed:\n{}", r.trace);
+    assert_eq!(gw.invites(), 1);
+    let seen = std::fs::read_to_string(&gw.msgs).unwrap_or_default();
+    assert!(seen.contains("Via: SIP/2.0/TCP"), "not over TCP:\n{seen}");
+    drop(gw);
+    s.sql(&format!(
+        "UPDATE gateways SET transport = 'udp' WHERE port = {port}"
+    ));
+    support::eventually_blocking("the gateway on udp", Duration::from_secs(15), first_uri("udp"));
+}
+
+/// warpd down (the dip fails): with EMERGENCY_FALLBACK_URI a 911 call reaches the static
+/// emergency route (its user part the dialed number) instead of the dip fallback's 503, while an
+/// ordinary call still gets the 503.
+pub(super) fn emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(s: &Sip) {
+    let dir = s.dir.as_path();
+    let psap_port = free_udp_port();
+    let psap = Uas::start(dir, psap_port, "uas.xml", "e911-fallback");
+    let kam = Kamailio::start(
+        dir,
+        "e911-fallback",
+        &[
+            s.so_define.clone(),
+            format!("WARPD_URL=\"{}\"", s.base),
+            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(&s.events_url)
+            ),
+            format!("EMERGENCY_FALLBACK_URI=\"sip:psap@127.0.0.1:{psap_port}\""),
+        ],
+    );
+    let r = call(dir, &kam, &s.uac, "911", "e911-fallback");
+    assert!(r.ok, "911 with the dip down failed:\n{}", r.trace);
+    let seen = std::fs::read_to_string(&psap.msgs).unwrap_or_default();
+    assert!(seen.contains("INVITE sip:911@127.0.0.1"), "{seen}");
+    let r = call(dir, &kam, &reject_scenario(dir, 503), DNIS, "e911-fallback-normal");
+    assert!(r.ok, "an ordinary call must get 503:\n{}", r.trace);
+    assert_eq!(psap.invites(), 1);
+}

@@ -425,6 +425,8 @@ struct Sip {
     dir: PathBuf,
     ports: BTreeMap<u16, u16>,
     rtp_min: u16,
+    /// RTPEngine's ng port (behind warpd's ng proxy)
+    rtp_ng: u16,
     rtpengine_sock: String,
     so_define: String,
     base: String,
@@ -577,7 +579,8 @@ impl Sip {
             .listener(listener)
             // the emergency scenario changes a call limit and waits for it
             .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
-            .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET);
+            .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET)
+            .env("WARPD_CDR__API_TOKEN", E2E_CDR_TOKEN);
         for (k, v) in media_env_overrides(
             &format!("127.0.0.1:{ng_proxy}"),
             &format!("127.0.0.1:{rtp_ng}"),
@@ -600,6 +603,7 @@ impl Sip {
             dir,
             ports,
             rtp_min,
+            rtp_ng,
             rtpengine_sock,
             so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
             base,
@@ -677,6 +681,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     let mut s = Sip::start();
     cheapest_gateway_gets_the_call(&s);
     ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(&s);
+    tcp_gateway_gets_the_call_over_tcp(&s);
     failover_after_503_completes_on_the_next_gateway_with_events_in_order(&s);
     busy_cheapest_gateway_gives_486_without_failover(&s);
     silent_gateway_times_out_and_the_next_gateway_completes_the_call(&s);
@@ -688,6 +693,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     fallback_dip_mode_without_http_async_client_routes(&s);
     unknown_source_address_gets_403(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
+    emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);
     warpd_hanging_gives_503_after_the_dip_timeout(&s);
 }
 
