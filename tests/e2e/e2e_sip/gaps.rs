@@ -125,18 +125,7 @@ pub(super) fn recorded_calls_cdr_says_where_its_recording_is(s: &Sip, cdr: &Valu
 /// gateway was unreachable). The gateway is put back to UDP afterwards.
 pub(super) fn tcp_gateway_gets_the_call_over_tcp(s: &Sip) {
     let (dir, main, port) = (s.dir.as_path(), s.main(), s.cheapest);
-    let first_uri = |transport: &'static str| {
-        move || {
-            let a = s.dip("127.0.0.1", DNIS);
-            let uri = a["routes"][0]["uris"][0].as_str().unwrap_or_default();
-            (gw_port(uri) == port && uri.ends_with(&format!(";transport={transport}")))
-                .then_some(())
-        }
-    };
-    s.sql(&format!(
-        "UPDATE gateways SET transport = 'tcp' WHERE port = {port}"
-    ));
-    support::eventually_blocking("the gateway on tcp", Duration::from_secs(15), first_uri("tcp"));
+    set_transport(s, port, "tcp");
     let msgs = dir.join(format!("uas-{port}-tcp.msg"));
     let mut cmd = Command::new("sipp");
     cmd.arg("-sf")
@@ -157,10 +146,57 @@ pub(super) fn tcp_gateway_gets_the_call_over_tcp(s: &Sip) {
     let seen = std::fs::read_to_string(&gw.msgs).unwrap_or_default();
     assert!(seen.contains("Via: SIP/2.0/TCP"), "not over TCP:\n{seen}");
     drop(gw);
+    set_transport(s, port, "udp");
+}
+
+/// Provisions the gateway on `port` (the first of the DNIS's dip) with `transport` and waits
+/// until the dip answers it.
+fn set_transport(s: &Sip, port: u16, transport: &str) {
     s.sql(&format!(
-        "UPDATE gateways SET transport = 'udp' WHERE port = {port}"
+        "UPDATE gateways SET transport = '{transport}' WHERE port = {port}"
     ));
-    support::eventually_blocking("the gateway on udp", Duration::from_secs(15), first_uri("udp"));
+    support::eventually_blocking(
+        format!("the gateway on {transport}"),
+        Duration::from_secs(15),
+        || {
+            let a = s.dip("127.0.0.1", DNIS);
+            let uri = a["routes"][0]["uris"][0].as_str().unwrap_or_default();
+            (gw_port(uri) == port && uri.ends_with(&format!(";transport={transport}")))
+                .then_some(())
+        },
+    );
+}
+
+/// A gateway provisioned with transport=tls while Kamailio runs without `WITH_TLS` cannot be
+/// sent to: that attempt fails at once (a `call.attempt` with 503) and the next gateway
+/// completes the call, instead of the call failing on Kamailio's relay error.
+pub(super) fn tls_gateway_without_tls_fails_over_to_the_next_gateway(s: &Sip) {
+    let (dir, main) = (s.dir.as_path(), s.main());
+    set_transport(s, s.cheapest, "tls");
+    let next = Uas::start(dir, s.second, "uas.xml", "after-tls");
+    let r = call(dir, main, &s.uac, DNIS, "tls-unreachable");
+    assert!(r.ok, "call with an unreachable TLS gateway failed:\n{}", r.trace);
+    assert_eq!(next.invites(), 1);
+    let call_id = call_id_of(&r.trace);
+    support::eventually_blocking(
+        "the TLS attempt's 503 event",
+        Duration::from_secs(10),
+        || {
+            s.events.lock().expect("lock").iter().any(|e| {
+                e["method"] == "call.attempt"
+                    && e["params"]["call_id"] == call_id.as_str()
+                    && e["params"]["attempt"] == 1
+                    && e["params"]["sip_code"] == 503
+            })
+        },
+    );
+    let cdr = support::eventually_blocking("the call's CDR", Duration::from_secs(10), || {
+        s.cdr_of(&call_id)
+    });
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["attempt_count"], 2, "{cdr}");
+    drop(next);
+    set_transport(s, s.cheapest, "udp");
 }
 
 /// warpd down (the dip fails): with EMERGENCY_FALLBACK_URI a 911 call reaches the static

@@ -682,6 +682,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     cheapest_gateway_gets_the_call(&s);
     ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(&s);
     tcp_gateway_gets_the_call_over_tcp(&s);
+    tls_gateway_without_tls_fails_over_to_the_next_gateway(&s);
     failover_after_503_completes_on_the_next_gateway_with_events_in_order(&s);
     busy_cheapest_gateway_gives_486_without_failover(&s);
     silent_gateway_times_out_and_the_next_gateway_completes_the_call(&s);
