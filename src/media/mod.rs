@@ -426,9 +426,9 @@ impl MediaController {
                 policy::apply(&pol, &ctx, route.as_deref(), &mut req);
             }
         }
-        // recorded by the policy, or by Kamailio's own flag
-        let recorded = req.dict.str("record call") == Some("yes")
-            || (req.command == Command::Offer && req.flags().contains(&"record-call"));
+        // recorded by the policy (or Kamailio's own `record-call=yes`, which its rtpengine module
+        // sends as the same key)
+        let recorded = req.dict.str("record call") == Some("yes");
         match self.pool.dispatch_timed(&req, node_time).await {
             Ok((resp, node)) => {
                 let outcome = match &resp.result {

@@ -41,7 +41,11 @@ fn the_shipped_config_listens_on_tcp_and_on_tls_with_its_define() {
         (vec![], vec!["udp: 127.0.0.1", "tcp: 127.0.0.1"]),
         (
             vec!["-A", "WITH_TLS"],
-            vec!["udp: 127.0.0.1", "tcp: 127.0.0.1", "tls: 127.0.0.1 [127.0.0.1]:5061"],
+            vec![
+                "udp: 127.0.0.1",
+                "tcp: 127.0.0.1",
+                "tls: 127.0.0.1 [127.0.0.1]:5061",
+            ],
         ),
     ] {
         let out = Command::new("kamailio")

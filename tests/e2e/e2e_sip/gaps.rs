@@ -22,18 +22,22 @@ pub(super) fn ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(s: &
     let dnis = "+13125550177";
     let a = s.dip("127.0.0.1", dnis);
     assert_eq!(a["action"], "route", "{a}");
-    let route = a["routes"][0]["route_id"].as_str().expect("route_id").to_string();
+    let route = a["routes"][0]["route_id"]
+        .as_str()
+        .expect("route_id")
+        .to_string();
     let port = gw_port(a["routes"][0]["uris"][0].as_str().unwrap_or_default());
     let gw = Uas::start(dir, port, "uas_ring_answer.xml", "ring");
     let r = call(dir, main, &s.uac, dnis, "ring");
     assert!(r.ok, "ringing call failed:\n{}", r.trace);
     assert_eq!(gw.invites(), 1);
     let call_id = call_id_of(&r.trace);
-    let cdr = support::eventually_blocking("ring CDR", Duration::from_secs(10), || {
-        s.cdr_of(&call_id)
-    });
+    let cdr =
+        support::eventually_blocking("ring CDR", Duration::from_secs(10), || s.cdr_of(&call_id));
     assert_eq!(cdr["disposition"], "answered", "{cdr}");
-    let pdd = cdr["pdd_ms"].as_i64().unwrap_or_else(|| panic!("no pdd_ms: {cdr}"));
+    let pdd = cdr["pdd_ms"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pdd_ms: {cdr}"));
     assert!((300..2300).contains(&pdd), "pdd {pdd} ms: {cdr}");
     assert_eq!(ms_between(&cdr, "started_at", "ring_at"), pdd, "{cdr}");
     let rang = ms_between(&cdr, "ring_at", "answered_at");
@@ -57,7 +61,9 @@ pub(super) fn ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(s: &
         .flatten()
         .find(|r| r["route_id"] == route.as_str() && r["prefix"] == "1312")
         .unwrap_or_else(|| panic!("no {route} x 1312 in {q}"));
-    let pdd = row["pdd_ms"].as_f64().unwrap_or_else(|| panic!("no pdd: {row}"));
+    let pdd = row["pdd_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no pdd: {row}"));
     assert!((300.0..2300.0).contains(&pdd), "route pdd {pdd}: {row}");
 }
 
@@ -130,10 +136,22 @@ pub(super) fn tcp_gateway_gets_the_call_over_tcp(s: &Sip) {
     let mut cmd = Command::new("sipp");
     cmd.arg("-sf")
         .arg(repo().join("tests/sipp/uas.xml"))
-        .args(["-t", "t1", "-p", &port.to_string(), "-i", "127.0.0.1", "-nostdin"])
+        .args([
+            "-t",
+            "t1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+        ])
         .args(["-trace_msg", "-message_file"])
         .arg(&msgs);
-    let proc = Proc::spawn("uas-tcp", &mut cmd, &dir.join(format!("uas-{port}-tcp.out")));
+    let proc = Proc::spawn(
+        "uas-tcp",
+        &mut cmd,
+        &dir.join(format!("uas-{port}-tcp.out")),
+    );
     support::eventually_blocking(
         format!("something listening on tcp {port}"),
         Duration::from_secs(10),
@@ -175,7 +193,11 @@ pub(super) fn tls_gateway_without_tls_fails_over_to_the_next_gateway(s: &Sip) {
     set_transport(s, s.cheapest, "tls");
     let next = Uas::start(dir, s.second, "uas.xml", "after-tls");
     let r = call(dir, main, &s.uac, DNIS, "tls-unreachable");
-    assert!(r.ok, "call with an unreachable TLS gateway failed:\n{}", r.trace);
+    assert!(
+        r.ok,
+        "call with an unreachable TLS gateway failed:\n{}",
+        r.trace
+    );
     assert_eq!(next.invites(), 1);
     let call_id = call_id_of(&r.trace);
     support::eventually_blocking(
@@ -224,7 +246,13 @@ pub(super) fn emergency_call_reaches_the_static_emergency_route_when_the_dip_fai
     assert!(r.ok, "911 with the dip down failed:\n{}", r.trace);
     let seen = std::fs::read_to_string(&psap.msgs).unwrap_or_default();
     assert!(seen.contains("INVITE sip:911@127.0.0.1"), "{seen}");
-    let r = call(dir, &kam, &reject_scenario(dir, 503), DNIS, "e911-fallback-normal");
+    let r = call(
+        dir,
+        &kam,
+        &reject_scenario(dir, 503),
+        DNIS,
+        "e911-fallback-normal",
+    );
     assert!(r.ok, "an ordinary call must get 503:\n{}", r.trace);
     assert_eq!(psap.invites(), 1);
 }
