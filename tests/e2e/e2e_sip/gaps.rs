@@ -256,3 +256,39 @@ pub(super) fn emergency_call_reaches_the_static_emergency_route_when_the_dip_fai
     assert!(r.ok, "an ordinary call must get 503:\n{}", r.trace);
     assert_eq!(psap.invites(), 1);
 }
+
+/// Ring time is per attempt: the cheapest gateway rings and then refuses (503), the next one
+/// rings 300 ms after its INVITE and answers. Attempt 1's `call.attempt` carries its own ring
+/// time, attempt 2's a later one (the second gateway's 180, not the first's kept over).
+pub(super) fn each_failover_attempt_carries_its_own_ring_time(s: &Sip) {
+    let (dir, main) = (s.dir.as_path(), s.main());
+    let first = Uas::start(dir, s.cheapest, "uas_ring_503.xml", "ring-failover");
+    let next = Uas::start(dir, s.second, "uas_ring_answer.xml", "ring-failover");
+    let r = call(dir, main, &s.uac, DNIS, "ring-failover");
+    assert!(r.ok, "failover call failed:\n{}", r.trace);
+    assert_eq!((first.invites(), next.invites()), (1, 1));
+    let call_id = call_id_of(&r.trace);
+    let attempt = |n: u64| {
+        support::eventually_blocking(format!("call.attempt {n}"), Duration::from_secs(10), || {
+            s.events.lock().expect("lock").iter().find_map(|e| {
+                (e["method"] == "call.attempt"
+                    && e["params"]["call_id"] == call_id.as_str()
+                    && e["params"]["attempt"] == n)
+                    .then(|| e["params"].clone())
+            })
+        })
+    };
+    let (a1, a2) = (attempt(1), attempt(2));
+    let num = |a: &Value, k: &str| {
+        a[k].as_f64()
+            .unwrap_or_else(|| panic!("no {k} in attempt {a}"))
+    };
+    assert_eq!(a1["sip_code"], 503, "{a1}");
+    assert!(num(&a1, "ring_ts") <= num(&a1, "ts"), "{a1}");
+    // the second gateway rang 300 ms after its INVITE, which followed the first's 503
+    assert!(
+        num(&a2, "ring_ts") >= num(&a1, "ts") + 0.28,
+        "attempt 2 {a2} rang with attempt 1's ring time? attempt 1 {a1}"
+    );
+    assert!(num(&a2, "ring_ts") <= num(&a2, "ts"), "{a2}");
+}

@@ -155,7 +155,11 @@ impl Kamailio {
     /// Starts kamailio/kamailio.cfg on a free port with extra `-A` defines; waits until it answers
     /// OPTIONS.
     fn start(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
-        let port = free_udp_port();
+        // kamailio.cfg listens on UDP and TCP on this port: free for both
+        let port = (0..100)
+            .map(|_| free_udp_port())
+            .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .expect("a port free for UDP and TCP");
         let run = dir.join(format!("kam-{name}"));
         std::fs::create_dir_all(&run).expect("run dir");
         let log = dir.join(format!("kamailio-{name}.log"));
@@ -681,6 +685,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     let mut s = Sip::start();
     cheapest_gateway_gets_the_call(&s);
     ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(&s);
+    each_failover_attempt_carries_its_own_ring_time(&s);
     tcp_gateway_gets_the_call_over_tcp(&s);
     tls_gateway_without_tls_fails_over_to_the_next_gateway(&s);
     failover_after_503_completes_on_the_next_gateway_with_events_in_order(&s);
