@@ -8,13 +8,15 @@
 //!
 //! Layout: [`import`] parses, validates and COPYs a deck into a new version; [`timeline`] puts
 //! versions on a route's timeline (activation, rollback, rebuild) and lists them; [`diff`]
-//! compares two versions; [`export`] writes one back out as CSV. This file holds what they share:
+//! compares two versions; [`export`] writes one back out as CSV; [`version`] creates a version
+//! (shared by `deck import` and `warpd apply`). This file holds what they share:
 //! the route lock, the audit log, saved mappings.
 
 mod diff;
 mod export;
 mod import;
 mod timeline;
+pub(crate) mod version;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
