@@ -16,10 +16,8 @@ use tokio_postgres::Client;
 
 use super::diff::{diff_versions, DiffReport};
 use super::timeline::activate_incremental;
-use super::version::{
-    audit_version, new_version, record_layout, Since, VersionAudit, VersionLayout,
-};
-use super::{lock_route, saved_mapping, ts_text};
+use super::version::{audit_version, new_version, record_layout, VersionAudit, VersionLayout};
+use super::{lock_route, saved_mapping, ts_text, Since};
 use crate::deck::parse::{self, detect_layout, open_source, Limits, Mapping, Rules, Validator};
 use crate::deck::DeckError;
 use warpd_core::provision::Issue;

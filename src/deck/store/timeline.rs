@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
-use super::version::Since;
-use super::{audit, lock_route, ts_text, RouteRow};
+use super::{audit, lock_route, ts_text, RouteRow, Since};
 use crate::deck::DeckError;
 
 /// One deck version.

@@ -6,71 +6,15 @@
 //! Owns: creation of `deck_versions` rows. Must not touch: the rows of a version (the caller
 //! COPYs them into `deck_rates`), transaction boundaries.
 
-use bytes::BytesMut;
-use chrono::{DateTime, Utc};
-use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::timeline::activate_incremental;
-use super::{audit, ts_text};
+use super::{audit, Since};
 use crate::deck::DeckError;
-
-/// When a version takes over: at a time, or since always (`-infinity`: a route's first rates from
-/// `warpd apply` without `rates_effective_from`). A `timestamptz` parameter and column value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Since {
-    Always,
-    At(DateTime<Utc>),
-}
-
-impl Since {
-    pub fn text(self) -> String {
-        match self {
-            Since::Always => "-infinity".to_string(),
-            Since::At(t) => ts_text(t),
-        }
-    }
-}
-
-/// PostgreSQL's binary `timestamptz`: microseconds since 2000, `-infinity` as `i64::MIN`.
-impl ToSql for Since {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Since::Always => i64::MIN.to_sql(&Type::INT8, out),
-            Since::At(t) => t.to_sql(ty, out),
-        }
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <DateTime<Utc> as ToSql>::accepts(ty)
-    }
-
-    to_sql_checked!();
-}
-
-impl<'a> FromSql<'a> for Since {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Since, Box<dyn std::error::Error + Sync + Send>> {
-        if raw == i64::MIN.to_be_bytes() {
-            return Ok(Since::Always);
-        }
-        DateTime::<Utc>::from_sql(ty, raw).map(Since::At)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <DateTime<Utc> as FromSql>::accepts(ty)
-    }
-}
 
 /// Columns and fields of a version whose rows are in canonical form (the baseline, `warpd apply`):
 /// `deck export` writes them back in this layout.
-pub(crate) const CANONICAL_LAYOUT: &[&'static str] = &[
+pub(crate) const CANONICAL_LAYOUT: &[&str] = &[
     "prefix",
     "ocn",
     "lata",

@@ -14,11 +14,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::execute::{lookup, Ids};
-use crate::deck::store::lock_route;
 use crate::deck::store::version::{
-    go_live, new_version, record_layout, version_at, Since, VersionAudit, VersionLayout,
-    CANONICAL_LAYOUT,
+    go_live, new_version, record_layout, version_at, VersionAudit, VersionLayout, CANONICAL_LAYOUT,
 };
+use crate::deck::store::{lock_route, Since};
 use crate::provision::deck::{self, ColType, DeckKind, DeckSource};
 use crate::provision::error::ProvisionError;
 use crate::provision::values::*;

@@ -74,7 +74,8 @@ fn non_us_nanp_is_rated_as_the_route_deck_prices_it() {
     let s = nanp_network();
     let ny = "+12125551000";
     // (customer → its one route's vendor style, number, expected (rate, zone) or no route)
-    let table: &[(&str, &str, Option<(f64, Zone)>)] = &[
+    type Case = (&'static str, &'static str, Option<(f64, Zone)>);
+    let table: &[Case] = &[
         // LRN vendor, zone rates by NPA-NXX: NY → Jamaica / Ontario is interstate
         ("R10", "+18765551234", Some((0.04, Zone::Interstate))),
         ("R10", "+14165551234", Some((0.004, Zone::Interstate))),
