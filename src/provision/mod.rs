@@ -265,13 +265,23 @@ async fn run(
                 // (or, before its first version, with its rows)
                 (DeckKind::VendorRates, Some(Some(route_id))) => {
                     let at = db::version_effective(&tx, route_id, nd.src.effective_from).await?;
-                    let current = db::route_version_at(&tx, route_id, at).await?;
-                    let target = match current {
-                        Some((v, _)) => db::Rows::version(v),
-                        None => db::Rows::of(DeckKind::VendorRates, Some(route_id))?,
-                    };
-                    let (n, digest) = db::deck_digest(&tx, &target, rows).await?;
-                    (n, digest == Some(scan.digest), current)
+                    match db::route_version_at(&tx, route_id, at).await? {
+                        // a version made by an apply carries its fingerprint: nothing to read
+                        Some(v) if v.digest.is_some() => {
+                            let same = v.digest == Some(scan.digest.to_text());
+                            (v.rows, same, Some((v.id, v.rows)))
+                        }
+                        Some(v) => {
+                            let (n, digest) =
+                                db::deck_digest(&tx, &db::Rows::version(v.id), rows).await?;
+                            (n, digest == Some(scan.digest), Some((v.id, n)))
+                        }
+                        None => {
+                            let target = db::Rows::of(DeckKind::VendorRates, Some(route_id))?;
+                            let (n, digest) = db::deck_digest(&tx, &target, rows).await?;
+                            (n, digest == Some(scan.digest), None)
+                        }
+                    }
                 }
                 (kind, Some(owner)) => {
                     let (n, digest) =

@@ -355,6 +355,7 @@ pub async fn import(
         fields: &fields,
         rows: parsed.rows,
         skipped_rows: parsed.bad_rows,
+        digest: None,
     };
     record_layout(&tx, version_id, &layout).await?;
     if opts.save_mapping && !opts.mapping.0.is_empty() {

@@ -54,6 +54,8 @@ pub(crate) struct VersionLayout<'a> {
     pub fields: &'a [&'static str],
     pub rows: u64,
     pub skipped_rows: u64,
+    /// fingerprint of the rows (`warpd apply`'s decks), see `deck_versions.content_digest`
+    pub digest: Option<String>,
 }
 
 pub(crate) async fn record_layout(
@@ -62,14 +64,15 @@ pub(crate) async fn record_layout(
     l: &VersionLayout<'_>,
 ) -> Result<(), DeckError> {
     tx.execute(
-        "UPDATE deck_versions SET columns = $2, fields = $3, row_count = $4, skipped_rows = $5 \
-         WHERE id = $1",
+        "UPDATE deck_versions SET columns = $2, fields = $3, row_count = $4, skipped_rows = $5, \
+         content_digest = $6 WHERE id = $1",
         &[
             &version_id,
             &l.columns,
             &l.fields,
             &(l.rows as i64),
             &(l.skipped_rows as i64),
+            &l.digest,
         ],
     )
     .await
@@ -77,22 +80,33 @@ pub(crate) async fn record_layout(
     Ok(())
 }
 
-/// The version in force on a route at `at` (live or baseline): its id and row count.
+/// A version in force.
+pub(crate) struct InForce {
+    pub id: i64,
+    pub rows: u64,
+    pub digest: Option<String>,
+}
+
+/// The version in force on a route at `at` (live or baseline).
 pub(crate) async fn version_at(
     tx: &Transaction<'_>,
     route_id: i64,
     at: Since,
-) -> Result<Option<(i64, u64)>, DeckError> {
+) -> Result<Option<InForce>, DeckError> {
     let row = tx
         .query_opt(
-            "SELECT id, row_count FROM deck_versions WHERE route_id = $1 \
+            "SELECT id, row_count, content_digest FROM deck_versions WHERE route_id = $1 \
              AND state IN ('live', 'baseline') AND effective_from <= $2 \
              ORDER BY effective_from DESC, id DESC LIMIT 1",
             &[&route_id, &at],
         )
         .await
         .map_err(DeckError::db("finding the version in force"))?;
-    Ok(row.map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0))))
+    Ok(row.map(|r| InForce {
+        id: r.get(0),
+        rows: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+        digest: r.get(2),
+    }))
 }
 
 /// What the audit row of a new version says.

@@ -15,7 +15,8 @@ use tokio_postgres::Transaction;
 
 use super::execute::{lookup, Ids};
 use crate::deck::store::version::{
-    go_live, new_version, record_layout, version_at, VersionAudit, VersionLayout, CANONICAL_LAYOUT,
+    go_live, new_version, record_layout, version_at, InForce, VersionAudit, VersionLayout,
+    CANONICAL_LAYOUT,
 };
 use crate::deck::store::{lock_route, Since};
 use crate::provision::deck::{self, ColType, DeckKind, DeckSource};
@@ -134,11 +135,12 @@ const COPY_CHUNK: usize = 256 * 1024;
 
 /// Replaces the target rows of a deck: DELETE, then stream the CSV through `COPY FROM STDIN`.
 /// The CSV is parsed on a blocking thread and handed over in chunks; nothing big is kept in memory.
+/// Returns the fingerprint of the rows loaded.
 pub(crate) async fn load_deck(
     tx: &Transaction<'_>,
     src: &DeckSource,
     target: &Rows,
-) -> Result<u64, ProvisionError> {
+) -> Result<Digest, ProvisionError> {
     let table = target.table;
     let ctx = || format!("loading {} into {table}", src.label);
     match target.owner {
@@ -200,7 +202,7 @@ pub(crate) async fn load_deck(
         )));
     }
     tracing::info!(file = %src.label, table, rows = n, "deck loaded");
-    Ok(n)
+    Ok(scan.digest)
 }
 
 /// Owner id of a deck at write time (after the row operations created any new route / customer).
@@ -236,12 +238,12 @@ pub(crate) async fn version_effective(
     .map_err(|e| ProvisionError::db("reading the clock", e))
 }
 
-/// The deck version of a route in force at `at` (id, rows), if the route has versions.
+/// The deck version of a route in force at `at`, if the route has versions.
 pub(crate) async fn route_version_at(
     tx: &Transaction<'_>,
     route_id: i64,
     at: Since,
-) -> Result<Option<(i64, u64)>, ProvisionError> {
+) -> Result<Option<InForce>, ProvisionError> {
     Ok(version_at(tx, route_id, at).await?)
 }
 
@@ -259,13 +261,15 @@ pub(crate) async fn load_route_version(
     let route_id = lock_route(tx, route).await?.id;
     let effective = version_effective(tx, route_id, src.effective_from).await?;
     let version_id = new_version(tx, route_id, effective, &src.label, actor).await?;
-    let rows = load_deck(tx, src, &Rows::version(version_id)).await?;
+    let digest = load_deck(tx, src, &Rows::version(version_id)).await?;
+    let rows = digest.rows;
     let columns: Vec<String> = CANONICAL_LAYOUT.iter().map(|c| c.to_string()).collect();
     let layout = VersionLayout {
         columns: &columns,
         fields: CANONICAL_LAYOUT,
         rows,
         skipped_rows: 0,
+        digest: Some(digest.to_text()),
     };
     record_layout(tx, version_id, &layout).await?;
     let a = VersionAudit {

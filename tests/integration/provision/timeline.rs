@@ -124,6 +124,22 @@ async fn apply_rates_are_deck_versions_on_the_route_timeline() {
         .unwrap()
         .version
         .unwrap();
+    // the file equals the imported version (compared by reading its rows: it has no stored
+    // fingerprint, unlike the apply's versions)
+    let digests: Vec<Option<String>> = c
+        .query(
+            "SELECT content_digest FROM deck_versions WHERE id = ANY($1) ORDER BY id",
+            &[&vec![v1, imported]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(digests[0].is_some() && digests[1].is_none(), "{digests:?}");
+    let same = provision::apply(&mut c, &demo(), false).await.unwrap();
+    assert_eq!(deck_of(&same, "ns-premium").action, DeckAction::Unchanged);
+    assert_eq!(store::versions(&c, "ns-premium").await.unwrap().len(), 2);
     let dir = demo_copy();
     let file = dir.path().join("network.toml");
     edit(

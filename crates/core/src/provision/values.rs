@@ -102,6 +102,13 @@ impl Digest {
         self.a = self.a.wrapping_add(h1.finish());
         self.b = self.b.wrapping_add(h2.finish());
     }
+
+    /// The fingerprint as stored with a deck version (`deck_versions.content_digest`), tagged
+    /// with its scheme. Should the standard library's hasher ever change, a stored value stops
+    /// matching and the next apply of an unchanged deck makes one more (identical) version.
+    pub fn to_text(&self) -> String {
+        format!("sip13x2:{}:{:016x}:{:016x}", self.rows, self.a, self.b)
+    }
 }
 
 /// Canonical field values of an object (`name`, text) used to diff the file against the database.
