@@ -6,6 +6,7 @@
 
 mod durability;
 mod lifecycle;
+mod nanp_zone;
 mod policy;
 
 use crate::support::{self, Warpd};

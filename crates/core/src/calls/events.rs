@@ -39,6 +39,10 @@ pub struct RouteOffer {
     pub customer_rate_e7: i64,
     pub min: u32,
     pub inc: u32,
+    /// the zone this route was rated in when not the call's (`StartInfo::zone`): a Canadian or
+    /// Caribbean number priced international-style by this route
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What the dip knew when the call started.

@@ -201,7 +201,10 @@ pub fn build(c: &CallRecord) -> Cdr {
         ocn: start.and_then(|s| s.ocn.clone()),
         lata: start.and_then(|s| s.lata.clone()),
         state: start.and_then(|s| s.state.clone()),
-        zone: start.and_then(|s| s.zone.clone()),
+        // the zone the carrying route was rated in
+        zone: o
+            .and_then(|o| o.zone.clone())
+            .or_else(|| start.and_then(|s| s.zone.clone())),
         partition: start.and_then(|s| s.partition.clone()),
         vendor: o.map(|o| o.vendor.clone()),
         route_id: carried,
@@ -388,6 +391,7 @@ mod tests {
             customer_rate_e7: sell,
             min,
             inc,
+            zone: None,
         }
     }
 

@@ -64,6 +64,10 @@ pub struct RouteChoice {
     /// present when an override forced this route
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// the zone this route was rated in, when not the answer's (a Canadian or Caribbean number
+    /// priced international-style by one route and by jurisdiction by another)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Zone>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
