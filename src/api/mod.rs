@@ -26,6 +26,7 @@ mod http;
 pub mod params;
 mod rpc;
 mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,8 @@ pub use error::ApiError;
 pub use guard::KamailioAuth;
 pub use params::{dip_from_json, dip_from_query};
 pub use rpc::Health;
-pub use server::{serve, Listeners};
+pub use server::{serve, serve_tls, Listeners};
+pub use tls::{ListenersTls, TlsError};
 
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
