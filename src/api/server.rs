@@ -259,7 +259,10 @@ async fn connection(
         _permit,
     } = conn;
     let Some(acceptor) = tls else {
-        return http(stream, peer, side, builder, api, rpc_svc, shutdown, hard_stop).await;
+        return http(
+            stream, peer, side, builder, api, rpc_svc, shutdown, hard_stop,
+        )
+        .await;
     };
     let timeout = api.state.limits.header_read_timeout;
     let refused = |reason: &str| {
@@ -274,7 +277,12 @@ async fn connection(
         _ = shutdown.cancelled() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => http(stream, peer, side, builder, api, rpc_svc, shutdown, hard_stop).await,
+        Ok(Ok(stream)) => {
+            http(
+                stream, peer, side, builder, api, rpc_svc, shutdown, hard_stop,
+            )
+            .await
+        }
         Ok(Err(e)) => {
             refused("tls_handshake");
             tracing::debug!(listener = side.as_str(), %peer, error = %e, "TLS handshake failed");

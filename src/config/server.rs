@@ -244,7 +244,10 @@ mod tests {
         assert!(e.contains("key_file"), "{e}");
         // client certificates authenticate a public Kamailio surface
         let e = err("kamailio_listen = \"0.0.0.0:8080\"\n[server.kamailio_tls]\ncert_file = \"/c\"\nkey_file = \"/k\"");
-        assert!(e.contains("server.kamailio_listen"), "TLS alone is no authentication: {e}");
+        assert!(
+            e.contains("server.kamailio_listen"),
+            "TLS alone is no authentication: {e}"
+        );
         let c = ok("kamailio_listen = \"0.0.0.0:8080\"\n[server.kamailio_tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\nclient_ca_file = \"/ca\"");
         assert!(c.server.kamailio_tls.is_some());
     }
