@@ -49,6 +49,12 @@ pub enum TlsError {
         who: &'static str,
         mode: u32,
     },
+    #[error("{key} ({}): the private key does not belong to the certificate of {cert_key}", path.display())]
+    KeyMismatch {
+        key: String,
+        path: PathBuf,
+        cert_key: String,
+    },
     #[error("{key} ({}): {source}", path.display())]
     Rejected {
         key: String,

@@ -241,8 +241,8 @@ struct Conn {
     _permit: ConnPermit,
 }
 
-/// Runs one connection: the TLS handshake (if any; within the header-read timeout, holding the
-/// connection's permit like any open connection), then HTTP/1.1 until it closes.
+/// Runs one connection: the TLS handshake (if any; within `server.tls_handshake_timeout_ms`,
+/// holding the connection's permit like any open connection), then HTTP/1.1 until it closes.
 async fn connection(
     conn: Conn,
     builder: Arc<http1::Builder>,
@@ -264,7 +264,7 @@ async fn connection(
         )
         .await;
     };
-    let timeout = api.state.limits.header_read_timeout;
+    let timeout = api.state.limits.tls_handshake_timeout;
     let refused = |reason: &str| {
         api.state
             .metrics
@@ -289,7 +289,7 @@ async fn connection(
         }
         Err(_) => {
             refused("tls_handshake_timeout");
-            tracing::debug!(listener = side.as_str(), %peer, "TLS handshake not complete within server.header_read_timeout_ms");
+            tracing::debug!(listener = side.as_str(), %peer, "TLS handshake not complete within server.tls_handshake_timeout_ms");
         }
     }
 }

@@ -9,7 +9,8 @@
 //! Private keys must not be readable by others (see [`crate::tls`]).
 //!
 //! Owns: loading and swapping the TLS configurations. Must not touch: sockets and the handshake
-//! itself (see `server.rs`, which runs it under the header-read timeout and the connection caps).
+//! itself (see `server.rs`, which runs it under `server.tls_handshake_timeout_ms` and the connection
+//! caps).
 
 use std::sync::Arc;
 
@@ -132,10 +133,17 @@ fn build(section: &str, files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError>
     let key = read_key(&key_key, &files.key_file)?;
     let provider = provider();
     let certified =
-        CertifiedKey::from_der(certs, key, &provider).map_err(|source| TlsError::Rejected {
-            key: format!("{key_key} with {cert_key}"),
-            path: files.key_file.clone(),
-            source,
+        CertifiedKey::from_der(certs, key, &provider).map_err(|source| match source {
+            rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
+                key: key_key.clone(),
+                path: files.key_file.clone(),
+                cert_key: cert_key.clone(),
+            },
+            source => TlsError::Rejected {
+                key: key_key.clone(),
+                path: files.key_file.clone(),
+                source,
+            },
         })?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

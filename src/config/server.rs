@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// its previous response (so it also bounds keep-alive idle time; keep it above Kamailio's
     /// connection pool idle time, libcurl: 118 s)
     pub header_read_timeout_ms: u64,
+    /// on a TLS listener, the handshake must be complete within this time after the connection
+    /// opens (it holds a connection slot meanwhile)
+    pub tls_handshake_timeout_ms: u64,
     /// most open connections per listener; further ones wait in the kernel's accept queue
     pub max_connections: usize,
     /// most open connections from one source address per listener; further ones are closed
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             body_read_timeout_ms: 10_000,
             header_read_timeout_ms: 300_000,
+            tls_handshake_timeout_ms: 10_000,
             max_connections: 4096,
             max_connections_per_source: 1024,
             shutdown_grace_ms: 5000,
@@ -99,6 +103,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("header_read_timeout_ms", &self.header_read_timeout_ms)
+            .field("tls_handshake_timeout_ms", &self.tls_handshake_timeout_ms)
             .field("max_connections", &self.max_connections)
             .field(
                 "max_connections_per_source",
@@ -175,6 +180,10 @@ impl ServerConfig {
         for (key, v) in [
             ("server.body_read_timeout_ms", self.body_read_timeout_ms),
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            (
+                "server.tls_handshake_timeout_ms",
+                self.tls_handshake_timeout_ms,
+            ),
             ("server.max_connections", self.max_connections as u64),
             (
                 "server.max_connections_per_source",
