@@ -426,6 +426,30 @@ mod tests {
     }
 
     #[test]
+    fn no_connection_bypasses_the_connector() {
+        // every connection must come from `target`: no unencrypted connector anywhere in src/
+        let needle = concat!("No", "Tls");
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        let mut seen = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    seen += 1;
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    assert!(!text.contains(needle), "{} uses {needle}", path.display());
+                }
+            }
+        }
+        assert!(seen > 50, "{seen} files");
+    }
+
+    #[test]
     fn default_is_prefer_like_libpq() {
         let t = target("postgres://u@h/db").unwrap();
         assert_eq!(t.mode, SslMode::Prefer);
