@@ -12,8 +12,8 @@
 //! | `verify-full` | always                           | chain to `sslrootcert` and host name  |
 //!
 //! Unlike libpq, there is no default `~/.postgresql/root.crt`: `verify-ca` and `verify-full`
-//! need `sslrootcert=<PEM file>` (an error at start otherwise), and the file is read for each
-//! new connection, so a replaced CA file takes effect without a restart.
+//! need `sslrootcert=<PEM file>` (an error at start otherwise). The file is read by each call
+//! of [`target`]: once for a pool (at start), again for each connection opened outside one.
 //!
 //! Owns: the connection string's TLS parameters and the connector. Must not touch: what runs
 //! over the connection.
