@@ -26,6 +26,7 @@ mod http;
 pub mod params;
 mod rpc;
 mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,8 @@ pub use error::ApiError;
 pub use guard::KamailioAuth;
 pub use params::{dip_from_json, dip_from_query};
 pub use rpc::Health;
-pub use server::{serve, Listeners};
+pub use server::{serve, serve_tls, Listeners};
+pub use tls::{ListenersTls, TlsError};
 
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
@@ -86,6 +88,8 @@ pub struct ApiLimits {
     /// A request header not complete within this time (counted from the connection's start or
     /// its previous response, so it bounds keep-alive idle time too) closes the connection.
     pub header_read_timeout: Duration,
+    /// A TLS handshake not complete within this time closes the connection (TLS listeners).
+    pub tls_handshake_timeout: Duration,
     /// Most open connections per listener.
     pub max_connections: usize,
     /// Most open connections from one source address per listener.
@@ -106,6 +110,7 @@ impl ApiLimits {
             max_body_bytes: c.max_body_bytes,
             body_read_timeout: Duration::from_millis(c.body_read_timeout_ms),
             header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
+            tls_handshake_timeout: Duration::from_millis(c.tls_handshake_timeout_ms),
             max_connections: c.max_connections,
             max_connections_per_source: c.max_connections_per_source,
             shutdown_grace: Duration::from_millis(c.shutdown_grace_ms),

@@ -287,6 +287,9 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             deck::run_token(&config, cmd).await?;
         }
         Command::CheckConfig => {
+            // the files the config names: listener certificates/keys, database sslrootcert
+            crate::api::ListenersTls::load(&config.server, &prometheus::Registry::new())?;
+            crate::db::target(&config.database.url)?;
             println!("config {} is valid", cli.config.display());
             let mut shown = config.clone();
             shown.database.url = crate::config::redact_url(&shown.database.url);

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use server::ServerConfig;
+pub use server::{ServerConfig, TlsFiles};
 
 use crate::routing::RoutingSettings;
 

@@ -4,6 +4,7 @@
 //! Owns: this section's schema and its checks. Must not touch: sockets (see `crate::api`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -37,12 +38,35 @@ pub struct ServerConfig {
     /// its previous response (so it also bounds keep-alive idle time; keep it above Kamailio's
     /// connection pool idle time, libcurl: 118 s)
     pub header_read_timeout_ms: u64,
+    /// on a TLS listener, the handshake must be complete within this time after the connection
+    /// opens (it holds a connection slot meanwhile)
+    pub tls_handshake_timeout_ms: u64,
     /// most open connections per listener; further ones wait in the kernel's accept queue
     pub max_connections: usize,
     /// most open connections from one source address per listener; further ones are closed
     pub max_connections_per_source: usize,
     /// how long in-flight requests may take to finish at shutdown
     pub shutdown_grace_ms: u64,
+    /// TLS on the Kamailio surface (`[server.kamailio_tls]`); unset = plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_tls: Option<TlsFiles>,
+    /// TLS on the admin surface (`[server.admin_tls]`); unset = plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_tls: Option<TlsFiles>,
+}
+
+/// `[server.kamailio_tls]` / `[server.admin_tls]`: a listener's certificate, key and optional
+/// client CA, PEM files read at start and again on SIGHUP (see `crate::api::tls`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// the certificate chain, leaf first (PEM)
+    pub cert_file: PathBuf,
+    /// its private key (PEM: PKCS#8, PKCS#1 or SEC1); mode 0600 (or 0640 owned by root)
+    pub key_file: PathBuf,
+    /// when set, clients must present a certificate issued by one of these CAs (PEM): mutual TLS
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -56,9 +80,12 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             body_read_timeout_ms: 10_000,
             header_read_timeout_ms: 300_000,
+            tls_handshake_timeout_ms: 10_000,
             max_connections: 4096,
             max_connections_per_source: 1024,
             shutdown_grace_ms: 5000,
+            kamailio_tls: None,
+            admin_tls: None,
         }
     }
 }
@@ -76,12 +103,15 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("header_read_timeout_ms", &self.header_read_timeout_ms)
+            .field("tls_handshake_timeout_ms", &self.tls_handshake_timeout_ms)
             .field("max_connections", &self.max_connections)
             .field(
                 "max_connections_per_source",
                 &self.max_connections_per_source,
             )
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("kamailio_tls", &self.kamailio_tls)
+            .field("admin_tls", &self.admin_tls)
             .finish()
     }
 }
@@ -124,13 +154,22 @@ impl ServerConfig {
                 ));
             }
         }
-        if !k.ip().is_loopback() && self.kamailio_allow.is_empty() && self.kamailio_secret.is_none()
+        // a client certificate checked against client_ca_file authenticates like a secret
+        let mtls = self
+            .kamailio_tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        if !k.ip().is_loopback()
+            && self.kamailio_allow.is_empty()
+            && self.kamailio_secret.is_none()
+            && !mtls
         {
             return Err(key_err(
                 "server.kamailio_listen",
                 format!(
                     "{k} is not a loopback address: set server.kamailio_allow (Kamailio's \
-                     addresses) and/or server.kamailio_secret, or anyone who reaches the port \
+                     addresses) and/or server.kamailio_secret (or client certificates: \
+                     server.kamailio_tls.client_ca_file), or anyone who reaches the port \
                      can forge calls and CDRs"
                 ),
             ));
@@ -141,6 +180,10 @@ impl ServerConfig {
         for (key, v) in [
             ("server.body_read_timeout_ms", self.body_read_timeout_ms),
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            (
+                "server.tls_handshake_timeout_ms",
+                self.tls_handshake_timeout_ms,
+            ),
             ("server.max_connections", self.max_connections as u64),
             (
                 "server.max_connections_per_source",
@@ -191,5 +234,30 @@ mod tests {
         assert!(err("kamailio_allow = [\"10.0.0.0/99\"]").contains("server.kamailio_allow"));
         assert!(err("admin_listen = \"127.0.0.1:8080\"").contains("server.admin_listen"));
         assert!(err("max_connections = 0").contains("server.max_connections"));
+    }
+
+    #[test]
+    fn tls_sections() {
+        let ok = |extra: &str| {
+            Config::from_str_with_env(&format!("{MIN}[server]\n{extra}\n"), vec![]).unwrap()
+        };
+        let c = ok("[server.admin_tls]\ncert_file = \"/c.pem\"\nkey_file = \"/k.pem\"");
+        let t = c.server.admin_tls.unwrap();
+        assert_eq!(t.cert_file.to_str(), Some("/c.pem"));
+        assert_eq!(t.client_ca_file, None);
+        assert_eq!(c.server.kamailio_tls, None);
+        // unknown and missing keys are named
+        let e = err("[server.kamailio_tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\nca = \"/x\"");
+        assert!(e.contains("server.kamailio_tls") && e.contains("ca"), "{e}");
+        let e = err("[server.kamailio_tls]\ncert_file = \"/c\"");
+        assert!(e.contains("key_file"), "{e}");
+        // client certificates authenticate a public Kamailio surface
+        let e = err("kamailio_listen = \"0.0.0.0:8080\"\n[server.kamailio_tls]\ncert_file = \"/c\"\nkey_file = \"/k\"");
+        assert!(
+            e.contains("server.kamailio_listen"),
+            "TLS alone is no authentication: {e}"
+        );
+        let c = ok("kamailio_listen = \"0.0.0.0:8080\"\n[server.kamailio_tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\nclient_ca_file = \"/ca\"");
+        assert!(c.server.kamailio_tls.is_some());
     }
 }

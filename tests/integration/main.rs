@@ -21,4 +21,5 @@ mod harness;
 mod listeners;
 mod provision;
 mod systemd_units;
+mod tls;
 mod vagrant;
