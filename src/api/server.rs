@@ -65,6 +65,8 @@ pub struct Listeners {
     pub kamailio: TcpListener,
     /// `server.admin_listen`
     pub admin: TcpListener,
+    /// `server.kamailio_resp_listen` / `server.kamailio_resp_socket` (none: off)
+    pub kamailio_resp: Vec<super::resp::RespListener>,
 }
 
 /// Serves both surfaces until `shutdown` is cancelled, then shuts down gracefully.
@@ -88,6 +90,12 @@ pub async fn serve(
         stop_handle: stop_handle.clone(),
         api: api.clone(),
     };
+    let resp = futures_util::future::join_all(
+        listeners
+            .kamailio_resp
+            .into_iter()
+            .map(|l| super::resp::serve(l, api.clone(), shutdown.clone())),
+    );
     let admin = Loop {
         side: Side::Admin,
         methods: rpc::methods(api.clone(), Side::Admin)?,
@@ -98,6 +106,7 @@ pub async fn serve(
     tokio::join!(
         kamailio.run(listeners.kamailio, shutdown.clone()),
         admin.run(listeners.admin, shutdown.clone()),
+        resp,
     );
     let _ = server_handle.stop();
     tracing::info!("API stopped");

@@ -29,6 +29,21 @@ pub struct ServerConfig {
     /// Shared secret Kamailio sends as `Authorization: Bearer <secret>` (at least 16 characters;
     /// put it in `WARPD_SERVER__KAMAILIO_SECRET`). Unset = no secret required.
     pub kamailio_secret: Option<String>,
+    /// The Kamailio surface over RESP2 (the Redis protocol) on TCP, for Kamailio's ndb_redis:
+    /// `AUTH`, `PING`, `SELECT 0`, `QUIT`, `ECHO` and the dip `LCR` (README "Wire contract").
+    /// Same guard as `kamailio_listen` (allow-list, `AUTH <kamailio_secret>`). Unset = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_resp_listen: Option<String>,
+    /// The same on a unix socket (ndb_redis `unix=<path>`), created with
+    /// `kamailio_resp_socket_mode`; a stale socket file at the path is replaced. Unset = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_resp_socket: Option<std::path::PathBuf>,
+    /// permissions of `kamailio_resp_socket` (e.g. `0o660`: warpd's user and group, where
+    /// Kamailio's user is a member)
+    pub kamailio_resp_socket_mode: u32,
+    /// a RESP connection with no command for this long is closed (ndb_redis reconnects on its
+    /// next command); a command started must complete within `body_read_timeout_ms`
+    pub kamailio_resp_idle_timeout_ms: u64,
     /// largest accepted request body in bytes
     pub max_body_bytes: usize,
     /// a request body must arrive completely within this time (else 408)
@@ -53,6 +68,10 @@ impl Default for ServerConfig {
             admin_listen: "127.0.0.1:8081".into(),
             kamailio_allow: Vec::new(),
             kamailio_secret: None,
+            kamailio_resp_listen: None,
+            kamailio_resp_socket: None,
+            kamailio_resp_socket_mode: 0o660,
+            kamailio_resp_idle_timeout_ms: 3_600_000,
             max_body_bytes: 64 * 1024,
             body_read_timeout_ms: 10_000,
             header_read_timeout_ms: 300_000,
@@ -72,6 +91,16 @@ impl std::fmt::Debug for ServerConfig {
             .field(
                 "kamailio_secret",
                 &self.kamailio_secret.as_ref().map(|_| "***"),
+            )
+            .field("kamailio_resp_listen", &self.kamailio_resp_listen)
+            .field("kamailio_resp_socket", &self.kamailio_resp_socket)
+            .field(
+                "kamailio_resp_socket_mode",
+                &format_args!("{:#o}", self.kamailio_resp_socket_mode),
+            )
+            .field(
+                "kamailio_resp_idle_timeout_ms",
+                &self.kamailio_resp_idle_timeout_ms,
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
@@ -97,6 +126,14 @@ impl ServerConfig {
 
     pub fn admin_addr(&self) -> Result<SocketAddr, ConfigError> {
         addr("server.admin_listen", &self.admin_listen)
+    }
+
+    /// `server.kamailio_resp_listen`, parsed; None when off.
+    pub fn kamailio_resp_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.kamailio_resp_listen
+            .as_deref()
+            .map(|v| addr("server.kamailio_resp_listen", v))
+            .transpose()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -135,12 +172,42 @@ impl ServerConfig {
                 ),
             ));
         }
+        if let Some(r) = self.kamailio_resp_addr()? {
+            if r == k || r == a {
+                return Err(key_err(
+                    "server.kamailio_resp_listen",
+                    "must differ from server.kamailio_listen and server.admin_listen",
+                ));
+            }
+            if !r.ip().is_loopback()
+                && self.kamailio_allow.is_empty()
+                && self.kamailio_secret.is_none()
+            {
+                return Err(key_err(
+                    "server.kamailio_resp_listen",
+                    format!(
+                        "{r} is not a loopback address: set server.kamailio_allow and/or \
+                         server.kamailio_secret (the same guard as server.kamailio_listen)"
+                    ),
+                ));
+            }
+        }
+        if self.kamailio_resp_socket_mode > 0o777 {
+            return Err(key_err(
+                "server.kamailio_resp_socket_mode",
+                "must be permission bits (at most 0o777)",
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(key_err("server.max_body_bytes", "must be at least 1024"));
         }
         for (key, v) in [
             ("server.body_read_timeout_ms", self.body_read_timeout_ms),
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            (
+                "server.kamailio_resp_idle_timeout_ms",
+                self.kamailio_resp_idle_timeout_ms,
+            ),
             ("server.max_connections", self.max_connections as u64),
             (
                 "server.max_connections_per_source",
@@ -191,5 +258,51 @@ mod tests {
         assert!(err("kamailio_allow = [\"10.0.0.0/99\"]").contains("server.kamailio_allow"));
         assert!(err("admin_listen = \"127.0.0.1:8080\"").contains("server.admin_listen"));
         assert!(err("max_connections = 0").contains("server.max_connections"));
+    }
+
+    #[test]
+    fn resp_listener_keys() {
+        let c = Config::from_str_with_env(&format!("{MIN}"), vec![]).unwrap();
+        assert_eq!(
+            c.server.kamailio_resp_addr().unwrap(),
+            None,
+            "off by default"
+        );
+        let c = Config::from_str_with_env(
+            &format!("{MIN}[server]\nkamailio_resp_listen = \"127.0.0.1:6380\"\nkamailio_resp_socket = \"/run/warpd/resp.sock\"\nkamailio_resp_socket_mode = 0o600\n"),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.kamailio_resp_addr().unwrap(),
+            Some("127.0.0.1:6380".parse().unwrap())
+        );
+        assert_eq!(c.server.kamailio_resp_socket_mode, 0o600);
+        for (bad, key) in [
+            (
+                "kamailio_resp_listen = \"nope\"",
+                "server.kamailio_resp_listen",
+            ),
+            (
+                "kamailio_resp_listen = \"127.0.0.1:8080\"",
+                "server.kamailio_resp_listen",
+            ),
+            (
+                "kamailio_resp_listen = \"0.0.0.0:6380\"",
+                "server.kamailio_resp_listen",
+            ),
+            (
+                "kamailio_resp_socket_mode = 0o1777",
+                "server.kamailio_resp_socket_mode",
+            ),
+            (
+                "kamailio_resp_idle_timeout_ms = 0",
+                "server.kamailio_resp_idle_timeout_ms",
+            ),
+            ("kamailio_resp_port = 6380", "kamailio_resp_port"),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -22,6 +22,7 @@ pub struct WarpdBuilder {
     env: Vec<(String, String)>,
     edits: Vec<Edit>,
     listener: Option<tokio::net::TcpListener>,
+    resp: Option<tokio::net::TcpListener>,
     wait_ready: bool,
 }
 
@@ -32,6 +33,8 @@ pub struct Warpd {
     pub addr: std::net::SocketAddr,
     /// the admin listener
     pub admin_addr: std::net::SocketAddr,
+    /// the RESP listener of the Kamailio surface, when [`WarpdBuilder::resp`] asked for one
+    pub resp_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), warpd::server::ServeError>>,
     _spool: Option<tempfile::TempDir>,
@@ -49,6 +52,7 @@ impl Warpd {
             ],
             edits: Vec::new(),
             listener: None,
+            resp: None,
             wait_ready: true,
         }
     }
@@ -126,6 +130,13 @@ impl WarpdBuilder {
         self
     }
 
+    /// Serves the Kamailio surface over RESP too, on a fresh listener on 127.0.0.1:0
+    /// ([`Warpd::resp_addr`]).
+    pub async fn resp(mut self) -> Self {
+        self.resp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        self
+    }
+
     /// Returns as soon as the task is spawned instead of once `/readyz` answers 200.
     pub fn no_wait_ready(mut self) -> Self {
         self.wait_ready = false;
@@ -169,6 +180,11 @@ impl WarpdBuilder {
         };
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wait_ready = self.wait_ready;
+        let resp = match self.resp.take() {
+            Some(l) => vec![warpd::api::RespListener::Tcp(l)],
+            None => Vec::new(),
+        };
+        let resp_addr = resp.first().and_then(|l| l.local_addr());
         let (config, spool) = self.build_config();
         let secret = config.server.kamailio_secret.clone();
         let addr = listener.local_addr().unwrap();
@@ -177,6 +193,7 @@ impl WarpdBuilder {
         let listeners = warpd::api::Listeners {
             kamailio: listener,
             admin,
+            kamailio_resp: resp,
         };
         let task = tokio::spawn(warpd::server::run(config, listeners, shutdown.clone()));
         let w = Warpd {
@@ -186,6 +203,7 @@ impl WarpdBuilder {
             },
             addr,
             admin_addr,
+            resp_addr,
             shutdown,
             task,
             _spool: spool,
