@@ -20,5 +20,6 @@ mod e2e_dip;
 mod harness;
 mod listeners;
 mod provision;
+mod resp_dip;
 mod systemd_units;
 mod vagrant;

@@ -50,7 +50,11 @@ fn json_attempts(a: &DipAnswer) -> Vec<(String, String, String)> {
         let vendor = r["vendor"].as_str().unwrap().to_string();
         let uris = r["uris"].as_array().cloned().unwrap_or_default();
         if uris.is_empty() {
-            out.push((id.clone(), vendor.clone(), r["uri"].as_str().unwrap().to_string()));
+            out.push((
+                id.clone(),
+                vendor.clone(),
+                r["uri"].as_str().unwrap().to_string(),
+            ));
         }
         for u in uris {
             out.push((id.clone(), vendor.clone(), u.as_str().unwrap().to_string()));
