@@ -25,6 +25,8 @@ modules_dir="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}"
 step_packages() {
   local pkgs=(postgresql kamailio kamailio-utils-modules kamailio-json-modules kamailio-extra-modules
     kamailio-tls-modules   # tls.so: kamailio.cfg -A WITH_TLS (gateways with transport=tls)
+    kamailio-redis-modules # ndb_redis.so: kamailio.cfg's default dip transport (RESP to warpd)
+    redis-tools            # redis-cli: poking warpd's RESP listener by hand
     rtpengine-daemon rtpengine-utils sip-tester
     gcc make bison flex pkg-config libcurl4-openssl-dev libevent-dev dpkg-dev
     curl python3)   # curl: demo.sh readiness wait; python3: bench-kamailio.sh

@@ -179,6 +179,8 @@ impl Kamailio {
                 run.join("ctl").display()
             ))
             .args(["-A", &format!("DIP_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
+            // the RESP dip (the default transport) waits as long as the HTTP one
+            .args(["-A", &format!("RESP_CMD_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
             .args(["-A", "GW_FR_TIMER_MS=2000"]);
         for d in defines {
             cmd.args(["-A", d]);
@@ -433,6 +435,10 @@ struct Sip {
     rtp_ng: u16,
     rtpengine_sock: String,
     so_define: String,
+    /// the RESP dip to this warpd (`WARPD_RESP_SERVER`, with the secret)
+    resp_define: String,
+    /// warpd's RESP listener
+    resp_port: u16,
     base: String,
     events_url: String,
     warpd_port: u16,
@@ -591,7 +597,9 @@ impl Sip {
         ) {
             builder = builder.env(&k, v);
         }
+        let builder = rt.block_on(builder.resp());
         let warpd = rt.block_on(builder.start());
+        let resp_port = warpd.resp_addr.expect("RESP listener").port();
         let base = warpd.base.clone();
         let events_url = format!("{base}/v1/events");
         let mut s = Sip {
@@ -610,6 +618,10 @@ impl Sip {
             rtp_ng,
             rtpengine_sock,
             so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
+            resp_define: format!(
+                "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port};pass={E2E_SECRET}\""
+            ),
+            resp_port,
             base,
             events_url,
             warpd_port,
@@ -663,6 +675,7 @@ impl Sip {
             "main",
             &[
                 s.so_define.clone(),
+                s.resp_define.clone(),
                 format!("WARPD_URL=\"{}\"", s.base),
                 format!("WARPD_SECRET=\"{E2E_SECRET}\""),
                 format!("WARPD_EVENTS_HTTPCON=\"events=>{sink_url}\""),

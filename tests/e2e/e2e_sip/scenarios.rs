@@ -352,6 +352,7 @@ pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
         dir,
         rtpengine_sock,
         so_define,
+        resp_define,
         base,
         events_url,
         routes,
@@ -365,6 +366,7 @@ pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
         "media",
         &[
             so_define.clone(),
+            resp_define.clone(),
             format!("WARPD_URL=\"{base}\""),
             format!("WARPD_SECRET=\"{E2E_SECRET}\""),
             format!(
@@ -494,6 +496,8 @@ pub(super) fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
         dir,
         "task",
         &[
+            // the HTTP dip in an async task worker (the RESP dip off)
+            "WITHOUT_RESP_DIP".to_string(),
             "WITHOUT_HTTP_ASYNC".to_string(),
             format!("WARPD_HTTPCON=\"warpd=>{}\"", with_secret(base)),
             format!(
@@ -549,6 +553,7 @@ pub(super) fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &m
     let Sip {
         dir,
         so_define,
+        resp_define,
         base,
         events_url,
         uac,
@@ -571,6 +576,7 @@ pub(super) fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &m
         "static",
         &[
             so_define.clone(),
+            resp_define.clone(),
             format!("WARPD_URL=\"{base}\""),
             format!("WARPD_SECRET=\"{E2E_SECRET}\""),
             format!(
@@ -590,14 +596,17 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
     let Sip { dir, .. } = s;
     let (dir, warpd_port) = (dir.as_path(), s.warpd_port);
     let main = s.main();
-    let hang = TcpListener::bind(("127.0.0.1", warpd_port)).expect("rebind warpd port");
     let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
-    let keep = held.clone();
-    std::thread::spawn(move || {
-        for s in hang.incoming().flatten().take(16) {
-            keep.lock().expect("lock").push(s);
-        }
-    });
+    // both of warpd's Kamailio ports: the RESP dip (the default transport) and HTTP
+    for port in [s.resp_port, warpd_port] {
+        let hang = TcpListener::bind(("127.0.0.1", port)).expect("rebind warpd port");
+        let keep = held.clone();
+        std::thread::spawn(move || {
+            for s in hang.incoming().flatten().take(16) {
+                keep.lock().expect("lock").push(s);
+            }
+        });
+    }
     let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "hanging");
     assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
     assert!(
