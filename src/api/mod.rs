@@ -98,6 +98,9 @@ pub struct ApiLimits {
     pub shutdown_grace: Duration,
     /// A RESP connection idle this long between commands is closed.
     pub resp_idle_timeout: Duration,
+    /// Whether RESP connections must `AUTH` when a secret is set
+    /// (`server.kamailio_resp_require_secret`).
+    pub resp_require_secret: bool,
 }
 
 impl Default for ApiLimits {
@@ -116,6 +119,7 @@ impl ApiLimits {
             max_connections_per_source: c.max_connections_per_source,
             shutdown_grace: Duration::from_millis(c.shutdown_grace_ms),
             resp_idle_timeout: Duration::from_millis(c.kamailio_resp_idle_timeout_ms),
+            resp_require_secret: c.kamailio_resp_require_secret,
         }
     }
 }

@@ -38,6 +38,12 @@ pub struct ServerConfig {
     /// `kamailio_resp_socket_mode`; a stale socket file at the path is replaced. Unset = off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kamailio_resp_socket: Option<std::path::PathBuf>,
+    /// Whether a RESP connection must `AUTH <kamailio_secret>` when a secret is set (default
+    /// true). false: the RESP listeners rely on the allow-list (TCP) and the socket's permissions
+    /// (unix) only, for Kamailio configs without `pass=`: ndb_redis 5.6 sends `AUTH` on a
+    /// reconnect *before* it applies `cmd_timeout`, so with `pass=` a warpd that accepts but does
+    /// not answer (frozen, overloaded) blocks a SIP worker without bound.
+    pub kamailio_resp_require_secret: bool,
     /// permissions of `kamailio_resp_socket` (e.g. `0o660`: warpd's user and group, where
     /// Kamailio's user is a member)
     pub kamailio_resp_socket_mode: u32,
@@ -70,6 +76,7 @@ impl Default for ServerConfig {
             kamailio_secret: None,
             kamailio_resp_listen: None,
             kamailio_resp_socket: None,
+            kamailio_resp_require_secret: true,
             kamailio_resp_socket_mode: 0o660,
             kamailio_resp_idle_timeout_ms: 3_600_000,
             max_body_bytes: 64 * 1024,
@@ -94,6 +101,10 @@ impl std::fmt::Debug for ServerConfig {
             )
             .field("kamailio_resp_listen", &self.kamailio_resp_listen)
             .field("kamailio_resp_socket", &self.kamailio_resp_socket)
+            .field(
+                "kamailio_resp_require_secret",
+                &self.kamailio_resp_require_secret,
+            )
             .field(
                 "kamailio_resp_socket_mode",
                 &format_args!("{:#o}", self.kamailio_resp_socket_mode),
@@ -179,15 +190,14 @@ impl ServerConfig {
                     "must differ from server.kamailio_listen and server.admin_listen",
                 ));
             }
-            if !r.ip().is_loopback()
-                && self.kamailio_allow.is_empty()
-                && self.kamailio_secret.is_none()
-            {
+            let secret = self.kamailio_secret.is_some() && self.kamailio_resp_require_secret;
+            if !r.ip().is_loopback() && self.kamailio_allow.is_empty() && !secret {
                 return Err(key_err(
                     "server.kamailio_resp_listen",
                     format!(
                         "{r} is not a loopback address: set server.kamailio_allow and/or \
-                         server.kamailio_secret (the same guard as server.kamailio_listen)"
+                         server.kamailio_secret (the same guard as server.kamailio_listen; a \
+                         secret counts only with kamailio_resp_require_secret = true)"
                     ),
                 ));
             }
@@ -300,6 +310,10 @@ mod tests {
                 "server.kamailio_resp_idle_timeout_ms",
             ),
             ("kamailio_resp_port = 6380", "kamailio_resp_port"),
+            (
+                "kamailio_resp_listen = \"0.0.0.0:6380\"\nkamailio_secret = \"0123456789abcdef\"\nkamailio_resp_require_secret = false",
+                "server.kamailio_resp_listen",
+            ),
         ] {
             let e = err(bad);
             assert!(e.contains(key), "{bad}: {e}");

@@ -287,6 +287,28 @@ async fn resp_listener_obeys_the_allow_list() {
     w.stop().await;
 }
 
+/// `server.kamailio_resp_require_secret = false`: with a secret set, RESP connections need no
+/// `AUTH` (ndb_redis without `pass=`); the HTTP surface still needs the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_without_auth_when_the_secret_is_not_required_there() {
+    let (_pg, _client, w) = stack(&[("WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET", "false")]).await;
+    let mut c = Client::connect(w.resp_addr.unwrap()).await;
+    let r = c
+        .cmd(&["LCR", "10001", "+12125550100", "+13125550100"])
+        .await;
+    assert_eq!(text(&items(&r)[0]), "route", "{r:?}");
+    // a secret presented is still checked
+    let r = c.cmd(&["AUTH", "wrong-secret-0123456789"]).await;
+    assert!(error_text(&r).starts_with("WRONGPASS"), "{r:?}");
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/v1/route?ban=10001&ani=1&dnis=2", w.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401, "HTTP still needs the secret");
+    w.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resp_911_is_routed_at_the_customers_limits() {
     let (_pg, client, w) = stack(&[]).await;

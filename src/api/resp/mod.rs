@@ -6,7 +6,8 @@
 //! The guard is the HTTP Kamailio surface's ([`KamailioAuth`]): a TCP source off the allow-list
 //! gets `-NOPERM` and is closed; with a secret configured, a connection must `AUTH <secret>`
 //! first (anything but `AUTH`/`PING`/`QUIT` gets `-NOAUTH`; a wrong secret gets `-WRONGPASS` and
-//! the connection is closed). A unix socket has no source address: its file permissions are its
+//! the connection is closed), unless `server.kamailio_resp_require_secret = false` (then the
+//! allow-list and the socket permissions are the guard; see that key for why). A unix socket has no source address: its file permissions are its
 //! allow-list. Connection caps are the HTTP listeners' ([`ConnLimits`]: `server.max_connections`,
 //! `server.max_connections_per_source`); a connection idle for
 //! `server.kamailio_resp_idle_timeout_ms` is closed, and a command started must complete within
@@ -211,7 +212,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     let codec = Limits::default();
     let idle = api.state.limits.resp_idle_timeout;
     let started = api.state.limits.body_read_timeout;
-    let mut session = Session::new(!auth.requires_secret());
+    let mut session =
+        Session::new(!(auth.requires_secret() && api.state.limits.resp_require_secret));
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {

@@ -435,7 +435,7 @@ struct Sip {
     rtp_ng: u16,
     rtpengine_sock: String,
     so_define: String,
-    /// the RESP dip to this warpd (`WARPD_RESP_SERVER`, with the secret)
+    /// the RESP dip to this warpd (`WARPD_RESP_SERVER`)
     resp_define: String,
     /// warpd's RESP listener
     resp_port: u16,
@@ -590,6 +590,9 @@ impl Sip {
             // the emergency scenario changes a call limit and waits for it
             .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
             .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET)
+            // the RESP dip without pass= (ndb_redis sends AUTH on a reconnect before it applies
+            // cmd_timeout: a hanging warpd would block a SIP worker); loopback is its guard
+            .env("WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET", "false")
             .env("WARPD_CDR__API_TOKEN", E2E_CDR_TOKEN);
         for (k, v) in media_env_overrides(
             &format!("127.0.0.1:{ng_proxy}"),
@@ -619,7 +622,7 @@ impl Sip {
             rtpengine_sock,
             so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
             resp_define: format!(
-                "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port};pass={E2E_SECRET}\""
+                "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port}\""
             ),
             resp_port,
             base,
