@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn resp_listener_keys() {
-        let c = Config::from_str_with_env(&format!("{MIN}"), vec![]).unwrap();
+        let c = Config::from_str_with_env(MIN, vec![]).unwrap();
         assert_eq!(
             c.server.kamailio_resp_addr().unwrap(),
             None,

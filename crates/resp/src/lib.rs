@@ -277,12 +277,12 @@ fn bulk_body(buf: &[u8], pos: usize, n: usize) -> Result<Option<(&[u8], usize)>,
     Ok(Some((&buf[pos..end], end + 2)))
 }
 
+/// A command's arguments, its name first.
+pub type Command = Vec<Vec<u8>>;
+
 /// Decodes one command from the start of `buf`: its arguments (empty for an empty inline line
 /// or `*0`, which the server skips) and the bytes consumed; `Ok(None)` = read more.
-pub fn decode_command(
-    buf: &[u8],
-    limits: &Limits,
-) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+pub fn decode_command(buf: &[u8], limits: &Limits) -> Result<Option<(Command, usize)>, RespError> {
     let Some(&t) = buf.first() else {
         return Ok(None);
     };
@@ -317,7 +317,7 @@ pub fn decode_command(
 
 /// An inline command: space-separated words, `"…"`/`'…'` quoting as redis-cli and Redis read it
 /// (backslash escapes inside double quotes: `\"`, `\\`, `\n`, `\r`, `\t`).
-fn inline(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize)>, RespError> {
+fn inline(buf: &[u8], limits: &Limits) -> Result<Option<(Command, usize)>, RespError> {
     let Some((l, next)) = read_line(buf, 0, limits.max_line)? else {
         return Ok(None);
     };
