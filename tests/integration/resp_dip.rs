@@ -309,6 +309,61 @@ async fn resp_without_auth_when_the_secret_is_not_required_there() {
     w.stop().await;
 }
 
+/// `server.kamailio_resp_socket`: a unix socket with the configured permissions, a stale socket
+/// file replaced, the same commands (and the same AUTH rule) as over TCP, the file removed at
+/// shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_over_a_unix_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = TestPg::start();
+    let _client = support::demo::demo_db(&pg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("resp.sock");
+    // a stale socket file left by a killed warpd
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let w = Warpd::builder(&pg)
+        .env("WARPD_SERVER__KAMAILIO_SECRET", SECRET)
+        .resp_unix(&path, 0o600)
+        .start()
+        .await;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let mut out = Vec::new();
+    for args in [
+        &["LCR", "10001", "+12125550100", "+13125550100"][..],
+        &["AUTH", SECRET],
+        &["LCR", "10001", "+12125550100", "+13125550100"],
+    ] {
+        Value::Array(args.iter().map(|a| Value::bulk(a.as_bytes())).collect()).encode(&mut out);
+    }
+    s.write_all(&out).await.unwrap();
+    let mut buf = Vec::new();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("replies within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed early: {replies:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        let limits = Limits {
+            max_array: 1024,
+            ..Limits::default()
+        };
+        while let Some((v, used)) = warpd_resp::decode(&buf, &limits).unwrap() {
+            buf.drain(..used);
+            replies.push(v);
+        }
+    }
+    assert!(error_text(&replies[0]).starts_with("NOAUTH"), "{replies:?}");
+    assert_eq!(replies[1], Value::Simple("OK".into()));
+    assert_eq!(text(&items(&replies[2])[0]), "route", "{replies:?}");
+    w.stop().await;
+    assert!(!path.exists(), "socket file removed at shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resp_911_is_routed_at_the_customers_limits() {
     let (_pg, client, w) = stack(&[]).await;

@@ -22,7 +22,7 @@ pub struct WarpdBuilder {
     env: Vec<(String, String)>,
     edits: Vec<Edit>,
     listener: Option<tokio::net::TcpListener>,
-    resp: Option<tokio::net::TcpListener>,
+    resp: Vec<warpd::api::RespListener>,
     wait_ready: bool,
 }
 
@@ -52,7 +52,7 @@ impl Warpd {
             ],
             edits: Vec::new(),
             listener: None,
-            resp: None,
+            resp: Vec::new(),
             wait_ready: true,
         }
     }
@@ -133,7 +133,16 @@ impl WarpdBuilder {
     /// Serves the Kamailio surface over RESP too, on a fresh listener on 127.0.0.1:0
     /// ([`Warpd::resp_addr`]).
     pub async fn resp(mut self) -> Self {
-        self.resp = Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.resp.push(warpd::api::RespListener::Tcp(l));
+        self
+    }
+
+    /// Serves the Kamailio surface over RESP on a unix socket at `path` with permissions `mode`
+    /// (what `server.kamailio_resp_socket` binds).
+    pub fn resp_unix(mut self, path: &Path, mode: u32) -> Self {
+        let l = warpd::api::RespListener::bind_unix(path, mode).unwrap();
+        self.resp.push(l);
         self
     }
 
@@ -180,11 +189,8 @@ impl WarpdBuilder {
         };
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wait_ready = self.wait_ready;
-        let resp = match self.resp.take() {
-            Some(l) => vec![warpd::api::RespListener::Tcp(l)],
-            None => Vec::new(),
-        };
-        let resp_addr = resp.first().and_then(|l| l.local_addr());
+        let resp = std::mem::take(&mut self.resp);
+        let resp_addr = resp.iter().find_map(|l| l.local_addr());
         let (config, spool) = self.build_config();
         let secret = config.server.kamailio_secret.clone();
         let addr = listener.local_addr().unwrap();
