@@ -602,7 +602,7 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
         let hang = TcpListener::bind(("127.0.0.1", port)).expect("rebind warpd port");
         let keep = held.clone();
         std::thread::spawn(move || {
-            for s in hang.incoming().flatten().take(16) {
+            for s in hang.incoming().flatten().take(64) {
                 keep.lock().expect("lock").push(s);
             }
         });
@@ -618,5 +618,35 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
     assert!(
         !held.lock().expect("lock").is_empty(),
         "dip never connected"
+    );
+
+    // the RESP dip's breaker (ndb_redis allowed_timeouts = 3, per Kamailio process): while warpd
+    // keeps hanging, no call waits longer than the time-outs (the command, then the reconnect's
+    // PING), and once every SIP worker has seen 4 failures in a row, calls get the fallback at
+    // once instead of waiting for warpd
+    let mut fast = None;
+    for i in 0..24 {
+        let r = call(
+            dir,
+            main,
+            &reject_scenario(dir, 503),
+            DNIS,
+            &format!("breaker-{i}"),
+        );
+        assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
+        assert!(
+            r.elapsed < Duration::from_millis(3 * DIP_TIMEOUT_MS + 2000),
+            "call {i} waited {:?} for a hanging warpd",
+            r.elapsed
+        );
+        if r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS / 2) {
+            fast = Some(i);
+            break;
+        }
+    }
+    let log = std::fs::read_to_string(&main.log).unwrap_or_default();
+    assert!(
+        fast.is_some() && log.contains("REDIS server warpd disabled"),
+        "the breaker never opened (fast call: {fast:?}); log:\n{log}"
     );
 }
