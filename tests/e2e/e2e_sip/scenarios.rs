@@ -26,6 +26,16 @@ pub(super) fn cheapest_gateway_gets_the_call(s: &Sip) {
         "cheapest gateway {cheapest} got {got:?} (order {order:?})"
     );
     assert_eq!(got.iter().sum::<usize>(), 1, "{got:?}");
+    // the dip went over RESP (kamailio.cfg's default transport), not HTTP
+    let metrics =
+        s.rt.block_on(s.warpd.as_ref().expect("warpd running").metrics());
+    let resp_dips = metrics
+        .lines()
+        .find(|l| l.contains("dip_duration_seconds_count") && l.contains("surface=\"resp\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(resp_dips >= 1.0, "no dip over RESP:\n{metrics}");
     // its CDR: the cheapest route carried it at the dip's buy and sell rates
     let call_id = call_id_of(&r.trace);
     let cdr =
