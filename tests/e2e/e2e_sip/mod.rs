@@ -713,6 +713,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     emergency_call_at_the_limit_is_routed_with_its_callback_number(&s);
     media_sdp_and_t38_reinvite_go_through_rtpengine(&s);
     fallback_dip_mode_without_http_async_client_routes(&s);
+    http_dip_is_the_fallback_of_a_failed_resp_dip(&s);
     unknown_source_address_gets_403(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
     emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);

@@ -521,6 +521,49 @@ pub(super) fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
     assert_eq!(gws[0].invites(), 1);
 }
 
+/// 5b. -A WITH_HTTP_DIP: the RESP dip fails (nothing listens on its port) and the call is routed
+/// by the HTTP dip (http_async_query) instead of getting the dip fallback
+pub(super) fn http_dip_is_the_fallback_of_a_failed_resp_dip(s: &Sip) {
+    let Sip {
+        dir,
+        so_define,
+        base,
+        events_url,
+        uac,
+        order,
+        ..
+    } = s;
+    let dir = dir.as_path();
+    let gws: Vec<Uas> = order
+        .iter()
+        .map(|p| Uas::start(dir, *p, "uas.xml", "httpfallback"))
+        .collect();
+    let dead = super::free_tcp_port();
+    let kam = Kamailio::start(
+        dir,
+        "httpfallback",
+        &[
+            "WITH_HTTP_DIP".to_string(),
+            so_define.clone(),
+            format!("WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={dead}\""),
+            format!("WARPD_URL=\"{base}\""),
+            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(events_url)
+            ),
+        ],
+    );
+    let r = call(dir, &kam, uac, DNIS, "httpfallback");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    assert_eq!(gws[0].invites(), 1);
+    let log = std::fs::read_to_string(&kam.log).unwrap_or_default();
+    assert!(
+        log.contains("RESP dip failed: trying the HTTP dip"),
+        "not routed by the HTTP fallback:\n{log}"
+    );
+}
+
 /// 6. unknown source: 10001 no longer owns 127.0.0.1 → 403
 pub(super) fn unknown_source_address_gets_403(s: &Sip) {
     let Sip {
