@@ -71,6 +71,8 @@ pub enum RespError {
     TooDeep(usize),
     #[error("unbalanced quotes in an inline command")]
     UnbalancedQuotes,
+    #[error("a carriage return inside a simple string or error")]
+    CrInLine,
 }
 
 /// A RESP2 value.
@@ -231,6 +233,9 @@ fn decode_at(
     let Some((l, next)) = read_line(buf, pos + 1, limits.max_line)? else {
         return Ok(None);
     };
+    if matches!(t, b'+' | b'-') && l.contains(&b'\r') {
+        return Err(RespError::CrInLine);
+    }
     let text = || String::from_utf8_lossy(l).into_owned();
     Ok(match t {
         b'+' => Some((Value::Simple(text()), next)),

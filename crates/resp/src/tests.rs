@@ -202,6 +202,10 @@ fn bad_input() {
         (b"?x\r\n", RespError::UnknownType(b'?')),
         (b":1x\r\n", RespError::BadInteger("\"1x\"".into())),
         (b"*1\r\n*1\r\n*1\r\n:1\r\n", RespError::TooDeep(2)),
+        // found by the fuzz target: a simple string cannot carry a CR (it would not survive
+        // encode → decode)
+        (b"+OK\rzz\r\n", RespError::CrInLine),
+        (b"-ERR a\rb\n", RespError::CrInLine),
         (
             b"$9\r\n",
             RespError::TooLong {
