@@ -73,6 +73,8 @@ pub enum RespError {
     UnbalancedQuotes,
     #[error("a carriage return inside a simple string or error")]
     CrInLine,
+    #[error("a simple string or error that is not UTF-8")]
+    NotUtf8,
 }
 
 /// A RESP2 value.
@@ -236,10 +238,14 @@ fn decode_at(
     if matches!(t, b'+' | b'-') && l.contains(&b'\r') {
         return Err(RespError::CrInLine);
     }
-    let text = || String::from_utf8_lossy(l).into_owned();
+    let text = || {
+        std::str::from_utf8(l)
+            .map(str::to_string)
+            .map_err(|_| RespError::NotUtf8)
+    };
     Ok(match t {
-        b'+' => Some((Value::Simple(text()), next)),
-        b'-' => Some((Value::Error(text()), next)),
+        b'+' => Some((Value::Simple(text()?), next)),
+        b'-' => Some((Value::Error(text()?), next)),
         b':' => Some((Value::Integer(parse_int(l)?), next)),
         b'$' => match parse_len(l, "bulk", limits.max_bulk)? {
             None => Some((Value::Nil, next)),

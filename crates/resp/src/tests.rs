@@ -206,6 +206,8 @@ fn bad_input() {
         // encode → decode)
         (b"+OK\rzz\r\n", RespError::CrInLine),
         (b"-ERR a\rb\n", RespError::CrInLine),
+        // also found by it: invalid UTF-8 would come back longer (U+FFFD) than it went in
+        (b"-C\xbdC\r\n", RespError::NotUtf8),
         (
             b"$9\r\n",
             RespError::TooLong {
