@@ -287,6 +287,75 @@ async fn resp_listener_obeys_the_allow_list() {
     w.stop().await;
 }
 
+/// A table of dips over both transports: every header field and every attempt of the RESP
+/// array equals what the JSON answer of `GET /v1/route` says (route or reject alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_and_http_answer_a_table_of_dips_alike() {
+    let (_pg, client, w) = stack(&[]).await;
+    let mut c = Client::connect(w.resp_addr.unwrap()).await;
+    assert_eq!(c.cmd(&["AUTH", SECRET]).await, Value::Simple("OK".into()));
+    let enc = |v: &str| v.replace('+', "%2B");
+    let table: [(&str, &str, &str, &str); 9] = [
+        ("10001", "+12125550100", "+13125550100", ""),
+        ("10001", "+12125550100", "+12125550199", ""),
+        ("10001", "+12125550100", "+442071234567", ""),
+        ("10001", "+12125550100", "+18005550100", ""),
+        ("10001", "+12125550100", "911", ""),
+        ("10001", "+12125550100", "+19005550100", ""),
+        ("10001", "+12125550100", "12", ""),
+        ("99999", "+12125550100", "+13125550100", ""),
+        ("10001", "+12125550100", "+13125550100", "2125550000"),
+    ];
+    for (ban, ani, dnis, lrn) in table {
+        let mut q = format!("ban={ban}&ani={}&dnis={}", enc(ani), enc(dnis));
+        if !lrn.is_empty() {
+            q.push_str(&format!("&lrn={lrn}"));
+        }
+        let (status, j) = w.get_json(&format!("/v1/route?{q}")).await;
+        assert_eq!(status, 200, "{q}: {j}");
+        let r = c.cmd(&["LCR", ban, ani, dnis, "", lrn]).await;
+        let a = items(&r);
+        let s = |k: &str| j[k].as_str().unwrap_or("").to_string();
+        assert_eq!(text(&a[0]), s("action"), "{q}");
+        if s("action") == "reject" {
+            assert_eq!(int(&a[1]) as u64, j["sip_code"].as_u64().unwrap(), "{q}");
+            assert_eq!(text(&a[2]), s("reason"), "{q}");
+            assert_eq!((a.len(), int(&a[7])), (8, 0), "{q}");
+        } else {
+            assert_eq!(int(&a[1]), 200, "{q}");
+            assert_eq!(
+                [text(&a[3]), text(&a[4]), text(&a[5]), text(&a[6])],
+                [s("zone"), s("lrn"), s("partition"), s("emergency_callback")],
+                "{q}"
+            );
+            assert_eq!(resp_attempts(a), json_attempts(&j), "{q}");
+        }
+    }
+    // a rejected dip with a call_id over RESP writes the rejected-call CDR, as over HTTP
+    let r = c
+        .cmd(&["LCR", "10001", "+12125550100", "+19005550100", "resp-rej-1"])
+        .await;
+    assert_eq!(int(&items(&r)[1]), 403, "{r:?}");
+    let row = support::eventually("the rejected CDR", support::DEADLINE, || async {
+        client
+            .query_opt(
+                "SELECT disposition, sip_code, cause FROM cdrs WHERE call_id = 'resp-rej-1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .ok_or("no CDR yet")
+    })
+    .await;
+    assert_eq!(row.get::<_, String>(0), "rejected");
+    assert_eq!(row.get::<_, Option<i32>>(1), Some(403));
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("blocked prefix 1900")
+    );
+    w.stop().await;
+}
+
 /// `server.kamailio_resp_require_secret = false`: with a secret set, RESP connections need no
 /// `AUTH` (ndb_redis without `pass=`); the HTTP surface still needs the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
