@@ -177,6 +177,7 @@ fn main() {
             api::Listeners {
                 kamailio: listener,
                 admin,
+                kamailio_resp: Vec::new(),
             },
             state,
             stop.clone(),

@@ -32,6 +32,8 @@ pub(super) const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain;
 pub enum Surface {
     Rpc = 0,
     Http = 1,
+    /// the RESP listener's `LCR` command (Kamailio's ndb_redis)
+    Resp = 2,
 }
 
 impl Surface {
@@ -39,6 +41,7 @@ impl Surface {
         match self {
             Surface::Rpc => "rpc",
             Surface::Http => "http",
+            Surface::Resp => "resp",
         }
     }
 }
@@ -55,7 +58,7 @@ const KNOWN_REJECTS: [(u16, &str); 4] = [
 /// takes no locks (prometheus label lookups lock).
 pub(crate) struct Api {
     pub(crate) state: Arc<AppState>,
-    latency: [Histogram; 2],
+    latency: [Histogram; 3],
     routed: IntCounter,
     rejected: [IntCounter; 4],
     not_ready: IntCounter,
@@ -75,6 +78,7 @@ impl Api {
             latency: [
                 m.dip_latency.with_label_values(&[Surface::Rpc.as_str()]),
                 m.dip_latency.with_label_values(&[Surface::Http.as_str()]),
+                m.dip_latency.with_label_values(&[Surface::Resp.as_str()]),
             ],
             routed: m.dips.with_label_values(&["route"]),
             rejected: KNOWN_REJECTS.map(|(_, label)| m.dips.with_label_values(&[label])),
@@ -92,7 +96,7 @@ impl Api {
             .inc();
     }
 
-    /// Answers a dip: the one entry point of `lcr.route` and `GET /v1/route`.
+    /// Answers a dip: the one entry point of `lcr.route`, `GET /v1/route` and RESP `LCR`.
     pub(crate) fn dip(&self, req: &DipRequest, surface: Surface) -> Result<DipAnswer, ApiError> {
         let t0 = Instant::now();
         let engine = &self.state.engine;

@@ -4,7 +4,9 @@
 //! shared secret ([`KamailioAuth`]); the **admin surface** (`server.admin_listen`: `/v1/admin/…`,
 //! CDRs, route quality, `/metrics`, OpenAPI, `POST /v1/routing/simulate`, and the `/rpc` admin
 //! methods `lcr.simulate`, `warpd.reload`, `media.*`) is meant for loopback or a management
-//! network. A path of the other surface is 404. Both dip forms (JSON-RPC and plain HTTP) call the
+//! network. The Kamailio surface is also served over RESP2 for Kamailio's ndb_redis
+//! (`server.kamailio_resp_listen` / `kamailio_resp_socket`, [`RespListener`]: same guard, the
+//! dip as the `LCR` command). A path of the other surface is 404. Both dip forms (JSON-RPC and plain HTTP) call the
 //! same function (`http::Api::dip`), so answers, metrics and logs are identical.
 //!
 //! Owns: the listeners, connection handling and limits, graceful shutdown ([`serve`]), request
@@ -24,6 +26,7 @@ mod error;
 mod guard;
 mod http;
 pub mod params;
+mod resp;
 mod rpc;
 mod server;
 pub mod tls;
@@ -35,6 +38,7 @@ pub use context::Surface;
 pub use error::ApiError;
 pub use guard::KamailioAuth;
 pub use params::{dip_from_json, dip_from_query};
+pub use resp::{answer_array, RespBindError, RespListener};
 pub use rpc::Health;
 pub use server::{serve, serve_tls, Listeners};
 pub use tls::{ListenersTls, TlsError};
@@ -96,6 +100,11 @@ pub struct ApiLimits {
     pub max_connections_per_source: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// A RESP connection idle this long between commands is closed.
+    pub resp_idle_timeout: Duration,
+    /// Whether RESP connections must `AUTH` when a secret is set
+    /// (`server.kamailio_resp_require_secret`).
+    pub resp_require_secret: bool,
 }
 
 impl Default for ApiLimits {
@@ -114,6 +123,8 @@ impl ApiLimits {
             max_connections: c.max_connections,
             max_connections_per_source: c.max_connections_per_source,
             shutdown_grace: Duration::from_millis(c.shutdown_grace_ms),
+            resp_idle_timeout: Duration::from_millis(c.kamailio_resp_idle_timeout_ms),
+            resp_require_secret: c.kamailio_resp_require_secret,
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct Listeners {
     pub kamailio: TcpListener,
     /// `server.admin_listen`
     pub admin: TcpListener,
+    /// `server.kamailio_resp_listen` / `server.kamailio_resp_socket` (none: off)
+    pub kamailio_resp: Vec<super::resp::RespListener>,
 }
 
 /// Serves both surfaces over plain HTTP until `shutdown` is cancelled, then shuts down
@@ -103,6 +105,12 @@ pub async fn serve_tls(
         api: api.clone(),
         tls: tls.side(Side::Kamailio),
     };
+    let resp = futures_util::future::join_all(
+        listeners
+            .kamailio_resp
+            .into_iter()
+            .map(|l| super::resp::serve(l, api.clone(), shutdown.clone())),
+    );
     let admin = Loop {
         side: Side::Admin,
         methods: rpc::methods(api.clone(), Side::Admin)?,
@@ -114,6 +122,7 @@ pub async fn serve_tls(
     tokio::join!(
         kamailio.run(listeners.kamailio, shutdown.clone()),
         admin.run(listeners.admin, shutdown.clone()),
+        resp,
     );
     let _ = server_handle.stop();
     tracing::info!("API stopped");

@@ -158,6 +158,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 admin: tokio::net::TcpListener::bind(a)
                     .await
                     .with_context(|| format!("bind {a} (server.admin_listen)"))?,
+                kamailio_resp: crate::api::RespListener::bind(&config.server).await?,
             };
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone());

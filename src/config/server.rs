@@ -30,6 +30,27 @@ pub struct ServerConfig {
     /// Shared secret Kamailio sends as `Authorization: Bearer <secret>` (at least 16 characters;
     /// put it in `WARPD_SERVER__KAMAILIO_SECRET`). Unset = no secret required.
     pub kamailio_secret: Option<String>,
+    /// The Kamailio surface over RESP2 (the Redis protocol) on TCP, for Kamailio's ndb_redis:
+    /// `AUTH`, `PING`, `SELECT 0`, `QUIT`, `ECHO` and the dip `LCR` (README "Wire contract").
+    /// Same guard as `kamailio_listen` (allow-list, `AUTH <kamailio_secret>`). Unset = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_resp_listen: Option<String>,
+    /// The same on a unix socket (ndb_redis `unix=<path>`), created with
+    /// `kamailio_resp_socket_mode`; a stale socket file at the path is replaced. Unset = off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_resp_socket: Option<std::path::PathBuf>,
+    /// Whether a RESP connection must `AUTH <kamailio_secret>` when a secret is set (default
+    /// true). false: the RESP listeners rely on the allow-list (TCP) and the socket's permissions
+    /// (unix) only, for Kamailio configs without `pass=`: ndb_redis 5.6 sends `AUTH` on a
+    /// reconnect *before* it applies `cmd_timeout`, so with `pass=` a warpd that accepts but does
+    /// not answer (frozen, overloaded) blocks a SIP worker without bound.
+    pub kamailio_resp_require_secret: bool,
+    /// permissions of `kamailio_resp_socket` (e.g. `0o660`: warpd's user and group, where
+    /// Kamailio's user is a member)
+    pub kamailio_resp_socket_mode: u32,
+    /// a RESP connection with no command for this long is closed (ndb_redis reconnects on its
+    /// next command); a command started must complete within `body_read_timeout_ms`
+    pub kamailio_resp_idle_timeout_ms: u64,
     /// largest accepted request body in bytes
     pub max_body_bytes: usize,
     /// a request body must arrive completely within this time (else 408)
@@ -77,6 +98,11 @@ impl Default for ServerConfig {
             admin_listen: "127.0.0.1:8081".into(),
             kamailio_allow: Vec::new(),
             kamailio_secret: None,
+            kamailio_resp_listen: None,
+            kamailio_resp_socket: None,
+            kamailio_resp_require_secret: true,
+            kamailio_resp_socket_mode: 0o660,
+            kamailio_resp_idle_timeout_ms: 3_600_000,
             max_body_bytes: 64 * 1024,
             body_read_timeout_ms: 10_000,
             header_read_timeout_ms: 300_000,
@@ -99,6 +125,20 @@ impl std::fmt::Debug for ServerConfig {
             .field(
                 "kamailio_secret",
                 &self.kamailio_secret.as_ref().map(|_| "***"),
+            )
+            .field("kamailio_resp_listen", &self.kamailio_resp_listen)
+            .field("kamailio_resp_socket", &self.kamailio_resp_socket)
+            .field(
+                "kamailio_resp_require_secret",
+                &self.kamailio_resp_require_secret,
+            )
+            .field(
+                "kamailio_resp_socket_mode",
+                &format_args!("{:#o}", self.kamailio_resp_socket_mode),
+            )
+            .field(
+                "kamailio_resp_idle_timeout_ms",
+                &self.kamailio_resp_idle_timeout_ms,
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
@@ -127,6 +167,14 @@ impl ServerConfig {
 
     pub fn admin_addr(&self) -> Result<SocketAddr, ConfigError> {
         addr("server.admin_listen", &self.admin_listen)
+    }
+
+    /// `server.kamailio_resp_listen`, parsed; None when off.
+    pub fn kamailio_resp_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.kamailio_resp_listen
+            .as_deref()
+            .map(|v| addr("server.kamailio_resp_listen", v))
+            .transpose()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -174,6 +222,31 @@ impl ServerConfig {
                 ),
             ));
         }
+        if let Some(r) = self.kamailio_resp_addr()? {
+            if r == k || r == a {
+                return Err(key_err(
+                    "server.kamailio_resp_listen",
+                    "must differ from server.kamailio_listen and server.admin_listen",
+                ));
+            }
+            let secret = self.kamailio_secret.is_some() && self.kamailio_resp_require_secret;
+            if !r.ip().is_loopback() && self.kamailio_allow.is_empty() && !secret {
+                return Err(key_err(
+                    "server.kamailio_resp_listen",
+                    format!(
+                        "{r} is not a loopback address: set server.kamailio_allow and/or \
+                         server.kamailio_secret (the same guard as server.kamailio_listen; a \
+                         secret counts only with kamailio_resp_require_secret = true)"
+                    ),
+                ));
+            }
+        }
+        if self.kamailio_resp_socket_mode > 0o777 {
+            return Err(key_err(
+                "server.kamailio_resp_socket_mode",
+                "must be permission bits (at most 0o777)",
+            ));
+        }
         if self.max_body_bytes < 1024 {
             return Err(key_err("server.max_body_bytes", "must be at least 1024"));
         }
@@ -183,6 +256,10 @@ impl ServerConfig {
             (
                 "server.tls_handshake_timeout_ms",
                 self.tls_handshake_timeout_ms,
+            ),
+            (
+                "server.kamailio_resp_idle_timeout_ms",
+                self.kamailio_resp_idle_timeout_ms,
             ),
             ("server.max_connections", self.max_connections as u64),
             (
@@ -259,5 +336,55 @@ mod tests {
         );
         let c = ok("kamailio_listen = \"0.0.0.0:8080\"\n[server.kamailio_tls]\ncert_file = \"/c\"\nkey_file = \"/k\"\nclient_ca_file = \"/ca\"");
         assert!(c.server.kamailio_tls.is_some());
+    }
+
+    #[test]
+    fn resp_listener_keys() {
+        let c = Config::from_str_with_env(MIN, vec![]).unwrap();
+        assert_eq!(
+            c.server.kamailio_resp_addr().unwrap(),
+            None,
+            "off by default"
+        );
+        let c = Config::from_str_with_env(
+            &format!("{MIN}[server]\nkamailio_resp_listen = \"127.0.0.1:6380\"\nkamailio_resp_socket = \"/run/warpd/resp.sock\"\nkamailio_resp_socket_mode = 0o600\n"),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.kamailio_resp_addr().unwrap(),
+            Some("127.0.0.1:6380".parse().unwrap())
+        );
+        assert_eq!(c.server.kamailio_resp_socket_mode, 0o600);
+        for (bad, key) in [
+            (
+                "kamailio_resp_listen = \"nope\"",
+                "server.kamailio_resp_listen",
+            ),
+            (
+                "kamailio_resp_listen = \"127.0.0.1:8080\"",
+                "server.kamailio_resp_listen",
+            ),
+            (
+                "kamailio_resp_listen = \"0.0.0.0:6380\"",
+                "server.kamailio_resp_listen",
+            ),
+            (
+                "kamailio_resp_socket_mode = 0o1777",
+                "server.kamailio_resp_socket_mode",
+            ),
+            (
+                "kamailio_resp_idle_timeout_ms = 0",
+                "server.kamailio_resp_idle_timeout_ms",
+            ),
+            ("kamailio_resp_port = 6380", "kamailio_resp_port"),
+            (
+                "kamailio_resp_listen = \"0.0.0.0:6380\"\nkamailio_secret = \"0123456789abcdef\"\nkamailio_resp_require_secret = false",
+                "server.kamailio_resp_listen",
+            ),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -20,6 +20,7 @@ mod e2e_dip;
 mod harness;
 mod listeners;
 mod provision;
+mod resp_dip;
 mod systemd_units;
 mod tls;
 mod vagrant;

@@ -319,6 +319,7 @@ fn bad_listener_tls_files_stop_the_start_naming_key_and_file() {
             let listeners = warpd::api::Listeners {
                 kamailio: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
                 admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                kamailio_resp: Vec::new(),
             };
             // the database is never reached: the files are checked first
             warpd::server::run(

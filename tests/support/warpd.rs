@@ -22,6 +22,7 @@ pub struct WarpdBuilder {
     env: Vec<(String, String)>,
     edits: Vec<Edit>,
     listener: Option<tokio::net::TcpListener>,
+    resp: Vec<warpd::api::RespListener>,
     wait_ready: bool,
     tls: ApiTls,
 }
@@ -51,6 +52,8 @@ pub struct Warpd {
     pub addr: std::net::SocketAddr,
     /// the admin listener
     pub admin_addr: std::net::SocketAddr,
+    /// the RESP listener of the Kamailio surface, when [`WarpdBuilder::resp`] asked for one
+    pub resp_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), warpd::server::ServeError>>,
     _spool: Option<tempfile::TempDir>,
@@ -68,6 +71,7 @@ impl Warpd {
             ],
             edits: Vec::new(),
             listener: None,
+            resp: Vec::new(),
             wait_ready: true,
             tls: ApiTls::default(),
         }
@@ -173,6 +177,22 @@ impl WarpdBuilder {
         self
     }
 
+    /// Serves the Kamailio surface over RESP too, on a fresh listener on 127.0.0.1:0
+    /// ([`Warpd::resp_addr`]).
+    pub async fn resp(mut self) -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.resp.push(warpd::api::RespListener::Tcp(l));
+        self
+    }
+
+    /// Serves the Kamailio surface over RESP on a unix socket at `path` with permissions `mode`
+    /// (what `server.kamailio_resp_socket` binds).
+    pub fn resp_unix(mut self, path: &Path, mode: u32) -> Self {
+        let l = warpd::api::RespListener::bind_unix(path, mode).unwrap();
+        self.resp.push(l);
+        self
+    }
+
     /// Returns as soon as the task is spawned instead of once `/readyz` answers 200.
     pub fn no_wait_ready(mut self) -> Self {
         self.wait_ready = false;
@@ -217,6 +237,8 @@ impl WarpdBuilder {
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wait_ready = self.wait_ready;
         let tls = std::mem::take(&mut self.tls);
+        let resp = std::mem::take(&mut self.resp);
+        let resp_addr = resp.iter().find_map(|l| l.local_addr());
         let (config, spool) = self.build_config();
         let secret = config.server.kamailio_secret.clone();
         let addr = listener.local_addr().unwrap();
@@ -225,6 +247,7 @@ impl WarpdBuilder {
         let listeners = warpd::api::Listeners {
             kamailio: listener,
             admin,
+            kamailio_resp: resp,
         };
         let task = tokio::spawn(warpd::server::run(config, listeners, shutdown.clone()));
         let w = Warpd {
@@ -234,6 +257,7 @@ impl WarpdBuilder {
             }),
             addr,
             admin_addr,
+            resp_addr,
             shutdown,
             task,
             _spool: spool,
