@@ -95,7 +95,8 @@ export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$pgport/postgres" WARPD_L
 wport=$(free_port tcp)
 rport=$(free_port tcp)   # warpd's RESP listener (modes resp, resp+events)
 export WARPD_SERVER__KAMAILIO_RESP_LISTEN="127.0.0.1:$rport" WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
-export WARPD_SERVER__LISTEN="127.0.0.1:$wport"
+aport=$(free_port tcp)   # the admin listener (unused by the benchmark, but warpd binds it)
+export WARPD_SERVER__KAMAILIO_LISTEN="127.0.0.1:$wport" WARPD_SERVER__ADMIN_LISTEN="127.0.0.1:$aport"
 "$bin" --config warpd.example.toml migrate >/dev/null
 "$bin" --config warpd.example.toml apply "$work/demo/network.toml" >/dev/null
 "$bin" --config warpd.example.toml serve >"$work/warpd.log" 2>&1 &
