@@ -159,7 +159,8 @@ pub async fn run(
         kamailio_auth: KamailioAuth::new(
             config.server.kamailio_allow.clone(),
             config.server.kamailio_secret.as_deref(),
-        ),
+        )
+        .with_dip_as(api::DipAsPolicy::from_config(&config.server)),
     });
     let addr =
         |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -27,7 +27,7 @@ use super::context::{Api, Surface};
 use super::error::ApiError;
 use super::params::dip_from_json;
 use super::Side;
-use crate::routing::{DipRequest, SnapshotStats};
+use crate::routing::{DipRequest, KamailioAnswerOwned, SnapshotStats};
 
 /// Most JSON-RPC requests jsonrpsee processes at once (it holds a permit per in-flight request;
 /// over the limit it answers 429).
@@ -46,6 +46,10 @@ pub struct Health {
     pub generation: u64,
     pub snapshot: SnapshotStats,
 }
+
+/// The peer address of a `/rpc` request, put into its extensions before jsonrpsee sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Source(pub(crate) std::net::IpAddr);
 
 /// Marker put into every response that went through jsonrpsee's method dispatch; a 200 response
 /// without it is jsonrpsee's own parse / invalid-request error.
@@ -122,9 +126,15 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
         })
     })?;
     if side == Side::Kamailio {
-        m.register_method("lcr.route", |params, api, _| {
+        m.register_method("lcr.route", |params, api, ext| {
             let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-            api.dip(&req, Surface::Rpc).map_err(ErrorObjectOwned::from)
+            let source = ext.get::<Source>().map(|s| s.0).ok_or_else(|| {
+                ErrorObjectOwned::from(ApiError::Internal("request without its source".into()))
+            })?;
+            // the Kamailio surface's answer: no margin data (see README "Wire contract")
+            api.dip(&req, Surface::Rpc, source)
+                .map(KamailioAnswerOwned)
+                .map_err(ErrorObjectOwned::from)
         })?;
         super::cdrs::register(&mut m)?;
         for name in ADMIN_ONLY {

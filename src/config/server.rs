@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::dip_as::{DipAs, KamailioPeer};
 use super::{key_err, ConfigError};
 
 /// `[server]`.
@@ -29,6 +30,13 @@ pub struct ServerConfig {
     /// Shared secret Kamailio sends as `Authorization: Bearer <secret>` (at least 16 characters;
     /// put it in `WARPD_SERVER__KAMAILIO_SECRET`). Unset = no secret required.
     pub kamailio_secret: Option<String>,
+    /// As which customers a Kamailio-surface source may dip (sources matching no
+    /// `kamailio_peers` entry): `"src_ip"` (default: by the call's source address only, a dip
+    /// naming a `ban` is refused), `"any"`, or a list of BANs.
+    pub kamailio_dip_as: DipAs,
+    /// Per-source [`DipAs`] settings (first match wins).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kamailio_peers: Vec<KamailioPeer>,
     /// largest accepted request body in bytes
     pub max_body_bytes: usize,
     /// a request body must arrive completely within this time (else 408)
@@ -53,6 +61,8 @@ impl Default for ServerConfig {
             admin_listen: "127.0.0.1:8081".into(),
             kamailio_allow: Vec::new(),
             kamailio_secret: None,
+            kamailio_dip_as: DipAs::default(),
+            kamailio_peers: Vec::new(),
             max_body_bytes: 64 * 1024,
             body_read_timeout_ms: 10_000,
             header_read_timeout_ms: 300_000,
@@ -73,6 +83,8 @@ impl std::fmt::Debug for ServerConfig {
                 "kamailio_secret",
                 &self.kamailio_secret.as_ref().map(|_| "***"),
             )
+            .field("kamailio_dip_as", &self.kamailio_dip_as)
+            .field("kamailio_peers", &self.kamailio_peers)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("header_read_timeout_ms", &self.header_read_timeout_ms)
@@ -135,6 +147,7 @@ impl ServerConfig {
                 ),
             ));
         }
+        super::dip_as::validate(&self.kamailio_dip_as, &self.kamailio_peers)?;
         if self.max_body_bytes < 1024 {
             return Err(key_err("server.max_body_bytes", "must be at least 1024"));
         }
@@ -191,5 +204,44 @@ mod tests {
         assert!(err("kamailio_allow = [\"10.0.0.0/99\"]").contains("server.kamailio_allow"));
         assert!(err("admin_listen = \"127.0.0.1:8080\"").contains("server.admin_listen"));
         assert!(err("max_connections = 0").contains("server.max_connections"));
+    }
+
+    #[test]
+    fn dip_as_settings() {
+        use super::super::dip_as::{DipAs, DipAsWord};
+        let ok = |extra: &str| {
+            Config::from_str_with_env(&format!("{MIN}[server]\n{extra}\n"), vec![])
+                .unwrap_or_else(|e| panic!("{extra}: {e}"))
+                .server
+        };
+        assert_eq!(ok("").kamailio_dip_as, DipAs::Word(DipAsWord::SrcIp));
+        assert_eq!(
+            ok("kamailio_dip_as = \"any\"").kamailio_dip_as,
+            DipAs::Word(DipAsWord::Any)
+        );
+        assert_eq!(
+            ok("kamailio_dip_as = [\"1001\"]").kamailio_dip_as,
+            DipAs::Bans(vec!["1001".into()])
+        );
+        let c = ok(
+            "[[server.kamailio_peers]]\nallow = [\"10.0.0.0/24\"]\ndip_as = [\"1001\", \"1002\"]",
+        );
+        assert_eq!(c.kamailio_peers.len(), 1);
+        for (bad, key) in [
+            ("kamailio_dip_as = []", "server.kamailio_dip_as"),
+            ("kamailio_dip_as = [\"\"]", "server.kamailio_dip_as"),
+            ("kamailio_dip_as = \"everyone\"", "server.kamailio_dip_as"),
+            (
+                "[[server.kamailio_peers]]\nallow = []\ndip_as = \"any\"",
+                "server.kamailio_peers[0].allow",
+            ),
+            (
+                "[[server.kamailio_peers]]\nallow = [\"10.0.0.1/32\"]\ndip_as = []",
+                "server.kamailio_peers[0].dip_as",
+            ),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

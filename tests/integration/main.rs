@@ -16,6 +16,7 @@ mod calls_cdr;
 mod consul_register;
 mod db_loader;
 mod deck;
+mod dip_as;
 mod e2e_dip;
 mod harness;
 mod listeners;

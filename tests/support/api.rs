@@ -231,6 +231,25 @@ impl Api {
         super::json(self.http.get(self.url(&format!("/v1/route?{query}")))).await
     }
 
+    /// The full answer to the dip `query` (`ban=…&ani=%2B…&dnis=…`), with buy and sell rates and
+    /// billing: the admin surface's `lcr.simulate` (the Kamailio surface's dip answer carries no
+    /// margin data).
+    pub async fn priced(&self, query: &str) -> Value {
+        let mut params = serde_json::Map::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = v.replace("%2B", "+").replace("%2b", "+");
+            let v = match (k, v.parse::<u64>()) {
+                ("max_results", Ok(n)) => json!(n),
+                _ => json!(v),
+            };
+            params.insert(k.to_string(), v);
+        }
+        let v = self.rpc("lcr.simulate", Value::Object(params)).await;
+        assert!(v.get("error").is_none(), "lcr.simulate {query}: {v}");
+        v["result"]["answer"].clone()
+    }
+
     /// `POST /v1/events` with a form body, as Kamailio sends it → status and JSON body.
     pub async fn events(&self, form: &str) -> (u16, Value) {
         let r = self

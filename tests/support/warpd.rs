@@ -38,8 +38,8 @@ pub struct Warpd {
 }
 
 impl Warpd {
-    /// `warpd.example.toml` with the database of `pg`, a 50 ms reload debounce and a spool
-    /// directory of its own (deleted when the `Warpd` is dropped) unless the test sets one.
+    /// `warpd.example.toml` with the database of `pg`, a 50 ms reload debounce,
+    /// `server.kamailio_dip_as = "any"` and a spool directory of its own (deleted when the `Warpd` is dropped) unless the test sets one.
     pub fn builder(pg: &TestPg) -> WarpdBuilder {
         WarpdBuilder {
             toml: EXAMPLE.to_string(),
@@ -47,7 +47,11 @@ impl Warpd {
                 ("WARPD_DATABASE__URL".into(), pg.url()),
                 ("WARPD_RELOAD__DEBOUNCE_MS".into(), "50".into()),
             ],
-            edits: Vec::new(),
+            // the harness's clients dip by BAN from 127.0.0.1; a test of the restriction sets
+            // its own policy (the production default is "src_ip")
+            edits: vec![Box::new(|c: &mut Config| {
+                c.server.kamailio_dip_as = warpd::config::DipAs::Word(warpd::config::DipAsWord::Any)
+            })],
             listener: None,
             wait_ready: true,
         }

@@ -276,6 +276,11 @@ impl Snapshot {
         }
     }
 
+    /// Whether a dip names a customer of this snapshot (by BAN, else by source address).
+    pub fn knows_customer(&self, req: &super::api_types::DipRequest) -> bool {
+        self.customer_for(req.ban.as_deref(), req.src_ip).is_some()
+    }
+
     pub fn settings(&self) -> &RoutingSettings {
         &self.settings
     }
