@@ -79,9 +79,10 @@ impl Api {
         let engine = &self.state.engine;
         if engine.is_ready() {
             let snap = engine.load();
-            self.state
-                .metrics
-                .set_snapshot(snap.generation(), &snap.stats());
+            let m = &self.state.metrics;
+            m.set_snapshot(snap.generation(), &snap.stats());
+            m.snapshot_data_version
+                .set(snap.data_version().unwrap_or(0));
         }
         full(
             StatusCode::OK,
@@ -241,7 +242,16 @@ pub(crate) async fn handle(
         Action::Healthz => full(StatusCode::OK, TEXT, "ok"),
         Action::Readyz => {
             if api.state.engine.is_ready() {
-                full(StatusCode::OK, TEXT, "ready")
+                // which data is live: the snapshot's generation and routing data version
+                let snap = api.state.engine.load();
+                let version = snap
+                    .data_version()
+                    .map_or_else(|| "none".to_string(), |v| v.to_string());
+                let body = format!(
+                    "ready\ngeneration {}\ndata_version {version}\n",
+                    snap.generation()
+                );
+                full(StatusCode::OK, TEXT, body)
             } else {
                 full(
                     StatusCode::SERVICE_UNAVAILABLE,

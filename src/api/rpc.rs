@@ -44,6 +44,8 @@ pub(crate) type RpcServiceFactory = TowerServiceBuilder<Stack<ObserveLayer, Iden
 pub struct Health {
     pub ready: bool,
     pub generation: u64,
+    /// the routing data version of the live snapshot (None before the first load)
+    pub data_version: Option<i64>,
     pub snapshot: SnapshotStats,
 }
 
@@ -63,6 +65,40 @@ fn dip_params(params: &Params<'_>) -> Result<DipRequest, ApiError> {
             "missing; expected an object {ban|src_ip, ani, dnis, lrn?, call_id?, max_results?}",
         )),
         Some(raw) => dip_from_json(raw.as_bytes(), "params"),
+    }
+}
+
+/// `warpd.reload` params: none, `[]`, `{}` or `{"force": true|false}`.
+fn reload_force(params: &Params<'_>) -> Result<bool, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ReloadParams {
+        #[serde(default)]
+        force: bool,
+    }
+    let Some(raw) = params.as_str() else {
+        return Ok(false);
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::invalid("params", warpd_core::excerpt::excerpt(&e.to_string())))?;
+    match v {
+        serde_json::Value::Null => Ok(false),
+        serde_json::Value::Array(a) if a.is_empty() => Ok(false),
+        v @ serde_json::Value::Object(_) => serde_json::from_value::<ReloadParams>(v)
+            .map(|p| p.force)
+            .map_err(|e| {
+                ApiError::invalid(
+                    "params",
+                    format!(
+                        "{}; expected {{\"force\": true|false}}",
+                        warpd_core::excerpt::excerpt(&e.to_string())
+                    ),
+                )
+            }),
+        _ => Err(ApiError::invalid(
+            "params",
+            "expected none or {\"force\": true|false}",
+        )),
     }
 }
 
@@ -122,6 +158,7 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
         Ok::<_, ErrorObjectOwned>(Health {
             ready: engine.is_ready(),
             generation: snap.generation(),
+            data_version: snap.data_version(),
             snapshot: snap.stats(),
         })
     })?;
@@ -168,12 +205,21 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
             .ok_or_else(|| media_err(crate::media::MediaError::NotConfigured))?;
         Ok::<_, ErrorObjectOwned>(media.nodes())
     })?;
-    m.register_async_method("warpd.reload", |_, api, _| async move {
-        match api.state.reloader.reload().await {
+    m.register_async_method("warpd.reload", |params, api, _| async move {
+        let force = reload_force(&params).map_err(ErrorObjectOwned::from)?;
+        let reloader = &api.state.reloader;
+        let result = if force {
+            reloader.reload_full().await
+        } else {
+            reloader.reload().await
+        };
+        match result {
             Ok(report) => {
                 tracing::info!(
                     generation = report.generation,
                     duration_ms = report.duration_ms,
+                    unchanged = report.unchanged,
+                    force,
                     "reload via API"
                 );
                 Ok(report)

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0006_vendor_rates_route_check.sql"),
     migration!("0007_nanp_classes.sql"),
     migration!("0008_emergency_callback.sql"),
+    migration!("0011_routing_data_version.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.

@@ -165,6 +165,8 @@ impl Reloader for TestReloader {
                 generation,
                 duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
                 stats,
+                unchanged: false,
+                data_version: None,
             })
         })
     }
