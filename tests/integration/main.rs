@@ -18,6 +18,7 @@ mod db_loader;
 mod deck;
 mod dip_as;
 mod e2e_dip;
+mod fd_exhaustion;
 mod harness;
 mod listeners;
 mod provision;
