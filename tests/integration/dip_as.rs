@@ -165,3 +165,40 @@ async fn sources_dip_only_as_the_customers_they_may() {
         .await;
     assert!(sim["answer"]["routes"][0]["rate"].is_number(), "{sim}");
 }
+
+/// kamailio.cfg's BENCH_JANSSONRPC calibration path (janssonrpcc: JSON-RPC in netstrings over
+/// plain TCP, no headers, no credentials) pointed at warpd's Kamailio listener: HTTP 400 and
+/// the connection closed, never a dip, even with no allow-list or secret configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_janssonrpc_netstring_request_gets_no_dip() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pg = TestPg::start();
+    let _db = support::demo::demo_db(&pg).await;
+    let w = Warpd::builder(&pg).start().await;
+    // what janssonrpc_request("calibration", "lcr.route", …) writes on its TCP connection
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "lcr.route",
+        "params": {"src_ip": "127.0.0.1", "ani": ANI, "dnis": DNIS}})
+    .to_string();
+    let netstring = format!("{}:{call},", call.len());
+    let mut c = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+    c.write_all(netstring.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(support::DEADLINE, c.read_to_end(&mut answer))
+        .await
+        .expect("warpd closes the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(!answer.contains("route"), "{answer}");
+    for outcome in ["route", "reject_403", "not_ready"] {
+        assert_eq!(
+            w.api
+                .metric(&format!("warpd_dips_total{{outcome=\"{outcome}\"}}"))
+                .await
+                .unwrap_or(0.0),
+            0.0,
+            "{outcome}"
+        );
+    }
+    w.stop().await;
+}
