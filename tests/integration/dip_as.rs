@@ -57,6 +57,14 @@ async fn dip(w: &Warpd, source: &str, key: (&str, &str)) -> Value {
     http
 }
 
+/// (source, customer key, routed?, refusal reason counted)
+type Case = (
+    &'static str,
+    (&'static str, &'static str),
+    bool,
+    Option<&'static str>,
+);
+
 async fn refused(w: &Warpd, reason: &str) -> f64 {
     w.api
         .metric(&format!(
@@ -88,7 +96,7 @@ async fn sources_dip_only_as_the_customers_they_may() {
         .await;
     // (source, customer key, routed?, refusal reason counted: unknown / not_allowed /
     // ban_not_accepted)
-    let cases: [(&str, (&str, &str), bool, Option<&str>); 12] = [
+    let cases: [Case; 12] = [
         // default "src_ip": the customer by source address only
         ("127.0.0.1", ("src_ip", "127.0.0.1"), true, None),
         (

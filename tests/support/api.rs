@@ -250,6 +250,18 @@ impl Api {
         v["result"]["answer"].clone()
     }
 
+    /// The routes of [`Api::priced`] for the dip `query` whose Kamailio-surface answer is
+    /// `answer`: the same routes in the same order (checked), with rates and billing terms.
+    pub async fn priced_routes(&self, query: &str, answer: &Value) -> Vec<Value> {
+        let priced = self.priced(query).await;
+        let ids = |v: &Value| -> Vec<Value> {
+            let routes = v["routes"].as_array().cloned().unwrap_or_default();
+            routes.iter().map(|r| r["route_id"].clone()).collect()
+        };
+        assert_eq!(ids(&priced), ids(answer), "{priced} vs {answer}");
+        priced["routes"].as_array().cloned().unwrap_or_default()
+    }
+
     /// `POST /v1/events` with a form body, as Kamailio sends it → status and JSON body.
     pub async fn events(&self, form: &str) -> (u16, Value) {
         let r = self

@@ -40,13 +40,7 @@ async fn two_answered_calls_with_failover(
     assert_eq!(a["action"], "route", "{a}");
     // rates and billing terms from the admin simulation of the same dip (the Kamailio surface's
     // answer carries none); same routes in the same order
-    let priced = s.priced(&call("life-1")).await;
-    let ids = |v: &Value| -> Vec<Value> {
-        let routes = v["routes"].as_array().unwrap();
-        routes.iter().map(|r| r["route_id"].clone()).collect()
-    };
-    assert_eq!(ids(&priced), ids(&a), "{priced}");
-    let routes = priced["routes"].as_array().unwrap().clone();
+    let routes = s.priced_routes(&call("life-1"), &a).await;
     assert!(routes.len() >= 2, "need two routes for failover: {a}");
     let t0 = unix_now();
     // call 1: attempt 1 fails, attempt 2 answers, 31 s, on routes[1]
