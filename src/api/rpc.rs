@@ -70,35 +70,34 @@ fn dip_params(params: &Params<'_>) -> Result<DipRequest, ApiError> {
 
 /// `warpd.reload` params: none, `[]`, `{}` or `{"force": true|false}`.
 fn reload_force(params: &Params<'_>) -> Result<bool, ApiError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct ReloadParams {
-        #[serde(default)]
-        force: bool,
-    }
+    const EXPECTED: &str = "expected none or {\"force\": true|false}";
     let Some(raw) = params.as_str() else {
         return Ok(false);
     };
     let v: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::invalid("params", warpd_core::excerpt::excerpt(&e.to_string())))?;
+        .map_err(|_| ApiError::invalid("params", format!("malformed JSON; {EXPECTED}")))?;
     match v {
         serde_json::Value::Null => Ok(false),
         serde_json::Value::Array(a) if a.is_empty() => Ok(false),
-        v @ serde_json::Value::Object(_) => serde_json::from_value::<ReloadParams>(v)
-            .map(|p| p.force)
-            .map_err(|e| {
-                ApiError::invalid(
-                    "params",
-                    format!(
-                        "{}; expected {{\"force\": true|false}}",
-                        warpd_core::excerpt::excerpt(&e.to_string())
-                    ),
-                )
-            }),
-        _ => Err(ApiError::invalid(
-            "params",
-            "expected none or {\"force\": true|false}",
-        )),
+        serde_json::Value::Object(o) => {
+            let mut force = false;
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("force", serde_json::Value::Bool(b)) => force = b,
+                    ("force", _) => {
+                        return Err(ApiError::invalid("force", "expected true or false"))
+                    }
+                    (k, _) => {
+                        return Err(ApiError::invalid(
+                            warpd_core::excerpt::excerpt(k),
+                            format!("unknown parameter; {EXPECTED}"),
+                        ))
+                    }
+                }
+            }
+            Ok(force)
+        }
+        _ => Err(ApiError::invalid("params", EXPECTED)),
     }
 }
 

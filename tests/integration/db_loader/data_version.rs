@@ -279,12 +279,12 @@ async fn daemon_reports_the_data_version_and_reload_force() {
     assert!(readyz(&w)
         .await
         .contains(&format!("generation {}\n", g + 1)));
-    // bad params name the field
+    // an unknown parameter is named
     let (code, msg) = w
         .api
         .rpc_error("warpd.reload", json!({"forse": true}))
         .await;
     assert_eq!(code, -32602, "{msg}");
-    assert!(msg.contains("params"), "{msg}");
+    assert!(msg.contains("forse") && msg.contains("unknown parameter"), "{msg}");
     w.stop().await;
 }
