@@ -285,6 +285,9 @@ async fn daemon_reports_the_data_version_and_reload_force() {
         .rpc_error("warpd.reload", json!({"forse": true}))
         .await;
     assert_eq!(code, -32602, "{msg}");
-    assert!(msg.contains("forse") && msg.contains("unknown parameter"), "{msg}");
+    assert!(
+        msg.contains("forse") && msg.contains("unknown parameter"),
+        "{msg}"
+    );
     w.stop().await;
 }
