@@ -105,7 +105,7 @@ pub async fn run(
                 tokio::select! {
                     _ = hup.recv() => {
                         match reloader.reload().await {
-                            Ok(r) => tracing::info!(generation = r.generation, ms = r.duration_ms, "reloaded on SIGHUP"),
+                            Ok(r) => tracing::info!(generation = r.generation, ms = r.duration_ms, unchanged = r.unchanged, "reloaded on SIGHUP"),
                             Err(e) => tracing::error!(error = %e, "reload on SIGHUP failed"),
                         }
                     }
