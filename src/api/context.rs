@@ -138,7 +138,10 @@ impl Api {
             self.latency[surface as usize].observe(t0.elapsed().as_secs_f64());
             return Ok(answer);
         }
-        if !snap.knows_customer(req) {
+        let mut answer = engine.dip_on(&snap, req, &full, Engine::now());
+        // an unknown customer is a 403 reject: only those pay the second lookup
+        if matches!(&answer, DipAnswer::Reject(r) if r.sip_code == 403) && !snap.knows_customer(req)
+        {
             self.state
                 .metrics
                 .dip_customer_refused
@@ -146,7 +149,6 @@ impl Api {
                 .inc();
             tracing::debug!(surface = surface.as_str(), source = %source, "dip for an unknown customer");
         }
-        let mut answer = engine.dip_on(&snap, req, &full, Engine::now());
         // shadow evaluation samples real dip inputs
         if let Some(admin) = &self.state.admin {
             admin.dip_log.record(req);
