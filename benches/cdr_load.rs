@@ -82,6 +82,7 @@ fn answer() -> DipAnswer {
         customer_rate: rate * 1.2,
         billing: Billing { min: 6, inc: 6 },
         forced: false,
+        zone: None,
     };
     DipAnswer::Route(RouteAnswer {
         zone: Zone::Interstate,

@@ -64,7 +64,15 @@ cleanup() {
   if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
+free_port() { python3 -c '
+import socket,sys
+while True:
+    s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=="tcp" else socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]
+    if sys.argv[1]!="udp+tcp": break
+    t=socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try: t.bind(("127.0.0.1",p)); break
+    except OSError: pass
+print(p)' "$1"; }   # udp, tcp, or udp+tcp (free for both)
 
 # --- PostgreSQL + demo network with the gateways on free ports ----------------------------------
 pgport=$(free_port tcp)
@@ -138,7 +146,7 @@ for p in $gw_ports; do
 done
 
 start_kamailio() { # mode -> sets kport, kpid
-  kport=$(free_port udp)
+  kport=$(free_port udp+tcp)   # kamailio.cfg listens on UDP and TCP on SIP_PORT
   local dip_port=$wport
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""

@@ -24,6 +24,7 @@ modules_dir="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}"
 
 step_packages() {
   local pkgs=(postgresql kamailio kamailio-utils-modules kamailio-json-modules kamailio-extra-modules
+    kamailio-tls-modules   # tls.so: kamailio.cfg -A WITH_TLS (gateways with transport=tls)
     rtpengine-daemon rtpengine-utils sip-tester
     gcc make bison flex pkg-config libcurl4-openssl-dev libevent-dev dpkg-dev
     curl python3)   # curl: demo.sh readiness wait; python3: bench-kamailio.sh

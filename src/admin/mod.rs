@@ -120,7 +120,8 @@ pub enum TokenError {
     Db(#[from] tokio_postgres::Error),
 }
 
-/// Creates a token and returns it (shown once; only its hash is stored).
+/// Creates a token and returns it (shown once; only its hash is stored). The token and its
+/// audit row are written by one statement: both or neither.
 pub async fn create_token<C: GenericClient>(
     c: &C,
     name: &str,
@@ -131,27 +132,22 @@ pub async fn create_token<C: GenericClient>(
     let token = new_token()?;
     let n = c
         .execute(
-            "INSERT INTO admin_tokens (name, role, token_sha256) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
-            &[&name, &role.as_str(), &hash_token(&token)],
+            "WITH t AS (INSERT INTO admin_tokens (name, role, token_sha256) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING name, role) \
+             INSERT INTO audit_log (actor, action, target, after) \
+             SELECT $4, 'token.create', 'token ' || name, jsonb_build_object('name', name, 'role', role) \
+             FROM t",
+            &[&name, &role.as_str(), &hash_token(&token), &actor],
         )
         .await?;
     if n == 0 {
         return Err(TokenError::Exists(name.to_string()));
     }
-    c.execute(
-        "INSERT INTO audit_log (actor, action, target, after) VALUES ($1, 'token.create', $2, $3)",
-        &[
-            &actor,
-            &format!("token {name}"),
-            &serde_json::json!({"name": name, "role": role.as_str()}),
-        ],
-    )
-    .await?;
     Ok(token)
 }
 
-/// Revokes a token by name; false if there is no such live token.
+/// Revokes a token by name; false if there is no such live token. The revocation and its audit
+/// row are written by one statement: both or neither.
 pub async fn revoke_token<C: GenericClient>(
     c: &C,
     name: &str,
@@ -159,17 +155,13 @@ pub async fn revoke_token<C: GenericClient>(
 ) -> Result<bool, tokio_postgres::Error> {
     let n = c
         .execute(
-            "UPDATE admin_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
-            &[&name],
+            "WITH t AS (UPDATE admin_tokens SET revoked_at = now() \
+             WHERE name = $1 AND revoked_at IS NULL RETURNING name) \
+             INSERT INTO audit_log (actor, action, target, before) \
+             SELECT $2, 'token.revoke', 'token ' || name, jsonb_build_object('name', name) FROM t",
+            &[&name, &actor],
         )
         .await?;
-    if n > 0 {
-        c.execute(
-            "INSERT INTO audit_log (actor, action, target, before) VALUES ($1, 'token.revoke', $2, $3)",
-            &[&actor, &format!("token {name}"), &serde_json::json!({"name": name})],
-        )
-        .await?;
-    }
     Ok(n > 0)
 }
 

@@ -93,6 +93,13 @@ async fn submit(
                 if let Some(q) = media.take_quality(&ev.call_id) {
                     end.media.fill_from(&q);
                 }
+                // where its recording is, when warpd's media control saw it start
+                if let Some(r) = media.take_recording(&ev.call_id) {
+                    if end.media.recording.is_none() && !r.files.is_empty() {
+                        end.media.recording = Some(r.files.join(" "));
+                    }
+                    end.media.recording_node = Some(r.node);
+                }
             }
         }
     }

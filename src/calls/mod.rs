@@ -521,6 +521,7 @@ impl CallService {
                         customer_rate_e7: crate::cdr::rating::rate_to_e7(r.customer_rate),
                         min: r.billing.min as u32,
                         inc: r.billing.inc as u32,
+                        zone: r.zone.map(|z| z.as_str().to_string()),
                     })
                     .collect(),
                 customer_min: cl.and_then(|c| c.bill_min),

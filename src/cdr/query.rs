@@ -48,6 +48,7 @@ pub const EXPORT_COLUMNS: &[&str] = &[
     "jitter_ms",
     "loss_pct",
     "recording",
+    "recording_node",
     "flags",
     "written_at",
 ];

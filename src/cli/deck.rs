@@ -133,7 +133,8 @@ pub enum TokenCmd {
     },
 }
 
-fn actor() -> String {
+/// Who the audit log names for a CLI change: `cli:$USER`.
+pub(super) fn actor() -> String {
     format!(
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())

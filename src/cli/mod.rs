@@ -47,6 +47,9 @@ pub enum Command {
         /// show what would change without changing anything
         #[arg(long)]
         dry_run: bool,
+        /// who the audit log names for this apply's changes (default `cli:$USER`)
+        #[arg(long)]
+        actor: Option<String>,
     },
     /// Simulate a dip against the current database and print every candidate route
     Route {
@@ -176,11 +179,16 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 println!("applied {m}");
             }
         }
-        Command::Apply { file, dry_run } => {
+        Command::Apply {
+            file,
+            dry_run,
+            actor,
+        } => {
             init_logging(None, "warn");
             let mut client = crate::db::connect(&config.database.url).await?;
             crate::db::migrate::migrate(&mut client).await?;
-            let plan = crate::provision::apply(&mut client, &file, dry_run).await?;
+            let actor = actor.unwrap_or_else(deck::actor);
+            let plan = crate::provision::apply_by(&mut client, &file, dry_run, &actor).await?;
             print!("{plan}");
             if dry_run {
                 println!("(dry run: nothing was changed)");

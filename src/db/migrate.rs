@@ -48,6 +48,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0006_vendor_rates_route_check.sql"),
     migration!("0007_nanp_classes.sql"),
     migration!("0008_emergency_callback.sql"),
+    migration!("0009_deck_version_digest.sql"),
+    migration!("0010_cdr_recording.sql"),
     migration!("0011_routing_data_version.sql"),
 ];
 

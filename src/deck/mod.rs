@@ -17,7 +17,7 @@ pub use warpd_core::deck::parse;
 pub mod report;
 pub mod store;
 
-use crate::provision::Issue;
+use warpd_core::provision::Issue;
 
 pub use parse::{Field, Format, Mapping};
 pub use store::{

@@ -237,7 +237,18 @@ pub struct MediaController {
     contexts: Arc<dyn CallContextSource>,
     dips: Arc<DipContextCache>,
     quality: moka::sync::Cache<String, Arc<Quality>>,
+    /// call-id → where its recording is (the node, and the files it named)
+    recordings: moka::sync::Cache<String, Arc<Recording>>,
     pub(crate) metrics: Arc<MediaMetrics>,
+}
+
+/// Where a call's recording is: the RTPEngine node holding it and the files it named (its pcap
+/// path with `--recording-method=pcap`; none for a recording started by `media.record.start`,
+/// whose answer names no file: RTPEngine names the file after the Call-ID).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recording {
+    pub node: String,
+    pub files: Vec<String>,
 }
 
 /// Quantile estimate (upper bucket bound) of a histogram's samples, from its buckets.
@@ -313,6 +324,10 @@ impl MediaController {
                 .max_capacity(cfg.max_calls.min(1_000_000))
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            recordings: moka::sync::Cache::builder()
+                .max_capacity(cfg.max_calls.min(1_000_000))
+                .time_to_live(Duration::from_secs(cfg.call_ttl_secs.max(3600)))
+                .build(),
             metrics,
         }))
     }
@@ -341,6 +356,24 @@ impl MediaController {
     /// writer takes it once).
     pub fn take_quality(&self, call_id: &str) -> Option<Quality> {
         self.quality.remove(call_id).map(|q| (*q).clone())
+    }
+
+    /// Where the call's recording is, if warpd saw it start; removed on read (the CDR writer
+    /// takes it once, with the end event).
+    pub fn take_recording(&self, call_id: &str) -> Option<Recording> {
+        self.recordings.remove(call_id).map(|r| (*r).clone())
+    }
+
+    /// Remembers the recording a node's answer names (a recorded offer's answer lists its files;
+    /// a first sighting with files wins over one without).
+    fn note_recording(&self, call_id: &str, node: SocketAddr, files: Vec<String>) {
+        let known = self.recordings.get(call_id);
+        if known.is_some_and(|k| !k.files.is_empty() || files.is_empty()) {
+            return;
+        }
+        let node = node.to_string();
+        self.recordings
+            .insert(call_id.to_string(), Arc::new(Recording { node, files }));
     }
 
     /// Proxied commands so far and the p50 / p99 of warpd's own time per command (bucket upper
@@ -393,6 +426,9 @@ impl MediaController {
                 policy::apply(&pol, &ctx, route.as_deref(), &mut req);
             }
         }
+        // recorded by the policy (or Kamailio's own `record-call=yes`, which its rtpengine module
+        // sends as the same key)
+        let recorded = req.dict.str("record call") == Some("yes");
         match self.pool.dispatch_timed(&req, node_time).await {
             Ok((resp, node)) => {
                 let outcome = match &resp.result {
@@ -406,6 +442,12 @@ impl MediaController {
                     .commands
                     .with_label_values(&[command, outcome])
                     .inc();
+                if recorded && resp.result == NgResult::Ok {
+                    if let Some(cid) = req.call_id() {
+                        // decoded only for recorded calls: the answer names the files
+                        self.note_recording(cid, node, resp.recordings());
+                    }
+                }
                 if req.command == Command::Delete && resp.result == NgResult::Ok {
                     if let Some(cid) = req.call_id() {
                         // read in place (~3 µs for a 2 KB delete answer), before the answer
@@ -463,7 +505,13 @@ impl MediaController {
         } else {
             Command::StopRecording
         };
-        self.call_command(c, call_id).await
+        let r = self.call_command(c, call_id).await?;
+        if start {
+            if let Ok(node) = r.node.parse() {
+                self.note_recording(call_id, node, Vec::new());
+            }
+        }
+        Ok(r)
     }
 
     /// `media.query`: the node's view of the call, plus the parsed quality.

@@ -38,6 +38,9 @@ pub enum ProvisionError {
     /// A CSV file that validated changed while it was being loaded.
     #[error("{issue}; nothing applied")]
     Load { issue: Issue },
+    /// Creating a route's deck version (the code path of `warpd deck import`) failed.
+    #[error("{0}; nothing applied")]
+    Deck(#[from] crate::deck::DeckError),
     /// A bug or an environment failure (e.g. a loader task panicked); nothing was applied.
     #[error("internal error: {0}; nothing applied")]
     Internal(String),

@@ -82,12 +82,26 @@ pub fn parse(text: &str, format: Format, source: &str) -> Result<Network, Provis
     })
 }
 
+/// Who an apply is audited as when the caller does not say (`apply_by` / `apply_str_by` do).
+pub const DEFAULT_ACTOR: &str = "apply";
+
 /// Applies the provisioning file at `path` (TOML, or YAML for `.yaml`/`.yml`). CSV paths in it are
 /// relative to its directory. With `dry_run` nothing is written; the plan says what would be.
+/// Audited as [`DEFAULT_ACTOR`].
 pub async fn apply(
     client: &mut Client,
     path: &Path,
     dry_run: bool,
+) -> Result<Plan, ProvisionError> {
+    apply_by(client, path, dry_run, DEFAULT_ACTOR).await
+}
+
+/// [`apply`], audited as `actor` (the CLI user, `--actor`, an admin token).
+pub async fn apply_by(
+    client: &mut Client,
+    path: &Path,
+    dry_run: bool,
+    actor: &str,
 ) -> Result<Plan, ProvisionError> {
     let text = tokio::fs::read_to_string(path)
         .await
@@ -96,15 +110,14 @@ pub async fn apply(
             source,
         })?;
     let base = path.parent().unwrap_or(Path::new(""));
-    run(
-        client,
-        &text,
-        Format::from_path(path),
+    let source = path.display().to_string();
+    let input = Input {
+        text: &text,
+        format: Format::from_path(path),
         base,
-        &path.display().to_string(),
-        dry_run,
-    )
-    .await
+        source: &source,
+    };
+    run(client, &input, dry_run, actor).await
 }
 
 /// Like [`apply`] for a file held in memory; CSV paths are relative to `base_dir`.
@@ -115,7 +128,35 @@ pub async fn apply_str(
     base_dir: &Path,
     dry_run: bool,
 ) -> Result<Plan, ProvisionError> {
-    run(client, text, format, base_dir, "<input>", dry_run).await
+    apply_str_by(client, text, format, base_dir, dry_run, DEFAULT_ACTOR).await
+}
+
+/// [`apply_str`], audited as `actor`.
+pub async fn apply_str_by(
+    client: &mut Client,
+    text: &str,
+    format: Format,
+    base_dir: &Path,
+    dry_run: bool,
+    actor: &str,
+) -> Result<Plan, ProvisionError> {
+    let input = Input {
+        text,
+        format,
+        base: base_dir,
+        source: "<input>",
+    };
+    run(client, &input, dry_run, actor).await
+}
+
+/// A provisioning file to apply.
+struct Input<'a> {
+    text: &'a str,
+    format: Format,
+    /// directory CSV paths are relative to
+    base: &'a Path,
+    /// the name used in messages
+    source: &'a str,
 }
 
 /// A deck named by the file and who it belongs to.
@@ -123,6 +164,16 @@ struct NamedDeck {
     src: DeckSource,
     /// route name, customer BAN, or table name
     target: String,
+}
+
+/// The id of a deck's owner in the database: `Some(None)` for a table-wide deck, `None` for a
+/// route / customer this apply creates.
+fn target_id(state: &db::State, kind: &DeckKind, target: &str) -> Option<Option<i64>> {
+    match kind {
+        DeckKind::VendorRates => state.routes.get(target).map(|r| Some(r.id)),
+        DeckKind::CustomerRates => state.customers.get(target).map(|c| Some(c.id)),
+        _ => Some(None),
+    }
 }
 
 fn named_decks(d: &validate::Desired) -> Vec<NamedDeck> {
@@ -154,12 +205,11 @@ async fn scan_deck(src: &DeckSource) -> Result<DeckScan, ProvisionError> {
 
 async fn run(
     client: &mut Client,
-    text: &str,
-    format: Format,
-    base: &Path,
-    source: &str,
+    input: &Input<'_>,
     dry_run: bool,
+    actor: &str,
 ) -> Result<Plan, ProvisionError> {
+    let (text, format, base, source) = (input.text, input.format, input.base, input.source);
     let net = parse(text, format, source)?;
     let (mut desired, mut issues) = validate::build(&net, source, base);
 
@@ -203,21 +253,43 @@ async fn run(
 
     let diff = diff::diff(&desired, &state);
     let mut deck_plans = Vec::with_capacity(decks.len());
+    // per deck: the route's deck version a new version replaces (id, rows)
+    let mut replaces = Vec::with_capacity(decks.len());
     for (nd, scan) in decks.iter().zip(&scans) {
-        let owner = match nd.src.kind {
-            DeckKind::VendorRates => state.routes.get(&nd.target).map(|r| Some(r.id)),
-            DeckKind::CustomerRates => state.customers.get(&nd.target).map(|c| Some(c.id)),
-            _ => Some(None),
-        };
         let rows = scan.digest.rows;
-        let (existing, same) = match owner {
-            // a new route / customer has no rows yet
-            None => (0, rows == 0),
-            Some(owner) => {
-                let (n, digest) = db::deck_digest(&tx, nd.src.kind, owner, rows).await?;
-                (n, digest == Some(scan.digest))
-            }
-        };
+        let (existing, same, current) =
+            match (nd.src.kind, target_id(&state, &nd.src.kind, &nd.target)) {
+                // a new route / customer has no rows yet
+                (_, None) => (0, rows == 0, None),
+                // a route's rates are compared with its version in force when they would take over
+                // (or, before its first version, with its rows)
+                (DeckKind::VendorRates, Some(Some(route_id))) => {
+                    let at = db::version_effective(&tx, route_id, nd.src.effective_from).await?;
+                    match db::route_version_at(&tx, route_id, at).await? {
+                        // a version made by an apply carries its fingerprint: nothing to read
+                        Some(v) if v.digest.is_some() => {
+                            let same = v.digest == Some(scan.digest.to_text());
+                            (v.rows, same, Some((v.id, v.rows)))
+                        }
+                        Some(v) => {
+                            let (n, digest) =
+                                db::deck_digest(&tx, &db::Rows::version(v.id), rows).await?;
+                            (n, digest == Some(scan.digest), Some((v.id, n)))
+                        }
+                        None => {
+                            let target = db::Rows::of(DeckKind::VendorRates, Some(route_id))?;
+                            let (n, digest) = db::deck_digest(&tx, &target, rows).await?;
+                            (n, digest == Some(scan.digest), None)
+                        }
+                    }
+                }
+                (kind, Some(owner)) => {
+                    let (n, digest) =
+                        db::deck_digest(&tx, &db::Rows::of(kind, owner)?, rows).await?;
+                    (n, digest == Some(scan.digest), None)
+                }
+            };
+        replaces.push(current);
         deck_plans.push(DeckPlan {
             kind: nd.src.kind,
             target: nd.target.clone(),
@@ -229,45 +301,7 @@ async fn run(
             } else {
                 DeckAction::Load
             },
-        });
-    }
-
-    // one timeline per route: a route with deck versions gets new rates by `warpd deck import`
-    // (a version), never by `rates =` rewriting its live rows behind the versions' back
-    let mut versioned = Vec::new();
-    for (nd, dp) in decks.iter().zip(&deck_plans) {
-        if nd.src.kind != DeckKind::VendorRates || dp.action != DeckAction::Load {
-            continue;
-        }
-        let Some(route) = state.routes.get(&nd.target) else {
-            continue;
-        };
-        let versions: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM deck_versions WHERE route_id = $1",
-                &[&route.id],
-            )
-            .await
-            .map_err(|e| ProvisionError::db("reading deck versions", e))?
-            .get(0);
-        if versions > 0 {
-            versioned.push(Issue::new(
-                source,
-                format!("routes.{}.rates", nd.target),
-                format!(
-                    "route {:?} has {versions} rate deck version(s) (`warpd deck versions --route {}`); \
-                     load {} as a new version with `warpd deck import --route {} --file {}` and \
-                     remove `rates` from this route",
-                    nd.target, nd.target, nd.src.label, nd.target, nd.src.label
-                ),
-            ));
-        }
-    }
-    if !versioned.is_empty() {
-        let _ = tx.rollback().await;
-        return Err(ProvisionError::Invalid {
-            file: source.to_string(),
-            issues: versioned,
+            version: None,
         });
     }
 
@@ -287,12 +321,20 @@ async fn run(
 
     let mut ids = db::Ids::new(&state);
     db::execute(&tx, &desired, &diff.ops, &mut ids).await?;
-    for (nd, dp) in decks.iter().zip(&plan.decks) {
-        if dp.action == DeckAction::Load {
+    for ((nd, dp), current) in decks.iter().zip(plan.decks.iter_mut()).zip(&replaces) {
+        if dp.action != DeckAction::Load {
+            continue;
+        }
+        if nd.src.kind == DeckKind::VendorRates {
+            // one timeline: a route's rates are a deck version, as if `warpd deck import`ed
+            let v = db::load_route_version(&tx, &nd.src, &nd.target, *current, actor).await?;
+            dp.version = Some(v);
+        } else {
             let owner = db::deck_owner(&ids, nd.src.kind, &nd.target)?;
-            db::load_deck(&tx, &nd.src, owner).await?;
+            db::load_deck(&tx, &nd.src, &db::Rows::of(nd.src.kind, owner)?).await?;
         }
     }
+    db::audit_apply(&tx, actor, &plan).await?;
     tx.commit()
         .await
         .map_err(|e| ProvisionError::db("committing the apply transaction", e))?;

@@ -30,6 +30,43 @@ fn the_shipped_config_checks_with_its_default_defines() {
     }
 }
 
+/// Issue 17: the shipped config listens on TCP as well as UDP (gateways with transport=tcp), and
+/// `-A WITH_TLS` adds the TLS listener (module from kamailio-tls-modules, installed by
+/// scripts/provision-host.sh). SIPp here is built without TLS, so no call goes over TLS in the
+/// tests; `tests/e2e/e2e_sip` places one over TCP.
+#[test]
+fn the_shipped_config_listens_on_tcp_and_on_tls_with_its_define() {
+    require_tool("kamailio");
+    for (defines, want) in [
+        (vec![], vec!["udp: 127.0.0.1", "tcp: 127.0.0.1"]),
+        (
+            vec!["-A", "WITH_TLS"],
+            vec![
+                "udp: 127.0.0.1",
+                "tcp: 127.0.0.1",
+                "tls: 127.0.0.1 [127.0.0.1]:5061",
+            ],
+        ),
+    ] {
+        let out = Command::new("kamailio")
+            .current_dir(repo())
+            .args(["-c", "-f", "kamailio/kamailio.cfg"])
+            .args(&defines)
+            .output()
+            .expect("running kamailio -c");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && log.contains("config file ok"),
+            "kamailio -c {defines:?} failed ({}):\n{log}",
+            out.status
+        );
+        for w in want {
+            assert!(log.contains(w), "no listener {w} with {defines:?}:\n{log}");
+        }
+    }
+}
+
 /// The janssonrpcc calibration path sends no secret: the config refuses to load it together with
 /// `WARPD_SECRET` (a configuration for an authenticated warpd), and loads it alone.
 #[test]

@@ -18,6 +18,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod api;
+mod audit;
 pub mod demo;
 pub mod media;
 mod pg;
@@ -26,6 +27,7 @@ pub mod wait;
 pub mod warpd;
 
 pub use api::Api;
+pub use audit::{allow_audit_inserts, fail_audit_inserts};
 pub use pg::TestPg;
 pub use tools::{copy_dir, repo, require_tool};
 pub use wait::{eventually, eventually_blocking, Outcome, DEADLINE};

@@ -266,6 +266,24 @@ impl NgAnswer {
         out
     }
 
+    /// The recording files the node names in this answer: RTPEngine lists a recorded call's
+    /// files (the pcap path with `--recording-method=pcap`) under `recordings` in its answers to
+    /// `offer` / `answer`. Decodes the answer: call it only for a call being recorded. Empty when
+    /// there are none (or the answer does not decode); non-text entries are skipped.
+    pub fn recordings(&self) -> Vec<String> {
+        let Ok(r) = self.response() else {
+            return Vec::new();
+        };
+        match r.dict.get("recordings") {
+            Some(Bencode::List(items)) => items
+                .iter()
+                .filter_map(Bencode::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The whole answer, decoded.
     pub fn response(&self) -> Result<NgResponse, CodecError> {
         match Bencode::decode(&self.body)? {

@@ -367,3 +367,19 @@ fn answer_view(d: &[u8]) -> Result<(Vec<u8>, NgResult), CodecError> {
 fn response_view(d: &[u8]) -> Result<(Vec<u8>, NgResult), CodecError> {
     NgResponse::decode(d).map(|(c, r)| (c, r.result))
 }
+
+/// An `offer` answer of rtpengine-daemon 10.5.3.5 for a call offered with `record call: yes`
+/// (`--recording-method=pcap`): it names the pcap file under `recordings`.
+#[test]
+fn a_recorded_offers_answer_names_its_recording_files() {
+    let data = include_bytes!("testdata/recorded_offer.rsp");
+    let (_, answer) = NgAnswer::decode(data).expect("decodes");
+    assert_eq!(
+        answer.recordings(),
+        vec!["/tmp/rtpx/rec/pcaps/cid-x1-e96efee2b992a38d.pcap".to_string()]
+    );
+    for (name, _, rsp) in VECTORS {
+        let (_, a) = NgAnswer::decode(rsp).expect("decodes");
+        assert!(a.recordings().is_empty(), "{name}");
+    }
+}

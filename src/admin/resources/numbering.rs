@@ -29,24 +29,20 @@ pub async fn numbering_import(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> 
         .and_then(|mut f| std::io::copy(&mut upload.file, &mut f))
         .map_err(AdminError::Stage)?;
     let spec = format!("[numbering]\n{table} = \"table.csv\"\n");
-    let result =
-        crate::provision::apply_str(c, &spec, crate::provision::Format::Toml, &dir, dry_run).await;
+    // the apply writes the `numbering.import` audit row in its own transaction
+    let result = crate::provision::apply_str_by(
+        c,
+        &spec,
+        crate::provision::Format::Toml,
+        &dir,
+        dry_run,
+        &ctx.actor(),
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     let plan = result.map_err(|source| AdminError::Numbering {
         source,
         staged: dir.display().to_string(),
     })?;
-    if !dry_run {
-        c.execute(
-            "INSERT INTO audit_log (actor, action, target, after) VALUES ($1, 'numbering.import', $2, $3)",
-            &[
-                &ctx.actor(),
-                &format!("numbering {table}"),
-                &serde_json::to_value(&plan.decks).unwrap_or(serde_json::Value::Null),
-            ],
-        )
-        .await
-        .map_err(AdminError::db("writing the audit log"))?;
-    }
     json_reply(StatusCode::OK, &plan)
 }

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use super::timeline::versions;
 use crate::deck::parse::Field;
 use crate::deck::DeckError;
-use crate::provision::values::{fmt_scaled, parse_scaled};
+use warpd_core::provision::values::{fmt_scaled, parse_scaled};
 
 /// Writes a version as CSV in the layout it was imported with. Returns the number of rows.
 pub async fn export<W: Write>(

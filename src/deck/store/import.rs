@@ -12,14 +12,15 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{pin_mut, SinkExt};
 use serde::Serialize;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Client;
 
 use super::diff::{diff_versions, DiffReport};
 use super::timeline::activate_incremental;
-use super::{audit, lock_route, saved_mapping, ts_text};
+use super::version::{audit_version, new_version, record_layout, VersionAudit, VersionLayout};
+use super::{lock_route, saved_mapping, ts_text, Since};
 use crate::deck::parse::{self, detect_layout, open_source, Limits, Mapping, Rules, Validator};
 use crate::deck::DeckError;
-use crate::provision::Issue;
+use warpd_core::provision::Issue;
 
 /// At most this many bad rows are listed (all are counted).
 pub const MAX_REPORTED_ISSUES: usize = 100;
@@ -261,16 +262,14 @@ pub async fn import(
             .map_err(DeckError::db("reading the clock"))?
             .get(0),
     };
-    ensure_baseline(&tx, route.id, &opts.actor).await?;
-    let version_id: i64 = tx
-        .query_one(
-            "INSERT INTO deck_versions (route_id, effective_from, state, source, created_by) \
-             VALUES ($1, $2, 'staged', $3, $4) RETURNING id",
-            &[&route.id, &effective, &opts.source, &opts.actor],
-        )
-        .await
-        .map_err(DeckError::db("creating the deck version"))?
-        .get(0);
+    let version_id = new_version(
+        &tx,
+        route.id,
+        Since::At(effective),
+        &opts.source,
+        &opts.actor,
+    )
+    .await?;
 
     // parse on a blocking thread, COPY here: the two overlap
     let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<Bytes>(8);
@@ -351,19 +350,14 @@ pub async fn import(
     let parse_copy_ms = t0.elapsed().as_millis() as u64;
     let columns = parsed.layout.headers.clone();
     let fields: Vec<&'static str> = parsed.layout.fields.iter().map(|f| f.name()).collect();
-    tx.execute(
-        "UPDATE deck_versions SET columns = $2, fields = $3, row_count = $4, skipped_rows = $5 \
-         WHERE id = $1",
-        &[
-            &version_id,
-            &columns,
-            &fields,
-            &(parsed.rows as i64),
-            &(parsed.bad_rows as i64),
-        ],
-    )
-    .await
-    .map_err(DeckError::db("recording the deck version"))?;
+    let layout = VersionLayout {
+        columns: &columns,
+        fields: &fields,
+        rows: parsed.rows,
+        skipped_rows: parsed.bad_rows,
+        digest: None,
+    };
+    record_layout(&tx, version_id, &layout).await?;
     if opts.save_mapping && !opts.mapping.0.is_empty() {
         let m = serde_json::to_value(&mapping).map_err(|e| DeckError::Internal(e.to_string()))?;
         tx.execute(
@@ -426,7 +420,7 @@ pub async fn import(
     } else if opts.stage {
         "staged"
     } else {
-        activate_incremental(&tx, route.id, version_id, effective, &opts.actor).await?;
+        activate_incremental(&tx, route.id, version_id, Since::At(effective), &opts.actor).await?;
         "live"
     };
     let activate_ms = t1.elapsed().as_millis() as u64;
@@ -456,76 +450,24 @@ pub async fn import(
             .map_err(DeckError::db("rolling back the dry run"))?;
         return Ok(report);
     }
-    audit(
+    audit_version(
         &tx,
-        &opts.actor,
-        "deck.import",
-        &format!("route {} version {version_id}", opts.route),
-        None,
-        Some(serde_json::json!({
-            "version": version_id, "state": state, "effective_from": report.effective_from,
-            "rows": report.rows, "skipped_rows": report.skipped_rows, "source": opts.source,
-        })),
+        &VersionAudit {
+            route: &opts.route,
+            version_id,
+            state,
+            effective: Since::At(effective),
+            rows: report.rows,
+            skipped_rows: report.skipped_rows,
+            source: &opts.source,
+            actor: &opts.actor,
+            before: None,
+            via: "deck import",
+        },
     )
     .await?;
     tx.commit()
         .await
         .map_err(DeckError::db("committing the import"))?;
     Ok(report)
-}
-
-/// First import on a route that already has rows (from `warpd apply`): keep them as version
-/// `baseline`, so diff, rollback and shadow have something to compare with.
-async fn ensure_baseline(
-    tx: &Transaction<'_>,
-    route_id: i64,
-    actor: &str,
-) -> Result<(), DeckError> {
-    let has_versions: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM deck_versions WHERE route_id = $1)",
-            &[&route_id],
-        )
-        .await
-        .map_err(DeckError::db("checking deck versions"))?
-        .get(0);
-    if has_versions {
-        return Ok(());
-    }
-    let id: i64 = tx
-        .query_one(
-            "INSERT INTO deck_versions (route_id, effective_from, state, source, created_by) \
-             VALUES ($1, '-infinity', 'baseline', 'rows before the first import', $2) RETURNING id",
-            &[&route_id, &actor],
-        )
-        .await
-        .map_err(DeckError::db("creating the baseline version"))?
-        .get(0);
-    let n = tx
-        .execute(
-            "INSERT INTO deck_rates (version_id, prefix, ocn, lata, rate_inter, rate_intra, \
-             rate_local, min_seconds, inc_seconds, effective_from, effective_until) \
-             SELECT $1, prefix, ocn, lata, rate_inter, rate_intra, rate_local, min_seconds, \
-             inc_seconds, effective_from, effective_until FROM vendor_rates \
-             WHERE route_id = $2 AND effective_until > now()",
-            &[&id, &route_id],
-        )
-        .await
-        .map_err(DeckError::db(
-            "keeping the route's rows as the baseline version",
-        ))?;
-    if n == 0 {
-        tx.execute("DELETE FROM deck_versions WHERE id = $1", &[&id])
-            .await
-            .map_err(DeckError::db("creating the baseline version"))?;
-    } else {
-        tx.execute(
-            "UPDATE deck_versions SET row_count = $2, columns = '{prefix,ocn,lata,interstate,intrastate,local,min_seconds,inc_seconds,effective_from,effective_until}', \
-             fields = '{prefix,ocn,lata,interstate,intrastate,local,min_seconds,inc_seconds,effective_from,effective_until}' WHERE id = $1",
-            &[&id, &(n as i64)],
-        )
-        .await
-        .map_err(DeckError::db("creating the baseline version"))?;
-    }
-    Ok(())
 }

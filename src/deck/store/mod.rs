@@ -8,15 +8,19 @@
 //!
 //! Layout: [`import`] parses, validates and COPYs a deck into a new version; [`timeline`] puts
 //! versions on a route's timeline (activation, rollback, rebuild) and lists them; [`diff`]
-//! compares two versions; [`export`] writes one back out as CSV. This file holds what they share:
-//! the route lock, the audit log, saved mappings.
+//! compares two versions; [`export`] writes one back out as CSV; [`version`] creates a version
+//! (shared by `deck import` and `warpd apply`). This file holds what they share:
+//! the route lock, the audit log, saved mappings, [`Since`] (a version's effective time).
 
 mod diff;
 mod export;
 mod import;
 mod timeline;
+pub(crate) mod version;
 
+use bytes::BytesMut;
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::GenericClient;
 
 use super::parse::Mapping;
@@ -30,6 +34,59 @@ pub use timeline::{activate, rebuild_route, rollback, versions, VersionInfo};
 
 fn ts_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// When a version takes over: at a time, or since always (`-infinity`: a route's first rates from
+/// `warpd apply` without `rates_effective_from`). A `timestamptz` parameter and column value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Since {
+    Always,
+    At(DateTime<Utc>),
+}
+
+impl Since {
+    pub fn text(self) -> String {
+        match self {
+            Since::Always => "-infinity".to_string(),
+            Since::At(t) => ts_text(t),
+        }
+    }
+}
+
+/// PostgreSQL's binary `timestamptz`: microseconds since 2000, `-infinity` as `i64::MIN`.
+impl ToSql for Since {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Since::Always => i64::MIN.to_sql(&Type::INT8, out),
+            Since::At(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <DateTime<Utc> as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Since {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Since, Box<dyn std::error::Error + Sync + Send>> {
+        if raw == i64::MIN.to_be_bytes() {
+            return Ok(Since::Always);
+        }
+        DateTime::<Utc>::from_sql(ty, raw).map(Since::At)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <DateTime<Utc> as FromSql>::accepts(ty)
+    }
 }
 
 async fn audit<C: GenericClient>(

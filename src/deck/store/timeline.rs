@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
-use super::{audit, lock_route, ts_text, RouteRow};
+use super::{audit, lock_route, ts_text, RouteRow, Since};
 use crate::deck::DeckError;
 
 /// One deck version.
@@ -39,7 +39,7 @@ pub(super) async fn activate_incremental(
     tx: &Transaction<'_>,
     route_id: i64,
     version_id: i64,
-    effective: DateTime<Utc>,
+    effective: Since,
     actor: &str,
 ) -> Result<(), DeckError> {
     tx.execute(

@@ -6,12 +6,18 @@
 //! begins, commits or rolls back), validation rules, the schema (it only writes rows).
 //!
 //! Layout: [`state`] reads the current rows, [`execute`] runs the planned row operations, and
-//! [`decks`] fingerprints and replaces deck rows.
+//! [`decks`] fingerprints and replaces deck rows (a route's rates as a deck version), [`audit`] writes
+//! the apply's audit rows.
 
+mod audit;
 mod decks;
 mod execute;
 mod state;
 
-pub(crate) use decks::{deck_digest, deck_owner, load_deck};
+pub(crate) use audit::audit_apply;
+pub(crate) use decks::{
+    deck_digest, deck_owner, load_deck, load_route_version, route_version_at, version_effective,
+    Rows,
+};
 pub(crate) use execute::{execute, Ids};
-pub(crate) use state::load_state;
+pub(crate) use state::{load_state, State};

@@ -32,10 +32,14 @@
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
+mod gaps;
 mod scenarios;
+mod sink;
 
 use crate::support::{self, repo, require_tool, Warpd};
+use gaps::*;
 use scenarios::*;
+use sink::event_sink;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -151,7 +155,11 @@ impl Kamailio {
     /// Starts kamailio/kamailio.cfg on a free port with extra `-A` defines; waits until it answers
     /// OPTIONS.
     fn start(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
-        let port = free_udp_port();
+        // kamailio.cfg listens on UDP and TCP on this port: free for both
+        let port = (0..100)
+            .map(|_| free_udp_port())
+            .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .expect("a port free for UDP and TCP");
         let run = dir.join(format!("kam-{name}"));
         std::fs::create_dir_all(&run).expect("run dir");
         let log = dir.join(format!("kamailio-{name}.log"));
@@ -395,95 +403,6 @@ fn gw_port(uri: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {uri}"))
 }
 
-/// Records every call event Kamailio posts (a form body, one event per line) and forwards the
-/// body to warpd. Each event is kept as `{"method": "call.<event>", "params": {...}}`, the
-/// numeric fields as numbers, so that the checks read like the JSON-RPC methods.
-/// Kamailio's credentials are passed on to warpd.
-/// While `down` is set the sink answers 503 without recording or forwarding (warpd unavailable).
-async fn event_sink(
-    listener: tokio::net::TcpListener,
-    warpd: String,
-    seen: Arc<Mutex<Vec<Value>>>,
-    down: Arc<AtomicBool>,
-) {
-    use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
-    let http = reqwest::Client::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let (http, seen, warpd, down) = (http.clone(), seen.clone(), warpd.clone(), down.clone());
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (http, seen, warpd, down) =
-                    (http.clone(), seen.clone(), warpd.clone(), down.clone());
-                async move {
-                    if down.load(Ordering::SeqCst) {
-                        let mut r = hyper::Response::new(Full::new(bytes::Bytes::new()));
-                        *r.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
-                        return Ok::<_, std::convert::Infallible>(r);
-                    }
-                    // Kamailio's credentials (HTTP Basic from the httpcon URL) go on to warpd
-                    let auth = req.headers().get(hyper::header::AUTHORIZATION).cloned();
-                    let body = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    seen.lock().expect("lock").extend(form_lines(&body));
-                    let answer = match http
-                        .post(&warpd)
-                        .headers(
-                            auth.map(|a| {
-                                let mut h = reqwest::header::HeaderMap::new();
-                                h.insert(reqwest::header::AUTHORIZATION, a);
-                                h
-                            })
-                            .unwrap_or_default(),
-                        )
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(body.to_vec())
-                        .send()
-                        .await
-                    {
-                        Ok(r) => r.bytes().await.unwrap_or_default(),
-                        Err(_) => bytes::Bytes::new(),
-                    };
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(answer)))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-/// A `POST /v1/events` body as JSON-RPC-like values (see [`event_sink`]).
-fn form_lines(body: &[u8]) -> Vec<Value> {
-    const NUMERIC: [&str; 4] = ["attempt", "sip_code", "ts", "ring_ts"];
-    body.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let mut method = Value::Null;
-            let mut params = serde_json::Map::new();
-            for (k, v) in url::form_urlencoded::parse(line) {
-                if k == "event" {
-                    method = Value::String(format!("call.{v}"));
-                } else if NUMERIC.contains(&k.as_ref()) {
-                    let n = v.parse::<serde_json::Number>().map(Value::Number);
-                    params.insert(k.into_owned(), n.unwrap_or(Value::String(v.into_owned())));
-                } else {
-                    params.insert(k.into_owned(), Value::String(v.into_owned()));
-                }
-            }
-            serde_json::json!({"method": method, "params": params})
-        })
-        .collect()
-}
-
 /// warpd's media keys as environment overrides (`media.ng_listen`, `media.nodes`): they work
 /// whether or not warpd.example.toml has a `[media]` section.
 fn media_env_overrides(ng_listen: &str, rtpengine: &str) -> Vec<(String, String)> {
@@ -510,6 +429,8 @@ struct Sip {
     dir: PathBuf,
     ports: BTreeMap<u16, u16>,
     rtp_min: u16,
+    /// RTPEngine's ng port (behind warpd's ng proxy)
+    rtp_ng: u16,
     rtpengine_sock: String,
     so_define: String,
     base: String,
@@ -662,7 +583,8 @@ impl Sip {
             .listener(listener)
             // the emergency scenario changes a call limit and waits for it
             .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
-            .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET);
+            .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET)
+            .env("WARPD_CDR__API_TOKEN", E2E_CDR_TOKEN);
         for (k, v) in media_env_overrides(
             &format!("127.0.0.1:{ng_proxy}"),
             &format!("127.0.0.1:{rtp_ng}"),
@@ -685,6 +607,7 @@ impl Sip {
             dir,
             ports,
             rtp_min,
+            rtp_ng,
             rtpengine_sock,
             so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
             base,
@@ -766,6 +689,10 @@ impl Sip {
 fn sip_calls_through_kamailio_are_routed_by_warpd() {
     let mut s = Sip::start();
     cheapest_gateway_gets_the_call(&s);
+    ringing_gateway_gives_the_cdr_ring_time_and_the_route_its_pdd(&s);
+    each_failover_attempt_carries_its_own_ring_time(&s);
+    tcp_gateway_gets_the_call_over_tcp(&s);
+    tls_gateway_without_tls_fails_over_to_the_next_gateway(&s);
     failover_after_503_completes_on_the_next_gateway_with_events_in_order(&s);
     busy_cheapest_gateway_gives_486_without_failover(&s);
     silent_gateway_times_out_and_the_next_gateway_completes_the_call(&s);
@@ -777,6 +704,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     fallback_dip_mode_without_http_async_client_routes(&s);
     unknown_source_address_gets_403(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
+    emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);
     warpd_hanging_gives_503_after_the_dip_timeout(&s);
 }
 

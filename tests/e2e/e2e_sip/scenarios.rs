@@ -434,6 +434,7 @@ pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
             support::eventually_blocking("media CDR", Duration::from_secs(10), || cdr_of(&call_id));
         assert_eq!(cdr["disposition"], "answered", "{cdr}");
         assert_eq!(cdr["route_id"], routes[0]["route_id"], "{cdr}");
+        recorded_calls_cdr_says_where_its_recording_is(s, &cdr);
     }
     {
         let _gw = Uas::start(dir, cheapest, "uas_t38.xml", "t38");

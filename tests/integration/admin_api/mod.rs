@@ -4,6 +4,7 @@
 //! nothing, shadow of a staged version replaying the dips just made, customer limits reaching the
 //! dip.
 
+mod audit;
 mod customers;
 mod deck_bombs;
 mod decks;

@@ -7,6 +7,7 @@
 mod durability;
 mod event_age;
 mod lifecycle;
+mod nanp_zone;
 mod policy;
 
 use crate::support::{self, Warpd};

@@ -5,6 +5,7 @@
 mod csv;
 mod files;
 mod limits;
+mod timeline;
 
 use crate::support;
 
@@ -157,7 +158,9 @@ async fn demo_network_applies_with_the_expected_plan() {
     let text = plan.to_string();
     assert!(text.contains("+ vendor northstar"), "{text}");
     assert!(
-        text.contains("load vendor_rates ns-premium: 6 rows from rates/northstar_premium.csv"),
+        text.contains(
+            "new deck version for route ns-premium: 6 rates (was 0) from rates/northstar_premium.csv"
+        ),
         "{text}"
     );
     let json = serde_json::to_value(&plan).unwrap();

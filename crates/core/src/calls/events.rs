@@ -39,6 +39,10 @@ pub struct RouteOffer {
     pub customer_rate_e7: i64,
     pub min: u32,
     pub inc: u32,
+    /// the zone this route was rated in when not the call's (`StartInfo::zone`): a Canadian or
+    /// Caribbean number priced international-style by this route
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What the dip knew when the call started.
@@ -115,8 +119,13 @@ pub struct MediaInfo {
     pub jitter_ms: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_pct: Option<f32>,
+    /// the recording file(s): the end event's `recording`, else the files the media node named
+    /// when it started recording the call (RTPEngine's pcap path)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// the media node holding the recording (its ng address), when warpd's media control saw it
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_node: Option<String>,
 }
 
 impl MediaInfo {
@@ -527,6 +536,7 @@ fn end_checked(p: EndParams, now_us: i64) -> Result<Event, EventError> {
                 jitter_ms: p.jitter_ms,
                 loss_pct: p.loss_pct,
                 recording: p.recording,
+                recording_node: None,
             },
         }),
     })

@@ -477,6 +477,7 @@ mod tests {
                     customer_rate_e7: 60_000,
                     min: 6,
                     inc: 6,
+                    zone: None,
                 }],
                 ..Default::default()
             })),

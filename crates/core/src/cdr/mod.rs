@@ -68,6 +68,7 @@ pub struct Cdr {
     pub jitter_ms: Option<f32>,
     pub loss_pct: Option<f32>,
     pub recording: Option<String>,
+    pub recording_node: Option<String>,
     pub flags: Vec<&'static str>,
     /// an orphan (no dip seen): written only if no CDR of this call-id exists yet
     pub orphan: bool,
@@ -200,7 +201,10 @@ pub fn build(c: &CallRecord) -> Cdr {
         ocn: start.and_then(|s| s.ocn.clone()),
         lata: start.and_then(|s| s.lata.clone()),
         state: start.and_then(|s| s.state.clone()),
-        zone: start.and_then(|s| s.zone.clone()),
+        // the zone the carrying route was rated in
+        zone: o
+            .and_then(|o| o.zone.clone())
+            .or_else(|| start.and_then(|s| s.zone.clone())),
         partition: start.and_then(|s| s.partition.clone()),
         vendor: o.map(|o| o.vendor.clone()),
         route_id: carried,
@@ -227,6 +231,7 @@ pub fn build(c: &CallRecord) -> Cdr {
         jitter_ms: end.and_then(|e| e.media.jitter_ms),
         loss_pct: end.and_then(|e| e.media.loss_pct),
         recording: end.and_then(|e| e.media.recording.clone()),
+        recording_node: end.and_then(|e| e.media.recording_node.clone()),
         flags,
         orphan: start.is_none(),
     }
@@ -238,7 +243,7 @@ pub const COPY_COLUMNS: &str =
     src_ip, ani, dnis, lrn, ocn, lata, state, zone, partition, route_id, vendor, attempts, attempt_count, vendor_rate, \
     customer_rate, vendor_min, vendor_inc, customer_min, customer_inc, duration_ms, \
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
-    mos, jitter_ms, loss_pct, recording, flags";
+    mos, jitter_ms, loss_pct, recording, recording_node, flags";
 
 /// Escapes text for COPY text format. Every byte that needs escaping is ASCII, so the text
 /// between two of them is copied as one slice (the per-`char` version was ~2 % of warpd's CPU
@@ -357,10 +362,10 @@ impl Cdr {
                 let _ = write!(o, "{v}");
             });
         }
-        out.push('\t');
-        opt!(self.recording.as_deref(), |o: &mut String, v: &str| esc(
-            o, v
-        ));
+        for s in [&self.recording, &self.recording_node] {
+            out.push('\t');
+            opt!(s.as_deref(), |o: &mut String, v: &str| esc(o, v));
+        }
         out.push('\t');
         out.push('{');
         out.push_str(&self.flags.join(","));
@@ -386,6 +391,7 @@ mod tests {
             customer_rate_e7: sell,
             min,
             inc,
+            zone: None,
         }
     }
 

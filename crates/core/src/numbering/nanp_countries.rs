@@ -3,7 +3,10 @@
 //! constant time (one byte per NPA, built at compile time).
 //!
 //! Every NPA not listed is a US area code (or not assigned). Source: the NANPA list of
-//! geographic NPAs by location (2024); update the table when NANPA assigns new codes.
+//! geographic NPAs by location. Checked on 2026-12-06 against Google's libphonenumber metadata
+//! (Python `phonenumbers` 9.0.43) with `scripts/check-nanp-table.py`: every NPA 200–999 maps to
+//! the same country (273 and 633, new Canadian codes, were added then). Re-run the script and
+//! update the table when NANPA assigns new codes.
 
 /// Where a NANP area code is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +32,7 @@ pub const NANP_AREAS: &[(u16, &str, NanpRegion)] = &[
     (250, "CA", NanpRegion::Canada),
     (257, "CA", NanpRegion::Canada),
     (263, "CA", NanpRegion::Canada),
+    (273, "CA", NanpRegion::Canada),
     (289, "CA", NanpRegion::Canada),
     (306, "CA", NanpRegion::Canada),
     (343, "CA", NanpRegion::Canada),
@@ -59,6 +63,7 @@ pub const NANP_AREAS: &[(u16, &str, NanpRegion)] = &[
     (604, "CA", NanpRegion::Canada),
     (613, "CA", NanpRegion::Canada),
     (622, "CA", NanpRegion::Canada),
+    (633, "CA", NanpRegion::Canada),
     (639, "CA", NanpRegion::Canada),
     (647, "CA", NanpRegion::Canada),
     (672, "CA", NanpRegion::Canada),
@@ -156,6 +161,7 @@ mod tests {
         assert_eq!(area(b"876"), Some(("JM", NanpRegion::Caribbean)));
         assert_eq!(area(b"809"), Some(("DO", NanpRegion::Caribbean)));
         assert_eq!(area(b"416"), Some(("CA", NanpRegion::Canada)));
+        assert_eq!(area(b"273"), Some(("CA", NanpRegion::Canada)));
         assert_eq!(region(b"787"), NanpRegion::UsTerritory);
         assert_eq!(region(b"212"), NanpRegion::Us);
         assert_eq!(region(b"21"), NanpRegion::Us);

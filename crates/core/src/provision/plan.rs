@@ -97,6 +97,9 @@ pub struct DeckPlan {
     /// rows of the target in the database before this apply
     pub existing_rows: u64,
     pub action: DeckAction,
+    /// vendor rates: the deck version the apply created (None before it is applied)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
 }
 
 /// What `apply` did or would do.
@@ -213,8 +216,24 @@ impl fmt::Display for Plan {
                 d.target.as_str()
             };
             let sep = if target.is_empty() { "" } else { " " };
-            match d.action {
-                DeckAction::Load => writeln!(
+            match (d.action, d.kind) {
+                (DeckAction::Load, DeckKind::VendorRates) => {
+                    write!(
+                        f,
+                        "  > new deck version for route {}: {} rates (was {}) from {}",
+                        d.target, d.rows, d.existing_rows, d.file
+                    )?;
+                    match d.version {
+                        Some(v) => writeln!(f, " (version {v})")?,
+                        None => writeln!(f)?,
+                    }
+                }
+                (DeckAction::Unchanged, DeckKind::VendorRates) => writeln!(
+                    f,
+                    "  = deck of route {}: {} rates from {} unchanged (no new version)",
+                    d.target, d.rows, d.file
+                )?,
+                (DeckAction::Load, _) => writeln!(
                     f,
                     "  > load {}{sep}{target}: {} rows from {} (replacing {} rows)",
                     d.kind.table(),
@@ -222,7 +241,7 @@ impl fmt::Display for Plan {
                     d.file,
                     d.existing_rows
                 )?,
-                DeckAction::Unchanged => writeln!(
+                (DeckAction::Unchanged, _) => writeln!(
                     f,
                     "  = {}{sep}{target}: {} rows from {} unchanged",
                     d.kind.table(),

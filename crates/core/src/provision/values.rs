@@ -4,7 +4,7 @@
 //!
 //! Owns: parsing/formatting of single values. Must not touch: I/O, the database.
 
-use std::hash::{Hash, Hasher};
+use sha2::{Digest as _, Sha256};
 
 pub use crate::rules::values::{
     check_prefix, fmt_scaled, fmt_ts, parse_days, parse_rate, parse_scaled, parse_time, parse_ts,
@@ -32,16 +32,19 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
-    fn hash_into<H: Hasher>(&self, h: &mut H) {
+    /// Feeds the value into a row hash in a fixed byte form (tag, little-endian integer or
+    /// length-prefixed text), so a stored fingerprint does not depend on the toolchain.
+    fn hash_into(&self, h: &mut Sha256) {
         match self {
-            Cell::Null => 0u8.hash(h),
+            Cell::Null => h.update([0u8]),
             Cell::Int(v) | Cell::Scaled7(v) | Cell::Ts(v) => {
-                1u8.hash(h);
-                v.hash(h);
+                h.update([1u8]);
+                h.update(v.to_le_bytes());
             }
             Cell::Text(s) => {
-                2u8.hash(h);
-                s.hash(h);
+                h.update([2u8]);
+                h.update((s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
             }
         }
     }
@@ -79,28 +82,33 @@ pub fn write_copy_line(lead: &[Cell<'_>], cells: &[Cell<'_>], out: &mut Vec<u8>)
     out.push(b'\n');
 }
 
-/// Order-independent fingerprint of a multiset of rows (two 64-bit sums of SipHash values).
+/// Order-independent fingerprint of a multiset of rows: the row count and the wrapping sum of
+/// each row's SHA-256 (first 128 bits). SHA-256 rather than the standard library's hasher, whose
+/// algorithm may change between Rust releases: a stored fingerprint stays comparable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Digest {
     pub rows: u64,
-    a: u64,
-    b: u64,
+    sum: u128,
 }
 
 impl Digest {
     pub fn add(&mut self, cells: &[Cell<'_>]) {
-        // DefaultHasher::new() uses fixed keys: deterministic within and across runs of one build
-        let mut h1 = std::collections::hash_map::DefaultHasher::new();
-        let mut h2 = std::collections::hash_map::DefaultHasher::new();
-        0x5eed_0001u32.hash(&mut h1);
-        0x5eed_0002u32.hash(&mut h2);
+        let mut h = Sha256::new();
         for c in cells {
-            c.hash_into(&mut h1);
-            c.hash_into(&mut h2);
+            c.hash_into(&mut h);
         }
+        let out = h.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&out[..16]);
         self.rows += 1;
-        self.a = self.a.wrapping_add(h1.finish());
-        self.b = self.b.wrapping_add(h2.finish());
+        self.sum = self.sum.wrapping_add(u128::from_le_bytes(first));
+    }
+
+    /// The fingerprint as stored with a deck version (`deck_versions.content_digest`), tagged
+    /// with its scheme (a value of another scheme never matches, so it costs at most one more,
+    /// identical version).
+    pub fn to_text(&self) -> String {
+        format!("sha256sum128:{}:{:032x}", self.rows, self.sum)
     }
 }
 

@@ -64,6 +64,10 @@ pub struct RouteChoice {
     /// present when an override forced this route
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub forced: bool,
+    /// the zone this route was rated in, when not the answer's (a Canadian or Caribbean number
+    /// priced international-style by one route and by jurisdiction by another)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Zone>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -214,6 +218,8 @@ struct KamailioChoice<'a> {
     uris: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     forced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<Zone>,
 }
 
 impl Serialize for KamailioAnswer<'_> {
@@ -233,6 +239,7 @@ impl Serialize for KamailioAnswer<'_> {
                         uri: &c.uri,
                         uris: &c.uris,
                         forced: c.forced,
+                        zone: c.zone,
                     })
                     .collect(),
                 emergency_callback: r.emergency_callback.as_deref(),

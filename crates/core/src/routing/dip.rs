@@ -9,31 +9,15 @@ use super::trie::KeyMatches;
 use super::window::window_open;
 use crate::numbering::{self, NumberClass, E164};
 use dialstring::dialstrings;
+use rate::{jurisdiction, rate_for, zone_rate};
 
 mod dialstring;
+mod rate;
 
 const DEFAULT_BILLING: Billing = Billing { min: 6, inc: 6 };
 
 fn starts_with(digits: &[u8], prefix: &str) -> bool {
     digits.starts_with(prefix.as_bytes())
-}
-
-/// Picks the rate of `zone` from [inter, intra, local]; local falls back to intrastate.
-fn zone_rate(rates: [u32; 3], zone: Zone, unknown_ani: Option<UnknownAniPolicy>) -> Option<u32> {
-    let some = |r: u32| (r != NO_RATE).then_some(r);
-    match zone {
-        Zone::Interstate | Zone::International | Zone::Tollfree | Zone::Emergency => {
-            match unknown_ani {
-                Some(UnknownAniPolicy::Higher) => match (some(rates[0]), some(rates[1])) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                },
-                _ => some(rates[0]),
-            }
-        }
-        Zone::Intrastate => some(rates[1]),
-        Zone::Local => some(rates[2]).or(some(rates[1])),
-    }
 }
 
 fn opt_rate(r: Option<Rate>) -> u32 {
@@ -48,6 +32,9 @@ struct Call<'a> {
     /// E.164 of the LRN (NANP) used for LRN and OCN/LATA rating
     lrn: Option<E164>,
     zone: Zone,
+    /// Canada or the Caribbean: a route whose deck prices the number international-style rates
+    /// it in zone `international` (see `rate`)
+    non_us_nanp: bool,
     /// set when the zone came from the unknown-ANI policy
     unknown_ani: Option<UnknownAniPolicy>,
     /// the LRN's NPA-NXX(-X) data, when known
@@ -68,6 +55,8 @@ struct Trace {
 
 struct Kept {
     route: RouteIx,
+    /// the zone the route was rated in
+    zone: Zone,
     rate: u32,
     sell: u32,
     billing: Billing,
@@ -78,54 +67,6 @@ struct Kept {
 struct Matches {
     dnis: KeyMatches,
     lrn: KeyMatches,
-}
-
-fn rate_for(
-    s: &Snapshot,
-    call: &Call,
-    m: &Matches,
-    route: RouteIx,
-    now: i64,
-) -> Option<(u32, Billing)> {
-    let r = &s.routes[route as usize];
-    let billing = s.vendors[r.vendor].billing;
-    let keys: &[u32] = match (billing, call.zone) {
-        (BillingModel::OcnLata, Zone::Interstate | Zone::Intrastate | Zone::Local) => {
-            let key = *call.ocn_lata_key.get_or_init(|| {
-                call.lrn_block
-                    .and_then(|b| s.rates.ocn_lata_key(&b.ocn, &b.lata))
-            });
-            return key.and_then(|k| {
-                let e = s.rates.entry(k, route, now)?;
-                let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
-                let t = s.rates.terms(e);
-                Some((
-                    rate,
-                    Billing {
-                        min: t.min,
-                        inc: t.inc,
-                    },
-                ))
-            });
-        }
-        (BillingModel::OcnLata, _) => return None,
-        (BillingModel::Lrn, Zone::Interstate | Zone::Intrastate | Zone::Local) => m.lrn.as_slice(),
-        _ => m.dnis.as_slice(),
-    };
-    for &k in keys {
-        if let Some(e) = s.rates.entry(k, route, now) {
-            let rate = zone_rate(e.rates, call.zone, call.unknown_ani)?;
-            let t = s.rates.terms(e);
-            return Some((
-                rate,
-                Billing {
-                    min: t.min,
-                    inc: t.inc,
-                },
-            ));
-        }
-    }
-    None
 }
 
 /// How this call's sell rate is found; depends on the customer and the number, not on the route,
@@ -277,14 +218,14 @@ fn judge<'s>(
     let forced = forced_rate.is_some();
     let priced = match forced_rate.flatten() {
         Some(rate) => {
-            let billing = rate_for(s, call, m, route, now)
-                .map(|(_, b)| b)
-                .unwrap_or(DEFAULT_BILLING);
-            Some((rate.0, billing))
+            let (billing, zone) = rate_for(s, call, m, route, now)
+                .map(|(_, b, z)| (b, z))
+                .unwrap_or((DEFAULT_BILLING, call.zone));
+            Some((rate.0, billing, zone))
         }
         None => rate_for(s, call, m, route, now),
     };
-    let Some((rate, billing)) = priced else {
+    let Some((rate, billing, zone)) = priced else {
         return Verdict::Drop(Why::NoRate(call.zone), None, None);
     };
     let sell = sell_rate(call, rate);
@@ -307,6 +248,7 @@ fn judge<'s>(
     }
     Verdict::Keep(Kept {
         route,
+        zone,
         rate,
         sell,
         billing,
@@ -335,9 +277,12 @@ fn candidate(
     }
 }
 
+/// A kept route in the answer; `answer_zone` is the answer's zone (the choice names its own only
+/// when it was rated in another).
 fn choice(
     s: &Snapshot,
     k: &Kept,
+    answer_zone: Zone,
     number: &str,
     call_id: Option<&str>,
     short_code: bool,
@@ -353,33 +298,7 @@ fn choice(
         customer_rate: Rate(k.sell).as_f64(),
         billing: k.billing,
         forced: k.forced,
-    }
-}
-
-/// Zone of a NANP call from ANI and LRN block data.
-fn jurisdiction(
-    s: &Snapshot,
-    ani: Option<&E164>,
-    lrn10: &[u8],
-    lrn_block: Option<&NpaNxxInfo>,
-) -> (Zone, Option<UnknownAniPolicy>) {
-    let policy = s.settings.unknown_ani_policy;
-    let by_policy = |p: UnknownAniPolicy| match p {
-        UnknownAniPolicy::Intrastate => (Zone::Intrastate, Some(p)),
-        _ => (Zone::Interstate, Some(p)),
-    };
-    let Some(ani10) = ani.and_then(E164::nanp10) else {
-        return by_policy(policy);
-    };
-    let (Some(a), Some(b)) = (s.numbering.lookup(ani10), lrn_block) else {
-        return by_policy(policy);
-    };
-    if s.numbering.is_local(ani10, lrn10) {
-        (Zone::Local, None)
-    } else if a.state == b.state {
-        (Zone::Intrastate, None)
-    } else {
-        (Zone::Interstate, None)
+        zone: (k.zone != answer_zone).then_some(k.zone),
     }
 }
 
@@ -410,6 +329,7 @@ fn emergency(
     }
     let k = Kept {
         route: ix,
+        zone: Zone::Emergency,
         rate: 0,
         sell: 0,
         billing: DEFAULT_BILLING,
@@ -419,7 +339,14 @@ fn emergency(
         zone: Zone::Emergency,
         lrn: None,
         partition: None,
-        routes: vec![choice(s, &k, dialed, req.call_id.as_deref(), true)],
+        routes: vec![choice(
+            s,
+            &k,
+            Zone::Emergency,
+            dialed,
+            req.call_id.as_deref(),
+            true,
+        )],
         emergency_callback: callback.map(|c| format!("+{c}")),
     })
 }
@@ -531,6 +458,7 @@ fn evaluate(
         dnis,
         lrn,
         zone,
+        non_us_nanp: matches!(nclass, NumberClass::Canada | NumberClass::Caribbean),
         unknown_ani,
         lrn_block,
         ocn_lata_key: std::cell::OnceCell::new(),
@@ -694,13 +622,17 @@ fn evaluate(
     let number = call.dnis.as_str();
     let lrn_out = lrn10.map(|n| String::from_utf8_lossy(n).into_owned());
     info.lrn.clone_from(&lrn_out);
+    // the answer's zone is the first route's (a non-US NANP call may be rated
+    // international-style); a route rated in another zone names it
+    let zone = kept.first().map_or(zone, |k| k.zone);
+    info.zone = Some(zone);
     DipAnswer::Route(RouteAnswer {
         zone,
         lrn: lrn_out,
         partition: won.map(|p| s.partitions[p].name.as_str().into()),
         routes: kept
             .iter()
-            .map(|k| choice(s, k, number, req.call_id.as_deref(), false))
+            .map(|k| choice(s, k, zone, number, req.call_id.as_deref(), false))
             .collect(),
         emergency_callback: None,
     })

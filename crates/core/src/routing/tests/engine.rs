@@ -133,7 +133,7 @@ fn kamailio_answer_has_no_margin_data() {
     assert!(full["routes"][0]["rate"].is_number(), "{full}");
     for (i, r) in wire["routes"].as_array().unwrap().iter().enumerate() {
         let f = &full["routes"][i];
-        for k in ["route_id", "vendor", "uri", "uris"] {
+        for k in ["route_id", "vendor", "uri", "uris", "forced", "zone"] {
             assert_eq!(r[k], f[k], "{k}");
         }
         for k in ["rate", "customer_rate", "billing"] {

@@ -3,6 +3,7 @@
 //! [`zones`], [`policy`], [`partitions`] and [`engine`].
 
 mod engine;
+mod nanp_zones;
 mod partitions;
 mod policy;
 mod zones;
