@@ -295,7 +295,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-        let server = tokio::spawn(api::serve(api::Listeners { kamailio: listener, admin }, state, stop.clone()));
+        let server = tokio::spawn(api::serve(api::Listeners { kamailio: listener, admin, kamailio_resp: Vec::new() }, state, stop.clone()));
         let (lat, err) = open_loop(&addr, "quiet", 2000, 10, 16).await;
         raw_http::report("3a. dips at 2000/s, no CDR load", &lat, err, 10.0);
         let bg_next = Arc::new(AtomicUsize::new(0));

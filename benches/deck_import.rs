@@ -191,7 +191,7 @@ fn main() {
         let base = format!("http://{addr}");
         let stop = CancellationToken::new();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
-        let listeners = warpd::api::Listeners { kamailio: listener, admin };
+        let listeners = warpd::api::Listeners { kamailio: listener, admin, kamailio_resp: Vec::new() };
         let server = tokio::spawn(warpd::server::run(config, listeners, stop.clone()));
         let http = reqwest::Client::new();
         let t = Instant::now();

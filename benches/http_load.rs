@@ -179,6 +179,7 @@ fn main() {
             api::Listeners {
                 kamailio: listener,
                 admin,
+                kamailio_resp: Vec::new(),
             },
             state,
             stop.clone(),

@@ -2,7 +2,8 @@
 //! = 20M vendor_rates rows, 2 partitions, 1,000 customers, 640k NPA-NXX) in a throwaway cluster,
 //! then times `db::load_snapshot` (streamed read + compile) and reports the process RSS.
 //!
-//! Run: cargo bench --bench snapshot_load      (WARPD_BENCH_PREFIXES=… to shrink)
+//! Run: cargo bench --bench snapshot_load      (WARPD_BENCH_PREFIXES=… to shrink;
+//! WARPD_BENCH_TLS=1: the cluster with TLS, loaded with `sslmode=require`)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -71,8 +72,12 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     rt.block_on(async move {
-        let pg = support::TestPg::start();
-        let mut c = warpd::db::connect(&pg.url()).await.unwrap_or_else(|e| panic!("{e}"));
+        let tls = std::env::var("WARPD_BENCH_TLS").is_ok_and(|v| v == "1");
+        let certs = support::TestCerts::new("bench");
+        let pg = if tls { support::TestPg::start_tls(&certs) } else { support::TestPg::start() };
+        let url = if tls { format!("{}?sslmode=require", pg.url()) } else { pg.url() };
+        println!("database connections: {}", if tls { "TLS (sslmode=require)" } else { "plain" });
+        let mut c = warpd::db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
         warpd::db::migrate::migrate(&mut c).await.unwrap_or_else(|e| panic!("{e}"));
         let t = Instant::now();
         // Same shape as routing::synthetic: prefix i < 640k is 1+NPA+NXX, beyond that 1+NPA+NXX+X.
@@ -114,7 +119,7 @@ fn main() {
             let t = Instant::now();
             let cpu0 = cpu_seconds();
             let streams = if (round - 1) % 4 >= 2 { 2 } else { 1 };
-            let snap = warpd::db::reload::load_over_streams(&pg.url(), RoutingSettings::default(), streams)
+            let snap = warpd::db::reload::load_over_streams(&url, RoutingSettings::default(), streams)
                 .await
                 .unwrap_or_else(|e| panic!("load: {e}"));
             let took = t.elapsed();

@@ -6,7 +6,10 @@
 #   drouting   (not in the default MODES) the same with Kamailio's native drouting module
 #              (-A BENCH_NATIVE_DROUTING): the other native baseline;
 #   dip        the warpd dip (http_async_query, full partition/LCR procedure), events off;
-#   dip+events the warpd dip plus the call.attempt/answer/end events (the production config);
+#   dip+events the warpd dip plus the call.attempt/answer/end events;
+#   resp       (not in the default MODES) the warpd dip over RESP (ndb_redis, synchronous LCR over a
+#              persistent connection, the flat answer array; kamailio.cfg's default transport),
+#              events off; resp+events the same with events (the production config);
 #   static     (calibration, not in the default MODES) the same http_async_client dip to a server
 #              that answers every request with warpd's saved answer and does nothing else
 #              (examples/static_dip.rs): the floor of any HTTP dip on this machine.
@@ -90,6 +93,8 @@ done
 sed -i '/^max_cps = /d; /^max_concurrent_calls = /d; /^capacity = /d' "$work/demo/network.toml"
 export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$pgport/postgres" WARPD_LOG__LEVEL=warn
 wport=$(free_port tcp)
+rport=$(free_port tcp)   # warpd's RESP listener (modes resp, resp+events)
+export WARPD_SERVER__KAMAILIO_RESP_LISTEN="127.0.0.1:$rport" WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
 export WARPD_SERVER__LISTEN="127.0.0.1:$wport"
 "$bin" --config warpd.example.toml migrate >/dev/null
 "$bin" --config warpd.example.toml apply "$work/demo/network.toml" >/dev/null
@@ -152,7 +157,10 @@ start_kamailio() { # mode -> sets kport, kpid
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
-    -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}")
+    -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}"
+    -A "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port=$rport\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS")
+  # every mode but resp*: the HTTP dip only (kamailio.cfg dips over RESP by default)
+  case "$1" in resp*) ;; *) defs+=(-A WITHOUT_RESP_DIP) ;; esac
   case "$1" in
     lcr) defs+=(-A BENCH_NATIVE_LCR -A "LCR_DB_URL=\"text://$work/lcrdb\"" -A WITHOUT_EVENTS) ;;
     drouting) defs+=(-A BENCH_NATIVE_DROUTING -A "DR_DB_URL=\"text://$work/drdb\"" -A WITHOUT_EVENTS) ;;
@@ -160,6 +168,8 @@ start_kamailio() { # mode -> sets kport, kpid
     static) defs+=(-A WITHOUT_EVENTS) ;;
     jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=calibration;addr=127.0.0.1;port=$jport\"") ;;
     dip+events) ;;
+    resp) defs+=(-A WITHOUT_EVENTS) ;;
+    resp+events) ;;
   esac
   mkdir -p "$work/run"
   kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 ${KAM_ARGS:-} -P "$work/run/k.pid" -Y "$work/run" \

@@ -50,6 +50,9 @@ export WARPD_CONFIG="$root/warpd.example.toml"
 export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$port/warpd"
 export WARPD_LOG__FORMAT=text
 export WARPD_CDR__SPOOL_DIR="$state/spool"
+# the RESP listener kamailio.cfg dips through by default (README "Dip over RESP"; loopback, no AUTH)
+export WARPD_SERVER__KAMAILIO_RESP_LISTEN="${WARPD_SERVER__KAMAILIO_RESP_LISTEN:-127.0.0.1:6380}"
+export WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   # media through warpd: Kamailio's rtpengine module -> warpd (ng proxy) -> RTPEngine below
   export WARPD_MEDIA__NG_LISTEN="127.0.0.1:22223"
@@ -75,7 +78,8 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   ng=$("$bin" check-config | sed -n 's/^ng_listen = "\(.*\)"$/\1/p' | head -n1)
   kam_defs=(-A "SIP_PORT=$sip_port" -A WITH_MEDIA -A "RTPENGINE_SOCK=\"udp:${ng:-127.0.0.1:22222}\""
     -A "HTTP_ASYNC_SO=\"${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so\""
-    -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/v1/events\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\"")
+    -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/v1/events\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\""
+    -A "WARPD_RESP_SERVER=\"name=warpd;addr=${WARPD_SERVER__KAMAILIO_RESP_LISTEN%:*};port=${WARPD_SERVER__KAMAILIO_RESP_LISTEN##*:}\"")
   kamailio -f "$root/kamailio/kamailio.cfg" -DD -E -m 256 -M 16 -x tlsf -P "$state/kamailio/kamailio.pid" \
     -Y "$state/kamailio" "${kam_defs[@]}" >"$state/kamailio.log" 2>&1 &
   pids+=($!)

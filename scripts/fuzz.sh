@@ -4,6 +4,7 @@
 #   deck_file    uploaded rate decks: CSV, gzip'ed CSV, XLSX, header detection, row validation
 #   dip_params   dip requests: JSON params and the /v1/route query string
 #   call_events  POST /v1/events form lines and the call.* JSON params
+#   resp_codec   RESP2 commands from Kamailio's ndb_redis (and replies): crates/resp
 # Each target starts from real inputs (the captured RTPEngine exchanges, the demo decks and the
 # deck bombs of tests/fuzz/seeds, sample requests) plus what earlier runs found (tests/fuzz/corpus, not committed). A crash stops the run
 # with the input saved under tests/fuzz/artifacts/<target>/.
@@ -17,10 +18,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -eq 0 ] || shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ng_codec deck_file dip_params call_events)
+[ ${#targets[@]} -gt 0 ] || targets=(ng_codec deck_file dip_params call_events resp_codec)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 c=tests/fuzz/corpus
-mkdir -p "$c"/ng_codec "$c"/deck_file "$c"/dip_params "$c"/call_events
+mkdir -p "$c"/ng_codec "$c"/deck_file "$c"/dip_params "$c"/call_events "$c"/resp_codec
 cp crates/ng/src/testdata/*.req crates/ng/src/testdata/*.rsp "$c"/ng_codec/
 cp examples/demo/rates/*.csv "$c"/deck_file/
 # the bomb files (sparse XLSX at XFD1048576, zip/gzip bombs, a long field, escape sequences)
@@ -32,6 +33,10 @@ printf '%s\n%s\n%s' 'event=attempt&call_id=a84b&attempt=1&route_id=lumen-east&si
   'event=answer&call_id=a84b&attempt=2&route_id=bw&ts=1700000001' \
   'event=end&call_id=a84b&ts=1700000060&hangup=caller&cause=200%20OK&mos=4.3&jitter_ms=2.5&loss_pct=0.1' >"$c"/call_events/form
 printf '%s' '{"call_id":"a84b","attempt":1,"route_id":"lumen-east","sip_code":486,"reason":"Busy Here"}' >"$c"/call_events/attempt
+printf '*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n*1\r\n$4\r\nPING\r\n' >"$c"/resp_codec/auth
+printf '*6\r\n$3\r\nLCR\r\n$8\r\n10.0.0.1\r\n$12\r\n+13125551000\r\n$11\r\n12125551234\r\n$3\r\nabc\r\n$0\r\n\r\n' >"$c"/resp_codec/lcr
+printf 'ECHO "a b\\"c" '"'"'d'"'"'\r\n' >"$c"/resp_codec/inline
+printf '*4\r\n$5\r\nroute\r\n:200\r\n$-1\r\n*1\r\n+OK\r\n' >"$c"/resp_codec/reply
 cd tests/fuzz
 cargo fuzz build -s none --fuzz-dir .
 for t in "${targets[@]}"; do

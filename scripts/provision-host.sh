@@ -25,6 +25,8 @@ modules_dir="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}"
 step_packages() {
   local pkgs=(postgresql kamailio kamailio-utils-modules kamailio-json-modules kamailio-extra-modules
     kamailio-tls-modules   # tls.so: kamailio.cfg -A WITH_TLS (gateways with transport=tls)
+    kamailio-redis-modules # ndb_redis.so: kamailio.cfg's default dip transport (RESP to warpd)
+    redis-tools            # redis-cli: poking warpd's RESP listener by hand
     rtpengine-daemon rtpengine-utils sip-tester
     gcc make bison flex pkg-config libcurl4-openssl-dev libevent-dev dpkg-dev
     curl python3)   # curl: demo.sh readiness wait; python3: bench-kamailio.sh
@@ -133,6 +135,15 @@ ENV
     cat >>/etc/warpd/warpd.env <<'ENV'
 WARPD_SERVER__KAMAILIO_LISTEN=127.0.0.1:8080
 WARPD_SERVER__ADMIN_LISTEN=127.0.0.1:8081
+ENV
+  # the RESP dip (kamailio.cfg's default transport: WARPD_RESP_SERVER 127.0.0.1:6380) on loopback,
+  # without AUTH: ndb_redis 5.6 sends AUTH on a reconnect before it applies its command time-out,
+  # so with pass= a frozen warpd would hold Kamailio's SIP workers (README "Dip over RESP").
+  # Call events and the HTTP dip keep the shared secret below.
+  grep -q '^WARPD_SERVER__KAMAILIO_RESP_LISTEN=' /etc/warpd/warpd.env ||
+    cat >>/etc/warpd/warpd.env <<'ENV'
+WARPD_SERVER__KAMAILIO_RESP_LISTEN=127.0.0.1:6380
+WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
 ENV
   # a shared secret for the Kamailio surface, also given to Kamailio (kamailio-local.cfg: bearer
   # on dips, HTTP Basic in the events/fallback connection URLs); readable by the two services only

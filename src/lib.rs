@@ -18,6 +18,7 @@ pub mod provision;
 pub mod reload;
 pub mod server;
 pub mod systemd;
+pub mod tls;
 
 // The pure core (no I/O; see crates/core) under the paths the daemon has always used.
 pub use warpd_core::{numbering, routing, rules};

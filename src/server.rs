@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiLimits, AppState, KamailioAuth, Listeners};
+use crate::api::{self, ApiLimits, AppState, KamailioAuth, Listeners, ListenersTls};
 use crate::config::Config;
 use crate::db;
 use crate::metrics::Metrics;
@@ -26,6 +26,8 @@ pub enum ServeError {
     Media(#[from] crate::media::MediaError),
     #[error("calls/CDR start-up: {0}")]
     Calls(#[from] crate::calls::CallsError),
+    #[error("listener TLS: {0}")]
+    Tls(#[from] api::TlsError),
 }
 
 /// Runs the daemon on already bound listeners until `shutdown` is cancelled.
@@ -34,6 +36,9 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let metrics = Arc::new(Metrics::new());
+    // the listeners' certificates first: a missing or bad file stops the start, naming the key
+    let tls = ListenersTls::load(&config.server, &metrics.registry)?;
     let mut client = db::connect(&config.database.url).await?;
     let applied = db::migrate::migrate(&mut client).await?;
     if !applied.is_empty() {
@@ -42,7 +47,6 @@ pub async fn run(
     drop(client);
 
     let engine = Arc::new(Engine::new(config.routing.clone()));
-    let metrics = Arc::new(Metrics::new());
     let reloader = db::reload::DbReloader::start(
         config.database.url.clone(),
         engine.clone(),
@@ -90,11 +94,13 @@ pub async fn run(
         _ => None,
     };
 
-    // SIGHUP asks for a reload, as operators expect of a daemon.
+    // SIGHUP re-reads the listeners' certificates and reloads the routing snapshot, as
+    // operators expect of a daemon.
     #[cfg(unix)]
     {
         let reloader = reloader.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -104,6 +110,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = hup.recv() => {
+                        tls.reload();
                         match reloader.reload().await {
                             Ok(r) => tracing::info!(generation = r.generation, ms = r.duration_ms, unchanged = r.unchanged, "reloaded on SIGHUP"),
                             Err(e) => tracing::error!(error = %e, "reload on SIGHUP failed"),
@@ -165,8 +172,9 @@ pub async fn run(
     let addr =
         |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(kamailio = %addr(&listeners.kamailio), admin = %addr(&listeners.admin),
-        allow = config.server.kamailio_allow.len(), secret = config.server.kamailio_secret.is_some(), "serving");
-    api::serve(listeners, state, shutdown.clone()).await?;
+        allow = config.server.kamailio_allow.len(), secret = config.server.kamailio_secret.is_some(),
+        kamailio_tls = tls.kamailio.is_some(), admin_tls = tls.admin.is_some(), "serving");
+    api::serve_tls(listeners, tls, state, shutdown.clone()).await?;
     if let Some(consul) = consul {
         // serving is over either way: let the registration task deregister and finish
         shutdown.cancel();

@@ -62,7 +62,7 @@ pub enum AdminError {
     #[error("{}", numbering_message(source, staged))]
     Numbering {
         #[source]
-        source: ProvisionError,
+        source: Box<ProvisionError>,
         staged: String,
     },
     #[error("internal error: staging the upload: {0}")]
@@ -124,7 +124,7 @@ impl AdminError {
             },
             AdminError::Token(TokenError::BadRole(_)) => Class::BadRequest,
             AdminError::Token(TokenError::Exists(_)) => Class::Conflict,
-            AdminError::Numbering { source, .. } => match source {
+            AdminError::Numbering { source, .. } => match source.as_ref() {
                 ProvisionError::Invalid { .. }
                 | ProvisionError::Load { .. }
                 | ProvisionError::Parse { .. } => Class::Unprocessable,

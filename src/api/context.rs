@@ -35,6 +35,8 @@ pub(super) const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain;
 pub enum Surface {
     Rpc = 0,
     Http = 1,
+    /// the RESP listener's `LCR` command (Kamailio's ndb_redis)
+    Resp = 2,
 }
 
 impl Surface {
@@ -42,6 +44,7 @@ impl Surface {
         match self {
             Surface::Rpc => "rpc",
             Surface::Http => "http",
+            Surface::Resp => "resp",
         }
     }
 }
@@ -58,7 +61,7 @@ const KNOWN_REJECTS: [(u16, &str); 4] = [
 /// takes no locks (prometheus label lookups lock).
 pub(crate) struct Api {
     pub(crate) state: Arc<AppState>,
-    latency: [Histogram; 2],
+    latency: [Histogram; 3],
     routed: IntCounter,
     rejected: [IntCounter; 4],
     not_ready: IntCounter,
@@ -78,6 +81,7 @@ impl Api {
             latency: [
                 m.dip_latency.with_label_values(&[Surface::Rpc.as_str()]),
                 m.dip_latency.with_label_values(&[Surface::Http.as_str()]),
+                m.dip_latency.with_label_values(&[Surface::Resp.as_str()]),
             ],
             routed: m.dips.with_label_values(&["route"]),
             rejected: KNOWN_REJECTS.map(|(_, label)| m.dips.with_label_values(&[label])),
@@ -95,7 +99,7 @@ impl Api {
             .inc();
     }
 
-    /// Answers a dip from `source`: the one entry point of `lcr.route` and `GET /v1/route`.
+    /// Answers a dip from `source`: the one entry point of `lcr.route`, `GET /v1/route` and RESP `LCR`.
     /// A customer the source may not dip as (`server.kamailio_dip_as`) gets the same answer as
     /// an unknown one.
     pub(crate) fn dip(

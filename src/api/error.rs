@@ -157,6 +157,19 @@ impl ApiError {
         }
     }
 
+    /// The RESP error reply of this error (`-<PREFIX> <message>`): the Redis prefixes clients
+    /// know (`LOADING` while no snapshot is installed, `NOAUTH`/`NOPERM` for the guard), `ERR`
+    /// otherwise. The only place RESP error prefixes are chosen.
+    pub fn resp_error(&self) -> String {
+        let prefix = match self {
+            ApiError::NotReady => "LOADING",
+            ApiError::Unauthorized(_) => "NOAUTH",
+            ApiError::SourceNotAllowed => "NOPERM",
+            _ => "ERR",
+        };
+        format!("{prefix} {self}")
+    }
+
     /// Label for the `kind` of `warpd_bad_requests_total`.
     pub fn kind(&self) -> &'static str {
         match self {

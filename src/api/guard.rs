@@ -96,6 +96,30 @@ impl KamailioAuth {
     }
 }
 
+// The RESP listener's view of the same rules (it has no headers: `AUTH <secret>` per connection).
+impl KamailioAuth {
+    /// Whether `peer` is on the allow-list (always, when the list is empty).
+    pub(crate) fn allows(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&peer))
+    }
+
+    /// Whether a secret is configured (then a RESP connection must `AUTH` first).
+    pub(crate) fn requires_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// Whether `presented` is the secret, compared as [`check`](Self::check) does (SHA-256 of
+    /// both sides, no early exit). False when no secret is configured.
+    pub(crate) fn secret_matches(&self, presented: &[u8]) -> bool {
+        let Some(want) = &self.secret else {
+            return false;
+        };
+        let got: [u8; 32] = Sha256::digest(presented).into();
+        got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
 /// The secret in an `Authorization` value: `Bearer <secret>`, or `Basic base64(<user>:<secret>)`.
 fn presented_secret(v: &str) -> Option<String> {
     use base64::Engine as _;

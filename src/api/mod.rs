@@ -4,7 +4,9 @@
 //! shared secret ([`KamailioAuth`]); the **admin surface** (`server.admin_listen`: `/v1/admin/…`,
 //! CDRs, route quality, `/metrics`, OpenAPI, `POST /v1/routing/simulate`, and the `/rpc` admin
 //! methods `lcr.simulate`, `warpd.reload`, `media.*`) is meant for loopback or a management
-//! network. A path of the other surface is 404. Both dip forms (JSON-RPC and plain HTTP) call the
+//! network. The Kamailio surface is also served over RESP2 for Kamailio's ndb_redis
+//! (`server.kamailio_resp_listen` / `kamailio_resp_socket`, [`RespListener`]: same guard, the
+//! dip as the `LCR` command). A path of the other surface is 404. Both dip forms (JSON-RPC and plain HTTP) call the
 //! same function (`http::Api::dip`), so answers, metrics and logs are identical.
 //!
 //! Owns: the listeners, connection handling and limits, graceful shutdown ([`serve`]), request
@@ -25,8 +27,10 @@ mod error;
 mod guard;
 mod http;
 pub mod params;
+mod resp;
 mod rpc;
 mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +40,10 @@ pub use dip_as::{DipAsPolicy, DipAsRefusal, DipAsRule};
 pub use error::ApiError;
 pub use guard::KamailioAuth;
 pub use params::{dip_from_json, dip_from_query};
+pub use resp::{answer_array, RespBindError, RespListener};
 pub use rpc::Health;
-pub use server::{serve, Listeners};
+pub use server::{serve, serve_tls, Listeners};
+pub use tls::{ListenersTls, TlsError};
 
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
@@ -88,12 +94,19 @@ pub struct ApiLimits {
     /// A request header not complete within this time (counted from the connection's start or
     /// its previous response, so it bounds keep-alive idle time too) closes the connection.
     pub header_read_timeout: Duration,
+    /// A TLS handshake not complete within this time closes the connection (TLS listeners).
+    pub tls_handshake_timeout: Duration,
     /// Most open connections per listener.
     pub max_connections: usize,
     /// Most open connections from one source address per listener.
     pub max_connections_per_source: usize,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// A RESP connection idle this long between commands is closed.
+    pub resp_idle_timeout: Duration,
+    /// Whether RESP connections must `AUTH` when a secret is set
+    /// (`server.kamailio_resp_require_secret`).
+    pub resp_require_secret: bool,
 }
 
 impl Default for ApiLimits {
@@ -108,9 +121,12 @@ impl ApiLimits {
             max_body_bytes: c.max_body_bytes,
             body_read_timeout: Duration::from_millis(c.body_read_timeout_ms),
             header_read_timeout: Duration::from_millis(c.header_read_timeout_ms),
+            tls_handshake_timeout: Duration::from_millis(c.tls_handshake_timeout_ms),
             max_connections: c.max_connections,
             max_connections_per_source: c.max_connections_per_source,
             shutdown_grace: Duration::from_millis(c.shutdown_grace_ms),
+            resp_idle_timeout: Duration::from_millis(c.kamailio_resp_idle_timeout_ms),
+            resp_require_secret: c.kamailio_resp_require_secret,
         }
     }
 }

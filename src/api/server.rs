@@ -13,6 +13,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use jsonrpsee::server::{Methods, StopHandle};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +23,7 @@ use super::error::ApiError;
 use super::guard::{ConnLimits, ConnPermit};
 use super::http::handle;
 use super::rpc::{self, RpcService, RpcServiceFactory};
+use super::tls::{ListenerTls, ListenersTls};
 use super::{AppState, Side};
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
@@ -65,14 +67,28 @@ pub struct Listeners {
     pub kamailio: TcpListener,
     /// `server.admin_listen`
     pub admin: TcpListener,
+    /// `server.kamailio_resp_listen` / `server.kamailio_resp_socket` (none: off)
+    pub kamailio_resp: Vec<super::resp::RespListener>,
 }
 
-/// Serves both surfaces until `shutdown` is cancelled, then shuts down gracefully.
+/// Serves both surfaces over plain HTTP until `shutdown` is cancelled, then shuts down
+/// gracefully. See [`serve_tls`].
+pub async fn serve(
+    listeners: Listeners,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> Result<(), ApiError> {
+    serve_tls(listeners, ListenersTls::default(), state, shutdown).await
+}
+
+/// Serves both surfaces (each over TLS when `tls` has it) until `shutdown` is cancelled, then
+/// shuts down gracefully.
 ///
 /// Errors only if the JSON-RPC methods cannot be registered (a programming error); accept
 /// failures are logged and retried.
-pub async fn serve(
+pub async fn serve_tls(
     listeners: Listeners,
+    tls: ListenersTls,
     state: Arc<AppState>,
     shutdown: CancellationToken,
 ) -> Result<(), ApiError> {
@@ -87,17 +103,26 @@ pub async fn serve(
         factory: factory.clone(),
         stop_handle: stop_handle.clone(),
         api: api.clone(),
+        tls: tls.side(Side::Kamailio),
     };
+    let resp = futures_util::future::join_all(
+        listeners
+            .kamailio_resp
+            .into_iter()
+            .map(|l| super::resp::serve(l, api.clone(), shutdown.clone())),
+    );
     let admin = Loop {
         side: Side::Admin,
         methods: rpc::methods(api.clone(), Side::Admin)?,
         factory,
         stop_handle,
         api,
+        tls: tls.side(Side::Admin),
     };
     tokio::join!(
         kamailio.run(listeners.kamailio, shutdown.clone()),
         admin.run(listeners.admin, shutdown.clone()),
+        resp,
     );
     let _ = server_handle.stop();
     tracing::info!("API stopped");
@@ -111,6 +136,8 @@ struct Loop {
     factory: RpcServiceFactory,
     stop_handle: StopHandle,
     api: Arc<Api>,
+    /// None: plain HTTP
+    tls: Option<Arc<ListenerTls>>,
 }
 
 impl Loop {
@@ -137,7 +164,7 @@ impl Loop {
         // cancelled when the grace period is over: connections still open are dropped
         let hard_stop = CancellationToken::new();
         let side = self.side.as_str();
-        tracing::info!(listener = side, addr = ?listener.local_addr().ok(), "API listening");
+        tracing::info!(listener = side, addr = ?listener.local_addr().ok(), tls = self.tls.is_some(), "API listening");
         let over_limit = self
             .api
             .state
@@ -175,6 +202,8 @@ impl Loop {
                             stream,
                             peer,
                             side: self.side,
+                            // the certificate current at accept time
+                            tls: self.tls.as_ref().map(|t| t.acceptor()),
                             _permit: permit,
                         },
                         builder.clone(),
@@ -217,9 +246,12 @@ struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
     side: Side,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     _permit: ConnPermit,
 }
 
+/// Runs one connection: the TLS handshake (if any; within `server.tls_handshake_timeout_ms`,
+/// holding the connection's permit like any open connection), then HTTP/1.1 until it closes.
 async fn connection(
     conn: Conn,
     builder: Arc<http1::Builder>,
@@ -232,8 +264,59 @@ async fn connection(
         stream,
         peer,
         side,
+        tls,
         _permit,
     } = conn;
+    let Some(acceptor) = tls else {
+        return http(
+            stream, peer, side, builder, api, rpc_svc, shutdown, hard_stop,
+        )
+        .await;
+    };
+    let timeout = api.state.limits.tls_handshake_timeout;
+    let refused = |reason: &str| {
+        api.state
+            .metrics
+            .refused
+            .with_label_values(&[side.as_str(), reason])
+            .inc();
+    };
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(timeout, acceptor.accept(stream)) => r,
+        _ = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            http(
+                stream, peer, side, builder, api, rpc_svc, shutdown, hard_stop,
+            )
+            .await
+        }
+        Ok(Err(e)) => {
+            refused("tls_handshake");
+            tracing::debug!(listener = side.as_str(), %peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            refused("tls_handshake_timeout");
+            tracing::debug!(listener = side.as_str(), %peer, "TLS handshake not complete within server.tls_handshake_timeout_ms");
+        }
+    }
+}
+
+/// HTTP/1.1 on an open (plain or TLS) stream, with graceful shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn http<S>(
+    stream: S,
+    peer: SocketAddr,
+    side: Side,
+    builder: Arc<http1::Builder>,
+    api: Arc<Api>,
+    rpc_svc: RpcService,
+    shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| handle(api.clone(), rpc_svc.clone(), side, peer, req));
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);

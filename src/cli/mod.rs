@@ -163,6 +163,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 admin: tokio::net::TcpListener::bind(a)
                     .await
                     .with_context(|| format!("bind {a} (server.admin_listen)"))?,
+                kamailio_resp: crate::api::RespListener::bind(&config.server).await?,
             };
             let shutdown = CancellationToken::new();
             spawn_signal_handler(shutdown.clone());
@@ -303,6 +304,9 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             deck::run_token(&config, cmd).await?;
         }
         Command::CheckConfig => {
+            // the files the config names: listener certificates/keys, database sslrootcert
+            crate::api::ListenersTls::load(&config.server, &prometheus::Registry::new())?;
+            crate::db::target(&config.database.url)?;
             println!("config {} is valid", cli.config.display());
             let mut shown = config.clone();
             shown.database.url = crate::config::redact_url(&shown.database.url);

@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use dip_as::{DipAs, DipAsWord, KamailioPeer};
-pub use server::ServerConfig;
+pub use server::{ServerConfig, TlsFiles};
 
 use crate::routing::RoutingSettings;
 

@@ -10,14 +10,12 @@
 pub mod loader;
 pub mod migrate;
 pub mod reload;
-
-use std::str::FromStr;
-
-use tokio_postgres::NoTls;
+pub mod tls;
 
 pub use loader::load_snapshot;
 pub use migrate::migrate;
 pub use reload::DbReloader;
+pub use tls::{target, PgConnection, PgTarget, SslMode};
 
 /// Errors of the database layer. Each names what it was doing or the offending row.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +26,9 @@ pub enum DbError {
     Config(String),
     #[error("cannot connect to the database: {}", pg_detail(.0))]
     Connect(#[source] tokio_postgres::Error),
+    /// `sslrootcert` of `database.url` does not load.
+    #[error("database TLS: {0}")]
+    Tls(#[source] crate::tls::TlsError),
     #[error("{context}: {}", pg_detail(.source))]
     Query {
         context: String,
@@ -101,22 +102,10 @@ pub fn pg_detail(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Parses a `postgres://` URL or `key=value` connection string.
-pub(crate) fn parse_config(url: &str) -> Result<tokio_postgres::Config, DbError> {
-    tokio_postgres::Config::from_str(url).map_err(|e| DbError::Config(pg_detail(&e)))
-}
-
-/// Opens one connection (no TLS) and spawns the task that drives it; the task ends when the
-/// returned client is dropped or the server goes away.
+/// Opens one connection (TLS as `sslmode` says, see [`tls`]) and spawns the task that drives
+/// it; the task ends when the returned client is dropped or the server goes away.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
-    connect_with(&parse_config(url)?).await
-}
-
-/// Like [`connect`], from a parsed (possibly tuned) config.
-pub(crate) async fn connect_with(
-    config: &tokio_postgres::Config,
-) -> Result<tokio_postgres::Client, DbError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(DbError::Connect)?;
+    let (client, connection) = target(url)?.connect().await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %pg_detail(&e), "database connection ended with an error");
@@ -125,13 +114,14 @@ pub(crate) async fn connect_with(
     Ok(client)
 }
 
-/// A connection pool of at most `max_size` connections (no TLS). Connections are opened lazily,
-/// so this fails only on a malformed connection string.
+/// A connection pool of at most `max_size` connections (TLS as `sslmode` says). Connections
+/// are opened lazily, so this fails only on a malformed connection string or an unreadable
+/// `sslrootcert`.
 pub fn pool(url: &str, max_size: usize) -> Result<deadpool_postgres::Pool, DbError> {
-    let config = parse_config(url)?;
+    let target = target(url)?;
     let manager = deadpool_postgres::Manager::from_config(
-        config,
-        NoTls,
+        target.config,
+        target.tls,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },

@@ -32,10 +32,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
-use super::{loader, parse_config, DbError};
+use super::{loader, DbError, PgTarget};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadError, ReloadReport, Reloader};
 use crate::routing::Engine;
@@ -293,7 +293,7 @@ pub async fn load_over_streams(
     let mut clients = Vec::with_capacity(streams);
     let mut conns = Vec::with_capacity(streams);
     for _ in 0..streams {
-        let (client, conn) = config.connect(NoTls).await.map_err(DbError::Connect)?;
+        let (client, conn) = config.connect().await?;
         clients.push(client);
         conns.push(Box::pin(conn));
     }
@@ -320,14 +320,15 @@ pub async fn load_over_streams(
 }
 
 /// Keepalives so a silently dead peer is noticed in about a minute rather than hours.
-fn tuned_config(url: &str) -> Result<tokio_postgres::Config, DbError> {
-    let mut c = parse_config(url)?;
-    c.connect_timeout(Duration::from_secs(10))
+fn tuned_config(url: &str) -> Result<PgTarget, DbError> {
+    let mut t = super::target(url)?;
+    t.config
+        .connect_timeout(Duration::from_secs(10))
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .keepalives_interval(Duration::from_secs(10))
         .keepalives_retries(3);
-    Ok(c)
+    Ok(t)
 }
 
 /// The routing data version now (latest committed), over the LISTEN connection; None when it
@@ -460,9 +461,9 @@ async fn listen_once(
         Ok(c) => c,
         Err(e) => return (false, Err(e)),
     };
-    let (client, mut conn) = match config.connect(NoTls).await {
+    let (client, mut conn) = match config.connect().await {
         Ok(x) => x,
-        Err(e) => return (false, Err(DbError::Connect(e))),
+        Err(e) => return (false, Err(e)),
     };
     // Drive the connection ourselves to see notifications; ends when the connection does.
     let driver = poll_fn(|cx| loop {

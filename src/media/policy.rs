@@ -282,11 +282,10 @@ async fn watch_once(
     debounce: Duration,
 ) -> Result<(), MediaError> {
     use futures_util::StreamExt;
-    let cfg: tokio_postgres::Config = db_url
-        .parse()
-        .map_err(|e| MediaError::Policy(format!("database url: {e}")))?;
-    let (client, mut conn) = cfg
-        .connect(tokio_postgres::NoTls)
+    let target =
+        crate::db::target(db_url).map_err(|e| MediaError::Policy(format!("database url: {e}")))?;
+    let (client, mut conn) = target
+        .connect()
         .await
         .map_err(|e| MediaError::Policy(format!("connecting: {e}")))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);

@@ -216,7 +216,15 @@ impl TestServer {
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = Api::with_admin(kamailio.local_addr().unwrap(), admin.local_addr().unwrap());
         let token = CancellationToken::new();
-        let task = tokio::spawn(serve(Listeners { kamailio, admin }, state, token.clone()));
+        let task = tokio::spawn(serve(
+            Listeners {
+                kamailio,
+                admin,
+                kamailio_resp: Vec::new(),
+            },
+            state,
+            token.clone(),
+        ));
         TestServer {
             api,
             engine,

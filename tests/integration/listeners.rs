@@ -72,7 +72,15 @@ async fn start(limits: ApiLimits, auth: KamailioAuth, reload_delay: Duration) ->
     let k = kamailio.local_addr().unwrap();
     let api = Api::with_admin(k, admin.local_addr().unwrap());
     let token = CancellationToken::new();
-    let task = tokio::spawn(serve(Listeners { kamailio, admin }, state, token.clone()));
+    let task = tokio::spawn(serve(
+        Listeners {
+            kamailio,
+            admin,
+            kamailio_resp: Vec::new(),
+        },
+        state,
+        token.clone(),
+    ));
     Server {
         api,
         kamailio: k,

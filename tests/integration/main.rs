@@ -22,5 +22,7 @@ mod fd_exhaustion;
 mod harness;
 mod listeners;
 mod provision;
+mod resp_dip;
 mod systemd_units;
+mod tls;
 mod vagrant;

@@ -13,6 +13,38 @@ pub struct Api {
     /// the admin surface (admin API, CDRs, metrics, OpenAPI, admin methods)
     pub admin_base: String,
     pub http: reqwest::Client,
+    secret: Option<String>,
+    tls: Option<ClientTls>,
+}
+
+/// What the client trusts and presents over HTTPS.
+#[derive(Clone)]
+struct ClientTls {
+    ca_pem: Vec<u8>,
+    identity_pem: Option<Vec<u8>>,
+}
+
+/// The client of [`Api`]: 10 s per request, the secret as a default header, the test CA.
+fn client(secret: Option<&str>, tls: Option<&ClientTls>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(secret) = secret {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {secret}")).expect("header"),
+        );
+        b = b.default_headers(h);
+    }
+    if let Some(tls) = tls {
+        b = b
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&tls.ca_pem).expect("CA PEM"));
+        if let Some(id) = &tls.identity_pem {
+            b = b.identity(reqwest::Identity::from_pem(id).expect("client identity PEM"));
+        }
+    }
+    b.build().expect("HTTP client")
 }
 
 /// Paths served by the Kamailio surface (every other path is the admin surface's).
@@ -30,26 +62,41 @@ impl Api {
         Api {
             base: format!("http://{kamailio}"),
             admin_base: format!("http://{admin}"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("HTTP client"),
+            http: client(None, None),
+            secret: None,
+            tls: None,
         }
+    }
+
+    /// The same over HTTPS to the listeners marked (the certificate names `localhost` and
+    /// 127.0.0.1), trusting only `ca_pem`, presenting `identity_pem` (certificate and key) when
+    /// given.
+    pub fn with_tls(
+        mut self,
+        kamailio: bool,
+        admin: bool,
+        ca_pem: &[u8],
+        identity_pem: Option<&[u8]>,
+    ) -> Api {
+        if kamailio {
+            self.base = self.base.replacen("http://", "https://", 1);
+        }
+        if admin {
+            self.admin_base = self.admin_base.replacen("http://", "https://", 1);
+        }
+        self.tls = Some(ClientTls {
+            ca_pem: ca_pem.to_vec(),
+            identity_pem: identity_pem.map(<[u8]>::to_vec),
+        });
+        self.http = client(self.secret.as_deref(), self.tls.as_ref());
+        self
     }
 
     /// The same, sending `Authorization: Bearer <secret>` unless a request sets its own (a
     /// warpd with `server.kamailio_secret`).
     pub fn with_kamailio_secret(mut self, secret: &str) -> Api {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert(
-            reqwest::header::AUTHORIZATION,
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {secret}")).expect("header"),
-        );
-        self.http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .default_headers(h)
-            .build()
-            .expect("HTTP client");
+        self.secret = Some(secret.to_string());
+        self.http = client(self.secret.as_deref(), self.tls.as_ref());
         self
     }
 

@@ -9,6 +9,10 @@
 //!   `warpd::api::serve` themselves;
 //! - [`eventually`] / [`eventually_blocking`]: poll a condition until a deadline, failing with what
 //!   was awaited. Tests never sleep to synchronise; a sleep that is part of a scenario says why;
+//! - [`TestCerts`]: a CA and certificates generated at test time; `Warpd::builder(..)
+//!   .kamailio_tls(&certs)` / `.admin_tls(&certs)` serve a listener over TLS, and the [`Api`]
+//!   talks HTTPS to it; [`Warpd::builder(..).spawn_process()`](WarpdBuilder::spawn_process) runs
+//!   the binary instead (a real SIGHUP);
 //! - [`demo`]: the databases most tests start from (demo network, admin deck network);
 //! - [`media`]: a real `rtpengine` per test and ng helpers (e2e binary).
 //!
@@ -19,6 +23,7 @@
 
 mod api;
 mod audit;
+pub mod certs;
 pub mod demo;
 pub mod media;
 mod pg;
@@ -28,10 +33,11 @@ pub mod warpd;
 
 pub use api::Api;
 pub use audit::{allow_audit_inserts, fail_audit_inserts};
+pub use certs::TestCerts;
 pub use pg::TestPg;
 pub use tools::{copy_dir, repo, require_tool};
 pub use wait::{eventually, eventually_blocking, Outcome, DEADLINE};
-pub use warpd::{Warpd, WarpdBuilder};
+pub use warpd::{Warpd, WarpdBuilder, WarpdProcess};
 
 /// Sends `req` and returns its body as JSON (any status: tests assert on the body).
 pub async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {

@@ -46,6 +46,17 @@ fn free_port() -> u16 {
 
 impl TestPg {
     pub fn start() -> TestPg {
+        TestPg::start_with(None)
+    }
+
+    /// A cluster with `ssl = on` serving `certs`' server certificate, whose `pg_hba.conf` lets
+    /// `warpd` in over TCP only with TLS (`hostssl`; a plain connection is refused) and anyone
+    /// over the Unix socket. Same template as [`start`](Self::start): no extra `initdb`.
+    pub fn start_tls(certs: &super::TestCerts) -> TestPg {
+        TestPg::start_with(Some(certs))
+    }
+
+    fn start_with(certs: Option<&super::TestCerts>) -> TestPg {
         let bin = pg_bin();
         let as_postgres = is_root();
         let dir = tempfile::Builder::new()
@@ -83,6 +94,11 @@ impl TestPg {
             pg.port,
             pg.dir.path().display()
         );
+        let mut conf = conf;
+        if let Some(certs) = certs {
+            pg.install_tls(certs, &data);
+            conf.push_str("ssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n");
+        }
         std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
@@ -90,6 +106,28 @@ impl TestPg {
             .expect("write postgresql.conf");
         pg.start_server();
         pg
+    }
+
+    /// The server's certificate and key in the data directory (owned by the server's user, key
+    /// mode 0600 as PostgreSQL demands) and a `pg_hba.conf` that wants TLS over TCP.
+    fn install_tls(&self, certs: &super::TestCerts, data: &Path) {
+        std::fs::copy(certs.path("server.pem"), data.join("server.pem")).expect("server.pem");
+        std::fs::copy(certs.path("server.key"), data.join("server.key")).expect("server.key");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all warpd 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        if self.as_postgres {
+            let st = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(data.join("server.pem"))
+                .arg(data.join("server.key"))
+                .arg(data.join("pg_hba.conf"))
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown of TLS files failed");
+        }
     }
 
     /// A fresh cluster (`initdb`) to copy, made once and kept under cargo's target tmp dir (one

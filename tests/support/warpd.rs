@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use warpd::config::Config;
 
-use super::{Api, TestPg};
+use super::{Api, TestCerts, TestPg};
 
 /// `warpd.example.toml`: the configuration every in-process warpd starts from.
 pub const EXAMPLE: &str = include_str!("../../warpd.example.toml");
@@ -22,7 +22,27 @@ pub struct WarpdBuilder {
     env: Vec<(String, String)>,
     edits: Vec<Edit>,
     listener: Option<tokio::net::TcpListener>,
+    resp: Vec<warpd::api::RespListener>,
     wait_ready: bool,
+    tls: ApiTls,
+}
+
+/// Which listeners the builder put on TLS, the CA the [`Api`] trusts and the identity it shows.
+#[derive(Default)]
+struct ApiTls {
+    kamailio: bool,
+    admin: bool,
+    ca_pem: Option<Vec<u8>>,
+    identity_pem: Option<Vec<u8>>,
+}
+
+impl ApiTls {
+    fn apply(&self, api: Api) -> Api {
+        match &self.ca_pem {
+            Some(ca) => api.with_tls(self.kamailio, self.admin, ca, self.identity_pem.as_deref()),
+            None => api,
+        }
+    }
 }
 
 /// A running warpd: [`Api`] (by `Deref`) plus the handle to stop it.
@@ -32,6 +52,8 @@ pub struct Warpd {
     pub addr: std::net::SocketAddr,
     /// the admin listener
     pub admin_addr: std::net::SocketAddr,
+    /// the RESP listener of the Kamailio surface, when [`WarpdBuilder::resp`] asked for one
+    pub resp_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), warpd::server::ServeError>>,
     _spool: Option<tempfile::TempDir>,
@@ -46,14 +68,15 @@ impl Warpd {
             env: vec![
                 ("WARPD_DATABASE__URL".into(), pg.url()),
                 ("WARPD_RELOAD__DEBOUNCE_MS".into(), "50".into()),
+                // the harness's clients dip by BAN from 127.0.0.1; a test of the restriction sets
+                // its own policy (the production default is "src_ip")
+                ("WARPD_SERVER__KAMAILIO_DIP_AS".into(), "any".into()),
             ],
-            // the harness's clients dip by BAN from 127.0.0.1; a test of the restriction sets
-            // its own policy (the production default is "src_ip")
-            edits: vec![Box::new(|c: &mut Config| {
-                c.server.kamailio_dip_as = warpd::config::DipAs::Word(warpd::config::DipAsWord::Any)
-            })],
+            edits: Vec::new(),
             listener: None,
+            resp: Vec::new(),
             wait_ready: true,
+            tls: ApiTls::default(),
         }
     }
 
@@ -130,6 +153,49 @@ impl WarpdBuilder {
         self
     }
 
+    /// Serves the Kamailio surface over TLS with `certs`' server certificate
+    /// (`[server.kamailio_tls]`); the [`Api`] talks HTTPS to it trusting `certs`' CA.
+    pub fn kamailio_tls(mut self, certs: &TestCerts) -> Self {
+        self = self.toml(&certs.listener_toml("kamailio_tls", false));
+        self.tls.kamailio = true;
+        self.tls.ca_pem = Some(certs.ca_pem());
+        self
+    }
+
+    /// Like [`kamailio_tls`](Self::kamailio_tls) with client certificates required
+    /// (`client_ca_file` = `certs`' CA); the [`Api`] presents `certs`' client certificate.
+    pub fn kamailio_mtls(mut self, certs: &TestCerts) -> Self {
+        self = self.toml(&certs.listener_toml("kamailio_tls", true));
+        self.tls.kamailio = true;
+        self.tls.ca_pem = Some(certs.ca_pem());
+        self.tls.identity_pem = Some(certs.client_identity_pem());
+        self
+    }
+
+    /// Serves the admin surface over TLS with `certs`' server certificate (`[server.admin_tls]`).
+    pub fn admin_tls(mut self, certs: &TestCerts) -> Self {
+        self = self.toml(&certs.listener_toml("admin_tls", false));
+        self.tls.admin = true;
+        self.tls.ca_pem = Some(certs.ca_pem());
+        self
+    }
+
+    /// Serves the Kamailio surface over RESP too, on a fresh listener on 127.0.0.1:0
+    /// ([`Warpd::resp_addr`]).
+    pub async fn resp(mut self) -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.resp.push(warpd::api::RespListener::Tcp(l));
+        self
+    }
+
+    /// Serves the Kamailio surface over RESP on a unix socket at `path` with permissions `mode`
+    /// (what `server.kamailio_resp_socket` binds).
+    pub fn resp_unix(mut self, path: &Path, mode: u32) -> Self {
+        let l = warpd::api::RespListener::bind_unix(path, mode).unwrap();
+        self.resp.push(l);
+        self
+    }
+
     /// Returns as soon as the task is spawned instead of once `/readyz` answers 200.
     pub fn no_wait_ready(mut self) -> Self {
         self.wait_ready = false;
@@ -173,6 +239,9 @@ impl WarpdBuilder {
         };
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let wait_ready = self.wait_ready;
+        let tls = std::mem::take(&mut self.tls);
+        let resp = std::mem::take(&mut self.resp);
+        let resp_addr = resp.iter().find_map(|l| l.local_addr());
         let (config, spool) = self.build_config();
         let secret = config.server.kamailio_secret.clone();
         let addr = listener.local_addr().unwrap();
@@ -181,15 +250,17 @@ impl WarpdBuilder {
         let listeners = warpd::api::Listeners {
             kamailio: listener,
             admin,
+            kamailio_resp: resp,
         };
         let task = tokio::spawn(warpd::server::run(config, listeners, shutdown.clone()));
         let w = Warpd {
-            api: match &secret {
+            api: tls.apply(match &secret {
                 Some(s) => Api::with_admin(addr, admin_addr).with_kamailio_secret(s),
                 None => Api::with_admin(addr, admin_addr),
-            },
+            }),
             addr,
             admin_addr,
+            resp_addr,
             shutdown,
             task,
             _spool: spool,
@@ -198,5 +269,105 @@ impl WarpdBuilder {
             w.api.wait_ready().await;
         }
         w
+    }
+}
+
+/// warpd run as the binary (`warpd --config <file> serve`), for what only a process has: signals.
+/// Killed when dropped.
+pub struct WarpdProcess {
+    pub api: Api,
+    pub addr: std::net::SocketAddr,
+    pub admin_addr: std::net::SocketAddr,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl WarpdProcess {
+    /// Sends SIGHUP (reload the snapshot and the listeners' certificates).
+    pub fn hangup(&self) {
+        let st = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(st.success(), "kill -HUP failed");
+    }
+
+    /// What the process logged so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("warpd.log")).unwrap_or_default()
+    }
+}
+
+impl Deref for WarpdProcess {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for WarpdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl WarpdBuilder {
+    /// Runs the binary with this builder's TOML and `WARPD_…` overrides (config edits cannot
+    /// cross a process boundary and are refused) on two free ports, stderr to `warpd.log` in
+    /// its temp dir; waits until `/readyz` answers 200 unless [`no_wait_ready`](Self::no_wait_ready).
+    pub async fn spawn_process(self) -> WarpdProcess {
+        assert!(
+            self.edits.is_empty(),
+            "config(..) edits do not reach a process; use toml(..) or env(..)"
+        );
+        assert!(
+            self.listener.is_none(),
+            "listener(..) does not reach a process"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("warpd-proc-")
+            .tempdir()
+            .expect("process dir");
+        let cfg = dir.path().join("warpd.toml");
+        std::fs::write(&cfg, &self.toml).expect("config file");
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+        };
+        let (addr, admin_addr) = (port(), port());
+        let mut env = self.env;
+        if !env.iter().any(|(k, _)| k == "WARPD_CDR__SPOOL_DIR") {
+            env.push((
+                "WARPD_CDR__SPOOL_DIR".into(),
+                dir.path().join("spool").display().to_string(),
+            ));
+        }
+        env.push(("WARPD_SERVER__KAMAILIO_LISTEN".into(), addr.to_string()));
+        env.push(("WARPD_SERVER__ADMIN_LISTEN".into(), admin_addr.to_string()));
+        let log = std::fs::File::create(dir.path().join("warpd.log")).expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("serve")
+            .env_remove("RUST_LOG")
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn warpd");
+        let p = WarpdProcess {
+            api: self.tls.apply(Api::with_admin(addr, admin_addr)),
+            addr,
+            admin_addr,
+            child,
+            _dir: dir,
+        };
+        if self.wait_ready {
+            p.api.wait_ready().await;
+        }
+        p
     }
 }

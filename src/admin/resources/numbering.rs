@@ -41,7 +41,7 @@ pub async fn numbering_import(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> 
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     let plan = result.map_err(|source| AdminError::Numbering {
-        source,
+        source: Box::new(source),
         staged: dir.display().to_string(),
     })?;
     json_reply(StatusCode::OK, &plan)

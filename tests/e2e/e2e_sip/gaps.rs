@@ -233,6 +233,7 @@ pub(super) fn emergency_call_reaches_the_static_emergency_route_when_the_dip_fai
         "e911-fallback",
         &[
             s.so_define.clone(),
+            s.resp_define.clone(),
             format!("WARPD_URL=\"{}\"", s.base),
             format!("WARPD_SECRET=\"{E2E_SECRET}\""),
             format!(

@@ -179,6 +179,8 @@ impl Kamailio {
                 run.join("ctl").display()
             ))
             .args(["-A", &format!("DIP_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
+            // the RESP dip (the default transport) waits as long as the HTTP one
+            .args(["-A", &format!("RESP_CMD_TIMEOUT_MS={DIP_TIMEOUT_MS}")])
             .args(["-A", "GW_FR_TIMER_MS=2000"]);
         for d in defines {
             cmd.args(["-A", d]);
@@ -433,6 +435,10 @@ struct Sip {
     rtp_ng: u16,
     rtpengine_sock: String,
     so_define: String,
+    /// the RESP dip to this warpd (`WARPD_RESP_SERVER`)
+    resp_define: String,
+    /// warpd's RESP listener
+    resp_port: u16,
     base: String,
     events_url: String,
     warpd_port: u16,
@@ -584,6 +590,9 @@ impl Sip {
             // the emergency scenario changes a call limit and waits for it
             .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
             .env("WARPD_SERVER__KAMAILIO_SECRET", E2E_SECRET)
+            // the RESP dip without pass= (ndb_redis sends AUTH on a reconnect before it applies
+            // cmd_timeout: a hanging warpd would block a SIP worker); loopback is its guard
+            .env("WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET", "false")
             .env("WARPD_CDR__API_TOKEN", E2E_CDR_TOKEN);
         for (k, v) in media_env_overrides(
             &format!("127.0.0.1:{ng_proxy}"),
@@ -591,7 +600,9 @@ impl Sip {
         ) {
             builder = builder.env(&k, v);
         }
+        let builder = rt.block_on(builder.resp());
         let warpd = rt.block_on(builder.start());
+        let resp_port = warpd.resp_addr.expect("RESP listener").port();
         let base = warpd.base.clone();
         let events_url = format!("{base}/v1/events");
         let mut s = Sip {
@@ -610,6 +621,10 @@ impl Sip {
             rtp_ng,
             rtpengine_sock,
             so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
+            resp_define: format!(
+                "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port}\""
+            ),
+            resp_port,
             base,
             events_url,
             warpd_port,
@@ -668,6 +683,7 @@ impl Sip {
             "main",
             &[
                 s.so_define.clone(),
+                s.resp_define.clone(),
                 format!("WARPD_URL=\"{}\"", s.base),
                 format!("WARPD_SECRET=\"{E2E_SECRET}\""),
                 format!("WARPD_EVENTS_HTTPCON=\"events=>{sink_url}\""),
@@ -702,6 +718,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     emergency_call_at_the_limit_is_routed_with_its_callback_number(&s);
     media_sdp_and_t38_reinvite_go_through_rtpengine(&s);
     fallback_dip_mode_without_http_async_client_routes(&s);
+    http_dip_is_the_fallback_of_a_failed_resp_dip(&s);
     unknown_source_address_gets_403(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
     emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);

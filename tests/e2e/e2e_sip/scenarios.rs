@@ -26,6 +26,16 @@ pub(super) fn cheapest_gateway_gets_the_call(s: &Sip) {
         "cheapest gateway {cheapest} got {got:?} (order {order:?})"
     );
     assert_eq!(got.iter().sum::<usize>(), 1, "{got:?}");
+    // the dip went over RESP (kamailio.cfg's default transport), not HTTP
+    let metrics =
+        s.rt.block_on(s.warpd.as_ref().expect("warpd running").metrics());
+    let resp_dips = metrics
+        .lines()
+        .find(|l| l.contains("dip_duration_seconds_count") && l.contains("surface=\"resp\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(resp_dips >= 1.0, "no dip over RESP:\n{metrics}");
     // its CDR: the cheapest route carried it at the dip's buy and sell rates
     let call_id = call_id_of(&r.trace);
     let cdr =
@@ -352,6 +362,7 @@ pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
         dir,
         rtpengine_sock,
         so_define,
+        resp_define,
         base,
         events_url,
         routes,
@@ -365,6 +376,7 @@ pub(super) fn media_sdp_and_t38_reinvite_go_through_rtpengine(s: &Sip) {
         "media",
         &[
             so_define.clone(),
+            resp_define.clone(),
             format!("WARPD_URL=\"{base}\""),
             format!("WARPD_SECRET=\"{E2E_SECRET}\""),
             format!(
@@ -494,6 +506,8 @@ pub(super) fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
         dir,
         "task",
         &[
+            // the HTTP dip in an async task worker (the RESP dip off)
+            "WITHOUT_RESP_DIP".to_string(),
             "WITHOUT_HTTP_ASYNC".to_string(),
             format!("WARPD_HTTPCON=\"warpd=>{}\"", with_secret(base)),
             format!(
@@ -505,6 +519,49 @@ pub(super) fn fallback_dip_mode_without_http_async_client_routes(s: &Sip) {
     let r = call(dir, &kam, uac, DNIS, "taskmode");
     assert!(r.ok, "call failed:\n{}", r.trace);
     assert_eq!(gws[0].invites(), 1);
+}
+
+/// 5b. -A WITH_HTTP_DIP: the RESP dip fails (nothing listens on its port) and the call is routed
+/// by the HTTP dip (http_async_query) instead of getting the dip fallback
+pub(super) fn http_dip_is_the_fallback_of_a_failed_resp_dip(s: &Sip) {
+    let Sip {
+        dir,
+        so_define,
+        base,
+        events_url,
+        uac,
+        order,
+        ..
+    } = s;
+    let dir = dir.as_path();
+    let gws: Vec<Uas> = order
+        .iter()
+        .map(|p| Uas::start(dir, *p, "uas.xml", "httpfallback"))
+        .collect();
+    let dead = super::free_tcp_port();
+    let kam = Kamailio::start(
+        dir,
+        "httpfallback",
+        &[
+            "WITH_HTTP_DIP".to_string(),
+            so_define.clone(),
+            format!("WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={dead}\""),
+            format!("WARPD_URL=\"{base}\""),
+            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(events_url)
+            ),
+        ],
+    );
+    let r = call(dir, &kam, uac, DNIS, "httpfallback");
+    assert!(r.ok, "call failed:\n{}", r.trace);
+    assert_eq!(gws[0].invites(), 1);
+    let log = std::fs::read_to_string(&kam.log).unwrap_or_default();
+    assert!(
+        log.contains("RESP dip failed: trying the HTTP dip"),
+        "not routed by the HTTP fallback:\n{log}"
+    );
 }
 
 /// 6. unknown source: 10001 no longer owns 127.0.0.1 → 403
@@ -549,6 +606,7 @@ pub(super) fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &m
     let Sip {
         dir,
         so_define,
+        resp_define,
         base,
         events_url,
         uac,
@@ -571,6 +629,7 @@ pub(super) fn warpd_stopped_gives_503_at_once_or_the_static_fallback_route(s: &m
         "static",
         &[
             so_define.clone(),
+            resp_define.clone(),
             format!("WARPD_URL=\"{base}\""),
             format!("WARPD_SECRET=\"{E2E_SECRET}\""),
             format!(
@@ -590,14 +649,17 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
     let Sip { dir, .. } = s;
     let (dir, warpd_port) = (dir.as_path(), s.warpd_port);
     let main = s.main();
-    let hang = TcpListener::bind(("127.0.0.1", warpd_port)).expect("rebind warpd port");
     let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
-    let keep = held.clone();
-    std::thread::spawn(move || {
-        for s in hang.incoming().flatten().take(16) {
-            keep.lock().expect("lock").push(s);
-        }
-    });
+    // both of warpd's Kamailio ports: the RESP dip (the default transport) and HTTP
+    for port in [s.resp_port, warpd_port] {
+        let hang = TcpListener::bind(("127.0.0.1", port)).expect("rebind warpd port");
+        let keep = held.clone();
+        std::thread::spawn(move || {
+            for s in hang.incoming().flatten().take(64) {
+                keep.lock().expect("lock").push(s);
+            }
+        });
+    }
     let r = call(dir, main, &reject_scenario(dir, 503), DNIS, "hanging");
     assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
     assert!(
@@ -609,5 +671,35 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
     assert!(
         !held.lock().expect("lock").is_empty(),
         "dip never connected"
+    );
+
+    // the RESP dip's breaker (ndb_redis allowed_timeouts = 3, per Kamailio process): while warpd
+    // keeps hanging, no call waits longer than the time-outs (the command, then the reconnect's
+    // PING), and once every SIP worker has seen 4 failures in a row, calls get the fallback at
+    // once instead of waiting for warpd
+    let mut fast = None;
+    for i in 0..24 {
+        let r = call(
+            dir,
+            main,
+            &reject_scenario(dir, 503),
+            DNIS,
+            &format!("breaker-{i}"),
+        );
+        assert!(r.ok, "expected 503 with warpd hanging:\n{}", r.trace);
+        assert!(
+            r.elapsed < Duration::from_millis(3 * DIP_TIMEOUT_MS + 2000),
+            "call {i} waited {:?} for a hanging warpd",
+            r.elapsed
+        );
+        if r.elapsed < Duration::from_millis(DIP_TIMEOUT_MS / 2) {
+            fast = Some(i);
+            break;
+        }
+    }
+    let log = std::fs::read_to_string(&main.log).unwrap_or_default();
+    assert!(
+        fast.is_some() && log.contains("REDIS server warpd disabled"),
+        "the breaker never opened (fast call: {fast:?}); log:\n{log}"
     );
 }

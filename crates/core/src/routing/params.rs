@@ -64,6 +64,12 @@ pub fn dip_from_json(raw: &[u8], what: &'static str) -> Result<DipRequest, Param
     finish(req)
 }
 
+/// The common checks of every dip surface, for a request built field by field (the RESP `LCR`
+/// command): see [`finish`].
+pub fn dip_checked(req: DipRequest) -> Result<DipRequest, ParamError> {
+    finish(req)
+}
+
 /// Common checks after parsing: an empty `ban` counts as absent; one of `ban` / `src_ip` must be
 /// present.
 fn finish(mut req: DipRequest) -> Result<DipRequest, ParamError> {
