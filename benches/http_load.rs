@@ -52,6 +52,8 @@ impl Reloader for SyntheticReloader {
                 generation,
                 duration_ms: t.elapsed().as_secs_f64() * 1000.0,
                 stats,
+                unchanged: false,
+                data_version: None,
             })
         })
     }

@@ -167,7 +167,7 @@ start_kamailio() { # mode -> sets kport, kpid
     drouting) defs+=(-A BENCH_NATIVE_DROUTING -A "DR_DB_URL=\"text://$work/drdb\"" -A WITHOUT_EVENTS) ;;
     dip) defs+=(-A WITHOUT_EVENTS) ;;
     static) defs+=(-A WITHOUT_EVENTS) ;;
-    jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=warpd;addr=127.0.0.1;port=$jport\"") ;;
+    jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=calibration;addr=127.0.0.1;port=$jport\"") ;;
     dip+events) ;;
     resp) defs+=(-A WITHOUT_EVENTS) ;;
     resp+events) ;;

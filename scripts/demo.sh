@@ -104,8 +104,10 @@ cat <<MSG
 
 warpd is serving dips on http://${listen:-127.0.0.1:8080} (the Kamailio listener) and its admin
 API, CDRs and metrics on http://${admin:-127.0.0.1:8081} (the admin listener), with the demo network. Try:
-  curl -s 'http://127.0.0.1:8080/v1/route?ban=10001&ani=%2B13125551000&dnis=%2B12125551234'
-  curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.route","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://127.0.0.1:8080/rpc
+  curl -s 'http://127.0.0.1:8080/v1/route?src_ip=127.0.0.1&ani=%2B13125551000&dnis=%2B12125551234'
+  curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.route","params":{"src_ip":"127.0.0.1","ani":"+13125551000","dnis":"+12125551234"}}' http://127.0.0.1:8080/rpc
+  curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.simulate","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://${admin:-127.0.0.1:8081}/rpc
+(dips name the customer by source address: server.kamailio_dip_as = "src_ip"; rates are in lcr.simulate)
   $bin --config $WARPD_CONFIG route --ban 10001 --ani +13125551000 --dnis +12125551234
 MSG
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then

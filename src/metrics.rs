@@ -21,11 +21,18 @@ pub struct Metrics {
     pub bad_requests: IntCounterVec,
     /// requests and connections refused by a listener's guard, by listener and reason
     pub refused: IntCounterVec,
+    /// dips answered "unknown customer" without looking further, by reason: `unknown` (no such
+    /// customer), `not_allowed` (the source may not dip as it), `ban_not_accepted` (the source
+    /// dips by `src_ip` only)
+    pub dip_customer_refused: IntCounterVec,
+    /// the routing data version (sql/0011) the active snapshot was loaded at
+    pub snapshot_data_version: IntGauge,
     pub snapshot_built_at: IntGauge,
     pub snapshot_generation: IntGauge,
     pub snapshot_size: IntGaugeVec,
     pub reload_duration: Histogram,
-    /// reloads by result (ok, error)
+    /// reloads by result (ok, error: builds; unchanged: answered without a build because the
+    /// routing data version had not moved)
     pub reloads: IntCounterVec,
 }
 
@@ -62,6 +69,19 @@ impl Metrics {
                  too many connections from one source)",
             ),
             &["listener", "reason"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let dip_customer_refused = IntCounterVec::new(
+            Opts::new(
+                "dip_customer_refused_total",
+                "Dips answered 'unknown customer': no such customer, or the source may not dip as it",
+            ),
+            &["reason"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let snapshot_data_version = IntGauge::new(
+            "snapshot_data_version",
+            "Routing data version (bumped by every change to a table the snapshot reads) of the active snapshot",
         )
         .unwrap_or_else(|_| unreachable_metric());
         let snapshot_built_at = IntGauge::new(
@@ -102,6 +122,8 @@ impl Metrics {
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
             Box::new(refused.clone()),
+            Box::new(dip_customer_refused.clone()),
+            Box::new(snapshot_data_version.clone()),
             Box::new(snapshot_built_at.clone()),
             Box::new(snapshot_generation.clone()),
             Box::new(snapshot_size.clone()),
@@ -117,6 +139,8 @@ impl Metrics {
             dips,
             bad_requests,
             refused,
+            dip_customer_refused,
+            snapshot_data_version,
             snapshot_built_at,
             snapshot_generation,
             snapshot_size,

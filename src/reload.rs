@@ -13,6 +13,11 @@ pub struct ReloadReport {
     pub generation: u64,
     pub duration_ms: f64,
     pub stats: SnapshotStats,
+    /// true: nothing was built, the routing data version had not moved since the live snapshot
+    /// (which `generation` and `stats` then describe)
+    pub unchanged: bool,
+    /// the routing data version of the live snapshot (None: not loaded from the database)
+    pub data_version: Option<i64>,
 }
 
 /// Why a reload did not install a snapshot. Cloneable: one build answers every caller that
@@ -31,6 +36,14 @@ pub enum ReloadError {
 }
 
 pub trait Reloader: Send + Sync {
-    /// Builds a new snapshot now and swaps it in; concurrent calls are coalesced.
+    /// Brings the snapshot up to date: builds a new one and swaps it in, unless the routing data
+    /// has not changed since the live snapshot was read (then the live snapshot's report, marked
+    /// `unchanged`); concurrent calls are coalesced.
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>>;
+
+    /// Builds a new snapshot whatever the data version says (`warpd reload --full`,
+    /// `warpd.reload {"force": true}`). Default: [`Reloader::reload`].
+    fn reload_full(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
+        self.reload()
+    }
 }

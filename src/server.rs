@@ -112,7 +112,7 @@ pub async fn run(
                     _ = hup.recv() => {
                         tls.reload();
                         match reloader.reload().await {
-                            Ok(r) => tracing::info!(generation = r.generation, ms = r.duration_ms, "reloaded on SIGHUP"),
+                            Ok(r) => tracing::info!(generation = r.generation, ms = r.duration_ms, unchanged = r.unchanged, "reloaded on SIGHUP"),
                             Err(e) => tracing::error!(error = %e, "reload on SIGHUP failed"),
                         }
                     }
@@ -166,7 +166,8 @@ pub async fn run(
         kamailio_auth: KamailioAuth::new(
             config.server.kamailio_allow.clone(),
             config.server.kamailio_secret.as_deref(),
-        ),
+        )
+        .with_dip_as(api::DipAsPolicy::from_config(&config.server)),
     });
     let addr =
         |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 use super::context::{Api, Body, Surface};
 use super::error::ApiError;
 use crate::calls::events::{
-    answer_event, attempt_event, end_event, form_events, Event, EventData, EventError,
+    answer_event, attempt_event, check_undipped_age, end_event, form_events, Event, EventData,
+    EventError,
 };
 use crate::calls::{now_us, CallService, CallsError};
 use crate::cdr::query::{self, CdrFilter, Format};
@@ -57,7 +58,21 @@ async fn submit(
             "call tracking is disabled (calls.enabled)".into(),
         ));
     };
-    let mut events = match parse(now_us()) {
+    let now = now_us();
+    let parsed = parse(now).and_then(|evs| {
+        // a call warpd never saw dipped: its events are no older than the longest call allows
+        let table = calls.shared().table();
+        let max_s = calls.max_call_duration_s();
+        for ev in &evs {
+            let dipped = table.get(&ev.call_id).is_some_and(|c| c.start.is_some())
+                || table.is_finished(&ev.call_id);
+            if !dipped {
+                check_undipped_age(ev, now, max_s)?;
+            }
+        }
+        Result::Ok(evs)
+    });
+    let mut events = match parsed {
         Result::Ok(evs) => evs,
         Err(e) => {
             calls

@@ -5,6 +5,7 @@
 //! Owns: dip metrics, reply encoding. Must not touch: paths and methods (see `http.rs`),
 //! JSON-RPC method semantics (see `rpc.rs`), error-to-status mapping (see `error.rs`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,10 +16,12 @@ use hyper::{Response, StatusCode};
 use prometheus::{Histogram, IntCounter};
 use serde::Serialize;
 
+use super::dip_as::DipAsRefusal;
 use super::error::ApiError;
 use super::AppState;
 use crate::numbering::for_log;
-use crate::routing::{DipAnswer, DipRequest, Engine, Simulation};
+use crate::routing::{DipAnswer, DipRequest, Engine, RejectReason, Simulation};
+use warpd_core::excerpt::excerpt;
 
 /// Response body: our own full bodies, or jsonrpsee's.
 pub type Body = Either<Full<Bytes>, jsonrpsee::server::HttpBody>;
@@ -96,8 +99,15 @@ impl Api {
             .inc();
     }
 
-    /// Answers a dip: the one entry point of `lcr.route`, `GET /v1/route` and RESP `LCR`.
-    pub(crate) fn dip(&self, req: &DipRequest, surface: Surface) -> Result<DipAnswer, ApiError> {
+    /// Answers a dip from `source`: the one entry point of `lcr.route`, `GET /v1/route` and RESP `LCR`.
+    /// A customer the source may not dip as (`server.kamailio_dip_as`) gets the same answer as
+    /// an unknown one.
+    pub(crate) fn dip(
+        &self,
+        req: &DipRequest,
+        surface: Surface,
+        source: IpAddr,
+    ) -> Result<DipAnswer, ApiError> {
         let t0 = Instant::now();
         let engine = &self.state.engine;
         if !engine.is_ready() {
@@ -112,7 +122,37 @@ impl Api {
         // the request's one load: the dip, the customer of a src_ip and the numbering the calls
         // layer reads all come from this snapshot, whatever swap lands meanwhile
         let snap = engine.load();
+        if let Err(refusal) = self.state.kamailio_auth.dip_as().check(source, req, &snap) {
+            let reason = refusal.label();
+            self.state
+                .metrics
+                .dip_customer_refused
+                .with_label_values(&[reason])
+                .inc();
+            // the source and the reason; the BAN only when it is a real customer's (NotAllowed)
+            let ban = match refusal {
+                DipAsRefusal::NotAllowed => snap.ban_for(req).map(|b| excerpt(&b)),
+                DipAsRefusal::BanNotAccepted => None,
+            };
+            tracing::info!(surface = surface.as_str(), source = %source, reason, ban = ?ban,
+                "dip refused: source may not dip as this customer");
+            drop(snap);
+            let answer = DipAnswer::from(RejectReason::UnknownCustomer);
+            self.count_outcome(&answer);
+            self.latency[surface as usize].observe(t0.elapsed().as_secs_f64());
+            return Ok(answer);
+        }
         let mut answer = engine.dip_on(&snap, req, &full, Engine::now());
+        // an unknown customer is a 403 reject: only those pay the second lookup
+        if matches!(&answer, DipAnswer::Reject(r) if r.sip_code == 403) && !snap.knows_customer(req)
+        {
+            self.state
+                .metrics
+                .dip_customer_refused
+                .with_label_values(&["unknown"])
+                .inc();
+            tracing::debug!(surface = surface.as_str(), source = %source, "dip for an unknown customer");
+        }
         // shadow evaluation samples real dip inputs
         if let Some(admin) = &self.state.admin {
             admin.dip_log.record(req);
@@ -125,13 +165,33 @@ impl Api {
             answer = calls.on_dip(req, ban.clone(), answer, &snap);
         }
         drop(snap);
-        let outcome = match &answer {
-            DipAnswer::Route(r) => {
-                if let (Some(media), Some(call_id)) = (&self.state.media, &req.call_id) {
-                    let routes = r.routes.iter().map(|c| c.route_id.to_string()).collect();
-                    // per-customer media policies (recording) apply to dips by src_ip too
-                    media.remember_dip(call_id, ban.as_deref(), routes);
-                }
+        if let (DipAnswer::Route(r), Some(media), Some(call_id)) =
+            (&answer, &self.state.media, &req.call_id)
+        {
+            let routes = r.routes.iter().map(|c| c.route_id.to_string()).collect();
+            // per-customer media policies (recording) apply to dips by src_ip too
+            media.remember_dip(call_id, ban.as_deref(), routes);
+        }
+        let outcome = self.count_outcome(&answer);
+        let took = t0.elapsed();
+        self.latency[surface as usize].observe(took.as_secs_f64());
+        tracing::debug!(
+            surface = surface.as_str(),
+            ban = ?req.ban,
+            src_ip = ?req.src_ip,
+            ani = %for_log(&req.ani),
+            dnis = %for_log(&req.dnis),
+            outcome,
+            micros = took.as_micros() as u64,
+            "dip"
+        );
+        Ok(answer)
+    }
+
+    /// Counts a dip's outcome in `dips_total`; returns its label.
+    fn count_outcome(&self, answer: &DipAnswer) -> &'static str {
+        match answer {
+            DipAnswer::Route(_) => {
                 self.routed.inc();
                 "route"
             }
@@ -151,20 +211,7 @@ impl Api {
                     }
                 }
             }
-        };
-        let took = t0.elapsed();
-        self.latency[surface as usize].observe(took.as_secs_f64());
-        tracing::debug!(
-            surface = surface.as_str(),
-            ban = ?req.ban,
-            src_ip = ?req.src_ip,
-            ani = %for_log(&req.ani),
-            dnis = %for_log(&req.dnis),
-            outcome,
-            micros = took.as_micros() as u64,
-            "dip"
-        );
-        Ok(answer)
+        }
     }
 
     /// `lcr.simulate` / `POST /v1/routing/simulate`. Not counted as a dip.

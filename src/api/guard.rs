@@ -22,14 +22,16 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::dip_as::DipAsPolicy;
 use super::error::ApiError;
 
-/// The Kamailio surface's guard: an allow-list of source networks (empty = any source) and an
-/// optional shared secret.
+/// The Kamailio surface's guard: an allow-list of source networks (empty = any source), an
+/// optional shared secret, and as which customers each source may dip ([`DipAsPolicy`]).
 #[derive(Clone, Default)]
 pub struct KamailioAuth {
     allow: Vec<IpNet>,
     secret: Option<[u8; 32]>,
+    dip_as: DipAsPolicy,
 }
 
 impl std::fmt::Debug for KamailioAuth {
@@ -37,17 +39,30 @@ impl std::fmt::Debug for KamailioAuth {
         f.debug_struct("KamailioAuth")
             .field("allow", &self.allow)
             .field("secret", &self.secret.map(|_| "***"))
+            .field("dip_as", &self.dip_as)
             .finish()
     }
 }
 
 impl KamailioAuth {
-    /// `allow` empty = any source; `secret` None = no secret.
+    /// `allow` empty = any source; `secret` None = no secret; dips as any customer until
+    /// [`with_dip_as`](Self::with_dip_as).
     pub fn new(allow: Vec<IpNet>, secret: Option<&str>) -> KamailioAuth {
         KamailioAuth {
             allow,
             secret: secret.map(|s| Sha256::digest(s.as_bytes()).into()),
+            dip_as: DipAsPolicy::default(),
         }
+    }
+
+    /// As which customers each source may dip.
+    pub fn with_dip_as(mut self, dip_as: DipAsPolicy) -> KamailioAuth {
+        self.dip_as = dip_as;
+        self
+    }
+
+    pub(crate) fn dip_as(&self) -> &DipAsPolicy {
+        &self.dip_as
     }
 
     /// Lets the request in, or says why not: [`ApiError::SourceNotAllowed`] (403) or

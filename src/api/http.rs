@@ -8,7 +8,7 @@
 //! JSON-RPC method semantics (see `rpc.rs`), error-to-status mapping (see `error.rs`).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http_body_util::Either;
@@ -19,15 +19,16 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::context::{full, unix_now, Api, Body, Surface, JSON, PROMETHEUS, TEXT};
 use super::error::ApiError;
 use super::params::{dip_from_json, dip_from_query};
-use super::rpc::{Dispatched, RpcService};
+use super::rpc::{Dispatched, RpcService, Source};
 use super::Side;
 use crate::http_body::read_body;
+use crate::routing::KamailioAnswer;
 
 impl Api {
-    fn http_route(&self, query: Option<&str>) -> Response<Body> {
-        let answer = dip_from_query(query).and_then(|req| self.dip(&req, Surface::Http));
+    fn http_route(&self, query: Option<&str>, source: IpAddr) -> Response<Body> {
+        let answer = dip_from_query(query).and_then(|req| self.dip(&req, Surface::Http, source));
         match answer {
-            Ok(a) => self.json_ok(Surface::Http, &a),
+            Ok(a) => self.json_ok(Surface::Http, &KamailioAnswer(&a)),
             Err(e) => self.error(Surface::Http, e),
         }
     }
@@ -78,9 +79,10 @@ impl Api {
         let engine = &self.state.engine;
         if engine.is_ready() {
             let snap = engine.load();
-            self.state
-                .metrics
-                .set_snapshot(snap.generation(), &snap.stats());
+            let m = &self.state.metrics;
+            m.set_snapshot(snap.generation(), &snap.stats());
+            m.snapshot_data_version
+                .set(snap.data_version().unwrap_or(0));
         }
         full(
             StatusCode::OK,
@@ -229,13 +231,27 @@ pub(crate) async fn handle(
         return Ok(api.error(surface, e));
     }
     let resp = match action(req.uri().path(), req.method()) {
-        Action::Route => api.http_route(req.uri().query()),
-        Action::Rpc => api.rpc(rpc, req).await,
+        Action::Route => api.http_route(req.uri().query(), peer.ip()),
+        Action::Rpc => {
+            let mut req = req;
+            // lcr.route reads the source from the request's extensions (jsonrpsee hands them on)
+            req.extensions_mut().insert(Source(peer.ip()));
+            api.rpc(rpc, req).await
+        }
         Action::Simulate => api.http_simulate(req).await,
         Action::Healthz => full(StatusCode::OK, TEXT, "ok"),
         Action::Readyz => {
             if api.state.engine.is_ready() {
-                full(StatusCode::OK, TEXT, "ready")
+                // which data is live: the snapshot's generation and routing data version
+                let snap = api.state.engine.load();
+                let version = snap
+                    .data_version()
+                    .map_or_else(|| "none".to_string(), |v| v.to_string());
+                let body = format!(
+                    "ready\ngeneration {}\ndata_version {version}\n",
+                    snap.generation()
+                );
+                full(StatusCode::OK, TEXT, body)
             } else {
                 full(
                     StatusCode::SERVICE_UNAVAILABLE,

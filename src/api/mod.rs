@@ -22,6 +22,7 @@
 
 mod cdrs;
 mod context;
+mod dip_as;
 mod error;
 mod guard;
 mod http;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use context::Surface;
+pub use dip_as::{DipAsPolicy, DipAsRefusal, DipAsRule};
 pub use error::ApiError;
 pub use guard::KamailioAuth;
 pub use params::{dip_from_json, dip_from_query};

@@ -27,7 +27,7 @@ use super::context::{Api, Surface};
 use super::error::ApiError;
 use super::params::dip_from_json;
 use super::Side;
-use crate::routing::{DipRequest, SnapshotStats};
+use crate::routing::{DipRequest, KamailioAnswerOwned, SnapshotStats};
 
 /// Most JSON-RPC requests jsonrpsee processes at once (it holds a permit per in-flight request;
 /// over the limit it answers 429).
@@ -44,8 +44,14 @@ pub(crate) type RpcServiceFactory = TowerServiceBuilder<Stack<ObserveLayer, Iden
 pub struct Health {
     pub ready: bool,
     pub generation: u64,
+    /// the routing data version of the live snapshot (None before the first load)
+    pub data_version: Option<i64>,
     pub snapshot: SnapshotStats,
 }
+
+/// The peer address of a `/rpc` request, put into its extensions before jsonrpsee sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Source(pub(crate) std::net::IpAddr);
 
 /// Marker put into every response that went through jsonrpsee's method dispatch; a 200 response
 /// without it is jsonrpsee's own parse / invalid-request error.
@@ -59,6 +65,39 @@ fn dip_params(params: &Params<'_>) -> Result<DipRequest, ApiError> {
             "missing; expected an object {ban|src_ip, ani, dnis, lrn?, call_id?, max_results?}",
         )),
         Some(raw) => dip_from_json(raw.as_bytes(), "params"),
+    }
+}
+
+/// `warpd.reload` params: none, `[]`, `{}` or `{"force": true|false}`.
+fn reload_force(params: &Params<'_>) -> Result<bool, ApiError> {
+    const EXPECTED: &str = "expected none or {\"force\": true|false}";
+    let Some(raw) = params.as_str() else {
+        return Ok(false);
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|_| ApiError::invalid("params", format!("malformed JSON; {EXPECTED}")))?;
+    match v {
+        serde_json::Value::Null => Ok(false),
+        serde_json::Value::Array(a) if a.is_empty() => Ok(false),
+        serde_json::Value::Object(o) => {
+            let mut force = false;
+            for (k, v) in o {
+                match (k.as_str(), v) {
+                    ("force", serde_json::Value::Bool(b)) => force = b,
+                    ("force", _) => {
+                        return Err(ApiError::invalid("force", "expected true or false"))
+                    }
+                    (k, _) => {
+                        return Err(ApiError::invalid(
+                            warpd_core::excerpt::excerpt(k),
+                            format!("unknown parameter; {EXPECTED}"),
+                        ))
+                    }
+                }
+            }
+            Ok(force)
+        }
+        _ => Err(ApiError::invalid("params", EXPECTED)),
     }
 }
 
@@ -118,13 +157,20 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
         Ok::<_, ErrorObjectOwned>(Health {
             ready: engine.is_ready(),
             generation: snap.generation(),
+            data_version: snap.data_version(),
             snapshot: snap.stats(),
         })
     })?;
     if side == Side::Kamailio {
-        m.register_method("lcr.route", |params, api, _| {
+        m.register_method("lcr.route", |params, api, ext| {
             let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-            api.dip(&req, Surface::Rpc).map_err(ErrorObjectOwned::from)
+            let source = ext.get::<Source>().map(|s| s.0).ok_or_else(|| {
+                ErrorObjectOwned::from(ApiError::Internal("request without its source".into()))
+            })?;
+            // the Kamailio surface's answer: no margin data (see README "Wire contract")
+            api.dip(&req, Surface::Rpc, source)
+                .map(KamailioAnswerOwned)
+                .map_err(ErrorObjectOwned::from)
         })?;
         super::cdrs::register(&mut m)?;
         for name in ADMIN_ONLY {
@@ -158,12 +204,21 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
             .ok_or_else(|| media_err(crate::media::MediaError::NotConfigured))?;
         Ok::<_, ErrorObjectOwned>(media.nodes())
     })?;
-    m.register_async_method("warpd.reload", |_, api, _| async move {
-        match api.state.reloader.reload().await {
+    m.register_async_method("warpd.reload", |params, api, _| async move {
+        let force = reload_force(&params).map_err(ErrorObjectOwned::from)?;
+        let reloader = &api.state.reloader;
+        let result = if force {
+            reloader.reload_full().await
+        } else {
+            reloader.reload().await
+        };
+        match result {
             Ok(report) => {
                 tracing::info!(
                     generation = report.generation,
                     duration_ms = report.duration_ms,
+                    unchanged = report.unchanged,
+                    force,
                     "reload via API"
                 );
                 Ok(report)

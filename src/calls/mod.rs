@@ -570,6 +570,11 @@ impl CallService {
         }
     }
 
+    /// `calls.max_call_duration_s`.
+    pub fn max_call_duration_s(&self) -> u64 {
+        self.max_duration_s
+    }
+
     /// Rolling per-route figures (`by_prefix`: per route × destination group).
     pub fn route_quality(&self, by_prefix: bool) -> Vec<RouteStats> {
         let q = self.shared.quality();

@@ -66,8 +66,13 @@ pub enum Command {
         #[arg(long)]
         max_results: Option<u16>,
     },
-    /// Ask every warpd on this database to rebuild its routing snapshot now
-    Reload,
+    /// Ask every warpd on this database to bring its routing snapshot up to date now (no build
+    /// when the routing data version has not moved)
+    Reload {
+        /// rebuild even if the routing data version has not moved
+        #[arg(long)]
+        full: bool,
+    },
     /// Validate the config file and print the effective configuration
     CheckConfig,
     /// Rate decks: import, versions, diff, rollback, activate, export, margins, shadow
@@ -217,15 +222,26 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             let sim = crate::routing::simulate(&snap, &req, now);
             println!("{}", serde_json::to_string_pretty(&sim)?);
         }
-        Command::Reload => {
+        Command::Reload { full } => {
             init_logging(None, "warn");
             let client = crate::db::connect(&config.database.url).await?;
+            let payload = if full {
+                crate::db::reload::FULL_RELOAD
+            } else {
+                "manual reload"
+            };
             client
-                .execute("SELECT pg_notify('warpd_routing', 'manual reload')", &[])
+                .execute("SELECT pg_notify('warpd_routing', $1)", &[&payload])
                 .await
                 .context("send reload notification")?;
             println!(
-                "reload requested (every warpd listening on this database rebuilds its snapshot)"
+                "{}",
+                if full {
+                    "full reload requested (every warpd listening on this database rebuilds its snapshot)"
+                } else {
+                    "reload requested (every warpd listening on this database rebuilds its snapshot \
+                     if the routing data changed since it was read; --full rebuilds anyway)"
+                }
             );
         }
         Command::Cdr {

@@ -9,6 +9,7 @@
 //! Owns: the config schema and its validation. Must not touch: anything at run time (no I/O beyond
 //! reading the file it is given).
 
+mod dip_as;
 mod server;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use dip_as::{DipAs, DipAsWord, KamailioPeer};
 pub use server::{ServerConfig, TlsFiles};
 
 use crate::routing::RoutingSettings;

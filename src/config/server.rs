@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::dip_as::{DipAs, KamailioPeer};
 use super::{key_err, ConfigError};
 
 /// `[server]`.
@@ -30,6 +31,13 @@ pub struct ServerConfig {
     /// Shared secret Kamailio sends as `Authorization: Bearer <secret>` (at least 16 characters;
     /// put it in `WARPD_SERVER__KAMAILIO_SECRET`). Unset = no secret required.
     pub kamailio_secret: Option<String>,
+    /// As which customers a Kamailio-surface source may dip (sources matching no
+    /// `kamailio_peers` entry): `"src_ip"` (default: by the call's source address only, a dip
+    /// naming a `ban` is refused), `"any"`, or a list of BANs.
+    pub kamailio_dip_as: DipAs,
+    /// Per-source [`DipAs`] settings (first match wins).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kamailio_peers: Vec<KamailioPeer>,
     /// The Kamailio surface over RESP2 (the Redis protocol) on TCP, for Kamailio's ndb_redis:
     /// `AUTH`, `PING`, `SELECT 0`, `QUIT`, `ECHO` and the dip `LCR` (README "Wire contract").
     /// Same guard as `kamailio_listen` (allow-list, `AUTH <kamailio_secret>`). Unset = off.
@@ -98,6 +106,8 @@ impl Default for ServerConfig {
             admin_listen: "127.0.0.1:8081".into(),
             kamailio_allow: Vec::new(),
             kamailio_secret: None,
+            kamailio_dip_as: DipAs::default(),
+            kamailio_peers: Vec::new(),
             kamailio_resp_listen: None,
             kamailio_resp_socket: None,
             kamailio_resp_require_secret: true,
@@ -126,6 +136,8 @@ impl std::fmt::Debug for ServerConfig {
                 "kamailio_secret",
                 &self.kamailio_secret.as_ref().map(|_| "***"),
             )
+            .field("kamailio_dip_as", &self.kamailio_dip_as)
+            .field("kamailio_peers", &self.kamailio_peers)
             .field("kamailio_resp_listen", &self.kamailio_resp_listen)
             .field("kamailio_resp_socket", &self.kamailio_resp_socket)
             .field(
@@ -222,6 +234,7 @@ impl ServerConfig {
                 ),
             ));
         }
+        super::dip_as::validate(&self.kamailio_dip_as, &self.kamailio_peers)?;
         if let Some(r) = self.kamailio_resp_addr()? {
             if r == k || r == a {
                 return Err(key_err(
@@ -311,6 +324,45 @@ mod tests {
         assert!(err("kamailio_allow = [\"10.0.0.0/99\"]").contains("server.kamailio_allow"));
         assert!(err("admin_listen = \"127.0.0.1:8080\"").contains("server.admin_listen"));
         assert!(err("max_connections = 0").contains("server.max_connections"));
+    }
+
+    #[test]
+    fn dip_as_settings() {
+        use super::super::dip_as::{DipAs, DipAsWord};
+        let ok = |extra: &str| {
+            Config::from_str_with_env(&format!("{MIN}[server]\n{extra}\n"), vec![])
+                .unwrap_or_else(|e| panic!("{extra}: {e}"))
+                .server
+        };
+        assert_eq!(ok("").kamailio_dip_as, DipAs::Word(DipAsWord::SrcIp));
+        assert_eq!(
+            ok("kamailio_dip_as = \"any\"").kamailio_dip_as,
+            DipAs::Word(DipAsWord::Any)
+        );
+        assert_eq!(
+            ok("kamailio_dip_as = [\"1001\"]").kamailio_dip_as,
+            DipAs::Bans(vec!["1001".into()])
+        );
+        let c = ok(
+            "[[server.kamailio_peers]]\nallow = [\"10.0.0.0/24\"]\ndip_as = [\"1001\", \"1002\"]",
+        );
+        assert_eq!(c.kamailio_peers.len(), 1);
+        for (bad, key) in [
+            ("kamailio_dip_as = []", "server.kamailio_dip_as"),
+            ("kamailio_dip_as = [\"\"]", "server.kamailio_dip_as"),
+            ("kamailio_dip_as = \"everyone\"", "server.kamailio_dip_as"),
+            (
+                "[[server.kamailio_peers]]\nallow = []\ndip_as = \"any\"",
+                "server.kamailio_peers[0].allow",
+            ),
+            (
+                "[[server.kamailio_peers]]\nallow = [\"10.0.0.1/32\"]\ndip_as = []",
+                "server.kamailio_peers[0].dip_as",
+            ),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0008_emergency_callback.sql"),
     migration!("0009_deck_version_digest.sql"),
     migration!("0010_cdr_recording.sql"),
+    migration!("0011_routing_data_version.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.

@@ -14,6 +14,14 @@
 //! during a build is answered by the ONE next build); requests whose caller has gone away are
 //! dropped before a build starts. Starting a build clears what is pending, because its
 //! transaction sees every change notified before it began.
+//!
+//! Every refresh (request, SIGHUP, notification) first reads the routing data version
+//! (`routing_data_version`, sql/0011, bumped in the same transaction by every change to a table
+//! the snapshot reads) over the LISTEN connection: one cheap query, no new connection. Equal to
+//! the live snapshot's version (read in the same transaction as its rows) means nothing was
+//! committed since, and the refresh answers the live snapshot's report marked `unchanged`
+//! without building. A forced refresh (`reload_full`: `warpd reload --full`, `warpd.reload
+//! {"force": true}`; a NOTIFY with payload [`FULL_RELOAD`]) always builds.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
@@ -34,6 +42,10 @@ use crate::routing::Engine;
 
 /// The NOTIFY channel of the schema's change triggers.
 pub const CHANNEL: &str = "warpd_routing";
+/// NOTIFY payload asking every warpd on the database for a full build (`warpd reload --full`).
+pub const FULL_RELOAD: &str = "full reload";
+/// How long the data version check may take before the refresh builds anyway.
+const VERSION_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A burst of notifications delays a reload by at most this many debounce periods.
 const MAX_DELAY_FACTOR: u32 = 5;
@@ -49,11 +61,21 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 type Outcome = Result<ReloadReport, ReloadError>;
 type Waiter = oneshot::Sender<Outcome>;
 
+/// A `reload()` (force false) or `reload_full()` (force true) call.
+struct Request {
+    waiter: Waiter,
+    force: bool,
+}
+
+/// The LISTEN connection's client while LISTEN is in effect: the data version check's
+/// connection.
+type Probe = Arc<Mutex<Option<Arc<tokio_postgres::Client>>>>;
+
 /// What the listener tells the worker.
 #[derive(Debug)]
 enum Event {
-    /// a NOTIFY on the routing channel
-    Changed,
+    /// a NOTIFY on the routing channel (`force`: payload [`FULL_RELOAD`])
+    Changed { force: bool },
     /// LISTEN is (again) in effect; anything before may have been missed
     Listening,
 }
@@ -64,7 +86,7 @@ const REQUEST_QUEUE: usize = 64;
 /// Database-backed [`Reloader`]. Create with [`DbReloader::start`]; stops when the cancellation
 /// token fires (pending and later `reload()` calls then fail with [`ReloadError::Stopped`]).
 pub struct DbReloader {
-    requests: mpsc::Sender<Waiter>,
+    requests: mpsc::Sender<Request>,
     shutdown: CancellationToken,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -85,12 +107,19 @@ impl DbReloader {
         // Bounded; when full, dropping a `Changed` loses nothing: the worker will still see a
         // queued event and (re)arm the debounce no earlier than it would have.
         let (ev_tx, ev_rx) = mpsc::channel(256);
-        tokio::spawn(listen_loop(url.clone(), ev_tx, shutdown.clone()));
+        let probe = Probe::default();
+        tokio::spawn(listen_loop(
+            url.clone(),
+            ev_tx,
+            probe.clone(),
+            shutdown.clone(),
+        ));
         let worker = Worker {
             url,
             engine,
             metrics,
             debounce,
+            probe,
             shutdown: shutdown.clone(),
         };
         let handle = tokio::spawn(worker.run(req_rx, ev_rx));
@@ -110,19 +139,27 @@ impl DbReloader {
     }
 }
 
+impl DbReloader {
+    async fn request(&self, force: bool) -> Outcome {
+        if self.shutdown.is_cancelled() {
+            return Err(ReloadError::Stopped);
+        }
+        let (waiter, rx) = oneshot::channel();
+        self.requests
+            .send(Request { waiter, force })
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        rx.await.unwrap_or(Err(ReloadError::Stopped))
+    }
+}
+
 impl Reloader for DbReloader {
     fn reload(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
-        Box::pin(async move {
-            if self.shutdown.is_cancelled() {
-                return Err(ReloadError::Stopped);
-            }
-            let (tx, rx) = oneshot::channel();
-            self.requests
-                .send(tx)
-                .await
-                .map_err(|_| ReloadError::Stopped)?;
-            rx.await.unwrap_or(Err(ReloadError::Stopped))
-        })
+        Box::pin(self.request(false))
+    }
+
+    fn reload_full(&self) -> BoxFuture<'_, Result<ReloadReport, ReloadError>> {
+        Box::pin(self.request(true))
     }
 }
 
@@ -131,6 +168,7 @@ struct Worker {
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
     debounce: Duration,
+    probe: Probe,
     shutdown: CancellationToken,
 }
 
@@ -139,6 +177,8 @@ struct Worker {
 struct Pending {
     first: Instant,
     last: Instant,
+    /// one of them asked for a full build
+    force: bool,
 }
 
 struct Running {
@@ -151,8 +191,10 @@ impl Worker {
         (p.last + self.debounce).min(p.first + self.debounce * MAX_DELAY_FACTOR)
     }
 
-    async fn run(self, mut requests: mpsc::Receiver<Waiter>, mut events: mpsc::Receiver<Event>) {
+    async fn run(self, mut requests: mpsc::Receiver<Request>, mut events: mpsc::Receiver<Event>) {
         let mut waiting: Vec<Waiter> = Vec::new();
+        // a waiting request (or due notification) asked for a full build
+        let mut force = false;
         let mut pending: Option<Pending> = None;
         let mut running: Option<Running> = None;
         let mut requests_open = true;
@@ -169,13 +211,16 @@ impl Worker {
                     } else {
                         "request"
                     };
-                    tracing::debug!(reason, "starting routing snapshot build");
+                    let force = std::mem::take(&mut force) || pending.is_some_and(|p| p.force);
+                    tracing::debug!(reason, force, "starting routing snapshot refresh");
                     pending = None;
                     running = Some(Running {
-                        task: tokio::spawn(build_and_install(
+                        task: tokio::spawn(refresh(
                             self.url.clone(),
                             self.engine.clone(),
                             self.metrics.clone(),
+                            self.probe.clone(),
+                            force,
                         )),
                         waiters: std::mem::take(&mut waiting),
                     });
@@ -185,16 +230,20 @@ impl Worker {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 r = requests.recv(), if requests_open => match r {
-                    Some(w) => waiting.push(w),
+                    Some(r) => {
+                        force |= r.force;
+                        waiting.push(r.waiter);
+                    }
                     None => requests_open = false,
                 },
                 e = events.recv(), if events_open => match e {
                     Some(ev) => {
                         tracing::debug!(event = ?ev, "routing data may have changed");
                         let now = Instant::now();
+                        let full = matches!(ev, Event::Changed { force: true });
                         pending = Some(match pending {
-                            Some(p) => Pending { first: p.first, last: now },
-                            None => Pending { first: now, last: now },
+                            Some(p) => Pending { first: p.first, last: now, force: p.force || full },
+                            None => Pending { first: now, last: now, force: full },
                         });
                     }
                     None => events_open = false,
@@ -282,6 +331,54 @@ fn tuned_config(url: &str) -> Result<PgTarget, DbError> {
     Ok(t)
 }
 
+/// The routing data version now (latest committed), over the LISTEN connection; None when it
+/// is down, slow or the query fails (the refresh then builds).
+async fn current_version(probe: &Probe) -> Option<i64> {
+    let client = probe.lock().ok()?.clone()?;
+    let q = client.query_one("SELECT version FROM routing_data_version", &[]);
+    match tokio::time::timeout(VERSION_CHECK_TIMEOUT, q).await {
+        Ok(Ok(row)) => row.try_get(0).ok(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "reading the routing data version failed; building");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// One refresh: unless `force`, answers the live snapshot's report (`unchanged`) when the
+/// routing data version has not moved since it was read; otherwise builds.
+async fn refresh(
+    url: String,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    probe: Probe,
+    force: bool,
+) -> Outcome {
+    if !force && engine.is_ready() {
+        let started = std::time::Instant::now();
+        let live = engine.load();
+        if let Some(have) = live.data_version() {
+            if current_version(&probe).await == Some(have) {
+                metrics.reloads.with_label_values(&["unchanged"]).inc();
+                tracing::debug!(
+                    data_version = have,
+                    generation = live.generation(),
+                    "routing data unchanged; no build"
+                );
+                return Ok(ReloadReport {
+                    generation: live.generation(),
+                    duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    stats: live.stats(),
+                    unchanged: true,
+                    data_version: Some(have),
+                });
+            }
+        }
+    }
+    build_and_install(url, engine, metrics).await
+}
+
 /// One build: connect, load, compile, install. The old snapshot stays on any failure.
 async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metrics>) -> Outcome {
     let started = std::time::Instant::now();
@@ -290,11 +387,14 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
     match loaded {
         Ok(snapshot) => {
             let stats = snapshot.stats();
+            let data_version = snapshot.data_version();
             let generation = engine.install(snapshot);
             metrics.set_snapshot(generation, &stats);
+            metrics.snapshot_data_version.set(data_version.unwrap_or(0));
             metrics.observe_reload(took, true);
             tracing::info!(
                 generation,
+                data_version,
                 took_ms = took.as_millis() as u64,
                 rate_entries = stats.rate_entries,
                 "routing snapshot installed"
@@ -303,6 +403,8 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
                 generation,
                 duration_ms: took.as_secs_f64() * 1000.0,
                 stats,
+                unchanged: false,
+                data_version,
             })
         }
         Err(e) => {
@@ -314,13 +416,21 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
 }
 
 /// Keeps a connection LISTENing until shutdown, reconnecting with exponential backoff.
-async fn listen_loop(url: String, events: mpsc::Sender<Event>, shutdown: CancellationToken) {
+async fn listen_loop(
+    url: String,
+    events: mpsc::Sender<Event>,
+    probe: Probe,
+    shutdown: CancellationToken,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let (was_listening, res) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = listen_once(&url, &events) => r,
+            r = listen_once(&url, &events, &probe) => r,
         };
+        if let Ok(mut p) = probe.lock() {
+            *p = None;
+        }
         if was_listening {
             backoff = BACKOFF_MIN;
         }
@@ -342,7 +452,11 @@ async fn listen_loop(url: String, events: mpsc::Sender<Event>, shutdown: Cancell
 }
 
 /// One listener connection's life. Returns whether LISTEN got established, and why it ended.
-async fn listen_once(url: &str, events: &mpsc::Sender<Event>) -> (bool, Result<(), DbError>) {
+async fn listen_once(
+    url: &str,
+    events: &mpsc::Sender<Event>,
+    probe: &Probe,
+) -> (bool, Result<(), DbError>) {
     let config = match tuned_config(url) {
         Ok(c) => c,
         Err(e) => return (false, Err(e)),
@@ -357,7 +471,8 @@ async fn listen_once(url: &str, events: &mpsc::Sender<Event>) -> (bool, Result<(
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(AsyncMessage::Notification(n)))) => {
                 tracing::trace!(table = n.payload(), "routing change notification");
-                let _ = events.try_send(Event::Changed);
+                let force = n.payload() == FULL_RELOAD;
+                let _ = events.try_send(Event::Changed { force });
             }
             Poll::Ready(Some(Ok(_notice))) => {}
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
@@ -381,8 +496,15 @@ async fn listen_once(url: &str, events: &mpsc::Sender<Event>) -> (bool, Result<(
         }
     }
     tracing::info!(channel = CHANNEL, "listening for routing changes");
+    let client = Arc::new(client);
+    if let Ok(mut p) = probe.lock() {
+        *p = Some(client.clone());
+    }
     let _ = events.try_send(Event::Listening);
     let ended = driver.await.map_err(DbError::query("LISTEN connection"));
+    if let Ok(mut p) = probe.lock() {
+        *p = None;
+    }
     drop(client);
     (true, ended)
 }

@@ -66,3 +66,33 @@ fn the_shipped_config_listens_on_tcp_and_on_tls_with_its_define() {
         }
     }
 }
+
+/// The janssonrpcc calibration path sends no secret: the config refuses to load it together with
+/// `WARPD_SECRET` (a configuration for an authenticated warpd), and loads it alone.
+#[test]
+fn the_janssonrpc_calibration_path_refuses_a_warpd_secret() {
+    require_tool("kamailio");
+    let check = |defines: &[&str]| {
+        let mut args = vec!["-c", "-f", "kamailio/kamailio.cfg"];
+        for d in defines {
+            args.extend(["-A", d]);
+        }
+        let out = Command::new("kamailio")
+            .current_dir(repo())
+            .args(&args)
+            .output()
+            .expect("running kamailio -c");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.success() && log.contains("config file ok"), log)
+    };
+    let jrpc = [
+        "BENCH_JANSSONRPC",
+        "JRPC_SERVER=\"conn=calibration;addr=127.0.0.1;port=8091\"",
+    ];
+    let (ok, log) = check(&jrpc);
+    assert!(ok, "calibration defines alone:\n{log}");
+    let (ok, log) = check(&[jrpc[0], jrpc[1], "WARPD_SECRET=\"0123456789abcdef\""]);
+    assert!(!ok, "loaded with WARPD_SECRET:\n{log}");
+    assert!(log.contains("BENCH_JANSSONRPC_sends_no_secret"), "{log}");
+}

@@ -219,6 +219,21 @@ async fn admin_methods_answer_only_on_the_admin_listener() {
     assert_eq!(s.reloader.calls.load(Ordering::SeqCst), 0, "no reload ran");
     // on the admin listener they run (no database, no media here: their own errors)
     let (_, v) = s.rpc_at(&a, "warpd.reload", None).await;
+    assert_eq!(
+        v["error"]["code"], -32602,
+        "dip params are not reload params: {v}"
+    );
+    assert_eq!(s.reloader.calls.load(Ordering::SeqCst), 0);
+    let v: Value = s
+        .http
+        .post(format!("{a}/rpc"))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "warpd.reload"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["error"]["code"], -32000, "{v}");
     assert_eq!(s.reloader.calls.load(Ordering::SeqCst), 1);
     let (_, v) = s.rpc_at(&a, "media.query", None).await;

@@ -406,7 +406,7 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
         one_cdr(&w, &client, &format!("tls-{}", url.len())).await;
         let generation = w.metric("warpd_snapshot_generation").await.unwrap();
         client
-            .batch_execute("NOTIFY warpd_routing, 'tls test'")
+            .batch_execute("NOTIFY warpd_routing, 'full reload'")
             .await
             .unwrap();
         w.wait_metric("warpd_snapshot_generation", generation + 1.0)

@@ -278,6 +278,37 @@ impl Api {
         super::json(self.http.get(self.url(&format!("/v1/route?{query}")))).await
     }
 
+    /// The full answer to the dip `query` (`ban=…&ani=%2B…&dnis=…`), with buy and sell rates and
+    /// billing: the admin surface's `lcr.simulate` (the Kamailio surface's dip answer carries no
+    /// margin data).
+    pub async fn priced(&self, query: &str) -> Value {
+        let mut params = serde_json::Map::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = v.replace("%2B", "+").replace("%2b", "+");
+            let v = match (k, v.parse::<u64>()) {
+                ("max_results", Ok(n)) => json!(n),
+                _ => json!(v),
+            };
+            params.insert(k.to_string(), v);
+        }
+        let v = self.rpc("lcr.simulate", Value::Object(params)).await;
+        assert!(v.get("error").is_none(), "lcr.simulate {query}: {v}");
+        v["result"]["answer"].clone()
+    }
+
+    /// The routes of [`Api::priced`] for the dip `query` whose Kamailio-surface answer is
+    /// `answer`: the same routes in the same order (checked), with rates and billing terms.
+    pub async fn priced_routes(&self, query: &str, answer: &Value) -> Vec<Value> {
+        let priced = self.priced(query).await;
+        let ids = |v: &Value| -> Vec<Value> {
+            let routes = v["routes"].as_array().cloned().unwrap_or_default();
+            routes.iter().map(|r| r["route_id"].clone()).collect()
+        };
+        assert_eq!(ids(&priced), ids(answer), "{priced} vs {answer}");
+        priced["routes"].as_array().cloned().unwrap_or_default()
+    }
+
     /// `POST /v1/events` with a form body, as Kamailio sends it → status and JSON body.
     pub async fn events(&self, form: &str) -> (u16, Value) {
         let r = self

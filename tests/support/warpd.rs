@@ -60,14 +60,17 @@ pub struct Warpd {
 }
 
 impl Warpd {
-    /// `warpd.example.toml` with the database of `pg`, a 50 ms reload debounce and a spool
-    /// directory of its own (deleted when the `Warpd` is dropped) unless the test sets one.
+    /// `warpd.example.toml` with the database of `pg`, a 50 ms reload debounce,
+    /// `server.kamailio_dip_as = "any"` and a spool directory of its own (deleted when the `Warpd` is dropped) unless the test sets one.
     pub fn builder(pg: &TestPg) -> WarpdBuilder {
         WarpdBuilder {
             toml: EXAMPLE.to_string(),
             env: vec![
                 ("WARPD_DATABASE__URL".into(), pg.url()),
                 ("WARPD_RELOAD__DEBOUNCE_MS".into(), "50".into()),
+                // the harness's clients dip by BAN from 127.0.0.1; a test of the restriction sets
+                // its own policy (the production default is "src_ip")
+                ("WARPD_SERVER__KAMAILIO_DIP_AS".into(), "any".into()),
             ],
             edits: Vec::new(),
             listener: None,

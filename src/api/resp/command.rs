@@ -36,15 +36,17 @@ pub(super) enum Step {
     Close,
 }
 
-/// One connection's state: whether it has authenticated.
+/// One connection's state: whether it has authenticated, and its source (the dip-as rule).
 pub(super) struct Session {
     authed: bool,
+    source: std::net::IpAddr,
 }
 
 impl Session {
-    /// `authed` from the start when no secret is configured.
-    pub(super) fn new(authed: bool) -> Session {
-        Session { authed }
+    /// `authed` from the start when no secret is configured; `source` the peer's address
+    /// (127.0.0.1 for the unix socket: a local peer).
+    pub(super) fn new(authed: bool, source: std::net::IpAddr) -> Session {
+        Session { authed, source }
     }
 
     /// Runs one command (`args` non-empty), appending its reply to `out`.
@@ -108,7 +110,8 @@ impl Session {
                 _ => reply(arity("echo"), out),
             },
             b"LCR" => {
-                let answer = dip_request(rest).and_then(|req| api.dip(&req, Surface::Resp));
+                let answer =
+                    dip_request(rest).and_then(|req| api.dip(&req, Surface::Resp, self.source));
                 match answer {
                     Ok(a) => reply(answer_array(&a), out),
                     Err(e) => {

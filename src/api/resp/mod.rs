@@ -212,8 +212,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     let codec = Limits::default();
     let idle = api.state.limits.resp_idle_timeout;
     let started = api.state.limits.body_read_timeout;
-    let mut session =
-        Session::new(!(auth.requires_secret() && api.state.limits.resp_require_secret));
+    let mut session = Session::new(
+        !(auth.requires_secret() && api.state.limits.resp_require_secret),
+        // the unix socket is a local peer: it dips under the rule of 127.0.0.1
+        peer.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    );
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {

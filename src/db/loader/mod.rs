@@ -110,6 +110,13 @@ pub async fn load_builder(
                 ))?;
             }
         }
+        // the version in the same view as the rows: a reload compares it with the database's
+        let version: i64 = client
+            .query_one("SELECT version FROM routing_data_version", &[])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(DbError::query("reading the routing data version"))?;
+        b.set_data_version(version);
         read_all(client, helpers, &mut b).await
     }
     .await;

@@ -650,6 +650,11 @@ impl Sip {
             .flat_map(|r| r["uris"].as_array().cloned().unwrap_or_default())
             .map(|u| gw_port(u.as_str().unwrap_or_default()))
             .collect();
+        // rates and billing terms: the admin simulation of the same dip (none in the dip answer)
+        let (a, d) = (&ANI[1..], &DNIS[1..]);
+        let q = format!("src_ip=127.0.0.1&ani=%2B{a}&dnis=%2B{d}");
+        let routes =
+            s.rt.block_on(s.warpd.as_ref().expect("warpd").priced_routes(&q, &answer));
         assert!(
             routes[0]["rate"].as_f64() <= routes[1]["rate"].as_f64() || routes[0]["forced"] == true,
             "cheapest first: {answer}"

@@ -229,7 +229,7 @@ async fn customer_priced_by_margin_rules_created_with_every_limit() {
     create_margin_customer(&st).await;
     // the 4420 rule: 0.02 × 1.5
     let a = st
-        .dip_until("2002", "margin rule", |a| a["action"] == "route")
+        .priced_until("2002", "margin rule", |a| a["action"] == "route")
         .await;
     assert_eq!(a["routes"][0]["customer_rate"].as_f64(), Some(0.03), "{a}");
     // the margin report covers customers priced by margin rules: beta's 44 under the default
@@ -274,7 +274,7 @@ async fn customer_priced_by_margin_rules_created_with_every_limit() {
         )
         .await;
     assert_eq!((s, &v["after"]["margin_rules"]), (200, &json!([])), "{v}");
-    st.dip_until("2002", "default margin", |a| {
+    st.priced_until("2002", "default margin", |a| {
         a["routes"][0]["customer_rate"].as_f64() == Some(0.023)
     })
     .await;

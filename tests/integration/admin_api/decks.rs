@@ -9,7 +9,11 @@ use super::{start, Stack};
 /// first route of the next dips (checked by dipping until it is).
 async fn alpha_deck_goes_live(st: &Stack) {
     let ops = st.ops.as_str();
-    let a = st.london().await;
+    // a real dip (the shadow below replays recorded dips), priced by the admin simulation
+    assert_eq!(st.london().await["routes"][0]["route_id"], "beta");
+    let a = st
+        .priced("ban=1001&ani=%2B12125550100&dnis=%2B442071234567")
+        .await;
     assert_eq!(
         (
             a["routes"][0]["route_id"].as_str(),
@@ -30,11 +34,14 @@ async fn alpha_deck_goes_live(st: &Stack) {
         (r["rows"].as_u64(), r["state"].as_str()),
         (Some(1), Some("live"))
     );
+    st.dip_until("1001", "deck picked up", |a| {
+        a["routes"][0]["route_id"] == "alpha"
+    })
+    .await;
     let a = st
-        .dip_until("1001", "deck picked up", |a| {
-            a["routes"][0]["route_id"] == "alpha"
-        })
+        .priced("ban=1001&ani=%2B12125550100&dnis=%2B442071234567")
         .await;
+    assert_eq!(a["routes"][0]["route_id"], "alpha", "{a}");
     assert_eq!(a["routes"][0]["rate"].as_f64(), Some(0.01));
 }
 
@@ -280,7 +287,7 @@ async fn deck_upload_as_multipart_form() {
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["source"], "alpha-form.csv", "{v}");
     let a = st
-        .dip_until("1001", "multipart deck", |a| {
+        .priced_until("1001", "multipart deck", |a| {
             a["routes"][0]["route_id"] == "alpha"
         })
         .await;

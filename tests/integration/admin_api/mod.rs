@@ -105,6 +105,21 @@ impl Stack {
         .await
     }
 
+    /// Like [`Stack::dip_until`] over the priced answer ([`support::Api::priced`]: with rates).
+    async fn priced_until(&self, ban: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let q = format!("ban={ban}&ani=%2B12125550100&dnis=%2B442071234567");
+        let (q, ok) = (&q, &ok);
+        support::eventually(what, support::DEADLINE, || async move {
+            let a = self.priced(q).await;
+            if ok(&a) {
+                Ok(a)
+            } else {
+                Err(a.to_string())
+            }
+        })
+        .await
+    }
+
     fn token(&self, who: Who) -> Option<&str> {
         match who {
             Who::Admin => Some(&self.admin),

@@ -38,7 +38,9 @@ async fn two_answered_calls_with_failover(
 ) -> Vec<Value> {
     let a = s.dip(&call("life-1")).await;
     assert_eq!(a["action"], "route", "{a}");
-    let routes = a["routes"].as_array().unwrap().clone();
+    // rates and billing terms from the admin simulation of the same dip (the Kamailio surface's
+    // answer carries none); same routes in the same order
+    let routes = s.priced_routes(&call("life-1"), &a).await;
     assert!(routes.len() >= 2, "need two routes for failover: {a}");
     let t0 = unix_now();
     // call 1: attempt 1 fails, attempt 2 answers, 31 s, on routes[1]

@@ -5,6 +5,7 @@
 //! last record is cut.
 
 mod durability;
+mod event_age;
 mod lifecycle;
 mod nanp_zone;
 mod policy;
@@ -53,8 +54,10 @@ impl Scratch {
 }
 
 /// Overrides of every warpd here, in-process or a child.
-const ENV: [(&str, &str); 4] = [
+const ENV: [(&str, &str); 5] = [
     ("WARPD_CDR__DB_TIMEOUT_MS", "2000"),
+    // the tests dip by BAN from 127.0.0.1 (the harness sets the same for in-process warpds)
+    ("WARPD_SERVER__KAMAILIO_DIP_AS", "any"),
     ("WARPD_CALLS__LIMITS_REFRESH_MS", "100"),
     ("WARPD_CALLS__REAPER_INTERVAL_MS", "100"),
     ("WARPD_LOG__LEVEL", "warn"),

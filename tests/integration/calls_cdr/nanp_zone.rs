@@ -30,7 +30,10 @@ async fn caribbean_call_cdr_records_the_zone_of_the_carrying_route() {
     let a = s.dip(&format!("{JAMAICA}&call_id=jm-1")).await;
     assert_eq!(a["action"], "route", "{a}");
     assert_eq!(a["zone"], "interstate", "the first route's zone: {a}");
-    let routes = a["routes"].as_array().unwrap().clone();
+    // rates and billing terms: the admin simulation of the same dip (none in the dip answer)
+    let routes = s
+        .priced_routes(&format!("{JAMAICA}&call_id=jm-1"), &a)
+        .await;
     let names: Vec<(&str, f64, Option<&str>)> = routes
         .iter()
         .map(|r| {

@@ -10,6 +10,7 @@ use warpd::metrics::Metrics;
 use warpd::reload::{ReloadError, Reloader};
 use warpd::routing::{self, DipAnswer, DipRequest, Engine, RoutingSettings, Snapshot, Zone};
 
+mod data_version;
 mod reload;
 
 const DAY: i64 = 86_400;

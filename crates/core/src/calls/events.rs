@@ -393,6 +393,46 @@ fn ts_us(field: &str, ts: Option<f64>, now_us: i64) -> Result<i64, EventError> {
     }
 }
 
+/// The lower time bound of the events of a call warpd never saw dipped (its events alone make
+/// an orphan CDR): a call lasts at most `calls.max_call_duration_s`, so its events are no older
+/// than that plus [`MAX_FUTURE_SKEW_S`] of clock skew. Older ones are **refused** (not clamped:
+/// a clamped time would be invented, and a forged or replayed `end` must not bill). Checks `ts`
+/// and an attempt's `ring_ts`; start events (they come from dips) pass.
+pub fn check_undipped_age(
+    ev: &Event,
+    now_us: i64,
+    max_call_duration_s: u64,
+) -> Result<(), EventError> {
+    let window_s = i64::try_from(max_call_duration_s)
+        .unwrap_or(i64::MAX)
+        .saturating_add(MAX_FUTURE_SKEW_S);
+    let floor = now_us.saturating_sub(window_s.saturating_mul(1_000_000));
+    let check = |field: &str, us: i64| {
+        if us < floor {
+            Err(err(
+                field,
+                format!(
+                    "more than {window_s} s before warpd's clock for a call warpd did not route \
+                     (calls.max_call_duration_s + {MAX_FUTURE_SKEW_S} s)"
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match &ev.data {
+        EventData::Start(_) => Ok(()),
+        EventData::Attempt(a) => {
+            check("ts", ev.ts_us)?;
+            match a.ring_us {
+                Some(r) => check("ring_ts", r),
+                None => Ok(()),
+            }
+        }
+        EventData::Answer(_) | EventData::End(_) => check("ts", ev.ts_us),
+    }
+}
+
 fn attempt_no(field: &str, a: u32) -> Result<u32, EventError> {
     if a == 0 || a > MAX_ATTEMPTS {
         return Err(err(field, format!("must be between 1 and {MAX_ATTEMPTS}")));

@@ -174,3 +174,77 @@ pub struct Candidate {
     pub kept: bool,
     pub reason: String,
 }
+
+/// What the Kamailio surface answers for a dip (`lcr.route`, `GET /v1/route`): the
+/// [`DipAnswer`] without the margin data Kamailio never reads (`rate`, `customer_rate`,
+/// `billing`). The admin surface's simulation keeps the full [`DipAnswer`].
+#[derive(Clone, Copy, Debug)]
+pub struct KamailioAnswer<'a>(pub &'a DipAnswer);
+
+/// [`KamailioAnswer`] owning its answer (for serializers that need `'static` values).
+#[derive(Clone, Debug)]
+pub struct KamailioAnswerOwned(pub DipAnswer);
+
+impl Serialize for KamailioAnswerOwned {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        KamailioAnswer(&self.0).serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+enum KamailioWire<'a> {
+    Route(KamailioRoute<'a>),
+    Reject(&'a RejectAnswer),
+}
+
+#[derive(Serialize)]
+struct KamailioRoute<'a> {
+    zone: Zone,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lrn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<&'a Name>,
+    routes: Vec<KamailioChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emergency_callback: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct KamailioChoice<'a> {
+    route_id: &'a Name,
+    vendor: &'a Name,
+    uri: &'a str,
+    uris: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    forced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<Zone>,
+}
+
+impl Serialize for KamailioAnswer<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let wire = match self.0 {
+            DipAnswer::Reject(r) => KamailioWire::Reject(r),
+            DipAnswer::Route(r) => KamailioWire::Route(KamailioRoute {
+                zone: r.zone,
+                lrn: r.lrn.as_deref(),
+                partition: r.partition.as_ref(),
+                routes: r
+                    .routes
+                    .iter()
+                    .map(|c| KamailioChoice {
+                        route_id: &c.route_id,
+                        vendor: &c.vendor,
+                        uri: &c.uri,
+                        uris: &c.uris,
+                        forced: c.forced,
+                        zone: c.zone,
+                    })
+                    .collect(),
+                emergency_callback: r.emergency_callback.as_deref(),
+            }),
+        };
+        wire.serialize(s)
+    }
+}

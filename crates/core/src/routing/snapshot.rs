@@ -217,6 +217,8 @@ pub struct Snapshot {
     /// Set by `Engine::install` when this snapshot goes live (0 before), so the generation and
     /// the data it names are always read together, from one `load()`.
     pub(crate) generation: u64,
+    /// The routing data version the rows were read at (None: not loaded from the database).
+    pub(crate) data_version: Option<i64>,
 }
 
 impl Snapshot {
@@ -247,6 +249,7 @@ impl Snapshot {
                 emergency_route: None,
                 stats: SnapshotStats::default(),
                 generation: 0,
+                data_version: None,
             },
         }
     }
@@ -258,6 +261,12 @@ impl Snapshot {
     /// The generation this snapshot was installed as (`Engine::install`); 0 if never installed.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The routing data version (database `routing_data_version`) this snapshot was read at;
+    /// None when it was not loaded from the database.
+    pub fn data_version(&self) -> Option<i64> {
+        self.data_version
     }
 
     /// The NANP numbering tables this snapshot was built with.
@@ -274,6 +283,11 @@ impl Snapshot {
                 .customer_for(None, req.src_ip)
                 .map(|(_, c)| c.c.ban.to_string()),
         }
+    }
+
+    /// Whether a dip names a customer of this snapshot (by BAN, else by source address).
+    pub fn knows_customer(&self, req: &super::api_types::DipRequest) -> bool {
+        self.customer_for(req.ban.as_deref(), req.src_ip).is_some()
     }
 
     pub fn settings(&self) -> &RoutingSettings {

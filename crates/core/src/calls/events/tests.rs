@@ -291,3 +291,59 @@ fn a_refused_value_is_never_echoed() {
         assert!(!e.to_string().contains("2125551234"), "{e}");
     }
 }
+
+#[test]
+fn events_of_a_call_never_dipped_have_a_lower_time_bound() {
+    let now = 1_800_000_000_000_000i64;
+    let secs = now / 1_000_000;
+    const MAX: u64 = 4 * 3600;
+    let bound = MAX as i64 + MAX_FUTURE_SKEW_S;
+    let attempt = |ts: i64, ring: Option<i64>| {
+        let ring = ring.map_or(String::new(), |r| format!(r#","ring_ts":{r}"#));
+        attempt_event(
+            format!(
+                r#"{{"call_id":"c","attempt":1,"route_id":"r","sip_code":200,"ts":{ts}{ring}}}"#
+            )
+            .as_bytes(),
+            now,
+        )
+        .unwrap()
+    };
+    let end =
+        |ts: i64| end_event(format!(r#"{{"call_id":"c","ts":{ts}}}"#).as_bytes(), now).unwrap();
+    let answer =
+        |ts: i64| answer_event(format!(r#"{{"call_id":"c","ts":{ts}}}"#).as_bytes(), now).unwrap();
+    // (event, refused field or None)
+    let cases: Vec<(&str, Event, Option<&str>)> = vec![
+        ("end now", end(secs), None),
+        ("end at the bound", end(secs - bound), None),
+        ("end 1 s past the bound", end(secs - bound - 1), Some("ts")),
+        ("end 30 days ago", end(secs - 30 * 86_400), Some("ts")),
+        ("end in 2000", end(946_684_800), Some("ts")),
+        ("end ahead within skew", end(secs + MAX_FUTURE_SKEW_S), None),
+        ("answer an hour ago", answer(secs - 3600), None),
+        ("answer 5 h ago", answer(secs - 5 * 3600), Some("ts")),
+        ("attempt now", attempt(secs, Some(secs - 10)), None),
+        (
+            "attempt ring too old",
+            attempt(secs - 60, Some(secs - bound - 60)),
+            Some("ring_ts"),
+        ),
+        (
+            "attempt too old",
+            attempt(secs - bound - 60, None),
+            Some("ts"),
+        ),
+    ];
+    for (what, ev, want) in cases {
+        let got = check_undipped_age(&ev, now, MAX);
+        match want {
+            None => assert!(got.is_ok(), "{what}: {got:?}"),
+            Some(field) => {
+                let e = got.expect_err(what);
+                assert_eq!(e.field, field, "{what}");
+                assert!(e.why.contains("max_call_duration_s"), "{what}: {e}");
+            }
+        }
+    }
+}

@@ -61,6 +61,7 @@ pub struct SnapshotBuilder {
     terms_ix: FxHashMap<Terms, u16>,
     terms: Vec<Terms>,
     numbering: NumberingData,
+    data_version: Option<i64>,
 }
 
 fn zone_rates(row: &RateRow) -> [u32; 3] {
@@ -88,7 +89,13 @@ impl SnapshotBuilder {
             terms_ix: FxHashMap::default(),
             terms: vec![],
             numbering: NumberingData::default(),
+            data_version: None,
         }
+    }
+
+    /// The routing data version (the database's `routing_data_version`) the rows were read at.
+    pub fn set_data_version(&mut self, version: i64) {
+        self.data_version = Some(version);
     }
 
     pub fn settings_mut(&mut self) -> &mut RoutingSettings {
@@ -236,6 +243,7 @@ impl SnapshotBuilder {
             terms_ix: _,
             terms,
             numbering,
+            data_version,
         } = self;
         if routes.len() > RouteIx::MAX as usize {
             return Err(BuildError::TooManyRoutes {
@@ -545,6 +553,7 @@ impl SnapshotBuilder {
             emergency_route,
             stats,
             generation: 0,
+            data_version,
         })
     }
 }

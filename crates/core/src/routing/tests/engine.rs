@@ -120,3 +120,32 @@ fn a_request_reads_one_snapshot_and_its_cached_dip_stays_with_that_generation() 
     // and generation 1's cached answer is still its own
     assert_eq!(routes(&e.dip_on(&snap, &q, &[], T0))[0].0, "lrn-a");
 }
+
+/// The Kamailio surface's answer carries what Kamailio reads (route ids, vendors, dialstrings,
+/// zone, LRN, partition) and no margin data; a reject is unchanged.
+#[test]
+fn kamailio_answer_has_no_margin_data() {
+    let s = network().build(T0).unwrap();
+    let a = dip(&s, &req("C1", "+13125551000", "+12125551234"), T0);
+    let full = serde_json::to_value(&a).unwrap();
+    let wire = serde_json::to_value(KamailioAnswer(&a)).unwrap();
+    assert_eq!(wire["action"], "route", "{wire}");
+    assert!(full["routes"][0]["rate"].is_number(), "{full}");
+    for (i, r) in wire["routes"].as_array().unwrap().iter().enumerate() {
+        let f = &full["routes"][i];
+        for k in ["route_id", "vendor", "uri", "uris", "forced", "zone"] {
+            assert_eq!(r[k], f[k], "{k}");
+        }
+        for k in ["rate", "customer_rate", "billing"] {
+            assert!(r.get(k).is_none(), "{k} in {wire}");
+        }
+    }
+    for k in ["zone", "lrn", "partition", "emergency_callback"] {
+        assert_eq!(wire.get(k), full.get(k), "{k}");
+    }
+    let rej = dip(&s, &req("nobody", "+13125551000", "+12125551234"), T0);
+    assert_eq!(
+        serde_json::to_value(KamailioAnswer(&rej)).unwrap(),
+        serde_json::to_value(&rej).unwrap()
+    );
+}
