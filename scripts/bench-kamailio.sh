@@ -25,6 +25,7 @@
 #   DIP_TIMEOUT_MS=2000 MODES="lcr dip" scripts/bench-kamailio.sh    # throughput, not the deadline
 #   KEEP=1 ...                                     # keep the logs (path printed at the end)
 #   KAM_ARGS="-x tlsf" ...                         # extra Kamailio start options, the same for every mode
+#   PIN=1 ...                                      # warpd + PostgreSQL on CPU 0, Kamailio + SIPp on CPU 1
 #   MODES="lcr static dip" ...                     # with the static-answer floor
 #   KAMAILIO_CFG=old.cfg EVENTS_PATH=/rpc ...      # an older config that posts JSON-RPC events
 #
@@ -82,7 +83,7 @@ pgport=$(free_port tcp)
 mkdir -p "$work/pg"; [ "$(id -u)" -eq 0 ] && chown postgres "$work" "$work/pg"
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg" -U warpd --auth=trust -E UTF8 --locale=C >/dev/null
 printf "listen_addresses='127.0.0.1'\nport=%s\nunix_socket_directories='%s'\nfsync=off\n" "$pgport" "$work/pg" >>"$work/pg/postgresql.conf"
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start >/dev/null
+"${srv_pin[@]}" "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w start >/dev/null
 cp -r examples/demo "$work/demo"
 for p in 5081 5082 5083 5084 5085 5086 5087; do
   sed -i "s/^port = $p\$/port = $(free_port udp)/" "$work/demo/network.toml"
@@ -99,7 +100,7 @@ aport=$(free_port tcp)   # the admin listener (unused by the benchmark, but warp
 export WARPD_SERVER__KAMAILIO_LISTEN="127.0.0.1:$wport" WARPD_SERVER__ADMIN_LISTEN="127.0.0.1:$aport"
 "$bin" --config warpd.example.toml migrate >/dev/null
 "$bin" --config warpd.example.toml apply "$work/demo/network.toml" >/dev/null
-"$bin" --config warpd.example.toml serve >"$work/warpd.log" 2>&1 &
+"${srv_pin[@]}" "$bin" --config warpd.example.toml serve >"$work/warpd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$wport/readyz" >/dev/null && break; sleep 0.1; done
 
@@ -147,7 +148,7 @@ case " $MODES " in *" static "*)
 esac
 gw_ports=$(python3 -c 'import json,sys,re; a=json.load(open(sys.argv[1])); print(" ".join(re.search(r":(\d+);",u).group(1) for r in a["routes"] for u in r["uris"]))' "$work/dip.json")
 for p in $gw_ports; do
-  sipp -sf tests/sipp/uas.xml -p "$p" -i 127.0.0.1 -nostdin -buff_size 4194304 >/dev/null 2>&1 &
+  "${sip_pin[@]}" sipp -sf tests/sipp/uas.xml -p "$p" -i 127.0.0.1 -nostdin -buff_size 4194304 >/dev/null 2>&1 &
   pids+=($!)
 done
 
@@ -173,7 +174,7 @@ start_kamailio() { # mode -> sets kport, kpid
     resp+events) ;;
   esac
   mkdir -p "$work/run"
-  kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 ${KAM_ARGS:-} -P "$work/run/k.pid" -Y "$work/run" \
+  "${sip_pin[@]}" kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 ${KAM_ARGS:-} -P "$work/run/k.pid" -Y "$work/run" \
     "${defs[@]}" >"$work/kamailio-$1.log" 2>&1 &
   kpid=$!
   sleep 1.5
@@ -185,7 +186,7 @@ run_sipp() { # rate mode -> prints "offered ok failed seconds uac-cpu-ns"
   # with KEEP, SIPp's unexpected messages (why a call failed) are kept too
   local err=(); [ -z "${KEEP:-}" ] || err=(-trace_err -error_file "$work/sipp-errors-$2-$1.log")
   t0=$(date +%s.%N)
-  "${uac_wrap[@]}" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
+  "${sip_pin[@]}" "${uac_wrap[@]}" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
     -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
     -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
     -trace_stat -stf "$stf" -fd 60 "${err[@]}" >/dev/null 2>&1 || true
