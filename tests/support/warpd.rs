@@ -278,6 +278,8 @@ pub struct WarpdProcess {
     pub api: Api,
     pub addr: std::net::SocketAddr,
     pub admin_addr: std::net::SocketAddr,
+    /// the RESP listener (`server.kamailio_resp_listen`), when [`WarpdBuilder::resp`] asked for one
+    pub resp_addr: Option<std::net::SocketAddr>,
     child: std::process::Child,
     _dir: tempfile::TempDir,
 }
@@ -285,11 +287,26 @@ pub struct WarpdProcess {
 impl WarpdProcess {
     /// Sends SIGHUP (reload the snapshot and the listeners' certificates).
     pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    /// Sends SIGSTOP: the process freezes (its sockets stay open and the kernel still accepts
+    /// connections into the listen backlog, but nothing is read or answered).
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Sends SIGCONT: a [`freeze`](Self::freeze)d process runs again.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
         let st = std::process::Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status()
-            .expect("kill -HUP");
-        assert!(st.success(), "kill -HUP failed");
+            .unwrap_or_else(|e| panic!("kill -{sig}: {e}"));
+        assert!(st.success(), "kill -{sig} failed");
     }
 
     /// What the process logged so far (stderr).
@@ -316,6 +333,8 @@ impl WarpdBuilder {
     /// Runs the binary with this builder's TOML and `WARPD_…` overrides (config edits cannot
     /// cross a process boundary and are refused) on two free ports, stderr to `warpd.log` in
     /// its temp dir; waits until `/readyz` answers 200 unless [`no_wait_ready`](Self::no_wait_ready).
+    /// A RESP listener from [`resp`](Self::resp) / [`resp_unix`](Self::resp_unix) becomes
+    /// `server.kamailio_resp_listen` / `kamailio_resp_socket` (released here, bound by the process).
     pub async fn spawn_process(self) -> WarpdProcess {
         assert!(
             self.edits.is_empty(),
@@ -346,6 +365,20 @@ impl WarpdBuilder {
         }
         env.push(("WARPD_SERVER__KAMAILIO_LISTEN".into(), addr.to_string()));
         env.push(("WARPD_SERVER__ADMIN_LISTEN".into(), admin_addr.to_string()));
+        let mut resp_addr = None;
+        for l in self.resp {
+            match l {
+                warpd::api::RespListener::Tcp(l) => {
+                    let a = l.local_addr().expect("RESP listener address");
+                    resp_addr = Some(a);
+                    env.push(("WARPD_SERVER__KAMAILIO_RESP_LISTEN".into(), a.to_string()));
+                }
+                warpd::api::RespListener::Unix(_, path) => env.push((
+                    "WARPD_SERVER__KAMAILIO_RESP_SOCKET".into(),
+                    path.display().to_string(),
+                )),
+            }
+        }
         let log = std::fs::File::create(dir.path().join("warpd.log")).expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
             .arg("--config")
@@ -362,6 +395,7 @@ impl WarpdBuilder {
             api: self.tls.apply(Api::with_admin(addr, admin_addr)),
             addr,
             admin_addr,
+            resp_addr,
             child,
             _dir: dir,
         };

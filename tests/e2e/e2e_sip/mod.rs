@@ -27,12 +27,14 @@
 //!   in the CDR are checked in tests/media_e2e.rs.)
 //! - the async_task_route + http_connect fallback mode (no http_async_client) routes the same way;
 //! - warpd stopped → 503 at once; warpd hanging → 503 after the dip time-out; with
-//!   DIP_FALLBACK_URI the call goes to the static route instead.
+//!   DIP_FALLBACK_URI the call goes to the static route instead;
+//! - warpd (a process) frozen with SIGSTOP for 10 s under 200 calls/s: see [`resp_freeze`].
 //!
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
 mod gaps;
+mod resp_freeze;
 mod scenarios;
 mod sink;
 
