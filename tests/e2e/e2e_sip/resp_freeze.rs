@@ -21,7 +21,7 @@ const RESP_CONNECT_TIMEOUT_MS: u64 = 100;
 /// command times out (`RESP_CMD_TIMEOUT_MS`), it reconnects (the kernel still accepts into the
 /// frozen process's backlog; `RESP_CONNECT_TIMEOUT_MS` when it does not) and its PING times out
 /// too (`RESP_CMD_TIMEOUT_MS`): that is the time-out plus one retry, kamailio.cfg's
-/// "2 x RESP_CMD_TIMEOUT_MS + RESP_CONNECT_TIMEOUT_MS". With `RESP_ALLOWED_TIMEOUTS=0` a SIP
+/// "2 x RESP_CMD_TIMEOUT_MS + RESP_CONNECT_TIMEOUT_MS". With `RESP_ALLOWED_TIMEOUTS=0` (kamailio.cfg's default) a SIP
 /// worker's breaker opens on its first failed dip, so a call queued behind a blocked worker waits
 /// at most that long too (with a larger allowance a queued call would wait for each failed dip of
 /// the worker ahead of it). Plus 300 ms for the rest of the call on a shared 2-core host: the
@@ -125,15 +125,13 @@ fn warpd_frozen_under_load_costs_calls_at_most_the_resp_timeouts_and_the_fallbac
     let fallback_port = free_udp_port();
     let fallback = Uas::start(dir, fallback_port, "uas.xml", "fallback");
 
-    // --- Kamailio: the RESP dip, the breaker opening on a worker's first failed dip, 1 s open --
+    // --- Kamailio: the RESP dip with the shipped breaker (a worker's first failed dip opens it, 2 s) --
     let kam = Kamailio::start(
         dir,
         "freeze",
         &[
             format!("WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port}\""),
             format!("RESP_CONNECT_TIMEOUT_MS={RESP_CONNECT_TIMEOUT_MS}"),
-            "RESP_ALLOWED_TIMEOUTS=0".into(),
-            "RESP_DISABLE_TIME_S=1".into(),
             format!("DIP_FALLBACK_URI=\"sip:fallback@127.0.0.1:{fallback_port}\""),
             "WITHOUT_EVENTS".into(),
         ],
@@ -222,7 +220,7 @@ fn warpd_frozen_under_load_costs_calls_at_most_the_resp_timeouts_and_the_fallbac
         "{routed_end} + {fallback_end} INVITEs at the UASes for {CALLS} calls"
     );
 
-    // after SIGCONT (and the breaker's 1 s) calls are dipped over RESP again: they reach the
+    // after SIGCONT (and the breaker's 2 s) calls are dipped over RESP again: they reach the
     // routed gateway, and warpd counted their dips
     let routed_after = routed_end - routed_frozen;
     assert!(

@@ -673,9 +673,9 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
         "dip never connected"
     );
 
-    // the RESP dip's breaker (ndb_redis allowed_timeouts = 3, per Kamailio process): while warpd
+    // the RESP dip's breaker (ndb_redis allowed_timeouts = 0, per Kamailio process): while warpd
     // keeps hanging, no call waits longer than the time-outs (the command, then the reconnect's
-    // PING), and once every SIP worker has seen 4 failures in a row, calls get the fallback at
+    // PING), and once every SIP worker has seen its first failure, calls get the fallback at
     // once instead of waiting for warpd
     let mut fast = None;
     for i in 0..24 {
