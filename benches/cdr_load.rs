@@ -245,6 +245,10 @@ fn main() {
                 .collect();
         env.push(("WARPD_DATABASE__URL".to_string(), pg.url()));
         env.push(("WARPD_CDR__SPOOL_DIR".to_string(), spool.path().display().to_string()));
+        // the benchmark dips by BAN (the default dip-as rule accepts src_ip only)
+        if !env.iter().any(|(k, _)| k == "WARPD_SERVER__KAMAILIO_DIP_AS") {
+            env.push(("WARPD_SERVER__KAMAILIO_DIP_AS".to_string(), "any".to_string()));
+        }
         let config = Config::from_str_with_env(include_str!("../warpd.example.toml"), env)
             .unwrap_or_else(|e| panic!("{e}"));
         let stop = tokio_util::sync::CancellationToken::new();

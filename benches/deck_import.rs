@@ -140,7 +140,7 @@ fn main() {
              INSERT INTO routes (name, vendor_id) SELECT 'bench', id FROM vendors;
              INSERT INTO partitions (name) VALUES ('all');
              INSERT INTO partition_routes SELECT p.id, r.id FROM partitions p, routes r;
-             INSERT INTO customers (ban, margin_percent) VALUES ('1001', 15);
+             INSERT INTO customers (ban, margin_percent, allowed_classes) VALUES ('1001', 15, '{domestic,tollfree,canada,caribbean}');
              INSERT INTO customer_partitions (customer_id, partition_id) SELECT c.id, p.id FROM customers c, partitions p;",
         )
         .await
@@ -184,6 +184,8 @@ fn main() {
             ("WARPD_RELOAD__DEBOUNCE_MS".to_string(), "200".to_string()),
             ("WARPD_ROUTING__DIP_CACHE_TTL_MS".to_string(), "0".to_string()),
             ("WARPD_LOG__LEVEL".to_string(), "error".to_string()),
+            // the benchmark dips by BAN (the default dip-as rule accepts src_ip only)
+            ("WARPD_SERVER__KAMAILIO_DIP_AS".to_string(), "any".to_string()),
         ];
         let config = warpd::config::Config::from_str_with_env(example, env).unwrap_or_else(|e| panic!("{e}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
