@@ -225,8 +225,29 @@ impl TestPg {
     }
 
     /// Stops the server immediately (like a crash) so tests can exercise database outages.
+    /// Committed transactions survive it, as with production's `synchronous_commit = on`: the
+    /// harness runs PostgreSQL with `synchronous_commit = off`, whose crash loses the commits of
+    /// the last WAL-writer interval (~200 ms), so a CHECKPOINT comes first (a test that seeded
+    /// its data just before the outage used to find an empty database after it).
     pub fn stop(&self) {
         let data = self.data_dir();
+        let port = self.port.to_string();
+        self.run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "warpd",
+                "-d",
+                "postgres",
+                "-qAt",
+                "-c",
+                "CHECKPOINT",
+            ],
+        );
         self.run(
             "pg_ctl",
             &[
