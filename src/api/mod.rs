@@ -20,6 +20,7 @@
 //! JSON-RPC error objects over `/rpc`. Before the first snapshot is installed, dips answer
 //! 503 / JSON-RPC -32000 ("not ready") rather than rejecting every call as an unknown customer.
 
+mod accept;
 mod cdrs;
 mod context;
 mod dip_as;

@@ -514,3 +514,47 @@ async fn resp_garbage_and_oversized_input_get_an_error_and_a_close() {
     assert_eq!(c.cmd(&["PING"]).await, Value::Simple("PONG".into()));
     w.stop().await;
 }
+
+/// The RESP listener runs the HTTP listeners' accept loop: connections from one source over
+/// `server.max_connections_per_source` are closed at once and counted, and a slot frees when
+/// one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_connections_per_source_are_capped() {
+    let pg = TestPg::start();
+    let _client = support::demo::demo_db(&pg).await;
+    let w = Warpd::builder(&pg)
+        .config(|c| c.server.max_connections_per_source = 2)
+        .resp()
+        .await
+        .start()
+        .await;
+    let addr = w.resp_addr.unwrap();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.cmd(&["PING"]).await, Value::Simple("PONG".into()));
+        open.push(c);
+    }
+    let mut third = Client::connect(addr).await;
+    third.send(&["PING"]).await;
+    assert!(
+        third.closed().await,
+        "a third connection from 127.0.0.1 is closed"
+    );
+    let series =
+        "warpd_refused_total{listener=\"kamailio_resp\",reason=\"connections_per_source\"}";
+    assert_eq!(w.api.metric(series).await, Some(1.0));
+    drop(open.pop());
+    support::eventually(
+        "a RESP slot is free again",
+        Duration::from_secs(5),
+        || async {
+            let mut c = Client::connect(addr).await;
+            c.send(&["PING"]).await;
+            matches!(c.reply().await, Some(Value::Simple(p)) if p == "PONG")
+        },
+    )
+    .await;
+    drop(open);
+    w.stop().await;
+}

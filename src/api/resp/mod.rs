@@ -23,25 +23,20 @@ mod command;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use warpd_resp::{Limits, Value};
 
+use super::accept::AcceptLoop;
 use super::context::Api;
-use super::guard::ConnLimits;
 use command::{Session, Step};
 
 pub use command::answer_array;
 
 /// The `listener` label of this surface's metrics.
 const LISTENER: &str = "kamailio_resp";
-
-/// Pause after a failed accept before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A bound RESP listener.
 pub enum RespListener {
@@ -113,80 +108,45 @@ impl RespListener {
     }
 }
 
-/// Serves one RESP listener until `shutdown`, then lets commands in flight finish (bounded by
-/// `server.shutdown_grace_ms`).
-pub(super) async fn serve(listener: RespListener, api: Arc<Api>, shutdown: CancellationToken) {
-    let limits = api.state.limits;
-    let conns = ConnLimits::new(limits.max_connections, limits.max_connections_per_source);
-    let tracker = TaskTracker::new();
-    let over_limit = api
-        .state
-        .metrics
-        .refused
-        .with_label_values(&[LISTENER, "connections_per_source"]);
+/// Serves one RESP listener (one of `listeners` sharing the open-file limit) until
+/// `shutdown`, then lets commands in flight finish (bounded by `server.shutdown_grace_ms`).
+pub(super) async fn serve(
+    listener: RespListener,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+    listeners: usize,
+) {
     tracing::info!(listener = LISTENER, addr = ?listener.local_addr(), "RESP listening");
-    loop {
-        let slot = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            s = conns.slot() => s,
-        };
-        let Some(slot) = slot else { break };
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            r = accept(&listener) => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                // a unix socket has no source address: its connections share one bucket
-                let source = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                let Some(permit) = conns.admit(slot, source) else {
-                    over_limit.inc();
-                    continue;
-                };
-                let api = api.clone();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    let _permit = permit;
-                    match stream {
-                        Stream::Tcp(s) => connection(s, peer, api, shutdown).await,
-                        Stream::Unix(s) => connection(s, peer, api, shutdown).await,
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(listener = LISTENER, error = %e, "RESP accept failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
-                }
-            }
-        }
-    }
-    if let RespListener::Unix(_, path) = &listener {
-        let _ = std::fs::remove_file(path);
-    }
-    drop(listener);
-    tracker.close();
-    let _ = tokio::time::timeout(limits.shutdown_grace, tracker.wait()).await;
-}
-
-enum Stream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-async fn accept(l: &RespListener) -> std::io::Result<(Stream, Option<IpAddr>)> {
-    match l {
+    let accept = AcceptLoop::new(LISTENER, &api, listeners);
+    match &listener {
         RespListener::Tcp(l) => {
-            let (s, peer) = l.accept().await?;
-            let _ = s.set_nodelay(true);
-            Ok((Stream::Tcp(s), Some(peer.ip())))
+            accept
+                .run(l, &shutdown, |(stream, peer), permit, hard_stop| {
+                    let (api, shutdown) = (api.clone(), shutdown.clone());
+                    async move {
+                        let _permit = permit;
+                        tokio::select! {
+                            _ = connection(stream, Some(peer.ip()), api, shutdown) => {}
+                            _ = hard_stop.cancelled() => {}
+                        }
+                    }
+                })
+                .await
         }
-        RespListener::Unix(l, _) => {
-            let (s, _) = l.accept().await?;
-            Ok((Stream::Unix(s), None))
+        RespListener::Unix(l, path) => {
+            accept
+                .run(l, &shutdown, |stream, permit, hard_stop| {
+                    let (api, shutdown) = (api.clone(), shutdown.clone());
+                    async move {
+                        let _permit = permit;
+                        tokio::select! {
+                            _ = connection(stream, None, api, shutdown) => {}
+                            _ = hard_stop.cancelled() => {}
+                        }
+                    }
+                })
+                .await;
+            let _ = std::fs::remove_file(path);
         }
     }
 }
