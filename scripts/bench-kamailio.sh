@@ -27,6 +27,9 @@
 #   KAM_ARGS="-x tlsf" ...                         # extra Kamailio start options, the same for every mode
 #   PIN=1 ...                                      # warpd + PostgreSQL on CPU 0, Kamailio + SIPp on CPU 1
 #   MODES="lcr static dip" ...                     # with the static-answer floor
+#   KAM_WRAP="valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=/tmp/cg/%p" \
+#     KAM_START_S=15 RATES=40 ...                   # Kamailio's instructions per call (exact, whatever
+#                                                  # the machine's load), per mode: sum the files
 #   KAMAILIO_CFG=old.cfg EVENTS_PATH=/rpc ...      # an older config that posts JSON-RPC events
 #
 # Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
@@ -174,10 +177,11 @@ start_kamailio() { # mode -> sets kport, kpid
     resp+events) ;;
   esac
   mkdir -p "$work/run"
-  "${sip_pin[@]}" kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 ${KAM_ARGS:-} -P "$work/run/k.pid" -Y "$work/run" \
+  # KAM_WRAP: a command Kamailio runs under, e.g. callgrind (see the header)
+  "${sip_pin[@]}" ${KAM_WRAP:-} kamailio -f "${KAMAILIO_CFG:-kamailio/kamailio.cfg}" -DD -E -m 1024 -M 32 ${KAM_ARGS:-} -P "$work/run/k.pid" -Y "$work/run" \
     "${defs[@]}" >"$work/kamailio-$1.log" 2>&1 &
   kpid=$!
-  sleep 1.5
+  sleep "${KAM_START_S:-1.5}"
   kill -0 "$kpid" || { cat "$work/kamailio-$1.log"; exit 1; }
 }
 
