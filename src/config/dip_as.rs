@@ -38,7 +38,8 @@ impl Default for DipAs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KamailioPeer {
-    /// the peer's source networks (CIDRs; `10.0.0.5/32` for one host)
+    /// the peer's source networks (CIDRs; a bare address is one host)
+    #[serde(deserialize_with = "super::nets::deserialize")]
     pub allow: Vec<IpNet>,
     pub dip_as: DipAs,
 }

@@ -10,6 +10,7 @@
 //! reading the file it is given).
 
 mod dip_as;
+mod nets;
 mod server;
 
 use std::net::SocketAddr;

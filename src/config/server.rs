@@ -27,6 +27,7 @@ pub struct ServerConfig {
     /// a management network.
     pub admin_listen: String,
     /// Sources (CIDRs; a bare address is one host) allowed on the Kamailio surface; empty = any.
+    #[serde(deserialize_with = "super::nets::deserialize")]
     pub kamailio_allow: Vec<IpNet>,
     /// Shared secret Kamailio sends as `Authorization: Bearer <secret>` (at least 16 characters;
     /// put it in `WARPD_SERVER__KAMAILIO_SECRET`). Unset = no secret required.
@@ -322,6 +323,40 @@ mod tests {
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
         assert!(err("kamailio_secret = \"short\"").contains("server.kamailio_secret"));
         assert!(err("kamailio_allow = [\"10.0.0.0/99\"]").contains("server.kamailio_allow"));
+    }
+
+    /// The provisioning rule for source networks: a bare address is one host, host bits are
+    /// refused with a hint, and the error names the key and the entry.
+    #[test]
+    fn allow_lists_take_bare_addresses_and_refuse_host_bits() {
+        let ok = |extra: &str| {
+            Config::from_str_with_env(&format!("{MIN}[server]\n{extra}\n"), vec![]).unwrap()
+        };
+        let c = ok("kamailio_allow = [\"192.0.2.7\", \"2001:db8::1\", \"10.0.0.0/8\"]");
+        let nets: Vec<String> = c
+            .server
+            .kamailio_allow
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["192.0.2.7/32", "2001:db8::1/128", "10.0.0.0/8"]);
+        for (allow, want) in [
+            ("10.0.0.7/24", "10.0.0.0/24"),
+            ("garbage", "not a CIDR"),
+            ("", "not a CIDR"),
+        ] {
+            let e = err(&format!("kamailio_allow = [\"10.1.0.0/16\", \"{allow}\"]"));
+            assert!(e.contains("server.kamailio_allow"), "{allow}: {e}");
+            assert!(e.contains("[1]"), "{allow}: {e}");
+            assert!(e.contains(want), "{allow}: {e}");
+        }
+        let c = ok("[[server.kamailio_peers]]\nallow = [\"192.0.2.9\"]\ndip_as = \"any\"");
+        assert_eq!(
+            c.server.kamailio_peers[0].allow[0].to_string(),
+            "192.0.2.9/32"
+        );
+        let e = err("[[server.kamailio_peers]]\nallow = [\"192.0.2.9/24\"]\ndip_as = \"any\"");
+        assert!(e.contains("host bits"), "{e}");
         assert!(err("admin_listen = \"127.0.0.1:8080\"").contains("server.admin_listen"));
         assert!(err("max_connections = 0").contains("server.max_connections"));
     }
