@@ -11,6 +11,7 @@ use warpd::reload::{ReloadError, Reloader};
 use warpd::routing::{self, DipAnswer, DipRequest, Engine, RoutingSettings, Snapshot, Zone};
 
 mod data_version;
+mod incremental;
 mod reload;
 
 const DAY: i64 = 86_400;
