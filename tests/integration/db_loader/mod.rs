@@ -13,6 +13,7 @@ use warpd::routing::{self, DipAnswer, DipRequest, Engine, RoutingSettings, Snaps
 mod data_version;
 mod incremental;
 mod reload;
+mod scale;
 
 const DAY: i64 = 86_400;
 
