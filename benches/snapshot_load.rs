@@ -175,9 +175,16 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
         stop.clone(),
     );
     let t = Instant::now();
-    let rep = reloader.reload_full().await.unwrap_or_else(|e| panic!("reload: {e}"));
+    let rep = reloader
+        .reload_full()
+        .await
+        .unwrap_or_else(|e| panic!("reload: {e}"));
     assert_eq!(rep.stats.rate_entries as i64, rows);
-    println!("reloader: initial full build {:?}; RSS {:.0} MiB", t.elapsed(), rss_mib());
+    println!(
+        "reloader: initial full build {:?}; RSS {:.0} MiB",
+        t.elapsed(),
+        rss_mib()
+    );
 
     // dips at 2,000/s (in process, one thread) while a full reload runs
     let running = Arc::new(AtomicBool::new(true));
@@ -207,7 +214,10 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
         })
     };
     let t = Instant::now();
-    reloader.reload_full().await.unwrap_or_else(|e| panic!("reload: {e}"));
+    reloader
+        .reload_full()
+        .await
+        .unwrap_or_else(|e| panic!("reload: {e}"));
     let took = t.elapsed();
     running.store(false, Ordering::Relaxed);
     let mut lat = dipper.join().unwrap_or_else(|_| panic!("dipper"));
@@ -262,9 +272,11 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
     let v = engine.load().data_version().unwrap_or(0);
     let cpu0 = cpu_seconds();
     let t = Instant::now();
-    c.batch_execute("UPDATE vendor_rates SET rate_inter = rate_inter + 0.00001 WHERE route_id = 1001")
-        .await
-        .unwrap_or_else(|e| panic!("deck change: {e}"));
+    c.batch_execute(
+        "UPDATE vendor_rates SET rate_inter = rate_inter + 0.00001 WHERE route_id = 1001",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("deck change: {e}"));
     let committed = t.elapsed();
     let at = live_above(&engine, v).await;
     let cpu1 = cpu_seconds();

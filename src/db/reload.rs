@@ -413,12 +413,15 @@ async fn incremental(engine: &Engine, metrics: &Metrics, probe: &Probe) -> Optio
     let client = probe.lock().ok()?.clone()?;
     let started = std::time::Instant::now();
     let live = engine.load();
-    let small = PartSet::all().iter().filter(|p| *p != Part::Rates).collect();
+    let small = PartSet::all()
+        .iter()
+        .filter(|p| *p != Part::Rates)
+        .collect();
     match loader::load_incremental(&client, &live, small).await {
         Ok(Incremental::Built { snapshot, rebuilt }) => {
             let stats = snapshot.stats();
             let data_version = snapshot.data_version();
-            let generation = engine.install(snapshot);
+            let generation = engine.install(*snapshot);
             let took = started.elapsed();
             metrics.set_snapshot(generation, &stats);
             metrics.snapshot_data_version.set(data_version.unwrap_or(0));

@@ -21,7 +21,10 @@ use crate::routing::{Part, PartSet, Snapshot, SnapshotBuilder};
 /// What an incremental load came to.
 pub enum Incremental {
     /// a snapshot sharing every part but `rebuilt` with the live one
-    Built { snapshot: Snapshot, rebuilt: PartSet },
+    Built {
+        snapshot: Box<Snapshot>,
+        rebuilt: PartSet,
+    },
     /// the change log cannot say what changed, or the change needs a full build: why
     NeedFull(String),
 }
@@ -43,7 +46,9 @@ pub async fn load_incremental(
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
-        .map_err(DbError::query("starting the incremental snapshot transaction"))?;
+        .map_err(DbError::query(
+            "starting the incremental snapshot transaction",
+        ))?;
     let res = read_changed(client, live, &since, parts_limit).await;
     let end = if res.is_ok() { "COMMIT" } else { "ROLLBACK" };
     // a failed query already ended the transaction's usefulness; best effort then
@@ -52,13 +57,15 @@ pub async fn load_incremental(
         (Plan::Full(why), _) => return Ok(Incremental::NeedFull(why)),
         (Plan::Read(b), Ok(())) => b,
         (Plan::Read(_), Err(e)) => {
-            return Err(DbError::query("ending the incremental snapshot transaction")(e))
+            return Err(DbError::query(
+                "ending the incremental snapshot transaction",
+            )(e))
         }
     };
     let loaded = started.elapsed();
     let rebuilt = out.rebuilding();
     let built_at = unix_now();
-    let snapshot = tokio::task::spawn_blocking(move || out.build(built_at))
+    let snapshot = tokio::task::spawn_blocking(move || out.build(built_at).map(Box::new))
         .await
         .map_err(|e| DbError::Task(e.to_string()))??;
     tracing::debug!(
@@ -71,7 +78,7 @@ pub async fn load_incremental(
 }
 
 enum Plan {
-    Read(SnapshotBuilder),
+    Read(Box<SnapshotBuilder>),
     Full(String),
 }
 
@@ -131,5 +138,5 @@ async fn read_changed(
             "the routes changed: the rate index must be rebuilt".into(),
         ));
     }
-    Ok(Plan::Read(b))
+    Ok(Plan::Read(Box::new(b)))
 }

@@ -100,8 +100,12 @@ async fn a_change_to_every_table_the_snapshot_reads_bumps_the_data_version() {
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
                 if tables.contains(&name)
-                    && !["routing_data_version", "routing_change_log", "routing_change_log_horizon"]
-                        .contains(&name.as_str())
+                    && ![
+                        "routing_data_version",
+                        "routing_change_log",
+                        "routing_change_log_horizon",
+                    ]
+                    .contains(&name.as_str())
                 {
                     assert!(
                         ROUTING_TABLES.contains(&name.as_str()),

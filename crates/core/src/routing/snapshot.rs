@@ -29,8 +29,8 @@ pub mod parts;
 mod rates;
 
 pub use builder::{BuildError, SnapshotBuilder};
-pub use parts::{Part, PartSet};
 use parts::{CustomerRows, PolicyRows, TopologyRows};
+pub use parts::{Part, PartSet};
 
 /// In-memory marker for "no rate in this zone".
 pub(crate) const NO_RATE: u32 = u32::MAX;

@@ -158,6 +158,9 @@ mod tests {
         assert!(t.matches(b"44").as_slice().is_empty());
         let mut all = vec![];
         t.for_each(|p, k| all.push((String::from_utf8_lossy(p).into_owned(), k)));
-        assert_eq!(all, [("1".into(), 1), ("1212".into(), 0), ("1212555".into(), 2)]);
+        assert_eq!(
+            all,
+            [("1".into(), 1), ("1212".into(), 0), ("1212555".into(), 2)]
+        );
     }
 }

@@ -129,11 +129,12 @@ impl SnapshotBuilder {
     pub fn rates_fit_routes(&self) -> bool {
         match &self.rates {
             RatesSlot::Fresh(_) => true,
-            RatesSlot::Kept(r) => r
-                .route_ids
-                .iter()
-                .copied()
-                .eq(self.topology.get().routes.iter().map(|r| r.id)),
+            RatesSlot::Kept(r) => {
+                r.route_ids
+                    .iter()
+                    .copied()
+                    .eq(self.topology.get().routes.iter().map(|r| r.id))
+            }
         }
     }
 
@@ -276,7 +277,9 @@ impl SnapshotBuilder {
         let compiled = compile(&settings, &topology, &customers, &policy)?;
         let rates = match rates {
             RatesSlot::Kept(r) => r,
-            RatesSlot::Fresh(b) => Arc::new(b.finish(topology.routes.iter().map(|r| r.id).collect())),
+            RatesSlot::Fresh(b) => {
+                Arc::new(b.finish(topology.routes.iter().map(|r| r.id).collect()))
+            }
         };
         let numbering = numbering.into_arc();
         let (npanxx, local_pairs, lnp, dno) = numbering.counts();

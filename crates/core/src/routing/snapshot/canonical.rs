@@ -49,7 +49,11 @@ impl Snapshot {
         let mut keys: Vec<(String, u32)> = Vec::new();
         r.trie
             .for_each(|p, k| keys.push((String::from_utf8_lossy(p).into_owned(), k)));
-        keys.extend(r.ocn_lata.iter().map(|(n, &k)| (format!("ocn|lata {n}"), k)));
+        keys.extend(
+            r.ocn_lata
+                .iter()
+                .map(|(n, &k)| (format!("ocn|lata {n}"), k)),
+        );
         keys.sort();
         for (name, k) in keys {
             let (Some(&a), Some(&b)) = (r.offsets.get(k as usize), r.offsets.get(k as usize + 1))

@@ -168,12 +168,13 @@ pub(crate) fn compile(
         parts.sort_by_key(|p| p.priority);
         let mut pc = Vec::with_capacity(parts.len());
         for p in parts {
-            let &ix = partition_ix.get(&p.partition_id).ok_or_else(|| {
-                BuildError::UnknownPartition {
-                    what: format!("customer {:?}", c.ban),
-                    partition_id: p.partition_id,
-                }
-            })?;
+            let &ix =
+                partition_ix
+                    .get(&p.partition_id)
+                    .ok_or_else(|| BuildError::UnknownPartition {
+                        what: format!("customer {:?}", c.ban),
+                        partition_id: p.partition_id,
+                    })?;
             pc.push((ix, p.window));
         }
         for net in &c.source_cidrs {
@@ -232,16 +233,19 @@ pub(crate) fn compile(
                 what: format!("override {}", o.id),
                 route_id: o.route_id,
             })?;
-        let customer =
-            match o.customer_id {
-                None => None,
-                Some(cid) => Some(*customer_by_id.get(&cid).ok_or_else(|| {
-                    BuildError::UnknownCustomer {
-                        what: format!("override {}", o.id),
-                        customer_id: cid,
-                    }
-                })?),
-            };
+        let customer = match o.customer_id {
+            None => None,
+            Some(cid) => {
+                Some(
+                    *customer_by_id
+                        .get(&cid)
+                        .ok_or_else(|| BuildError::UnknownCustomer {
+                            what: format!("override {}", o.id),
+                            customer_id: cid,
+                        })?,
+                )
+            }
+        };
         overrides_c.push(OverrideC {
             id: o.id,
             customer,
@@ -263,16 +267,19 @@ pub(crate) fn compile(
 
     let mut exclusions_c = Vec::with_capacity(exclusions.len());
     for e in exclusions {
-        let customer =
-            match e.customer_id {
-                None => None,
-                Some(cid) => Some(*customer_by_id.get(&cid).ok_or_else(|| {
-                    BuildError::UnknownCustomer {
-                        what: format!("exclusion {}", e.id),
-                        customer_id: cid,
-                    }
-                })?),
-            };
+        let customer = match e.customer_id {
+            None => None,
+            Some(cid) => {
+                Some(
+                    *customer_by_id
+                        .get(&cid)
+                        .ok_or_else(|| BuildError::UnknownCustomer {
+                            what: format!("exclusion {}", e.id),
+                            customer_id: cid,
+                        })?,
+                )
+            }
+        };
         let vendor = match e.vendor_id {
             None => None,
             Some(vid) => match vendor_ix.get(&vid) {
