@@ -54,6 +54,7 @@ impl Reloader for SyntheticReloader {
                 stats,
                 unchanged: false,
                 data_version: None,
+                rebuilt: vec![],
             })
         })
     }

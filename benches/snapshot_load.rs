@@ -2,15 +2,28 @@
 //! = 20M vendor_rates rows, 2 partitions, 1,000 customers, 640k NPA-NXX) in a throwaway cluster,
 //! then times `db::load_snapshot` (streamed read + compile) and reports the process RSS.
 //!
+//! Then (issue 23) the daemon's reloader on that database: in-process dips at 2,000/s during a
+//! full reload (p99), one-customer changes from commit to the swapped snapshot (incremental:
+//! only the customers part re-read) with the warpd + PostgreSQL CPU each costs, and a deck
+//! change of one route (1M rows updated) from commit to live.
+//!
 //! Run: cargo bench --bench snapshot_load      (WARPD_BENCH_PREFIXES=… to shrink;
+//! WARPD_BENCH_ROUTES=50 for the 50M-row size; WARPD_BENCH_ROUNDS=… full-build rounds (4);
+//! WARPD_BENCH_CHANGES=… one-customer changes (20);
 //! WARPD_BENCH_TLS=1: the cluster with TLS, loaded with `sslmode=require`)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use warpd::routing::RoutingSettings;
+use tokio_util::sync::CancellationToken;
+use warpd::db::DbReloader;
+use warpd::metrics::Metrics;
+use warpd::reload::Reloader;
+use warpd::routing::{DipRequest, Engine, RoutingSettings};
 
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -66,6 +79,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let routes: i64 = std::env::var("WARPD_BENCH_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -80,33 +97,9 @@ fn main() {
         let mut c = warpd::db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
         warpd::db::migrate::migrate(&mut c).await.unwrap_or_else(|e| panic!("{e}"));
         let t = Instant::now();
-        // Same shape as routing::synthetic: prefix i < 640k is 1+NPA+NXX, beyond that 1+NPA+NXX+X.
-        let sql = format!(
-            "INSERT INTO vendors (id, name, billing_model) SELECT r, 'vendor' || r, 'LRN' FROM generate_series(1, 20) r;
-             INSERT INTO gateways (vendor_id, name, host) SELECT r, 'gw0', '192.0.2.' || r FROM generate_series(1, 20) r;
-             INSERT INTO routes (id, name, vendor_id, priority) SELECT 1000 + r, 'route' || r, r, r % 3 FROM generate_series(1, 20) r;
-             INSERT INTO partitions (id, name) VALUES (1, 'all'), (2, 'half');
-             INSERT INTO partition_routes SELECT 1, 1000 + r FROM generate_series(1, 20) r;
-             INSERT INTO partition_routes SELECT 2, 1000 + r FROM generate_series(2, 20, 2) r;
-             INSERT INTO customers (id, ban, max_rate, margin_percent) SELECT c, (200000 + c)::text, 0.01, 15 FROM generate_series(1, 1000) c;
-             INSERT INTO customer_partitions (customer_id, partition_id) SELECT c, 1 + c % 2 FROM generate_series(1, 1000) c;
-             CREATE TEMP TABLE p AS
-               SELECT i, CASE WHEN i < 640000
-                   THEN '1' || (200 + i / 800)::text || (200 + i % 800)::text
-                   ELSE '1' || (200 + ((i - 640000) / 10) / 800)::text || (200 + ((i - 640000) / 10) % 800)::text || ((i - 640000) % 10)::text
-                 END AS prefix
-               FROM generate_series(0, {prefixes} - 1) i;
-             ALTER TABLE vendor_rates SET UNLOGGED;
-             INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
-               SELECT 1000 + r, p.prefix, 0.001 + ((p.i * 31 + r * 7) % 1000) / 100000.0,
-                      0.001 + ((p.i * 17 + r * 5) % 1000) / 100000.0, 0.001 + ((p.i * 13 + r) % 500) / 100000.0
-               FROM p, generate_series(1, 20) r;
-             INSERT INTO npanxx (npanxx, state, lata, ocn)
-               SELECT substr(prefix, 2, 6), 'NY', '132', '9104' FROM p WHERE i < 640000;
-             ANALYZE;"
-        );
+        let sql = support::bignet::sql(routes, prefixes);
         c.batch_execute(&sql).await.unwrap_or_else(|e| panic!("generate: {e}"));
-        println!("generated {} vendor_rates rows in {:?}", prefixes * 20, t.elapsed());
+        println!("generated {} vendor_rates rows in {:?}", prefixes * routes, t.elapsed());
         let before = rss_mib();
         // rounds 1-2: one stream; rounds 3-4: two streams sharing one database snapshot (what
         // the daemon's reloader does, LOAD_STREAMS = 2); each through the reloader's own path
@@ -125,7 +118,7 @@ fn main() {
             let took = t.elapsed();
             let cpu1 = cpu_seconds();
             let s = snap.stats();
-            assert_eq!(s.rate_entries as i64, prefixes * 20);
+            assert_eq!(s.rate_entries as i64, prefixes * routes);
             println!(
                 "round {round} ({} stream(s)): snapshot of {} rate entries ({} keys, {} trie nodes) built from PostgreSQL in {:?} ({:.1} M rows/s); CPU: warpd {:.1} s, PostgreSQL {:.1} s; RSS {:.0} MiB (before {:.0} MiB)",
                 streams,
@@ -140,5 +133,160 @@ fn main() {
                 before
             );
         }
+        reloader_phase(&url, &c, prefixes * routes).await;
     });
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Waits (spinning on a blocking thread, 100 µs steps) until the engine serves a data version
+/// above `above`; returns when it saw it.
+async fn live_above(engine: &Arc<Engine>, above: i64) -> Instant {
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || loop {
+        if e.load().data_version().unwrap_or(0) > above {
+            return Instant::now();
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("wait: {e}"))
+}
+
+/// The daemon's reloader on the generated database (see the module documentation).
+async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
+    let settings = RoutingSettings {
+        dip_cache_ttl_ms: 0,
+        ..Default::default()
+    };
+    let engine = Arc::new(Engine::new(settings));
+    let metrics = Arc::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let reloader = DbReloader::start(
+        url.to_string(),
+        engine.clone(),
+        metrics.clone(),
+        Duration::from_millis(250),
+        stop.clone(),
+    );
+    let t = Instant::now();
+    let rep = reloader
+        .reload_full()
+        .await
+        .unwrap_or_else(|e| panic!("reload: {e}"));
+    assert_eq!(rep.stats.rate_entries as i64, rows);
+    println!(
+        "reloader: initial full build {:?}; RSS {:.0} MiB",
+        t.elapsed(),
+        rss_mib()
+    );
+
+    // dips at 2,000/s (in process, one thread) while a full reload runs
+    let running = Arc::new(AtomicBool::new(true));
+    let dipper = {
+        let (engine, running) = (engine.clone(), running.clone());
+        std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            let start = Instant::now();
+            let mut k = 0u64;
+            while running.load(Ordering::Relaxed) {
+                let due = start + Duration::from_micros(500 * k);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let req = DipRequest {
+                    ban: Some(format!("{}", 200_001 + k % 1000)),
+                    ani: "+12015550123".into(),
+                    dnis: format!("+1{}{}5550{:03}", 200 + k % 700, 200 + k % 600, k % 1000),
+                    ..Default::default()
+                };
+                let t = Instant::now();
+                std::hint::black_box(engine.dip(&req));
+                lat.push(t.elapsed());
+                k += 1;
+            }
+            lat
+        })
+    };
+    let t = Instant::now();
+    reloader
+        .reload_full()
+        .await
+        .unwrap_or_else(|e| panic!("reload: {e}"));
+    let took = t.elapsed();
+    running.store(false, Ordering::Relaxed);
+    let mut lat = dipper.join().unwrap_or_else(|_| panic!("dipper"));
+    lat.sort();
+    println!(
+        "dips during a full reload ({took:?}): {} dips at 2,000/s, p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}; RSS {:.0} MiB",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.999),
+        lat.last().copied().unwrap_or_default(),
+        rss_mib()
+    );
+
+    // one-customer changes, each after a quiet period (a lone change, not part of a burst)
+    let changes: u32 = std::env::var("WARPD_BENCH_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut live = Vec::new();
+    let mut cpu = (0.0, 0.0);
+    for k in 0..changes {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let v = engine.load().data_version().unwrap_or(0);
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        c.batch_execute(&format!(
+            "UPDATE customers SET max_rate = {} WHERE ban = '{}'",
+            0.01 + f64::from(k) / 1e5,
+            200_001 + k
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("change: {e}"));
+        let at = live_above(&engine, v).await;
+        live.push(at - t);
+        let cpu1 = cpu_seconds();
+        cpu.0 += cpu1.0 - cpu0.0;
+        cpu.1 += cpu1.1 - cpu0.1;
+        assert_eq!(engine.load().rebuilt().names(), ["customers"]);
+    }
+    live.sort();
+    println!(
+        "one-customer change, commit to live ({changes} changes): p50 {:?}, max {:?}; CPU per change: warpd {:.1} ms, PostgreSQL {:.1} ms (10 ms ticks, summed over the changes)",
+        percentile(&live, 0.5),
+        live.last().copied().unwrap_or_default(),
+        cpu.0 * 1000.0 / f64::from(changes.max(1)),
+        cpu.1 * 1000.0 / f64::from(changes.max(1))
+    );
+
+    // one route's deck changed (1M rows): the rate part is rebuilt (a full build today)
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let v = engine.load().data_version().unwrap_or(0);
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    c.batch_execute(
+        "UPDATE vendor_rates SET rate_inter = rate_inter + 0.00001 WHERE route_id = 1001",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("deck change: {e}"));
+    let committed = t.elapsed();
+    let at = live_above(&engine, v).await;
+    let cpu1 = cpu_seconds();
+    println!(
+        "one route's deck (1M rows updated): commit {committed:?}, commit to live {:?} (built: {:?}); CPU: warpd {:.1} s, PostgreSQL {:.1} s (the update included)",
+        at - t,
+        engine.load().rebuilt().names(),
+        cpu1.0 - cpu0.0,
+        cpu1.1 - cpu0.1
+    );
+    stop.cancel();
+    reloader.join().await;
 }

@@ -34,6 +34,9 @@ pub struct Metrics {
     /// reloads by result (ok, error: builds; unchanged: answered without a build because the
     /// routing data version had not moved)
     pub reloads: IntCounterVec,
+    /// snapshot parts built, by part and kind (`full`: a full build; `incremental`: re-read
+    /// because its tables changed, the other parts shared with the live snapshot)
+    pub snapshot_part_builds: IntCounterVec,
 }
 
 impl Metrics {
@@ -117,8 +120,17 @@ impl Metrics {
             &["result"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let snapshot_part_builds = IntCounterVec::new(
+            Opts::new(
+                "snapshot_part_builds_total",
+                "Snapshot parts built, by part and build kind (full, incremental)",
+            ),
+            &["part", "kind"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
-            Box::new(dip_latency.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(snapshot_part_builds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dip_latency.clone()),
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
             Box::new(refused.clone()),
@@ -146,6 +158,17 @@ impl Metrics {
             snapshot_size,
             reload_duration,
             reloads,
+            snapshot_part_builds,
+        }
+    }
+
+    /// Counts the parts a build made (`incremental`: it shared the others).
+    pub fn observe_parts(&self, parts: crate::routing::PartSet, incremental: bool) {
+        let kind = if incremental { "incremental" } else { "full" };
+        for p in parts.iter() {
+            self.snapshot_part_builds
+                .with_label_values(&[p.name(), kind])
+                .inc();
         }
     }
 

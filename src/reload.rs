@@ -18,6 +18,9 @@ pub struct ReloadReport {
     pub unchanged: bool,
     /// the routing data version of the live snapshot (None: not loaded from the database)
     pub data_version: Option<i64>,
+    /// the snapshot parts this reload built (`routing::Part` names: every part for a full
+    /// build, those whose tables changed for an incremental one, none when `unchanged`)
+    pub rebuilt: Vec<&'static str>,
 }
 
 /// Why a reload did not install a snapshot. Cloneable: one build answers every caller that

@@ -180,7 +180,8 @@ pub fn redact_url(u: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReloadConfig {
-    /// quiet time after the last change notification before rebuilding the snapshot
+    /// quiet time after the last change notification of a burst before rebuilding the snapshot
+    /// (the first notification after a quiet period is built at once)
     pub debounce_ms: u64,
 }
 

@@ -8,8 +8,9 @@
 //!
 //! Tasks: a *listener* keeps a dedicated connection in `LISTEN warpd_routing`, reconnecting with
 //! backoff; each time LISTEN is (re-)established it reports that, since notifications may have
-//! been missed while it was down. A *worker* owns the schedule: a reload is due `debounce` after
-//! the last notification, but no later than `5 × debounce` after the first of a burst; explicit
+//! been missed while it was down. A *worker* owns the schedule: the first notification after a
+//! quiet `debounce` (no build started within it) is due at once; later ones of a burst are due
+//! `debounce` after the last, but no later than `5 × debounce` after the first; explicit
 //! requests start a build at once (or right after the running one: every request that arrives
 //! during a build is answered by the ONE next build); requests whose caller has gone away are
 //! dropped before a build starts. Starting a build clears what is pending, because its
@@ -21,7 +22,16 @@
 //! the live snapshot's version (read in the same transaction as its rows) means nothing was
 //! committed since, and the refresh answers the live snapshot's report marked `unchanged`
 //! without building. A forced refresh (`reload_full`: `warpd reload --full`, `warpd.reload
-//! {"force": true}`; a NOTIFY with payload [`FULL_RELOAD`]) always builds.
+//! {"force": true}`; a NOTIFY with payload [`FULL_RELOAD`]) always builds in full.
+//!
+//! A refresh that must build first tries an incremental one (issue 23): over the same LISTEN
+//! connection, in one REPEATABLE READ transaction, it reads the change log (sql/0017) for the
+//! tables changed since the live snapshot's database snapshot, re-reads only the parts they
+//! feed, shares the others, and swaps the result in (one transaction, one swap). The change log,
+//! not the notifications, says what changed, so a notification missed during a reconnect costs
+//! nothing but its latency. A full build (two streams over fresh connections) runs instead when
+//! the log cannot say (pruned past the live snapshot, a table no part knows, new routes) or the
+//! vendor rates changed.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
@@ -38,7 +48,8 @@ use tokio_util::sync::CancellationToken;
 use super::{loader, DbError, PgTarget};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadError, ReloadReport, Reloader};
-use crate::routing::Engine;
+use crate::routing::{Engine, Part, PartSet};
+use loader::Incremental;
 
 /// The NOTIFY channel of the schema's change triggers.
 pub const CHANNEL: &str = "warpd_routing";
@@ -187,7 +198,14 @@ struct Running {
 }
 
 impl Worker {
-    fn due_at(&self, p: Pending) -> Instant {
+    /// When the pending notifications are due: at once for the first change after a quiet
+    /// `debounce` (no build started in it: a single change, e.g. one customer, goes live in
+    /// the time of an incremental build), else `debounce` after the last one of the burst, but
+    /// no later than `MAX_DELAY_FACTOR × debounce` after its first.
+    fn due_at(&self, p: Pending, last_start: Option<Instant>) -> Instant {
+        if last_start.is_none_or(|s| p.first >= s + self.debounce) {
+            return p.first;
+        }
         (p.last + self.debounce).min(p.first + self.debounce * MAX_DELAY_FACTOR)
     }
 
@@ -197,6 +215,8 @@ impl Worker {
         let mut force = false;
         let mut pending: Option<Pending> = None;
         let mut running: Option<Running> = None;
+        // when the last build started (the debounce's quiet period)
+        let mut last_start: Option<Instant> = None;
         let mut requests_open = true;
         let mut events_open = true;
         loop {
@@ -204,7 +224,7 @@ impl Worker {
                 // a caller that gave up (its connection closed, its time-out fired) needs no
                 // build: requests sent and abandoned by the hundred cost nothing
                 waiting.retain(|w| !w.is_closed());
-                let due = pending.is_some_and(|p| Instant::now() >= self.due_at(p));
+                let due = pending.is_some_and(|p| Instant::now() >= self.due_at(p, last_start));
                 if due || !waiting.is_empty() {
                     let reason = if waiting.is_empty() {
                         "change notification"
@@ -214,6 +234,7 @@ impl Worker {
                     let force = std::mem::take(&mut force) || pending.is_some_and(|p| p.force);
                     tracing::debug!(reason, force, "starting routing snapshot refresh");
                     pending = None;
+                    last_start = Some(Instant::now());
                     running = Some(Running {
                         task: tokio::spawn(refresh(
                             self.url.clone(),
@@ -226,7 +247,7 @@ impl Worker {
                     });
                 }
             }
-            let wake = pending.map(|p| self.due_at(p));
+            let wake = pending.map(|p| self.due_at(p, last_start));
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 r = requests.recv(), if requests_open => match r {
@@ -372,11 +393,65 @@ async fn refresh(
                     stats: live.stats(),
                     unchanged: true,
                     data_version: Some(have),
+                    rebuilt: vec![],
                 });
             }
         }
+        if let Some(report) = incremental(&engine, &metrics, &probe).await {
+            return Ok(report);
+        }
     }
     build_and_install(url, engine, metrics).await
+}
+
+/// Builds only the parts whose tables changed since the live snapshot (`db::loader::
+/// load_incremental`) over the LISTEN connection (no connection set-up on the path of a small
+/// change) and installs the result; None when that cannot be done (no LISTEN connection, the
+/// change log cannot say, the vendor rates changed: those stream faster over the full build's
+/// parallel connections, or a failure): the caller then builds in full.
+async fn incremental(engine: &Engine, metrics: &Metrics, probe: &Probe) -> Option<ReloadReport> {
+    let client = probe.lock().ok()?.clone()?;
+    let started = std::time::Instant::now();
+    let live = engine.load();
+    let small = PartSet::all()
+        .iter()
+        .filter(|p| *p != Part::Rates)
+        .collect();
+    match loader::load_incremental(&client, &live, small).await {
+        Ok(Incremental::Built { snapshot, rebuilt }) => {
+            let stats = snapshot.stats();
+            let data_version = snapshot.data_version();
+            let generation = engine.install(*snapshot);
+            let took = started.elapsed();
+            metrics.set_snapshot(generation, &stats);
+            metrics.snapshot_data_version.set(data_version.unwrap_or(0));
+            metrics.observe_reload(took, true);
+            metrics.observe_parts(rebuilt, true);
+            tracing::info!(
+                generation,
+                data_version,
+                parts = ?rebuilt.names(),
+                took_ms = took.as_secs_f64() * 1000.0,
+                "routing snapshot installed (incremental)"
+            );
+            Some(ReloadReport {
+                generation,
+                duration_ms: took.as_secs_f64() * 1000.0,
+                stats,
+                unchanged: false,
+                data_version,
+                rebuilt: rebuilt.names(),
+            })
+        }
+        Ok(Incremental::NeedFull(why)) => {
+            tracing::info!(reason = %why, "routing snapshot: full build");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "incremental routing snapshot build failed; building in full");
+            None
+        }
+    }
 }
 
 /// One build: connect, load, compile, install. The old snapshot stays on any failure.
@@ -392,6 +467,7 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
             metrics.set_snapshot(generation, &stats);
             metrics.snapshot_data_version.set(data_version.unwrap_or(0));
             metrics.observe_reload(took, true);
+            metrics.observe_parts(PartSet::all(), false);
             tracing::info!(
                 generation,
                 data_version,
@@ -405,6 +481,7 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
                 stats,
                 unchanged: false,
                 data_version,
+                rebuilt: PartSet::all().names(),
             })
         }
         Err(e) => {

@@ -167,6 +167,7 @@ impl Reloader for TestReloader {
                 stats,
                 unchanged: false,
                 data_version: None,
+                rebuilt: vec![],
             })
         })
     }

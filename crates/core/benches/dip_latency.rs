@@ -3,7 +3,8 @@
 //! snapshot build time and the process's resident memory. Criterion (crates/core/benches/dip.rs) gives the
 //! mean; this gives the tail.
 //!
-//! Run: cargo bench -p warpd-core --bench dip_latency   (WARPD_BENCH_PREFIXES=… to shrink)
+//! Run: cargo bench -p warpd-core --bench dip_latency   (WARPD_BENCH_PREFIXES=… to shrink,
+//! WARPD_BENCH_ROUTES=50 for the 50M-row size)
 
 use std::time::Instant;
 
@@ -31,8 +32,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let routes = std::env::var("WARPD_BENCH_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let spec = synthetic::Spec {
         prefixes,
+        routes,
         ..Default::default()
     };
     let t = Instant::now();

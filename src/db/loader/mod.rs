@@ -14,12 +14,15 @@
 //! over helper connections that share the main transaction's snapshot (`pg_export_snapshot`),
 //! like `pg_dump -j`: on a big deck the server side, not the parsing here, is the bottleneck.
 //!
-//! Layout: this file holds the transaction and the order of the reads; [`small`] reads the small
-//! tables with plain SELECTs, [`rates`] and [`numbering`] stream the big ones through [`copy`]
-//! (binary COPY, decoded by `warpd_core::pgcopy`), and [`columns`] converts column values.
+//! Layout: this file holds the transaction and the order of the reads, part by part
+//! ([`read_parts`]: a full build reads every part); [`incremental`] reads only the parts changed
+//! since a live snapshot; [`small`] reads the small tables with plain SELECTs, [`rates`] and
+//! [`numbering`] stream the big ones through [`copy`] (binary COPY, decoded by
+//! `warpd_core::pgcopy`), and [`columns`] converts column values.
 
 mod columns;
 mod copy;
+mod incremental;
 mod numbering;
 mod rates;
 mod small;
@@ -29,7 +32,8 @@ use std::time::Instant;
 use tokio_postgres::Client;
 
 use super::DbError;
-use crate::routing::{RoutingSettings, Snapshot, SnapshotBuilder};
+use crate::routing::{Part, PartSet, RoutingSettings, Snapshot, SnapshotBuilder};
+pub use incremental::{load_incremental, Incremental};
 use numbering::load_numbering;
 use rates::{load_customer_rates, load_vendor_rates};
 use small::{
@@ -111,13 +115,8 @@ pub async fn load_builder(
             }
         }
         // the version in the same view as the rows: a reload compares it with the database's
-        let version: i64 = client
-            .query_one("SELECT version FROM routing_data_version", &[])
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(DbError::query("reading the routing data version"))?;
-        b.set_data_version(version);
-        read_all(client, helpers, &mut b).await
+        read_position(client, &mut b).await?;
+        read_parts(client, helpers, &mut b, PartSet::all()).await
     }
     .await;
     match res {
@@ -151,25 +150,70 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-async fn read_all(
+/// Reads, in the open transaction, the routing data version and the PostgreSQL snapshot (the
+/// position the next incremental build asks "what changed since" from) into the builder.
+async fn read_position(client: &Client, b: &mut SnapshotBuilder) -> Result<(), DbError> {
+    let row = client
+        .query_one(
+            "SELECT version, pg_current_snapshot()::text FROM routing_data_version",
+            &[],
+        )
+        .await
+        .map_err(DbError::query("reading the routing data version"))?;
+    let version: i64 = row
+        .try_get(0)
+        .map_err(DbError::query("reading the routing data version"))?;
+    let position: String = row
+        .try_get(1)
+        .map_err(DbError::query("reading the database snapshot"))?;
+    b.set_data_version(version);
+    b.set_source(position);
+    Ok(())
+}
+
+/// Reads the tables of `parts` into the builder (whose other parts are kept). The topology comes
+/// first: the other parts name its routes and vendors.
+async fn read_parts(
     client: &Client,
     helpers: &[Client],
     b: &mut SnapshotBuilder,
+    parts: PartSet,
 ) -> Result<(), DbError> {
     let t = Instant::now();
-    load_vendors(client, b).await?;
-    load_gateways(client, b).await?;
-    let routes = load_routes(client, b).await?;
-    load_partitions(client, b).await?;
-    let bans = load_customers(client, b).await?;
-    load_overrides(client, b, &bans).await?;
-    load_exclusions(client, b).await?;
+    if parts.contains(Part::Topology) {
+        load_vendors(client, b).await?;
+        load_gateways(client, b).await?;
+        load_routes(client, b).await?;
+        load_partitions(client, b).await?;
+    }
+    if parts.contains(Part::Customers) {
+        load_customers(client, b).await?;
+    }
+    let bans = b.customer_bans();
+    if parts.contains(Part::Policy) {
+        load_overrides(client, b, &bans).await?;
+        load_exclusions(client, b).await?;
+    }
     let small = t.elapsed();
     let t = Instant::now();
-    let customer_rates = load_customer_rates(client, b, &bans).await?;
-    let numbering = load_numbering(client, b).await?;
-    let vendor_rates = load_vendor_rates(client, helpers, b, &routes).await?;
+    let customer_rates = if parts.contains(Part::Customers) {
+        load_customer_rates(client, b, &bans).await?
+    } else {
+        0
+    };
+    let numbering = if parts.contains(Part::Numbering) {
+        load_numbering(client, b).await?
+    } else {
+        0
+    };
+    let vendor_rates = if parts.contains(Part::Rates) {
+        let routes = b.route_names();
+        load_vendor_rates(client, helpers, b, &routes).await?
+    } else {
+        0
+    };
     tracing::debug!(
+        parts = ?parts.names(),
         small_tables_ms = small.as_millis() as u64,
         streamed_ms = t.elapsed().as_millis() as u64,
         vendor_rates,

@@ -11,7 +11,9 @@ use warpd::reload::{ReloadError, Reloader};
 use warpd::routing::{self, DipAnswer, DipRequest, Engine, RoutingSettings, Snapshot, Zone};
 
 mod data_version;
+mod incremental;
 mod reload;
+mod scale;
 
 const DAY: i64 = 86_400;
 

@@ -274,3 +274,37 @@ async fn failed_reload_keeps_the_old_snapshot() {
     assert!(rt.reloader.reload().await.unwrap().generation > good.generation);
     rt.stop.cancel();
 }
+
+/// The debounce's leading edge: the first notification after a quiet period (no build started
+/// within the debounce) is built at once; before issue 23 it waited the whole debounce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_change_is_built_at_once_not_after_the_debounce() {
+    const DEBOUNCE: Duration = Duration::from_secs(4);
+    let rt = running(DEBOUNCE).await;
+    support::eventually("the initial load", Duration::from_secs(10), || {
+        ready(rt.engine.generation() >= 1)
+    })
+    .await;
+    // part of the scenario, not synchronisation: the quiet period that makes the next change
+    // a lone one
+    tokio::time::sleep(DEBOUNCE + Duration::from_millis(200)).await;
+    let g = rt.engine.generation();
+    let t = std::time::Instant::now();
+    rt.client
+        .execute(
+            "UPDATE vendor_rates SET rate_inter = 0.0047 WHERE route_id = 20",
+            &[],
+        )
+        .await
+        .unwrap();
+    // the trailing rule would build DEBOUNCE after the notification at the earliest
+    support::eventually(
+        "the lone change built before the debounce ran out",
+        DEBOUNCE - Duration::from_millis(500),
+        || ready(rt.engine.generation() > g),
+    )
+    .await;
+    assert_eq!(beta_rate(&rt.engine), Some(0.0047));
+    eprintln!("lone change built {:?} after the update", t.elapsed());
+    rt.stop.cancel();
+}

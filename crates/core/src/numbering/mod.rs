@@ -381,6 +381,29 @@ impl NumberingData {
         parse_u64(n.digits()).is_some_and(|k| self.dno.contains(&k))
     }
 
+    /// Every entry as sorted text lines: equal for equal contents however they were built.
+    pub fn canonical(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (k, &v) in self.npanxx.iter().enumerate() {
+            if let Some(info) = self.infos.get((v & !HAS_BLOCKS) as usize) {
+                out.push(format!("npanxx {k:06} {info:?}"));
+            }
+        }
+        let mut blocks: Vec<_> = self.blocks.iter().collect();
+        blocks.sort_by_key(|(k, _)| **k);
+        out.extend(blocks.iter().map(|(k, i)| format!("block {k:07} {i:?}")));
+        let mut local: Vec<_> = self.local.iter().collect();
+        local.sort();
+        out.extend(local.iter().map(|(a, b)| format!("local {a:06} {b:06}")));
+        let mut lnp: Vec<_> = self.lnp.iter().collect();
+        lnp.sort();
+        out.extend(lnp.iter().map(|(a, b)| format!("lnp {a} {b}")));
+        let mut dno: Vec<_> = self.dno.iter().collect();
+        dno.sort();
+        out.extend(dno.iter().map(|d| format!("dno {d}")));
+        out
+    }
+
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         (
             self.infos.len() + self.blocks.len(),

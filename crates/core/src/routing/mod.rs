@@ -26,5 +26,5 @@ pub use settings::*;
 
 pub use dip::{dip, dip_with_full, simulate};
 pub use engine::Engine;
-pub use snapshot::{BuildError, Snapshot, SnapshotBuilder, SnapshotStats};
+pub use snapshot::{BuildError, Part, PartSet, Snapshot, SnapshotBuilder, SnapshotStats};
 pub use window::window_open;

@@ -1,4 +1,8 @@
-//! The compiled, immutable routing snapshot; its builder is [`builder`].
+//! The compiled, immutable routing snapshot; its builder is [`builder`], its parts [`parts`].
+//!
+//! A snapshot is assembled from parts shared through `Arc`s (see [`parts`]): a build that
+//! re-reads only the customers shares the rate index, the numbering data and the other small
+//! tables' rows with the snapshot before it.
 //!
 //! Layout (Architecture Invariant: memory is O(rate rows) with 16 bytes per row): every vendor rate
 //! of every route lives in one `Vec<RateEntry>` grouped by key (a prefix or an OCN/LATA pair).
@@ -7,6 +11,7 @@
 //! interned (`Terms`), rates are integers ([`Rate`] units).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
@@ -18,8 +23,14 @@ use super::trie::DigitTrie;
 use crate::numbering::NumberingData;
 
 mod builder;
+mod canonical;
+mod compile;
+pub mod parts;
+mod rates;
 
 pub use builder::{BuildError, SnapshotBuilder};
+use parts::{CustomerRows, PolicyRows, TopologyRows};
+pub use parts::{Part, PartSet};
 
 /// In-memory marker for "no rate in this zone".
 pub(crate) const NO_RATE: u32 = u32::MAX;
@@ -56,6 +67,8 @@ pub(crate) struct RateIndex {
     pub offsets: Vec<u32>,
     pub entries: Vec<RateEntry>,
     pub terms: Vec<Terms>,
+    /// route ids by route index: the routes this index was built for
+    pub route_ids: Vec<Id>,
 }
 
 impl RateIndex {
@@ -195,6 +208,15 @@ impl SnapshotStats {
     }
 }
 
+/// The rows of the small parts, kept so that an incremental build can recompile them with the
+/// parts it re-read.
+#[derive(Debug, Default)]
+pub(crate) struct SourceParts {
+    pub topology: Arc<TopologyRows>,
+    pub customers: Arc<CustomerRows>,
+    pub policy: Arc<PolicyRows>,
+}
+
 /// The immutable routing data a dip reads. Built by [`SnapshotBuilder`].
 #[derive(Debug)]
 pub struct Snapshot {
@@ -207,11 +229,11 @@ pub struct Snapshot {
     pub(crate) customer_by_ip: FxHashMap<IpAddr, u32>,
     /// non-host CIDRs, most specific first
     pub(crate) customer_cidrs: Vec<(IpNet, u32)>,
-    pub(crate) rates: RateIndex,
+    pub(crate) rates: Arc<RateIndex>,
     /// customer-specific first, then longer prefix first
     pub(crate) overrides: Vec<OverrideC>,
     pub(crate) exclusions: Vec<ExclusionC>,
-    pub(crate) numbering: NumberingData,
+    pub(crate) numbering: Arc<NumberingData>,
     pub(crate) emergency_route: Option<RouteIx>,
     stats: SnapshotStats,
     /// Set by `Engine::install` when this snapshot goes live (0 before), so the generation and
@@ -219,6 +241,11 @@ pub struct Snapshot {
     pub(crate) generation: u64,
     /// The routing data version the rows were read at (None: not loaded from the database).
     pub(crate) data_version: Option<i64>,
+    pub(crate) parts: SourceParts,
+    /// the parts this snapshot built rather than shared with the one before (all: a full build)
+    pub(crate) rebuilt: PartSet,
+    /// where in the database's history the rows were read (see [`SnapshotBuilder::set_source`])
+    pub(crate) source: Option<String>,
 }
 
 impl Snapshot {
@@ -236,20 +263,24 @@ impl Snapshot {
                 customer_by_ban: FxHashMap::default(),
                 customer_by_ip: FxHashMap::default(),
                 customer_cidrs: vec![],
-                rates: RateIndex {
+                rates: Arc::new(RateIndex {
                     trie: DigitTrie::default(),
                     ocn_lata: FxHashMap::default(),
                     offsets: vec![0],
                     entries: vec![],
                     terms: vec![],
-                },
+                    route_ids: vec![],
+                }),
                 overrides: vec![],
                 exclusions: vec![],
-                numbering: NumberingData::default(),
+                numbering: Arc::default(),
                 emergency_route: None,
                 stats: SnapshotStats::default(),
                 generation: 0,
                 data_version: None,
+                parts: SourceParts::default(),
+                rebuilt: PartSet::all(),
+                source: None,
             },
         }
     }
@@ -267,6 +298,28 @@ impl Snapshot {
     /// None when it was not loaded from the database.
     pub fn data_version(&self) -> Option<i64> {
         self.data_version
+    }
+
+    /// The parts this snapshot built (all for a full build; the rest it shares with the
+    /// snapshot it was built from).
+    pub fn rebuilt(&self) -> PartSet {
+        self.rebuilt
+    }
+
+    /// Where in the database's history its rows were read (None: not from the database).
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// Whether `part` is the very same (shared) data in both snapshots.
+    pub fn shares(&self, other: &Snapshot, part: Part) -> bool {
+        match part {
+            Part::Topology => Arc::ptr_eq(&self.parts.topology, &other.parts.topology),
+            Part::Customers => Arc::ptr_eq(&self.parts.customers, &other.parts.customers),
+            Part::Policy => Arc::ptr_eq(&self.parts.policy, &other.parts.policy),
+            Part::Numbering => Arc::ptr_eq(&self.numbering, &other.numbering),
+            Part::Rates => Arc::ptr_eq(&self.rates, &other.rates),
+        }
     }
 
     /// The NANP numbering tables this snapshot was built with.

@@ -105,6 +105,33 @@ impl DigitTrie {
         out
     }
 
+    /// Calls `f(prefix, key)` for every stored prefix, in lexicographic digit order.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], u32)) {
+        let mut path = Vec::new();
+        // (node, next child digit to visit)
+        let mut stack = vec![(0usize, 0u8)];
+        if self.nodes[0].key != NONE {
+            f(&path, self.nodes[0].key);
+        }
+        while let Some(top) = stack.last_mut() {
+            let (at, d) = *top;
+            if d == 10 {
+                stack.pop();
+                path.pop();
+                continue;
+            }
+            top.1 += 1;
+            let next = self.nodes[at].child[d as usize];
+            if next != NONE {
+                path.push(b'0' + d);
+                if self.nodes[next as usize].key != NONE {
+                    f(&path, self.nodes[next as usize].key);
+                }
+                stack.push((next as usize, 0));
+            }
+        }
+    }
+
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
@@ -129,5 +156,11 @@ mod tests {
         assert_eq!(t.matches(b"12125551234").as_slice(), &[2, 0, 1]);
         assert_eq!(t.matches(b"1213").as_slice(), &[1]);
         assert!(t.matches(b"44").as_slice().is_empty());
+        let mut all = vec![];
+        t.for_each(|p, k| all.push((String::from_utf8_lossy(p).into_owned(), k)));
+        assert_eq!(
+            all,
+            [("1".into(), 1), ("1212".into(), 0), ("1212555".into(), 2)]
+        );
     }
 }

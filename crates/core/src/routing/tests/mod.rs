@@ -5,6 +5,7 @@
 mod engine;
 mod nanp_zones;
 mod partitions;
+mod parts;
 mod policy;
 mod zones;
 

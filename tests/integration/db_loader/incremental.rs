@@ -1,0 +1,436 @@
+//! Incremental snapshot builds (issue 23) against a throwaway PostgreSQL: random sequences of
+//! committed changes, each built incrementally from the snapshot before and compared with a
+//! full build of the same database state; the cases where the change log cannot say what
+//! changed; a one-customer change through the running reloader.
+
+use super::*;
+
+use std::future::ready;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use tokio_util::sync::CancellationToken;
+use warpd::db::loader::{load_incremental, Incremental};
+use warpd::routing::{Part, PartSet};
+
+/// One change to the seeded network (see `seed`), as SQL.
+#[derive(Clone, Debug)]
+enum Change {
+    BlockPrefix(u8),
+    MaxRate(u8),
+    SourceIp(u8),
+    SellRate(u8),
+    DropSellRates,
+    Override(u8, bool),
+    DropOverrides,
+    Exclusion(u8),
+    DropExclusions,
+    PartitionRoute(bool),
+    RoutePriority(u8),
+    GatewayEnabled(bool),
+    VendorRate(u8),
+    Npanxx(u8),
+    Lnp(u8),
+    Dno(u8),
+    DropDno,
+    MediaPolicy,
+    NewRoute(u8),
+}
+
+impl Change {
+    fn sql(&self) -> String {
+        match *self {
+            Change::BlockPrefix(n) => format!(
+                "UPDATE customers SET blocked_prefixes = array_append(blocked_prefixes, '1{n:03}') WHERE id = 1000"
+            ),
+            Change::MaxRate(n) => format!(
+                "UPDATE customers SET max_rate = 0.0{n:03} WHERE id = {}",
+                if n % 2 == 0 { 1000 } else { 2000 }
+            ),
+            Change::SourceIp(n) => format!(
+                "INSERT INTO customer_source_ips VALUES (1000, '10.9.{n}.1/32') ON CONFLICT DO NOTHING"
+            ),
+            Change::SellRate(n) => format!(
+                "INSERT INTO customer_rates (customer_id, prefix, rate_inter, rate_intra, rate_local) \
+                 VALUES (1000, '1{n:03}', 0.0{n:03}, 0.002, 0.001)"
+            ),
+            Change::DropSellRates => "DELETE FROM customer_rates WHERE prefix <> '1212555'".into(),
+            Change::Override(n, all) => format!(
+                "INSERT INTO overrides (customer_id, prefix, route_id, rate) VALUES ({}, '1{n:02}', {}, 0.00{n:02})",
+                if all { "NULL" } else { "1000" },
+                if n % 2 == 0 { 10 } else { 20 }
+            ),
+            Change::DropOverrides => "DELETE FROM overrides WHERE prefix <> '1201' AND prefix <> '1'".into(),
+            Change::Exclusion(n) => format!(
+                "INSERT INTO exclusions (customer_id, prefix, vendor_id) VALUES (1000, '1{n:03}', {})",
+                1 + n % 2
+            ),
+            Change::DropExclusions => "DELETE FROM exclusions WHERE prefix NOT IN ('121255599', '44')".into(),
+            Change::PartitionRoute(on) => if on {
+                "INSERT INTO partition_routes VALUES (100, 10) ON CONFLICT DO NOTHING".into()
+            } else {
+                "DELETE FROM partition_routes WHERE partition_id = 100 AND route_id = 10".into()
+            },
+            Change::RoutePriority(n) => format!("UPDATE routes SET priority = {n} WHERE id = 10"),
+            Change::GatewayEnabled(on) => format!("UPDATE gateways SET enabled = {on} WHERE name = 'a2'"),
+            Change::VendorRate(n) => format!(
+                "INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local) \
+                 VALUES ({}, '1{n:03}', 0.0{n:03}, 0.003, 0.002) ON CONFLICT DO NOTHING",
+                if n % 2 == 0 { 10 } else { 20 }
+            ),
+            Change::Npanxx(n) => format!(
+                "INSERT INTO npanxx (npanxx, state, lata, ocn) VALUES ('3{n:02}555', 'IL', '358', '1111') ON CONFLICT DO NOTHING"
+            ),
+            Change::Lnp(n) => format!(
+                "INSERT INTO lnp VALUES ('21255701{n:02}', '2125560000') ON CONFLICT DO NOTHING"
+            ),
+            Change::Dno(n) => format!("INSERT INTO dno VALUES ('1312555{n:04}') ON CONFLICT DO NOTHING"),
+            Change::DropDno => "DELETE FROM dno WHERE number LIKE '1312%'".into(),
+            Change::MediaPolicy => "DELETE FROM media_policies WHERE false".into(),
+            Change::NewRoute(n) => format!(
+                "INSERT INTO routes (id, name, vendor_id) VALUES ({}, 'extra{n}', 1) ON CONFLICT DO NOTHING",
+                100 + n as i64
+            ),
+        }
+    }
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        (0u8..50).prop_map(Change::BlockPrefix),
+        (1u8..99).prop_map(Change::MaxRate),
+        (0u8..250).prop_map(Change::SourceIp),
+        (0u8..99).prop_map(Change::SellRate),
+        Just(Change::DropSellRates),
+        (0u8..99, any::<bool>()).prop_map(|(n, a)| Change::Override(n, a)),
+        Just(Change::DropOverrides),
+        (0u8..99).prop_map(Change::Exclusion),
+        Just(Change::DropExclusions),
+        any::<bool>().prop_map(Change::PartitionRoute),
+        (0u8..5).prop_map(Change::RoutePriority),
+        any::<bool>().prop_map(Change::GatewayEnabled),
+        (0u8..99).prop_map(Change::VendorRate),
+        (0u8..99).prop_map(Change::Npanxx),
+        (0u8..99).prop_map(Change::Lnp),
+        (0u8..99).prop_map(Change::Dno),
+        Just(Change::DropDno),
+        Just(Change::MediaPolicy),
+        (0u8..3).prop_map(Change::NewRoute),
+    ]
+}
+
+/// A case: transactions of 1-3 changes each, and after which of them to build.
+fn steps() -> impl Strategy<Value = Vec<(Vec<Change>, bool)>> {
+    prop::collection::vec(
+        (
+            prop::collection::vec(change(), 1..4),
+            prop::bool::weighted(0.7),
+        ),
+        1..7,
+    )
+}
+
+async fn full(client: &Client) -> Snapshot {
+    db::load_snapshot(client, RoutingSettings::default())
+        .await
+        .unwrap()
+}
+
+/// Applies random change sequences; after each chosen transaction, builds incrementally from
+/// the previous snapshot (chained: each incremental snapshot is the next one's base) and in
+/// full, and compares their canonical forms. Bounded: 24 cases of up to 6 transactions.
+#[test]
+fn incremental_builds_equal_full_builds_for_random_changes() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_pg, client) = rt.block_on(async {
+        let (pg, client) = fresh().await;
+        seed(&client, unix_now()).await;
+        (pg, client)
+    });
+    let prev = std::cell::RefCell::new(Some(rt.block_on(full(&client))));
+    let outcomes = std::cell::RefCell::new(std::collections::BTreeMap::<String, u32>::new());
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        // the database keeps every case's changes: shrinking would replay on another state
+        max_shrink_iters: 0,
+        ..Config::default()
+    });
+    let result = runner.run(&steps(), |steps| {
+        rt.block_on(async {
+            let mut seen: Vec<String> = Vec::new();
+            let Some(mut base) = prev.borrow_mut().take() else {
+                return Err(TestCaseError::fail("an earlier case failed"));
+            };
+            for (txn, build) in steps {
+                let sql: Vec<String> = txn.iter().map(Change::sql).collect();
+                client
+                    .batch_execute(&format!("BEGIN; {}; COMMIT", sql.join("; ")))
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("{txn:?}: {e}")))?;
+                if !build {
+                    continue;
+                }
+                let inc = load_incremental(&client, &base, PartSet::all())
+                    .await
+                    .map_err(|e| TestCaseError::fail(format!("incremental: {e}")))?;
+                let want = full(&client).await;
+                base = match inc {
+                    Incremental::Built { snapshot, rebuilt } => {
+                        let (got, want_lines) = (snapshot.canonical(), want.canonical());
+                        let only = |a: &[String], b: &[String]| -> Vec<String> {
+                            a.iter().filter(|l| !b.contains(l)).cloned().collect()
+                        };
+                        prop_assert!(
+                            got == want_lines,
+                            "after {:?} (rebuilt {:?}): incremental only {:?}, full only {:?}",
+                            txn,
+                            rebuilt.names(),
+                            only(&got, &want_lines),
+                            only(&want_lines, &got)
+                        );
+                        prop_assert_eq!(snapshot.data_version(), want.data_version());
+                        seen.push(format!("{:?}", rebuilt.names()));
+                        *snapshot
+                    }
+                    Incremental::NeedFull(why) => {
+                        // only a new route may force it here (the log is never pruned so soon)
+                        prop_assert!(why.contains("routes changed"), "{}", why);
+                        seen.push("full".into());
+                        want
+                    }
+                };
+            }
+            *prev.borrow_mut() = Some(base);
+            let mut outcomes = outcomes.borrow_mut();
+            for k in seen {
+                *outcomes.entry(k).or_default() += 1;
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let outcomes = outcomes.into_inner();
+    eprintln!("incremental outcomes: {outcomes:?}");
+    // the cases exercised incremental builds, not only full ones
+    let incremental: u32 = outcomes
+        .iter()
+        .filter(|(k, _)| *k != "full")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(incremental >= 10, "{outcomes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_changed_parts_are_rebuilt_and_unknown_changes_build_in_full() {
+    let (_pg, client) = fresh().await;
+    seed(&client, unix_now()).await;
+    let live = full(&client).await;
+    assert!(live.rebuilt().is_all());
+
+    // one customer change: only the customers part is read, the rest shared
+    client
+        .batch_execute("UPDATE customers SET blocked_prefixes = '{1212}' WHERE id = 1000")
+        .await
+        .unwrap();
+    let Incremental::Built { snapshot, rebuilt } = load_incremental(&client, &live, PartSet::all())
+        .await
+        .unwrap()
+    else {
+        panic!("expected an incremental build");
+    };
+    assert_eq!(rebuilt.names(), ["customers"]);
+    for p in [Part::Topology, Part::Policy, Part::Numbering, Part::Rates] {
+        assert!(snapshot.shares(&live, p), "{p:?}");
+    }
+    assert_eq!(
+        reject(&routing::dip(
+            &snapshot,
+            &req("+12015550123", "+12125550199"),
+            unix_now()
+        ))
+        .0,
+        403
+    );
+
+    // nothing changed since: nothing is read, everything shared
+    let Incremental::Built {
+        snapshot: same,
+        rebuilt,
+    } = load_incremental(&client, &snapshot, PartSet::all())
+        .await
+        .unwrap()
+    else {
+        panic!("expected an incremental build");
+    };
+    assert!(rebuilt.is_empty());
+    assert!(Part::ALL.iter().all(|&p| same.shares(&snapshot, p)));
+
+    // a change whose part is outside the limit: the caller builds in full
+    client
+        .batch_execute("UPDATE vendor_rates SET rate_inter = 0.0042 WHERE route_id = 20")
+        .await
+        .unwrap();
+    let limit = PartSet::all()
+        .iter()
+        .filter(|p| *p != Part::Rates)
+        .collect();
+    assert!(matches!(
+        load_incremental(&client, &same, limit).await.unwrap(),
+        Incremental::NeedFull(_)
+    ));
+
+    // a table no part knows (a feature added later with the trigger but no part yet)
+    client
+        .batch_execute(
+            "CREATE TABLE future_things (id int);
+             CREATE TRIGGER future_things_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON future_things
+                 FOR EACH STATEMENT EXECUTE FUNCTION warpd_notify_routing_change();
+             INSERT INTO future_things VALUES (1)",
+        )
+        .await
+        .unwrap();
+    match load_incremental(&client, &same, PartSet::all())
+        .await
+        .unwrap()
+    {
+        Incremental::NeedFull(why) => assert!(why.contains("future_things"), "{why}"),
+        Incremental::Built { .. } => panic!("an unknown table must build in full"),
+    }
+
+    // the change log pruned past the live snapshot: it cannot say what changed
+    let live = full(&client).await;
+    client
+        .batch_execute(
+            // as if this very transaction's row had been pruned (the horizon is the newest
+            // pruned xid + 1)
+            "UPDATE routing_change_log_horizon \
+             SET horizon = (pg_current_xact_id()::text::bigint + 1)::text::xid8",
+        )
+        .await
+        .unwrap();
+    match load_incremental(&client, &live, PartSet::all())
+        .await
+        .unwrap()
+    {
+        Incremental::NeedFull(why) => assert!(why.contains("pruned"), "{why}"),
+        Incremental::Built { .. } => panic!("a pruned log must build in full"),
+    }
+    // a snapshot read after the prune works incrementally again
+    let live = full(&client).await;
+    client
+        .batch_execute("UPDATE exclusions SET prefix = '45' WHERE prefix = '44'")
+        .await
+        .unwrap();
+    assert!(matches!(
+        load_incremental(&client, &live, PartSet::all()).await.unwrap(),
+        Incremental::Built { rebuilt, .. } if rebuilt.names() == ["policy"]
+    ));
+}
+
+/// The change log's pruning keeps the sum (the data version) and records the horizon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_the_change_log_moves_the_horizon() {
+    let (_pg, client) = fresh().await;
+    client
+        .batch_execute(
+            "INSERT INTO routing_change_log (xid, table_name, logged_at)
+                 VALUES ('5'::xid8, 'dno', now() - interval '1 hour')",
+        )
+        .await
+        .unwrap();
+    // 1 % of changing transactions prune: enough of them prune once
+    support::eventually("a prune", Duration::from_secs(60), || async {
+        client
+            .batch_execute("DELETE FROM dno WHERE false")
+            .await
+            .unwrap();
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM routing_change_log WHERE xid = '5'::xid8",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            Ok(())
+        } else {
+            Err("not pruned yet")
+        }
+    })
+    .await;
+    let horizon: String = client
+        .query_one("SELECT horizon::text FROM routing_change_log_horizon", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(horizon.parse::<u64>().unwrap() >= 6, "{horizon}");
+}
+
+/// Through the running reloader: a change to one customer is installed incrementally, sharing
+/// the rate part, and the next dip sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_change_goes_live_through_the_reloader_incrementally() {
+    let (pg, client) = fresh().await;
+    seed(&client, unix_now()).await;
+    let engine = Arc::new(Engine::new(RoutingSettings::default()));
+    let metrics = Arc::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let reloader = DbReloader::start(
+        pg.url(),
+        engine.clone(),
+        metrics.clone(),
+        Duration::from_millis(50),
+        stop.clone(),
+    );
+    support::eventually("the initial load", Duration::from_secs(10), || {
+        ready(engine.generation() >= 1)
+    })
+    .await;
+    let before = engine.snapshot();
+    let ask = req("+12015550123", "+12125550199");
+    assert!(matches!(
+        routing::dip(&before, &ask, unix_now()),
+        DipAnswer::Route(_)
+    ));
+    let t = Instant::now();
+    client
+        .batch_execute("UPDATE customers SET blocked_prefixes = '{1212}' WHERE id = 1000")
+        .await
+        .unwrap();
+    support::eventually("the blocked prefix live", Duration::from_secs(10), || {
+        ready(matches!(
+            routing::dip(&engine.snapshot(), &ask, unix_now()),
+            DipAnswer::Reject(_)
+        ))
+    })
+    .await;
+    eprintln!("commit to live: {:?}", t.elapsed());
+    let after = engine.snapshot();
+    assert_eq!(after.rebuilt().names(), ["customers"]);
+    assert!(after.shares(&before, Part::Rates));
+    let parts = |part: &str, kind: &str| {
+        metrics
+            .snapshot_part_builds
+            .with_label_values(&[part, kind])
+            .get()
+    };
+    assert_eq!(parts("customers", "incremental"), 1);
+    assert_eq!(parts("rates", "incremental"), 0);
+    assert!(parts("rates", "full") >= 1);
+    // `warpd reload --full` still builds everything
+    let rep = reloader.reload_full().await.unwrap();
+    assert_eq!(rep.rebuilt.len(), Part::ALL.len());
+    assert!(!engine.snapshot().shares(&after, Part::Rates));
+    stop.cancel();
+    reloader.join().await;
+}
