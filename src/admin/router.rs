@@ -320,7 +320,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         // streamed to a temporary file, never held in memory
         let u = tokio::time::timeout(
             UPLOAD_TIMEOUT,
-            super::multipart::receive(req, limit, content_type.as_deref()),
+            super::multipart::receive(req, limit, content_type.as_deref(), &[]),
         )
         .await
         .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))??;
@@ -418,7 +418,7 @@ pub async fn receive_upload(
         .map(str::to_string);
     tokio::time::timeout(
         UPLOAD_TIMEOUT,
-        super::multipart::receive(req, limit, content_type.as_deref()),
+        super::multipart::receive(req, limit, content_type.as_deref(), &["csrf"]),
     )
     .await
     .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))?

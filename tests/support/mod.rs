@@ -23,6 +23,7 @@
 
 mod api;
 mod audit;
+pub mod browser;
 pub mod certs;
 pub mod demo;
 pub mod media;
