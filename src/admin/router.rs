@@ -383,7 +383,10 @@ pub async fn call(
         )));
     }
     if route.upload != upload.is_some() {
-        return Err(AdminError::invalid("body", "an upload is expected by upload routes only"));
+        return Err(AdminError::invalid(
+            "body",
+            "an upload is expected by upload routes only",
+        ));
     }
     let mut client = state.pool.get().await?;
     let mut ctx = Ctx {

@@ -49,7 +49,10 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     let mut b = [0u8; 18];
     getrandom::fill(&mut b).map_err(auth::AuthError::Random)?;
     use base64::Engine as _;
-    Ok((base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b), true))
+    Ok((
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b),
+        true,
+    ))
 }
 
 pub async fn run_user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
@@ -80,7 +83,10 @@ pub async fn run_user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
         }
         UserCmd::List => {
-            println!("{:<24} {:<9} {:<8} {:<21} last sign-in", "name", "role", "disabled", "locked until");
+            println!(
+                "{:<24} {:<9} {:<8} {:<21} last sign-in",
+                "name", "role", "disabled", "locked until"
+            );
             for u in auth::list_users(&client).await? {
                 println!(
                     "{:<24} {:<9} {:<8} {:<21} {}",

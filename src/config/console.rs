@@ -95,6 +95,10 @@ mod tests {
             lockout_failures: 0,
             ..ConsoleConfig::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("console.lockout_failures"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("console.lockout_failures"));
     }
 }

@@ -44,10 +44,14 @@ pub enum AuthError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignIn {
     /// the new session's id (for the cookie; only its hash is stored)
-    Ok { session: String },
+    Ok {
+        session: String,
+    },
     Refused,
     /// too many failures: locked until this time (RFC 3339)
-    Locked { until: String },
+    Locked {
+        until: String,
+    },
 }
 
 /// A signed-in user as a page sees it.
@@ -354,7 +358,10 @@ mod tests {
         assert!(!verify_password("correct horse batterx", &h));
         assert!(!verify_password("x", "not a hash"));
         assert_ne!(h, hash_password("correct horse battery").unwrap(), "salted");
-        assert!(matches!(hash_password("short"), Err(AuthError::BadPassword)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(AuthError::BadPassword)
+        ));
         // the dummy hash parses (an unknown user costs a real verification)
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
     }

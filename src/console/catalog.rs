@@ -64,24 +64,71 @@ pub static RESOURCES: &[Resource] = &[
         title: "Customers",
         api: "/v1/admin/customers",
         key: "ban",
-        columns: &["ban", "name", "enabled", "max_rate", "max_concurrent_calls", "max_cps", "partitions"],
+        columns: &[
+            "ban",
+            "name",
+            "enabled",
+            "max_rate",
+            "max_concurrent_calls",
+            "max_cps",
+            "partitions",
+        ],
         edit: &[
             f("name", Kind::Text, ""),
             f("enabled", Kind::Bool, ""),
-            f("max_rate", Kind::NullableDecimal, "ceiling per minute, e.g. 0.05; empty = none"),
+            f(
+                "max_rate",
+                Kind::NullableDecimal,
+                "ceiling per minute, e.g. 0.05; empty = none",
+            ),
             f("max_results", Kind::Int, "routes per answer (1-100)"),
-            f("max_concurrent_calls", Kind::NullableInt, "empty = no limit"),
+            f(
+                "max_concurrent_calls",
+                Kind::NullableInt,
+                "empty = no limit",
+            ),
             f("max_cps", Kind::NullableInt, "empty = no limit"),
-            f("blocked_prefixes", Kind::List, "comma-separated, e.g. 1900, 1976"),
-            f("allowed_classes", Kind::List, "domestic, international, tollfree, premium, canada, caribbean"),
-            f("margin_percent", Kind::NullableDecimal, "default margin %; empty = none"),
-            f("fixed_fee", Kind::Decimal, "per minute, added after the margin"),
+            f(
+                "blocked_prefixes",
+                Kind::List,
+                "comma-separated, e.g. 1900, 1976",
+            ),
+            f(
+                "allowed_classes",
+                Kind::List,
+                "domestic, international, tollfree, premium, canada, caribbean",
+            ),
+            f(
+                "margin_percent",
+                Kind::NullableDecimal,
+                "default margin %; empty = none",
+            ),
+            f(
+                "fixed_fee",
+                Kind::Decimal,
+                "per minute, added after the margin",
+            ),
             f("allow_negative_margin", Kind::Bool, ""),
-            f("billing_min_seconds", Kind::NullableInt, "empty = the vendor's"),
-            f("billing_inc_seconds", Kind::NullableInt, "empty = the vendor's"),
-            f("emergency_callback", Kind::NullableText, "number sent with 911 calls"),
+            f(
+                "billing_min_seconds",
+                Kind::NullableInt,
+                "empty = the vendor's",
+            ),
+            f(
+                "billing_inc_seconds",
+                Kind::NullableInt,
+                "empty = the vendor's",
+            ),
+            f(
+                "emergency_callback",
+                Kind::NullableText,
+                "number sent with 911 calls",
+            ),
         ],
-        create: &[f("ban", Kind::Text, "billing account number"), f("name", Kind::Text, "")],
+        create: &[
+            f("ban", Kind::Text, "billing account number"),
+            f("name", Kind::Text, ""),
+        ],
     },
     Resource {
         slug: "partitions",
@@ -97,7 +144,9 @@ pub static RESOURCES: &[Resource] = &[
         title: "Routes",
         api: "/v1/admin/routes",
         key: "name",
-        columns: &["name", "vendor", "priority", "weight", "capacity", "enabled"],
+        columns: &[
+            "name", "vendor", "priority", "weight", "capacity", "enabled",
+        ],
         edit: &[
             f("priority", Kind::Int, "lower first among equal rates"),
             f("weight", Kind::Int, ""),
@@ -143,14 +192,25 @@ mod tests {
     #[test]
     fn descriptors_name_existing_admin_routes() {
         for r in RESOURCES {
-            assert!(crate::admin::role_needed("GET", r.api).is_some(), "{}", r.api);
+            assert!(
+                crate::admin::role_needed("GET", r.api).is_some(),
+                "{}",
+                r.api
+            );
             let item = format!("{}/x", r.api);
             assert!(crate::admin::role_needed("GET", &item).is_some(), "{item}");
             if !r.edit.is_empty() {
-                assert!(crate::admin::role_needed("PATCH", &item).is_some(), "{item}");
+                assert!(
+                    crate::admin::role_needed("PATCH", &item).is_some(),
+                    "{item}"
+                );
             }
             if !r.create.is_empty() {
-                assert!(crate::admin::role_needed("POST", r.api).is_some(), "{}", r.api);
+                assert!(
+                    crate::admin::role_needed("POST", r.api).is_some(),
+                    "{}",
+                    r.api
+                );
             }
             assert!(r.columns.contains(&r.key));
         }

@@ -241,13 +241,19 @@ mod tests {
             None,
         )
         .into_string();
-        assert!(t.contains("&lt;script&gt;") && !t.contains("<script>"), "{t}");
+        assert!(
+            t.contains("&lt;script&gt;") && !t.contains("<script>"),
+            "{t}"
+        );
         assert!(t.contains("1, 2"));
         let b = Base("/ops/console".into());
         assert_eq!(b.url("r/vendors"), "/ops/console/r/vendors");
         assert_eq!(enc("a b/c"), "a%20b%2Fc");
         assert_eq!(query(&[("ban", "1001"), ("x", "")]), "ban=1001");
         let s = sparkline(&[0.0, 2.0, 1.0], "dips/s").into_string();
-        assert!(s.contains("aria-label=\"dips/s: now 1.0, peak 2.0\""), "{s}");
+        assert!(
+            s.contains("aria-label=\"dips/s: now 1.0, peak 2.0\""),
+            "{s}"
+        );
     }
 }

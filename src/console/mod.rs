@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use hyper::header::{
+    HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
+};
 use hyper::{Method, Request, StatusCode};
 use maud::{html, Markup};
 
@@ -53,6 +55,10 @@ pub struct Console {
     pub media: Option<Arc<crate::media::MediaController>>,
     pub config: ConsoleConfig,
     pub sampler: Arc<sampler::Sampler>,
+    /// deck diffs already computed, by (route, from version, to version): a version's rows
+    /// never change once imported, and the diff of two 100,000-row versions takes the admin
+    /// API ~1 s, so sorting or coming back to a diff is served from here
+    pub diffs: moka::sync::Cache<(String, i64, i64), serde_json::Value>,
 }
 
 /// Failures of a console request; [`ConsoleError::status`] is the one mapping to HTTP.
@@ -109,7 +115,10 @@ impl Reply {
     fn html(status: StatusCode, m: Markup) -> Reply {
         Reply {
             status,
-            headers: vec![(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            headers: vec![(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
             body: ReplyBody::Full(m.into_string().into()),
         }
     }
@@ -186,6 +195,7 @@ impl Console {
             media,
             config,
             sampler: Arc::new(sampler::Sampler::new()),
+            diffs: moka::sync::Cache::new(64),
         }
     }
 
@@ -207,12 +217,17 @@ impl Console {
         format!(
             "{name}={value}; Path={}/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict{}",
             self.base().0,
-            if self.config.cookie_secure { "; Secure" } else { "" }
+            if self.config.cookie_secure {
+                "; Secure"
+            } else {
+                ""
+            }
         )
     }
 
     /// Handles one `/console…` request; never fails (errors become pages).
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let started = std::time::Instant::now();
         let mut r = match self.route(req).await {
             Ok(r) => r,
             Err(e) => {
@@ -222,7 +237,14 @@ impl Console {
                 }
                 Reply::html(
                     status,
-                    html::layout(&self.base(), None, "", "Error", None, html::error_box(&e.to_string())),
+                    html::layout(
+                        &self.base(),
+                        None,
+                        "",
+                        "Error",
+                        None,
+                        html::error_box(&e.to_string()),
+                    ),
                 )
             }
         };
@@ -240,6 +262,13 @@ impl Console {
         }
         r.headers
             .push((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        // the page's server time (a streamed export: until its first byte), for browsers' dev
+        // tools and the page-time test
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(v) = HeaderValue::from_str(&format!("app;dur={ms:.1}")) {
+            r.headers
+                .push((HeaderName::from_static("server-timing"), v));
+        }
         r
     }
 
@@ -258,7 +287,10 @@ impl Console {
             (&Method::GET, "static/console.css") => {
                 return Ok(Reply {
                     status: StatusCode::OK,
-                    headers: vec![(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"))],
+                    headers: vec![(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("text/css; charset=utf-8"),
+                    )],
                     body: ReplyBody::Full(Bytes::from_static(html::CSS.as_bytes())),
                 })
             }
@@ -279,7 +311,11 @@ impl Console {
         let query: HashMap<String, String> = req
             .uri()
             .query()
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         let mut upload = None;
         let form = if method == Method::POST {
@@ -310,8 +346,13 @@ impl Console {
                 let client = self.admin.pool.get().await?;
                 auth::sign_out(&**client, id).await?;
             }
-            return Ok(Reply::redirect(&base.url("login?signed_out=1"))
-                .cookie(self.set_cookie(SESSION_COOKIE, "", 0)));
+            return Ok(
+                Reply::redirect(&base.url("login?signed_out=1")).cookie(self.set_cookie(
+                    SESSION_COOKIE,
+                    "",
+                    0,
+                )),
+            );
         }
         let r = Req {
             method,
@@ -325,8 +366,8 @@ impl Console {
     }
 
     fn login_page(&self, error: Option<&str>, status: StatusCode) -> Result<Reply, ConsoleError> {
-        let token = auth::random_hex()
-            .map_err(|e| ConsoleError::Auth(auth::AuthError::Random(e)))?;
+        let token =
+            auth::random_hex().map_err(|e| ConsoleError::Auth(auth::AuthError::Random(e)))?;
         let base = self.base();
         let body = html! {
             @if let Some(e) = error { (html::error_box(e)) }
@@ -343,8 +384,10 @@ impl Console {
             }
             p.hint { "Accounts are created on the host with " code { "warpd user add" } "." }
         };
-        Ok(Reply::html(status, html::layout(&base, None, "", "Sign in", None, body))
-            .cookie(self.set_cookie(LOGIN_COOKIE, &token, 3600)))
+        Ok(
+            Reply::html(status, html::layout(&base, None, "", "Sign in", None, body))
+                .cookie(self.set_cookie(LOGIN_COOKIE, &token, 3600)),
+        )
     }
 
     async fn login(&self, req: Request<Incoming>) -> Result<Reply, ConsoleError> {
@@ -359,16 +402,24 @@ impl Console {
             );
         }
         let client = self.admin.pool.get().await?;
-        match auth::sign_in(&**client, get("username").trim(), get("password"), self.policy()).await? {
+        match auth::sign_in(
+            &**client,
+            get("username").trim(),
+            get("password"),
+            self.policy(),
+        )
+        .await?
+        {
             SignIn::Ok { session } => {
                 let ttl = self.config.session_ttl_minutes * 60;
                 Ok(Reply::redirect(&self.base().url(""))
                     .cookie(self.set_cookie(SESSION_COOKIE, &session, ttl))
                     .cookie(self.set_cookie(LOGIN_COOKIE, "", 0)))
             }
-            SignIn::Refused => {
-                self.login_page(Some("Wrong user name or password."), StatusCode::UNAUTHORIZED)
-            }
+            SignIn::Refused => self.login_page(
+                Some("Wrong user name or password."),
+                StatusCode::UNAUTHORIZED,
+            ),
             SignIn::Locked { until } => self.login_page(
                 Some(&format!(
                     "This account is locked after repeated failed sign-ins until {until}."

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use serde_json::{Map, Value};
 
 use super::catalog::{Field, Kind, Resource};
-use super::html::{self, enc, may, layout};
+use super::html::{self, enc, layout, may};
 use super::{Console, ConsoleError, Reply, Req};
 
 /// A form's fields as the JSON body of `fields` (see [`Kind`]).
@@ -92,10 +92,16 @@ async fn get(c: &Console, r: &Req, path: &str) -> Result<Value, ConsoleError> {
 }
 
 /// `GET /console/r/<slug>`: every row, and the create form.
-pub async fn list(c: &Console, r: &Req, res: &Resource, error: Option<(StatusCode, String)>) -> Result<Reply, ConsoleError> {
+pub async fn list(
+    c: &Console,
+    r: &Req,
+    res: &Resource,
+    error: Option<(StatusCode, String)>,
+) -> Result<Reply, ConsoleError> {
     let rows = get(c, r, res.api).await?;
     let rows = rows.as_array().cloned().unwrap_or_default();
-    let can_create = !res.create.is_empty() && may(&r.session, crate::admin::role_needed("POST", res.api));
+    let can_create =
+        !res.create.is_empty() && may(&r.session, crate::admin::role_needed("POST", res.api));
     let current = format!("r/{}", res.slug);
     let body = html! {
         @if let Some((_, e)) = &error { (html::error_box(e)) }
@@ -115,7 +121,10 @@ pub async fn list(c: &Console, r: &Req, res: &Resource, error: Option<(StatusCod
         }
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);
-    Ok(Reply::html(status, layout(&r.base, Some(&r.session), &current, res.title, None, body)))
+    Ok(Reply::html(
+        status,
+        layout(&r.base, Some(&r.session), &current, res.title, None, body),
+    ))
 }
 
 /// `GET /console/r/<slug>/<key>`: one item, and its edit form.
@@ -129,7 +138,8 @@ pub async fn item(
     let path = format!("{}/{}", res.api, enc(key));
     let v = get(c, r, &path).await?;
     let obj = v.as_object().cloned().unwrap_or_default();
-    let can_edit = !res.edit.is_empty() && may(&r.session, crate::admin::role_needed("PATCH", &path));
+    let can_edit =
+        !res.edit.is_empty() && may(&r.session, crate::admin::role_needed("PATCH", &path));
     let current = format!("r/{}", res.slug);
     let submitted = error.is_some();
     let body = html! {
@@ -159,12 +169,20 @@ pub async fn item(
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);
     let title = format!("{} {key}", res.title.trim_end_matches('s'));
-    Ok(Reply::html(status, layout(&r.base, Some(&r.session), &current, &title, None, body)))
+    Ok(Reply::html(
+        status,
+        layout(&r.base, Some(&r.session), &current, &title, None, body),
+    ))
 }
 
 /// `POST /console/r/<slug>[/<key>]`: create or update through the admin handler; success
 /// redirects to the item, an error shows the page again with the API's message.
-pub async fn submit(c: &Console, r: &Req, res: &Resource, key: Option<&str>) -> Result<Reply, ConsoleError> {
+pub async fn submit(
+    c: &Console,
+    r: &Req,
+    res: &Resource,
+    key: Option<&str>,
+) -> Result<Reply, ConsoleError> {
     let (method, path, fields) = match key {
         Some(k) => ("PATCH", format!("{}/{}", res.api, enc(k)), res.edit),
         None => ("POST", res.api.to_string(), res.create),
@@ -188,7 +206,11 @@ pub async fn submit(c: &Console, r: &Req, res: &Resource, key: Option<&str>) -> 
     )
     .await;
     match res_call {
-        Ok(_) => Ok(Reply::redirect(&r.base.url(&format!("r/{}/{}?saved=1", res.slug, enc(&target))))),
+        Ok(_) => Ok(Reply::redirect(&r.base.url(&format!(
+            "r/{}/{}?saved=1",
+            res.slug,
+            enc(&target)
+        )))),
         Err(e) => {
             let err = Some((e.http_status(), e.to_string()));
             match key {
@@ -207,12 +229,36 @@ mod tests {
     #[test]
     fn forms_become_the_api_bodies() {
         let fields = [
-            Field { name: "name", kind: Kind::Text, help: "" },
-            Field { name: "max_cps", kind: Kind::NullableInt, help: "" },
-            Field { name: "max_results", kind: Kind::Int, help: "" },
-            Field { name: "enabled", kind: Kind::Bool, help: "" },
-            Field { name: "blocked_prefixes", kind: Kind::List, help: "" },
-            Field { name: "max_rate", kind: Kind::NullableDecimal, help: "" },
+            Field {
+                name: "name",
+                kind: Kind::Text,
+                help: "",
+            },
+            Field {
+                name: "max_cps",
+                kind: Kind::NullableInt,
+                help: "",
+            },
+            Field {
+                name: "max_results",
+                kind: Kind::Int,
+                help: "",
+            },
+            Field {
+                name: "enabled",
+                kind: Kind::Bool,
+                help: "",
+            },
+            Field {
+                name: "blocked_prefixes",
+                kind: Kind::List,
+                help: "",
+            },
+            Field {
+                name: "max_rate",
+                kind: Kind::NullableDecimal,
+                help: "",
+            },
         ];
         let form: HashMap<String, String> = [
             ("name", ""),

@@ -120,11 +120,7 @@ impl Browser {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let old = self
-            .client
-            .find(Locator::Css("html"))
-            .await
-            .expect("html");
+        let old = self.client.find(Locator::Css("html")).await.expect("html");
         act().await;
         eventually("the next page replaces this one", DEADLINE, || {
             let old = old.clone();

@@ -31,5 +31,8 @@ pub async fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
         }
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);
-    Ok(Reply::html(status, layout(&r.base, Some(&r.session), "audit", "Audit log", None, body)))
+    Ok(Reply::html(
+        status,
+        layout(&r.base, Some(&r.session), "audit", "Audit log", None, body),
+    ))
 }

@@ -21,12 +21,25 @@ const FIELDS: [(&str, &str, &str); 8] = [
     ("dnis_prefix", "DNIS starts with", "E.164 digits"),
     ("route", "Route", ""),
     ("vendor", "Vendor", ""),
-    ("disposition", "Disposition", "answered, busy, no_answer, cancelled, failed"),
+    (
+        "disposition",
+        "Disposition",
+        "answered, busy, no_answer, cancelled, failed",
+    ),
 ];
 
 const COLUMNS: [&str; 11] = [
-    "started_at", "call_id", "customer_ban", "ani", "dnis", "route_id", "vendor",
-    "disposition", "sip_code", "duration_ms", "price",
+    "started_at",
+    "call_id",
+    "customer_ban",
+    "ani",
+    "dnis",
+    "route_id",
+    "vendor",
+    "disposition",
+    "sip_code",
+    "duration_ms",
+    "price",
 ];
 
 fn filter(r: &Req) -> Result<CdrFilter, String> {
@@ -78,11 +91,17 @@ pub async fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
     if searched {
         match (filter(r), &c.calls) {
             (Err(e), _) => error = Some(e),
-            (_, None) => error = Some("call tracking is disabled (calls.enabled): there are no CDRs".into()),
+            (_, None) => {
+                error = Some("call tracking is disabled (calls.enabled): there are no CDRs".into())
+            }
             (Ok(f), Some(calls)) => {
                 let client = calls.pool().get().await?;
                 let p = query::page(&client, &f, 50).await?;
-                rows = p.rows.into_iter().map(|x| masked(x, r.session.who.role)).collect();
+                rows = p
+                    .rows
+                    .into_iter()
+                    .map(|x| masked(x, r.session.who.role))
+                    .collect();
                 next = p.next;
             }
         }
@@ -118,8 +137,15 @@ pub async fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
             }
         }
     };
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    Ok(Reply::html(status, layout(&r.base, Some(&r.session), "cdrs", "CDRs", None, body)))
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(Reply::html(
+        status,
+        layout(&r.base, Some(&r.session), "cdrs", "CDRs", None, body),
+    ))
 }
 
 /// `GET /console/cdrs/export.csv?…`: every matching CDR as CSV, page by page, masked per role.
@@ -158,8 +184,14 @@ pub async fn export(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
     Ok(Reply {
         status: StatusCode::OK,
         headers: vec![
-            (CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-            (CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"cdrs.csv\"")),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"cdrs.csv\""),
+            ),
         ],
         body: ReplyBody::Stream(rx),
     })

@@ -9,7 +9,7 @@ use hyper::StatusCode;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::super::html::{self, enc, may, layout, text};
+use super::super::html::{self, enc, layout, may, text};
 use super::super::{Console, ConsoleError, Reply, Req};
 use super::api_get;
 use crate::admin::Upload;
@@ -26,7 +26,10 @@ pub async fn index(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
         p.hint { "Choose a route to see its deck versions, upload a new deck, compare and activate." }
         (html::table(&rows, &["name", "vendor", "enabled"], Some(("name", &r.base, "decks"))))
     };
-    Ok(Reply::html(StatusCode::OK, layout(&r.base, Some(&r.session), "decks", "Rate decks", None, body)))
+    Ok(Reply::html(
+        StatusCode::OK,
+        layout(&r.base, Some(&r.session), "decks", "Rate decks", None, body),
+    ))
 }
 
 fn sorted_rows(diff: &Value, sort: &str) -> Vec<Value> {
@@ -38,6 +41,16 @@ fn sorted_rows(diff: &Value, sort: &str) -> Vec<Value> {
         _ => rows.sort_by(|a, b| text(&a["key"]).cmp(&text(&b["key"]))),
     }
     rows
+}
+
+/// The diff's percentage (a magnitude) signed by the direction of the change.
+fn signed_pct(row: &Value) -> String {
+    match (row["pct"].as_f64(), row["change"].as_str()) {
+        (Some(p), Some("down")) => format!("-{:.1}", p.abs()),
+        (Some(p), Some("up")) => format!("+{:.1}", p.abs()),
+        (Some(p), _) => format!("{p:.1}"),
+        (None, _) => String::new(),
+    }
 }
 
 fn diff_view(r: &Req, route: &str, diff: &Value) -> Markup {
@@ -69,7 +82,7 @@ fn diff_view(r: &Req, route: &str, diff: &Value) -> Markup {
                     @for row in sorted_rows(diff, sort) {
                         tr { td { (text(&row["key"])) } td { (text(&row["change"])) }
                             td.num { (text(&row["old_rate"])) } td.num { (text(&row["new_rate"])) }
-                            td.num { (row["pct"].as_f64().map(|p| format!("{p:+.1}")).unwrap_or_default()) } }
+                            td.num { (signed_pct(&row)) } }
                     }
                 }
             }
@@ -89,16 +102,40 @@ pub async fn route_page(
     let versions = versions.as_array().cloned().unwrap_or_default();
     let live = versions.iter().find(|v| v["current"] == Value::Bool(true));
     let can_upload = may(&r.session, crate::admin::role_needed("POST", &path));
-    let can_activate = may(&r.session, crate::admin::role_needed("POST", &format!("{path}/1/activate")));
-    let can_shadow = may(&r.session, crate::admin::role_needed("GET", &format!("{path}/1/shadow")));
+    let can_activate = may(
+        &r.session,
+        crate::admin::role_needed("POST", &format!("{path}/1/activate")),
+    );
+    let can_shadow = may(
+        &r.session,
+        crate::admin::role_needed("GET", &format!("{path}/1/shadow")),
+    );
     let mut diff = None;
     let mut shadow = None;
     let mut extra_error = None;
     if let (Some(live), Ok(to)) = (live, r.q("diff").parse::<i64>()) {
-        let from = live["id"].as_i64().unwrap_or(0).to_string();
-        match api_get(c, r, &format!("{path}/diff"), &[("from", &from), ("to", &to.to_string()), ("limit", "1000")]).await {
-            Ok(d) => diff = Some(d),
-            Err(e) => extra_error = Some(e.to_string()),
+        let from = live["id"].as_i64().unwrap_or(0);
+        let key = (route.to_string(), from, to);
+        match c.diffs.get(&key) {
+            Some(d) => diff = Some(d),
+            None => match api_get(
+                c,
+                r,
+                &format!("{path}/diff"),
+                &[
+                    ("from", &from.to_string()),
+                    ("to", &to.to_string()),
+                    ("limit", "1000"),
+                ],
+            )
+            .await
+            {
+                Ok(d) => {
+                    c.diffs.insert(key, d.clone());
+                    diff = Some(d)
+                }
+                Err(e) => extra_error = Some(e.to_string()),
+            },
         }
     }
     if let Ok(v) = r.q("shadow").parse::<i64>() {
@@ -169,7 +206,10 @@ pub async fn route_page(
         }
     };
     let status = error.map_or(StatusCode::OK, |(s, _)| s);
-    Ok(Reply::html(status, layout(&r.base, Some(&r.session), "decks", &title, None, body)))
+    Ok(Reply::html(
+        status,
+        layout(&r.base, Some(&r.session), "decks", &title, None, body),
+    ))
 }
 
 /// `POST /console/decks/<route>/upload`: the admin upload handler with the form's options.
@@ -180,7 +220,16 @@ pub async fn upload(
     upload: Option<Upload>,
 ) -> Result<Reply, ConsoleError> {
     let Some(upload) = upload else {
-        return route_page(c, r, route, Some((StatusCode::BAD_REQUEST, "body: no deck file was sent".into()))).await;
+        return route_page(
+            c,
+            r,
+            route,
+            Some((
+                StatusCode::BAD_REQUEST,
+                "body: no deck file was sent".into(),
+            )),
+        )
+        .await;
     };
     let mut query: HashMap<String, String> = upload
         .fields
@@ -209,7 +258,12 @@ pub async fn upload(
             Ok(Reply::redirect(&r.base.url(&format!(
                 "decks/{}?{}",
                 enc(route),
-                html::query(&[("uploaded", &v), ("rows", &text(&rep["rows"])), ("state", &text(&rep["state"])), ("diff", &v)])
+                html::query(&[
+                    ("uploaded", &v),
+                    ("rows", &text(&rep["rows"])),
+                    ("state", &text(&rep["state"])),
+                    ("diff", &v)
+                ])
             ))))
         }
         Err(e) => route_page(c, r, route, Some((e.http_status(), e.to_string()))).await,
@@ -225,12 +279,22 @@ fn confirm(r: &Req, title: &str, question: &str, action: &str, button_id: &str) 
                 a href=(r.base.url("decks")) { "Cancel" } }
         }
     };
-    Reply::html(StatusCode::OK, layout(&r.base, Some(&r.session), "decks", title, None, body))
+    Reply::html(
+        StatusCode::OK,
+        layout(&r.base, Some(&r.session), "decks", title, None, body),
+    )
 }
 
 /// `GET|POST /console/decks/<route>/<version>/activate`: confirmation, then the admin handler.
-pub async fn activate(c: &Console, r: &Req, route: &str, version: &str) -> Result<Reply, ConsoleError> {
-    let action = r.base.url(&format!("decks/{}/{}/activate", enc(route), enc(version)));
+pub async fn activate(
+    c: &Console,
+    r: &Req,
+    route: &str,
+    version: &str,
+) -> Result<Reply, ConsoleError> {
+    let action = r
+        .base
+        .url(&format!("decks/{}/{}/activate", enc(route), enc(version)));
     if r.method == hyper::Method::GET {
         return Ok(confirm(
             r,
@@ -241,8 +305,22 @@ pub async fn activate(c: &Console, r: &Req, route: &str, version: &str) -> Resul
         ));
     }
     let path = format!("{}/{}/activate", decks_path(route), enc(version));
-    match crate::admin::call(&c.admin, r.session.who.clone(), "POST", &path, HashMap::new(), bytes::Bytes::new(), None).await {
-        Ok(_) => Ok(Reply::redirect(&r.base.url(&format!("decks/{}?activated={}", enc(route), enc(version))))),
+    match crate::admin::call(
+        &c.admin,
+        r.session.who.clone(),
+        "POST",
+        &path,
+        HashMap::new(),
+        bytes::Bytes::new(),
+        None,
+    )
+    .await
+    {
+        Ok(_) => Ok(Reply::redirect(&r.base.url(&format!(
+            "decks/{}?activated={}",
+            enc(route),
+            enc(version)
+        )))),
         Err(e) => route_page(c, r, route, Some((e.http_status(), e.to_string()))).await,
     }
 }
@@ -260,10 +338,24 @@ pub async fn rollback(c: &Console, r: &Req, route: &str) -> Result<Reply, Consol
         ));
     }
     let path = format!("{}/rollback", decks_path(route));
-    match crate::admin::call(&c.admin, r.session.who.clone(), "POST", &path, HashMap::new(), bytes::Bytes::new(), None).await {
+    match crate::admin::call(
+        &c.admin,
+        r.session.who.clone(),
+        "POST",
+        &path,
+        HashMap::new(),
+        bytes::Bytes::new(),
+        None,
+    )
+    .await
+    {
         Ok(reply) => {
             let v: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-            Ok(Reply::redirect(&r.base.url(&format!("decks/{}?rolled_back={}", enc(route), text(&v["rolled_back"])))))
+            Ok(Reply::redirect(&r.base.url(&format!(
+                "decks/{}?rolled_back={}",
+                enc(route),
+                text(&v["rolled_back"])
+            ))))
         }
         Err(e) => route_page(c, r, route, Some((e.http_status(), e.to_string()))).await,
     }

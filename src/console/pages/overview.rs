@@ -17,7 +17,11 @@ pub async fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
     let outcomes = dips_by_outcome(&c.metrics);
     let now = chrono::Utc::now().timestamp();
     let snap = c.engine.is_ready().then(|| c.engine.load());
-    let quality = c.calls.as_ref().map(|k| k.route_quality(false)).unwrap_or_default();
+    let quality = c
+        .calls
+        .as_ref()
+        .map(|k| k.route_quality(false))
+        .unwrap_or_default();
     let nodes = c.media.as_ref().map(|m| m.nodes()).unwrap_or_default();
     let body = html! {
         div.cards {
@@ -82,6 +86,8 @@ pub async fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
             }
         }
     };
-    Ok(Reply::html(StatusCode::OK, layout(&r.base, Some(&r.session), "", "Overview", Some(5), body)))
+    Ok(Reply::html(
+        StatusCode::OK,
+        layout(&r.base, Some(&r.session), "", "Overview", Some(5), body),
+    ))
 }
-

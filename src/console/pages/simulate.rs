@@ -12,7 +12,11 @@ use crate::routing::{params::dip_from_query, DipAnswer};
 
 pub fn page_fields() -> [(&'static str, &'static str, &'static str); 5] {
     [
-        ("ban", "Customer BAN", "or leave empty and give the source IP"),
+        (
+            "ban",
+            "Customer BAN",
+            "or leave empty and give the source IP",
+        ),
         ("src_ip", "Source IP", "the INVITE's source address"),
         ("ani", "ANI (calling number)", "e.g. +13125551000"),
         ("dnis", "DNIS (called number)", "e.g. +12125551234"),
@@ -38,7 +42,12 @@ pub fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
         } else {
             crate::deck::parse::parse_when(at)
                 .map(|us| us / 1_000_000)
-                .map_err(|_| format!("at: {} is not a date/time", warpd_core::excerpt::excerpt(at)))
+                .map_err(|_| {
+                    format!(
+                        "at: {} is not a date/time",
+                        warpd_core::excerpt::excerpt(at)
+                    )
+                })
         };
         match (dip_from_query(Some(&q)), when) {
             (Err(e), _) => error = Some(e.to_string()),
@@ -126,5 +135,15 @@ pub fn page(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
     } else {
         hyper::StatusCode::OK
     };
-    Ok(Reply::html(status, layout(&r.base, Some(&r.session), "simulate", "Route simulator", None, body)))
+    Ok(Reply::html(
+        status,
+        layout(
+            &r.base,
+            Some(&r.session),
+            "simulate",
+            "Route simulator",
+            None,
+            body,
+        ),
+    ))
 }

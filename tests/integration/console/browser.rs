@@ -44,10 +44,15 @@ async fn ops_work_through_the_console_in_a_browser() {
 
     // sign-in page, then the overview
     b.goto(&format!("{base}/console/")).await;
-    assert!(b.client.current_url().await.unwrap().path().ends_with("/console/login"));
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
     b.screenshot("01-sign-in").await;
     sign_in(&b, base, "root", ADMIN_PW).await;
-    b.screenshot("02-overview").await;
     assert!(b.text("generation").await.parse::<u64>().unwrap() >= 1);
 
     // the simulator: the form, the answer, and every candidate with kept/dropped and why
@@ -59,20 +64,44 @@ async fn ops_work_through_the_console_in_a_browser() {
     let answer = b.text("answer").await;
     assert!(answer.starts_with("Route to beta"), "{answer}");
     let table = b.text("candidates").await;
-    assert!(table.contains("alpha") && table.contains("beta") && table.contains("kept"), "{table}");
+    assert!(
+        table.contains("alpha") && table.contains("beta") && table.contains("kept"),
+        "{table}"
+    );
     b.screenshot("03-simulator").await;
 
     // decks of alpha: a bad line is refused, naming the file and line; nothing imported
     b.goto(&format!("{base}/console/decks/alpha")).await;
-    upload(&b, files.path(), "bad.csv", "Code,Price\n44,0.03\n4420,x\n", false).await;
+    upload(
+        &b,
+        files.path(),
+        "bad.csv",
+        "Code,Price\n44,0.03\n4420,x\n",
+        false,
+    )
+    .await;
     let main = b.main_text().await;
     assert!(main.contains("bad.csv line 3"), "{main}");
     b.screenshot("04-deck-error").await;
     // a good deck, live at once (0.03: beta at 0.02 stays first)
-    upload(&b, files.path(), "alpha-live.csv", "Code,Destination,Price\n44,UK,0.03\n", false).await;
+    upload(
+        &b,
+        files.path(),
+        "alpha-live.csv",
+        "Code,Destination,Price\n44,UK,0.03\n",
+        false,
+    )
+    .await;
     assert!(b.main_text().await.contains("1 rows, live"));
     // a staged one at 0.01: the diff against the live version shows the decrease
-    upload(&b, files.path(), "alpha-cheaper.csv", "Code,Destination,Price\n44,UK,0.01\n", true).await;
+    upload(
+        &b,
+        files.path(),
+        "alpha-cheaper.csv",
+        "Code,Destination,Price\n44,UK,0.01\n",
+        true,
+    )
+    .await;
     let summary = b.text("diff-summary").await;
     assert!(summary.contains("decreases 1"), "{summary}");
     let diff = b.text("diff").await;
@@ -88,7 +117,10 @@ async fn ops_work_through_the_console_in_a_browser() {
     b.click(&format!("activate-{staged}")).await;
     b.screenshot("06-deck-activate-confirm").await;
     b.click("confirm-activate").await;
-    assert!(b.main_text().await.contains(&format!("Version {staged} is live")));
+    assert!(b
+        .main_text()
+        .await
+        .contains(&format!("Version {staged} is live")));
     // the simulator's answer changes once the snapshot reloads
     let url = format!("{base}/console/simulate?{LONDON}");
     eventually("the simulator answers alpha", DEADLINE, || {
@@ -96,14 +128,21 @@ async fn ops_work_through_the_console_in_a_browser() {
         async move {
             b.goto(url).await;
             let a = b.text("answer").await;
-            if a.starts_with("Route to alpha") { Ok(()) } else { Err(a) }
+            if a.starts_with("Route to alpha") {
+                Ok(())
+            } else {
+                Err(a)
+            }
         }
     })
     .await;
     b.screenshot("07-simulator-after").await;
 
     // a call: dip with a call id, answered and ended; its CDR is found by the search
-    let a = st.warpd.dip(&format!("{LONDON}&call_id=console-call-1")).await;
+    let a = st
+        .warpd
+        .dip(&format!("{LONDON}&call_id=console-call-1"))
+        .await;
     assert_eq!(a["routes"][0]["route_id"], "alpha", "{a}");
     let t0 = chrono::Utc::now().timestamp() as f64;
     let events = format!(
@@ -123,12 +162,19 @@ async fn ops_work_through_the_console_in_a_browser() {
         async move {
             b.goto(u).await;
             let t = b.text("cdrs").await;
-            if t.contains("console-call-1") { Ok(()) } else { Err(t) }
+            if t.contains("console-call-1") {
+                Ok(())
+            } else {
+                Err(t)
+            }
         }
     })
     .await;
     let t = b.text("cdrs").await;
-    assert!(t.contains("+442071234567") || t.contains("442071234567"), "admin sees numbers: {t}");
+    assert!(
+        t.contains("+442071234567") || t.contains("442071234567"),
+        "admin sees numbers: {t}"
+    );
     b.screenshot("08-cdrs").await;
 
     // a resource edit: the API's message names the field; then a good value is saved
@@ -149,17 +195,37 @@ async fn ops_work_through_the_console_in_a_browser() {
     b.goto(&format!("{base}/console/r/partitions")).await;
     b.screenshot("13-partitions").await;
 
+    // the overview after the traffic above (its sparklines sample every 2 s)
+    b.goto(&format!("{base}/console/")).await;
+    assert!(b.text("outcomes").await.contains("route"));
+    b.screenshot("02-overview").await;
+
     // the audit log names the console user for each change
     b.goto(&format!("{base}/console/audit")).await;
     let audit = b.text("audit").await;
-    assert!(audit.contains("console:root") && audit.contains("customer.update"), "{audit}");
+    assert!(
+        audit.contains("console:root") && audit.contains("customer.update"),
+        "{audit}"
+    );
     b.screenshot("14-audit").await;
 
     // sign out: the session is gone
     b.click("sign-out").await;
-    assert!(b.client.current_url().await.unwrap().path().ends_with("/console/login"));
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
     b.goto(&format!("{base}/console/cdrs")).await;
-    assert!(b.client.current_url().await.unwrap().path().ends_with("/console/login"));
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
 
     // a readonly user: no edit controls anywhere, masked numbers
     sign_in(&b, base, "viewer", VIEWER_PW).await;
@@ -172,7 +238,10 @@ async fn ops_work_through_the_console_in_a_browser() {
     assert!(!b.has("form[method=post] button:not(#sign-out)").await);
     b.goto(&search_url).await;
     let t = b.text("cdrs").await;
-    assert!(t.contains("console-call-1") && t.contains('*') && !t.contains("442071234567"), "{t}");
+    assert!(
+        t.contains("console-call-1") && t.contains('*') && !t.contains("442071234567"),
+        "{t}"
+    );
     b.screenshot("16-readonly-cdrs").await;
     b.close().await;
     st.warpd.stop().await;

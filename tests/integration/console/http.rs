@@ -35,9 +35,17 @@ fn value_of<'a>(html: &'a str, name: &str) -> &'a str {
 }
 
 /// Signs in over HTTP: (status, session cookie `warpd_console=…` if one was set, body).
-async fn sign_in(base: &str, user: &str, pw: &str) -> (StatusCode, Option<String>, String) {
+pub(super) async fn sign_in(
+    base: &str,
+    user: &str,
+    pw: &str,
+) -> (StatusCode, Option<String>, String) {
     let http = client();
-    let page = http.get(format!("{base}/console/login")).send().await.unwrap();
+    let page = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
     let login_cookie = cookie(&page, "warpd_console_login").unwrap();
     let token = login_cookie
         .split(';')
@@ -52,7 +60,11 @@ async fn sign_in(base: &str, user: &str, pw: &str) -> (StatusCode, Option<String
     let r = http
         .post(format!("{base}/console/login"))
         .header("cookie", format!("warpd_console_login={token}"))
-        .form(&[("login_token", token.as_str()), ("username", user), ("password", pw)])
+        .form(&[
+            ("login_token", token.as_str()),
+            ("username", user),
+            ("password", pw),
+        ])
         .send()
         .await
         .unwrap();
@@ -79,7 +91,10 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     let (s, admin, _) = sign_in(&base, "root", ADMIN_PW).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let admin = admin.expect("session cookie");
-    for form in [vec![("max_cps", "7")], vec![("max_cps", "7"), ("csrf", "0000")]] {
+    for form in [
+        vec![("max_cps", "7")],
+        vec![("max_cps", "7"), ("csrf", "0000")],
+    ] {
         let r = http
             .post(format!("{base}/console/r/customers/1001"))
             .header("cookie", &admin)
@@ -90,7 +105,11 @@ async fn forged_forms_and_readonly_posts_are_refused() {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{form:?}");
         assert!(r.text().await.unwrap().contains("CSRF token"));
     }
-    assert_eq!(max_cps(&st.client).await, before, "a forged form changed nothing");
+    assert_eq!(
+        max_cps(&st.client).await,
+        before,
+        "a forged form changed nothing"
+    );
 
     // the same form with the session's token goes through the admin handler and is audited
     let page = http
@@ -138,9 +157,22 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     assert!(!page.contains("id=\"save\""), "readonly sees no Save");
     let csrf = value_of(&page, "csrf").to_string(); // the sign-out form's
     for (path, form) in [
-        ("/console/r/customers/1001", vec![("csrf", csrf.as_str()), ("max_cps", "9")]),
-        ("/console/r/vendors", vec![("csrf", csrf.as_str()), ("name", "evil"), ("billing_model", "LRN")]),
-        ("/console/decks/alpha/rollback", vec![("csrf", csrf.as_str())]),
+        (
+            "/console/r/customers/1001",
+            vec![("csrf", csrf.as_str()), ("max_cps", "9")],
+        ),
+        (
+            "/console/r/vendors",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("name", "evil"),
+                ("billing_model", "LRN"),
+            ],
+        ),
+        (
+            "/console/decks/alpha/rollback",
+            vec![("csrf", csrf.as_str())],
+        ),
     ] {
         let r = http
             .post(format!("{base}{path}"))
@@ -150,7 +182,10 @@ async fn forged_forms_and_readonly_posts_are_refused() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
-        assert!(r.text().await.unwrap().contains("has role readonly"), "{path}");
+        assert!(
+            r.text().await.unwrap().contains("has role readonly"),
+            "{path}"
+        );
     }
     assert_eq!(max_cps(&st.client).await, Some(7));
     let n: i64 = st
@@ -162,7 +197,11 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     assert_eq!(n, 0);
 
     // no session: pages redirect to the sign-in page, POSTs too
-    let r = http.get(format!("{base}/console/cdrs")).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/console/cdrs"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/console/login");
     st.warpd.stop().await;
@@ -204,7 +243,11 @@ async fn repeated_failures_lock_the_account_and_cookies_are_strict() {
     // the session cookie: HttpOnly, SameSite=Strict, Secure, the console's path; the database
     // holds only the id's hash
     let http = client();
-    let page = http.get(format!("{base}/console/login")).send().await.unwrap();
+    let page = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
     let c = cookie(&page, "warpd_console_login").unwrap();
     for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/console/"] {
         assert!(c.contains(attr), "{c}");
@@ -221,7 +264,10 @@ async fn repeated_failures_lock_the_account_and_cookies_are_strict() {
         .get(0);
     let raw: i64 = st
         .client
-        .query_one("SELECT count(*) FROM console_sessions WHERE id_sha256 = $1", &[&id])
+        .query_one(
+            "SELECT count(*) FROM console_sessions WHERE id_sha256 = $1",
+            &[&id],
+        )
         .await
         .unwrap()
         .get(0);
@@ -237,10 +283,19 @@ async fn behind_a_proxy_prefix_links_redirects_and_cookies_carry_it() {
     // the proxy strips /ops: warpd still serves /console/, and emits /ops/console/… everywhere
     let r = http.get(format!("{base}/console/")).send().await.unwrap();
     assert_eq!(r.headers()["location"], "/ops/console/login");
-    let r = http.get(format!("{base}/console/login")).send().await.unwrap();
-    assert!(cookie(&r, "warpd_console_login").unwrap().contains("Path=/ops/console/"));
+    let r = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert!(cookie(&r, "warpd_console_login")
+        .unwrap()
+        .contains("Path=/ops/console/"));
     let html = r.text().await.unwrap();
-    assert!(html.contains("href=\"/ops/console/static/console.css\""), "{html}");
+    assert!(
+        html.contains("href=\"/ops/console/static/console.css\""),
+        "{html}"
+    );
     assert!(html.contains("action=\"/ops/console/login\""), "{html}");
     let (s, session, _) = sign_in(&base, "root", ADMIN_PW).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
@@ -254,6 +309,9 @@ async fn behind_a_proxy_prefix_links_redirects_and_cookies_carry_it() {
         .await
         .unwrap();
     assert!(page.contains("href=\"/ops/console/r/vendors/"), "{page}");
-    assert!(!page.contains("href=\"/console/"), "every link carries the prefix");
+    assert!(
+        !page.contains("href=\"/console/"),
+        "every link carries the prefix"
+    );
     st.warpd.stop().await;
 }

@@ -6,6 +6,7 @@
 
 mod browser;
 mod http;
+mod timing;
 
 use std::path::PathBuf;
 
