@@ -276,7 +276,7 @@ impl Console {
         let base = self.base();
         let full = req.uri().path().to_string();
         let Some(rest) = full.strip_prefix("/console") else {
-            return Err(ConsoleError::NotFound(full.chars().take(128).collect()));
+            return Err(ConsoleError::NotFound(warpd_core::excerpt::excerpt(&full)));
         };
         if rest.is_empty() {
             return Ok(Reply::redirect(&base.url("")));

@@ -188,7 +188,7 @@ pub async fn submit(
         None => ("POST", res.api.to_string(), res.create),
     };
     if fields.is_empty() {
-        return Err(ConsoleError::NotFound(path));
+        return Err(ConsoleError::NotFound(warpd_core::excerpt::excerpt(&path)));
     }
     let body = body_of(fields, &r.form);
     let target = match key {

@@ -14,7 +14,11 @@ use crate::admin::Role;
 use crate::cdr::query::{self, CdrFilter, Format};
 
 const FIELDS: [(&str, &str, &str); 8] = [
-    ("from", "From", "e.g. 2026-12-06T00:00Z"),
+    (
+        "from",
+        "From",
+        "RFC 3339, e.g. 2026-12-06T00:00:00Z, or unix seconds",
+    ),
     ("to", "To", "exclusive"),
     ("ban", "Customer BAN", ""),
     ("ani_prefix", "ANI starts with", "E.164 digits"),

@@ -15,6 +15,9 @@ use hyper::Method;
 use super::{catalog, resource, Console, ConsoleError, Reply, Req};
 use crate::admin::Upload;
 
+/// Longest path segment (a name or key) a page accepts.
+const MAX_SEGMENT: usize = 256;
+
 /// A path segment, percent-decoded.
 fn seg(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
@@ -57,6 +60,10 @@ pub(super) async fn dispatch(
     } else {
         r.path.split('/').map(seg).collect()
     };
+    // names and keys are short: a long segment is no page (and is not echoed whole)
+    if let Some(long) = segs.iter().find(|x| x.chars().count() > MAX_SEGMENT) {
+        return Err(ConsoleError::NotFound(warpd_core::excerpt::excerpt(long)));
+    }
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let get = r.method == Method::GET;
     let post = r.method == Method::POST;
@@ -71,7 +78,8 @@ pub(super) async fn dispatch(
             decks::activate(c, &r, route, version).await
         }
         ["r", slug] => {
-            let res = catalog::find(slug).ok_or_else(|| ConsoleError::NotFound(r.path.clone()))?;
+            let res = catalog::find(slug)
+                .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
             if post {
                 resource::submit(c, &r, res, None).await
             } else {
@@ -79,7 +87,8 @@ pub(super) async fn dispatch(
             }
         }
         ["r", slug, key] => {
-            let res = catalog::find(slug).ok_or_else(|| ConsoleError::NotFound(r.path.clone()))?;
+            let res = catalog::find(slug)
+                .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
             if post {
                 resource::submit(c, &r, res, Some(key)).await
             } else {
@@ -90,8 +99,8 @@ pub(super) async fn dispatch(
         ["cdrs", "export.csv"] if get => cdrs::export(c, &r).await,
         ["audit"] if get => audit::page(c, &r).await,
         _ => Err(ConsoleError::NotFound(format!(
-            "/console/{}",
-            r.path.chars().take(128).collect::<String>()
+            "/console/ {}",
+            warpd_core::excerpt::excerpt(&r.path)
         ))),
     }
 }

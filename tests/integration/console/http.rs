@@ -315,3 +315,84 @@ async fn behind_a_proxy_prefix_links_redirects_and_cookies_carry_it() {
     );
     st.warpd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_page_naming_the_field_never_a_500() {
+    let st = start(&[]).await;
+    let base = st.warpd.admin_url("");
+    let base = base.trim_end_matches('/');
+    let (_, session, _) = sign_in(base, "root", ADMIN_PW).await;
+    let session = session.unwrap();
+    let long = "9".repeat(5000);
+    let http = client();
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            "simulate?ban=1001&ani=%2B12125550100&dnis=%2B442071234567&src_ip=nope".into(),
+            400,
+            "src_ip",
+        ),
+        (
+            "simulate?ban=1001&ani=%2B12125550100&dnis=%2B442071234567&at=yesterday".into(),
+            400,
+            "at:",
+        ),
+        ("cdrs?search=1&from=soon".into(), 400, "from:"),
+        (
+            "cdrs?search=1&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z".into(),
+            400,
+            "to: must be after from",
+        ),
+        ("cdrs?search=1&cursor=zz".into(), 400, "cursor"),
+        ("cdrs/export.csv?from=soon".into(), 400, "from:"),
+        ("r/nope".into(), 404, "no such page"),
+        (format!("r/customers/{long}"), 404, "no such page"),
+        (
+            "r/customers/nobody".into(),
+            404,
+            "customer &quot;nobody&quot; does not exist",
+        ),
+        ("decks/nope".into(), 404, "nope"),
+        ("decks/alpha/x/activate".into(), 200, "Activate version x"),
+        (format!("nope/{long}"), 404, "no such page"),
+    ];
+    for (path, status, want) in &cases {
+        let r = http
+            .get(format!("{base}/console/{path}"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), *status, "{path:.80}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(want), "{path:.80}: {body:.2000}");
+        assert!(
+            !body.contains(&long),
+            "{path:.80}: the long value is not echoed"
+        );
+    }
+    // a POST activating a version that is not a number: the API's message, 400
+    let page = http
+        .get(format!("{base}/console/decks/alpha"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = value_of(&page, "csrf").to_string();
+    let r = http
+        .post(format!("{base}/console/decks/alpha/x/activate"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("version: &quot;x&quot; is not a version id"));
+    st.warpd.stop().await;
+}
