@@ -18,7 +18,7 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// A ChromeDriver process and one browser session on it; both end on drop.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
     shots: PathBuf,
 }
@@ -37,12 +37,15 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let driver = Command::new(CHROMEDRIVER)
-            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        // killed on drop, however the test ends
+        let driver = Driver(
+            Command::new(CHROMEDRIVER)
+                .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
         let url = format!("http://127.0.0.1:{port}");
         let status = format!("{url}/status");
         let http = reqwest::Client::new();
@@ -90,7 +93,7 @@ impl Browser {
         std::fs::create_dir_all(shots).expect("screenshot dir");
         Browser {
             client,
-            driver,
+            _driver: driver,
             _profile: profile,
             shots: shots.to_path_buf(),
         }
@@ -197,15 +200,22 @@ impl Browser {
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    /// Ends the browser session; ChromeDriver stops on drop.
+    /// Ends the browser session (the browser quits), then stops ChromeDriver.
     pub async fn close(self) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.clone().close()).await;
+        let Browser {
+            client, _driver, ..
+        } = self;
+        let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+        drop(_driver);
     }
 }
 
-impl Drop for Browser {
+/// The ChromeDriver process, killed on drop.
+struct Driver(Child);
+
+impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
