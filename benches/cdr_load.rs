@@ -294,6 +294,7 @@ fn main() {
             calls: Some(calls.clone()),
             media: None,
             admin: None,
+            console: None,
             kamailio_auth: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));

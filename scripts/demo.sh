@@ -60,6 +60,8 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
 fi
 "$bin" migrate
 "$bin" apply examples/demo/network.toml
+# the ops console's first admin (a fresh password on every run; shown below)
+console_pw=$("$bin" user add admin --role admin 2>/dev/null || "$bin" user passwd admin 2>/dev/null)
 "$bin" serve &
 pids+=($!)
 listen=$("$bin" check-config | sed -n 's/^kamailio_listen = "\(.*\)"$/\1/p' | head -n1)
@@ -109,6 +111,10 @@ API, CDRs and metrics on http://${admin:-127.0.0.1:8081} (the admin listener), w
   curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.simulate","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://${admin:-127.0.0.1:8081}/rpc
 (dips name the customer by source address: server.kamailio_dip_as = "src_ip"; rates are in lcr.simulate)
   $bin --config $WARPD_CONFIG route --ban 10001 --ani +13125551000 --dnis +12125551234
+
+The ops console (docs/CONSOLE.md): http://${admin:-127.0.0.1:8081}/console/
+  sign in as: admin    password: ${console_pw}
+  (more users: $bin --config $WARPD_CONFIG user add NAME --role admin|ops|readonly)
 MSG
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   cat <<MSG

@@ -8,6 +8,7 @@ pub mod calls;
 pub mod cdr;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod consul;
 pub mod db;
 pub mod deck;

@@ -320,7 +320,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         // streamed to a temporary file, never held in memory
         let u = tokio::time::timeout(
             UPLOAD_TIMEOUT,
-            super::multipart::receive(req, limit, content_type.as_deref()),
+            super::multipart::receive(req, limit, content_type.as_deref(), &[]),
         )
         .await
         .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))??;
@@ -347,6 +347,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         (read_body(req, limit, BODY_TIMEOUT).await?, None)
     };
     let mut ctx = Ctx {
+        via: "token",
         who,
         params,
         query,
@@ -355,6 +356,75 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
     };
     let c: &mut Client = &mut client;
     (route.handler)(state, &mut ctx, c).await
+}
+
+/// An admin request made in-process for a signed-in console user (`crate::console`): the same
+/// route table, role check and handler as over `/v1/admin/…`, so every rule and validation
+/// message is the API's; the audit rows name `console:<user>`. `query` holds the query
+/// parameters (and, for an upload, its form fields); `body` is the JSON body.
+pub async fn call(
+    state: &AdminState,
+    who: Principal,
+    method: &str,
+    path: &str,
+    query: HashMap<String, String>,
+    body: bytes::Bytes,
+    upload: Option<super::multipart::Upload>,
+) -> Result<AdminReply, AdminError> {
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| AdminError::invalid("method", "not an HTTP method"))?;
+    let (route, params) = route(&method, path)?;
+    if !who.role.allows(route.role) {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} has role {}; this needs role {} or higher",
+            who.name,
+            who.role.as_str(),
+            route.role.as_str()
+        )));
+    }
+    if route.upload != upload.is_some() {
+        return Err(AdminError::invalid(
+            "body",
+            "an upload is expected by upload routes only",
+        ));
+    }
+    let mut client = state.pool.get().await?;
+    let mut ctx = Ctx {
+        via: "console",
+        who,
+        params,
+        query,
+        body,
+        upload,
+    };
+    let c: &mut Client = &mut client;
+    (route.handler)(state, &mut ctx, c).await
+}
+
+/// The least role an admin request needs, when the route exists (the console hides controls a
+/// user's role may not use).
+pub fn role_needed(method: &str, path: &str) -> Option<Role> {
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    route(&method, path).ok().map(|(r, _)| r.role)
+}
+
+/// Receives a browser's multipart form (a file part and fields) into a temporary file, as an
+/// upload route's body, refusing more than `limit` bytes (the console's deck upload).
+pub async fn receive_upload(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<super::multipart::Upload, AdminError> {
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    tokio::time::timeout(
+        UPLOAD_TIMEOUT,
+        super::multipart::receive(req, limit, content_type.as_deref(), &["csrf"]),
+    )
+    .await
+    .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))?
 }
 
 #[cfg(test)]

@@ -132,6 +132,7 @@ enum Action {
     CdrsExport,
     RouteQuality,
     Admin,
+    Console,
     OpenApi,
     Refuse(Surface, ApiError),
 }
@@ -146,6 +147,7 @@ fn action(path: &str, method: &Method) -> Action {
         ("/metrics", &Method::GET) => Action::Metrics,
         ("/v1/openapi.json", &Method::GET) => Action::OpenApi,
         (p, _) if p.starts_with("/v1/admin/") => Action::Admin,
+        (p, _) if p == "/console" || p.starts_with("/console/") => Action::Console,
         ("/v1/events", &Method::POST) => Action::Events,
         ("/v1/cdrs", &Method::GET) => Action::Cdrs,
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
@@ -276,9 +278,42 @@ pub(crate) async fn handle(
                 ApiError::NotFound("/v1/admin (admin API not enabled)".into()),
             ),
         },
+        Action::Console => match &api.state.console {
+            Some(console) => console_reply(console.handle(req).await),
+            None => api.error(
+                Surface::Http,
+                ApiError::NotFound("/console (the console is off: console.enabled)".into()),
+            ),
+        },
         Action::Refuse(surface, e) => api.error(surface, e),
     };
     Ok(resp)
+}
+
+/// A console answer as a response (CSV exports stream).
+fn console_reply(r: crate::console::Reply) -> Response<Body> {
+    use crate::console::ReplyBody;
+    let mut resp = match r.body {
+        ReplyBody::Full(b) => Response::new(Either::Left(http_body_util::Full::new(b))),
+        ReplyBody::Stream(rx) => {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| {
+                    (
+                        Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(b))),
+                        rx,
+                    )
+                })
+            });
+            Response::new(Either::Right(jsonrpsee::server::HttpBody::new(
+                http_body_util::StreamBody::new(stream),
+            )))
+        }
+    };
+    *resp.status_mut() = r.status;
+    for (k, v) in r.headers {
+        resp.headers_mut().append(k, v);
+    }
+    resp
 }
 
 #[cfg(test)]

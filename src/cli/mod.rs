@@ -5,6 +5,7 @@
 //! (it calls `routing`, `db` and `provision`).
 
 mod deck;
+mod user;
 
 use std::path::PathBuf;
 
@@ -84,6 +85,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         cmd: deck::TokenCmd,
+    },
+    /// Users of the ops console (`/console/` on the admin listener)
+    User {
+        #[command(subcommand)]
+        cmd: user::UserCmd,
     },
     /// CDRs in the database
     Cdr {
@@ -298,6 +304,10 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Deck { cmd } => {
             init_logging(None, "warn");
             deck::run_deck(&config, cmd).await?;
+        }
+        Command::User { cmd } => {
+            init_logging(None, "warn");
+            user::run_user(&config, cmd).await?;
         }
         Command::Token { cmd } => {
             init_logging(None, "warn");

@@ -211,6 +211,7 @@ impl TestServer {
             media: None,
             calls: None,
             admin: None,
+            console: None,
             kamailio_auth: Default::default(),
         });
         let kamailio = TcpListener::bind("127.0.0.1:0").await.unwrap();

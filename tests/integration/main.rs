@@ -13,6 +13,7 @@ mod support;
 mod admin_api;
 mod api_http;
 mod calls_cdr;
+mod console;
 mod consul_register;
 mod db_loader;
 mod deck;
