@@ -90,6 +90,7 @@ fn answer() -> DipAnswer {
         partition: Some("premium".into()),
         routes: vec![r("ns-premium", 0.0042), r("ks-ocn", 0.0044)],
         emergency_callback: None,
+        max_duration_s: None,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod cdr;
 pub mod cli;
 pub mod config;
 pub mod consul;
+pub mod credit;
 pub mod db;
 pub mod deck;
 pub mod http_body;

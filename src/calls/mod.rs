@@ -31,6 +31,7 @@ use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
 use quality::{Quality, RouteStats};
 use state::{Admit, CallPriority, CallTable, ReapLimits};
+use warpd_core::credit::Tariff;
 
 /// Errors of the calls/CDR layer.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +187,8 @@ pub struct Shared {
     table: Mutex<CallTable>,
     quality: Mutex<Quality>,
     pub metrics: CallMetrics,
+    /// credit accounts: reservations of live calls, settled by the writer after each commit
+    pub credit: crate::credit::Credit,
 }
 
 impl Shared {
@@ -194,6 +197,7 @@ impl Shared {
             table: Mutex::new(CallTable::new(cfg.finished_memory_s as i64 * 1_000_000)),
             quality: Mutex::new(Quality::new(cfg.quality_window_s, 60)),
             metrics: CallMetrics::new(reg),
+            credit: crate::credit::Credit::new(reg),
         }
     }
     /// The call table (a poisoned lock is recovered: the table stays consistent per operation).
@@ -239,8 +243,13 @@ impl CallService {
             .await
             .map_err(DbError::query("reading call limits"))?;
         let limits = Arc::new(ArcSwap::from_pointee(view));
+        let accounts = crate::credit::store::load(&limits_client)
+            .await
+            .map_err(DbError::query("reading credit accounts"))?;
+        shared.credit.refresh(accounts);
         let (tx, rx) = mpsc::channel(config.cdr.queue_capacity);
         let writer = crate::calls::writer::Writer::recover(config, shared.clone()).await?;
+        restore_holds(&shared);
         let c = &config.calls;
         let reap = ReapLimits {
             max_duration_us: c.max_call_duration_s as i64 * 1_000_000,
@@ -288,6 +297,15 @@ impl CallService {
                             }
                         }
                     }
+                    if let Some(cl) = &client {
+                        match crate::credit::store::load(cl).await {
+                            Ok(a) => shared.credit.refresh(a),
+                            Err(e) => {
+                                tracing::warn!(error = %crate::db::pg_detail(&e), "reading credit accounts failed; keeping the previous ones");
+                                client = None;
+                            }
+                        }
+                    }
                 }
             });
         }
@@ -316,13 +334,18 @@ impl CallService {
         self.api_token.as_deref()
     }
 
-    /// Re-reads limits now (tests, after provisioning changes).
+    /// Re-reads limits and credit accounts now (tests, after provisioning changes, after an
+    /// admin ledger entry).
     pub async fn refresh_limits(&self) -> Result<(), CallsError> {
         let client = self.pool.get().await.map_err(DbError::Pool)?;
         let v = limits::load(&client)
             .await
             .map_err(DbError::query("reading call limits"))?;
         self.limits.store(Arc::new(v));
+        let a = crate::credit::store::load(&**client)
+            .await
+            .map_err(DbError::query("reading credit accounts"))?;
+        self.shared.credit.refresh(a);
         Ok(())
     }
 
@@ -463,8 +486,18 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
+        let normal = priority == CallPriority::Normal;
         match table.admit(call_id, &ban, cl, now, priority) {
-            Admit::Retransmit => return DipAnswer::Route(ra),
+            Admit::Retransmit => {
+                // the same grant as the first dip of this call
+                ra.max_duration_s = normal.then(|| {
+                    self.shared
+                        .credit
+                        .held(call_id)
+                        .unwrap_or(self.max_duration_cap())
+                });
+                return DipAnswer::Route(ra);
+            }
             Admit::Reject(limit) => {
                 self.shared
                     .metrics
@@ -478,6 +511,45 @@ impl CallService {
                 });
             }
             Admit::Ok => {}
+        }
+        // credit: emergency calls are never refused or cut; others get the duration their
+        // customer's account pays for (reserved now, atomically) or a 402
+        let mut credit_hold = None;
+        let mut max_s = self.max_duration_cap();
+        if normal {
+            let tariffs: smallvec::SmallVec<[Tariff; 8]> = ra
+                .routes
+                .iter()
+                .map(|r| Tariff {
+                    rate_e7: crate::cdr::rating::rate_to_e7(r.customer_rate),
+                    min: cl.and_then(|c| c.bill_min).unwrap_or(r.billing.min as u32),
+                    inc: cl.and_then(|c| c.bill_inc).unwrap_or(r.billing.inc as u32),
+                })
+                .collect();
+            match self
+                .shared
+                .credit
+                .admit(&ban, Some(call_id), &tariffs, now, max_s)
+            {
+                None => {}
+                Some(Err(refusal)) => {
+                    tracing::info!(ban = %ban, reason = %refusal, "dip refused for credit");
+                    return DipAnswer::Reject(RejectAnswer {
+                        sip_code: refusal.sip_code(),
+                        reason: refusal.to_string(),
+                    });
+                }
+                Some(Ok(g)) => {
+                    let mut usable = g.usable.iter();
+                    ra.routes.retain(|_| usable.next().copied().unwrap_or(false));
+                    max_s = g.max_duration_s;
+                    credit_hold = Some(events::CreditHold {
+                        reserve_e7: g.reserve_e7,
+                        reserve_s: g.reserve_s,
+                    });
+                }
+            }
+            ra.max_duration_s = Some(max_s);
         }
         let dnis = e164_or_raw(&req.dnis);
         let routing_number = ra
@@ -527,7 +599,12 @@ impl CallService {
                 customer_min: cl.and_then(|c| c.bill_min),
                 customer_inc: cl.and_then(|c| c.bill_inc),
                 reject: None,
-                max_duration_s: Some(self.max_duration_s),
+                max_duration_s: Some(if normal {
+                    u64::from(max_s)
+                } else {
+                    self.max_duration_s
+                }),
+                credit_hold,
             })),
         };
         table.start(&ev, now);
@@ -575,6 +652,11 @@ impl CallService {
         self.max_duration_s
     }
 
+    /// `calls.max_call_duration_s` as the longest grant (seconds).
+    fn max_duration_cap(&self) -> u32 {
+        self.max_duration_s.clamp(1, u64::from(u32::MAX)) as u32
+    }
+
     /// Rolling per-route figures (`by_prefix`: per route × destination group).
     pub fn route_quality(&self, by_prefix: bool) -> Vec<RouteStats> {
         let q = self.shared.quality();
@@ -596,6 +678,28 @@ impl CallService {
         if let Some(h) = h {
             let _ = h.await;
         }
+    }
+}
+
+/// Live calls' credit reservations, back from their start events (after a restart).
+fn restore_holds(shared: &Shared) {
+    let table = shared.table();
+    let mut n = 0;
+    for r in table.records() {
+        if let Some((s, hold)) = r
+            .start
+            .as_ref()
+            .and_then(|s| Some((s, s.credit_hold?)))
+        {
+            if let Some(ban) = &s.ban {
+                let max = s.max_duration_s.unwrap_or(0).min(u32::MAX as u64) as u32;
+                shared.credit.restore(&r.call_id, ban, hold, max);
+                n += 1;
+            }
+        }
+    }
+    if n > 0 {
+        tracing::info!(calls = n, "credit reservations of live calls restored");
     }
 }
 
