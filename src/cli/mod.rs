@@ -4,6 +4,7 @@
 //! Owns: user-facing command behaviour and output. Must not touch: routing rules or SQL details
 //! (it calls `routing`, `db` and `provision`).
 
+mod account;
 mod deck;
 
 use std::path::PathBuf;
@@ -79,6 +80,11 @@ pub enum Command {
     Deck {
         #[command(subcommand)]
         cmd: deck::DeckCmd,
+    },
+    /// Credit accounts: show, set terms, top up, adjust
+    Account {
+        #[command(subcommand)]
+        cmd: account::AccountCmd,
     },
     /// Admin API bearer tokens
     Token {
@@ -298,6 +304,10 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Deck { cmd } => {
             init_logging(None, "warn");
             deck::run_deck(&config, cmd).await?;
+        }
+        Command::Account { cmd } => {
+            init_logging(None, "warn");
+            account::run_account(&config, cmd).await?;
         }
         Command::Token { cmd } => {
             init_logging(None, "warn");
