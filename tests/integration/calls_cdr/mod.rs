@@ -6,6 +6,7 @@
 
 mod durability;
 mod event_age;
+mod credit;
 mod lifecycle;
 mod nanp_zone;
 mod policy;

@@ -213,6 +213,8 @@ struct KamailioRoute<'a> {
     routes: Vec<KamailioChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     emergency_callback: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_duration_s: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -248,6 +250,7 @@ impl Serialize for KamailioAnswer<'_> {
                     })
                     .collect(),
                 emergency_callback: r.emergency_callback.as_deref(),
+                max_duration_s: r.max_duration_s,
             }),
         };
         wire.serialize(s)
