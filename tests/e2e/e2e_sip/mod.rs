@@ -33,6 +33,7 @@
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
+mod credit;
 mod gaps;
 mod resp_freeze;
 mod scenarios;
