@@ -208,18 +208,27 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     let call_id = call_id_of(&r.trace);
     // the customer got BYE from the proxy; so did the gateway that carried the call
     assert!(r.trace.contains("BYE sip:"), "{}", r.trace);
-    let gateway_byes: usize = s
-        ._uas
-        .iter()
-        .map(|u| {
-            std::fs::read_to_string(&u.msgs)
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| l.starts_with("BYE sip:"))
-                .count()
-        })
-        .sum();
-    assert_eq!(gateway_byes, 1, "the gateway side gets the BYE too");
+    // (SIPp writes its message log as it goes: read until it shows the BYE)
+    support::eventually_blocking("the gateway's BYE", Duration::from_secs(5), || {
+        let count = |what: &str| -> usize {
+            s._uas
+                .iter()
+                .map(|u| {
+                    std::fs::read_to_string(&u.msgs)
+                        .unwrap_or_default()
+                        .lines()
+                        .filter(|l| l.starts_with(what))
+                        .count()
+                })
+                .sum()
+        };
+        let got = (count("INVITE sip:"), count("BYE sip:"));
+        if got == (1, 1) {
+            Ok(())
+        } else {
+            Err(format!("(INVITEs, BYEs) at the gateways: {got:?}"))
+        }
+    });
     let cdr = support::eventually_blocking("the CDR", Duration::from_secs(15), || {
         s.cdr(&call_id).ok_or_else(|| {
             let log = std::fs::read_to_string(&kam.log).unwrap_or_default();

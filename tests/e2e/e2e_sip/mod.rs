@@ -188,6 +188,10 @@ impl Kamailio {
         for d in defines {
             cmd.args(["-A", d]);
         }
+        // Kamailio's JSON-RPC listener (credit, issue 21): a port of its own per Kamailio
+        if !defines.iter().any(|d| d.starts_with("RPC_PORT=")) {
+            cmd.args(["-A", &format!("RPC_PORT={}", free_tcp_port())]);
+        }
         let proc = Proc::spawn(&format!("kamailio-{name}"), &mut cmd, &log);
         let k = Kamailio {
             port,
