@@ -8,6 +8,7 @@
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
+pub mod hangup;
 pub mod limits;
 pub mod writer;
 
@@ -56,6 +57,17 @@ pub enum CallsError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why `call.hangup` did not end a call.
+#[derive(Debug, thiserror::Error)]
+pub enum HangupFailed {
+    #[error("call_id: no live call with this id")]
+    NotLive,
+    #[error(transparent)]
+    Kamailio(#[from] hangup::HangupError),
+    #[error("the call was ended but its end could not be recorded: {0}")]
+    Record(#[source] CallsError),
 }
 
 /// Neither PostgreSQL nor the spool took a batch of events (the database's failure was logged
@@ -225,6 +237,8 @@ pub struct CallService {
     api_token: Option<String>,
     /// `calls.max_call_duration_s`, recorded in each call's start (the CDR's duration cap)
     max_duration_s: u64,
+    /// `calls.kamailio_rpc_url` (call.hangup)
+    kamailio_rpc_url: Option<String>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -317,6 +331,7 @@ impl CallService {
             pool,
             api_token: config.cdr.api_token.clone(),
             max_duration_s: config.calls.max_call_duration_s,
+            kamailio_rpc_url: config.calls.kamailio_rpc_url.clone(),
             writer: Mutex::new(Some(handle)),
         }))
     }
@@ -645,6 +660,35 @@ impl CallService {
             Ok(Err(e)) => Err(CallsError::NotDurable(e)),
             Err(_) => Err(CallsError::WriterGone),
         }
+    }
+
+    /// Ends a live call: Kamailio ends its dialog (BYE to both sides, [`hangup`]), then the
+    /// call's end is recorded here (`hangup=system`, `cause`), since Kamailio reports no end for
+    /// a BYE it generated. A call warpd does not know live is refused before Kamailio is asked.
+    pub async fn hangup(&self, call_id: &str, cause: &str) -> Result<(), HangupFailed> {
+        if self.shared.table().get(call_id).is_none() {
+            return Err(HangupFailed::NotLive);
+        }
+        hangup::end_dialog(self.kamailio_rpc_url.as_deref(), call_id)
+            .await
+            .map_err(HangupFailed::Kamailio)?;
+        let raw = serde_json::json!({"call_id": call_id, "hangup": "system", "cause": cause});
+        let ev = events::end_event(raw.to_string().as_bytes(), now_us())
+            .map_err(|e| HangupFailed::Record(CallsError::Invalid(e)))?;
+        self.submit(ev).await.map_err(HangupFailed::Record)
+    }
+
+    /// Ends every live call of `ban` that holds a credit reservation (an account blocked with
+    /// `at_limit = cut`); returns how many were ended. Failures are logged per call.
+    pub async fn hangup_customer(&self, ban: &str, cause: &str) -> usize {
+        let mut n = 0;
+        for id in self.shared.credit.live_calls(ban) {
+            match self.hangup(&id, cause).await {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(ban = %ban, error = %e, "live call of a blocked account not ended"),
+            }
+        }
+        n
     }
 
     /// `calls.max_call_duration_s`.

@@ -121,6 +121,7 @@ pub async fn account_put(s: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
         .await
         .map_err(AdminError::db("writing the account"))?;
     let created = before.is_none();
+    let cut = terms.blocked && terms.at_limit == warpd_core::credit::AtLimit::Cut;
     let target = format!("account {ban}");
     let reply = crud::audit_and_commit(
         tx,
@@ -133,6 +134,11 @@ pub async fn account_put(s: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
     )
     .await?;
     refresh_books(s).await;
+    // blocked with at_limit = cut: its live calls end now (through Kamailio's RPC)
+    if let (true, Some(calls)) = (cut, &s.calls) {
+        let n = calls.hangup_customer(&ban, "account blocked").await;
+        tracing::info!(ban = %ban, calls = n, "account blocked: live calls ended");
+    }
     Ok(reply)
 }
 

@@ -2,7 +2,8 @@
 //! a prepaid customer with credit for 30 s gets `max_duration_s` 30 and Kamailio tears the call
 //! down 30 s ± 1 s after the answer (BYE to both SIPp sides), warpd hears `hangup=system` with a
 //! max-duration cause, the CDR is billed to the exhausted balance and the next call is refused
-//! with 402; a 911 call from the exhausted account still goes through.
+//! with 402; a 911 call from the exhausted account still goes through; the admin `call.hangup`
+//! ends a live call through Kamailio's RPC (BYE to both sides, the CDR's hangup `system`).
 //!
 //! A stack of its own (no RTPEngine, no event sink): PostgreSQL with a copy of the demo network,
 //! warpd in-process (RESP dip), Kamailio on kamailio/kamailio.cfg, SIPp UASes on every demo
@@ -58,8 +59,13 @@ impl CreditStack {
             .values()
             .map(|p| Uas::start(&dir, *p, "uas.xml", "credit"))
             .collect();
+        let rpc_port = free_tcp_port();
         let builder = Warpd::builder(&pg)
             .spool(&dir.join("spool"))
+            .env(
+                "WARPD_CALLS__KAMAILIO_RPC_URL",
+                format!("http://127.0.0.1:{rpc_port}/RPC"),
+            )
             .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
             .env("WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET", "false");
         let builder = rt.block_on(builder.resp());
@@ -72,7 +78,7 @@ impl CreditStack {
                 format!("WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port}\""),
                 format!("WARPD_URL=\"{}\"", warpd.base),
                 format!("WARPD_EVENTS_HTTPCON=\"events=>{}/v1/events\"", warpd.base),
-                format!("RPC_PORT={}", free_tcp_port()),
+                format!("RPC_PORT={rpc_port}"),
             ],
         );
         CreditStack {
@@ -123,16 +129,28 @@ impl Drop for CreditStack {
 
 /// A UAC call that waits for the proxy's BYE (`uac_wait_bye.xml`).
 fn call_until_bye(dir: &Path, kam: &Kamailio, dnis: &str, tag: &str) -> CallResult {
+    call_until_bye_as(dir, kam.port, dnis, tag, None)
+}
+
+/// [`call_until_bye`] with a fixed Call-ID (`-cid_str`).
+fn call_until_bye_as(
+    dir: &Path,
+    kam_port: u16,
+    dnis: &str,
+    tag: &str,
+    call_id: Option<&str>,
+) -> CallResult {
     let trace = dir.join(format!("uac-{tag}.msg"));
     let t = Instant::now();
     let out = Command::new("sipp")
-        .arg(format!("127.0.0.1:{}", kam.port))
+        .arg(format!("127.0.0.1:{kam_port}"))
         .arg("-sf")
         .arg(repo().join("tests/sipp/uac_wait_bye.xml"))
         .args(["-key", "ani", ANI, "-key", "dnis", dnis])
         .args(["-m", "1", "-i", "127.0.0.1", "-p"])
         .arg(free_udp_port().to_string())
         .args(["-nostdin", "-timeout", "45s", "-timeout_error"])
+        .args(call_id.map(|c| ["-cid_str", c]).into_iter().flatten())
         .args(["-trace_msg", "-message_file"])
         .arg(&trace)
         .stdin(Stdio::null())
@@ -146,6 +164,27 @@ fn call_until_bye(dir: &Path, kam: &Kamailio, dnis: &str, tag: &str) -> CallResu
         trace: std::fs::read_to_string(&trace).unwrap_or_default()
             + &String::from_utf8_lossy(&out.stderr),
     }
+}
+
+/// Waits until a dip of `q` is granted `secs` (the books follow the database within
+/// calls.limits_refresh_ms); each probe call is ended at once (it holds a reservation).
+fn wait_grant(s: &CreditStack, q: &str, secs: u64, tag: &str) {
+    let w = s.warpd();
+    let mut n = 0;
+    support::eventually_blocking("the account at the dip", Duration::from_secs(10), || {
+        n += 1;
+        let id = format!("probe-{tag}-{n}");
+        let a = s.rt.block_on(w.dip(&format!("{q}&call_id={id}")));
+        s.rt.block_on(w.rpc(
+            "call.end",
+            serde_json::json!({"call_id": id, "hangup": "caller"}),
+        ));
+        if a["max_duration_s"] == secs {
+            Ok(())
+        } else {
+            Err(format!("answer {a}"))
+        }
+    });
 }
 
 /// Kamailio's log lines containing any of `words`.
@@ -180,22 +219,7 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
         .expect("topup");
     });
     // the books follow within calls.limits_refresh_ms (200 ms)
-    let mut n = 0;
-    support::eventually_blocking("the account at the dip", Duration::from_secs(10), || {
-        n += 1;
-        let id = format!("probe-{n}");
-        let a = s.rt.block_on(w.dip(&format!("{q}&call_id={id}")));
-        // the probe holds a reservation until it ends
-        s.rt.block_on(w.rpc(
-            "call.end",
-            serde_json::json!({"call_id": id, "hangup": "caller"}),
-        ));
-        if a["max_duration_s"] == 30 {
-            Ok(())
-        } else {
-            Err(format!("answer {a}"))
-        }
-    });
+    wait_grant(&s, &q, 30, "a");
 
     let kam = s.kam.as_ref().expect("kamailio");
     let r = call_until_bye(&s.dir, kam, DNIS, "credit-30");
@@ -264,4 +288,39 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     // 911 from the exhausted account goes through (the demo's emergency route)
     let r = call(&s.dir, kam, &repo().join("tests/sipp/uac.xml"), "911", "credit-911");
     assert!(r.ok, "911 must go through:\n{}", r.trace);
+
+    // call.hangup: a call with 60 s of credit, ended from the admin listener once answered
+    s.query(async move |c| {
+        c.execute(
+            "INSERT INTO account_ledger (ban, kind, amount_e7) VALUES ('10001', 'topup', $1)",
+            &[&(2 * balance)],
+        )
+        .await
+        .expect("topup");
+    });
+    wait_grant(&s, &q, 60, "b");
+    let (dir, port) = (s.dir.clone(), kam.port);
+    let uac = std::thread::spawn(move || {
+        call_until_bye_as(&dir, port, DNIS, "credit-hangup", Some("e2e-hangup-call"))
+    });
+    let t = Instant::now();
+    support::eventually_blocking("call.hangup ends the call", Duration::from_secs(20), || {
+        let v = s.rt.block_on(w.rpc("call.hangup", serde_json::json!({"call_id": "e2e-hangup-call"})));
+        if v["result"]["ok"] == true {
+            Ok(())
+        } else {
+            Err(format!("{v}"))
+        }
+    });
+    let r = uac.join().expect("uac thread");
+    assert!(r.ok, "the customer gets the proxy's BYE:\n{}", r.trace);
+    assert!(t.elapsed() < Duration::from_secs(20), "ended by call.hangup, not by its 60 s");
+    let cdr = support::eventually_blocking("the hung-up CDR", Duration::from_secs(15), || {
+        s.cdr("e2e-hangup-call")
+    });
+    assert_eq!(cdr["hangup"], "system", "{cdr}");
+    assert_eq!(cdr["cause"], "call.hangup", "{cdr}");
+    // a call that is not live: 404-class error naming call_id
+    let v = s.rt.block_on(w.rpc("call.hangup", serde_json::json!({"call_id": "no-such-call"})));
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("call_id"), "{v}");
 }
