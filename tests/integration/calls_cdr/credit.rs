@@ -241,3 +241,96 @@ async fn kill_9_mid_call_keeps_the_balance_exact() {
     );
     drop(p);
 }
+
+/// The account endpoints refuse bad input naming the field (422), answer 404 without a customer
+/// or an account, and audit every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_admin_api_validates_and_audits() {
+    let f = Scratch::new();
+    let client = demo_db(&f.pg).await;
+    let s = start(&f.pg, f.spool.path(), &[]).await;
+    let token = admin_token(&client).await;
+    let put = |body: Value| {
+        let (s, token) = (&s, token.clone());
+        async move {
+            s.request("PUT", "/v1/admin/customers/10001/account", Some(&token), Some(body))
+                .await
+        }
+    };
+    let bad: &[(Value, &str)] = &[
+        (json!({"mode": "credit"}), "mode"),
+        (json!({"mode": "prepaid", "credit_limit": "10"}), "credit_limit"),
+        (json!({"credit_limit": "-1"}), "credit_limit"),
+        (json!({"daily_spend_limit": "1.000000001"}), "daily_spend_limit"),
+        (json!({"per_call_cost_cap": "0"}), "per_call_cost_cap"),
+        (json!({"monthly_minutes": -1}), "monthly_minutes"),
+        (json!({"tz": "Mars/Olympus_Mons"}), "tz"),
+        (json!({"at_limit": "explode"}), "at_limit"),
+    ];
+    for (body, field) in bad {
+        let (st, v) = put(body.clone()).await;
+        assert_eq!(st, 422, "{body}: {v}");
+        assert!(v.to_string().contains(field), "{body}: {v}");
+    }
+    // an unknown field is the caller's mistake too (400)
+    let (st, v) = put(json!({"balance": "100"})).await;
+    assert_eq!(st, 400, "{v}");
+    // no account yet: ledger entries and reads are 404
+    let ledger = "/v1/admin/customers/10001/account/ledger";
+    let (st, _) = s
+        .request("POST", ledger, Some(&token), Some(json!({"kind": "topup", "amount": "1"})))
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = s
+        .request("GET", "/v1/admin/customers/10001/account", Some(&token), None)
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = s
+        .request("PUT", "/v1/admin/customers/nobody/account", Some(&token), Some(json!({})))
+        .await;
+    assert_eq!(st, 404);
+    // create, then entries: bad ones named, good ones move the balance
+    let (st, v) = put(json!({"mode": "postpaid", "credit_limit": "50", "tz": "America/Chicago"})).await;
+    assert_eq!(st, 201, "{v}");
+    let entries: &[(Value, &str)] = &[
+        (json!({"kind": "gift", "amount": "1"}), "kind"),
+        (json!({"kind": "topup", "amount": "0"}), "amount"),
+        (json!({"kind": "topup", "amount": "-5"}), "amount"),
+        (json!({"kind": "adjustment", "amount": "0"}), "amount"),
+        (json!({"kind": "topup", "amount": "1e9"}), "amount"),
+        (json!({"kind": "topup", "amount": "1", "note": "x".repeat(501)}), "note"),
+    ];
+    for (body, field) in entries {
+        let (st, v) = s.request("POST", ledger, Some(&token), Some(body.clone())).await;
+        assert_eq!(st, 422, "{body}: {v}");
+        assert!(v.to_string().contains(field), "{body}: {v}");
+    }
+    for (kind, amount) in [("topup", "25.50"), ("adjustment", "-0.5")] {
+        let (st, v) = s
+            .request("POST", ledger, Some(&token), Some(json!({"kind": kind, "amount": amount, "note": "test"})))
+            .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (st, v) = s
+        .request("GET", "/v1/admin/customers/10001/account", Some(&token), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["balance_e7"], 250_000_000, "{v}");
+    assert_eq!(v["credit_limit_e7"], 500_000_000, "{v}");
+    assert_eq!(v["seq"], 2, "{v}");
+    let (st, v) = s.request("GET", ledger, Some(&token), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v[0]["balance_after_e7"], 250_000_000, "newest first: {v}");
+    assert_eq!(v[0]["actor"], "token:credit-test", "{v}");
+    // every change audited; the ledger cannot be rewritten
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM audit_log WHERE target = 'account 10001'").await,
+        3
+    );
+    let e = client
+        .execute("UPDATE account_ledger SET amount_e7 = 1", &[])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only") || format!("{e:?}").contains("append-only"), "{e:?}");
+    s.stop().await;
+}
