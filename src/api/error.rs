@@ -135,19 +135,19 @@ impl ApiError {
     }
 
     /// The HTTP status of a failed `call.hangup`: no such live call 404, no Kamailio RPC configured
-/// 503, Kamailio failing 502, the end not recorded 500.
-fn hangup_status(h: &crate::calls::HangupFailed) -> StatusCode {
-    use crate::calls::hangup::HangupError as K;
-    use crate::calls::HangupFailed as F;
-    match h {
-        F::NotLive | F::Kamailio(K::NoDialog) => StatusCode::NOT_FOUND,
-        F::Kamailio(K::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
-        F::Kamailio(_) => StatusCode::BAD_GATEWAY,
-        F::Record(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    /// 503, Kamailio failing 502, the end not recorded 500.
+    fn hangup_status(h: &crate::calls::HangupFailed) -> StatusCode {
+        use crate::calls::hangup::HangupError as K;
+        use crate::calls::HangupFailed as F;
+        match h {
+            F::NotLive | F::Kamailio(K::NoDialog) => StatusCode::NOT_FOUND,
+            F::Kamailio(K::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
+            F::Kamailio(_) => StatusCode::BAD_GATEWAY,
+            F::Record(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
-}
 
-/// The JSON-RPC 2.0 error code of this error. The only place codes are chosen.
+    /// The JSON-RPC 2.0 error code of this error. The only place codes are chosen.
     pub fn rpc_code(&self) -> i32 {
         match self {
             ApiError::InvalidParam { .. } | ApiError::UnknownParam(_) | ApiError::NoCustomerKey => {

@@ -52,10 +52,12 @@ async fn rpc(url: &str, method: &'static str, params: Value) -> Result<Value, Ha
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| transport(Box::new(e)))?;
-    let client: Client<_, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let answer = tokio::time::timeout(RPC_TIMEOUT, async {
-        let resp = client.request(req).await.map_err(|e| transport(Box::new(e)))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| transport(Box::new(e)))?;
         let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
@@ -69,7 +71,12 @@ async fn rpc(url: &str, method: &'static str, params: Value) -> Result<Value, Ha
     })??;
     let v: Value = serde_json::from_slice(&answer).map_err(|e| transport(Box::new(e)))?;
     if let Some(e) = v.get("error") {
-        let message = e["message"].as_str().unwrap_or("error").chars().take(200).collect();
+        let message = e["message"]
+            .as_str()
+            .unwrap_or("error")
+            .chars()
+            .take(200)
+            .collect();
         return Err(HangupError::Rpc { method, message });
     }
     Ok(v.get("result").cloned().unwrap_or(Value::Null))

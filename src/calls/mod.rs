@@ -556,7 +556,8 @@ impl CallService {
                 }
                 Some(Ok(g)) => {
                     let mut usable = g.usable.iter();
-                    ra.routes.retain(|_| usable.next().copied().unwrap_or(false));
+                    ra.routes
+                        .retain(|_| usable.next().copied().unwrap_or(false));
                     max_s = g.max_duration_s;
                     credit_hold = Some(events::CreditHold {
                         reserve_e7: g.reserve_e7,
@@ -685,7 +686,9 @@ impl CallService {
         for id in self.shared.credit.live_calls(ban) {
             match self.hangup(&id, cause).await {
                 Ok(()) => n += 1,
-                Err(e) => tracing::warn!(ban = %ban, error = %e, "live call of a blocked account not ended"),
+                Err(e) => {
+                    tracing::warn!(ban = %ban, error = %e, "live call of a blocked account not ended")
+                }
             }
         }
         n
@@ -730,11 +733,7 @@ fn restore_holds(shared: &Shared) {
     let table = shared.table();
     let mut n = 0;
     for r in table.records() {
-        if let Some((s, hold)) = r
-            .start
-            .as_ref()
-            .and_then(|s| Some((s, s.credit_hold?)))
-        {
+        if let Some((s, hold)) = r.start.as_ref().and_then(|s| Some((s, s.credit_hold?))) {
             if let Some(ban) = &s.ban {
                 let max = s.max_duration_s.unwrap_or(0).min(u32::MAX as u64) as u32;
                 shared.credit.restore(&r.call_id, ban, hold, max);

@@ -170,8 +170,7 @@ pub async fn commit_batch(
                 )
                 .await?;
             out.cdrs = rows.len() as u64;
-            let inserted: HashSet<String> =
-                rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+            let inserted: HashSet<String> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
             let charges = charges(cdrs.iter().filter(|c| inserted.contains(&c.call_id)));
             out.standings = crate::credit::store::charge(&tx, &charges).await?;
         } else {

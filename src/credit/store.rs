@@ -119,7 +119,10 @@ pub async fn charge(
             &[&bans, &prices, &ids, &started, &billed],
         )
         .await?;
-    let mut charged: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    let mut charged: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
     charged.sort_unstable();
     charged.dedup();
     let refs: Vec<&str> = charged.iter().map(String::as_str).collect();

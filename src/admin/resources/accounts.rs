@@ -156,7 +156,9 @@ pub async fn ledger_list(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
         .map_err(AdminError::db("reading the account"))?
         .is_none()
     {
-        return Err(AdminError::NotFound(format!("customer {ban:?} has no account")));
+        return Err(AdminError::NotFound(format!(
+            "customer {ban:?} has no account"
+        )));
     }
     let v: Value = store::ledger_json(&*c, &ban, limit)
         .await

@@ -41,7 +41,9 @@ impl CreditStack {
         let network = demo_copy(&dir, &ports, None);
         rt.block_on(async {
             let mut client = warpd::db::connect(&pg.url()).await.expect("connect");
-            warpd::db::migrate::migrate(&mut client).await.expect("migrate");
+            warpd::db::migrate::migrate(&mut client)
+                .await
+                .expect("migrate");
             warpd::provision::apply(&mut client, &network, false)
                 .await
                 .expect("apply demo copy");
@@ -202,7 +204,11 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     let s = CreditStack::start();
     let w = s.warpd();
     // credit for 30 s at the customer's sell rate of its one route
-    let q = format!("src_ip=127.0.0.1&ani=%2B{}&dnis=%2B{}", &ANI[1..], &DNIS[1..]);
+    let q = format!(
+        "src_ip=127.0.0.1&ani=%2B{}&dnis=%2B{}",
+        &ANI[1..],
+        &DNIS[1..]
+    );
     let priced = s.rt.block_on(w.priced(&q));
     let rate = (priced["routes"][0]["customer_rate"].as_f64().expect("rate") * 1e7).round() as i64;
     assert!(rate > 0, "{priced}");
@@ -257,7 +263,10 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
         s.cdr(&call_id).ok_or_else(|| {
             let log = std::fs::read_to_string(&kam.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            format!("kamailio log (last lines, newest first):\n{}", tail.join("\n"))
+            format!(
+                "kamailio log (last lines, newest first):\n{}",
+                tail.join("\n")
+            )
         })
     });
     let ms = cdr["duration_ms"].as_i64().expect("duration");
@@ -282,11 +291,23 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     assert_eq!(left, 0, "{cdr}");
 
     // the next call: 402 from warpd, through Kamailio
-    let r = call(&s.dir, kam, &reject_scenario(&s.dir, 402), DNIS, "credit-402");
+    let r = call(
+        &s.dir,
+        kam,
+        &reject_scenario(&s.dir, 402),
+        DNIS,
+        "credit-402",
+    );
     assert!(r.ok, "expected 402:\n{}", r.trace);
 
     // 911 from the exhausted account goes through (the demo's emergency route)
-    let r = call(&s.dir, kam, &repo().join("tests/sipp/uac.xml"), "911", "credit-911");
+    let r = call(
+        &s.dir,
+        kam,
+        &repo().join("tests/sipp/uac.xml"),
+        "911",
+        "credit-911",
+    );
     assert!(r.ok, "911 must go through:\n{}", r.trace);
 
     // call.hangup: a call with 60 s of credit, ended from the admin listener once answered
@@ -305,7 +326,10 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     });
     let t = Instant::now();
     support::eventually_blocking("call.hangup ends the call", Duration::from_secs(20), || {
-        let v = s.rt.block_on(w.rpc("call.hangup", serde_json::json!({"call_id": "e2e-hangup-call"})));
+        let v = s.rt.block_on(w.rpc(
+            "call.hangup",
+            serde_json::json!({"call_id": "e2e-hangup-call"}),
+        ));
         if v["result"]["ok"] == true {
             Ok(())
         } else {
@@ -314,13 +338,25 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     });
     let r = uac.join().expect("uac thread");
     assert!(r.ok, "the customer gets the proxy's BYE:\n{}", r.trace);
-    assert!(t.elapsed() < Duration::from_secs(20), "ended by call.hangup, not by its 60 s");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "ended by call.hangup, not by its 60 s"
+    );
     let cdr = support::eventually_blocking("the hung-up CDR", Duration::from_secs(15), || {
         s.cdr("e2e-hangup-call")
     });
     assert_eq!(cdr["hangup"], "system", "{cdr}");
     assert_eq!(cdr["cause"], "call.hangup", "{cdr}");
     // a call that is not live: 404-class error naming call_id
-    let v = s.rt.block_on(w.rpc("call.hangup", serde_json::json!({"call_id": "no-such-call"})));
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("call_id"), "{v}");
+    let v = s.rt.block_on(w.rpc(
+        "call.hangup",
+        serde_json::json!({"call_id": "no-such-call"}),
+    ));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("call_id"),
+        "{v}"
+    );
 }

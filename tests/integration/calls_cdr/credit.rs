@@ -66,7 +66,12 @@ async fn prepaid_for(
         terms["per_call_cost_cap"] = json!(dec((c * rate + 30) / 60));
     }
     let (st, v) = s
-        .request("PUT", "/v1/admin/customers/10001/account", Some(&token), Some(terms))
+        .request(
+            "PUT",
+            "/v1/admin/customers/10001/account",
+            Some(&token),
+            Some(terms),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     topup(s, &token, (secs * rate + 30) / 60).await;
@@ -126,8 +131,18 @@ async fn prepaid_credit_for_30_s_is_granted_charged_and_then_refused() {
     assert_eq!(again["max_duration_s"], 30, "{again}");
     // while pre-1 holds the whole balance, a second call cannot pay its first second
     let b = s.dip(&one("pre-2")).await;
-    assert_eq!((b["action"].as_str(), b["sip_code"].as_u64()), (Some("reject"), Some(402)), "{b}");
-    assert!(b["reason"].as_str().unwrap().contains("insufficient credit"), "{b}");
+    assert_eq!(
+        (b["action"].as_str(), b["sip_code"].as_u64()),
+        (Some("reject"), Some(402)),
+        "{b}"
+    );
+    assert!(
+        b["reason"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient credit"),
+        "{b}"
+    );
 
     let route = a["routes"][0]["route_id"].clone();
     answer_and_end(&s, "pre-1", &route, now_s(), 30.0).await;
@@ -137,12 +152,21 @@ async fn prepaid_credit_for_30_s_is_granted_charged_and_then_refused() {
     // the CDR's price is the ledger's charge: the balance is spent exactly
     assert_eq!(balance(&client).await, (0, 1));
     let c = s.dip(&one("pre-3")).await;
-    assert_eq!((c["action"].as_str(), c["sip_code"].as_u64()), (Some("reject"), Some(402)), "{c}");
+    assert_eq!(
+        (c["action"].as_str(), c["sip_code"].as_u64()),
+        (Some("reject"), Some(402)),
+        "{c}"
+    );
     // the refusal has its CDR (disposition rejected, 402)
     support::eventually("the 402 CDR", Duration::from_secs(10), || {
         let c = &client;
         async move {
-            count(c, "SELECT count(*) FROM cdrs WHERE call_id = 'pre-3' AND sip_code = 402").await == 1
+            count(
+                c,
+                "SELECT count(*) FROM cdrs WHERE call_id = 'pre-3' AND sip_code = 402",
+            )
+            .await
+                == 1
         }
     })
     .await;
@@ -167,12 +191,20 @@ async fn concurrent_calls_share_the_balance_and_emergency_calls_pass() {
     let a = s.dip(&one("share-a")).await;
     let b = s.dip(&one("share-b")).await;
     assert_eq!(a["max_duration_s"], 40, "{a}");
-    assert_eq!(b["max_duration_s"], 20, "their limits add up to the balance: {b}");
+    assert_eq!(
+        b["max_duration_s"], 20,
+        "their limits add up to the balance: {b}"
+    );
     let c = s.dip(&one("share-c")).await;
     assert_eq!(c["sip_code"], 402, "{c}");
     // the admin view: the balance and the two reservations
     let (st, acct) = s
-        .request("GET", "/v1/admin/customers/10001/account", Some(&token), None)
+        .request(
+            "GET",
+            "/v1/admin/customers/10001/account",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(st, 200, "{acct}");
     assert_eq!(acct["balance_e7"], (60 * rate + 30) / 60, "{acct}");
@@ -218,8 +250,11 @@ async fn kill_9_mid_call_keeps_the_balance_exact() {
     assert_eq!(a["max_duration_s"], 40, "{a}");
     let route = a["routes"][0]["route_id"].clone();
     let t0 = now_s();
-    p.rpc_ok("call.answer", json!({"call_id": "k9-live", "route_id": route, "ts": t0}))
-        .await;
+    p.rpc_ok(
+        "call.answer",
+        json!({"call_id": "k9-live", "route_id": route, "ts": t0}),
+    )
+    .await;
     drop(p); // SIGKILL
 
     let p = process().await;
@@ -227,16 +262,27 @@ async fn kill_9_mid_call_keeps_the_balance_exact() {
     let b = p.dip(&one("k9-b")).await;
     assert_eq!(b["max_duration_s"], 40, "{b}");
     let c = p.dip(&one("k9-c")).await;
-    assert_eq!(c["max_duration_s"], 20, "the restored reservation counts: {c}");
-    p.rpc_ok("call.end", json!({"call_id": "k9-live", "ts": t0 + 25.0, "hangup": "caller"}))
-        .await;
+    assert_eq!(
+        c["max_duration_s"], 20,
+        "the restored reservation counts: {c}"
+    );
+    p.rpc_ok(
+        "call.end",
+        json!({"call_id": "k9-live", "ts": t0 + 25.0, "hangup": "caller"}),
+    )
+    .await;
     for id in ["k9-b", "k9-c"] {
-        p.rpc_ok("call.end", json!({"call_id": id, "hangup": "caller"})).await;
+        p.rpc_ok("call.end", json!({"call_id": id, "hangup": "caller"}))
+            .await;
     }
     let want = topup - (25 * rate + 30) / 60;
     assert_eq!(balance(&client).await, (want, 1));
     assert_eq!(
-        count(&client, "SELECT count(*) FROM account_ledger WHERE call_id = 'k9-live'").await,
+        count(
+            &client,
+            "SELECT count(*) FROM account_ledger WHERE call_id = 'k9-live'"
+        )
+        .await,
         1
     );
     drop(p);
@@ -253,15 +299,26 @@ async fn account_admin_api_validates_and_audits() {
     let put = |body: Value| {
         let (s, token) = (&s, token.clone());
         async move {
-            s.request("PUT", "/v1/admin/customers/10001/account", Some(&token), Some(body))
-                .await
+            s.request(
+                "PUT",
+                "/v1/admin/customers/10001/account",
+                Some(&token),
+                Some(body),
+            )
+            .await
         }
     };
     let bad: &[(Value, &str)] = &[
         (json!({"mode": "credit"}), "mode"),
-        (json!({"mode": "prepaid", "credit_limit": "10"}), "credit_limit"),
+        (
+            json!({"mode": "prepaid", "credit_limit": "10"}),
+            "credit_limit",
+        ),
         (json!({"credit_limit": "-1"}), "credit_limit"),
-        (json!({"daily_spend_limit": "1.000000001"}), "daily_spend_limit"),
+        (
+            json!({"daily_spend_limit": "1.000000001"}),
+            "daily_spend_limit",
+        ),
         (json!({"per_call_cost_cap": "0"}), "per_call_cost_cap"),
         (json!({"monthly_minutes": -1}), "monthly_minutes"),
         (json!({"tz": "Mars/Olympus_Mons"}), "tz"),
@@ -278,19 +335,35 @@ async fn account_admin_api_validates_and_audits() {
     // no account yet: ledger entries and reads are 404
     let ledger = "/v1/admin/customers/10001/account/ledger";
     let (st, _) = s
-        .request("POST", ledger, Some(&token), Some(json!({"kind": "topup", "amount": "1"})))
+        .request(
+            "POST",
+            ledger,
+            Some(&token),
+            Some(json!({"kind": "topup", "amount": "1"})),
+        )
         .await;
     assert_eq!(st, 404);
     let (st, _) = s
-        .request("GET", "/v1/admin/customers/10001/account", Some(&token), None)
+        .request(
+            "GET",
+            "/v1/admin/customers/10001/account",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(st, 404);
     let (st, _) = s
-        .request("PUT", "/v1/admin/customers/nobody/account", Some(&token), Some(json!({})))
+        .request(
+            "PUT",
+            "/v1/admin/customers/nobody/account",
+            Some(&token),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(st, 404);
     // create, then entries: bad ones named, good ones move the balance
-    let (st, v) = put(json!({"mode": "postpaid", "credit_limit": "50", "tz": "America/Chicago"})).await;
+    let (st, v) =
+        put(json!({"mode": "postpaid", "credit_limit": "50", "tz": "America/Chicago"})).await;
     assert_eq!(st, 201, "{v}");
     let entries: &[(Value, &str)] = &[
         (json!({"kind": "gift", "amount": "1"}), "kind"),
@@ -298,21 +371,36 @@ async fn account_admin_api_validates_and_audits() {
         (json!({"kind": "topup", "amount": "-5"}), "amount"),
         (json!({"kind": "adjustment", "amount": "0"}), "amount"),
         (json!({"kind": "topup", "amount": "1e9"}), "amount"),
-        (json!({"kind": "topup", "amount": "1", "note": "x".repeat(501)}), "note"),
+        (
+            json!({"kind": "topup", "amount": "1", "note": "x".repeat(501)}),
+            "note",
+        ),
     ];
     for (body, field) in entries {
-        let (st, v) = s.request("POST", ledger, Some(&token), Some(body.clone())).await;
+        let (st, v) = s
+            .request("POST", ledger, Some(&token), Some(body.clone()))
+            .await;
         assert_eq!(st, 422, "{body}: {v}");
         assert!(v.to_string().contains(field), "{body}: {v}");
     }
     for (kind, amount) in [("topup", "25.50"), ("adjustment", "-0.5")] {
         let (st, v) = s
-            .request("POST", ledger, Some(&token), Some(json!({"kind": kind, "amount": amount, "note": "test"})))
+            .request(
+                "POST",
+                ledger,
+                Some(&token),
+                Some(json!({"kind": kind, "amount": amount, "note": "test"})),
+            )
             .await;
         assert_eq!(st, 201, "{v}");
     }
     let (st, v) = s
-        .request("GET", "/v1/admin/customers/10001/account", Some(&token), None)
+        .request(
+            "GET",
+            "/v1/admin/customers/10001/account",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["balance_e7"], 250_000_000, "{v}");
@@ -324,13 +412,20 @@ async fn account_admin_api_validates_and_audits() {
     assert_eq!(v[0]["actor"], "token:credit-test", "{v}");
     // every change audited; the ledger cannot be rewritten
     assert_eq!(
-        count(&client, "SELECT count(*) FROM audit_log WHERE target = 'account 10001'").await,
+        count(
+            &client,
+            "SELECT count(*) FROM audit_log WHERE target = 'account 10001'"
+        )
+        .await,
         3
     );
     let e = client
         .execute("UPDATE account_ledger SET amount_e7 = 1", &[])
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("append-only") || format!("{e:?}").contains("append-only"), "{e:?}");
+    assert!(
+        e.to_string().contains("append-only") || format!("{e:?}").contains("append-only"),
+        "{e:?}"
+    );
     s.stop().await;
 }

@@ -245,7 +245,9 @@ fn money_left(a: &Account, s: &Standing, r: &Reserved, day: NaiveDate) -> (i64, 
         .saturating_sub(r.money_e7);
     let mut why = Refusal::NoCredit;
     if let Some(d) = a.daily_spend_limit_e7 {
-        let daily = d.saturating_sub(s.day_spend(day)).saturating_sub(r.money_e7);
+        let daily = d
+            .saturating_sub(s.day_spend(day))
+            .saturating_sub(r.money_e7);
         if daily < left {
             left = daily;
             why = Refusal::DailyLimit;
@@ -318,7 +320,10 @@ pub fn grant(
     // at most that limit on any of them (billed_t(D) ≤ limit_t ⇔ D ≤ limit_t)
     let billed = |t: &Tariff| billed_seconds(i64::from(max_s) * 1000, t.min, t.inc);
     let on_usable = || tariffs.iter().zip(&usable).filter(|(_, u)| **u);
-    let reserve_e7 = on_usable().map(|(t, _)| t.cost(billed(t))).max().unwrap_or(0);
+    let reserve_e7 = on_usable()
+        .map(|(t, _)| t.cost(billed(t)))
+        .max()
+        .unwrap_or(0);
     let reserve_s = on_usable().map(|(t, _)| billed(t)).max().unwrap_or(0);
     Ok(Grant {
         max_duration_s: max_s,

@@ -41,9 +41,23 @@ fn credit_for_30_seconds_grants_30() {
     assert_eq!(g.max_duration_s, 30);
     assert_eq!(g.reserve_e7, 5_000_000);
     // on 6/6 the same money buys 30 s too; on 60/60 it buys nothing
-    let g = grant(&a, &s, &Reserved::default(), &[tariff(MINUTE_RATE, 6, 6)], NOON_UTC, 7200);
+    let g = grant(
+        &a,
+        &s,
+        &Reserved::default(),
+        &[tariff(MINUTE_RATE, 6, 6)],
+        NOON_UTC,
+        7200,
+    );
     assert_eq!(g.unwrap().max_duration_s, 30);
-    let g = grant(&a, &s, &Reserved::default(), &[tariff(MINUTE_RATE, 60, 60)], NOON_UTC, 7200);
+    let g = grant(
+        &a,
+        &s,
+        &Reserved::default(),
+        &[tariff(MINUTE_RATE, 60, 60)],
+        NOON_UTC,
+        7200,
+    );
     assert_eq!(g, Err(Refusal::NoCredit));
 }
 
@@ -73,26 +87,46 @@ fn refusals_name_the_binding_limit() {
     let t = [tariff(MINUTE_RATE, 6, 6)];
     let none = Reserved::default();
     a.blocked = true;
-    assert_eq!(grant(&a, &s, &none, &t, NOON_UTC, 60), Err(Refusal::Blocked));
+    assert_eq!(
+        grant(&a, &s, &none, &t, NOON_UTC, 60),
+        Err(Refusal::Blocked)
+    );
     assert_eq!(Refusal::Blocked.sip_code(), 403);
     a.blocked = false;
     a.daily_spend_limit_e7 = Some(MINUTE_RATE);
     s.spend_day = Some(local_day(chrono_tz::UTC, NOON_UTC).0);
     s.day_spend_e7 = MINUTE_RATE;
-    assert_eq!(grant(&a, &s, &none, &t, NOON_UTC, 60), Err(Refusal::DailyLimit));
+    assert_eq!(
+        grant(&a, &s, &none, &t, NOON_UTC, 60),
+        Err(Refusal::DailyLimit)
+    );
     assert_eq!(Refusal::DailyLimit.sip_code(), 402);
     a.daily_spend_limit_e7 = None;
     a.per_call_cost_cap_e7 = Some(1);
-    assert_eq!(grant(&a, &s, &none, &t, NOON_UTC, 60), Err(Refusal::PerCallCap));
+    assert_eq!(
+        grant(&a, &s, &none, &t, NOON_UTC, 60),
+        Err(Refusal::PerCallCap)
+    );
     a.per_call_cost_cap_e7 = None;
     a.monthly_minutes = Some(1);
     s.spend_month = Some(local_day(chrono_tz::UTC, NOON_UTC).1);
     s.month_billed_s = 57;
-    assert_eq!(grant(&a, &s, &none, &t, NOON_UTC, 60), Err(Refusal::MonthlyMinutes));
+    assert_eq!(
+        grant(&a, &s, &none, &t, NOON_UTC, 60),
+        Err(Refusal::MonthlyMinutes)
+    );
     s.month_billed_s = 54;
-    assert_eq!(grant(&a, &s, &none, &t, NOON_UTC, 60).unwrap().max_duration_s, 6);
+    assert_eq!(
+        grant(&a, &s, &none, &t, NOON_UTC, 60)
+            .unwrap()
+            .max_duration_s,
+        6
+    );
     s.balance_e7 = 0;
-    assert_eq!(grant(&a, &s, &none, &t, NOON_UTC, 60), Err(Refusal::NoCredit));
+    assert_eq!(
+        grant(&a, &s, &none, &t, NOON_UTC, 60),
+        Err(Refusal::NoCredit)
+    );
 }
 
 #[test]
@@ -101,14 +135,29 @@ fn postpaid_spends_down_to_the_credit_limit() {
     a.mode = BillingMode::Postpaid;
     a.credit_limit_e7 = 2 * MINUTE_RATE;
     s.balance_e7 = -MINUTE_RATE;
-    let g = grant(&a, &s, &Reserved::default(), &[tariff(MINUTE_RATE, 1, 1)], NOON_UTC, 7200);
+    let g = grant(
+        &a,
+        &s,
+        &Reserved::default(),
+        &[tariff(MINUTE_RATE, 1, 1)],
+        NOON_UTC,
+        7200,
+    );
     assert_eq!(g.unwrap().max_duration_s, 60);
 }
 
 #[test]
 fn a_free_route_is_capped_by_the_global_limit_only() {
     let (a, s) = prepaid(0);
-    let g = grant(&a, &s, &Reserved::default(), &[tariff(0, 6, 6)], NOON_UTC, 3600).unwrap();
+    let g = grant(
+        &a,
+        &s,
+        &Reserved::default(),
+        &[tariff(0, 6, 6)],
+        NOON_UTC,
+        3600,
+    )
+    .unwrap();
     assert_eq!((g.max_duration_s, g.reserve_e7), (3600, 0));
 }
 
@@ -130,11 +179,24 @@ fn the_daily_counter_rolls_over_at_local_midnight() {
     s.day_spend_e7 = MINUTE_RATE;
     let t = [tariff(MINUTE_RATE, 1, 1)];
     let none = Reserved::default();
-    assert_eq!(grant(&a, &s, &none, &t, before, 7200), Err(Refusal::DailyLimit));
-    assert_eq!(grant(&a, &s, &none, &t, after, 7200).unwrap().max_duration_s, 60);
+    assert_eq!(
+        grant(&a, &s, &none, &t, before, 7200),
+        Err(Refusal::DailyLimit)
+    );
+    assert_eq!(
+        grant(&a, &s, &none, &t, after, 7200)
+            .unwrap()
+            .max_duration_s,
+        60
+    );
     // in UTC the same instant is well past midnight: the counter of the 5th is stale already
     a.tz = chrono_tz::UTC;
-    assert_eq!(grant(&a, &s, &none, &t, before, 7200).unwrap().max_duration_s, 60);
+    assert_eq!(
+        grant(&a, &s, &none, &t, before, 7200)
+            .unwrap()
+            .max_duration_s,
+        60
+    );
 }
 
 fn arb_tariff() -> impl Strategy<Value = Tariff> {

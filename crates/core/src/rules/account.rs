@@ -134,14 +134,21 @@ impl EntryKind {
 pub const NOTE_MAX: usize = 500;
 
 /// A ledger entry's amount (decimal currency units) and note, checked.
-pub fn ledger_entry(kind: EntryKind, amount_text: &str, note: &str) -> Result<(i64, String), RuleError> {
+pub fn ledger_entry(
+    kind: EntryKind,
+    amount_text: &str,
+    note: &str,
+) -> Result<(i64, String), RuleError> {
     let v = amount("amount", amount_text, kind == EntryKind::Adjustment)?;
     match kind {
         EntryKind::Topup if v <= 0 => {
             return Err(RuleError::invalid("amount", "a top-up must be above zero"))
         }
         EntryKind::Adjustment if v == 0 => {
-            return Err(RuleError::invalid("amount", "an adjustment must not be zero"))
+            return Err(RuleError::invalid(
+                "amount",
+                "an adjustment must not be zero",
+            ))
         }
         _ => {}
     }
@@ -185,17 +192,63 @@ mod tests {
     #[test]
     fn bad_terms_name_the_field() {
         let cases: &[(AccountInput, &str)] = &[
-            (AccountInput { mode: Some("credit"), ..Default::default() }, "accounts[0].mode"),
-            (AccountInput { at_limit: Some("stop"), ..Default::default() }, "accounts[0].at_limit"),
             (
-                AccountInput { mode: Some("prepaid"), credit_limit: Some("10"), ..Default::default() },
+                AccountInput {
+                    mode: Some("credit"),
+                    ..Default::default()
+                },
+                "accounts[0].mode",
+            ),
+            (
+                AccountInput {
+                    at_limit: Some("stop"),
+                    ..Default::default()
+                },
+                "accounts[0].at_limit",
+            ),
+            (
+                AccountInput {
+                    mode: Some("prepaid"),
+                    credit_limit: Some("10"),
+                    ..Default::default()
+                },
                 "accounts[0].credit_limit",
             ),
-            (AccountInput { credit_limit: Some("-1"), ..Default::default() }, "accounts[0].credit_limit"),
-            (AccountInput { daily_spend_limit: Some("1.00000001"), ..Default::default() }, "accounts[0].daily_spend_limit"),
-            (AccountInput { per_call_cost_cap: Some("0"), ..Default::default() }, "accounts[0].per_call_cost_cap"),
-            (AccountInput { monthly_minutes: Some(-5), ..Default::default() }, "accounts[0].monthly_minutes"),
-            (AccountInput { tz: Some("Mars/Olympus"), ..Default::default() }, "accounts[0].tz"),
+            (
+                AccountInput {
+                    credit_limit: Some("-1"),
+                    ..Default::default()
+                },
+                "accounts[0].credit_limit",
+            ),
+            (
+                AccountInput {
+                    daily_spend_limit: Some("1.00000001"),
+                    ..Default::default()
+                },
+                "accounts[0].daily_spend_limit",
+            ),
+            (
+                AccountInput {
+                    per_call_cost_cap: Some("0"),
+                    ..Default::default()
+                },
+                "accounts[0].per_call_cost_cap",
+            ),
+            (
+                AccountInput {
+                    monthly_minutes: Some(-5),
+                    ..Default::default()
+                },
+                "accounts[0].monthly_minutes",
+            ),
+            (
+                AccountInput {
+                    tz: Some("Mars/Olympus"),
+                    ..Default::default()
+                },
+                "accounts[0].tz",
+            ),
         ];
         for (input, field) in cases {
             let e = account("accounts[0]", input).unwrap_err();
@@ -205,8 +258,16 @@ mod tests {
 
     #[test]
     fn ledger_entries() {
-        assert_eq!(ledger_entry(EntryKind::Topup, "10", "").unwrap().0, 100_000_000);
-        assert_eq!(ledger_entry(EntryKind::Adjustment, "-0.5", "refund").unwrap().0, -5_000_000);
+        assert_eq!(
+            ledger_entry(EntryKind::Topup, "10", "").unwrap().0,
+            100_000_000
+        );
+        assert_eq!(
+            ledger_entry(EntryKind::Adjustment, "-0.5", "refund")
+                .unwrap()
+                .0,
+            -5_000_000
+        );
         let bad: &[(EntryKind, &str, &str)] = &[
             (EntryKind::Topup, "0", ""),
             (EntryKind::Topup, "-1", ""),
