@@ -429,3 +429,52 @@ async fn account_admin_api_validates_and_audits() {
     );
     s.stop().await;
 }
+
+/// `warpd account set|topup|adjust|show`: the same rules and ledger as the admin API, audited
+/// as `cli:$USER`; a bad amount is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_cli_sets_tops_up_adjusts_and_shows() {
+    let pg = support::TestPg::start();
+    let client = demo_db(&pg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("warpd.toml");
+    std::fs::write(&cfg, "[database]\nurl = \"postgres://placeholder@127.0.0.1/x\"\n").unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("account")
+            .args(args)
+            .env("WARPD_DATABASE__URL", pg.url())
+            .env("USER", "tester")
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&["set", "--ban", "10002", "--mode", "prepaid", "--tz", "America/New_York"]);
+    let out = ok(&["topup", "--ban", "10002", "--amount", "25.00", "--note", "opening"]);
+    assert!(out.contains("balance now 25.0000000"), "{out}");
+    let out = ok(&["adjust", "--ban", "10002", "--amount", "-0.25"]);
+    assert!(out.contains("balance now 24.7500000"), "{out}");
+    let out = ok(&["show", "--ban", "10002"]);
+    assert!(out.contains("\"balance_e7\": 247500000"), "{out}");
+    for (args, field) in [
+        (vec!["topup", "--ban", "10002", "--amount", "-1"], "amount"),
+        (vec!["adjust", "--ban", "10002", "--amount", "0"], "amount"),
+        (vec!["set", "--ban", "10002", "--mode", "prepaid", "--credit-limit", "5"], "credit_limit"),
+        (vec!["topup", "--ban", "10001", "--amount", "1"], "no account"),
+    ] {
+        let o = run(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM audit_log WHERE target = 'account 10002' AND actor = 'cli:tester'").await,
+        3
+    );
+}
