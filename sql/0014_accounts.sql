@@ -4,8 +4,9 @@
 --   -credit_limit. Money is bigint in 1e-7 currency units (the routing engine's unit).
 --   balance_e7, seq and the day/month counters are maintained ONLY by the ledger trigger below,
 --   in the same transaction as the ledger row that moved them: never an UPDATE of a balance
---   without a row saying why. seq orders an account's ledger rows (warpd keeps the newest
---   (seq, balance) it has seen in memory).
+--   without a row saying why (a batch of call charges: account_charge_calls(), the same
+--   transaction). seq orders an account's ledger rows (warpd keeps the newest (seq, balance) it
+--   has seen in memory).
 -- account_ledger: top-ups, adjustments and call charges (one per CDR, written in the CDR's
 --   transaction; UNIQUE (call_id, call_started_at) like the CDR).
 
@@ -77,8 +78,51 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- operators' rows (top-ups, adjustments) one at a time; call charges come in batches through
+-- account_charge_calls() below, which applies a whole batch to each account once
 CREATE TRIGGER account_ledger_apply BEFORE INSERT ON account_ledger
-    FOR EACH ROW EXECUTE FUNCTION account_ledger_apply();
+    FOR EACH ROW WHEN (NEW.kind <> 'call') EXECUTE FUNCTION account_ledger_apply();
+
+-- The call charges of one CDR batch (parallel arrays: BAN, signed amount, call id, dip time in
+-- unix microseconds, billed seconds), in the batch's transaction: one ledger row per call of a
+-- customer with an account (seq and balance_after numbered in call order by window sums), then
+-- each charged account updated once with the batch's totals (balance, seq, day and month counters
+-- in its time zone, as account_ledger_apply() does row by row). Returns the charged accounts.
+-- A 'call' row written any other way does not move its account: only this function writes them.
+CREATE FUNCTION account_charge_calls(p_ban text[], p_amount bigint[], p_call text[],
+                                     p_started bigint[], p_billed integer[])
+RETURNS SETOF accounts LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM accounts WHERE ban = ANY (p_ban) ORDER BY ban FOR UPDATE;
+    INSERT INTO account_ledger (ban, kind, amount_e7, seq, balance_after_e7, call_id, call_started_at, billed_s)
+    SELECT u.ban, 'call', u.amount,
+           a.seq + row_number() OVER w,
+           a.balance_e7 + sum(u.amount) OVER w,
+           u.call_id, to_timestamp(0) + u.started * interval '1 microsecond', u.billed
+    FROM unnest(p_ban, p_amount, p_call, p_started, p_billed) AS u (ban, amount, call_id, started, billed)
+    JOIN accounts a ON a.ban = u.ban
+    WINDOW w AS (PARTITION BY u.ban ORDER BY u.call_id, u.started ROWS UNBOUNDED PRECEDING);
+    RETURN QUERY
+    WITH agg AS (
+        SELECT u.ban, count(*) AS n, sum(u.amount) AS s, sum(u.billed) AS b
+        FROM unnest(p_ban, p_amount, p_billed) AS u (ban, amount, billed)
+        JOIN accounts a ON a.ban = u.ban
+        GROUP BY u.ban
+    )
+    UPDATE accounts x SET
+        seq = x.seq + agg.n,
+        balance_e7 = x.balance_e7 + agg.s,
+        spend_day = greatest((now() AT TIME ZONE x.tz)::date, x.spend_day),
+        day_spend_e7 = (CASE WHEN x.spend_day IS NULL OR (now() AT TIME ZONE x.tz)::date > x.spend_day
+                             THEN 0 ELSE x.day_spend_e7 END) - agg.s,
+        spend_month = greatest(date_trunc('month', (now() AT TIME ZONE x.tz)::date)::date, x.spend_month),
+        month_billed_s = (CASE WHEN x.spend_month IS NULL
+                                    OR date_trunc('month', (now() AT TIME ZONE x.tz)::date)::date > x.spend_month
+                               THEN 0 ELSE x.month_billed_s END) + agg.b
+    FROM agg
+    WHERE x.ban = agg.ban
+    RETURNING x.*;
+END $$;
 
 -- the ledger is append-only
 CREATE FUNCTION account_ledger_frozen() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -106,27 +106,18 @@ pub async fn charge(
         .iter()
         .map(|c| i32::try_from(c.billed_s).unwrap_or(i32::MAX))
         .collect();
+    // one statement: the ledger rows and each charged account's update (sql/0014)
     let rows = tx
         .query(
-            "INSERT INTO account_ledger (ban, kind, amount_e7, call_id, call_started_at, billed_s) \
-             SELECT u.ban, 'call', u.amount, u.call_id, \
-                    to_timestamp(0) + u.started * interval '1 microsecond', u.billed \
-             FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int4[]) \
-                  AS u (ban, amount, call_id, started, billed) \
-             JOIN accounts a ON a.ban = u.ban \
-             ORDER BY u.ban \
-             RETURNING ban",
+            &format!(
+                "SELECT ban, {STANDING_COLUMNS} FROM account_charge_calls($1, $2, $3, $4, $5)"
+            ),
             &[&bans, &prices, &ids, &started, &billed],
         )
         .await?;
-    let mut charged: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
-    charged.sort_unstable();
-    charged.dedup();
-    let refs: Vec<&str> = charged.iter().map(String::as_str).collect();
-    standings(tx, &refs).await
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, standing(r, 1)?)))
+        .collect()
 }
 
 /// Creates or replaces an account's terms (not its balance); returns the row before and after

@@ -178,6 +178,37 @@ async fn prepaid_credit_for_30_s_is_granted_charged_and_then_refused() {
     answer_and_end(&s, "pre-4", &route, now_s(), 12.5).await;
     assert_eq!(cdrs_of(&client, "pre-4").await[0].get::<_, i32>(2), 10);
     assert_eq!(balance(&client).await, (0, 2));
+    // the counters and the ledger's numbering: topup, call, topup, call
+    let r = client
+        .query_one(
+            "SELECT seq, day_spend_e7, month_billed_s, spend_day = (now() AT TIME ZONE 'UTC')::date \
+             FROM accounts WHERE ban = '10001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let spent = (30 * rate + 30) / 60 + (10 * rate + 30) / 60;
+    assert_eq!(
+        (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2), r.get::<_, bool>(3)),
+        (4, spent, 40, true)
+    );
+    let rows = client
+        .query(
+            "SELECT seq, kind, balance_after_e7 FROM account_ledger WHERE ban = '10001' ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(i64, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "topup".into(), (30 * rate + 30) / 60),
+            (2, "call".into(), 0),
+            (3, "topup".into(), (10 * rate + 30) / 60),
+            (4, "call".into(), 0),
+        ]
+    );
     s.stop().await;
 }
 
