@@ -189,7 +189,12 @@ async fn prepaid_credit_for_30_s_is_granted_charged_and_then_refused() {
         .unwrap();
     let spent = (30 * rate + 30) / 60 + (10 * rate + 30) / 60;
     assert_eq!(
-        (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2), r.get::<_, bool>(3)),
+        (
+            r.get::<_, i64>(0),
+            r.get::<_, i64>(1),
+            r.get::<_, i64>(2),
+            r.get::<_, bool>(3)
+        ),
         (4, spent, 40, true)
     );
     let rows = client
@@ -199,7 +204,10 @@ async fn prepaid_credit_for_30_s_is_granted_charged_and_then_refused() {
         )
         .await
         .unwrap();
-    let got: Vec<(i64, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let got: Vec<(i64, String, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -469,7 +477,11 @@ async fn account_cli_sets_tops_up_adjusts_and_shows() {
     let client = demo_db(&pg).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("warpd.toml");
-    std::fs::write(&cfg, "[database]\nurl = \"postgres://placeholder@127.0.0.1/x\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[database]\nurl = \"postgres://placeholder@127.0.0.1/x\"\n",
+    )
+    .unwrap();
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_warpd"))
             .arg("--config")
@@ -483,11 +495,25 @@ async fn account_cli_sets_tops_up_adjusts_and_shows() {
     };
     let ok = |args: &[&str]| {
         let o = run(args);
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    ok(&["set", "--ban", "10002", "--mode", "prepaid", "--tz", "America/New_York"]);
-    let out = ok(&["topup", "--ban", "10002", "--amount", "25.00", "--note", "opening"]);
+    ok(&[
+        "set",
+        "--ban",
+        "10002",
+        "--mode",
+        "prepaid",
+        "--tz",
+        "America/New_York",
+    ]);
+    let out = ok(&[
+        "topup", "--ban", "10002", "--amount", "25.00", "--note", "opening",
+    ]);
     assert!(out.contains("balance now 25.0000000"), "{out}");
     let out = ok(&["adjust", "--ban", "10002", "--amount", "-0.25"]);
     assert!(out.contains("balance now 24.7500000"), "{out}");
@@ -496,8 +522,22 @@ async fn account_cli_sets_tops_up_adjusts_and_shows() {
     for (args, field) in [
         (vec!["topup", "--ban", "10002", "--amount", "-1"], "amount"),
         (vec!["adjust", "--ban", "10002", "--amount", "0"], "amount"),
-        (vec!["set", "--ban", "10002", "--mode", "prepaid", "--credit-limit", "5"], "credit_limit"),
-        (vec!["topup", "--ban", "10001", "--amount", "1"], "no account"),
+        (
+            vec![
+                "set",
+                "--ban",
+                "10002",
+                "--mode",
+                "prepaid",
+                "--credit-limit",
+                "5",
+            ],
+            "credit_limit",
+        ),
+        (
+            vec!["topup", "--ban", "10001", "--amount", "1"],
+            "no account",
+        ),
     ] {
         let o = run(&args);
         assert!(!o.status.success(), "{args:?}");
