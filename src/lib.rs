@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod consul;
+pub mod credit;
 pub mod db;
 pub mod deck;
 pub mod http_body;

@@ -147,10 +147,10 @@ pub async fn run(
     } else {
         None
     };
-    let admin = Arc::new(crate::admin::AdminState::new(
-        &config.database.url,
-        config.routing.clone(),
-    )?);
+    let admin = Arc::new(
+        crate::admin::AdminState::new(&config.database.url, config.routing.clone())?
+            .with_calls(calls.clone()),
+    );
     let flusher = admin
         .dip_log
         .clone()

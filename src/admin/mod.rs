@@ -44,6 +44,8 @@ pub struct AdminState {
     pub dip_log: Arc<DipLog>,
     pub settings: RoutingSettings,
     pub max_upload_bytes: usize,
+    /// the calls service, when on: account changes reach its credit books at once
+    pub calls: Option<Arc<crate::calls::CallService>>,
 }
 
 impl AdminState {
@@ -54,7 +56,14 @@ impl AdminState {
             dip_log: Arc::new(DipLog::new(crate::deck::diplog::DEFAULT_CAPACITY)),
             settings,
             max_upload_bytes: MAX_UPLOAD_BYTES,
+            calls: None,
         })
+    }
+
+    /// With the calls service (its credit books follow account changes at once).
+    pub fn with_calls(mut self, calls: Option<Arc<crate::calls::CallService>>) -> AdminState {
+        self.calls = calls;
+        self
     }
 }
 

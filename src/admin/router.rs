@@ -132,6 +132,11 @@ pub static ROUTES: &[Route] = &[
     op!(GET "/v1/admin/customers/{ban}", Readonly, customers::customer_get / __path_customer_get),
     op!(PATCH "/v1/admin/customers/{ban}", Ops, customers::customer_update / __path_customer_update),
     op!(DELETE "/v1/admin/customers/{ban}", Admin, customers::customer_delete / __path_customer_delete),
+    // credit accounts (issue 21)
+    op!(GET "/v1/admin/customers/{ban}/account", Readonly, accounts::account_get / __path_account_get),
+    op!(PUT "/v1/admin/customers/{ban}/account", Admin, accounts::account_put / __path_account_put),
+    op!(GET "/v1/admin/customers/{ban}/account/ledger", Readonly, accounts::ledger_list / __path_ledger_list),
+    op!(POST "/v1/admin/customers/{ban}/account/ledger", Ops, accounts::ledger_post / __path_ledger_post),
     // blocked_prefixes
     op!(GET "/v1/admin/customers/{ban}/blocked_prefixes", Readonly, blocked_prefixes::blocked_prefixes_list / __path_blocked_prefixes_list),
     op!(POST "/v1/admin/customers/{ban}/blocked_prefixes", Ops, blocked_prefixes::blocked_prefix_add / __path_blocked_prefix_add),

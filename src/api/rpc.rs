@@ -134,10 +134,18 @@ fn media_call(
     Ok((media, p.call_id))
 }
 
+/// `call.hangup` parameters.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HangupParams {
+    call_id: String,
+}
+
 /// Methods served on the admin listener only: on the Kamailio listener they answer
 /// [`ApiError::AdminOnly`] (they change media or reload state, or show vendors' buy rates,
 /// names and gateway addresses).
-const ADMIN_ONLY: [&str; 6] = [
+const ADMIN_ONLY: [&str; 7] = [
+    "call.hangup",
     "lcr.simulate",
     "warpd.reload",
     "media.record.start",
@@ -195,6 +203,28 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
     m.register_async_method("media.query", |params, api, _| async move {
         let (media, call_id) = media_call(&api, &params)?;
         media.query(&call_id).await.map_err(media_err)
+    })?;
+    m.register_async_method("call.hangup", |params, api, _| async move {
+        let raw = params.as_str().ok_or_else(|| {
+            ErrorObjectOwned::from(ApiError::invalid(
+                "params",
+                "missing; expected {\"call_id\": \"…\"}",
+            ))
+        })?;
+        let p: HangupParams = serde_json::from_str(raw)
+            .map_err(|e| ErrorObjectOwned::from(ApiError::invalid("params", e.to_string())))?;
+        if p.call_id.is_empty() || p.call_id.len() > 256 {
+            return Err(ApiError::invalid("call_id", "1 to 256 bytes").into());
+        }
+        let calls = api.state.calls.clone().ok_or_else(|| {
+            ErrorObjectOwned::from(ApiError::Internal("calls are off (calls.enabled)".into()))
+        })?;
+        calls
+            .hangup(&p.call_id, "call.hangup")
+            .await
+            .map_err(|e| ErrorObjectOwned::from(ApiError::from(e)))?;
+        tracing::info!(call_id = %warpd_core::excerpt::excerpt(&p.call_id), "call ended by call.hangup");
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({"ok": true}))
     })?;
     m.register_method("media.nodes", |_, api, _| {
         let media = api

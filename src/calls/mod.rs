@@ -8,6 +8,7 @@
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
+pub mod hangup;
 pub mod limits;
 pub mod writer;
 
@@ -31,6 +32,7 @@ use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
 use quality::{Quality, RouteStats};
 use state::{Admit, CallPriority, CallTable, ReapLimits};
+use warpd_core::credit::Tariff;
 
 /// Errors of the calls/CDR layer.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,17 @@ pub enum CallsError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why `call.hangup` did not end a call.
+#[derive(Debug, thiserror::Error)]
+pub enum HangupFailed {
+    #[error("call_id: no live call with this id")]
+    NotLive,
+    #[error(transparent)]
+    Kamailio(#[from] hangup::HangupError),
+    #[error("the call was ended but its end could not be recorded: {0}")]
+    Record(#[source] CallsError),
 }
 
 /// Neither PostgreSQL nor the spool took a batch of events (the database's failure was logged
@@ -186,6 +199,8 @@ pub struct Shared {
     table: Mutex<CallTable>,
     quality: Mutex<Quality>,
     pub metrics: CallMetrics,
+    /// credit accounts: reservations of live calls, settled by the writer after each commit
+    pub credit: crate::credit::Credit,
 }
 
 impl Shared {
@@ -194,6 +209,7 @@ impl Shared {
             table: Mutex::new(CallTable::new(cfg.finished_memory_s as i64 * 1_000_000)),
             quality: Mutex::new(Quality::new(cfg.quality_window_s, 60)),
             metrics: CallMetrics::new(reg),
+            credit: crate::credit::Credit::new(reg),
         }
     }
     /// The call table (a poisoned lock is recovered: the table stays consistent per operation).
@@ -221,6 +237,8 @@ pub struct CallService {
     api_token: Option<String>,
     /// `calls.max_call_duration_s`, recorded in each call's start (the CDR's duration cap)
     max_duration_s: u64,
+    /// `calls.kamailio_rpc_url` (call.hangup)
+    kamailio_rpc_url: Option<String>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -239,8 +257,13 @@ impl CallService {
             .await
             .map_err(DbError::query("reading call limits"))?;
         let limits = Arc::new(ArcSwap::from_pointee(view));
+        let accounts = crate::credit::store::load(&limits_client)
+            .await
+            .map_err(DbError::query("reading credit accounts"))?;
+        shared.credit.refresh(accounts);
         let (tx, rx) = mpsc::channel(config.cdr.queue_capacity);
         let writer = crate::calls::writer::Writer::recover(config, shared.clone()).await?;
+        restore_holds(&shared);
         let c = &config.calls;
         let reap = ReapLimits {
             max_duration_us: c.max_call_duration_s as i64 * 1_000_000,
@@ -288,6 +311,15 @@ impl CallService {
                             }
                         }
                     }
+                    if let Some(cl) = &client {
+                        match crate::credit::store::load(cl).await {
+                            Ok(a) => shared.credit.refresh(a),
+                            Err(e) => {
+                                tracing::warn!(error = %crate::db::pg_detail(&e), "reading credit accounts failed; keeping the previous ones");
+                                client = None;
+                            }
+                        }
+                    }
                 }
             });
         }
@@ -299,6 +331,7 @@ impl CallService {
             pool,
             api_token: config.cdr.api_token.clone(),
             max_duration_s: config.calls.max_call_duration_s,
+            kamailio_rpc_url: config.calls.kamailio_rpc_url.clone(),
             writer: Mutex::new(Some(handle)),
         }))
     }
@@ -316,13 +349,18 @@ impl CallService {
         self.api_token.as_deref()
     }
 
-    /// Re-reads limits now (tests, after provisioning changes).
+    /// Re-reads limits and credit accounts now (tests, after provisioning changes, after an
+    /// admin ledger entry).
     pub async fn refresh_limits(&self) -> Result<(), CallsError> {
         let client = self.pool.get().await.map_err(DbError::Pool)?;
         let v = limits::load(&client)
             .await
             .map_err(DbError::query("reading call limits"))?;
         self.limits.store(Arc::new(v));
+        let a = crate::credit::store::load(&**client)
+            .await
+            .map_err(DbError::query("reading credit accounts"))?;
+        self.shared.credit.refresh(a);
         Ok(())
     }
 
@@ -463,8 +501,18 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
+        let normal = priority == CallPriority::Normal;
         match table.admit(call_id, &ban, cl, now, priority) {
-            Admit::Retransmit => return DipAnswer::Route(ra),
+            Admit::Retransmit => {
+                // the same grant as the first dip of this call
+                ra.max_duration_s = normal.then(|| {
+                    self.shared
+                        .credit
+                        .held(call_id)
+                        .unwrap_or(self.max_duration_cap())
+                });
+                return DipAnswer::Route(ra);
+            }
             Admit::Reject(limit) => {
                 self.shared
                     .metrics
@@ -478,6 +526,46 @@ impl CallService {
                 });
             }
             Admit::Ok => {}
+        }
+        // credit: emergency calls are never refused or cut; others get the duration their
+        // customer's account pays for (reserved now, atomically) or a 402
+        let mut credit_hold = None;
+        let mut max_s = self.max_duration_cap();
+        if normal {
+            let tariffs: smallvec::SmallVec<[Tariff; 8]> = ra
+                .routes
+                .iter()
+                .map(|r| Tariff {
+                    rate_e7: crate::cdr::rating::rate_to_e7(r.customer_rate),
+                    min: cl.and_then(|c| c.bill_min).unwrap_or(r.billing.min as u32),
+                    inc: cl.and_then(|c| c.bill_inc).unwrap_or(r.billing.inc as u32),
+                })
+                .collect();
+            match self
+                .shared
+                .credit
+                .admit(&ban, Some(call_id), &tariffs, now, max_s)
+            {
+                None => {}
+                Some(Err(refusal)) => {
+                    tracing::info!(ban = %ban, reason = %refusal, "dip refused for credit");
+                    return DipAnswer::Reject(RejectAnswer {
+                        sip_code: refusal.sip_code(),
+                        reason: refusal.to_string(),
+                    });
+                }
+                Some(Ok(g)) => {
+                    let mut usable = g.usable.iter();
+                    ra.routes
+                        .retain(|_| usable.next().copied().unwrap_or(false));
+                    max_s = g.max_duration_s;
+                    credit_hold = Some(events::CreditHold {
+                        reserve_e7: g.reserve_e7,
+                        reserve_s: g.reserve_s,
+                    });
+                }
+            }
+            ra.max_duration_s = Some(max_s);
         }
         let dnis = e164_or_raw(&req.dnis);
         let routing_number = ra
@@ -527,7 +615,12 @@ impl CallService {
                 customer_min: cl.and_then(|c| c.bill_min),
                 customer_inc: cl.and_then(|c| c.bill_inc),
                 reject: None,
-                max_duration_s: Some(self.max_duration_s),
+                max_duration_s: Some(if normal {
+                    u64::from(max_s)
+                } else {
+                    self.max_duration_s
+                }),
+                credit_hold,
             })),
         };
         table.start(&ev, now);
@@ -570,9 +663,45 @@ impl CallService {
         }
     }
 
+    /// Ends a live call: Kamailio ends its dialog (BYE to both sides, [`hangup`]), then the
+    /// call's end is recorded here (`hangup=system`, `cause`), since Kamailio reports no end for
+    /// a BYE it generated. A call warpd does not know live is refused before Kamailio is asked.
+    pub async fn hangup(&self, call_id: &str, cause: &str) -> Result<(), HangupFailed> {
+        if self.shared.table().get(call_id).is_none() {
+            return Err(HangupFailed::NotLive);
+        }
+        hangup::end_dialog(self.kamailio_rpc_url.as_deref(), call_id)
+            .await
+            .map_err(HangupFailed::Kamailio)?;
+        let raw = serde_json::json!({"call_id": call_id, "hangup": "system", "cause": cause});
+        let ev = events::end_event(raw.to_string().as_bytes(), now_us())
+            .map_err(|e| HangupFailed::Record(CallsError::Invalid(e)))?;
+        self.submit(ev).await.map_err(HangupFailed::Record)
+    }
+
+    /// Ends every live call of `ban` that holds a credit reservation (an account blocked with
+    /// `at_limit = cut`); returns how many were ended. Failures are logged per call.
+    pub async fn hangup_customer(&self, ban: &str, cause: &str) -> usize {
+        let mut n = 0;
+        for id in self.shared.credit.live_calls(ban) {
+            match self.hangup(&id, cause).await {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tracing::warn!(ban = %ban, error = %e, "live call of a blocked account not ended")
+                }
+            }
+        }
+        n
+    }
+
     /// `calls.max_call_duration_s`.
     pub fn max_call_duration_s(&self) -> u64 {
         self.max_duration_s
+    }
+
+    /// `calls.max_call_duration_s` as the longest grant (seconds).
+    fn max_duration_cap(&self) -> u32 {
+        self.max_duration_s.clamp(1, u64::from(u32::MAX)) as u32
     }
 
     /// Rolling per-route figures (`by_prefix`: per route × destination group).
@@ -596,6 +725,24 @@ impl CallService {
         if let Some(h) = h {
             let _ = h.await;
         }
+    }
+}
+
+/// Live calls' credit reservations, back from their start events (after a restart).
+fn restore_holds(shared: &Shared) {
+    let table = shared.table();
+    let mut n = 0;
+    for r in table.records() {
+        if let Some((s, hold)) = r.start.as_ref().and_then(|s| Some((s, s.credit_hold?))) {
+            if let Some(ban) = &s.ban {
+                let max = s.max_duration_s.unwrap_or(0).min(u32::MAX as u64) as u32;
+                shared.credit.restore(&r.call_id, ban, hold, max);
+                n += 1;
+            }
+        }
+    }
+    if n > 0 {
+        tracing::info!(calls = n, "credit reservations of live calls restored");
     }
 }
 

@@ -4,6 +4,7 @@
 //! Owns: user-facing command behaviour and output. Must not touch: routing rules or SQL details
 //! (it calls `routing`, `db` and `provision`).
 
+mod account;
 mod deck;
 mod user;
 
@@ -80,6 +81,11 @@ pub enum Command {
     Deck {
         #[command(subcommand)]
         cmd: deck::DeckCmd,
+    },
+    /// Credit accounts: show, set terms, top up, adjust
+    Account {
+        #[command(subcommand)]
+        cmd: account::AccountCmd,
     },
     /// Admin API bearer tokens
     Token {
@@ -308,6 +314,10 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::User { cmd } => {
             init_logging(None, "warn");
             user::run_user(&config, cmd).await?;
+        }
+        Command::Account { cmd } => {
+            init_logging(None, "warn");
+            account::run_account(&config, cmd).await?;
         }
         Command::Token { cmd } => {
             init_logging(None, "warn");

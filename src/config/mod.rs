@@ -79,6 +79,10 @@ pub struct CallsConfig {
     pub asr_floor: f64,
     /// ... once they have at least this many attempts in the window
     pub asr_min_attempts: u64,
+    /// Kamailio's JSON-RPC over HTTP (kamailio.cfg `RPC_IP:RPC_PORT`, path `/RPC`): admin
+    /// `call.hangup` ends live calls through it (credit, issue 21); unset = no call.hangup
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_rpc_url: Option<String>,
 }
 
 impl Default for CallsConfig {
@@ -95,6 +99,7 @@ impl Default for CallsConfig {
             quality_prefix_digits: 4,
             asr_floor: 0.0,
             asr_min_attempts: 50,
+            kamailio_rpc_url: None,
         }
     }
 }

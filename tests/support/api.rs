@@ -52,7 +52,8 @@ pub const KAMAILIO_PATHS: [&str; 5] = ["/v1/route", "/v1/events", "/rpc", "/heal
 
 /// JSON-RPC methods of the Kamailio surface (the rest are the admin surface's).
 pub fn kamailio_method(method: &str) -> bool {
-    method == "lcr.route" || method.starts_with("call.")
+    // call.hangup ends a call through Kamailio: an admin method (credit, issue 21)
+    method == "lcr.route" || (method.starts_with("call.") && method != "call.hangup")
 }
 
 impl Api {

@@ -200,6 +200,7 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
 /// | 6 | the emergency callback number, or `""` | `""` |
 /// | 7 | N, the number of attempts (integer) | 0 |
 /// | 8 + 3i, 9 + 3i, 10 + 3i | attempt i: route id, vendor, gateway URI | |
+/// | 8 + 3N | `max_duration_s` (integer; 0 = no limit, e.g. an emergency call) | |
 ///
 /// The attempts are every route's gateways in failover order (`routes[0].uris[0..]`, then
 /// `routes[1].uris[0..]`, …): the JSON answer's routes, in the same order.
@@ -219,7 +220,7 @@ pub fn answer_array(a: &DipAnswer) -> Value {
         ]),
         DipAnswer::Route(r) => {
             let n: usize = r.routes.iter().map(|c| c.uris.len().max(1)).sum();
-            let mut v = Vec::with_capacity(HEADER + 3 * n);
+            let mut v = Vec::with_capacity(HEADER + 3 * n + 1);
             v.extend([
                 s("route"),
                 Value::Integer(200),
@@ -240,6 +241,8 @@ pub fn answer_array(a: &DipAnswer) -> Value {
                     v.extend([s(c.route_id.as_str()), s(c.vendor.as_str()), s(u)]);
                 }
             }
+            // appended after the attempts, so no earlier index moves
+            v.push(Value::Integer(i64::from(r.max_duration_s.unwrap_or(0))));
             Value::Array(v)
         }
     }

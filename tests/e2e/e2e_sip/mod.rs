@@ -33,6 +33,7 @@
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
+mod credit;
 mod gaps;
 mod resp_freeze;
 mod scenarios;
@@ -186,6 +187,10 @@ impl Kamailio {
             .args(["-A", "GW_FR_TIMER_MS=2000"]);
         for d in defines {
             cmd.args(["-A", d]);
+        }
+        // Kamailio's JSON-RPC listener (credit, issue 21): a port of its own per Kamailio
+        if !defines.iter().any(|d| d.starts_with("RPC_PORT=")) {
+            cmd.args(["-A", &format!("RPC_PORT={}", free_tcp_port())]);
         }
         let proc = Proc::spawn(&format!("kamailio-{name}"), &mut cmd, &log);
         let k = Kamailio {

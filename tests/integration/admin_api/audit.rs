@@ -102,6 +102,19 @@ fn writes() -> Vec<Write> {
             "/v1/admin/customers/2002",
             Json(json!({"max_cps": 3})),
         ),
+        // credit accounts (issue 21)
+        w(
+            "PUT",
+            "/v1/admin/customers/{ban}/account",
+            "/v1/admin/customers/2002/account",
+            Json(json!({"mode": "prepaid"})),
+        ),
+        w(
+            "POST",
+            "/v1/admin/customers/{ban}/account/ledger",
+            "/v1/admin/customers/2002/account/ledger",
+            Json(json!({"kind": "topup", "amount": "10"})),
+        ),
         w(
             "POST",
             "/v1/admin/customers/{ban}/blocked_prefixes",

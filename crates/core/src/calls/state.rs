@@ -210,6 +210,10 @@ impl CallTable {
     pub fn route_calls(&self, route: &str) -> u32 {
         self.per_route.get(route).copied().unwrap_or(0)
     }
+    /// Every live call.
+    pub fn records(&self) -> impl Iterator<Item = &CallRecord> {
+        self.calls.values()
+    }
     pub fn get(&self, call_id: &str) -> Option<&CallRecord> {
         self.calls.get(call_id)
     }

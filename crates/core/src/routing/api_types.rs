@@ -47,6 +47,11 @@ pub struct RouteAnswer {
     /// Kamailio's P-Asserted-Identity; absent when the customer has none
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emergency_callback: Option<String>,
+    /// the longest the call may last once answered, seconds (set by the calls layer for a
+    /// tracked call: the customer's credit, capped by `calls.max_call_duration_s`; absent for
+    /// an emergency call, which nothing cuts); Kamailio sets the dialog timeout from it
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -208,6 +213,8 @@ struct KamailioRoute<'a> {
     routes: Vec<KamailioChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     emergency_callback: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_duration_s: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -243,6 +250,7 @@ impl Serialize for KamailioAnswer<'_> {
                     })
                     .collect(),
                 emergency_callback: r.emergency_callback.as_deref(),
+                max_duration_s: r.max_duration_s,
             }),
         };
         wire.serialize(s)

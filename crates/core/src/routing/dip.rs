@@ -348,6 +348,7 @@ fn emergency(
             true,
         )],
         emergency_callback: callback.map(|c| format!("+{c}")),
+        max_duration_s: None,
     })
 }
 
@@ -635,6 +636,7 @@ fn evaluate(
             .map(|k| choice(s, k, zone, number, req.call_id.as_deref(), false))
             .collect(),
         emergency_callback: None,
+        max_duration_s: None,
     })
 }
 

@@ -8,6 +8,7 @@
 //! Errors name the field (`port: 70000 is out of range 1..=65535`); callers prefix the path of
 //! the object (`vendors[0] "Alpha".gateways[1] "gw2".port`).
 
+mod account;
 mod customer;
 pub mod media;
 mod network;
@@ -15,6 +16,7 @@ pub mod values;
 
 use std::fmt;
 
+pub use account::*;
 pub use customer::*;
 pub use network::*;
 
