@@ -212,6 +212,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             let req = DipRequest {
                 ban,
                 src_ip,
+                trunk: None,
                 ani,
                 dnis,
                 lrn,
