@@ -279,6 +279,8 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 disposition,
                 ani_prefix: strip(ani_prefix),
                 dnis_prefix: strip(dnis_prefix),
+                direction: None,
+                trunk: None,
                 after: None,
             };
             let client = crate::db::connect(&config.database.url).await?;
