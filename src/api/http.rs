@@ -176,8 +176,8 @@ fn action(path: &str, method: &Method) -> Action {
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
         ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
         (
-            "/v1/route" | "/v1/inbound" | "/v1/credentials" | "/healthz" | "/readyz" | "/metrics" | "/v1/cdrs" | "/v1/cdrs/export"
-            | "/v1/routes/quality",
+            "/v1/route" | "/v1/inbound" | "/v1/credentials" | "/healthz" | "/readyz" | "/metrics"
+            | "/v1/cdrs" | "/v1/cdrs/export" | "/v1/routes/quality",
             m,
         ) => Action::Refuse(Surface::Http, not_allowed(path, m, "GET")),
         ("/v1/routing/simulate" | "/v1/events", m) => {

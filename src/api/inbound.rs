@@ -112,20 +112,21 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let found = snap
-            .inbound()
-            .credential(&q.user, &q.realm)
-            .filter(|c| {
-                self.state
-                    .kamailio_auth
-                    .dip_as()
-                    .check_ban(source, c.customer.as_str())
-                    .is_ok()
-            });
+        let found = snap.inbound().credential(&q.user, &q.realm).filter(|c| {
+            self.state
+                .kamailio_auth
+                .dip_as()
+                .check_ban(source, c.customer.as_str())
+                .is_ok()
+        });
         self.state
             .metrics
             .credential_lookups
-            .with_label_values(&[if found.is_some() { "found" } else { "not_found" }])
+            .with_label_values(&[if found.is_some() {
+                "found"
+            } else {
+                "not_found"
+            }])
             .inc();
         Ok(CredentialAnswer {
             found: found.is_some(),

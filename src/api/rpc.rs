@@ -178,11 +178,10 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
                     "params",
                     "missing; expected an object {src_ip, ani, dnis, call_id?}",
                 )),
-                Some(raw) => crate::routing::inbound::params::inbound_from_json(
-                    raw.as_bytes(),
-                    "params",
-                )
-                .map_err(ApiError::from),
+                Some(raw) => {
+                    crate::routing::inbound::params::inbound_from_json(raw.as_bytes(), "params")
+                        .map_err(ApiError::from)
+                }
             }
             .map_err(ErrorObjectOwned::from)?;
             let source = ext.get::<Source>().map(|s| s.0).ok_or_else(|| {

@@ -8,9 +8,9 @@
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
+mod inbound;
 pub mod limits;
 pub mod writer;
-mod inbound;
 
 pub use warpd_core::calls::{events, quality, state};
 

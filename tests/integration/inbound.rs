@@ -102,7 +102,8 @@ fn s(v: &Value) -> String {
     }
 }
 
-const DIP: &str = "/v1/inbound?src_ip=192.0.2.7&ani=%2B13105550000&dnis=%2B12125550142&call_id=in-1";
+const DIP: &str =
+    "/v1/inbound?src_ip=192.0.2.7&ani=%2B13105550000&dnis=%2B12125550142&call_id=in-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_dip_on_three_surfaces_and_credentials() {
@@ -139,7 +140,13 @@ async fn inbound_dip_on_three_surfaces_and_credentials() {
     let r = resp(
         w.resp_addr.unwrap(),
         &[
-            &["INBOUND", "192.0.2.7", "+13105550000", "+12125550142", "in-1"],
+            &[
+                "INBOUND",
+                "192.0.2.7",
+                "+13105550000",
+                "+12125550142",
+                "in-1",
+            ],
             &["INBOUND", "192.0.2.7", "+13105550000", "+12125559999"],
             &["CRED", "acme", "sip.example.net"],
             &["CRED", "acme", "other.example.net"],
@@ -152,7 +159,16 @@ async fn inbound_dip_on_three_surfaces_and_credentials() {
     };
     assert_eq!(
         a[..8].iter().map(s).collect::<Vec<_>>(),
-        ["route", "200", "", "10001", "acme-main", "+12125550142", "", "3"]
+        [
+            "route",
+            "200",
+            "",
+            "10001",
+            "acme-main",
+            "+12125550142",
+            "",
+            "3"
+        ]
     );
     assert_eq!(a.len(), 8 + 3 * 3);
     for i in 0..3 {
@@ -227,7 +243,10 @@ async fn outbound_dip_by_trunk_and_by_trunk_source() {
     assert_eq!(s(&a[0]), "route");
     // an unknown trunk is an unknown customer
     let a = w.dip(&format!("trunk=nope&{q}")).await;
-    assert_eq!((a["action"].clone(), a["sip_code"].clone()), (json!("reject"), json!(403)));
+    assert_eq!(
+        (a["action"].clone(), a["sip_code"].clone()),
+        (json!("reject"), json!(403))
+    );
     // ban and trunk together: a request error naming trunk
     let (status, e) = w
         .get_json(&format!("/v1/route?ban=10001&trunk=acme-main&{q}"))
@@ -245,7 +264,11 @@ async fn trunk_limit_and_inbound_cdr() {
     let (_, b) = w
         .get_json(&DIP.replace("call_id=in-1", "call_id=in-2"))
         .await;
-    assert_eq!((b["action"].clone(), b["code"].clone()), (json!("reject"), json!(503)), "{b}");
+    assert_eq!(
+        (b["action"].clone(), b["code"].clone()),
+        (json!("reject"), json!(503)),
+        "{b}"
+    );
     assert!(b["reason"].as_str().unwrap().contains("trunk"), "{b}");
     // the first call: answered on its first destination, 30 s, ended
     let t0 = std::time::SystemTime::now()
@@ -278,13 +301,22 @@ async fn trunk_limit_and_inbound_cdr() {
     })
     .await;
     assert_eq!(row.get::<_, String>(0), "inbound");
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("acme-main"));
-    assert_eq!(row.get::<_, Option<String>>(2).as_deref(), Some("12125550142"));
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("acme-main")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("12125550142")
+    );
     assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("10001"));
     // 30 s billed 60/60 (the customer has no increments of its own) at 0.006/min
     assert_eq!(row.get::<_, i32>(7), 60);
     assert_eq!(row.get::<_, String>(4), "0.0060000");
-    assert_eq!(row.get::<_, Option<String>>(5).as_deref(), Some("northstar"));
+    assert_eq!(
+        row.get::<_, Option<String>>(5).as_deref(),
+        Some("northstar")
+    );
     assert_eq!(row.get::<_, String>(6), "0.0000000");
     // /v1/cdrs filters by direction and trunk (admin listener, a readonly token)
     let token = warpd::admin::create_token(&client, "cdr-reader", "readonly", "test")
@@ -302,7 +334,11 @@ async fn trunk_limit_and_inbound_cdr() {
     assert!(rows.iter().any(|r| r["call_id"] == "in-1"), "{page}");
     assert!(rows.iter().all(|r| r["direction"] == "inbound"), "{page}");
     let page: serde_json::Value = cdrs("direction=outbound").await;
-    assert!(page["cdrs"].as_array().unwrap().iter().all(|r| r["call_id"] != "in-1"));
+    assert!(page["cdrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["call_id"] != "in-1"));
     let bad = http
         .get(format!("{}/v1/cdrs?direction=sideways", w.admin_base))
         .bearer_auth(&token)
@@ -312,14 +348,20 @@ async fn trunk_limit_and_inbound_cdr() {
     assert_eq!(bad.status().as_u16(), 400);
     assert!(bad.text().await.unwrap().contains("direction"));
     // and the trunk is free again
-    eventually("the trunk's call to end", Duration::from_secs(10), || async {
-        let (_, c) = w.get_json(&DIP.replace("call_id=in-1", "call_id=in-3")).await;
-        if c["action"] == "route" {
-            Ok(())
-        } else {
-            Err(c.to_string())
-        }
-    })
+    eventually(
+        "the trunk's call to end",
+        Duration::from_secs(10),
+        || async {
+            let (_, c) = w
+                .get_json(&DIP.replace("call_id=in-1", "call_id=in-3"))
+                .await;
+            if c["action"] == "route" {
+                Ok(())
+            } else {
+                Err(c.to_string())
+            }
+        },
+    )
     .await;
 }
 

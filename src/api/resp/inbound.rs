@@ -57,7 +57,11 @@ pub(super) fn run(api: &Api, name: &[u8], rest: &[Vec<u8>], source: IpAddr, out:
 }
 
 fn text_args<'a>(name: &[u8], rest: &'a [Vec<u8>]) -> Result<Vec<&'a str>, ApiError> {
-    let what = if name == b"INBOUND" { "INBOUND" } else { "CRED" };
+    let what = if name == b"INBOUND" {
+        "INBOUND"
+    } else {
+        "CRED"
+    };
     if rest.len() > 4 {
         return Err(ApiError::invalid(
             what,

@@ -45,7 +45,11 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
             .iter()
             .map(|c| {
                 parse_net(c).ok_or_else(|| {
-                    DbError::bad_row(T, format!("trunk {name:?}"), format!("unparsable cidr {c:?}"))
+                    DbError::bad_row(
+                        T,
+                        format!("trunk {name:?}"),
+                        format!("unparsable cidr {c:?}"),
+                    )
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -138,7 +142,12 @@ async fn load_numbers(client: &Client, b: &mut InboundBuilder) -> Result<u64, Db
         let number = need(text(f[0]), T, &|| "a number".into(), "number")?;
         let key = || format!("number {}", crate::numbering::mask(number));
         let status = need(text(f[3]), T, &key, "status")?;
-        let rate: i64 = need(text(f[7]).and_then(|s| s.parse().ok()), T, &key, "inbound_rate")?;
+        let rate: i64 = need(
+            text(f[7]).and_then(|s| s.parse().ok()),
+            T,
+            &key,
+            "inbound_rate",
+        )?;
         b.number(NumberRow {
             number: number.to_string(),
             customer_ban: need(text(f[1]), T, &key, "customer")?.to_string(),

@@ -549,7 +549,7 @@ mod tests {
             s.starts_with("c\\t1\t2023-11-14 22:13:20.000000+00\t"),
             "{s}"
         );
-        assert!(s.ends_with("\t{}\tf\n"));
+        assert!(s.ends_with("\t{}\toutbound\t\\N\t\\N\tf\n"), "{s}");
         let cols = COPY_COLUMNS.split(',').count() + 1;
         assert_eq!(s.trim_end_matches('\n').split('\t').count(), cols);
     }

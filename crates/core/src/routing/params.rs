@@ -24,7 +24,7 @@ pub enum ParamError {
     #[error("{0}: unknown parameter")]
     Unknown(String),
     /// Neither `ban`, `trunk` nor `src_ip` was given.
-    #[error("ban, trunk, src_ip: one of them is required to identify the customer")]
+    #[error("ban, src_ip, trunk: one of them is required to identify the customer")]
     NoCustomerKey,
     /// The body (or JSON-RPC params) is not JSON at all.
     #[error("{what}: malformed JSON: {why}")]
@@ -216,7 +216,11 @@ pub(crate) fn restore_plus(v: Cow<'_, str>) -> String {
     }
 }
 
-pub(crate) fn set_once<T>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), ParamError> {
+pub(crate) fn set_once<T>(
+    slot: &mut Option<T>,
+    field: &'static str,
+    v: T,
+) -> Result<(), ParamError> {
     if slot.is_some() {
         return Err(ParamError::invalid(field, "given more than once"));
     }
@@ -343,8 +347,8 @@ mod tests {
         assert!(
             err_json(r#"{"ban":"1","ani":null,"dnis":"2"}"#).starts_with("ani: invalid type: null")
         );
-        assert!(err_json(r#"{"ani":"1","dnis":"2"}"#).starts_with("ban, src_ip:"));
-        assert!(err_json(r#"{"ban":"","ani":"1","dnis":"2"}"#).starts_with("ban, src_ip:"));
+        assert!(err_json(r#"{"ani":"1","dnis":"2"}"#).starts_with("ban, src_ip, trunk:"));
+        assert!(err_json(r#"{"ban":"","ani":"1","dnis":"2"}"#).starts_with("ban, src_ip, trunk:"));
         assert!(err_json("42").starts_with("params: invalid type: integer `42`"));
         assert!(err_json("[]").starts_with("params: expected an object"));
         assert!(
@@ -390,7 +394,7 @@ mod tests {
         );
         assert!(err_query("ban=1&ani=1&dnis=2&max_results=x").starts_with("max_results: "));
         assert!(err_query("ani=1&dnis=2&src_ip=1.2.3").starts_with("src_ip: "));
-        assert!(err_query("ani=1&dnis=2").starts_with("ban, src_ip:"));
+        assert!(err_query("ani=1&dnis=2").starts_with("ban, src_ip, trunk:"));
         assert_eq!(
             err_query("ban=1&ban=2&ani=1&dnis=2"),
             "ban: given more than once"

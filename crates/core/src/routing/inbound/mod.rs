@@ -25,8 +25,7 @@ pub mod route;
 mod tests;
 
 pub use route::{
-    route_inbound, InboundAnswer, InboundReject, InboundRejectReason, InboundRequest,
-    InboundRoute,
+    route_inbound, InboundAnswer, InboundReject, InboundRejectReason, InboundRequest, InboundRoute,
 };
 
 /// Status of a number (the database's `number_status`).
@@ -347,7 +346,9 @@ pub enum InboundBuildError {
     UnknownTrunk { what: String, trunk_id: Id },
     #[error("number {number:?}: not an E.164 number (+ and 7-15 digits)")]
     BadNumber { number: String },
-    #[error("number {number:?} belongs to customer {customer:?} but its trunk {trunk:?} to {owner:?}")]
+    #[error(
+        "number {number:?} belongs to customer {customer:?} but its trunk {trunk:?} to {owner:?}"
+    )]
     TrunkOfOtherCustomer {
         number: String,
         customer: String,
@@ -439,7 +440,12 @@ impl InboundBuilder {
                 ),
                 (None, None) => return Err(InboundBuildError::EmptyDestination { id: d.id }),
             };
-            let dest = DestC::compile(Name::from(d.id.to_string()), &template, d.priority, d.weight);
+            let dest = DestC::compile(
+                Name::from(d.id.to_string()),
+                &template,
+                d.priority,
+                d.weight,
+            );
             ib.trunks[ix as usize].dests.push(dest);
         }
         for c in self.creds {
@@ -469,10 +475,12 @@ impl InboundBuilder {
             let trunk = match n.trunk_id {
                 None => None,
                 Some(id) => {
-                    let ix = *by_id.get(&id).ok_or_else(|| InboundBuildError::UnknownTrunk {
-                        what: format!("number {}", crate::numbering::mask(&n.number)),
-                        trunk_id: id,
-                    })?;
+                    let ix = *by_id
+                        .get(&id)
+                        .ok_or_else(|| InboundBuildError::UnknownTrunk {
+                            what: format!("number {}", crate::numbering::mask(&n.number)),
+                            trunk_id: id,
+                        })?;
                     let owner = &ib.trunks[ix as usize];
                     if owner.customer.as_str() != n.customer_ban {
                         return Err(InboundBuildError::TrunkOfOtherCustomer {

@@ -166,7 +166,10 @@ pub fn explain_inbound(
 fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> InboundAnswer {
     let Some(vendor) = ib.vendor_by_source(req.src_ip) else {
         tr.note(ex, || {
-            format!("source {}: no vendor gateway or origination source", req.src_ip)
+            format!(
+                "source {}: no vendor gateway or origination source",
+                req.src_ip
+            )
         });
         return InboundRejectReason::UnknownSource.into();
     };
@@ -212,7 +215,9 @@ fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> I
         None => failover_order(&trunk.dests, req.call_id.as_deref()),
     };
     if order.is_empty() {
-        tr.note(ex, || format!("trunk {}: no enabled destination", trunk.name));
+        tr.note(ex, || {
+            format!("trunk {}: no enabled destination", trunk.name)
+        });
         return InboundRejectReason::NoDestination.into();
     }
     let digits = e164.as_str();

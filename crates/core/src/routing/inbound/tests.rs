@@ -87,9 +87,24 @@ fn data() -> Inbound {
         ha1: "00000000000000000000000000000000".into(),
     });
     b.number(number("+12125550100", "C1", Some(1), NumberStatus::Active));
-    b.number(number("+12125550101", "C1", Some(1), NumberStatus::Disabled));
-    b.number(number("+12125550102", "C1", Some(1), NumberStatus::Reserved));
-    b.number(number("+12125550103", "C1", Some(1), NumberStatus::PortingIn));
+    b.number(number(
+        "+12125550101",
+        "C1",
+        Some(1),
+        NumberStatus::Disabled,
+    ));
+    b.number(number(
+        "+12125550102",
+        "C1",
+        Some(1),
+        NumberStatus::Reserved,
+    ));
+    b.number(number(
+        "+12125550103",
+        "C1",
+        Some(1),
+        NumberStatus::PortingIn,
+    ));
     b.number(number("+12125550104", "C1", None, NumberStatus::Active));
     b.number(number("+12125550105", "C1", Some(2), NumberStatus::Active));
     b.number(number("+12125550106", "C1", Some(3), NumberStatus::Active));
@@ -101,7 +116,11 @@ fn data() -> Inbound {
     nv.voice = false;
     b.number(nv);
     b.number(number("+442071234567", "C1", Some(1), NumberStatus::Active));
-    for (v, n) in [("V1", "192.0.2.1"), ("V1", "198.51.100.0/24"), ("V2", "203.0.113.0/24")] {
+    for (v, n) in [
+        ("V1", "192.0.2.1"),
+        ("V1", "198.51.100.0/24"),
+        ("V2", "203.0.113.0/24"),
+    ] {
         b.origination(OriginationRow {
             vendor: v.into(),
             vendor_enabled: v == "V1",
@@ -180,7 +199,11 @@ fn uris_priority_first_then_weighted_and_deterministic() {
     for i in 0..64 {
         firsts.insert(uris(&format!("call-{i}"))[0].clone());
     }
-    assert_eq!(firsts.len(), 2, "both priority-10 destinations come first for some call");
+    assert_eq!(
+        firsts.len(),
+        2,
+        "both priority-10 destinations come first for some call"
+    );
     // the number's override replaces the trunk's destinations
     match route_inbound(&ib, &req("192.0.2.1", "+12125550107", None)) {
         InboundAnswer::Route(r) => {
@@ -202,7 +225,10 @@ fn weights_share_the_first_place_and_zero_goes_last() {
         assert_eq!(&ids[2..], ["z", "c"]);
         a_first += usize::from(ids[0] == "a");
     }
-    assert!((650..850).contains(&a_first), "weight 3:1 → about 750 of 1000, got {a_first}");
+    assert!(
+        (650..850).contains(&a_first),
+        "weight 3:1 → about 750 of 1000, got {a_first}"
+    );
 }
 
 #[test]
@@ -215,12 +241,17 @@ fn credentials_and_trunks() {
     );
     assert_eq!(ib.credential("alice", "other.example.net"), None);
     assert_eq!(ib.credential("Alice", "sip.example.net"), None);
-    assert_eq!(ib.credential("bob", "sip.example.net"), None, "disabled trunk");
+    assert_eq!(
+        ib.credential("bob", "sip.example.net"),
+        None,
+        "disabled trunk"
+    );
     assert_eq!(ib.trunk("t1").map(|t| t.customer), Some(Name::from("C1")));
     assert!(!ib.trunk("t-off").unwrap().usable);
     assert!(!ib.trunk("t-c2").unwrap().usable);
     assert_eq!(
-        ib.trunk_by_source("10.9.200.1".parse().unwrap()).map(|t| t.name),
+        ib.trunk_by_source("10.9.200.1".parse().unwrap())
+            .map(|t| t.name),
         Some(Name::from("t1"))
     );
     assert_eq!(ib.trunk_by_source("10.10.0.1".parse().unwrap()), None);
@@ -248,7 +279,8 @@ fn explanation_names_each_step() {
 
 #[test]
 fn build_errors_name_the_item() {
-    let bad: Vec<(Box<dyn Fn(&mut InboundBuilder)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut InboundBuilder)>;
+    let bad: Vec<(Edit, &str)> = vec![
         (
             Box::new(|b| b.number(number("+12125550100", "C2", Some(1), NumberStatus::Active))),
             "belongs to customer \"C2\" but its trunk \"t1\" to \"C1\"",
@@ -277,8 +309,14 @@ fn bad_parameters_name_the_field() {
         (Some("ani=1&dnis=2"), "src_ip: missing query parameter"),
         (Some("src_ip=x&dnis=2"), "src_ip: invalid IP address"),
         (Some("src_ip=192.0.2.1"), "dnis: missing query parameter"),
-        (Some("src_ip=192.0.2.1&dnis=2&dnis=3"), "dnis: given more than once"),
-        (Some("src_ip=192.0.2.1&dnis=2&ban=3"), "ban: unknown parameter"),
+        (
+            Some("src_ip=192.0.2.1&dnis=2&dnis=3"),
+            "dnis: given more than once",
+        ),
+        (
+            Some("src_ip=192.0.2.1&dnis=2&ban=3"),
+            "ban: unknown parameter",
+        ),
         (None, "src_ip: missing query parameter"),
     ];
     for (q, want) in table {
@@ -290,11 +328,16 @@ fn bad_parameters_name_the_field() {
         .unwrap_err()
         .to_string()
         .starts_with("dnis: longer than 64"));
-    let ok = inbound_from_query(Some("src_ip=192.0.2.1&ani=+13105550000&dnis=+12125550100&call_id="))
-        .unwrap();
+    let ok = inbound_from_query(Some(
+        "src_ip=192.0.2.1&ani=+13105550000&dnis=+12125550100&call_id=",
+    ))
+    .unwrap();
     assert_eq!((ok.ani.as_str(), ok.call_id), ("+13105550000", None));
-    let j = inbound_from_json(br#"[{"src_ip":"192.0.2.1","dnis":"1","call_id":"c"}]"#, "params")
-        .unwrap();
+    let j = inbound_from_json(
+        br#"[{"src_ip":"192.0.2.1","dnis":"1","call_id":"c"}]"#,
+        "params",
+    )
+    .unwrap();
     assert_eq!(j.call_id.as_deref(), Some("c"));
     let e = inbound_from_json(br#"{"src_ip":"192.0.2.1","dnis":"1","x":1}"#, "params")
         .unwrap_err()
