@@ -422,3 +422,125 @@ async fn bad_inbound_parameters_name_the_field() {
     let (code, msg) = w.rpc_error("did.route", json!({"dnis": "1"})).await;
     assert!(msg.starts_with("src_ip"), "{code} {msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_trunks_and_numbers() {
+    let (_pg, client, w) = stack().await;
+    let token = warpd::admin::create_token(&client, "ops", "admin", "test")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = w.admin_base.clone();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    use reqwest::Method;
+    let (s, v) = call(
+        Method::POST,
+        "/v1/admin/trunks",
+        Some(json!({"name":"ops-t","customer":"10002"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    // bad input names the field
+    for (body, field) in [
+        (json!({"name":"bad name","customer":"10002"}), "name"),
+        (
+            json!({"name":"x","customer":"10002","max_cps":-1}),
+            "max_cps",
+        ),
+    ] {
+        let (s, v) = call(Method::POST, "/v1/admin/trunks", Some(body)).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(v.to_string().contains(field), "{field}: {v}");
+    }
+    let (s, v) = call(
+        Method::POST,
+        "/v1/admin/numbers",
+        Some(json!({"number":"+12125550150","customer":"10002","trunk":"ops-t","inbound_rate":"0.002"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    for (body, status, field) in [
+        (
+            json!({"number":"2125550151","customer":"10002"}),
+            422,
+            "number",
+        ),
+        (
+            json!({"number":"+12125550151","customer":"10002","trunk":"acme-main"}),
+            422,
+            "trunk",
+        ),
+        (
+            json!({"number":"+12125550151","customer":"10002","status":"gone"}),
+            422,
+            "status",
+        ),
+        (
+            json!({"number":"+12125550151","customer":"10002","trunk":"nope"}),
+            404,
+            "nope",
+        ),
+    ] {
+        let (s, v) = call(Method::POST, "/v1/admin/numbers", Some(body)).await;
+        assert_eq!(s, status, "{v}");
+        assert!(v.to_string().contains(field), "{field}: {v}");
+    }
+    // the list shows credentials as user@realm, never the HA1
+    let (s, v) = call(Method::GET, "/v1/admin/trunks", None).await;
+    assert_eq!(s, 200);
+    let ha1: String = client
+        .query_one("SELECT md5('acme:sip.example.net:s3cret')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!v.to_string().contains(&ha1), "{v}");
+    assert!(v.to_string().contains("acme@sip.example.net"), "{v}");
+    // moving a number is its own action
+    let (s, v) = call(
+        Method::POST,
+        "/v1/admin/numbers/+12125550150/move",
+        Some(json!({"customer":"10001","trunk":"acme-main"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = call(Method::GET, "/v1/admin/numbers", None).await;
+    let moved = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["number"] == "+12125550150")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (moved["customer"].clone(), moved["trunk"].clone()),
+        (json!("10001"), json!("acme-main"))
+    );
+    let audit: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'number.update'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audit, 1);
+    let (s, _) = call(Method::DELETE, "/v1/admin/numbers/12125550150", None).await;
+    assert_eq!(s, 200);
+    let (_, doc) = w.get_json("/v1/openapi.json").await;
+    assert!(doc["paths"]["/v1/admin/numbers/{number}/move"].is_object());
+}

@@ -25,6 +25,7 @@ pub mod overrides;
 pub mod partitions;
 pub mod routes;
 pub mod tokens;
+pub mod trunks;
 pub mod vendors;
 
 /// What every resource file uses.
