@@ -166,6 +166,14 @@ pub static ROUTES: &[Route] = &[
     op!(POST "/v1/admin/routes/{route}/decks/{version}/activate", Ops, decks::deck_activate / __path_deck_activate),
     op!(GET "/v1/admin/routes/{route}/decks/{version}/export", Readonly, decks::deck_export / __path_deck_export),
     op!(GET "/v1/admin/routes/{route}/decks/{version}/shadow", Ops, decks::deck_shadow / __path_deck_shadow),
+    // trunks and numbers (issue 19)
+    op!(GET "/v1/admin/trunks", Readonly, trunks::trunks_list / __path_trunks_list),
+    op!(POST "/v1/admin/trunks", Admin, trunks::trunk_create / __path_trunk_create),
+    op!(DELETE "/v1/admin/trunks/{trunk}", Admin, trunks::trunk_delete / __path_trunk_delete),
+    op!(GET "/v1/admin/numbers", Readonly, trunks::numbers_list / __path_numbers_list),
+    op!(POST "/v1/admin/numbers", Ops, trunks::number_create / __path_number_create),
+    op!(POST "/v1/admin/numbers/{number}/move", Admin, trunks::number_move / __path_number_move),
+    op!(DELETE "/v1/admin/numbers/{number}", Ops, trunks::number_delete / __path_number_delete),
     // margins
     op!(GET "/v1/admin/margins", Readonly, margins::margins / __path_margins),
     // tokens

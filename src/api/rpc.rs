@@ -180,6 +180,24 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
                 .map(KamailioAnswerOwned)
                 .map_err(ErrorObjectOwned::from)
         })?;
+        m.register_method("did.route", |params, api, ext| {
+            let req = match params.as_str() {
+                None => Err(ApiError::invalid(
+                    "params",
+                    "missing; expected an object {src_ip, ani, dnis, call_id?}",
+                )),
+                Some(raw) => {
+                    crate::routing::inbound::params::inbound_from_json(raw.as_bytes(), "params")
+                        .map_err(ApiError::from)
+                }
+            }
+            .map_err(ErrorObjectOwned::from)?;
+            let source = ext.get::<Source>().map(|s| s.0).ok_or_else(|| {
+                ErrorObjectOwned::from(ApiError::Internal("request without its source".into()))
+            })?;
+            api.inbound(&req, Surface::Rpc, source)
+                .map_err(ErrorObjectOwned::from)
+        })?;
         super::cdrs::register(&mut m)?;
         for name in ADMIN_ONLY {
             m.register_method(name, move |_, _, _| {
@@ -189,8 +207,28 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
         return Ok(m.into());
     }
     m.register_method("lcr.simulate", |params, api, _| {
-        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-        api.simulate(&req).map_err(ErrorObjectOwned::from)
+        let Some(raw) = params.as_str() else {
+            // the outbound parser's message for missing params
+            let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+            return api
+                .simulate(&req)
+                .and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+                })
+                .map_err(ErrorObjectOwned::from);
+        };
+        let result = match super::inbound::simulation_request(raw.as_bytes(), "params") {
+            Ok(super::inbound::SimulationRequest::Inbound(r)) => {
+                api.simulate_inbound(&r).and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+                })
+            }
+            Ok(super::inbound::SimulationRequest::Outbound(r)) => api.simulate(&r).and_then(|s| {
+                serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+            }),
+            Err(e) => Err(e),
+        };
+        result.map_err(ErrorObjectOwned::from)
     })?;
     m.register_async_method("media.record.start", |params, api, _| async move {
         let (media, call_id) = media_call(&api, &params)?;

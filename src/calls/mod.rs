@@ -9,6 +9,7 @@
 //! (persistence is `crate::cdr`), HTTP.
 
 pub mod hangup;
+mod inbound;
 pub mod limits;
 pub mod writer;
 
@@ -443,6 +444,15 @@ impl CallService {
         }
     }
 
+    /// An inbound dip's answer through the live-call layer (issue 19): see `inbound.rs`.
+    pub fn on_inbound(
+        &self,
+        req: &crate::routing::inbound::InboundRequest,
+        answer: crate::routing::inbound::InboundAnswer,
+    ) -> crate::routing::inbound::InboundAnswer {
+        inbound::on_inbound(self, req, answer)
+    }
+
     fn admit_dip(
         &self,
         req: &DipRequest,
@@ -501,8 +511,24 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
+        // the customer trunk of the call: named by the dip, or the trunk whose sources hold src_ip
+        let trunk = match (&req.trunk, req.src_ip) {
+            (Some(t), _) => snap.inbound().trunk(t),
+            (None, Some(ip)) => snap.inbound().trunk_by_source(ip),
+            (None, None) => None,
+        }
+        .filter(|t| t.customer.as_str() == ban);
+        let admitted = match table.admit(call_id, &ban, cl, now, priority) {
+            Admit::Ok => match &trunk {
+                Some(t) => {
+                    table.admit_trunk(&t.name, t.limits.max_calls, t.limits.max_cps, now, priority)
+                }
+                None => Admit::Ok,
+            },
+            other => other,
+        };
         let normal = priority == CallPriority::Normal;
-        match table.admit(call_id, &ban, cl, now, priority) {
+        match admitted {
             Admit::Retransmit => {
                 // the same grant as the first dip of this call
                 ra.max_duration_s = normal.then(|| {
@@ -621,6 +647,9 @@ impl CallService {
                     self.max_duration_s
                 }),
                 credit_hold,
+                direction: None,
+                trunk: trunk.map(|t| t.name.to_string()),
+                number: None,
             })),
         };
         table.start(&ev, now);

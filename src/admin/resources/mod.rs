@@ -26,6 +26,7 @@ pub mod overrides;
 pub mod partitions;
 pub mod routes;
 pub mod tokens;
+pub mod trunks;
 pub mod vendors;
 
 /// What every resource file uses.

@@ -212,6 +212,36 @@ fn writes() -> Vec<Write> {
             Empty,
         ),
         w(
+            "POST",
+            "/v1/admin/trunks",
+            "/v1/admin/trunks",
+            Json(json!({"name": "t2002", "customer": "2002"})),
+        ),
+        w(
+            "POST",
+            "/v1/admin/numbers",
+            "/v1/admin/numbers",
+            Json(json!({"number": "+12125550177", "customer": "2002", "trunk": "t2002"})),
+        ),
+        w(
+            "POST",
+            "/v1/admin/numbers/{number}/move",
+            "/v1/admin/numbers/%2B12125550177/move",
+            Json(json!({"customer": "2002"})),
+        ),
+        w(
+            "DELETE",
+            "/v1/admin/numbers/{number}",
+            "/v1/admin/numbers/12125550177",
+            Empty,
+        ),
+        w(
+            "DELETE",
+            "/v1/admin/trunks/{trunk}",
+            "/v1/admin/trunks/t2002",
+            Empty,
+        ),
+        w(
             "DELETE",
             "/v1/admin/partitions/{partition}",
             "/v1/admin/partitions/p2",

@@ -86,6 +86,16 @@ pub struct StartInfo {
     /// (`crate::credit`); rebuilt from the start after a restart
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_hold: Option<CreditHold>,
+    /// `inbound` for a call to one of the carrier's numbers (issue 19); absent: outbound
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// the customer trunk: the one the call was delivered to (inbound) or came from (a dip by
+    /// trunk or by a trunk's source address)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    /// inbound: the number called (E.164 digits without '+')
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
 }
 
 /// A live call's reservation against its customer's account (money and billed seconds).

@@ -63,6 +63,10 @@ pub struct SnapshotBuilder {
     rates: RatesSlot,
     /// route id → index for vendor rates, from the topology's routes
     route_ix: FxHashMap<Id, RouteIx>,
+    /// the trunks/numbers part (issue 19), compiled by its own loader; `inbound_kept`: shared
+    /// with the previous snapshot
+    inbound: Arc<crate::routing::inbound::Inbound>,
+    inbound_kept: bool,
     data_version: Option<i64>,
     source: Option<String>,
 }
@@ -77,6 +81,8 @@ impl SnapshotBuilder {
             numbering: Slot::new(),
             rates: RatesSlot::Fresh(RatesBuilder::default()),
             route_ix: FxHashMap::default(),
+            inbound: Arc::default(),
+            inbound_kept: false,
             data_version: None,
             source: None,
         }
@@ -100,6 +106,12 @@ impl SnapshotBuilder {
                 RatesSlot::Kept(prev.rates.clone())
             },
             route_ix,
+            inbound: if rebuild.contains(Part::Inbound) {
+                Arc::default()
+            } else {
+                prev.inbound.clone()
+            },
+            inbound_kept: !rebuild.contains(Part::Inbound),
             data_version: prev.data_version,
             source: None,
         }
@@ -114,6 +126,7 @@ impl SnapshotBuilder {
             (Part::Policy, self.policy.is_kept()),
             (Part::Numbering, self.numbering.is_kept()),
             (Part::Rates, matches!(self.rates, RatesSlot::Kept(_))),
+            (Part::Inbound, self.inbound_kept),
         ];
         for (p, k) in kept {
             if !k {
@@ -161,6 +174,12 @@ impl SnapshotBuilder {
             .iter()
             .map(|r| (r.id, r.name.clone()))
             .collect()
+    }
+
+    /// The compiled trunks/numbers part (built by its own loader from its own tables).
+    pub fn set_inbound(&mut self, inbound: Arc<crate::routing::inbound::Inbound>) {
+        self.inbound = inbound;
+        self.inbound_kept = false;
     }
 
     /// The routing data version (the database's `routing_data_version`) the rows were read at.
@@ -269,6 +288,8 @@ impl SnapshotBuilder {
             numbering,
             rates,
             route_ix: _,
+            inbound,
+            inbound_kept: _,
             data_version,
             source,
         } = self;
@@ -298,6 +319,7 @@ impl SnapshotBuilder {
             local_pairs,
             lnp,
             dno,
+            inbound: inbound.stats(),
             warnings: compiled.warnings,
         };
         Ok(Snapshot {
@@ -314,6 +336,7 @@ impl SnapshotBuilder {
             exclusions: compiled.exclusions,
             numbering,
             emergency_route: compiled.emergency_route,
+            inbound,
             stats,
             generation: 0,
             data_version,
