@@ -34,6 +34,7 @@
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
 mod gaps;
+mod health;
 mod resp_freeze;
 mod scenarios;
 mod sink;
@@ -155,8 +156,16 @@ struct Kamailio {
 
 impl Kamailio {
     /// Starts kamailio/kamailio.cfg on a free port with extra `-A` defines; waits until it answers
-    /// OPTIONS.
+    /// OPTIONS. Without gateway probing (`WITHOUT_GW_PROBING`): the scenarios' SIPp gateways come
+    /// and go between scenarios and most do not answer OPTIONS; [`health`] runs with it.
     fn start(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
+        let mut defines = defines.to_vec();
+        defines.push("WITHOUT_GW_PROBING".to_string());
+        Kamailio::start_probing(dir, name, &defines)
+    }
+
+    /// [`Self::start`] with the shipped gateway probing (keepalive OPTIONS).
+    fn start_probing(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
         // kamailio.cfg listens on UDP and TCP on this port: free for both
         let port = (0..100)
             .map(|_| free_udp_port())
@@ -722,6 +731,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     fallback_dip_mode_without_http_async_client_routes(&s);
     http_dip_is_the_fallback_of_a_failed_resp_dip(&s);
     unknown_source_address_gets_403(&s);
+    health::dead_gateway_is_skipped_at_once_once_its_probe_fails(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
     emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);
     warpd_hanging_gives_503_after_the_dip_timeout(&s);
