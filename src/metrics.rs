@@ -34,6 +34,9 @@ pub struct Metrics {
     /// reloads by result (ok, error: builds; unchanged: answered without a build because the
     /// routing data version had not moved)
     pub reloads: IntCounterVec,
+    /// failed digest authentications Kamailio reported (issue 19), by whether the failure
+    /// blocked the source (`blocked` = true/false)
+    pub auth_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -117,8 +120,18 @@ impl Metrics {
             &["result"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "auth_failures_total",
+                "Failed SIP digest authentications reported by Kamailio, by whether the source \
+                 got blocked",
+            ),
+            &["blocked"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
-            Box::new(dip_latency.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(auth_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dip_latency.clone()),
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
             Box::new(refused.clone()),
@@ -146,6 +159,7 @@ impl Metrics {
             snapshot_size,
             reload_duration,
             reloads,
+            auth_failures,
         }
     }
 

@@ -11,7 +11,7 @@
 pub mod limits;
 pub mod writer;
 
-pub use warpd_core::calls::{events, quality, state};
+pub use warpd_core::calls::{auth_failure, events, quality, state};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};

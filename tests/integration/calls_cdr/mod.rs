@@ -4,6 +4,7 @@
 //! `kill -9` of the warpd binary mid-stream (every acknowledged CDR exactly once); a spool whose
 //! last record is cut.
 
+mod auth_failures;
 mod durability;
 mod event_age;
 mod lifecycle;
