@@ -179,6 +179,8 @@ fn filter_from_query(q: Option<&str>, export: bool) -> Result<(CdrFilter, i64, F
             "route" | "route_id" => f.route = Some(v),
             "vendor" => f.vendor = Some(v),
             "disposition" => f.disposition = Some(v),
+            "direction" => f.direction = Some(query::parse_direction(&v).map_err(bad)?),
+            "trunk" => f.trunk = Some(v),
             "ani_prefix" => f.ani_prefix = Some(v.trim_start_matches('+').to_string()),
             "dnis_prefix" => f.dnis_prefix = Some(v.trim_start_matches('+').to_string()),
             "cursor" if !export => f.after = Some(query::decode_cursor(&v).map_err(bad)?),

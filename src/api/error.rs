@@ -24,7 +24,7 @@ pub enum ApiError {
     #[error("{0}: unknown parameter")]
     UnknownParam(String),
     /// Neither `ban` nor `src_ip` was given.
-    #[error("ban, src_ip: one of them is required to identify the customer")]
+    #[error("ban, src_ip, trunk: one of them is required to identify the customer")]
     NoCustomerKey,
     /// The body (or JSON-RPC params) is not JSON at all.
     #[error("{what}: malformed JSON: {why}")]
@@ -324,6 +324,6 @@ mod tests {
         assert_eq!(body["error"], "max_results: invalid type");
         assert!(ApiError::NoCustomerKey
             .to_string()
-            .starts_with("ban, src_ip:"));
+            .starts_with("ban, src_ip, trunk:"));
     }
 }

@@ -22,6 +22,7 @@ use super::params::{dip_from_json, dip_from_query};
 use super::rpc::{Dispatched, RpcService, Source};
 use super::Side;
 use crate::http_body::read_body;
+use crate::routing::inbound::params::{credential_from_query, inbound_from_query};
 use crate::routing::KamailioAnswer;
 
 impl Api {
@@ -29,6 +30,26 @@ impl Api {
         let answer = dip_from_query(query).and_then(|req| self.dip(&req, Surface::Http, source));
         match answer {
             Ok(a) => self.json_ok(Surface::Http, &KamailioAnswer(&a)),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
+    fn http_inbound(&self, query: Option<&str>, source: IpAddr) -> Response<Body> {
+        let answer = inbound_from_query(query)
+            .map_err(ApiError::from)
+            .and_then(|req| self.inbound(&req, Surface::Http, source));
+        match answer {
+            Ok(a) => self.json_ok(Surface::Http, &a),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
+    fn http_credentials(&self, query: Option<&str>, source: IpAddr) -> Response<Body> {
+        let answer = credential_from_query(query)
+            .map_err(ApiError::from)
+            .and_then(|q| self.credential(&q, source));
+        match answer {
+            Ok(a) => self.json_ok(Surface::Http, &a),
             Err(e) => self.error(Surface::Http, e),
         }
     }
@@ -122,6 +143,8 @@ fn not_allowed(path: &str, method: &Method, allow: &'static str) -> ApiError {
 /// What a request asks for, decided from path and method alone.
 enum Action {
     Route,
+    Inbound,
+    Credentials,
     Rpc,
     Simulate,
     Healthz,
@@ -139,6 +162,8 @@ enum Action {
 fn action(path: &str, method: &Method) -> Action {
     match (path, method) {
         ("/v1/route", &Method::GET) => Action::Route,
+        ("/v1/inbound", &Method::GET) => Action::Inbound,
+        ("/v1/credentials", &Method::GET) => Action::Credentials,
         ("/rpc", &Method::POST) => Action::Rpc,
         ("/v1/routing/simulate", &Method::POST) => Action::Simulate,
         ("/healthz", &Method::GET) => Action::Healthz,
@@ -151,8 +176,8 @@ fn action(path: &str, method: &Method) -> Action {
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
         ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
         (
-            "/v1/route" | "/healthz" | "/readyz" | "/metrics" | "/v1/cdrs" | "/v1/cdrs/export"
-            | "/v1/routes/quality",
+            "/v1/route" | "/v1/inbound" | "/v1/credentials" | "/healthz" | "/readyz" | "/metrics"
+            | "/v1/cdrs" | "/v1/cdrs/export" | "/v1/routes/quality",
             m,
         ) => Action::Refuse(Surface::Http, not_allowed(path, m, "GET")),
         ("/v1/routing/simulate" | "/v1/events", m) => {
@@ -170,7 +195,13 @@ fn action(path: &str, method: &Method) -> Action {
 fn kamailio_path(path: &str) -> bool {
     matches!(
         path,
-        "/v1/route" | "/v1/events" | "/rpc" | "/healthz" | "/readyz"
+        "/v1/route"
+            | "/v1/inbound"
+            | "/v1/credentials"
+            | "/v1/events"
+            | "/rpc"
+            | "/healthz"
+            | "/readyz"
     )
 }
 
@@ -232,6 +263,8 @@ pub(crate) async fn handle(
     }
     let resp = match action(req.uri().path(), req.method()) {
         Action::Route => api.http_route(req.uri().query(), peer.ip()),
+        Action::Inbound => api.http_inbound(req.uri().query(), peer.ip()),
+        Action::Credentials => api.http_credentials(req.uri().query(), peer.ip()),
         Action::Rpc => {
             let mut req = req;
             // lcr.route reads the source from the request's extensions (jsonrpsee hands them on)

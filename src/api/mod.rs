@@ -26,6 +26,7 @@ mod dip_as;
 mod error;
 mod guard;
 mod http;
+mod inbound;
 pub mod params;
 mod resp;
 mod rpc;

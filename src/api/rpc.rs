@@ -172,6 +172,24 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
                 .map(KamailioAnswerOwned)
                 .map_err(ErrorObjectOwned::from)
         })?;
+        m.register_method("did.route", |params, api, ext| {
+            let req = match params.as_str() {
+                None => Err(ApiError::invalid(
+                    "params",
+                    "missing; expected an object {src_ip, ani, dnis, call_id?}",
+                )),
+                Some(raw) => {
+                    crate::routing::inbound::params::inbound_from_json(raw.as_bytes(), "params")
+                        .map_err(ApiError::from)
+                }
+            }
+            .map_err(ErrorObjectOwned::from)?;
+            let source = ext.get::<Source>().map(|s| s.0).ok_or_else(|| {
+                ErrorObjectOwned::from(ApiError::Internal("request without its source".into()))
+            })?;
+            api.inbound(&req, Surface::Rpc, source)
+                .map_err(ErrorObjectOwned::from)
+        })?;
         super::cdrs::register(&mut m)?;
         for name in ADMIN_ONLY {
             m.register_method(name, move |_, _, _| {

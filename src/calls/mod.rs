@@ -8,6 +8,7 @@
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
+mod inbound;
 pub mod limits;
 pub mod writer;
 
@@ -405,6 +406,15 @@ impl CallService {
         }
     }
 
+    /// An inbound dip's answer through the live-call layer (issue 19): see `inbound.rs`.
+    pub fn on_inbound(
+        &self,
+        req: &crate::routing::inbound::InboundRequest,
+        answer: crate::routing::inbound::InboundAnswer,
+    ) -> crate::routing::inbound::InboundAnswer {
+        inbound::on_inbound(self, req, answer)
+    }
+
     fn admit_dip(
         &self,
         req: &DipRequest,
@@ -463,7 +473,23 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
-        match table.admit(call_id, &ban, cl, now, priority) {
+        // the customer trunk of the call: named by the dip, or the trunk whose sources hold src_ip
+        let trunk = match (&req.trunk, req.src_ip) {
+            (Some(t), _) => snap.inbound().trunk(t),
+            (None, Some(ip)) => snap.inbound().trunk_by_source(ip),
+            (None, None) => None,
+        }
+        .filter(|t| t.customer.as_str() == ban);
+        let admitted = match table.admit(call_id, &ban, cl, now, priority) {
+            Admit::Ok => match &trunk {
+                Some(t) => {
+                    table.admit_trunk(&t.name, t.limits.max_calls, t.limits.max_cps, now, priority)
+                }
+                None => Admit::Ok,
+            },
+            other => other,
+        };
+        match admitted {
             Admit::Retransmit => return DipAnswer::Route(ra),
             Admit::Reject(limit) => {
                 self.shared
@@ -528,6 +554,9 @@ impl CallService {
                 customer_inc: cl.and_then(|c| c.bill_inc),
                 reject: None,
                 max_duration_s: Some(self.max_duration_s),
+                direction: None,
+                trunk: trunk.map(|t| t.name.to_string()),
+                number: None,
             })),
         };
         table.start(&ev, now);

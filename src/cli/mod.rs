@@ -212,6 +212,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             let req = DipRequest {
                 ban,
                 src_ip,
+                trunk: None,
                 ani,
                 dnis,
                 lrn,
@@ -278,6 +279,8 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 disposition,
                 ani_prefix: strip(ani_prefix),
                 dnis_prefix: strip(dnis_prefix),
+                direction: None,
+                trunk: None,
                 after: None,
             };
             let client = crate::db::connect(&config.database.url).await?;

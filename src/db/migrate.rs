@@ -51,6 +51,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0009_deck_version_digest.sql"),
     migration!("0010_cdr_recording.sql"),
     migration!("0011_routing_data_version.sql"),
+    migration!("0012_trunks_numbers.sql"),
+    migration!("0013_cdr_direction.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.

@@ -658,7 +658,10 @@ async fn http_bad_inputs() {
     let (status, v) = s.get_json("/v1/route?ani=1&dnis=2").await;
     assert_eq!(status, 400);
     assert!(
-        v["error"].as_str().unwrap().starts_with("ban, src_ip:"),
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("ban, src_ip, trunk:"),
         "{v}"
     );
 

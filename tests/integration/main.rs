@@ -20,6 +20,7 @@ mod dip_as;
 mod e2e_dip;
 mod fd_exhaustion;
 mod harness;
+mod inbound;
 mod listeners;
 mod provision;
 mod resp_dip;

@@ -20,6 +20,7 @@
 
 mod columns;
 mod copy;
+mod inbound;
 mod numbering;
 mod rates;
 mod small;
@@ -169,6 +170,8 @@ async fn read_all(
     let customer_rates = load_customer_rates(client, b, &bans).await?;
     let numbering = load_numbering(client, b).await?;
     let vendor_rates = load_vendor_rates(client, helpers, b, &routes).await?;
+    // the inbound part: its own loader, its own struct (one field of the snapshot)
+    b.set_inbound(std::sync::Arc::new(inbound::load_inbound(client).await?));
     tracing::debug!(
         small_tables_ms = small.as_millis() as u64,
         streamed_ms = t.elapsed().as_millis() as u64,

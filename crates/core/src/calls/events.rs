@@ -82,6 +82,16 @@ pub struct StartInfo {
     /// the start so that a replay builds the same CDR)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<u64>,
+    /// `inbound` for a call to one of the carrier's numbers (issue 19); absent: outbound
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// the customer trunk: the one the call was delivered to (inbound) or came from (a dip by
+    /// trunk or by a trunk's source address)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    /// inbound: the number called (E.164 digits without '+')
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
 }
 
 /// A dip's refusal of a call, as its CDR keeps it.

@@ -14,6 +14,9 @@ pub struct DipRequest {
     pub ban: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_ip: Option<IpAddr>,
+    /// a digest-authenticated customer trunk: the dip is its customer's (issue 19)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
     pub ani: String,
     pub dnis: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -360,7 +360,9 @@ fn evaluate(
     info: &mut Simulation,
 ) -> DipAnswer {
     // 1. customer
-    let Some((customer_ix, customer)) = s.customer_for(req.ban.as_deref(), req.src_ip) else {
+    let Some((customer_ix, customer)) =
+        s.customer_for(req.ban.as_deref(), req.trunk.as_deref(), req.src_ip)
+    else {
         return RejectReason::UnknownCustomer.into();
     };
     let simulating = trace.is_some();

@@ -61,6 +61,7 @@ pub struct SnapshotBuilder {
     terms_ix: FxHashMap<Terms, u16>,
     terms: Vec<Terms>,
     numbering: NumberingData,
+    inbound: std::sync::Arc<crate::routing::inbound::Inbound>,
     data_version: Option<i64>,
 }
 
@@ -89,8 +90,14 @@ impl SnapshotBuilder {
             terms_ix: FxHashMap::default(),
             terms: vec![],
             numbering: NumberingData::default(),
+            inbound: std::sync::Arc::default(),
             data_version: None,
         }
+    }
+
+    /// The compiled trunks/numbers part (built by its own `InboundBuilder`).
+    pub fn set_inbound(&mut self, inbound: std::sync::Arc<crate::routing::inbound::Inbound>) {
+        self.inbound = inbound;
     }
 
     /// The routing data version (the database's `routing_data_version`) the rows were read at.
@@ -243,6 +250,7 @@ impl SnapshotBuilder {
             terms_ix: _,
             terms,
             numbering,
+            inbound,
             data_version,
         } = self;
         if routes.len() > RouteIx::MAX as usize {
@@ -529,6 +537,7 @@ impl SnapshotBuilder {
             local_pairs,
             lnp,
             dno,
+            inbound: inbound.stats(),
             warnings,
         };
         Ok(Snapshot {
@@ -551,6 +560,7 @@ impl SnapshotBuilder {
             exclusions: exclusions_c,
             numbering,
             emergency_route,
+            inbound,
             stats,
             generation: 0,
             data_version,
