@@ -21,6 +21,7 @@ mod e2e_dip;
 mod fd_exhaustion;
 mod harness;
 mod inbound;
+mod inbound_chain;
 mod listeners;
 mod provision;
 mod resp_dip;
