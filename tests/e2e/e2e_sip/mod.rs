@@ -35,6 +35,7 @@
 
 mod gaps;
 mod health;
+mod inbound;
 mod resp_freeze;
 mod scenarios;
 mod sink;
@@ -730,6 +731,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     media_sdp_and_t38_reinvite_go_through_rtpengine(&s);
     fallback_dip_mode_without_http_async_client_routes(&s);
     http_dip_is_the_fallback_of_a_failed_resp_dip(&s);
+    inbound::inbound_calls_and_digest_trunks(&s);
     unknown_source_address_gets_403(&s);
     health::dead_gateway_is_skipped_at_once_once_its_probe_fails(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
