@@ -17,7 +17,10 @@
 //! - warpd's event endpoint unavailable (the sink answers 503) while a call completes: Kamailio
 //!   keeps the events and sends them again; once they are taken the CDR appears, each event
 //!   delivered once and in order;
-//! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
+//! - a blocked prefix gets warpd's 403 from Kamailio; a source that is no customer's takes the
+//!   inbound path (404 for a number that is not the carrier's);
+//! - issue 19: inbound calls to a trunk's number, digest-authenticated trunks, and gateway
+//!   health (a dead gateway skipped at once): see [`inbound`] and [`health`];
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too, all
 //!   through warpd's ng proxy; on the demo's T.38-gateway trunk (bw-intl) the vendor gets that
@@ -732,7 +735,7 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     fallback_dip_mode_without_http_async_client_routes(&s);
     http_dip_is_the_fallback_of_a_failed_resp_dip(&s);
     inbound::inbound_calls_and_digest_trunks(&s);
-    unknown_source_address_gets_403(&s);
+    customer_source_moved_away_takes_the_inbound_path(&s);
     health::dead_gateway_is_skipped_at_once_once_its_probe_fails(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
     emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);
