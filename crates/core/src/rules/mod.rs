@@ -11,6 +11,7 @@
 mod customer;
 pub mod media;
 mod network;
+pub mod trunk;
 pub mod values;
 
 use std::fmt;
