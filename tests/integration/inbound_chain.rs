@@ -108,9 +108,7 @@ async fn one_cdr_per_call_through_the_identification_chain() {
         "{b}"
     );
     let c = w
-        .dip(&format!(
-            "trunk=acme-main&ani=%2B12125550100&dnis=%2B13125550100&call_id=chain-auth"
-        ))
+        .dip("trunk=acme-main&ani=%2B12125550100&dnis=%2B13125550100&call_id=chain-auth")
         .await;
     assert_eq!(c["action"], "route", "{c}");
     let route = c["routes"][0]["route_id"].as_str().unwrap().to_string();

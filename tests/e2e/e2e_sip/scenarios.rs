@@ -564,8 +564,8 @@ pub(super) fn http_dip_is_the_fallback_of_a_failed_resp_dip(s: &Sip) {
     );
 }
 
-/// 6. a source that is no customer's: 10001 no longer owns 127.0.0.1. Since issue 19 such a
-/// call takes the inbound path, and 127.0.0.1 is the demo vendors' gateway address (an
+/// Scenario 6, a source that is no customer's: 10001 no longer owns 127.0.0.1. Since issue 19
+/// such a call takes the inbound path, and 127.0.0.1 is the demo vendors' gateway address (an
 /// origination source): +12125550100 is no number of the carrier's → 404, no gateway sees it.
 /// (A source that is nobody's is challenged for digest credentials: `inbound.rs`.)
 pub(super) fn customer_source_moved_away_takes_the_inbound_path(s: &Sip) {
