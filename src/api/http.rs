@@ -18,7 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::context::{full, unix_now, Api, Body, Surface, JSON, PROMETHEUS, TEXT};
 use super::error::ApiError;
-use super::params::{dip_from_json, dip_from_query};
+use super::params::dip_from_query;
 use super::rpc::{Dispatched, RpcService, Source};
 use super::Side;
 use crate::http_body::read_body;
@@ -59,12 +59,18 @@ impl Api {
             check_json_content_type(&req)?;
             let limits = &self.state.limits;
             let body = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
-            let dip = dip_from_json(&body, "body")?;
-            self.simulate(&dip)
+            match super::inbound::simulation_request(&body, "body")? {
+                super::inbound::SimulationRequest::Inbound(r) => self
+                    .simulate_inbound(&r)
+                    .map(|s| self.json_ok(Surface::Http, &s)),
+                super::inbound::SimulationRequest::Outbound(r) => {
+                    self.simulate(&r).map(|s| self.json_ok(Surface::Http, &s))
+                }
+            }
         }
         .await;
         match result {
-            Ok(sim) => self.json_ok(Surface::Http, &sim),
+            Ok(resp) => resp,
             Err(e) => self.error(Surface::Http, e),
         }
     }

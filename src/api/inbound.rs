@@ -32,7 +32,82 @@ pub struct CredentialAnswer {
     pub credential: Option<Credential>,
 }
 
+/// `lcr.simulate` / `POST /v1/routing/simulate` of an inbound call: the answer the inbound dip
+/// would give (no limits: nothing is tracked) and every step of the procedure in words.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InboundSimulation {
+    pub direction: &'static str,
+    pub answer: InboundAnswer,
+    pub steps: Vec<String>,
+}
+
+/// What a simulation request asks for: `"direction": "inbound"` selects the inbound procedure
+/// (the other parameters are then `did.route`'s); otherwise an outbound dip.
+pub(crate) enum SimulationRequest {
+    Outbound(crate::routing::DipRequest),
+    Inbound(InboundRequest),
+}
+
+/// Parses a simulation request from JSON (an object or a 1-element array holding it).
+pub(crate) fn simulation_request(
+    raw: &[u8],
+    what: &'static str,
+) -> Result<SimulationRequest, ApiError> {
+    let inbound = match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(mut v) => {
+            let obj = match &mut v {
+                serde_json::Value::Array(a) if a.len() == 1 => a[0].as_object_mut(),
+                other => other.as_object_mut(),
+            };
+            match obj.and_then(|o| o.remove("direction").map(|d| (d, o.clone()))) {
+                Some((serde_json::Value::String(d), rest)) if d == "inbound" => Some(rest),
+                Some((serde_json::Value::String(d), _)) if d == "outbound" => None,
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "direction",
+                        "expected \"inbound\" or \"outbound\"",
+                    ))
+                }
+                None => None,
+            }
+        }
+        // not JSON: the outbound parser names the problem
+        Err(_) => None,
+    };
+    match inbound {
+        Some(rest) => {
+            let bytes = serde_json::to_vec(&rest)
+                .map_err(|e| ApiError::Internal(format!("re-encoding params: {e}")))?;
+            Ok(SimulationRequest::Inbound(
+                crate::routing::inbound::params::inbound_from_json(&bytes, what)?,
+            ))
+        }
+        None => Ok(SimulationRequest::Outbound(super::params::dip_from_json(
+            raw, what,
+        )?)),
+    }
+}
+
 impl Api {
+    /// `lcr.simulate` of an inbound call (see [`InboundSimulation`]). Not counted as a dip.
+    pub(crate) fn simulate_inbound(
+        &self,
+        req: &InboundRequest,
+    ) -> Result<InboundSimulation, ApiError> {
+        let engine = &self.state.engine;
+        if !engine.is_ready() {
+            return Err(ApiError::NotReady);
+        }
+        let snap = engine.load();
+        let (answer, trace) =
+            crate::routing::inbound::route::explain_inbound(snap.inbound(), req, true);
+        Ok(InboundSimulation {
+            direction: "inbound",
+            answer,
+            steps: trace.steps,
+        })
+    }
+
     /// Answers an inbound dip from `source`.
     pub(crate) fn inbound(
         &self,

@@ -199,8 +199,28 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
         return Ok(m.into());
     }
     m.register_method("lcr.simulate", |params, api, _| {
-        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-        api.simulate(&req).map_err(ErrorObjectOwned::from)
+        let Some(raw) = params.as_str() else {
+            // the outbound parser's message for missing params
+            let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+            return api
+                .simulate(&req)
+                .and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+                })
+                .map_err(ErrorObjectOwned::from);
+        };
+        let result = match super::inbound::simulation_request(raw.as_bytes(), "params") {
+            Ok(super::inbound::SimulationRequest::Inbound(r)) => {
+                api.simulate_inbound(&r).and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+                })
+            }
+            Ok(super::inbound::SimulationRequest::Outbound(r)) => api.simulate(&r).and_then(|s| {
+                serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+            }),
+            Err(e) => Err(e),
+        };
+        result.map_err(ErrorObjectOwned::from)
     })?;
     m.register_async_method("media.record.start", |params, api, _| async move {
         let (media, call_id) = media_call(&api, &params)?;

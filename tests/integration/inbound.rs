@@ -210,6 +210,28 @@ async fn inbound_dip_on_three_surfaces_and_credentials() {
     let (status, c) = w.get_json("/v1/credentials?user=acme&realm=x").await;
     assert_eq!((status, c), (200, json!({"found": false})));
 
+    // lcr.simulate explains an inbound call (admin listener; nothing tracked)
+    let sim = w
+        .rpc_result(
+            "lcr.simulate",
+            json!({"direction":"inbound","src_ip":"192.0.2.7","dnis":"+12125550143"}),
+        )
+        .await;
+    assert_eq!(sim["direction"], "inbound", "{sim}");
+    assert_eq!(sim["answer"]["code"], 404, "{sim}");
+    let steps = sim["steps"].to_string();
+    for needle in [
+        "vendor northstar",
+        "customer 10001, status disabled",
+        "reject 404",
+    ] {
+        assert!(steps.contains(needle), "{needle}: {sim}");
+    }
+    let (code, msg) = w
+        .rpc_error("lcr.simulate", json!({"direction":"sideways","dnis":"1"}))
+        .await;
+    assert!(msg.starts_with("direction"), "{code} {msg}");
+
     // rejects: (query, code)
     for (q, code) in [
         ("src_ip=198.51.100.1&dnis=%2B12125550142", 403),
