@@ -40,7 +40,8 @@ call() { # description ani dnis [source address [scenario [sipp arguments...]]]
     -p "$((15070 + n))" -i "$from" -nostdin -timeout 15s -timeout_error -recv_timeout 8000 \
     -trace_msg -message_file "$msgs" "${@:6}" >/dev/null 2>&1 || true
   local final callid
-  final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v ' 100 ' | head -n1 | tr -d '\r')
+  # the first final reply (a digest challenge, 407, is answered by the scenario)
+  final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v -E ' (100|407) ' | head -n1 | tr -d '\r')
   callid=$(grep -m1 '^Call-ID:' "$msgs" | awk '{print $2}' | tr -d '\r')
   [[ "$final" == "SIP/2.0 200"* ]] && answered=$((answered + 1))
   printf "  %-31s %s -> %s: %-46s gateway %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" "$(gateway_of "$callid")"

@@ -97,8 +97,8 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   echo "CDRs of the demo calls (warpd cdr export; also GET /v1/cdrs):"
   "$bin" cdr export --format json | python3 -c '
 import json, sys
-cols = ["dnis", "route_id", "vendor", "disposition", "sip_code", "attempt_count", "duration_ms",
-        "vendor_billed_s", "cost", "price", "hangup", "cause"]
+cols = ["direction", "trunk", "dnis", "route_id", "vendor", "disposition", "sip_code",
+        "attempt_count", "duration_ms", "vendor_billed_s", "cost", "price", "hangup", "cause"]
 print("  " + " ".join(f"{c:>13}" for c in cols))
 for line in sys.stdin:
     r = json.loads(line)
