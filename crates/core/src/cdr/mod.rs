@@ -70,7 +70,7 @@ pub struct Cdr {
     pub recording: Option<String>,
     pub recording_node: Option<String>,
     pub flags: Vec<&'static str>,
-    /// `outbound` or `inbound` (issue 19)
+    /// `outbound` or `inbound` (issue 19); empty (a `Default` CDR) is written as `outbound`
     pub direction: &'static str,
     /// the customer trunk of the call, when known
     pub trunk: Option<String>,
@@ -383,7 +383,12 @@ impl Cdr {
         out.push_str(&self.flags.join(","));
         out.push('}');
         out.push('\t');
-        out.push_str(self.direction);
+        // a CDR built by hand (`Default`) has no direction: outbound, the column's default
+        out.push_str(if self.direction.is_empty() {
+            "outbound"
+        } else {
+            self.direction
+        });
         for s in [&self.trunk, &self.number] {
             out.push('\t');
             opt!(s.as_deref(), |o: &mut String, v: &str| esc(o, v));
