@@ -41,6 +41,9 @@ pub struct Metrics {
     /// snapshot parts built, by part and kind (`full`: a full build; `incremental`: re-read
     /// because its tables changed, the other parts shared with the live snapshot)
     pub snapshot_part_builds: IntCounterVec,
+    /// failed digest authentications Kamailio reported (issue 19), by whether the failure
+    /// blocked the source (`blocked` = true/false)
+    pub auth_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -137,6 +140,15 @@ impl Metrics {
             &["result"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "auth_failures_total",
+                "Failed SIP digest authentications reported by Kamailio, by whether the source \
+                 got blocked",
+            ),
+            &["blocked"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let snapshot_part_builds = IntCounterVec::new(
             Opts::new(
                 "snapshot_part_builds_total",
@@ -147,6 +159,7 @@ impl Metrics {
         .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(snapshot_part_builds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(auth_failures.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(dip_latency.clone()),
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
@@ -179,6 +192,7 @@ impl Metrics {
             snapshot_size,
             reload_duration,
             reloads,
+            auth_failures,
             snapshot_part_builds,
         }
     }

@@ -5,7 +5,8 @@
 //! id of the answer, vendor = the delivering vendor) priced at the number's inbound per-minute
 //! rate. The delivering vendor's cost is left out (0): warpd has no origination decks yet.
 //! Billing increments: the customer's (`billing_min_seconds`/`billing_inc_seconds`), else 60/60.
-//! An inbound call refused at the dip gets its rejected CDR like an outbound one.
+//! An inbound call refused at the dip gets its rejected CDR like an outbound one, except for a
+//! source that is no origination peer (403): Kamailio then challenges it for credentials.
 //!
 //! Owns: that translation. Must not touch: the procedure (core), the writer.
 
@@ -27,7 +28,11 @@ pub(super) fn on_inbound(
     };
     let r = match answer {
         InboundAnswer::Reject(rej) => {
-            record_rejected(svc, req, call_id, &rej);
+            // 403, the source is no origination peer either: Kamailio challenges it for digest
+            // credentials and the same Call-ID comes back as a trunk's call (issue 19): no CDR
+            if rej.code != 403 {
+                record_rejected(svc, req, call_id, &rej);
+            }
             return InboundAnswer::Reject(rej);
         }
         InboundAnswer::Route(r) => r,

@@ -13,7 +13,7 @@ mod inbound;
 pub mod limits;
 pub mod writer;
 
-pub use warpd_core::calls::{events, quality, state};
+pub use warpd_core::calls::{auth_failure, events, quality, state};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -396,7 +396,12 @@ impl CallService {
     ) -> DipAnswer {
         let answer = self.admit_dip(req, ban.clone(), answer, snap);
         if let DipAnswer::Reject(r) = &answer {
-            self.record_rejected(req, ban, r);
+            // a source that is no customer's is no customer's call: Kamailio goes on with the
+            // same Call-ID to the inbound dip or a digest challenge (issue 19), and the path
+            // that takes the call writes its CDR; a rejected CDR here would be a second one
+            if ban.is_some() || r.reason != RejectReason::UnknownCustomer.to_string() {
+                self.record_rejected(req, ban, r);
+            }
         }
         answer
     }

@@ -41,7 +41,7 @@ INSERT INTO origination_sources SELECT id, '192.0.2.0/24' FROM vendors WHERE nam
 
 const SECRET: &str = "inbound-secret-0123456789";
 
-async fn stack() -> (TestPg, tokio_postgres::Client, Warpd) {
+pub(crate) async fn stack() -> (TestPg, tokio_postgres::Client, Warpd) {
     let pg = TestPg::start();
     let client = support::demo::demo_db(&pg).await;
     client
@@ -63,7 +63,7 @@ async fn stack() -> (TestPg, tokio_postgres::Client, Warpd) {
     (pg, client, w)
 }
 
-async fn resp(addr: std::net::SocketAddr, cmds: &[&[&str]]) -> Vec<Value> {
+pub(crate) async fn resp(addr: std::net::SocketAddr, cmds: &[&[&str]]) -> Vec<Value> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut out = Vec::new();
     let mut all: Vec<&[&str]> = vec![&["AUTH", SECRET]];

@@ -22,6 +22,7 @@ mod e2e_dip;
 mod fd_exhaustion;
 mod harness;
 mod inbound;
+mod inbound_chain;
 mod listeners;
 mod provision;
 mod resp_dip;

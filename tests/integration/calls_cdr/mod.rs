@@ -5,6 +5,7 @@
 //! last record is cut.
 
 mod credit;
+mod auth_failures;
 mod durability;
 mod event_age;
 mod lifecycle;
