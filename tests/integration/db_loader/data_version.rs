@@ -43,7 +43,7 @@ const ROUTING_TABLES: [&str; 24] = [
 
 /// Tables no snapshot is built from. A new table must be added to one of the two lists, so a
 /// table the loader starts reading cannot be missed.
-const OTHER_TABLES: [&str; 12] = [
+const OTHER_TABLES: [&str; 16] = [
     "warpd_schema_migrations",
     "routing_data_changes",
     "routing_change_log",
@@ -56,10 +56,14 @@ const OTHER_TABLES: [&str; 12] = [
     "dip_samples",
     "call_events",
     "cdrs",
+    "accounts",
+    "account_ledger",
+    "console_users",
+    "console_sessions",
 ];
 
 /// The loader's source, for the table names after FROM / JOIN.
-const LOADER_SOURCE: [&str; 6] = [
+const LOADER_SOURCE: [&str; 7] = [
     include_str!("../../../src/db/loader/mod.rs"),
     include_str!("../../../src/db/loader/incremental.rs"),
     include_str!("../../../src/db/loader/small.rs"),

@@ -82,7 +82,11 @@ impl Part {
             "overrides" | "exclusions" => &[Part::Policy],
             "npanxx" | "local_calling" | "lnp" | "dno" => &[Part::Numbering],
             "vendor_rates" => &[Part::Rates],
-            "trunks" | "trunk_sources" | "trunk_credentials" | "trunk_destinations" | "numbers"
+            "trunks"
+            | "trunk_sources"
+            | "trunk_credentials"
+            | "trunk_destinations"
+            | "numbers"
             | "origination_sources" => &[Part::Inbound],
             "media_policies" => &[],
             _ => return None,
