@@ -134,13 +134,15 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status of a failed `call.hangup`: no such live call 404, no Kamailio RPC configured
+    /// The HTTP status of a failed `call.hangup`: no such live call 404, not answered yet 409, no
+    /// Kamailio RPC configured
     /// 503, Kamailio failing 502, the end not recorded 500.
     fn hangup_status(h: &crate::calls::HangupFailed) -> StatusCode {
         use crate::calls::hangup::HangupError as K;
         use crate::calls::HangupFailed as F;
         match h {
             F::NotLive | F::Kamailio(K::NoDialog) => StatusCode::NOT_FOUND,
+            F::Kamailio(K::NotAnswered { .. }) => StatusCode::CONFLICT,
             F::Kamailio(K::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
             F::Kamailio(_) => StatusCode::BAD_GATEWAY,
             F::Record(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -39,7 +39,15 @@ pub enum HangupError {
     },
     #[error("Kamailio has no live dialog with this call_id")]
     NoDialog,
+    /// the dialog is not answered yet (Kamailio's dialog module cannot BYE an early dialog: it
+    /// would end the caller's side only); the call can be ended once answered
+    #[error("the call is not answered yet (dialog state {state}); try again once it is")]
+    NotAnswered { state: u64 },
 }
+
+/// Kamailio's dialog state from which `dlg.end_dlg` sends BYE to both sides (3: confirmed,
+/// no ACK yet; 4: confirmed). Earlier states (1 unconfirmed, 2 early) it cannot end.
+const DLG_STATE_CONFIRMED_NA: u64 = 3;
 
 /// One JSON-RPC call to Kamailio; its `result`.
 async fn rpc(url: &str, method: &'static str, params: Value) -> Result<Value, HangupError> {
@@ -102,5 +110,10 @@ pub async fn end_dialog(url: Option<&str>, call_id: &str) -> Result<(), HangupEr
             message: "dialog without h_entry/h_id".into(),
         });
     };
+    if let Some(state) = d["state"].as_u64() {
+        if state < DLG_STATE_CONFIRMED_NA {
+            return Err(HangupError::NotAnswered { state });
+        }
+    }
     rpc(url, "dlg.end_dlg", json!([he, hi])).await.map(|_| ())
 }

@@ -18,7 +18,8 @@ struct CreditStack {
     rt: tokio::runtime::Runtime,
     pg: support::TestPg,
     dir: PathBuf,
-    _tmp: tempfile::TempDir,
+    /// None when WARPD_E2E_KEEP keeps the directory (its logs) for a look afterwards
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl CreditStack {
@@ -30,7 +31,12 @@ impl CreditStack {
             .prefix("warpd-e2e-credit-")
             .tempdir()
             .expect("tempdir");
-        let dir = tmp.path().to_path_buf();
+        let (dir, tmp) = if std::env::var_os("WARPD_E2E_KEEP").is_some() {
+            eprintln!("keeping {}", tmp.path().display());
+            (tmp.keep(), None)
+        } else {
+            (tmp.path().to_path_buf(), Some(tmp))
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -229,12 +229,25 @@ mod tests {
 
     #[test]
     fn tables_map_to_parts_and_unknown_tables_to_none() {
+        // the inbound part names customers by BAN and vendors by their gateways: rebuilt with them
         assert_eq!(
             PartSet::of_tables(["customers", "overrides"]),
+            Some(
+                [Part::Customers, Part::Policy, Part::Inbound]
+                    .into_iter()
+                    .collect()
+            )
+        );
+        assert_eq!(
+            PartSet::of_tables(["customer_rates", "overrides"]),
             Some([Part::Customers, Part::Policy].into_iter().collect())
         );
+        assert_eq!(
+            PartSet::of_tables(["numbers", "trunk_sources"]).map(|s| s.names()),
+            Some(vec!["inbound"])
+        );
         assert_eq!(PartSet::of_tables(["media_policies"]), Some(PartSet::NONE));
-        assert_eq!(PartSet::of_tables(["customers", "trunks"]), None);
+        assert_eq!(PartSet::of_tables(["customers", "no_such_table"]), None);
         assert!(PartSet::all().is_all());
         assert_eq!(
             PartSet::of_tables(["vendor_rates", "lnp"]).map(|s| s.names()),
