@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0010_cdr_recording.sql"),
     migration!("0011_routing_data_version.sql"),
     migration!("0017_routing_change_log.sql"),
+    migration!("0019_routing_change_routes.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.
