@@ -292,7 +292,10 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
         cpu1.1 - cpu0.1,
         rss_mib()
     );
-    // how PostgreSQL read that route (the plan of the patch's query)
+    // how PostgreSQL read that route (the plan of the patch's query, with its setting)
+    let _ = c
+        .batch_execute("BEGIN; SET LOCAL enable_seqscan = off")
+        .await;
     if let Ok(rows) = c
         .query(
             "EXPLAIN SELECT * FROM vendor_rates WHERE effective_until > now() \
@@ -306,6 +309,7 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
             println!("  plan: {line}");
         }
     }
+    let _ = c.batch_execute("COMMIT").await;
     stop.cancel();
     reloader.join().await;
 }

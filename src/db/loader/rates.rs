@@ -59,6 +59,16 @@ pub(super) async fn load_vendor_rates(
         None => base.to_string(),
     };
     let base = base.as_str();
+    if only.is_some() {
+        // A few routes' rows: through the route_id index. The planner would scan the whole
+        // heap (a route is ~1/routes of the rows, and right after a deck change its statistics
+        // are stale), though a route's rows lie together as its deck import left them. Local
+        // to the incremental build's read-only transaction.
+        client
+            .batch_execute("SET LOCAL enable_seqscan = off")
+            .await
+            .map_err(DbError::query("planning the routes' vendor_rates read"))?;
+    }
     let mut sources: Vec<(&Client, String)> = vec![(client, base.to_string())];
     if !helpers.is_empty() && only.is_none() {
         // Split the heap into page ranges (TID range scans). Every row our snapshot sees lies
