@@ -11,7 +11,9 @@
 //!      calls layer runs), first alone, then while phase 2's stream writes CDRs at full speed.
 //!
 //! Run: cargo bench --bench cdr_load   (WARPD_BENCH_CALLS=N calls in phase 2, WARPD_BENCH_INFLIGHT=M
-//! of them in flight, default 256)
+//! of them in flight, default 256; WARPD_BENCH_DIP_RATE=R dips/s in phase 3, default 2000;
+//! WARPD_BENCH_CREDIT=1: customer 10001 has a postpaid credit account from phase 2 on, so every
+//! dip runs the credit check and reserves, and every CDR writes its ledger charge)
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -90,6 +92,7 @@ fn answer() -> DipAnswer {
         partition: Some("premium".into()),
         routes: vec![r("ns-premium", 0.0042), r("ks-ocn", 0.0044)],
         emergency_callback: None,
+        max_duration_s: None,
     })
 }
 
@@ -236,6 +239,22 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         println!("   idempotent path, 200,000 new: {n} in {secs:.2}s = {:.0} CDRs/s", n as f64 / secs);
 
+        // credit control (issue 21): an account whose limit no call reaches, so the checks run
+        // and nothing is refused
+        let credit = std::env::var("WARPD_BENCH_CREDIT").is_ok_and(|v| v == "1");
+        if credit {
+            client
+                .batch_execute(
+                    "INSERT INTO accounts (ban, mode, credit_limit_e7) VALUES ('10001', 'postpaid', 9000000000000000000)",
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let dip_rate: u64 = std::env::var("WARPD_BENCH_DIP_RATE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+
         // the daemon's pieces: config, engine (demo snapshot), calls service, API
         let spool = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         // WARPD_* settings from the environment apply too (e.g. WARPD_CDR__FLUSH_INTERVAL_MS=0)
@@ -284,6 +303,14 @@ fn main() {
             .map(|r| r.get(0))
             .unwrap_or(-1);
         println!("2. end to end: {n_calls} calls, {inflight} in flight (dip hook + 3 events each, acked when durable) at {rate:.0} calls/s; CDRs in PostgreSQL: {n}");
+        if credit {
+            let r = client
+                .query_one("SELECT count(*), coalesce(sum(amount_e7), 0)::int8, (SELECT balance_e7 FROM accounts WHERE ban = '10001') FROM account_ledger WHERE call_id LIKE 'e2e-%'", &[])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (rows, sum, bal): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            println!("   credit: {rows} ledger charges of the e2e calls, sum {sum}, account balance {bal} (= the sum: {})", sum == bal);
+        }
 
         // 3. dip latency over HTTP, alone and while CDRs are written
         let state = Arc::new(AppState {
@@ -294,14 +321,15 @@ fn main() {
             calls: Some(calls.clone()),
             media: None,
             admin: None,
+            console: None,
             kamailio_auth: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let server = tokio::spawn(api::serve(api::Listeners { kamailio: listener, admin, kamailio_resp: Vec::new() }, state, stop.clone()));
-        let (lat, err) = open_loop(&addr, "quiet", 2000, 10, 16).await;
-        raw_http::report("3a. dips at 2000/s, no CDR load", &lat, err, 10.0);
+        let (lat, err) = open_loop(&addr, "quiet", dip_rate, 10, 16).await;
+        raw_http::report(&format!("3a. dips at {dip_rate}/s, no CDR load, credit account: {credit}"), &lat, err, 10.0);
         let bg_next = Arc::new(AtomicUsize::new(0));
         let bg = tokio::spawn(call_stream(
             calls.clone(),
@@ -314,9 +342,9 @@ fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = calls.shared().metrics.cdrs_written.get();
         let t = Instant::now();
-        let (lat, err) = open_loop(&addr, "loaded", 2000, 10, 16).await;
+        let (lat, err) = open_loop(&addr, "loaded", dip_rate, 10, 16).await;
         let cdr_rate = (calls.shared().metrics.cdrs_written.get() - before) as f64 / t.elapsed().as_secs_f64();
-        raw_http::report(&format!("3b. dips at 2000/s while {cdr_rate:.0} CDRs/s are written"), &lat, err, 10.0);
+        raw_http::report(&format!("3b. dips at {dip_rate}/s while {cdr_rate:.0} CDRs/s are written"), &lat, err, 10.0);
         bg_next.store(usize::MAX / 2, Ordering::Relaxed);
         let _ = bg.await;
         stop.cancel();

@@ -165,6 +165,7 @@ fn main() {
             media: None,
             calls: None,
             admin: None,
+            console: None,
             kamailio_auth: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

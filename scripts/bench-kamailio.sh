@@ -163,7 +163,9 @@ start_kamailio() { # mode -> sets kport, kpid
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}"
-    -A "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port=$rport\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS")
+    -A "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port=$rport\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS"
+    # the benchmark's SIPp gateways do not answer OPTIONS, and native lcr does not probe either
+    -A WITHOUT_GW_PROBING)
   # every mode but resp*: the HTTP dip only (kamailio.cfg dips over RESP by default)
   case "$1" in resp*) ;; *) defs+=(-A WITHOUT_RESP_DIP) ;; esac
   case "$1" in

@@ -2,7 +2,11 @@
 # Places demo calls through a running stack (Kamailio with kamailio/kamailio.cfg + warpd with the
 # demo network): SIPp plays the demo vendors' gateways (127.0.0.1:5081..5087, examples/demo) for
 # the duration, and the customer 10001 (source 127.0.0.1) calling the test numbers of
-# examples/demo/network.toml. Prints what each call got. Used by scripts/demo.sh and, on a
+# examples/demo/network.toml; then (issue 19) a vendor (northstar, from its origination source
+# 127.0.0.2) calling the demo number +12125557000 of trunk acme-sip, whose PBX SIPp plays on
+# 127.0.0.1:5094, and the trunk acme-sip calling out from 127.0.0.3 with SIP digest credentials
+# (realm warpd.demo: Kamailio runs with AUTH_REALM="warpd.demo"). Prints what each call got.
+# Used by scripts/demo.sh and, on a
 # provisioned host (vagrant/), by hand:
 #
 #     scripts/demo-calls.sh [KAMAILIO_HOST:PORT]        # default 127.0.0.1:5060
@@ -14,8 +18,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-for port in 5081 5082 5083 5084 5085 5086 5087; do
-  sipp -sf tests/sipp/uas.xml -p "$port" -i 127.0.0.1 -nostdin -trace_msg \
+for port in 5081 5082 5083 5084 5085 5086 5087 5094; do
+  # uas_options.xml: answers Kamailio's OPTIONS probes too (a gateway that does not is skipped)
+  sipp -sf tests/sipp/uas_options.xml -p "$port" -i 127.0.0.1 -nostdin -trace_msg \
     -message_file "$work/gw-$port.msg" >/dev/null 2>&1 &
   pids+=($!)
 done
@@ -28,14 +33,15 @@ gateway_of() { # which demo gateway saw Call-ID $1
 }
 
 n=0; answered=0
-call() { # description ani dnis
+call() { # description ani dnis [source address [scenario [sipp arguments...]]]
   n=$((n + 1))
-  local msgs="$work/uac-$n.msg"
-  sipp "$proxy" -sf tests/sipp/uac.xml -key ani "$2" -key dnis "$3" -m 1 -d 1000 \
-    -p "$((15070 + n))" -i 127.0.0.1 -nostdin -timeout 15s -timeout_error -recv_timeout 8000 \
-    -trace_msg -message_file "$msgs" >/dev/null 2>&1 || true
+  local msgs="$work/uac-$n.msg" from=${4:-127.0.0.1} scenario=${5:-tests/sipp/uac.xml}
+  sipp "$proxy" -sf "$scenario" -key ani "$2" -key dnis "$3" -m 1 -d 1000 \
+    -p "$((15070 + n))" -i "$from" -nostdin -timeout 15s -timeout_error -recv_timeout 8000 \
+    -trace_msg -message_file "$msgs" "${@:6}" >/dev/null 2>&1 || true
   local final callid
-  final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v ' 100 ' | head -n1 | tr -d '\r')
+  # the first final reply (a digest challenge, 407, is answered by the scenario)
+  final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v -E ' (100|407) ' | head -n1 | tr -d '\r')
   callid=$(grep -m1 '^Call-ID:' "$msgs" | awk '{print $2}' | tr -d '\r')
   [[ "$final" == "SIP/2.0 200"* ]] && answered=$((answered + 1))
   printf "  %-31s %s -> %s: %-46s gateway %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" "$(gateway_of "$callid")"
@@ -50,4 +56,8 @@ call "toll-free" +12125550100 +18005550100
 call "international UK" +12125550100 +442071234567
 call "blocked premium 1-900" +12125550100 +19005550100
 call "Bahamas (excluded)" +12125550100 +12425550100
+echo "issue 19: an inbound call and a digest-authenticated trunk:"
+call "inbound to acme-sip's number" +13105550000 +12125557000 127.0.0.2
+call "acme-sip with digest credentials" +12125557000 +13125550100 127.0.0.3 \
+  tests/sipp/uac_auth.xml -au acme -ap acme-demo-secret
 echo "$answered of $n calls answered"

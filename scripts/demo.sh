@@ -60,6 +60,21 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
 fi
 "$bin" migrate
 "$bin" apply examples/demo/network.toml
+# the ops console's first admin (a fresh password on every run; shown below)
+console_pw=$("$bin" user add admin --role admin 2>/dev/null || "$bin" user passwd admin 2>/dev/null)
+# credit control (issue 21): Budget Dialer LLC (10002) is a prepaid customer with $25.00, at most
+# $100 a day in New York days (`warpd account show --ban 10002`; accounts are not in `warpd apply`
+# yet). Once only: a second run keeps the balance its calls left.
+if ! "$bin" account show --ban 10002 --ledger 1 >/dev/null 2>&1; then
+  "$bin" account set --ban 10002 --mode prepaid --daily-spend-limit 100 --tz America/New_York
+  "$bin" account topup --ban 10002 --amount 25.00 --note "demo opening balance"
+fi
+# issue 19: the demo vendors' gateways share 127.0.0.1 with customer 10001, whose source it is;
+# northstar also delivers calls to the carrier's numbers from 127.0.0.2 (an origination source),
+# where scripts/demo-calls.sh places the inbound call
+"${as_pg[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$port" -U warpd -d warpd -qc \
+  "INSERT INTO origination_sources SELECT v.id, '127.0.0.2/32' FROM vendors v WHERE v.name = 'northstar'
+   AND NOT EXISTS (SELECT 1 FROM origination_sources o WHERE o.vendor_id = v.id AND o.cidr = '127.0.0.2/32')"
 "$bin" serve &
 pids+=($!)
 listen=$("$bin" check-config | sed -n 's/^kamailio_listen = "\(.*\)"$/\1/p' | head -n1)
@@ -79,7 +94,8 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   kam_defs=(-A "SIP_PORT=$sip_port" -A WITH_MEDIA -A "RTPENGINE_SOCK=\"udp:${ng:-127.0.0.1:22222}\""
     -A "HTTP_ASYNC_SO=\"${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so\""
     -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/v1/events\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\""
-    -A "WARPD_RESP_SERVER=\"name=warpd;addr=${WARPD_SERVER__KAMAILIO_RESP_LISTEN%:*};port=${WARPD_SERVER__KAMAILIO_RESP_LISTEN##*:}\"")
+    -A "WARPD_RESP_SERVER=\"name=warpd;addr=${WARPD_SERVER__KAMAILIO_RESP_LISTEN%:*};port=${WARPD_SERVER__KAMAILIO_RESP_LISTEN##*:}\""
+    -A 'AUTH_REALM="warpd.demo"')
   kamailio -f "$root/kamailio/kamailio.cfg" -DD -E -m 256 -M 16 -x tlsf -P "$state/kamailio/kamailio.pid" \
     -Y "$state/kamailio" "${kam_defs[@]}" >"$state/kamailio.log" 2>&1 &
   pids+=($!)
@@ -90,8 +106,8 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   echo "CDRs of the demo calls (warpd cdr export; also GET /v1/cdrs):"
   "$bin" cdr export --format json | python3 -c '
 import json, sys
-cols = ["dnis", "route_id", "vendor", "disposition", "sip_code", "attempt_count", "duration_ms",
-        "vendor_billed_s", "cost", "price", "hangup", "cause"]
+cols = ["direction", "trunk", "dnis", "route_id", "vendor", "disposition", "sip_code",
+        "attempt_count", "duration_ms", "vendor_billed_s", "cost", "price", "hangup", "cause"]
 print("  " + " ".join(f"{c:>13}" for c in cols))
 for line in sys.stdin:
     r = json.loads(line)
@@ -109,6 +125,10 @@ API, CDRs and metrics on http://${admin:-127.0.0.1:8081} (the admin listener), w
   curl -s -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"lcr.simulate","params":{"ban":"10001","ani":"+13125551000","dnis":"+12125551234"}}' http://${admin:-127.0.0.1:8081}/rpc
 (dips name the customer by source address: server.kamailio_dip_as = "src_ip"; rates are in lcr.simulate)
   $bin --config $WARPD_CONFIG route --ban 10001 --ani +13125551000 --dnis +12125551234
+
+The ops console (docs/CONSOLE.md): http://${admin:-127.0.0.1:8081}/console/
+  sign in as: admin    password: ${console_pw}
+  (more users: $bin --config $WARPD_CONFIG user add NAME --role admin|ops|readonly)
 MSG
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   cat <<MSG

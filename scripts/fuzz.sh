@@ -2,7 +2,8 @@
 # Fuzzes warpd's parsers of outside input with cargo-fuzz (libFuzzer, coverage-guided):
 #   ng_codec     ng datagrams from Kamailio or a node (cookie + bencode), NgAnswer's scan
 #   deck_file    uploaded rate decks: CSV, gzip'ed CSV, XLSX, header detection, row validation
-#   dip_params   dip requests: JSON params and the /v1/route query string
+#   dip_params   dip requests: JSON params and the /v1/route query string; inbound dips and
+#                credential look-ups (JSON, query, RESP arguments)
 #   call_events  POST /v1/events form lines and the call.* JSON params
 #   resp_codec   RESP2 commands from Kamailio's ndb_redis (and replies): crates/resp
 # Each target starts from real inputs (the captured RTPEngine exchanges, the demo decks and the
@@ -29,6 +30,11 @@ cp tests/fuzz/seeds/deck_file/* "$c"/deck_file/
 printf '%s' '{"ban":"10001","ani":"+13125551000","dnis":"+12125551234","call_id":"a84b4c76e66710"}' >"$c"/dip_params/ban
 printf '%s' '{"src_ip":"10.0.0.1","ani":"3125551000","dnis":"011442071234567","lrn":"2125550000","max_results":3}' >"$c"/dip_params/src_ip
 printf '%s' 'ban=10001&ani=%2B13125551000&dnis=%2B12125551234&call_id=x' >"$c"/dip_params/query
+printf '%s' 'trunk=acme-main&ani=%2B13125551000&dnis=%2B12125551234' >"$c"/dip_params/trunk
+printf '%s' '{"src_ip":"192.0.2.7","ani":"+13105550000","dnis":"+12125550100","call_id":"in-1"}' >"$c"/dip_params/inbound_json
+printf '%s' 'src_ip=192.0.2.7&ani=%2B13105550000&dnis=2125550100&call_id=in-1' >"$c"/dip_params/inbound_query
+printf '%s' '192.0.2.7 +13105550000 +12125550100 in-1' >"$c"/dip_params/inbound_args
+printf '%s' 'user=acme&realm=sip.example.net' >"$c"/dip_params/cred_query
 printf '%s\n%s\n%s' 'event=attempt&call_id=a84b&attempt=1&route_id=lumen-east&sip_code=503&reason=Service%20Unavailable&ts=1700000000.25' \
   'event=answer&call_id=a84b&attempt=2&route_id=bw&ts=1700000001' \
   'event=end&call_id=a84b&ts=1700000060&hangup=caller&cause=200%20OK&mos=4.3&jitter_ms=2.5&loss_pct=0.1' >"$c"/call_events/form

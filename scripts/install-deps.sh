@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what warpd needs to build and test on Debian 12 from Debian packages: a C toolchain,
 # pkg-config, PostgreSQL server binaries (tests start their own throwaway clusters), wrk for load
-# runs, rtpengine-daemon (media tests run it in userspace on 127.0.0.1). The Rust toolchain
+# runs, rtpengine-daemon (media tests run it in userspace on 127.0.0.1), Chromium and ChromeDriver
+# (the console's browser tests). The Rust toolchain
 # itself comes from rustup (cargo), crates from crates.io.
 set -euo pipefail
 need=()
@@ -18,6 +19,10 @@ command -v systemd-analyze >/dev/null || need+=(systemd)   # tests/integration/s
 # tests/integration/vagrant.rs runs `vagrant validate` on vagrant/Vagrantfile (libvirt provider from Debian)
 command -v vagrant >/dev/null || need+=(vagrant)
 dpkg -s vagrant-libvirt >/dev/null 2>&1 || need+=(vagrant-libvirt)
+# tests/integration/console/ drive the ops console in a real browser: Debian's Chromium and its
+# ChromeDriver (/usr/bin/chromium, /usr/bin/chromedriver), started headless by the test harness
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

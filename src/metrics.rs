@@ -25,6 +25,10 @@ pub struct Metrics {
     /// customer), `not_allowed` (the source may not dip as it), `ban_not_accepted` (the source
     /// dips by `src_ip` only)
     pub dip_customer_refused: IntCounterVec,
+    /// inbound dips (issue 19) by outcome (route, reject_<code>, not_ready)
+    pub inbound_dips: IntCounterVec,
+    /// credential look-ups by result (found, not_found)
+    pub credential_lookups: IntCounterVec,
     /// the routing data version (sql/0011) the active snapshot was loaded at
     pub snapshot_data_version: IntGauge,
     pub snapshot_built_at: IntGauge,
@@ -40,6 +44,9 @@ pub struct Metrics {
     /// routes whose vendor rates an incremental build re-read (the rate part patched for them,
     /// the other routes' rates carried over)
     pub snapshot_rate_routes_rebuilt: IntCounter,
+    /// failed digest authentications Kamailio reported (issue 19), by whether the failure
+    /// blocked the source (`blocked` = true/false)
+    pub auth_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -85,6 +92,19 @@ impl Metrics {
             &["reason"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let inbound_dips = IntCounterVec::new(
+            Opts::new("inbound_dips_total", "Inbound (DID) dips by outcome"),
+            &["outcome"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let credential_lookups = IntCounterVec::new(
+            Opts::new(
+                "credential_lookups_total",
+                "Digest credential look-ups by result",
+            ),
+            &["result"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let snapshot_data_version = IntGauge::new(
             "snapshot_data_version",
             "Routing data version (bumped by every change to a table the snapshot reads) of the active snapshot",
@@ -123,6 +143,15 @@ impl Metrics {
             &["result"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "auth_failures_total",
+                "Failed SIP digest authentications reported by Kamailio, by whether the source \
+                 got blocked",
+            ),
+            &["blocked"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let snapshot_part_builds = IntCounterVec::new(
             Opts::new(
                 "snapshot_part_builds_total",
@@ -139,11 +168,14 @@ impl Metrics {
         for c in [
             Box::new(snapshot_part_builds.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(snapshot_rate_routes_rebuilt.clone()),
+            Box::new(auth_failures.clone()),
             Box::new(dip_latency.clone()),
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
             Box::new(refused.clone()),
             Box::new(dip_customer_refused.clone()),
+            Box::new(inbound_dips.clone()),
+            Box::new(credential_lookups.clone()),
             Box::new(snapshot_data_version.clone()),
             Box::new(snapshot_built_at.clone()),
             Box::new(snapshot_generation.clone()),
@@ -161,12 +193,15 @@ impl Metrics {
             bad_requests,
             refused,
             dip_customer_refused,
+            inbound_dips,
+            credential_lookups,
             snapshot_data_version,
             snapshot_built_at,
             snapshot_generation,
             snapshot_size,
             reload_duration,
             reloads,
+            auth_failures,
             snapshot_part_builds,
             snapshot_rate_routes_rebuilt,
         }
@@ -193,6 +228,15 @@ impl Metrics {
         self.snapshot_generation.set(generation as i64);
         self.snapshot_built_at.set(stats.built_at);
         for (kind, v) in stats.sizes() {
+            self.snapshot_size.with_label_values(&[kind]).set(v as i64);
+        }
+        let ib = &stats.inbound;
+        for (kind, v) in [
+            ("trunks", ib.trunks),
+            ("numbers", ib.numbers),
+            ("credentials", ib.credentials),
+            ("origination_sources", ib.origination_sources),
+        ] {
             self.snapshot_size.with_label_values(&[kind]).set(v as i64);
         }
     }

@@ -147,14 +147,29 @@ pub async fn run(
     } else {
         None
     };
-    let admin = Arc::new(crate::admin::AdminState::new(
-        &config.database.url,
-        config.routing.clone(),
-    )?);
+    let admin = Arc::new(
+        crate::admin::AdminState::new(&config.database.url, config.routing.clone())?
+            .with_calls(calls.clone()),
+    );
     let flusher = admin
         .dip_log
         .clone()
         .spawn_flusher(config.database.url.clone(), shutdown.clone());
+    let console = config.console.enabled.then(|| {
+        Arc::new(crate::console::Console::new(
+            admin.clone(),
+            engine.clone(),
+            calls.clone(),
+            metrics.clone(),
+            media.clone(),
+            config.console.clone(),
+        ))
+    });
+    let sampler = console.as_ref().map(|c| {
+        c.sampler
+            .clone()
+            .spawn(metrics.clone(), calls.clone(), shutdown.clone())
+    });
     let state = Arc::new(AppState {
         engine,
         reloader: reloader.clone(),
@@ -163,6 +178,7 @@ pub async fn run(
         media,
         calls: calls.clone(),
         admin: Some(admin),
+        console,
         kamailio_auth: KamailioAuth::new(
             config.server.kamailio_allow.clone(),
             config.server.kamailio_secret.as_deref(),
@@ -186,5 +202,8 @@ pub async fn run(
         c.join().await;
     }
     let _ = flusher.await;
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
     Ok(())
 }

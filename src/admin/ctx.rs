@@ -38,6 +38,9 @@ pub struct Ctx {
     pub(super) body: Bytes,
     /// an upload route's body, in a temporary file (its form fields are in the query)
     pub(super) upload: Option<super::multipart::Upload>,
+    /// how the caller came in, the audit log's actor prefix: `token` (the API) or `console`
+    /// (a user of the ops console)
+    pub(super) via: &'static str,
 }
 
 impl Ctx {
@@ -102,8 +105,9 @@ impl Ctx {
         })
     }
 
-    /// The audit log's actor: `token:<name>`.
+    /// The audit log's actor: `token:<name>` for an API token, `console:<name>` for a console
+    /// user.
     pub fn actor(&self) -> String {
-        format!("token:{}", self.who.name)
+        format!("{}:{}", self.via, self.who.name)
     }
 }

@@ -30,7 +30,8 @@ use crate::routing::RoutingSettings;
 
 pub use ctx::{AdminReply, Ctx};
 pub use error::AdminError;
-pub use router::{authorize, handle, Handler, Route, ROUTES};
+pub use multipart::Upload;
+pub use router::{authorize, call, handle, receive_upload, role_needed, Handler, Route, ROUTES};
 
 /// Largest deck upload accepted over HTTP (bigger files: use `warpd deck import` on the host).
 pub const MAX_UPLOAD_BYTES: usize = 512 << 20;
@@ -43,6 +44,8 @@ pub struct AdminState {
     pub dip_log: Arc<DipLog>,
     pub settings: RoutingSettings,
     pub max_upload_bytes: usize,
+    /// the calls service, when on: account changes reach its credit books at once
+    pub calls: Option<Arc<crate::calls::CallService>>,
 }
 
 impl AdminState {
@@ -53,7 +56,14 @@ impl AdminState {
             dip_log: Arc::new(DipLog::new(crate::deck::diplog::DEFAULT_CAPACITY)),
             settings,
             max_upload_bytes: MAX_UPLOAD_BYTES,
+            calls: None,
         })
+    }
+
+    /// With the calls service (its credit books follow account changes at once).
+    pub fn with_calls(mut self, calls: Option<Arc<crate::calls::CallService>>) -> AdminState {
+        self.calls = calls;
+        self
     }
 }
 

@@ -109,10 +109,12 @@ impl Spool {
 
 /// Receives the body of `req` into a temporary file, refusing more than `limit` bytes in all:
 /// the raw body, or the one file part of a multipart form (see [`receive_form`]).
+/// `extra`: form fields accepted besides [`FORM_FIELDS`] (the console's `csrf`).
 pub(super) async fn receive(
     req: Request<Incoming>,
     limit: usize,
     content_type: Option<&str>,
+    extra: &'static [&'static str],
 ) -> Result<Upload, AdminError> {
     let declared = req
         .headers()
@@ -138,7 +140,7 @@ pub(super) async fn receive(
         Err(e) => Err(std::io::Error::other(e)),
     });
     let result = match boundary(content_type)? {
-        Some(b) => receive_form(chunks, b).await,
+        Some(b) => receive_form(chunks, b, extra).await,
         None => receive_raw(chunks).await,
     };
     if too_large.load(Ordering::Relaxed) {
@@ -169,6 +171,7 @@ async fn receive_raw(
 async fn receive_form(
     chunks: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     boundary: String,
+    extra: &'static [&'static str],
 ) -> Result<Upload, AdminError> {
     let mut mp = multer::Multipart::new(chunks, boundary);
     let mut fields = HashMap::new();
@@ -190,7 +193,7 @@ async fn receive_form(
             let (f, len) = spool.finish().await?;
             file = Some((f, len, file_name));
         } else {
-            if !FORM_FIELDS.contains(&name.as_str()) {
+            if !FORM_FIELDS.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
                 return Err(AdminError::invalid(
                     if name.is_empty() {
                         "form field".to_string()
@@ -291,7 +294,7 @@ mod tests {
             ("file", Some("lumen.csv"), &deck),
             ("effective", None, "2026-12-01T00:00Z"),
         ]);
-        let mut u = receive_form(chunks(body), "XyZ".into()).await.unwrap();
+        let mut u = receive_form(chunks(body), "XyZ".into(), &[]).await.unwrap();
         assert_eq!(u.file_name.as_deref(), Some("lumen.csv"));
         assert_eq!(u.fields["effective"], "2026-12-01T00:00Z");
         assert_eq!(u.fields["name"], "x.csv");
@@ -309,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_forms_are_named() {
-        let scan = |b: Bytes| receive_form(chunks(b), "XyZ".into());
+        let scan = |b: Bytes| receive_form(chunks(b), "XyZ".into(), &[]);
         let no_file = form(&[("effective", None, "2026-12-01")]);
         let e = scan(no_file).await.unwrap_err();
         assert!(e.to_string().starts_with("file: "), "{e}");

@@ -132,6 +132,11 @@ pub static ROUTES: &[Route] = &[
     op!(GET "/v1/admin/customers/{ban}", Readonly, customers::customer_get / __path_customer_get),
     op!(PATCH "/v1/admin/customers/{ban}", Ops, customers::customer_update / __path_customer_update),
     op!(DELETE "/v1/admin/customers/{ban}", Admin, customers::customer_delete / __path_customer_delete),
+    // credit accounts (issue 21)
+    op!(GET "/v1/admin/customers/{ban}/account", Readonly, accounts::account_get / __path_account_get),
+    op!(PUT "/v1/admin/customers/{ban}/account", Admin, accounts::account_put / __path_account_put),
+    op!(GET "/v1/admin/customers/{ban}/account/ledger", Readonly, accounts::ledger_list / __path_ledger_list),
+    op!(POST "/v1/admin/customers/{ban}/account/ledger", Ops, accounts::ledger_post / __path_ledger_post),
     // blocked_prefixes
     op!(GET "/v1/admin/customers/{ban}/blocked_prefixes", Readonly, blocked_prefixes::blocked_prefixes_list / __path_blocked_prefixes_list),
     op!(POST "/v1/admin/customers/{ban}/blocked_prefixes", Ops, blocked_prefixes::blocked_prefix_add / __path_blocked_prefix_add),
@@ -161,6 +166,14 @@ pub static ROUTES: &[Route] = &[
     op!(POST "/v1/admin/routes/{route}/decks/{version}/activate", Ops, decks::deck_activate / __path_deck_activate),
     op!(GET "/v1/admin/routes/{route}/decks/{version}/export", Readonly, decks::deck_export / __path_deck_export),
     op!(GET "/v1/admin/routes/{route}/decks/{version}/shadow", Ops, decks::deck_shadow / __path_deck_shadow),
+    // trunks and numbers (issue 19)
+    op!(GET "/v1/admin/trunks", Readonly, trunks::trunks_list / __path_trunks_list),
+    op!(POST "/v1/admin/trunks", Admin, trunks::trunk_create / __path_trunk_create),
+    op!(DELETE "/v1/admin/trunks/{trunk}", Admin, trunks::trunk_delete / __path_trunk_delete),
+    op!(GET "/v1/admin/numbers", Readonly, trunks::numbers_list / __path_numbers_list),
+    op!(POST "/v1/admin/numbers", Ops, trunks::number_create / __path_number_create),
+    op!(POST "/v1/admin/numbers/{number}/move", Admin, trunks::number_move / __path_number_move),
+    op!(DELETE "/v1/admin/numbers/{number}", Ops, trunks::number_delete / __path_number_delete),
     // margins
     op!(GET "/v1/admin/margins", Readonly, margins::margins / __path_margins),
     // tokens
@@ -320,7 +333,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         // streamed to a temporary file, never held in memory
         let u = tokio::time::timeout(
             UPLOAD_TIMEOUT,
-            super::multipart::receive(req, limit, content_type.as_deref()),
+            super::multipart::receive(req, limit, content_type.as_deref(), &[]),
         )
         .await
         .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))??;
@@ -347,6 +360,7 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
         (read_body(req, limit, BODY_TIMEOUT).await?, None)
     };
     let mut ctx = Ctx {
+        via: "token",
         who,
         params,
         query,
@@ -355,6 +369,75 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Result<AdminR
     };
     let c: &mut Client = &mut client;
     (route.handler)(state, &mut ctx, c).await
+}
+
+/// An admin request made in-process for a signed-in console user (`crate::console`): the same
+/// route table, role check and handler as over `/v1/admin/…`, so every rule and validation
+/// message is the API's; the audit rows name `console:<user>`. `query` holds the query
+/// parameters (and, for an upload, its form fields); `body` is the JSON body.
+pub async fn call(
+    state: &AdminState,
+    who: Principal,
+    method: &str,
+    path: &str,
+    query: HashMap<String, String>,
+    body: bytes::Bytes,
+    upload: Option<super::multipart::Upload>,
+) -> Result<AdminReply, AdminError> {
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| AdminError::invalid("method", "not an HTTP method"))?;
+    let (route, params) = route(&method, path)?;
+    if !who.role.allows(route.role) {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} has role {}; this needs role {} or higher",
+            who.name,
+            who.role.as_str(),
+            route.role.as_str()
+        )));
+    }
+    if route.upload != upload.is_some() {
+        return Err(AdminError::invalid(
+            "body",
+            "an upload is expected by upload routes only",
+        ));
+    }
+    let mut client = state.pool.get().await?;
+    let mut ctx = Ctx {
+        via: "console",
+        who,
+        params,
+        query,
+        body,
+        upload,
+    };
+    let c: &mut Client = &mut client;
+    (route.handler)(state, &mut ctx, c).await
+}
+
+/// The least role an admin request needs, when the route exists (the console hides controls a
+/// user's role may not use).
+pub fn role_needed(method: &str, path: &str) -> Option<Role> {
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    route(&method, path).ok().map(|(r, _)| r.role)
+}
+
+/// Receives a browser's multipart form (a file part and fields) into a temporary file, as an
+/// upload route's body, refusing more than `limit` bytes (the console's deck upload).
+pub async fn receive_upload(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<super::multipart::Upload, AdminError> {
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    tokio::time::timeout(
+        UPLOAD_TIMEOUT,
+        super::multipart::receive(req, limit, content_type.as_deref(), &["csrf"]),
+    )
+    .await
+    .map_err(|_| BodyError::Timeout(UPLOAD_TIMEOUT))?
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::context::{Api, Body, Surface};
 use super::error::ApiError;
+use crate::calls::auth_failure;
 use crate::calls::events::{
     answer_event, attempt_event, check_undipped_age, end_event, form_events, Event, EventData,
     EventError,
@@ -178,6 +179,8 @@ fn filter_from_query(q: Option<&str>, export: bool) -> Result<(CdrFilter, i64, F
             "route" | "route_id" => f.route = Some(v),
             "vendor" => f.vendor = Some(v),
             "disposition" => f.disposition = Some(v),
+            "direction" => f.direction = Some(query::parse_direction(&v).map_err(bad)?),
+            "trunk" => f.trunk = Some(v),
             "ani_prefix" => f.ani_prefix = Some(v.trim_start_matches('+').to_string()),
             "dnis_prefix" => f.dnis_prefix = Some(v.trim_start_matches('+').to_string()),
             "cursor" if !export => f.after = Some(query::decode_cursor(&v).map_err(bad)?),
@@ -243,18 +246,42 @@ impl Api {
 
     /// `POST /v1/events`: call events as form lines (`crate::calls::events::form_events`),
     /// applied in order and answered `{"ok":true,"events":N}` once all are durable; a bad line
-    /// refuses the whole body (400, naming the line and field).
+    /// refuses the whole body (400, naming the line and field). `event=auth_failure` lines
+    /// (`crate::calls::auth_failure`) are counted and logged, not call events.
     pub(super) async fn http_events(&self, req: Request<Incoming>) -> Response<Body> {
         let res = async {
             check_form_content_type(&req)?;
             let limits = &self.state.limits;
             let body = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
-            submit(self, |now| form_events(&body, now)).await
+            let (failures, calls) = auth_failure::split_form_body(&body)
+                .map_err(|e| ApiError::from(CallsError::from(e)))?;
+            let n = if auth_failure::has_lines(&calls) {
+                submit(self, |now| form_events(&calls, now)).await?
+            } else {
+                0
+            };
+            self.count_auth_failures(&failures);
+            Result::Ok(n + failures.len())
         }
         .await;
         match res {
             Result::Ok(events) => self.json_ok(Surface::Http, &Submitted { ok: true, events }),
             Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
+    /// `warpd_auth_failures_total` and a log line per failure (the source address, the user and
+    /// realm the caller gave, clipped; never a credential).
+    fn count_auth_failures(&self, failures: &[auth_failure::AuthFailure]) {
+        for f in failures {
+            self.state
+                .metrics
+                .auth_failures
+                .with_label_values(&[if f.blocked { "true" } else { "false" }])
+                .inc();
+            tracing::warn!(source = %f.src_ip, user = %warpd_core::excerpt::excerpt(&f.user),
+                realm = %warpd_core::excerpt::excerpt(&f.realm), blocked = f.blocked,
+                "SIP digest authentication failed");
         }
     }
 

@@ -98,6 +98,16 @@ impl DipAsPolicy {
             .map_or(&self.default, |(_, r)| r)
     }
 
+    /// Whether `source` may dip for customer `ban` (the inbound dip's customer, a credential's):
+    /// `any` and `src_ip` sources may, a BAN list only for its BANs.
+    pub fn check_ban(&self, source: IpAddr, ban: &str) -> Result<(), DipAsRefusal> {
+        match self.rule(source) {
+            DipAsRule::Any | DipAsRule::SrcIp => Ok(()),
+            DipAsRule::Bans(allowed) if allowed.contains(ban) => Ok(()),
+            DipAsRule::Bans(_) => Err(DipAsRefusal::NotAllowed),
+        }
+    }
+
     /// Whether `source` may send this dip. A customer the snapshot does not know passes (the
     /// engine answers "unknown customer" for it, the same answer as a refusal).
     pub fn check(
@@ -108,6 +118,7 @@ impl DipAsPolicy {
     ) -> Result<(), DipAsRefusal> {
         match self.rule(source) {
             DipAsRule::Any => Ok(()),
+            // a trunk is named by Kamailio after digest authentication: as good as a source
             DipAsRule::SrcIp if req.ban.is_some() => Err(DipAsRefusal::BanNotAccepted),
             DipAsRule::SrcIp => Ok(()),
             DipAsRule::Bans(allowed) => {

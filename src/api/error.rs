@@ -24,7 +24,7 @@ pub enum ApiError {
     #[error("{0}: unknown parameter")]
     UnknownParam(String),
     /// Neither `ban` nor `src_ip` was given.
-    #[error("ban, src_ip: one of them is required to identify the customer")]
+    #[error("ban, src_ip, trunk: one of them is required to identify the customer")]
     NoCustomerKey,
     /// The body (or JSON-RPC params) is not JSON at all.
     #[error("{what}: malformed JSON: {why}")]
@@ -75,6 +75,8 @@ pub enum ApiError {
     /// A `media.*` method failed (see [`crate::media::MediaError`]).
     #[error("media: {0}")]
     Media(#[from] crate::media::MediaError),
+    #[error("call.hangup: {0}")]
+    Hangup(#[from] crate::calls::HangupFailed),
     /// An admin API request failed: its status, body and metrics label are the admin error's own
     /// ([`crate::admin::AdminError`] maps them in one place).
     #[error(transparent)]
@@ -127,7 +129,21 @@ impl ApiError {
             | ApiError::Calls(_)
             | ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Media(m) => media_status(m),
+            ApiError::Hangup(h) => Self::hangup_status(h),
             ApiError::Admin(a) => a.http_status(),
+        }
+    }
+
+    /// The HTTP status of a failed `call.hangup`: no such live call 404, no Kamailio RPC configured
+    /// 503, Kamailio failing 502, the end not recorded 500.
+    fn hangup_status(h: &crate::calls::HangupFailed) -> StatusCode {
+        use crate::calls::hangup::HangupError as K;
+        use crate::calls::HangupFailed as F;
+        match h {
+            F::NotLive | F::Kamailio(K::NoDialog) => StatusCode::NOT_FOUND,
+            F::Kamailio(K::NotConfigured) => StatusCode::SERVICE_UNAVAILABLE,
+            F::Kamailio(_) => StatusCode::BAD_GATEWAY,
+            F::Record(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -152,6 +168,8 @@ impl ApiError {
             | ApiError::Calls(_)
             | ApiError::Db(_) => INTERNAL_ERROR_CODE,
             ApiError::Media(m) => media_rpc_code(m),
+            ApiError::Hangup(h) if Self::hangup_status(h).is_client_error() => INVALID_PARAMS_CODE,
+            ApiError::Hangup(_) => CALL_EXECUTION_FAILED_CODE,
             ApiError::Admin(a) if a.http_status().is_client_error() => INVALID_REQUEST_CODE,
             ApiError::Admin(_) => INTERNAL_ERROR_CODE,
         }
@@ -191,6 +209,7 @@ impl ApiError {
             ApiError::Register(_) => "register",
             ApiError::Internal(_) | ApiError::Calls(_) | ApiError::Db(_) => "internal",
             ApiError::Media(_) => "media",
+            ApiError::Hangup(_) => "hangup",
             ApiError::Admin(a) => a.kind(),
         }
     }
@@ -324,6 +343,6 @@ mod tests {
         assert_eq!(body["error"], "max_results: invalid type");
         assert!(ApiError::NoCustomerKey
             .to_string()
-            .starts_with("ban, src_ip:"));
+            .starts_with("ban, src_ip, trunk:"));
     }
 }

@@ -18,10 +18,11 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::context::{full, unix_now, Api, Body, Surface, JSON, PROMETHEUS, TEXT};
 use super::error::ApiError;
-use super::params::{dip_from_json, dip_from_query};
+use super::params::dip_from_query;
 use super::rpc::{Dispatched, RpcService, Source};
 use super::Side;
 use crate::http_body::read_body;
+use crate::routing::inbound::params::{credential_from_query, inbound_from_query};
 use crate::routing::KamailioAnswer;
 
 impl Api {
@@ -33,17 +34,43 @@ impl Api {
         }
     }
 
+    fn http_inbound(&self, query: Option<&str>, source: IpAddr) -> Response<Body> {
+        let answer = inbound_from_query(query)
+            .map_err(ApiError::from)
+            .and_then(|req| self.inbound(&req, Surface::Http, source));
+        match answer {
+            Ok(a) => self.json_ok(Surface::Http, &a),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
+    fn http_credentials(&self, query: Option<&str>, source: IpAddr) -> Response<Body> {
+        let answer = credential_from_query(query)
+            .map_err(ApiError::from)
+            .and_then(|q| self.credential(&q, source));
+        match answer {
+            Ok(a) => self.json_ok(Surface::Http, &a),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
     async fn http_simulate(&self, req: Request<Incoming>) -> Response<Body> {
         let result = async {
             check_json_content_type(&req)?;
             let limits = &self.state.limits;
             let body = read_body(req, limits.max_body_bytes, limits.body_read_timeout).await?;
-            let dip = dip_from_json(&body, "body")?;
-            self.simulate(&dip)
+            match super::inbound::simulation_request(&body, "body")? {
+                super::inbound::SimulationRequest::Inbound(r) => self
+                    .simulate_inbound(&r)
+                    .map(|s| self.json_ok(Surface::Http, &s)),
+                super::inbound::SimulationRequest::Outbound(r) => {
+                    self.simulate(&r).map(|s| self.json_ok(Surface::Http, &s))
+                }
+            }
         }
         .await;
         match result {
-            Ok(sim) => self.json_ok(Surface::Http, &sim),
+            Ok(resp) => resp,
             Err(e) => self.error(Surface::Http, e),
         }
     }
@@ -122,6 +149,8 @@ fn not_allowed(path: &str, method: &Method, allow: &'static str) -> ApiError {
 /// What a request asks for, decided from path and method alone.
 enum Action {
     Route,
+    Inbound,
+    Credentials,
     Rpc,
     Simulate,
     Healthz,
@@ -132,6 +161,7 @@ enum Action {
     CdrsExport,
     RouteQuality,
     Admin,
+    Console,
     OpenApi,
     Refuse(Surface, ApiError),
 }
@@ -139,6 +169,8 @@ enum Action {
 fn action(path: &str, method: &Method) -> Action {
     match (path, method) {
         ("/v1/route", &Method::GET) => Action::Route,
+        ("/v1/inbound", &Method::GET) => Action::Inbound,
+        ("/v1/credentials", &Method::GET) => Action::Credentials,
         ("/rpc", &Method::POST) => Action::Rpc,
         ("/v1/routing/simulate", &Method::POST) => Action::Simulate,
         ("/healthz", &Method::GET) => Action::Healthz,
@@ -146,13 +178,14 @@ fn action(path: &str, method: &Method) -> Action {
         ("/metrics", &Method::GET) => Action::Metrics,
         ("/v1/openapi.json", &Method::GET) => Action::OpenApi,
         (p, _) if p.starts_with("/v1/admin/") => Action::Admin,
+        (p, _) if p == "/console" || p.starts_with("/console/") => Action::Console,
         ("/v1/events", &Method::POST) => Action::Events,
         ("/v1/cdrs", &Method::GET) => Action::Cdrs,
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
         ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
         (
-            "/v1/route" | "/healthz" | "/readyz" | "/metrics" | "/v1/cdrs" | "/v1/cdrs/export"
-            | "/v1/routes/quality",
+            "/v1/route" | "/v1/inbound" | "/v1/credentials" | "/healthz" | "/readyz" | "/metrics"
+            | "/v1/cdrs" | "/v1/cdrs/export" | "/v1/routes/quality",
             m,
         ) => Action::Refuse(Surface::Http, not_allowed(path, m, "GET")),
         ("/v1/routing/simulate" | "/v1/events", m) => {
@@ -170,7 +203,13 @@ fn action(path: &str, method: &Method) -> Action {
 fn kamailio_path(path: &str) -> bool {
     matches!(
         path,
-        "/v1/route" | "/v1/events" | "/rpc" | "/healthz" | "/readyz"
+        "/v1/route"
+            | "/v1/inbound"
+            | "/v1/credentials"
+            | "/v1/events"
+            | "/rpc"
+            | "/healthz"
+            | "/readyz"
     )
 }
 
@@ -232,6 +271,8 @@ pub(crate) async fn handle(
     }
     let resp = match action(req.uri().path(), req.method()) {
         Action::Route => api.http_route(req.uri().query(), peer.ip()),
+        Action::Inbound => api.http_inbound(req.uri().query(), peer.ip()),
+        Action::Credentials => api.http_credentials(req.uri().query(), peer.ip()),
         Action::Rpc => {
             let mut req = req;
             // lcr.route reads the source from the request's extensions (jsonrpsee hands them on)
@@ -276,9 +317,42 @@ pub(crate) async fn handle(
                 ApiError::NotFound("/v1/admin (admin API not enabled)".into()),
             ),
         },
+        Action::Console => match &api.state.console {
+            Some(console) => console_reply(console.handle(req).await),
+            None => api.error(
+                Surface::Http,
+                ApiError::NotFound("/console (the console is off: console.enabled)".into()),
+            ),
+        },
         Action::Refuse(surface, e) => api.error(surface, e),
     };
     Ok(resp)
+}
+
+/// A console answer as a response (CSV exports stream).
+fn console_reply(r: crate::console::Reply) -> Response<Body> {
+    use crate::console::ReplyBody;
+    let mut resp = match r.body {
+        ReplyBody::Full(b) => Response::new(Either::Left(http_body_util::Full::new(b))),
+        ReplyBody::Stream(rx) => {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|b| {
+                    (
+                        Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(b))),
+                        rx,
+                    )
+                })
+            });
+            Response::new(Either::Right(jsonrpsee::server::HttpBody::new(
+                http_body_util::StreamBody::new(stream),
+            )))
+        }
+    };
+    *resp.status_mut() = r.status;
+    for (k, v) in r.headers {
+        resp.headers_mut().append(k, v);
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod dip_as;
 mod error;
 mod guard;
 mod http;
+mod inbound;
 pub mod params;
 mod resp;
 mod rpc;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub calls: Option<Arc<crate::calls::CallService>>,
     /// The admin API (`/v1/admin/…`) and the dip log for shadow evaluation; None = not served.
     pub admin: Option<Arc<crate::admin::AdminState>>,
+    /// The ops console (`/console/…` on the admin listener); None = not served.
+    pub console: Option<Arc<crate::console::Console>>,
     /// Who may use the Kamailio surface (default: anyone; `server.kamailio_allow`/`_secret`).
     pub kamailio_auth: KamailioAuth,
 }

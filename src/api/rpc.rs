@@ -134,10 +134,18 @@ fn media_call(
     Ok((media, p.call_id))
 }
 
+/// `call.hangup` parameters.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HangupParams {
+    call_id: String,
+}
+
 /// Methods served on the admin listener only: on the Kamailio listener they answer
 /// [`ApiError::AdminOnly`] (they change media or reload state, or show vendors' buy rates,
 /// names and gateway addresses).
-const ADMIN_ONLY: [&str; 6] = [
+const ADMIN_ONLY: [&str; 7] = [
+    "call.hangup",
     "lcr.simulate",
     "warpd.reload",
     "media.record.start",
@@ -172,6 +180,24 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
                 .map(KamailioAnswerOwned)
                 .map_err(ErrorObjectOwned::from)
         })?;
+        m.register_method("did.route", |params, api, ext| {
+            let req = match params.as_str() {
+                None => Err(ApiError::invalid(
+                    "params",
+                    "missing; expected an object {src_ip, ani, dnis, call_id?}",
+                )),
+                Some(raw) => {
+                    crate::routing::inbound::params::inbound_from_json(raw.as_bytes(), "params")
+                        .map_err(ApiError::from)
+                }
+            }
+            .map_err(ErrorObjectOwned::from)?;
+            let source = ext.get::<Source>().map(|s| s.0).ok_or_else(|| {
+                ErrorObjectOwned::from(ApiError::Internal("request without its source".into()))
+            })?;
+            api.inbound(&req, Surface::Rpc, source)
+                .map_err(ErrorObjectOwned::from)
+        })?;
         super::cdrs::register(&mut m)?;
         for name in ADMIN_ONLY {
             m.register_method(name, move |_, _, _| {
@@ -181,8 +207,28 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
         return Ok(m.into());
     }
     m.register_method("lcr.simulate", |params, api, _| {
-        let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
-        api.simulate(&req).map_err(ErrorObjectOwned::from)
+        let Some(raw) = params.as_str() else {
+            // the outbound parser's message for missing params
+            let req = dip_params(&params).map_err(ErrorObjectOwned::from)?;
+            return api
+                .simulate(&req)
+                .and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+                })
+                .map_err(ErrorObjectOwned::from);
+        };
+        let result = match super::inbound::simulation_request(raw.as_bytes(), "params") {
+            Ok(super::inbound::SimulationRequest::Inbound(r)) => {
+                api.simulate_inbound(&r).and_then(|s| {
+                    serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+                })
+            }
+            Ok(super::inbound::SimulationRequest::Outbound(r)) => api.simulate(&r).and_then(|s| {
+                serde_json::to_value(s).map_err(|e| ApiError::Internal(e.to_string()))
+            }),
+            Err(e) => Err(e),
+        };
+        result.map_err(ErrorObjectOwned::from)
     })?;
     m.register_async_method("media.record.start", |params, api, _| async move {
         let (media, call_id) = media_call(&api, &params)?;
@@ -195,6 +241,28 @@ pub(crate) fn methods(api: Arc<Api>, side: Side) -> Result<Methods, ApiError> {
     m.register_async_method("media.query", |params, api, _| async move {
         let (media, call_id) = media_call(&api, &params)?;
         media.query(&call_id).await.map_err(media_err)
+    })?;
+    m.register_async_method("call.hangup", |params, api, _| async move {
+        let raw = params.as_str().ok_or_else(|| {
+            ErrorObjectOwned::from(ApiError::invalid(
+                "params",
+                "missing; expected {\"call_id\": \"…\"}",
+            ))
+        })?;
+        let p: HangupParams = serde_json::from_str(raw)
+            .map_err(|e| ErrorObjectOwned::from(ApiError::invalid("params", e.to_string())))?;
+        if p.call_id.is_empty() || p.call_id.len() > 256 {
+            return Err(ApiError::invalid("call_id", "1 to 256 bytes").into());
+        }
+        let calls = api.state.calls.clone().ok_or_else(|| {
+            ErrorObjectOwned::from(ApiError::Internal("calls are off (calls.enabled)".into()))
+        })?;
+        calls
+            .hangup(&p.call_id, "call.hangup")
+            .await
+            .map_err(|e| ErrorObjectOwned::from(ApiError::from(e)))?;
+        tracing::info!(call_id = %warpd_core::excerpt::excerpt(&p.call_id), "call ended by call.hangup");
+        Ok::<_, ErrorObjectOwned>(serde_json::json!({"ok": true}))
     })?;
     m.register_method("media.nodes", |_, api, _| {
         let media = api

@@ -8,19 +8,20 @@
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
+pub mod hangup;
+mod inbound;
 pub mod limits;
+mod metrics;
 pub mod writer;
 
-pub use warpd_core::calls::{events, quality, state};
+pub use warpd_core::calls::{auth_failure, events, quality, state};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::Registry;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +30,10 @@ use crate::db::DbError;
 use crate::routing::{DipAnswer, DipRequest, RejectAnswer, RejectReason, Snapshot};
 use events::{Event, EventData, RouteOffer, StartInfo};
 use limits::LimitsView;
+pub use metrics::CallMetrics;
 use quality::{Quality, RouteStats};
 use state::{Admit, CallPriority, CallTable, ReapLimits};
+use warpd_core::credit::Tariff;
 
 /// Errors of the calls/CDR layer.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,17 @@ pub enum CallsError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why `call.hangup` did not end a call.
+#[derive(Debug, thiserror::Error)]
+pub enum HangupFailed {
+    #[error("call_id: no live call with this id")]
+    NotLive,
+    #[error(transparent)]
+    Kamailio(#[from] hangup::HangupError),
+    #[error("the call was ended but its end could not be recorded: {0}")]
+    Record(#[source] CallsError),
 }
 
 /// Neither PostgreSQL nor the spool took a batch of events (the database's failure was logged
@@ -82,110 +96,13 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// Prometheus metrics of calls and CDRs (registered into the shared registry).
-pub struct CallMetrics {
-    pub active: IntGauge,
-    /// events by kind and outcome (new, duplicate, after_finish, invalid)
-    pub events: IntCounterVec,
-    /// dips refused or trimmed by limits, by reason (concurrent, cps, capacity)
-    pub limited: IntCounterVec,
-    pub cdrs_written: IntCounter,
-    /// batches by destination (db, spool) and result
-    pub batches: IntCounterVec,
-    pub batch_seconds: Histogram,
-    pub spool_bytes: IntGauge,
-    /// spool records lost to a cut or corrupt tail (never acknowledged)
-    pub spool_damaged: IntCounter,
-    pub reaped: IntCounterVec,
-    pub start_not_queued: IntCounter,
-    pub route_quality: GaugeVec,
-}
-
-/// Metric definitions below are static and valid; prometheus only rejects invalid names (the
-/// same policy as `crate::metrics`).
-fn metric<T>(r: Result<T, prometheus::Error>) -> T {
-    r.unwrap_or_else(|e| panic!("static metric definition rejected by prometheus: {e}"))
-}
-
-impl CallMetrics {
-    pub fn new(reg: &Registry) -> CallMetrics {
-        let cv = |name: &str, help: &str, labels: &[&str]| {
-            metric(IntCounterVec::new(Opts::new(name, help), labels))
-        };
-        let m = CallMetrics {
-            active: metric(IntGauge::new("calls_active", "Live calls")),
-            events: cv(
-                "call_events_total",
-                "Call events by kind and outcome",
-                &["kind", "outcome"],
-            ),
-            limited: cv(
-                "call_limit_total",
-                "Dips refused or trimmed by call limits",
-                &["reason"],
-            ),
-            cdrs_written: metric(IntCounter::new(
-                "cdrs_written_total",
-                "CDRs committed to PostgreSQL",
-            )),
-            batches: cv(
-                "cdr_batches_total",
-                "Writer batches by target and result",
-                &["target", "result"],
-            ),
-            batch_seconds: metric(Histogram::with_opts(
-                HistogramOpts::new("cdr_batch_seconds", "Time to make one batch durable").buckets(
-                    vec![
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-                    ],
-                ),
-            )),
-            spool_bytes: metric(IntGauge::new(
-                "cdr_spool_bytes",
-                "Bytes waiting in the local spool",
-            )),
-            spool_damaged: metric(IntCounter::new(
-                "cdr_spool_damaged_total",
-                "Spool files with a cut or corrupt tail record",
-            )),
-            reaped: cv("calls_reaped_total", "Calls closed by the reaper", &["reason"]),
-            start_not_queued: metric(IntCounter::new(
-                "call_start_not_queued_total",
-                "Dip starts not queued (queue full); persisted with the call's next event",
-            )),
-            route_quality: metric(GaugeVec::new(
-                Opts::new(
-                    "route_quality",
-                    "Rolling route quality by measure: asr (ratio), acd_seconds, pdd_seconds, attempts",
-                ),
-                &["route", "measure"],
-            )),
-        };
-        for c in [
-            Box::new(m.active.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.events.clone()),
-            Box::new(m.limited.clone()),
-            Box::new(m.cdrs_written.clone()),
-            Box::new(m.batches.clone()),
-            Box::new(m.batch_seconds.clone()),
-            Box::new(m.spool_bytes.clone()),
-            Box::new(m.spool_damaged.clone()),
-            Box::new(m.reaped.clone()),
-            Box::new(m.start_not_queued.clone()),
-            Box::new(m.route_quality.clone()),
-        ] {
-            // distinct constant names; a second service on the same registry keeps the first
-            let _ = reg.register(c);
-        }
-        m
-    }
-}
-
 /// State shared by the API side and the writer task.
 pub struct Shared {
     table: Mutex<CallTable>,
     quality: Mutex<Quality>,
     pub metrics: CallMetrics,
+    /// credit accounts: reservations of live calls, settled by the writer after each commit
+    pub credit: crate::credit::Credit,
 }
 
 impl Shared {
@@ -194,6 +111,7 @@ impl Shared {
             table: Mutex::new(CallTable::new(cfg.finished_memory_s as i64 * 1_000_000)),
             quality: Mutex::new(Quality::new(cfg.quality_window_s, 60)),
             metrics: CallMetrics::new(reg),
+            credit: crate::credit::Credit::new(reg),
         }
     }
     /// The call table (a poisoned lock is recovered: the table stays consistent per operation).
@@ -221,6 +139,8 @@ pub struct CallService {
     api_token: Option<String>,
     /// `calls.max_call_duration_s`, recorded in each call's start (the CDR's duration cap)
     max_duration_s: u64,
+    /// `calls.kamailio_rpc_url` (call.hangup)
+    kamailio_rpc_url: Option<String>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -239,8 +159,13 @@ impl CallService {
             .await
             .map_err(DbError::query("reading call limits"))?;
         let limits = Arc::new(ArcSwap::from_pointee(view));
+        let accounts = crate::credit::store::load(&limits_client)
+            .await
+            .map_err(DbError::query("reading credit accounts"))?;
+        shared.credit.refresh(accounts);
         let (tx, rx) = mpsc::channel(config.cdr.queue_capacity);
         let writer = crate::calls::writer::Writer::recover(config, shared.clone()).await?;
+        restore_holds(&shared);
         let c = &config.calls;
         let reap = ReapLimits {
             max_duration_us: c.max_call_duration_s as i64 * 1_000_000,
@@ -288,6 +213,15 @@ impl CallService {
                             }
                         }
                     }
+                    if let Some(cl) = &client {
+                        match crate::credit::store::load(cl).await {
+                            Ok(a) => shared.credit.refresh(a),
+                            Err(e) => {
+                                tracing::warn!(error = %crate::db::pg_detail(&e), "reading credit accounts failed; keeping the previous ones");
+                                client = None;
+                            }
+                        }
+                    }
                 }
             });
         }
@@ -299,6 +233,7 @@ impl CallService {
             pool,
             api_token: config.cdr.api_token.clone(),
             max_duration_s: config.calls.max_call_duration_s,
+            kamailio_rpc_url: config.calls.kamailio_rpc_url.clone(),
             writer: Mutex::new(Some(handle)),
         }))
     }
@@ -316,13 +251,18 @@ impl CallService {
         self.api_token.as_deref()
     }
 
-    /// Re-reads limits now (tests, after provisioning changes).
+    /// Re-reads limits and credit accounts now (tests, after provisioning changes, after an
+    /// admin ledger entry).
     pub async fn refresh_limits(&self) -> Result<(), CallsError> {
         let client = self.pool.get().await.map_err(DbError::Pool)?;
         let v = limits::load(&client)
             .await
             .map_err(DbError::query("reading call limits"))?;
         self.limits.store(Arc::new(v));
+        let a = crate::credit::store::load(&**client)
+            .await
+            .map_err(DbError::query("reading credit accounts"))?;
+        self.shared.credit.refresh(a);
         Ok(())
     }
 
@@ -357,7 +297,12 @@ impl CallService {
     ) -> DipAnswer {
         let answer = self.admit_dip(req, ban.clone(), answer, snap);
         if let DipAnswer::Reject(r) = &answer {
-            self.record_rejected(req, ban, r);
+            // a source that is no customer's is no customer's call: Kamailio goes on with the
+            // same Call-ID to the inbound dip or a digest challenge (issue 19), and the path
+            // that takes the call writes its CDR; a rejected CDR here would be a second one
+            if ban.is_some() || r.reason != RejectReason::UnknownCustomer.to_string() {
+                self.record_rejected(req, ban, r);
+            }
         }
         answer
     }
@@ -403,6 +348,15 @@ impl CallService {
             // the queue is full: this rejected call gets no CDR (its call.end becomes an orphan)
             self.shared.metrics.start_not_queued.inc();
         }
+    }
+
+    /// An inbound dip's answer through the live-call layer (issue 19): see `inbound.rs`.
+    pub fn on_inbound(
+        &self,
+        req: &crate::routing::inbound::InboundRequest,
+        answer: crate::routing::inbound::InboundAnswer,
+    ) -> crate::routing::inbound::InboundAnswer {
+        inbound::on_inbound(self, req, answer)
     }
 
     fn admit_dip(
@@ -463,8 +417,34 @@ impl CallService {
             return DipAnswer::Route(ra);
         }
         let cl = limits.customers.get(&ban);
-        match table.admit(call_id, &ban, cl, now, priority) {
-            Admit::Retransmit => return DipAnswer::Route(ra),
+        // the customer trunk of the call: named by the dip, or the trunk whose sources hold src_ip
+        let trunk = match (&req.trunk, req.src_ip) {
+            (Some(t), _) => snap.inbound().trunk(t),
+            (None, Some(ip)) => snap.inbound().trunk_by_source(ip),
+            (None, None) => None,
+        }
+        .filter(|t| t.customer.as_str() == ban);
+        let admitted = match table.admit(call_id, &ban, cl, now, priority) {
+            Admit::Ok => match &trunk {
+                Some(t) => {
+                    table.admit_trunk(&t.name, t.limits.max_calls, t.limits.max_cps, now, priority)
+                }
+                None => Admit::Ok,
+            },
+            other => other,
+        };
+        let normal = priority == CallPriority::Normal;
+        match admitted {
+            Admit::Retransmit => {
+                // the same grant as the first dip of this call
+                ra.max_duration_s = normal.then(|| {
+                    self.shared
+                        .credit
+                        .held(call_id)
+                        .unwrap_or(self.max_duration_cap())
+                });
+                return DipAnswer::Route(ra);
+            }
             Admit::Reject(limit) => {
                 self.shared
                     .metrics
@@ -478,6 +458,46 @@ impl CallService {
                 });
             }
             Admit::Ok => {}
+        }
+        // credit: emergency calls are never refused or cut; others get the duration their
+        // customer's account pays for (reserved now, atomically) or a 402
+        let mut credit_hold = None;
+        let mut max_s = self.max_duration_cap();
+        if normal {
+            let tariffs: smallvec::SmallVec<[Tariff; 8]> = ra
+                .routes
+                .iter()
+                .map(|r| Tariff {
+                    rate_e7: crate::cdr::rating::rate_to_e7(r.customer_rate),
+                    min: cl.and_then(|c| c.bill_min).unwrap_or(r.billing.min as u32),
+                    inc: cl.and_then(|c| c.bill_inc).unwrap_or(r.billing.inc as u32),
+                })
+                .collect();
+            match self
+                .shared
+                .credit
+                .admit(&ban, Some(call_id), &tariffs, now, max_s)
+            {
+                None => {}
+                Some(Err(refusal)) => {
+                    tracing::info!(ban = %ban, reason = %refusal, "dip refused for credit");
+                    return DipAnswer::Reject(RejectAnswer {
+                        sip_code: refusal.sip_code(),
+                        reason: refusal.to_string(),
+                    });
+                }
+                Some(Ok(g)) => {
+                    let mut usable = g.usable.iter();
+                    ra.routes
+                        .retain(|_| usable.next().copied().unwrap_or(false));
+                    max_s = g.max_duration_s;
+                    credit_hold = Some(events::CreditHold {
+                        reserve_e7: g.reserve_e7,
+                        reserve_s: g.reserve_s,
+                    });
+                }
+            }
+            ra.max_duration_s = Some(max_s);
         }
         let dnis = e164_or_raw(&req.dnis);
         let routing_number = ra
@@ -527,7 +547,15 @@ impl CallService {
                 customer_min: cl.and_then(|c| c.bill_min),
                 customer_inc: cl.and_then(|c| c.bill_inc),
                 reject: None,
-                max_duration_s: Some(self.max_duration_s),
+                max_duration_s: Some(if normal {
+                    u64::from(max_s)
+                } else {
+                    self.max_duration_s
+                }),
+                credit_hold,
+                direction: None,
+                trunk: trunk.map(|t| t.name.to_string()),
+                number: None,
             })),
         };
         table.start(&ev, now);
@@ -570,9 +598,45 @@ impl CallService {
         }
     }
 
+    /// Ends a live call: Kamailio ends its dialog (BYE to both sides, [`hangup`]), then the
+    /// call's end is recorded here (`hangup=system`, `cause`), since Kamailio reports no end for
+    /// a BYE it generated. A call warpd does not know live is refused before Kamailio is asked.
+    pub async fn hangup(&self, call_id: &str, cause: &str) -> Result<(), HangupFailed> {
+        if self.shared.table().get(call_id).is_none() {
+            return Err(HangupFailed::NotLive);
+        }
+        hangup::end_dialog(self.kamailio_rpc_url.as_deref(), call_id)
+            .await
+            .map_err(HangupFailed::Kamailio)?;
+        let raw = serde_json::json!({"call_id": call_id, "hangup": "system", "cause": cause});
+        let ev = events::end_event(raw.to_string().as_bytes(), now_us())
+            .map_err(|e| HangupFailed::Record(CallsError::Invalid(e)))?;
+        self.submit(ev).await.map_err(HangupFailed::Record)
+    }
+
+    /// Ends every live call of `ban` that holds a credit reservation (an account blocked with
+    /// `at_limit = cut`); returns how many were ended. Failures are logged per call.
+    pub async fn hangup_customer(&self, ban: &str, cause: &str) -> usize {
+        let mut n = 0;
+        for id in self.shared.credit.live_calls(ban) {
+            match self.hangup(&id, cause).await {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tracing::warn!(ban = %ban, error = %e, "live call of a blocked account not ended")
+                }
+            }
+        }
+        n
+    }
+
     /// `calls.max_call_duration_s`.
     pub fn max_call_duration_s(&self) -> u64 {
         self.max_duration_s
+    }
+
+    /// `calls.max_call_duration_s` as the longest grant (seconds).
+    fn max_duration_cap(&self) -> u32 {
+        self.max_duration_s.clamp(1, u64::from(u32::MAX)) as u32
     }
 
     /// Rolling per-route figures (`by_prefix`: per route × destination group).
@@ -596,6 +660,24 @@ impl CallService {
         if let Some(h) = h {
             let _ = h.await;
         }
+    }
+}
+
+/// Live calls' credit reservations, back from their start events (after a restart).
+fn restore_holds(shared: &Shared) {
+    let table = shared.table();
+    let mut n = 0;
+    for r in table.records() {
+        if let Some((s, hold)) = r.start.as_ref().and_then(|s| Some((s, s.credit_hold?))) {
+            if let Some(ban) = &s.ban {
+                let max = s.max_duration_s.unwrap_or(0).min(u32::MAX as u64) as u32;
+                shared.credit.restore(&r.call_id, ban, hold, max);
+                n += 1;
+            }
+        }
+    }
+    if n > 0 {
+        tracing::info!(calls = n, "credit reservations of live calls restored");
     }
 }
 

@@ -211,7 +211,7 @@ impl Writer {
             Err(_) => Err(CallsError::DbTimeout("write")),
         };
         match res {
-            Ok(c) => {
+            Ok(mut c) => {
                 if !spool_events.is_empty() {
                     tracing::info!(
                         events = spool_events.len(),
@@ -226,6 +226,9 @@ impl Writer {
                     }
                     self.shared.metrics.spool_bytes.set(s.len() as i64);
                 }
+                // the charged accounts' standings, then the finished calls' reservations
+                let standings = std::mem::take(&mut c.standings);
+                self.shared.credit.settle(standings, &done_ids);
                 self.pending_cdrs.clear();
                 self.pending_done.clear();
                 self.unpersisted.clear();

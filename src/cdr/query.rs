@@ -50,6 +50,9 @@ pub const EXPORT_COLUMNS: &[&str] = &[
     "recording",
     "recording_node",
     "flags",
+    "direction",
+    "trunk",
+    "number",
     "written_at",
 ];
 
@@ -66,6 +69,10 @@ pub struct CdrFilter {
     pub disposition: Option<String>,
     pub ani_prefix: Option<String>,
     pub dnis_prefix: Option<String>,
+    /// `inbound` or `outbound` (checked by [`parse_direction`])
+    pub direction: Option<String>,
+    /// the customer trunk
+    pub trunk: Option<String>,
     /// keyset cursor: rows strictly after (started_at, call_id)
     pub after: Option<(DateTime<Utc>, String)>,
 }
@@ -82,6 +89,14 @@ fn ferr(field: &'static str, why: impl Into<String>) -> FilterError {
     FilterError {
         field,
         why: why.into(),
+    }
+}
+
+/// A direction filter: `inbound` or `outbound`.
+pub fn parse_direction(s: &str) -> Result<String, FilterError> {
+    match s {
+        "inbound" | "outbound" => Ok(s.to_string()),
+        _ => Err(ferr("direction", "expected inbound or outbound")),
     }
 }
 
@@ -182,6 +197,12 @@ pub async fn page(
     }
     if let Some(v) = &f.dnis_prefix {
         add("dnis LIKE ?", Box::new(like_prefix(v)), &mut conds);
+    }
+    if let Some(v) = &f.direction {
+        add("direction = ?", Box::new(v.clone()), &mut conds);
+    }
+    if let Some(v) = &f.trunk {
+        add("trunk = ?", Box::new(v.clone()), &mut conds);
     }
     if let Some((t, id)) = &f.after {
         params.push(Box::new(*t));

@@ -64,10 +64,12 @@ pub async fn ensure_partitions(
 }
 
 /// Counts of one committed batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Committed {
     pub events: u64,
     pub cdrs: u64,
+    /// standings of the credit accounts charged in the batch (`crate::credit::store::charge`)
+    pub standings: Vec<(String, warpd_core::credit::Standing)>,
 }
 
 /// True for a unique violation (the fast path met a row that already exists).
@@ -156,18 +158,24 @@ pub async fn commit_batch(
                 buf,
             )
             .await?;
-            out.cdrs = tx
-                .execute(
+            // the CDRs actually inserted (a replayed one exists already, and so does its charge)
+            let rows = tx
+                .query(
                     &format!(
                         "INSERT INTO cdrs ({COPY_COLUMNS}) SELECT {COPY_COLUMNS} FROM cdr_stage s \
                          WHERE NOT (s.orphan AND EXISTS (SELECT 1 FROM cdrs c WHERE c.call_id = s.call_id)) \
-                         ON CONFLICT DO NOTHING"
+                         ON CONFLICT DO NOTHING RETURNING call_id"
                     ),
                     &[],
                 )
                 .await?;
+            out.cdrs = rows.len() as u64;
+            let inserted: HashSet<String> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+            let charges = charges(cdrs.iter().filter(|c| inserted.contains(&c.call_id)));
+            out.standings = crate::credit::store::charge(&tx, &charges).await?;
         } else {
             out.cdrs = copy(&tx, &format!("COPY cdrs ({COPY_COLUMNS}) FROM STDIN"), buf).await?;
+            out.standings = crate::credit::store::charge(&tx, &charges(cdrs.iter())).await?;
         }
     }
     if !done.is_empty() {
@@ -176,6 +184,20 @@ pub async fn commit_batch(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// The credit charges of CDRs (those of a customer; the ledger keeps those with an account).
+fn charges<'a>(cdrs: impl Iterator<Item = &'a Cdr>) -> Vec<crate::credit::store::Charge<'a>> {
+    cdrs.filter_map(|c| {
+        Some(crate::credit::store::Charge {
+            ban: c.customer_ban.as_deref()?,
+            price_e7: c.price_e7,
+            call_id: &c.call_id,
+            started_us: c.started_us,
+            billed_s: c.customer_billed_s,
+        })
+    })
+    .collect()
 }
 
 /// Every stored event of unfinished calls, sorted by call and replay order; rows whose body does

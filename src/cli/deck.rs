@@ -160,7 +160,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(config: &Config) -> anyhow::Result<tokio_postgres::Client> {
+pub(super) async fn connect(config: &Config) -> anyhow::Result<tokio_postgres::Client> {
     let mut client = crate::db::connect(&config.database.url).await?;
     crate::db::migrate::migrate(&mut client).await?;
     Ok(client)

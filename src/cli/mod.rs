@@ -4,7 +4,9 @@
 //! Owns: user-facing command behaviour and output. Must not touch: routing rules or SQL details
 //! (it calls `routing`, `db` and `provision`).
 
+mod account;
 mod deck;
+mod user;
 
 use std::path::PathBuf;
 
@@ -80,10 +82,20 @@ pub enum Command {
         #[command(subcommand)]
         cmd: deck::DeckCmd,
     },
+    /// Credit accounts: show, set terms, top up, adjust
+    Account {
+        #[command(subcommand)]
+        cmd: account::AccountCmd,
+    },
     /// Admin API bearer tokens
     Token {
         #[command(subcommand)]
         cmd: deck::TokenCmd,
+    },
+    /// Users of the ops console (`/console/` on the admin listener)
+    User {
+        #[command(subcommand)]
+        cmd: user::UserCmd,
     },
     /// CDRs in the database
     Cdr {
@@ -212,6 +224,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             let req = DipRequest {
                 ban,
                 src_ip,
+                trunk: None,
                 ani,
                 dnis,
                 lrn,
@@ -278,6 +291,8 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 disposition,
                 ani_prefix: strip(ani_prefix),
                 dnis_prefix: strip(dnis_prefix),
+                direction: None,
+                trunk: None,
                 after: None,
             };
             let client = crate::db::connect(&config.database.url).await?;
@@ -298,6 +313,14 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Deck { cmd } => {
             init_logging(None, "warn");
             deck::run_deck(&config, cmd).await?;
+        }
+        Command::User { cmd } => {
+            init_logging(None, "warn");
+            user::run_user(&config, cmd).await?;
+        }
+        Command::Account { cmd } => {
+            init_logging(None, "warn");
+            account::run_account(&config, cmd).await?;
         }
         Command::Token { cmd } => {
             init_logging(None, "warn");

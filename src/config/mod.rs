@@ -9,6 +9,7 @@
 //! Owns: the config schema and its validation. Must not touch: anything at run time (no I/O beyond
 //! reading the file it is given).
 
+mod console;
 mod dip_as;
 mod nets;
 mod server;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use console::ConsoleConfig;
 pub use dip_as::{DipAs, DipAsWord, KamailioPeer};
 pub use server::{ServerConfig, TlsFiles};
 
@@ -45,6 +47,9 @@ pub struct Config {
     /// optional Consul self-registration (src/consul.rs); absent = off
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consul: Option<crate::consul::ConsulConfig>,
+    /// the ops console (`/console/` on the admin listener)
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// `[calls]`: live call state, limits, reaper, route quality (see `crate::calls`).
@@ -74,6 +79,10 @@ pub struct CallsConfig {
     pub asr_floor: f64,
     /// ... once they have at least this many attempts in the window
     pub asr_min_attempts: u64,
+    /// Kamailio's JSON-RPC over HTTP (kamailio.cfg `RPC_IP:RPC_PORT`, path `/RPC`): admin
+    /// `call.hangup` ends live calls through it (credit, issue 21); unset = no call.hangup
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kamailio_rpc_url: Option<String>,
 }
 
 impl Default for CallsConfig {
@@ -90,6 +99,7 @@ impl Default for CallsConfig {
             quality_prefix_digits: 4,
             asr_floor: 0.0,
             asr_min_attempts: 50,
+            kamailio_rpc_url: None,
         }
     }
 }
@@ -306,6 +316,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
+        self.console.validate()?;
         if let Some(c) = &self.consul {
             c.agent()
                 .map_err(|e| key_err("consul.address", e.to_string()))?;

@@ -51,6 +51,10 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0009_deck_version_digest.sql"),
     migration!("0010_cdr_recording.sql"),
     migration!("0011_routing_data_version.sql"),
+    migration!("0012_trunks_numbers.sql"),
+    migration!("0013_cdr_direction.sql"),
+    migration!("0014_accounts.sql"),
+    migration!("0016_console.sql"),
     migration!("0017_routing_change_log.sql"),
     migration!("0019_routing_change_routes.sql"),
 ];

@@ -163,6 +163,7 @@ mod tests {
         DipRequest {
             ban: Some("1".into()),
             src_ip: None,
+            trunk: None,
             ani: "+12125550100".into(),
             dnis: format!("+1312555{n:04}"),
             lrn: None,

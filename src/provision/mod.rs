@@ -212,6 +212,8 @@ async fn run(
     let (text, format, base, source) = (input.text, input.format, input.base, input.source);
     let net = parse(text, format, source)?;
     let (mut desired, mut issues) = validate::build(&net, source, base);
+    let inbound =
+        warpd_core::provision::trunks::build(&net.trunks, &net.numbers, source, &mut issues);
 
     let tx = client
         .transaction()
@@ -321,6 +323,17 @@ async fn run(
 
     let mut ids = db::Ids::new(&state);
     db::execute(&tx, &desired, &diff.ops, &mut ids).await?;
+    if !inbound.is_empty() {
+        // after the customers the file creates; an issue here rolls everything back
+        let done = db::apply_inbound(&tx, &inbound, source).await?;
+        tracing::info!(
+            file = source,
+            trunks = done.trunks,
+            numbers = done.numbers,
+            moved = done.moved,
+            "provisioned trunks and numbers"
+        );
+    }
     for ((nd, dp), current) in decks.iter().zip(plan.decks.iter_mut()).zip(&replaces) {
         if dp.action != DeckAction::Load {
             continue;

@@ -212,6 +212,7 @@ impl TestServer {
             media: None,
             calls: None,
             admin: None,
+            console: None,
             kamailio_auth: Default::default(),
         });
         let kamailio = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -593,11 +594,11 @@ async fn json_rpc_bad_inputs() {
     let (code, msg) = s
         .rpc_error(
             "lcr.route",
-            json!({"ban": "1001", "ani": ANI, "dnis": DNIS, "trunk": "a"}),
+            json!({"ban": "1001", "ani": ANI, "dnis": DNIS, "carrier": "a"}),
         )
         .await;
     assert_eq!(code, -32602);
-    assert_eq!(msg, "trunk: unknown parameter");
+    assert_eq!(msg, "carrier: unknown parameter");
 
     let (code, msg) = s
         .rpc_error("lcr.route", json!({"ani": ANI, "dnis": DNIS}))
@@ -646,9 +647,9 @@ async fn http_bad_inputs() {
     assert_eq!(status, 400);
     assert!(v["error"].as_str().unwrap().starts_with("dnis:"), "{v}");
 
-    let (status, v) = s.get_json(&route_query("&trunk=7")).await;
+    let (status, v) = s.get_json(&route_query("&carrier=7")).await;
     assert_eq!(status, 400);
-    assert_eq!(v["error"], "trunk: unknown parameter");
+    assert_eq!(v["error"], "carrier: unknown parameter");
 
     let (status, v) = s.get_json(&route_query("&max_results=lots")).await;
     assert_eq!(status, 400);
@@ -660,7 +661,10 @@ async fn http_bad_inputs() {
     let (status, v) = s.get_json("/v1/route?ani=1&dnis=2").await;
     assert_eq!(status, 400);
     assert!(
-        v["error"].as_str().unwrap().starts_with("ban, src_ip:"),
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("ban, src_ip, trunk:"),
         "{v}"
     );
 

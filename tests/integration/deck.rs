@@ -24,6 +24,7 @@ fn london() -> DipRequest {
         lrn: None,
         call_id: None,
         max_results: None,
+        trunk: None,
     }
 }
 
@@ -440,6 +441,7 @@ fn domestic(ani: &str) -> DipRequest {
         lrn: None,
         call_id: None,
         max_results: None,
+        trunk: None,
     }
 }
 

@@ -65,6 +65,7 @@ async fn start(limits: ApiLimits, auth: KamailioAuth, reload_delay: Duration) ->
         media: None,
         calls: None,
         admin: None,
+        console: None,
         kamailio_auth: auth,
     });
     let kamailio = TcpListener::bind("127.0.0.1:0").await.unwrap();

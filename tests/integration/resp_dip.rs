@@ -102,7 +102,8 @@ fn int(v: &Value) -> i64 {
 /// (route_id, vendor, uri) per attempt of an `LCR` answer (README "Wire contract").
 fn resp_attempts(a: &[Value]) -> Vec<(String, String, String)> {
     let n = int(&a[7]) as usize;
-    assert_eq!(a.len(), 8 + 3 * n);
+    // the attempts, then max_duration_s (README "Dip over RESP")
+    assert_eq!(a.len(), 8 + 3 * n + 1);
     (0..n)
         .map(|i| {
             (

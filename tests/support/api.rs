@@ -48,11 +48,22 @@ fn client(secret: Option<&str>, tls: Option<&ClientTls>) -> reqwest::Client {
 }
 
 /// Paths served by the Kamailio surface (every other path is the admin surface's).
-pub const KAMAILIO_PATHS: [&str; 5] = ["/v1/route", "/v1/events", "/rpc", "/healthz", "/readyz"];
+pub const KAMAILIO_PATHS: [&str; 7] = [
+    "/v1/route",
+    "/v1/inbound",
+    "/v1/credentials",
+    "/v1/events",
+    "/rpc",
+    "/healthz",
+    "/readyz",
+];
 
 /// JSON-RPC methods of the Kamailio surface (the rest are the admin surface's).
 pub fn kamailio_method(method: &str) -> bool {
-    method == "lcr.route" || method.starts_with("call.")
+    // call.hangup ends a call through Kamailio: an admin method (credit, issue 21)
+    method == "lcr.route"
+        || method == "did.route"
+        || (method.starts_with("call.") && method != "call.hangup")
 }
 
 impl Api {

@@ -24,6 +24,7 @@
 mod api;
 mod audit;
 pub mod bignet;
+pub mod browser;
 pub mod certs;
 pub mod demo;
 pub mod media;

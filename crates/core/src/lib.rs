@@ -9,6 +9,7 @@
 
 pub mod calls;
 pub mod cdr;
+pub mod credit;
 pub mod deck;
 pub mod excerpt;
 pub mod numbering;

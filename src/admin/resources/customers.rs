@@ -34,7 +34,7 @@ pub enum Dec {
 }
 
 impl Dec {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             Dec::Text(s) => s.trim().to_string(),
             Dec::Num(n) => n.to_string(),

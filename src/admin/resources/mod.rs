@@ -12,6 +12,7 @@
 //! x::x_list / __path_x_list)`): the router, the role check and the OpenAPI document (paths and
 //! schemas) follow from them.
 
+pub mod accounts;
 pub mod audit;
 pub mod blocked_prefixes;
 pub mod customer_links;
@@ -25,6 +26,7 @@ pub mod overrides;
 pub mod partitions;
 pub mod routes;
 pub mod tokens;
+pub mod trunks;
 pub mod vendors;
 
 /// What every resource file uses.

@@ -7,9 +7,12 @@
 //! | `SELECT 0` | `+OK` (any other index: error) |
 //! | `ECHO <msg>` | `msg` |
 //! | `QUIT` | `+OK`, connection closed |
-//! | `LCR <src_ip\|ban> <ani> <dnis> [call_id] [lrn] [max_results]` | [`answer_array`] |
+//! | `LCR <src_ip\|ban\|trunk:name> <ani> <dnis> [call_id] [lrn] [max_results]` | [`answer_array`] |
+//! | `INBOUND <src_ip> <ani> <dnis> [call_id]` | `inbound::inbound_array` |
+//! | `CRED <user> <realm>` | `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]` |
 //!
-//! `LCR`'s first argument is a source address when it parses as an IP address, else a BAN; an
+//! `LCR`'s first argument is a source address when it parses as an IP address, `trunk:<name>`
+//! for a digest-authenticated customer trunk, else a BAN; an
 //! empty `call_id`, `lrn` or `max_results` counts as absent. The request goes through the same
 //! checks ([`dip_checked`]) and the same [`Api::dip`] as `GET /v1/route` and `lcr.route`: limits,
 //! emergency bypass, capacity, the rejected-call CDR all behave identically. An error (a bad
@@ -109,6 +112,7 @@ impl Session {
                 [msg] => reply(Value::Bulk(msg.clone()), out),
                 _ => reply(arity("echo"), out),
             },
+            b"INBOUND" | b"CRED" => super::inbound::run(api, &name, rest, self.source, out),
             b"LCR" => {
                 let answer =
                     dip_request(rest).and_then(|req| api.dip(&req, Surface::Resp, self.source));
@@ -159,9 +163,12 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
         text.push(s.trim());
     }
     let opt = |i: usize| text.get(i).filter(|s| !s.is_empty()).map(|s| s.to_string());
-    let (ban, src_ip) = match text[0].parse::<IpAddr>() {
-        Ok(ip) => (None, Some(ip)),
-        Err(_) => (Some(text[0].to_string()), None),
+    let (ban, src_ip, trunk) = match text[0].parse::<IpAddr>() {
+        Ok(ip) => (None, Some(ip), None),
+        Err(_) => match text[0].strip_prefix("trunk:") {
+            Some(t) => (None, None, Some(t.to_string())),
+            None => (Some(text[0].to_string()), None, None),
+        },
     };
     let max_results = match opt(5) {
         None => None,
@@ -178,6 +185,7 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
     let req = DipRequest {
         ban,
         src_ip,
+        trunk,
         ani: text[1].to_string(),
         dnis: text[2].to_string(),
         call_id: opt(3),
@@ -200,6 +208,7 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
 /// | 6 | the emergency callback number, or `""` | `""` |
 /// | 7 | N, the number of attempts (integer) | 0 |
 /// | 8 + 3i, 9 + 3i, 10 + 3i | attempt i: route id, vendor, gateway URI | |
+/// | 8 + 3N | `max_duration_s` (integer; 0 = no limit, e.g. an emergency call) | |
 ///
 /// The attempts are every route's gateways in failover order (`routes[0].uris[0..]`, then
 /// `routes[1].uris[0..]`, …): the JSON answer's routes, in the same order.
@@ -219,7 +228,7 @@ pub fn answer_array(a: &DipAnswer) -> Value {
         ]),
         DipAnswer::Route(r) => {
             let n: usize = r.routes.iter().map(|c| c.uris.len().max(1)).sum();
-            let mut v = Vec::with_capacity(HEADER + 3 * n);
+            let mut v = Vec::with_capacity(HEADER + 3 * n + 1);
             v.extend([
                 s("route"),
                 Value::Integer(200),
@@ -240,6 +249,8 @@ pub fn answer_array(a: &DipAnswer) -> Value {
                     v.extend([s(c.route_id.as_str()), s(c.vendor.as_str()), s(u)]);
                 }
             }
+            // appended after the attempts, so no earlier index moves
+            v.push(Value::Integer(i64::from(r.max_duration_s.unwrap_or(0))));
             Value::Array(v)
         }
     }

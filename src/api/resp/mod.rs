@@ -19,6 +19,7 @@
 //! `command.rs`), the dip itself ([`Api::dip`]).
 
 mod command;
+mod inbound;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

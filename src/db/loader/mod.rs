@@ -22,6 +22,7 @@
 
 mod columns;
 mod copy;
+mod inbound;
 mod incremental;
 mod numbering;
 mod rates;
@@ -212,6 +213,10 @@ async fn read_parts(
     } else {
         0
     };
+    if parts.contains(Part::Inbound) {
+        // the inbound part: its own loader, its own struct
+        b.set_inbound(std::sync::Arc::new(inbound::load_inbound(client).await?));
+    }
     tracing::debug!(
         parts = ?parts.names(),
         small_tables_ms = small.as_millis() as u64,

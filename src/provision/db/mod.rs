@@ -13,6 +13,7 @@ mod audit;
 mod decks;
 mod execute;
 mod state;
+mod trunks;
 
 pub(crate) use audit::audit_apply;
 pub(crate) use decks::{
@@ -21,3 +22,4 @@ pub(crate) use decks::{
 };
 pub(crate) use execute::{execute, Ids};
 pub(crate) use state::{load_state, State};
+pub(crate) use trunks::apply_inbound;

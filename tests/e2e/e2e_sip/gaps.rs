@@ -5,7 +5,7 @@
 use super::*;
 
 /// Milliseconds between two `timestamptz` values of a CDR row (as `row_to_json` prints them).
-fn ms_between(cdr: &Value, from: &str, to: &str) -> i64 {
+pub(super) fn ms_between(cdr: &Value, from: &str, to: &str) -> i64 {
     let at = |k: &str| {
         let s = cdr[k].as_str().unwrap_or_else(|| panic!("no {k} in {cdr}"));
         chrono::DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{k} = {s}: {e}"))

@@ -17,7 +17,10 @@
 //! - warpd's event endpoint unavailable (the sink answers 503) while a call completes: Kamailio
 //!   keeps the events and sends them again; once they are taken the CDR appears, each event
 //!   delivered once and in order;
-//! - a blocked prefix gets warpd's 403 from Kamailio; an unknown source address gets 403;
+//! - a blocked prefix gets warpd's 403 from Kamailio; a source that is no customer's takes the
+//!   inbound path (404 for a number that is not the carrier's);
+//! - issue 19: inbound calls to a trunk's number, digest-authenticated trunks, and gateway
+//!   health (a dead gateway skipped at once): see [`inbound`] and [`health`];
 //! - media: with `WITH_MEDIA` the SDP the customer receives is RTPEngine's (port in its range),
 //!   and a fax call's T.38 re-INVITE answer (m=image udptl t38) goes through RTPEngine too, all
 //!   through warpd's ng proxy; on the demo's T.38-gateway trunk (bw-intl) the vendor gets that
@@ -33,7 +36,10 @@
 //! Needs kamailio, sipp and rtpengine (scripts/install-deps.sh) and the http_async_client module
 //! built by `scripts/provision-host.sh modules` (run here when the cached .so is missing).
 
+mod credit;
 mod gaps;
+mod health;
+mod inbound;
 mod resp_freeze;
 mod scenarios;
 mod sink;
@@ -155,8 +161,16 @@ struct Kamailio {
 
 impl Kamailio {
     /// Starts kamailio/kamailio.cfg on a free port with extra `-A` defines; waits until it answers
-    /// OPTIONS.
+    /// OPTIONS. Without gateway probing (`WITHOUT_GW_PROBING`): the scenarios' SIPp gateways come
+    /// and go between scenarios and most do not answer OPTIONS; [`health`] runs with it.
     fn start(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
+        let mut defines = defines.to_vec();
+        defines.push("WITHOUT_GW_PROBING".to_string());
+        Kamailio::start_probing(dir, name, &defines)
+    }
+
+    /// [`Self::start`] with the shipped gateway probing (keepalive OPTIONS).
+    fn start_probing(dir: &Path, name: &str, defines: &[String]) -> Kamailio {
         // kamailio.cfg listens on UDP and TCP on this port: free for both
         let port = (0..100)
             .map(|_| free_udp_port())
@@ -186,6 +200,10 @@ impl Kamailio {
             .args(["-A", "GW_FR_TIMER_MS=2000"]);
         for d in defines {
             cmd.args(["-A", d]);
+        }
+        // Kamailio's JSON-RPC listener (credit, issue 21): a port of its own per Kamailio
+        if !defines.iter().any(|d| d.starts_with("RPC_PORT=")) {
+            cmd.args(["-A", &format!("RPC_PORT={}", free_tcp_port())]);
         }
         let proc = Proc::spawn(&format!("kamailio-{name}"), &mut cmd, &log);
         let k = Kamailio {
@@ -721,7 +739,9 @@ fn sip_calls_through_kamailio_are_routed_by_warpd() {
     media_sdp_and_t38_reinvite_go_through_rtpengine(&s);
     fallback_dip_mode_without_http_async_client_routes(&s);
     http_dip_is_the_fallback_of_a_failed_resp_dip(&s);
-    unknown_source_address_gets_403(&s);
+    inbound::inbound_calls_and_digest_trunks(&s);
+    customer_source_moved_away_takes_the_inbound_path(&s);
+    health::dead_gateway_is_skipped_at_once_once_its_probe_fails(&s);
     warpd_stopped_gives_503_at_once_or_the_static_fallback_route(&mut s);
     emergency_call_reaches_the_static_emergency_route_when_the_dip_fails(&s);
     warpd_hanging_gives_503_after_the_dip_timeout(&s);

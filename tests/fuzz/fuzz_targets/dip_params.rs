@@ -1,14 +1,89 @@
 //! Any dip request body (JSON-RPC params, `POST /v1/routing/simulate`) or query string
-//! (`GET /v1/route`): parsed or refused with an error naming the field, never a panic.
+//! (`GET /v1/route`, with `trunk`), any inbound dip (`did.route` params, `GET /v1/inbound`,
+//! RESP `INBOUND` arguments) and credential look-up (`GET /v1/credentials`, RESP `CRED`):
+//! parsed or refused with an error naming the field, never a panic; a parsed inbound request
+//! is routed on a small inbound table without a panic either.
 #![no_main]
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
+use warpd_core::routing::inbound::params::{
+    credential_from_args, credential_from_query, inbound_from_args, inbound_from_json,
+    inbound_from_query,
+};
+use warpd_core::routing::inbound::{
+    route_inbound, DestinationRow, Inbound, InboundBuilder, NumberRow, NumberStatus,
+    OriginationRow, TrunkRow,
+};
 use warpd_core::routing::params::{dip_from_json, dip_from_query};
+use warpd_core::routing::{Rate, Transport};
+
+fn table() -> &'static Inbound {
+    static T: OnceLock<Inbound> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut b = InboundBuilder::new();
+        b.trunk(TrunkRow {
+            id: 1,
+            name: "t1".into(),
+            customer_ban: "C1".into(),
+            customer_enabled: true,
+            max_calls: None,
+            max_cps: None,
+            media_policy: None,
+            enabled: true,
+            sources: vec![],
+        });
+        b.destination(DestinationRow {
+            id: 1,
+            trunk_id: 1,
+            uri: None,
+            host: Some("10.0.0.1".into()),
+            port: 5060,
+            transport: Transport::Udp,
+            priority: 1,
+            weight: 1,
+            enabled: true,
+        });
+        b.number(NumberRow {
+            number: "+12125550100".into(),
+            customer_ban: "C1".into(),
+            trunk_id: Some(1),
+            status: NumberStatus::Active,
+            voice: true,
+            fax: false,
+            destination: None,
+            inbound_rate: Rate(1),
+            cnam: None,
+        });
+        b.origination(OriginationRow {
+            vendor: "V".into(),
+            vendor_enabled: true,
+            net: "0.0.0.0/0".parse().unwrap(),
+        });
+        b.build().unwrap()
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = dip_from_json(data, "params") {
         assert!(!e.to_string().is_empty());
     }
+    match inbound_from_json(data, "params") {
+        Ok(r) => {
+            let _ = route_inbound(table(), &r);
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
     if let Ok(q) = std::str::from_utf8(data) {
         let _ = dip_from_query(Some(q));
+        if let Ok(r) = inbound_from_query(Some(q)) {
+            let _ = route_inbound(table(), &r);
+        }
+        let _ = credential_from_query(Some(q));
+        let args: Vec<&str> = q.split(' ').collect();
+        if let Ok(r) = inbound_from_args(&args) {
+            let _ = route_inbound(table(), &r);
+        }
+        let _ = credential_from_args(&args);
     }
 });

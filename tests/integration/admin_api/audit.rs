@@ -102,6 +102,19 @@ fn writes() -> Vec<Write> {
             "/v1/admin/customers/2002",
             Json(json!({"max_cps": 3})),
         ),
+        // credit accounts (issue 21)
+        w(
+            "PUT",
+            "/v1/admin/customers/{ban}/account",
+            "/v1/admin/customers/2002/account",
+            Json(json!({"mode": "prepaid"})),
+        ),
+        w(
+            "POST",
+            "/v1/admin/customers/{ban}/account/ledger",
+            "/v1/admin/customers/2002/account/ledger",
+            Json(json!({"kind": "topup", "amount": "10"})),
+        ),
         w(
             "POST",
             "/v1/admin/customers/{ban}/blocked_prefixes",
@@ -196,6 +209,36 @@ fn writes() -> Vec<Write> {
             "DELETE",
             "/v1/admin/tokens/{name}",
             "/v1/admin/tokens/t2",
+            Empty,
+        ),
+        w(
+            "POST",
+            "/v1/admin/trunks",
+            "/v1/admin/trunks",
+            Json(json!({"name": "t2002", "customer": "2002"})),
+        ),
+        w(
+            "POST",
+            "/v1/admin/numbers",
+            "/v1/admin/numbers",
+            Json(json!({"number": "+12125550177", "customer": "2002", "trunk": "t2002"})),
+        ),
+        w(
+            "POST",
+            "/v1/admin/numbers/{number}/move",
+            "/v1/admin/numbers/%2B12125550177/move",
+            Json(json!({"customer": "2002"})),
+        ),
+        w(
+            "DELETE",
+            "/v1/admin/numbers/{number}",
+            "/v1/admin/numbers/12125550177",
+            Empty,
+        ),
+        w(
+            "DELETE",
+            "/v1/admin/trunks/{trunk}",
+            "/v1/admin/trunks/t2002",
             Empty,
         ),
         w(

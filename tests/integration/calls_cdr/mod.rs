@@ -4,6 +4,8 @@
 //! `kill -9` of the warpd binary mid-stream (every acknowledged CDR exactly once); a spool whose
 //! last record is cut.
 
+mod auth_failures;
+mod credit;
 mod durability;
 mod event_age;
 mod lifecycle;

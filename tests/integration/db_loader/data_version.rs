@@ -14,7 +14,7 @@ use crate::support::Warpd;
 
 /// Tables whose changes must bump the version: what the snapshot loader reads, plus
 /// media_policies (read by the media layer on the same notifications).
-const ROUTING_TABLES: [&str; 18] = [
+const ROUTING_TABLES: [&str; 24] = [
     "vendors",
     "gateways",
     "routes",
@@ -33,11 +33,17 @@ const ROUTING_TABLES: [&str; 18] = [
     "lnp",
     "dno",
     "media_policies",
+    "trunks",
+    "trunk_sources",
+    "trunk_credentials",
+    "trunk_destinations",
+    "numbers",
+    "origination_sources",
 ];
 
 /// Tables no snapshot is built from. A new table must be added to one of the two lists, so a
 /// table the loader starts reading cannot be missed.
-const OTHER_TABLES: [&str; 13] = [
+const OTHER_TABLES: [&str; 17] = [
     "warpd_schema_migrations",
     "routing_data_changes",
     "routing_change_log",
@@ -51,16 +57,21 @@ const OTHER_TABLES: [&str; 13] = [
     "dip_samples",
     "call_events",
     "cdrs",
+    "accounts",
+    "account_ledger",
+    "console_users",
+    "console_sessions",
 ];
 
 /// The loader's source, for the table names after FROM / JOIN.
-const LOADER_SOURCE: [&str; 6] = [
+const LOADER_SOURCE: [&str; 7] = [
     include_str!("../../../src/db/loader/mod.rs"),
     include_str!("../../../src/db/loader/incremental.rs"),
     include_str!("../../../src/db/loader/small.rs"),
     include_str!("../../../src/db/loader/rates.rs"),
     include_str!("../../../src/db/loader/numbering.rs"),
     include_str!("../../../src/db/loader/copy.rs"),
+    include_str!("../../../src/db/loader/inbound.rs"),
 ];
 
 async fn version(c: &Client) -> i64 {

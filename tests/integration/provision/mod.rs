@@ -6,6 +6,7 @@ mod csv;
 mod files;
 mod limits;
 mod timeline;
+mod trunks;
 
 use crate::support;
 

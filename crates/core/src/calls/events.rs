@@ -82,6 +82,27 @@ pub struct StartInfo {
     /// the start so that a replay builds the same CDR)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<u64>,
+    /// what the call reserves against its customer's credit account until its CDR is charged
+    /// (`crate::credit`); rebuilt from the start after a restart
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_hold: Option<CreditHold>,
+    /// `inbound` for a call to one of the carrier's numbers (issue 19); absent: outbound
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// the customer trunk: the one the call was delivered to (inbound) or came from (a dip by
+    /// trunk or by a trunk's source address)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    /// inbound: the number called (E.164 digits without '+')
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+}
+
+/// A live call's reservation against its customer's account (money and billed seconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditHold {
+    pub reserve_e7: i64,
+    pub reserve_s: u32,
 }
 
 /// A dip's refusal of a call, as its CDR keeps it.

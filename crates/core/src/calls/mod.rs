@@ -3,6 +3,7 @@
 //! ([`quality`]). The daemon's `warpd::calls` drives them (the dip hook, the event queue, the
 //! writer task).
 
+pub mod auth_failure;
 pub mod events;
 pub mod limits;
 pub mod quality;

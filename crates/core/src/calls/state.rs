@@ -35,6 +35,8 @@ pub struct CallRecord {
     pub created_us: i64,
     pub(crate) customer_key: Option<String>,
     pub(crate) route_key: Option<String>,
+    /// the customer trunk counted for this call (issue 19)
+    pub(crate) trunk_key: Option<String>,
 }
 
 impl CallRecord {
@@ -131,6 +133,10 @@ pub enum LimitReject {
     Concurrent { max: u32 },
     #[error("calls per second limit {cps} exceeded")]
     Cps { cps: u32 },
+    #[error("trunk concurrent call limit {max} reached")]
+    TrunkConcurrent { max: u32 },
+    #[error("trunk calls per second limit {cps} exceeded")]
+    TrunkCps { cps: u32 },
 }
 
 impl LimitReject {
@@ -139,6 +145,8 @@ impl LimitReject {
         match self {
             LimitReject::Concurrent { .. } => "concurrent",
             LimitReject::Cps { .. } => "cps",
+            LimitReject::TrunkConcurrent { .. } => "trunk_concurrent",
+            LimitReject::TrunkCps { .. } => "trunk_cps",
         }
     }
 }
@@ -170,7 +178,9 @@ pub struct CallTable {
     rejected: FxHashSet<String>,
     per_customer: HashMap<String, u32>,
     per_route: HashMap<String, u32>,
+    per_trunk: HashMap<String, u32>,
     cps: HashMap<String, TokenBucket>,
+    trunk_cps: HashMap<String, TokenBucket>,
     /// how long finished call-ids are remembered
     pub finished_memory_us: i64,
 }
@@ -207,8 +217,15 @@ impl CallTable {
     pub fn customer_calls(&self, ban: &str) -> u32 {
         self.per_customer.get(ban).copied().unwrap_or(0)
     }
+    pub fn trunk_calls(&self, trunk: &str) -> u32 {
+        self.per_trunk.get(trunk).copied().unwrap_or(0)
+    }
     pub fn route_calls(&self, route: &str) -> u32 {
         self.per_route.get(route).copied().unwrap_or(0)
+    }
+    /// Every live call.
+    pub fn records(&self) -> impl Iterator<Item = &CallRecord> {
+        self.calls.values()
     }
     pub fn get(&self, call_id: &str) -> Option<&CallRecord> {
         self.calls.get(call_id)
@@ -253,6 +270,36 @@ impl CallTable {
         Admit::Ok
     }
 
+    /// The trunk's limits for a call [`admit`](Self::admit) let in (issue 19): concurrent calls
+    /// of the trunk, then its CPS. Emergency calls are never refused.
+    pub fn admit_trunk(
+        &mut self,
+        trunk: &str,
+        max_calls: Option<u32>,
+        max_cps: Option<u32>,
+        now_us: i64,
+        priority: CallPriority,
+    ) -> Admit {
+        if priority == CallPriority::Emergency {
+            return Admit::Ok;
+        }
+        if let Some(max) = max_calls {
+            if self.trunk_calls(trunk) >= max {
+                return Admit::Reject(LimitReject::TrunkConcurrent { max });
+            }
+        }
+        if let Some(cps) = max_cps {
+            let b = self
+                .trunk_cps
+                .entry(trunk.to_string())
+                .or_insert_with(|| TokenBucket::full(cps, now_us));
+            if !b.take(cps, now_us) {
+                return Admit::Reject(LimitReject::TrunkCps { cps });
+            }
+        }
+        Admit::Ok
+    }
+
     /// Registers a started call at the dip (after [`admit`](Self::admit) said Ok). Its start
     /// event is not yet persisted: applying that event (queued to the writer) persists it and,
     /// should the call already have its end (an orphan), finishes it.
@@ -281,6 +328,12 @@ impl CallTable {
                 inc(&mut self.per_customer, &k);
             }
         }
+        if c.trunk_key.is_none() {
+            if let Some(t) = s.trunk.clone() {
+                inc(&mut self.per_trunk, &t);
+                c.trunk_key = Some(t);
+            }
+        }
     }
 
     /// Applies one event (idempotent).
@@ -294,6 +347,7 @@ impl CallTable {
             .or_insert_with(|| CallRecord::new(&ev.call_id, now_us));
         let mut count_route: Option<String> = None;
         let mut count_customer: Option<String> = None;
+        let mut count_trunk: Option<String> = None;
         match &ev.data {
             EventData::Start(s) => {
                 if c.start.is_some() {
@@ -308,6 +362,9 @@ impl CallTable {
                     // a call rejected at the dip is never counted live
                     if c.customer_key.is_none() && s.reject.is_none() {
                         count_customer = s.ban.clone().or_else(|| s.src_ip.clone());
+                    }
+                    if c.trunk_key.is_none() && s.reject.is_none() {
+                        count_trunk = s.trunk.clone();
                     }
                 }
             }
@@ -357,6 +414,10 @@ impl CallTable {
             c.customer_key = Some(k.clone());
             inc(&mut self.per_customer, &k);
         }
+        if let Some(t) = count_trunk {
+            inc(&mut self.per_trunk, &t);
+            c.trunk_key = Some(t);
+        }
         if let Some(k) = count_route {
             if let Some(c) = self.calls.get_mut(&ev.call_id) {
                 c.route_key = Some(k.clone());
@@ -382,6 +443,9 @@ impl CallTable {
         }
         if let Some(k) = &c.route_key {
             dec(&mut self.per_route, k);
+        }
+        if let Some(k) = &c.trunk_key {
+            dec(&mut self.per_trunk, k);
         }
         self.finished.insert(c.call_id.clone(), now_us);
         if c.start.as_ref().is_some_and(|s| s.reject.is_some()) {

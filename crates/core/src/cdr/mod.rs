@@ -70,6 +70,12 @@ pub struct Cdr {
     pub recording: Option<String>,
     pub recording_node: Option<String>,
     pub flags: Vec<&'static str>,
+    /// `outbound` or `inbound` (issue 19); empty (a `Default` CDR) is written as `outbound`
+    pub direction: &'static str,
+    /// the customer trunk of the call, when known
+    pub trunk: Option<String>,
+    /// inbound: the number called (E.164 digits)
+    pub number: Option<String>,
     /// an orphan (no dip seen): written only if no CDR of this call-id exists yet
     pub orphan: bool,
 }
@@ -233,6 +239,12 @@ pub fn build(c: &CallRecord) -> Cdr {
         recording: end.and_then(|e| e.media.recording.clone()),
         recording_node: end.and_then(|e| e.media.recording_node.clone()),
         flags,
+        direction: match start.and_then(|s| s.direction.as_deref()) {
+            Some("inbound") => "inbound",
+            _ => "outbound",
+        },
+        trunk: start.and_then(|s| s.trunk.clone()),
+        number: start.and_then(|s| s.number.clone()),
         orphan: start.is_none(),
     }
 }
@@ -243,7 +255,7 @@ pub const COPY_COLUMNS: &str =
     src_ip, ani, dnis, lrn, ocn, lata, state, zone, partition, route_id, vendor, attempts, attempt_count, vendor_rate, \
     customer_rate, vendor_min, vendor_inc, customer_min, customer_inc, duration_ms, \
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
-    mos, jitter_ms, loss_pct, recording, recording_node, flags";
+    mos, jitter_ms, loss_pct, recording, recording_node, flags, direction, trunk, number";
 
 /// Escapes text for COPY text format. Every byte that needs escaping is ASCII, so the text
 /// between two of them is copied as one slice (the per-`char` version was ~2 % of warpd's CPU
@@ -370,6 +382,17 @@ impl Cdr {
         out.push('{');
         out.push_str(&self.flags.join(","));
         out.push('}');
+        out.push('\t');
+        // a CDR built by hand (`Default`) has no direction: outbound, the column's default
+        out.push_str(if self.direction.is_empty() {
+            "outbound"
+        } else {
+            self.direction
+        });
+        for s in [&self.trunk, &self.number] {
+            out.push('\t');
+            opt!(s.as_deref(), |o: &mut String, v: &str| esc(o, v));
+        }
         if staging {
             out.push('\t');
             out.push_str(if self.orphan { "t" } else { "f" });
@@ -531,7 +554,7 @@ mod tests {
             s.starts_with("c\\t1\t2023-11-14 22:13:20.000000+00\t"),
             "{s}"
         );
-        assert!(s.ends_with("\t{}\tf\n"));
+        assert!(s.ends_with("\t{}\toutbound\t\\N\t\\N\tf\n"), "{s}");
         let cols = COPY_COLUMNS.split(',').count() + 1;
         assert_eq!(s.trim_end_matches('\n').split('\t').count(), cols);
     }

@@ -28,6 +28,75 @@ pub struct Network {
     #[serde(default)]
     pub media_policies: Vec<MediaPolicySpec>,
     pub numbering: Option<NumberingSpec>,
+    /// customer trunks (issue 19): upserted by name; see `super::trunks`
+    #[serde(default)]
+    pub trunks: Vec<TrunkSpec>,
+    /// numbers (DIDs): upserted by number
+    #[serde(default)]
+    pub numbers: Vec<NumberSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSpec {
+    pub name: String,
+    pub customer: Ban,
+    pub enabled: Option<bool>,
+    pub max_concurrent_calls: Option<i64>,
+    pub max_cps: Option<i64>,
+    /// `None`: left as they are; `Some`: replaced to match (also for the two lists below)
+    pub source_ips: Option<Vec<String>>,
+    pub credentials: Option<Vec<CredentialSpec>>,
+    pub destinations: Option<Vec<DestinationSpec>>,
+}
+
+/// Digest credentials: `ha1`, or `password` to compute it (MD5(user:realm:password)) when
+/// applied; the password itself is never stored, logged or shown in a plan.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSpec {
+    pub username: String,
+    pub realm: String,
+    pub ha1: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for CredentialSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialSpec")
+            .field("username", &self.username)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    pub uri: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub transport: Option<String>,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberSpec {
+    pub number: String,
+    pub customer: Ban,
+    pub trunk: Option<String>,
+    pub status: Option<String>,
+    pub voice: Option<bool>,
+    pub fax: Option<bool>,
+    pub destination: Option<String>,
+    pub inbound_rate: Option<Decimal>,
+    pub monthly_fee: Option<Decimal>,
+    pub cnam: Option<String>,
+    /// moving a number to `customer` is explicit: the BAN it belongs to now
+    pub move_from: Option<Ban>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,9 @@ pub struct DipRequest {
     pub ban: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_ip: Option<IpAddr>,
+    /// a digest-authenticated customer trunk: the dip is its customer's (issue 19)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
     pub ani: String,
     pub dnis: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +50,11 @@ pub struct RouteAnswer {
     /// Kamailio's P-Asserted-Identity; absent when the customer has none
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emergency_callback: Option<String>,
+    /// the longest the call may last once answered, seconds (set by the calls layer for a
+    /// tracked call: the customer's credit, capped by `calls.max_call_duration_s`; absent for
+    /// an emergency call, which nothing cuts); Kamailio sets the dialog timeout from it
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -208,6 +216,8 @@ struct KamailioRoute<'a> {
     routes: Vec<KamailioChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     emergency_callback: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_duration_s: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -243,6 +253,7 @@ impl Serialize for KamailioAnswer<'_> {
                     })
                     .collect(),
                 emergency_callback: r.emergency_callback.as_deref(),
+                max_duration_s: r.max_duration_s,
             }),
         };
         wire.serialize(s)

@@ -348,6 +348,7 @@ fn emergency(
             true,
         )],
         emergency_callback: callback.map(|c| format!("+{c}")),
+        max_duration_s: None,
     })
 }
 
@@ -360,7 +361,9 @@ fn evaluate(
     info: &mut Simulation,
 ) -> DipAnswer {
     // 1. customer
-    let Some((customer_ix, customer)) = s.customer_for(req.ban.as_deref(), req.src_ip) else {
+    let Some((customer_ix, customer)) =
+        s.customer_for(req.ban.as_deref(), req.trunk.as_deref(), req.src_ip)
+    else {
         return RejectReason::UnknownCustomer.into();
     };
     let simulating = trace.is_some();
@@ -635,6 +638,7 @@ fn evaluate(
             .map(|k| choice(s, k, zone, number, req.call_id.as_deref(), false))
             .collect(),
         emergency_callback: None,
+        max_duration_s: None,
     })
 }
 

@@ -9,6 +9,7 @@
 pub mod api_types;
 mod dip;
 mod engine;
+pub mod inbound;
 pub mod model;
 mod snapshot;
 pub mod synthetic;

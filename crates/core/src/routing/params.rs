@@ -23,8 +23,8 @@ pub enum ParamError {
     /// A parameter the API does not know.
     #[error("{0}: unknown parameter")]
     Unknown(String),
-    /// Neither `ban` nor `src_ip` was given.
-    #[error("ban, src_ip: one of them is required to identify the customer")]
+    /// Neither `ban`, `trunk` nor `src_ip` was given.
+    #[error("ban, src_ip, trunk: one of them is required to identify the customer")]
     NoCustomerKey,
     /// The body (or JSON-RPC params) is not JSON at all.
     #[error("{what}: malformed JSON: {why}")]
@@ -42,26 +42,36 @@ impl ParamError {
 }
 
 /// Names of all dip parameters, for "expected one of" messages.
-const FIELDS: &str = "ban, src_ip, ani, dnis, lrn, call_id, max_results";
+const FIELDS: &str = "ban, src_ip, trunk, ani, dnis, lrn, call_id, max_results";
 
 /// Parses dip parameters from JSON: an object, or a 1-element array holding that object.
 /// `what` names the whole input ("params" or "body") in messages about it as a whole.
 pub fn dip_from_json(raw: &[u8], what: &'static str) -> Result<DipRequest, ParamError> {
+    finish(from_json(raw, what, FIELDS)?)
+}
+
+/// Any parameter object from JSON: an object, or a 1-element array holding it; `fields` lists
+/// the parameters for "expected one of" messages.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    raw: &[u8],
+    what: &'static str,
+    fields: &'static str,
+) -> Result<T, ParamError> {
     let first = raw.iter().copied().find(|b| !b.is_ascii_whitespace());
     let mut de = serde_json::Deserializer::from_slice(raw);
     let req = if first == Some(b'[') {
-        serde_path_to_error::deserialize::<_, (DipRequest,)>(&mut de)
+        serde_path_to_error::deserialize::<_, (T,)>(&mut de)
             .map(|(r,)| r)
-            .map_err(|e| json_error(e, true, what))?
+            .map_err(|e| json_error(e, true, what, fields))?
     } else {
-        serde_path_to_error::deserialize::<_, DipRequest>(&mut de)
-            .map_err(|e| json_error(e, false, what))?
+        serde_path_to_error::deserialize::<_, T>(&mut de)
+            .map_err(|e| json_error(e, false, what, fields))?
     };
     de.end().map_err(|e| ParamError::MalformedJson {
         what,
         why: strip_location(&e.to_string()).to_string(),
     })?;
-    finish(req)
+    Ok(req)
 }
 
 /// The common checks of every dip surface, for a request built field by field (the RESP `LCR`
@@ -70,13 +80,31 @@ pub fn dip_checked(req: DipRequest) -> Result<DipRequest, ParamError> {
     finish(req)
 }
 
-/// Common checks after parsing: an empty `ban` counts as absent; one of `ban` / `src_ip` must be
-/// present.
+/// Common checks after parsing: an empty `ban` or `trunk` counts as absent; one of `ban` /
+/// `trunk` / `src_ip` must be present, and not both `ban` and `trunk`; a trunk name is at most
+/// 64 characters (the schema's).
 fn finish(mut req: DipRequest) -> Result<DipRequest, ParamError> {
     if req.ban.as_deref().is_some_and(|b| b.trim().is_empty()) {
         req.ban = None;
     }
-    if req.ban.is_none() && req.src_ip.is_none() {
+    if req.trunk.as_deref().is_some_and(|b| b.trim().is_empty()) {
+        req.trunk = None;
+    }
+    if let Some(t) = &req.trunk {
+        if t.len() > 64 {
+            return Err(ParamError::invalid(
+                "trunk",
+                format!("longer than 64 characters: {}", excerpt(t)),
+            ));
+        }
+        if req.ban.is_some() {
+            return Err(ParamError::invalid(
+                "trunk",
+                "give either ban or trunk, not both",
+            ));
+        }
+    }
+    if req.ban.is_none() && req.src_ip.is_none() && req.trunk.is_none() {
         return Err(ParamError::NoCustomerKey);
     }
     Ok(req)
@@ -107,13 +135,14 @@ fn json_error(
     e: serde_path_to_error::Error<serde_json::Error>,
     in_array: bool,
     what: &'static str,
+    fields: &'static str,
 ) -> ParamError {
     let inner = e.inner();
     let msg = strip_location(&inner.to_string()).to_string();
     let whole = || {
         ParamError::invalid(
             what,
-            format!("expected an object {{{FIELDS}}} or a 1-element array holding it"),
+            format!("expected an object {{{fields}}} or a 1-element array holding it"),
         )
     };
     if inner.is_syntax() || inner.is_eof() {
@@ -175,7 +204,7 @@ fn json_error(
 
 /// Form encoding turns an unencoded '+' into a space. A value that starts with a space followed
 /// by a digit is a number whose '+' was not percent-encoded (Kamailio scripts rarely encode it).
-fn restore_plus(v: Cow<'_, str>) -> String {
+pub(crate) fn restore_plus(v: Cow<'_, str>) -> String {
     let b = v.as_bytes();
     if b.len() >= 2 && b[0] == b' ' && b[1].is_ascii_digit() {
         let mut s = String::with_capacity(v.len());
@@ -187,7 +216,11 @@ fn restore_plus(v: Cow<'_, str>) -> String {
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), ParamError> {
+pub(crate) fn set_once<T>(
+    slot: &mut Option<T>,
+    field: &'static str,
+    v: T,
+) -> Result<(), ParamError> {
     if slot.is_some() {
         return Err(ParamError::invalid(field, "given more than once"));
     }
@@ -198,6 +231,7 @@ fn set_once<T>(slot: &mut Option<T>, field: &'static str, v: T) -> Result<(), Pa
 /// Parses `GET /v1/route` query parameters. Empty optional values count as absent.
 pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
     let mut ban: Option<String> = None;
+    let mut trunk: Option<String> = None;
     let mut src_ip: Option<Option<IpAddr>> = None;
     let mut ani: Option<String> = None;
     let mut dnis: Option<String> = None;
@@ -207,6 +241,7 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*k {
             "ban" => set_once(&mut ban, "ban", v.into_owned())?,
+            "trunk" => set_once(&mut trunk, "trunk", v.into_owned())?,
             "ani" => set_once(&mut ani, "ani", restore_plus(v))?,
             "dnis" => set_once(&mut dnis, "dnis", restore_plus(v))?,
             "lrn" => {
@@ -243,6 +278,7 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
     }
     let req = DipRequest {
         ban,
+        trunk,
         src_ip: src_ip.flatten(),
         ani: ani.ok_or_else(|| ParamError::invalid("ani", "missing query parameter"))?,
         dnis: dnis.ok_or_else(|| ParamError::invalid("dnis", "missing query parameter"))?,
@@ -311,8 +347,8 @@ mod tests {
         assert!(
             err_json(r#"{"ban":"1","ani":null,"dnis":"2"}"#).starts_with("ani: invalid type: null")
         );
-        assert!(err_json(r#"{"ani":"1","dnis":"2"}"#).starts_with("ban, src_ip:"));
-        assert!(err_json(r#"{"ban":"","ani":"1","dnis":"2"}"#).starts_with("ban, src_ip:"));
+        assert!(err_json(r#"{"ani":"1","dnis":"2"}"#).starts_with("ban, src_ip, trunk:"));
+        assert!(err_json(r#"{"ban":"","ani":"1","dnis":"2"}"#).starts_with("ban, src_ip, trunk:"));
         assert!(err_json("42").starts_with("params: invalid type: integer `42`"));
         assert!(err_json("[]").starts_with("params: expected an object"));
         assert!(
@@ -358,7 +394,7 @@ mod tests {
         );
         assert!(err_query("ban=1&ani=1&dnis=2&max_results=x").starts_with("max_results: "));
         assert!(err_query("ani=1&dnis=2&src_ip=1.2.3").starts_with("src_ip: "));
-        assert!(err_query("ani=1&dnis=2").starts_with("ban, src_ip:"));
+        assert!(err_query("ani=1&dnis=2").starts_with("ban, src_ip, trunk:"));
         assert_eq!(
             err_query("ban=1&ban=2&ani=1&dnis=2"),
             "ban: given more than once"

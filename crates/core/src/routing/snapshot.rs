@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use super::inbound::Inbound;
 use super::model::*;
 use super::settings::RoutingSettings;
 use super::trie::DigitTrie;
@@ -185,6 +186,8 @@ pub struct SnapshotStats {
     pub local_pairs: usize,
     pub lnp: usize,
     pub dno: usize,
+    /// trunks, numbers, credentials, origination sources
+    pub inbound: super::inbound::InboundStats,
     /// non-fatal problems found while building (e.g. the emergency route does not exist)
     pub warnings: Vec<String>,
 }
@@ -235,6 +238,9 @@ pub struct Snapshot {
     pub(crate) exclusions: Vec<ExclusionC>,
     pub(crate) numbering: Arc<NumberingData>,
     pub(crate) emergency_route: Option<RouteIx>,
+    /// trunks, numbers, credentials, origination sources (issue 19): their own part, built by
+    /// their own builder from their own tables
+    pub(crate) inbound: Arc<Inbound>,
     stats: SnapshotStats,
     /// Set by `Engine::install` when this snapshot goes live (0 before), so the generation and
     /// the data it names are always read together, from one `load()`.
@@ -275,6 +281,7 @@ impl Snapshot {
                 exclusions: vec![],
                 numbering: Arc::default(),
                 emergency_route: None,
+                inbound: Arc::default(),
                 stats: SnapshotStats::default(),
                 generation: 0,
                 data_version: None,
@@ -319,6 +326,7 @@ impl Snapshot {
             Part::Policy => Arc::ptr_eq(&self.parts.policy, &other.parts.policy),
             Part::Numbering => Arc::ptr_eq(&self.numbering, &other.numbering),
             Part::Rates => Arc::ptr_eq(&self.rates, &other.rates),
+            Part::Inbound => Arc::ptr_eq(&self.inbound, &other.inbound),
         }
     }
 
@@ -327,39 +335,61 @@ impl Snapshot {
         &self.numbering
     }
 
-    /// The BAN of the customer a dip names: its `ban`, or the customer whose source IPs/CIDRs
-    /// match its `src_ip`.
+    /// The BAN of the customer a dip names: its `ban`, the customer of its `trunk`, or the
+    /// customer whose source IPs/CIDRs (else whose trunk's source CIDRs) match its `src_ip`.
     pub fn ban_for(&self, req: &super::api_types::DipRequest) -> Option<String> {
         match &req.ban {
             Some(b) => Some(b.clone()),
             None => self
-                .customer_for(None, req.src_ip)
+                .customer_for(None, req.trunk.as_deref(), req.src_ip)
                 .map(|(_, c)| c.c.ban.to_string()),
         }
     }
 
-    /// Whether a dip names a customer of this snapshot (by BAN, else by source address).
+    /// Whether a dip names a customer of this snapshot (by BAN, trunk, else source address).
     pub fn knows_customer(&self, req: &super::api_types::DipRequest) -> bool {
-        self.customer_for(req.ban.as_deref(), req.src_ip).is_some()
+        self.customer_for(req.ban.as_deref(), req.trunk.as_deref(), req.src_ip)
+            .is_some()
+    }
+
+    /// The trunks, numbers, credentials and origination sources of this snapshot.
+    pub fn inbound(&self) -> &Inbound {
+        &self.inbound
+    }
+
+    /// The same snapshot data with other inbound data (the inbound part rebuilt alone).
+    pub fn set_inbound(&mut self, inbound: Arc<Inbound>) {
+        self.stats.inbound = inbound.stats();
+        self.inbound = inbound;
     }
 
     pub fn settings(&self) -> &RoutingSettings {
         &self.settings
     }
 
-    /// The customer of a dip (by BAN, else by source address) and its index.
+    /// The customer of a dip (by BAN, by trunk, else by source address: a customer source
+    /// first, then a trunk source) and its index. A disabled or unknown trunk names no customer.
     pub(crate) fn customer_for(
         &self,
         ban: Option<&str>,
+        trunk: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Option<(u32, &CustomerC)> {
-        let ix = match (ban, ip) {
-            (Some(b), _) => *self.customer_by_ban.get(b)?,
-            (None, Some(ip)) => match self.customer_by_ip.get(&ip) {
+        let by_trunk = |t: Option<super::inbound::TrunkRef>| -> Option<u32> {
+            let t = t.filter(|t| t.usable)?;
+            self.customer_by_ban.get(t.customer.as_str()).copied()
+        };
+        let ix = match (ban, trunk, ip) {
+            (Some(b), _, _) => *self.customer_by_ban.get(b)?,
+            (None, Some(t), _) => by_trunk(self.inbound.trunk(t))?,
+            (None, None, Some(ip)) => match self.customer_by_ip.get(&ip) {
                 Some(i) => *i,
-                None => self.customer_cidrs.iter().find(|(n, _)| n.contains(&ip))?.1,
+                None => match self.customer_cidrs.iter().find(|(n, _)| n.contains(&ip)) {
+                    Some((_, i)) => *i,
+                    None => by_trunk(self.inbound.trunk_by_source(ip))?,
+                },
             },
-            (None, None) => return None,
+            (None, None, None) => return None,
         };
         self.customers.get(ix as usize).map(|c| (ix, c))
     }

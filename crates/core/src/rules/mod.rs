@@ -8,13 +8,16 @@
 //! Errors name the field (`port: 70000 is out of range 1..=65535`); callers prefix the path of
 //! the object (`vendors[0] "Alpha".gateways[1] "gw2".port`).
 
+mod account;
 mod customer;
 pub mod media;
 mod network;
+pub mod trunk;
 pub mod values;
 
 use std::fmt;
 
+pub use account::*;
 pub use customer::*;
 pub use network::*;
 

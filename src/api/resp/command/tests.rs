@@ -32,7 +32,11 @@ fn int(v: &Value) -> i64 {
 /// (route_id, vendor, uri) per attempt as Kamailio reads them from the RESP array.
 fn resp_attempts(v: &[Value]) -> Vec<(String, String, String)> {
     let n = int(&v[7]) as usize;
-    assert_eq!(v.len(), HEADER + 3 * n, "size = header + 3 per attempt");
+    assert_eq!(
+        v.len(),
+        HEADER + 3 * n + 1,
+        "size = header + 3 per attempt + max_duration_s"
+    );
     (0..n)
         .map(|i| {
             let at = HEADER + 3 * i;
@@ -93,13 +97,14 @@ fn layout_vectors() {
             choice("bw", "bandwidth", &["sip:1@10.0.0.3"]),
         ],
         emergency_callback: None,
+        max_duration_s: Some(30),
     });
     let want: &[u8] =
-        b"*17\r\n$5\r\nroute\r\n:200\r\n$0\r\n\r\n$10\r\ninterstate\r\n$10\r\n2125550000\r\n\
+        b"*18\r\n$5\r\nroute\r\n:200\r\n$0\r\n\r\n$10\r\ninterstate\r\n$10\r\n2125550000\r\n\
 $6\r\nretail\r\n$0\r\n\r\n:3\r\n\
 $10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.1\r\n\
 $10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.2\r\n\
-$2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n";
+$2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n:30\r\n";
     assert_eq!(
         String::from_utf8_lossy(&answer_array(&route).to_bytes()),
         String::from_utf8_lossy(want)
@@ -118,10 +123,13 @@ $2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n";
         partition: None,
         routes: vec![choice("psap", "e911co", &["sip:911@10.9.9.9"])],
         emergency_callback: Some("+13125551000".into()),
+        max_duration_s: None,
     });
     let v = wire(&e911);
     assert_eq!(text(&v[3]), "emergency");
     assert_eq!(text(&v[6]), "+13125551000");
+    // no limit: 0 at 8 + 3N
+    assert_eq!(int(&v[8 + 3]), 0);
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -138,8 +146,9 @@ fn route_answer() -> impl Strategy<Value = DipAnswer> {
         proptest::collection::vec(c, 0..6),
         proptest::option::of("[0-9]{10}"),
         proptest::option::of("\\+1[0-9]{10}"),
+        proptest::option::of(1u32..100_000),
     )
-        .prop_map(|(routes, lrn, ecb)| {
+        .prop_map(|(routes, lrn, ecb, max)| {
             DipAnswer::Route(RouteAnswer {
                 zone: Zone::Intrastate,
                 lrn,
@@ -152,6 +161,7 @@ fn route_answer() -> impl Strategy<Value = DipAnswer> {
                     })
                     .collect(),
                 emergency_callback: ecb,
+                max_duration_s: max,
             })
         })
 }
@@ -168,6 +178,7 @@ proptest! {
         prop_assert_eq!(text(&v[3]), j["zone"].as_str().unwrap());
         prop_assert_eq!(text(&v[4]), j["lrn"].as_str().unwrap_or(""));
         prop_assert_eq!(text(&v[6]), j["emergency_callback"].as_str().unwrap_or(""));
+        prop_assert_eq!(int(&v[v.len() - 1]), j["max_duration_s"].as_i64().unwrap_or(0));
     }
 }
 

@@ -72,6 +72,10 @@ pub struct SnapshotBuilder {
     rates: RatesSlot,
     /// route id → index for vendor rates, from the topology's routes
     route_ix: FxHashMap<Id, RouteIx>,
+    /// the trunks/numbers part (issue 19), compiled by its own loader; `inbound_kept`: shared
+    /// with the previous snapshot
+    inbound: Arc<crate::routing::inbound::Inbound>,
+    inbound_kept: bool,
     data_version: Option<i64>,
     source: Option<String>,
 }
@@ -86,6 +90,8 @@ impl SnapshotBuilder {
             numbering: Slot::new(),
             rates: RatesSlot::Fresh(RatesBuilder::default()),
             route_ix: FxHashMap::default(),
+            inbound: Arc::default(),
+            inbound_kept: false,
             data_version: None,
             source: None,
         }
@@ -109,6 +115,12 @@ impl SnapshotBuilder {
                 RatesSlot::Kept(prev.rates.clone())
             },
             route_ix,
+            inbound: if rebuild.contains(Part::Inbound) {
+                Arc::default()
+            } else {
+                prev.inbound.clone()
+            },
+            inbound_kept: !rebuild.contains(Part::Inbound),
             data_version: prev.data_version,
             source: None,
         }
@@ -123,6 +135,7 @@ impl SnapshotBuilder {
             (Part::Policy, self.policy.is_kept()),
             (Part::Numbering, self.numbering.is_kept()),
             (Part::Rates, matches!(self.rates, RatesSlot::Kept(_))),
+            (Part::Inbound, self.inbound_kept),
         ];
         for (p, k) in kept {
             if !k {
@@ -213,6 +226,12 @@ impl SnapshotBuilder {
             .iter()
             .map(|r| (r.id, r.name.clone()))
             .collect()
+    }
+
+    /// The compiled trunks/numbers part (built by its own loader from its own tables).
+    pub fn set_inbound(&mut self, inbound: Arc<crate::routing::inbound::Inbound>) {
+        self.inbound = inbound;
+        self.inbound_kept = false;
     }
 
     /// The routing data version (the database's `routing_data_version`) the rows were read at.
@@ -327,6 +346,8 @@ impl SnapshotBuilder {
             numbering,
             rates,
             route_ix: _,
+            inbound,
+            inbound_kept: _,
             data_version,
             source,
         } = self;
@@ -362,6 +383,7 @@ impl SnapshotBuilder {
             local_pairs,
             lnp,
             dno,
+            inbound: inbound.stats(),
             warnings: compiled.warnings,
         };
         Ok(Snapshot {
@@ -378,6 +400,7 @@ impl SnapshotBuilder {
             exclusions: compiled.exclusions,
             numbering,
             emergency_route: compiled.emergency_route,
+            inbound,
             stats,
             generation: 0,
             data_version,

@@ -43,6 +43,8 @@ impl Snapshot {
         }
         out.push(format!("emergency route {:?}", self.emergency_route));
         out.extend(self.numbering.canonical());
+        // the inbound part by its counts (its maps have no stable order to print)
+        out.push(format!("inbound {:?}", self.inbound.stats()));
 
         // rates by key name, then route id, with their terms resolved
         let r = &self.rates;

@@ -34,15 +34,19 @@ pub enum Part {
     Numbering,
     /// vendor rates (the big one)
     Rates,
+    /// trunks, their sources, credentials and destinations, numbers (DIDs), origination sources
+    /// (issue 19); compiled with customers' BANs and vendors' gateways, so those tables feed it too
+    Inbound,
 }
 
 impl Part {
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::Topology,
         Part::Customers,
         Part::Policy,
         Part::Numbering,
         Part::Rates,
+        Part::Inbound,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Part {
             Part::Policy => "policy",
             Part::Numbering => "numbering",
             Part::Rates => "rates",
+            Part::Inbound => "inbound",
         }
     }
 
@@ -65,17 +70,24 @@ impl Part {
     /// missed, only slower).
     pub fn of_table(table: &str) -> Option<&'static [Part]> {
         Some(match table {
-            "vendors" | "gateways" | "routes" | "partitions" | "partition_routes" => {
-                &[Part::Topology]
-            }
-            "customers"
-            | "customer_source_ips"
+            // the inbound part resolves numbers' and trunks' customers to BANs and delivering
+            // sources to vendors (their gateways): it is rebuilt with those tables
+            "vendors" | "gateways" => &[Part::Topology, Part::Inbound],
+            "routes" | "partitions" | "partition_routes" => &[Part::Topology],
+            "customers" => &[Part::Customers, Part::Inbound],
+            "customer_source_ips"
             | "customer_partitions"
             | "customer_margin_rules"
             | "customer_rates" => &[Part::Customers],
             "overrides" | "exclusions" => &[Part::Policy],
             "npanxx" | "local_calling" | "lnp" | "dno" => &[Part::Numbering],
             "vendor_rates" => &[Part::Rates],
+            "trunks"
+            | "trunk_sources"
+            | "trunk_credentials"
+            | "trunk_destinations"
+            | "numbers"
+            | "origination_sources" => &[Part::Inbound],
             "media_policies" => &[],
             _ => return None,
         })

@@ -1,0 +1,336 @@
+//! `[[trunks]]` and `[[numbers]]` of a provisioning file (issue 19): validated with the shared
+//! rules (`crate::rules::trunk`) into [`DesiredInbound`], every problem an [`Issue`] naming its
+//! field path, before anything is written. Checks within the file: a trunk named twice, a
+//! source network of two trunks (overlapping counts), credentials (user, realm) of two trunks,
+//! a number listed twice or claimed by two customers, a number on a trunk of another customer.
+//! What needs the database (unknown customer or trunk, a number of another customer without
+//! `move_from`, a network or credential owned by a trunk not in the file) is checked by the
+//! daemon inside the apply transaction.
+//!
+//! Upsert semantics: a trunk or number named by the file is created or updated; the lists of a
+//! trunk (`source_ips`, `credentials`, `destinations`) are replaced when given, left alone when
+//! omitted; trunks and numbers the file does not name are left alone.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+use super::spec::{Decimal, NumberSpec, TrunkSpec};
+use super::Issue;
+use crate::routing::inbound::NumberStatus;
+use crate::routing::Transport;
+use crate::rules::trunk::*;
+use crate::rules::values::parse_rate;
+use crate::rules::RuleError;
+
+/// A credential's secret: the HA1, or a password the database hashes (never kept).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Ha1(String),
+    Password(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Ha1(_) => "Ha1(..)",
+            Secret::Password(_) => "Password(..)",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialDesired {
+    pub username: String,
+    pub realm: String,
+    pub secret: Secret,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationDesired {
+    pub uri: Option<String>,
+    pub host: Option<String>,
+    pub port: i32,
+    pub transport: Transport,
+    pub priority: i32,
+    pub weight: i32,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkDesired {
+    /// the field path of the entry (`trunks[0]`)
+    pub at: String,
+    pub name: String,
+    pub customer: String,
+    pub enabled: bool,
+    pub max_calls: Option<i32>,
+    pub max_cps: Option<i32>,
+    pub sources: Option<Vec<IpNet>>,
+    pub credentials: Option<Vec<CredentialDesired>>,
+    pub destinations: Option<Vec<DestinationDesired>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberDesired {
+    pub at: String,
+    /// E.164 with '+'
+    pub number: String,
+    pub customer: String,
+    pub trunk: Option<String>,
+    pub status: NumberStatus,
+    pub voice: bool,
+    pub fax: bool,
+    pub destination: Option<String>,
+    /// 1e-7 units per minute
+    pub inbound_rate: i64,
+    pub monthly_fee: Option<i64>,
+    pub cnam: Option<String>,
+    pub move_from: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesiredInbound {
+    pub trunks: Vec<TrunkDesired>,
+    pub numbers: Vec<NumberDesired>,
+}
+
+impl DesiredInbound {
+    pub fn is_empty(&self) -> bool {
+        self.trunks.is_empty() && self.numbers.is_empty()
+    }
+}
+
+struct Cx<'a> {
+    source: &'a str,
+    issues: &'a mut Vec<Issue>,
+}
+
+impl Cx<'_> {
+    fn rule<T>(&mut self, r: Result<T, RuleError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.issues
+                    .push(Issue::new(self.source, e.field(), e.problem()));
+                None
+            }
+        }
+    }
+    fn issue(&mut self, field: String, msg: String) {
+        self.issues.push(Issue::new(self.source, field, msg));
+    }
+}
+
+fn money(at: &str, field: &str, v: &Decimal) -> Result<i64, RuleError> {
+    parse_rate(&v.0)
+        .map(i64::from)
+        .map_err(|why| RuleError::invalid(format!("{at}.{field}"), why))
+}
+
+/// Validates the file's trunks and numbers; every problem goes to `issues`.
+pub fn build(
+    trunks: &[TrunkSpec],
+    numbers: &[NumberSpec],
+    source: &str,
+    issues: &mut Vec<Issue>,
+) -> DesiredInbound {
+    let mut cx = Cx { source, issues };
+    let mut out = DesiredInbound::default();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut nets: Vec<(IpNet, (String, String))> = Vec::new();
+    let mut creds: HashMap<(String, String), String> = HashMap::new();
+    for (i, t) in trunks.iter().enumerate() {
+        let at = format!("trunks[{i}]");
+        let name = cx.rule(trunk_name(&at, &t.name));
+        if let Some(n) = &name {
+            if let Some(j) = names.insert(n.clone(), i) {
+                cx.issue(
+                    format!("{at}.name"),
+                    format!("trunk {n:?} is also trunks[{j}]"),
+                );
+            }
+        }
+        let max_calls = cx.rule(TRUNK_MAX_CALLS.optional(&at, t.max_concurrent_calls));
+        let max_cps = cx.rule(TRUNK_MAX_CPS.optional(&at, t.max_cps));
+        let sources = t.source_ips.as_ref().map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(j, s)| {
+                    let field = format!("{at}.source_ips[{j}]");
+                    let net = cx.rule(source_cidr(&field, s))?;
+                    nets.push((net, (t.name.clone(), field)));
+                    Some(net)
+                })
+                .collect::<Vec<_>>()
+        });
+        let credentials = t.credentials.as_ref().map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(j, c)| {
+                    let at = format!("{at}.credentials[{j}]");
+                    let user = cx.rule(digest_user(&format!("{at}.username"), &c.username));
+                    let realm = cx.rule(digest_realm(&format!("{at}.realm"), &c.realm));
+                    let secret = match (&c.ha1, &c.password) {
+                        (Some(h), None) => cx.rule(ha1(&format!("{at}.ha1"), h)).map(Secret::Ha1),
+                        (None, Some(p)) => cx
+                            .rule(password(&format!("{at}.password"), p))
+                            .map(|()| Secret::Password(p.clone())),
+                        _ => {
+                            cx.issue(
+                                format!("{at}.ha1"),
+                                "give exactly one of ha1 and password".into(),
+                            );
+                            None
+                        }
+                    };
+                    let (user, realm, secret) = (user?, realm?, secret?);
+                    if let Some(other) = creds.insert((user.clone(), realm.clone()), t.name.clone())
+                    {
+                        cx.issue(
+                            format!("{at}.username"),
+                            format!(
+                                "credentials {user:?}@{realm:?} also belong to trunk {other:?}"
+                            ),
+                        );
+                    }
+                    Some(CredentialDesired {
+                        username: user,
+                        realm,
+                        secret,
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        let destinations = t.destinations.as_ref().map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(j, d)| {
+                    let at = format!("{at}.destinations[{j}]");
+                    if d.uri.is_none() && d.host.is_none() {
+                        cx.issue(format!("{at}.host"), "give uri or host".into());
+                        return None;
+                    }
+                    let uri = match &d.uri {
+                        Some(u) => Some(cx.rule(sip_uri(&format!("{at}.uri"), u))?),
+                        None => None,
+                    };
+                    let host = match &d.host {
+                        Some(h) => Some(cx.rule(dest_host(&format!("{at}.host"), h))?),
+                        None => None,
+                    };
+                    Some(DestinationDesired {
+                        uri,
+                        host,
+                        port: cx.rule(DEST_PORT.value(&at, d.port))?,
+                        transport: cx.rule(dest_transport(
+                            &format!("{at}.transport"),
+                            d.transport.as_deref(),
+                        ))?,
+                        priority: cx.rule(DEST_PRIORITY.value(&at, d.priority))?,
+                        weight: cx.rule(DEST_WEIGHT.value(&at, d.weight))?,
+                        enabled: d.enabled.unwrap_or(true),
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        if t.customer.0.is_empty() {
+            cx.issue(format!("{at}.customer"), "must not be empty".into());
+        }
+        if let (Some(name), Some(max_calls), Some(max_cps)) = (name, max_calls, max_cps) {
+            out.trunks.push(TrunkDesired {
+                at,
+                name,
+                customer: t.customer.0.clone(),
+                enabled: t.enabled.unwrap_or(true),
+                max_calls,
+                max_cps,
+                sources,
+                credentials,
+                destinations,
+            });
+        }
+    }
+    // a network belongs to one trunk: overlapping networks of two trunks are refused
+    for (i, a) in nets.iter().enumerate() {
+        if let Some(b) = nets[i + 1..]
+            .iter()
+            .find(|b| b.1 .0 != a.1 .0 && (a.0.contains(&b.0) || b.0.contains(&a.0)))
+        {
+            cx.issue(
+                b.1 .1.clone(),
+                format!(
+                    "{} overlaps {} of trunk {:?} ({}): a network belongs to one trunk",
+                    b.0, a.0, a.1 .0, a.1 .1
+                ),
+            );
+        }
+    }
+    let trunk_customer: HashMap<&str, &str> = out
+        .trunks
+        .iter()
+        .map(|t| (t.name.as_str(), t.customer.as_str()))
+        .collect();
+    let mut seen: HashMap<String, (usize, String)> = HashMap::new();
+    for (i, n) in numbers.iter().enumerate() {
+        let at = format!("numbers[{i}]");
+        let Some(number) = cx.rule(e164(&format!("{at}.number"), &n.number)) else {
+            continue;
+        };
+        let customer = n.customer.0.clone();
+        if let Some((j, other)) = seen.insert(number.clone(), (i, customer.clone())) {
+            let msg = if other != customer {
+                format!("{number} is claimed by customer {other:?} (numbers[{j}]) and {customer:?}: a number belongs to one customer")
+            } else {
+                format!("{number} is also numbers[{j}]")
+            };
+            cx.issue(format!("{at}.number"), msg);
+        }
+        if let Some(t) = &n.trunk {
+            if let Some(owner) = trunk_customer.get(t.as_str()) {
+                if *owner != customer {
+                    cx.issue(
+                        format!("{at}.trunk"),
+                        format!("trunk {t:?} belongs to customer {owner:?}, not {customer:?}"),
+                    );
+                }
+            }
+        }
+        let status = cx.rule(number_status(&format!("{at}.status"), n.status.as_deref()));
+        let destination = match &n.destination {
+            Some(u) => cx.rule(sip_uri(&format!("{at}.destination"), u)).map(Some),
+            None => Some(None),
+        };
+        let rate = match &n.inbound_rate {
+            Some(d) => cx.rule(money(&at, "inbound_rate", d)),
+            None => Some(0),
+        };
+        let fee = match &n.monthly_fee {
+            Some(d) => cx.rule(money(&at, "monthly_fee", d)).map(Some),
+            None => Some(None),
+        };
+        let cnam_v = match &n.cnam {
+            Some(c) => cx.rule(cnam(&format!("{at}.cnam"), c)).map(Some),
+            None => Some(None),
+        };
+        if let (Some(status), Some(destination), Some(rate), Some(fee), Some(cnam_v)) =
+            (status, destination, rate, fee, cnam_v)
+        {
+            out.numbers.push(NumberDesired {
+                at,
+                number,
+                customer,
+                trunk: n.trunk.clone(),
+                status,
+                voice: n.voice.unwrap_or(true),
+                fax: n.fax.unwrap_or(false),
+                destination,
+                inbound_rate: rate,
+                monthly_fee: fee,
+                cnam: cnam_v,
+                move_from: n.move_from.as_ref().map(|b| b.0.clone()),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,534 @@
+//! Customer trunks, phone numbers (DIDs) and origination sources (issue 19): the rows the
+//! loader reads ([`TrunkRow`], [`DestinationRow`], [`CredentialRow`], [`NumberRow`],
+//! [`OriginationRow`]), their compiled, immutable form [`Inbound`] (one field of the
+//! [`Snapshot`](super::Snapshot), built by its own [`InboundBuilder`] from its own tables, so it
+//! can be rebuilt on its own), and the pure inbound procedure ([`route::route_inbound`]).
+//!
+//! Layout: numbers are keyed by their E.164 digits as one `u64` (at most 15 digits, never a
+//! leading 0, so the integer is unique) in an `FxHashMap`: one hash and one probe per dip, about
+//! 48 bytes per number (1M numbers ≈ 50 MB with the map's slack).
+//!
+//! Owns: trunk/number/credential look-ups, the inbound answer. Must not touch: outbound LCR
+//! (see `dip`), live-call limits (the calls layer admits with the trunk's limits).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::model::{Id, Name, Rate, Transport};
+
+pub mod params;
+pub mod route;
+#[cfg(test)]
+mod tests;
+
+pub use route::{
+    route_inbound, InboundAnswer, InboundReject, InboundRejectReason, InboundRequest, InboundRoute,
+};
+
+/// Status of a number (the database's `number_status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NumberStatus {
+    Active,
+    Reserved,
+    Disabled,
+    PortingIn,
+}
+
+impl NumberStatus {
+    pub const ALL: [NumberStatus; 4] = [
+        NumberStatus::Active,
+        NumberStatus::Reserved,
+        NumberStatus::Disabled,
+        NumberStatus::PortingIn,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumberStatus::Active => "active",
+            NumberStatus::Reserved => "reserved",
+            NumberStatus::Disabled => "disabled",
+            NumberStatus::PortingIn => "porting-in",
+        }
+    }
+    pub fn parse(s: &str) -> Option<NumberStatus> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A customer trunk as stored (`trunks` joined with its customer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrunkRow {
+    pub id: Id,
+    pub name: String,
+    pub customer_ban: String,
+    /// the owning customer's `enabled`
+    pub customer_enabled: bool,
+    pub max_calls: Option<u32>,
+    pub max_cps: Option<u32>,
+    pub media_policy: Option<Id>,
+    pub enabled: bool,
+    /// source networks (`trunk_sources`)
+    pub sources: Vec<IpNet>,
+}
+
+/// Where calls to a trunk's customer go (`trunk_destinations`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DestinationRow {
+    pub id: Id,
+    pub trunk_id: Id,
+    /// a URI template (`${number}` = E.164 digits); else built from host/port/transport
+    pub uri: Option<String>,
+    pub host: Option<String>,
+    pub port: u16,
+    pub transport: Transport,
+    pub priority: i32,
+    pub weight: u32,
+    pub enabled: bool,
+}
+
+/// SIP digest credentials of a trunk (`trunk_credentials`): HA1 only, never a password.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredentialRow {
+    pub trunk_id: Id,
+    pub username: String,
+    pub realm: String,
+    /// 32 lower-case hex digits
+    pub ha1: String,
+}
+
+/// A phone number (`numbers`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumberRow {
+    /// E.164 with '+'
+    pub number: String,
+    pub customer_ban: String,
+    pub trunk_id: Option<Id>,
+    pub status: NumberStatus,
+    pub voice: bool,
+    pub fax: bool,
+    pub destination: Option<String>,
+    pub inbound_rate: Rate,
+    pub cnam: Option<String>,
+}
+
+/// A vendor's address inbound calls may come from: an `origination_sources` row or one of the
+/// vendor's gateways whose host is an IP address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OriginationRow {
+    pub vendor: String,
+    pub vendor_enabled: bool,
+    pub net: IpNet,
+}
+
+/// A destination compiled: its URI split around `${number}`.
+#[derive(Clone, Debug)]
+pub(crate) struct DestC {
+    pub id: Name,
+    pub head: String,
+    /// None: no `${number}` in the template (the URI is `head` as is)
+    pub tail: Option<String>,
+    pub priority: i32,
+    pub weight: u32,
+}
+
+impl DestC {
+    pub fn uri(&self, digits: &str) -> String {
+        match &self.tail {
+            Some(t) => {
+                let mut s = String::with_capacity(self.head.len() + digits.len() + t.len());
+                s.push_str(&self.head);
+                s.push_str(digits);
+                s.push_str(t);
+                s
+            }
+            None => self.head.clone(),
+        }
+    }
+
+    fn compile(id: Name, template: &str, priority: i32, weight: u32) -> DestC {
+        let (head, tail) = match template.split_once("${number}") {
+            Some((h, t)) => (h.to_string(), Some(t.to_string())),
+            None => (template.to_string(), None),
+        };
+        DestC {
+            id,
+            head,
+            tail,
+            priority,
+            weight,
+        }
+    }
+}
+
+/// A trunk's limits on top of its customer's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TrunkLimits {
+    pub max_calls: Option<u32>,
+    pub max_cps: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TrunkC {
+    pub name: Name,
+    pub customer: Name,
+    pub customer_enabled: bool,
+    pub enabled: bool,
+    pub limits: TrunkLimits,
+    pub media_policy: Option<Id>,
+    /// enabled destinations, by priority ascending then id
+    pub dests: Vec<DestC>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct NumberC {
+    pub customer: Name,
+    pub trunk: Option<u32>,
+    pub status: NumberStatus,
+    pub voice: bool,
+    pub fax: bool,
+    pub destination: Option<DestC>,
+    pub rate: Rate,
+    pub cnam: Option<Box<str>>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CredC {
+    pub ha1: Box<str>,
+    pub trunk: u32,
+}
+
+/// Networks to owners: exact host addresses in a map, other networks most specific first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NetIndex {
+    hosts: FxHashMap<IpAddr, u32>,
+    nets: Vec<(IpNet, u32)>,
+}
+
+impl NetIndex {
+    fn insert(&mut self, net: IpNet, owner: u32) {
+        if net.prefix_len() == net.max_prefix_len() {
+            self.hosts.entry(net.addr()).or_insert(owner);
+        } else {
+            self.nets.push((net, owner));
+        }
+    }
+    fn finish(&mut self) {
+        self.nets
+            .sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()).then(a.0.cmp(&b.0)));
+    }
+    pub fn get(&self, ip: IpAddr) -> Option<u32> {
+        let ip = ip.to_canonical();
+        if let Some(o) = self.hosts.get(&ip) {
+            return Some(*o);
+        }
+        self.nets.iter().find(|(n, _)| n.contains(&ip)).map(|x| x.1)
+    }
+    pub fn len(&self) -> usize {
+        self.hosts.len() + self.nets.len()
+    }
+}
+
+/// The key of a number: its E.164 digits as an integer (None: not 1-15 ASCII digits).
+pub(crate) fn number_key(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut k = 0u64;
+    for d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        k = k * 10 + u64::from(d - b'0');
+    }
+    Some(k)
+}
+
+/// Counts of an [`Inbound`] (reload reports, metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InboundStats {
+    pub trunks: usize,
+    pub numbers: usize,
+    pub credentials: usize,
+    pub origination_sources: usize,
+}
+
+/// Trunks, numbers, credentials and origination sources, compiled. Immutable once built.
+#[derive(Clone, Debug, Default)]
+pub struct Inbound {
+    pub(crate) trunks: Vec<TrunkC>,
+    pub(crate) trunk_by_name: FxHashMap<Name, u32>,
+    pub(crate) trunk_sources: NetIndex,
+    pub(crate) numbers: FxHashMap<u64, NumberC>,
+    pub(crate) creds: FxHashMap<(Box<str>, Box<str>), CredC>,
+    pub(crate) vendors: Vec<Name>,
+    pub(crate) origination: NetIndex,
+}
+
+/// What a credential look-up answers: the trunk's HA1 and names (only for an enabled trunk of
+/// an enabled customer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Credential {
+    pub ha1: String,
+    pub trunk: Name,
+    pub customer: Name,
+}
+
+/// A trunk as the outbound dip needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkRef {
+    pub name: Name,
+    pub customer: Name,
+    pub usable: bool,
+    pub limits: TrunkLimits,
+}
+
+impl Inbound {
+    pub fn stats(&self) -> InboundStats {
+        InboundStats {
+            trunks: self.trunks.len(),
+            numbers: self.numbers.len(),
+            credentials: self.creds.len(),
+            origination_sources: self.origination.len(),
+        }
+    }
+
+    /// Digest credentials by user and realm (exact, case-sensitive as SIP compares them).
+    pub fn credential(&self, user: &str, realm: &str) -> Option<Credential> {
+        let key = (Box::<str>::from(user), Box::<str>::from(realm));
+        let c = self.creds.get(&key)?;
+        let t = self.trunks.get(c.trunk as usize)?;
+        (t.enabled && t.customer_enabled).then(|| Credential {
+            ha1: c.ha1.to_string(),
+            trunk: t.name.clone(),
+            customer: t.customer.clone(),
+        })
+    }
+
+    fn trunk_ref(&self, ix: u32) -> Option<TrunkRef> {
+        let t = self.trunks.get(ix as usize)?;
+        Some(TrunkRef {
+            name: t.name.clone(),
+            customer: t.customer.clone(),
+            usable: t.enabled && t.customer_enabled,
+            limits: t.limits,
+        })
+    }
+
+    /// A trunk by name.
+    pub fn trunk(&self, name: &str) -> Option<TrunkRef> {
+        self.trunk_ref(*self.trunk_by_name.get(name)?)
+    }
+
+    /// The trunk whose source networks contain `ip`.
+    pub fn trunk_by_source(&self, ip: IpAddr) -> Option<TrunkRef> {
+        self.trunk_ref(self.trunk_sources.get(ip)?)
+    }
+
+    /// The (enabled) vendor an inbound call from `ip` comes from.
+    pub fn vendor_by_source(&self, ip: IpAddr) -> Option<&Name> {
+        self.vendors.get(self.origination.get(ip)? as usize)
+    }
+
+    /// The media policy id of a trunk.
+    pub fn media_policy(&self, trunk: &str) -> Option<Id> {
+        let ix = *self.trunk_by_name.get(trunk)?;
+        self.trunks.get(ix as usize)?.media_policy
+    }
+}
+
+/// Why the inbound data could not be built. Each variant names the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundBuildError {
+    #[error("{what} references unknown trunk id {trunk_id}")]
+    UnknownTrunk { what: String, trunk_id: Id },
+    #[error("number {number:?}: not an E.164 number (+ and 7-15 digits)")]
+    BadNumber { number: String },
+    #[error(
+        "number {number:?} belongs to customer {customer:?} but its trunk {trunk:?} to {owner:?}"
+    )]
+    TrunkOfOtherCustomer {
+        number: String,
+        customer: String,
+        trunk: String,
+        owner: String,
+    },
+    #[error("trunk destination id {id}: neither uri nor host")]
+    EmptyDestination { id: Id },
+}
+
+/// Collects the rows (any order) and compiles them into an [`Inbound`].
+#[derive(Default)]
+pub struct InboundBuilder {
+    trunks: Vec<TrunkRow>,
+    dests: Vec<DestinationRow>,
+    creds: Vec<CredentialRow>,
+    numbers: Vec<NumberRow>,
+    origination: Vec<OriginationRow>,
+}
+
+impl InboundBuilder {
+    pub fn new() -> InboundBuilder {
+        InboundBuilder::default()
+    }
+    pub fn trunk(&mut self, t: TrunkRow) {
+        self.trunks.push(t);
+    }
+    pub fn destination(&mut self, d: DestinationRow) {
+        self.dests.push(d);
+    }
+    pub fn credential(&mut self, c: CredentialRow) {
+        self.creds.push(c);
+    }
+    pub fn number(&mut self, n: NumberRow) {
+        self.numbers.push(n);
+    }
+    pub fn reserve_numbers(&mut self, n: usize) {
+        self.numbers.reserve(n);
+    }
+    pub fn origination(&mut self, o: OriginationRow) {
+        self.origination.push(o);
+    }
+
+    pub fn build(self) -> Result<Inbound, InboundBuildError> {
+        let mut ib = Inbound::default();
+        let mut by_id: FxHashMap<Id, u32> = FxHashMap::default();
+        let mut trunks = self.trunks;
+        trunks.sort_by_key(|t| t.id);
+        for t in &trunks {
+            let ix = ib.trunks.len() as u32;
+            by_id.insert(t.id, ix);
+            let name = Name::from(t.name.as_str());
+            ib.trunk_by_name.insert(name.clone(), ix);
+            for net in &t.sources {
+                ib.trunk_sources.insert(*net, ix);
+            }
+            ib.trunks.push(TrunkC {
+                name,
+                customer: Name::from(t.customer_ban.as_str()),
+                customer_enabled: t.customer_enabled,
+                enabled: t.enabled,
+                limits: TrunkLimits {
+                    max_calls: t.max_calls,
+                    max_cps: t.max_cps,
+                },
+                media_policy: t.media_policy,
+                dests: vec![],
+            });
+        }
+        ib.trunk_sources.finish();
+        let mut dests = self.dests;
+        dests.sort_by_key(|d| (d.priority, d.id));
+        for d in dests {
+            let ix = *by_id
+                .get(&d.trunk_id)
+                .ok_or_else(|| InboundBuildError::UnknownTrunk {
+                    what: format!("trunk destination id {}", d.id),
+                    trunk_id: d.trunk_id,
+                })?;
+            if !d.enabled {
+                continue;
+            }
+            let template = match (&d.uri, &d.host) {
+                (Some(u), _) => u.clone(),
+                (None, Some(h)) => format!(
+                    "sip:+${{number}}@{h}:{};transport={}",
+                    d.port,
+                    d.transport.as_str()
+                ),
+                (None, None) => return Err(InboundBuildError::EmptyDestination { id: d.id }),
+            };
+            let dest = DestC::compile(
+                Name::from(d.id.to_string()),
+                &template,
+                d.priority,
+                d.weight,
+            );
+            ib.trunks[ix as usize].dests.push(dest);
+        }
+        for c in self.creds {
+            let ix = *by_id
+                .get(&c.trunk_id)
+                .ok_or_else(|| InboundBuildError::UnknownTrunk {
+                    what: format!("credentials {:?}@{:?}", c.username, c.realm),
+                    trunk_id: c.trunk_id,
+                })?;
+            ib.creds.insert(
+                (c.username.into(), c.realm.into()),
+                CredC {
+                    ha1: c.ha1.into(),
+                    trunk: ix,
+                },
+            );
+        }
+        ib.numbers.reserve(self.numbers.len());
+        for n in self.numbers {
+            let key = n
+                .number
+                .strip_prefix('+')
+                .and_then(|d| number_key(d.as_bytes()))
+                .ok_or_else(|| InboundBuildError::BadNumber {
+                    number: crate::excerpt::excerpt(&n.number),
+                })?;
+            let trunk = match n.trunk_id {
+                None => None,
+                Some(id) => {
+                    let ix = *by_id
+                        .get(&id)
+                        .ok_or_else(|| InboundBuildError::UnknownTrunk {
+                            what: format!("number {}", crate::numbering::mask(&n.number)),
+                            trunk_id: id,
+                        })?;
+                    let owner = &ib.trunks[ix as usize];
+                    if owner.customer.as_str() != n.customer_ban {
+                        return Err(InboundBuildError::TrunkOfOtherCustomer {
+                            number: crate::numbering::mask(&n.number),
+                            customer: n.customer_ban,
+                            trunk: owner.name.to_string(),
+                            owner: owner.customer.to_string(),
+                        });
+                    }
+                    Some(ix)
+                }
+            };
+            let destination = n
+                .destination
+                .as_deref()
+                .map(|u| DestC::compile(Name::from("number"), u, 0, 1));
+            // numbers of one customer share its BAN's allocation
+            let customer = match trunk {
+                Some(ix) => ib.trunks[ix as usize].customer.clone(),
+                None => Name::from(n.customer_ban),
+            };
+            ib.numbers.insert(
+                key,
+                NumberC {
+                    customer,
+                    trunk,
+                    status: n.status,
+                    voice: n.voice,
+                    fax: n.fax,
+                    destination,
+                    rate: n.inbound_rate,
+                    cnam: n.cnam.map(Into::into),
+                },
+            );
+        }
+        let mut vendor_ix: FxHashMap<String, u32> = FxHashMap::default();
+        for o in self.origination {
+            if !o.vendor_enabled {
+                continue;
+            }
+            let next = ib.vendors.len() as u32;
+            let ix = *vendor_ix.entry(o.vendor.clone()).or_insert(next);
+            if ix == next {
+                ib.vendors.push(Name::from(o.vendor));
+            }
+            ib.origination.insert(o.net, ix);
+        }
+        ib.origination.finish();
+        Ok(ib)
+    }
+}

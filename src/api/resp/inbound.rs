@@ -1,0 +1,127 @@
+//! RESP `INBOUND` and `CRED` (issue 19): the inbound dip and the credential look-up for
+//! Kamailio's ndb_redis, through the same [`Api::inbound`] / [`Api::credential`] as HTTP and
+//! JSON-RPC.
+//!
+//! `INBOUND <src_ip> <ani> <dnis> [call_id]` answers [`inbound_array`]; `CRED <user> <realm>`
+//! answers `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]`.
+//!
+//! Owns: these commands' arguments and answer layouts. Must not touch: sockets, the procedure.
+
+use std::net::IpAddr;
+
+use warpd_resp::Value;
+
+use super::super::context::Api;
+use super::super::{ApiError, Surface};
+use crate::routing::inbound::params::{credential_from_args, inbound_from_args};
+use crate::routing::inbound::InboundAnswer;
+
+/// Elements before the first destination in an inbound answer (see [`inbound_array`]).
+pub const HEADER: usize = 8;
+
+/// Runs `INBOUND` or `CRED` (`name` upper-case), appending the reply to `out`.
+pub(super) fn run(api: &Api, name: &[u8], rest: &[Vec<u8>], source: IpAddr, out: &mut Vec<u8>) {
+    let result = text_args(name, rest).and_then(|args| match name {
+        b"INBOUND" => {
+            let req = inbound_from_args(&args)?;
+            api.inbound(&req, Surface::Resp, source)
+                .map(|a| inbound_array(&a))
+        }
+        _ => {
+            let q = credential_from_args(&args)?;
+            api.credential(&q, source).map(|c| match c.credential {
+                Some(c) => Value::Array(vec![
+                    Value::Integer(1),
+                    Value::bulk(c.ha1.as_bytes()),
+                    Value::bulk(c.trunk.as_bytes()),
+                    Value::bulk(c.customer.as_bytes()),
+                ]),
+                None => Value::Array(vec![
+                    Value::Integer(0),
+                    Value::bulk(""),
+                    Value::bulk(""),
+                    Value::bulk(""),
+                ]),
+            })
+        }
+    });
+    match result {
+        Ok(v) => v.encode(out),
+        Err(e) => {
+            if e.is_client_error() {
+                api.bad_request(Surface::Resp, e.kind());
+            }
+            Value::Error(e.resp_error()).encode(out)
+        }
+    }
+}
+
+fn text_args<'a>(name: &[u8], rest: &'a [Vec<u8>]) -> Result<Vec<&'a str>, ApiError> {
+    let what = if name == b"INBOUND" {
+        "INBOUND"
+    } else {
+        "CRED"
+    };
+    if rest.len() > 4 {
+        return Err(ApiError::invalid(
+            what,
+            format!("too many arguments ({})", rest.len()),
+        ));
+    }
+    rest.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            std::str::from_utf8(a)
+                .map(str::trim)
+                .map_err(|_| ApiError::invalid(format!("{what} argument {}", i + 1), "not UTF-8"))
+        })
+        .collect()
+}
+
+/// An inbound answer as the flat array Kamailio indexes, laid out like `LCR`'s:
+///
+/// | index | route | reject |
+/// |---|---|---|
+/// | 0 | `route` | `reject` |
+/// | 1 | 200 (integer) | the SIP code (integer) |
+/// | 2 | `""` | the reason |
+/// | 3 | the customer's BAN | `""` |
+/// | 4 | the trunk | `""` |
+/// | 5 | the number (E.164 with '+') | `""` |
+/// | 6 | `""` (reserved: STIR verstat) | `""` |
+/// | 7 | N, the number of destinations (integer) | 0 |
+/// | 8 + 3i, 9 + 3i, 10 + 3i | destination i: id, trunk, SIP URI | |
+pub fn inbound_array(a: &InboundAnswer) -> Value {
+    let s = |v: &str| Value::bulk(v.as_bytes());
+    let empty = || Value::bulk("");
+    match a {
+        InboundAnswer::Reject(r) => Value::Array(vec![
+            s("reject"),
+            Value::Integer(i64::from(r.code)),
+            s(&r.reason),
+            empty(),
+            empty(),
+            empty(),
+            empty(),
+            Value::Integer(0),
+        ]),
+        InboundAnswer::Route(r) => {
+            let mut v = Vec::with_capacity(HEADER + 3 * r.uris.len());
+            v.extend([
+                s("route"),
+                Value::Integer(200),
+                empty(),
+                s(r.customer.as_str()),
+                s(r.trunk.as_str()),
+                s(&r.number),
+                empty(),
+                Value::Integer(r.uris.len() as i64),
+            ]);
+            for (i, u) in r.uris.iter().enumerate() {
+                let id = r.destination_ids.get(i).map(|n| n.as_str()).unwrap_or("");
+                v.extend([s(id), s(r.trunk.as_str()), s(u)]);
+            }
+            Value::Array(v)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Credit control, the daemon's half: the books in memory (every account's terms, its committed
+//! standing and what its live calls reserve), kept exact against PostgreSQL.
+//!
+//! - Terms and standings are read from `accounts` at start and every `calls.limits_refresh_ms`
+//!   (a standing replaces the one in memory only when its `seq` is newer: the ledger trigger of
+//!   sql/0014 orders an account's rows).
+//! - A dip with a `call_id` of a customer with an account is granted its duration and reserves
+//!   its cost atomically ([`Credit::admit`], under one lock): concurrent dips cannot both spend
+//!   the same money. The grant itself is the pure `warpd_core::credit::grant`.
+//! - The call's charge is a ledger row written in the CDR's transaction (`store::charge`); the
+//!   writer then applies the standing that transaction returned and releases the reservation
+//!   ([`Credit::settle`]).
+//! - After a restart or a kill -9: standings come from `accounts` (transactional with the CDRs),
+//!   and live calls' reservations from their start events (`StartInfo::credit_hold`).
+//!
+//! Owns: the books. Must not touch: HTTP, the dip procedure, the call table.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use warpd_core::calls::events::CreditHold;
+use warpd_core::credit::{grant, Account, Grant, Refusal, Reserved, Standing, Tariff};
+
+/// One account in memory.
+#[derive(Clone, Debug)]
+pub struct Book {
+    pub account: Arc<Account>,
+    pub standing: Standing,
+    pub reserved: Reserved,
+}
+
+/// A live call's reservation.
+#[derive(Clone, Debug)]
+struct Hold {
+    ban: String,
+    hold: CreditHold,
+    max_duration_s: u32,
+}
+
+#[derive(Default)]
+struct Books {
+    accounts: HashMap<String, Book>,
+    holds: HashMap<String, Hold>,
+}
+
+/// Metrics of credit control.
+pub struct CreditMetrics {
+    /// dips refused for credit, by reason
+    pub refused: IntCounterVec,
+    /// live reservations
+    pub holds: IntGauge,
+}
+
+/// Static, valid metric definitions (prometheus only rejects invalid names).
+fn metric<T>(r: Result<T, prometheus::Error>) -> T {
+    r.unwrap_or_else(|e| panic!("static metric definition rejected by prometheus: {e}"))
+}
+
+impl CreditMetrics {
+    fn new(reg: &Registry) -> CreditMetrics {
+        let m = CreditMetrics {
+            refused: metric(IntCounterVec::new(
+                Opts::new("credit_refused_total", "Dips refused for credit, by reason"),
+                &["reason"],
+            )),
+            holds: metric(IntGauge::new(
+                "credit_holds",
+                "Live calls holding a credit reservation",
+            )),
+        };
+        let _ = reg.register(Box::new(m.refused.clone()));
+        let _ = reg.register(Box::new(m.holds.clone()));
+        m
+    }
+}
+
+/// The credit books.
+pub struct Credit {
+    books: Mutex<Books>,
+    pub metrics: CreditMetrics,
+}
+
+impl Credit {
+    pub fn new(reg: &Registry) -> Credit {
+        Credit {
+            books: Mutex::new(Books::default()),
+            metrics: CreditMetrics::new(reg),
+        }
+    }
+
+    fn books(&self) -> MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the accounts' terms with `rows` (an account no longer listed is dropped), and
+    /// each standing with the row's when the row's is newer.
+    pub fn refresh(&self, rows: Vec<(String, Account, Standing)>) {
+        let mut b = self.books();
+        let mut next = HashMap::with_capacity(rows.len());
+        for (ban, account, standing) in rows {
+            let standing = match b.accounts.remove(&ban) {
+                Some(old) if old.standing.seq > standing.seq => old.standing,
+                _ => standing,
+            };
+            next.insert(
+                ban,
+                Book {
+                    account: Arc::new(account),
+                    standing,
+                    reserved: Reserved::default(),
+                },
+            );
+        }
+        // the reservations are the live holds' sums (an account created while its customer had
+        // calls up counts them too)
+        for h in b.holds.values() {
+            if let Some(book) = next.get_mut(&h.ban) {
+                add(&mut book.reserved, &h.hold);
+            }
+        }
+        b.accounts = next;
+    }
+
+    /// Applies a standing read in a ledger transaction (newer `seq` only).
+    pub fn apply_standing(&self, ban: &str, standing: Standing) {
+        let mut b = self.books();
+        if let Some(book) = b.accounts.get_mut(ban) {
+            if standing.seq > book.standing.seq {
+                book.standing = standing;
+            }
+        }
+    }
+
+    /// True when the customer has an account.
+    pub fn has_account(&self, ban: &str) -> bool {
+        self.books().accounts.contains_key(ban)
+    }
+
+    /// An account's book (terms, standing, reservations).
+    pub fn book(&self, ban: &str) -> Option<Book> {
+        self.books().accounts.get(ban).cloned()
+    }
+
+    /// The grant of a call that already holds one (a retransmitted dip).
+    pub fn held(&self, call_id: &str) -> Option<u32> {
+        self.books().holds.get(call_id).map(|h| h.max_duration_s)
+    }
+
+    /// Grants a new call of `ban` priced by `tariffs` its duration and, with a `call_id`,
+    /// reserves its cost, atomically. None when the customer has no account (not limited).
+    pub fn admit(
+        &self,
+        ban: &str,
+        call_id: Option<&str>,
+        tariffs: &[Tariff],
+        now_us: i64,
+        cap_s: u32,
+    ) -> Option<Result<Grant, Refusal>> {
+        let mut b = self.books();
+        let book = b.accounts.get_mut(ban)?;
+        let g = grant(
+            &book.account,
+            &book.standing,
+            &book.reserved,
+            tariffs,
+            now_us,
+            cap_s,
+        );
+        match &g {
+            Ok(g) => {
+                if let Some(id) = call_id {
+                    let hold = CreditHold {
+                        reserve_e7: g.reserve_e7,
+                        reserve_s: g.reserve_s,
+                    };
+                    add(&mut book.reserved, &hold);
+                    b.holds.insert(
+                        id.to_string(),
+                        Hold {
+                            ban: ban.to_string(),
+                            hold,
+                            max_duration_s: g.max_duration_s,
+                        },
+                    );
+                    self.metrics.holds.set(b.holds.len() as i64);
+                }
+            }
+            Err(r) => self.metrics.refused.with_label_values(&[r.label()]).inc(),
+        }
+        Some(g)
+    }
+
+    /// Restores a live call's reservation (after a restart: from its start event).
+    pub fn restore(&self, call_id: &str, ban: &str, hold: CreditHold, max_duration_s: u32) {
+        let mut b = self.books();
+        if b.holds.contains_key(call_id) {
+            return;
+        }
+        if let Some(book) = b.accounts.get_mut(ban) {
+            add(&mut book.reserved, &hold);
+        }
+        b.holds.insert(
+            call_id.to_string(),
+            Hold {
+                ban: ban.to_string(),
+                hold,
+                max_duration_s,
+            },
+        );
+        self.metrics.holds.set(b.holds.len() as i64);
+    }
+
+    /// After a committed batch: the accounts' new standings (from the ledger transaction),
+    /// then the finished calls' reservations released (in this order: between the two a dip
+    /// sees both the charge and the reservation, never neither).
+    pub fn settle(&self, standings: Vec<(String, Standing)>, finished: &[String]) {
+        let mut b = self.books();
+        for (ban, s) in standings {
+            if let Some(book) = b.accounts.get_mut(&ban) {
+                if s.seq > book.standing.seq {
+                    book.standing = s;
+                }
+            }
+        }
+        for id in finished {
+            if let Some(h) = b.holds.remove(id) {
+                if let Some(book) = b.accounts.get_mut(&h.ban) {
+                    book.reserved.money_e7 -= h.hold.reserve_e7;
+                    book.reserved.seconds -= i64::from(h.hold.reserve_s);
+                    book.reserved.calls = book.reserved.calls.saturating_sub(1);
+                }
+            }
+        }
+        self.metrics.holds.set(b.holds.len() as i64);
+    }
+
+    /// Live calls of `ban` holding a reservation (their call ids).
+    pub fn live_calls(&self, ban: &str) -> Vec<String> {
+        self.books()
+            .holds
+            .iter()
+            .filter(|(_, h)| h.ban == ban)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+fn add(r: &mut Reserved, h: &CreditHold) {
+    r.money_e7 += h.reserve_e7;
+    r.seconds += i64::from(h.reserve_s);
+    r.calls += 1;
+}

@@ -1,0 +1,221 @@
+//! PostgreSQL side of credit control: the accounts (terms + standing), the call charges written
+//! in the CDR batch's transaction, and the operators' ledger entries (top-ups, adjustments).
+//! The `accounts` figures move only through the ledger trigger (sql/0014_accounts.sql).
+
+use std::str::FromStr;
+
+use serde_json::Value;
+use tokio_postgres::{GenericClient, Row};
+use warpd_core::credit::{Account, AtLimit, BillingMode, Standing};
+use warpd_core::rules::{AccountTerms, EntryKind};
+
+const STANDING_COLUMNS: &str =
+    "seq, balance_e7, spend_day, day_spend_e7, spend_month, month_billed_s";
+
+fn standing(r: &Row, at: usize) -> Result<Standing, tokio_postgres::Error> {
+    Ok(Standing {
+        seq: r.try_get(at)?,
+        balance_e7: r.try_get(at + 1)?,
+        spend_day: r.try_get(at + 2)?,
+        day_spend_e7: r.try_get(at + 3)?,
+        spend_month: r.try_get(at + 4)?,
+        month_billed_s: r.try_get(at + 5)?,
+    })
+}
+
+/// Every account: BAN, terms, standing.
+pub async fn load(
+    c: &impl GenericClient,
+) -> Result<Vec<(String, Account, Standing)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT ban, mode, credit_limit_e7, daily_spend_limit_e7, monthly_minutes, \
+                 per_call_cost_cap_e7, at_limit, tz, blocked, {STANDING_COLUMNS} FROM accounts"
+            ),
+            &[],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let ban: String = r.try_get(0)?;
+        let mode: String = r.try_get(1)?;
+        let at_limit: String = r.try_get(6)?;
+        let tz: String = r.try_get(7)?;
+        let monthly: Option<i32> = r.try_get(4)?;
+        let account = Account {
+            mode: BillingMode::parse(&mode).unwrap_or_default(),
+            credit_limit_e7: r.try_get(2)?,
+            daily_spend_limit_e7: r.try_get(3)?,
+            monthly_minutes: monthly.and_then(|m| u32::try_from(m).ok()),
+            per_call_cost_cap_e7: r.try_get(5)?,
+            at_limit: AtLimit::parse(&at_limit).unwrap_or_default(),
+            // written through crate::rules (an IANA name); anything else counts days in UTC
+            tz: chrono_tz::Tz::from_str(&tz).unwrap_or(chrono_tz::UTC),
+            blocked: r.try_get(8)?,
+        };
+        out.push((ban, account, standing(&r, 9)?));
+    }
+    Ok(out)
+}
+
+/// The standings of `bans` (inside a transaction: as of its writes).
+pub async fn standings(
+    c: &impl GenericClient,
+    bans: &[&str],
+) -> Result<Vec<(String, Standing)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            &format!("SELECT ban, {STANDING_COLUMNS} FROM accounts WHERE ban = ANY($1)"),
+            &[&bans],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, standing(r, 1)?)))
+        .collect()
+}
+
+/// One call's charge: customer, price (1e-7), call id, dip time (µs), billed seconds.
+pub struct Charge<'a> {
+    pub ban: &'a str,
+    pub price_e7: i64,
+    pub call_id: &'a str,
+    pub started_us: i64,
+    pub billed_s: u32,
+}
+
+/// Writes the ledger rows of these calls' charges (customers with an account; calls with a
+/// price or billed seconds) and returns the charged accounts' standings. Runs inside the CDR
+/// batch's transaction: the charge and the CDR are committed together or not at all.
+pub async fn charge(
+    tx: &impl GenericClient,
+    charges: &[Charge<'_>],
+) -> Result<Vec<(String, Standing)>, tokio_postgres::Error> {
+    let charges: Vec<&Charge> = charges
+        .iter()
+        .filter(|c| c.price_e7 != 0 || c.billed_s > 0)
+        .collect();
+    if charges.is_empty() {
+        return Ok(vec![]);
+    }
+    let bans: Vec<&str> = charges.iter().map(|c| c.ban).collect();
+    let prices: Vec<i64> = charges.iter().map(|c| -c.price_e7).collect();
+    let ids: Vec<&str> = charges.iter().map(|c| c.call_id).collect();
+    let started: Vec<i64> = charges.iter().map(|c| c.started_us).collect();
+    let billed: Vec<i32> = charges
+        .iter()
+        .map(|c| i32::try_from(c.billed_s).unwrap_or(i32::MAX))
+        .collect();
+    // one statement: the ledger rows and each charged account's update (sql/0014)
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT ban, {STANDING_COLUMNS} FROM account_charge_calls($1, $2, $3, $4, $5)"
+            ),
+            &[&bans, &prices, &ids, &started, &billed],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, standing(r, 1)?)))
+        .collect()
+}
+
+/// Creates or replaces an account's terms (not its balance); returns the row before and after
+/// as JSON (before: None for a new account).
+pub async fn put_terms(
+    tx: &impl GenericClient,
+    ban: &str,
+    t: &AccountTerms,
+) -> Result<(Option<Value>, Value), tokio_postgres::Error> {
+    let before: Option<Value> = tx
+        .query_opt(
+            "SELECT to_jsonb(a.*) FROM accounts a WHERE ban = $1 FOR UPDATE",
+            &[&ban],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let after: Value = tx
+        .query_one(
+            "INSERT INTO accounts (ban, mode, credit_limit_e7, daily_spend_limit_e7, monthly_minutes, \
+                 per_call_cost_cap_e7, at_limit, tz, blocked) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (ban) DO UPDATE SET mode = EXCLUDED.mode, \
+                 credit_limit_e7 = EXCLUDED.credit_limit_e7, \
+                 daily_spend_limit_e7 = EXCLUDED.daily_spend_limit_e7, \
+                 monthly_minutes = EXCLUDED.monthly_minutes, \
+                 per_call_cost_cap_e7 = EXCLUDED.per_call_cost_cap_e7, \
+                 at_limit = EXCLUDED.at_limit, tz = EXCLUDED.tz, blocked = EXCLUDED.blocked \
+             RETURNING to_jsonb(accounts.*)",
+            &[
+                &ban,
+                &t.mode.as_str(),
+                &t.credit_limit_e7,
+                &t.daily_spend_limit_e7,
+                &t.monthly_minutes,
+                &t.per_call_cost_cap_e7,
+                &t.at_limit.as_str(),
+                &t.tz,
+                &t.blocked,
+            ],
+        )
+        .await?
+        .try_get(0)?;
+    Ok((before, after))
+}
+
+/// Writes an operator's ledger entry; returns the ledger row as JSON, or None when the
+/// customer has no account.
+pub async fn post_entry(
+    tx: &impl GenericClient,
+    ban: &str,
+    kind: EntryKind,
+    amount_e7: i64,
+    note: &str,
+    actor: &str,
+) -> Result<Option<Value>, tokio_postgres::Error> {
+    if tx
+        .query_opt("SELECT 1 FROM accounts WHERE ban = $1", &[&ban])
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let row = tx
+        .query_one(
+            "INSERT INTO account_ledger (ban, kind, amount_e7, actor, note) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING to_jsonb(account_ledger.*)",
+            &[&ban, &kind.as_str(), &amount_e7, &actor, &note],
+        )
+        .await?;
+    Ok(Some(row.try_get(0)?))
+}
+
+/// The account row as JSON (terms and standing), or None.
+pub async fn account_json(
+    c: &impl GenericClient,
+    ban: &str,
+) -> Result<Option<Value>, tokio_postgres::Error> {
+    c.query_opt(
+        "SELECT to_jsonb(a.*) FROM accounts a WHERE ban = $1",
+        &[&ban],
+    )
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()
+}
+
+/// The newest `limit` ledger rows of `ban`, newest first.
+pub async fn ledger_json(
+    c: &impl GenericClient,
+    ban: &str,
+    limit: i64,
+) -> Result<Value, tokio_postgres::Error> {
+    c.query_one(
+        "SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.id DESC), '[]'::jsonb) FROM \
+         (SELECT * FROM account_ledger WHERE ban = $1 ORDER BY id DESC LIMIT $2) l",
+        &[&ban, &limit],
+    )
+    .await?
+    .try_get(0)
+}

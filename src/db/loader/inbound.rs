@@ -1,0 +1,168 @@
+//! The inbound part of the snapshot (issue 19): trunks (with their sources), destinations,
+//! credentials, origination sources (and vendor gateways whose host is an IP address) with
+//! SELECTs, numbers streamed with binary COPY (a million rows are never collected first), all in
+//! the loader's transaction, compiled by their own `InboundBuilder` into their own `Inbound`.
+//!
+//! Owns: those statements and the rows' conversion. Must not touch: the other tables.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use tokio_postgres::Client;
+
+use super::columns::{col, select};
+use super::copy::{copy_binary, need};
+use super::DbError;
+use crate::routing::inbound::{
+    CredentialRow, DestinationRow, Inbound, InboundBuilder, NumberRow, NumberStatus,
+    OriginationRow, TrunkRow,
+};
+use crate::routing::{Id, Rate, Transport};
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn nonneg(v: Option<i32>) -> Option<u32> {
+    v.and_then(|v| u32::try_from(v).ok())
+}
+
+/// Reads and compiles the inbound part.
+pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
+    let mut b = InboundBuilder::new();
+    const T: &str = "trunks";
+    let sql = "SELECT t.id, t.name, c.ban, c.enabled, t.max_concurrent_calls, t.max_cps, \
+                      t.media_policy_id, t.enabled, \
+                      coalesce((SELECT array_agg(s.cidr::text ORDER BY s.cidr) FROM trunk_sources s \
+                                WHERE s.trunk_id = t.id), '{}') \
+               FROM trunks t JOIN customers c ON c.id = t.customer_id ORDER BY t.id";
+    for row in select(client, T, sql).await? {
+        let name: String = col(&row, 1, T)?;
+        let cidrs: Vec<String> = col(&row, 8, T)?;
+        let sources = cidrs
+            .iter()
+            .map(|c| {
+                parse_net(c).ok_or_else(|| {
+                    DbError::bad_row(
+                        T,
+                        format!("trunk {name:?}"),
+                        format!("unparsable cidr {c:?}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        b.trunk(TrunkRow {
+            id: col(&row, 0, T)?,
+            customer_ban: col(&row, 2, T)?,
+            customer_enabled: col(&row, 3, T)?,
+            max_calls: nonneg(col(&row, 4, T)?),
+            max_cps: nonneg(col(&row, 5, T)?),
+            media_policy: col(&row, 6, T)?,
+            enabled: col(&row, 7, T)?,
+            sources,
+            name,
+        });
+    }
+    const TD: &str = "trunk_destinations";
+    let sql = "SELECT id, trunk_id, uri, host, port, transport::text, priority, weight, enabled \
+               FROM trunk_destinations ORDER BY id";
+    for row in select(client, TD, sql).await? {
+        let id: Id = col(&row, 0, TD)?;
+        let transport: String = col(&row, 5, TD)?;
+        let key = || format!("trunk destination id {id}");
+        b.destination(DestinationRow {
+            id,
+            trunk_id: col(&row, 1, TD)?,
+            uri: col(&row, 2, TD)?,
+            host: col(&row, 3, TD)?,
+            port: u16::try_from(col::<i32>(&row, 4, TD)?)
+                .map_err(|_| DbError::bad_row(TD, key(), "port out of range"))?,
+            transport: Transport::parse(&transport)
+                .ok_or_else(|| DbError::bad_row(TD, key(), "unknown transport"))?,
+            priority: col(&row, 6, TD)?,
+            weight: u32::try_from(col::<i32>(&row, 7, TD)?).unwrap_or(0),
+            enabled: col(&row, 8, TD)?,
+        });
+    }
+    const TC: &str = "trunk_credentials";
+    for row in select(
+        client,
+        TC,
+        "SELECT trunk_id, username, realm, ha1 FROM trunk_credentials ORDER BY id",
+    )
+    .await?
+    {
+        b.credential(CredentialRow {
+            trunk_id: col(&row, 0, TC)?,
+            username: col(&row, 1, TC)?,
+            realm: col(&row, 2, TC)?,
+            ha1: col(&row, 3, TC)?,
+        });
+    }
+    const TO: &str = "origination_sources";
+    let sql = "SELECT v.name, v.enabled, o.cidr::text FROM origination_sources o \
+                 JOIN vendors v ON v.id = o.vendor_id \
+               UNION ALL \
+               SELECT v.name, v.enabled, g.host FROM gateways g JOIN vendors v ON v.id = g.vendor_id \
+                 WHERE g.enabled \
+               ORDER BY 1, 3";
+    for row in select(client, TO, sql).await? {
+        let host: String = col(&row, 2, TO)?;
+        // a gateway named by a DNS name is not a source address: only literal IPs count
+        let Some(net) = parse_net(&host) else {
+            continue;
+        };
+        b.origination(OriginationRow {
+            vendor: col(&row, 0, TO)?,
+            vendor_enabled: col(&row, 1, TO)?,
+            net,
+        });
+    }
+    load_numbers(client, &mut b).await?;
+    tokio::task::spawn_blocking(move || b.build())
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+        .map_err(|e| DbError::bad_row("numbers", "inbound data", e.to_string()))
+}
+
+fn text(f: Option<&[u8]>) -> Option<&str> {
+    f.and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Numbers, streamed (every column as text: one decoding rule).
+async fn load_numbers(client: &Client, b: &mut InboundBuilder) -> Result<u64, DbError> {
+    const T: &str = "numbers";
+    let q = "SELECT n.number, c.ban, n.trunk_id::text, n.status::text, n.voice::text, \
+                    n.fax::text, n.destination, round(n.inbound_rate * 10000000)::bigint::text, n.cnam \
+             FROM numbers n JOIN customers c ON c.id = n.customer_id"
+        .to_string();
+    copy_binary::<9>(&[(client, q)], T, |f| {
+        let number = need(text(f[0]), T, &|| "a number".into(), "number")?;
+        let key = || format!("number {}", crate::numbering::mask(number));
+        let status = need(text(f[3]), T, &key, "status")?;
+        let rate: i64 = need(
+            text(f[7]).and_then(|s| s.parse().ok()),
+            T,
+            &key,
+            "inbound_rate",
+        )?;
+        b.number(NumberRow {
+            number: number.to_string(),
+            customer_ban: need(text(f[1]), T, &key, "customer")?.to_string(),
+            trunk_id: match text(f[2]) {
+                None => None,
+                Some(s) => Some(need(s.parse::<Id>().ok(), T, &key, "trunk_id")?),
+            },
+            status: need(NumberStatus::parse(status), T, &key, "status")?,
+            voice: text(f[4]) == Some("true"),
+            fax: text(f[5]) == Some("true"),
+            destination: text(f[6]).map(str::to_string),
+            inbound_rate: need(Rate::from_scaled(rate), T, &key, "inbound_rate")?,
+            cnam: text(f[8]).map(str::to_string),
+        });
+        Ok(())
+    })
+    .await
+}
