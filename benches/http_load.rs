@@ -55,6 +55,7 @@ impl Reloader for SyntheticReloader {
                 unchanged: false,
                 data_version: None,
                 rebuilt: vec![],
+                rate_routes: vec![],
             })
         })
     }

@@ -5,7 +5,7 @@
 //! Then (issue 23) the daemon's reloader on that database: in-process dips at 2,000/s during a
 //! full reload (p99), one-customer changes from commit to the swapped snapshot (incremental:
 //! only the customers part re-read) with the warpd + PostgreSQL CPU each costs, and a deck
-//! change of one route (1M rows updated) from commit to live.
+//! change of one route (1M rows updated) from commit to live (only that route's rates re-read).
 //!
 //! Run: cargo bench --bench snapshot_load      (WARPD_BENCH_PREFIXES=… to shrink;
 //! WARPD_BENCH_ROUTES=50 for the 50M-row size; WARPD_BENCH_ROUNDS=… full-build rounds (4);
@@ -267,9 +267,11 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
         cpu.1 * 1000.0 / f64::from(changes.max(1))
     );
 
-    // one route's deck changed (1M rows): the rate part is rebuilt (a full build today)
+    // one route's deck changed (1M rows): the rate part is patched for that route (sql/0019:
+    // the statement logs its route ids; only that route's rows are read and merged)
     tokio::time::sleep(Duration::from_millis(400)).await;
     let v = engine.load().data_version().unwrap_or(0);
+    let routes0 = metrics.snapshot_rate_routes_rebuilt.get();
     let cpu0 = cpu_seconds();
     let t = Instant::now();
     c.batch_execute(
@@ -281,12 +283,33 @@ async fn reloader_phase(url: &str, c: &tokio_postgres::Client, rows: i64) {
     let at = live_above(&engine, v).await;
     let cpu1 = cpu_seconds();
     println!(
-        "one route's deck (1M rows updated): commit {committed:?}, commit to live {:?} (built: {:?}); CPU: warpd {:.1} s, PostgreSQL {:.1} s (the update included)",
+        "one route's deck (1M rows updated): statement+commit {committed:?}, commit to live {:?}, statement to live {:?} (built: {:?}, rate routes re-read: {}); CPU: warpd {:.1} s, PostgreSQL {:.1} s (the update included); RSS {:.0} MiB",
+        at - (t + committed),
         at - t,
         engine.load().rebuilt().names(),
+        metrics.snapshot_rate_routes_rebuilt.get() - routes0,
         cpu1.0 - cpu0.0,
-        cpu1.1 - cpu0.1
+        cpu1.1 - cpu0.1,
+        rss_mib()
     );
+    // how PostgreSQL read that route (the plan of the patch's query, with its setting)
+    let _ = c
+        .batch_execute("BEGIN; SET LOCAL enable_seqscan = off")
+        .await;
+    if let Ok(rows) = c
+        .query(
+            "EXPLAIN SELECT * FROM vendor_rates WHERE effective_until > now() \
+             AND route_id = ANY('{1001}'::bigint[])",
+            &[],
+        )
+        .await
+    {
+        for r in rows {
+            let line: String = r.get(0);
+            println!("  plan: {line}");
+        }
+    }
+    let _ = c.batch_execute("COMMIT").await;
     stop.cancel();
     reloader.join().await;
 }

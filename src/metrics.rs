@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::routing::SnapshotStats;
@@ -41,6 +41,9 @@ pub struct Metrics {
     /// snapshot parts built, by part and kind (`full`: a full build; `incremental`: re-read
     /// because its tables changed, the other parts shared with the live snapshot)
     pub snapshot_part_builds: IntCounterVec,
+    /// routes whose vendor rates an incremental build re-read (the rate part patched for them,
+    /// the other routes' rates carried over)
+    pub snapshot_rate_routes_rebuilt: IntCounter,
     /// failed digest authentications Kamailio reported (issue 19), by whether the failure
     /// blocked the source (`blocked` = true/false)
     pub auth_failures: IntCounterVec,
@@ -157,9 +160,15 @@ impl Metrics {
             &["part", "kind"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let snapshot_rate_routes_rebuilt = IntCounter::new(
+            "snapshot_rate_routes_rebuilt_total",
+            "Routes whose vendor rates an incremental build re-read (the rest carried over)",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(snapshot_part_builds.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(auth_failures.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(snapshot_rate_routes_rebuilt.clone()),
+            Box::new(auth_failures.clone()),
             Box::new(dip_latency.clone()),
             Box::new(dips.clone()),
             Box::new(bad_requests.clone()),
@@ -194,6 +203,7 @@ impl Metrics {
             reloads,
             auth_failures,
             snapshot_part_builds,
+            snapshot_rate_routes_rebuilt,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct ReloadReport {
     /// the snapshot parts this reload built (`routing::Part` names: every part for a full
     /// build, those whose tables changed for an incremental one, none when `unchanged`)
     pub rebuilt: Vec<&'static str>,
+    /// the route ids whose vendor rates an incremental build re-read, patching the rate part
+    /// (the other routes' rates carried over); empty when the rate part was kept or built whole
+    pub rate_routes: Vec<i64>,
 }
 
 /// Why a reload did not install a snapshot. Cloneable: one build answers every caller that

@@ -394,6 +394,7 @@ async fn refresh(
                     unchanged: true,
                     data_version: Some(have),
                     rebuilt: vec![],
+                    rate_routes: vec![],
                 });
             }
         }
@@ -418,7 +419,11 @@ async fn incremental(engine: &Engine, metrics: &Metrics, probe: &Probe) -> Optio
         .filter(|p| *p != Part::Rates)
         .collect();
     match loader::load_incremental(&client, &live, small).await {
-        Ok(Incremental::Built { snapshot, rebuilt }) => {
+        Ok(Incremental::Built {
+            snapshot,
+            rebuilt,
+            rate_routes,
+        }) => {
             let stats = snapshot.stats();
             let data_version = snapshot.data_version();
             let generation = engine.install(*snapshot);
@@ -427,10 +432,14 @@ async fn incremental(engine: &Engine, metrics: &Metrics, probe: &Probe) -> Optio
             metrics.snapshot_data_version.set(data_version.unwrap_or(0));
             metrics.observe_reload(took, true);
             metrics.observe_parts(rebuilt, true);
+            metrics
+                .snapshot_rate_routes_rebuilt
+                .inc_by(rate_routes.len() as u64);
             tracing::info!(
                 generation,
                 data_version,
                 parts = ?rebuilt.names(),
+                rate_routes = ?rate_routes,
                 took_ms = took.as_secs_f64() * 1000.0,
                 "routing snapshot installed (incremental)"
             );
@@ -441,6 +450,7 @@ async fn incremental(engine: &Engine, metrics: &Metrics, probe: &Probe) -> Optio
                 unchanged: false,
                 data_version,
                 rebuilt: rebuilt.names(),
+                rate_routes,
             })
         }
         Ok(Incremental::NeedFull(why)) => {
@@ -482,6 +492,7 @@ async fn build_and_install(url: String, engine: Arc<Engine>, metrics: Arc<Metric
                 unchanged: false,
                 data_version,
                 rebuilt: PartSet::all().names(),
+                rate_routes: vec![],
             })
         }
         Err(e) => {

@@ -168,6 +168,7 @@ impl Reloader for TestReloader {
                 unchanged: false,
                 data_version: None,
                 rebuilt: vec![],
+                rate_routes: vec![],
             })
         })
     }

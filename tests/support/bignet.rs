@@ -2,7 +2,9 @@
 //! builds): `routes` vendor routes each pricing the same `prefixes` NANP prefixes (rows =
 //! routes × prefixes), 2 partitions, 1,000 customers (BAN 200001..201000, ids 1..1000), 640k
 //! NPA-NXX. Same shape as `warpd::routing::synthetic`: prefix i < 640k is 1+NPA+NXX, beyond
-//! that 1+NPA+NXX+X.
+//! that 1+NPA+NXX+X. The rows are inserted route by route, one statement each, so each route's
+//! rows lie together in the heap as a deck import or activation leaves them (a one-route read
+//! then visits that route's pages, not every page of the table).
 
 /// The SQL that generates the network into a migrated, empty database.
 pub fn sql(routes: i64, prefixes: i64) -> String {
@@ -22,10 +24,12 @@ pub fn sql(routes: i64, prefixes: i64) -> String {
              END AS prefix
            FROM generate_series(0, {prefixes} - 1) i;
          ALTER TABLE vendor_rates SET UNLOGGED;
-         INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
-           SELECT 1000 + r, p.prefix, 0.001 + ((p.i * 31 + r * 7) % 1000) / 100000.0,
-                  0.001 + ((p.i * 17 + r * 5) % 1000) / 100000.0, 0.001 + ((p.i * 13 + r) % 500) / 100000.0
-           FROM p, generate_series(1, {routes}) r;
+         DO $$ BEGIN FOR r IN 1..{routes} LOOP
+           INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
+             SELECT 1000 + r, p.prefix, 0.001 + ((p.i * 31 + r * 7) % 1000) / 100000.0,
+                    0.001 + ((p.i * 17 + r * 5) % 1000) / 100000.0, 0.001 + ((p.i * 13 + r) % 500) / 100000.0
+             FROM p;
+         END LOOP; END $$;
          INSERT INTO npanxx (npanxx, state, lata, ocn)
            SELECT substr(prefix, 2, 6), 'NY', '132', '9104' FROM p WHERE i < 640000;
          DROP TABLE p;

@@ -10,13 +10,20 @@
 //! each logged the tables it changed. When the log cannot say (no source, the log pruned past
 //! it, a table no part knows, routes that no longer fit the rate index) the answer is
 //! [`Incremental::NeedFull`] and the caller builds everything.
+//!
+//! The rate part is patched route by route: vendor_rates statements log the route ids they
+//! touched (sql/0019); when the log names them (no TRUNCATE), the routes are unchanged and at
+//! most half of them changed, only those routes' rows are read and merged into the live rate
+//! index (`SnapshotBuilder::patch_rates`). Otherwise the rates are read whole (if `parts_limit`
+//! allows, else `NeedFull`).
 
 use std::time::Instant;
 
 use tokio_postgres::Client;
 
+use super::rates::load_vendor_rates;
 use super::{read_parts, read_position, unix_now, DbError};
-use crate::routing::{Part, PartSet, Snapshot, SnapshotBuilder};
+use crate::routing::{Id, Part, PartSet, Snapshot, SnapshotBuilder};
 
 /// What an incremental load came to.
 pub enum Incremental {
@@ -24,14 +31,18 @@ pub enum Incremental {
     Built {
         snapshot: Box<Snapshot>,
         rebuilt: PartSet,
+        /// the route ids whose vendor rates were re-read when the rate part was patched
+        /// (the other routes' entries were carried over); empty when it was kept or read whole
+        rate_routes: Vec<Id>,
     },
     /// the change log cannot say what changed, or the change needs a full build: why
     NeedFull(String),
 }
 
-/// Reads the parts changed since `live` was read (at most `parts_limit`: a change touching
-/// another part answers `NeedFull`, e.g. so that the vendor rates are streamed by the full
-/// build's parallel path) and compiles a snapshot sharing the rest.
+/// Reads the parts changed since `live` was read (at most `parts_limit` read whole: a change
+/// touching another part answers `NeedFull`, e.g. so that all vendor rates are streamed by the
+/// full build's parallel path; the rate part may always be patched for a few routes) and
+/// compiles a snapshot sharing the rest.
 pub async fn load_incremental(
     client: &Client,
     live: &Snapshot,
@@ -64,17 +75,23 @@ pub async fn load_incremental(
     };
     let loaded = started.elapsed();
     let rebuilt = out.rebuilding();
+    let rate_routes = out.patched_routes().to_vec();
     let built_at = unix_now();
     let snapshot = tokio::task::spawn_blocking(move || out.build(built_at).map(Box::new))
         .await
         .map_err(|e| DbError::Task(e.to_string()))??;
     tracing::debug!(
         parts = ?rebuilt.names(),
+        rate_routes = ?rate_routes,
         load_ms = loaded.as_millis() as u64,
         build_ms = (started.elapsed() - loaded).as_millis() as u64,
         "routing snapshot built incrementally"
     );
-    Ok(Incremental::Built { snapshot, rebuilt })
+    Ok(Incremental::Built {
+        snapshot,
+        rebuilt,
+        rate_routes,
+    })
 }
 
 enum Plan {
@@ -124,19 +141,71 @@ async fn read_changed(
             tables.join(", ")
         )));
     };
-    if parts.iter().any(|p| !parts_limit.contains(p)) {
+    // the rates are patched when the route log can say which routes changed, else read whole
+    let rate_routes = if parts.contains(Part::Rates) {
+        changed_routes(client, since).await?
+    } else {
+        None
+    };
+    let mut whole = parts;
+    if rate_routes.is_some() {
+        whole.remove(Part::Rates);
+    }
+    if whole.iter().any(|p| !parts_limit.contains(p)) {
         return Ok(Plan::Full(format!(
             "changed parts {:?} include one built in full",
-            parts.names()
+            whole.names()
         )));
     }
-    let mut b = SnapshotBuilder::incremental(live, parts);
+    let mut b = SnapshotBuilder::incremental(live, whole);
     read_position(client, &mut b).await?;
-    read_parts(client, &[], &mut b, parts).await?;
+    read_parts(client, &[], &mut b, whole).await?;
+    if let Some(routes) = rate_routes {
+        let names = b.route_names();
+        if routes.len() * 2 <= names.len().max(1) && b.patch_rates(&routes) {
+            let only = b.patched_routes().to_vec();
+            if !only.is_empty() {
+                load_vendor_rates(client, &[], &mut b, &names, Some(&only)).await?;
+            }
+        } else if parts_limit.contains(Part::Rates) {
+            b.rebuild_rates();
+            load_vendor_rates(client, &[], &mut b, &names, None).await?;
+        } else {
+            return Ok(Plan::Full(format!(
+                "the rates of {} of {} routes changed, or the routes did",
+                routes.len(),
+                names.len()
+            )));
+        }
+    }
     if parts.contains(Part::Topology) && !b.rates_fit_routes() {
         return Ok(Plan::Full(
             "the routes changed: the rate index must be rebuilt".into(),
         ));
     }
     Ok(Plan::Read(Box::new(b)))
+}
+
+/// The route ids whose vendor rates changed since `since` (sql/0019); None when the log says
+/// "every route" (a TRUNCATE).
+async fn changed_routes(client: &Client, since: &str) -> Result<Option<Vec<Id>>, DbError> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT route_id FROM routing_change_routes \
+             WHERE NOT pg_visible_in_snapshot(xid, $1::text::pg_snapshot)",
+            &[&since],
+        )
+        .await
+        .map_err(DbError::query("reading the changed routes"))?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: Option<Id> = r
+            .try_get(0)
+            .map_err(DbError::query("reading the changed routes"))?;
+        match id {
+            Some(id) => ids.push(id),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(ids))
 }

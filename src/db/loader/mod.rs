@@ -209,7 +209,7 @@ async fn read_parts(
     };
     let vendor_rates = if parts.contains(Part::Rates) {
         let routes = b.route_names();
-        load_vendor_rates(client, helpers, b, &routes).await?
+        load_vendor_rates(client, helpers, b, &routes, None).await?
     } else {
         0
     };

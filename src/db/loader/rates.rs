@@ -13,11 +13,14 @@ use super::copy::{copy_binary, field_rate, need};
 use super::DbError;
 use crate::routing::{CustomerRate, Id, RateKey, RateRow, SnapshotBuilder};
 
+/// Streams vendor_rates into the builder: every row, or with `only` the rows of those route
+/// ids (an incremental build re-reading a few routes, through the route_id index).
 pub(super) async fn load_vendor_rates(
     client: &Client,
     helpers: &[Client],
     b: &mut SnapshotBuilder,
     routes: &FxHashMap<Id, String>,
+    only: Option<&[Id]>,
 ) -> Result<u64, DbError> {
     const T: &str = "vendor_rates";
     // Size hint from planner statistics, and the heap size in pages (both cheap).
@@ -31,7 +34,9 @@ pub(super) async fn load_vendor_rates(
         .await
         .map_err(DbError::query("sizing vendor_rates"))?;
     let (tuples, pages): (i64, i64) = (col(&sizes, 0, T)?, col(&sizes, 1, T)?);
-    b.reserve_rates(tuples.clamp(0, 200_000_000) as usize);
+    if only.is_none() {
+        b.reserve_rates(tuples.clamp(0, 200_000_000) as usize);
+    }
 
     // Each non-NULL output value costs the server about as much as the scan itself (a send
     // function and a buffer per value; a NULL is a 4-byte length): min/inc travel packed in one
@@ -42,8 +47,30 @@ pub(super) async fn load_vendor_rates(
                 NULLIF((min_seconds::bigint << 32) | inc_seconds::bigint, (6::bigint << 32) | 6), \
                 NULLIF(effective_from, '-infinity'), NULLIF(effective_until, 'infinity') \
                 FROM vendor_rates WHERE effective_until > now()";
+    let base = match only {
+        // integers: nothing to quote
+        Some(ids) => format!(
+            "{base} AND route_id = ANY('{{{}}}'::bigint[])",
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        None => base.to_string(),
+    };
+    let base = base.as_str();
+    if only.is_some() {
+        // A few routes' rows: through the route_id index. The planner would scan the whole
+        // heap (a route is ~1/routes of the rows, and right after a deck change its statistics
+        // are stale), though a route's rows lie together as its deck import left them. Local
+        // to the incremental build's read-only transaction.
+        client
+            .batch_execute("SET LOCAL enable_seqscan = off")
+            .await
+            .map_err(DbError::query("planning the routes' vendor_rates read"))?;
+    }
     let mut sources: Vec<(&Client, String)> = vec![(client, base.to_string())];
-    if !helpers.is_empty() {
+    if !helpers.is_empty() && only.is_none() {
         // Split the heap into page ranges (TID range scans). Every row our snapshot sees lies
         // below the size read now; the last range is open-ended anyway.
         let n = 1 + helpers.len() as i64;

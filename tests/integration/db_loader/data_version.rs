@@ -43,11 +43,12 @@ const ROUTING_TABLES: [&str; 24] = [
 
 /// Tables no snapshot is built from. A new table must be added to one of the two lists, so a
 /// table the loader starts reading cannot be missed.
-const OTHER_TABLES: [&str; 16] = [
+const OTHER_TABLES: [&str; 17] = [
     "warpd_schema_migrations",
     "routing_data_changes",
     "routing_change_log",
     "routing_change_log_horizon",
+    "routing_change_routes",
     "deck_versions",
     "deck_rates",
     "deck_mappings",
@@ -115,6 +116,7 @@ async fn a_change_to_every_table_the_snapshot_reads_bumps_the_data_version() {
                         "routing_data_version",
                         "routing_change_log",
                         "routing_change_log_horizon",
+                        "routing_change_routes",
                     ]
                     .contains(&name.as_str())
                 {

@@ -37,6 +37,22 @@ enum Change {
     DropDno,
     MediaPolicy,
     NewRoute(u8),
+    /// one route's rates re-rated (route 10 or 20)
+    RouteRates(bool, u8),
+    /// some rows of one route deleted
+    DropRouteRates(bool, u8),
+    /// a deck activation's shape: one route's `19…` rows replaced by new prefixes
+    Deck(bool, u8),
+    /// both routes' rates changed in one statement (more than half the routes: read whole)
+    BothRoutes(u8),
+}
+
+fn rate_route(first: bool) -> i64 {
+    if first {
+        10
+    } else {
+        20
+    }
 }
 
 impl Change {
@@ -93,6 +109,26 @@ impl Change {
                 "INSERT INTO routes (id, name, vendor_id) VALUES ({}, 'extra{n}', 1) ON CONFLICT DO NOTHING",
                 100 + n as i64
             ),
+            Change::RouteRates(r, n) => format!(
+                "UPDATE vendor_rates SET rate_inter = 0.0{n:03} WHERE route_id = {}",
+                rate_route(r)
+            ),
+            Change::DropRouteRates(r, n) => format!(
+                "DELETE FROM vendor_rates WHERE route_id = {} AND prefix LIKE '1{}%'",
+                rate_route(r),
+                n % 10
+            ),
+            Change::Deck(r, n) => format!(
+                "DELETE FROM vendor_rates WHERE route_id = {r} AND prefix LIKE '19%'; \
+                 INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local, effective_from) \
+                 SELECT {r}, '19{n:02}' || i, 0.00{n:02}, 0.001, 0.001, \
+                        CASE WHEN i = 0 THEN now() + interval '1 day' ELSE '-infinity' END \
+                 FROM generate_series(0, 4) i",
+                r = rate_route(r)
+            ),
+            Change::BothRoutes(n) => format!(
+                "UPDATE vendor_rates SET rate_intra = 0.0{n:03} WHERE route_id IN (10, 20)"
+            ),
         }
     }
 }
@@ -118,6 +154,10 @@ fn change() -> impl Strategy<Value = Change> {
         Just(Change::DropDno),
         Just(Change::MediaPolicy),
         (0u8..3).prop_map(Change::NewRoute),
+        (any::<bool>(), 1u8..99).prop_map(|(r, n)| Change::RouteRates(r, n)),
+        (any::<bool>(), 0u8..10).prop_map(|(r, n)| Change::DropRouteRates(r, n)),
+        (any::<bool>(), 0u8..99).prop_map(|(r, n)| Change::Deck(r, n)),
+        (1u8..99).prop_map(Change::BothRoutes),
     ]
 }
 
@@ -182,7 +222,11 @@ fn incremental_builds_equal_full_builds_for_random_changes() {
                     .map_err(|e| TestCaseError::fail(format!("incremental: {e}")))?;
                 let want = full(&client).await;
                 base = match inc {
-                    Incremental::Built { snapshot, rebuilt } => {
+                    Incremental::Built {
+                        snapshot,
+                        rebuilt,
+                        rate_routes,
+                    } => {
                         let (got, want_lines) = (snapshot.canonical(), want.canonical());
                         let only = |a: &[String], b: &[String]| -> Vec<String> {
                             a.iter().filter(|l| !b.contains(l)).cloned().collect()
@@ -196,7 +240,18 @@ fn incremental_builds_equal_full_builds_for_random_changes() {
                             only(&want_lines, &got)
                         );
                         prop_assert_eq!(snapshot.data_version(), want.data_version());
-                        seen.push(format!("{:?}", rebuilt.names()));
+                        // only routes with rates are ever re-read (the others have none)
+                        prop_assert!(
+                            rate_routes.iter().all(|r| [10, 20].contains(r)),
+                            "{:?}",
+                            rate_routes
+                        );
+                        let patched = if rate_routes.is_empty() {
+                            ""
+                        } else {
+                            " patched"
+                        };
+                        seen.push(format!("{:?}{patched}", rebuilt.names()));
                         *snapshot
                     }
                     Incremental::NeedFull(why) => {
@@ -227,6 +282,13 @@ fn incremental_builds_equal_full_builds_for_random_changes() {
         .map(|(_, n)| n)
         .sum();
     assert!(incremental >= 10, "{outcomes:?}");
+    // and rate parts patched for one route
+    let patched: u32 = outcomes
+        .iter()
+        .filter(|(k, _)| k.ends_with("patched"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(patched >= 3, "{outcomes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +303,9 @@ async fn only_changed_parts_are_rebuilt_and_unknown_changes_build_in_full() {
         .batch_execute("UPDATE customers SET blocked_prefixes = '{1212}' WHERE id = 1000")
         .await
         .unwrap();
-    let Incremental::Built { snapshot, rebuilt } = load_incremental(&client, &live, PartSet::all())
+    let Incremental::Built {
+        snapshot, rebuilt, ..
+    } = load_incremental(&client, &live, PartSet::all())
         .await
         .unwrap()
     else {
@@ -265,6 +329,7 @@ async fn only_changed_parts_are_rebuilt_and_unknown_changes_build_in_full() {
     let Incremental::Built {
         snapshot: same,
         rebuilt,
+        ..
     } = load_incremental(&client, &snapshot, PartSet::all())
         .await
         .unwrap()
@@ -274,19 +339,67 @@ async fn only_changed_parts_are_rebuilt_and_unknown_changes_build_in_full() {
     assert!(rebuilt.is_empty());
     assert!(Part::ALL.iter().all(|&p| same.shares(&snapshot, p)));
 
-    // a change whose part is outside the limit: the caller builds in full
+    // one route's rates (a deck activation's shape: rows re-rated, deleted, new prefixes):
+    // the rate part is patched, only that route's rows read, even under the limit the reloader
+    // passes (the rates never read whole incrementally)
     client
-        .batch_execute("UPDATE vendor_rates SET rate_inter = 0.0042 WHERE route_id = 20")
+        .batch_execute(
+            "BEGIN;
+             UPDATE vendor_rates SET rate_inter = 0.0042 WHERE route_id = 20;
+             DELETE FROM vendor_rates WHERE route_id = 10 AND prefix = '44';
+             INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
+                 VALUES (10, '1646', 0.003, 0.003, 0.003);
+             COMMIT",
+        )
         .await
         .unwrap();
-    let limit = PartSet::all()
+    client
+        .batch_execute("UPDATE vendor_rates SET rate_local = 0.0011 WHERE route_id = 10")
+        .await
+        .unwrap();
+    let limit: PartSet = PartSet::all()
         .iter()
         .filter(|p| *p != Part::Rates)
         .collect();
+    // two transactions since `snapshot`, one of both routes: more than half the routes, so the
+    // rates would be read whole, which the limit refuses
     assert!(matches!(
-        load_incremental(&client, &same, limit).await.unwrap(),
-        Incremental::NeedFull(_)
+        load_incremental(&client, &snapshot, limit).await.unwrap(),
+        Incremental::NeedFull(why) if why.contains("2 of 2 routes")
     ));
+    let before = full(&client).await;
+    client
+        .batch_execute(
+            "BEGIN;
+             DELETE FROM vendor_rates WHERE route_id = 10 AND prefix = '1646';
+             INSERT INTO vendor_rates (route_id, prefix, rate_inter, rate_intra, rate_local)
+                 VALUES (10, '1647', 0.003, 0.003, 0.003), (10, '1212', 0.001, 0.001, 0.001)
+                 ON CONFLICT DO NOTHING;
+             UPDATE vendor_rates SET rate_intra = 0.0031 WHERE route_id = 10 AND prefix = '1212';
+             COMMIT",
+        )
+        .await
+        .unwrap();
+    let Incremental::Built {
+        snapshot: patched,
+        rebuilt,
+        rate_routes,
+    } = load_incremental(&client, &before, limit).await.unwrap()
+    else {
+        panic!("expected a patched rate part");
+    };
+    assert_eq!(rebuilt.names(), ["rates"]);
+    assert_eq!(rate_routes, [10]);
+    for p in [
+        Part::Topology,
+        Part::Customers,
+        Part::Policy,
+        Part::Numbering,
+    ] {
+        assert!(patched.shares(&before, p), "{p:?}");
+    }
+    assert_eq!(patched.canonical(), full(&client).await.canonical());
+    assert_ne!(patched.canonical(), before.canonical());
 
     // a table no part knows (a feature added later with the trigger but no part yet)
     client
@@ -334,6 +447,26 @@ async fn only_changed_parts_are_rebuilt_and_unknown_changes_build_in_full() {
         load_incremental(&client, &live, PartSet::all()).await.unwrap(),
         Incremental::Built { rebuilt, .. } if rebuilt.names() == ["policy"]
     ));
+
+    // TRUNCATE logs "every route": the rates are read whole (or, outside the limit, in full)
+    let live = full(&client).await;
+    client.batch_execute("TRUNCATE vendor_rates").await.unwrap();
+    assert!(matches!(
+        load_incremental(&client, &live, limit).await.unwrap(),
+        Incremental::NeedFull(_)
+    ));
+    let Incremental::Built {
+        snapshot,
+        rebuilt,
+        rate_routes,
+    } = load_incremental(&client, &live, PartSet::all())
+        .await
+        .unwrap()
+    else {
+        panic!("expected the rates read whole");
+    };
+    assert_eq!((rebuilt.names(), rate_routes), (vec!["rates"], vec![]));
+    assert_eq!(snapshot.stats().rate_entries, 0);
 }
 
 /// The change log's pruning keeps the sum (the data version) and records the horizon.
@@ -431,6 +564,80 @@ async fn a_customer_change_goes_live_through_the_reloader_incrementally() {
     let rep = reloader.reload_full().await.unwrap();
     assert_eq!(rep.rebuilt.len(), Part::ALL.len());
     assert!(!engine.snapshot().shares(&after, Part::Rates));
+    stop.cancel();
+    reloader.join().await;
+}
+
+/// Through the running reloader: activating a staged deck of one route (what ops do) patches
+/// the rate part for that route only, the other parts and routes carried over, and the result
+/// equals a full build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deck_activation_rebuilds_only_its_routes_rates() {
+    let (pg, mut client) = fresh().await;
+    seed(&client, unix_now()).await;
+    let engine = Arc::new(Engine::new(RoutingSettings::default()));
+    let metrics = Arc::new(Metrics::new());
+    let stop = CancellationToken::new();
+    let reloader = DbReloader::start(
+        pg.url(),
+        engine.clone(),
+        metrics.clone(),
+        Duration::from_millis(50),
+        stop.clone(),
+    );
+    support::eventually("the initial load", Duration::from_secs(10), || {
+        ready(engine.generation() >= 1)
+    })
+    .await;
+    let before = engine.snapshot();
+    let mut o = warpd::deck::ImportOptions::new("r_alpha", "alpha.csv", "test");
+    o.stage = true;
+    let csv = "prefix,rate\n1212,0.0001\n1646,0.0002\n44,0.0003\n";
+    let staged = warpd::deck::store::import(
+        &mut client,
+        Box::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
+        &o,
+    )
+    .await
+    .unwrap();
+    let version = staged.version.unwrap();
+    warpd::deck::store::activate(&mut client, "r_alpha", version, None, "test")
+        .await
+        .unwrap();
+    let db_version: i64 = client
+        .query_one("SELECT version FROM routing_data_version", &[])
+        .await
+        .unwrap()
+        .get(0);
+    support::eventually("the activation live", Duration::from_secs(10), || {
+        ready(engine.snapshot().data_version() == Some(db_version))
+    })
+    .await;
+    let after = engine.snapshot();
+    assert_eq!(after.rebuilt().names(), ["rates"]);
+    for p in [
+        Part::Topology,
+        Part::Customers,
+        Part::Policy,
+        Part::Numbering,
+    ] {
+        assert!(after.shares(&before, p), "{p:?}");
+    }
+    assert_eq!(after.canonical(), full(&client).await.canonical());
+    assert_ne!(after.canonical(), before.canonical());
+    let parts = |part: &str, kind: &str| {
+        metrics
+            .snapshot_part_builds
+            .with_label_values(&[part, kind])
+            .get()
+    };
+    // the initial load only was full; every later rate build patched the one route
+    assert_eq!(parts("rates", "full"), 1);
+    assert!(parts("rates", "incremental") >= 1);
+    assert_eq!(
+        metrics.snapshot_rate_routes_rebuilt.get(),
+        parts("rates", "incremental")
+    );
     stop.cancel();
     reloader.join().await;
 }

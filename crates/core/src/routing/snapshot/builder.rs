@@ -43,14 +43,23 @@ pub enum BuildError {
     DuplicateSource { ban: String, other: Id, ip: IpNet },
     #[error("the rate index was built for other routes than the topology's (rebuild the rates)")]
     StaleRates,
+    #[error("vendor rate for route id {route_id}, whose rates are not being re-read")]
+    RouteNotPatched { route_id: Id },
     #[error(transparent)]
     Numbering(#[from] NumberingError),
 }
 
-/// The rate part in a builder: shared with the previous snapshot, or being built.
+/// The rate part in a builder: shared with the previous snapshot, being built, or the previous
+/// one with some routes' rates re-read (`replaced` by route index, `routes` their ids).
 enum RatesSlot {
     Kept(Arc<RateIndex>),
     Fresh(RatesBuilder),
+    Patch {
+        base: Arc<RateIndex>,
+        replaced: Vec<bool>,
+        routes: Vec<Id>,
+        rows: RatesBuilder,
+    },
 }
 
 /// Collects routing rows (in any order) and compiles them into a [`Snapshot`].
@@ -142,18 +151,61 @@ impl SnapshotBuilder {
     pub fn rates_fit_routes(&self) -> bool {
         match &self.rates {
             RatesSlot::Fresh(_) => true,
-            RatesSlot::Kept(r) => {
-                r.route_ids
-                    .iter()
-                    .copied()
-                    .eq(self.topology.get().routes.iter().map(|r| r.id))
-            }
+            RatesSlot::Kept(r) | RatesSlot::Patch { base: r, .. } => r
+                .route_ids
+                .iter()
+                .copied()
+                .eq(self.topology.get().routes.iter().map(|r| r.id)),
         }
     }
 
     /// Makes the rate part one being built (empty until vendor rates are added).
     pub fn rebuild_rates(&mut self) {
         self.rates = RatesSlot::Fresh(RatesBuilder::default());
+    }
+
+    /// Re-reads the rates of `routes` only: the kept rate part minus those routes' entries, plus
+    /// the vendor rates added from now on (which must all be of those routes: everything they
+    /// have now). False, changing nothing, when the rate part is not kept or does not fit the
+    /// topology's routes (then rebuild it whole). Call after the topology's routes are in.
+    pub fn patch_rates(&mut self, routes: &[Id]) -> bool {
+        let RatesSlot::Kept(base) = &self.rates else {
+            return false;
+        };
+        if !self.rates_fit_routes() {
+            return false;
+        }
+        let mut replaced = vec![false; base.route_ids.len()];
+        let mut ids = Vec::new();
+        for id in routes {
+            // a route without an index has no rows in the kept part, and cannot get any
+            // (vendor_rate refuses unknown routes)
+            if let Some(&ix) = self.route_ix.get(id) {
+                if let Some(r) = replaced.get_mut(ix as usize) {
+                    if !*r {
+                        *r = true;
+                        ids.push(*id);
+                    }
+                }
+            }
+        }
+        ids.sort_unstable();
+        self.rates = RatesSlot::Patch {
+            rows: RatesBuilder::patching(base),
+            base: base.clone(),
+            replaced,
+            routes: ids,
+        };
+        true
+    }
+
+    /// The route ids whose rates this builder re-reads ([`SnapshotBuilder::patch_rates`]);
+    /// empty when the rate part is kept or built whole.
+    pub fn patched_routes(&self) -> &[Id] {
+        match &self.rates {
+            RatesSlot::Patch { routes, .. } => routes,
+            _ => &[],
+        }
     }
 
     /// Customer id → BAN of the customers part (kept or being built), to name rows in errors.
@@ -256,6 +308,12 @@ impl SnapshotBuilder {
         }
         match &mut self.rates {
             RatesSlot::Fresh(r) => r.add(route, route_id, key, row),
+            RatesSlot::Patch { replaced, rows, .. } => {
+                if !replaced.get(route as usize).copied().unwrap_or(false) {
+                    return Err(BuildError::RouteNotPatched { route_id });
+                }
+                rows.add(route, route_id, key, row)
+            }
             RatesSlot::Kept(_) => Ok(()),
         }
     }
@@ -301,6 +359,12 @@ impl SnapshotBuilder {
             RatesSlot::Fresh(b) => {
                 Arc::new(b.finish(topology.routes.iter().map(|r| r.id).collect()))
             }
+            RatesSlot::Patch {
+                base,
+                replaced,
+                rows,
+                ..
+            } => Arc::new(rows.finish_patch(&base, &replaced)),
         };
         let numbering = numbering.into_arc();
         let (npanxx, local_pairs, lnp, dno) = numbering.counts();

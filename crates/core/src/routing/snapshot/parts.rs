@@ -113,6 +113,10 @@ impl PartSet {
         self.0 |= p.bit();
     }
 
+    pub fn remove(&mut self, p: Part) {
+        self.0 &= !p.bit();
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -1,6 +1,11 @@
 //! Building the rate part ([`RateIndex`]): vendor rate rows go straight into the key-grouped
 //! index (one shared trie for every route's prefixes, interned terms, 16-byte entries).
 //!
+//! A patch ([`RatesBuilder::patching`], [`RatesBuilder::finish_patch`]) re-reads the rows of a
+//! few routes only: it continues the previous index's trie, OCN/LATA keys and terms (keys are
+//! append-only, so every other route's entries keep theirs) and merges the previous entries minus
+//! those routes' with the new rows, key by key.
+//!
 //! Owns: key assignment, terms interning, the final grouping and ordering of entries.
 //! Must not touch: the small tables (see `compile`).
 
@@ -26,6 +31,24 @@ pub(crate) struct RatesBuilder {
 }
 
 impl RatesBuilder {
+    /// A builder that continues `base`'s keys and terms, for rows of some routes to be merged
+    /// into it ([`RatesBuilder::finish_patch`]).
+    pub fn patching(base: &RateIndex) -> RatesBuilder {
+        RatesBuilder {
+            trie: base.trie.clone(),
+            ocn_lata: base.ocn_lata.clone(),
+            next_key: base.offsets.len().saturating_sub(1) as u32,
+            pending: Vec::new(),
+            terms_ix: base
+                .terms
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (*t, i as u16))
+                .collect(),
+            terms: base.terms.clone(),
+        }
+    }
+
     pub fn reserve(&mut self, rows: usize) {
         self.pending.reserve(rows);
     }
@@ -140,6 +163,66 @@ impl RatesBuilder {
             entries,
             terms,
             route_ids,
+        }
+    }
+
+    /// Merges `base` (the index this builder was [`patching`](RatesBuilder::patching)) minus the
+    /// entries of the routes `replaced` marks (by route index) with the rows added here, which
+    /// are those routes' rows now. One sequential pass over `base`'s entries; only keys that got
+    /// new rows are re-sorted (a handful of entries each).
+    pub fn finish_patch(self, base: &RateIndex, replaced: &[bool]) -> RateIndex {
+        let RatesBuilder {
+            mut trie,
+            ocn_lata,
+            next_key,
+            mut pending,
+            terms_ix: _,
+            terms,
+        } = self;
+        let nkeys = next_key as usize;
+        pending.sort_unstable_by_key(|(k, _)| *k);
+        let kept = base
+            .entries
+            .iter()
+            .filter(|e| !replaced.get(e.route as usize).copied().unwrap_or(false))
+            .count();
+        let mut entries: Vec<RateEntry> = Vec::with_capacity(kept + pending.len());
+        let mut offsets = Vec::with_capacity(nkeys + 1);
+        offsets.push(0u32);
+        let mut new = pending.into_iter().peekable();
+        for k in 0..nkeys {
+            let start = entries.len();
+            if let (Some(&a), Some(&b)) = (base.offsets.get(k), base.offsets.get(k + 1)) {
+                let old = base.entries.get(a as usize..b as usize).unwrap_or_default();
+                entries.extend(
+                    old.iter()
+                        .filter(|e| !replaced.get(e.route as usize).copied().unwrap_or(false)),
+                );
+            }
+            let mut added = false;
+            while let Some((_, e)) = new.next_if(|(nk, _)| *nk as usize == k) {
+                entries.push(e);
+                added = true;
+            }
+            if added {
+                entries[start..].sort_unstable_by(|x, y| {
+                    x.route.cmp(&y.route).then(
+                        terms[y.terms as usize]
+                            .from
+                            .cmp(&terms[x.terms as usize].from),
+                    )
+                });
+            }
+            offsets.push(entries.len() as u32);
+        }
+        trie.shrink();
+        RateIndex {
+            trie,
+            ocn_lata,
+            offsets,
+            entries,
+            terms,
+            route_ids: base.route_ids.clone(),
         }
     }
 }

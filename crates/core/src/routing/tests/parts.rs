@@ -113,3 +113,157 @@ fn new_routes_make_the_kept_rate_index_stale() {
     assert!(!b.rates_fit_routes());
     assert_eq!(b.build(T0).err(), Some(BuildError::StaleRates));
 }
+
+/// Route `r`'s rows after a new deck: a third of its prefixes gone, the rest re-rated, some
+/// prefixes no route had before, an OCN/LATA row and a future-dated row with new terms.
+fn new_deck(b: &mut SnapshotBuilder, r: usize) -> Result<(), BuildError> {
+    let id = synthetic::route_id(r);
+    for i in (0..SPEC.prefixes).filter(|i| i % 3 != 0) {
+        let p = synthetic::prefix(i);
+        b.vendor_rate(
+            id,
+            RateKey::Prefix(&p),
+            deck_row(7_000 + i as u32, i64::MIN),
+        )?;
+    }
+    for i in 0..50 {
+        let p = format!("1999{i:04}");
+        b.vendor_rate(id, RateKey::Prefix(&p), deck_row(9_000, i64::MIN))?;
+    }
+    let p = synthetic::prefix(1);
+    b.vendor_rate(id, RateKey::Prefix(&p), deck_row(1, T0 + 3_600))?;
+    let key = RateKey::OcnLata {
+        ocn: "9999",
+        lata: "132",
+    };
+    b.vendor_rate(id, key, deck_row(5, i64::MIN))
+}
+
+fn deck_row(rate: u32, from: i64) -> RateRow {
+    RateRow {
+        inter: Some(Rate(rate)),
+        intra: Some(Rate(rate + 1)),
+        local: None,
+        min_seconds: 30,
+        inc_seconds: 6,
+        effective_from: from,
+        effective_until: i64::MAX,
+    }
+}
+
+/// A full build of the synthetic network with route `r`'s rates replaced by [`new_deck`].
+fn full_with_deck(r: usize) -> Snapshot {
+    let prev = synthetic::builder(&SPEC).unwrap().build(T0).unwrap();
+    let t = prev.parts.topology.clone();
+    let mut b = SnapshotBuilder::incremental(&prev, PartSet::all());
+    t.vendors.iter().for_each(|v| b.vendor(v.clone()));
+    t.gateways.iter().for_each(|g| b.gateway(g.clone()));
+    t.routes.iter().for_each(|x| b.route(x.clone()));
+    t.partitions.iter().for_each(|p| b.partition(p.clone()));
+    prev.parts
+        .customers
+        .customers
+        .iter()
+        .for_each(|c| b.customer(c.clone()));
+    // the synthetic rows of every other route, in the synthetic order
+    for i in 0..SPEC.prefixes {
+        let p = synthetic::prefix(i);
+        for x in (0..SPEC.routes).filter(|&x| x != r) {
+            let [inter, intra, local] = synthetic::rates(x, i);
+            b.vendor_rate(
+                synthetic::route_id(x),
+                RateKey::Prefix(&p),
+                RateRow {
+                    inter: Some(Rate(inter)),
+                    intra: Some(Rate(intra)),
+                    local: Some(Rate(local)),
+                    min_seconds: 6,
+                    inc_seconds: 6,
+                    effective_from: i64::MIN,
+                    effective_until: i64::MAX,
+                },
+            )
+            .unwrap();
+        }
+    }
+    new_deck(&mut b, r).unwrap();
+    synthetic::add_numbering(&mut b, SPEC.prefixes).unwrap();
+    b.build(T0).unwrap()
+}
+
+#[test]
+fn a_one_route_deck_patches_the_rate_part_and_equals_a_full_build() {
+    let prev = synthetic::builder(&SPEC).unwrap().build(T0).unwrap();
+    let r = 1;
+    let mut b = SnapshotBuilder::incremental(&prev, PartSet::NONE);
+    assert!(b.patch_rates(&[synthetic::route_id(r), 424_242]));
+    // the unknown route id has no rows to replace
+    assert_eq!(b.patched_routes(), [synthetic::route_id(r)]);
+    assert_eq!(b.rebuilding(), PartSet::from_iter([Part::Rates]));
+    new_deck(&mut b, r).unwrap();
+    // a row of a route whose rates are carried over would be doubled: refused
+    let other = synthetic::route_id(2);
+    assert_eq!(
+        b.vendor_rate(other, RateKey::Prefix("1"), deck_row(1, i64::MIN)),
+        Err(BuildError::RouteNotPatched { route_id: other })
+    );
+    let next = b.build(T0).unwrap();
+    for p in [
+        Part::Topology,
+        Part::Customers,
+        Part::Policy,
+        Part::Numbering,
+    ] {
+        assert!(next.shares(&prev, p), "{p:?}");
+    }
+    assert!(!next.shares(&prev, Part::Rates));
+    let want = full_with_deck(r);
+    let (got, want) = (next.canonical(), want.canonical());
+    let only = |a: &[String], b: &[String]| -> Vec<String> {
+        a.iter()
+            .filter(|l| !b.contains(l))
+            .take(5)
+            .cloned()
+            .collect()
+    };
+    assert!(
+        got == want,
+        "patched only {:?}, full only {:?}",
+        only(&got, &want),
+        only(&want, &got)
+    );
+    assert_ne!(got, prev.canonical());
+    // the previous index is untouched (dips in flight finish on it)
+    assert_eq!(
+        prev.canonical(),
+        synthetic::builder(&SPEC)
+            .unwrap()
+            .build(T0)
+            .unwrap()
+            .canonical()
+    );
+
+    // a route whose rows all went: its entries are dropped, the others kept
+    let mut b = SnapshotBuilder::incremental(&prev, PartSet::NONE);
+    assert!(b.patch_rates(&[synthetic::route_id(0)]));
+    let empty = b.build(T0).unwrap();
+    assert_eq!(
+        empty.stats().rate_entries,
+        prev.stats().rate_entries - SPEC.prefixes
+    );
+}
+
+#[test]
+fn a_rate_patch_needs_a_kept_rate_part_that_fits_the_routes() {
+    let prev = synthetic::builder(&SPEC).unwrap().build(T0).unwrap();
+    // the rates rebuilt whole: nothing to patch
+    let mut b = SnapshotBuilder::incremental(&prev, PartSet::from_iter([Part::Rates]));
+    assert!(!b.patch_rates(&[synthetic::route_id(0)]));
+    // one route fewer: the kept index's route indexes no longer fit
+    let mut b = SnapshotBuilder::incremental(&prev, PartSet::from_iter([Part::Topology]));
+    let t = prev.parts.topology.clone();
+    t.vendors.iter().for_each(|v| b.vendor(v.clone()));
+    t.routes.iter().skip(1).for_each(|r| b.route(r.clone()));
+    assert!(!b.patch_rates(&[synthetic::route_id(1)]));
+    assert!(b.patched_routes().is_empty());
+}
