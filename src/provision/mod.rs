@@ -18,6 +18,7 @@
 
 mod db;
 mod error;
+pub mod numbers_import;
 
 pub use warpd_core::provision::{csv_rows, spec, values};
 use warpd_core::provision::{deck, diff, plan, validate};
