@@ -2,14 +2,15 @@
 //! `POST /v1/admin/numbers/import`. The file's lines are checked one by one with the shared rules
 //! (`rules::trunk`: E.164, status, URI, rate, CNAM), COPY'd into a temporary staging table, checked
 //! against the database set-based (unknown customer or trunk, a trunk of another customer, a
-//! number owned by another customer without `move=true`, a number on two lines), and only when no
+//! number owned by another customer without `move_from`, a number on two lines), and only when no
 //! line has a problem written with ONE upsert and one audit row, in one transaction. Any problem:
 //! nothing is applied and every problem (up to [`MAX_REPORTED`]) names its line and field.
 //!
 //! CSV: a header line, then one number per line. Columns (any order): `number` and `customer` (the
 //! owner's BAN) required; `trunk`, `status`, `voice`, `fax`, `destination`, `inbound_rate`,
-//! `monthly_fee`, `cnam`, `move` optional (empty cell = default: no trunk, active, voice, no fax,
-//! none, 0, none, none, false). An existing number's row is replaced by the line's values.
+//! `monthly_fee`, `cnam`, `move_from` optional (empty cell = default: no trunk, active, voice, no
+//! fax, none, 0, none, none, none). As in `warpd apply`'s `[[numbers]]`, moving a number of
+//! another customer is explicit: `move_from` must name its current owner's BAN. An existing number's row is replaced by the line's values.
 
 use std::io::Read;
 use std::pin::pin;
@@ -22,7 +23,7 @@ use tokio_postgres::Client;
 use crate::rules::{self, trunk as tr};
 
 /// Most lines one import takes.
-pub const MAX_LINES: usize = 2_000_000;
+pub const MAX_LINES: usize = 1_000_000;
 /// Most problems one report lists (the count covers all).
 pub const MAX_REPORTED: usize = 100;
 
@@ -37,7 +38,7 @@ const COLUMNS: [&str; 11] = [
     "inbound_rate",
     "monthly_fee",
     "cnam",
-    "move",
+    "move_from",
 ];
 
 /// One problem of an import: its CSV line (1 = the header) and field.
@@ -93,7 +94,7 @@ pub struct ImportReport {
     pub rows: u64,
     pub inserted: u64,
     pub updated: u64,
-    /// existing numbers that changed customer (lines with `move=true`)
+    /// existing numbers that changed customer (lines with `move_from`)
     pub moved: u64,
     pub dry_run: bool,
 }
@@ -143,6 +144,16 @@ impl Problems {
         }
     }
 
+    /// A rule error reported under `field` (the rule names its own field differently).
+    fn rule_as(&mut self, line: u64, field: &str, e: rules::RuleError) {
+        let s = e.to_string();
+        self.push(
+            line,
+            field,
+            s.split_once(": ").map_or(s.as_str(), |(_, m)| m),
+        );
+    }
+
     fn into_result(self) -> Result<(), NumbersImportError> {
         if self.total == 0 {
             Ok(())
@@ -183,7 +194,7 @@ fn flag(v: &str) -> Option<bool> {
 
 /// Checks every line of `input` with the shared rules and renders the valid ones as COPY text
 /// lines of the staging table (line, number, customer, trunk, status, voice, fax, destination,
-/// inbound_rate and monthly_fee in 1e-7 units, cnam, move). Pure: no database.
+/// inbound_rate and monthly_fee in 1e-7 units, cnam, move_from). Pure: no database.
 pub fn stage_lines(input: impl Read) -> Result<(Vec<u8>, u64), NumbersImportError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
@@ -242,8 +253,17 @@ pub fn stage_lines(input: impl Read) -> Result<(Vec<u8>, u64), NumbersImportErro
         );
         let number = number.map_err(|e| problems.rule(line, e)).ok();
         let customer = get(1);
-        if customer.is_none() {
-            problems.push(line, "customer", "missing");
+        match customer {
+            None => problems.push(line, "customer", "missing"),
+            Some(b) if b.chars().count() > 64 || b.chars().any(char::is_control) => problems.push(
+                line,
+                "customer",
+                format!("{} is not a BAN", warpd_core::excerpt::excerpt(b)),
+            ),
+            Some(_) => {}
+        }
+        if let Some(Err(e)) = get(2).map(|t| tr::trunk_name("", t)) {
+            problems.rule_as(line, "trunk", e);
         }
         let status = tr::number_status("status", get(3))
             .map_err(|e| problems.rule(line, e))
@@ -259,7 +279,7 @@ pub fn stage_lines(input: impl Read) -> Result<(Vec<u8>, u64), NumbersImportErro
                 default
             }),
         };
-        let (voice, fax, mv) = (bool_of(4, true), bool_of(5, false), bool_of(10, false));
+        let (voice, fax) = (bool_of(4, true), bool_of(5, false));
         let destination = get(6)
             .map(|u| tr::sip_uri("destination", u))
             .transpose()
@@ -300,7 +320,7 @@ pub fn stage_lines(input: impl Read) -> Result<(Vec<u8>, u64), NumbersImportErro
             Some(rate.as_deref().unwrap_or("0")),
             fee.as_deref(),
             cnam.as_deref(),
-            yes(mv),
+            get(10),
         ];
         for (i, c) in cells.iter().enumerate() {
             if i > 0 {
@@ -351,10 +371,11 @@ const CHECKS: &str = "
       WHERE tc.ban <> s.customer
     UNION ALL
     SELECT s.line, 'customer', 'number ' || s.number || ' belongs to customer ' || oc.ban
-           || ': set move=true to move it'
+           || CASE WHEN s.move_from IS NULL THEN ': moving it is explicit (move_from = ' || oc.ban || ')'
+                   ELSE ', not ' || quote_literal(left(s.move_from, 40)) || ' (move_from)' END
       FROM numbers_import s JOIN numbers n ON n.number = s.number
       JOIN customers oc ON oc.id = n.customer_id
-      WHERE oc.ban <> s.customer AND NOT s.move
+      WHERE oc.ban <> s.customer AND s.move_from IS DISTINCT FROM oc.ban
     ORDER BY 1 LIMIT 100";
 
 const UPSERT: &str = "
@@ -394,7 +415,7 @@ pub async fn import(
         "CREATE TEMP TABLE numbers_import (line bigint NOT NULL, number text NOT NULL, \
            customer text NOT NULL, trunk text, status text NOT NULL, voice boolean NOT NULL, \
            fax boolean NOT NULL, destination text, inbound_rate bigint NOT NULL, monthly_fee bigint, \
-           cnam text, move boolean NOT NULL) ON COMMIT DROP",
+           cnam text, move_from text) ON COMMIT DROP",
     )
     .await
     .map_err(NumbersImportError::db("creating the staging table"))?;

@@ -1,6 +1,6 @@
 //! Bulk import of numbers from CSV (issue 19, `warpd numbers import` / `POST
 //! /v1/admin/numbers/import`): a good file lands with one upsert and one audit row; importing it
-//! again changes nothing; moving a number needs `move=true`; bad input (malformed E.164, unknown
+//! again changes nothing; moving a number needs `move_from` naming its owner; bad input (malformed E.164, unknown
 //! customer or trunk, a trunk of another customer, a number claimed by another customer, a number
 //! on two lines, bad cells, bad headers) is refused with every problem named by line and field and
 //! nothing applied; 100k numbers import in seconds (docs/BENCHMARKS.md).
@@ -99,9 +99,22 @@ async fn good_csv_imports_once_and_moves_only_when_asked() {
             .contains("line 2: customer: number +12125557000 belongs to customer 10001"),
         "{e}"
     );
+    assert!(e.to_string().contains("(move_from = 10001)"), "{e}");
+    let e = import(
+        &mut c,
+        "number,customer,move_from\n+12125557000,10002,10003\n",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("belongs to customer 10001, not '10003' (move_from)"),
+        "{e}"
+    );
     let r = import(
         &mut c,
-        "number,customer,trunk,move\n+12125557000,10002,budget-sip,true\n",
+        "number,customer,trunk,move_from\n+12125557000,10002,budget-sip,10001\n",
         false,
     )
     .await
@@ -131,6 +144,14 @@ async fn bad_lines_are_named_and_nothing_is_applied() {
         (format!("{h}\n+13125550001,,,,,,,\n"), "line 2: customer: missing"),
         (format!("{h}\n+13125550001,99999,,,,,,\n"), "line 2: customer: customer '99999' does not exist"),
         (format!("{h}\n+13125550001,10001,nope,,,,,\n"), "line 2: trunk: trunk 'nope' does not exist"),
+        (
+            format!("{h}\n+13125550001,10001,bad trunk,,,,,\n"),
+            "line 2: trunk: \"bad trunk\" is not a trunk name",
+        ),
+        (
+            format!("{h}\n+13125550001,{},,,,,,\n", "9".repeat(100)),
+            "line 2: customer: \"9999",
+        ),
         (
             format!("{h}\n+13125550001,10001,budget-sip,,,,,\n"),
             "line 2: trunk: trunk 'budget-sip' belongs to customer 10002",
