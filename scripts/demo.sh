@@ -70,11 +70,9 @@ if ! "$bin" account show --ban 10002 --ledger 1 >/dev/null 2>&1; then
   "$bin" account topup --ban 10002 --amount 25.00 --note "demo opening balance"
 fi
 # issue 19: the demo vendors' gateways share 127.0.0.1 with customer 10001, whose source it is;
-# northstar also delivers calls to the carrier's numbers from 127.0.0.2 (an origination source),
-# where scripts/demo-calls.sh places the inbound call
-"${as_pg[@]}" "$pgbin/psql" -h 127.0.0.1 -p "$port" -U warpd -d warpd -qc \
-  "INSERT INTO origination_sources SELECT v.id, '127.0.0.2/32' FROM vendors v WHERE v.name = 'northstar'
-   AND NOT EXISTS (SELECT 1 FROM origination_sources o WHERE o.vendor_id = v.id AND o.cidr = '127.0.0.2/32')"
+# northstar also delivers calls to the carrier's numbers from 127.0.0.2: an origination source in
+# examples/demo/network.toml (`[[origination_sources]]`), where scripts/demo-calls.sh places the
+# inbound call
 "$bin" serve &
 pids+=($!)
 listen=$("$bin" check-config | sed -n 's/^kamailio_listen = "\(.*\)"$/\1/p' | head -n1)

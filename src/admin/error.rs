@@ -65,6 +65,9 @@ pub enum AdminError {
         source: Box<ProvisionError>,
         staged: String,
     },
+    /// A bulk numbers import refused (bad lines: 422, nothing applied).
+    #[error(transparent)]
+    NumbersImport(#[from] crate::provision::numbers_import::NumbersImportError),
     #[error("internal error: staging the upload: {0}")]
     Stage(#[source] std::io::Error),
     #[error("internal error: encoding: {0}")]
@@ -130,6 +133,14 @@ impl AdminError {
                 | ProvisionError::Parse { .. } => Class::Unprocessable,
                 _ => Class::Internal,
             },
+            AdminError::NumbersImport(e) => {
+                use crate::provision::numbers_import::NumbersImportError as N;
+                match e {
+                    N::Lines { .. } => Class::Unprocessable,
+                    N::Read(_) => Class::BadRequest,
+                    N::Db { .. } => Class::Internal,
+                }
+            }
             AdminError::Token(_)
             | AdminError::Pool(_)
             | AdminError::Connect(_)

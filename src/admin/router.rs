@@ -172,6 +172,7 @@ pub static ROUTES: &[Route] = &[
     op!(DELETE "/v1/admin/trunks/{trunk}", Admin, trunks::trunk_delete / __path_trunk_delete),
     op!(GET "/v1/admin/numbers", Readonly, trunks::numbers_list / __path_numbers_list),
     op!(POST "/v1/admin/numbers", Ops, trunks::number_create / __path_number_create),
+    op!(POST "/v1/admin/numbers/import", Ops, trunks::numbers_import / __path_numbers_import upload),
     op!(POST "/v1/admin/numbers/{number}/move", Admin, trunks::number_move / __path_number_move),
     op!(DELETE "/v1/admin/numbers/{number}", Ops, trunks::number_delete / __path_number_delete),
     // margins
@@ -465,6 +466,8 @@ mod tests {
         );
         assert_eq!(p["route"], "lrn-east");
         assert_eq!(p["version"], "12");
+        let (_, op, _) = to(Method::POST, "/v1/admin/numbers/import").unwrap();
+        assert_eq!(op, "/v1/admin/numbers/import");
         let (_, op, _) = to(Method::GET, "/v1/admin/routes/r/decks/diff").unwrap();
         assert_eq!(op, "/v1/admin/routes/{route}/decks/diff");
         let (_, op, p) = to(Method::DELETE, "/v1/admin/customers/a%20b").unwrap();
@@ -534,7 +537,8 @@ mod tests {
             uploads,
             [
                 "/v1/admin/numbering/{table}",
-                "/v1/admin/routes/{route}/decks"
+                "/v1/admin/routes/{route}/decks",
+                "/v1/admin/numbers/import"
             ]
         );
     }

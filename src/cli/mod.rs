@@ -82,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: deck::DeckCmd,
     },
+    /// Phone numbers (DIDs): bulk import from CSV
+    Numbers {
+        #[command(subcommand)]
+        cmd: NumbersCmd,
+    },
     /// Credit accounts: show, set terms, top up, adjust
     Account {
         #[command(subcommand)]
@@ -101,6 +106,21 @@ pub enum Command {
     Cdr {
         #[command(subcommand)]
         command: CdrCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NumbersCmd {
+    /// Import numbers from a CSV file (columns in docs/PROVISIONING.md): every line checked,
+    /// nothing applied on any problem, else one upsert in one transaction
+    Import {
+        file: PathBuf,
+        /// check and count without changing anything
+        #[arg(long)]
+        dry_run: bool,
+        /// who the audit log names (default `cli:$USER`)
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 
@@ -206,6 +226,30 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
             if dry_run {
                 println!("(dry run: nothing was changed)");
             }
+        }
+        Command::Numbers {
+            cmd:
+                NumbersCmd::Import {
+                    file,
+                    dry_run,
+                    actor,
+                },
+        } => {
+            init_logging(None, "warn");
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let mut client = crate::db::connect(&config.database.url).await?;
+            crate::db::migrate::migrate(&mut client).await?;
+            let actor = actor.unwrap_or_else(deck::actor);
+            let report = crate::provision::numbers_import::import(
+                &mut client,
+                input,
+                &file.display().to_string(),
+                &actor,
+                dry_run,
+            )
+            .await?;
+            println!("{report}");
         }
         Command::Route {
             ban,

@@ -18,6 +18,7 @@
 
 mod db;
 mod error;
+pub mod numbers_import;
 
 pub use warpd_core::provision::{csv_rows, spec, values};
 use warpd_core::provision::{deck, diff, plan, validate};
@@ -212,8 +213,14 @@ async fn run(
     let (text, format, base, source) = (input.text, input.format, input.base, input.source);
     let net = parse(text, format, source)?;
     let (mut desired, mut issues) = validate::build(&net, source, base);
-    let inbound =
+    let mut inbound =
         warpd_core::provision::trunks::build(&net.trunks, &net.numbers, source, &mut issues);
+    warpd_core::provision::trunks::build_origination(
+        &net.origination_sources,
+        source,
+        &mut issues,
+        &mut inbound,
+    );
 
     let tx = client
         .transaction()

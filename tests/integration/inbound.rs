@@ -543,4 +543,41 @@ async fn admin_api_trunks_and_numbers() {
     assert_eq!(s, 200);
     let (_, doc) = w.get_json("/v1/openapi.json").await;
     assert!(doc["paths"]["/v1/admin/numbers/{number}/move"].is_object());
+    assert!(doc["paths"]["/v1/admin/numbers/import"]["post"].is_object());
+    // bulk import: a CSV body; bad lines named, nothing applied; then the good file lands, audited
+    let upload = |csv: &'static str| {
+        http.post(format!("{base}/v1/admin/numbers/import"))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let r = upload("number,customer,trunk\n+12125550160,10002,ops-t\n+1,10002,\n")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let e = r.json::<serde_json::Value>().await.unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("line 3: number:"),
+        "{e}"
+    );
+    let r = upload("number,customer,trunk\n+12125550160,10002,ops-t\n+12125550161,10002,\n")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v = r.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(
+        (v["rows"].clone(), v["inserted"].clone()),
+        (json!(2), json!(2)),
+        "{v}"
+    );
+    let audit: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'numbers.import' AND actor LIKE '%ops%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audit, 1);
 }

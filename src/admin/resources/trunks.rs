@@ -218,3 +218,30 @@ pub async fn number_delete(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Rep
     let number = path_number(ctx.p("number"))?;
     NUMBERS.delete(&number, vec![&number]).run(c, ctx).await
 }
+
+#[utoipa::path(post, path = "/v1/admin/numbers/import", tag = "customers", security(("bearer" = [])),
+    params(("dry_run" = Option<bool>, Query, description = "check and count; change nothing"),
+        ("name" = Option<String>, Query, description = "file name to record in the audit row (default: the multipart file name)")),
+    request_body(content = String, description = "numbers as CSV with a header: number, customer (BAN) required; \
+        trunk, status, voice, fax, destination, inbound_rate, monthly_fee, cnam, move optional \
+        (docs/PROVISIONING.md). Raw body or a multipart/form-data file part.", content_type = "text/csv"),
+    responses((status = 200, description = "import report: rows, inserted, updated, moved"),
+        (status = 422, description = "bad lines (each named by line and field); nothing imported"),
+        (status = 413, description = "larger than the upload limit")))]
+pub async fn numbers_import(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let upload = ctx
+        .upload
+        .take()
+        .ok_or_else(|| AdminError::invalid("body", "no CSV uploaded"))?;
+    let dry_run = ctx.flag("dry_run")?;
+    let name = ctx
+        .q("name")
+        .map(str::to_string)
+        .or_else(|| upload.file_name.clone())
+        .unwrap_or_else(|| "upload".into());
+    let name = warpd_core::excerpt::excerpt(&name);
+    let report =
+        crate::provision::numbers_import::import(c, upload.file, &name, &ctx.actor(), dry_run)
+            .await?;
+    json_reply(StatusCode::OK, &report)
+}

@@ -18,6 +18,8 @@ pub(crate) struct InboundApplied {
     pub trunks: u64,
     pub numbers: u64,
     pub moved: u64,
+    /// vendors whose origination sources were replaced
+    pub origination: u64,
 }
 
 fn dberr(what: &str) -> impl Fn(tokio_postgres::Error) -> ProvisionError + '_ {
@@ -365,6 +367,59 @@ pub(crate) async fn apply_inbound(
         .map_err(dberr("writing numbers"))?;
         out.numbers += written;
     }
+    for o in &d.origination {
+        let vid: Option<i64> = tx
+            .query_opt("SELECT id FROM vendors WHERE name = $1", &[&o.vendor])
+            .await
+            .map_err(dberr("reading vendors"))?
+            .map(|r| r.get(0));
+        let Some(vid) = vid else {
+            issues.push(Issue::new(
+                source,
+                format!("{}.vendor", o.at),
+                format!("unknown vendor {:?}", o.vendor),
+            ));
+            continue;
+        };
+        let want: Vec<String> = o.nets.iter().map(|n| n.to_string()).collect();
+        if same(tx, ORIGINATION, vid, want.clone()).await? {
+            continue;
+        }
+        tx.execute(
+            "DELETE FROM origination_sources WHERE vendor_id = $1",
+            &[&vid],
+        )
+        .await
+        .map_err(dberr("writing origination_sources"))?;
+        for (j, cidr) in want.iter().enumerate() {
+            let other = tx
+                .query_opt(
+                    "SELECT v.name, o.cidr::text FROM origination_sources o JOIN vendors v ON v.id = o.vendor_id \
+                     WHERE o.cidr && $1::text::cidr AND o.vendor_id <> $2 LIMIT 1",
+                    &[cidr, &vid],
+                )
+                .await
+                .map_err(dberr("reading origination_sources"))?;
+            if let Some(r) = other {
+                let (name, net): (String, String) = (r.get(0), r.get(1));
+                issues.push(Issue::new(
+                    source,
+                    format!("{}.cidrs[{j}]", o.at),
+                    format!(
+                        "{cidr} overlaps {net} of vendor {name:?}: a network belongs to one vendor"
+                    ),
+                ));
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO origination_sources (vendor_id, cidr) VALUES ($1, $2::text::cidr) ON CONFLICT DO NOTHING",
+                &[&vid, cidr],
+            )
+            .await
+            .map_err(dberr("writing origination_sources"))?;
+        }
+        out.origination += 1;
+    }
     if !issues.is_empty() {
         return Err(ProvisionError::Invalid {
             file: source.to_string(),
@@ -373,3 +428,5 @@ pub(crate) async fn apply_inbound(
     }
     Ok(out)
 }
+
+const ORIGINATION: &str = "SELECT cidr::text FROM origination_sources WHERE vendor_id = $1";

@@ -85,7 +85,8 @@ pub(super) fn inbound_calls_and_digest_trunks(s: &Sip) {
          INSERT INTO numbers (number, customer_id, trunk_id, inbound_rate)
              SELECT '{NUMBER}', c.id, t.id, 0.006 FROM customers c JOIN trunks t ON t.customer_id = c.id
              WHERE c.ban = '10001' AND t.name = 'e2e-trunk';
-         INSERT INTO origination_sources SELECT id, '{VENDOR_IP}/32' FROM vendors WHERE name = 'northstar';"
+         INSERT INTO origination_sources SELECT id, '{VENDOR_IP}/32' FROM vendors WHERE name = 'northstar'
+             ON CONFLICT DO NOTHING;"
     ));
     let inbound_dip = |dnis: &str| {
         let url = format!(

@@ -5,6 +5,7 @@
 mod csv;
 mod files;
 mod limits;
+mod numbers_import;
 mod timeline;
 mod trunks;
 

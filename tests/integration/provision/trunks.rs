@@ -27,6 +27,7 @@ async fn inbound_counts(c: &Client) -> Vec<i64> {
         "trunk_credentials",
         "trunk_destinations",
         "numbers",
+        "origination_sources",
     ] {
         out.push(
             c.query_one(&format!("SELECT count(*) FROM {t}"), &[])
@@ -47,7 +48,7 @@ async fn demo_trunks_and_numbers_apply_idempotently_and_route() {
     let pg = TestPg::start();
     let mut c = db(&pg).await;
     provision::apply(&mut c, &demo(), false).await.unwrap();
-    assert_eq!(inbound_counts(&c).await, vec![1, 0, 1, 2, 3]);
+    assert_eq!(inbound_counts(&c).await, vec![1, 0, 1, 2, 3, 1]);
     let r = c
         .query_one(
             "SELECT t.name, c.ban, cr.ha1 = md5('acme:warpd.demo:acme-demo-secret'), t.max_concurrent_calls \
@@ -102,6 +103,23 @@ async fn demo_trunks_and_numbers_apply_idempotently_and_route() {
             "sip:+12125557000@127.0.0.1:5094;transport=udp",
             "sip:+12125557000@127.0.0.1:5095;transport=udp"
         ]
+    );
+    // northstar's origination source of the file (127.0.0.2) delivers too
+    let from_source = warpd::routing::inbound::route_inbound(
+        snap.inbound(),
+        &warpd::routing::inbound::InboundRequest {
+            src_ip: "127.0.0.2".parse().unwrap(),
+            ani: "+13105550000".into(),
+            dnis: "2125557000".into(),
+            call_id: None,
+        },
+    );
+    assert!(
+        matches!(
+            from_source,
+            warpd::routing::inbound::InboundAnswer::Route(_)
+        ),
+        "{from_source:?}"
     );
 
     // moving a number is explicit
@@ -196,6 +214,27 @@ async fn bad_trunks_and_numbers_name_the_field_and_apply_nothing() {
              credentials = [{ username = \"acme\", realm = \"warpd.demo\", ha1 = \"0123456789abcdef0123456789abcdef\" }]\n",
             "trunks[0].credentials[0].username",
             "belong to trunk \"acme-sip\"",
+        ),
+        (
+            "[[origination_sources]]\nvendor = \"nope\"\ncidrs = [\"192.0.2.0/24\"]\n",
+            "origination_sources[0].vendor",
+            "unknown vendor",
+        ),
+        (
+            "[[origination_sources]]\nvendor = \"keystone\"\ncidrs = [\"192.0.2.300\"]\n",
+            "origination_sources[0].cidrs[0]",
+            "192.0.2.300",
+        ),
+        (
+            "[[origination_sources]]\nvendor = \"keystone\"\ncidrs = [\"127.0.0.0/24\"]\n",
+            "origination_sources[0].cidrs[0]",
+            "of vendor \"northstar\": a network belongs to one vendor",
+        ),
+        (
+            "[[origination_sources]]\nvendor = \"keystone\"\ncidrs = [\"198.51.100.0/24\"]\n\
+             [[origination_sources]]\nvendor = \"northstar\"\ncidrs = [\"198.51.100.7\"]\n",
+            "origination_sources[1].cidrs[0]",
+            "a network belongs to one vendor",
         ),
         (
             "[[trunks]]\nname = \"bad name\"\ncustomer = \"10001\"\n",

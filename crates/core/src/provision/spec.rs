@@ -34,6 +34,17 @@ pub struct Network {
     /// numbers (DIDs): upserted by number
     #[serde(default)]
     pub numbers: Vec<NumberSpec>,
+    /// networks a vendor (or peer) delivers inbound calls from, besides its gateways
+    #[serde(default)]
+    pub origination_sources: Vec<OriginationSourceSpec>,
+}
+
+/// `[[origination_sources]]`: the vendor's list replaced by `cidrs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginationSourceSpec {
+    pub vendor: String,
+    pub cidrs: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use super::spec::{Decimal, NumberSpec, TrunkSpec};
+use super::spec::{Decimal, NumberSpec, OriginationSourceSpec, TrunkSpec};
 use super::Issue;
 use crate::routing::inbound::NumberStatus;
 use crate::routing::Transport;
@@ -89,15 +89,71 @@ pub struct NumberDesired {
     pub move_from: Option<String>,
 }
 
+/// `[[origination_sources]]` entry `at`: the vendor's networks (replacing its list).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginationDesired {
+    pub at: String,
+    pub vendor: String,
+    pub nets: Vec<IpNet>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredInbound {
     pub trunks: Vec<TrunkDesired>,
     pub numbers: Vec<NumberDesired>,
+    pub origination: Vec<OriginationDesired>,
 }
 
 impl DesiredInbound {
     pub fn is_empty(&self) -> bool {
-        self.trunks.is_empty() && self.numbers.is_empty()
+        self.trunks.is_empty() && self.numbers.is_empty() && self.origination.is_empty()
+    }
+}
+
+/// Validates `[[origination_sources]]` into `out`: each CIDR by the shared rule, a vendor named
+/// once, no network in two entries (overlapping counts: a network belongs to one vendor).
+pub fn build_origination(
+    specs: &[OriginationSourceSpec],
+    source: &str,
+    issues: &mut Vec<Issue>,
+    out: &mut DesiredInbound,
+) {
+    let mut cx = Cx { source, issues };
+    let mut vendors: HashMap<&str, usize> = HashMap::new();
+    let mut seen: Vec<(IpNet, String)> = Vec::new();
+    for (i, o) in specs.iter().enumerate() {
+        let at = format!("origination_sources[{i}]");
+        if o.vendor.trim().is_empty() {
+            cx.issue(format!("{at}.vendor"), "empty vendor name".into());
+        } else if let Some(j) = vendors.insert(o.vendor.as_str(), i) {
+            cx.issue(
+                format!("{at}.vendor"),
+                format!("vendor {:?} is also origination_sources[{j}]", o.vendor),
+            );
+        }
+        let mut nets = Vec::new();
+        for (j, c) in o.cidrs.iter().enumerate() {
+            let field = format!("{at}.cidrs[{j}]");
+            let Some(net) = cx.rule(source_cidr(&field, c)) else {
+                continue;
+            };
+            if let Some((other, f)) = seen
+                .iter()
+                .find(|(n, _)| n.contains(&net.network()) || net.contains(&n.network()))
+            {
+                cx.issue(
+                    field.clone(),
+                    format!("{net} overlaps {other} ({f}): a network belongs to one vendor"),
+                );
+            }
+            seen.push((net, field));
+            nets.push(net);
+        }
+        out.origination.push(OriginationDesired {
+            at,
+            vendor: o.vendor.clone(),
+            nets,
+        });
     }
 }
 
