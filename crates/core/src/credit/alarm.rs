@@ -124,7 +124,10 @@ mod tests {
             auto_block: false,
         };
         assert_eq!(a.window_start_us(10 * MIN), 9 * MIN);
-        let b = SpendAlarm { window_min: u32::MAX, ..a };
+        let b = SpendAlarm {
+            window_min: u32::MAX,
+            ..a
+        };
         assert_eq!(b.window_start_us(0), -1440 * MIN);
     }
 }
