@@ -329,21 +329,26 @@ impl Credit {
                 .with_label_values(&["alarm"])
                 .inc();
         }
-        // the gauge: BANs in order up to the bound, the rest summed under "other"
-        self.metrics.spend_alarm.reset();
-        let mut other = 0;
-        for (i, ban) in now.iter().enumerate() {
-            if i < ALARM_SERIES_MAX {
-                self.metrics.spend_alarm.with_label_values(&[ban]).set(1);
-            } else {
-                other += 1;
-            }
+        // the gauge: the first BANs (in order) up to the bound, the rest summed under "other";
+        // series of BANs no longer named are removed (never a reset: a scrape sees no gap)
+        let named = |set: &std::collections::BTreeSet<String>| -> Vec<String> {
+            set.iter().take(ALARM_SERIES_MAX).cloned().collect()
+        };
+        let (was, is) = (named(&alarmed), named(&now));
+        for ban in was.iter().filter(|b| !is.contains(b)) {
+            let _ = self.metrics.spend_alarm.remove_label_values(&[ban]);
         }
+        for ban in &is {
+            self.metrics.spend_alarm.with_label_values(&[ban]).set(1);
+        }
+        let other = now.len().saturating_sub(ALARM_SERIES_MAX) as i64;
         if other > 0 {
             self.metrics
                 .spend_alarm
                 .with_label_values(&["other"])
                 .set(other);
+        } else {
+            let _ = self.metrics.spend_alarm.remove_label_values(&["other"]);
         }
         *alarmed = now;
     }
@@ -363,4 +368,56 @@ fn add(r: &mut Reserved, h: &CreditHold) {
     r.money_e7 += h.reserve_e7;
     r.seconds += i64::from(h.reserve_s);
     r.calls += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::core::Collector;
+
+    fn series(c: &Credit) -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> = c
+            .metrics
+            .spend_alarm
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric().to_vec())
+            .map(|m| {
+                (
+                    m.get_label()[0].value().to_string(),
+                    m.get_gauge().get_value() as i64,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn alarm_gauge_names_at_most_the_bound_and_removes_cleared_series() {
+        let c = Credit::new(&Registry::new());
+        let many: Vec<String> = (0..ALARM_SERIES_MAX + 2)
+            .map(|i| format!("b{i:04}"))
+            .collect();
+        c.note_alarms(&[], &many);
+        let s = series(&c);
+        assert_eq!(s.len(), ALARM_SERIES_MAX + 1, "the bound plus other");
+        assert!(s.contains(&("other".to_string(), 2)));
+        assert_eq!(
+            c.metrics.spend_alarms.with_label_values(&["alarm"]).get(),
+            many.len() as u64
+        );
+        // two stay in alarm: only theirs remain, no "other"; no new alarm counted
+        c.note_alarms(&[], &many[..2]);
+        assert_eq!(
+            series(&c),
+            vec![("b0000".to_string(), 1), ("b0001".to_string(), 1)]
+        );
+        assert_eq!(
+            c.metrics.spend_alarms.with_label_values(&["alarm"]).get(),
+            many.len() as u64
+        );
+        c.note_alarms(&[], &[]);
+        assert!(series(&c).is_empty());
+    }
 }

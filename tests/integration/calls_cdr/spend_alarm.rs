@@ -121,5 +121,22 @@ async fn spend_rate_over_the_threshold_alarms_then_blocks_the_account() {
         .await;
     assert_eq!(e["action"], "route", "{e}");
     assert_eq!(e["zone"], "emergency", "{e}");
+    // an operator's PUT unblocks it and clears the reason
+    let (st, v) = s
+        .request(
+            "PUT",
+            "/v1/admin/customers/10001/account",
+            Some(&token),
+            Some(json!({"mode": "postpaid", "credit_limit": "1000"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["after"]["blocked_reason"], Value::Null, "{v}");
+    // no alarm configured any more: its series is removed
+    support::eventually("the alarm series removed", Duration::from_secs(10), || {
+        let s = &s;
+        async move { s.metric(ALARM).await.is_none() }
+    })
+    .await;
     s.stop().await;
 }
