@@ -8,6 +8,7 @@
 //! decisions (it only filters/reorders a finished dip answer), SQL beyond [`limits::load`]
 //! (persistence is `crate::cdr`), HTTP.
 
+mod alarm;
 pub mod hangup;
 mod inbound;
 pub mod limits;
@@ -179,6 +180,7 @@ impl CallService {
             Duration::from_millis(c.reaper_interval_ms),
             shutdown.clone(),
         ));
+        let alarm_stop = shutdown.clone();
         // limits refresher + route quality publisher
         {
             let limits = limits.clone();
@@ -225,7 +227,7 @@ impl CallService {
                 }
             });
         }
-        Ok(Arc::new(CallService {
+        let svc = Arc::new(CallService {
             shared,
             tx,
             limits,
@@ -235,7 +237,13 @@ impl CallService {
             max_duration_s: config.calls.max_call_duration_s,
             kamailio_rpc_url: config.calls.kamailio_rpc_url.clone(),
             writer: Mutex::new(Some(handle)),
-        }))
+        });
+        tokio::spawn(alarm::run(
+            Arc::downgrade(&svc),
+            Duration::from_millis(c.limits_refresh_ms),
+            alarm_stop,
+        ));
+        Ok(svc)
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

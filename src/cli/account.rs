@@ -44,6 +44,15 @@ pub enum AccountCmd {
         tz: Option<String>,
         #[arg(long)]
         blocked: Option<bool>,
+        /// spend-rate alarm window in minutes, 1..1440 (with --spend-alarm-threshold)
+        #[arg(long)]
+        spend_alarm_minutes: Option<i64>,
+        /// spend in the window that raises the alarm, e.g. 50.00
+        #[arg(long)]
+        spend_alarm_threshold: Option<String>,
+        /// block the account when the alarm is raised
+        #[arg(long)]
+        auto_block: Option<bool>,
     },
     /// Add money paid in (a ledger row of kind topup)
     Topup {
@@ -94,6 +103,9 @@ pub async fn run_account(config: &Config, cmd: AccountCmd) -> anyhow::Result<()>
             at_limit,
             tz,
             blocked,
+            spend_alarm_minutes,
+            spend_alarm_threshold,
+            auto_block,
         } => {
             let terms = rules::account(
                 "",
@@ -106,6 +118,9 @@ pub async fn run_account(config: &Config, cmd: AccountCmd) -> anyhow::Result<()>
                     at_limit: at_limit.as_deref(),
                     tz: tz.as_deref(),
                     blocked,
+                    spend_alarm_minutes,
+                    spend_alarm_threshold: spend_alarm_threshold.as_deref(),
+                    auto_block,
                 },
             )?;
             if client

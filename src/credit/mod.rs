@@ -17,12 +17,18 @@
 
 pub mod store;
 
+/// Most accounts the `account_spend_alarm{ban}` gauge names at once; more in alarm at the same
+/// time are counted under `ban="other"` (the label's cardinality is bounded whatever the number
+/// of accounts; the log names every one).
+pub const ALARM_SERIES_MAX: usize = 100;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use warpd_core::calls::events::CreditHold;
 use warpd_core::credit::{grant, Account, Grant, Refusal, Reserved, Standing, Tariff};
+use warpd_core::credit::{SpendAlarm, Verdict};
 
 /// One account in memory.
 #[derive(Clone, Debug)]
@@ -30,6 +36,17 @@ pub struct Book {
     pub account: Arc<Account>,
     pub standing: Standing,
     pub reserved: Reserved,
+    /// call charges in the spend-rate alarm's window at its last check
+    pub window_charged_e7: i64,
+}
+
+/// An account with a spend-rate alarm, as the alarm check needs it.
+#[derive(Clone, Debug)]
+pub struct AlarmInput {
+    pub ban: String,
+    pub alarm: SpendAlarm,
+    pub reserved_e7: i64,
+    pub blocked: bool,
 }
 
 /// A live call's reservation.
@@ -52,6 +69,10 @@ pub struct CreditMetrics {
     pub refused: IntCounterVec,
     /// live reservations
     pub holds: IntGauge,
+    /// 1 per account in spend-rate alarm (at most [`ALARM_SERIES_MAX`] BANs, then `other`)
+    pub spend_alarm: IntGaugeVec,
+    /// spend-rate alarms raised, by action (`alarm`, `block`)
+    pub spend_alarms: IntCounterVec,
 }
 
 /// Static, valid metric definitions (prometheus only rejects invalid names).
@@ -70,7 +91,23 @@ impl CreditMetrics {
                 "credit_holds",
                 "Live calls holding a credit reservation",
             )),
+            spend_alarm: metric(IntGaugeVec::new(
+                Opts::new(
+                    "account_spend_alarm",
+                    "Accounts whose spend rate is at or over their alarm threshold (1), by BAN (bounded: the rest under ban=other)",
+                ),
+                &["ban"],
+            )),
+            spend_alarms: metric(IntCounterVec::new(
+                Opts::new(
+                    "account_spend_alarms_total",
+                    "Spend-rate alarms raised, by action (alarm, block)",
+                ),
+                &["action"],
+            )),
         };
+        let _ = reg.register(Box::new(m.spend_alarm.clone()));
+        let _ = reg.register(Box::new(m.spend_alarms.clone()));
         let _ = reg.register(Box::new(m.refused.clone()));
         let _ = reg.register(Box::new(m.holds.clone()));
         m
@@ -81,6 +118,10 @@ impl CreditMetrics {
 pub struct Credit {
     books: Mutex<Books>,
     pub metrics: CreditMetrics,
+    /// wakes the spend-rate alarm check early (a dip or a charge may have crossed a threshold)
+    pub alarm_wake: tokio::sync::Notify,
+    /// accounts in alarm at the last check (the gauge's series)
+    alarmed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Credit {
@@ -88,6 +129,8 @@ impl Credit {
         Credit {
             books: Mutex::new(Books::default()),
             metrics: CreditMetrics::new(reg),
+            alarm_wake: tokio::sync::Notify::new(),
+            alarmed: Mutex::new(Default::default()),
         }
     }
 
@@ -101,7 +144,9 @@ impl Credit {
         let mut b = self.books();
         let mut next = HashMap::with_capacity(rows.len());
         for (ban, account, standing) in rows {
-            let standing = match b.accounts.remove(&ban) {
+            let old = b.accounts.remove(&ban);
+            let window_charged_e7 = old.as_ref().map_or(0, |o| o.window_charged_e7);
+            let standing = match old {
                 Some(old) if old.standing.seq > standing.seq => old.standing,
                 _ => standing,
             };
@@ -111,6 +156,7 @@ impl Credit {
                     account: Arc::new(account),
                     standing,
                     reserved: Reserved::default(),
+                    window_charged_e7,
                 },
             );
         }
@@ -177,6 +223,13 @@ impl Credit {
                         reserve_s: g.reserve_s,
                     };
                     add(&mut book.reserved, &hold);
+                    if let Some(a) = &book.account.spend_alarm {
+                        if a.verdict(book.window_charged_e7, book.reserved.money_e7, true)
+                            != Verdict::Quiet
+                        {
+                            self.alarm_wake.notify_one();
+                        }
+                    }
                     b.holds.insert(
                         id.to_string(),
                         Hold {
@@ -220,6 +273,9 @@ impl Credit {
         let mut b = self.books();
         for (ban, s) in standings {
             if let Some(book) = b.accounts.get_mut(&ban) {
+                if book.account.spend_alarm.is_some() {
+                    self.alarm_wake.notify_one();
+                }
                 if s.seq > book.standing.seq {
                     book.standing = s;
                 }
@@ -237,6 +293,66 @@ impl Credit {
         self.metrics.holds.set(b.holds.len() as i64);
     }
 
+    /// Every account with a spend-rate alarm.
+    pub fn alarm_inputs(&self) -> Vec<AlarmInput> {
+        self.books()
+            .accounts
+            .iter()
+            .filter_map(|(ban, book)| {
+                Some(AlarmInput {
+                    ban: ban.clone(),
+                    alarm: book.account.spend_alarm?,
+                    reserved_e7: book.reserved.money_e7,
+                    blocked: book.account.blocked,
+                })
+            })
+            .collect()
+    }
+
+    /// Records an alarm check: each account's charges in its window, and which accounts are in
+    /// alarm now (the gauge: raised ones set, cleared ones removed; counters of new alarms).
+    pub fn note_alarms(&self, charged: &[(String, i64)], in_alarm: &[String]) {
+        {
+            let mut b = self.books();
+            for (ban, c) in charged {
+                if let Some(book) = b.accounts.get_mut(ban) {
+                    book.window_charged_e7 = *c;
+                }
+            }
+        }
+        let mut alarmed = self.alarmed.lock().unwrap_or_else(|p| p.into_inner());
+        let now: std::collections::BTreeSet<String> = in_alarm.iter().cloned().collect();
+        for ban in now.difference(&alarmed) {
+            tracing::warn!(ban = %ban, "account spend rate at or over its alarm threshold");
+            self.metrics
+                .spend_alarms
+                .with_label_values(&["alarm"])
+                .inc();
+        }
+        // the gauge: the first BANs (in order) up to the bound, the rest summed under "other";
+        // series of BANs no longer named are removed (never a reset: a scrape sees no gap)
+        let named = |set: &std::collections::BTreeSet<String>| -> Vec<String> {
+            set.iter().take(ALARM_SERIES_MAX).cloned().collect()
+        };
+        let (was, is) = (named(&alarmed), named(&now));
+        for ban in was.iter().filter(|b| !is.contains(b)) {
+            let _ = self.metrics.spend_alarm.remove_label_values(&[ban]);
+        }
+        for ban in &is {
+            self.metrics.spend_alarm.with_label_values(&[ban]).set(1);
+        }
+        let other = now.len().saturating_sub(ALARM_SERIES_MAX) as i64;
+        if other > 0 {
+            self.metrics
+                .spend_alarm
+                .with_label_values(&["other"])
+                .set(other);
+        } else {
+            let _ = self.metrics.spend_alarm.remove_label_values(&["other"]);
+        }
+        *alarmed = now;
+    }
+
     /// Live calls of `ban` holding a reservation (their call ids).
     pub fn live_calls(&self, ban: &str) -> Vec<String> {
         self.books()
@@ -252,4 +368,56 @@ fn add(r: &mut Reserved, h: &CreditHold) {
     r.money_e7 += h.reserve_e7;
     r.seconds += i64::from(h.reserve_s);
     r.calls += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::core::Collector;
+
+    fn series(c: &Credit) -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> = c
+            .metrics
+            .spend_alarm
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric().to_vec())
+            .map(|m| {
+                (
+                    m.get_label()[0].value().to_string(),
+                    m.get_gauge().get_value() as i64,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn alarm_gauge_names_at_most_the_bound_and_removes_cleared_series() {
+        let c = Credit::new(&Registry::new());
+        let many: Vec<String> = (0..ALARM_SERIES_MAX + 2)
+            .map(|i| format!("b{i:04}"))
+            .collect();
+        c.note_alarms(&[], &many);
+        let s = series(&c);
+        assert_eq!(s.len(), ALARM_SERIES_MAX + 1, "the bound plus other");
+        assert!(s.contains(&("other".to_string(), 2)));
+        assert_eq!(
+            c.metrics.spend_alarms.with_label_values(&["alarm"]).get(),
+            many.len() as u64
+        );
+        // two stay in alarm: only theirs remain, no "other"; no new alarm counted
+        c.note_alarms(&[], &many[..2]);
+        assert_eq!(
+            series(&c),
+            vec![("b0000".to_string(), 1), ("b0001".to_string(), 1)]
+        );
+        assert_eq!(
+            c.metrics.spend_alarms.with_label_values(&["alarm"]).get(),
+            many.len() as u64
+        );
+        c.note_alarms(&[], &[]);
+        assert!(series(&c).is_empty());
+    }
 }

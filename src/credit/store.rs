@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 use tokio_postgres::{GenericClient, Row};
-use warpd_core::credit::{Account, AtLimit, BillingMode, Standing};
+use warpd_core::credit::{Account, AtLimit, BillingMode, SpendAlarm, Standing};
 use warpd_core::rules::{AccountTerms, EntryKind};
 
 const STANDING_COLUMNS: &str =
@@ -31,7 +31,8 @@ pub async fn load(
         .query(
             &format!(
                 "SELECT ban, mode, credit_limit_e7, daily_spend_limit_e7, monthly_minutes, \
-                 per_call_cost_cap_e7, at_limit, tz, blocked, {STANDING_COLUMNS} FROM accounts"
+                 per_call_cost_cap_e7, at_limit, tz, blocked, {STANDING_COLUMNS}, \
+                 spend_alarm_minutes, spend_alarm_threshold_e7, auto_block FROM accounts"
             ),
             &[],
         )
@@ -43,6 +44,16 @@ pub async fn load(
         let at_limit: String = r.try_get(6)?;
         let tz: String = r.try_get(7)?;
         let monthly: Option<i32> = r.try_get(4)?;
+        let alarm_min: Option<i32> = r.try_get(15)?;
+        let alarm_e7: Option<i64> = r.try_get(16)?;
+        let spend_alarm = match (alarm_min, alarm_e7) {
+            (Some(m), Some(t)) => Some(SpendAlarm {
+                window_min: u32::try_from(m).unwrap_or(1),
+                threshold_e7: t,
+                auto_block: r.try_get(17)?,
+            }),
+            _ => None,
+        };
         let account = Account {
             mode: BillingMode::parse(&mode).unwrap_or_default(),
             credit_limit_e7: r.try_get(2)?,
@@ -53,6 +64,7 @@ pub async fn load(
             // written through crate::rules (an IANA name); anything else counts days in UTC
             tz: chrono_tz::Tz::from_str(&tz).unwrap_or(chrono_tz::UTC),
             blocked: r.try_get(8)?,
+            spend_alarm,
         };
         out.push((ban, account, standing(&r, 9)?));
     }
@@ -138,14 +150,19 @@ pub async fn put_terms(
     let after: Value = tx
         .query_one(
             "INSERT INTO accounts (ban, mode, credit_limit_e7, daily_spend_limit_e7, monthly_minutes, \
-                 per_call_cost_cap_e7, at_limit, tz, blocked) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 per_call_cost_cap_e7, at_limit, tz, blocked, spend_alarm_minutes, \
+                 spend_alarm_threshold_e7, auto_block) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (ban) DO UPDATE SET mode = EXCLUDED.mode, \
                  credit_limit_e7 = EXCLUDED.credit_limit_e7, \
                  daily_spend_limit_e7 = EXCLUDED.daily_spend_limit_e7, \
                  monthly_minutes = EXCLUDED.monthly_minutes, \
                  per_call_cost_cap_e7 = EXCLUDED.per_call_cost_cap_e7, \
-                 at_limit = EXCLUDED.at_limit, tz = EXCLUDED.tz, blocked = EXCLUDED.blocked \
+                 at_limit = EXCLUDED.at_limit, tz = EXCLUDED.tz, blocked = EXCLUDED.blocked, \
+                 blocked_reason = CASE WHEN EXCLUDED.blocked THEN accounts.blocked_reason END, \
+                 spend_alarm_minutes = EXCLUDED.spend_alarm_minutes, \
+                 spend_alarm_threshold_e7 = EXCLUDED.spend_alarm_threshold_e7, \
+                 auto_block = EXCLUDED.auto_block \
              RETURNING to_jsonb(accounts.*)",
             &[
                 &ban,
@@ -157,6 +174,9 @@ pub async fn put_terms(
                 &t.at_limit.as_str(),
                 &t.tz,
                 &t.blocked,
+                &t.spend_alarm.map(|a| i32::try_from(a.window_min).unwrap_or(i32::MAX)),
+                &t.spend_alarm.map(|a| a.threshold_e7),
+                &t.spend_alarm.is_some_and(|a| a.auto_block),
             ],
         )
         .await?
@@ -218,4 +238,63 @@ pub async fn ledger_json(
     )
     .await?
     .try_get(0)
+}
+
+/// Call charges (1e-7, positive = spent) committed at or after `from_us` per account of `bans`
+/// (the spend-rate alarm's window; accounts without a charge in it are absent).
+pub async fn window_charges(
+    c: &impl GenericClient,
+    bans: &[&str],
+    from_us: &[i64],
+) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT w.ban, (-sum(l.amount_e7))::bigint FROM unnest($1::text[], $2::bigint[]) AS w(ban, from_us) \
+             JOIN account_ledger l ON l.ban = w.ban AND l.kind = 'call' \
+                 AND l.at >= to_timestamp(w.from_us / 1e6) \
+             GROUP BY w.ban",
+            &[&bans, &from_us],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Option<i64>>(1)?.unwrap_or(0))))
+        .collect()
+}
+
+/// Blocks an account for its spend rate (warpd's own decision): `blocked`, `blocked_reason`,
+/// and an audit row of actor `warpd`, one transaction; no ledger row (the balance does not
+/// move). Returns the `at_limit` of an account it blocked, None when it was blocked already or
+/// is gone.
+pub async fn block_for(
+    c: &mut deadpool_postgres::Client,
+    ban: &str,
+    reason: &str,
+) -> Result<Option<AtLimit>, tokio_postgres::Error> {
+    let tx = c.transaction().await?;
+    let Some(before) = tx
+        .query_opt(
+            "SELECT to_jsonb(a.*) FROM accounts a WHERE ban = $1 AND NOT blocked FOR UPDATE",
+            &[&ban],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let before: Value = before.try_get(0)?;
+    let after = tx
+        .query_one(
+            "UPDATE accounts SET blocked = true, blocked_reason = $2 WHERE ban = $1 \
+             RETURNING to_jsonb(accounts.*), at_limit",
+            &[&ban, &reason],
+        )
+        .await?;
+    let (after, at_limit): (Value, String) = (after.try_get(0)?, after.try_get(1)?);
+    let target = format!("account {ban}");
+    tx.execute(
+        "INSERT INTO audit_log (actor, action, target, before, after) VALUES ('warpd', 'account.auto_block', $1, $2, $3)",
+        &[&target, &before, &after],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(AtLimit::parse(&at_limit).unwrap_or_default()))
 }

@@ -54,6 +54,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0012_trunks_numbers.sql"),
     migration!("0013_cdr_direction.sql"),
     migration!("0014_accounts.sql"),
+    migration!("0015_account_spend_alarm.sql"),
     migration!("0016_console.sql"),
     migration!("0017_routing_change_log.sql"),
     migration!("0019_routing_change_routes.sql"),

@@ -39,6 +39,15 @@ pub struct AccountIn {
     pub tz: Option<String>,
     /// refuse every call but emergency ones (403 "account blocked")
     pub blocked: Option<bool>,
+    /// spend-rate alarm (fraud signal): minutes looked back, 1..1440 (with
+    /// `spend_alarm_threshold`; omit both: no alarm)
+    pub spend_alarm_minutes: Option<i64>,
+    /// spend (call charges committed in the window + live reservations) that raises the alarm
+    #[schema(value_type = Option<String>)]
+    pub spend_alarm_threshold: Option<Dec>,
+    /// block the account when the alarm is raised (reason "spend rate"; with at_limit = cut
+    /// its live calls end too)
+    pub auto_block: Option<bool>,
 }
 
 /// An operator's ledger entry.
@@ -93,10 +102,11 @@ pub async fn account_get(s: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
 pub async fn account_put(s: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
     let b: AccountIn = ctx.json()?;
     let text = |d: &Option<Dec>| d.as_ref().map(Dec::text);
-    let (cl, dl, pc) = (
+    let (cl, dl, pc, sa) = (
         text(&b.credit_limit),
         text(&b.daily_spend_limit),
         text(&b.per_call_cost_cap),
+        text(&b.spend_alarm_threshold),
     );
     let terms = rules::account(
         "",
@@ -109,6 +119,9 @@ pub async fn account_put(s: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
             at_limit: b.at_limit.as_deref(),
             tz: b.tz.as_deref(),
             blocked: b.blocked,
+            spend_alarm_minutes: b.spend_alarm_minutes,
+            spend_alarm_threshold: sa.as_deref(),
+            auto_block: b.auto_block,
         },
     )?;
     let ban = ctx.p("ban").to_string();

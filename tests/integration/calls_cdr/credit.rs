@@ -6,24 +6,24 @@
 use super::*;
 
 /// One route (max_results=1), so the grant is that route's.
-fn one(call_id: &str) -> String {
+pub(super) fn one(call_id: &str) -> String {
     format!("{}&max_results=1", call(call_id))
 }
 
 /// Money in 1e-7 units as the admin API takes it ("1.2345670").
-fn dec(e7: i64) -> String {
+pub(super) fn dec(e7: i64) -> String {
     format!("{}.{:07}", e7 / 10_000_000, e7 % 10_000_000)
 }
 
 /// An admin token for the test's database.
-async fn admin_token(client: &tokio_postgres::Client) -> String {
+pub(super) async fn admin_token(client: &tokio_postgres::Client) -> String {
     warpd::admin::create_token(client, "credit-test", "admin", "test")
         .await
         .unwrap()
 }
 
 /// Posts a top-up of `e7` to customer 10001's account through the admin API.
-async fn topup(s: &support::Api, token: &str, e7: i64) {
+pub(super) async fn topup(s: &support::Api, token: &str, e7: i64) {
     let (st, v) = s
         .request(
             "POST",
@@ -37,7 +37,7 @@ async fn topup(s: &support::Api, token: &str, e7: i64) {
 
 /// The first route's sell rate of the demo's customer 10001 (1e-7 per minute), after billing it
 /// 1/1.
-async fn rate_1_1(s: &support::Api, client: &tokio_postgres::Client) -> i64 {
+pub(super) async fn rate_1_1(s: &support::Api, client: &tokio_postgres::Client) -> i64 {
     client
         .batch_execute(
             "UPDATE customers SET billing_min_seconds = 1, billing_inc_seconds = 1 WHERE ban = '10001'",
@@ -91,7 +91,7 @@ async fn balance(client: &tokio_postgres::Client) -> (i64, i64) {
 }
 
 /// Answers `id` on `route` at `t0` and ends it `secs` later.
-async fn answer_and_end(s: &Warpd, id: &str, route: &Value, t0: f64, secs: f64) {
+pub(super) async fn answer_and_end(s: &Warpd, id: &str, route: &Value, t0: f64, secs: f64) {
     s.rpc_ok(
         "call.answer",
         json!({"call_id": id, "route_id": route, "ts": t0}),
@@ -104,7 +104,7 @@ async fn answer_and_end(s: &Warpd, id: &str, route: &Value, t0: f64, secs: f64) 
     .await;
 }
 
-fn now_s() -> f64 {
+pub(super) fn now_s() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

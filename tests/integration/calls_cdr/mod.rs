@@ -11,6 +11,7 @@ mod event_age;
 mod lifecycle;
 mod nanp_zone;
 mod policy;
+mod spend_alarm;
 
 use crate::support::{self, Warpd};
 

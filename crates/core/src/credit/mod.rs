@@ -18,8 +18,11 @@ use chrono::{Datelike, NaiveDate};
 
 use crate::cdr::rating::{amount_e7, billed_seconds};
 
+pub mod alarm;
 #[cfg(test)]
 mod tests;
+
+pub use alarm::{SpendAlarm, Verdict};
 
 /// How an account pays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -87,6 +90,8 @@ pub struct Account {
     /// rollovers of the daily and monthly counters happen at this zone's midnight
     pub tz: chrono_tz::Tz,
     pub blocked: bool,
+    /// spend-rate alarm (fraud signal), if any
+    pub spend_alarm: Option<SpendAlarm>,
 }
 
 /// An account's committed figures (the `accounts` row, maintained with the ledger).

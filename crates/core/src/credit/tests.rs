@@ -16,6 +16,7 @@ fn prepaid(balance: i64) -> (Account, Standing) {
             at_limit: AtLimit::Reject,
             tz: chrono_tz::UTC,
             blocked: false,
+            spend_alarm: None,
         },
         Standing {
             balance_e7: balance,

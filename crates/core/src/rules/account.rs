@@ -4,7 +4,7 @@
 
 use super::values::parse_scaled;
 use super::{parsed, IntRule, RuleError, I32_MAX};
-use crate::credit::{AtLimit, BillingMode};
+use crate::credit::{AtLimit, BillingMode, SpendAlarm};
 
 /// Integer digits of an amount of money (up to 999,999,999,999.9999999).
 const MONEY_INT_DIGITS: u32 = 12;
@@ -28,7 +28,21 @@ pub struct AccountInput<'a> {
     pub at_limit: Option<&'a str>,
     pub tz: Option<&'a str>,
     pub blocked: Option<bool>,
+    /// spend-rate alarm: minutes looked back (with `spend_alarm_threshold`)
+    pub spend_alarm_minutes: Option<i64>,
+    /// spend-rate alarm: spend in the window that raises it (decimal currency units)
+    pub spend_alarm_threshold: Option<&'a str>,
+    /// block the account when the alarm is raised (needs the alarm)
+    pub auto_block: Option<bool>,
 }
+
+/// Spend-rate alarm window: 1 minute to a day.
+pub const SPEND_ALARM_MINUTES: IntRule = IntRule {
+    field: "spend_alarm_minutes",
+    default: 0,
+    lo: 1,
+    hi: crate::credit::alarm::WINDOW_MIN_MAX as i64,
+};
 
 /// An account's terms, checked, as the `accounts` columns hold them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +56,7 @@ pub struct AccountTerms {
     /// IANA name, canonical spelling
     pub tz: String,
     pub blocked: bool,
+    pub spend_alarm: Option<SpendAlarm>,
 }
 
 /// Money (currency units, at most 7 decimals) scaled by 10^7; `signed` allows negatives.
@@ -100,6 +115,7 @@ pub fn account(at: &str, i: &AccountInput) -> Result<AccountTerms, RuleError> {
     }
     let monthly_minutes = MONTHLY_MINUTES.optional(at, i.monthly_minutes)?;
     let tz = super::time_zone(f("tz"), i.tz)?;
+    let spend_alarm = spend_alarm(at, i)?;
     Ok(AccountTerms {
         mode,
         credit_limit_e7,
@@ -109,7 +125,44 @@ pub fn account(at: &str, i: &AccountInput) -> Result<AccountTerms, RuleError> {
         at_limit,
         tz,
         blocked: i.blocked.unwrap_or(false),
+        spend_alarm,
     })
+}
+
+/// The spend-rate alarm: window and threshold together or neither; `auto_block` only with them.
+fn spend_alarm(at: &str, i: &AccountInput) -> Result<Option<SpendAlarm>, RuleError> {
+    let f = |name: &str| super::path(at, name);
+    let auto_block = i.auto_block.unwrap_or(false);
+    match (i.spend_alarm_minutes, i.spend_alarm_threshold) {
+        (None, None) if auto_block => Err(RuleError::invalid(
+            f("auto_block"),
+            "needs spend_alarm_minutes and spend_alarm_threshold",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(RuleError::invalid(
+            f("spend_alarm_threshold"),
+            "is required with spend_alarm_minutes",
+        )),
+        (None, Some(_)) => Err(RuleError::invalid(
+            f("spend_alarm_minutes"),
+            "is required with spend_alarm_threshold",
+        )),
+        (Some(m), Some(t)) => {
+            let window = SPEND_ALARM_MINUTES.optional(at, Some(m))?.unwrap_or(1);
+            let threshold_e7 = amount(&f("spend_alarm_threshold"), t, false)?;
+            if threshold_e7 == 0 {
+                return Err(RuleError::invalid(
+                    f("spend_alarm_threshold"),
+                    "must be above zero",
+                ));
+            }
+            Ok(Some(SpendAlarm {
+                window_min: u32::try_from(window).unwrap_or(1),
+                threshold_e7,
+                auto_block,
+            }))
+        }
+    }
 }
 
 /// The kind of a ledger entry written by an operator.
@@ -187,6 +240,25 @@ mod tests {
         assert_eq!(t.per_call_cost_cap_e7, Some(20_000_000));
         assert_eq!(t.monthly_minutes, Some(1000));
         assert_eq!(t.at_limit, AtLimit::Cut);
+        assert_eq!(t.spend_alarm, None);
+        let t = account(
+            "",
+            &AccountInput {
+                spend_alarm_minutes: Some(15),
+                spend_alarm_threshold: Some("50"),
+                auto_block: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            t.spend_alarm,
+            Some(SpendAlarm {
+                window_min: 15,
+                threshold_e7: 500_000_000,
+                auto_block: true
+            })
+        );
     }
 
     #[test]
@@ -248,6 +320,59 @@ mod tests {
                     ..Default::default()
                 },
                 "accounts[0].tz",
+            ),
+            (
+                AccountInput {
+                    auto_block: Some(true),
+                    ..Default::default()
+                },
+                "accounts[0].auto_block",
+            ),
+            (
+                AccountInput {
+                    spend_alarm_minutes: Some(10),
+                    ..Default::default()
+                },
+                "accounts[0].spend_alarm_threshold",
+            ),
+            (
+                AccountInput {
+                    spend_alarm_threshold: Some("10"),
+                    ..Default::default()
+                },
+                "accounts[0].spend_alarm_minutes",
+            ),
+            (
+                AccountInput {
+                    spend_alarm_minutes: Some(0),
+                    spend_alarm_threshold: Some("10"),
+                    ..Default::default()
+                },
+                "accounts[0].spend_alarm_minutes",
+            ),
+            (
+                AccountInput {
+                    spend_alarm_minutes: Some(1441),
+                    spend_alarm_threshold: Some("10"),
+                    ..Default::default()
+                },
+                "accounts[0].spend_alarm_minutes",
+            ),
+            (
+                AccountInput {
+                    spend_alarm_minutes: Some(10),
+                    spend_alarm_threshold: Some("0"),
+                    ..Default::default()
+                },
+                "accounts[0].spend_alarm_threshold",
+            ),
+            (
+                AccountInput {
+                    spend_alarm_minutes: Some(10),
+                    spend_alarm_threshold: Some("-3"),
+                    ..Default::default()
+                },
+                "accounts[0].spend_alarm_threshold",
             ),
         ];
         for (input, field) in cases {
