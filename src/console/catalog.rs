@@ -177,61 +177,6 @@ pub static RESOURCES: &[Resource] = &[
             f("dialstring", Kind::Text, "empty = the default"),
         ],
     },
-    // issue 19: customer trunks and the carrier's numbers (sources, credentials and
-    // destinations of a trunk come from `warpd apply`; the list shows them)
-    Resource {
-        slug: "trunks",
-        title: "Trunks",
-        api: "/v1/admin/trunks",
-        key: "name",
-        columns: &[
-            "name",
-            "customer",
-            "enabled",
-            "max_concurrent_calls",
-            "max_cps",
-            "source_ips",
-            "credentials",
-            "destinations",
-        ],
-        edit: &[],
-        create: &[
-            f("name", Kind::Text, ""),
-            f("customer", Kind::Text, "the owning customer's BAN"),
-            f("enabled", Kind::Bool, ""),
-            f("max_concurrent_calls", Kind::NullableInt, "empty = no limit"),
-            f("max_cps", Kind::NullableInt, "empty = no limit"),
-        ],
-    },
-    Resource {
-        slug: "numbers",
-        title: "Numbers",
-        api: "/v1/admin/numbers",
-        key: "number",
-        columns: &[
-            "number",
-            "customer",
-            "trunk",
-            "status",
-            "voice",
-            "fax",
-            "inbound_rate",
-            "cnam",
-        ],
-        edit: &[],
-        create: &[
-            f("number", Kind::Text, "E.164, e.g. +12125557000"),
-            f("customer", Kind::Text, "the owning customer's BAN"),
-            f("trunk", Kind::Text, "a trunk of that customer"),
-            f(
-                "status",
-                Kind::Choice(&["active", "reserved", "disabled", "porting-in"]),
-                "",
-            ),
-            f("inbound_rate", Kind::Text, "per minute, e.g. 0.0045"),
-            f("cnam", Kind::Text, "caller name; empty = none"),
-        ],
-    },
 ];
 
 pub fn find(slug: &str) -> Option<&'static Resource> {
