@@ -225,6 +225,12 @@ fn writes() -> Vec<Write> {
         ),
         w(
             "POST",
+            "/v1/admin/numbers/import",
+            "/v1/admin/numbers/import",
+            Raw("number,customer\n+12125550178,2002\n"),
+        ),
+        w(
+            "POST",
             "/v1/admin/numbers/{number}/move",
             "/v1/admin/numbers/%2B12125550177/move",
             Json(json!({"customer": "2002"})),
