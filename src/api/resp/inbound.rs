@@ -95,16 +95,7 @@ pub fn inbound_array(a: &InboundAnswer) -> Value {
     let s = |v: &str| Value::bulk(v.as_bytes());
     let empty = || Value::bulk("");
     match a {
-        InboundAnswer::Reject(r) => Value::Array(vec![
-            s("reject"),
-            Value::Integer(i64::from(r.code)),
-            s(&r.reason),
-            empty(),
-            empty(),
-            empty(),
-            empty(),
-            Value::Integer(0),
-        ]),
+        InboundAnswer::Reject(r) => super::command::reject_array(r.code, &r.reason),
         InboundAnswer::Route(r) => {
             let mut v = Vec::with_capacity(HEADER + 3 * r.uris.len());
             v.extend([
