@@ -216,7 +216,7 @@ pub fn answer_array(a: &DipAnswer) -> Value {
     let s = |v: &str| Value::bulk(v.as_bytes());
     let empty = || Value::bulk("");
     match a {
-        DipAnswer::Reject(r) => reject_array(r.sip_code, &r.reason),
+        DipAnswer::Reject(r) => super::reject_array(r.sip_code, &r.reason),
         DipAnswer::Route(r) => {
             let n: usize = r.routes.iter().map(|c| c.uris.len().max(1)).sum();
             let mut v = Vec::with_capacity(HEADER + 3 * n + 1);
@@ -245,22 +245,6 @@ pub fn answer_array(a: &DipAnswer) -> Value {
             Value::Array(v)
         }
     }
-}
-
-/// A reject as the `LCR` and `INBOUND` arrays carry it: `reject`, the SIP code, the reason, four
-/// empty fields and 0 entries (the header of [`answer_array`]'s layout).
-pub(super) fn reject_array(code: u16, reason: &str) -> Value {
-    let empty = || Value::bulk("");
-    Value::Array(vec![
-        Value::bulk("reject"),
-        Value::Integer(i64::from(code)),
-        Value::bulk(reason.as_bytes()),
-        empty(),
-        empty(),
-        empty(),
-        empty(),
-        Value::Integer(0),
-    ])
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub fn inbound_array(a: &InboundAnswer) -> Value {
     let s = |v: &str| Value::bulk(v.as_bytes());
     let empty = || Value::bulk("");
     match a {
-        InboundAnswer::Reject(r) => super::command::reject_array(r.code, &r.reason),
+        InboundAnswer::Reject(r) => super::reject_array(r.code, &r.reason),
         InboundAnswer::Route(r) => {
             let mut v = Vec::with_capacity(HEADER + 3 * r.uris.len());
             v.extend([

@@ -248,3 +248,19 @@ fn refused(api: &Api, reason: &str) {
         .with_label_values(&[LISTENER, reason])
         .inc();
 }
+
+/// A reject as the `LCR` and `INBOUND` arrays carry it: `reject`, the SIP code, the reason, four
+/// empty fields and 0 entries (the header of [`command::answer_array`]'s layout).
+fn reject_array(code: u16, reason: &str) -> Value {
+    let empty = || Value::bulk("");
+    Value::Array(vec![
+        Value::bulk("reject"),
+        Value::Integer(i64::from(code)),
+        Value::bulk(reason.as_bytes()),
+        empty(),
+        empty(),
+        empty(),
+        empty(),
+        Value::Integer(0),
+    ])
+}
