@@ -9,6 +9,7 @@
 //! (persistence is `crate::cdr`), HTTP.
 
 mod alarm;
+pub mod cut;
 pub mod hangup;
 mod inbound;
 pub mod limits;
