@@ -184,6 +184,8 @@ pub struct CustomerSpec {
     /// CSV sell deck, relative to the provisioning file
     pub sell_rates: Option<String>,
     pub sell_rates_effective_from: Option<String>,
+    /// credit account terms (issue 21); omitted = the account, if any, is left as it is
+    pub account: Option<super::accounts::AccountSpec>,
 }
 
 #[derive(Debug, Deserialize)]
