@@ -19,9 +19,7 @@ use super::context::{Api, Surface};
 use super::error::ApiError;
 use crate::numbering::for_log;
 use crate::routing::inbound::params::CredentialQuery;
-use crate::routing::inbound::{
-    route_inbound, Credential, InboundAnswer, InboundRejectReason, InboundRequest,
-};
+use crate::routing::inbound::{Credential, InboundAnswer, InboundRejectReason, InboundRequest};
 
 /// `GET /v1/credentials`' answer: found with the HA1 and names, or `{"found":false}` (a miss
 /// is a value; it never says why).
@@ -99,8 +97,7 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let (answer, trace) =
-            crate::routing::inbound::route::explain_inbound(snap.inbound(), req, true);
+        let (answer, trace) = snap.explain_inbound(req);
         Ok(InboundSimulation {
             direction: "inbound",
             answer,
@@ -126,7 +123,7 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let mut answer = route_inbound(snap.inbound(), req);
+        let mut answer = snap.route_inbound(req);
         if let InboundAnswer::Route(r) = &answer {
             if self
                 .state
@@ -187,7 +184,7 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let found = snap.inbound().credential(&q.user, &q.realm).filter(|c| {
+        let found = snap.credential(&q.user, &q.realm).filter(|c| {
             self.state
                 .kamailio_auth
                 .dip_as()
