@@ -77,6 +77,9 @@ async fn every_page_answers_within_200_ms_of_server_time() {
         "r/routes".into(),
         "r/vendors".into(),
         "r/partitions".into(),
+        "r/trunks".into(),
+        "r/numbers?prefix=1212".into(),
+        "r/accounts/1001".into(),
         "cdrs?search=1&ban=1001".into(),
         "audit".into(),
     ];
