@@ -146,6 +146,12 @@ impl Api {
         if let Some(calls) = &self.state.calls {
             answer = calls.on_inbound(req, answer);
         }
+        // the trunk's media policy (recording, T.38, codecs) applies to the call's offer
+        if let (InboundAnswer::Route(r), Some(media), Some(call_id)) =
+            (&answer, &self.state.media, &req.call_id)
+        {
+            media.remember_inbound(call_id, r.customer.as_str(), r.trunk.as_str());
+        }
         let outcome = match &answer {
             InboundAnswer::Route(_) => "route".to_string(),
             InboundAnswer::Reject(r) => format!("reject_{}", r.code),

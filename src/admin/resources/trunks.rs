@@ -99,7 +99,9 @@ const TRUNKS: Table = Table {
              (SELECT count(*) FROM trunk_destinations d WHERE d.trunk_id = t.id) AS destinations \
            FROM trunks t JOIN customers c ON c.id = t.customer_id ORDER BY t.name",
     get: "SELECT t.name, c.ban AS customer, t.enabled, t.max_concurrent_calls, t.max_cps, \
-             t.media_policy_id AS media_policy, \
+             (SELECT jsonb_strip_nulls(jsonb_build_object('record', p.record, 't38_mode', p.t38_mode, \
+                 'codec_allow', p.codec_allow, 'codec_strip', p.codec_strip)) \
+              FROM media_policies p WHERE p.trunk_name = t.name) AS media_policy, \
              (SELECT coalesce(array_agg(s.cidr::text ORDER BY s.cidr), '{}') FROM trunk_sources s WHERE s.trunk_id = t.id) AS source_ips, \
              (SELECT coalesce(jsonb_agg(jsonb_build_object('credential', k.username || '@' || k.realm, \
                  'username', k.username, 'realm', k.realm) ORDER BY k.id), '[]') \

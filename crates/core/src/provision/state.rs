@@ -52,5 +52,6 @@ pub struct State {
     /// (customer id, prefix, vendor id)
     pub exclusions: HashMap<(Option<i64>, String, Option<i64>), IdRow>,
     /// (customer BAN, route name)
-    pub media_policies: HashMap<(Option<String>, Option<String>), IdRow>,
+    /// by (customer BAN, route, trunk)
+    pub media_policies: HashMap<(Option<String>, Option<String>, Option<String>), IdRow>,
 }
