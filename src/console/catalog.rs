@@ -98,11 +98,10 @@ pub struct Child {
 }
 
 impl Resource {
-    /// The admin path of the item `key`.
+    /// The admin path of the item whose key, percent-encoded, is `key`.
     pub fn item_path(&self, key: &str) -> String {
-        let key = super::html::enc(key);
         match self.item {
-            Some(t) => t.replace("{key}", &key),
+            Some(t) => t.replace("{key}", key),
             None => format!("{}/{key}", self.api),
         }
     }

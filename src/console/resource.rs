@@ -236,7 +236,7 @@ pub async fn item(
     key: &str,
     error: Option<(StatusCode, String)>,
 ) -> Result<Reply, ConsoleError> {
-    let path = res.item_path(key);
+    let path = res.item_path(&enc(key));
     // an item a PUT creates (a credit account) may not exist yet: its form creates it
     let (v, missing) = match call(c, r, "GET", &path, HashMap::new(), None).await {
         Ok(v) => (v, None),
@@ -334,7 +334,7 @@ pub async fn submit(
     key: Option<&str>,
 ) -> Result<Reply, ConsoleError> {
     let (method, path, fields) = match key {
-        Some(k) => (res.edit_method, res.item_path(k), res.edit),
+        Some(k) => (res.edit_method, res.item_path(&enc(k)), res.edit),
         None => ("POST", res.api.to_string(), res.create),
     };
     if fields.is_empty() {

@@ -422,7 +422,9 @@ mod tests {
                 ..PolicyRow::default()
             },
         ]);
-        let table: &[(Option<&str>, bool, T38Mode, &[&str], &[&str])] = &[
+        /// (trunk, record, T.38, codec_allow, codec_strip)
+        type Want<'a> = (Option<&'a str>, bool, T38Mode, &'a [&'a str], &'a [&'a str]);
+        let table: &[Want] = &[
             (
                 Some("acme-main"),
                 false,

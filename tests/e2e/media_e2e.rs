@@ -423,12 +423,7 @@ async fn a_trunks_media_policy_applies_to_its_inbound_calls() {
     // (call id, DNIS, trunk, codecs offered onward)
     let calls = [
         ("e2e-in-1", "%2B12125550190", "e2e-main", "RTP/AVP 0\r"),
-        (
-            "e2e-in-2",
-            "%2B12125550191",
-            "e2e-other",
-            "RTP/AVP 0 8 9\r",
-        ),
+        ("e2e-in-2", "%2B12125550191", "e2e-other", "RTP/AVP 0 8 9\r"),
     ];
     for (call_id, dnis, trunk, codecs) in calls {
         // the vendor's source (the demo's gateways are 127.0.0.1) delivers the call to the DID
