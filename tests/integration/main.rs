@@ -28,4 +28,5 @@ mod provision;
 mod resp_dip;
 mod systemd_units;
 mod tls;
+mod trunks_admin;
 mod vagrant;

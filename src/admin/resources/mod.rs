@@ -26,6 +26,7 @@ pub mod overrides;
 pub mod partitions;
 pub mod routes;
 pub mod tokens;
+pub mod trunk_links;
 pub mod trunks;
 pub mod vendors;
 

@@ -95,6 +95,11 @@ pub(super) async fn dispatch(
                 resource::item(c, &r, res, key, None).await
             }
         }
+        ["r", slug, key, "do", n] if post => {
+            let res = catalog::find(slug)
+                .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
+            resource::action(c, &r, res, key, n).await
+        }
         ["cdrs"] if get => cdrs::page(c, &r).await,
         ["cdrs", "export.csv"] if get => cdrs::export(c, &r).await,
         ["audit"] if get => audit::page(c, &r).await,

@@ -1,9 +1,11 @@
 //! The inbound part of the snapshot (issue 19): trunks (with their sources), destinations,
-//! credentials, origination sources (and vendor gateways whose host is an IP address) with
-//! SELECTs, numbers streamed with binary COPY (a million rows are never collected first), all in
-//! the loader's transaction, compiled by their own `InboundBuilder` into their own `Inbound`.
+//! credentials and origination sources with SELECTs, numbers streamed with binary COPY (a
+//! million rows are never collected first), all in the loader's transaction, compiled by their
+//! own `InboundBuilder` into their own `Inbound`.
 //!
-//! Owns: those statements and the rows' conversion. Must not touch: the other tables.
+//! Owns: those statements and the rows' conversion. Must not touch: the other tables — not
+//! even `customers`, `vendors` or `gateways`: the part names customers and vendors by id, the
+//! snapshot resolves them at answer time, so a change to those tables never rebuilds this part.
 
 use std::net::IpAddr;
 
@@ -33,14 +35,14 @@ fn nonneg(v: Option<i32>) -> Option<u32> {
 pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
     let mut b = InboundBuilder::new();
     const T: &str = "trunks";
-    let sql = "SELECT t.id, t.name, c.ban, c.enabled, t.max_concurrent_calls, t.max_cps, \
+    let sql = "SELECT t.id, t.name, t.customer_id, t.max_concurrent_calls, t.max_cps, \
                       t.media_policy_id, t.enabled, \
                       coalesce((SELECT array_agg(s.cidr::text ORDER BY s.cidr) FROM trunk_sources s \
                                 WHERE s.trunk_id = t.id), '{}') \
-               FROM trunks t JOIN customers c ON c.id = t.customer_id ORDER BY t.id";
+               FROM trunks t ORDER BY t.id";
     for row in select(client, T, sql).await? {
         let name: String = col(&row, 1, T)?;
-        let cidrs: Vec<String> = col(&row, 8, T)?;
+        let cidrs: Vec<String> = col(&row, 7, T)?;
         let sources = cidrs
             .iter()
             .map(|c| {
@@ -55,12 +57,11 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
             .collect::<Result<_, _>>()?;
         b.trunk(TrunkRow {
             id: col(&row, 0, T)?,
-            customer_ban: col(&row, 2, T)?,
-            customer_enabled: col(&row, 3, T)?,
-            max_calls: nonneg(col(&row, 4, T)?),
-            max_cps: nonneg(col(&row, 5, T)?),
-            media_policy: col(&row, 6, T)?,
-            enabled: col(&row, 7, T)?,
+            customer_id: col(&row, 2, T)?,
+            max_calls: nonneg(col(&row, 3, T)?),
+            max_cps: nonneg(col(&row, 4, T)?),
+            media_policy: col(&row, 5, T)?,
+            enabled: col(&row, 6, T)?,
             sources,
             name,
         });
@@ -102,23 +103,19 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
         });
     }
     const TO: &str = "origination_sources";
-    let sql = "SELECT v.name, v.enabled, o.cidr::text FROM origination_sources o \
-                 JOIN vendors v ON v.id = o.vendor_id \
-               UNION ALL \
-               SELECT v.name, v.enabled, g.host FROM gateways g JOIN vendors v ON v.id = g.vendor_id \
-                 WHERE g.enabled \
-               ORDER BY 1, 3";
+    // the vendors' gateways count as sources too: the snapshot adds them from its topology
+    let sql = "SELECT vendor_id, cidr::text FROM origination_sources ORDER BY 1, 2";
     for row in select(client, TO, sql).await? {
-        let host: String = col(&row, 2, TO)?;
-        // a gateway named by a DNS name is not a source address: only literal IPs count
-        let Some(net) = parse_net(&host) else {
-            continue;
-        };
-        b.origination(OriginationRow {
-            vendor: col(&row, 0, TO)?,
-            vendor_enabled: col(&row, 1, TO)?,
-            net,
-        });
+        let cidr: String = col(&row, 1, TO)?;
+        let vendor_id: Id = col(&row, 0, TO)?;
+        let net = parse_net(&cidr).ok_or_else(|| {
+            DbError::bad_row(
+                TO,
+                format!("vendor id {vendor_id}"),
+                format!("unparsable cidr {cidr:?}"),
+            )
+        })?;
+        b.origination(OriginationRow { vendor_id, net });
     }
     load_numbers(client, &mut b).await?;
     tokio::task::spawn_blocking(move || b.build())
@@ -134,9 +131,9 @@ fn text(f: Option<&[u8]>) -> Option<&str> {
 /// Numbers, streamed (every column as text: one decoding rule).
 async fn load_numbers(client: &Client, b: &mut InboundBuilder) -> Result<u64, DbError> {
     const T: &str = "numbers";
-    let q = "SELECT n.number, c.ban, n.trunk_id::text, n.status::text, n.voice::text, \
+    let q = "SELECT n.number, n.customer_id::text, n.trunk_id::text, n.status::text, n.voice::text, \
                     n.fax::text, n.destination, round(n.inbound_rate * 10000000)::bigint::text, n.cnam \
-             FROM numbers n JOIN customers c ON c.id = n.customer_id"
+             FROM numbers n"
         .to_string();
     copy_binary::<9>(&[(client, q)], T, |f| {
         let number = need(text(f[0]), T, &|| "a number".into(), "number")?;
@@ -150,7 +147,12 @@ async fn load_numbers(client: &Client, b: &mut InboundBuilder) -> Result<u64, Db
         )?;
         b.number(NumberRow {
             number: number.to_string(),
-            customer_ban: need(text(f[1]), T, &key, "customer")?.to_string(),
+            customer_id: need(
+                text(f[1]).and_then(|s| s.parse::<Id>().ok()),
+                T,
+                &key,
+                "customer_id",
+            )?,
             trunk_id: match text(f[2]) {
                 None => None,
                 Some(s) => Some(need(s.parse::<Id>().ok(), T, &key, "trunk_id")?),

@@ -81,6 +81,9 @@ async fn every_page_renders_on_a_big_network_and_reports_its_server_time() {
         "r/routes".into(),
         "r/vendors".into(),
         "r/partitions".into(),
+        "r/trunks".into(),
+        "r/numbers?prefix=1212".into(),
+        "r/accounts/1001".into(),
         "cdrs?search=1&ban=1001".into(),
         "audit".into(),
     ];

@@ -237,13 +237,15 @@ pub struct ExclusionSpec {
     pub note: Option<String>,
 }
 
-/// A media policy (`media_policies` table), keyed by customer BAN and/or route name. Settings
-/// omitted here are NULL: inherited from a less specific policy.
+/// A media policy (`media_policies` table), keyed by customer BAN and/or route name, or by a
+/// customer trunk alone (its inbound calls). Settings omitted here are NULL: inherited from a
+/// less specific policy.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaPolicySpec {
     pub customer: Option<Ban>,
     pub route: Option<String>,
+    pub trunk: Option<String>,
     pub record: Option<bool>,
     /// `none`, `passthrough` or `gateway`
     pub t38_mode: Option<String>,
