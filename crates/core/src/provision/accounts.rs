@@ -8,35 +8,16 @@
 //! whose table omits `blocked` keeps its blocked state (re-applying a file never unblocks an
 //! account warpd blocked for its spend rate).
 //!
-//! Owns: the table's schema and its diff. Must not touch: the database (the daemon's
+//! Owns: the table's checks and its diff (the schema, `AccountSpec`, is in [`super::spec`]). Must not touch: the database (the daemon's
 //! `provision::db::accounts`).
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use super::plan::{Action, Change, FieldChange, ObjectKind};
-use super::spec::{CustomerSpec, Decimal};
+use super::spec::CustomerSpec;
 use super::Issue;
 use crate::cdr::rating::fmt_e7;
 use crate::rules::{account, AccountInput, AccountTerms};
-
-/// A customer's `account` table, as written (money as decimals).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountSpec {
-    pub mode: Option<String>,
-    pub credit_limit: Option<Decimal>,
-    pub daily_spend_limit: Option<Decimal>,
-    pub monthly_minutes: Option<i64>,
-    pub per_call_cost_cap: Option<Decimal>,
-    pub at_limit: Option<String>,
-    pub tz: Option<String>,
-    pub blocked: Option<bool>,
-    pub spend_alarm_minutes: Option<i64>,
-    pub spend_alarm_threshold: Option<Decimal>,
-    pub auto_block: Option<bool>,
-}
 
 /// One account the file gives, checked.
 #[derive(Clone, Debug, PartialEq)]

@@ -185,7 +185,24 @@ pub struct CustomerSpec {
     pub sell_rates: Option<String>,
     pub sell_rates_effective_from: Option<String>,
     /// credit account terms (issue 21); omitted = the account, if any, is left as it is
-    pub account: Option<super::accounts::AccountSpec>,
+    pub account: Option<AccountSpec>,
+}
+
+/// A customer's `account` table, as written (money as decimals).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    pub mode: Option<String>,
+    pub credit_limit: Option<Decimal>,
+    pub daily_spend_limit: Option<Decimal>,
+    pub monthly_minutes: Option<i64>,
+    pub per_call_cost_cap: Option<Decimal>,
+    pub at_limit: Option<String>,
+    pub tz: Option<String>,
+    pub blocked: Option<bool>,
+    pub spend_alarm_minutes: Option<i64>,
+    pub spend_alarm_threshold: Option<Decimal>,
+    pub auto_block: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
