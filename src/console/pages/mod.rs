@@ -4,6 +4,7 @@
 
 mod audit;
 mod cdrs;
+mod deck_progress;
 mod decks;
 mod overview;
 mod simulate;
