@@ -320,7 +320,9 @@ fn line(s: &Snapshot, q: &DipRequest) -> String {
                         c.route_id,
                         c.rate,
                         c.customer_rate,
-                        c.zone.map(|z| format!("/{}", z.as_str())).unwrap_or_default(),
+                        c.zone
+                            .map(|z| format!("/{}", z.as_str()))
+                            .unwrap_or_default(),
                         if c.forced { "!" } else { "" }
                     )
                 })
