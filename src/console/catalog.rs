@@ -53,7 +53,13 @@ pub struct Resource {
     pub edit: &'static [Field],
     /// fields of the collection's POST body (none: no create form)
     pub create: &'static [Field],
+    /// the list answers pages (`limit`, `after` = the last key of the page before): the page
+    /// shows [`PAGE`] rows at a time (a list that grows with the network, e.g. customers)
+    pub paged: bool,
 }
+
+/// Rows of one page of a paged list.
+pub const PAGE: usize = 100;
 
 const BILLING: Kind = Kind::Choice(&["LRN", "OCN_LATA", "DNIS", "INTERNATIONAL"]);
 
@@ -129,6 +135,7 @@ pub static RESOURCES: &[Resource] = &[
             f("ban", Kind::Text, "billing account number"),
             f("name", Kind::Text, ""),
         ],
+        paged: true,
     },
     Resource {
         slug: "partitions",
@@ -138,6 +145,7 @@ pub static RESOURCES: &[Resource] = &[
         columns: &["name", "description", "routes"],
         edit: &[],
         create: &[f("name", Kind::Text, ""), f("description", Kind::Text, "")],
+        paged: false,
     },
     Resource {
         slug: "routes",
@@ -159,6 +167,7 @@ pub static RESOURCES: &[Resource] = &[
             f("priority", Kind::Int, ""),
             f("weight", Kind::Int, ""),
         ],
+        paged: false,
     },
     Resource {
         slug: "vendors",
@@ -176,6 +185,7 @@ pub static RESOURCES: &[Resource] = &[
             f("billing_model", BILLING, ""),
             f("dialstring", Kind::Text, "empty = the default"),
         ],
+        paged: false,
     },
 ];
 

@@ -12,7 +12,7 @@ use hyper::StatusCode;
 use maud::{html, Markup};
 use serde_json::{Map, Value};
 
-use super::catalog::{Field, Kind, Resource};
+use super::catalog::{Field, Kind, Resource, PAGE};
 use super::html::{self, enc, layout, may};
 use super::{Console, ConsoleError, Reply, Req};
 
@@ -78,12 +78,21 @@ fn input(f: &Field, id: &str, current: &str) -> Markup {
 }
 
 async fn get(c: &Console, r: &Req, path: &str) -> Result<Value, ConsoleError> {
+    get_with(c, r, path, HashMap::new()).await
+}
+
+async fn get_with(
+    c: &Console,
+    r: &Req,
+    path: &str,
+    query: HashMap<String, String>,
+) -> Result<Value, ConsoleError> {
     let reply = crate::admin::call(
         &c.admin,
         r.session.who.clone(),
         "GET",
         path,
-        HashMap::new(),
+        query,
         bytes::Bytes::new(),
         None,
     )
@@ -91,22 +100,53 @@ async fn get(c: &Console, r: &Req, path: &str) -> Result<Value, ConsoleError> {
     Ok(serde_json::from_slice(&reply.body).unwrap_or(Value::Null))
 }
 
-/// `GET /console/r/<slug>`: every row, and the create form.
+/// `GET /console/r/<slug>`: every row (a paged resource: [`PAGE`] rows after `?after=`, with
+/// a link to the next page), and the create form.
 pub async fn list(
     c: &Console,
     r: &Req,
     res: &Resource,
     error: Option<(StatusCode, String)>,
 ) -> Result<Reply, ConsoleError> {
-    let rows = get(c, r, res.api).await?;
-    let rows = rows.as_array().cloned().unwrap_or_default();
+    let mut query = HashMap::new();
+    if res.paged {
+        // one more than shown: there is a next page when it comes back
+        query.insert("limit".to_string(), (PAGE + 1).to_string());
+        if !r.q("after").is_empty() {
+            query.insert("after".to_string(), r.q("after").to_string());
+        }
+    }
+    let rows = get_with(c, r, res.api, query).await?;
+    let mut rows = rows.as_array().cloned().unwrap_or_default();
+    let more = res.paged && rows.len() > PAGE;
+    rows.truncate(if res.paged { PAGE } else { rows.len() });
+    let next = more
+        .then(|| rows.last().map(|row| html::text(&row[res.key])))
+        .flatten()
+        .map(|after| {
+            r.base.url(&format!(
+                "r/{}?{}",
+                res.slug,
+                html::query(&[("after", &after)])
+            ))
+        });
     let can_create =
         !res.create.is_empty() && may(&r.session, crate::admin::role_needed("POST", res.api));
     let current = format!("r/{}", res.slug);
     let body = html! {
         @if let Some((_, e)) = &error { (html::error_box(e)) }
-        p.hint { (rows.len()) " rows. Select one to see all its settings." }
+        @if res.paged {
+            p.hint { (rows.len()) " rows" @if !r.q("after").is_empty() { " after " (r.q("after")) } ". Select one to see all its settings." }
+        } @else {
+            p.hint { (rows.len()) " rows. Select one to see all its settings." }
+        }
         (html::table(&rows, res.columns, Some((res.key, &r.base, &current))))
+        @if res.paged {
+            p.pager {
+                @if !r.q("after").is_empty() { a href=(r.base.url(&current)) { "First page" } " " }
+                @if let Some(n) = &next { a href=(n) rel="next" id="list-next" { "Next " (PAGE) " rows" } }
+            }
+        }
         @if can_create {
             form method="post" action=(r.base.url(&current)) {
                 (html::csrf(&r.session))
