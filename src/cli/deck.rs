@@ -65,6 +65,12 @@ pub enum DeckCmd {
         limit: i64,
         #[arg(long, default_value_t = 25.0)]
         warn_pct: f64,
+        /// order of the rows: key, change or pct (largest move first)
+        #[arg(long, default_value = "key")]
+        sort: String,
+        /// continue after this cursor (the `next` of the page before)
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Withdraw a live version (default: the newest); the route routes from the others again
     Rollback {
@@ -222,7 +228,14 @@ pub async fn run_deck(config: &Config, cmd: DeckCmd) -> anyhow::Result<()> {
             to,
             limit,
             warn_pct,
-        } => print_json(&deck::store::diff(&client, &route, from, to, warn_pct, limit).await?)?,
+            sort,
+            after,
+        } => {
+            let sort = deck::DiffSort::parse(&sort)
+                .with_context(|| format!("--sort {sort:?}: expected key, change or pct"))?;
+            let page = deck::DiffPage { sort, after, limit };
+            print_json(&deck::store::diff(&mut client, &route, from, to, warn_pct, &page).await?)?
+        }
         DeckCmd::Rollback { route, version } => {
             let v = deck::store::rollback(&mut client, &route, version, &actor()).await?;
             println!("version {v} of route {route} rolled back");

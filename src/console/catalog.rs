@@ -200,6 +200,7 @@ pub static RESOURCES: &[Resource] = &[
             f("ban", Kind::Text, "billing account number"),
             f("name", Kind::Text, ""),
         ],
+        page: Some(100),
         ..BASE
     },
     Resource {

@@ -55,11 +55,14 @@ pub struct Console {
     pub media: Option<Arc<crate::media::MediaController>>,
     pub config: ConsoleConfig,
     pub sampler: Arc<sampler::Sampler>,
-    /// deck diffs already computed, by (route, from version, to version): a version's rows
-    /// never change once imported, and the diff of two 100,000-row versions takes the admin
-    /// API ~1 s, so sorting or coming back to a diff is served from here
-    pub diffs: moka::sync::Cache<(String, i64, i64), serde_json::Value>,
+    /// pages of deck diffs already computed: a version's rows never change once imported, and
+    /// a page of the diff of two 100,000-row versions takes the admin API a few hundred ms
+    /// (it compares every row for the counts), so coming back to a page is served from here
+    pub diffs: moka::sync::Cache<DiffKey, serde_json::Value>,
 }
+
+/// A page of a deck diff: (route, from version, to version, order, cursor).
+pub type DiffKey = (String, i64, i64, String, String);
 
 /// Failures of a console request; [`ConsoleError::status`] is the one mapping to HTTP.
 #[derive(Debug, thiserror::Error)]

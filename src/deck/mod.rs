@@ -21,7 +21,8 @@ use warpd_core::provision::Issue;
 
 pub use parse::{Field, Format, Mapping};
 pub use store::{
-    DiffReport, DiffRow, ImportOptions, ImportReport, VersionInfo, MAX_REPORTED_ISSUES,
+    DiffPage, DiffReport, DiffRow, DiffSort, ImportOptions, ImportReport, VersionInfo,
+    MAX_REPORTED_ISSUES,
 };
 
 /// Errors of the deck layer. Each says what was refused and why; nothing was changed.

@@ -149,7 +149,12 @@ async fn future_version_diffs_against_the_live_one_and_prices_by_the_clock() {
     assert_eq!(route_rows(&client, "alpha").await, incremental);
 
     // diff from the CLI's defaults: newest against the one before
-    let d = deck::store::diff(&client, "alpha", None, None, 25.0, 10)
+    let page = deck::DiffPage {
+        sort: deck::DiffSort::Key,
+        after: None,
+        limit: 10,
+    };
+    let d = deck::store::diff(&mut client, "alpha", None, None, 25.0, &page)
         .await
         .unwrap();
     assert_eq!((d.from_version, d.to_version), (v1_id, v2_id));

@@ -17,6 +17,7 @@ mod console;
 mod consul_register;
 mod db_loader;
 mod deck;
+mod deck_diff;
 mod dip_as;
 mod e2e_dip;
 mod fd_exhaustion;

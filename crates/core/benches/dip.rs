@@ -1,6 +1,7 @@
 //! Criterion: in-memory route computation (classification + LPM over all routes + filtering +
 //! ordering) on the benchmark network: 20 routes × the same 1,000,000 prefixes (20M rate rows),
-//! 2 partitions, 1,000 customers. Set WARPD_BENCH_PREFIXES to shrink it.
+//! 2 partitions, 1,000 customers. Set WARPD_BENCH_PREFIXES to shrink it, WARPD_BENCH_ROUTES=50
+//! for the 50-route network (issue 23: 50 routes in partition "all").
 //!
 //! Run: cargo bench -p warpd-core --bench dip
 
@@ -12,8 +13,13 @@ fn spec() -> synthetic::Spec {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let routes = std::env::var("WARPD_BENCH_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     synthetic::Spec {
         prefixes,
+        routes,
         ..Default::default()
     }
 }
@@ -53,7 +59,8 @@ fn bench(c: &mut Criterion) {
         .count();
     assert!(routed > reqs.len() * 9 / 10, "only {routed} routed");
     let mut k = 0usize;
-    c.bench_function("dip/20routes_x_1M_prefixes", |b| {
+    let name = format!("dip/{}routes_x_{}_prefixes", spec.routes, spec.prefixes);
+    c.bench_function(&name, |b| {
         b.iter(|| {
             k = (k + 1) & 4095;
             black_box(dip(&snap, black_box(&reqs[k]), 1))

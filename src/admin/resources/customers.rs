@@ -419,10 +419,36 @@ pub(super) fn steps<'a>(
     out
 }
 
+/// Customers of one page, at most.
+pub const MAX_PAGE: i64 = 1000;
+
 #[utoipa::path(get, path = "/v1/admin/customers", tag = "customers", security(("bearer" = [])),
-    responses((status = 200, description = "every customer with its limits, margin rules, source IPs and partitions")))]
-pub async fn customers_list(_: &AdminState, _: &mut Ctx, c: &mut Client) -> Reply {
-    crud::list(c, &format!("{CUSTOMER_VIEW} ORDER BY c.ban"), &[]).await
+    params(
+        ("limit" = Option<i64>, Query, description = "at most this many customers (1-1000), by BAN; default: every customer"),
+        ("after" = Option<String>, Query, description = "the customers after this BAN (keyset paging: the last BAN of the page before)")),
+    responses((status = 200, description = "customers by BAN with their limits, margin rules, source IPs and partitions")))]
+pub async fn customers_list(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let limit = ctx.int("limit")?;
+    if let Some(l) = limit.filter(|l| !(1..=MAX_PAGE).contains(l)) {
+        return Err(AdminError::invalid(
+            "limit",
+            format!("{l} is not between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = ctx.q("after").map(str::to_string);
+    if after.as_ref().is_some_and(|a| a.len() > 200) {
+        return Err(AdminError::invalid(
+            "after",
+            "longer than 200 bytes: not a BAN",
+        ));
+    }
+    // the page is chosen on the customers' BAN index before the per-customer subqueries run
+    crud::list(
+        c,
+        &format!("{CUSTOMER_VIEW} WHERE $1::text IS NULL OR c.ban > $1 ORDER BY c.ban LIMIT $2"),
+        &[&after, &limit],
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/admin/customers/{ban}", tag = "customers", security(("bearer" = [])),

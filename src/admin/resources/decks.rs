@@ -78,7 +78,9 @@ pub async fn deck_versions(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Rep
     params(("route" = String, Path, description = "route name"),
         ("from" = Option<i64>, Query, description = "old version (default: the one before `to`)"),
         ("to" = Option<i64>, Query, description = "new version (default: the newest)"),
-        ("limit" = Option<i64>, Query, description = "rows of detail (default 100)"),
+        ("limit" = Option<i64>, Query, description = "rows of detail (default 100, at most 10000)"),
+        ("sort" = Option<String>, Query, description = "order of the rows: key (default), change, or pct (largest move first)"),
+        ("after" = Option<String>, Query, description = "continue after this cursor: the `next` of the page before (keyset paging)"),
         ("warn_pct" = Option<f64>, Query, description = "threshold for over_threshold (default 25)")),
     responses((status = 200, description = "per-prefix comparison", body = deck::DiffReport)))]
 pub async fn deck_diff(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
@@ -88,17 +90,49 @@ pub async fn deck_diff(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
             .parse::<f64>()
             .map_err(|_| AdminError::invalid("warn_pct", format!("{v:?} is not a number")))?,
     };
+    let sort = match ctx.q("sort") {
+        None => deck::DiffSort::Key,
+        Some(v) => deck::DiffSort::parse(v).ok_or_else(|| {
+            AdminError::invalid(
+                "sort",
+                format!(
+                    "{} is not key, change or pct",
+                    warpd_core::excerpt::excerpt(v)
+                ),
+            )
+        })?,
+    };
+    let limit = ctx.int("limit")?.unwrap_or(100);
+    if !(0..=MAX_DIFF_ROWS).contains(&limit) {
+        return Err(AdminError::invalid(
+            "limit",
+            format!("{limit} is not between 0 and {MAX_DIFF_ROWS}"),
+        ));
+    }
+    let after = ctx.q("after").map(str::to_string);
+    if after.as_ref().is_some_and(|a| a.len() > MAX_CURSOR) {
+        return Err(AdminError::invalid(
+            "after",
+            format!("longer than {MAX_CURSOR} bytes: not a cursor"),
+        ));
+    }
+    let page = deck::DiffPage { sort, after, limit };
     let d = deck::store::diff(
         c,
         ctx.p("route"),
         ctx.int("from")?,
         ctx.int("to")?,
         pct,
-        ctx.int("limit")?.unwrap_or(100),
+        &page,
     )
     .await?;
     json_reply(StatusCode::OK, &d)
 }
+
+/// Rows of one diff page, at most.
+const MAX_DIFF_ROWS: i64 = 10_000;
+/// A diff cursor's length, at most (a key and a change or a percentage).
+const MAX_CURSOR: usize = 256;
 
 fn version_param(ctx: &Ctx) -> Result<i64, AdminError> {
     ctx.id("version", "a version id")

@@ -32,17 +32,6 @@ pub async fn index(c: &Console, r: &Req) -> Result<Reply, ConsoleError> {
     ))
 }
 
-fn sorted_rows(diff: &Value, sort: &str) -> Vec<Value> {
-    let mut rows = diff["rows"].as_array().cloned().unwrap_or_default();
-    let pct = |v: &Value| v["pct"].as_f64().unwrap_or(0.0);
-    match sort {
-        "pct" => rows.sort_by(|a, b| pct(b).abs().total_cmp(&pct(a).abs())),
-        "change" => rows.sort_by(|a, b| text(&a["change"]).cmp(&text(&b["change"]))),
-        _ => rows.sort_by(|a, b| text(&a["key"]).cmp(&text(&b["key"]))),
-    }
-    rows
-}
-
 /// The diff's percentage (a magnitude) signed by the direction of the change.
 fn signed_pct(row: &Value) -> String {
     match (row["pct"].as_f64(), row["change"].as_str()) {
@@ -53,6 +42,9 @@ fn signed_pct(row: &Value) -> String {
     }
 }
 
+/// Rows of one page of a diff.
+const DIFF_PAGE: &str = "100";
+
 fn diff_view(r: &Req, route: &str, diff: &Value) -> Markup {
     let sort = r.q("sort");
     let link = |s: &str| {
@@ -62,6 +54,13 @@ fn diff_view(r: &Req, route: &str, diff: &Value) -> Markup {
             html::query(&[("diff", r.q("diff")), ("sort", s)])
         ))
     };
+    let next = diff["next"].as_str().map(|after| {
+        r.base.url(&format!(
+            "decks/{}?{}",
+            enc(route),
+            html::query(&[("diff", r.q("diff")), ("sort", sort), ("after", after)])
+        ))
+    });
     html! {
         section aria-labelledby="diff-h" {
             h2 id="diff-h" { "Diff: version " (text(&diff["to_version"])) " against live version " (text(&diff["from_version"])) }
@@ -79,12 +78,16 @@ fn diff_view(r: &Req, route: &str, diff: &Value) -> Markup {
                     th scope="col" class="num" aria-sort=(if sort == "pct" { "descending" } else { "none" }) { a href=(link("pct")) { "change %" } }
                 } }
                 tbody {
-                    @for row in sorted_rows(diff, sort) {
+                    @for row in diff["rows"].as_array().map(Vec::as_slice).unwrap_or_default() {
                         tr { td { (text(&row["key"])) } td { (text(&row["change"])) }
                             td.num { (text(&row["old_rate"])) } td.num { (text(&row["new_rate"])) }
-                            td.num { (signed_pct(&row)) } }
+                            td.num { (signed_pct(row)) } }
                     }
                 }
+            }
+            p.pager {
+                @if !r.q("after").is_empty() { a href=(link(sort)) { "First page" } " " }
+                @if let Some(n) = &next { a href=(n) rel="next" id="diff-next" { "Next " (DIFF_PAGE) " rows" } }
             }
         }
     }
@@ -115,7 +118,14 @@ pub async fn route_page(
     let mut extra_error = None;
     if let (Some(live), Ok(to)) = (live, r.q("diff").parse::<i64>()) {
         let from = live["id"].as_i64().unwrap_or(0);
-        let key = (route.to_string(), from, to);
+        let (sort, after) = (r.q("sort"), r.q("after"));
+        let key = (
+            route.to_string(),
+            from,
+            to,
+            sort.to_string(),
+            after.to_string(),
+        );
         match c.diffs.get(&key) {
             Some(d) => diff = Some(d),
             None => match api_get(
@@ -125,7 +135,9 @@ pub async fn route_page(
                 &[
                     ("from", &from.to_string()),
                     ("to", &to.to_string()),
-                    ("limit", "1000"),
+                    ("limit", DIFF_PAGE),
+                    ("sort", sort),
+                    ("after", after),
                 ],
             )
             .await
@@ -268,6 +280,17 @@ pub async fn upload(
         Ok(reply) => {
             let rep: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
             let v = text(&rep["version"]);
+            // the import compared the new version with the one before it (the live one, at the
+            // default threshold, its first 20 changed rows): that is the first page of the diff
+            // this redirect shows, so it is not computed again
+            if let (Some(from), Some(to)) = (
+                rep["diff"]["from_version"].as_i64(),
+                rep["diff"]["to_version"].as_i64(),
+            ) {
+                // (the console's upload form sends no threshold of its own)
+                let key = (route.to_string(), from, to, String::new(), String::new());
+                c.diffs.insert(key, rep["diff"].clone());
+            }
             Ok(Reply::redirect(&r.base.url(&format!(
                 "decks/{}?{}",
                 enc(route),

@@ -117,6 +117,24 @@ async fn staged_deck_shadow_replays_recent_dips_then_activates_and_rolls_back() 
         )
         .await;
     assert_eq!((s, d["up"].as_i64()), (200, Some(1)), "{d}");
+    assert!(d.get("next").is_none(), "one changed row, one page: {d}");
+    for (q, field) in [
+        ("sort=bogus", "sort"),
+        ("limit=10001", "limit"),
+        ("limit=-1", "limit"),
+        ("sort=pct&after=x", "after"),
+    ] {
+        let (s, e) = api
+            .request(
+                "GET",
+                &format!("/v1/admin/routes/alpha/decks/diff?to={staged}&{q}"),
+                Some(ro),
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "{q}: {e}");
+        assert!(e.to_string().contains(field), "{q}: {e}");
+    }
     let resp = st
         .http
         .get(st.url("/v1/admin/routes/alpha/decks/current/export"))

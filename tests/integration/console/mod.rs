@@ -7,6 +7,7 @@
 mod browser;
 mod cli;
 mod http;
+mod paging;
 mod progress;
 mod timing;
 

@@ -9,7 +9,7 @@ use super::trie::KeyMatches;
 use super::window::window_open;
 use crate::numbering::{self, NumberClass, E164};
 use dialstring::dialstrings;
-use rate::{jurisdiction, rate_for, zone_rate};
+use rate::{jurisdiction, rate_for, zone_rate, PartitionRates};
 
 mod dialstring;
 mod rate;
@@ -61,6 +61,15 @@ struct Kept {
     sell: u32,
     billing: Billing,
     forced: bool,
+    /// the route's rank among equal rates (`RouteC::order`), copied so ordering reads no route
+    order: u32,
+}
+
+impl Kept {
+    /// (rate, order) packed in one integer: one comparison per step of the sort
+    fn rank(&self) -> u64 {
+        (self.rate as u64) << 32 | self.order as u64
+    }
 }
 
 /// Key-match caches of one dip: the trie is walked at most once per lookup number.
@@ -188,12 +197,14 @@ enum Verdict<'a> {
     Drop(Why<'a>, Option<u32>, Option<u32>),
 }
 
-/// Applies per-route checks. `forced` routes skip the ceiling and margin checks.
+/// Applies per-route checks. `forced` routes skip the ceiling and margin checks. `at`: the
+/// route's partition and position in it (see [`rate_for`]).
 fn judge<'s>(
     s: &'s Snapshot,
     call: &Call,
     m: &Matches,
     route: RouteIx,
+    at: Option<(&PartitionRates, usize)>,
     forced_rate: Option<Option<Rate>>,
     now: i64,
 ) -> Verdict<'s> {
@@ -218,12 +229,12 @@ fn judge<'s>(
     let forced = forced_rate.is_some();
     let priced = match forced_rate.flatten() {
         Some(rate) => {
-            let (billing, zone) = rate_for(s, call, m, route, now)
+            let (billing, zone) = rate_for(s, call, m, route, at, now)
                 .map(|(_, b, z)| (b, z))
                 .unwrap_or((DEFAULT_BILLING, call.zone));
             Some((rate.0, billing, zone))
         }
-        None => rate_for(s, call, m, route, now),
+        None => rate_for(s, call, m, route, at, now),
     };
     let Some((rate, billing, zone)) = priced else {
         return Verdict::Drop(Why::NoRate(call.zone), None, None);
@@ -253,6 +264,7 @@ fn judge<'s>(
         sell,
         billing,
         forced,
+        order: r.order,
     })
 }
 
@@ -334,6 +346,7 @@ fn emergency(
         sell: 0,
         billing: DEFAULT_BILLING,
         forced: true,
+        order: r.order,
     };
     DipAnswer::Route(RouteAnswer {
         zone: Zone::Emergency,
@@ -479,7 +492,9 @@ fn evaluate(
     };
 
     // 6. overrides: forced routes first
-    let mut kept: smallvec::SmallVec<[Kept; 16]> = smallvec::SmallVec::new();
+    // on the stack for partitions of up to 64 routes (a spilled SmallVec was a malloc and two
+    // reallocs per dip at 50 routes)
+    let mut kept: smallvec::SmallVec<[Kept; 64]> = smallvec::SmallVec::new();
     for o in s.overrides.iter().filter(|o| {
         o.customer.is_none_or(|c| c == customer_ix)
             && starts_with(call.dnis.digits(), &o.prefix)
@@ -490,7 +505,7 @@ fn evaluate(
         if kept.iter().any(|k| k.route == o.route) {
             continue;
         }
-        match judge(s, &call, &m, o.route, Some(o.rate), now) {
+        match judge(s, &call, &m, o.route, None, Some(o.rate), now) {
             Verdict::Keep(k) => {
                 if let Some(t) = trace.as_deref_mut() {
                     t.candidates.push(candidate(
@@ -537,8 +552,9 @@ fn evaluate(
         if let Some(t) = trace.as_deref_mut() {
             t.partitions.push(p.name.clone());
         }
-        for &route in &p.routes {
-            if kept[..forced].iter().any(|k| k.route == route) {
+        let rates = PartitionRates::new(p);
+        for (pos, &route) in p.routes.iter().enumerate() {
+            if forced > 0 && kept[..forced].iter().any(|k| k.route == route) {
                 if let Some(t) = trace.as_deref_mut() {
                     t.candidates.push(candidate(
                         s,
@@ -552,10 +568,11 @@ fn evaluate(
                 }
                 continue;
             }
-            if kept[forced..].iter().any(|k| k.route == route) {
+            // a route listed twice in the partition is judged once if kept
+            if p.repeated[pos] && kept[forced..].iter().any(|k| k.route == route) {
                 continue;
             }
-            match judge(s, &call, &m, route, None, now) {
+            match judge(s, &call, &m, route, Some((&rates, pos)), None, now) {
                 Verdict::Keep(k) => {
                     if let Some(t) = trace.as_deref_mut() {
                         t.candidates.push(candidate(
@@ -592,12 +609,22 @@ fn evaluate(
     }
 
     // 8. order: forced first (in override order), then cheapest, route priority, weight, name
-    // (route priority, weight, name) is precomputed per route as `order`
-    kept[forced..].sort_unstable_by_key(|k| (k.rate, s.routes[k.route as usize].order));
+    // (route priority, weight, name) is precomputed per route as `order`, unique per route, so
+    // (rate, order) orders the kept routes totally: only the first `limit` need sorting
     let limit = req
         .max_results
         .unwrap_or(customer.c.max_results)
         .clamp(1, s.settings.max_results_limit.max(1)) as usize;
+    let ranked = &mut kept[forced..];
+    let wanted = limit.saturating_sub(forced);
+    if wanted < ranked.len() {
+        if wanted > 0 {
+            ranked.select_nth_unstable_by_key(wanted - 1, Kept::rank);
+            ranked[..wanted - 1].sort_unstable_by_key(Kept::rank);
+        }
+    } else {
+        ranked.sort_unstable_by_key(Kept::rank);
+    }
     if kept.len() > limit {
         if let Some(t) = trace {
             for k in &kept[limit..] {
@@ -632,7 +659,7 @@ fn evaluate(
     DipAnswer::Route(RouteAnswer {
         zone,
         lrn: lrn_out,
-        partition: won.map(|p| s.partitions[p].name.as_str().into()),
+        partition: won.map(|p| s.partitions[p].label.clone()),
         routes: kept
             .iter()
             .map(|k| choice(s, k, zone, number, req.call_id.as_deref(), false))

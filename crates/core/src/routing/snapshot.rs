@@ -77,13 +77,18 @@ pub(crate) struct RateIndex {
 }
 
 impl RateIndex {
-    /// The entry of `route` under `key` effective at `now`.
-    pub fn entry(&self, key: u32, route: RouteIx, now: i64) -> Option<&RateEntry> {
+    /// Key `key`'s entries (sorted by route, then newest first) and the index of the first.
+    pub fn key_entries(&self, key: u32) -> Option<(usize, &[RateEntry])> {
         let (a, b) = (
             *self.offsets.get(key as usize)? as usize,
             *self.offsets.get(key as usize + 1)? as usize,
         );
-        let slice = self.entries.get(a..b)?;
+        Some((a, self.entries.get(a..b)?))
+    }
+
+    /// The entry of `route` under `key` effective at `now`.
+    pub fn entry(&self, key: u32, route: RouteIx, now: i64) -> Option<&RateEntry> {
+        let (_, slice) = self.key_entries(key)?;
         let start = slice.partition_point(|e| e.route < route);
         slice[start..]
             .iter()
@@ -142,7 +147,38 @@ pub(crate) struct VendorC {
 #[derive(Clone, Debug)]
 pub(crate) struct PartitionC {
     pub name: String,
+    /// `name` as the answer carries it (shared, not copied per dip)
+    pub label: Name,
     pub routes: Vec<RouteIx>,
+    /// (route, its position in `routes`), sorted by route: the dip finds every route's rate
+    /// entry by one merge with each matched key's entries (sorted by route too)
+    pub by_route: Vec<(RouteIx, u32)>,
+    /// `repeated[i]`: `routes[i]` is listed at an earlier position too
+    pub repeated: Vec<bool>,
+}
+
+impl PartitionC {
+    pub fn new(name: String, routes: Vec<RouteIx>) -> PartitionC {
+        let mut by_route: Vec<(RouteIx, u32)> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r, i as u32))
+            .collect();
+        by_route.sort_unstable();
+        let mut repeated = vec![false; routes.len()];
+        for w in by_route.windows(2) {
+            if w[0].0 == w[1].0 {
+                repeated[w[1].1 as usize] = true;
+            }
+        }
+        PartitionC {
+            label: name.as_str().into(),
+            name,
+            routes,
+            by_route,
+            repeated,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

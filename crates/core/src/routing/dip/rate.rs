@@ -61,12 +61,116 @@ fn entry_rate(call: &Call, billing: BillingModel, rates: [u32; 3]) -> Option<(u3
     zone_rate(rates, call.zone, call.unknown_ani).map(|r| (r, call.zone))
 }
 
-/// The route's rate, billing terms and the zone it was rated in.
+const UNRESOLVED: u32 = u32::MAX;
+
+/// Which of the call's key lists a route's rate is looked up in.
+#[derive(Clone, Copy)]
+enum KeyList {
+    Lrn,
+    Dnis,
+}
+
+/// The rate entries of one partition's routes for this call (issue 23: a partition of 50
+/// routes). A route's entry is the effective entry under the longest matched key that has one
+/// for it; instead of a binary search per route and key, each matched key's entries (sorted by
+/// route) are merged once with the partition's routes (sorted by route, `PartitionC::by_route`),
+/// per key list, on first use. Same entries as [`RateIndex::entry`] key by key (tested).
+pub(super) struct PartitionRates<'a> {
+    part: &'a PartitionC,
+    lrn: std::cell::OnceCell<smallvec::SmallVec<[u32; 64]>>,
+    dnis: std::cell::OnceCell<smallvec::SmallVec<[u32; 64]>>,
+}
+
+impl<'a> PartitionRates<'a> {
+    pub(super) fn new(part: &'a PartitionC) -> PartitionRates<'a> {
+        PartitionRates {
+            part,
+            lrn: std::cell::OnceCell::new(),
+            dnis: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The entry of the route at position `pos` of the partition.
+    fn entry<'s>(
+        &self,
+        rates: &'s RateIndex,
+        m: &Matches,
+        list: KeyList,
+        pos: usize,
+        now: i64,
+    ) -> Option<&'s RateEntry> {
+        // the two lists are the same when the LRN is the dialed number: one table
+        let (cell, keys) = match list {
+            KeyList::Lrn if m.lrn != m.dnis => (&self.lrn, m.lrn.as_slice()),
+            _ => (&self.dnis, m.dnis.as_slice()),
+        };
+        let table = cell.get_or_init(|| resolve(rates, keys, self.part, now));
+        let ix = *table.get(pos)?;
+        if ix == UNRESOLVED {
+            return None;
+        }
+        rates.entries.get(ix as usize)
+    }
+}
+
+/// Index of the first entry of `route` or a later route in `entries` (sorted by route):
+/// galloping from the front, so the next route of a dense key costs one comparison.
+fn first_at_least(entries: &[RateEntry], route: RouteIx) -> usize {
+    let (mut lo, mut step) = (0usize, 1usize);
+    while lo + step <= entries.len() && entries[lo + step - 1].route < route {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step).min(entries.len());
+    lo + entries[lo..hi].partition_point(|e| e.route < route)
+}
+
+/// For each position of the partition, the index of its route's effective entry under the
+/// longest key of `keys` (longest first) that has one, else [`UNRESOLVED`].
+fn resolve(
+    rates: &RateIndex,
+    keys: &[u32],
+    part: &PartitionC,
+    now: i64,
+) -> smallvec::SmallVec<[u32; 64]> {
+    let mut out = smallvec::smallvec![UNRESOLVED; part.routes.len()];
+    let mut left = part.by_route.len();
+    for &k in keys {
+        if left == 0 {
+            break;
+        }
+        let Some((base, entries)) = rates.key_entries(k) else {
+            continue;
+        };
+        let mut at = 0usize;
+        for &(route, pos) in &part.by_route {
+            let slot = &mut out[pos as usize];
+            if *slot != UNRESOLVED {
+                continue;
+            }
+            at += first_at_least(&entries[at..], route);
+            let found = entries[at..]
+                .iter()
+                .take_while(|e| e.route == route)
+                .position(|e| rates.terms[e.terms as usize].effective(now));
+            if let Some(i) = found {
+                *slot = (base + at + i) as u32;
+                left -= 1;
+            }
+        }
+    }
+    out
+}
+
+/// The route's rate, billing terms and the zone it was rated in. `at`: the route's partition
+/// and position in it, when it is rated as a partition member (its entry comes from the
+/// partition's merged lookup), else `None` (an override's route: looked up alone).
 pub(super) fn rate_for(
     s: &Snapshot,
     call: &Call,
     m: &Matches,
     route: RouteIx,
+    at: Option<(&PartitionRates, usize)>,
     now: i64,
 ) -> Option<(u32, Billing, Zone)> {
     let r = &s.routes[route as usize];
@@ -83,7 +187,7 @@ pub(super) fn rate_for(
             zone,
         ))
     };
-    let keys: &[u32] = match (billing, call.zone) {
+    let keys = match (billing, call.zone) {
         (BillingModel::OcnLata, Zone::Interstate | Zone::Intrastate | Zone::Local) => {
             let key = *call.ocn_lata_key.get_or_init(|| {
                 call.lrn_block
@@ -105,15 +209,17 @@ pub(super) fn rate_for(
             });
         }
         (BillingModel::OcnLata, _) => return None,
-        (BillingModel::Lrn, Zone::Interstate | Zone::Intrastate | Zone::Local) => m.lrn.as_slice(),
-        _ => m.dnis.as_slice(),
-    };
-    for &k in keys {
-        if let Some(e) = s.rates.entry(k, route, now) {
-            return priced(e);
+        (BillingModel::Lrn, Zone::Interstate | Zone::Intrastate | Zone::Local) => {
+            (m.lrn.as_slice(), KeyList::Lrn)
         }
-    }
-    None
+        _ => (m.dnis.as_slice(), KeyList::Dnis),
+    };
+    let (keys, list) = keys;
+    let entry = match at {
+        Some((part, pos)) => part.entry(&s.rates, m, list, pos, now),
+        None => keys.iter().find_map(|&k| s.rates.entry(k, route, now)),
+    };
+    entry.and_then(priced)
 }
 
 /// Zone of a NANP call from ANI and LRN block data.
@@ -142,3 +248,6 @@ pub(super) fn jurisdiction(
         (Zone::Interstate, None)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -152,10 +152,7 @@ pub(crate) fn compile(
             })?;
             rs.push(ix);
         }
-        partitions_c.push(PartitionC {
-            name: p.name.clone(),
-            routes: rs,
-        });
+        partitions_c.push(PartitionC::new(p.name.clone(), rs));
     }
 
     let mut customers_c = Vec::with_capacity(customers.len());

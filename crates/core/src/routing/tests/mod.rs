@@ -3,6 +3,7 @@
 //! [`zones`], [`policy`], [`partitions`] and [`engine`].
 
 mod engine;
+mod golden;
 mod nanp_zones;
 mod partitions;
 mod parts;
