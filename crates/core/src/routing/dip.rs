@@ -5,6 +5,7 @@ use super::api_types::*;
 use super::model::*;
 use super::settings::UnknownAniPolicy;
 use super::snapshot::*;
+use super::stir;
 use super::trie::KeyMatches;
 use super::window::window_open;
 use crate::numbering::{self, NumberClass, E164};
@@ -349,6 +350,7 @@ fn emergency(
         )],
         emergency_callback: callback.map(|c| format!("+{c}")),
         max_duration_s: None,
+        stir: None,
     })
 }
 
@@ -357,15 +359,52 @@ fn evaluate(
     req: &DipRequest,
     now: i64,
     full: &[Name],
-    mut trace: Option<&mut Trace>,
+    trace: Option<&mut Trace>,
     info: &mut Simulation,
 ) -> DipAnswer {
     // 1. customer
-    let Some((customer_ix, customer)) =
-        s.customer_for(req.ban.as_deref(), req.trunk.as_deref(), req.src_ip)
+    let Some((customer_ix, customer, trunk_ix, auth)) =
+        s.identify(req.ban.as_deref(), req.trunk.as_deref(), req.src_ip)
     else {
         return RejectReason::UnknownCustomer.into();
     };
+    let simulating = trace.is_some();
+    let answer = route_or_reject(s, req, now, full, trace, info, customer_ix, customer);
+    // STIR/SHAKEN (issue 20): the attestation of a routed call (emergency calls included)
+    match answer {
+        DipAnswer::Route(mut r) => {
+            let facts = crate::routing::inbound::stir_facts(
+                &s.inbound,
+                customer.c.ban.as_str(),
+                trunk_ix,
+                auth,
+                &req.ani,
+                req.identity.unwrap_or_default(),
+            );
+            let verdict = stir::decide(&facts);
+            if simulating {
+                info.stir = Some(verdict.to_string());
+            }
+            r.stir = stir::answer(&verdict, &s.stir, customer_ix, trunk_ix, || {
+                (stir::canonical_tn(&req.ani), stir::canonical_tn(&req.dnis))
+            });
+            DipAnswer::Route(r)
+        }
+        reject => reject,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route_or_reject(
+    s: &Snapshot,
+    req: &DipRequest,
+    now: i64,
+    full: &[Name],
+    mut trace: Option<&mut Trace>,
+    info: &mut Simulation,
+    customer_ix: u32,
+    customer: &CustomerC,
+) -> DipAnswer {
     let simulating = trace.is_some();
     if simulating {
         info.customer = Some(customer.c.ban.clone());
@@ -639,6 +678,7 @@ fn evaluate(
             .collect(),
         emergency_callback: None,
         max_duration_s: None,
+        stir: None,
     })
 }
 
@@ -680,6 +720,7 @@ impl Simulation {
             lrn: None,
             partitions: vec![],
             candidates: vec![],
+            stir: None,
             answer: RejectReason::NoRoute.into(),
         }
     }

@@ -12,6 +12,7 @@ mod engine;
 pub mod inbound;
 pub mod model;
 mod snapshot;
+pub mod stir;
 pub mod synthetic;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,8 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::model::{Id, Name, Rate, Transport};
+use super::stir::{self, AniKind, AniOwner, Auth, IdentityIn};
+use crate::numbering::{self, NumberClass};
 
 pub mod params;
 pub mod route;
@@ -180,6 +182,8 @@ pub(crate) struct TrunkC {
     pub media_policy: Option<Id>,
     /// enabled destinations, by priority ascending then id
     pub dests: Vec<DestC>,
+    /// the trunk's STIR/SHAKEN setting (issue 20; `stir_policies` row of the trunk)
+    pub stir_cap: Option<stir::AttestCap>,
 }
 
 #[derive(Clone, Debug)]
@@ -265,6 +269,8 @@ pub struct Inbound {
     pub(crate) creds: FxHashMap<(Box<str>, Box<str>), CredC>,
     pub(crate) vendors: Vec<Name>,
     pub(crate) origination: NetIndex,
+    /// STIR/SHAKEN settings and TN ranges by customer BAN (issue 20)
+    pub(crate) stir_customers: FxHashMap<Name, stir::CustomerStir>,
 }
 
 /// What a credential look-up answers: the trunk's HA1 and names (only for an enabled trunk of
@@ -307,6 +313,10 @@ impl Inbound {
         })
     }
 
+    pub(crate) fn trunk_ref_ix(&self, ix: u32) -> Option<TrunkRef> {
+        self.trunk_ref(ix)
+    }
+
     fn trunk_ref(&self, ix: u32) -> Option<TrunkRef> {
         let t = self.trunks.get(ix as usize)?;
         Some(TrunkRef {
@@ -332,11 +342,77 @@ impl Inbound {
         self.vendors.get(self.origination.get(ip)? as usize)
     }
 
+    /// Whether the number with key `k` is `customer`'s (any status but disabled).
+    pub(crate) fn owns_number(&self, k: u64, customer: &str) -> bool {
+        self.numbers
+            .get(&k)
+            .is_some_and(|n| n.status != NumberStatus::Disabled && n.customer.as_str() == customer)
+    }
+
+    /// The index of a trunk by name (the snapshot's STIR origids are by index).
+    pub(crate) fn trunk_ix(&self, name: &str) -> Option<u32> {
+        self.trunk_by_name.get(name).copied()
+    }
+
+    /// The index of the trunk whose source networks contain `ip`.
+    pub(crate) fn trunk_ix_by_source(&self, ip: IpAddr) -> Option<u32> {
+        self.trunk_sources.get(ip)
+    }
+
     /// The media policy id of a trunk.
     pub fn media_policy(&self, trunk: &str) -> Option<Id> {
         let ix = *self.trunk_by_name.get(trunk)?;
         self.trunks.get(ix as usize)?.media_policy
     }
+}
+
+/// The facts of a call from the snapshot: the customer's settings, the trunk's cap, whether the
+/// ANI is the customer's.
+pub(crate) fn stir_facts(
+    inbound: &Inbound,
+    customer: &str,
+    trunk: Option<u32>,
+    auth: Auth,
+    ani: &str,
+    identity: IdentityIn,
+) -> stir::Facts {
+    let settings = inbound.stir_customers.get(customer);
+    let trunk_cap = trunk
+        .and_then(|t| inbound.trunks.get(t as usize))
+        .and_then(|t| t.stir_cap);
+    let n = numbering::normalize(ani);
+    let (kind, owner) = match &n {
+        None => (AniKind::Invalid, AniOwner::Foreign),
+        Some(e) => {
+            let kind = match numbering::classify(e) {
+                NumberClass::International => AniKind::International,
+                _ => AniKind::Nanp,
+            };
+            let owner = match number_key(e.digits()) {
+                Some(k) if inbound.owns_number(k, customer) => AniOwner::Number,
+                Some(k) if settings.is_some_and(|s| s.in_range(k)) => AniOwner::Range,
+                _ => AniOwner::Foreign,
+            };
+            (kind, owner)
+        }
+    };
+    stir::Facts {
+        auth,
+        ani: kind,
+        owner,
+        transit: settings.is_some_and(|s| s.transit),
+        customer_cap: settings.and_then(|s| s.cap),
+        trunk_cap,
+        identity,
+    }
+}
+
+/// A customer's reject code for inbound calls failing STIR verification (issue 20).
+pub(crate) fn stir_reject_code(inbound: &Inbound, customer: &str) -> Option<u16> {
+    inbound
+        .stir_customers
+        .get(customer)
+        .and_then(|c| c.reject_code)
 }
 
 /// Why the inbound data could not be built. Each variant names the offending item.
@@ -357,6 +433,8 @@ pub enum InboundBuildError {
     },
     #[error("trunk destination id {id}: neither uri nor host")]
     EmptyDestination { id: Id },
+    #[error(transparent)]
+    Stir(#[from] stir::StirBuildError),
 }
 
 /// Collects the rows (any order) and compiles them into an [`Inbound`].
@@ -367,9 +445,19 @@ pub struct InboundBuilder {
     creds: Vec<CredentialRow>,
     numbers: Vec<NumberRow>,
     origination: Vec<OriginationRow>,
+    stir_policies: Vec<stir::StirPolicyRow>,
+    tn_ranges: Vec<stir::TnRangeRow>,
 }
 
 impl InboundBuilder {
+    /// A `stir_policies` row (issue 20).
+    pub fn stir_policy(&mut self, p: stir::StirPolicyRow) {
+        self.stir_policies.push(p);
+    }
+    /// A `stir_tn_ranges` row (issue 20).
+    pub fn tn_range(&mut self, r: stir::TnRangeRow) {
+        self.tn_ranges.push(r);
+    }
     pub fn new() -> InboundBuilder {
         InboundBuilder::default()
     }
@@ -416,6 +504,7 @@ impl InboundBuilder {
                 },
                 media_policy: t.media_policy,
                 dests: vec![],
+                stir_cap: None,
             });
         }
         ib.trunk_sources.finish();
@@ -529,6 +618,17 @@ impl InboundBuilder {
             ib.origination.insert(o.net, ix);
         }
         ib.origination.finish();
+        let (customers, trunk_caps) = stir::compile_rows(self.stir_policies, self.tn_ranges)?;
+        ib.stir_customers = customers;
+        for (id, cap) in trunk_caps {
+            let ix = *by_id
+                .get(&id)
+                .ok_or_else(|| InboundBuildError::UnknownTrunk {
+                    what: "stir_policies row".into(),
+                    trunk_id: id,
+                })?;
+            ib.trunks[ix as usize].stir_cap = Some(cap);
+        }
         Ok(ib)
     }
 }

@@ -87,7 +87,9 @@ impl Part {
             | "trunk_credentials"
             | "trunk_destinations"
             | "numbers"
-            | "origination_sources" => &[Part::Inbound],
+            | "origination_sources"
+            | "stir_policies"
+            | "stir_tn_ranges" => &[Part::Inbound],
             "media_policies" => &[],
             _ => return None,
         })

@@ -81,7 +81,7 @@ fn part(id: Id, priority: i32) -> CustomerPartition {
 }
 
 /// vendors: 1 LRN, 2 DNIS, 3 OCN_LATA, 4 INTERNATIONAL; one route each (10,20,30,40) + 50 (e911).
-fn network() -> SnapshotBuilder {
+pub(crate) fn network() -> SnapshotBuilder {
     let settings = RoutingSettings {
         emergency_route: Some("e911".into()),
         ..Default::default()
@@ -193,7 +193,7 @@ fn network() -> SnapshotBuilder {
     b
 }
 
-fn req(ban: &str, ani: &str, dnis: &str) -> DipRequest {
+pub(crate) fn req(ban: &str, ani: &str, dnis: &str) -> DipRequest {
     DipRequest {
         ban: Some(ban.into()),
         ani: ani.into(),
