@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::context::{Api, Surface};
 use super::error::ApiError;
 use crate::numbering::for_log;
-use crate::routing::stir::verify::outcome;
+use crate::routing::stir::verify;
 use crate::routing::inbound::params::CredentialQuery;
 use crate::routing::inbound::{
     route_inbound, Credential, InboundAnswer, InboundRejectReason, InboundRequest,
@@ -158,7 +158,7 @@ impl Api {
         // customer's policy refused (436-438)
         let verification = match &answer {
             InboundAnswer::Route(r) => Some(r.stir.clone()),
-            InboundAnswer::Reject(r) if (436..=438).contains(&r.code) => Some(outcome(
+            InboundAnswer::Reject(r) if (436..=438).contains(&r.code) => Some(verify::outcome(
                 req.verify,
                 req.identity.as_deref(),
                 &req.ani,

@@ -292,6 +292,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 lrn,
                 call_id: None,
                 max_results,
+                identity: None,
             };
             let now = chrono::Utc::now().timestamp();
             let sim = crate::routing::simulate(&snap, &req, now);

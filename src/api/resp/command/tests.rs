@@ -237,7 +237,8 @@ fn lcr_arguments() {
     );
     let bad: Vec<(Vec<Vec<u8>>, &str)> = vec![
         (a(&["10.0.0.1", "1"]), "LCR"),
-        (a(&["10.0.0.1", "1", "2", "c", "l", "9", "x"]), "LCR"),
+        (a(&["10.0.0.1", "1", "2", "c", "l", "9", "valid", "x"]), "LCR"),
+        (a(&["10.0.0.1", "1", "2", "c", "-", "-", "maybe"]), "identity"),
         (a(&["", "1", "2"]), "ban"),
         (a(&["10.0.0.1", "1", "2", "c", "", "many"]), "max_results"),
         (
@@ -245,6 +246,14 @@ fn lcr_arguments() {
             "ani",
         ),
     ];
+    // issue 20: identity, and `-` for an absent lrn / max_results / identity
+    let r = dip_request(&a(&["10.0.0.1", "1", "2", "c", "-", "-", "valid"])).unwrap();
+    assert_eq!(
+        (r.lrn, r.max_results, r.identity),
+        (None, None, Some(crate::routing::stir::IdentityIn::Valid))
+    );
+    let r = dip_request(&a(&["10.0.0.1", "1", "2", "c", "-", "-", "-"])).unwrap();
+    assert_eq!((r.call_id.as_deref(), r.identity), (Some("c"), None));
     for (args, field) in bad {
         let e = dip_request(&args).unwrap_err();
         assert!(e.to_string().contains(field), "{args:?}: {e}");
