@@ -472,6 +472,7 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         assert!(r.ok, "expected 438:\n{}", r.trace);
         assert!(r.trace.contains("438 Invalid Identity Header"), "{}", r.trace);
         assert_eq!(uas.invites(), 0);
+        drop(uas);
         let good = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], &NUMBER[1..]));
         let (_, pai, _) = inbound("stir-in-valid-2", Some(good));
         assert!(pai.ends_with(";verstat=TN-Validation-Passed>"), "{pai}");
