@@ -110,6 +110,9 @@ pub fn describe(info: &CertInfo, now_unix: i64) -> String {
     if days < 0 {
         format!("certificate {} EXPIRED on {when}", info.subject)
     } else {
-        format!("certificate {} expires {when} (in {days} days)", info.subject)
+        format!(
+            "certificate {} expires {when} (in {days} days)",
+            info.subject
+        )
     }
 }

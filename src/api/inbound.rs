@@ -18,11 +18,11 @@ use serde::Serialize;
 use super::context::{Api, Surface};
 use super::error::ApiError;
 use crate::numbering::for_log;
-use crate::routing::stir::verify;
 use crate::routing::inbound::params::CredentialQuery;
 use crate::routing::inbound::{
     route_inbound, Credential, InboundAnswer, InboundRejectReason, InboundRequest,
 };
+use crate::routing::stir::verify;
 
 /// `GET /v1/credentials`' answer: found with the HA1 and names, or `{"found":false}` (a miss
 /// is a value; it never says why).

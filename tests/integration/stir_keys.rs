@@ -13,7 +13,12 @@ use crate::support::{TestPg, Warpd};
 
 /// A self-signed certificate valid for `days` and its key, as `<stem>.pem` / `<stem>.key`
 /// (mode 0600) in `dir`.
-fn pair(dir: &Path, stem: &str, alg: &'static rcgen::SignatureAlgorithm, days: i64) -> (PathBuf, PathBuf) {
+fn pair(
+    dir: &Path,
+    stem: &str,
+    alg: &'static rcgen::SignatureAlgorithm,
+    days: i64,
+) -> (PathBuf, PathBuf) {
     let key = KeyPair::generate_for(alg).expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
     params
@@ -24,7 +29,10 @@ fn pair(dir: &Path, stem: &str, alg: &'static rcgen::SignatureAlgorithm, days: i
     use chrono::Datelike;
     params.not_after = rcgen::date_time_ymd(until.year(), until.month() as u8, until.day() as u8);
     let cert = params.self_signed(&key).expect("certificate");
-    let (k, c) = (dir.join(format!("{stem}.key")), dir.join(format!("{stem}.pem")));
+    let (k, c) = (
+        dir.join(format!("{stem}.key")),
+        dir.join(format!("{stem}.pem")),
+    );
     std::fs::write(&k, key.serialize_pem()).expect("write key");
     std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::write(&c, cert.pem()).expect("write cert");
@@ -47,7 +55,10 @@ fn stir_key_and_certificate_checks() {
     let now = chrono::Utc::now().timestamp();
     let info = warpd::stir::check(&cfg(&key, &cert)).expect("a good pair");
     assert!((88..=90).contains(&info.days_left(now)), "{info:?}");
-    assert!(warpd::stir::describe(&info, now).contains("expires"), "{info:?}");
+    assert!(
+        warpd::stir::describe(&info, now).contains("expires"),
+        "{info:?}"
+    );
 
     let (other_key, _) = pair(d, "other", &rcgen::PKCS_ECDSA_P256_SHA256, 90);
     let (p384_key, p384_cert) = pair(d, "p384", &rcgen::PKCS_ECDSA_P384_SHA384, 90);
@@ -68,8 +79,13 @@ fn stir_key_and_certificate_checks() {
         assert!(e.contains(why), "{k:?} {c:?}: {e}");
         assert!(!e.contains("PRIVATE KEY"), "key material in an error: {e}");
     }
-    let e = warpd::stir::check(&cfg(&open, &cert)).unwrap_err().to_string();
-    assert!(e.contains("readable by others") && e.contains("open.key"), "{e}");
+    let e = warpd::stir::check(&cfg(&open, &cert))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("readable by others") && e.contains("open.key"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +114,10 @@ async fn a_readable_key_stops_the_start_and_a_good_pair_shows_its_expiry() {
     .expect("the start is refused at once")
     .unwrap_err()
     .to_string();
-    assert!(e.contains("readable by others") && e.contains("sp.key"), "{e}");
+    assert!(
+        e.contains("readable by others") && e.contains("sp.key"),
+        "{e}"
+    );
 
     // the binary's check: the same refusal, then the expiry of a good pair
     std::fs::write(
@@ -145,6 +164,9 @@ async fn a_readable_key_stops_the_start_and_a_good_pair_shows_its_expiry() {
         "{ready}"
     );
     let days = w.metric("warpd_stir_cert_days_to_expiry").await;
-    assert!(matches!(days, Some(d) if (38.0..=40.0).contains(&d)), "{days:?}");
+    assert!(
+        matches!(days, Some(d) if (38.0..=40.0).contains(&d)),
+        "{days:?}"
+    );
     w.stop().await;
 }

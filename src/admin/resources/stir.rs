@@ -32,14 +32,16 @@ pub struct TnRangeIn {
 
 const POLICIES: Table = Table {
     noun: "stir_policy",
-    list: "SELECT c.ban AS customer, t.name AS trunk, p.max_attest, p.transit, p.verify_reject_code \
+    list:
+        "SELECT c.ban AS customer, t.name AS trunk, p.max_attest, p.transit, p.verify_reject_code \
            FROM stir_policies p JOIN customers c ON c.id = p.customer_id \
            LEFT JOIN trunks t ON t.id = p.trunk_id ORDER BY c.ban, t.name NULLS FIRST",
     get: "",
     lock: "SELECT to_jsonb(p.*) FROM stir_policies p JOIN customers c ON c.id = p.customer_id \
            LEFT JOIN trunks t ON t.id = p.trunk_id \
            WHERE c.ban = $1 AND t.name IS NOT DISTINCT FROM $2 FOR UPDATE OF p",
-    delete: "DELETE FROM stir_policies p USING customers c WHERE c.id = p.customer_id AND c.ban = $1 \
+    delete:
+        "DELETE FROM stir_policies p USING customers c WHERE c.id = p.customer_id AND c.ban = $1 \
              AND p.trunk_id IS NOT DISTINCT FROM (SELECT id FROM trunks WHERE name = $2) \
              RETURNING NULL::jsonb",
 };
@@ -131,10 +133,7 @@ pub async fn policy_delete(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Rep
         Some(t) => format!("{ban} trunk {t}"),
         None => ban.clone(),
     };
-    POLICIES
-        .delete(&key, vec![&ban, &trunk])
-        .run(c, ctx)
-        .await
+    POLICIES.delete(&key, vec![&ban, &trunk]).run(c, ctx).await
 }
 
 #[utoipa::path(get, path = "/v1/admin/stir/tn_ranges", tag = "customers", security(("bearer" = [])),

@@ -175,7 +175,7 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
     // an empty argument only through %s, and redis_cmd takes at most three)
     let opt = |i: usize| {
         text.get(i)
-            .filter(|s| !s.is_empty() && !(i >= 4 && **s == "-"))
+            .filter(|s| !(s.is_empty() || (i >= 4 && **s == "-")))
             .map(|s| s.to_string())
     };
     let (ban, src_ip, trunk) = match text[0].parse::<IpAddr>() {

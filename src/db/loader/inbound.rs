@@ -138,13 +138,18 @@ async fn load_stir(client: &Client, b: &mut InboundBuilder) -> Result<(), DbErro
         let cap: String = col(&row, 2, SP)?;
         let ban: String = col(&row, 0, SP)?;
         let max_attest = AttestCap::parse(&cap).ok_or_else(|| {
-            DbError::bad_row(SP, format!("customer {ban:?}"), format!("max_attest {cap:?}"))
+            DbError::bad_row(
+                SP,
+                format!("customer {ban:?}"),
+                format!("max_attest {cap:?}"),
+            )
         })?;
         b.stir_policy(StirPolicyRow {
             trunk_id: col(&row, 1, SP)?,
             max_attest,
             transit: col(&row, 3, SP)?,
-            verify_reject_code: col::<Option<i32>>(&row, 4, SP)?.and_then(|c| u16::try_from(c).ok()),
+            verify_reject_code: col::<Option<i32>>(&row, 4, SP)?
+                .and_then(|c| u16::try_from(c).ok()),
             customer_ban: ban,
         });
     }

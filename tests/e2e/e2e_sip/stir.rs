@@ -68,14 +68,32 @@ impl Pki {
         require_tool("openssl");
         let dir = dir.join("pki");
         std::fs::create_dir_all(&dir).expect("pki dir");
-        let ec = ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"];
+        let ec = [
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ];
         openssl(&dir, &[&ec[..], &["ca.key"]].concat());
         openssl(
             &dir,
             &[
-                "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=warpd test STI-CA",
-                "-days", "2", "-out", "ca.pem", "-addext",
-                "basicConstraints=critical,CA:TRUE", "-addext",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                "/CN=warpd test STI-CA",
+                "-days",
+                "2",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
@@ -83,7 +101,14 @@ impl Pki {
         openssl(
             &dir,
             &[
-                "req", "-new", "-key", "sp.key", "-subj", "/CN=warpd test SP", "-out", "sp.csr",
+                "req",
+                "-new",
+                "-key",
+                "sp.key",
+                "-subj",
+                "/CN=warpd test SP",
+                "-out",
+                "sp.csr",
             ],
         );
         std::fs::write(dir.join("sp.ext"), "keyUsage=critical,digitalSignature\n")
@@ -91,8 +116,21 @@ impl Pki {
         openssl(
             &dir,
             &[
-                "x509", "-req", "-in", "sp.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "1", "-out", "sp.pem", "-extfile", "sp.ext",
+                "x509",
+                "-req",
+                "-in",
+                "sp.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                "sp.pem",
+                "-extfile",
+                "sp.ext",
             ],
         );
         let key = dir.join("sp.key");
@@ -109,10 +147,9 @@ impl Pki {
         let verifier =
             p256::ecdsa::VerifyingKey::from_public_key_pem(&String::from_utf8_lossy(&out.stdout))
                 .expect("the certificate's P-256 public key");
-        let secret = p256::SecretKey::from_sec1_pem(
-            &std::fs::read_to_string(&key).expect("read key"),
-        )
-        .expect("the SEC1 key");
+        let secret =
+            p256::SecretKey::from_sec1_pem(&std::fs::read_to_string(&key).expect("read key"))
+                .expect("the SEC1 key");
         Pki {
             cert: dir.join("sp.pem"),
             ca: dir.join("ca.pem"),
@@ -125,7 +162,8 @@ impl Pki {
 
     /// A SHAKEN Identity header value signed with the test key.
     fn identity(&self, x5u: &str, payload: &Value) -> String {
-        let header = serde_json::json!({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": x5u});
+        let header =
+            serde_json::json!({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": x5u});
         let signing = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
@@ -185,7 +223,10 @@ fn identities(uas: &Uas) -> Vec<String> {
 fn verified_passport(pki: &Pki, x5u: &str, identity: &str) -> Value {
     let (token, params) = identity.split_once(';').expect("Identity parameters");
     assert!(params.contains(&format!("info=<{x5u}>")), "{identity}");
-    assert!(params.contains("alg=ES256") && params.contains("ppt=shaken"), "{identity}");
+    assert!(
+        params.contains("alg=ES256") && params.contains("ppt=shaken"),
+        "{identity}"
+    );
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "{token}");
     let sig = p256::ecdsa::Signature::from_slice(&unb64(parts[2])).expect("a 64-byte signature");
@@ -241,7 +282,8 @@ fn wait_attest(s: &Sip, ani: &str, attest: &str) {
                     Err(_) => Value::Null,
                 }
             });
-            (a["stir"]["attest"] == attest).then_some(())
+            (a["stir"]["attest"] == attest)
+                .then_some(())
                 .ok_or_else(|| format!("{a}"))
         },
     );
@@ -301,9 +343,20 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         let first = Uas::start(dir, s.cheapest, "uas_503.xml", "stir-a");
         let second = Uas::start(dir, s.second, "uas.xml", "stir-a");
         let t0 = now_s();
-        let r = call_from(dir, &kam, "127.0.0.1", &s.uac, (OWN_ANI, DNIS), "stir-a", &[]);
+        let r = call_from(
+            dir,
+            &kam,
+            "127.0.0.1",
+            &s.uac,
+            (OWN_ANI, DNIS),
+            "stir-a",
+            &[],
+        );
         assert!(r.ok, "A call failed:\n{}", r.trace);
-        let ids: Vec<String> = [&first, &second].iter().flat_map(|u| identities(u)).collect();
+        let ids: Vec<String> = [&first, &second]
+            .iter()
+            .flat_map(|u| identities(u))
+            .collect();
         assert_eq!(ids.len(), 2, "both attempts signed: {ids:?}");
         for id in &ids {
             let p = verified_passport(&pki, &x5u, id);
@@ -312,19 +365,29 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
             assert_eq!(p["dest"]["tn"], serde_json::json!([&DNIS[1..]]), "{p}");
             assert_eq!(p["origid"], origid.as_str(), "{p}");
             let iat = p["iat"].as_i64().expect("iat");
-            assert!((t0 - 2..=now_s() + 2).contains(&iat), "iat {iat} not fresh: {p}");
+            assert!(
+                (t0 - 2..=now_s() + 2).contains(&iat),
+                "iat {iat} not fresh: {p}"
+            );
         }
         let call_id = call_id_of(&r.trace);
-        let cdr = support::eventually_blocking("A CDR", Duration::from_secs(10), || {
-            s.cdr_of(&call_id)
-        });
+        let cdr =
+            support::eventually_blocking("A CDR", Duration::from_secs(10), || s.cdr_of(&call_id));
         assert_eq!(cdr["stir_attest"], "A", "{cdr}");
         assert_eq!(cdr["stir_origid"], origid.as_str(), "{cdr}");
     }
     // 2. a foreign ANI: B
     {
         let gw = Uas::start(dir, s.cheapest, "uas.xml", "stir-b");
-        let r = call_from(dir, &kam, "127.0.0.1", &s.uac, (FOREIGN_ANI, DNIS), "stir-b", &[]);
+        let r = call_from(
+            dir,
+            &kam,
+            "127.0.0.1",
+            &s.uac,
+            (FOREIGN_ANI, DNIS),
+            "stir-b",
+            &[],
+        );
         assert!(r.ok, "B call failed:\n{}", r.trace);
         let ids = identities(&gw);
         assert_eq!(ids.len(), 1, "{ids:?}");
@@ -339,7 +402,15 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
     wait_attest(&s, OWN_ANI, "B");
     {
         let gw = Uas::start(dir, s.cheapest, "uas.xml", "stir-cap");
-        let r = call_from(dir, &kam, "127.0.0.1", &s.uac, (OWN_ANI, DNIS), "stir-cap", &[]);
+        let r = call_from(
+            dir,
+            &kam,
+            "127.0.0.1",
+            &s.uac,
+            (OWN_ANI, DNIS),
+            "stir-cap",
+            &[],
+        );
         assert!(r.ok, "capped call failed:\n{}", r.trace);
         let ids = identities(&gw);
         assert_eq!(ids.len(), 1, "{ids:?}");
@@ -391,7 +462,15 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
             .unwrap_or_default();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let scenario = if extra.is_empty() { &s.uac } else { &with_id };
-        let r = call_from(dir, &kam, VENDOR_IP, scenario, (VENDOR_ANI, NUMBER), tag, &extra);
+        let r = call_from(
+            dir,
+            &kam,
+            VENDOR_IP,
+            scenario,
+            (VENDOR_ANI, NUMBER),
+            tag,
+            &extra,
+        );
         assert!(r.ok, "{tag} call failed:\n{}", r.trace);
         let seen = std::fs::read_to_string(&uas.msgs).unwrap_or_default();
         let pai = seen
@@ -401,9 +480,10 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
             .trim()
             .to_string();
         let call_id = call_id_of(&r.trace);
-        let cdr = support::eventually_blocking(format!("{tag} CDR"), Duration::from_secs(10), || {
-            s.cdr_of(&call_id)
-        });
+        let cdr =
+            support::eventually_blocking(format!("{tag} CDR"), Duration::from_secs(10), || {
+                s.cdr_of(&call_id)
+            });
         (r, pai, cdr)
     };
     let good = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], &NUMBER[1..]));
@@ -417,8 +497,14 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         assert_eq!(cdr["direction"], "inbound", "{cdr}");
         assert_eq!(cdr["stir_verstat"], "TN-Validation-Passed", "{cdr}");
         assert_eq!(cdr["stir_attest"], "A", "{cdr}");
-        assert_eq!(cdr["stir_origid"], "0f6b6c1e-6a43-4f52-9a55-1f0e5e1f0001", "{cdr}");
-        assert!(x5u_hits.load(Ordering::SeqCst) >= 1, "the certificate was fetched");
+        assert_eq!(
+            cdr["stir_origid"], "0f6b6c1e-6a43-4f52-9a55-1f0e5e1f0001",
+            "{cdr}"
+        );
+        assert!(
+            x5u_hits.load(Ordering::SeqCst) >= 1,
+            "the certificate was fetched"
+        );
     }
     // tampered: the payload's orig changed after signing (the signature no longer verifies)
     let tampered = {
@@ -462,15 +548,29 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
                 Err(_) => Value::Null,
             }
         });
-        (a["code"] == 438).then_some(()).ok_or_else(|| a.to_string())
+        (a["code"] == 438)
+            .then_some(())
+            .ok_or_else(|| a.to_string())
     });
     {
         let uas = Uas::start(dir, d1, "uas.xml", "stir-in-438");
         let refused = identity_scenario(dir, "uac_reject.xml", 438, "reject-438");
         let extra = ["-key", "identity", tampered.as_str()];
-        let r = call_from(dir, &kam, VENDOR_IP, &refused, (VENDOR_ANI, NUMBER), "stir-in-438", &extra);
+        let r = call_from(
+            dir,
+            &kam,
+            VENDOR_IP,
+            &refused,
+            (VENDOR_ANI, NUMBER),
+            "stir-in-438",
+            &extra,
+        );
         assert!(r.ok, "expected 438:\n{}", r.trace);
-        assert!(r.trace.contains("438 Invalid Identity Header"), "{}", r.trace);
+        assert!(
+            r.trace.contains("438 Invalid Identity Header"),
+            "{}",
+            r.trace
+        );
         assert_eq!(uas.invites(), 0);
         drop(uas);
         let good = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], &NUMBER[1..]));

@@ -74,14 +74,27 @@ async fn stir_settings_apply_idempotently_and_bad_ones_are_refused() {
     // again: nothing written
     let v = version(&c).await;
     apply(&mut c, FILE).await.unwrap();
-    assert_eq!(version(&c).await, v, "an unchanged apply moved the data version");
+    assert_eq!(
+        version(&c).await,
+        v,
+        "an unchanged apply moved the data version"
+    );
     // ranges omitted: kept; given: replaced
-    apply(&mut c, "[[stir]]\ncustomer = \"10001\"\nmax_attest = \"A\"\n")
-        .await
-        .unwrap();
+    apply(
+        &mut c,
+        "[[stir]]\ncustomer = \"10001\"\nmax_attest = \"A\"\n",
+    )
+    .await
+    .unwrap();
     let now = rows(&c).await;
-    assert!(now.contains(&"policy 10001 - A false -".to_string()), "{now:?}");
-    assert!(now.contains(&"range 10001 +17735550100-+17735550100".to_string()), "{now:?}");
+    assert!(
+        now.contains(&"policy 10001 - A false -".to_string()),
+        "{now:?}"
+    );
+    assert!(
+        now.contains(&"range 10001 +17735550100-+17735550100".to_string()),
+        "{now:?}"
+    );
     apply(
         &mut c,
         "[[stir]]\ncustomer = \"10001\"\ntn_ranges = [\"+13125551000-+13125551999\"]\n",
@@ -151,7 +164,10 @@ async fn stir_settings_apply_idempotently_and_bad_ones_are_refused() {
         let before = rows(&c).await;
         let v = version(&c).await;
         let e = apply(&mut c, file).await.unwrap_err().to_string();
-        assert!(e.contains(field) && e.contains(why), "{field} / {why}:\n{e}");
+        assert!(
+            e.contains(field) && e.contains(why),
+            "{field} / {why}:\n{e}"
+        );
         assert!(e.contains("nothing applied"), "{e}");
         assert!(!e.contains('\u{1b}'), "a control character echoed: {e}");
         assert_eq!(rows(&c).await, before, "{field}: something applied");

@@ -392,24 +392,32 @@ fn attest(
     trunk_ix: Option<u32>,
     auth: stir::Auth,
 ) -> (Option<stir::StirAnswer>, stir::Verdict) {
+    let ani = numbering::normalize(&req.ani);
     let facts = crate::routing::inbound::stir_facts(
         &s.inbound,
         customer.c.ban.as_str(),
         trunk_ix,
         auth,
-        &req.ani,
+        ani.as_ref(),
         req.identity.unwrap_or_default(),
     );
     let verdict = stir::decide(&facts);
     let answer = stir::answer(&verdict, &s.stir, customer_ix, trunk_ix, || {
-        (stir::canonical_tn(&req.ani), stir::canonical_tn(&req.dnis))
+        // signing implies an ANI that normalized
+        let orig = ani
+            .as_ref()
+            .map_or_else(|| stir::canonical_tn(&req.ani), stir::Tn::from);
+        (orig, stir::canonical_tn(&req.dnis))
     });
     (answer, verdict)
 }
 
 /// The STIR/SHAKEN attestation a routed dip of `req` carries, and why (None: unknown customer).
 /// What [`dip`] adds to a routed answer, on its own (the criterion bench `stir` measures it).
-pub fn attestation(s: &Snapshot, req: &DipRequest) -> Option<(Option<stir::StirAnswer>, stir::Verdict)> {
+pub fn attestation(
+    s: &Snapshot,
+    req: &DipRequest,
+) -> Option<(Option<stir::StirAnswer>, stir::Verdict)> {
     let (ix, customer, trunk_ix, auth) =
         s.identify(req.ban.as_deref(), req.trunk.as_deref(), req.src_ip)?;
     Some(attest(s, req, ix, customer, trunk_ix, auth))

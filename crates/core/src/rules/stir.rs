@@ -26,7 +26,7 @@ pub fn max_attest(field: &str, v: Option<&str>) -> Result<AttestCap, RuleError> 
 pub fn reject_code(field: &str, v: Option<i64>) -> Result<Option<u16>, RuleError> {
     match v {
         None => Ok(None),
-        Some(c @ (436 | 437 | 438)) => Ok(Some(c as u16)),
+        Some(c @ 436..=438) => Ok(Some(c as u16)),
         Some(c) => Err(RuleError::invalid(
             field,
             format!("{c} is not 436, 437 or 438 (RFC 8224 Identity failures)"),
@@ -62,7 +62,10 @@ pub fn tn_range(field: &str, v: &str) -> Result<(String, String), RuleError> {
     if y - x >= MAX_RANGE_SIZE {
         return Err(RuleError::invalid(
             field,
-            format!("{} numbers: at most {MAX_RANGE_SIZE} in one range", y - x + 1),
+            format!(
+                "{} numbers: at most {MAX_RANGE_SIZE} in one range",
+                y - x + 1
+            ),
         ));
     }
     Ok((first, last))
@@ -80,10 +83,18 @@ mod tests {
     #[test]
     fn tn_ranges_table() {
         let ok = |v: &str, a: &str, b: &str| {
-            assert_eq!(tn_range("r", v).unwrap(), (a.to_string(), b.to_string()), "{v}");
+            assert_eq!(
+                tn_range("r", v).unwrap(),
+                (a.to_string(), b.to_string()),
+                "{v}"
+            );
         };
         ok("+13125550000-+13125550999", "+13125550000", "+13125550999");
-        ok(" +13125550000 - +13125550000 ", "+13125550000", "+13125550000");
+        ok(
+            " +13125550000 - +13125550000 ",
+            "+13125550000",
+            "+13125550000",
+        );
         ok("+13125550000", "+13125550000", "+13125550000");
         for (bad, why) in [
             ("+13125550999-+13125550000", "is after"),
@@ -108,7 +119,10 @@ mod tests {
     fn caps_and_codes() {
         assert_eq!(max_attest("f", None).unwrap().as_str(), "A");
         assert_eq!(max_attest("f", Some("off")).unwrap(), AttestCap::Off);
-        assert!(max_attest("f", Some("D")).unwrap_err().problem().contains("A, B, C, off"));
+        assert!(max_attest("f", Some("D"))
+            .unwrap_err()
+            .problem()
+            .contains("A, B, C, off"));
         assert_eq!(reject_code("f", Some(438)).unwrap(), Some(438));
         assert_eq!(reject_code("f", None).unwrap(), None);
         assert!(reject_code("f", Some(403)).is_err());

@@ -101,8 +101,8 @@ fn layout_vectors() {
         stir: Some(crate::routing::stir::StirAnswer::Sign {
             attest: crate::routing::stir::Attest::A,
             origid: crate::routing::stir::Uuid::from_u128(0x1234),
-            orig: "13125551000".into(),
-            dest: "12125551234".into(),
+            orig: crate::routing::stir::canonical_tn("+13125551000"),
+            dest: crate::routing::stir::canonical_tn("+12125551234"),
         }),
     });
     let want: &[u8] =
@@ -178,8 +178,11 @@ fn route_answer() -> impl Strategy<Value = DipAnswer> {
                         a => StirAnswer::Sign {
                             attest: [Attest::A, Attest::B, Attest::C][usize::from(a - 1)],
                             origid: crate::routing::stir::Uuid::from_u128(u),
-                            orig: format!("1{}", u % 10_000_000_000),
-                            dest: "911".into(),
+                            orig: crate::routing::stir::canonical_tn(&format!(
+                                "1{}",
+                                u % 10_000_000_000
+                            )),
+                            dest: crate::routing::stir::canonical_tn("911"),
                         },
                     }
                 }),
@@ -237,8 +240,14 @@ fn lcr_arguments() {
     );
     let bad: Vec<(Vec<Vec<u8>>, &str)> = vec![
         (a(&["10.0.0.1", "1"]), "LCR"),
-        (a(&["10.0.0.1", "1", "2", "c", "l", "9", "valid", "x"]), "LCR"),
-        (a(&["10.0.0.1", "1", "2", "c", "-", "-", "maybe"]), "identity"),
+        (
+            a(&["10.0.0.1", "1", "2", "c", "l", "9", "valid", "x"]),
+            "LCR",
+        ),
+        (
+            a(&["10.0.0.1", "1", "2", "c", "-", "-", "maybe"]),
+            "identity",
+        ),
         (a(&["", "1", "2"]), "ban"),
         (a(&["10.0.0.1", "1", "2", "c", "", "many"]), "max_results"),
         (

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::model::{Id, Name, Rate, Transport};
 use super::stir::{self, AniKind, AniOwner, Auth, IdentityIn};
-use crate::numbering::{self, NumberClass};
+use crate::numbering;
 
 pub mod params;
 pub mod route;
@@ -373,20 +373,21 @@ pub(crate) fn stir_facts(
     customer: &str,
     trunk: Option<u32>,
     auth: Auth,
-    ani: &str,
+    ani: Option<&numbering::E164>,
     identity: IdentityIn,
 ) -> stir::Facts {
     let settings = inbound.stir_customers.get(customer);
     let trunk_cap = trunk
         .and_then(|t| inbound.trunks.get(t as usize))
         .and_then(|t| t.stir_cap);
-    let n = numbering::normalize(ani);
-    let (kind, owner) = match &n {
+    let (kind, owner) = match ani {
         None => (AniKind::Invalid, AniOwner::Foreign),
         Some(e) => {
-            let kind = match numbering::classify(e) {
-                NumberClass::International => AniKind::International,
-                _ => AniKind::Nanp,
+            // NANP: country code 1 (US, Canada, the Caribbean, toll-free)
+            let kind = if e.digits().first() == Some(&b'1') {
+                AniKind::Nanp
+            } else {
+                AniKind::International
             };
             let owner = match number_key(e.digits()) {
                 Some(k) if inbound.owns_number(k, customer) => AniOwner::Number,

@@ -44,7 +44,11 @@ fn finish(mut r: InboundRequest) -> Result<InboundRequest, ParamError> {
         r.identity = None;
     }
     if let Some(i) = &r.identity {
-        bounded("identity", i, crate::routing::stir::verify::MAX_IDENTITY_LEN)?;
+        bounded(
+            "identity",
+            i,
+            crate::routing::stir::verify::MAX_IDENTITY_LEN,
+        )?;
     }
     Ok(r)
 }
@@ -94,7 +98,10 @@ fn identity_b64(b: &str) -> Result<String, ParamError> {
     use base64::Engine as _;
     let max = crate::routing::stir::verify::MAX_IDENTITY_LEN;
     if b.len() > max.div_ceil(3) * 4 {
-        return Err(ParamError::invalid("identity", format!("longer than {max} bytes")));
+        return Err(ParamError::invalid(
+            "identity",
+            format!("longer than {max} bytes"),
+        ));
     }
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b)

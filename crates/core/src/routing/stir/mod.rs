@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use super::model::{Id, Name};
 pub use uuid::Uuid;
 
-pub mod verify;
 #[cfg(test)]
 mod tests;
+pub mod verify;
 
 /// A SHAKEN attestation level, ordered `C < B < A`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -283,7 +283,10 @@ pub fn decide(f: &Facts) -> Verdict {
     };
     let mut out = verdict(Decision::Sign(level), basis);
     let mut capped = level;
-    for (scope, cap) in [(Scope::Customer, f.customer_cap), (Scope::Trunk, f.trunk_cap)] {
+    for (scope, cap) in [
+        (Scope::Customer, f.customer_cap),
+        (Scope::Trunk, f.trunk_cap),
+    ] {
         if let Some(AttestCap::Max(m)) = cap {
             if m < capped {
                 capped = m;
@@ -303,10 +306,10 @@ pub enum StirAnswer {
         attest: Attest,
         origid: uuid::Uuid,
         /// the PASSporT's `orig.tn`: the ANI in canonical form (E.164 digits, no `+`)
-        orig: String,
+        orig: Tn,
         /// the PASSporT's `dest.tn`: the dialed number in canonical form (E.164 digits, or the
         /// dialed digits of a short code such as 911)
-        dest: String,
+        dest: Tn,
     },
     Keep,
 }
@@ -331,8 +334,8 @@ impl StirAnswer {
             } => StirFields {
                 attest: attest.as_str(),
                 origid: origid.to_string(),
-                orig,
-                dest,
+                orig: orig.as_str(),
+                dest: dest.as_str(),
             },
             StirAnswer::Keep => StirFields {
                 attest: "keep",
@@ -358,8 +361,8 @@ impl Serialize for StirAnswer {
                 m.serialize_entry("attest", attest.as_str())?;
                 let mut buf = uuid::Uuid::encode_buffer();
                 m.serialize_entry("origid", origid.hyphenated().encode_lower(&mut buf))?;
-                m.serialize_entry("orig", orig)?;
-                m.serialize_entry("dest", dest)?;
+                m.serialize_entry("orig", orig.as_str())?;
+                m.serialize_entry("dest", dest.as_str())?;
             }
             StirAnswer::Keep => m.serialize_entry("keep", &true)?,
         }
@@ -417,24 +420,25 @@ pub enum StirBuildError {
 /// The key of a range bound (`+` and digits); None when not E.164.
 pub(crate) fn range_key(tn: &str) -> Option<u64> {
     let d = tn.strip_prefix('+')?;
-    if !(7..=15).contains(&d.len()) || d.starts_with('0') || !d.bytes().all(|b| b.is_ascii_digit()) {
+    if !(7..=15).contains(&d.len()) || d.starts_with('0') || !d.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     d.parse().ok()
 }
+
+/// Per-customer settings (by BAN) and per-trunk caps (by trunk id).
+pub(crate) type CompiledRows = (
+    rustc_hash::FxHashMap<Name, CustomerStir>,
+    rustc_hash::FxHashMap<Id, AttestCap>,
+);
 
 /// Compiles the policy rows and ranges into per-customer settings and per-trunk caps (by trunk
 /// id). Called by the inbound builder.
 pub(crate) fn compile_rows(
     policies: Vec<StirPolicyRow>,
     ranges: Vec<TnRangeRow>,
-) -> Result<
-    (
-        rustc_hash::FxHashMap<Name, CustomerStir>,
-        rustc_hash::FxHashMap<Id, AttestCap>,
-    ),
-    StirBuildError,
-> {
+) -> Result<CompiledRows, StirBuildError> {
     let mut customers: rustc_hash::FxHashMap<Name, CustomerStir> = Default::default();
     let mut trunks: rustc_hash::FxHashMap<Id, AttestCap> = Default::default();
     for p in policies {
@@ -521,7 +525,7 @@ pub(crate) fn answer(
     index: &StirIndex,
     customer_ix: u32,
     trunk: Option<u32>,
-    tns: impl FnOnce() -> (String, String),
+    tns: impl FnOnce() -> (Tn, Tn),
 ) -> Option<StirAnswer> {
     match v.decision {
         Decision::Unsigned => None,
@@ -543,12 +547,50 @@ pub(crate) fn answer(
     }
 }
 
-/// A number in the PASSporT's canonical form (RFC 8224 §8.3): E.164 digits without `+`; a
-/// number that is not E.164 (a short code) keeps its digits.
-pub fn canonical_tn(s: &str) -> String {
+/// A telephone number in the PASSporT's canonical form (RFC 8224 §8.3): E.164 digits without
+/// `+`, or the dialed digits of a number that is not E.164 (a short code); at most 15 digits,
+/// held inline (no allocation on the dip path).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Tn {
+    len: u8,
+    digits: [u8; 15],
+}
+
+impl Tn {
+    fn from_digits(d: impl Iterator<Item = u8>) -> Tn {
+        let mut t = Tn {
+            len: 0,
+            digits: [0; 15],
+        };
+        for b in d.filter(u8::is_ascii_digit).take(15) {
+            t.digits[t.len as usize] = b;
+            t.len += 1;
+        }
+        t
+    }
+    pub fn as_str(&self) -> &str {
+        // only ASCII digits are ever stored
+        std::str::from_utf8(&self.digits[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Tn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl From<&crate::numbering::E164> for Tn {
+    fn from(e: &crate::numbering::E164) -> Tn {
+        Tn::from_digits(e.digits().iter().copied())
+    }
+}
+
+/// A number in the PASSporT's canonical form (see [`Tn`]).
+pub fn canonical_tn(s: &str) -> Tn {
     match crate::numbering::normalize(s) {
-        Some(e) => e.as_str().to_string(),
-        None => s.chars().filter(char::is_ascii_digit).take(15).collect(),
+        Some(e) => Tn::from(&e),
+        None => Tn::from_digits(s.bytes()),
     }
 }
 

@@ -7,6 +7,7 @@ mod nanp_zones;
 mod partitions;
 mod parts;
 mod policy;
+mod stir;
 mod zones;
 
 use super::*;
@@ -81,7 +82,7 @@ fn part(id: Id, priority: i32) -> CustomerPartition {
 }
 
 /// vendors: 1 LRN, 2 DNIS, 3 OCN_LATA, 4 INTERNATIONAL; one route each (10,20,30,40) + 50 (e911).
-pub(crate) fn network() -> SnapshotBuilder {
+fn network() -> SnapshotBuilder {
     let settings = RoutingSettings {
         emergency_route: Some("e911".into()),
         ..Default::default()
@@ -193,7 +194,7 @@ pub(crate) fn network() -> SnapshotBuilder {
     b
 }
 
-pub(crate) fn req(ban: &str, ani: &str, dnis: &str) -> DipRequest {
+fn req(ban: &str, ani: &str, dnis: &str) -> DipRequest {
     DipRequest {
         ban: Some(ban.into()),
         ani: ani.into(),
