@@ -397,7 +397,8 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
     }
     // 3. the customer capped at B: its own number no longer gets A
     s.sql(
-        "INSERT INTO stir_policies (customer_id, max_attest) SELECT id, 'B' FROM customers WHERE ban = '10001';",
+        "INSERT INTO stir_policies (customer_id, max_attest) SELECT id, 'B' FROM customers WHERE ban = '10001' \
+         ON CONFLICT ON CONSTRAINT stir_policies_scope DO UPDATE SET max_attest = 'B';",
     );
     wait_attest(&s, OWN_ANI, "B");
     {
