@@ -5,7 +5,7 @@
 //! Outbound: a customer call reaches the vendor SIPp with an Identity header whose PASSporT
 //! (decoded here, its ES256 signature verified with the test certificate's key) has the
 //! attestation warpd decided (`A` for the customer's own number, `B` for a foreign ANI, never
-//! `A` once the customer is capped at B), the canonical orig/dest TNs, a fresh iat and the
+//! `A` once the customer is capped at B, `C` for a transit customer), the canonical orig/dest TNs, a fresh iat and the
 //! customer's origid; a failed-over attempt is signed too; the CDR records the attestation.
 //! Inbound: a vendor's call with a valid Identity (signed by the test CA's certificate) reaches
 //! the customer with `verstat=TN-Validation-Passed`; a tampered one (`-Failed`, bad signature),
@@ -417,6 +417,32 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         assert_eq!(ids.len(), 1, "{ids:?}");
         assert_eq!(verified_passport(&pki, &x5u, &ids[0])["attest"], "B");
     }
+    // 3b. the customer marked transit (a peer re-originating traffic): C, whatever the ANI
+    s.sql(
+        "UPDATE stir_policies SET max_attest = 'A', transit = true WHERE trunk_id IS NULL \
+         AND customer_id = (SELECT id FROM customers WHERE ban = '10001');",
+    );
+    wait_attest(&s, OWN_ANI, "C");
+    {
+        let gw = Uas::start(dir, s.cheapest, "uas.xml", "stir-transit");
+        let r = call_from(
+            dir,
+            &kam,
+            "127.0.0.1",
+            &s.uac,
+            (OWN_ANI, DNIS),
+            "stir-transit",
+            &[],
+        );
+        assert!(r.ok, "transit call failed:\n{}", r.trace);
+        let ids = identities(&gw);
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(verified_passport(&pki, &x5u, &ids[0])["attest"], "C");
+    }
+    s.sql(
+        "UPDATE stir_policies SET transit = false WHERE trunk_id IS NULL \
+         AND customer_id = (SELECT id FROM customers WHERE ban = '10001');",
+    );
     let text = s.rt.block_on(s.warpd.as_ref().expect("warpd").metrics());
     assert!(
         text.contains(r#"warpd_stir_attestations_total{attest="A"}"#)
