@@ -84,8 +84,9 @@ fi
 # the ops console's first admin (a fresh password on every run; shown below)
 console_pw=$("$bin" user add admin --role admin 2>/dev/null || "$bin" user passwd admin 2>/dev/null)
 # credit control (issue 21): Budget Dialer LLC (10002) is a prepaid customer with $25.00, at most
-# $100 a day in New York days (`warpd account show --ban 10002`; accounts are not in `warpd apply`
-# yet). Once only: a second run keeps the balance its calls left.
+# $100 a day in New York days (`warpd account show --ban 10002`). Set here rather than as
+# `[customers.account]` in examples/demo/network.toml, which the tests' networks copy unlimited.
+# Once only: a second run keeps the balance its calls left.
 if ! "$bin" account show --ban 10002 --ledger 1 >/dev/null 2>&1; then
   "$bin" account set --ban 10002 --mode prepaid --daily-spend-limit 100 --tz America/New_York
   "$bin" account topup --ban 10002 --amount 25.00 --note "demo opening balance"

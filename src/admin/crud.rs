@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
+use warpd_core::excerpt::{excerpt, plain};
+
 use super::ctx::{json_reply, AdminReply, Ctx};
 use super::AdminError;
 
@@ -52,8 +54,9 @@ impl Lookup {
             .ok_or_else(|| self.missing(key))
     }
 
+    /// The 404 of a missing `key` (quoted by `excerpt`: a path segment can be long).
     pub fn missing(&self, key: &str) -> AdminError {
-        AdminError::NotFound(format!("{} {key:?} does not exist", self.what))
+        AdminError::NotFound(format!("{} {} does not exist", self.what, excerpt(key)))
     }
 }
 
@@ -90,8 +93,9 @@ impl Table {
         {
             Some(r) => json_reply(StatusCode::OK, &r.get::<_, Value>(0)),
             None => Err(AdminError::NotFound(format!(
-                "{} {key:?} does not exist",
-                self.noun
+                "{} {} does not exist",
+                self.noun,
+                excerpt(key)
             ))),
         }
     }
@@ -162,7 +166,7 @@ impl Change<'_> {
             .transaction()
             .await
             .map_err(AdminError::db("starting a transaction"))?;
-        let missing = || AdminError::NotFound(format!("{} does not exist", self.target));
+        let missing = || AdminError::NotFound(format!("{} does not exist", plain(&self.target)));
         let before: Option<Value> = match &self.before {
             Some((sql, params)) => Some(
                 tx.query_opt(*sql, params)

@@ -52,8 +52,12 @@ impl Ctx {
     /// A path parameter that must be an integer id.
     pub fn id(&self, k: &str, what: &str) -> Result<i64, AdminError> {
         let v = self.p(k);
-        v.parse()
-            .map_err(|_| AdminError::invalid(k, format!("{v:?} is not {what}")))
+        v.parse().map_err(|_| {
+            AdminError::invalid(
+                k,
+                format!("{} is not {what}", warpd_core::excerpt::excerpt(v)),
+            )
+        })
     }
 
     /// A non-empty query parameter.
@@ -69,15 +73,22 @@ impl Ctx {
             None => Ok(false),
             Some("true" | "1" | "yes") => Ok(true),
             Some("false" | "0" | "no") => Ok(false),
-            Some(v) => Err(AdminError::invalid(k, format!("{v:?} is not true/false"))),
+            Some(v) => Err(AdminError::invalid(
+                k,
+                format!("{} is not true/false", warpd_core::excerpt::excerpt(v)),
+            )),
         }
     }
 
     pub fn int(&self, k: &str) -> Result<Option<i64>, AdminError> {
         self.q(k)
             .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| AdminError::invalid(k, format!("{v:?} is not an integer")))
+                v.parse::<i64>().map_err(|_| {
+                    AdminError::invalid(
+                        k,
+                        format!("{} is not an integer", warpd_core::excerpt::excerpt(v)),
+                    )
+                })
             })
             .transpose()
     }

@@ -190,8 +190,10 @@ impl AdminError {
 
     /// The HTTP error body: `{"error":"<message>"}`.
     pub fn to_json_body(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "error": self.to_string() }))
-            .unwrap_or_else(|_| br#"{"error":"unserializable error"}"#.to_vec())
+        serde_json::to_vec(&serde_json::json!({
+            "error": warpd_core::excerpt::bounded_message(self.to_string())
+        }))
+        .unwrap_or_else(|_| br#"{"error":"unserializable error"}"#.to_vec())
     }
 }
 
@@ -251,6 +253,15 @@ fn numbering_message(e: &ProvisionError, staged: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_key_is_not_echoed_whole() {
+        let key = "9".repeat(60_000);
+        let body = AdminError::NotFound(format!("customer {key:?} does not exist")).to_json_body();
+        assert!(body.len() < 2_200, "{} bytes", body.len());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].as_str().unwrap().starts_with("customer \"999"));
+    }
 
     #[test]
     fn statuses_and_labels_come_from_one_class() {

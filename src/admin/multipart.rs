@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -48,6 +48,36 @@ pub struct Upload {
     pub fields: HashMap<String, String>,
     /// the file part's file name, if the client sent one
     pub file_name: Option<String>,
+    /// bytes of `file` the import has read so far, when someone watches (the console's
+    /// progress page); `None` for API uploads
+    pub progress: Option<Arc<AtomicU64>>,
+}
+
+impl Upload {
+    /// The file as the import reads it: counting into `progress` when it is set.
+    pub fn into_reader(self) -> Box<dyn std::io::Read + Send> {
+        match self.progress {
+            Some(read) => Box::new(Counting {
+                inner: self.file,
+                read,
+            }),
+            None => Box::new(self.file),
+        }
+    }
+}
+
+/// A reader that adds what it reads to a shared counter.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// The boundary when `content_type` is multipart/form-data; `None` for any other body.
@@ -163,6 +193,7 @@ async fn receive_raw(
         file,
         fields: HashMap::new(),
         file_name: None,
+        progress: None,
     })
 }
 
@@ -233,6 +264,7 @@ async fn receive_form(
         file,
         fields,
         file_name,
+        progress: None,
     })
 }
 

@@ -218,7 +218,11 @@ impl ApiError {
 
     /// The JSON-RPC error object (code from [`rpc_code`](Self::rpc_code), message = Display).
     pub fn to_rpc(&self) -> ErrorObjectOwned {
-        ErrorObjectOwned::owned(self.rpc_code(), self.to_string(), None::<()>)
+        ErrorObjectOwned::owned(
+            self.rpc_code(),
+            warpd_core::excerpt::bounded_message(self.to_string()),
+            None::<()>,
+        )
     }
 
     /// The HTTP error body: `{"error":"<message>"}`.
@@ -228,7 +232,7 @@ impl ApiError {
             error: String,
         }
         serde_json::to_vec(&Body {
-            error: self.to_string(),
+            error: warpd_core::excerpt::bounded_message(self.to_string()),
         })
         // serializing a struct of one String cannot fail; keep a total fallback anyway
         .unwrap_or_else(|_| br#"{"error":"unserializable error"}"#.to_vec())

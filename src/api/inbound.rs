@@ -19,9 +19,7 @@ use super::context::{Api, Surface};
 use super::error::ApiError;
 use crate::numbering::for_log;
 use crate::routing::inbound::params::CredentialQuery;
-use crate::routing::inbound::{
-    route_inbound, Credential, InboundAnswer, InboundRejectReason, InboundRequest,
-};
+use crate::routing::inbound::{Credential, InboundAnswer, InboundRejectReason, InboundRequest};
 use crate::routing::stir::verify;
 
 /// `GET /v1/credentials`' answer: found with the HA1 and names, or `{"found":false}` (a miss
@@ -100,8 +98,7 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let (answer, trace) =
-            crate::routing::inbound::route::explain_inbound(snap.inbound(), req, true);
+        let (answer, trace) = snap.explain_inbound(req);
         Ok(InboundSimulation {
             direction: "inbound",
             answer,
@@ -127,7 +124,7 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let mut answer = route_inbound(snap.inbound(), req);
+        let mut answer = snap.route_inbound(req);
         if let InboundAnswer::Route(r) = &answer {
             if self
                 .state
@@ -149,6 +146,12 @@ impl Api {
         drop(snap);
         if let Some(calls) = &self.state.calls {
             answer = calls.on_inbound(req, answer);
+        }
+        // the trunk's media policy (recording, T.38, codecs) applies to the call's offer
+        if let (InboundAnswer::Route(r), Some(media), Some(call_id)) =
+            (&answer, &self.state.media, &req.call_id)
+        {
+            media.remember_inbound(call_id, r.customer.as_str(), r.trunk.as_str());
         }
         let outcome = match &answer {
             InboundAnswer::Route(_) => "route".to_string(),
@@ -207,7 +210,7 @@ impl Api {
             return Err(ApiError::NotReady);
         }
         let snap = engine.load();
-        let found = snap.inbound().credential(&q.user, &q.realm).filter(|c| {
+        let found = snap.credential(&q.user, &q.realm).filter(|c| {
             self.state
                 .kamailio_auth
                 .dip_as()

@@ -7,6 +7,8 @@
 //! no ledger row), the books refreshed at once (its next dip gets 403), and with
 //! `at_limit = cut` its live calls end through `CallService::hangup_customer`.
 //!
+//! The same rounds end live calls of exhausted accounts ([`super::cut`]).
+//!
 //! Owns: the check's schedule and its effects. Must not touch: the arithmetic (warpd-core).
 
 use std::sync::Weak;
@@ -35,6 +37,7 @@ pub async fn run(svc: Weak<CallService>, every: Duration, shutdown: Cancellation
         if let Err(e) = check(&s).await {
             tracing::warn!(error = %e, "spend-rate alarm check failed; retrying at the next one");
         }
+        super::cut::run_once(&s).await;
         drop(s);
         tokio::select! {
             _ = tokio::time::sleep(MIN_GAP) => {}

@@ -9,6 +9,7 @@
 //! (persistence is `crate::cdr`), HTTP.
 
 mod alarm;
+pub mod cut;
 pub mod hangup;
 mod inbound;
 pub mod limits;
@@ -427,8 +428,8 @@ impl CallService {
         let cl = limits.customers.get(&ban);
         // the customer trunk of the call: named by the dip, or the trunk whose sources hold src_ip
         let trunk = match (&req.trunk, req.src_ip) {
-            (Some(t), _) => snap.inbound().trunk(t),
-            (None, Some(ip)) => snap.inbound().trunk_by_source(ip),
+            (Some(t), _) => snap.trunk(t),
+            (None, Some(ip)) => snap.trunk_by_source(ip),
             (None, None) => None,
         }
         .filter(|t| t.customer.as_str() == ban);

@@ -118,7 +118,10 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, FilterE
     }
     Err(ferr(
         field,
-        format!("{s:?} is not an RFC 3339 time or unix seconds"),
+        format!(
+            "{} is not an RFC 3339 time or unix seconds",
+            warpd_core::excerpt::excerpt(s)
+        ),
     ))
 }
 

@@ -26,6 +26,11 @@ pub enum Kind {
     List,
     /// one of the given words
     Choice(&'static [&'static str]),
+    /// a decimal sent as a string; empty = left out. The form shows the item's `<name>_e7`
+    /// (money the API returns in 1e-7 units) as a decimal
+    DecimalE7,
+    /// a string typed into a password box, never shown back; empty = left out
+    Secret,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +58,73 @@ pub struct Resource {
     pub edit: &'static [Field],
     /// fields of the collection's POST body (none: no create form)
     pub create: &'static [Field],
+    /// the item's admin path, `{key}` standing for its key (None: `<api>/<key>`)
+    pub item: Option<&'static str>,
+    /// the edit form's method: PATCH (absent fields kept) or PUT (replaces; creates if missing)
+    pub edit_method: &'static str,
+    /// the list's search form: each field passed to the list API as a query parameter
+    pub search: &'static [Field],
+    /// rows per page when the list API pages by key (`limit`, `after` = the last key shown)
+    pub page: Option<u32>,
+    /// forms on the item page, each POSTing its fields to an admin path under the item
+    pub actions: &'static [Action],
+    /// tables on the item page: a list field of the item, or the answer of another admin GET
+    pub children: &'static [Child],
 }
+
+/// A form on an item page: POSTs `fields` as JSON to `path` (`{key}` = the item's key).
+#[derive(Debug)]
+pub struct Action {
+    pub title: &'static str,
+    pub path: &'static str,
+    pub fields: &'static [Field],
+}
+
+/// Where a table of an item page comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// a field of the item holding a list of objects (left out of the item's own table)
+    Field(&'static str),
+    /// an admin GET path (`{key}` = the item's key) answering a list of objects
+    Api(&'static str),
+}
+
+/// A table on an item page.
+#[derive(Debug)]
+pub struct Child {
+    pub title: &'static str,
+    pub from: Source,
+    pub columns: &'static [&'static str],
+}
+
+impl Resource {
+    /// The admin path of the item whose key, percent-encoded, is `key`.
+    pub fn item_path(&self, key: &str) -> String {
+        match self.item {
+            Some(t) => t.replace("{key}", key),
+            None => format!("{}/{key}", self.api),
+        }
+    }
+}
+
+/// The defaults of a descriptor (`..BASE`).
+const BASE: Resource = Resource {
+    slug: "",
+    title: "",
+    api: "",
+    key: "",
+    columns: &[],
+    edit: &[],
+    create: &[],
+    item: None,
+    edit_method: "PATCH",
+    search: &[],
+    page: None,
+    actions: &[],
+    children: &[],
+};
+
+const STATUS: Kind = Kind::Choice(&["active", "reserved", "disabled", "porting-in"]);
 
 const BILLING: Kind = Kind::Choice(&["LRN", "OCN_LATA", "DNIS", "INTERNATIONAL"]);
 
@@ -129,6 +200,7 @@ pub static RESOURCES: &[Resource] = &[
             f("ban", Kind::Text, "billing account number"),
             f("name", Kind::Text, ""),
         ],
+        ..BASE
     },
     Resource {
         slug: "partitions",
@@ -138,6 +210,7 @@ pub static RESOURCES: &[Resource] = &[
         columns: &["name", "description", "routes"],
         edit: &[],
         create: &[f("name", Kind::Text, ""), f("description", Kind::Text, "")],
+        ..BASE
     },
     Resource {
         slug: "routes",
@@ -159,6 +232,7 @@ pub static RESOURCES: &[Resource] = &[
             f("priority", Kind::Int, ""),
             f("weight", Kind::Int, ""),
         ],
+        ..BASE
     },
     Resource {
         slug: "vendors",
@@ -176,6 +250,202 @@ pub static RESOURCES: &[Resource] = &[
             f("billing_model", BILLING, ""),
             f("dialstring", Kind::Text, "empty = the default"),
         ],
+        ..BASE
+    },
+    Resource {
+        slug: "trunks",
+        title: "Trunks",
+        api: "/v1/admin/trunks",
+        key: "name",
+        columns: &[
+            "name",
+            "customer",
+            "enabled",
+            "max_concurrent_calls",
+            "max_cps",
+            "source_ips",
+            "destinations",
+        ],
+        edit: &[
+            f("enabled", Kind::Bool, ""),
+            f(
+                "max_concurrent_calls",
+                Kind::NullableInt,
+                "empty = no trunk limit",
+            ),
+            f("max_cps", Kind::NullableInt, "empty = no trunk limit"),
+        ],
+        create: &[
+            f("name", Kind::Text, "A-Z a-z 0-9 . _ -"),
+            f("customer", Kind::Text, "the owning customer's BAN"),
+        ],
+        actions: &[
+            Action {
+                title: "Add a source network",
+                path: "/v1/admin/trunks/{key}/source_ips",
+                fields: &[f("cidr", Kind::Text, "e.g. 10.1.0.0/24 or one address")],
+            },
+            Action {
+                title: "Add digest credentials",
+                path: "/v1/admin/trunks/{key}/credentials",
+                fields: &[
+                    f("username", Kind::Text, ""),
+                    f("realm", Kind::Text, "e.g. sip.example.net"),
+                    f(
+                        "password",
+                        Kind::Secret,
+                        "hashed into the HA1 by the database; never stored or shown",
+                    ),
+                ],
+            },
+            Action {
+                title: "Add a destination",
+                path: "/v1/admin/trunks/{key}/destinations",
+                fields: &[
+                    f("uri", Kind::Text, "sip: URI, ${number} = the E.164 digits"),
+                    f("host", Kind::Text, "or a host (with port and transport)"),
+                    f("port", Kind::Int, "default 5060"),
+                    f("transport", Kind::Choice(&["udp", "tcp", "tls"]), ""),
+                    f("priority", Kind::Int, "lower first (default 10)"),
+                    f("weight", Kind::Int, "within a priority (default 1)"),
+                ],
+            },
+        ],
+        children: &[
+            Child {
+                title: "Destinations",
+                from: Source::Field("destinations"),
+                columns: &[
+                    "id",
+                    "priority",
+                    "weight",
+                    "uri",
+                    "host",
+                    "port",
+                    "transport",
+                    "enabled",
+                ],
+            },
+            Child {
+                title: "Digest credentials",
+                from: Source::Field("credentials"),
+                columns: &["username", "realm"],
+            },
+        ],
+        ..BASE
+    },
+    Resource {
+        slug: "numbers",
+        title: "Numbers",
+        api: "/v1/admin/numbers",
+        key: "number",
+        columns: &[
+            "number",
+            "customer",
+            "trunk",
+            "status",
+            "voice",
+            "fax",
+            "inbound_rate",
+            "cnam",
+        ],
+        edit: &[
+            f(
+                "trunk",
+                Kind::NullableText,
+                "a trunk of the number's customer; empty = none",
+            ),
+            f("status", STATUS, ""),
+            f("voice", Kind::Bool, ""),
+            f("fax", Kind::Bool, ""),
+            f(
+                "destination",
+                Kind::NullableText,
+                "sip: URI replacing the trunk's destinations; empty = the trunk's",
+            ),
+            f("inbound_rate", Kind::Decimal, "per minute, e.g. 0.0045"),
+            f("monthly_fee", Kind::NullableDecimal, "empty = none"),
+            f(
+                "cnam",
+                Kind::NullableText,
+                "display name, up to 15 characters",
+            ),
+        ],
+        create: &[
+            f("number", Kind::Text, "E.164 with +"),
+            f("customer", Kind::Text, "BAN"),
+            f("trunk", Kind::Text, "a trunk of that customer"),
+            f("inbound_rate", Kind::Decimal, "per minute"),
+        ],
+        search: &[
+            f("prefix", Kind::Text, "number starts with these digits"),
+            f("customer", Kind::Text, "BAN"),
+            f("trunk", Kind::Text, ""),
+        ],
+        page: Some(50),
+        ..BASE
+    },
+    Resource {
+        slug: "accounts",
+        title: "Credit accounts",
+        api: "/v1/admin/customers",
+        key: "ban",
+        columns: &["ban", "name", "enabled"],
+        item: Some("/v1/admin/customers/{key}/account"),
+        edit_method: "PUT",
+        edit: &[
+            f("mode", Kind::Choice(&["postpaid", "prepaid"]), ""),
+            f(
+                "credit_limit",
+                Kind::DecimalE7,
+                "postpaid: how far below zero",
+            ),
+            f("daily_spend_limit", Kind::DecimalE7, "empty = no limit"),
+            f("monthly_minutes", Kind::Int, "empty = no cap"),
+            f("per_call_cost_cap", Kind::DecimalE7, "empty = no cap"),
+            f("at_limit", Kind::Choice(&["reject", "cut"]), ""),
+            f(
+                "tz",
+                Kind::Text,
+                "IANA time zone of the daily/monthly rollover",
+            ),
+            f("blocked", Kind::Bool, ""),
+            f("spend_alarm_minutes", Kind::Int, "1-1440, with a threshold"),
+            f(
+                "spend_alarm_threshold",
+                Kind::DecimalE7,
+                "spend in the window",
+            ),
+            f("auto_block", Kind::Bool, "block when the alarm is raised"),
+        ],
+        actions: &[Action {
+            title: "Top-up or adjustment",
+            path: "/v1/admin/customers/{key}/account/ledger",
+            fields: &[
+                f("kind", Kind::Choice(&["topup", "adjustment"]), ""),
+                f(
+                    "amount",
+                    Kind::Decimal,
+                    "e.g. 25.00 (an adjustment may be negative)",
+                ),
+                f("note", Kind::Text, "why"),
+            ],
+        }],
+        children: &[Child {
+            title: "Ledger (newest first)",
+            from: Source::Api("/v1/admin/customers/{key}/account/ledger"),
+            columns: &[
+                "at",
+                "kind",
+                "amount_e7",
+                "balance_after_e7",
+                "call_id",
+                "billed_s",
+                "actor",
+                "note",
+            ],
+        }],
+        ..BASE
     },
 ];
 
@@ -197,13 +467,24 @@ mod tests {
                 "{}",
                 r.api
             );
-            let item = format!("{}/x", r.api);
+            let item = r.item_path("x");
             assert!(crate::admin::role_needed("GET", &item).is_some(), "{item}");
             if !r.edit.is_empty() {
                 assert!(
-                    crate::admin::role_needed("PATCH", &item).is_some(),
-                    "{item}"
+                    crate::admin::role_needed(r.edit_method, &item).is_some(),
+                    "{} {item}",
+                    r.edit_method
                 );
+            }
+            for a in r.actions {
+                let p = a.path.replace("{key}", "x");
+                assert!(crate::admin::role_needed("POST", &p).is_some(), "{p}");
+            }
+            for c in r.children {
+                if let Source::Api(p) = c.from {
+                    let p = p.replace("{key}", "x");
+                    assert!(crate::admin::role_needed("GET", &p).is_some(), "{p}");
+                }
             }
             if !r.create.is_empty() {
                 assert!(

@@ -26,6 +26,7 @@ header .brand{font-weight:700;margin-right:8px}
 header form{margin-left:auto}
 header .who{color:#d9e2ec}
 main{padding:16px 22px;max-width:1400px}
+.progress-log>.bar:has(~.bar){display:none}.bar progress{width:min(480px,70%);height:1.2rem;vertical-align:middle}
 h1{font-size:1.45rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
 table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}

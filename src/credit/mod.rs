@@ -27,8 +27,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use warpd_core::calls::events::CreditHold;
-use warpd_core::credit::{grant, Account, Grant, Refusal, Reserved, Standing, Tariff};
+use warpd_core::credit::{calls_to_cut, grant, Account, AtLimit, Grant, Refusal, Reserved};
 use warpd_core::credit::{SpendAlarm, Verdict};
+use warpd_core::credit::{Standing, Tariff};
 
 /// One account in memory.
 #[derive(Clone, Debug)]
@@ -55,12 +56,34 @@ struct Hold {
     ban: String,
     hold: CreditHold,
     max_duration_s: u32,
+    /// admission order (the newest calls end first when an account must cut)
+    order: u64,
+    /// Kamailio was asked to end the call for credit (its reservation goes when its CDR does)
+    cut: bool,
 }
 
 #[derive(Default)]
 struct Books {
     accounts: HashMap<String, Book>,
     holds: HashMap<String, Hold>,
+    next_order: u64,
+}
+
+impl Books {
+    fn insert_hold(&mut self, call_id: &str, ban: &str, hold: CreditHold, max_duration_s: u32) {
+        self.next_order += 1;
+        let order = self.next_order;
+        self.holds.insert(
+            call_id.to_string(),
+            Hold {
+                ban: ban.to_string(),
+                hold,
+                max_duration_s,
+                order,
+                cut: false,
+            },
+        );
+    }
 }
 
 /// Metrics of credit control.
@@ -167,6 +190,14 @@ impl Credit {
                 add(&mut book.reserved, &h.hold);
             }
         }
+        // an account that must cut live calls (its money went while they were up) is looked at
+        // by the calls service's credit watch now rather than at its next round
+        if next
+            .values()
+            .any(|k| k.account.at_limit == AtLimit::Cut && k.reserved.calls > 0)
+        {
+            self.alarm_wake.notify_one();
+        }
         b.accounts = next;
     }
 
@@ -230,14 +261,7 @@ impl Credit {
                             self.alarm_wake.notify_one();
                         }
                     }
-                    b.holds.insert(
-                        id.to_string(),
-                        Hold {
-                            ban: ban.to_string(),
-                            hold,
-                            max_duration_s: g.max_duration_s,
-                        },
-                    );
+                    b.insert_hold(id, ban, hold, g.max_duration_s);
                     self.metrics.holds.set(b.holds.len() as i64);
                 }
             }
@@ -255,14 +279,7 @@ impl Credit {
         if let Some(book) = b.accounts.get_mut(ban) {
             add(&mut book.reserved, &hold);
         }
-        b.holds.insert(
-            call_id.to_string(),
-            Hold {
-                ban: ban.to_string(),
-                hold,
-                max_duration_s,
-            },
-        );
+        b.insert_hold(call_id, ban, hold, max_duration_s);
         self.metrics.holds.set(b.holds.len() as i64);
     }
 
@@ -353,6 +370,48 @@ impl Credit {
         *alarmed = now;
     }
 
+    /// The live calls to end now, per account with `at_limit = cut` whose live calls reserve
+    /// more than it may still spend (`warpd_core::credit::calls_to_cut`: the newest first).
+    /// Calls already being cut are left out, and their reservations with them.
+    pub fn over_committed(&self, now_us: i64) -> Vec<(String, Vec<String>)> {
+        let b = self.books();
+        let mut live: HashMap<&str, Vec<(&str, &Hold)>> = HashMap::new();
+        for (id, h) in b.holds.iter().filter(|(_, h)| !h.cut) {
+            live.entry(h.ban.as_str()).or_default().push((id, h));
+        }
+        let mut out = Vec::new();
+        for (ban, mut calls) in live {
+            let Some(book) = b.accounts.get(ban) else {
+                continue;
+            };
+            let a = &book.account;
+            // a blocked account's calls end when it is blocked (all of them)
+            if a.at_limit != AtLimit::Cut || a.blocked {
+                continue;
+            }
+            calls.sort_by_key(|(_, h)| h.order);
+            let holds: Vec<CreditHold> = calls.iter().map(|(_, h)| h.hold).collect();
+            let n = calls_to_cut(a, &book.standing, &holds, now_us);
+            if n > 0 {
+                let ids = calls[calls.len() - n..]
+                    .iter()
+                    .rev()
+                    .map(|(id, _)| id.to_string())
+                    .collect();
+                out.push((ban.to_string(), ids));
+            }
+        }
+        out
+    }
+
+    /// Notes that Kamailio was asked to end `call_id` for credit ([`Credit::over_committed`]
+    /// leaves it out from now on).
+    pub fn mark_cut(&self, call_id: &str) {
+        if let Some(h) = self.books().holds.get_mut(call_id) {
+            h.cut = true;
+        }
+    }
+
     /// Live calls of `ban` holding a reservation (their call ids).
     pub fn live_calls(&self, ban: &str) -> Vec<String> {
         self.books()
@@ -419,5 +478,67 @@ mod tests {
         );
         c.note_alarms(&[], &[]);
         assert!(series(&c).is_empty());
+    }
+
+    fn cut_account(balance_e7: i64) -> (Account, Standing) {
+        let a = Account {
+            mode: warpd_core::credit::BillingMode::Prepaid,
+            credit_limit_e7: 0,
+            daily_spend_limit_e7: None,
+            monthly_minutes: None,
+            per_call_cost_cap_e7: None,
+            at_limit: AtLimit::Cut,
+            tz: chrono_tz::UTC,
+            blocked: false,
+            spend_alarm: None,
+        };
+        let s = Standing {
+            seq: 1,
+            balance_e7,
+            ..Default::default()
+        };
+        (a, s)
+    }
+
+    #[test]
+    fn money_taken_away_from_live_calls_ends_the_newest_first() {
+        const NOW: i64 = 1_796_558_400_000_000;
+        // 1.00 per minute, billed per second
+        let t = [Tariff {
+            rate_e7: 10_000_000,
+            min: 1,
+            inc: 1,
+        }];
+        let c = Credit::new(&Registry::new());
+        let (a, s) = cut_account(100_000_000); // 10.00
+        c.refresh(vec![("10002".into(), a.clone(), s)]);
+        // three calls of 3 minutes each (the global cap): 9.00 reserved
+        for id in ["c1", "c2", "c3"] {
+            let g = c.admit("10002", Some(id), &t, NOW, 180);
+            assert_eq!(g.map(|g| g.map(|g| g.max_duration_s)), Some(Ok(180)));
+        }
+        assert!(c.over_committed(NOW).is_empty(), "9.00 of 10.00 fits");
+        // an adjustment leaves 4.00: one call fits, the two newest end
+        let (_, s) = cut_account(40_000_000);
+        c.refresh(vec![("10002".into(), a.clone(), Standing { seq: 2, ..s })]);
+        assert_eq!(
+            c.over_committed(NOW),
+            vec![(
+                "10002".to_string(),
+                vec!["c3".to_string(), "c2".to_string()]
+            )]
+        );
+        // once asked to end, a call is not asked again; nothing else must end
+        c.mark_cut("c3");
+        c.mark_cut("c2");
+        assert!(c.over_committed(NOW).is_empty());
+        // an account that rejects at its limit never cuts
+        let reject = Account {
+            at_limit: AtLimit::Reject,
+            ..a
+        };
+        let (_, s) = cut_account(0);
+        c.refresh(vec![("10002".into(), reject, Standing { seq: 3, ..s })]);
+        assert!(c.over_committed(NOW).is_empty());
     }
 }

@@ -71,6 +71,48 @@ pub async fn load(
     Ok(out)
 }
 
+/// Every account's terms as `warpd apply` compares them (`warpd_core::provision::accounts`).
+pub async fn load_terms(
+    c: &impl GenericClient,
+) -> Result<std::collections::BTreeMap<String, AccountTerms>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT ban, mode, credit_limit_e7, daily_spend_limit_e7, monthly_minutes, \
+             per_call_cost_cap_e7, at_limit, tz, blocked, spend_alarm_minutes, \
+             spend_alarm_threshold_e7, auto_block FROM accounts",
+            &[],
+        )
+        .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for r in rows {
+        let mode: String = r.try_get(1)?;
+        let at_limit: String = r.try_get(6)?;
+        let alarm_min: Option<i32> = r.try_get(9)?;
+        let alarm_e7: Option<i64> = r.try_get(10)?;
+        let spend_alarm = match (alarm_min, alarm_e7) {
+            (Some(m), Some(t)) => Some(SpendAlarm {
+                window_min: u32::try_from(m).unwrap_or(1),
+                threshold_e7: t,
+                auto_block: r.try_get(11)?,
+            }),
+            _ => None,
+        };
+        let terms = AccountTerms {
+            mode: BillingMode::parse(&mode).unwrap_or_default(),
+            credit_limit_e7: r.try_get(2)?,
+            daily_spend_limit_e7: r.try_get(3)?,
+            monthly_minutes: r.try_get(4)?,
+            per_call_cost_cap_e7: r.try_get(5)?,
+            at_limit: AtLimit::parse(&at_limit).unwrap_or_default(),
+            tz: r.try_get(7)?,
+            blocked: r.try_get(8)?,
+            spend_alarm,
+        };
+        out.insert(r.try_get(0)?, terms);
+    }
+    Ok(out)
+}
+
 /// The standings of `bans` (inside a transaction: as of its writes).
 pub async fn standings(
     c: &impl GenericClient,

@@ -59,6 +59,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0017_routing_change_log.sql"),
     migration!("0019_routing_change_routes.sql"),
     migration!("0020_stir.sql"),
+    migration!("0021_trunk_media_policy.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.

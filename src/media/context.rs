@@ -13,8 +13,10 @@ use std::time::Duration;
 pub struct CallContext {
     /// the customer's BAN, when the dip named it (dips by `src_ip` carry none)
     pub ban: Option<String>,
-    /// route names in the order the dip answered them
+    /// route names in the order the dip answered them (none for an inbound call)
     pub routes: Vec<String>,
+    /// the customer trunk of an inbound call (its media policy applies)
+    pub trunk: Option<String>,
 }
 
 /// Where the media controller looks up a call's routing decision.
@@ -61,6 +63,7 @@ mod tests {
             CallContext {
                 ban: Some("1".into()),
                 routes: vec!["r".into()],
+                trunk: None,
             },
         );
         assert_eq!(c.context("a").unwrap().routes, vec!["r"]);

@@ -348,6 +348,20 @@ impl MediaController {
             CallContext {
                 ban: ban.map(str::to_string),
                 routes,
+                trunk: None,
+            },
+        );
+    }
+
+    /// Called by the inbound dip handler for routed inbound dips that carry a call-id: the
+    /// call's offer gets the trunk's media policy (then the customer's).
+    pub fn remember_inbound(&self, call_id: &str, ban: &str, trunk: &str) {
+        self.dips.remember(
+            call_id,
+            CallContext {
+                ban: Some(ban.to_string()),
+                routes: vec![],
+                trunk: Some(trunk.to_string()),
             },
         );
     }
@@ -419,10 +433,11 @@ impl MediaController {
             if let Some(cid) = req.call_id() {
                 let ctx = self.contexts.context(cid).unwrap_or_default();
                 let route = route_flag.or_else(|| ctx.routes.first().cloned());
-                let pol = self
-                    .policies
-                    .load()
-                    .resolve(ctx.ban.as_deref(), route.as_deref());
+                let pol = self.policies.load().resolve_call(
+                    ctx.ban.as_deref(),
+                    route.as_deref(),
+                    ctx.trunk.as_deref(),
+                );
                 policy::apply(&pol, &ctx, route.as_deref(), &mut req);
             }
         }

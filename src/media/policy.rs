@@ -11,8 +11,10 @@
 //!   `codec_strip` (`codec: {strip: [...]}`).
 //!
 //! Rows live in `media_policies` (sql/0004_media.sql): a row names a customer BAN, a route name
-//! or both; for each setting the most specific row that sets it wins (BAN+route, then route,
-//! then BAN). [`PolicyTable::load`] reads them; [`watch`] reloads on `NOTIFY warpd_routing`.
+//! or both, or a customer trunk (sql/0021: `trunk_name`, alone); for each setting the most
+//! specific row that sets it wins: the trunk of an inbound call (a call a vendor delivers to one
+//! of the trunk's numbers), then BAN+route, route, BAN. [`PolicyTable::load`] reads them;
+//! [`watch`] reloads on `NOTIFY warpd_routing`.
 //!
 //! Owns: `media_policies` reads and the pure [`apply`]. Must not touch: routing data, sockets.
 
@@ -36,6 +38,8 @@ pub use warpd_core::rules::media::T38Mode;
 pub struct PolicyRow {
     pub ban: Option<String>,
     pub route: Option<String>,
+    /// a customer trunk: its inbound calls (then no BAN or route)
+    pub trunk: Option<String>,
     pub record: Option<bool>,
     pub t38: Option<T38Mode>,
     pub codec_allow: Option<Vec<String>>,
@@ -57,12 +61,17 @@ pub struct PolicyTable {
     by_ban: HashMap<String, PolicyRow>,
     by_route: HashMap<String, PolicyRow>,
     by_pair: HashMap<(String, String), PolicyRow>,
+    by_trunk: HashMap<String, PolicyRow>,
 }
 
 impl PolicyTable {
     pub fn from_rows(rows: Vec<PolicyRow>) -> PolicyTable {
         let mut t = PolicyTable::default();
         for r in rows {
+            if let Some(name) = r.trunk.clone() {
+                t.by_trunk.insert(name, r);
+                continue;
+            }
             match (r.ban.clone(), r.route.clone()) {
                 (Some(b), Some(ro)) => {
                     t.by_pair.insert((b, ro), r);
@@ -80,7 +89,7 @@ impl PolicyTable {
     }
 
     pub fn len(&self) -> usize {
-        self.by_ban.len() + self.by_route.len() + self.by_pair.len()
+        self.by_ban.len() + self.by_route.len() + self.by_pair.len() + self.by_trunk.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -89,11 +98,23 @@ impl PolicyTable {
 
     /// The effective policy for a customer and route (either may be unknown).
     pub fn resolve(&self, ban: Option<&str>, route: Option<&str>) -> MediaPolicy {
+        self.resolve_call(ban, route, None)
+    }
+
+    /// The effective policy of a call: its customer trunk's row first (an inbound call to the
+    /// trunk), then the customer and route rows as [`resolve`](Self::resolve).
+    pub fn resolve_call(
+        &self,
+        ban: Option<&str>,
+        route: Option<&str>,
+        trunk: Option<&str>,
+    ) -> MediaPolicy {
         let pair = match (ban, route) {
             (Some(b), Some(r)) => self.by_pair.get(&(b.to_string(), r.to_string())),
             _ => None,
         };
         let rows: Vec<&PolicyRow> = [
+            trunk.and_then(|t| self.by_trunk.get(t)),
             pair,
             route.and_then(|r| self.by_route.get(r)),
             ban.and_then(|b| self.by_ban.get(b)),
@@ -119,8 +140,8 @@ impl PolicyTable {
     pub async fn load(client: &tokio_postgres::Client) -> Result<PolicyTable, MediaError> {
         let rows = client
             .query(
-                "SELECT customer_ban, route_name, record, t38_mode, codec_allow, codec_strip \
-                 FROM media_policies ORDER BY id",
+                "SELECT customer_ban, route_name, record, t38_mode, codec_allow, codec_strip, \
+                        trunk_name FROM media_policies ORDER BY id",
                 &[],
             )
             .await
@@ -147,6 +168,7 @@ impl PolicyTable {
             out.push(PolicyRow {
                 ban: get(0)?,
                 route: get(1)?,
+                trunk: get(6)?,
                 record: row
                     .try_get(2)
                     .map_err(|e| MediaError::Policy(format!("media_policies.record: {e}")))?,
@@ -207,11 +229,15 @@ pub fn apply(policy: &MediaPolicy, ctx: &CallContext, route: Option<&str>, req: 
     }
     if policy.record {
         req.dict.set("record call", Bencode::str("yes"));
-        let meta = format!(
+        let mut meta = format!(
             "ban:{}|route:{}",
             ctx.ban.as_deref().unwrap_or("-"),
             route.unwrap_or("-")
         );
+        if let Some(t) = &ctx.trunk {
+            meta.push_str("|trunk:");
+            meta.push_str(t);
+        }
         req.dict.set("metadata", Bencode::str(&meta));
     }
     match policy.t38 {
@@ -379,6 +405,64 @@ mod tests {
         assert_eq!(t.resolve(Some("999"), Some("x")), MediaPolicy::default());
     }
 
+    /// An inbound call to a trunk: the trunk's row wins per setting, the customer's fills in.
+    #[test]
+    fn a_trunk_row_wins_for_its_inbound_calls() {
+        let t = PolicyTable::from_rows(vec![
+            PolicyRow {
+                record: Some(true),
+                codec_strip: Some(vec!["G729".into()]),
+                ..row(Some("10001"), None)
+            },
+            PolicyRow {
+                trunk: Some("acme-main".into()),
+                t38: Some(T38Mode::Gateway),
+                codec_allow: Some(vec!["PCMA".into()]),
+                record: Some(false),
+                ..PolicyRow::default()
+            },
+        ]);
+        /// (trunk, record, T.38, codec_allow, codec_strip)
+        type Want<'a> = (Option<&'a str>, bool, T38Mode, &'a [&'a str], &'a [&'a str]);
+        let table: &[Want] = &[
+            (
+                Some("acme-main"),
+                false,
+                T38Mode::Gateway,
+                &["PCMA"],
+                &["G729"],
+            ),
+            (Some("other"), true, T38Mode::None, &[], &["G729"]),
+            (None, true, T38Mode::None, &[], &["G729"]),
+        ];
+        for (trunk, record, t38, allow, strip) in table {
+            let p = t.resolve_call(Some("10001"), None, *trunk);
+            assert_eq!(p.record, *record, "{trunk:?}");
+            assert_eq!(p.t38, *t38, "{trunk:?}");
+            assert_eq!(p.codec_allow, *allow, "{trunk:?}");
+            assert_eq!(p.codec_strip, *strip, "{trunk:?}");
+        }
+        assert_eq!(t.len(), 2);
+        // the recording's metadata names the trunk
+        let mut r = NgRequest::new(Command::Offer)
+            .with("call-id", "c1")
+            .with("sdp", "v=0\r\n");
+        let ctx = CallContext {
+            ban: Some("10001".into()),
+            routes: vec![],
+            trunk: Some("acme-main".into()),
+        };
+        let on = MediaPolicy {
+            record: true,
+            ..MediaPolicy::default()
+        };
+        apply(&on, &ctx, None, &mut r);
+        assert_eq!(
+            r.dict.str("metadata"),
+            Some("ban:10001|route:-|trunk:acme-main")
+        );
+    }
+
     fn offer(sdp: &str) -> NgRequest {
         let mut r = NgRequest::new(Command::Offer)
             .with("call-id", "c1")
@@ -395,6 +479,7 @@ mod tests {
         let ctx = CallContext {
             ban: Some("10001".into()),
             routes: vec!["a".into()],
+            trunk: None,
         };
         let mut r = offer("v=0\r\nm=image 4000 udptl t38\r\n");
         assert_eq!(take_route_flag(&mut r).as_deref(), Some("lrn-east"));

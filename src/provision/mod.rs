@@ -222,6 +222,7 @@ async fn run(
         &mut inbound,
     );
     let stir = warpd_core::provision::stir::build(&net.stir, source, &mut issues);
+    let accounts = warpd_core::provision::accounts::build(&net.customers, source, &mut issues);
 
     let tx = client
         .transaction()
@@ -261,7 +262,13 @@ async fn run(
         });
     }
 
-    let diff = diff::diff(&desired, &state);
+    let mut diff = diff::diff(&desired, &state);
+    let current_accounts = crate::credit::store::load_terms(&tx)
+        .await
+        .map_err(|e| ProvisionError::db("reading the credit accounts", e))?;
+    let (account_changes, account_writes) =
+        warpd_core::provision::accounts::diff(&accounts, &current_accounts);
+    diff.changes.extend(account_changes);
     let mut deck_plans = Vec::with_capacity(decks.len());
     // per deck: the route's deck version a new version replaces (id, rows)
     let mut replaces = Vec::with_capacity(decks.len());
@@ -351,6 +358,13 @@ async fn run(
             tn_ranges = done.ranges,
             "provisioned STIR/SHAKEN settings"
         );
+    }
+    // after the customers the file creates (an account names its customer); terms only, the
+    // balance moves through the ledger alone
+    for (ban, terms) in &account_writes {
+        crate::credit::store::put_terms(&tx, ban, terms)
+            .await
+            .map_err(|e| ProvisionError::db(format!("writing the account of customer {ban}"), e))?;
     }
     for ((nd, dp), current) in decks.iter().zip(plan.decks.iter_mut()).zip(&replaces) {
         if dp.action != DeckAction::Load {

@@ -1,9 +1,11 @@
 //! Media control end to end through `server::run`: PostgreSQL (throwaway cluster) with the demo
-//! network and its `media_policies` rows, a real rtpengine-daemon (a port range per test in 30300-30349 and 30400-30499), a dip with a
+//! network and its `media_policies` rows, a real rtpengine-daemon (a port range per test in
+//! 30300-30349, 30400-30499 and 30500-30549), a dip with a
 //! call-id over HTTP, then Kamailio-style ng through warpd's proxy socket: the customer's
 //! recording policy from the database applies, `media.*` JSON-RPC methods work, a policy
 //! change in the database (NOTIFY warpd_routing) applies to the next call, and RTP + RTCP sent
-//! through RTPEngine for a call leave the call's MOS, jitter and loss in its CDR.
+//! through RTPEngine for a call leave the call's MOS, jitter and loss in its CDR. An inbound call
+//! to a customer trunk gets the trunk's policy (sql/0021), over its customer's.
 
 use crate::support::{self, TestPg, Warpd};
 
@@ -390,5 +392,76 @@ async fn rtp_and_rtcp_flow_through_rtpengine_and_the_mos_lands_in_the_cdr() {
         "loss_pct: no packet lost"
     );
 
+    st.w.stop().await;
+}
+
+/// An inbound call (a vendor delivering a call to a DID): the inbound dip with the call-id tells
+/// the ng proxy the call's customer and trunk, and the trunk's `media_policies` row applies to
+/// its offer over the customer's: only PCMU offered onward (the customer's row says nothing
+/// about codecs) and recorded with the trunk in the metadata; a call of another trunk of the
+/// same customer keeps the customer's policy only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunks_media_policy_applies_to_its_inbound_calls() {
+    let st = start((30500, 30549)).await;
+    let (w, node, sock, proxy) = (&st.w, &st.node, &st.sock, st.proxy);
+    let loads = w.metric("warpd_media_policy_loads_total").await.unwrap();
+    st.client
+        .batch_execute(
+            "INSERT INTO trunks (name, customer_id) SELECT n, id FROM customers, \
+                 (VALUES ('e2e-main'), ('e2e-other')) t(n) WHERE ban = '10001';
+             INSERT INTO trunk_destinations (trunk_id, host)
+                 SELECT id, '127.0.0.1' FROM trunks WHERE name LIKE 'e2e-%';
+             INSERT INTO numbers (number, customer_id, trunk_id)
+                 SELECT CASE name WHEN 'e2e-main' THEN '+12125550190' ELSE '+12125550191' END,
+                        customer_id, id FROM trunks WHERE name LIKE 'e2e-%';
+             INSERT INTO media_policies (trunk_name, codec_allow, record) VALUES ('e2e-main', '{PCMU}', true);",
+        )
+        .await
+        .unwrap();
+    w.wait_metric("warpd_media_policy_loads_total", loads + 1.0)
+        .await;
+    // (call id, DNIS, trunk, codecs offered onward)
+    let calls = [
+        ("e2e-in-1", "%2B12125550190", "e2e-main", "RTP/AVP 0\r"),
+        ("e2e-in-2", "%2B12125550191", "e2e-other", "RTP/AVP 0 8 9\r"),
+    ];
+    for (call_id, dnis, trunk, codecs) in calls {
+        // the vendor's source (the demo's gateways are 127.0.0.1) delivers the call to the DID
+        let q = format!(
+            "/v1/inbound?src_ip=127.0.0.1&ani=%2B13105550000&dnis={dnis}&call_id={call_id}"
+        );
+        let a = support::eventually("the inbound dip routes", support::DEADLINE, || async {
+            let (_, a) = w.get_json(&q).await;
+            if a["action"] == "route" {
+                Ok(a)
+            } else {
+                Err(a.to_string())
+            }
+        })
+        .await;
+        assert_eq!(a["trunk"], trunk, "{a}");
+        let offer = call(sock, proxy, call_id).await;
+        let sdp = offer.str("sdp").unwrap();
+        assert!(sdp.contains(codecs), "{call_id}: {sdp}");
+        delete_call(sock, proxy, &format!("d-{call_id}"), call_id).await;
+    }
+    // both recorded (the trunk's row, and for the other trunk its customer's), the trunk named
+    for (call_id, want) in [
+        ("e2e-in-1", "ban:10001|route:-|trunk:e2e-main"),
+        ("e2e-in-2", "ban:10001|route:-|trunk:e2e-other"),
+    ] {
+        let meta = support::eventually("the call's metadata", Duration::from_secs(5), || {
+            let meta: String = node
+                .recordings()
+                .iter()
+                .filter(|f| f.to_string_lossy().contains(call_id))
+                .filter(|f| f.to_string_lossy().contains("metadata"))
+                .filter_map(|f| std::fs::read_to_string(f).ok())
+                .collect();
+            std::future::ready((!meta.is_empty()).then_some(meta))
+        })
+        .await;
+        assert!(meta.contains(want), "{call_id} metadata: {meta:?}");
+    }
     st.w.stop().await;
 }

@@ -368,8 +368,16 @@ async fn killed_node_new_calls_fail_over_old_calls_fail_cleanly() {
 
     a.kill();
 
-    // new calls: all succeed on b, even those whose first choice was a
-    for i in 0..6 {
+    // new calls: all succeed on b, even those whose first choice was a. The order is a
+    // rendezvous hash with a per-pool random seed, so each call picks a first with odds 1/2:
+    // offer until one did (a is then marked down), at least 6 calls, at most 40 (odds 2^-40)
+    let a_is_down = || {
+        p.ctl
+            .nodes()
+            .iter()
+            .any(|n| n.address == a.ng.to_string() && !n.healthy)
+    };
+    for i in 0..40 {
         let call = format!("new-{i}");
         let d = p
             .offer(&format!("n{i}"), &call, &audio_sdp(5002), &[])
@@ -377,6 +385,14 @@ async fn killed_node_new_calls_fail_over_old_calls_fail_cleanly() {
         let sdp = sdp_of(&d);
         assert!((30200..=30249).contains(&media_port(&sdp)), "{sdp}");
         assert_eq!(p.ctl.pool().node_of(&call), Some(b.ng));
+        // a port range of 50 holds ~12 calls: free b's ports as we go
+        assert_eq!(
+            p.delete(&format!("dn{i}"), &call).await.str("result"),
+            Some("ok")
+        );
+        if i >= 5 && a_is_down() {
+            break;
+        }
     }
     let nodes = p.ctl.nodes();
     let down = nodes

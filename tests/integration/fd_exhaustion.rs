@@ -126,8 +126,8 @@ async fn idle_connection_flood_at_1024_files_leaves_dips_admin_and_sighup_workin
     assert!(body.contains("\"action\":\"route\""), "{body}");
 
     // the flood: 1,100 connections at once, never sending a byte. warpd accepts up to its cap,
-    // the kernel queues 128 more (the listen backlog), the rest keep retrying their SYN: all of
-    // them are held open (or retried) until the end of the test
+    // the kernel queues more (up to the listen backlog), any rest keep retrying their SYN: all
+    // of them are held open (or retried) until the end of the test
     let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (hold_tx, mut hold_rx) = tokio::sync::mpsc::unbounded_channel::<TcpStream>();
     let mut flood = tokio::task::JoinSet::new();
@@ -167,9 +167,14 @@ async fn idle_connection_flood_at_1024_files_leaves_dips_admin_and_sighup_workin
         })
     })
     .await;
-    // warpd holds at most its cap (384) of them: its descriptors stay well under the limit
-    assert!(n < FLOOD, "the kernel queued every connection: {n}");
-    assert!(fds < 1024 - 100, "{fds} descriptors of 1024");
+    // warpd holds at most its cap (384) of them: its descriptors stay well under the limit,
+    // however many the kernel completed (tokio listens with a backlog of 1024, so on some runs
+    // every one of the 1,100 handshakes completes and waits in the accept queue)
+    assert!(n >= 384, "{n} connected");
+    assert!(
+        fds < 1024 - 100,
+        "{fds} descriptors of 1024 with {n} connected"
+    );
 
     // 1. the connection served before the flood still dips
     let (s, body) = get(&mut before, DIP).await;

@@ -29,4 +29,5 @@ mod resp_dip;
 mod stir_keys;
 mod systemd_units;
 mod tls;
+mod trunks_admin;
 mod vagrant;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use criterion::Criterion;
 use warpd_core::routing::inbound::{
     route_inbound, DestinationRow, InboundAnswer, InboundBuilder, InboundRequest, NumberRow,
-    NumberStatus, OriginationRow, TrunkRow,
+    NumberStatus, Peers, TrunkRow,
 };
 use warpd_core::routing::{Rate, Transport};
 
@@ -49,8 +49,7 @@ fn main() {
         b.trunk(TrunkRow {
             id: t as i64,
             name: format!("trunk-{t}"),
-            customer_ban: format!("C{}", t / 10),
-            customer_enabled: true,
+            customer_id: (t / 10) as i64,
             max_calls: None,
             max_cps: None,
             media_policy: None,
@@ -76,7 +75,7 @@ fn main() {
         let t = k % trunks;
         b.number(NumberRow {
             number: number(k),
-            customer_ban: format!("C{}", t / 10),
+            customer_id: (t / 10) as i64,
             trunk_id: Some(t as i64),
             status: NumberStatus::Active,
             voice: true,
@@ -86,11 +85,15 @@ fn main() {
             cnam: None,
         });
     }
-    b.origination(OriginationRow {
-        vendor: "V1".into(),
-        vendor_enabled: true,
-        net: "192.0.2.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
-    });
+    let mut dir = Peers::new();
+    for c in 0..trunks / 10 {
+        dir.add_customer(c as i64, &format!("C{c}"), true);
+    }
+    dir.add_source(
+        "V1",
+        true,
+        "192.0.2.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+    );
     let ib = b.build().unwrap_or_else(|e| panic!("build: {e}"));
     println!(
         "inbound: {} numbers, {trunks} trunks; generate + build {:?}, RSS {:.0} MiB",
@@ -114,7 +117,7 @@ fn main() {
     for k in 0..n {
         let r = &reqs[k & 65_535];
         let t = Instant::now();
-        let a = route_inbound(&ib, r);
+        let a = route_inbound(&ib, &dir, r);
         lat.push(t.elapsed().as_nanos() as u64);
         if matches!(a, InboundAnswer::Route(_)) {
             routed += 1;
@@ -135,7 +138,7 @@ fn main() {
     c.bench_function("inbound_route_1m_numbers", |b| {
         b.iter(|| {
             k = (k + 1) & 65_535;
-            black_box(route_inbound(&ib, black_box(&reqs[k])))
+            black_box(route_inbound(&ib, &dir, black_box(&reqs[k])))
         })
     });
     c.final_summary();

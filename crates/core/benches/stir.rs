@@ -1,10 +1,10 @@
 //! Criterion: what the STIR/SHAKEN attestation (issue 20) adds to a dip. The benchmark network
 //! (synthetic, 20 routes × WARPD_BENCH_PREFIXES prefixes, default 100,000; 1,000 customers, dipped
-//! by BAN) with an inbound part of 1,000,000 numbers spread over the customers, a TN
-//! range and a B cap for every tenth customer. Measures `attestation` alone (the work `dip` adds
-//! to a routed answer: the customer and trunk look-up, the ANI's number/range look-up, the
-//! decision, the origid and the canonical TNs) and the whole `dip` for scale, over requests
-//! whose ANIs are half the customer's own numbers, half foreign.
+//! by BAN; customer c has id c + 1) with an inbound part of 1,000,000 numbers spread over the
+//! customers, a TN range and a B cap for every tenth customer. Measures `attestation` alone (the
+//! work `dip` adds to a routed answer: the customer and trunk look-up, the ANI's number/range
+//! look-up, the decision, the origid and the canonical TNs) and the whole `dip` for scale, over
+//! requests whose ANIs are half the customer's own numbers, half foreign.
 //!
 //! Run: cargo bench -p warpd-core --bench stir
 
@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
     for k in 0..NUMBERS {
         ib.number(NumberRow {
             number: number(k),
-            customer_ban: synthetic::ban(k % spec.customers),
+            customer_id: (k % spec.customers) as i64 + 1,
             trunk_id: None,
             status: NumberStatus::Active,
             voice: true,
@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     }
     for cix in (0..spec.customers).step_by(10) {
         ib.stir_policy(StirPolicyRow {
-            customer_ban: synthetic::ban(cix),
+            customer_id: cix as i64 + 1,
             trunk_id: None,
             max_attest: AttestCap::parse("B").unwrap_or(AttestCap::Off),
             transit: false,
@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
         });
         let base = 13_120_000_000u64 + (cix as u64) * 1000;
         ib.tn_range(TnRangeRow {
-            customer_ban: synthetic::ban(cix),
+            customer_id: cix as i64 + 1,
             first: format!("+{base}"),
             last: format!("+{}", base + 999),
         });

@@ -72,6 +72,23 @@ fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
+/// The longest error message an error body carries (bytes).
+pub const MESSAGE_MAX: usize = 2048;
+
+/// An error message as a body carries it: at most [`MESSAGE_MAX`] bytes (cut at a character
+/// boundary, then `…` and the message's length). The last guard against a message that quotes
+/// a caller's value whole (a 60 kB path segment in a "does not exist").
+pub fn bounded_message(s: String) -> String {
+    if s.len() <= MESSAGE_MAX {
+        return s;
+    }
+    let mut cut = MESSAGE_MAX;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..cut], s.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +141,7 @@ pub fn serde_message_without_value(msg: &str) -> String {
 #[cfg(test)]
 mod value_free_tests {
     use super::serde_message_without_value as f;
+    use super::{bounded_message, MESSAGE_MAX};
 
     #[test]
     fn serde_messages_lose_the_value_and_keep_the_kind() {
@@ -149,5 +167,14 @@ mod value_free_tests {
         for (msg, want) in cases {
             assert_eq!(f(msg), want, "{msg}");
         }
+    }
+
+    #[test]
+    fn bounded_message_cuts_long_messages_at_a_character() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let long = format!("customer {:?} does not exist", "é".repeat(5_000));
+        let b = bounded_message(long.clone());
+        assert!(b.len() < MESSAGE_MAX + 32, "{}", b.len());
+        assert!(b.ends_with(&format!("… ({} bytes)", long.len())), "{b}");
     }
 }

@@ -44,7 +44,7 @@ pub async fn deck_upload(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
         .upload
         .take()
         .ok_or_else(|| AdminError::invalid("body", "no deck uploaded"))?;
-    let input: Box<dyn std::io::Read + Send> = Box::new(upload.file);
+    let input = upload.into_reader();
     let mut o = ImportOptions::new(&route, ctx.q("name").unwrap_or("upload"), &ctx.actor());
     o.effective = ctx.when("effective")?;
     o.dry_run = ctx.flag("dry_run")?;

@@ -27,6 +27,7 @@ pub mod partitions;
 pub mod routes;
 pub mod stir;
 pub mod tokens;
+pub mod trunk_links;
 pub mod trunks;
 pub mod vendors;
 

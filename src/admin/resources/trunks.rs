@@ -3,9 +3,10 @@
 //! never show an HA1 (credentials appear as user@realm only); moving a number to another customer
 //! is its own action (`POST /v1/admin/numbers/{number}/move`), never a side effect of a create.
 
-use super::customers::CUSTOMER;
+use super::customers::{nullable, CUSTOMER};
 use super::prelude::*;
 use crate::rules::trunk as tr;
+use warpd_core::excerpt::excerpt;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -16,6 +17,51 @@ pub struct TrunkIn {
     pub enabled: Option<bool>,
     pub max_concurrent_calls: Option<i32>,
     pub max_cps: Option<i32>,
+}
+
+/// A trunk's settings. An absent field is left alone; `null` clears a limit. Its lists have
+/// their own routes (`/source_ips`, `/credentials`, `/destinations`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkPatch {
+    pub enabled: Option<bool>,
+    /// null = no limit (the customer's still applies)
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable = true)]
+    pub max_concurrent_calls: Option<Option<i64>>,
+    /// null = no limit
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable = true)]
+    pub max_cps: Option<Option<i64>>,
+}
+
+/// A number's settings. An absent field is left alone; `null` clears a nullable one. Its
+/// customer changes only by `POST /v1/admin/numbers/{number}/move`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberPatch {
+    /// a trunk of the number's customer; null = none (not routable)
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub trunk: Option<Option<String>>,
+    /// active, reserved, disabled, porting-in
+    pub status: Option<String>,
+    pub voice: Option<bool>,
+    pub fax: Option<bool>,
+    /// a SIP URI template replacing the trunk's destinations; null = the trunk's
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub destination: Option<Option<String>>,
+    /// per-minute sell rate of inbound calls, e.g. "0.0045"
+    pub inbound_rate: Option<String>,
+    /// null = none
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub monthly_fee: Option<Option<String>>,
+    /// null = none
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub cnam: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,8 +98,22 @@ const TRUNKS: Table = Table {
              (SELECT coalesce(array_agg(k.username || '@' || k.realm ORDER BY k.id), '{}') FROM trunk_credentials k WHERE k.trunk_id = t.id) AS credentials, \
              (SELECT count(*) FROM trunk_destinations d WHERE d.trunk_id = t.id) AS destinations \
            FROM trunks t JOIN customers c ON c.id = t.customer_id ORDER BY t.name",
-    get: "",
-    lock: "SELECT to_jsonb(t.*) FROM trunks t WHERE name = $1 FOR UPDATE",
+    get: "SELECT t.name, c.ban AS customer, t.enabled, t.max_concurrent_calls, t.max_cps, \
+             (SELECT jsonb_strip_nulls(jsonb_build_object('record', p.record, 't38_mode', p.t38_mode, \
+                 'codec_allow', p.codec_allow, 'codec_strip', p.codec_strip)) \
+              FROM media_policies p WHERE p.trunk_name = t.name) AS media_policy, \
+             (SELECT coalesce(array_agg(s.cidr::text ORDER BY s.cidr), '{}') FROM trunk_sources s WHERE s.trunk_id = t.id) AS source_ips, \
+             (SELECT coalesce(jsonb_agg(jsonb_build_object('credential', k.username || '@' || k.realm, \
+                 'username', k.username, 'realm', k.realm) ORDER BY k.id), '[]') \
+              FROM trunk_credentials k WHERE k.trunk_id = t.id) AS credentials, \
+             (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'uri', d.uri, 'host', d.host, 'port', d.port, \
+                 'transport', d.transport, 'priority', d.priority, 'weight', d.weight, 'enabled', d.enabled) \
+                 ORDER BY d.priority, d.id), '[]') \
+              FROM trunk_destinations d WHERE d.trunk_id = t.id) AS destinations, \
+             (SELECT count(*) FROM numbers n WHERE n.trunk_id = t.id) AS numbers \
+           FROM trunks t JOIN customers c ON c.id = t.customer_id WHERE t.name = $1",
+    // `updated_at` is left out of the before/after of a change: a no-op PATCH writes no audit row
+    lock: "SELECT to_jsonb(t.*) - 'updated_at' FROM trunks t WHERE name = $1 FOR UPDATE",
     delete: "DELETE FROM trunks WHERE name = $1 RETURNING NULL::jsonb",
 };
 
@@ -62,9 +122,14 @@ const NUMBERS: Table = Table {
     list: "SELECT n.number, c.ban AS customer, t.name AS trunk, n.status, n.voice, n.fax, \
              n.destination, n.inbound_rate::text, n.monthly_fee::text, n.cnam \
            FROM numbers n JOIN customers c ON c.id = n.customer_id LEFT JOIN trunks t ON t.id = n.trunk_id \
-           ORDER BY n.number LIMIT 10000",
-    get: "",
-    lock: "SELECT to_jsonb(n.*) FROM numbers n WHERE number = $1 FOR UPDATE",
+           WHERE ($1::text IS NULL OR n.number LIKE $1 || '%') AND ($2::text IS NULL OR c.ban = $2) \
+             AND ($3::text IS NULL OR t.name = $3) AND ($4::text IS NULL OR n.number > $4) \
+           ORDER BY n.number LIMIT $5",
+    get: "SELECT n.number, c.ban AS customer, t.name AS trunk, n.status, n.voice, n.fax, \
+             n.destination, n.inbound_rate::text, n.monthly_fee::text, n.cnam, n.updated_at \
+           FROM numbers n JOIN customers c ON c.id = n.customer_id LEFT JOIN trunks t ON t.id = n.trunk_id \
+           WHERE n.number = $1",
+    lock: "SELECT to_jsonb(n.*) - 'updated_at' FROM numbers n WHERE number = $1 FOR UPDATE",
     delete: "DELETE FROM numbers WHERE number = $1 RETURNING NULL::jsonb",
 };
 
@@ -92,12 +157,17 @@ async fn check_trunk(c: &Client, name: &str, ban: &str) -> Result<(), AdminError
         .map(|r| r.get(0));
     match owner {
         None => Err(AdminError::NotFound(format!(
-            "trunk {name:?} does not exist"
+            "trunk {} does not exist",
+            excerpt(name)
         ))),
         Some(o) if o == ban => Ok(()),
         Some(_) => Err(rules::RuleError::invalid(
             "trunk",
-            format!("trunk {name:?} belongs to another customer than {ban:?}"),
+            format!(
+                "trunk {} belongs to another customer than {}",
+                excerpt(name),
+                excerpt(ban)
+            ),
         )
         .into()),
     }
@@ -107,6 +177,45 @@ async fn check_trunk(c: &Client, name: &str, ban: &str) -> Result<(), AdminError
     responses((status = 200, description = "every trunk (credentials as user@realm, never an HA1)")))]
 pub async fn trunks_list(_: &AdminState, _: &mut Ctx, c: &mut Client) -> Reply {
     TRUNKS.list(c, &[]).await
+}
+
+#[utoipa::path(get, path = "/v1/admin/trunks/{trunk}", tag = "customers", security(("bearer" = [])),
+    params(("trunk" = String, Path, description = "trunk name")),
+    responses((status = 200, description = "the trunk with its source networks, credentials (user@realm, \
+        never an HA1) and destinations"), (status = 404, description = "no such trunk")))]
+pub async fn trunk_get(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    TRUNKS.get(c, ctx.p("trunk")).await
+}
+
+#[utoipa::path(patch, path = "/v1/admin/trunks/{trunk}", tag = "customers", security(("bearer" = [])),
+    params(("trunk" = String, Path, description = "trunk name")),
+    request_body = TrunkPatch, responses((status = 200, description = "updated (before and after)"),
+    (status = 404, description = "no such trunk")))]
+pub async fn trunk_update(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let b: TrunkPatch = ctx.json()?;
+    let name = ctx.p("trunk").to_string();
+    let limit = |rule: &rules::IntRule,
+                 v: Option<Option<i64>>|
+     -> Result<(bool, Option<i32>), rules::RuleError> {
+        match v {
+            None => Ok((false, None)),
+            Some(v) => Ok((true, rule.optional("", v)?)),
+        }
+    };
+    let (set_calls, calls) = limit(&tr::TRUNK_MAX_CALLS, b.max_concurrent_calls)?;
+    let (set_cps, cps) = limit(&tr::TRUNK_MAX_CPS, b.max_cps)?;
+    TRUNKS
+        .update(
+            &name,
+            vec![&name],
+            "UPDATE trunks SET enabled = coalesce($2, enabled), \
+               max_concurrent_calls = CASE WHEN $3 THEN $4 ELSE max_concurrent_calls END, \
+               max_cps = CASE WHEN $5 THEN $6 ELSE max_cps END, updated_at = now() \
+             WHERE name = $1 RETURNING to_jsonb(trunks.*) - 'updated_at'",
+            vec![&name, &b.enabled, &set_calls, &calls, &set_cps, &cps],
+        )
+        .run(c, ctx)
+        .await
 }
 
 #[utoipa::path(post, path = "/v1/admin/trunks", tag = "customers", security(("bearer" = [])),
@@ -139,9 +248,123 @@ pub async fn trunk_delete(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Repl
 }
 
 #[utoipa::path(get, path = "/v1/admin/numbers", tag = "customers", security(("bearer" = [])),
-    responses((status = 200, description = "numbers (at most 10,000, by number)")))]
-pub async fn numbers_list(_: &AdminState, _: &mut Ctx, c: &mut Client) -> Reply {
-    NUMBERS.list(c, &[]).await
+    params(("prefix" = Option<String>, Query, description = "numbers starting with these digits ('+' optional)"),
+        ("customer" = Option<String>, Query, description = "numbers of this customer (BAN)"),
+        ("trunk" = Option<String>, Query, description = "numbers on this trunk"),
+        ("after" = Option<String>, Query, description = "numbers after this one (the last of the previous page)"),
+        ("limit" = Option<i64>, Query, description = "rows (default and at most 10,000)")),
+    responses((status = 200, description = "numbers by number (a page: pass the last one as `after` for the next)")))]
+pub async fn numbers_list(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let prefix = match ctx.q("prefix") {
+        None => None,
+        Some(p) => {
+            let d = p.trim().trim_start_matches('+');
+            if d.len() > 15 || !d.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(rules::RuleError::invalid(
+                    "prefix",
+                    format!("{} is not up to 15 digits", excerpt(p)),
+                )
+                .into());
+            }
+            Some(format!("+{d}"))
+        }
+    };
+    let after = ctx.q("after").map(path_number).transpose()?;
+    let customer = ctx.q("customer").map(str::to_string);
+    let trunk = ctx.q("trunk").map(str::to_string);
+    let limit = ctx.int("limit")?.unwrap_or(10_000).clamp(1, 10_000);
+    NUMBERS
+        .list(c, &[&prefix, &customer, &trunk, &after, &limit])
+        .await
+}
+
+#[utoipa::path(get, path = "/v1/admin/numbers/{number}", tag = "customers", security(("bearer" = [])),
+    params(("number" = String, Path, description = "the number (+ and digits, or digits)")),
+    responses((status = 200, description = "the number"), (status = 404, description = "no such number")))]
+pub async fn number_get(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let number = path_number(ctx.p("number"))?;
+    NUMBERS.get(c, &number).await
+}
+
+#[utoipa::path(patch, path = "/v1/admin/numbers/{number}", tag = "customers", security(("bearer" = [])),
+    params(("number" = String, Path, description = "the number (+ and digits, or digits)")),
+    request_body = NumberPatch, responses((status = 200, description = "updated (before and after)"),
+    (status = 404, description = "no such number or trunk")))]
+pub async fn number_update(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply {
+    let number = path_number(ctx.p("number"))?;
+    let b: NumberPatch = ctx.json()?;
+    let status = b
+        .status
+        .as_deref()
+        .map(|s| tr::number_status("status", Some(s)).map(|v| v.as_str()))
+        .transpose()?;
+    let destination = match &b.destination {
+        Some(Some(u)) => Some(Some(tr::sip_uri("destination", u)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let rate = b
+        .inbound_rate
+        .as_deref()
+        .map(|s| money("inbound_rate", s))
+        .transpose()?;
+    let fee = match &b.monthly_fee {
+        Some(Some(s)) => Some(Some(money("monthly_fee", s)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let cnam = match &b.cnam {
+        Some(Some(v)) => Some(Some(tr::cnam("cnam", v)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if let Some(Some(t)) = &b.trunk {
+        let ban: Option<String> = c
+            .query_opt(
+                "SELECT c.ban FROM numbers n JOIN customers c ON c.id = n.customer_id WHERE n.number = $1",
+                &[&number],
+            )
+            .await
+            .map_err(AdminError::db("looking up the number"))?
+            .map(|r| r.get(0));
+        let Some(ban) = ban else {
+            return Err(AdminError::NotFound(format!(
+                "number {number} does not exist"
+            )));
+        };
+        check_trunk(c, t, &ban).await?;
+    }
+    let (set_trunk, trunk) = (b.trunk.is_some(), b.trunk.clone().flatten());
+    let (set_dest, dest) = (destination.is_some(), destination.flatten());
+    let (set_fee, fee) = (fee.is_some(), fee.flatten());
+    let (set_cnam, cnam) = (cnam.is_some(), cnam.flatten());
+    NUMBERS
+        .update(
+            &number,
+            vec![&number],
+            "UPDATE numbers SET \
+               trunk_id = CASE WHEN $2 THEN (SELECT id FROM trunks WHERE name = $3) ELSE trunk_id END, \
+               status = coalesce($4::text::number_status, status), \
+               voice = coalesce($5, voice), fax = coalesce($6, fax), \
+               destination = CASE WHEN $7 THEN $8 ELSE destination END, \
+               inbound_rate = coalesce($9::bigint / 10000000.0, inbound_rate), \
+               monthly_fee = CASE WHEN $10 THEN $11::bigint / 10000000.0 ELSE monthly_fee END, \
+               cnam = CASE WHEN $12 THEN $13 ELSE cnam END, updated_at = now() \
+             WHERE number = $1 RETURNING to_jsonb(numbers.*) - 'updated_at'",
+            vec![
+                &number, &set_trunk, &trunk, &status, &b.voice, &b.fax, &set_dest, &dest, &rate,
+                &set_fee, &fee, &set_cnam, &cnam,
+            ],
+        )
+        .run(c, ctx)
+        .await
+}
+
+/// A money value (`"0.0045"`) in 1e-7 units, or a rule error naming `field`.
+fn money(field: &str, s: &str) -> Result<i64, rules::RuleError> {
+    rules::values::parse_rate(s)
+        .map(i64::from)
+        .map_err(|why| rules::RuleError::invalid(field, why))
 }
 
 #[utoipa::path(post, path = "/v1/admin/numbers", tag = "customers", security(("bearer" = [])),
@@ -156,17 +379,17 @@ pub async fn number_create(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Rep
         .as_deref()
         .map(|u| tr::sip_uri("destination", u))
         .transpose()?;
-    let money = |f: &str, v: &Option<String>| -> Result<Option<i64>, rules::RuleError> {
-        v.as_deref()
-            .map(|s| {
-                rules::values::parse_rate(s)
-                    .map(i64::from)
-                    .map_err(|why| rules::RuleError::invalid(f, why))
-            })
-            .transpose()
-    };
-    let rate = money("inbound_rate", &b.inbound_rate)?.unwrap_or(0);
-    let fee = money("monthly_fee", &b.monthly_fee)?;
+    let rate = b
+        .inbound_rate
+        .as_deref()
+        .map(|s| money("inbound_rate", s))
+        .transpose()?
+        .unwrap_or(0);
+    let fee = b
+        .monthly_fee
+        .as_deref()
+        .map(|s| money("monthly_fee", s))
+        .transpose()?;
     let cnam = b.cnam.as_deref().map(|v| tr::cnam("cnam", v)).transpose()?;
     let (voice, fax) = (b.voice.unwrap_or(true), b.fax.unwrap_or(false));
     CUSTOMER.exists(c, &b.customer).await?;
@@ -204,7 +427,7 @@ pub async fn number_move(_: &AdminState, ctx: &mut Ctx, c: &mut Client) -> Reply
             vec![&number],
             "UPDATE numbers SET customer_id = (SELECT id FROM customers WHERE ban = $2), \
                trunk_id = (SELECT id FROM trunks WHERE name = $3), updated_at = now() \
-             WHERE number = $1 RETURNING to_jsonb(numbers.*)",
+             WHERE number = $1 RETURNING to_jsonb(numbers.*) - 'updated_at'",
             vec![&number, &b.customer, &b.trunk],
         )
         .run(c, ctx)

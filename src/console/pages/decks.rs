@@ -241,6 +241,19 @@ pub async fn upload(
     if let Some(f) = upload.file_name.as_deref().filter(|f| !f.is_empty()) {
         query.insert("name".into(), warpd_core::excerpt::plain(f));
     }
+    // a big file: the streamed page with a progress bar
+    let size = upload.file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size >= super::deck_progress::MIN_BYTES {
+        return Ok(super::deck_progress::page(
+            c,
+            r,
+            route,
+            decks_path(route),
+            query,
+            upload,
+            size,
+        ));
+    }
     let res = crate::admin::call(
         &c.admin,
         r.session.who.clone(),

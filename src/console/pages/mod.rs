@@ -4,6 +4,7 @@
 
 mod audit;
 mod cdrs;
+mod deck_progress;
 mod decks;
 mod overview;
 mod simulate;
@@ -94,6 +95,11 @@ pub(super) async fn dispatch(
             } else {
                 resource::item(c, &r, res, key, None).await
             }
+        }
+        ["r", slug, key, "do", n] if post => {
+            let res = catalog::find(slug)
+                .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
+            resource::action(c, &r, res, key, n).await
         }
         ["cdrs"] if get => cdrs::page(c, &r).await,
         ["cdrs", "export.csv"] if get => cdrs::export(c, &r).await,

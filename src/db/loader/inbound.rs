@@ -1,9 +1,11 @@
 //! The inbound part of the snapshot (issue 19): trunks (with their sources), destinations,
-//! credentials, origination sources (and vendor gateways whose host is an IP address) with
-//! SELECTs, numbers streamed with binary COPY (a million rows are never collected first), all in
-//! the loader's transaction, compiled by their own `InboundBuilder` into their own `Inbound`.
+//! credentials and origination sources with SELECTs, numbers streamed with binary COPY (a
+//! million rows are never collected first), all in the loader's transaction, compiled by their
+//! own `InboundBuilder` into their own `Inbound`.
 //!
-//! Owns: those statements and the rows' conversion. Must not touch: the other tables.
+//! Owns: those statements and the rows' conversion. Must not touch: the other tables — not
+//! even `customers`, `vendors` or `gateways`: the part names customers and vendors by id, the
+//! snapshot resolves them at answer time, so a change to those tables never rebuilds this part.
 
 use std::net::IpAddr;
 
@@ -34,14 +36,14 @@ fn nonneg(v: Option<i32>) -> Option<u32> {
 pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
     let mut b = InboundBuilder::new();
     const T: &str = "trunks";
-    let sql = "SELECT t.id, t.name, c.ban, c.enabled, t.max_concurrent_calls, t.max_cps, \
+    let sql = "SELECT t.id, t.name, t.customer_id, t.max_concurrent_calls, t.max_cps, \
                       t.media_policy_id, t.enabled, \
                       coalesce((SELECT array_agg(s.cidr::text ORDER BY s.cidr) FROM trunk_sources s \
                                 WHERE s.trunk_id = t.id), '{}') \
-               FROM trunks t JOIN customers c ON c.id = t.customer_id ORDER BY t.id";
+               FROM trunks t ORDER BY t.id";
     for row in select(client, T, sql).await? {
         let name: String = col(&row, 1, T)?;
-        let cidrs: Vec<String> = col(&row, 8, T)?;
+        let cidrs: Vec<String> = col(&row, 7, T)?;
         let sources = cidrs
             .iter()
             .map(|c| {
@@ -56,12 +58,11 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
             .collect::<Result<_, _>>()?;
         b.trunk(TrunkRow {
             id: col(&row, 0, T)?,
-            customer_ban: col(&row, 2, T)?,
-            customer_enabled: col(&row, 3, T)?,
-            max_calls: nonneg(col(&row, 4, T)?),
-            max_cps: nonneg(col(&row, 5, T)?),
-            media_policy: col(&row, 6, T)?,
-            enabled: col(&row, 7, T)?,
+            customer_id: col(&row, 2, T)?,
+            max_calls: nonneg(col(&row, 3, T)?),
+            max_cps: nonneg(col(&row, 4, T)?),
+            media_policy: col(&row, 5, T)?,
+            enabled: col(&row, 6, T)?,
             sources,
             name,
         });
@@ -103,23 +104,19 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
         });
     }
     const TO: &str = "origination_sources";
-    let sql = "SELECT v.name, v.enabled, o.cidr::text FROM origination_sources o \
-                 JOIN vendors v ON v.id = o.vendor_id \
-               UNION ALL \
-               SELECT v.name, v.enabled, g.host FROM gateways g JOIN vendors v ON v.id = g.vendor_id \
-                 WHERE g.enabled \
-               ORDER BY 1, 3";
+    // the vendors' gateways count as sources too: the snapshot adds them from its topology
+    let sql = "SELECT vendor_id, cidr::text FROM origination_sources ORDER BY 1, 2";
     for row in select(client, TO, sql).await? {
-        let host: String = col(&row, 2, TO)?;
-        // a gateway named by a DNS name is not a source address: only literal IPs count
-        let Some(net) = parse_net(&host) else {
-            continue;
-        };
-        b.origination(OriginationRow {
-            vendor: col(&row, 0, TO)?,
-            vendor_enabled: col(&row, 1, TO)?,
-            net,
-        });
+        let cidr: String = col(&row, 1, TO)?;
+        let vendor_id: Id = col(&row, 0, TO)?;
+        let net = parse_net(&cidr).ok_or_else(|| {
+            DbError::bad_row(
+                TO,
+                format!("vendor id {vendor_id}"),
+                format!("unparsable cidr {cidr:?}"),
+            )
+        })?;
+        b.origination(OriginationRow { vendor_id, net });
     }
     load_stir(client, &mut b).await?;
     load_numbers(client, &mut b).await?;
@@ -129,36 +126,36 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
         .map_err(|e| DbError::bad_row("numbers", "inbound data", e.to_string()))
 }
 
-/// STIR/SHAKEN settings and TN ranges (issue 20, sql/0020).
+/// STIR/SHAKEN settings and TN ranges (issue 20, sql/0020), by customer id like the rest of
+/// the part (no join with `customers`: a customers change never rebuilds this part).
 async fn load_stir(client: &Client, b: &mut InboundBuilder) -> Result<(), DbError> {
     const SP: &str = "stir_policies";
-    let sql = "SELECT c.ban, p.trunk_id, p.max_attest, p.transit, p.verify_reject_code::integer \
-               FROM stir_policies p JOIN customers c ON c.id = p.customer_id ORDER BY p.id";
+    let sql = "SELECT customer_id, trunk_id, max_attest, transit, verify_reject_code::integer \
+               FROM stir_policies ORDER BY id";
     for row in select(client, SP, sql).await? {
         let cap: String = col(&row, 2, SP)?;
-        let ban: String = col(&row, 0, SP)?;
+        let customer_id: Id = col(&row, 0, SP)?;
         let max_attest = AttestCap::parse(&cap).ok_or_else(|| {
             DbError::bad_row(
                 SP,
-                format!("customer {ban:?}"),
+                format!("customer id {customer_id}"),
                 format!("max_attest {cap:?}"),
             )
         })?;
         b.stir_policy(StirPolicyRow {
+            customer_id,
             trunk_id: col(&row, 1, SP)?,
             max_attest,
             transit: col(&row, 3, SP)?,
             verify_reject_code: col::<Option<i32>>(&row, 4, SP)?
                 .and_then(|c| u16::try_from(c).ok()),
-            customer_ban: ban,
         });
     }
     const TR: &str = "stir_tn_ranges";
-    let sql = "SELECT c.ban, r.first_tn, r.last_tn FROM stir_tn_ranges r \
-               JOIN customers c ON c.id = r.customer_id ORDER BY r.id";
+    let sql = "SELECT customer_id, first_tn, last_tn FROM stir_tn_ranges ORDER BY id";
     for row in select(client, TR, sql).await? {
         b.tn_range(TnRangeRow {
-            customer_ban: col(&row, 0, TR)?,
+            customer_id: col(&row, 0, TR)?,
             first: col(&row, 1, TR)?,
             last: col(&row, 2, TR)?,
         });
@@ -173,9 +170,9 @@ fn text(f: Option<&[u8]>) -> Option<&str> {
 /// Numbers, streamed (every column as text: one decoding rule).
 async fn load_numbers(client: &Client, b: &mut InboundBuilder) -> Result<u64, DbError> {
     const T: &str = "numbers";
-    let q = "SELECT n.number, c.ban, n.trunk_id::text, n.status::text, n.voice::text, \
+    let q = "SELECT n.number, n.customer_id::text, n.trunk_id::text, n.status::text, n.voice::text, \
                     n.fax::text, n.destination, round(n.inbound_rate * 10000000)::bigint::text, n.cnam \
-             FROM numbers n JOIN customers c ON c.id = n.customer_id"
+             FROM numbers n"
         .to_string();
     copy_binary::<9>(&[(client, q)], T, |f| {
         let number = need(text(f[0]), T, &|| "a number".into(), "number")?;
@@ -189,7 +186,12 @@ async fn load_numbers(client: &Client, b: &mut InboundBuilder) -> Result<u64, Db
         )?;
         b.number(NumberRow {
             number: number.to_string(),
-            customer_ban: need(text(f[1]), T, &key, "customer")?.to_string(),
+            customer_id: need(
+                text(f[1]).and_then(|s| s.parse::<Id>().ok()),
+                T,
+                &key,
+                "customer_id",
+            )?,
             trunk_id: match text(f[2]) {
                 None => None,
                 Some(s) => Some(need(s.parse::<Id>().ok(), T, &key, "trunk_id")?),

@@ -449,9 +449,10 @@ pub(crate) async fn execute(
                     }
                     None => {
                         let sql = "INSERT INTO media_policies (record, t38_mode, codec_allow, \
-                                   codec_strip, customer_ban, route_name) VALUES ($1, $2, $3, $4, $5, $6)";
+                                   codec_strip, customer_ban, route_name, trunk_name) \
+                                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
                         let mut params = settings.to_vec();
-                        params.extend([&m.customer as &(dyn ToSql + Sync), &m.route]);
+                        params.extend([&m.customer as &(dyn ToSql + Sync), &m.route, &m.trunk]);
                         exec(tx, &what, sql, &params).await?;
                     }
                 }

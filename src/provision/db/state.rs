@@ -261,12 +261,12 @@ pub(crate) async fn load_state(tx: &Transaction<'_>) -> Result<State, ProvisionE
         let fields = vec![("note", get::<String>(&r, 4, t)?)];
         st.exclusions.insert(key, IdRow { id, fields });
     }
-    let sql = "SELECT id, customer_ban, route_name, record, t38_mode, codec_allow, codec_strip \
-               FROM media_policies";
+    let sql = "SELECT id, customer_ban, route_name, record, t38_mode, codec_allow, codec_strip, \
+               trunk_name FROM media_policies";
     for r in rows(tx, "media_policies", sql).await? {
         let t = "media_policies";
         let id: i64 = get(&r, 0, t)?;
-        let key = (get(&r, 1, t)?, get(&r, 2, t)?);
+        let key = (get(&r, 1, t)?, get(&r, 2, t)?, get(&r, 7, t)?);
         let fields = vec![
             ("record", f_opt(get::<Option<bool>>(&r, 3, t)?)),
             ("t38_mode", f_opt(get::<Option<String>>(&r, 4, t)?)),

@@ -3,7 +3,8 @@
 //! down 30 s ± 1 s after the answer (BYE to both SIPp sides), warpd hears `hangup=system` with a
 //! max-duration cause, the CDR is billed to the exhausted balance and the next call is refused
 //! with 402; a 911 call from the exhausted account still goes through; the admin `call.hangup`
-//! ends a live call through Kamailio's RPC (BYE to both sides, the CDR's hangup `system`).
+//! ends a live call through Kamailio's RPC (BYE to both sides, the CDR's hangup `system`); an
+//! account with `at_limit = cut` whose money an adjustment takes away has its live call ended.
 //!
 //! A stack of its own (no RTPEngine, no event sink): PostgreSQL with a copy of the demo network,
 //! warpd in-process (RESP dip), Kamailio on kamailio/kamailio.cfg, SIPp UASes on every demo
@@ -376,4 +377,76 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
             .contains("call_id"),
         "{v}"
     );
+
+    // at_limit = cut: money taken away while a call is up ends it (Kamailio's BYE to both sides)
+    let left = s.query(async |c| {
+        c.query_one("SELECT balance_e7 FROM accounts WHERE ban = '10001'", &[])
+            .await
+            .expect("balance")
+            .get::<_, i64>(0)
+    });
+    s.query(async move |c| {
+        c.batch_execute("UPDATE accounts SET at_limit = 'cut' WHERE ban = '10001'")
+            .await
+            .expect("at_limit");
+        let ledger = "INSERT INTO account_ledger (ban, kind, amount_e7) VALUES ('10001', $1, $2)";
+        if left != 0 {
+            c.execute(ledger, &[&"adjustment", &-left])
+                .await
+                .expect("zero the balance");
+        }
+        c.execute(ledger, &[&"topup", &(2 * balance)])
+            .await
+            .expect("topup");
+    });
+    wait_grant(&s, &q, 60, "c");
+    let (dir, port) = (s.dir.clone(), kam.port);
+    let uac = std::thread::spawn(move || {
+        call_until_bye_as(&dir, port, DNIS, "credit-cut", Some("e2e-cut-call"))
+    });
+    let token = s.query(async |c| {
+        warpd::admin::create_token(&c, "viewer", "readonly", "test")
+            .await
+            .expect("token")
+    });
+    support::eventually_blocking("the call's reservation", Duration::from_secs(10), || {
+        let (status, v) = s.rt.block_on(w.request(
+            "GET",
+            "/v1/admin/customers/10001/account",
+            Some(&token),
+            None,
+        ));
+        if v["live"]["calls"] == 1 {
+            Ok(())
+        } else {
+            Err(format!("{status} {v}"))
+        }
+    });
+    let t = Instant::now();
+    s.query(async move |c| {
+        c.execute(
+            "INSERT INTO account_ledger (ban, kind, amount_e7, note) \
+             VALUES ('10001', 'adjustment', $1, 'chargeback')",
+            &[&-(2 * balance)],
+        )
+        .await
+        .expect("adjustment");
+    });
+    let r = uac.join().expect("uac thread");
+    assert!(
+        r.ok,
+        "the customer gets the proxy's BYE:\n{}\nkamailio:\n{}",
+        r.trace,
+        kam_lines(kam, &["credit", "dialog", "ERROR"])
+    );
+    gateway_got_bye(&s, "e2e-cut-call");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "ended for the exhausted credit, not by its 60 s"
+    );
+    let cdr = support::eventually_blocking("the cut call's CDR", Duration::from_secs(15), || {
+        s.cdr("e2e-cut-call")
+    });
+    assert_eq!(cdr["hangup"], "system", "{cdr}");
+    assert_eq!(cdr["cause"], "credit exhausted", "{cdr}");
 }

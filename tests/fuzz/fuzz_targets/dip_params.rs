@@ -12,8 +12,8 @@ use warpd_core::routing::inbound::params::{
     inbound_from_query,
 };
 use warpd_core::routing::inbound::{
-    route_inbound, DestinationRow, Inbound, InboundBuilder, NumberRow, NumberStatus,
-    OriginationRow, TrunkRow,
+    route_inbound, DestinationRow, Inbound, InboundBuilder, NumberRow, NumberStatus, Peers,
+    TrunkRow,
 };
 use warpd_core::routing::params::{dip_from_json, dip_from_query};
 use warpd_core::routing::{Rate, Transport};
@@ -25,8 +25,7 @@ fn table() -> &'static Inbound {
         b.trunk(TrunkRow {
             id: 1,
             name: "t1".into(),
-            customer_ban: "C1".into(),
-            customer_enabled: true,
+            customer_id: 1,
             max_calls: None,
             max_cps: None,
             media_policy: None,
@@ -46,7 +45,7 @@ fn table() -> &'static Inbound {
         });
         b.number(NumberRow {
             number: "+12125550100".into(),
-            customer_ban: "C1".into(),
+            customer_id: 1,
             trunk_id: Some(1),
             status: NumberStatus::Active,
             voice: true,
@@ -55,12 +54,17 @@ fn table() -> &'static Inbound {
             inbound_rate: Rate(1),
             cnam: None,
         });
-        b.origination(OriginationRow {
-            vendor: "V".into(),
-            vendor_enabled: true,
-            net: "0.0.0.0/0".parse().unwrap(),
-        });
         b.build().unwrap()
+    })
+}
+
+fn peers() -> &'static Peers {
+    static P: OnceLock<Peers> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut p = Peers::new();
+        p.add_customer(1, "C1", true)
+            .add_source("V", true, "0.0.0.0/0".parse().unwrap());
+        p
     })
 }
 
@@ -70,19 +74,19 @@ fuzz_target!(|data: &[u8]| {
     }
     match inbound_from_json(data, "params") {
         Ok(r) => {
-            let _ = route_inbound(table(), &r);
+            let _ = route_inbound(table(), peers(), &r);
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
     if let Ok(q) = std::str::from_utf8(data) {
         let _ = dip_from_query(Some(q));
         if let Ok(r) = inbound_from_query(Some(q)) {
-            let _ = route_inbound(table(), &r);
+            let _ = route_inbound(table(), peers(), &r);
         }
         let _ = credential_from_query(Some(q));
         let args: Vec<&str> = q.split(' ').collect();
         if let Ok(r) = inbound_from_args(&args) {
-            let _ = route_inbound(table(), &r);
+            let _ = route_inbound(table(), peers(), &r);
         }
         let _ = credential_from_args(&args);
     }

@@ -188,6 +188,52 @@ async fn ops_work_through_the_console_in_a_browser() {
     b.click("save").await;
     assert!(b.main_text().await.contains("Saved."));
     b.screenshot("10-customer").await;
+
+    // a credit account (a generic page with a PUT form, an action form and a ledger table):
+    // created by saving its terms, topped up, the ledger and the balance show it
+    b.goto(&format!("{base}/console/r/accounts/1001")).await;
+    assert!(b.main_text().await.contains("has no account"));
+    b.fill("edit-tz", "America/New_York").await;
+    b.click("save").await;
+    assert!(b.main_text().await.contains("Saved."));
+    b.fill("do0-amount", "lots").await;
+    b.click("do-0").await;
+    let main = b.main_text().await;
+    assert!(
+        main.contains("amount:"),
+        "the API's message names the field: {main}"
+    );
+    b.fill("do0-amount", "25").await;
+    b.fill("do0-note", "console top-up").await;
+    b.click("do-0").await;
+    let main = b.main_text().await;
+    assert!(
+        main.contains("Saved.") && main.contains("console top-up") && main.contains("250000000"),
+        "{main}"
+    );
+    b.screenshot("17-account").await;
+
+    // a customer trunk: created, a destination added through its action form, shown in its
+    // destinations table
+    b.goto(&format!("{base}/console/r/trunks")).await;
+    b.fill("new-name", "acme-1001").await;
+    b.fill("new-customer", "1001").await;
+    b.click("create").await;
+    assert!(b.main_text().await.contains("Saved."));
+    b.fill("do2-host", "bad host").await;
+    b.click("do-2").await;
+    assert!(b.main_text().await.contains("host:"));
+    b.fill("do2-host", "192.0.2.55").await;
+    b.fill("do2-priority", "5").await;
+    b.click("do-2").await;
+    let main = b.main_text().await;
+    assert!(
+        main.contains("Saved.") && main.contains("192.0.2.55"),
+        "{main}"
+    );
+    b.screenshot("18-trunk").await;
+    b.goto(&format!("{base}/console/r/numbers")).await;
+    b.screenshot("19-numbers").await;
     b.goto(&format!("{base}/console/r/vendors")).await;
     b.screenshot("11-vendors").await;
     b.goto(&format!("{base}/console/r/routes")).await;
@@ -232,6 +278,12 @@ async fn ops_work_through_the_console_in_a_browser() {
     b.goto(&format!("{base}/console/r/customers/1001")).await;
     assert!(!b.has("#save").await, "no Save for readonly");
     b.screenshot("15-readonly-customer").await;
+    b.goto(&format!("{base}/console/r/accounts/1001")).await;
+    assert!(b.main_text().await.contains("console top-up"));
+    assert!(
+        !b.has("#save").await && !b.has("#do-0").await,
+        "no account edits for readonly"
+    );
     b.goto(&format!("{base}/console/decks/alpha")).await;
     assert!(!b.has("#upload").await && !b.has("[id^=activate-]").await);
     b.goto(&format!("{base}/console/r/vendors")).await;

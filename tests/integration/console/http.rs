@@ -91,18 +91,19 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     let (s, admin, _) = sign_in(&base, "root", ADMIN_PW).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     let admin = admin.expect("session cookie");
-    for form in [
-        vec![("max_cps", "7")],
-        vec![("max_cps", "7"), ("csrf", "0000")],
+    for (path, form) in [
+        ("r/customers/1001", vec![("max_cps", "7")]),
+        ("r/customers/1001", vec![("max_cps", "7"), ("csrf", "0000")]),
+        ("r/trunks/t1/do/2", vec![("host", "192.0.2.1")]),
     ] {
         let r = http
-            .post(format!("{base}/console/r/customers/1001"))
+            .post(format!("{base}/console/{path}"))
             .header("cookie", &admin)
             .form(&form)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{form:?}");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {form:?}");
         assert!(r.text().await.unwrap().contains("CSRF token"));
     }
     assert_eq!(
@@ -173,6 +174,19 @@ async fn forged_forms_and_readonly_posts_are_refused() {
             "/console/decks/alpha/rollback",
             vec![("csrf", csrf.as_str())],
         ),
+        // an item's action form (a top-up) and a trunk's create form
+        (
+            "/console/r/accounts/1001/do/0",
+            vec![("csrf", csrf.as_str()), ("kind", "topup"), ("amount", "5")],
+        ),
+        (
+            "/console/r/trunks",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("name", "evil"),
+                ("customer", "1001"),
+            ],
+        ),
     ] {
         let r = http
             .post(format!("{base}{path}"))
@@ -195,6 +209,13 @@ async fn forged_forms_and_readonly_posts_are_refused() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
+    let n: i64 = st
+        .client
+        .query_one("SELECT count(*) FROM trunks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "no trunk created by a readonly POST");
 
     // no session: pages redirect to the sign-in page, POSTs too
     let r = http

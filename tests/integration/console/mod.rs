@@ -7,6 +7,7 @@
 mod browser;
 mod cli;
 mod http;
+mod progress;
 mod timing;
 
 use std::path::PathBuf;

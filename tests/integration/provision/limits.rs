@@ -135,7 +135,7 @@ async fn bad_call_limit_and_media_policy_values_are_refused_naming_the_field() {
     provision::apply(&mut c, &file, false).await.unwrap();
     let applied = media_policies(&c).await;
     // bad values are refused naming the field; nothing is written
-    let bad: [(&str, &str, &[&str]); 8] = [
+    let bad: [(&str, &str, &[&str]); 10] = [
         (
             "max_cps = 30",
             "max_cps = -1",
@@ -181,6 +181,16 @@ async fn bad_call_limit_and_media_policy_values_are_refused_naming_the_field() {
             &["media_policies[2]", "needs a customer, a route or both"],
         ),
         (
+            "customer = 10001\nroute = \"bw-intl\"",
+            "customer = 10001\ntrunk = \"acme-main\"",
+            &["media_policies[2].trunk", "names the trunk alone"],
+        ),
+        (
+            "customer = 10001\nroute = \"bw-intl\"",
+            "trunk = \"bad name\"",
+            &["media_policies[2].trunk", "not a trunk name"],
+        ),
+        (
             "codec_strip = [\"G729\"]",
             "codec_strip = [\"G729\", \"g729\", \"\"]",
             &[
@@ -204,6 +214,32 @@ async fn bad_call_limit_and_media_policy_values_are_refused_naming_the_field() {
         );
         assert_eq!(media_policies(&c).await, applied);
     }
+    // a trunk's policy (sql/0021): keyed by the trunk alone, applied idempotently
+    let yaml = "media_policies:\n  - { trunk: acme-main, codec_allow: [PCMU], record: true }\n";
+    for changes in [true, false] {
+        let plan = provision::apply_str(&mut c, yaml, Format::Yaml, file.parent().unwrap(), false)
+            .await
+            .unwrap();
+        assert_eq!(plan.has_changes(), changes, "{plan}");
+    }
+    let row: (
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+        Option<Vec<String>>,
+    ) = c
+        .query_one(
+            "SELECT customer_ban, route_name, record, codec_allow FROM media_policies \
+             WHERE trunk_name = 'acme-main'",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .unwrap();
+    assert_eq!(
+        row,
+        (None, None, Some(true), Some(vec!["PCMU".to_string()]))
+    );
 }
 
 #[tokio::test]

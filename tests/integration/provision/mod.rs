@@ -2,6 +2,7 @@
 //! of bad files with nothing applied, YAML, replace semantics of child lists; plus the CSV row
 //! reader (quoting, CRLF, BOM, empty files) and a no-panic property test.
 
+mod accounts;
 mod csv;
 mod files;
 mod limits;

@@ -85,17 +85,14 @@ async fn demo_trunks_and_numbers_apply_idempotently_and_route() {
     let snap = warpd::db::loader::load_snapshot(&c, Default::default())
         .await
         .unwrap();
-    let a = warpd::routing::inbound::route_inbound(
-        snap.inbound(),
-        &warpd::routing::inbound::InboundRequest {
-            src_ip: "127.0.0.1".parse().unwrap(),
-            ani: "+13105550000".into(),
-            dnis: "2125557000".into(),
-            call_id: None,
-            verify: None,
-            identity: None,
-        },
-    );
+    let a = snap.route_inbound(&warpd::routing::inbound::InboundRequest {
+        src_ip: "127.0.0.1".parse().unwrap(),
+        ani: "+13105550000".into(),
+        dnis: "2125557000".into(),
+        call_id: None,
+        verify: None,
+        identity: None,
+    });
     let warpd::routing::inbound::InboundAnswer::Route(r) = a else {
         panic!("{a:?}")
     };
@@ -107,17 +104,14 @@ async fn demo_trunks_and_numbers_apply_idempotently_and_route() {
         ]
     );
     // northstar's origination source of the file (127.0.0.2) delivers too
-    let from_source = warpd::routing::inbound::route_inbound(
-        snap.inbound(),
-        &warpd::routing::inbound::InboundRequest {
-            src_ip: "127.0.0.2".parse().unwrap(),
-            ani: "+13105550000".into(),
-            dnis: "2125557000".into(),
-            call_id: None,
-            verify: None,
-            identity: None,
-        },
-    );
+    let from_source = snap.route_inbound(&warpd::routing::inbound::InboundRequest {
+        src_ip: "127.0.0.2".parse().unwrap(),
+        ani: "+13105550000".into(),
+        dnis: "2125557000".into(),
+        call_id: None,
+        verify: None,
+        identity: None,
+    });
     assert!(
         matches!(
             from_source,

@@ -16,6 +16,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use crate::calls::events::CreditHold;
 use crate::cdr::rating::{amount_e7, billed_seconds};
 
 pub mod alarm;
@@ -242,22 +243,25 @@ pub struct Grant {
     pub usable: Vec<bool>,
 }
 
-/// Money the account may still commit now, and which limit binds.
-fn money_left(a: &Account, s: &Standing, r: &Reserved, day: NaiveDate) -> (i64, Refusal) {
-    let mut left = s
-        .balance_e7
-        .saturating_add(a.credit_limit_e7)
-        .saturating_sub(r.money_e7);
+/// Money the account may spend in all (its live calls included), and which limit binds: the
+/// balance down to the credit limit, and today's spend up to the daily limit.
+fn money_available(a: &Account, s: &Standing, day: NaiveDate) -> (i64, Refusal) {
+    let mut left = s.balance_e7.saturating_add(a.credit_limit_e7);
     let mut why = Refusal::NoCredit;
     if let Some(d) = a.daily_spend_limit_e7 {
-        let daily = d
-            .saturating_sub(s.day_spend(day))
-            .saturating_sub(r.money_e7);
+        let daily = d.saturating_sub(s.day_spend(day));
         if daily < left {
             left = daily;
             why = Refusal::DailyLimit;
         }
     }
+    (left, why)
+}
+
+/// Money the account may still commit now, and which limit binds.
+fn money_left(a: &Account, s: &Standing, r: &Reserved, day: NaiveDate) -> (i64, Refusal) {
+    let (available, mut why) = money_available(a, s, day);
+    let mut left = available.saturating_sub(r.money_e7);
     if let Some(cap) = a.per_call_cost_cap_e7 {
         if cap < left {
             left = cap;
@@ -265,6 +269,29 @@ fn money_left(a: &Account, s: &Standing, r: &Reserved, day: NaiveDate) -> (i64, 
         }
     }
     (left, why)
+}
+
+/// How many of an account's live calls end now so that what the others reserve fits in what
+/// the account may still spend (`at_limit = cut`). Grants never reserve more than there is, so
+/// this is non-zero only after a change took money or minutes away while calls were up: a
+/// negative adjustment, a lower credit or daily limit, fewer monthly minutes. `holds` are the
+/// live calls' reservations oldest first; the newest calls end first. Emergency calls hold
+/// nothing and are never among them.
+pub fn calls_to_cut(a: &Account, s: &Standing, holds: &[CreditHold], now_us: i64) -> usize {
+    let (day, month) = local_day(a.tz, now_us);
+    let (money, _) = money_available(a, s, day);
+    let secs = a
+        .monthly_minutes
+        .map(|m| (i64::from(m) * 60).saturating_sub(s.month_seconds(month)));
+    let mut reserved_e7: i64 = holds.iter().map(|h| h.reserve_e7).sum();
+    let mut reserved_s: i64 = holds.iter().map(|h| i64::from(h.reserve_s)).sum();
+    let mut keep = holds.len();
+    while keep > 0 && (reserved_e7 > money || secs.is_some_and(|x| reserved_s > x)) {
+        keep -= 1;
+        reserved_e7 -= holds[keep].reserve_e7;
+        reserved_s -= i64::from(holds[keep].reserve_s);
+    }
+    holds.len() - keep
 }
 
 /// Grants a new call of `account` priced by `tariffs` (the dip answer's routes, in order) its

@@ -280,3 +280,87 @@ proptest! {
         }
     }
 }
+
+fn held(reserve_e7: i64, reserve_s: u32) -> CreditHold {
+    CreditHold {
+        reserve_e7,
+        reserve_s,
+    }
+}
+
+#[test]
+fn calls_to_cut_ends_the_newest_calls_until_the_rest_fit() {
+    let (mut a, s) = prepaid(10 * MINUTE_RATE);
+    a.at_limit = AtLimit::Cut;
+    let three = [
+        held(3 * MINUTE_RATE, 180),
+        held(3 * MINUTE_RATE, 180),
+        held(3 * MINUTE_RATE, 180),
+    ];
+    /// (balance, daily limit, today's spend, monthly minutes, calls to cut)
+    type Case = (i64, Option<i64>, i64, Option<u32>, usize);
+    let cases: &[Case] = &[
+        // 9.00 reserved of 10.00: everything fits
+        (10 * MINUTE_RATE, None, 0, None, 0),
+        // exactly 9.00: fits
+        (9 * MINUTE_RATE, None, 0, None, 0),
+        // an adjustment took 5.00 away: 5.00 left holds one call (3.00), not two (6.00)
+        (5 * MINUTE_RATE, None, 0, None, 2),
+        // nothing left: every call ends
+        (0, None, 0, None, 3),
+        (-MINUTE_RATE, None, 0, None, 3),
+        // the daily limit binds: 7.00 of which 1.00 is spent today leaves 6.00, two calls
+        (
+            10 * MINUTE_RATE,
+            Some(7 * MINUTE_RATE),
+            MINUTE_RATE,
+            None,
+            1,
+        ),
+        // monthly minutes: 7 minutes left hold two 3-minute calls
+        (10 * MINUTE_RATE, None, 0, Some(7), 1),
+    ];
+    for &(balance, daily, spent_today, minutes, want) in cases {
+        let mut a = a.clone();
+        a.daily_spend_limit_e7 = daily;
+        a.monthly_minutes = minutes;
+        let (day, _) = local_day(a.tz, NOON_UTC);
+        let s = Standing {
+            balance_e7: balance,
+            spend_day: Some(day),
+            day_spend_e7: spent_today,
+            ..s.clone()
+        };
+        assert_eq!(
+            calls_to_cut(&a, &s, &three, NOON_UTC),
+            want,
+            "balance {balance}, daily {daily:?}, spent {spent_today}, minutes {minutes:?}"
+        );
+    }
+    // no live calls: nothing to cut, however negative the balance
+    let s = Standing {
+        balance_e7: -MINUTE_RATE,
+        ..Default::default()
+    };
+    assert_eq!(calls_to_cut(&a, &s, &[], NOON_UTC), 0);
+}
+
+proptest! {
+    /// What the calls left up reserve fits in what the account has, and no fewer calls could
+    /// end for that (cutting one call less would not fit).
+    #[test]
+    fn calls_to_cut_is_the_fewest_that_fit(
+        balance in -100_000_000i64..1_000_000_000,
+        holds in proptest::collection::vec((0i64..200_000_000, 0u32..3600), 0..20),
+    ) {
+        let (a, s) = prepaid(balance);
+        let holds: Vec<CreditHold> = holds.into_iter().map(|(m, s)| held(m, s)).collect();
+        let n = calls_to_cut(&a, &s, &holds, NOON_UTC);
+        let kept: i64 = holds[..holds.len() - n].iter().map(|h| h.reserve_e7).sum();
+        prop_assert!(n == holds.len() || kept <= balance);
+        if n > 0 {
+            let one_more: i64 = holds[..holds.len() - n + 1].iter().map(|h| h.reserve_e7).sum();
+            prop_assert!(one_more > balance);
+        }
+    }
+}

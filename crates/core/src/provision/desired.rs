@@ -258,6 +258,8 @@ impl ExclusionD {
 pub struct MediaPolicyD {
     pub customer: Option<String>,
     pub route: Option<String>,
+    /// a customer trunk (alone): its inbound calls
+    pub trunk: Option<String>,
     pub record: Option<bool>,
     /// `none` | `passthrough` | `gateway`
     pub t38_mode: Option<&'static str>,
@@ -277,7 +279,10 @@ impl MediaPolicyD {
 
     /// `customer 10001 route ks-ocn` / `customer 10001` / `route ks-ocn`
     pub fn label(&self) -> String {
-        media_policy_label(self.customer.as_deref(), self.route.as_deref())
+        match &self.trunk {
+            Some(t) => format!("trunk {t}"),
+            None => media_policy_label(self.customer.as_deref(), self.route.as_deref()),
+        }
     }
 }
 

@@ -483,7 +483,7 @@ pub fn diff(d: &Desired, st: &State) -> Diff {
     for (ix, m) in d.media_policies.iter().enumerate() {
         let old = st
             .media_policies
-            .get(&(m.customer.clone(), m.route.clone()));
+            .get(&(m.customer.clone(), m.route.clone(), m.trunk.clone()));
         let op = |id| Op::MediaPolicy { ix, id };
         out.row(
             &mut ph.media_policies,

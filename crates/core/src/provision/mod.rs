@@ -4,6 +4,7 @@
 //! state in [`desired`]) and the diff against the current rows ([`state`] → [`diff`]). Writing a
 //! plan in one transaction is the daemon's (`warpd::provision`).
 
+pub mod accounts;
 pub mod csv_rows;
 pub mod deck;
 pub mod desired;

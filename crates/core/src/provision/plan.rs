@@ -28,6 +28,8 @@ pub enum ObjectKind {
     Override,
     Exclusion,
     MediaPolicy,
+    /// a customer's credit account (terms only)
+    Account,
 }
 
 impl ObjectKind {
@@ -45,6 +47,7 @@ impl ObjectKind {
             ObjectKind::Override => "override",
             ObjectKind::Exclusion => "exclusion",
             ObjectKind::MediaPolicy => "media policy",
+            ObjectKind::Account => "account",
         }
     }
 }

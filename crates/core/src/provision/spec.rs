@@ -203,6 +203,25 @@ pub struct CustomerSpec {
     /// CSV sell deck, relative to the provisioning file
     pub sell_rates: Option<String>,
     pub sell_rates_effective_from: Option<String>,
+    /// credit account terms (issue 21); omitted = the account, if any, is left as it is
+    pub account: Option<AccountSpec>,
+}
+
+/// A customer's `account` table, as written (money as decimals).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    pub mode: Option<String>,
+    pub credit_limit: Option<Decimal>,
+    pub daily_spend_limit: Option<Decimal>,
+    pub monthly_minutes: Option<i64>,
+    pub per_call_cost_cap: Option<Decimal>,
+    pub at_limit: Option<String>,
+    pub tz: Option<String>,
+    pub blocked: Option<bool>,
+    pub spend_alarm_minutes: Option<i64>,
+    pub spend_alarm_threshold: Option<Decimal>,
+    pub auto_block: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,13 +273,15 @@ pub struct ExclusionSpec {
     pub note: Option<String>,
 }
 
-/// A media policy (`media_policies` table), keyed by customer BAN and/or route name. Settings
-/// omitted here are NULL: inherited from a less specific policy.
+/// A media policy (`media_policies` table), keyed by customer BAN and/or route name, or by a
+/// customer trunk alone (its inbound calls). Settings omitted here are NULL: inherited from a
+/// less specific policy.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaPolicySpec {
     pub customer: Option<Ban>,
     pub route: Option<String>,
+    pub trunk: Option<String>,
     pub record: Option<bool>,
     /// `none`, `passthrough` or `gateway`
     pub t38_mode: Option<String>,

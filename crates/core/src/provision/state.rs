@@ -24,6 +24,9 @@ pub struct RouteRow {
     pub fields: Fields,
 }
 
+/// A media policy's identity: (customer BAN, route name, trunk name).
+pub type MediaPolicyKey = (Option<String>, Option<String>, Option<String>);
+
 /// The rows of the routing tables (except decks) as they are before the apply.
 #[derive(Default)]
 pub struct State {
@@ -51,6 +54,6 @@ pub struct State {
     pub overrides: HashMap<(Option<i64>, String, i64), IdRow>,
     /// (customer id, prefix, vendor id)
     pub exclusions: HashMap<(Option<i64>, String, Option<i64>), IdRow>,
-    /// (customer BAN, route name)
-    pub media_policies: HashMap<(Option<String>, Option<String>), IdRow>,
+    /// (customer BAN, route name, trunk name)
+    pub media_policies: HashMap<MediaPolicyKey, IdRow>,
 }

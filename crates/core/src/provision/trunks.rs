@@ -18,26 +18,11 @@ use ipnet::IpNet;
 use super::spec::{Decimal, NumberSpec, OriginationSourceSpec, TrunkSpec};
 use super::Issue;
 use crate::routing::inbound::NumberStatus;
-use crate::routing::Transport;
 use crate::rules::trunk::*;
 use crate::rules::values::parse_rate;
 use crate::rules::RuleError;
 
-/// A credential's secret: the HA1, or a password the database hashes (never kept).
-#[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
-    Ha1(String),
-    Password(String),
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Secret::Ha1(_) => "Ha1(..)",
-            Secret::Password(_) => "Password(..)",
-        })
-    }
-}
+pub use crate::rules::trunk::Secret;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialDesired {
@@ -46,16 +31,8 @@ pub struct CredentialDesired {
     pub secret: Secret,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DestinationDesired {
-    pub uri: Option<String>,
-    pub host: Option<String>,
-    pub port: i32,
-    pub transport: Transport,
-    pub priority: i32,
-    pub weight: i32,
-    pub enabled: bool,
-}
+/// A destination of a trunk: the shared rule's checked form.
+pub type DestinationDesired = crate::rules::trunk::Destination;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrunkDesired {
@@ -227,19 +204,7 @@ pub fn build(
                     let at = format!("{at}.credentials[{j}]");
                     let user = cx.rule(digest_user(&format!("{at}.username"), &c.username));
                     let realm = cx.rule(digest_realm(&format!("{at}.realm"), &c.realm));
-                    let secret = match (&c.ha1, &c.password) {
-                        (Some(h), None) => cx.rule(ha1(&format!("{at}.ha1"), h)).map(Secret::Ha1),
-                        (None, Some(p)) => cx
-                            .rule(password(&format!("{at}.password"), p))
-                            .map(|()| Secret::Password(p.clone())),
-                        _ => {
-                            cx.issue(
-                                format!("{at}.ha1"),
-                                "give exactly one of ha1 and password".into(),
-                            );
-                            None
-                        }
-                    };
+                    let secret = cx.rule(secret(&at, c.ha1.as_deref(), c.password.as_deref()));
                     let (user, realm, secret) = (user?, realm?, secret?);
                     if let Some(other) = creds.insert((user.clone(), realm.clone()), t.name.clone())
                     {
@@ -263,30 +228,18 @@ pub fn build(
                 .enumerate()
                 .filter_map(|(j, d)| {
                     let at = format!("{at}.destinations[{j}]");
-                    if d.uri.is_none() && d.host.is_none() {
-                        cx.issue(format!("{at}.host"), "give uri or host".into());
-                        return None;
-                    }
-                    let uri = match &d.uri {
-                        Some(u) => Some(cx.rule(sip_uri(&format!("{at}.uri"), u))?),
-                        None => None,
-                    };
-                    let host = match &d.host {
-                        Some(h) => Some(cx.rule(dest_host(&format!("{at}.host"), h))?),
-                        None => None,
-                    };
-                    Some(DestinationDesired {
-                        uri,
-                        host,
-                        port: cx.rule(DEST_PORT.value(&at, d.port))?,
-                        transport: cx.rule(dest_transport(
-                            &format!("{at}.transport"),
-                            d.transport.as_deref(),
-                        ))?,
-                        priority: cx.rule(DEST_PRIORITY.value(&at, d.priority))?,
-                        weight: cx.rule(DEST_WEIGHT.value(&at, d.weight))?,
-                        enabled: d.enabled.unwrap_or(true),
-                    })
+                    cx.rule(destination(
+                        &at,
+                        DestinationIn {
+                            uri: d.uri.as_deref(),
+                            host: d.host.as_deref(),
+                            port: d.port,
+                            transport: d.transport.as_deref(),
+                            priority: d.priority,
+                            weight: d.weight,
+                            enabled: d.enabled,
+                        },
+                    ))
                 })
                 .collect::<Vec<_>>()
         });

@@ -330,7 +330,7 @@ pub fn build(net: &Network, file: &str, base: &Path) -> (Desired, Vec<Issue>) {
     let mut seen = HashSet::new();
     for (i, m) in net.media_policies.iter().enumerate() {
         let pd = media_policy(&mut cx, i, m);
-        if !seen.insert((pd.customer.clone(), pd.route.clone())) {
+        if !seen.insert((pd.customer.clone(), pd.route.clone(), pd.trunk.clone())) {
             cx.err(
                 format!("media_policies[{i}]"),
                 format!("media policy for {} is listed twice", pd.label()),
@@ -367,10 +367,26 @@ fn media_policy(cx: &mut Ctx<'_>, i: usize, m: &MediaPolicySpec) -> MediaPolicyD
     if let Some(r) = &m.route {
         cx.name(&format!("{a}.route"), r);
     }
-    if m.customer.is_none() && m.route.is_none() {
+    if let Some(t) = &m.trunk {
+        if rules::trunk::trunk_name("", t).is_err() {
+            cx.err(
+                format!("{a}.trunk"),
+                format!(
+                    "{} is not a trunk name (1-64 of A-Z a-z 0-9 . _ -)",
+                    crate::excerpt::excerpt(t)
+                ),
+            );
+        }
+        if m.customer.is_some() || m.route.is_some() {
+            cx.err(
+                format!("{a}.trunk"),
+                "a trunk's policy names the trunk alone (it applies to the trunk's inbound calls)",
+            );
+        }
+    } else if m.customer.is_none() && m.route.is_none() {
         cx.err(
             &a,
-            "a media policy needs a customer, a route or both (it applies to their calls)",
+            "a media policy needs a customer, a route or both, or a trunk (it applies to their calls)",
         );
     }
     let t38_mode = m.t38_mode.as_deref().and_then(|t| {
@@ -410,6 +426,7 @@ fn media_policy(cx: &mut Ctx<'_>, i: usize, m: &MediaPolicySpec) -> MediaPolicyD
     MediaPolicyD {
         customer: opt_ban(&m.customer),
         route: m.route.clone(),
+        trunk: m.trunk.clone(),
         record: m.record,
         t38_mode,
         codec_allow,

@@ -395,7 +395,7 @@ fn attest(
     let ani = numbering::normalize(&req.ani);
     let facts = crate::routing::inbound::stir_facts(
         &s.inbound,
-        customer.c.ban.as_str(),
+        customer.c.id,
         trunk_ix,
         auth,
         ani.as_ref(),

@@ -17,7 +17,11 @@ use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use super::inbound::Inbound;
+use super::inbound::route::{explain_inbound, InboundTrace};
+use super::inbound::{
+    route_inbound, Credential, CustomerRef, Directory, Inbound, InboundAnswer, InboundRequest,
+    Origination, TrunkRef,
+};
 use super::model::*;
 use super::settings::RoutingSettings;
 use super::trie::DigitTrie;
@@ -144,6 +148,8 @@ pub(crate) struct PartitionC {
 #[derive(Clone, Debug)]
 pub(crate) struct CustomerC {
     pub c: Customer,
+    /// `c.ban` shared with the answers (an inbound answer names its customer)
+    pub ban: Name,
     /// (partition index, window), by priority
     pub partitions: Vec<(usize, Option<TimeWindow>)>,
     /// sell deck by prefix
@@ -229,6 +235,7 @@ pub struct Snapshot {
     pub(crate) partitions: Vec<PartitionC>,
     pub(crate) customers: Vec<CustomerC>,
     pub(crate) customer_by_ban: FxHashMap<String, u32>,
+    pub(crate) customer_by_id: FxHashMap<Id, u32>,
     pub(crate) customer_by_ip: FxHashMap<IpAddr, u32>,
     /// non-host CIDRs, most specific first
     pub(crate) customer_cidrs: Vec<(IpNet, u32)>,
@@ -243,6 +250,9 @@ pub struct Snapshot {
     pub(crate) inbound: Arc<Inbound>,
     /// STIR/SHAKEN origids by customer and trunk index (issue 20), compiled on every build
     pub(crate) stir: super::stir::StirIndex,
+    /// the vendors' source addresses: their enabled gateways with an IP host (topology) and
+    /// the inbound part's origination sources, compiled on every build (small)
+    pub(crate) origination: Origination,
     stats: SnapshotStats,
     /// Set by `Engine::install` when this snapshot goes live (0 before), so the generation and
     /// the data it names are always read together, from one `load()`.
@@ -269,6 +279,7 @@ impl Snapshot {
                 partitions: vec![],
                 customers: vec![],
                 customer_by_ban: FxHashMap::default(),
+                customer_by_id: FxHashMap::default(),
                 customer_by_ip: FxHashMap::default(),
                 customer_cidrs: vec![],
                 rates: Arc::new(RateIndex {
@@ -285,6 +296,7 @@ impl Snapshot {
                 emergency_route: None,
                 inbound: Arc::default(),
                 stir: Default::default(),
+                origination: Origination::default(),
                 stats: SnapshotStats::default(),
                 generation: 0,
                 data_version: None,
@@ -360,10 +372,29 @@ impl Snapshot {
         &self.inbound
     }
 
-    /// The same snapshot data with other inbound data (the inbound part rebuilt alone).
-    pub fn set_inbound(&mut self, inbound: Arc<Inbound>) {
-        self.stats.inbound = inbound.stats();
-        self.inbound = inbound;
+    /// The inbound dip on this snapshot (see [`route_inbound`]).
+    pub fn route_inbound(&self, req: &InboundRequest) -> InboundAnswer {
+        route_inbound(&self.inbound, self, req)
+    }
+
+    /// The inbound dip with each step in words.
+    pub fn explain_inbound(&self, req: &InboundRequest) -> (InboundAnswer, InboundTrace) {
+        explain_inbound(&self.inbound, self, req, true)
+    }
+
+    /// Digest credentials by user and realm (an enabled trunk of an enabled customer).
+    pub fn credential(&self, user: &str, realm: &str) -> Option<Credential> {
+        self.inbound.credential(self, user, realm)
+    }
+
+    /// A customer trunk by name.
+    pub fn trunk(&self, name: &str) -> Option<TrunkRef> {
+        self.inbound.trunk(self, name)
+    }
+
+    /// The customer trunk whose source networks hold `ip`.
+    pub fn trunk_by_source(&self, ip: IpAddr) -> Option<TrunkRef> {
+        self.inbound.trunk_by_source(self, ip)
     }
 
     pub fn settings(&self) -> &RoutingSettings {
@@ -392,8 +423,8 @@ impl Snapshot {
         use super::stir::Auth;
         let by_trunk = |t: Option<u32>| -> Option<(u32, u32)> {
             let ix = t?;
-            let t = self.inbound.trunk_ref_ix(ix).filter(|t| t.usable)?;
-            Some((*self.customer_by_ban.get(t.customer.as_str())?, ix))
+            let t = self.inbound.trunk_ref(self, ix).filter(|t| t.usable)?;
+            Some((*self.customer_by_id.get(&t.customer_id)?, ix))
         };
         let (ix, trunk_ix, auth) = match (ban, trunk, ip) {
             (Some(b), _, _) => (*self.customer_by_ban.get(b)?, None, Auth::Named),
@@ -416,5 +447,21 @@ impl Snapshot {
         self.customers
             .get(ix as usize)
             .map(|c| (ix, c, trunk_ix, auth))
+    }
+}
+
+impl Directory for Snapshot {
+    fn customer(&self, id: Id) -> Option<CustomerRef<'_>> {
+        let c = self
+            .customers
+            .get(*self.customer_by_id.get(&id)? as usize)?;
+        Some(CustomerRef {
+            ban: &c.ban,
+            enabled: c.c.enabled,
+        })
+    }
+
+    fn vendor_by_source(&self, ip: IpAddr) -> Option<&Name> {
+        self.origination.vendor(ip)
     }
 }

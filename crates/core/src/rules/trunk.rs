@@ -183,6 +183,85 @@ pub fn dest_transport(field: &str, v: Option<&str>) -> Result<Transport, RuleErr
     }
 }
 
+/// A credential's secret: the HA1, or a password the database hashes (never kept).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Ha1(String),
+    Password(String),
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Ha1(_) => "Ha1(..)",
+            Secret::Password(_) => "Password(..)",
+        })
+    }
+}
+
+/// A credential's secret at `at` (`trunks[0].credentials[1]`, or "" in the admin API): exactly
+/// one of `ha1` and `password`, each by its rule. Neither value is ever echoed.
+pub fn secret(
+    at: &str,
+    ha1_in: Option<&str>,
+    password_in: Option<&str>,
+) -> Result<Secret, RuleError> {
+    match (ha1_in, password_in) {
+        (Some(h), None) => ha1(&path(at, "ha1"), h).map(Secret::Ha1),
+        (None, Some(p)) => {
+            password(&path(at, "password"), p).map(|()| Secret::Password(p.to_string()))
+        }
+        _ => Err(RuleError::invalid(
+            path(at, "ha1"),
+            "give exactly one of ha1 and password",
+        )),
+    }
+}
+
+/// A trunk destination as given (a provisioning file's entry or an admin API body).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DestinationIn<'a> {
+    pub uri: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub port: Option<i64>,
+    pub transport: Option<&'a str>,
+    pub priority: Option<i64>,
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+}
+
+/// A trunk destination checked, defaults filled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub uri: Option<String>,
+    pub host: Option<String>,
+    pub port: i32,
+    pub transport: Transport,
+    pub priority: i32,
+    pub weight: i32,
+    pub enabled: bool,
+}
+
+/// A destination at `at`: a `uri` template or a `host` (with port and transport), priority
+/// (ascending) and weight (within a priority; 0 = last) in their ranges.
+pub fn destination(at: &str, d: DestinationIn<'_>) -> Result<Destination, RuleError> {
+    if d.uri.is_none() && d.host.is_none() {
+        return Err(RuleError::invalid(path(at, "host"), "give uri or host"));
+    }
+    Ok(Destination {
+        uri: d.uri.map(|u| sip_uri(&path(at, "uri"), u)).transpose()?,
+        host: d
+            .host
+            .map(|h| dest_host(&path(at, "host"), h))
+            .transpose()?,
+        port: DEST_PORT.value(at, d.port)?,
+        transport: dest_transport(&path(at, "transport"), d.transport)?,
+        priority: DEST_PRIORITY.value(at, d.priority)?,
+        weight: DEST_WEIGHT.value(at, d.weight)?,
+        enabled: d.enabled.unwrap_or(true),
+    })
+}
+
 /// A number: E.164 with '+' (7-15 digits, no leading 0), returned as stored (`+…`).
 pub fn e164(field: &str, v: &str) -> Result<String, RuleError> {
     let d = v.strip_prefix('+').unwrap_or("");

@@ -4,6 +4,11 @@
 //! [`Snapshot`](super::Snapshot), built by its own [`InboundBuilder`] from its own tables, so it
 //! can be rebuilt on its own), and the pure inbound procedure ([`route::route_inbound`]).
 //!
+//! The part names customers and vendors by id only: a customer's BAN and `enabled`, a vendor's
+//! name, `enabled` and gateways are read at answer time through a [`Directory`] (the snapshot's
+//! customers and topology parts), so a customers or vendors change never rebuilds this part (a
+//! million numbers) and the answer is always the live customer's.
+//!
 //! Layout: numbers are keyed by their E.164 digits as one `u64` (at most 15 digits, never a
 //! leading 0, so the integer is unique) in an `FxHashMap`: one hash and one probe per dip, about
 //! 48 bytes per number (1M numbers ≈ 50 MB with the map's slack).
@@ -21,11 +26,13 @@ use super::model::{Id, Name, Rate, Transport};
 use super::stir::{self, AniKind, AniOwner, Auth, IdentityIn};
 use crate::numbering;
 
+mod directory;
 pub mod params;
 pub mod route;
 #[cfg(test)]
 mod tests;
 
+pub use directory::{CustomerRef, Directory, Origination, Peers};
 pub use route::{
     route_inbound, InboundAnswer, InboundReject, InboundRejectReason, InboundRequest, InboundRoute,
 };
@@ -60,14 +67,13 @@ impl NumberStatus {
     }
 }
 
-/// A customer trunk as stored (`trunks` joined with its customer).
+/// A customer trunk as stored (`trunks`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrunkRow {
     pub id: Id,
     pub name: String,
-    pub customer_ban: String,
-    /// the owning customer's `enabled`
-    pub customer_enabled: bool,
+    /// the owning customer (its BAN and `enabled` are the customers part's)
+    pub customer_id: Id,
     pub max_calls: Option<u32>,
     pub max_cps: Option<u32>,
     pub media_policy: Option<Id>,
@@ -106,7 +112,7 @@ pub struct CredentialRow {
 pub struct NumberRow {
     /// E.164 with '+'
     pub number: String,
-    pub customer_ban: String,
+    pub customer_id: Id,
     pub trunk_id: Option<Id>,
     pub status: NumberStatus,
     pub voice: bool,
@@ -116,12 +122,12 @@ pub struct NumberRow {
     pub cnam: Option<String>,
 }
 
-/// A vendor's address inbound calls may come from: an `origination_sources` row or one of the
-/// vendor's gateways whose host is an IP address.
-#[derive(Clone, Debug, PartialEq)]
+/// A vendor's address inbound calls may come from (`origination_sources`). The vendor's
+/// gateways whose host is an IP address count too: the snapshot adds them from its topology
+/// ([`Origination`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OriginationRow {
-    pub vendor: String,
-    pub vendor_enabled: bool,
+    pub vendor_id: Id,
     pub net: IpNet,
 }
 
@@ -175,8 +181,8 @@ pub struct TrunkLimits {
 #[derive(Clone, Debug)]
 pub(crate) struct TrunkC {
     pub name: Name,
-    pub customer: Name,
-    pub customer_enabled: bool,
+    /// customer id (resolved through the [`Directory`])
+    pub customer: Id,
     pub enabled: bool,
     pub limits: TrunkLimits,
     pub media_policy: Option<Id>,
@@ -188,7 +194,8 @@ pub(crate) struct TrunkC {
 
 #[derive(Clone, Debug)]
 pub(crate) struct NumberC {
-    pub customer: Name,
+    /// customer id (resolved through the [`Directory`])
+    pub customer: Id,
     pub trunk: Option<u32>,
     pub status: NumberStatus,
     pub voice: bool,
@@ -267,10 +274,11 @@ pub struct Inbound {
     pub(crate) trunk_sources: NetIndex,
     pub(crate) numbers: FxHashMap<u64, NumberC>,
     pub(crate) creds: FxHashMap<(Box<str>, Box<str>), CredC>,
-    pub(crate) vendors: Vec<Name>,
-    pub(crate) origination: NetIndex,
-    /// STIR/SHAKEN settings and TN ranges by customer BAN (issue 20)
-    pub(crate) stir_customers: FxHashMap<Name, stir::CustomerStir>,
+    /// `origination_sources` rows, sorted (compiled with the gateways into an [`Origination`])
+    pub(crate) origination: Vec<OriginationRow>,
+    /// STIR/SHAKEN settings and TN ranges by customer id (issue 20): keyed by id like the
+    /// rest of the part, so a customers change never rebuilds it
+    pub(crate) stir_customers: FxHashMap<Id, stir::CustomerStir>,
 }
 
 /// What a credential look-up answers: the trunk's HA1 and names (only for an enabled trunk of
@@ -286,7 +294,9 @@ pub struct Credential {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrunkRef {
     pub name: Name,
+    /// the customer's BAN
     pub customer: Name,
+    pub customer_id: Id,
     pub usable: bool,
     pub limits: TrunkLimits,
 }
@@ -302,51 +312,124 @@ impl Inbound {
     }
 
     /// Digest credentials by user and realm (exact, case-sensitive as SIP compares them).
-    pub fn credential(&self, user: &str, realm: &str) -> Option<Credential> {
+    pub fn credential<D: Directory + ?Sized>(
+        &self,
+        dir: &D,
+        user: &str,
+        realm: &str,
+    ) -> Option<Credential> {
         let key = (Box::<str>::from(user), Box::<str>::from(realm));
         let c = self.creds.get(&key)?;
-        let t = self.trunks.get(c.trunk as usize)?;
-        (t.enabled && t.customer_enabled).then(|| Credential {
+        let t = self.trunk_ref(dir, c.trunk)?;
+        t.usable.then(|| Credential {
             ha1: c.ha1.to_string(),
-            trunk: t.name.clone(),
-            customer: t.customer.clone(),
+            trunk: t.name,
+            customer: t.customer,
         })
     }
 
-    pub(crate) fn trunk_ref_ix(&self, ix: u32) -> Option<TrunkRef> {
-        self.trunk_ref(ix)
-    }
-
-    fn trunk_ref(&self, ix: u32) -> Option<TrunkRef> {
+    /// A trunk, its customer resolved (None: the customer is not in the directory).
+    pub(crate) fn trunk_ref<D: Directory + ?Sized>(&self, dir: &D, ix: u32) -> Option<TrunkRef> {
         let t = self.trunks.get(ix as usize)?;
+        let c = dir.customer(t.customer)?;
         Some(TrunkRef {
             name: t.name.clone(),
-            customer: t.customer.clone(),
-            usable: t.enabled && t.customer_enabled,
+            customer: c.ban.clone(),
+            customer_id: t.customer,
+            usable: t.enabled && c.enabled,
             limits: t.limits,
         })
     }
 
     /// A trunk by name.
-    pub fn trunk(&self, name: &str) -> Option<TrunkRef> {
-        self.trunk_ref(*self.trunk_by_name.get(name)?)
+    pub fn trunk<D: Directory + ?Sized>(&self, dir: &D, name: &str) -> Option<TrunkRef> {
+        self.trunk_ref(dir, *self.trunk_by_name.get(name)?)
     }
 
     /// The trunk whose source networks contain `ip`.
-    pub fn trunk_by_source(&self, ip: IpAddr) -> Option<TrunkRef> {
-        self.trunk_ref(self.trunk_sources.get(ip)?)
+    pub fn trunk_by_source<D: Directory + ?Sized>(&self, dir: &D, ip: IpAddr) -> Option<TrunkRef> {
+        self.trunk_ref(dir, self.trunk_sources.get(ip)?)
     }
 
-    /// The (enabled) vendor an inbound call from `ip` comes from.
-    pub fn vendor_by_source(&self, ip: IpAddr) -> Option<&Name> {
-        self.vendors.get(self.origination.get(ip)? as usize)
+    /// The part as sorted text lines, its customers resolved through `dir` (tests compare an
+    /// incremental build with a full one by it; see `Snapshot::canonical`).
+    pub fn canonical<D: Directory + ?Sized>(&self, dir: &D) -> Vec<String> {
+        let customer = |id: Id| dir.customer(id).map(|c| (c.ban.to_string(), c.enabled));
+        let mut out: Vec<String> = self
+            .trunks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let dests: Vec<_> = t
+                    .dests
+                    .iter()
+                    .map(|d| (d.id.as_str(), d.uri("N"), d.priority, d.weight))
+                    .collect();
+                format!(
+                    "trunk {i} {} {:?} {} {:?} {:?} {dests:?} stir {:?}",
+                    t.name,
+                    customer(t.customer),
+                    t.enabled,
+                    t.limits,
+                    t.media_policy,
+                    t.stir_cap,
+                )
+            })
+            .collect();
+        let mut rest: Vec<String> = self
+            .numbers
+            .iter()
+            .map(|(k, n)| {
+                format!(
+                    "number {k} {:?} {:?} {:?} {} {} {:?} {:?} {:?}",
+                    customer(n.customer),
+                    n.trunk,
+                    n.status,
+                    n.voice,
+                    n.fax,
+                    n.destination.as_ref().map(|d| d.uri("N")),
+                    n.rate,
+                    n.cnam
+                )
+            })
+            .collect();
+        rest.extend(
+            self.creds
+                .iter()
+                .map(|((u, r), c)| format!("credential {u}@{r} {} {}", c.ha1, c.trunk)),
+        );
+        rest.extend(
+            self.stir_customers
+                .iter()
+                .map(|(id, c)| format!("stir customer {:?} {c:?}", customer(*id))),
+        );
+        let src = &self.trunk_sources;
+        rest.extend(
+            src.hosts
+                .iter()
+                .map(|(ip, t)| format!("trunk source {ip} {t}")),
+        );
+        rest.extend(
+            src.nets
+                .iter()
+                .map(|(n, t)| format!("trunk source {n} {t}")),
+        );
+        rest.sort();
+        out.extend(rest);
+        out
     }
 
-    /// Whether the number with key `k` is `customer`'s (any status but disabled).
-    pub(crate) fn owns_number(&self, k: u64, customer: &str) -> bool {
+    /// The `origination_sources` rows (the snapshot compiles them with the vendors' gateways).
+    pub fn origination_rows(&self) -> &[OriginationRow] {
+        &self.origination
+    }
+
+    /// Whether the number with key `k` is the customer's with this id (any status but
+    /// disabled).
+    pub(crate) fn owns_number(&self, k: u64, customer: Id) -> bool {
         self.numbers
             .get(&k)
-            .is_some_and(|n| n.status != NumberStatus::Disabled && n.customer.as_str() == customer)
+            .is_some_and(|n| n.status != NumberStatus::Disabled && n.customer == customer)
     }
 
     /// The index of a trunk by name (the snapshot's STIR origids are by index).
@@ -367,16 +450,16 @@ impl Inbound {
 }
 
 /// The facts of a call from the snapshot: the customer's settings, the trunk's cap, whether the
-/// ANI is the customer's.
+/// ANI is the customer's (`customer`: its id, as the part names customers).
 pub(crate) fn stir_facts(
     inbound: &Inbound,
-    customer: &str,
+    customer: Id,
     trunk: Option<u32>,
     auth: Auth,
     ani: Option<&numbering::E164>,
     identity: IdentityIn,
 ) -> stir::Facts {
-    let settings = inbound.stir_customers.get(customer);
+    let settings = inbound.stir_customers.get(&customer);
     let trunk_cap = trunk
         .and_then(|t| inbound.trunks.get(t as usize))
         .and_then(|t| t.stir_cap);
@@ -409,10 +492,10 @@ pub(crate) fn stir_facts(
 }
 
 /// A customer's reject code for inbound calls failing STIR verification (issue 20).
-pub(crate) fn stir_reject_code(inbound: &Inbound, customer: &str) -> Option<u16> {
+pub(crate) fn stir_reject_code(inbound: &Inbound, customer: Id) -> Option<u16> {
     inbound
         .stir_customers
-        .get(customer)
+        .get(&customer)
         .and_then(|c| c.reject_code)
 }
 
@@ -424,13 +507,13 @@ pub enum InboundBuildError {
     #[error("number {number:?}: not an E.164 number (+ and 7-15 digits)")]
     BadNumber { number: String },
     #[error(
-        "number {number:?} belongs to customer {customer:?} but its trunk {trunk:?} to {owner:?}"
+        "number {number:?} belongs to customer id {customer} but its trunk {trunk:?} to customer id {owner}"
     )]
     TrunkOfOtherCustomer {
         number: String,
-        customer: String,
+        customer: Id,
         trunk: String,
-        owner: String,
+        owner: Id,
     },
     #[error("trunk destination id {id}: neither uri nor host")]
     EmptyDestination { id: Id },
@@ -496,8 +579,7 @@ impl InboundBuilder {
             }
             ib.trunks.push(TrunkC {
                 name,
-                customer: Name::from(t.customer_ban.as_str()),
-                customer_enabled: t.customer_enabled,
+                customer: t.customer_id,
                 enabled: t.enabled,
                 limits: TrunkLimits {
                     max_calls: t.max_calls,
@@ -572,12 +654,12 @@ impl InboundBuilder {
                             trunk_id: id,
                         })?;
                     let owner = &ib.trunks[ix as usize];
-                    if owner.customer.as_str() != n.customer_ban {
+                    if owner.customer != n.customer_id {
                         return Err(InboundBuildError::TrunkOfOtherCustomer {
                             number: crate::numbering::mask(&n.number),
-                            customer: n.customer_ban,
+                            customer: n.customer_id,
                             trunk: owner.name.to_string(),
-                            owner: owner.customer.to_string(),
+                            owner: owner.customer,
                         });
                     }
                     Some(ix)
@@ -587,15 +669,10 @@ impl InboundBuilder {
                 .destination
                 .as_deref()
                 .map(|u| DestC::compile(Name::from("number"), u, 0, 1));
-            // numbers of one customer share its BAN's allocation
-            let customer = match trunk {
-                Some(ix) => ib.trunks[ix as usize].customer.clone(),
-                None => Name::from(n.customer_ban),
-            };
             ib.numbers.insert(
                 key,
                 NumberC {
-                    customer,
+                    customer: n.customer_id,
                     trunk,
                     status: n.status,
                     voice: n.voice,
@@ -606,19 +683,10 @@ impl InboundBuilder {
                 },
             );
         }
-        let mut vendor_ix: FxHashMap<String, u32> = FxHashMap::default();
-        for o in self.origination {
-            if !o.vendor_enabled {
-                continue;
-            }
-            let next = ib.vendors.len() as u32;
-            let ix = *vendor_ix.entry(o.vendor.clone()).or_insert(next);
-            if ix == next {
-                ib.vendors.push(Name::from(o.vendor));
-            }
-            ib.origination.insert(o.net, ix);
-        }
-        ib.origination.finish();
+        let mut origination = self.origination;
+        origination.sort();
+        origination.dedup();
+        ib.origination = origination;
         let (customers, trunk_caps) = stir::compile_rows(self.stir_policies, self.tn_ranges)?;
         ib.stir_customers = customers;
         for (id, cap) in trunk_caps {

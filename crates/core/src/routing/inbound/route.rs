@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 
-use super::{number_key, DestC, Inbound, NumberStatus, TrunkLimits};
+use super::{number_key, DestC, Directory, Inbound, NumberStatus, TrunkLimits};
 use crate::numbering::normalize;
 use crate::routing::model::{Name, Rate};
 use crate::routing::stir::verify::{outcome, Verification, Verstat};
@@ -176,27 +176,39 @@ impl InboundTrace {
     }
 }
 
-/// The inbound procedure (see the module doc). Pure: no clock, no I/O.
-pub fn route_inbound(ib: &Inbound, req: &InboundRequest) -> InboundAnswer {
-    explain_inbound(ib, req, false).0
+/// The inbound procedure (see the module doc) over the inbound part `ib`, its customers and
+/// vendors read through `dir` (the snapshot's). Pure: no clock, no I/O.
+pub fn route_inbound<D: Directory + ?Sized>(
+    ib: &Inbound,
+    dir: &D,
+    req: &InboundRequest,
+) -> InboundAnswer {
+    explain_inbound(ib, dir, req, false).0
 }
 
 /// [`route_inbound`] with, when `explain`, every step in words.
-pub fn explain_inbound(
+pub fn explain_inbound<D: Directory + ?Sized>(
     ib: &Inbound,
+    dir: &D,
     req: &InboundRequest,
     explain: bool,
 ) -> (InboundAnswer, InboundTrace) {
     let mut tr = InboundTrace::default();
-    let ans = run(ib, req, explain, &mut tr);
+    let ans = run(ib, dir, req, explain, &mut tr);
     if let (InboundAnswer::Reject(r), true) = (&ans, explain) {
         tr.steps.push(format!("reject {}: {}", r.code, r.reason));
     }
     (ans, tr)
 }
 
-fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> InboundAnswer {
-    let Some(vendor) = ib.vendor_by_source(req.src_ip) else {
+fn run<D: Directory + ?Sized>(
+    ib: &Inbound,
+    dir: &D,
+    req: &InboundRequest,
+    ex: bool,
+    tr: &mut InboundTrace,
+) -> InboundAnswer {
+    let Some(vendor) = dir.vendor_by_source(req.src_ip) else {
         tr.note(ex, || {
             format!(
                 "source {}: no vendor gateway or origination source",
@@ -214,11 +226,22 @@ fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> I
         tr.note(ex, || format!("number +{}: not provisioned", e164.as_str()));
         return InboundRejectReason::UnknownNumber.into();
     };
+    // the customer as it is now (the customers part), not as when the numbers were read
+    let Some(customer) = dir.customer(n.customer) else {
+        tr.note(ex, || {
+            format!(
+                "number +{}: customer id {} does not exist",
+                e164.as_str(),
+                n.customer
+            )
+        });
+        return InboundRejectReason::UnknownNumber.into();
+    };
     tr.note(ex, || {
         format!(
             "number +{}: customer {}, status {}",
             e164.as_str(),
-            n.customer,
+            customer.ban,
             n.status.as_str()
         )
     });
@@ -231,8 +254,8 @@ fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> I
     let Some(trunk) = n.trunk.and_then(|ix| ib.trunks.get(ix as usize)) else {
         return InboundRejectReason::NoTrunk.into();
     };
-    if !trunk.customer_enabled {
-        tr.note(ex, || format!("customer {} disabled", trunk.customer));
+    if !customer.enabled {
+        tr.note(ex, || format!("customer {} disabled", customer.ban));
         return InboundRejectReason::NotActive("customer disabled").into();
     }
     if !trunk.enabled {
@@ -251,9 +274,9 @@ fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> I
         )
     });
     if stir.verstat == Verstat::Failed {
-        if let Some(code) = super::stir_reject_code(ib, &trunk.customer) {
+        if let Some(code) = super::stir_reject_code(ib, n.customer) {
             tr.note(ex, || {
-                format!("customer {} refuses failed verification", trunk.customer)
+                format!("customer {} refuses failed verification", customer.ban)
             });
             return InboundRejectReason::IdentityFailed(code).into();
         }
@@ -286,7 +309,7 @@ fn run(ib: &Inbound, req: &InboundRequest, ex: bool, tr: &mut InboundTrace) -> I
     });
     InboundAnswer::Route(InboundRoute {
         direction: "inbound",
-        customer: n.customer.clone(),
+        customer: customer.ban.clone(),
         trunk: trunk.name.clone(),
         number: format!("+{digits}"),
         uris,

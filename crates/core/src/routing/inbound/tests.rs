@@ -9,12 +9,20 @@ fn net(s: &str) -> IpNet {
         .unwrap_or_else(|_| IpNet::from(s.parse::<IpAddr>().unwrap()))
 }
 
+/// Customer ids of the test BANs.
+fn cid(ban: &str) -> Id {
+    match ban {
+        "C1" => 1,
+        "C2" => 2,
+        _ => 99,
+    }
+}
+
 fn trunk(id: Id, name: &str, ban: &str) -> TrunkRow {
     TrunkRow {
         id,
         name: name.into(),
-        customer_ban: ban.into(),
-        customer_enabled: true,
+        customer_id: cid(ban),
         max_calls: None,
         max_cps: None,
         media_policy: None,
@@ -40,7 +48,7 @@ fn dest(id: Id, trunk_id: Id, host: &str, priority: i32, weight: u32) -> Destina
 fn number(n: &str, ban: &str, trunk_id: Option<Id>, status: NumberStatus) -> NumberRow {
     NumberRow {
         number: n.into(),
-        customer_ban: ban.into(),
+        customer_id: cid(ban),
         trunk_id,
         status,
         voice: true,
@@ -51,8 +59,22 @@ fn number(n: &str, ban: &str, trunk_id: Option<Id>, status: NumberStatus) -> Num
     }
 }
 
-/// Vendor V1 at 192.0.2.1 and 198.51.100.0/24; customer C1 with trunk t1 (two destinations of
-/// priority 10, one of 20, one disabled), t-off (disabled), t-empty (no destination).
+/// Vendor V1 at 192.0.2.1 and 198.51.100.0/24 (V2, disabled, at 203.0.113.0/24); customer C1
+/// with trunk t1 (two destinations of priority 10, one of 20, one disabled), t-off (disabled),
+/// t-empty (no destination); customer C2 (disabled) with t-c2.
+fn peers() -> Peers {
+    let mut p = Peers::new();
+    p.add_customer(1, "C1", true).add_customer(2, "C2", false);
+    for (v, n) in [
+        ("V1", "192.0.2.1"),
+        ("V1", "198.51.100.0/24"),
+        ("V2", "203.0.113.0/24"),
+    ] {
+        p.add_source(v, v == "V1", net(n));
+    }
+    p
+}
+
 fn data() -> Inbound {
     let mut b = InboundBuilder::new();
     let mut t1 = trunk(1, "t1", "C1");
@@ -63,9 +85,7 @@ fn data() -> Inbound {
     off.enabled = false;
     b.trunk(off);
     b.trunk(trunk(3, "t-empty", "C1"));
-    let mut c2 = trunk(4, "t-c2", "C2");
-    c2.customer_enabled = false;
-    b.trunk(c2);
+    b.trunk(trunk(4, "t-c2", "C2"));
     b.destination(dest(11, 1, "10.9.0.1", 10, 1));
     b.destination(dest(12, 1, "10.9.0.2", 10, 1));
     b.destination(dest(13, 1, "10.9.0.3", 20, 1));
@@ -116,17 +136,10 @@ fn data() -> Inbound {
     nv.voice = false;
     b.number(nv);
     b.number(number("+442071234567", "C1", Some(1), NumberStatus::Active));
-    for (v, n) in [
-        ("V1", "192.0.2.1"),
-        ("V1", "198.51.100.0/24"),
-        ("V2", "203.0.113.0/24"),
-    ] {
-        b.origination(OriginationRow {
-            vendor: v.into(),
-            vendor_enabled: v == "V1",
-            net: net(n),
-        });
-    }
+    b.origination(OriginationRow {
+        vendor_id: 7,
+        net: net("192.0.2.9"),
+    });
     b.build().unwrap()
 }
 
@@ -143,7 +156,7 @@ fn req(src: &str, dnis: &str, call_id: Option<&str>) -> InboundRequest {
 
 #[test]
 fn answers_and_codes() {
-    let ib = data();
+    let (ib, dir) = (data(), peers());
     // (source, dnis, expected code (200 = route), trunk)
     let table: &[(&str, &str, u16, &str)] = &[
         ("192.0.2.1", "+12125550100", 200, "t1"),
@@ -169,7 +182,7 @@ fn answers_and_codes() {
         ("192.0.2.1", "+12125550106", 480, ""),
     ];
     for (src, dnis, code, trunk) in table {
-        match route_inbound(&ib, &req(src, dnis, Some("c1"))) {
+        match route_inbound(&ib, &dir, &req(src, dnis, Some("c1"))) {
             InboundAnswer::Route(r) => {
                 assert_eq!((200, r.trunk.as_str()), (*code, *trunk), "{src} {dnis}");
                 assert_eq!(r.direction, "inbound");
@@ -188,11 +201,12 @@ fn answers_and_codes() {
 
 #[test]
 fn uris_priority_first_then_weighted_and_deterministic() {
-    let ib = data();
-    let uris = |cid: &str| match route_inbound(&ib, &req("192.0.2.1", "+12125550100", Some(cid))) {
-        InboundAnswer::Route(r) => r.uris,
-        other => panic!("{other:?}"),
-    };
+    let (ib, dir) = (data(), peers());
+    let uris =
+        |cid: &str| match route_inbound(&ib, &dir, &req("192.0.2.1", "+12125550100", Some(cid))) {
+            InboundAnswer::Route(r) => r.uris,
+            other => panic!("{other:?}"),
+        };
     let a = uris("call-a");
     assert_eq!(a.len(), 3, "the disabled destination is left out");
     assert_eq!(a[2], "sip:+12125550100@10.9.0.3:5060;transport=udp");
@@ -207,7 +221,7 @@ fn uris_priority_first_then_weighted_and_deterministic() {
         "both priority-10 destinations come first for some call"
     );
     // the number's override replaces the trunk's destinations
-    match route_inbound(&ib, &req("192.0.2.1", "+12125550107", None)) {
+    match route_inbound(&ib, &dir, &req("192.0.2.1", "+12125550107", None)) {
         InboundAnswer::Route(r) => {
             assert_eq!(r.uris, vec!["sip:12125550107@override.example.net"]);
             assert_eq!(r.destination_ids, vec![Name::from("number")]);
@@ -235,43 +249,72 @@ fn weights_share_the_first_place_and_zero_goes_last() {
 
 #[test]
 fn credentials_and_trunks() {
-    let ib = data();
-    let c = ib.credential("alice", "sip.example.net").unwrap();
+    let (ib, dir) = (data(), peers());
+    let c = ib.credential(&dir, "alice", "sip.example.net").unwrap();
     assert_eq!(
         (c.ha1.as_str(), c.trunk.as_str(), c.customer.as_str()),
         ("0123456789abcdef0123456789abcdef", "t1", "C1")
     );
-    assert_eq!(ib.credential("alice", "other.example.net"), None);
-    assert_eq!(ib.credential("Alice", "sip.example.net"), None);
+    assert_eq!(ib.credential(&dir, "alice", "other.example.net"), None);
+    assert_eq!(ib.credential(&dir, "Alice", "sip.example.net"), None);
     assert_eq!(
-        ib.credential("bob", "sip.example.net"),
+        ib.credential(&dir, "bob", "sip.example.net"),
         None,
         "disabled trunk"
     );
-    assert_eq!(ib.trunk("t1").map(|t| t.customer), Some(Name::from("C1")));
-    assert!(!ib.trunk("t-off").unwrap().usable);
-    assert!(!ib.trunk("t-c2").unwrap().usable);
     assert_eq!(
-        ib.trunk_by_source("10.9.200.1".parse().unwrap())
+        ib.trunk(&dir, "t1").map(|t| t.customer),
+        Some(Name::from("C1"))
+    );
+    assert!(!ib.trunk(&dir, "t-off").unwrap().usable);
+    assert!(!ib.trunk(&dir, "t-c2").unwrap().usable);
+    assert_eq!(
+        ib.trunk_by_source(&dir, "10.9.200.1".parse().unwrap())
             .map(|t| t.name),
         Some(Name::from("t1"))
     );
-    assert_eq!(ib.trunk_by_source("10.10.0.1".parse().unwrap()), None);
+    assert_eq!(ib.trunk_by_source(&dir, "10.10.0.1".parse().unwrap()), None);
     assert_eq!(
         ib.stats(),
         InboundStats {
             trunks: 4,
             numbers: 11,
             credentials: 2,
-            origination_sources: 2
+            origination_sources: 1
         }
     );
 }
 
+/// The part names customers by id: their BAN and `enabled` come from the directory at answer
+/// time, so a customer's change shows without rebuilding the part (issue 23).
+#[test]
+fn customers_are_resolved_at_answer_time() {
+    let ib = data();
+    let mut dir = peers();
+    let answer = |dir: &Peers| route_inbound(&ib, dir, &req("192.0.2.1", "+12125550100", None));
+    assert!(matches!(answer(&dir), InboundAnswer::Route(ref r) if r.customer == "C1"));
+    dir.add_customer(1, "C1-renamed", true);
+    assert!(matches!(answer(&dir), InboundAnswer::Route(ref r) if r.customer == "C1-renamed"));
+    assert_eq!(
+        ib.credential(&dir, "alice", "sip.example.net")
+            .map(|c| c.customer),
+        Some(Name::from("C1-renamed"))
+    );
+    dir.add_customer(1, "C1-renamed", false);
+    assert!(matches!(answer(&dir), InboundAnswer::Reject(ref r) if r.code == 404));
+    assert_eq!(ib.credential(&dir, "alice", "sip.example.net"), None);
+    assert!(!ib.trunk(&dir, "t1").unwrap().usable);
+    // a customer gone from the directory: its numbers are not in service, its trunks unknown
+    let mut gone = Peers::new();
+    gone.add_source("V1", true, net("192.0.2.1"));
+    assert!(matches!(answer(&gone), InboundAnswer::Reject(ref r) if r.code == 404));
+    assert_eq!(ib.trunk(&gone, "t1"), None);
+}
+
 #[test]
 fn explanation_names_each_step() {
-    let ib = data();
-    let (a, tr) = explain_inbound(&ib, &req("192.0.2.1", "+12125550101", None), true);
+    let (ib, dir) = (data(), peers());
+    let (a, tr) = explain_inbound(&ib, &dir, &req("192.0.2.1", "+12125550101", None), true);
     assert!(matches!(a, InboundAnswer::Reject(ref r) if r.code == 404));
     let text = tr.steps.join("\n");
     for needle in ["vendor V1", "customer C1, status disabled", "reject 404"] {
@@ -285,7 +328,7 @@ fn build_errors_name_the_item() {
     let bad: Vec<(Edit, &str)> = vec![
         (
             Box::new(|b| b.number(number("+12125550100", "C2", Some(1), NumberStatus::Active))),
-            "belongs to customer \"C2\" but its trunk \"t1\" to \"C1\"",
+            "belongs to customer id 2 but its trunk \"t1\" to customer id 1",
         ),
         (
             Box::new(|b| b.number(number("12125550100", "C1", None, NumberStatus::Active))),

@@ -354,6 +354,7 @@ impl SnapshotBuilder {
         let (topology, customers, policy) =
             (topology.into_arc(), customers.into_arc(), policy.into_arc());
         let compiled = compile(&settings, &topology, &customers, &policy)?;
+        let origination = origination(&topology, &inbound);
         let rates = match rates {
             RatesSlot::Kept(r) => r,
             RatesSlot::Fresh(b) => {
@@ -389,7 +390,11 @@ impl SnapshotBuilder {
             local_pairs,
             lnp,
             dno,
-            inbound: inbound.stats(),
+            // vendors' source networks: origination sources and IP gateways alike
+            inbound: crate::routing::inbound::InboundStats {
+                origination_sources: origination.len(),
+                ..inbound.stats()
+            },
             warnings: compiled.warnings,
         };
         Ok(Snapshot {
@@ -399,6 +404,7 @@ impl SnapshotBuilder {
             partitions: compiled.partitions,
             customers: compiled.customers,
             customer_by_ban: compiled.customer_by_ban,
+            customer_by_id: compiled.customer_by_id,
             customer_by_ip: compiled.customer_by_ip,
             customer_cidrs: compiled.customer_cidrs,
             rates,
@@ -408,6 +414,7 @@ impl SnapshotBuilder {
             emergency_route: compiled.emergency_route,
             stir,
             inbound,
+            origination,
             stats,
             generation: 0,
             data_version,
@@ -420,4 +427,38 @@ impl SnapshotBuilder {
             source,
         })
     }
+}
+
+/// The vendors' source addresses: every enabled gateway whose host is an IP address and the
+/// inbound part's origination sources, with their vendor's name and `enabled` (topology).
+fn origination(
+    topology: &TopologyRows,
+    inbound: &crate::routing::inbound::Inbound,
+) -> crate::routing::inbound::Origination {
+    let vendors: FxHashMap<Id, (Name, bool)> = topology
+        .vendors
+        .iter()
+        .map(|v| (v.id, (Name::from(v.name.as_str()), v.enabled)))
+        .collect();
+    let gateways = topology
+        .gateways
+        .iter()
+        .filter(|g| g.enabled)
+        .filter_map(|g| {
+            // a gateway named by a DNS name is not a source address: only literal IPs count
+            let net = g
+                .host
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| g.host.parse::<IpAddr>().ok().map(ipnet::IpNet::from))?;
+            Some((g.vendor_id, net))
+        });
+    let sources = inbound
+        .origination_rows()
+        .iter()
+        .map(|o| (o.vendor_id, o.net));
+    crate::routing::inbound::Origination::build(gateways.chain(sources).filter_map(|(v, net)| {
+        let (name, enabled) = vendors.get(&v)?;
+        Some((name.clone(), *enabled, net))
+    }))
 }

@@ -43,8 +43,25 @@ impl Snapshot {
         }
         out.push(format!("emergency route {:?}", self.emergency_route));
         out.extend(self.numbering.canonical());
-        // the inbound part by its counts (its maps have no stable order to print)
+        // the inbound part as a dip sees it: customers and vendors resolved through this
+        // snapshot (a stale BAN or `enabled` shows), maps in sorted order
         out.push(format!("inbound {:?}", self.inbound.stats()));
+        out.extend(self.inbound.canonical(self));
+        let mut vendors: Vec<String> = self
+            .inbound
+            .origination_rows()
+            .iter()
+            .map(|o| {
+                format!(
+                    "origination {} {:?}",
+                    o.net,
+                    self.origination.vendor(o.net.addr())
+                )
+            })
+            .collect();
+        vendors.sort();
+        out.extend(vendors);
+        out.push(format!("origination networks {}", self.origination.len()));
 
         // rates by key name, then route id, with their terms resolved
         let r = &self.rates;

@@ -21,6 +21,7 @@ pub(crate) struct Compiled {
     pub partitions: Vec<PartitionC>,
     pub customers: Vec<CustomerC>,
     pub customer_by_ban: FxHashMap<String, u32>,
+    pub customer_by_id: FxHashMap<Id, u32>,
     pub customer_by_ip: FxHashMap<IpAddr, u32>,
     pub customer_cidrs: Vec<(IpNet, u32)>,
     pub overrides: Vec<OverrideC>,
@@ -199,6 +200,7 @@ pub(crate) fn compile(
         customer_by_ban.insert(c.ban.clone(), i);
         customer_by_id.insert(c.id, i);
         customers_c.push(CustomerC {
+            ban: Name::from(c.ban.as_str()),
             c: c.clone(),
             partitions: pc,
             sell: FxHashMap::default(),
@@ -314,6 +316,7 @@ pub(crate) fn compile(
         partitions: partitions_c,
         customers: customers_c,
         customer_by_ban,
+        customer_by_id,
         customer_by_ip,
         customer_cidrs,
         overrides: overrides_c,

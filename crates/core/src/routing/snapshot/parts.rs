@@ -35,7 +35,8 @@ pub enum Part {
     /// vendor rates (the big one)
     Rates,
     /// trunks, their sources, credentials and destinations, numbers (DIDs), origination sources
-    /// (issue 19); compiled with customers' BANs and vendors' gateways, so those tables feed it too
+    /// (issue 19); names customers and vendors by id only (resolved at answer time from the
+    /// customers and topology parts), so no customers or vendors change rebuilds it
     Inbound,
 }
 
@@ -70,12 +71,13 @@ impl Part {
     /// missed, only slower).
     pub fn of_table(table: &str) -> Option<&'static [Part]> {
         Some(match table {
-            // the inbound part resolves numbers' and trunks' customers to BANs and delivering
-            // sources to vendors (their gateways): it is rebuilt with those tables
-            "vendors" | "gateways" => &[Part::Topology, Part::Inbound],
-            "routes" | "partitions" | "partition_routes" => &[Part::Topology],
-            "customers" => &[Part::Customers, Part::Inbound],
-            "customer_source_ips"
+            // the inbound part names customers and vendors by id: their BANs, names, `enabled`
+            // and gateways are read at answer time from the parts below, never copied into it
+            "vendors" | "gateways" | "routes" | "partitions" | "partition_routes" => {
+                &[Part::Topology]
+            }
+            "customers"
+            | "customer_source_ips"
             | "customer_partitions"
             | "customer_margin_rules"
             | "customer_rates" => &[Part::Customers],
@@ -235,14 +237,15 @@ mod tests {
 
     #[test]
     fn tables_map_to_parts_and_unknown_tables_to_none() {
-        // the inbound part names customers by BAN and vendors by their gateways: rebuilt with them
+        // the inbound part names customers and vendors by id: a customers or vendors change
+        // (a million numbers at stake) does not rebuild it
         assert_eq!(
             PartSet::of_tables(["customers", "overrides"]),
-            Some(
-                [Part::Customers, Part::Policy, Part::Inbound]
-                    .into_iter()
-                    .collect()
-            )
+            Some([Part::Customers, Part::Policy].into_iter().collect())
+        );
+        assert_eq!(
+            PartSet::of_tables(["vendors", "gateways"]),
+            Some([Part::Topology].into_iter().collect())
         );
         assert_eq!(
             PartSet::of_tables(["customer_rates", "overrides"]),
@@ -250,6 +253,11 @@ mod tests {
         );
         assert_eq!(
             PartSet::of_tables(["numbers", "trunk_sources"]).map(|s| s.names()),
+            Some(vec!["inbound"])
+        );
+        // STIR/SHAKEN settings and TN ranges (issue 20) are inbound data, by customer id
+        assert_eq!(
+            PartSet::of_tables(["stir_policies", "stir_tn_ranges"]).map(|s| s.names()),
             Some(vec!["inbound"])
         );
         assert_eq!(PartSet::of_tables(["media_policies"]), Some(PartSet::NONE));

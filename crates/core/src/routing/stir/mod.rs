@@ -22,7 +22,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Id, Name};
+use super::model::Id;
 pub use uuid::Uuid;
 
 #[cfg(test)]
@@ -373,7 +373,8 @@ impl Serialize for StirAnswer {
 /// A `stir_policies` row (customer setting when `trunk_id` is None).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StirPolicyRow {
-    pub customer_ban: String,
+    /// the customer's id (the inbound part names customers by id only)
+    pub customer_id: Id,
     pub trunk_id: Option<Id>,
     pub max_attest: AttestCap,
     pub transit: bool,
@@ -383,7 +384,7 @@ pub struct StirPolicyRow {
 /// A `stir_tn_ranges` row: inclusive, E.164 with `+`, both of one length.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TnRangeRow {
-    pub customer_ban: String,
+    pub customer_id: Id,
     pub first: String,
     pub last: String,
 }
@@ -409,9 +410,9 @@ impl CustomerStir {
 /// Why the STIR rows could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StirBuildError {
-    #[error("stir_tn_ranges of customer {customer:?}: {first:?}-{last:?} is not a range of E.164 numbers of one length")]
+    #[error("stir_tn_ranges of customer id {customer}: {first:?}-{last:?} is not a range of E.164 numbers of one length")]
     BadRange {
-        customer: String,
+        customer: Id,
         first: String,
         last: String,
     },
@@ -427,9 +428,9 @@ pub(crate) fn range_key(tn: &str) -> Option<u64> {
     d.parse().ok()
 }
 
-/// Per-customer settings (by BAN) and per-trunk caps (by trunk id).
+/// Per-customer settings (by customer id) and per-trunk caps (by trunk id).
 pub(crate) type CompiledRows = (
-    rustc_hash::FxHashMap<Name, CustomerStir>,
+    rustc_hash::FxHashMap<Id, CustomerStir>,
     rustc_hash::FxHashMap<Id, AttestCap>,
 );
 
@@ -439,7 +440,7 @@ pub(crate) fn compile_rows(
     policies: Vec<StirPolicyRow>,
     ranges: Vec<TnRangeRow>,
 ) -> Result<CompiledRows, StirBuildError> {
-    let mut customers: rustc_hash::FxHashMap<Name, CustomerStir> = Default::default();
+    let mut customers: rustc_hash::FxHashMap<Id, CustomerStir> = Default::default();
     let mut trunks: rustc_hash::FxHashMap<Id, AttestCap> = Default::default();
     for p in policies {
         match p.trunk_id {
@@ -447,7 +448,7 @@ pub(crate) fn compile_rows(
                 trunks.insert(t, p.max_attest);
             }
             None => {
-                let c = customers.entry(Name::from(p.customer_ban)).or_default();
+                let c = customers.entry(p.customer_id).or_default();
                 c.cap = Some(p.max_attest);
                 c.transit = p.transit;
                 c.reject_code = p.verify_reject_code;
@@ -457,20 +458,20 @@ pub(crate) fn compile_rows(
     for r in ranges {
         let (Some(a), Some(b)) = (range_key(&r.first), range_key(&r.last)) else {
             return Err(StirBuildError::BadRange {
-                customer: r.customer_ban,
+                customer: r.customer_id,
                 first: crate::excerpt::excerpt(&r.first),
                 last: crate::excerpt::excerpt(&r.last),
             });
         };
         if r.first.len() != r.last.len() || a > b {
             return Err(StirBuildError::BadRange {
-                customer: r.customer_ban,
+                customer: r.customer_id,
                 first: crate::excerpt::excerpt(&r.first),
                 last: crate::excerpt::excerpt(&r.last),
             });
         }
         customers
-            .entry(Name::from(r.customer_ban))
+            .entry(r.customer_id)
             .or_default()
             .ranges
             .push((a, b));

@@ -8,12 +8,11 @@ use super::*;
 use crate::routing::inbound::{InboundBuilder, NumberRow, NumberStatus, TrunkRow};
 use crate::routing::stir::*;
 
-fn trunk(id: i64, name: &str, ban: &str, cidr: &str) -> TrunkRow {
+fn trunk(id: i64, name: &str, customer_id: Id, cidr: &str) -> TrunkRow {
     TrunkRow {
         id,
         name: name.into(),
-        customer_ban: ban.into(),
-        customer_enabled: true,
+        customer_id,
         max_calls: None,
         max_cps: None,
         media_policy: None,
@@ -22,10 +21,10 @@ fn trunk(id: i64, name: &str, ban: &str, cidr: &str) -> TrunkRow {
     }
 }
 
-fn number(n: &str, ban: &str, status: NumberStatus) -> NumberRow {
+fn number(n: &str, customer_id: Id, status: NumberStatus) -> NumberRow {
     NumberRow {
         number: n.into(),
-        customer_ban: ban.into(),
+        customer_id,
         trunk_id: None,
         status,
         voice: true,
@@ -36,9 +35,9 @@ fn number(n: &str, ban: &str, status: NumberStatus) -> NumberRow {
     }
 }
 
-fn policy(ban: &str, trunk_id: Option<i64>, cap: &str, transit: bool) -> StirPolicyRow {
+fn policy(customer_id: Id, trunk_id: Option<i64>, cap: &str, transit: bool) -> StirPolicyRow {
     StirPolicyRow {
-        customer_ban: ban.into(),
+        customer_id,
         trunk_id,
         max_attest: AttestCap::parse(cap).unwrap(),
         transit,
@@ -46,23 +45,23 @@ fn policy(ban: &str, trunk_id: Option<i64>, cap: &str, transit: bool) -> StirPol
     }
 }
 
-/// The routing tests' network (C1 at 10.0.0.1, C2 at 10.2.0.0/16) with: C1's number
+/// The routing tests' network (C1 id 1 at 10.0.0.1, C2 id 2 at 10.2.0.0/16) with: C1's number
 /// +12125550100 (and a disabled one), C1's range +13125550000-+13125550999, C1's trunk t-b
 /// (10.9.0.0/16) capped at B, C2 capped at B, customer C3 (BAN named only) transit.
 fn snapshot() -> crate::routing::Snapshot {
     let mut b = network();
     let mut ib = InboundBuilder::new();
-    ib.trunk(trunk(1, "t-b", "C1", "10.9.0.0/16"));
-    ib.number(number("+12125550100", "C1", NumberStatus::Active));
-    ib.number(number("+12125550101", "C1", NumberStatus::Disabled));
-    ib.number(number("+12125550102", "C2", NumberStatus::Active));
+    ib.trunk(trunk(1, "t-b", 1, "10.9.0.0/16"));
+    ib.number(number("+12125550100", 1, NumberStatus::Active));
+    ib.number(number("+12125550101", 1, NumberStatus::Disabled));
+    ib.number(number("+12125550102", 2, NumberStatus::Active));
     ib.tn_range(TnRangeRow {
-        customer_ban: "C1".into(),
+        customer_id: 1,
         first: "+13125550000".into(),
         last: "+13125550999".into(),
     });
-    ib.stir_policy(policy("C1", Some(1), "B", false));
-    ib.stir_policy(policy("C2", None, "B", false));
+    ib.stir_policy(policy(1, Some(1), "B", false));
+    ib.stir_policy(policy(2, None, "B", false));
     b.set_inbound(Arc::new(ib.build().unwrap()));
     b.build(0).unwrap()
 }
@@ -163,7 +162,7 @@ fn bad_tn_ranges_are_build_errors() {
     ] {
         let mut ib = InboundBuilder::new();
         ib.tn_range(TnRangeRow {
-            customer_ban: "C1".into(),
+            customer_id: 1,
             first: first.into(),
             last: last.into(),
         });
