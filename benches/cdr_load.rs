@@ -93,6 +93,7 @@ fn answer() -> DipAnswer {
         routes: vec![r("ns-premium", 0.0042), r("ks-ocn", 0.0044)],
         emergency_callback: None,
         max_duration_s: None,
+        stir: None,
     })
 }
 

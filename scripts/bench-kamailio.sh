@@ -10,6 +10,12 @@
 #   resp       (not in the default MODES) the warpd dip over RESP (ndb_redis, synchronous LCR over a
 #              persistent connection, the flat answer array; kamailio.cfg's default transport),
 #              events off; resp+events the same with events (the production config);
+#   resp+stir  (issue 20, not in the default MODES) resp with -A WITH_STIR: every call signed
+#              (secsipid_add_identity with a P-256 key made here with openssl; attestation from the
+#              dip); resp+verify: every customer INVITE carries an Identity header (signed here,
+#              certificate served at its x5u by a local HTTP server, cached by secsipid) that
+#              Kamailio verifies (secsipid_check_identity) before the dip, which then keeps it.
+#              Kamailio's CPU per call against resp's is the cost of signing / verifying.
 #   static     (calibration, not in the default MODES) the same http_async_client dip to a server
 #              that answers every request with warpd's saved answer and does nothing else
 #              (examples/static_dip.rs): the floor of any HTTP dip on this machine.
@@ -155,6 +161,41 @@ for p in $gw_ports; do
   pids+=($!)
 done
 
+# STIR/SHAKEN (issue 20; modes resp+stir, resp+verify): a key and certificate, the certificate
+# served at its x5u, and an Identity header for the customer's calls signed with them
+case " $MODES " in *" resp+stir "*|*" resp+verify "*)
+  mkdir -p "$work/stir"
+  ( cd "$work/stir"
+    openssl ecparam -name prime256v1 -genkey -noout -out sp.key 2>/dev/null
+    chmod 600 sp.key
+    openssl req -x509 -new -key sp.key -subj "/CN=bench SP" -days 2 -out sp.pem 2>/dev/null )
+  xport=$(free_port tcp)
+  python3 -m http.server "$xport" --bind 127.0.0.1 --directory "$work/stir" >/dev/null 2>&1 &
+  pids+=($!)
+  x5u="http://127.0.0.1:$xport/sp.pem"
+  # a PASSporT for ANI -> DNIS, ES256 (openssl's DER signature as raw r||s); iat now (the
+  # verify mode accepts an hour's age: STIR_MAX_AGE_S below)
+  identity=$(python3 - "$work/stir/sp.key" "$x5u" "${ANI#+}" "${DNIS#+}" <<'PY'
+import base64, json, subprocess, sys, time
+key, x5u, orig, dest = sys.argv[1:5]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+hdr = b64(json.dumps({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": x5u}).encode())
+pl = b64(json.dumps({"attest": "A", "dest": {"tn": [dest]}, "iat": int(time.time()),
+                     "orig": {"tn": orig}, "origid": "bench"}).encode())
+der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=f"{hdr}.{pl}".encode(),
+                     capture_output=True, check=True).stdout
+def ints(d):  # SEQUENCE { INTEGER r, INTEGER s }
+    i, out = 2 if d[1] < 0x80 else 3, []
+    for _ in range(2):
+        n = d[i + 1]; out.append(int.from_bytes(d[i + 2:i + 2 + n], "big")); i += 2 + n
+    return out
+r, s = ints(der)
+print(f"{hdr}.{pl}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))};info=<{x5u}>;alg=ES256;ppt=shaken")
+PY
+)
+  sed '0,/^      Max-Forwards: 70$/s//&\n      Identity: [identity]/' tests/sipp/uac.xml >"$work/uac-identity.xml" ;;
+esac
+
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp+tcp)   # kamailio.cfg listens on UDP and TCP on SIP_PORT
   local dip_port=$wport
@@ -177,6 +218,10 @@ start_kamailio() { # mode -> sets kport, kpid
     dip+events) ;;
     resp) defs+=(-A WITHOUT_EVENTS) ;;
     resp+events) ;;
+    resp+stir|resp+verify) mkdir -p "$work/stir-cache"
+      defs+=(-A WITHOUT_EVENTS -A WITH_STIR -A "STIR_KEY_PATH=\"$work/stir/sp.key\"" -A "STIR_X5U=\"$x5u\""
+        -A "STIR_CA_FILE=\"CertCAFile=$work/stir/sp.pem\"" -A "STIR_CACHE_DIR=\"$work/stir-cache\""
+        -A STIR_MAX_AGE_S=3600) ;;
   esac
   mkdir -p "$work/run"
   # KAM_WRAP: a command Kamailio runs under, e.g. callgrind (see the header)
@@ -192,7 +237,9 @@ run_sipp() { # rate mode -> prints "offered ok failed seconds uac-cpu-ns"
   # with KEEP, SIPp's unexpected messages (why a call failed) are kept too
   local err=(); [ -z "${KEEP:-}" ] || err=(-trace_err -error_file "$work/sipp-errors-$2-$1.log")
   t0=$(date +%s.%N)
-  "${sip_pin[@]}" "${uac_wrap[@]}" sipp "127.0.0.1:$kport" -sf tests/sipp/uac.xml -key ani "$ANI" -key dnis "$DNIS" -d 0 \
+  local scenario=(-sf tests/sipp/uac.xml)
+  [ "$2" != resp+verify ] || scenario=(-sf "$work/uac-identity.xml" -key identity "$identity")
+  "${sip_pin[@]}" "${uac_wrap[@]}" sipp "127.0.0.1:$kport" "${scenario[@]}" -key ani "$ANI" -key dnis "$DNIS" -d 0 \
     -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
     -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
     -trace_stat -stf "$stf" -fd 60 "${err[@]}" >/dev/null 2>&1 || true

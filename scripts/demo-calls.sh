@@ -5,7 +5,9 @@
 # examples/demo/network.toml; then (issue 19) a vendor (northstar, from its origination source
 # 127.0.0.2) calling the demo number +12125557000 of trunk acme-sip, whose PBX SIPp plays on
 # 127.0.0.1:5094, and the trunk acme-sip calling out from 127.0.0.3 with SIP digest credentials
-# (realm warpd.demo: Kamailio runs with AUTH_REALM="warpd.demo"). Prints what each call got.
+# (realm warpd.demo: Kamailio runs with AUTH_REALM="warpd.demo"). Prints what each call got,
+# and (issue 20) the STIR/SHAKEN attestation a gateway received or the verstat the PBX got; with
+# WARPD_DEMO_STIR_KEY/_X5U set (scripts/demo.sh) the vendor's first inbound call is signed.
 # Used by scripts/demo.sh and, on a
 # provisioned host (vagrant/), by hand:
 #
@@ -32,6 +34,50 @@ gateway_of() { # which demo gateway saw Call-ID $1
   done; echo "-"
 }
 
+# STIR/SHAKEN (issue 20): the attestation of the Identity header a gateway received for Call-ID
+# $1 (the PASSporT's payload decoded), and the verstat the PBX got in P-Asserted-Identity
+stir_of() {
+  local f; for f in "$work"/gw-*.msg; do
+    grep -q "^Call-ID: $1" "$f" 2>/dev/null || continue
+    python3 - "$f" "$1" <<'PY'
+import base64, json, re, sys
+text, callid = open(sys.argv[1], errors="replace").read(), sys.argv[2]
+for msg in text.split("-----------------------------------------------"):
+    if f"Call-ID: {callid}" not in msg:
+        continue
+    # a call to the customer: the verstat Kamailio added; a call to a vendor: its PASSporT
+    m = re.search(r"verstat=([A-Za-z-]+)", msg)
+    if m:
+        print(m.group(1)); break
+    m = re.search(r"^Identity: *([^.\s]+)\.([^.\s]+)\.", msg, re.M)
+    if m:
+        p = json.loads(base64.urlsafe_b64decode(m.group(2) + "=" * (-len(m.group(2)) % 4)))
+        print(f"signed {p['attest']}"); break
+PY
+    return
+  done
+}
+
+# a PASSporT for the vendor's inbound call, signed with the demo key (scripts/demo.sh makes it;
+# WARPD_DEMO_STIR_KEY/_X5U): ES256 over header.payload, openssl's DER signature as raw r||s
+identity_for() { # orig dest
+  [ -n "${WARPD_DEMO_STIR_KEY:-}" ] || return 0
+  python3 - "$WARPD_DEMO_STIR_KEY" "$WARPD_DEMO_STIR_X5U" "$1" "$2" <<'PY'
+import base64, json, subprocess, sys, time, uuid
+key, x5u, orig, dest = sys.argv[1:5]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+hdr = b64(json.dumps({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": x5u}).encode())
+pl = b64(json.dumps({"attest": "A", "dest": {"tn": [dest.lstrip("+")]}, "iat": int(time.time()),
+                     "orig": {"tn": orig.lstrip("+")}, "origid": str(uuid.uuid4())}).encode())
+der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=f"{hdr}.{pl}".encode(),
+                     capture_output=True, check=True).stdout
+i, rs = 2 if der[1] < 0x80 else 3, []
+for _ in range(2):
+    n = der[i + 1]; rs.append(int.from_bytes(der[i + 2:i + 2 + n], "big")); i += 2 + n
+print(f"{hdr}.{pl}.{b64(rs[0].to_bytes(32, 'big') + rs[1].to_bytes(32, 'big'))};info=<{x5u}>;alg=ES256;ppt=shaken")
+PY
+}
+
 n=0; answered=0
 call() { # description ani dnis [source address [scenario [sipp arguments...]]]
   n=$((n + 1))
@@ -44,7 +90,8 @@ call() { # description ani dnis [source address [scenario [sipp arguments...]]]
   final=$(grep -E '^SIP/2.0 [2-6][0-9][0-9]' "$msgs" | grep -v -E ' (100|407) ' | head -n1 | tr -d '\r')
   callid=$(grep -m1 '^Call-ID:' "$msgs" | awk '{print $2}' | tr -d '\r')
   [[ "$final" == "SIP/2.0 200"* ]] && answered=$((answered + 1))
-  printf "  %-31s %s -> %s: %-46s gateway %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" "$(gateway_of "$callid")"
+  printf "  %-31s %s -> %s: %-28s gateway %-15s %s\n" "$1" "$2" "$3" "${final#SIP/2.0 }" \
+    "$(gateway_of "$callid")" "$(stir_of "$callid")"
 }
 
 echo "demo calls through $proxy (customer 10001 from 127.0.0.1):"
@@ -57,6 +104,13 @@ call "international UK" +12125550100 +442071234567
 call "blocked premium 1-900" +12125550100 +19005550100
 call "Bahamas (excluded)" +12125550100 +12425550100
 echo "issue 19: an inbound call and a digest-authenticated trunk:"
+ident=$(identity_for +13105550000 +12125557000)
+if [ -n "$ident" ]; then
+  # the vendor signs its call (STIR/SHAKEN): Kamailio verifies it, the PBX gets verstat
+  sed '0,/^      Max-Forwards: 70$/s//&\n      Identity: [identity]/' tests/sipp/uac.xml >"$work/uac-identity.xml"
+  call "inbound, signed by the vendor" +13105550000 +12125557000 127.0.0.2 "$work/uac-identity.xml" \
+    -key identity "$ident"
+fi
 call "inbound to acme-sip's number" +13105550000 +12125557000 127.0.0.2
 call "acme-sip with digest credentials" +12125557000 +13125550100 127.0.0.3 \
   tests/sipp/uac_auth.xml -au acme -ap acme-demo-secret

@@ -8,7 +8,8 @@
 #  - brings up the voice stack on this host: RTPEngine (userspace, ng on 127.0.0.1:22222, media
 #    ports 30000-30100, recordings in ./.demo/recordings) and Kamailio with kamailio/kamailio.cfg
 #    on 127.0.0.1:5060 (WARPD_DEMO_SIP_PORT), media through warpd's ng proxy when it has one,
-#  - places the demo calls (scripts/demo-calls.sh: SIPp as customer and as the vendors).
+#  - places the demo calls (scripts/demo-calls.sh: SIPp as customer and as the vendors), signed
+#    and verified with STIR/SHAKEN (a demo key and STI-CA made with openssl in ./.demo/stir).
 # WARPD_DEMO_STACK=0 runs warpd alone. Stop with Ctrl-C (everything started here is stopped).
 # Re-running reuses the cluster.
 set -euo pipefail
@@ -54,6 +55,26 @@ export WARPD_CDR__SPOOL_DIR="$state/spool"
 export WARPD_SERVER__KAMAILIO_RESP_LISTEN="${WARPD_SERVER__KAMAILIO_RESP_LISTEN:-127.0.0.1:6380}"
 export WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
+  # STIR/SHAKEN (issue 20, docs/STIR.md): a demo STI-CA and the carrier's signing key and
+  # certificate (made once with openssl; never use these outside the demo), the certificate
+  # served at its x5u on 127.0.0.1:8099 for the verification of the demo's inbound call
+  stir="$state/stir"
+  if [ ! -f "$stir/sp.pem" ]; then
+    mkdir -p "$stir"
+    ( cd "$stir"
+      openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+      openssl req -x509 -new -key ca.key -subj "/CN=warpd demo STI-CA" -days 3650 -out ca.pem \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+      openssl ecparam -name prime256v1 -genkey -noout -out sp.key
+      chmod 600 sp.key ca.key
+      openssl req -new -key sp.key -subj "/CN=warpd demo SHAKEN" -out sp.csr
+      printf 'keyUsage=critical,digitalSignature\n' >sp.ext
+      openssl x509 -req -in sp.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+        -extfile sp.ext -out sp.pem ) 2>/dev/null
+  fi
+  mkdir -p "$state/stir-cache"
+  export WARPD_STIR__KEY_FILE="$stir/sp.key" WARPD_STIR__CERT_FILE="$stir/sp.pem"
+  export WARPD_DEMO_STIR_X5U="http://127.0.0.1:8099/sp.pem" WARPD_DEMO_STIR_KEY="$stir/sp.key"
   # media through warpd: Kamailio's rtpengine module -> warpd (ng proxy) -> RTPEngine below
   export WARPD_MEDIA__NG_LISTEN="127.0.0.1:22223"
   export WARPD_MEDIA__NODES='[{ address = "127.0.0.1:22222", weight = 1 }]'
@@ -94,7 +115,11 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
     -A "HTTP_ASYNC_SO=\"${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so\""
     -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/v1/events\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\""
     -A "WARPD_RESP_SERVER=\"name=warpd;addr=${WARPD_SERVER__KAMAILIO_RESP_LISTEN%:*};port=${WARPD_SERVER__KAMAILIO_RESP_LISTEN##*:}\""
-    -A 'AUTH_REALM="warpd.demo"')
+    -A 'AUTH_REALM="warpd.demo"'
+    -A WITH_STIR -A "STIR_KEY_PATH=\"$stir/sp.key\"" -A "STIR_X5U=\"$WARPD_DEMO_STIR_X5U\""
+    -A "STIR_CA_FILE=\"CertCAFile=$stir/ca.pem\"" -A "STIR_CACHE_DIR=\"$state/stir-cache\"")
+  python3 -m http.server 8099 --bind 127.0.0.1 --directory "$stir" >"$state/x5u.log" 2>&1 &
+  pids+=($!)
   kamailio -f "$root/kamailio/kamailio.cfg" -DD -E -m 256 -M 16 -x tlsf -P "$state/kamailio/kamailio.pid" \
     -Y "$state/kamailio" "${kam_defs[@]}" >"$state/kamailio.log" 2>&1 &
   pids+=($!)
@@ -106,7 +131,8 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   "$bin" cdr export --format json | python3 -c '
 import json, sys
 cols = ["direction", "trunk", "dnis", "route_id", "vendor", "disposition", "sip_code",
-        "attempt_count", "duration_ms", "vendor_billed_s", "cost", "price", "hangup", "cause"]
+        "attempt_count", "duration_ms", "vendor_billed_s", "cost", "price", "hangup", "cause",
+        "stir_attest", "stir_verstat"]
 print("  " + " ".join(f"{c:>13}" for c in cols))
 for line in sys.stdin:
     r = json.loads(line)

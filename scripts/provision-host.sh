@@ -26,9 +26,11 @@ step_packages() {
   local pkgs=(postgresql kamailio kamailio-utils-modules kamailio-json-modules kamailio-extra-modules
     kamailio-tls-modules   # tls.so: kamailio.cfg -A WITH_TLS (gateways with transport=tls)
     kamailio-redis-modules # ndb_redis.so: kamailio.cfg's default dip transport (RESP to warpd)
+    kamailio-secsipid-modules # secsipid.so: STIR/SHAKEN signing and verification (WITH_STIR)
     redis-tools            # redis-cli: poking warpd's RESP listener by hand
     rtpengine-daemon rtpengine-utils sip-tester
     gcc make bison flex pkg-config libcurl4-openssl-dev libevent-dev dpkg-dev
+    openssl                # the STIR/SHAKEN e2e test makes its test CA with it
     curl python3)   # curl: demo.sh readiness wait; python3: bench-kamailio.sh
   local need=()
   for p in "${pkgs[@]}"; do

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod provision;
 pub mod reload;
 pub mod server;
+pub mod stir;
 pub mod systemd;
 pub mod tls;
 

@@ -47,6 +47,14 @@ pub struct Metrics {
     /// failed digest authentications Kamailio reported (issue 19), by whether the failure
     /// blocked the source (`blocked` = true/false)
     pub auth_failures: IntCounterVec,
+    /// STIR/SHAKEN (issue 20): routed outbound dips by the attestation answered (A, B, C,
+    /// keep, none)
+    pub stir_attestations: IntCounterVec,
+    /// inbound dips by verification outcome (passed, failed, none) and failure reason
+    pub stir_verifications: IntCounterVec,
+    /// the signing certificate's notAfter (Unix time; 0: none configured): the scrape shows
+    /// `warpd_stir_cert_days_to_expiry`
+    pub stir_cert_not_after: IntGauge,
 }
 
 impl Metrics {
@@ -152,6 +160,27 @@ impl Metrics {
             &["blocked"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let stir_attestations = IntCounterVec::new(
+            Opts::new(
+                "stir_attestations_total",
+                "Routed outbound dips by STIR/SHAKEN attestation (A, B, C, keep, none)",
+            ),
+            &["attest"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let stir_verifications = IntCounterVec::new(
+            Opts::new(
+                "stir_verifications_total",
+                "Inbound dips by STIR/SHAKEN verification outcome and failure reason",
+            ),
+            &["verstat", "reason"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let stir_cert_not_after = IntGauge::new(
+            "stir_cert_not_after_timestamp_seconds",
+            "notAfter of the STIR/SHAKEN signing certificate (Unix time; 0: none configured)",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let snapshot_part_builds = IntCounterVec::new(
             Opts::new(
                 "snapshot_part_builds_total",
@@ -182,6 +211,9 @@ impl Metrics {
             Box::new(snapshot_size.clone()),
             Box::new(reload_duration.clone()),
             Box::new(reloads.clone()),
+            Box::new(stir_attestations.clone()),
+            Box::new(stir_verifications.clone()),
+            Box::new(stir_cert_not_after.clone()),
         ] {
             // names are distinct constants; registration cannot collide
             let _ = registry.register(c);
@@ -204,7 +236,17 @@ impl Metrics {
             auth_failures,
             snapshot_part_builds,
             snapshot_rate_routes_rebuilt,
+            stir_attestations,
+            stir_verifications,
+            stir_cert_not_after,
         }
+    }
+
+    /// Whole days until the STIR/SHAKEN signing certificate expires (negative: expired), when
+    /// one is configured.
+    pub fn stir_days_to_expiry(&self, now_unix: i64) -> Option<i64> {
+        let not_after = self.stir_cert_not_after.get();
+        (not_after > 0).then(|| (not_after - now_unix).div_euclid(86_400))
     }
 
     /// Counts the parts a build made (`incremental`: it shared the others).
@@ -252,6 +294,15 @@ impl Metrics {
             ) {
                 age.set(now_unix - built);
                 families.extend(prometheus::core::Collector::collect(&age));
+            }
+        }
+        if let Some(days) = self.stir_days_to_expiry(now_unix) {
+            if let Ok(g) = IntGauge::new(
+                "warpd_stir_cert_days_to_expiry",
+                "Whole days until the STIR/SHAKEN signing certificate expires",
+            ) {
+                g.set(days);
+                families.extend(prometheus::core::Collector::collect(&g));
             }
         }
         let mut buf = Vec::new();

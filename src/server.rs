@@ -28,6 +28,8 @@ pub enum ServeError {
     Calls(#[from] crate::calls::CallsError),
     #[error("listener TLS: {0}")]
     Tls(#[from] api::TlsError),
+    #[error("STIR/SHAKEN: {0}")]
+    Stir(#[from] crate::stir::StirError),
 }
 
 /// Runs the daemon on already bound listeners until `shutdown` is cancelled.
@@ -39,6 +41,18 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     // the listeners' certificates first: a missing or bad file stops the start, naming the key
     let tls = ListenersTls::load(&config.server, &metrics.registry)?;
+    // STIR/SHAKEN (issue 20): a key readable by others, or not the certificate's, stops the start
+    if let Some(stir) = &config.stir {
+        let info = crate::stir::check(stir)?;
+        let now = chrono::Utc::now().timestamp();
+        let line = crate::stir::describe(&info, now);
+        if info.days_left(now) < i64::from(stir.expiry_warn_days) {
+            tracing::warn!("STIR/SHAKEN signing {line}");
+        } else {
+            tracing::info!("STIR/SHAKEN signing {line}");
+        }
+        metrics.stir_cert_not_after.set(info.not_after);
+    }
     let mut client = db::connect(&config.database.url).await?;
     let applied = db::migrate::migrate(&mut client).await?;
     if !applied.is_empty() {

@@ -199,7 +199,7 @@ impl AdminError {
 
 fn db_class(e: &tokio_postgres::Error) -> Class {
     match e.as_db_error().map(|d| d.code().code()) {
-        Some("23505" | "23503") => Class::Conflict,
+        Some("23505" | "23503" | "23P01") => Class::Conflict,
         Some(c) if c.starts_with("22") || c.starts_with("23") => Class::Unprocessable,
         _ => Class::Internal,
     }

@@ -186,6 +186,12 @@ pub static ROUTES: &[Route] = &[
     op!(POST "/v1/admin/numbers/import", Ops, trunks::numbers_import / __path_numbers_import upload),
     op!(POST "/v1/admin/numbers/{number}/move", Admin, trunks::number_move / __path_number_move),
     op!(DELETE "/v1/admin/numbers/{number}", Ops, trunks::number_delete / __path_number_delete),
+    op!(GET "/v1/admin/stir/policies", Readonly, stir::policies_list / __path_policies_list),
+    op!(PUT "/v1/admin/stir/policies", Ops, stir::policy_put / __path_policy_put),
+    op!(DELETE "/v1/admin/stir/policies/{ban}", Ops, stir::policy_delete / __path_policy_delete),
+    op!(GET "/v1/admin/stir/tn_ranges", Readonly, stir::ranges_list / __path_ranges_list),
+    op!(POST "/v1/admin/stir/tn_ranges", Ops, stir::range_add / __path_range_add),
+    op!(DELETE "/v1/admin/stir/tn_ranges/{id}", Ops, stir::range_delete / __path_range_delete),
     // margins
     op!(GET "/v1/admin/margins", Readonly, margins::margins / __path_margins),
     // tokens

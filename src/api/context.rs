@@ -20,6 +20,7 @@ use super::dip_as::DipAsRefusal;
 use super::error::ApiError;
 use super::AppState;
 use crate::numbering::for_log;
+use crate::routing::stir::{Attest, StirAnswer};
 use crate::routing::{DipAnswer, DipRequest, Engine, RejectReason, Simulation};
 use warpd_core::excerpt::excerpt;
 
@@ -65,6 +66,8 @@ pub(crate) struct Api {
     routed: IntCounter,
     rejected: [IntCounter; 4],
     not_ready: IntCounter,
+    /// STIR/SHAKEN attestations of routed dips: A, B, C, keep, none
+    stir: [IntCounter; 5],
 }
 
 pub(super) fn unix_now() -> i64 {
@@ -86,6 +89,8 @@ impl Api {
             routed: m.dips.with_label_values(&["route"]),
             rejected: KNOWN_REJECTS.map(|(_, label)| m.dips.with_label_values(&[label])),
             not_ready: m.dips.with_label_values(&["not_ready"]),
+            stir: ["A", "B", "C", "keep", "none"]
+                .map(|a| m.stir_attestations.with_label_values(&[a])),
             state,
         }
     }
@@ -191,8 +196,18 @@ impl Api {
     /// Counts a dip's outcome in `dips_total`; returns its label.
     fn count_outcome(&self, answer: &DipAnswer) -> &'static str {
         match answer {
-            DipAnswer::Route(_) => {
+            DipAnswer::Route(r) => {
                 self.routed.inc();
+                let ix = match &r.stir {
+                    Some(StirAnswer::Sign { attest, .. }) => match attest {
+                        Attest::A => 0,
+                        Attest::B => 1,
+                        Attest::C => 2,
+                    },
+                    Some(StirAnswer::Keep) => 3,
+                    None => 4,
+                };
+                self.stir[ix].inc();
                 "route"
             }
             DipAnswer::Reject(r) => {

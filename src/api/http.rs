@@ -288,10 +288,14 @@ pub(crate) async fn handle(
                 let version = snap
                     .data_version()
                     .map_or_else(|| "none".to_string(), |v| v.to_string());
-                let body = format!(
+                let mut body = format!(
                     "ready\ngeneration {}\ndata_version {version}\n",
                     snap.generation()
                 );
+                // STIR/SHAKEN (issue 20): the signing certificate's remaining days
+                if let Some(days) = api.state.metrics.stir_days_to_expiry(unix_now()) {
+                    body.push_str(&format!("stir_cert_days_to_expiry {days}\n"));
+                }
                 full(StatusCode::OK, TEXT, body)
             } else {
                 full(

@@ -20,6 +20,7 @@ use super::error::ApiError;
 use crate::numbering::for_log;
 use crate::routing::inbound::params::CredentialQuery;
 use crate::routing::inbound::{Credential, InboundAnswer, InboundRejectReason, InboundRequest};
+use crate::routing::stir::verify;
 
 /// `GET /v1/credentials`' answer: found with the HA1 and names, or `{"found":false}` (a miss
 /// is a value; it never says why).
@@ -156,6 +157,25 @@ impl Api {
             InboundAnswer::Route(_) => "route".to_string(),
             InboundAnswer::Reject(r) => format!("reject_{}", r.code),
         };
+        // STIR/SHAKEN (issue 20): the verification outcome of a delivered call, or of one the
+        // customer's policy refused (436-438)
+        let verification = match &answer {
+            InboundAnswer::Route(r) => Some(r.stir.clone()),
+            InboundAnswer::Reject(r) if (436..=438).contains(&r.code) => Some(verify::outcome(
+                req.verify,
+                req.identity.as_deref(),
+                &req.ani,
+                &req.dnis,
+            )),
+            InboundAnswer::Reject(_) => None,
+        };
+        if let Some(v) = verification {
+            self.state
+                .metrics
+                .stir_verifications
+                .with_label_values(&[v.verstat.label(), v.reason.map_or("", |r| r.as_str())])
+                .inc();
+        }
         self.state
             .metrics
             .inbound_dips

@@ -103,6 +103,11 @@ pub(super) fn on_inbound(
             direction: Some("inbound".into()),
             trunk: Some(r.trunk.to_string()),
             number: Some(r.number.trim_start_matches('+').to_string()),
+            // STIR/SHAKEN (issue 20): the verification outcome
+            stir_attest: r.stir.attest.map(|a| a.as_str().to_string()),
+            stir_origid: r.stir.origid.clone(),
+            stir_verstat: Some(r.stir.verstat.as_str().to_string()),
+            stir_reason: r.stir.reason.map(|x| x.as_str().to_string()),
             ..Default::default()
         })),
     };

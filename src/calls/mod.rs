@@ -565,6 +565,16 @@ impl CallService {
                 direction: None,
                 trunk: trunk.map(|t| t.name.to_string()),
                 number: None,
+                // STIR/SHAKEN (issue 20): the attestation this dip gave
+                stir_attest: ra.stir.as_ref().map(|a| a.resp_fields().attest.to_string()),
+                stir_origid: match &ra.stir {
+                    Some(crate::routing::stir::StirAnswer::Sign { origid, .. }) => {
+                        Some(origid.to_string())
+                    }
+                    _ => None,
+                },
+                stir_verstat: None,
+                stir_reason: None,
             })),
         };
         table.start(&ev, now);

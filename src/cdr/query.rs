@@ -53,6 +53,10 @@ pub const EXPORT_COLUMNS: &[&str] = &[
     "direction",
     "trunk",
     "number",
+    "stir_attest",
+    "stir_origid",
+    "stir_verstat",
+    "stir_reason",
     "written_at",
 ];
 

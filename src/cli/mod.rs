@@ -107,6 +107,24 @@ pub enum Command {
         #[command(subcommand)]
         command: CdrCommand,
     },
+    /// STIR/SHAKEN: check the signing key and certificate
+    Stir {
+        #[command(subcommand)]
+        cmd: StirCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StirCmd {
+    /// Check the key/certificate pair (the config's `[stir]`, or the files given): key file
+    /// permissions, an EC P-256 key, the certificate's key, and print its expiry; exits non-zero
+    /// on a problem or an expired certificate
+    Check {
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,6 +292,7 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
                 lrn,
                 call_id: None,
                 max_results,
+                identity: None,
             };
             let now = chrono::Utc::now().timestamp();
             let sim = crate::routing::simulate(&snap, &req, now);
@@ -369,6 +388,30 @@ pub async fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Token { cmd } => {
             init_logging(None, "warn");
             deck::run_token(&config, cmd).await?;
+        }
+        Command::Stir {
+            cmd: StirCmd::Check { key, cert },
+        } => {
+            init_logging(None, "warn");
+            let cfg = match (key, cert, config.stir.clone()) {
+                (Some(key_file), Some(cert_file), _) => crate::stir::StirConfig {
+                    key_file,
+                    cert_file,
+                    expiry_warn_days: 30,
+                },
+                (k, c, Some(mut s)) => {
+                    s.key_file = k.unwrap_or(s.key_file);
+                    s.cert_file = c.unwrap_or(s.cert_file);
+                    s
+                }
+                _ => anyhow::bail!("no [stir] in the config: give --key and --cert"),
+            };
+            let info = crate::stir::check(&cfg)?;
+            let now = chrono::Utc::now().timestamp();
+            println!("{}", crate::stir::describe(&info, now));
+            if info.days_left(now) < 0 {
+                anyhow::bail!("the STIR/SHAKEN certificate has expired");
+            }
         }
         Command::CheckConfig => {
             // the files the config names: listener certificates/keys, database sslrootcert

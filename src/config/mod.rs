@@ -50,6 +50,9 @@ pub struct Config {
     /// the ops console (`/console/` on the admin listener)
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// STIR/SHAKEN signing key and certificate (issue 20), checked at start; absent = none
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stir: Option<crate::stir::StirConfig>,
 }
 
 /// `[calls]`: live call state, limits, reaper, route quality (see `crate::calls`).

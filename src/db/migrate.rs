@@ -58,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0016_console.sql"),
     migration!("0017_routing_change_log.sql"),
     migration!("0019_routing_change_routes.sql"),
+    migration!("0020_stir.sql"),
     migration!("0021_trunk_media_policy.sql"),
     migration!("0022_deck_rates_ocn_lata.sql"),
 ];

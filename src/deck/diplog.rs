@@ -169,6 +169,7 @@ mod tests {
             lrn: None,
             call_id: None,
             max_results: None,
+            identity: None,
         }
     }
 

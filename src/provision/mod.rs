@@ -221,6 +221,7 @@ async fn run(
         &mut issues,
         &mut inbound,
     );
+    let stir = warpd_core::provision::stir::build(&net.stir, source, &mut issues);
     let accounts = warpd_core::provision::accounts::build(&net.customers, source, &mut issues);
 
     let tx = client
@@ -346,6 +347,16 @@ async fn run(
             numbers = done.numbers,
             moved = done.moved,
             "provisioned trunks and numbers"
+        );
+    }
+    if !stir.is_empty() {
+        // after the trunks the file creates; an issue here rolls everything back
+        let done = db::apply_stir(&tx, &stir, source).await?;
+        tracing::info!(
+            file = source,
+            policies = done.policies,
+            tn_ranges = done.ranges,
+            "provisioned STIR/SHAKEN settings"
         );
     }
     // after the customers the file creates (an account names its customer); terms only, the

@@ -96,3 +96,26 @@ fn the_janssonrpc_calibration_path_refuses_a_warpd_secret() {
     assert!(!ok, "loaded with WARPD_SECRET:\n{log}");
     assert!(log.contains("BENCH_JANSSONRPC_sends_no_secret"), "{log}");
 }
+
+/// Issue 20: `-A WITH_STIR` loads secsipid (package kamailio-secsipid-modules, installed by
+/// scripts/provision-host.sh) and checks with the STIR routes; `tests/e2e/e2e_sip/stir.rs`
+/// places signed and verified calls through it.
+#[test]
+fn the_shipped_config_checks_with_stir() {
+    require_tool("kamailio");
+    let out = Command::new("kamailio")
+        .current_dir(repo())
+        .args(["-c", "-f", "kamailio/kamailio.cfg", "-A", "WITH_STIR"])
+        .output()
+        .expect("running kamailio -c");
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && log.contains("config file ok"),
+        "kamailio -c -A WITH_STIR failed ({}):\n{log}",
+        out.status
+    );
+    for bad in ["ERROR", "CRITICAL"] {
+        assert!(!log.contains(bad), "{bad} with WITH_STIR:\n{log}");
+    }
+}

@@ -277,7 +277,18 @@ fn expected_route_answer() -> Value {
                 "uri": "sip:12125551234@198.51.100.10:5060;transport=udp",
                 "uris": ["sip:12125551234@198.51.100.10:5060;transport=udp"]
             }
-        ]
+        ],
+        // STIR/SHAKEN (issue 20): customer 1001 does not own the ANI: B, its origid
+        "stir": {
+            "attest": "B",
+            "origid": warpd::routing::stir::customer_origid(
+                &warpd::routing::stir::DEFAULT_ORIGID_NAMESPACE,
+                "1001"
+            )
+            .to_string(),
+            "orig": &ANI[1..],
+            "dest": &DNIS[1..]
+        }
     })
 }
 

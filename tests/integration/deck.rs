@@ -24,6 +24,7 @@ fn london() -> DipRequest {
         lrn: None,
         call_id: None,
         max_results: None,
+        identity: None,
         trunk: None,
     }
 }
@@ -446,6 +447,7 @@ fn domestic(ani: &str) -> DipRequest {
         lrn: None,
         call_id: None,
         max_results: None,
+        identity: None,
         trunk: None,
     }
 }

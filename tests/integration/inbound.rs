@@ -166,11 +166,14 @@ async fn inbound_dip_on_three_surfaces_and_credentials() {
             "10001",
             "acme-main",
             "+12125550142",
-            "",
+            // issue 20: no verification code given (no Identity header)
+            "No-TN-Validation",
             "3"
         ]
     );
-    assert_eq!(a.len(), 8 + 3 * 3);
+    // the destinations, then the caller in E.164 (issue 20)
+    assert_eq!(a.len(), 8 + 3 * 3 + 1);
+    assert_eq!(s(&a[8 + 3 * 3]), "+13105550000");
     for i in 0..3 {
         assert_eq!(s(&a[9 + 3 * i]), "acme-main");
         assert_eq!(s(&a[10 + 3 * i]), uris[i]);

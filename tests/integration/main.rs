@@ -27,6 +27,7 @@ mod inbound_chain;
 mod listeners;
 mod provision;
 mod resp_dip;
+mod stir_keys;
 mod systemd_units;
 mod tls;
 mod trunks_admin;

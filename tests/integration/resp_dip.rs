@@ -102,8 +102,8 @@ fn int(v: &Value) -> i64 {
 /// (route_id, vendor, uri) per attempt of an `LCR` answer (README "Wire contract").
 fn resp_attempts(a: &[Value]) -> Vec<(String, String, String)> {
     let n = int(&a[7]) as usize;
-    // the attempts, then max_duration_s (README "Dip over RESP")
-    assert_eq!(a.len(), 8 + 3 * n + 1);
+    // the attempts, then max_duration_s and the four STIR/SHAKEN fields (README "Dip over RESP")
+    assert_eq!(a.len(), 8 + 3 * n + 5);
     (0..n)
         .map(|i| {
             (
@@ -200,6 +200,16 @@ async fn resp_dip_needs_auth_and_answers_the_http_routes() {
     let attempts = resp_attempts(a);
     assert!(!attempts.is_empty());
     assert_eq!(attempts, json_attempts(&http));
+    // STIR/SHAKEN (issue 20): the answer's attestation, origid and TNs after max_duration_s
+    let n = attempts.len();
+    let stir: Vec<String> = (9..13).map(|i| text(&a[i + 3 * n])).collect();
+    assert_eq!(
+        stir,
+        ["attest", "origid", "orig", "dest"].map(|k| http["stir"][k].as_str().unwrap().to_string()),
+        "{http}"
+    );
+    // the demo network's [[stir]]: +12125550100 is in ACME's TN range
+    assert_eq!(stir[0], "A", "{http}");
 
     // a reject: blocked prefix 1900
     let r = c

@@ -107,6 +107,8 @@ fn main() {
             ani: "+13105550000".into(),
             dnis: number((k * 7919) % numbers),
             call_id: Some(format!("call-{k}@bench")),
+            verify: None,
+            identity: None,
         })
         .collect();
     let n = 1_000_000usize;

@@ -25,6 +25,7 @@ pub mod numbering;
 pub mod overrides;
 pub mod partitions;
 pub mod routes;
+pub mod stir;
 pub mod tokens;
 pub mod trunk_links;
 pub mod trunks;

@@ -7,7 +7,7 @@
 //! | `SELECT 0` | `+OK` (any other index: error) |
 //! | `ECHO <msg>` | `msg` |
 //! | `QUIT` | `+OK`, connection closed |
-//! | `LCR <src_ip\|ban\|trunk:name> <ani> <dnis> [call_id] [lrn] [max_results]` | [`answer_array`] |
+//! | `LCR <src_ip\|ban\|trunk:name> <ani> <dnis> [call_id] [lrn] [max_results] [identity]` | [`answer_array`] |
 //! | `INBOUND <src_ip> <ani> <dnis> [call_id]` | `inbound::inbound_array` |
 //! | `CRED <user> <realm>` | `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]` |
 //!
@@ -28,6 +28,7 @@ use warpd_resp::Value;
 
 use super::super::context::Api;
 use super::super::{ApiError, Surface};
+use crate::routing::stir::IdentityIn;
 use crate::routing::{DipAnswer, DipRequest};
 
 /// Elements before the first attempt in a dip answer (see [`answer_array`]).
@@ -147,12 +148,20 @@ fn arity(cmd: &str) -> Value {
 
 /// `LCR`'s arguments as a dip request, checked as every surface checks it.
 fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
-    const FIELDS: [&str; 6] = ["src_ip|ban", "ani", "dnis", "call_id", "lrn", "max_results"];
+    const FIELDS: [&str; 7] = [
+        "src_ip|ban",
+        "ani",
+        "dnis",
+        "call_id",
+        "lrn",
+        "max_results",
+        "identity",
+    ];
     if !(3..=FIELDS.len()).contains(&args.len()) {
         return Err(ApiError::invalid(
             "LCR",
             format!(
-                "expected 3 to 6 arguments (src_ip|ban ani dnis [call_id] [lrn] [max_results]), got {}",
+                "expected 3 to 7 arguments (src_ip|ban ani dnis [call_id] [lrn] [max_results] [identity]), got {}",
                 args.len()
             ),
         ));
@@ -162,7 +171,13 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
         let s = std::str::from_utf8(a).map_err(|_| ApiError::invalid(FIELDS[i], "not UTF-8"))?;
         text.push(s.trim());
     }
-    let opt = |i: usize| text.get(i).filter(|s| !s.is_empty()).map(|s| s.to_string());
+    // lrn, max_results and identity may also be `-` for absent (ndb_redis's format can pass
+    // an empty argument only through %s, and redis_cmd takes at most three)
+    let opt = |i: usize| {
+        text.get(i)
+            .filter(|s| !(s.is_empty() || (i >= 4 && **s == "-")))
+            .map(|s| s.to_string())
+    };
     let (ban, src_ip, trunk) = match text[0].parse::<IpAddr>() {
         Ok(ip) => (None, Some(ip), None),
         Err(_) => match text[0].strip_prefix("trunk:") {
@@ -191,6 +206,18 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
         call_id: opt(3),
         lrn: opt(4),
         max_results,
+        identity: match opt(6) {
+            None => None,
+            Some(v) => Some(IdentityIn::parse(&v).ok_or_else(|| {
+                ApiError::invalid(
+                    "identity",
+                    format!(
+                        "expected valid, invalid or none, got {}",
+                        warpd_core::excerpt::excerpt(&v)
+                    ),
+                )
+            })?),
+        },
     };
     Ok(dip_checked(req)?)
 }
@@ -209,6 +236,10 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
 /// | 7 | N, the number of attempts (integer) | 0 |
 /// | 8 + 3i, 9 + 3i, 10 + 3i | attempt i: route id, vendor, gateway URI | |
 /// | 8 + 3N | `max_duration_s` (integer; 0 = no limit, e.g. an emergency call) | |
+/// | 9 + 3N | STIR/SHAKEN: the attestation to sign with (`A`/`B`/`C`), `keep`, or `""` | |
+/// | 10 + 3N | STIR/SHAKEN: the origid to sign with, or `""` | |
+/// | 11 + 3N | STIR/SHAKEN: the PASSporT's orig TN (canonical: E.164 digits), or `""` | |
+/// | 12 + 3N | STIR/SHAKEN: the PASSporT's dest TN, or `""` | |
 ///
 /// The attempts are every route's gateways in failover order (`routes[0].uris[0..]`, then
 /// `routes[1].uris[0..]`, …): the JSON answer's routes, in the same order.
@@ -219,7 +250,7 @@ pub fn answer_array(a: &DipAnswer) -> Value {
         DipAnswer::Reject(r) => super::reject_array(r.sip_code, &r.reason),
         DipAnswer::Route(r) => {
             let n: usize = r.routes.iter().map(|c| c.uris.len().max(1)).sum();
-            let mut v = Vec::with_capacity(HEADER + 3 * n + 1);
+            let mut v = Vec::with_capacity(HEADER + 3 * n + 5);
             v.extend([
                 s("route"),
                 Value::Integer(200),
@@ -242,6 +273,16 @@ pub fn answer_array(a: &DipAnswer) -> Value {
             }
             // appended after the attempts, so no earlier index moves
             v.push(Value::Integer(i64::from(r.max_duration_s.unwrap_or(0))));
+            // STIR/SHAKEN (issue 20), appended after max_duration_s for the same reason
+            match r.stir.as_ref().map(|a| a.resp_fields()) {
+                Some(f) => v.extend([
+                    s(f.attest),
+                    Value::bulk(f.origid.into_bytes()),
+                    s(f.orig),
+                    s(f.dest),
+                ]),
+                None => v.extend([empty(), empty(), empty(), empty()]),
+            }
             Value::Array(v)
         }
     }

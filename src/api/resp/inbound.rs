@@ -2,7 +2,7 @@
 //! Kamailio's ndb_redis, through the same [`Api::inbound`] / [`Api::credential`] as HTTP and
 //! JSON-RPC.
 //!
-//! `INBOUND <src_ip> <ani> <dnis> [call_id]` answers [`inbound_array`]; `CRED <user> <realm>`
+//! `INBOUND <src_ip> <ani> <dnis> [call_id] [verify] [identity]` answers [`inbound_array`]; `CRED <user> <realm>`
 //! answers `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]`.
 //!
 //! Owns: these commands' arguments and answer layouts. Must not touch: sockets, the procedure.
@@ -62,7 +62,7 @@ fn text_args<'a>(name: &[u8], rest: &'a [Vec<u8>]) -> Result<Vec<&'a str>, ApiEr
     } else {
         "CRED"
     };
-    if rest.len() > 4 {
+    if rest.len() > 6 {
         return Err(ApiError::invalid(
             what,
             format!("too many arguments ({})", rest.len()),
@@ -88,16 +88,17 @@ fn text_args<'a>(name: &[u8], rest: &'a [Vec<u8>]) -> Result<Vec<&'a str>, ApiEr
 /// | 3 | the customer's BAN | `""` |
 /// | 4 | the trunk | `""` |
 /// | 5 | the number (E.164 with '+') | `""` |
-/// | 6 | `""` (reserved: STIR verstat) | `""` |
+/// | 6 | STIR/SHAKEN `verstat` (`TN-Validation-Passed`, `TN-Validation-Failed`, `No-TN-Validation`) | `""` |
 /// | 7 | N, the number of destinations (integer) | 0 |
 /// | 8 + 3i, 9 + 3i, 10 + 3i | destination i: id, trunk, SIP URI | |
+/// | 8 + 3N | the caller (ANI) in E.164 with '+', or `""` (STIR/SHAKEN's verstat identity) | |
 pub fn inbound_array(a: &InboundAnswer) -> Value {
     let s = |v: &str| Value::bulk(v.as_bytes());
     let empty = || Value::bulk("");
     match a {
         InboundAnswer::Reject(r) => super::reject_array(r.code, &r.reason),
         InboundAnswer::Route(r) => {
-            let mut v = Vec::with_capacity(HEADER + 3 * r.uris.len());
+            let mut v = Vec::with_capacity(HEADER + 3 * r.uris.len() + 1);
             v.extend([
                 s("route"),
                 Value::Integer(200),
@@ -105,13 +106,15 @@ pub fn inbound_array(a: &InboundAnswer) -> Value {
                 s(r.customer.as_str()),
                 s(r.trunk.as_str()),
                 s(&r.number),
-                empty(),
+                s(r.stir.verstat.as_str()),
                 Value::Integer(r.uris.len() as i64),
             ]);
             for (i, u) in r.uris.iter().enumerate() {
                 let id = r.destination_ids.get(i).map(|n| n.as_str()).unwrap_or("");
                 v.extend([s(id), s(r.trunk.as_str()), s(u)]);
             }
+            // appended after the destinations, so no earlier index moves (issue 20)
+            v.push(s(r.caller.as_deref().unwrap_or("")));
             Value::Array(v)
         }
     }

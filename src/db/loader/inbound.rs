@@ -19,6 +19,7 @@ use crate::routing::inbound::{
     CredentialRow, DestinationRow, Inbound, InboundBuilder, NumberRow, NumberStatus,
     OriginationRow, TrunkRow,
 };
+use crate::routing::stir::{AttestCap, StirPolicyRow, TnRangeRow};
 use crate::routing::{Id, Rate, Transport};
 
 fn parse_net(s: &str) -> Option<IpNet> {
@@ -117,11 +118,49 @@ pub(super) async fn load_inbound(client: &Client) -> Result<Inbound, DbError> {
         })?;
         b.origination(OriginationRow { vendor_id, net });
     }
+    load_stir(client, &mut b).await?;
     load_numbers(client, &mut b).await?;
     tokio::task::spawn_blocking(move || b.build())
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
         .map_err(|e| DbError::bad_row("numbers", "inbound data", e.to_string()))
+}
+
+/// STIR/SHAKEN settings and TN ranges (issue 20, sql/0020), by customer id like the rest of
+/// the part (no join with `customers`: a customers change never rebuilds this part).
+async fn load_stir(client: &Client, b: &mut InboundBuilder) -> Result<(), DbError> {
+    const SP: &str = "stir_policies";
+    let sql = "SELECT customer_id, trunk_id, max_attest, transit, verify_reject_code::integer \
+               FROM stir_policies ORDER BY id";
+    for row in select(client, SP, sql).await? {
+        let cap: String = col(&row, 2, SP)?;
+        let customer_id: Id = col(&row, 0, SP)?;
+        let max_attest = AttestCap::parse(&cap).ok_or_else(|| {
+            DbError::bad_row(
+                SP,
+                format!("customer id {customer_id}"),
+                format!("max_attest {cap:?}"),
+            )
+        })?;
+        b.stir_policy(StirPolicyRow {
+            customer_id,
+            trunk_id: col(&row, 1, SP)?,
+            max_attest,
+            transit: col(&row, 3, SP)?,
+            verify_reject_code: col::<Option<i32>>(&row, 4, SP)?
+                .and_then(|c| u16::try_from(c).ok()),
+        });
+    }
+    const TR: &str = "stir_tn_ranges";
+    let sql = "SELECT customer_id, first_tn, last_tn FROM stir_tn_ranges ORDER BY id";
+    for row in select(client, TR, sql).await? {
+        b.tn_range(TnRangeRow {
+            customer_id: col(&row, 0, TR)?,
+            first: col(&row, 1, TR)?,
+            last: col(&row, 2, TR)?,
+        });
+    }
+    Ok(())
 }
 
 fn text(f: Option<&[u8]>) -> Option<&str> {

@@ -13,6 +13,7 @@ mod audit;
 mod decks;
 mod execute;
 mod state;
+mod stir;
 mod trunks;
 
 pub(crate) use audit::audit_apply;
@@ -22,4 +23,5 @@ pub(crate) use decks::{
 };
 pub(crate) use execute::{execute, Ids};
 pub(crate) use state::{load_state, State};
+pub(crate) use stir::apply_stir;
 pub(crate) use trunks::apply_inbound;

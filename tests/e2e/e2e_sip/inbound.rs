@@ -14,7 +14,7 @@ const USER: &str = "e2e-acme";
 const PASSWORD: &str = "s3cret-e2e";
 
 /// [`call`] from another loopback address, with extra SIPp arguments.
-fn call_from(
+pub(super) fn call_from(
     dir: &Path,
     kam: &Kamailio,
     ip: &str,

@@ -43,6 +43,7 @@ mod inbound;
 mod resp_freeze;
 mod scenarios;
 mod sink;
+mod stir;
 
 use crate::support::{self, repo, require_tool, Warpd};
 use gaps::*;

@@ -295,6 +295,31 @@ fn writes() -> Vec<Write> {
             "/v1/admin/numbers/12125550177",
             Empty,
         ),
+        // STIR/SHAKEN (issue 20)
+        w(
+            "PUT",
+            "/v1/admin/stir/policies",
+            "/v1/admin/stir/policies",
+            Json(json!({"customer": "2002", "trunk": "t2002", "max_attest": "B"})),
+        ),
+        w(
+            "DELETE",
+            "/v1/admin/stir/policies/{ban}",
+            "/v1/admin/stir/policies/2002?trunk=t2002",
+            Empty,
+        ),
+        w(
+            "POST",
+            "/v1/admin/stir/tn_ranges",
+            "/v1/admin/stir/tn_ranges",
+            Json(json!({"customer": "2002", "range": "+13125550000-+13125550999"})),
+        ),
+        w(
+            "DELETE",
+            "/v1/admin/stir/tn_ranges/{id}",
+            "/v1/admin/stir/tn_ranges/{id}",
+            Empty,
+        ),
         w(
             "DELETE",
             "/v1/admin/trunks/{trunk}",

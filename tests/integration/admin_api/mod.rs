@@ -8,6 +8,7 @@ mod audit;
 mod customers;
 mod deck_bombs;
 mod decks;
+mod stir;
 
 use std::ops::Deref;
 

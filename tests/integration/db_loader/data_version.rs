@@ -14,7 +14,7 @@ use crate::support::Warpd;
 
 /// Tables whose changes must bump the version: what the snapshot loader reads, plus
 /// media_policies (read by the media layer on the same notifications).
-const ROUTING_TABLES: [&str; 24] = [
+const ROUTING_TABLES: [&str; 26] = [
     "vendors",
     "gateways",
     "routes",
@@ -39,6 +39,8 @@ const ROUTING_TABLES: [&str; 24] = [
     "trunk_destinations",
     "numbers",
     "origination_sources",
+    "stir_policies",
+    "stir_tn_ranges",
 ];
 
 /// Tables no snapshot is built from. A new table must be added to one of the two lists, so a

@@ -10,6 +10,7 @@ use warpd::metrics::Metrics;
 use warpd::reload::{ReloadError, Reloader};
 use warpd::routing::{self, DipAnswer, DipRequest, Engine, RoutingSettings, Snapshot, Zone};
 
+mod changes;
 mod data_version;
 mod incremental;
 mod reload;

@@ -55,6 +55,8 @@ async fn one_customer_change_is_live_at_once_under_a_20m_row_snapshot() {
         ani: "+13105550000".into(),
         dnis: "+12122000000".into(),
         call_id: None,
+        verify: None,
+        identity: None,
     };
 
     let engine = Arc::new(Engine::new(RoutingSettings::default()));

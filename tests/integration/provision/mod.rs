@@ -7,6 +7,7 @@ mod csv;
 mod files;
 mod limits;
 mod numbers_import;
+mod stir;
 mod timeline;
 mod trunks;
 

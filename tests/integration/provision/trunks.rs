@@ -90,6 +90,8 @@ async fn demo_trunks_and_numbers_apply_idempotently_and_route() {
         ani: "+13105550000".into(),
         dnis: "2125557000".into(),
         call_id: None,
+        verify: None,
+        identity: None,
     });
     let warpd::routing::inbound::InboundAnswer::Route(r) = a else {
         panic!("{a:?}")
@@ -107,6 +109,8 @@ async fn demo_trunks_and_numbers_apply_idempotently_and_route() {
         ani: "+13105550000".into(),
         dnis: "2125557000".into(),
         call_id: None,
+        verify: None,
+        identity: None,
     });
     assert!(
         matches!(

@@ -96,6 +96,17 @@ pub struct StartInfo {
     /// inbound: the number called (E.164 digits without '+')
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
+    /// STIR/SHAKEN (issue 20): outbound, the attestation given (`A`/`B`/`C`, `keep`); inbound,
+    /// the verified PASSporT's
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stir_attest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stir_origid: Option<String>,
+    /// inbound: the verification status (`TN-Validation-Passed`, …) and a failure's reason
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stir_verstat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stir_reason: Option<String>,
 }
 
 /// A live call's reservation against its customer's account (money and billed seconds).

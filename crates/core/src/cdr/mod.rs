@@ -76,6 +76,12 @@ pub struct Cdr {
     pub trunk: Option<String>,
     /// inbound: the number called (E.164 digits)
     pub number: Option<String>,
+    /// STIR/SHAKEN (issue 20): the attestation given (outbound) or verified (inbound), origid,
+    /// the inbound verification status and a failure's reason
+    pub stir_attest: Option<String>,
+    pub stir_origid: Option<String>,
+    pub stir_verstat: Option<String>,
+    pub stir_reason: Option<String>,
     /// an orphan (no dip seen): written only if no CDR of this call-id exists yet
     pub orphan: bool,
 }
@@ -245,6 +251,10 @@ pub fn build(c: &CallRecord) -> Cdr {
         },
         trunk: start.and_then(|s| s.trunk.clone()),
         number: start.and_then(|s| s.number.clone()),
+        stir_attest: start.and_then(|s| s.stir_attest.clone()),
+        stir_origid: start.and_then(|s| s.stir_origid.clone()),
+        stir_verstat: start.and_then(|s| s.stir_verstat.clone()),
+        stir_reason: start.and_then(|s| s.stir_reason.clone()),
         orphan: start.is_none(),
     }
 }
@@ -255,7 +265,8 @@ pub const COPY_COLUMNS: &str =
     src_ip, ani, dnis, lrn, ocn, lata, state, zone, partition, route_id, vendor, attempts, attempt_count, vendor_rate, \
     customer_rate, vendor_min, vendor_inc, customer_min, customer_inc, duration_ms, \
     vendor_billed_s, customer_billed_s, cost, price, disposition, sip_code, hangup, cause, pdd_ms, \
-    mos, jitter_ms, loss_pct, recording, recording_node, flags, direction, trunk, number";
+    mos, jitter_ms, loss_pct, recording, recording_node, flags, direction, trunk, number, \
+    stir_attest, stir_origid, stir_verstat, stir_reason";
 
 /// Escapes text for COPY text format. Every byte that needs escaping is ASCII, so the text
 /// between two of them is copied as one slice (the per-`char` version was ~2 % of warpd's CPU
@@ -389,7 +400,14 @@ impl Cdr {
         } else {
             self.direction
         });
-        for s in [&self.trunk, &self.number] {
+        for s in [
+            &self.trunk,
+            &self.number,
+            &self.stir_attest,
+            &self.stir_origid,
+            &self.stir_verstat,
+            &self.stir_reason,
+        ] {
             out.push('\t');
             opt!(s.as_deref(), |o: &mut String, v: &str| esc(o, v));
         }
@@ -554,7 +572,10 @@ mod tests {
             s.starts_with("c\\t1\t2023-11-14 22:13:20.000000+00\t"),
             "{s}"
         );
-        assert!(s.ends_with("\t{}\toutbound\t\\N\t\\N\tf\n"), "{s}");
+        assert!(
+            s.ends_with("\t{}\toutbound\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\tf\n"),
+            "{s}"
+        );
         let cols = COPY_COLUMNS.split(',').count() + 1;
         assert_eq!(s.trim_end_matches('\n').split('\t').count(), cols);
     }

@@ -13,6 +13,7 @@ mod issue;
 pub mod plan;
 pub mod spec;
 pub mod state;
+pub mod stir;
 pub mod trunks;
 pub mod validate;
 pub mod values;

@@ -37,6 +37,25 @@ pub struct Network {
     /// networks a vendor (or peer) delivers inbound calls from, besides its gateways
     #[serde(default)]
     pub origination_sources: Vec<OriginationSourceSpec>,
+    /// STIR/SHAKEN settings and TN ranges per customer or trunk (issue 20); see `super::stir`
+    #[serde(default)]
+    pub stir: Vec<StirSpec>,
+}
+
+/// `[[stir]]`: a customer's (or, with `trunk`, one of its trunks') STIR/SHAKEN settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StirSpec {
+    pub customer: Ban,
+    pub trunk: Option<String>,
+    /// `A` (default, no cap), `B`, `C` or `off`
+    pub max_attest: Option<String>,
+    /// customer only: its calls are transit traffic (attestation C)
+    pub transit: Option<bool>,
+    /// customer only: refuse inbound calls failing verification with 436/437/438
+    pub verify_reject_code: Option<i64>,
+    /// customer only: `"+first-+last"` ranges it owns elsewhere; `None` leaves them as they are
+    pub tn_ranges: Option<Vec<String>>,
 }
 
 /// `[[origination_sources]]`: the vendor's list replaced by `cidrs`.

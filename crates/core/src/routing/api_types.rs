@@ -25,6 +25,10 @@ pub struct DipRequest {
     pub call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<u16>,
+    /// STIR/SHAKEN (issue 20): what Kamailio found about an Identity header of the INVITE
+    /// (`valid`: kept, not re-signed; `invalid`: Kamailio removes it and signs its own)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<super::stir::IdentityIn>,
 }
 
 /// Answer of a dip: route or reject.
@@ -55,6 +59,10 @@ pub struct RouteAnswer {
     /// an emergency call, which nothing cuts); Kamailio sets the dialog timeout from it
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<u32>,
+    /// STIR/SHAKEN (issue 20): sign with `{"attest","origid"}` or `{"keep":true}`; absent: no
+    /// Identity header
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stir: Option<super::stir::StirAnswer>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -169,6 +177,8 @@ pub struct Simulation {
     pub lrn: Option<String>,
     pub partitions: Vec<String>,
     pub candidates: Vec<Candidate>,
+    /// STIR/SHAKEN (issue 20): the attestation decision and why
+    pub stir: Option<String>,
     pub answer: DipAnswer,
 }
 
@@ -218,6 +228,8 @@ struct KamailioRoute<'a> {
     emergency_callback: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_duration_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stir: Option<&'a super::stir::StirAnswer>,
 }
 
 #[derive(Serialize)]
@@ -254,6 +266,7 @@ impl Serialize for KamailioAnswer<'_> {
                     .collect(),
                 emergency_callback: r.emergency_callback.as_deref(),
                 max_duration_s: r.max_duration_s,
+                stir: r.stir.as_ref(),
             }),
         };
         wire.serialize(s)

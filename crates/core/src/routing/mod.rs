@@ -12,6 +12,7 @@ mod engine;
 pub mod inbound;
 pub mod model;
 mod snapshot;
+pub mod stir;
 pub mod synthetic;
 #[cfg(test)]
 mod tests;
@@ -25,7 +26,7 @@ pub use model::*;
 pub mod settings;
 pub use settings::*;
 
-pub use dip::{dip, dip_with_full, simulate};
+pub use dip::{attestation, dip, dip_with_full, simulate};
 pub use engine::Engine;
 pub use snapshot::{BuildError, Part, PartSet, Snapshot, SnapshotBuilder, SnapshotStats};
 pub use window::window_open;

@@ -42,7 +42,7 @@ impl ParamError {
 }
 
 /// Names of all dip parameters, for "expected one of" messages.
-const FIELDS: &str = "ban, src_ip, trunk, ani, dnis, lrn, call_id, max_results";
+const FIELDS: &str = "ban, src_ip, trunk, ani, dnis, lrn, call_id, max_results, identity";
 
 /// Parses dip parameters from JSON: an object, or a 1-element array holding that object.
 /// `what` names the whole input ("params" or "body") in messages about it as a whole.
@@ -238,6 +238,7 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
     let mut lrn: Option<Option<String>> = None;
     let mut call_id: Option<Option<String>> = None;
     let mut max_results: Option<Option<u16>> = None;
+    let mut identity: Option<Option<super::stir::IdentityIn>> = None;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*k {
             "ban" => set_once(&mut ban, "ban", v.into_owned())?,
@@ -273,6 +274,18 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
                 };
                 set_once(&mut max_results, "max_results", val)?
             }
+            "identity" => {
+                let val = match v.trim() {
+                    "" => None,
+                    s => Some(super::stir::IdentityIn::parse(s).ok_or_else(|| {
+                        ParamError::invalid(
+                            "identity",
+                            format!("expected valid, invalid or none, got {}", excerpt(s)),
+                        )
+                    })?),
+                };
+                set_once(&mut identity, "identity", val)?
+            }
             other => return Err(ParamError::Unknown(plain(other))),
         }
     }
@@ -285,6 +298,7 @@ pub fn dip_from_query(query: Option<&str>) -> Result<DipRequest, ParamError> {
         lrn: lrn.flatten(),
         call_id: call_id.flatten(),
         max_results: max_results.flatten(),
+        identity: identity.flatten(),
     };
     finish(req)
 }

@@ -28,6 +28,10 @@ pub struct RoutingSettings {
     /// how long a repeated identical dip (same call) is answered from cache; 0 disables the cache
     pub dip_cache_ttl_ms: u64,
     pub dip_cache_capacity: u64,
+    /// STIR/SHAKEN (issue 20): the namespace of the origids (UUIDv5 of `customer:<BAN>` or
+    /// `trunk:<name>`); set your own so that origids are yours, and keep it: changing it changes
+    /// every origid
+    pub stir_origid_namespace: uuid::Uuid,
 }
 
 impl Default for RoutingSettings {
@@ -40,6 +44,7 @@ impl Default for RoutingSettings {
             max_results_limit: 20,
             dip_cache_ttl_ms: 2000,
             dip_cache_capacity: 100_000,
+            stir_origid_namespace: super::stir::DEFAULT_ORIGID_NAMESPACE,
         }
     }
 }

@@ -284,6 +284,8 @@ pub struct Snapshot {
     /// trunks, numbers, credentials, origination sources (issue 19): their own part, built by
     /// their own builder from their own tables
     pub(crate) inbound: Arc<Inbound>,
+    /// STIR/SHAKEN origids by customer and trunk index (issue 20), compiled on every build
+    pub(crate) stir: super::stir::StirIndex,
     /// the vendors' source addresses: their enabled gateways with an IP host (topology) and
     /// the inbound part's origination sources, compiled on every build (small)
     pub(crate) origination: Origination,
@@ -329,6 +331,7 @@ impl Snapshot {
                 numbering: Arc::default(),
                 emergency_route: None,
                 inbound: Arc::default(),
+                stir: Default::default(),
                 origination: Origination::default(),
                 stats: SnapshotStats::default(),
                 generation: 0,
@@ -442,23 +445,44 @@ impl Snapshot {
         trunk: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Option<(u32, &CustomerC)> {
-        let by_trunk = |t: Option<TrunkRef>| -> Option<u32> {
-            let t = t.filter(|t| t.usable)?;
-            self.customer_by_id.get(&t.customer_id).copied()
+        self.identify(ban, trunk, ip).map(|(ix, c, _, _)| (ix, c))
+    }
+
+    /// [`Self::customer_for`] with the trunk the call came over (its index in the inbound part)
+    /// and how the customer was identified (STIR/SHAKEN attestation, issue 20).
+    pub(crate) fn identify(
+        &self,
+        ban: Option<&str>,
+        trunk: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Option<(u32, &CustomerC, Option<u32>, super::stir::Auth)> {
+        use super::stir::Auth;
+        let by_trunk = |t: Option<u32>| -> Option<(u32, u32)> {
+            let ix = t?;
+            let t = self.inbound.trunk_ref(self, ix).filter(|t| t.usable)?;
+            Some((*self.customer_by_id.get(&t.customer_id)?, ix))
         };
-        let ix = match (ban, trunk, ip) {
-            (Some(b), _, _) => *self.customer_by_ban.get(b)?,
-            (None, Some(t), _) => by_trunk(self.trunk(t))?,
+        let (ix, trunk_ix, auth) = match (ban, trunk, ip) {
+            (Some(b), _, _) => (*self.customer_by_ban.get(b)?, None, Auth::Named),
+            (None, Some(t), _) => {
+                let (c, t) = by_trunk(self.inbound.trunk_ix(t))?;
+                (c, Some(t), Auth::Digest)
+            }
             (None, None, Some(ip)) => match self.customer_by_ip.get(&ip) {
-                Some(i) => *i,
+                Some(i) => (*i, None, Auth::Source),
                 None => match self.customer_cidrs.iter().find(|(n, _)| n.contains(&ip)) {
-                    Some((_, i)) => *i,
-                    None => by_trunk(self.trunk_by_source(ip))?,
+                    Some((_, i)) => (*i, None, Auth::Source),
+                    None => {
+                        let (c, t) = by_trunk(self.inbound.trunk_ix_by_source(ip))?;
+                        (c, Some(t), Auth::Source)
+                    }
                 },
             },
             (None, None, None) => return None,
         };
-        self.customers.get(ix as usize).map(|c| (ix, c))
+        self.customers
+            .get(ix as usize)
+            .map(|c| (ix, c, trunk_ix, auth))
     }
 }
 

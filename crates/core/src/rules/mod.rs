@@ -12,6 +12,7 @@ mod account;
 mod customer;
 pub mod media;
 mod network;
+pub mod stir;
 pub mod trunk;
 pub mod values;
 

@@ -34,8 +34,8 @@ fn resp_attempts(v: &[Value]) -> Vec<(String, String, String)> {
     let n = int(&v[7]) as usize;
     assert_eq!(
         v.len(),
-        HEADER + 3 * n + 1,
-        "size = header + 3 per attempt + max_duration_s"
+        HEADER + 3 * n + 5,
+        "size = header + 3 per attempt + max_duration_s + stir attest, origid, orig, dest"
     );
     (0..n)
         .map(|i| {
@@ -98,13 +98,20 @@ fn layout_vectors() {
         ],
         emergency_callback: None,
         max_duration_s: Some(30),
+        stir: Some(crate::routing::stir::StirAnswer::Sign {
+            attest: crate::routing::stir::Attest::A,
+            origid: crate::routing::stir::Uuid::from_u128(0x1234),
+            orig: crate::routing::stir::canonical_tn("+13125551000"),
+            dest: crate::routing::stir::canonical_tn("+12125551234"),
+        }),
     });
     let want: &[u8] =
-        b"*18\r\n$5\r\nroute\r\n:200\r\n$0\r\n\r\n$10\r\ninterstate\r\n$10\r\n2125550000\r\n\
+        b"*22\r\n$5\r\nroute\r\n:200\r\n$0\r\n\r\n$10\r\ninterstate\r\n$10\r\n2125550000\r\n\
 $6\r\nretail\r\n$0\r\n\r\n:3\r\n\
 $10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.1\r\n\
 $10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.2\r\n\
-$2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n:30\r\n";
+$2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n:30\r\n\
+$1\r\nA\r\n$36\r\n00000000-0000-0000-0000-000000001234\r\n$11\r\n13125551000\r\n$11\r\n12125551234\r\n";
     assert_eq!(
         String::from_utf8_lossy(&answer_array(&route).to_bytes()),
         String::from_utf8_lossy(want)
@@ -124,6 +131,7 @@ $2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n:30\r\n";
         routes: vec![choice("psap", "e911co", &["sip:911@10.9.9.9"])],
         emergency_callback: Some("+13125551000".into()),
         max_duration_s: None,
+        stir: None,
     });
     let v = wire(&e911);
     assert_eq!(text(&v[3]), "emergency");
@@ -147,8 +155,9 @@ fn route_answer() -> impl Strategy<Value = DipAnswer> {
         proptest::option::of("[0-9]{10}"),
         proptest::option::of("\\+1[0-9]{10}"),
         proptest::option::of(1u32..100_000),
+        proptest::option::of((0u8..4, any::<u128>())),
     )
-        .prop_map(|(routes, lrn, ecb, max)| {
+        .prop_map(|(routes, lrn, ecb, max, stir)| {
             DipAnswer::Route(RouteAnswer {
                 zone: Zone::Intrastate,
                 lrn,
@@ -162,6 +171,21 @@ fn route_answer() -> impl Strategy<Value = DipAnswer> {
                     .collect(),
                 emergency_callback: ecb,
                 max_duration_s: max,
+                stir: stir.map(|(a, u)| {
+                    use crate::routing::stir::{Attest, StirAnswer};
+                    match a {
+                        0 => StirAnswer::Keep,
+                        a => StirAnswer::Sign {
+                            attest: [Attest::A, Attest::B, Attest::C][usize::from(a - 1)],
+                            origid: crate::routing::stir::Uuid::from_u128(u),
+                            orig: crate::routing::stir::canonical_tn(&format!(
+                                "1{}",
+                                u % 10_000_000_000
+                            )),
+                            dest: crate::routing::stir::canonical_tn("911"),
+                        },
+                    }
+                }),
             })
         })
 }
@@ -178,7 +202,18 @@ proptest! {
         prop_assert_eq!(text(&v[3]), j["zone"].as_str().unwrap());
         prop_assert_eq!(text(&v[4]), j["lrn"].as_str().unwrap_or(""));
         prop_assert_eq!(text(&v[6]), j["emergency_callback"].as_str().unwrap_or(""));
-        prop_assert_eq!(int(&v[v.len() - 1]), j["max_duration_s"].as_i64().unwrap_or(0));
+        // appended fields: max_duration_s at 8 + 3N, then the STIR attestation and origid
+        let n = int(&v[7]) as usize;
+        prop_assert_eq!(int(&v[HEADER + 3 * n]), j["max_duration_s"].as_i64().unwrap_or(0));
+        let attest = match (j["stir"]["attest"].as_str(), j["stir"]["keep"].as_bool()) {
+            (Some(a), _) => a,
+            (None, Some(true)) => "keep",
+            _ => "",
+        };
+        prop_assert_eq!(text(&v[HEADER + 3 * n + 1]), attest);
+        prop_assert_eq!(text(&v[HEADER + 3 * n + 2]), j["stir"]["origid"].as_str().unwrap_or(""));
+        prop_assert_eq!(text(&v[HEADER + 3 * n + 3]), j["stir"]["orig"].as_str().unwrap_or(""));
+        prop_assert_eq!(text(&v[HEADER + 3 * n + 4]), j["stir"]["dest"].as_str().unwrap_or(""));
     }
 }
 
@@ -205,7 +240,14 @@ fn lcr_arguments() {
     );
     let bad: Vec<(Vec<Vec<u8>>, &str)> = vec![
         (a(&["10.0.0.1", "1"]), "LCR"),
-        (a(&["10.0.0.1", "1", "2", "c", "l", "9", "x"]), "LCR"),
+        (
+            a(&["10.0.0.1", "1", "2", "c", "l", "9", "valid", "x"]),
+            "LCR",
+        ),
+        (
+            a(&["10.0.0.1", "1", "2", "c", "-", "-", "maybe"]),
+            "identity",
+        ),
         (a(&["", "1", "2"]), "ban"),
         (a(&["10.0.0.1", "1", "2", "c", "", "many"]), "max_results"),
         (
@@ -213,6 +255,14 @@ fn lcr_arguments() {
             "ani",
         ),
     ];
+    // issue 20: identity, and `-` for an absent lrn / max_results / identity
+    let r = dip_request(&a(&["10.0.0.1", "1", "2", "c", "-", "-", "valid"])).unwrap();
+    assert_eq!(
+        (r.lrn, r.max_results, r.identity),
+        (None, None, Some(crate::routing::stir::IdentityIn::Valid))
+    );
+    let r = dip_request(&a(&["10.0.0.1", "1", "2", "c", "-", "-", "-"])).unwrap();
+    assert_eq!((r.call_id.as_deref(), r.identity), (Some("c"), None));
     for (args, field) in bad {
         let e = dip_request(&args).unwrap_err();
         assert!(e.to_string().contains(field), "{args:?}: {e}");

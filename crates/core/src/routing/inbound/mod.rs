@@ -23,6 +23,8 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::model::{Id, Name, Rate, Transport};
+use super::stir::{self, AniKind, AniOwner, Auth, IdentityIn};
+use crate::numbering;
 
 mod directory;
 pub mod params;
@@ -186,6 +188,8 @@ pub(crate) struct TrunkC {
     pub media_policy: Option<Id>,
     /// enabled destinations, by priority ascending then id
     pub dests: Vec<DestC>,
+    /// the trunk's STIR/SHAKEN setting (issue 20; `stir_policies` row of the trunk)
+    pub stir_cap: Option<stir::AttestCap>,
 }
 
 #[derive(Clone, Debug)]
@@ -272,6 +276,9 @@ pub struct Inbound {
     pub(crate) creds: FxHashMap<(Box<str>, Box<str>), CredC>,
     /// `origination_sources` rows, sorted (compiled with the gateways into an [`Origination`])
     pub(crate) origination: Vec<OriginationRow>,
+    /// STIR/SHAKEN settings and TN ranges by customer id (issue 20): keyed by id like the
+    /// rest of the part, so a customers change never rebuilds it
+    pub(crate) stir_customers: FxHashMap<Id, stir::CustomerStir>,
 }
 
 /// What a credential look-up answers: the trunk's HA1 and names (only for an enabled trunk of
@@ -322,7 +329,7 @@ impl Inbound {
     }
 
     /// A trunk, its customer resolved (None: the customer is not in the directory).
-    fn trunk_ref<D: Directory + ?Sized>(&self, dir: &D, ix: u32) -> Option<TrunkRef> {
+    pub(crate) fn trunk_ref<D: Directory + ?Sized>(&self, dir: &D, ix: u32) -> Option<TrunkRef> {
         let t = self.trunks.get(ix as usize)?;
         let c = dir.customer(t.customer)?;
         Some(TrunkRef {
@@ -359,12 +366,13 @@ impl Inbound {
                     .map(|d| (d.id.as_str(), d.uri("N"), d.priority, d.weight))
                     .collect();
                 format!(
-                    "trunk {i} {} {:?} {} {:?} {:?} {dests:?}",
+                    "trunk {i} {} {:?} {} {:?} {:?} {dests:?} stir {:?}",
                     t.name,
                     customer(t.customer),
                     t.enabled,
                     t.limits,
                     t.media_policy,
+                    t.stir_cap,
                 )
             })
             .collect();
@@ -390,6 +398,11 @@ impl Inbound {
                 .iter()
                 .map(|((u, r), c)| format!("credential {u}@{r} {} {}", c.ha1, c.trunk)),
         );
+        rest.extend(
+            self.stir_customers
+                .iter()
+                .map(|(id, c)| format!("stir customer {:?} {c:?}", customer(*id))),
+        );
         let src = &self.trunk_sources;
         rest.extend(
             src.hosts
@@ -411,11 +424,79 @@ impl Inbound {
         &self.origination
     }
 
+    /// Whether the number with key `k` is the customer's with this id (any status but
+    /// disabled).
+    pub(crate) fn owns_number(&self, k: u64, customer: Id) -> bool {
+        self.numbers
+            .get(&k)
+            .is_some_and(|n| n.status != NumberStatus::Disabled && n.customer == customer)
+    }
+
+    /// The index of a trunk by name (the snapshot's STIR origids are by index).
+    pub(crate) fn trunk_ix(&self, name: &str) -> Option<u32> {
+        self.trunk_by_name.get(name).copied()
+    }
+
+    /// The index of the trunk whose source networks contain `ip`.
+    pub(crate) fn trunk_ix_by_source(&self, ip: IpAddr) -> Option<u32> {
+        self.trunk_sources.get(ip)
+    }
+
     /// The media policy id of a trunk.
     pub fn media_policy(&self, trunk: &str) -> Option<Id> {
         let ix = *self.trunk_by_name.get(trunk)?;
         self.trunks.get(ix as usize)?.media_policy
     }
+}
+
+/// The facts of a call from the snapshot: the customer's settings, the trunk's cap, whether the
+/// ANI is the customer's (`customer`: its id, as the part names customers).
+pub(crate) fn stir_facts(
+    inbound: &Inbound,
+    customer: Id,
+    trunk: Option<u32>,
+    auth: Auth,
+    ani: Option<&numbering::E164>,
+    identity: IdentityIn,
+) -> stir::Facts {
+    let settings = inbound.stir_customers.get(&customer);
+    let trunk_cap = trunk
+        .and_then(|t| inbound.trunks.get(t as usize))
+        .and_then(|t| t.stir_cap);
+    let (kind, owner) = match ani {
+        None => (AniKind::Invalid, AniOwner::Foreign),
+        Some(e) => {
+            // NANP: country code 1 (US, Canada, the Caribbean, toll-free)
+            let kind = if e.digits().first() == Some(&b'1') {
+                AniKind::Nanp
+            } else {
+                AniKind::International
+            };
+            let owner = match number_key(e.digits()) {
+                Some(k) if inbound.owns_number(k, customer) => AniOwner::Number,
+                Some(k) if settings.is_some_and(|s| s.in_range(k)) => AniOwner::Range,
+                _ => AniOwner::Foreign,
+            };
+            (kind, owner)
+        }
+    };
+    stir::Facts {
+        auth,
+        ani: kind,
+        owner,
+        transit: settings.is_some_and(|s| s.transit),
+        customer_cap: settings.and_then(|s| s.cap),
+        trunk_cap,
+        identity,
+    }
+}
+
+/// A customer's reject code for inbound calls failing STIR verification (issue 20).
+pub(crate) fn stir_reject_code(inbound: &Inbound, customer: Id) -> Option<u16> {
+    inbound
+        .stir_customers
+        .get(&customer)
+        .and_then(|c| c.reject_code)
 }
 
 /// Why the inbound data could not be built. Each variant names the offending item.
@@ -436,6 +517,8 @@ pub enum InboundBuildError {
     },
     #[error("trunk destination id {id}: neither uri nor host")]
     EmptyDestination { id: Id },
+    #[error(transparent)]
+    Stir(#[from] stir::StirBuildError),
 }
 
 /// Collects the rows (any order) and compiles them into an [`Inbound`].
@@ -446,9 +529,19 @@ pub struct InboundBuilder {
     creds: Vec<CredentialRow>,
     numbers: Vec<NumberRow>,
     origination: Vec<OriginationRow>,
+    stir_policies: Vec<stir::StirPolicyRow>,
+    tn_ranges: Vec<stir::TnRangeRow>,
 }
 
 impl InboundBuilder {
+    /// A `stir_policies` row (issue 20).
+    pub fn stir_policy(&mut self, p: stir::StirPolicyRow) {
+        self.stir_policies.push(p);
+    }
+    /// A `stir_tn_ranges` row (issue 20).
+    pub fn tn_range(&mut self, r: stir::TnRangeRow) {
+        self.tn_ranges.push(r);
+    }
     pub fn new() -> InboundBuilder {
         InboundBuilder::default()
     }
@@ -494,6 +587,7 @@ impl InboundBuilder {
                 },
                 media_policy: t.media_policy,
                 dests: vec![],
+                stir_cap: None,
             });
         }
         ib.trunk_sources.finish();
@@ -593,6 +687,17 @@ impl InboundBuilder {
         origination.sort();
         origination.dedup();
         ib.origination = origination;
+        let (customers, trunk_caps) = stir::compile_rows(self.stir_policies, self.tn_ranges)?;
+        ib.stir_customers = customers;
+        for (id, cap) in trunk_caps {
+            let ix = *by_id
+                .get(&id)
+                .ok_or_else(|| InboundBuildError::UnknownTrunk {
+                    what: "stir_policies row".into(),
+                    trunk_id: id,
+                })?;
+            ib.trunks[ix as usize].stir_cap = Some(cap);
+        }
         Ok(ib)
     }
 }

@@ -11,7 +11,7 @@ use crate::routing::params::{from_json, restore_plus, set_once, ParamError};
 
 use super::InboundRequest;
 
-const FIELDS: &str = "src_ip, ani, dnis, call_id";
+const FIELDS: &str = "src_ip, ani, dnis, call_id, verify, identity";
 
 /// Longest ani/dnis accepted (a number with separators fits easily).
 const MAX_NUMBER: usize = 64;
@@ -40,6 +40,16 @@ fn finish(mut r: InboundRequest) -> Result<InboundRequest, ParamError> {
     if let Some(c) = &r.call_id {
         bounded("call_id", c, MAX_CALL_ID)?;
     }
+    if r.identity.as_deref().is_some_and(str::is_empty) {
+        r.identity = None;
+    }
+    if let Some(i) = &r.identity {
+        bounded(
+            "identity",
+            i,
+            crate::routing::stir::verify::MAX_IDENTITY_LEN,
+        )?;
+    }
     Ok(r)
 }
 
@@ -60,8 +70,12 @@ pub fn inbound_from_query(query: Option<&str>) -> Result<InboundRequest, ParamEr
     let mut ani: Option<String> = None;
     let mut dnis: Option<String> = None;
     let mut call_id: Option<String> = None;
+    let mut verify: Option<Option<i64>> = None;
+    let mut identity: Option<String> = None;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*k {
+            "verify" => set_once(&mut verify, "verify", parse_verify(&v)?)?,
+            "identity" => set_once(&mut identity, "identity", v.into_owned())?,
             "src_ip" => set_once(&mut src_ip, "src_ip", parse_ip(&v)?)?,
             "ani" => set_once(&mut ani, "ani", restore_plus(v))?,
             "dnis" => set_once(&mut dnis, "dnis", restore_plus(v))?,
@@ -74,16 +88,47 @@ pub fn inbound_from_query(query: Option<&str>) -> Result<InboundRequest, ParamEr
         ani: ani.unwrap_or_default(),
         dnis: dnis.ok_or_else(|| ParamError::invalid("dnis", "missing query parameter"))?,
         call_id,
+        verify: verify.flatten(),
+        identity,
     })
 }
 
-/// RESP `INBOUND <src_ip> <ani> <dnis> [call_id]` (arguments already UTF-8 and trimmed).
+/// The Identity header from its base64 form (RESP `INBOUND`), bounded before and after decoding.
+fn identity_b64(b: &str) -> Result<String, ParamError> {
+    use base64::Engine as _;
+    let max = crate::routing::stir::verify::MAX_IDENTITY_LEN;
+    if b.len() > max.div_ceil(3) * 4 {
+        return Err(ParamError::invalid(
+            "identity",
+            format!("longer than {max} bytes"),
+        ));
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b)
+        .map_err(|_| ParamError::invalid("identity", "not base64"))?;
+    String::from_utf8(raw).map_err(|_| ParamError::invalid("identity", "not UTF-8"))
+}
+
+/// `verify`: Kamailio's `secsipid_check_identity` return code (an integer), or empty.
+fn parse_verify(s: &str) -> Result<Option<i64>, ParamError> {
+    match s.trim() {
+        "" => Ok(None),
+        t => t.parse::<i64>().map(Some).map_err(|_| {
+            ParamError::invalid("verify", format!("expected an integer, got {}", excerpt(t)))
+        }),
+    }
+}
+
+/// RESP `INBOUND <src_ip> <ani> <dnis> [call_id] [verify] [identity]` (arguments already
+/// UTF-8 and trimmed; an empty or `-` `verify`/`identity` is absent). Over RESP the Identity
+/// header is base64-encoded (standard alphabet: Kamailio's `{s.encode.base64}`), so that
+/// ndb_redis passes it as one argument whatever it contains.
 pub fn inbound_from_args(args: &[&str]) -> Result<InboundRequest, ParamError> {
-    if !(3..=4).contains(&args.len()) {
+    if !(3..=6).contains(&args.len()) {
         return Err(ParamError::invalid(
             "INBOUND",
             format!(
-                "expected 3 or 4 arguments (src_ip ani dnis [call_id]), got {}",
+                "expected 3 to 6 arguments (src_ip ani dnis [call_id] [verify] [identity]), got {}",
                 args.len()
             ),
         ));
@@ -93,6 +138,14 @@ pub fn inbound_from_args(args: &[&str]) -> Result<InboundRequest, ParamError> {
         ani: args[1].to_string(),
         dnis: args[2].to_string(),
         call_id: args.get(3).map(|s| s.to_string()),
+        verify: match args.get(4).filter(|v| **v != "-") {
+            Some(v) => parse_verify(v)?,
+            None => None,
+        },
+        identity: match args.get(5).filter(|v| !v.is_empty() && **v != "-") {
+            Some(b) => Some(identity_b64(b)?),
+            None => None,
+        },
     })
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Answers and codes (README "Inbound dip"): 403 the source is not an origination peer,
 //! 404 unknown, invalid or not-active number (and a disabled customer: the number is not in
-//! service), 480 no trunk, trunk disabled or no destination, 503 a limit (calls layer).
+//! service), 480 no trunk, trunk disabled or no destination, 503 a limit (calls layer),
+//! 436/437/438 the Identity failed verification and the customer refuses such calls (issue 20).
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::{number_key, DestC, Directory, Inbound, NumberStatus, TrunkLimits};
 use crate::numbering::normalize;
 use crate::routing::model::{Name, Rate};
+use crate::routing::stir::verify::{outcome, Verification, Verstat};
 
 /// Parameters of `did.route` / `GET /v1/inbound` / RESP `INBOUND`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,11 +34,21 @@ pub struct InboundRequest {
     pub dnis: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
+    /// STIR/SHAKEN (issue 20): Kamailio's `secsipid_check_identity` return code (1: verified;
+    /// negative: libsecsipid's error); absent: the INVITE had no Identity header
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<i64>,
+    /// the Identity header's value (at most `stir::verify::MAX_IDENTITY_LEN` bytes), read for
+    /// the PASSporT's claims
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// The answer of an inbound dip.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
+// the route is the common answer: boxing it would allocate once more on every inbound dip
+#[allow(clippy::large_enum_variant)]
 pub enum InboundAnswer {
     Route(InboundRoute),
     Reject(InboundReject),
@@ -59,6 +71,12 @@ pub struct InboundRoute {
     pub vendor: Name,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnam: Option<String>,
+    /// STIR/SHAKEN (issue 20): the verification outcome; Kamailio adds `verstat` towards the
+    /// customer
+    pub stir: Verification,
+    /// the caller (ANI) in E.164 with '+', when it normalizes (the verstat P-Asserted-Identity)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
     /// destination ids, parallel to `uris` (`trunk_destinations.id`, or "number" for the
     /// number's override): the RESP array carries them
     #[serde(skip)]
@@ -93,6 +111,18 @@ pub enum InboundRejectReason {
     TrunkDisabled,
     #[error("trunk has no live destination")]
     NoDestination,
+    /// the customer refuses calls failing STIR verification (436, 437 or 438)
+    #[error("{}", identity_reason(*.0))]
+    IdentityFailed(u16),
+}
+
+/// RFC 8224's reason phrases.
+fn identity_reason(code: u16) -> &'static str {
+    match code {
+        436 => "Bad Identity Info",
+        437 => "Unsupported Credential",
+        _ => "Invalid Identity Header",
+    }
 }
 
 impl InboundRejectReason {
@@ -105,6 +135,7 @@ impl InboundRejectReason {
             InboundRejectReason::NoTrunk
             | InboundRejectReason::TrunkDisabled
             | InboundRejectReason::NoDestination => 480,
+            InboundRejectReason::IdentityFailed(c) => *c,
         }
     }
     /// Short label for metrics.
@@ -117,6 +148,7 @@ impl InboundRejectReason {
             InboundRejectReason::NoTrunk => "no_trunk",
             InboundRejectReason::TrunkDisabled => "trunk_disabled",
             InboundRejectReason::NoDestination => "no_destination",
+            InboundRejectReason::IdentityFailed(_) => "identity_failed",
         }
     }
 }
@@ -230,6 +262,25 @@ fn run<D: Directory + ?Sized>(
         tr.note(ex, || format!("trunk {} disabled", trunk.name));
         return InboundRejectReason::TrunkDisabled.into();
     }
+    // STIR/SHAKEN (issue 20): Kamailio verified the Identity; the claims must name this call
+    let stir = outcome(req.verify, req.identity.as_deref(), &req.ani, &req.dnis);
+    tr.note(ex, || {
+        format!(
+            "identity: {}{}",
+            stir.verstat.as_str(),
+            stir.reason
+                .map(|r| format!(" ({})", r.as_str()))
+                .unwrap_or_default()
+        )
+    });
+    if stir.verstat == Verstat::Failed {
+        if let Some(code) = super::stir_reject_code(ib, n.customer) {
+            tr.note(ex, || {
+                format!("customer {} refuses failed verification", customer.ban)
+            });
+            return InboundRejectReason::IdentityFailed(code).into();
+        }
+    }
     let order: Vec<&DestC> = match &n.destination {
         Some(d) => {
             tr.note(ex, || "the number's destination override".to_string());
@@ -265,6 +316,8 @@ fn run<D: Directory + ?Sized>(
         rate: n.rate.as_f64(),
         vendor: vendor.clone(),
         cnam: n.cnam.as_deref().map(str::to_string),
+        stir,
+        caller: normalize(&req.ani).map(|a| format!("+{}", a.as_str())),
         destination_ids: order.iter().map(|d| d.id.clone()).collect(),
         limits: trunk.limits,
         rate_units: n.rate,

@@ -149,6 +149,8 @@ fn req(src: &str, dnis: &str, call_id: Option<&str>) -> InboundRequest {
         ani: "+13105550000".into(),
         dnis: dnis.into(),
         call_id: call_id.map(str::to_string),
+        verify: None,
+        identity: None,
     }
 }
 

@@ -369,6 +369,12 @@ impl SnapshotBuilder {
         };
         let numbering = numbering.into_arc();
         let (npanxx, local_pairs, lnp, dno) = numbering.counts();
+        // STIR/SHAKEN origids (issue 20): one UUIDv5 per customer and trunk, every build
+        let stir = crate::routing::stir::StirIndex::compile(
+            &settings.stir_origid_namespace,
+            compiled.customers.iter().map(|c| c.c.ban.as_str()),
+            inbound.trunks.iter().map(|t| t.name.as_str()),
+        );
         let stats = SnapshotStats {
             built_at,
             vendors: compiled.vendors.len(),
@@ -406,6 +412,7 @@ impl SnapshotBuilder {
             exclusions: compiled.exclusions,
             numbering,
             emergency_route: compiled.emergency_route,
+            stir,
             inbound,
             origination,
             stats,

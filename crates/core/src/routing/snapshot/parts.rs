@@ -89,7 +89,9 @@ impl Part {
             | "trunk_credentials"
             | "trunk_destinations"
             | "numbers"
-            | "origination_sources" => &[Part::Inbound],
+            | "origination_sources"
+            | "stir_policies"
+            | "stir_tn_ranges" => &[Part::Inbound],
             "media_policies" => &[],
             _ => return None,
         })
@@ -251,6 +253,11 @@ mod tests {
         );
         assert_eq!(
             PartSet::of_tables(["numbers", "trunk_sources"]).map(|s| s.names()),
+            Some(vec!["inbound"])
+        );
+        // STIR/SHAKEN settings and TN ranges (issue 20) are inbound data, by customer id
+        assert_eq!(
+            PartSet::of_tables(["stir_policies", "stir_tn_ranges"]).map(|s| s.names()),
             Some(vec!["inbound"])
         );
         assert_eq!(PartSet::of_tables(["media_policies"]), Some(PartSet::NONE));

@@ -8,6 +8,7 @@ mod nanp_zones;
 mod partitions;
 mod parts;
 mod policy;
+mod stir;
 mod zones;
 
 use super::*;
