@@ -23,6 +23,21 @@ fn standing(r: &Row, at: usize) -> Result<Standing, tokio_postgres::Error> {
     })
 }
 
+/// The spend-rate alarm of a row whose `spend_alarm_minutes`, `spend_alarm_threshold_e7` and
+/// `auto_block` are columns `at`, `at + 1`, `at + 2` (both of the first two, or no alarm).
+fn spend_alarm(r: &Row, at: usize) -> Result<Option<SpendAlarm>, tokio_postgres::Error> {
+    let minutes: Option<i32> = r.try_get(at)?;
+    let threshold: Option<i64> = r.try_get(at + 1)?;
+    Ok(match (minutes, threshold) {
+        (Some(m), Some(t)) => Some(SpendAlarm {
+            window_min: u32::try_from(m).unwrap_or(1),
+            threshold_e7: t,
+            auto_block: r.try_get(at + 2)?,
+        }),
+        _ => None,
+    })
+}
+
 /// Every account: BAN, terms, standing.
 pub async fn load(
     c: &impl GenericClient,
@@ -44,16 +59,7 @@ pub async fn load(
         let at_limit: String = r.try_get(6)?;
         let tz: String = r.try_get(7)?;
         let monthly: Option<i32> = r.try_get(4)?;
-        let alarm_min: Option<i32> = r.try_get(15)?;
-        let alarm_e7: Option<i64> = r.try_get(16)?;
-        let spend_alarm = match (alarm_min, alarm_e7) {
-            (Some(m), Some(t)) => Some(SpendAlarm {
-                window_min: u32::try_from(m).unwrap_or(1),
-                threshold_e7: t,
-                auto_block: r.try_get(17)?,
-            }),
-            _ => None,
-        };
+        let spend_alarm = spend_alarm(&r, 15)?;
         let account = Account {
             mode: BillingMode::parse(&mode).unwrap_or_default(),
             credit_limit_e7: r.try_get(2)?,
@@ -87,16 +93,7 @@ pub async fn load_terms(
     for r in rows {
         let mode: String = r.try_get(1)?;
         let at_limit: String = r.try_get(6)?;
-        let alarm_min: Option<i32> = r.try_get(9)?;
-        let alarm_e7: Option<i64> = r.try_get(10)?;
-        let spend_alarm = match (alarm_min, alarm_e7) {
-            (Some(m), Some(t)) => Some(SpendAlarm {
-                window_min: u32::try_from(m).unwrap_or(1),
-                threshold_e7: t,
-                auto_block: r.try_get(11)?,
-            }),
-            _ => None,
-        };
+        let spend_alarm = spend_alarm(&r, 9)?;
         let terms = AccountTerms {
             mode: BillingMode::parse(&mode).unwrap_or_default(),
             credit_limit_e7: r.try_get(2)?,

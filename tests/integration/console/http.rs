@@ -26,7 +26,7 @@ fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn value_of<'a>(html: &'a str, name: &str) -> &'a str {
+pub(super) fn value_of<'a>(html: &'a str, name: &str) -> &'a str {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no {name} field in {html}"));

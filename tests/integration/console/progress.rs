@@ -2,7 +2,7 @@
 //! bar, then the same outcome a small upload's redirect shows — the version and a refresh to its
 //! diff — or the error naming the bad line with nothing imported.
 
-use super::http::sign_in;
+use super::http::{sign_in, value_of};
 use super::{start, ADMIN_PW};
 
 /// 100,000 rows (~1.5 MB: over the progress page's 1 MiB), the bad line `bad_line` if any.
@@ -69,8 +69,7 @@ async fn a_big_upload_streams_a_progress_bar_then_its_outcome() {
         .text()
         .await
         .unwrap();
-    let at = page.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    let csrf = &page[at..at + page[at..].find('"').unwrap()];
+    let csrf = value_of(&page, "csrf");
     let before = versions(&st.client).await;
 
     // a bad line: the bar, then the error naming the line; nothing imported
