@@ -31,7 +31,9 @@ use crate::routing::RoutingSettings;
 pub use ctx::{AdminReply, Ctx};
 pub use error::AdminError;
 pub use multipart::Upload;
-pub use router::{authorize, call, handle, receive_upload, role_needed, Handler, Route, ROUTES};
+pub use router::{
+    authorize, call, handle, may_call, receive_upload, role_needed, Handler, Route, ROUTES,
+};
 
 /// Largest deck upload accepted over HTTP (bigger files: use `warpd deck import` on the host).
 pub const MAX_UPLOAD_BYTES: usize = 512 << 20;

@@ -402,17 +402,7 @@ pub async fn call(
     body: bytes::Bytes,
     upload: Option<super::multipart::Upload>,
 ) -> Result<AdminReply, AdminError> {
-    let method = Method::from_bytes(method.as_bytes())
-        .map_err(|_| AdminError::invalid("method", "not an HTTP method"))?;
-    let (route, params) = route(&method, path)?;
-    if !who.role.allows(route.role) {
-        return Err(AdminError::Forbidden(format!(
-            "user {:?} has role {}; this needs role {} or higher",
-            who.name,
-            who.role.as_str(),
-            route.role.as_str()
-        )));
-    }
+    let (route, params) = authorized(&who, method, path)?;
     if route.upload != upload.is_some() {
         return Err(AdminError::invalid(
             "body",
@@ -430,6 +420,33 @@ pub async fn call(
     };
     let c: &mut Client = &mut client;
     (route.handler)(state, &mut ctx, c).await
+}
+
+/// The route of a console user's request and its path parameters, when the user's role allows
+/// it: else 403 naming both roles (or the error of an unknown path or method).
+fn authorized(
+    who: &Principal,
+    method: &str,
+    path: &str,
+) -> Result<(&'static Route, HashMap<String, String>), AdminError> {
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| AdminError::invalid("method", "not an HTTP method"))?;
+    let (route, params) = route(&method, path)?;
+    if !who.role.allows(route.role) {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} has role {}; this needs role {} or higher",
+            who.name,
+            who.role.as_str(),
+            route.role.as_str()
+        )));
+    }
+    Ok((route, params))
+}
+
+/// Whether a console user may make an admin request, as [`call`] decides it (a page asks before
+/// it offers a confirmation step for a request the user could not make).
+pub fn may_call(who: &Principal, method: &str, path: &str) -> Result<(), AdminError> {
+    authorized(who, method, path).map(|_| ())
 }
 
 /// The least role an admin request needs, when the route exists (the console hides controls a

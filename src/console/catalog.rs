@@ -24,6 +24,9 @@ pub enum Kind {
     Bool,
     /// comma-separated strings → an array (replaces the stored list)
     List,
+    /// comma-separated integers → an array of numbers (text that is not one is sent as given:
+    /// the API names the field); empty = left out
+    IntList,
     /// one of the given words
     Choice(&'static [&'static str]),
     /// a decimal sent as a string; empty = left out. The form shows the item's `<name>_e7`
@@ -66,9 +69,9 @@ pub struct Resource {
     pub search: &'static [Field],
     /// rows per page when the list API pages by key (`limit`, `after` = the last key shown)
     pub page: Option<u32>,
-    /// forms on the item page, each POSTing its fields to an admin path under the item
-    pub actions: &'static [Action],
-    /// tables on the item page: a list field of the item, or the answer of another admin GET
+    /// the item's child collections: tables on the item page (a list field of the item, or the
+    /// answer of another admin GET), each with its add form and delete buttons when the admin
+    /// API has routes for them
     pub children: &'static [Child],
 }
 
@@ -80,6 +83,15 @@ pub struct Action {
     pub fields: &'static [Field],
 }
 
+/// The delete button of each row of a child table, behind a confirmation step.
+#[derive(Debug)]
+pub struct Remove {
+    /// the admin DELETE path: `{key}` = the item's key, `{row}` = the row's `row_key` value
+    pub path: &'static str,
+    /// the column naming a row in `path`
+    pub row_key: &'static str,
+}
+
 /// Where a table of an item page comes from.
 #[derive(Debug)]
 pub enum Source {
@@ -89,13 +101,33 @@ pub enum Source {
     Api(&'static str),
 }
 
-/// A table on an item page.
+/// A child collection of an item: its table, and its add form and delete buttons, if any.
 #[derive(Debug)]
 pub struct Child {
+    /// names the collection in console paths (`r/<slug>/<key>/<child>`) and element ids
+    pub slug: &'static str,
     pub title: &'static str,
+    /// one row, as the delete button's label says it ("source network 10.1.0.0/24")
+    pub noun: &'static str,
     pub from: Source,
+    /// the table's columns; a list of plain values (`["10.1.0.0/24"]`) is one column, the first
     pub columns: &'static [&'static str],
+    /// the form adding a row (shown to roles its POST route allows)
+    pub add: Option<Action>,
+    /// a delete button per row (shown to roles its DELETE route allows)
+    pub remove: Option<Remove>,
 }
+
+/// The defaults of a child (`..CHILD`).
+const CHILD: Child = Child {
+    slug: "",
+    title: "",
+    noun: "",
+    from: Source::Field(""),
+    columns: &[],
+    add: None,
+    remove: None,
+};
 
 impl Resource {
     /// The admin path of the item whose key, percent-encoded, is `key`.
@@ -120,7 +152,6 @@ const BASE: Resource = Resource {
     edit_method: "PATCH",
     search: &[],
     page: None,
-    actions: &[],
     children: &[],
 };
 
@@ -201,6 +232,86 @@ pub static RESOURCES: &[Resource] = &[
             f("name", Kind::Text, ""),
         ],
         page: Some(100),
+        children: &[
+            Child {
+                slug: "partitions",
+                title: "Partitions",
+                noun: "partition",
+                from: Source::Field("partitions"),
+                columns: &[
+                    "partition",
+                    "priority",
+                    "days",
+                    "start_time",
+                    "end_time",
+                    "tz",
+                ],
+                add: Some(Action {
+                    title: "Add a partition",
+                    path: "/v1/admin/customers/{key}/partitions",
+                    fields: &[
+                        f("partition", Kind::Text, "an existing partition"),
+                        f("priority", Kind::Int, "lower first (default 10)"),
+                        f(
+                            "days",
+                            Kind::IntList,
+                            "ISO weekdays 1 (Mon) to 7 (Sun), e.g. 1, 2, 3; empty = every day",
+                        ),
+                        f("start_time", Kind::Text, "e.g. 08:00, with an end time"),
+                        f("end_time", Kind::Text, "e.g. 18:00"),
+                        f("tz", Kind::Text, "IANA time zone; empty = UTC"),
+                    ],
+                }),
+                remove: Some(Remove {
+                    path: "/v1/admin/customers/{key}/partitions/{row}",
+                    row_key: "partition",
+                }),
+            },
+            Child {
+                slug: "source_ips",
+                title: "Source IPs",
+                noun: "source IP",
+                from: Source::Field("source_ips"),
+                columns: &["cidr"],
+                add: Some(Action {
+                    title: "Add a source IP",
+                    path: "/v1/admin/customers/{key}/source_ips",
+                    fields: &[f(
+                        "cidr",
+                        Kind::Text,
+                        "an address or a network, e.g. 192.0.2.10 or 192.0.2.0/24",
+                    )],
+                }),
+                remove: Some(Remove {
+                    path: "/v1/admin/customers/{key}/source_ips/{row}",
+                    row_key: "cidr",
+                }),
+            },
+            Child {
+                slug: "blocked_prefixes",
+                title: "Blocked prefixes",
+                noun: "blocked prefix",
+                from: Source::Field("blocked_prefixes"),
+                columns: &["prefix"],
+                add: Some(Action {
+                    title: "Block a prefix",
+                    path: "/v1/admin/customers/{key}/blocked_prefixes",
+                    fields: &[f("prefix", Kind::Text, "E.164 digits without +, e.g. 1900")],
+                }),
+                remove: Some(Remove {
+                    path: "/v1/admin/customers/{key}/blocked_prefixes/{row}",
+                    row_key: "prefix",
+                }),
+            },
+            Child {
+                slug: "margin_rules",
+                title: "Margin rules",
+                noun: "margin rule",
+                from: Source::Field("margin_rules"),
+                columns: &["prefix", "margin_percent", "fixed_fee"],
+                ..CHILD
+            },
+        ],
         ..BASE
     },
     Resource {
@@ -280,41 +391,51 @@ pub static RESOURCES: &[Resource] = &[
             f("name", Kind::Text, "A-Z a-z 0-9 . _ -"),
             f("customer", Kind::Text, "the owning customer's BAN"),
         ],
-        actions: &[
-            Action {
-                title: "Add a source network",
-                path: "/v1/admin/trunks/{key}/source_ips",
-                fields: &[f("cidr", Kind::Text, "e.g. 10.1.0.0/24 or one address")],
-            },
-            Action {
-                title: "Add digest credentials",
-                path: "/v1/admin/trunks/{key}/credentials",
-                fields: &[
-                    f("username", Kind::Text, ""),
-                    f("realm", Kind::Text, "e.g. sip.example.net"),
-                    f(
-                        "password",
-                        Kind::Secret,
-                        "hashed into the HA1 by the database; never stored or shown",
-                    ),
-                ],
-            },
-            Action {
-                title: "Add a destination",
-                path: "/v1/admin/trunks/{key}/destinations",
-                fields: &[
-                    f("uri", Kind::Text, "sip: URI, ${number} = the E.164 digits"),
-                    f("host", Kind::Text, "or a host (with port and transport)"),
-                    f("port", Kind::Int, "default 5060"),
-                    f("transport", Kind::Choice(&["udp", "tcp", "tls"]), ""),
-                    f("priority", Kind::Int, "lower first (default 10)"),
-                    f("weight", Kind::Int, "within a priority (default 1)"),
-                ],
-            },
-        ],
         children: &[
             Child {
+                slug: "source_ips",
+                title: "Source networks",
+                noun: "source network",
+                from: Source::Field("source_ips"),
+                columns: &["cidr"],
+                add: Some(Action {
+                    title: "Add a source network",
+                    path: "/v1/admin/trunks/{key}/source_ips",
+                    fields: &[f("cidr", Kind::Text, "e.g. 10.1.0.0/24 or one address")],
+                }),
+                remove: Some(Remove {
+                    path: "/v1/admin/trunks/{key}/source_ips/{row}",
+                    row_key: "cidr",
+                }),
+            },
+            Child {
+                slug: "credentials",
+                title: "Digest credentials",
+                noun: "credentials",
+                from: Source::Field("credentials"),
+                columns: &["username", "realm"],
+                add: Some(Action {
+                    title: "Add digest credentials",
+                    path: "/v1/admin/trunks/{key}/credentials",
+                    fields: &[
+                        f("username", Kind::Text, ""),
+                        f("realm", Kind::Text, "e.g. sip.example.net"),
+                        f(
+                            "password",
+                            Kind::Secret,
+                            "hashed into the HA1 by the database; never stored or shown",
+                        ),
+                    ],
+                }),
+                remove: Some(Remove {
+                    path: "/v1/admin/trunks/{key}/credentials/{row}",
+                    row_key: "credential",
+                }),
+            },
+            Child {
+                slug: "destinations",
                 title: "Destinations",
+                noun: "destination",
                 from: Source::Field("destinations"),
                 columns: &[
                     "id",
@@ -326,11 +447,22 @@ pub static RESOURCES: &[Resource] = &[
                     "transport",
                     "enabled",
                 ],
-            },
-            Child {
-                title: "Digest credentials",
-                from: Source::Field("credentials"),
-                columns: &["username", "realm"],
+                add: Some(Action {
+                    title: "Add a destination",
+                    path: "/v1/admin/trunks/{key}/destinations",
+                    fields: &[
+                        f("uri", Kind::Text, "sip: URI, ${number} = the E.164 digits"),
+                        f("host", Kind::Text, "or a host (with port and transport)"),
+                        f("port", Kind::Int, "default 5060"),
+                        f("transport", Kind::Choice(&["udp", "tcp", "tls"]), ""),
+                        f("priority", Kind::Int, "lower first (default 10)"),
+                        f("weight", Kind::Int, "within a priority (default 1)"),
+                    ],
+                }),
+                remove: Some(Remove {
+                    path: "/v1/admin/trunks/{key}/destinations/{row}",
+                    row_key: "id",
+                }),
             },
         ],
         ..BASE
@@ -419,21 +551,10 @@ pub static RESOURCES: &[Resource] = &[
             ),
             f("auto_block", Kind::Bool, "block when the alarm is raised"),
         ],
-        actions: &[Action {
-            title: "Top-up or adjustment",
-            path: "/v1/admin/customers/{key}/account/ledger",
-            fields: &[
-                f("kind", Kind::Choice(&["topup", "adjustment"]), ""),
-                f(
-                    "amount",
-                    Kind::Decimal,
-                    "e.g. 25.00 (an adjustment may be negative)",
-                ),
-                f("note", Kind::Text, "why"),
-            ],
-        }],
         children: &[Child {
+            slug: "ledger",
             title: "Ledger (newest first)",
+            noun: "ledger entry",
             from: Source::Api("/v1/admin/customers/{key}/account/ledger"),
             columns: &[
                 "at",
@@ -445,6 +566,20 @@ pub static RESOURCES: &[Resource] = &[
                 "actor",
                 "note",
             ],
+            add: Some(Action {
+                title: "Top-up or adjustment",
+                path: "/v1/admin/customers/{key}/account/ledger",
+                fields: &[
+                    f("kind", Kind::Choice(&["topup", "adjustment"]), ""),
+                    f(
+                        "amount",
+                        Kind::Decimal,
+                        "e.g. 25.00 (an adjustment may be negative)",
+                    ),
+                    f("note", Kind::Text, "why"),
+                ],
+            }),
+            remove: None,
         }],
         ..BASE
     },
@@ -477,15 +612,28 @@ mod tests {
                     r.edit_method
                 );
             }
-            for a in r.actions {
-                let p = a.path.replace("{key}", "x");
-                assert!(crate::admin::role_needed("POST", &p).is_some(), "{p}");
-            }
-            for c in r.children {
+            for (i, c) in r.children.iter().enumerate() {
                 if let Source::Api(p) = c.from {
                     let p = p.replace("{key}", "x");
                     assert!(crate::admin::role_needed("GET", &p).is_some(), "{p}");
                 }
+                if let Some(a) = &c.add {
+                    let p = a.path.replace("{key}", "x");
+                    assert!(crate::admin::role_needed("POST", &p).is_some(), "{p}");
+                }
+                if let Some(d) = &c.remove {
+                    let p = d.path.replace("{key}", "x").replace("{row}", "y");
+                    assert!(crate::admin::role_needed("DELETE", &p).is_some(), "{p}");
+                    assert!(c.columns.contains(&d.row_key), "{} {}", r.slug, c.slug);
+                }
+                // a child's slug names it in paths and element ids: unique within the item
+                assert!(!c.slug.is_empty(), "{}", r.slug);
+                assert!(
+                    r.children[..i].iter().all(|o| o.slug != c.slug),
+                    "{} {}",
+                    r.slug,
+                    c.slug
+                );
             }
             if !r.create.is_empty() {
                 assert!(

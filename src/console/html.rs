@@ -49,6 +49,9 @@ header button{background:#334e68;border-color:#9fb3c8}
 .card{border:1px solid var(--line);border-radius:6px;padding:10px 12px;background:var(--panel)}
 .card .big{font-size:1.6rem;font-weight:700}
 .hint{color:var(--muted);font-size:.9rem}
+.field-error{color:var(--bad);font-weight:600;font-size:.9rem;margin:2px 0 0}
+input[aria-invalid=true],select[aria-invalid=true]{border:2px solid var(--bad)}
+a.delete{color:var(--bad)}
 progress{width:100%;max-width:28rem}
 svg.spark{display:block}
 "#;
@@ -146,6 +149,26 @@ pub fn may(s: &Session, need: Option<Role>) -> bool {
     need.is_some_and(|n| s.who.role.allows(n))
 }
 
+/// A confirmation step (a deck activation, a deletion): `question`, a "Yes, `verb`" button
+/// POSTing the CSRF token to `action`, and a Cancel link back to `cancel`.
+pub fn confirm(
+    s: &Session,
+    question: &str,
+    verb: &str,
+    action: &str,
+    button_id: &str,
+    cancel: &str,
+) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf(s))
+            p { (question) }
+            p { button type="submit" id=(button_id) { "Yes, " (verb) } " "
+                a href=(cancel) { "Cancel" } }
+        }
+    }
+}
+
 pub fn error_box(msg: &str) -> Markup {
     html! { div.error role="alert" { (msg) } }
 }
@@ -167,11 +190,27 @@ pub fn text(v: &Value) -> String {
 
 /// A table of JSON objects, one column per key of `columns`.
 pub fn table(rows: &[Value], columns: &[&str], link: Option<(&str, &Base, &str)>) -> Markup {
+    table_with(rows, columns, link, None)
+}
+
+/// A last column of a table: its header and the cell of row `i`.
+pub type LastColumn<'a> = (&'a str, &'a dyn Fn(usize, &Value) -> Markup);
+
+/// [`table`] with a `last` column after the values (a row's controls).
+pub fn table_with(
+    rows: &[Value],
+    columns: &[&str],
+    link: Option<(&str, &Base, &str)>,
+    last: Option<LastColumn<'_>>,
+) -> Markup {
     html! {
         table {
-            thead { tr { @for c in columns { th scope="col" { (c) } } } }
+            thead { tr {
+                @for c in columns { th scope="col" { (c) } }
+                @if let Some((h, _)) = last { th scope="col" { (h) } }
+            } }
             tbody {
-                @for r in rows {
+                @for (i, r) in rows.iter().enumerate() {
                     tr {
                         @for (i, c) in columns.iter().enumerate() {
                             td {
@@ -183,6 +222,7 @@ pub fn table(rows: &[Value], columns: &[&str], link: Option<(&str, &Base, &str)>
                                 }
                             }
                         }
+                        @if let Some((_, cell)) = last { td { (cell(i, r)) } }
                     }
                 }
             }

@@ -8,6 +8,7 @@
 //! Layout: `mod.rs` (dispatch, sessions and CSRF at the door, the reply type, [`ConsoleError`]),
 //! `auth.rs` (users, argon2id, sessions, lock-out), `html.rs` (layout, style, helpers),
 //! `resource.rs` (the generic list/edit page of an admin resource, driven by a descriptor),
+//! `form.rs` (its forms: fields ↔ JSON, the API's message placed at the field it names),
 //! `pages/` (overview, simulator, decks, CDRs, audit), `sampler.rs` (the overview's history).
 //!
 //! Owns: `/console/…` paths, cookies, CSRF. Must not touch: validation (the admin API's),
@@ -15,6 +16,7 @@
 
 pub mod auth;
 mod catalog;
+mod form;
 mod html;
 mod pages;
 mod resource;

@@ -1,120 +1,23 @@
 //! The generic page of an admin resource (`/console/r/<slug>[/<key>]`), driven by its
 //! [`Resource`] descriptor: the list, one item with every field the API returns, the edit form
-//! (PATCH) and the create form (POST), shown only to roles the admin route allows. A submitted
-//! form becomes the JSON body of the admin API's own handler ([`crate::admin::call`]); its
-//! answer (or its error message, naming the field) is what the page shows.
+//! (PATCH) and the create form (POST), and the item's child collections (tables, each with its
+//! add form and, per row, a delete button behind a confirmation step), each control shown only
+//! to roles the admin route allows. A submitted form becomes the JSON body of the admin API's
+//! own handler ([`crate::admin::call`]); its answer, or its error message shown next to the
+//! field it names, is what the page shows.
 //!
-//! Owns: form ↔ JSON for descriptors. Must not touch: validation, SQL.
+//! Owns: the generic pages' paths and markup. Must not touch: validation, SQL.
 
 use std::collections::HashMap;
 
 use hyper::StatusCode;
 use maud::{html, Markup};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::catalog::{Field, Kind, Resource, Source};
+use super::catalog::{Child, Resource, Source};
+use super::form::{self, FormSpec, Refused};
 use super::html::{self, enc, layout, may};
 use super::{Console, ConsoleError, Reply, Req};
-
-/// A form's fields as the JSON body of `fields` (see [`Kind`]).
-pub fn body_of(fields: &[Field], form: &HashMap<String, String>) -> Value {
-    let mut m = Map::new();
-    for f in fields {
-        let raw = form.get(f.name).map(|s| s.trim()).unwrap_or("");
-        let v = match (f.kind, raw.is_empty()) {
-            (
-                Kind::Text
-                | Kind::Int
-                | Kind::Decimal
-                | Kind::DecimalE7
-                | Kind::Secret
-                | Kind::Choice(_),
-                true,
-            ) => continue,
-            (Kind::NullableText | Kind::NullableInt | Kind::NullableDecimal, true) => Value::Null,
-            (Kind::Int | Kind::NullableInt, false) => raw
-                .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| Value::from(raw)),
-            (Kind::Bool, _) => match raw {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                "" => continue,
-                other => Value::from(other),
-            },
-            (Kind::List, _) => Value::Array(
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(Value::from)
-                    .collect(),
-            ),
-            (_, false) => Value::from(raw),
-        };
-        m.insert(f.name.to_string(), v);
-    }
-    Value::Object(m)
-}
-
-/// The form text of a stored value.
-fn shown(v: &Value) -> String {
-    html::text(v)
-}
-
-/// The form text of field `f` of a stored item (`DecimalE7`: its `<name>_e7` as a decimal;
-/// a `Secret` is never shown).
-fn form_value(f: &Field, obj: &Map<String, Value>) -> String {
-    match f.kind {
-        Kind::Secret => String::new(),
-        Kind::DecimalE7 => match obj.get(&format!("{}_e7", f.name)).and_then(Value::as_i64) {
-            Some(v) => e7(v),
-            None => String::new(),
-        },
-        _ => shown(obj.get(f.name).unwrap_or(&Value::Null)),
-    }
-}
-
-/// 1e-7 units as a decimal without trailing zeros (`250000000` → `25`, `-15000000` → `-1.5`).
-fn e7(v: i64) -> String {
-    let sign = if v < 0 { "-" } else { "" };
-    let a = v.unsigned_abs();
-    let frac = format!("{:07}", a % 10_000_000);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        format!("{sign}{}", a / 10_000_000)
-    } else {
-        format!("{sign}{}.{frac}", a / 10_000_000)
-    }
-}
-
-fn input(f: &Field, id: &str, current: &str) -> Markup {
-    html! {
-        div {
-            label for=(id) { (f.name) }
-            @match f.kind {
-                Kind::Bool => {
-                    select id=(id) name=(f.name) {
-                        // no value yet (an item a PUT creates): left out unless chosen
-                        @if current.is_empty() { option value="" selected { "—" } }
-                        @for o in ["true", "false"] {
-                            option value=(o) selected[current == o] { (o) }
-                        }
-                    }
-                }
-                Kind::Choice(words) => {
-                    select id=(id) name=(f.name) {
-                        @for o in words { option value=(o) selected[current == *o] { (o) } }
-                    }
-                }
-                Kind::Secret => {
-                    input id=(id) name=(f.name) type="password" autocomplete="new-password" aria-describedby=(format!("{id}-help"));
-                }
-                _ => { input id=(id) name=(f.name) value=(current) aria-describedby=(format!("{id}-help")); }
-            }
-            @if !f.help.is_empty() { div.hint id=(format!("{id}-help")) { (f.help) } }
-        }
-    }
-}
 
 /// An admin call as the signed-in user.
 async fn call(
@@ -151,7 +54,7 @@ pub async fn list(
     c: &Console,
     r: &Req,
     res: &Resource,
-    error: Option<(StatusCode, String)>,
+    refused: Option<Refused>,
 ) -> Result<Reply, ConsoleError> {
     let mut query: HashMap<String, String> = res
         .search
@@ -179,7 +82,7 @@ pub async fn list(
                 .filter(|(k, _)| k.as_str() != "limit" && k.as_str() != "after")
                 .map(|(k, v)| (k.as_str(), v.clone()))
                 .collect();
-            q.push(("after", shown(&last[res.key])));
+            q.push(("after", html::text(&last[res.key])));
             let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
             Some(format!("r/{}?{}", res.slug, html::query(&pairs)))
         }
@@ -188,19 +91,18 @@ pub async fn list(
     let can_create =
         !res.create.is_empty() && may(&r.session, crate::admin::role_needed("POST", res.api));
     let current = format!("r/{}", res.slug);
+    let legend = format!("New {}", res.title.to_lowercase().trim_end_matches('s'));
+    let create = FormSpec {
+        action: r.base.url(&current),
+        legend: &legend,
+        prefix: "new",
+        fields: res.create,
+        button_id: "create",
+        button: "Create",
+    };
     let body = html! {
-        @if let Some((_, e)) = &error { (html::error_box(e)) }
-        @if !res.search.is_empty() {
-            form method="get" action=(r.base.url(&current)) role="search" {
-                fieldset {
-                    legend { "Search" }
-                    div.grid {
-                        @for f in res.search { (input(f, &format!("q-{}", f.name), r.q(f.name))) }
-                    }
-                    p { button type="submit" id="search" { "Search" } }
-                }
-            }
-        }
+        @if let Some(x) = &refused { (x.summary(res.create)) }
+        @if !res.search.is_empty() { (form::search(&r.base, &current, r, res.search)) }
         p.hint {
             (rows.len()) " rows"
             @if res.page.is_some() && !r.q("after").is_empty() { " after " (r.q("after")) }
@@ -208,33 +110,54 @@ pub async fn list(
         }
         (html::table(&rows, res.columns, Some((res.key, &r.base, &current))))
         @if let Some(n) = &next { p { a href=(r.base.url(n)) rel="next" id="next-page" { "Next page →" } } }
-        @if can_create {
-            form method="post" action=(r.base.url(&current)) {
-                (html::csrf(&r.session))
-                fieldset {
-                    legend { "New " (res.title.to_lowercase().trim_end_matches('s')) }
-                    div.grid {
-                        @for f in res.create { (input(f, &format!("new-{}", f.name), r.f(f.name))) }
-                    }
-                    p { button type="submit" id="create" { "Create" } }
-                }
-            }
-        }
+        @if can_create { (form::form(r, &create, &|_| String::new(), refused.as_ref())) }
     };
-    let status = error.map_or(StatusCode::OK, |(s, _)| s);
+    let status = refused.map_or(StatusCode::OK, |x| x.status);
     Ok(Reply::html(
         status,
         layout(&r.base, Some(&r.session), &current, res.title, None, body),
     ))
 }
 
-/// `GET /console/r/<slug>/<key>`: one item, its tables, its edit form and its action forms.
+/// The rows of a child table: a list of objects as it is, a list of plain values (source
+/// networks) as objects of its first column.
+fn child_rows(ch: &Child, v: &Value) -> Vec<Value> {
+    let col = ch.columns.first().copied().unwrap_or("value");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| match row {
+            Value::Object(_) => row.clone(),
+            other => serde_json::json!({ col: other }),
+        })
+        .collect()
+}
+
+/// The console path of row `row` of child `ch` of item `key`, and the admin path deleting it.
+fn row_paths(res: &Resource, key: &str, ch: &Child, row: &str) -> Option<(String, String)> {
+    let rm = ch.remove.as_ref()?;
+    Some((
+        format!(
+            "r/{}/{}/{}/{}/delete",
+            res.slug,
+            enc(key),
+            ch.slug,
+            enc(row)
+        ),
+        rm.path
+            .replace("{key}", &enc(key))
+            .replace("{row}", &enc(row)),
+    ))
+}
+
+/// `GET /console/r/<slug>/<key>`: one item, its edit form, and its child collections (tables
+/// with their add forms and delete buttons).
 pub async fn item(
     c: &Console,
     r: &Req,
     res: &Resource,
     key: &str,
-    error: Option<(StatusCode, String)>,
+    refused: Option<Refused>,
 ) -> Result<Reply, ConsoleError> {
     let path = res.item_path(&enc(key));
     // an item a PUT creates (a credit account) may not exist yet: its form creates it
@@ -251,9 +174,9 @@ pub async fn item(
         let rows = match (&ch.from, &missing) {
             (Source::Field(name), _) => obj.get(*name).cloned().unwrap_or(Value::Null),
             (Source::Api(_), Some(_)) => Value::Null,
-            (Source::Api(p), None) => get(c, r, &p.replace("{key}", &html::enc(key))).await?,
+            (Source::Api(p), None) => get(c, r, &p.replace("{key}", &enc(key))).await?,
         };
-        tables.push((ch, rows.as_array().cloned().unwrap_or_default()));
+        tables.push((ch, child_rows(ch, &rows)));
     }
     let in_child = |k: &str| {
         res.children
@@ -267,62 +190,116 @@ pub async fn item(
         );
     let current = format!("r/{}", res.slug);
     let here = format!("{current}/{}", enc(key));
-    let submitted = error.is_some();
+    let edit = FormSpec {
+        action: r.base.url(&here),
+        legend: "Edit",
+        prefix: "edit",
+        fields: res.edit,
+        button_id: "save",
+        button: "Save",
+    };
+    // the fields of the form a refused submission came from, for the alert's link
+    let refused_fields = match refused.as_ref().map(|x| x.form.as_str()) {
+        Some("edit") => res.edit,
+        Some(form) => res
+            .children
+            .iter()
+            .find(|ch| ch.slug == form)
+            .and_then(|ch| ch.add.as_ref())
+            .map_or(&[][..], |a| a.fields),
+        None => &[],
+    };
     let body = html! {
         p { a href=(r.base.url(&current)) { "← all " (res.title.to_lowercase()) } }
-        @if let Some((_, e)) = &error { (html::error_box(e)) }
+        @if let Some(x) = &refused { (x.summary(refused_fields)) }
         @if let Some(m) = &missing { (html::notice(&format!("{m}: saving the form creates it."))) }
         @if r.q("saved") == "1" { (html::notice("Saved.")) }
+        @if r.q("deleted") == "1" { (html::notice("Deleted.")) }
         @if !obj.is_empty() {
             table {
                 tbody {
                     @for (k, val) in obj.iter().filter(|(k, _)| !in_child(k)) {
-                        tr { th scope="row" { (k) } td { (shown(val)) } }
+                        tr { th scope="row" { (k) } td { (html::text(val)) } }
                     }
                 }
             }
         }
+        @if can_edit { (form::form(r, &edit, &|f| form::form_value(f, &obj), refused.as_ref())) }
         @for (ch, rows) in &tables {
-            h2 { (ch.title) }
-            @if rows.is_empty() { p.hint { "None." } } @else { (html::table(rows, ch.columns, None)) }
-        }
-        @if can_edit {
-            form method="post" action=(r.base.url(&here)) {
-                (html::csrf(&r.session))
-                fieldset {
-                    legend { "Edit" }
-                    div.grid {
-                        @for f in res.edit {
-                            @let cur = if submitted { r.f(f.name).to_string() } else { form_value(f, &obj) };
-                            (input(f, &format!("edit-{}", f.name), &cur))
-                        }
-                    }
-                    p { button type="submit" id="save" { "Save" } }
-                }
-            }
-        }
-        @for (i, a) in res.actions.iter().enumerate() {
-            @let api = a.path.replace("{key}", &enc(key));
-            @if missing.is_none() && may(&r.session, crate::admin::role_needed("POST", &api)) {
-                form method="post" action=(r.base.url(&format!("{here}/do/{i}"))) {
-                    (html::csrf(&r.session))
-                    fieldset {
-                        legend { (a.title) }
-                        div.grid {
-                            @for f in a.fields { (input(f, &format!("do{i}-{}", f.name), "")) }
-                        }
-                        p { button type="submit" id=(format!("do-{i}")) { (a.title) } }
-                    }
-                }
-            }
+            (child_section(r, res, key, ch, rows, missing.is_none(), refused.as_ref()))
         }
     };
-    let status = error.map_or(StatusCode::OK, |(s, _)| s);
+    let status = refused.map_or(StatusCode::OK, |x| x.status);
     let title = format!("{} {key}", res.title.trim_end_matches('s'));
     Ok(Reply::html(
         status,
         layout(&r.base, Some(&r.session), &current, &title, None, body),
     ))
+}
+
+/// A child collection on its item's page: the table (with a delete link per row, to the
+/// confirmation step, for roles the DELETE route allows) and the add form (for roles its POST
+/// route allows). `exists`: the item exists (a PUT-created item may not yet).
+fn child_section(
+    r: &Req,
+    res: &Resource,
+    key: &str,
+    ch: &Child,
+    rows: &[Value],
+    exists: bool,
+    refused: Option<&Refused>,
+) -> Markup {
+    // per row: its name and its confirmation page, when this user may delete it
+    let deletes: Vec<Option<(String, String)>> = rows
+        .iter()
+        .map(|row| {
+            let named = html::text(&row[ch.remove.as_ref()?.row_key]);
+            let (page, api) = row_paths(res, key, ch, &named)?;
+            (exists
+                && !named.is_empty()
+                && may(&r.session, crate::admin::role_needed("DELETE", &api)))
+            .then_some((named, page))
+        })
+        .collect();
+    let remove: &dyn Fn(usize, &Value) -> Markup = &|i, _| match deletes.get(i) {
+        Some(Some((named, page))) => html! {
+            a.delete href=(r.base.url(page)) id=(format!("delete-{}-{i}", ch.slug))
+                aria-label=(format!("Delete {} {named}", ch.noun)) { "Delete…" }
+        },
+        _ => html! {},
+    };
+    // the delete column only for roles that may delete
+    let deletable = deletes.iter().any(Option::is_some);
+    let add = ch.add.as_ref().filter(|a| {
+        exists
+            && may(
+                &r.session,
+                crate::admin::role_needed("POST", &a.path.replace("{key}", &enc(key))),
+            )
+    });
+    let button_id = format!("add-{}", ch.slug);
+    html! {
+        section aria-labelledby=(format!("child-{}", ch.slug)) {
+            h2 id=(format!("child-{}", ch.slug)) { (ch.title) }
+            @if rows.is_empty() {
+                p.hint { "None." }
+            } @else if deletable {
+                (html::table_with(rows, ch.columns, None, Some(("Delete", remove))))
+            } @else {
+                (html::table(rows, ch.columns, None))
+            }
+            @if let Some(a) = add {
+                (form::form(r, &FormSpec {
+                    action: r.base.url(&format!("r/{}/{}/{}", res.slug, enc(key), ch.slug)),
+                    legend: a.title,
+                    prefix: ch.slug,
+                    fields: a.fields,
+                    button_id: &button_id,
+                    button: a.title,
+                }, &|_| String::new(), refused))
+            }
+        }
+    }
 }
 
 /// `POST /console/r/<slug>[/<key>]`: create or update through the admin handler; success
@@ -340,10 +317,10 @@ pub async fn submit(
     if fields.is_empty() {
         return Err(ConsoleError::NotFound(warpd_core::excerpt::excerpt(&path)));
     }
-    let body = body_of(fields, &r.form);
+    let body = form::body_of(fields, &r.form);
     let target = match key {
         Some(k) => k.to_string(),
-        None => body.get(res.key).map(shown).unwrap_or_default(),
+        None => body.get(res.key).map(html::text).unwrap_or_default(),
     };
     match call(c, r, method, &path, HashMap::new(), Some(&body)).await {
         Ok(_) => Ok(Reply::redirect(&r.base.url(&format!(
@@ -351,136 +328,95 @@ pub async fn submit(
             res.slug,
             enc(&target)
         )))),
-        Err(e) => {
-            let err = Some((e.http_status(), e.to_string()));
-            match key {
-                Some(k) => item(c, r, res, k, err).await,
-                None => list(c, r, res, err).await,
-            }
-        }
+        Err(e) => match key {
+            Some(k) => item(c, r, res, k, Some(Refused::new(&e, "edit"))).await,
+            None => list(c, r, res, Some(Refused::new(&e, "new"))).await,
+        },
     }
 }
 
-/// `POST /console/r/<slug>/<key>/do/<n>`: the item's action form `n` through the admin
-/// handler of its path; the item page again, with the API's message on an error.
-pub async fn action(
+fn child_of<'a>(res: &'a Resource, slug: &str) -> Result<&'a Child, ConsoleError> {
+    res.children
+        .iter()
+        .find(|ch| ch.slug == slug)
+        .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(slug)))
+}
+
+/// `POST /console/r/<slug>/<key>/<child>`: the child's add form through the admin handler of
+/// its path; the item page again, with the API's message at its field, on an error.
+pub async fn add(
     c: &Console,
     r: &Req,
     res: &Resource,
     key: &str,
-    n: &str,
+    child: &str,
 ) -> Result<Reply, ConsoleError> {
-    let a = n
-        .parse::<usize>()
-        .ok()
-        .and_then(|i| res.actions.get(i))
-        .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(n)))?;
+    let ch = child_of(res, child)?;
+    let a = ch
+        .add
+        .as_ref()
+        .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(child)))?;
     let path = a.path.replace("{key}", &enc(key));
-    let body = body_of(a.fields, &r.form);
+    let body = form::body_of(a.fields, &r.form);
     match call(c, r, "POST", &path, HashMap::new(), Some(&body)).await {
         Ok(_) => Ok(Reply::redirect(&r.base.url(&format!(
             "r/{}/{}?saved=1",
             res.slug,
             enc(key)
         )))),
-        Err(e) => item(c, r, res, key, Some((e.http_status(), e.to_string()))).await,
+        Err(e) => item(c, r, res, key, Some(Refused::new(&e, ch.slug))).await,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn forms_become_the_api_bodies() {
-        let fields = [
-            Field {
-                name: "name",
-                kind: Kind::Text,
-                help: "",
-            },
-            Field {
-                name: "max_cps",
-                kind: Kind::NullableInt,
-                help: "",
-            },
-            Field {
-                name: "max_results",
-                kind: Kind::Int,
-                help: "",
-            },
-            Field {
-                name: "enabled",
-                kind: Kind::Bool,
-                help: "",
-            },
-            Field {
-                name: "blocked_prefixes",
-                kind: Kind::List,
-                help: "",
-            },
-            Field {
-                name: "max_rate",
-                kind: Kind::NullableDecimal,
-                help: "",
-            },
-        ];
-        let form: HashMap<String, String> = [
-            ("name", ""),
-            ("max_cps", ""),
-            ("max_results", "x1"),
-            ("enabled", "false"),
-            ("blocked_prefixes", "1900, 1976,"),
-            ("max_rate", "0.05"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(
-            body_of(&fields, &form),
-            json!({"max_cps": null, "max_results": "x1", "enabled": false,
-                   "blocked_prefixes": ["1900", "1976"], "max_rate": "0.05"})
+/// `GET|POST /console/r/<slug>/<key>/<child>/<row>/delete`: the confirmation step (for a user
+/// whose role may delete the row: else the admin API's 403), then the admin DELETE; the item
+/// page again, with the API's message, on an error.
+pub async fn remove(
+    c: &Console,
+    r: &Req,
+    res: &Resource,
+    key: &str,
+    child: &str,
+    row: &str,
+) -> Result<Reply, ConsoleError> {
+    let ch = child_of(res, child)?;
+    let (page, api) = row_paths(res, key, ch, row)
+        .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(child)))?;
+    let here = format!("r/{}/{}", res.slug, enc(key));
+    if r.method == hyper::Method::GET {
+        crate::admin::may_call(&r.session.who, "DELETE", &api)?;
+        let owner = res.title.trim_end_matches('s').to_lowercase();
+        let question = format!(
+            "Delete {} {row} of {owner} {key}? The change is live at once and written to the audit log.",
+            ch.noun
         );
-    }
-
-    #[test]
-    fn money_in_e7_units_is_shown_as_a_decimal_and_secrets_never() {
-        let table = [
-            (0, "0"),
-            (250_000_000, "25"),
-            (-15_000_000, "-1.5"),
-            (45_000, "0.0045"),
-            (1, "0.0000001"),
-        ];
-        for (v, want) in table {
-            assert_eq!(e7(v), want, "{v}");
-        }
-        let obj: Map<String, Value> = serde_json::from_value(
-            json!({"credit_limit_e7": 100_000_000, "password": "x", "mode": "prepaid"}),
-        )
-        .unwrap();
-        let f = |name, kind| Field {
-            name,
-            kind,
-            help: "",
-        };
-        assert_eq!(form_value(&f("credit_limit", Kind::DecimalE7), &obj), "10");
-        assert_eq!(form_value(&f("password", Kind::Secret), &obj), "");
-        assert_eq!(form_value(&f("mode", Kind::Text), &obj), "prepaid");
-        let form: HashMap<String, String> = [("password", ""), ("credit_limit", "5")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(
-            body_of(
-                &[
-                    f("password", Kind::Secret),
-                    f("credit_limit", Kind::DecimalE7)
-                ],
-                &form
+        let body = html::confirm(
+            &r.session,
+            &question,
+            "delete",
+            &r.base.url(&page),
+            "confirm-delete",
+            &r.base.url(&here),
+        );
+        let title = format!("Delete {}", ch.noun);
+        return Ok(Reply::html(
+            StatusCode::OK,
+            layout(
+                &r.base,
+                Some(&r.session),
+                &format!("r/{}", res.slug),
+                &title,
+                None,
+                body,
             ),
-            json!({"credit_limit": "5"})
-        );
+        ));
+    }
+    match call(c, r, "DELETE", &api, HashMap::new(), None).await {
+        Ok(_) => Ok(Reply::redirect(&r.base.url(&format!("{here}?deleted=1")))),
+        // not the add form's: the message stays at the top of the page
+        Err(e) => {
+            let form = format!("{}-delete", ch.slug);
+            item(c, r, res, key, Some(Refused::new(&e, &form))).await
+        }
     }
 }

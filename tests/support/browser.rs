@@ -117,6 +117,46 @@ impl Browser {
             .await;
     }
 
+    /// Moves the keyboard focus to the element `css` (a link or button) and presses Enter, as a
+    /// keyboard user does; waits for the next page.
+    pub async fn press_enter_on(&self, css: &str) {
+        let e = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("element {css}: {e}"));
+        // send_keys focuses the element first, as a Tab to it would
+        self.navigating(|| async move {
+            e.send_keys(&fantoccini::key::Key::Enter)
+                .await
+                .expect("press Enter")
+        })
+        .await;
+    }
+
+    /// The value of the browser's cookie `name` (a test forging a request with the browser's
+    /// session).
+    pub async fn cookie(&self, name: &str) -> String {
+        self.client
+            .get_named_cookie(name)
+            .await
+            .unwrap_or_else(|e| panic!("cookie {name}: {e}"))
+            .value()
+            .to_string()
+    }
+
+    /// The `value` attribute of the first element `css`.
+    pub async fn value_of(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("element {css}: {e}"))
+            .attr("value")
+            .await
+            .expect("attr")
+            .unwrap_or_default()
+    }
+
     /// Runs `act` (a click that loads a page) and waits until the document it started on is gone.
     async fn navigating<F, Fut>(&self, act: F)
     where

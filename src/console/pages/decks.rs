@@ -307,14 +307,9 @@ pub async fn upload(
 }
 
 fn confirm(r: &Req, title: &str, question: &str, action: &str, button_id: &str) -> Reply {
-    let body = html! {
-        form method="post" action=(action) {
-            (html::csrf(&r.session))
-            p { (question) }
-            p { button type="submit" id=(button_id) { "Yes, " (title.to_lowercase()) } " "
-                a href=(r.base.url("decks")) { "Cancel" } }
-        }
-    };
+    let verb = title.to_lowercase();
+    let cancel = r.base.url("decks");
+    let body = html::confirm(&r.session, question, &verb, action, button_id, &cancel);
     Reply::html(
         StatusCode::OK,
         layout(&r.base, Some(&r.session), "decks", title, None, body),

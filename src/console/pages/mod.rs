@@ -78,28 +78,22 @@ pub(super) async fn dispatch(
         ["decks", route, version, "activate"] if get || post => {
             decks::activate(c, &r, route, version).await
         }
-        ["r", slug] => {
+        ["r", slug, rest @ ..] => {
             let res = catalog::find(slug)
                 .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
-            if post {
-                resource::submit(c, &r, res, None).await
-            } else {
-                resource::list(c, &r, res, None).await
+            match rest {
+                [] if post => resource::submit(c, &r, res, None).await,
+                [] => resource::list(c, &r, res, None).await,
+                [key] if post => resource::submit(c, &r, res, Some(key)).await,
+                [key] => resource::item(c, &r, res, key, None).await,
+                [key, child] if post => resource::add(c, &r, res, key, child).await,
+                [key, child, row, "delete"] if get || post => {
+                    resource::remove(c, &r, res, key, child, row).await
+                }
+                _ => Err(ConsoleError::NotFound(warpd_core::excerpt::excerpt(
+                    &r.path,
+                ))),
             }
-        }
-        ["r", slug, key] => {
-            let res = catalog::find(slug)
-                .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
-            if post {
-                resource::submit(c, &r, res, Some(key)).await
-            } else {
-                resource::item(c, &r, res, key, None).await
-            }
-        }
-        ["r", slug, key, "do", n] if post => {
-            let res = catalog::find(slug)
-                .ok_or_else(|| ConsoleError::NotFound(warpd_core::excerpt::excerpt(&r.path)))?;
-            resource::action(c, &r, res, key, n).await
         }
         ["cdrs"] if get => cdrs::page(c, &r).await,
         ["cdrs", "export.csv"] if get => cdrs::export(c, &r).await,

@@ -189,23 +189,23 @@ async fn ops_work_through_the_console_in_a_browser() {
     assert!(b.main_text().await.contains("Saved."));
     b.screenshot("10-customer").await;
 
-    // a credit account (a generic page with a PUT form, an action form and a ledger table):
+    // a credit account (a generic page with a PUT form and a ledger table with its add form):
     // created by saving its terms, topped up, the ledger and the balance show it
     b.goto(&format!("{base}/console/r/accounts/1001")).await;
     assert!(b.main_text().await.contains("has no account"));
     b.fill("edit-tz", "America/New_York").await;
     b.click("save").await;
     assert!(b.main_text().await.contains("Saved."));
-    b.fill("do0-amount", "lots").await;
-    b.click("do-0").await;
+    b.fill("ledger-amount", "lots").await;
+    b.click("add-ledger").await;
     let main = b.main_text().await;
     assert!(
         main.contains("amount:"),
         "the API's message names the field: {main}"
     );
-    b.fill("do0-amount", "25").await;
-    b.fill("do0-note", "console top-up").await;
-    b.click("do-0").await;
+    b.fill("ledger-amount", "25").await;
+    b.fill("ledger-note", "console top-up").await;
+    b.click("add-ledger").await;
     let main = b.main_text().await;
     assert!(
         main.contains("Saved.") && main.contains("console top-up") && main.contains("250000000"),
@@ -213,19 +213,19 @@ async fn ops_work_through_the_console_in_a_browser() {
     );
     b.screenshot("17-account").await;
 
-    // a customer trunk: created, a destination added through its action form, shown in its
+    // a customer trunk: created, a destination added through its add form, shown in its
     // destinations table
     b.goto(&format!("{base}/console/r/trunks")).await;
     b.fill("new-name", "acme-1001").await;
     b.fill("new-customer", "1001").await;
     b.click("create").await;
     assert!(b.main_text().await.contains("Saved."));
-    b.fill("do2-host", "bad host").await;
-    b.click("do-2").await;
+    b.fill("destinations-host", "bad host").await;
+    b.click("add-destinations").await;
     assert!(b.main_text().await.contains("host:"));
-    b.fill("do2-host", "192.0.2.55").await;
-    b.fill("do2-priority", "5").await;
-    b.click("do-2").await;
+    b.fill("destinations-host", "192.0.2.55").await;
+    b.fill("destinations-priority", "5").await;
+    b.click("add-destinations").await;
     let main = b.main_text().await;
     assert!(
         main.contains("Saved.") && main.contains("192.0.2.55"),
@@ -281,7 +281,7 @@ async fn ops_work_through_the_console_in_a_browser() {
     b.goto(&format!("{base}/console/r/accounts/1001")).await;
     assert!(b.main_text().await.contains("console top-up"));
     assert!(
-        !b.has("#save").await && !b.has("#do-0").await,
+        !b.has("#save").await && !b.has("#add-ledger").await,
         "no account edits for readonly"
     );
     b.goto(&format!("{base}/console/decks/alpha")).await;

@@ -94,7 +94,11 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     for (path, form) in [
         ("r/customers/1001", vec![("max_cps", "7")]),
         ("r/customers/1001", vec![("max_cps", "7"), ("csrf", "0000")]),
-        ("r/trunks/t1/do/2", vec![("host", "192.0.2.1")]),
+        ("r/trunks/t1/destinations", vec![("host", "192.0.2.1")]),
+        (
+            "r/customers/1001/partitions/intl/delete",
+            vec![("csrf", "0000")],
+        ),
     ] {
         let r = http
             .post(format!("{base}/console/{path}"))
@@ -174,9 +178,9 @@ async fn forged_forms_and_readonly_posts_are_refused() {
             "/console/decks/alpha/rollback",
             vec![("csrf", csrf.as_str())],
         ),
-        // an item's action form (a top-up) and a trunk's create form
+        // an item's child add form (a top-up) and a trunk's create form
         (
-            "/console/r/accounts/1001/do/0",
+            "/console/r/accounts/1001/ledger",
             vec![("csrf", csrf.as_str()), ("kind", "topup"), ("amount", "5")],
         ),
         (
@@ -216,6 +220,28 @@ async fn forged_forms_and_readonly_posts_are_refused() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0, "no trunk created by a readonly POST");
+
+    // an ops user: the controls its role allows (partitions: ops), not the others (source
+    // IPs: admin)
+    let (_, ops, _) = sign_in(&base, "deckops", ADMIN_PW).await;
+    let page = http
+        .get(format!("{base}/console/r/customers/1001"))
+        .header("cookie", ops.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (id, shown) in [
+        ("add-partitions", true),
+        ("delete-partitions-0", true),
+        ("add-blocked_prefixes", true),
+        ("add-source_ips", false),
+        ("save", true),
+    ] {
+        assert_eq!(page.contains(&format!("id=\"{id}\"")), shown, "{id}");
+    }
 
     // no session: pages redirect to the sign-in page, POSTs too
     let r = http
@@ -374,6 +400,18 @@ async fn bad_input_gets_a_page_naming_the_field_never_a_500() {
         ),
         ("decks/nope".into(), 404, "nope"),
         ("decks/alpha/x/activate".into(), 200, "Activate version x"),
+        (
+            "r/customers/1001/partitions/intl/delete".into(),
+            200,
+            "Delete partition intl of customer 1001?",
+        ),
+        ("r/customers/1001/nope/x/delete".into(), 404, "no such page"),
+        (
+            format!("r/customers/1001/source_ips/{long}/delete"),
+            404,
+            "no such page",
+        ),
+        ("r/customers/1001/source_ips".into(), 404, "no such page"),
         (format!("nope/{long}"), 404, "no such page"),
     ];
     for (path, status, want) in &cases {

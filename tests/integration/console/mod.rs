@@ -5,6 +5,7 @@
 //! `target/tmp/console-screenshots/` (docs/CONSOLE.md shows a copy).
 
 mod browser;
+mod children;
 mod cli;
 mod http;
 mod paging;
