@@ -211,6 +211,8 @@ async fn ops_work_through_the_console_in_a_browser() {
         main.contains("Saved.") && main.contains("console top-up") && main.contains("250000000"),
         "{main}"
     );
+    b.goto(&format!("{base}/console/r/accounts/1001#child-ledger"))
+        .await;
     b.screenshot("17-account").await;
 
     // a customer trunk: created, a destination added through its add form, shown in its
@@ -231,6 +233,10 @@ async fn ops_work_through_the_console_in_a_browser() {
         main.contains("Saved.") && main.contains("192.0.2.55"),
         "{main}"
     );
+    b.goto(&format!(
+        "{base}/console/r/trunks/acme-1001#child-destinations"
+    ))
+    .await;
     b.screenshot("18-trunk").await;
     b.goto(&format!("{base}/console/r/numbers")).await;
     b.screenshot("19-numbers").await;
