@@ -1,5 +1,6 @@
 //! Test-only failure of the audit log: a trigger on `audit_log` that raises for one action (or
-//! every action with `"*"`), to prove a change and its audit row commit together or not at all.
+//! every action with `"*"`), to prove a change and its audit row commit together or not at all;
+//! and the actors of an action's rows.
 
 use tokio_postgres::Client;
 
@@ -24,4 +25,17 @@ pub async fn allow_audit_inserts(c: &Client) {
     c.batch_execute("DROP TRIGGER IF EXISTS test_fail_audit ON audit_log")
         .await
         .expect("dropping the failing audit trigger");
+}
+
+/// The actors of the audit rows of `action`, oldest first.
+pub async fn actors(c: &Client, action: &str) -> Vec<String> {
+    c.query(
+        "SELECT actor FROM audit_log WHERE action = $1 ORDER BY id",
+        &[&action],
+    )
+    .await
+    .expect("reading the audit log")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }

@@ -34,7 +34,7 @@ pub mod wait;
 pub mod warpd;
 
 pub use api::Api;
-pub use audit::{allow_audit_inserts, fail_audit_inserts};
+pub use audit::{actors, allow_audit_inserts, fail_audit_inserts};
 pub use certs::TestCerts;
 pub use pg::TestPg;
 pub use tools::{copy_dir, repo, require_tool};

@@ -9,6 +9,7 @@ use fantoccini::Locator;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::actors;
 use crate::support::browser::Browser;
 
 use super::{screenshots, start, ADMIN_PW, VIEWER_PW};
@@ -19,19 +20,6 @@ async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str) {
     b.fill("password", pw).await;
     b.click("sign-in").await;
     assert_eq!(b.h1().await, "Overview");
-}
-
-/// The actors of the audit rows of `action`, oldest first.
-async fn actors(c: &tokio_postgres::Client, action: &str) -> Vec<String> {
-    c.query(
-        "SELECT actor FROM audit_log WHERE action = $1 ORDER BY id",
-        &[&action],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

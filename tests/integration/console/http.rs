@@ -73,6 +73,18 @@ pub(super) async fn sign_in(
     (status, session, r.text().await.unwrap())
 }
 
+/// The page at `url` as the session `cookie` sees it.
+async fn page_of(http: &reqwest::Client, url: String, cookie: &str) -> String {
+    http.get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn max_cps(c: &tokio_postgres::Client) -> Option<i32> {
     c.query_one("SELECT max_cps FROM customers WHERE ban = '1001'", &[])
         .await
@@ -117,15 +129,7 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     );
 
     // the same form with the session's token goes through the admin handler and is audited
-    let page = http
-        .get(format!("{base}/console/r/customers/1001"))
-        .header("cookie", &admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&http, format!("{base}/console/r/customers/1001"), &admin).await;
     let csrf = value_of(&page, "csrf").to_string();
     let r = http
         .post(format!("{base}/console/r/customers/1001"))
@@ -136,29 +140,15 @@ async fn forged_forms_and_readonly_posts_are_refused() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(max_cps(&st.client).await, Some(7));
-    let actor: String = st
-        .client
-        .query_one(
-            "SELECT actor FROM audit_log WHERE action = 'customer.update' ORDER BY id DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(actor, "console:root");
+    assert_eq!(
+        crate::support::actors(&st.client, "customer.update").await,
+        ["console:root"]
+    );
 
     // a readonly user: no edit form on the page, and its POST (valid token) is refused
     let (_, viewer, _) = sign_in(&base, "viewer", VIEWER_PW).await;
     let viewer = viewer.unwrap();
-    let page = http
-        .get(format!("{base}/console/r/customers/1001"))
-        .header("cookie", &viewer)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&http, format!("{base}/console/r/customers/1001"), &viewer).await;
     assert!(!page.contains("id=\"save\""), "readonly sees no Save");
     let csrf = value_of(&page, "csrf").to_string(); // the sign-out form's
     for (path, form) in [
@@ -224,15 +214,12 @@ async fn forged_forms_and_readonly_posts_are_refused() {
     // an ops user: the controls its role allows (partitions: ops), not the others (source
     // IPs: admin)
     let (_, ops, _) = sign_in(&base, "deckops", ADMIN_PW).await;
-    let page = http
-        .get(format!("{base}/console/r/customers/1001"))
-        .header("cookie", ops.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(
+        &http,
+        format!("{base}/console/r/customers/1001"),
+        &ops.unwrap(),
+    )
+    .await;
     for (id, shown) in [
         ("add-partitions", true),
         ("delete-partitions-0", true),
@@ -346,15 +333,12 @@ async fn behind_a_proxy_prefix_links_redirects_and_cookies_carry_it() {
     assert!(html.contains("action=\"/ops/console/login\""), "{html}");
     let (s, session, _) = sign_in(&base, "root", ADMIN_PW).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    let page = http
-        .get(format!("{base}/console/r/vendors"))
-        .header("cookie", session.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(
+        &http,
+        format!("{base}/console/r/vendors"),
+        &session.unwrap(),
+    )
+    .await;
     assert!(page.contains("href=\"/ops/console/r/vendors/"), "{page}");
     assert!(
         !page.contains("href=\"/console/"),
@@ -430,15 +414,7 @@ async fn bad_input_gets_a_page_naming_the_field_never_a_500() {
         );
     }
     // a POST activating a version that is not a number: the API's message, 400
-    let page = http
-        .get(format!("{base}/console/decks/alpha"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&http, format!("{base}/console/decks/alpha"), &session).await;
     let csrf = value_of(&page, "csrf").to_string();
     let r = http
         .post(format!("{base}/console/decks/alpha/x/activate"))
