@@ -1,5 +1,5 @@
 //! Child collections in a real browser (issue 22): a customer's partitions and source IPs added
-//! on the customer's page and seen in the admin API; a bad CIDR answered with the admin API's
+//! on the customer's page and seen in the admin API (and a blocked prefix added and deleted); a bad CIDR answered with the admin API's
 //! own message next to the field; a trunk's source network, credentials and destination
 //! deleted after a confirmation step reached with the keyboard; every change audited with the
 //! console user's name; a readonly user sees no add or delete controls, and its forged POSTs
@@ -127,6 +127,16 @@ async fn child_collections_are_edited_and_deleted_in_a_browser() {
         main.contains("Saved.") && main.contains("192.0.2.0/24"),
         "{main}"
     );
+    // a blocked prefix, added and deleted after the confirmation
+    b.fill("blocked_prefixes-prefix", "1900").await;
+    b.click("add-blocked_prefixes").await;
+    b.click("delete-blocked_prefixes-0").await;
+    assert!(b
+        .main_text()
+        .await
+        .contains("Delete blocked prefix 1900 of customer 1001?"));
+    b.click("confirm-delete").await;
+    assert!(b.main_text().await.contains("Deleted."));
     b.goto(&format!("{customer}#child-partitions")).await;
     b.screenshot("21-customer-children").await;
 
@@ -134,6 +144,7 @@ async fn child_collections_are_edited_and_deleted_in_a_browser() {
     let (s, c) = api("GET", "/v1/admin/customers/1001".into(), None).await;
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["source_ips"], json!(["192.0.2.0/24"]), "{c}");
+    assert_eq!(c["blocked_prefixes"], json!([]), "{c}");
     let added = c["partitions"]
         .as_array()
         .unwrap()
@@ -149,7 +160,12 @@ async fn child_collections_are_edited_and_deleted_in_a_browser() {
         ),
         "{c}"
     );
-    for action in ["customer.partition.add", "customer.source_ip.add"] {
+    for action in [
+        "customer.partition.add",
+        "customer.source_ip.add",
+        "customer.blocked_prefix.add",
+        "customer.blocked_prefix.remove",
+    ] {
         assert_eq!(
             actors(&st.client, action).await,
             ["console:root"],
