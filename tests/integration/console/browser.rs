@@ -11,7 +11,7 @@ use super::{screenshots, start, ADMIN_PW, VIEWER_PW};
 
 const LONDON: &str = "ban=1001&ani=%2B12125550100&dnis=%2B442071234567";
 
-async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str) {
+pub(super) async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str) {
     b.goto(&format!("{base}/console/")).await;
     // not signed in: the sign-in page
     b.fill("username", user).await;

@@ -1,9 +1,10 @@
 //! Child collections in a real browser (issue 22): a customer's partitions and source IPs added
-//! on the customer's page and seen in the admin API (and a blocked prefix added and deleted); a bad CIDR answered with the admin API's
-//! own message next to the field; a trunk's source network, credentials and destination
-//! deleted after a confirmation step reached with the keyboard; every change audited with the
-//! console user's name; a readonly user sees no add or delete controls, and its forged POSTs
-//! (the browser's session, a valid CSRF token) are refused with 403.
+//! on the customer's page and seen in the admin API, and a blocked prefix added and deleted; a
+//! bad CIDR answered with the admin API's own message next to the field; a trunk's source
+//! network, credentials and destination deleted after a confirmation step reached with the
+//! keyboard; every change audited with the console user's name; a readonly user sees no add or
+//! delete controls, and its forged POSTs (the browser's session, a valid CSRF token) are refused
+//! with 403.
 
 use fantoccini::Locator;
 use reqwest::StatusCode;
@@ -12,15 +13,8 @@ use serde_json::{json, Value};
 use crate::support::actors;
 use crate::support::browser::Browser;
 
+use super::browser::sign_in;
 use super::{screenshots, start, ADMIN_PW, VIEWER_PW};
-
-async fn sign_in(b: &Browser, base: &str, user: &str, pw: &str) {
-    b.goto(&format!("{base}/console/login")).await;
-    b.fill("username", user).await;
-    b.fill("password", pw).await;
-    b.click("sign-in").await;
-    assert_eq!(b.h1().await, "Overview");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_collections_are_edited_and_deleted_in_a_browser() {
