@@ -10,6 +10,8 @@
 #   resp       (not in the default MODES) the warpd dip over RESP (ndb_redis, synchronous LCR over a
 #              persistent connection, the flat answer array; kamailio.cfg's default transport),
 #              events off; resp+events the same with events (the production config);
+#   resp-unix  (not in the default MODES) resp over warpd's unix socket (server.kamailio_resp_socket,
+#              ndb_redis `unix=`) instead of TCP on 127.0.0.1: no TCP stack on either side;
 #   resp+stir  (issue 20, not in the default MODES) resp with -A WITH_STIR: every call signed
 #              (secsipid_add_identity with a P-256 key made here with openssl; attestation from the
 #              dip); resp+verify: every customer INVITE carries an Identity header (signed here,
@@ -105,6 +107,7 @@ export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$pgport/postgres" WARPD_L
 wport=$(free_port tcp)
 rport=$(free_port tcp)   # warpd's RESP listener (modes resp, resp+events)
 export WARPD_SERVER__KAMAILIO_RESP_LISTEN="127.0.0.1:$rport" WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
+export WARPD_SERVER__KAMAILIO_RESP_SOCKET="$work/resp.sock"   # mode resp-unix
 aport=$(free_port tcp)   # the admin listener (unused by the benchmark, but warpd binds it)
 export WARPD_SERVER__KAMAILIO_LISTEN="127.0.0.1:$wport" WARPD_SERVER__ADMIN_LISTEN="127.0.0.1:$aport"
 "$bin" --config warpd.example.toml migrate >/dev/null
@@ -198,13 +201,14 @@ esac
 
 start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp+tcp)   # kamailio.cfg listens on UDP and TCP on SIP_PORT
-  local dip_port=$wport
+  local dip_port=$wport resp_server="name=warpd;addr=127.0.0.1;port=$rport"
+  [ "$1" != resp-unix ] || resp_server="name=warpd;unix=$work/resp.sock"
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
     -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}"
-    -A "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port=$rport\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS"
+    -A "WARPD_RESP_SERVER=\"$resp_server\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     # the benchmark's SIPp gateways do not answer OPTIONS, and native lcr does not probe either
     -A WITHOUT_GW_PROBING)
   # every mode but resp*: the HTTP dip only (kamailio.cfg dips over RESP by default)
@@ -217,6 +221,7 @@ start_kamailio() { # mode -> sets kport, kpid
     jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=calibration;addr=127.0.0.1;port=$jport\"") ;;
     dip+events) ;;
     resp) defs+=(-A WITHOUT_EVENTS) ;;
+    resp-unix) defs+=(-A WITHOUT_EVENTS) ;;
     resp+events) ;;
     resp+stir|resp+verify) mkdir -p "$work/stir-cache"
       defs+=(-A WITHOUT_EVENTS -A WITH_STIR -A "STIR_KEY_PATH=\"$work/stir/sp.key\"" -A "STIR_X5U=\"$x5u\""
