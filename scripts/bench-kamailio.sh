@@ -13,8 +13,10 @@
 #   resp-unix  (not in the default MODES) resp over warpd's unix socket (server.kamailio_resp_socket,
 #              ndb_redis `unix=`) instead of TCP on 127.0.0.1: no TCP stack on either side;
 #   resp+stir  (issue 20, not in the default MODES) resp with -A WITH_STIR: every call signed
-#              (secsipid_add_identity with a P-256 key made here with openssl; attestation from the
-#              dip); resp+verify: every customer INVITE carries an Identity header (signed here,
+#              (secsipid_build_identity_prvkey with a P-256 key made here with openssl, read once
+#              per Kamailio process; attestation from the dip); resp+stirfile the same with
+#              -A STIR_KEY_PER_CALL (secsipid_add_identity: the key file read for every
+#              signature, the configuration before 2026-12-06 13:30); resp+verify: every customer INVITE carries an Identity header (signed here,
 #              certificate served at its x5u by a local HTTP server, cached by secsipid) that
 #              Kamailio verifies (secsipid_check_identity) before the dip, which then keeps it.
 #              Kamailio's CPU per call against resp's is the cost of signing / verifying.
@@ -166,7 +168,7 @@ done
 
 # STIR/SHAKEN (issue 20; modes resp+stir, resp+verify): a key and certificate, the certificate
 # served at its x5u, and an Identity header for the customer's calls signed with them
-case " $MODES " in *" resp+stir "*|*" resp+verify "*)
+case " $MODES " in *" resp+stir "*|*" resp+stirfile "*|*" resp+verify "*)
   mkdir -p "$work/stir"
   ( cd "$work/stir"
     openssl ecparam -name prime256v1 -genkey -noout -out sp.key 2>/dev/null
@@ -223,7 +225,8 @@ start_kamailio() { # mode -> sets kport, kpid
     resp) defs+=(-A WITHOUT_EVENTS) ;;
     resp-unix) defs+=(-A WITHOUT_EVENTS) ;;
     resp+events) ;;
-    resp+stir|resp+verify) mkdir -p "$work/stir-cache"
+    resp+stir|resp+stirfile|resp+verify) mkdir -p "$work/stir-cache"
+      [ "$1" != resp+stirfile ] || defs+=(-A STIR_KEY_PER_CALL)
       defs+=(-A WITHOUT_EVENTS -A WITH_STIR -A "STIR_KEY_PATH=\"$work/stir/sp.key\"" -A "STIR_X5U=\"$x5u\""
         -A "STIR_CA_FILE=\"CertCAFile=$work/stir/sp.pem\"" -A "STIR_CACHE_DIR=\"$work/stir-cache\""
         -A STIR_MAX_AGE_S=3600) ;;

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub stir_attestations: IntCounterVec,
     /// inbound dips by verification outcome (passed, failed, none) and failure reason
     pub stir_verifications: IntCounterVec,
+    /// source classifications Kamailio asked for before verifying an Identity (RESP `SOURCE`,
+    /// `GET /v1/source`), by answer (customer, vendor, unknown: not verified)
+    pub stir_source_checks: IntCounterVec,
     /// the signing certificate's notAfter (Unix time; 0: none configured): the scrape shows
     /// `warpd_stir_cert_days_to_expiry`
     pub stir_cert_not_after: IntGauge,
@@ -176,6 +179,14 @@ impl Metrics {
             &["verstat", "reason"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let stir_source_checks = IntCounterVec::new(
+            Opts::new(
+                "stir_source_checks_total",
+                "Source classifications before STIR/SHAKEN verification (customer, vendor, unknown: not verified)",
+            ),
+            &["source"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let stir_cert_not_after = IntGauge::new(
             "stir_cert_not_after_timestamp_seconds",
             "notAfter of the STIR/SHAKEN signing certificate (Unix time; 0: none configured)",
@@ -213,6 +224,7 @@ impl Metrics {
             Box::new(reloads.clone()),
             Box::new(stir_attestations.clone()),
             Box::new(stir_verifications.clone()),
+            Box::new(stir_source_checks.clone()),
             Box::new(stir_cert_not_after.clone()),
         ] {
             // names are distinct constants; registration cannot collide
@@ -238,6 +250,7 @@ impl Metrics {
             snapshot_rate_routes_rebuilt,
             stir_attestations,
             stir_verifications,
+            stir_source_checks,
             stir_cert_not_after,
         }
     }

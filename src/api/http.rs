@@ -22,7 +22,10 @@ use super::params::dip_from_query;
 use super::rpc::{Dispatched, RpcService, Source};
 use super::Side;
 use crate::http_body::read_body;
-use crate::routing::inbound::params::{credential_from_query, inbound_from_query};
+use crate::routing::inbound::params::{
+    credential_from_query, inbound_from_query, source_from_query,
+};
+use crate::routing::stir::SourceAnswer;
 use crate::routing::KamailioAnswer;
 
 impl Api {
@@ -40,6 +43,16 @@ impl Api {
             .and_then(|req| self.inbound(&req, Surface::Http, source));
         match answer {
             Ok(a) => self.json_ok(Surface::Http, &a),
+            Err(e) => self.error(Surface::Http, e),
+        }
+    }
+
+    fn http_source(&self, query: Option<&str>) -> Response<Body> {
+        let answer = source_from_query(query)
+            .map_err(ApiError::from)
+            .and_then(|ip| self.source_kind(ip));
+        match answer {
+            Ok(source) => self.json_ok(Surface::Http, &SourceAnswer { source }),
             Err(e) => self.error(Surface::Http, e),
         }
     }
@@ -151,6 +164,7 @@ enum Action {
     Route,
     Inbound,
     Credentials,
+    Source,
     Rpc,
     Simulate,
     Healthz,
@@ -171,6 +185,7 @@ fn action(path: &str, method: &Method) -> Action {
         ("/v1/route", &Method::GET) => Action::Route,
         ("/v1/inbound", &Method::GET) => Action::Inbound,
         ("/v1/credentials", &Method::GET) => Action::Credentials,
+        ("/v1/source", &Method::GET) => Action::Source,
         ("/rpc", &Method::POST) => Action::Rpc,
         ("/v1/routing/simulate", &Method::POST) => Action::Simulate,
         ("/healthz", &Method::GET) => Action::Healthz,
@@ -184,8 +199,8 @@ fn action(path: &str, method: &Method) -> Action {
         ("/v1/cdrs/export", &Method::GET) => Action::CdrsExport,
         ("/v1/routes/quality", &Method::GET) => Action::RouteQuality,
         (
-            "/v1/route" | "/v1/inbound" | "/v1/credentials" | "/healthz" | "/readyz" | "/metrics"
-            | "/v1/cdrs" | "/v1/cdrs/export" | "/v1/routes/quality",
+            "/v1/route" | "/v1/inbound" | "/v1/credentials" | "/v1/source" | "/healthz" | "/readyz"
+            | "/metrics" | "/v1/cdrs" | "/v1/cdrs/export" | "/v1/routes/quality",
             m,
         ) => Action::Refuse(Surface::Http, not_allowed(path, m, "GET")),
         ("/v1/routing/simulate" | "/v1/events", m) => {
@@ -206,6 +221,7 @@ fn kamailio_path(path: &str) -> bool {
         "/v1/route"
             | "/v1/inbound"
             | "/v1/credentials"
+            | "/v1/source"
             | "/v1/events"
             | "/rpc"
             | "/healthz"
@@ -273,6 +289,7 @@ pub(crate) async fn handle(
         Action::Route => api.http_route(req.uri().query(), peer.ip()),
         Action::Inbound => api.http_inbound(req.uri().query(), peer.ip()),
         Action::Credentials => api.http_credentials(req.uri().query(), peer.ip()),
+        Action::Source => api.http_source(req.uri().query()),
         Action::Rpc => {
             let mut req = req;
             // lcr.route reads the source from the request's extensions (jsonrpsee hands them on)

@@ -1,7 +1,8 @@
 //! The inbound dip and the credential look-up (issue 19), one entry point each for every
 //! surface of the Kamailio side: [`Api::inbound`] (`GET /v1/inbound`, JSON-RPC `did.route`,
-//! RESP `INBOUND`) and [`Api::credential`] (`GET /v1/credentials`, RESP `CRED`). Both read the
-//! live snapshot only, never the database.
+//! RESP `INBOUND`), [`Api::credential`] (`GET /v1/credentials`, RESP `CRED`) and
+//! [`Api::source_kind`] (`GET /v1/source`, RESP `SOURCE`). They read the live snapshot only,
+//! never the database.
 //!
 //! The dip-as rule of the source applies to the customer of the answer: a source limited to
 //! some BANs gets "unknown number" (404) for another customer's number and "not found" for
@@ -20,7 +21,7 @@ use super::error::ApiError;
 use crate::numbering::for_log;
 use crate::routing::inbound::params::CredentialQuery;
 use crate::routing::inbound::{Credential, InboundAnswer, InboundRejectReason, InboundRequest};
-use crate::routing::stir::verify;
+use crate::routing::stir::{verify, SourceKind};
 
 /// `GET /v1/credentials`' answer: found with the HA1 and names, or `{"found":false}` (a miss
 /// is a value; it never says why).
@@ -197,6 +198,22 @@ impl Api {
             "inbound dip"
         );
         Ok(answer)
+    }
+
+    /// What a source address is to warpd (STIR/SHAKEN, issue 20: Kamailio verifies the
+    /// Identity of a known source's call only; `GET /v1/source`, RESP `SOURCE`).
+    pub(crate) fn source_kind(&self, ip: IpAddr) -> Result<SourceKind, ApiError> {
+        let engine = &self.state.engine;
+        if !engine.is_ready() {
+            return Err(ApiError::NotReady);
+        }
+        let kind = engine.load().source_kind(ip);
+        self.state
+            .metrics
+            .stir_source_checks
+            .with_label_values(&[kind.as_str()])
+            .inc();
+        Ok(kind)
     }
 
     /// The credential look-up of Kamailio's digest authentication. Never logs the HA1.

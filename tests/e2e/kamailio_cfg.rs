@@ -98,24 +98,34 @@ fn the_janssonrpc_calibration_path_refuses_a_warpd_secret() {
 }
 
 /// Issue 20: `-A WITH_STIR` loads secsipid (package kamailio-secsipid-modules, installed by
-/// scripts/provision-host.sh) and checks with the STIR routes; `tests/e2e/e2e_sip/stir.rs`
-/// places signed and verified calls through it.
+/// scripts/provision-host.sh) and checks with the STIR routes, with the key file read per call
+/// (`STIR_KEY_PER_CALL`) and with the HTTP dip only; `tests/e2e/e2e_sip/stir.rs` places signed
+/// and verified calls through it.
 #[test]
 fn the_shipped_config_checks_with_stir() {
     require_tool("kamailio");
-    let out = Command::new("kamailio")
-        .current_dir(repo())
-        .args(["-c", "-f", "kamailio/kamailio.cfg", "-A", "WITH_STIR"])
-        .output()
-        .expect("running kamailio -c");
-    let log =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && log.contains("config file ok"),
-        "kamailio -c -A WITH_STIR failed ({}):\n{log}",
-        out.status
-    );
-    for bad in ["ERROR", "CRITICAL"] {
-        assert!(!log.contains(bad), "{bad} with WITH_STIR:\n{log}");
+    let combos: &[&[&str]] = &[
+        &["WITH_STIR"],
+        &["WITH_STIR", "STIR_KEY_PER_CALL"],
+        &["WITH_STIR", "WITHOUT_RESP_DIP", "WITHOUT_HTTP_ASYNC"],
+    ];
+    for defines in combos {
+        let mut cmd = Command::new("kamailio");
+        cmd.current_dir(repo())
+            .args(["-c", "-f", "kamailio/kamailio.cfg"]);
+        for d in *defines {
+            cmd.args(["-A", d]);
+        }
+        let out = cmd.output().expect("running kamailio -c");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && log.contains("config file ok"),
+            "kamailio -c {defines:?} failed ({}):\n{log}",
+            out.status
+        );
+        for bad in ["ERROR", "CRITICAL"] {
+            assert!(!log.contains(bad), "{bad} with {defines:?}:\n{log}");
+        }
     }
 }

@@ -426,6 +426,60 @@ async fn bad_inbound_parameters_name_the_field() {
     assert!(msg.starts_with("src_ip"), "{code} {msg}");
 }
 
+/// Issue 20: what a source address is (Kamailio verifies a known source's Identity only), the
+/// same on `GET /v1/source` and RESP `SOURCE`; bad input names the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_look_up_on_both_surfaces() {
+    let (_pg, _client, w) = stack().await;
+    let table = [
+        // customer 10001's source address (the demo's gateways are 127.0.0.1 too: customer first)
+        ("127.0.0.1", "customer"),
+        // trunk acme-main's network
+        ("10.77.1.2", "customer"),
+        // northstar's origination network
+        ("192.0.2.7", "vendor"),
+        // customer 10002's network
+        ("198.51.100.1", "customer"),
+        ("203.0.113.9", "unknown"),
+        ("2001:db8::1", "unknown"),
+    ];
+    let cmds: Vec<Vec<&str>> = table.iter().map(|(ip, _)| vec!["SOURCE", *ip]).collect();
+    let mut cmds: Vec<&[&str]> = cmds.iter().map(Vec::as_slice).collect();
+    cmds.extend([&["SOURCE"][..], &["SOURCE", "not-an-ip"][..]]);
+    let r = resp(w.resp_addr.unwrap(), &cmds).await;
+    for (i, (ip, want)) in table.iter().enumerate() {
+        let (status, http) = w.get_json(&format!("/v1/source?src_ip={ip}")).await;
+        assert_eq!((status, http), (200, json!({ "source": want })), "{ip}");
+        let Value::Array(a) = &r[i] else {
+            panic!("{ip}: {:?}", r[i])
+        };
+        assert_eq!(a.iter().map(s).collect::<Vec<_>>(), [*want], "{ip}");
+    }
+    for (reply, field) in r[table.len()..].iter().zip(["SOURCE", "src_ip"]) {
+        match reply {
+            Value::Error(e) => assert!(e.contains(field), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    for (path, field) in [
+        ("/v1/source", "src_ip"),
+        ("/v1/source?src_ip=1.2.3", "src_ip"),
+        ("/v1/source?src_ip=192.0.2.7&x=1", "x"),
+    ] {
+        let (status, e) = w.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {e}");
+        assert!(
+            e["error"].as_str().unwrap_or("").starts_with(field),
+            "{path}: {e}"
+        );
+    }
+    let metrics = w.metrics().await;
+    assert!(
+        metrics.contains(r#"warpd_stir_source_checks_total{source="vendor"} 2"#),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_trunks_and_numbers() {
     let (_pg, client, w) = stack().await;

@@ -48,10 +48,11 @@ fn client(secret: Option<&str>, tls: Option<&ClientTls>) -> reqwest::Client {
 }
 
 /// Paths served by the Kamailio surface (every other path is the admin surface's).
-pub const KAMAILIO_PATHS: [&str; 7] = [
+pub const KAMAILIO_PATHS: [&str; 8] = [
     "/v1/route",
     "/v1/inbound",
     "/v1/credentials",
+    "/v1/source",
     "/v1/events",
     "/rpc",
     "/healthz",

@@ -10,6 +10,7 @@
 //! | `LCR <src_ip\|ban\|trunk:name> <ani> <dnis> [call_id] [lrn] [max_results] [identity]` | [`answer_array`] |
 //! | `INBOUND <src_ip> <ani> <dnis> [call_id]` | `inbound::inbound_array` |
 //! | `CRED <user> <realm>` | `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]` |
+//! | `SOURCE <src_ip>` | `[customer\|vendor\|unknown]` (STIR/SHAKEN: verify a known source's Identity only) |
 //!
 //! `LCR`'s first argument is a source address when it parses as an IP address, `trunk:<name>`
 //! for a digest-authenticated customer trunk, else a BAN; an
@@ -113,7 +114,9 @@ impl Session {
                 [msg] => reply(Value::Bulk(msg.clone()), out),
                 _ => reply(arity("echo"), out),
             },
-            b"INBOUND" | b"CRED" => super::inbound::run(api, &name, rest, self.source, out),
+            b"INBOUND" | b"CRED" | b"SOURCE" => {
+                super::inbound::run(api, &name, rest, self.source, out)
+            }
             b"LCR" => {
                 let answer =
                     dip_request(rest).and_then(|req| api.dip(&req, Surface::Resp, self.source));

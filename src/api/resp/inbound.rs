@@ -1,9 +1,10 @@
 //! RESP `INBOUND` and `CRED` (issue 19): the inbound dip and the credential look-up for
 //! Kamailio's ndb_redis, through the same [`Api::inbound`] / [`Api::credential`] as HTTP and
-//! JSON-RPC.
+//! JSON-RPC; `SOURCE` (issue 20) through the same [`Api::source_kind`] as `GET /v1/source`.
 //!
 //! `INBOUND <src_ip> <ani> <dnis> [call_id] [verify] [identity]` answers [`inbound_array`]; `CRED <user> <realm>`
-//! answers `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]`.
+//! answers `[:1, ha1, trunk, customer]` or `[:0, "", "", ""]`; `SOURCE <src_ip>` answers
+//! `[kind]` (`customer`, `vendor` or `unknown`; later fields will be appended).
 //!
 //! Owns: these commands' arguments and answer layouts. Must not touch: sockets, the procedure.
 
@@ -13,19 +14,24 @@ use warpd_resp::Value;
 
 use super::super::context::Api;
 use super::super::{ApiError, Surface};
-use crate::routing::inbound::params::{credential_from_args, inbound_from_args};
+use crate::routing::inbound::params::{credential_from_args, inbound_from_args, source_from_args};
 use crate::routing::inbound::InboundAnswer;
 
 /// Elements before the first destination in an inbound answer (see [`inbound_array`]).
 pub const HEADER: usize = 8;
 
-/// Runs `INBOUND` or `CRED` (`name` upper-case), appending the reply to `out`.
+/// Runs `INBOUND`, `CRED` or `SOURCE` (`name` upper-case), appending the reply to `out`.
 pub(super) fn run(api: &Api, name: &[u8], rest: &[Vec<u8>], source: IpAddr, out: &mut Vec<u8>) {
     let result = text_args(name, rest).and_then(|args| match name {
         b"INBOUND" => {
             let req = inbound_from_args(&args)?;
             api.inbound(&req, Surface::Resp, source)
                 .map(|a| inbound_array(&a))
+        }
+        b"SOURCE" => {
+            let ip = source_from_args(&args)?;
+            api.source_kind(ip)
+                .map(|k| Value::Array(vec![Value::bulk(k.as_str().as_bytes())]))
         }
         _ => {
             let q = credential_from_args(&args)?;
@@ -57,10 +63,10 @@ pub(super) fn run(api: &Api, name: &[u8], rest: &[Vec<u8>], source: IpAddr, out:
 }
 
 fn text_args<'a>(name: &[u8], rest: &'a [Vec<u8>]) -> Result<Vec<&'a str>, ApiError> {
-    let what = if name == b"INBOUND" {
-        "INBOUND"
-    } else {
-        "CRED"
+    let what = match name {
+        b"INBOUND" => "INBOUND",
+        b"SOURCE" => "SOURCE",
+        _ => "CRED",
     };
     if rest.len() > 6 {
         return Err(ApiError::invalid(

@@ -44,6 +44,7 @@ mod resp_freeze;
 mod scenarios;
 mod sink;
 mod stir;
+mod stir_gate;
 
 use crate::support::{self, repo, require_tool, Warpd};
 use gaps::*;

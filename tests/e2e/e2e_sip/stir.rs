@@ -11,7 +11,9 @@
 //! the customer with `verstat=TN-Validation-Passed`; a tampered one (`-Failed`, bad signature),
 //! one whose dest TN is another number (`-Failed`, TN mismatch: warpd's own check), none
 //! (`No-TN-Validation`); each CDR holds the outcome; under the customer's reject policy the
-//! tampered call gets 438.
+//! tampered call gets 438. Which sources are verified at all (an unknown source or a trunk
+//! failing authentication fetches nothing), a customer's kept Identity, and the same through
+//! the HTTP dip: [`super::stir_gate`].
 
 use std::io::{BufRead, BufReader, Write};
 
@@ -20,9 +22,10 @@ use p256::ecdsa::signature::{Signer, Verifier};
 use p256::pkcs8::DecodePublicKey;
 
 use super::inbound::call_from;
+use super::stir_gate;
 use super::*;
 
-const OWN_ANI: &str = "+13125550100";
+pub(super) const OWN_ANI: &str = "+13125550100";
 const FOREIGN_ANI: &str = "+13125559999";
 const NUMBER: &str = "+12125550177";
 const VENDOR_IP: &str = "127.0.0.2";
@@ -53,10 +56,10 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A test STI-CA and a service provider's signing key and certificate (EC P-256), made with
 /// openssl in `dir/pki`.
-struct Pki {
+pub(super) struct Pki {
     dir: PathBuf,
     key: PathBuf,
-    cert: PathBuf,
+    pub(super) cert: PathBuf,
     ca: PathBuf,
     /// the signing certificate's public key
     verifier: p256::ecdsa::VerifyingKey,
@@ -161,7 +164,7 @@ impl Pki {
     }
 
     /// A SHAKEN Identity header value signed with the test key.
-    fn identity(&self, x5u: &str, payload: &Value) -> String {
+    pub(super) fn identity(&self, x5u: &str, payload: &Value) -> String {
         let header =
             serde_json::json!({"alg": "ES256", "ppt": "shaken", "typ": "passport", "x5u": x5u});
         let signing = format!(
@@ -178,7 +181,7 @@ impl Pki {
 }
 
 /// Serves the signing certificate at `http://127.0.0.1:<port>/sp.pem` (the x5u), counting GETs.
-fn serve_x5u(cert: &Path) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+pub(super) fn serve_x5u(cert: &Path) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let pem = std::fs::read(cert).expect("read cert");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind x5u server");
     let url = format!("http://{}/sp.pem", listener.local_addr().expect("addr"));
@@ -209,7 +212,7 @@ fn serve_x5u(cert: &Path) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 }
 
 /// The Identity header values of the INVITEs a SIPp UAS received.
-fn identities(uas: &Uas) -> Vec<String> {
+pub(super) fn identities(uas: &Uas) -> Vec<String> {
     std::fs::read_to_string(&uas.msgs)
         .unwrap_or_default()
         .lines()
@@ -241,7 +244,7 @@ fn verified_passport(pki: &Pki, x5u: &str, identity: &str) -> Value {
     serde_json::from_slice(&unb64(parts[1])).expect("payload JSON")
 }
 
-fn now_s() -> i64 {
+pub(super) fn now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -249,16 +252,21 @@ fn now_s() -> i64 {
 }
 
 /// `base` (a scenario of tests/sipp) with an `Identity: [identity]` header (SIPp `-key
-/// identity …`) and `@CODE@` replaced.
-fn identity_scenario(dir: &Path, base: &str, code: u16, tag: &str) -> PathBuf {
+/// identity …`) in every INVITE (both of a digest scenario) and `@CODE@` replaced.
+pub(super) fn identity_scenario(dir: &Path, base: &str, code: u16, tag: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo().join("tests/sipp").join(base)).expect(base);
-    let text = text
-        .replacen(
-            "Max-Forwards: 70\n",
-            "Max-Forwards: 70\n      Identity: [identity]\n",
-            1,
-        )
-        .replace("@CODE@", &code.to_string());
+    let text: String = text
+        .lines()
+        .map(|l| {
+            let t = l.trim();
+            if t.starts_with("CSeq: ") && t.ends_with(" INVITE") {
+                format!("{l}\n      Identity: [identity]\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let text = text.replace("@CODE@", &code.to_string());
     let path = dir.join(format!("stir-{tag}.xml"));
     std::fs::write(&path, text).expect("write scenario");
     path
@@ -313,25 +321,31 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         "INSERT INTO numbers (number, customer_id) SELECT '{OWN_ANI}', id FROM customers WHERE ban = '10001';"
     ));
     wait_attest(&s, OWN_ANI, "A");
-    let kam = Kamailio::start(
-        dir,
-        "stir",
-        &[
-            s.so_define.clone(),
-            s.resp_define.clone(),
-            format!("WARPD_URL=\"{}\"", s.base),
-            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
-            format!(
-                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
-                with_secret(&s.events_url)
-            ),
-            "WITH_STIR".to_string(),
-            format!("STIR_KEY_PATH=\"{}\"", pki.key.display()),
-            format!("STIR_X5U=\"{x5u}\""),
-            format!("STIR_CA_FILE=\"CertCAFile={}\"", pki.ca.display()),
-            format!("STIR_CACHE_DIR=\"{}\"", cache.display()),
-        ],
-    );
+    let stir_defines = vec![
+        "WITH_STIR".to_string(),
+        format!("STIR_KEY_PATH=\"{}\"", pki.key.display()),
+        format!("STIR_X5U=\"{x5u}\""),
+        format!("STIR_CA_FILE=\"CertCAFile={}\"", pki.ca.display()),
+        format!("STIR_CACHE_DIR=\"{}\"", cache.display()),
+    ];
+    let mut defines = vec![
+        s.so_define.clone(),
+        s.resp_define.clone(),
+        format!("WARPD_URL=\"{}\"", s.base),
+        format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+        format!(
+            "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+            with_secret(&s.events_url)
+        ),
+    ];
+    defines.extend_from_slice(&stir_defines);
+    let kam = Kamailio::start(dir, "stir", &defines);
+
+    // 0. only a known source's Identity is verified (nothing fetched for an unknown source or a
+    // trunk that failed authentication); a customer's valid Identity is kept
+    stir_gate::add_digest_trunk(&s);
+    stir_gate::unknown_sources_fetch_nothing(&s, &kam, &pki, stir_gate::Dip::Resp);
+    stir_gate::customer_identity_is_kept(&s, &kam, &pki, "resp");
     let origid = warpd::routing::stir::customer_origid(
         &warpd::routing::stir::DEFAULT_ORIGID_NAMESPACE,
         "10001",
@@ -482,7 +496,7 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         })
     };
     let with_id = identity_scenario(dir, "uac.xml", 0, "uac");
-    let inbound = |tag: &str, identity: Option<String>| -> (CallResult, String, Value) {
+    let inbound = |kam: &Kamailio, tag: &str, identity: Option<String>| {
         let uas = Uas::start(dir, d1, "uas.xml", tag);
         let extra: Vec<String> = identity
             .map(|i| vec!["-key".to_string(), "identity".to_string(), i])
@@ -491,7 +505,7 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         let scenario = if extra.is_empty() { &s.uac } else { &with_id };
         let r = call_from(
             dir,
-            &kam,
+            kam,
             VENDOR_IP,
             scenario,
             (VENDOR_ANI, NUMBER),
@@ -511,11 +525,11 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
             support::eventually_blocking(format!("{tag} CDR"), Duration::from_secs(10), || {
                 s.cdr_of(&call_id)
             });
-        (r, pai, cdr)
+        (pai, cdr)
     };
     let good = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], &NUMBER[1..]));
     {
-        let (_, pai, cdr) = inbound("stir-in-valid", Some(good.clone()));
+        let (pai, cdr) = inbound(&kam, "stir-in-valid", Some(good.clone()));
         assert_eq!(
             pai,
             format!("<tel:{VENDOR_ANI};verstat=TN-Validation-Passed>"),
@@ -534,14 +548,15 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         );
     }
     // tampered: the payload's orig changed after signing (the signature no longer verifies)
-    let tampered = {
+    let tamper = |good: &str| {
         let (token, params) = good.split_once(';').expect("params");
         let parts: Vec<&str> = token.split('.').collect();
         let forged = b64(passport("13105550001", &NUMBER[1..]).to_string().as_bytes());
         format!("{}.{forged}.{};{params}", parts[0], parts[2])
     };
+    let tampered = tamper(&good);
     {
-        let (_, pai, cdr) = inbound("stir-in-tampered", Some(tampered.clone()));
+        let (pai, cdr) = inbound(&kam, "stir-in-tampered", Some(tampered.clone()));
         assert!(pai.ends_with(";verstat=TN-Validation-Failed>"), "{pai}");
         assert_eq!(cdr["stir_verstat"], "TN-Validation-Failed", "{cdr}");
         assert_eq!(cdr["stir_reason"], "bad_signature", "{cdr}");
@@ -549,15 +564,34 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
     // validly signed for another number: warpd's TN check fails it
     {
         let other = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], "12125550199"));
-        let (_, pai, cdr) = inbound("stir-in-mismatch", Some(other));
+        let (pai, cdr) = inbound(&kam, "stir-in-mismatch", Some(other));
         assert!(pai.ends_with(";verstat=TN-Validation-Failed>"), "{pai}");
         assert_eq!(cdr["stir_reason"], "tn_mismatch", "{cdr}");
     }
     // no Identity at all
     {
-        let (_, pai, cdr) = inbound("stir-in-none", None);
+        let (pai, cdr) = inbound(&kam, "stir-in-none", None);
         assert!(pai.ends_with(";verstat=No-TN-Validation>"), "{pai}");
         assert_eq!(cdr["stir_verstat"], "No-TN-Validation", "{cdr}");
+    }
+    // 4b. the HTTP dip (-A WITHOUT_RESP_DIP) carries the same: the source check (over HTTP),
+    // the customer's kept Identity, the inbound verification, its verstat and its CDR
+    {
+        let kam_http = stir_gate::http_stack(&s, &stir_defines);
+        stir_gate::unknown_sources_fetch_nothing(&s, &kam_http, &pki, stir_gate::Dip::Http);
+        stir_gate::customer_identity_is_kept(&s, &kam_http, &pki, "http");
+        let good = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], &NUMBER[1..]));
+        let (pai, cdr) = inbound(&kam_http, "stir-http-valid", Some(good.clone()));
+        assert_eq!(
+            pai,
+            format!("<tel:{VENDOR_ANI};verstat=TN-Validation-Passed>"),
+            "{cdr}"
+        );
+        assert_eq!(cdr["stir_verstat"], "TN-Validation-Passed", "{cdr}");
+        assert_eq!(cdr["stir_attest"], "A", "{cdr}");
+        let (pai, cdr) = inbound(&kam_http, "stir-http-tampered", Some(tamper(&good)));
+        assert!(pai.ends_with(";verstat=TN-Validation-Failed>"), "{pai}");
+        assert_eq!(cdr["stir_reason"], "bad_signature", "{cdr}");
     }
     // 5. the customer refuses failed verification: the tampered call gets 438, a valid one passes
     s.sql(
@@ -601,7 +635,7 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         assert_eq!(uas.invites(), 0);
         drop(uas);
         let good = pki.identity(&x5u, &passport(&VENDOR_ANI[1..], &NUMBER[1..]));
-        let (_, pai, _) = inbound("stir-in-valid-2", Some(good));
+        let (pai, _) = inbound(&kam, "stir-in-valid-2", Some(good));
         assert!(pai.ends_with(";verstat=TN-Validation-Passed>"), "{pai}");
     }
     let text = s.rt.block_on(s.warpd.as_ref().expect("warpd").metrics());

@@ -1,6 +1,7 @@
 //! Any dip request body (JSON-RPC params, `POST /v1/routing/simulate`) or query string
 //! (`GET /v1/route`, with `trunk`), any inbound dip (`did.route` params, `GET /v1/inbound`,
-//! RESP `INBOUND` arguments) and credential look-up (`GET /v1/credentials`, RESP `CRED`):
+//! RESP `INBOUND` arguments), credential look-up (`GET /v1/credentials`, RESP `CRED`) and
+//! source look-up (`GET /v1/source`, RESP `SOURCE`):
 //! parsed or refused with an error naming the field, never a panic; a parsed inbound request
 //! is routed on a small inbound table without a panic either.
 #![no_main]
@@ -9,7 +10,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use warpd_core::routing::inbound::params::{
     credential_from_args, credential_from_query, inbound_from_args, inbound_from_json,
-    inbound_from_query,
+    inbound_from_query, source_from_args, source_from_query,
 };
 use warpd_core::routing::inbound::{
     route_inbound, DestinationRow, Inbound, InboundBuilder, NumberRow, NumberStatus, Peers,
@@ -89,5 +90,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = route_inbound(table(), peers(), &r);
         }
         let _ = credential_from_args(&args);
+        let _ = source_from_query(Some(q));
+        let _ = source_from_args(&args);
     }
 });

@@ -437,6 +437,23 @@ impl Snapshot {
         &self.settings
     }
 
+    /// What `ip` is to warpd (STIR/SHAKEN: whose Identity Kamailio verifies): an enabled
+    /// customer's source (its own addresses, else a usable trunk's networks), else a vendor's or
+    /// peer's gateway or origination network, else unknown.
+    pub fn source_kind(&self, ip: IpAddr) -> super::stir::SourceKind {
+        use super::stir::SourceKind;
+        if self
+            .customer_for(None, None, Some(ip))
+            .is_some_and(|(_, c)| c.c.enabled)
+        {
+            SourceKind::Customer
+        } else if self.origination.vendor(ip).is_some() {
+            SourceKind::Vendor
+        } else {
+            SourceKind::Unknown
+        }
+    }
+
     /// The customer of a dip (by BAN, by trunk, else by source address: a customer source
     /// first, then a trunk source) and its index. A disabled or unknown trunk names no customer.
     pub(crate) fn customer_for(

@@ -195,3 +195,26 @@ pub fn credential_from_args(args: &[&str]) -> Result<CredentialQuery, ParamError
         )),
     }
 }
+
+/// `GET /v1/source?src_ip=…` (STIR/SHAKEN: what a source is, `stir::SourceKind`).
+pub fn source_from_query(query: Option<&str>) -> Result<IpAddr, ParamError> {
+    let mut src_ip: Option<IpAddr> = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*k {
+            "src_ip" => set_once(&mut src_ip, "src_ip", parse_ip(&v)?)?,
+            other => return Err(ParamError::Unknown(plain(other))),
+        }
+    }
+    src_ip.ok_or_else(|| ParamError::invalid("src_ip", "missing query parameter"))
+}
+
+/// RESP `SOURCE <src_ip>`.
+pub fn source_from_args(args: &[&str]) -> Result<IpAddr, ParamError> {
+    match args {
+        [ip] => parse_ip(ip),
+        _ => Err(ParamError::invalid(
+            "SOURCE",
+            format!("expected 1 argument (src_ip), got {}", args.len()),
+        )),
+    }
+}

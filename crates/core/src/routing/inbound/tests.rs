@@ -408,3 +408,29 @@ fn bad_parameters_name_the_field() {
     );
     assert!(inbound_from_args(&["192.0.2.1", "1"]).is_err());
 }
+
+#[test]
+fn source_params_name_the_field() {
+    let bad_query: &[(Option<&str>, &str)] = &[
+        (None, "src_ip: missing"),
+        (Some("src_ip=1.2.3"), "src_ip: invalid IP address"),
+        (Some("src_ip=192.0.2.1&src_ip=192.0.2.2"), "src_ip:"),
+        (Some("src_ip=192.0.2.1&x=1"), "x: unknown parameter"),
+    ];
+    for (q, want) in bad_query {
+        let e = source_from_query(*q).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{q:?}: {e}");
+    }
+    let bad_args: &[(&[&str], &str)] = &[
+        (&[], "SOURCE: expected 1 argument"),
+        (&["192.0.2.1", "x"], "SOURCE: expected 1 argument"),
+        (&["nope"], "src_ip: invalid IP address"),
+    ];
+    for (args, want) in bad_args {
+        let e = source_from_args(args).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{args:?}: {e}");
+    }
+    let ip: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+    assert_eq!(source_from_query(Some("src_ip=2001:db8::1")).unwrap(), ip);
+    assert_eq!(source_from_args(&["2001:db8::1"]).unwrap(), ip);
+}

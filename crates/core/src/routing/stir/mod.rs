@@ -25,9 +25,12 @@ use serde::{Deserialize, Serialize};
 use super::model::Id;
 pub use uuid::Uuid;
 
+pub mod source;
 #[cfg(test)]
 mod tests;
 pub mod verify;
+
+pub use source::{SourceAnswer, SourceKind};
 
 /// A SHAKEN attestation level, ordered `C < B < A`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -169,3 +169,23 @@ fn bad_tn_ranges_are_build_errors() {
         assert!(ib.build().is_err(), "{first}-{last}");
     }
 }
+
+/// Which sources' Identity Kamailio may verify: a customer's (its own address or network, its
+/// trunk's network) or a vendor gateway's; nobody else's.
+#[test]
+fn sources_are_classified_for_verification() {
+    let s = snapshot();
+    let table = [
+        ("10.0.0.1", SourceKind::Customer),
+        ("10.2.3.4", SourceKind::Customer),
+        ("10.9.1.1", SourceKind::Customer),
+        ("10.1.0.1", SourceKind::Vendor),
+        ("10.1.0.100", SourceKind::Vendor),
+        ("10.0.0.2", SourceKind::Unknown),
+        ("192.0.2.1", SourceKind::Unknown),
+        ("::1", SourceKind::Unknown),
+    ];
+    for (ip, want) in table {
+        assert_eq!(s.source_kind(ip.parse().unwrap()), want, "{ip}");
+    }
+}
