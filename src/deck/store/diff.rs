@@ -158,7 +158,7 @@ pub async fn diff_versions<C: GenericClient>(
 /// not one is [`DeckError::BadRequest`] naming `after`).
 ///
 /// Both versions are read with binary COPY (no sort, no join in PostgreSQL): `from`'s rows are
-/// held in a [`HeldVersion`] (~56 bytes a row), `to`'s stream past them, and the pure
+/// held in a [`HeldVersion`] (~60 bytes a row), `to`'s stream past them, and the pure
 /// [`DiffTally`] counts every pair and keeps the page's `limit` rows. Issue 22: the SQL join
 /// this replaced took ~0.35 s of PostgreSQL for two 100k-row versions (docs/BENCHMARKS.md).
 pub async fn diff_page<C: GenericClient>(
