@@ -1,6 +1,11 @@
 use super::*;
 use proptest::prelude::*;
 
+/// (key, old row, new row)
+type Pair = (Option<Vec<u8>>, Option<Rates>, Option<Rates>);
+/// (key, change, pct) of a page row
+type Line = (Option<Vec<u8>>, Change, Option<f64>);
+
 const fn r(i: i64) -> Rate {
     Some(i)
 }
@@ -103,11 +108,11 @@ fn pct_rank_orders_largest_first_and_none_last() {
 
 /// The reference: every pair computed, sorted whole, filtered by the cursor, cut at `limit`.
 fn model(
-    pairs: &[(Option<Vec<u8>>, Option<Rates>, Option<Rates>)],
+    pairs: &[Pair],
     sort: DiffSort,
     cursor: Option<&Cursor>,
     limit: usize,
-) -> (Vec<(Option<Vec<u8>>, Change, Option<f64>)>, [i64; 6]) {
+) -> (Vec<Line>, [i64; 6]) {
     let mut counts = [0i64; 6];
     let mut rows = vec![];
     for (k, a, b) in pairs {
@@ -151,7 +156,7 @@ fn rates() -> impl Strategy<Value = Rates> {
     [z.clone(), z.clone(), z]
 }
 
-fn pairs() -> impl Strategy<Value = Vec<(Option<Vec<u8>>, Option<Rates>, Option<Rates>)>> {
+fn pairs() -> impl Strategy<Value = Vec<Pair>> {
     // distinct keys (a version's keys are), a few keyless rows
     proptest::collection::btree_map("[0-9]{1,3}", (rates(), rates(), 0u8..6), 0..60).prop_map(|m| {
         m.into_iter()
@@ -198,7 +203,7 @@ proptest! {
             let out = t.finish();
             let (want, counts) = model(&ps, sort, cursor.as_ref(), limit);
             prop_assert_eq!(out.counts.by_change, counts);
-            let got: Vec<(Option<Vec<u8>>, Change, Option<f64>)> = out.rows.iter()
+            let got: Vec<Line> = out.rows.iter()
                 .map(|r| ((!r.key.is_empty()).then(|| r.key.clone().into_bytes()), r.change, r.pct))
                 .collect();
             prop_assert_eq!(&got, &want);
@@ -248,7 +253,7 @@ proptest! {
     }
 }
 
-fn counts_changed(ps: &[(Option<Vec<u8>>, Option<Rates>, Option<Rates>)]) -> i64 {
+fn counts_changed(ps: &[Pair]) -> i64 {
     ps.iter()
         .filter(|(_, a, b)| classify(a.as_ref(), b.as_ref()) != Change::Unchanged)
         .count() as i64
