@@ -5,9 +5,11 @@ new, interleaved, on a throwaway PostgreSQL database:
 - the customers list: every customer (the old page) against one keyset page of 101;
 - the deck diff of two 100,000-row versions (every row changed, as in
   tests/integration/console/timing.rs) after 3M rows of older versions: the statement before
-  issue 22 (kept in tests/integration/deck_diff.rs as the reference) against today's
-  `deck::store::diff` page statement (with its `SET LOCAL jit = off`), assembled here from
-  src/deck/store/diff.rs's constants so it cannot drift.
+  issue 22 (kept in tests/integration/deck_diff/mod.rs as the reference) against the page
+  statement of issue 22's first change (with its `SET LOCAL jit = off`), assembled here from
+  tests/integration/deck_diff/sql_before.rs's constants so it cannot drift. Today's diff is no
+  SQL statement (a streaming join in the daemon): `cargo test --release -p warpd --test
+  integration deck_diff::first_diff -- --nocapture` times it against that statement.
 
 Usage: scripts/bench-console-sql.py PSQL_ARGS... (e.g. -h 127.0.0.1 -p 55432 -U postgres)
        ROUNDS=5 by default. Needs psql; creates and drops database `warpd_bench_console`.
@@ -35,7 +37,7 @@ def rust_str(src, name):
 
 
 def new_diff_sql():
-    src = open(os.path.join(ROOT, "src/deck/store/diff.rs")).read()
+    src = open(os.path.join(ROOT, "tests/integration/deck_diff/sql_before.rs")).read()
     rows, pct, over = (rust_str(src, n) for n in ("DIFF_ROWS", "PCT", "OVER"))
     body = re.search(r'format!\(\s*"WITH \{DIFF_ROWS\}(.*?)"\s*\)', src, re.S).group(1)
     body = body.replace("\\\n", "").replace('\\"', '"')
@@ -47,7 +49,7 @@ def new_diff_sql():
 
 
 def old_diff_sql():
-    src = open(os.path.join(ROOT, "tests/integration/deck_diff.rs")).read()
+    src = open(os.path.join(ROOT, "tests/integration/deck_diff/mod.rs")).read()
     return rust_str(src, "REFERENCE")
 
 
@@ -90,7 +92,7 @@ def main():
         ("customers: one page of 101", customers_sql(True), [("text", "NULL"), ("int8", "101")]),
         ("diff: old statement (limit 1000)", old_diff_sql(),
          [("int8", "10"), ("int8", "11"), ("float8", "25"), ("int8", "1000")]),
-        ("diff: new statement (page of 100)", new_diff_sql(),
+        ("diff: first-change statement (page of 100)", new_diff_sql(),
          [("int8", "10"), ("int8", "11"), ("float8", "25"), ("int8", "100"), ("text", "NULL"),
           ("text", "NULL"), ("float8", "NULL"), ("bool", "false")], "SET jit = off;\n"),
     ]

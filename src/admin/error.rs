@@ -123,7 +123,9 @@ impl AdminError {
                 }
                 D::Conflict(_) => Class::Conflict,
                 D::BadRequest(_) => Class::BadRequest,
-                D::Db { .. } | D::Snapshot(_) | D::Internal(_) => Class::Internal,
+                D::Db { .. } | D::VersionRows { .. } | D::Snapshot(_) | D::Internal(_) => {
+                    Class::Internal
+                }
             },
             AdminError::Token(TokenError::BadRole(_)) => Class::BadRequest,
             AdminError::Token(TokenError::Exists(_)) => Class::Conflict,
@@ -226,7 +228,10 @@ fn deck_message(e: &DeckError) -> String {
         | DeckError::UnknownVersion { .. }
         | DeckError::UnknownCustomer(_) => format!("{e}: no such resource"),
         DeckError::BadRequest(m) => format!("request: {m}"),
-        DeckError::Db { .. } | DeckError::Snapshot(_) | DeckError::Internal(_) => {
+        DeckError::Db { .. }
+        | DeckError::VersionRows { .. }
+        | DeckError::Snapshot(_)
+        | DeckError::Internal(_) => {
             format!("internal error: {e}")
         }
         DeckError::Invalid { .. } | DeckError::Input(_) | DeckError::Conflict(_) => e.to_string(),

@@ -56,6 +56,14 @@ pub enum DeckError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A version's rows could not be read for a diff (a malformed stream, a rate that is not
+    /// a plain number).
+    #[error("reading the rows of version {version}: {source}")]
+    VersionRows {
+        version: i64,
+        #[source]
+        source: store::VersionRowsError,
+    },
     #[error("snapshot for shadow evaluation: {0}")]
     Snapshot(#[from] crate::db::DbError),
     #[error("internal error: {0}")]
@@ -95,7 +103,10 @@ impl DeckError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            DeckError::Db { .. } | DeckError::Snapshot(_) | DeckError::Internal(_)
+            DeckError::Db { .. }
+                | DeckError::VersionRows { .. }
+                | DeckError::Snapshot(_)
+                | DeckError::Internal(_)
         )
     }
 }

@@ -1,10 +1,15 @@
 //! Per-prefix comparison of two deck versions ([`diff_versions`]), and `deck diff`'s choice of
 //! the versions to compare ([`diff`]).
 //!
-//! Owns: the diff query and report. Must not touch: any write.
+//! Owns: reading the two versions and the report. Must not touch: any write, what a pair of
+//! rows means (the core's `deck::diff`).
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
+pub use warpd_core::deck::diff::DiffSort;
+use warpd_core::deck::diff::{Change, Cursor, DiffTally, HeldFull, HeldVersion, Rates};
+use warpd_core::pgcopy::{pg_numeric_scaled, BinaryCopy, CopyError};
 
 use super::timeline::versions;
 use crate::deck::DeckError;
@@ -41,30 +46,6 @@ pub struct DiffRow {
     pub pct: Option<f64>,
 }
 
-/// The order of a diff's rows; each page continues after a cursor (keyset paging).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum DiffSort {
-    /// by key (prefix or OCN/LATA)
-    #[default]
-    Key,
-    /// by change (added, changed, down, removed, up), then key
-    Change,
-    /// largest move first (rows without a percentage last), then key
-    Pct,
-}
-
-impl DiffSort {
-    /// `key`, `change` or `pct`; anything else is `None` (the caller names the parameter).
-    pub fn parse(s: &str) -> Option<DiffSort> {
-        match s {
-            "key" => Some(DiffSort::Key),
-            "change" => Some(DiffSort::Change),
-            "pct" => Some(DiffSort::Pct),
-            _ => None,
-        }
-    }
-}
-
 /// One page of a diff's rows: its order, the cursor it continues after (the `next` of the
 /// page before) and its size.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,88 +55,85 @@ pub struct DiffPage {
     pub limit: i64,
 }
 
-/// The joined rows of versions $1 and $2 with each row's change, as CTEs `j` and `c`. Prefix
-/// rows and OCN/LATA rows are joined on their own columns (not on one computed key): the
-/// planner then knows the join's size (~ the versions' rows; on a computed key it guessed
-/// ~500× that, chose sorted merge joins spilling to disk and compiled the query with JIT: ~0.6 s
-/// of a 1.4 s diff of two 100k-row versions). A rate that did not move makes a row
-/// `unchanged` at the first test.
-const DIFF_ROWS: &str = "\
-    j AS (SELECT coalesce(a.prefix, b.prefix) k, a.rate_inter ai, a.rate_intra aj, a.rate_local al, \
-            b.rate_inter bi, b.rate_intra bj, b.rate_local bl, a.prefix IS NULL added, b.prefix IS NULL removed \
-          FROM (SELECT prefix, rate_inter, rate_intra, rate_local FROM deck_rates \
-                WHERE version_id = $1 AND prefix IS NOT NULL) a \
-          FULL JOIN (SELECT prefix, rate_inter, rate_intra, rate_local FROM deck_rates \
-                WHERE version_id = $2 AND prefix IS NOT NULL) b ON a.prefix = b.prefix \
-          UNION ALL \
-          SELECT coalesce(a.k, b.k), a.rate_inter, a.rate_intra, a.rate_local, \
-            b.rate_inter, b.rate_intra, b.rate_local, a.k IS NULL, b.k IS NULL \
-          FROM (SELECT ocn, lata, ocn || '/' || lata k, rate_inter, rate_intra, rate_local FROM deck_rates \
-                WHERE version_id = $1 AND prefix IS NULL) a \
-          FULL JOIN (SELECT ocn, lata, ocn || '/' || lata k, rate_inter, rate_intra, rate_local FROM deck_rates \
-                WHERE version_id = $2 AND prefix IS NULL) b ON a.ocn = b.ocn AND a.lata = b.lata), \
-    c AS (SELECT k, ai, aj, al, bi, bj, bl, CASE WHEN added THEN 'added' WHEN removed THEN 'removed' \
-            WHEN (ai, aj, al) IS NOT DISTINCT FROM (bi, bj, bl) THEN 'unchanged' \
-            WHEN (ai IS NULL) <> (bi IS NULL) OR (aj IS NULL) <> (bj IS NULL) OR (al IS NULL) <> (bl IS NULL) THEN 'changed' \
-            WHEN bi > ai OR bj > aj OR bl > al THEN \
-              CASE WHEN bi < ai OR bj < aj OR bl < al THEN 'changed' ELSE 'up' END \
-            ELSE 'down' END AS change \
-          FROM j)";
-
-/// The largest move of a row's zone rates, percent of the old rate (NULL when no zone has an
-/// old rate above 0 and a new one).
-const PCT: &str = "greatest(abs(bi - ai) / nullif(ai, 0), abs(bj - aj) / nullif(aj, 0), \
-                   abs(bl - al) / nullif(al, 0)) * 100";
-
-/// Some zone moved by more than $3 percent of its old rate (> 0): `PCT > $3` without a
-/// division per zone and row (exact: rates have 7 decimals).
-const OVER: &str = "(abs(bi - ai) * 100 > $3::float8::numeric * ai AND ai <> 0) \
-                    OR (abs(bj - aj) * 100 > $3::float8::numeric * aj AND aj <> 0) \
-                    OR (abs(bl - al) * 100 > $3::float8::numeric * al AND al <> 0)";
-
-/// The page statement for `sort`: counts per change, then the page's rows. Parameters: $1 from,
-/// $2 to, $3 threshold, $4 rows, $5 cursor key, $6 cursor change, $7 cursor pct, $8 "the
-/// cursor's pct is NULL".
-fn page_sql(sort: DiffSort) -> String {
-    let (pct_col, filter, order) = match sort {
-        DiffSort::Key => ("NULL::float8", "(ck IS NULL OR k > ck)", "k"),
-        DiffSort::Change => (
-            "NULL::float8",
-            "(ck IS NULL OR (change, k) > (cc, ck))",
-            "change, k",
-        ),
-        DiffSort::Pct => (
-            "pct",
-            "(ck IS NULL OR (NOT cn AND (pct < cp OR (pct = cp AND k > ck) OR pct IS NULL)) \
-              OR (cn AND pct IS NULL AND k > ck))",
-            "pct DESC NULLS LAST, k",
-        ),
-    };
-    let pct_col = pct_col.replace("pct", &format!("({PCT})::float8"));
+/// A version's rows as the diff reads them: the key (prefix, or OCN/LATA as `ocn/lata`) and the
+/// three rates, in the table's order (no sort: the join is a hash join in the daemon).
+fn rows_sql(version: i64) -> String {
+    // an integer: nothing to quote
     format!(
-        "WITH {DIFF_ROWS}, \
-         cur AS (SELECT $5::text ck, $6::text cc, $7::float8 cp, $8::bool cn), \
-         p AS (SELECT * FROM (SELECT *, {pct_col} AS pct FROM c WHERE change <> 'unchanged') x, cur \
-               WHERE {filter} ORDER BY {order} LIMIT $4) \
-         SELECT change, count(*), count(*) FILTER (WHERE (change <> 'unchanged' OR $3::float8 < 0) AND ({OVER})), \
-                NULL::text, NULL::text, NULL::text, NULL::float8 \
-           FROM c GROUP BY change \
-         UNION ALL \
-         SELECT 'row', row_number() OVER (ORDER BY {order}), 0, k, change, \
-                trim_scale(ai)::text || '|' || coalesce(trim_scale(bi)::text, ''), ({PCT})::float8 FROM p"
+        "COPY (SELECT coalesce(prefix, ocn || '/' || lata), rate_inter, rate_intra, rate_local \
+         FROM deck_rates WHERE version_id = {version}) TO STDOUT (FORMAT binary)"
     )
 }
 
-/// The cursor after `row` in `sort` order: the key, after the change or the percentage.
-fn cursor(sort: DiffSort, row: &DiffRow) -> String {
-    match sort {
-        DiffSort::Key => row.key.clone(),
-        DiffSort::Change => format!("{}|{}", row.change, row.key),
-        DiffSort::Pct => match row.pct {
-            Some(p) => format!("{p}|{}", row.key),
-            None => format!("null|{}", row.key),
-        },
+/// Rows parsed between voluntary yields to the runtime (a few ms of work).
+const YIELD_EVERY: u64 = 32 * 1024;
+
+/// What was wrong with a version's rows as read for a diff.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionRowsError {
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error("row {row} of the stream: {zone} rate is not a plain number")]
+    Rate { row: u64, zone: &'static str },
+    #[error(transparent)]
+    Held(#[from] HeldFull),
+}
+
+/// Streams version `version`'s rows through `f` (key, rates) with binary COPY.
+async fn read_version(
+    c: &Client,
+    version: i64,
+    mut f: impl FnMut(Option<&[u8]>, &Rates) -> Result<(), VersionRowsError>,
+) -> Result<u64, DeckError> {
+    let bad = |source| DeckError::VersionRows { version, source };
+    let stream = c
+        .copy_out(rows_sql(version).as_str())
+        .await
+        .map_err(DeckError::db("reading a version's rows"))?;
+    futures_util::pin_mut!(stream);
+    let mut parser = BinaryCopy::<4>::new("deck_rates");
+    let mut carry: Vec<u8> = Vec::new();
+    let mut next_yield = YIELD_EVERY;
+    let mut each = |fields: &[Option<&[u8]>; 4], row: u64| -> Result<(), VersionRowsError> {
+        let mut rates: Rates = [None; 3];
+        for (z, zone) in ["interstate", "intrastate", "local"]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(v) = fields[z + 1] {
+                rates[z] = Some(pg_numeric_scaled(v).ok_or(VersionRowsError::Rate { row, zone })?);
+            }
+        }
+        f(fields[0], &rates)
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(DeckError::db("reading a version's rows"))?;
+        let row = parser.rows() + 1;
+        let mut n = row;
+        let mut g = |fields: &[Option<&[u8]>; 4]| {
+            let r = each(fields, n);
+            n += 1;
+            r
+        };
+        if carry.is_empty() {
+            // the usual case: a CopyData message holds whole tuples
+            let used = parser.parse(&chunk, &mut g).map_err(bad)?;
+            carry.extend_from_slice(&chunk[used..]);
+        } else {
+            carry.extend_from_slice(&chunk);
+            let used = parser.parse(&carry, &mut g).map_err(bad)?;
+            carry.drain(..used);
+        }
+        if parser.rows() >= next_yield {
+            next_yield = parser.rows() + YIELD_EVERY;
+            // CPU work on a runtime worker: let other tasks (dips) run
+            tokio::task::yield_now().await;
+        }
     }
+    parser
+        .finish(&carry)
+        .map_err(|e| bad(VersionRowsError::Copy(e)))?;
+    Ok(parser.rows())
 }
 
 /// Compares two versions prefix by prefix: the counts, and the first `limit` changed rows by
@@ -178,6 +156,11 @@ pub async fn diff_versions<C: GenericClient>(
 /// Compares two versions prefix by prefix: the counts, and one page of the changed rows in
 /// `page.sort` order after `page.after` (a `next` cursor of the same sort; a cursor that is
 /// not one is [`DeckError::BadRequest`] naming `after`).
+///
+/// Both versions are read with binary COPY (no sort, no join in PostgreSQL): `from`'s rows are
+/// held in a [`HeldVersion`] (~60 bytes a row), `to`'s stream past them, and the pure
+/// [`DiffTally`] counts every pair and keeps the page's `limit` rows. Issue 22: the SQL join
+/// this replaced took ~0.35 s of PostgreSQL for two 100k-row versions (docs/BENCHMARKS.md).
 pub async fn diff_page<C: GenericClient>(
     c: &C,
     from: i64,
@@ -185,105 +168,59 @@ pub async fn diff_page<C: GenericClient>(
     warn_pct: f64,
     page: &DiffPage,
 ) -> Result<DiffReport, DeckError> {
-    let bad_cursor = || {
-        DeckError::BadRequest(
-            "after: not a cursor of this diff's order (use the `next` of the page before)".into(),
-        )
-    };
-    let (key, change, pct, pct_null): (Option<String>, Option<String>, Option<f64>, bool) =
-        match (&page.after, page.sort) {
-            (None, _) => (None, None, None, false),
-            (Some(a), DiffSort::Key) => (Some(a.clone()), None, None, false),
-            (Some(a), DiffSort::Change) => {
-                let (ch, k) = a.split_once('|').ok_or_else(bad_cursor)?;
-                (Some(k.to_string()), Some(ch.to_string()), None, false)
-            }
-            (Some(a), DiffSort::Pct) => {
-                let (p, k) = a.split_once('|').ok_or_else(bad_cursor)?;
-                let pct = match p {
-                    "null" => None,
-                    p => Some(
-                        p.parse::<f64>()
-                            .ok()
-                            .filter(|p| p.is_finite())
-                            .ok_or_else(bad_cursor)?,
-                    ),
-                };
-                (Some(k.to_string()), None, pct, pct.is_none())
-            }
-        };
-    let limit = page.limit.max(0);
-    // the plan's cost crosses PostgreSQL's JIT threshold, and compiling costs more than it
-    // saves at these sizes (~0.6 s of a 100k-row diff); back to the default afterwards (the
-    // import runs its diff inside its own transaction). Outside a transaction this is a no-op.
-    c.batch_execute("SET LOCAL jit = off")
-        .await
-        .map_err(DeckError::db("comparing versions"))?;
-    let rows = c
-        .query(
-            &page_sql(page.sort),
-            &[
-                &from, &to, &warn_pct, &limit, &key, &change, &pct, &pct_null,
-            ],
+    let cursor = page
+        .after
+        .as_deref()
+        .map(|a| Cursor::parse(page.sort, a))
+        .transpose()
+        .map_err(|e| DeckError::BadRequest(e.to_string()))?;
+    let limit = usize::try_from(page.limit.max(0)).unwrap_or(usize::MAX);
+    let client = c.client();
+    // the held version's size, to allocate once (a hint: 0 when unknown)
+    let rows: i64 = c
+        .query_opt(
+            "SELECT row_count FROM deck_versions WHERE id = $1",
+            &[&from],
         )
         .await
-        .map_err(DeckError::db("comparing versions"))?;
-    c.batch_execute("SET LOCAL jit TO DEFAULT")
-        .await
-        .map_err(DeckError::db("comparing versions"))?;
-    let mut d = DiffReport {
+        .map_err(DeckError::db("comparing versions"))?
+        .map_or(0, |r| r.get(0));
+    let rows = usize::try_from(rows.clamp(0, 50_000_000)).unwrap_or(0);
+    let mut held = HeldVersion::with_capacity(rows, rows * 12);
+    read_version(client, from, |key, rates| Ok(held.push(key, rates)?)).await?;
+    let mut tally = DiffTally::new(warn_pct, page.sort, cursor, limit);
+    read_version(client, to, |key, rates| {
+        tally.streamed(&mut held, key, rates);
+        Ok(())
+    })
+    .await?;
+    tally.removed_rest(&held);
+    drop(held);
+    let out = tally.finish();
+    let n = |ch: Change| out.counts.get(ch);
+    Ok(DiffReport {
         from_version: from,
         to_version: to,
-        ..DiffReport::default()
-    };
-    let mut changed_rows = 0;
-    let mut page_rows = Vec::new();
-    for row in rows {
-        let kind: String = row.get(0);
-        let n: i64 = row.get(1);
-        match kind.as_str() {
-            "added" => d.added = n,
-            "removed" => d.removed = n,
-            "up" => d.up = n,
-            "down" => d.down = n,
-            "changed" => d.changed = n,
-            "unchanged" => d.unchanged = n,
-            _ => {}
-        }
-        if kind != "row" {
-            if kind != "unchanged" {
-                changed_rows += n;
-            }
-            d.over_threshold += row.get::<_, i64>(2);
-            continue;
-        }
-        let rates: Option<String> = row.get(5);
-        let (old, new) = match rates.as_deref().and_then(|s| s.split_once('|')) {
-            Some((o, n)) => (
-                (!o.is_empty()).then(|| o.to_string()),
-                (!n.is_empty()).then(|| n.to_string()),
-            ),
-            None => (None, None),
-        };
-        page_rows.push((
-            n,
-            DiffRow {
-                key: row.get(3),
-                change: row.get(4),
-                old_rate: old,
-                new_rate: new,
-                pct: row.get(6),
-            },
-        ));
-    }
-    // the UNION keeps no order: the rows come with their place in the page (`ord`)
-    page_rows.sort_by_key(|(ord, _)| *ord);
-    d.rows = page_rows.into_iter().map(|(_, r)| r).collect();
-    if d.rows.len() as i64 == limit && limit > 0 && changed_rows > limit {
-        // there may be more; an exhausted cursor gives an empty page
-        d.next = d.rows.last().map(|r| cursor(page.sort, r));
-    }
-    Ok(d)
+        added: n(Change::Added),
+        removed: n(Change::Removed),
+        up: n(Change::Up),
+        down: n(Change::Down),
+        changed: n(Change::Changed),
+        unchanged: n(Change::Unchanged),
+        over_threshold: out.counts.over_threshold,
+        rows: out
+            .rows
+            .into_iter()
+            .map(|r| DiffRow {
+                key: r.key,
+                change: r.change.as_str().to_string(),
+                old_rate: r.old_rate,
+                new_rate: r.new_rate,
+                pct: r.pct,
+            })
+            .collect(),
+        next: out.next,
+    })
 }
 
 /// `deck diff`: `to` defaults to the route's newest version, `from` to the live version before
@@ -341,7 +278,7 @@ pub async fn diff(
             })?
         }
     };
-    // one read-only transaction: the diff's settings are local to it
+    // one read-only transaction: both versions read in one snapshot
     let tx = client
         .build_transaction()
         .read_only(true)

@@ -26,7 +26,9 @@ use tokio_postgres::GenericClient;
 use super::parse::Mapping;
 use super::DeckError;
 
-pub use diff::{diff, diff_page, diff_versions, DiffPage, DiffReport, DiffRow, DiffSort};
+pub use diff::{
+    diff, diff_page, diff_versions, DiffPage, DiffReport, DiffRow, DiffSort, VersionRowsError,
+};
 pub use export::{export, money_text};
 pub use import::{import, ImportOptions, ImportReport, MAX_REPORTED_ISSUES};
 pub(crate) use timeline::TIMELINE_ROWS;

@@ -4,6 +4,13 @@
 //! appearing or vanishing, zero old rates, OCN/LATA keys, unchanged rows), for several
 //! thresholds; and its keyset pages, in each order, add up to every changed row exactly once in
 //! that order. Bad cursors are refused naming `after`.
+//!
+//! Issue 22's second change replaced that statement (kept in [`sql_before`]) by a streaming
+//! join in the daemon: its counts, pages and cursors equal the statement's on random versions
+//! ([`streaming_diff_equals_the_statement_on_random_versions`]), and
+//! [`first_diff_of_two_big_versions_both_ways`] times both (docs/BENCHMARKS.md "Console pages").
+
+mod sql_before;
 
 use crate::support;
 
@@ -225,4 +232,221 @@ async fn diff_equals_the_reference_and_pages_cover_every_changed_row_once() {
             .unwrap_err();
         assert!(e.to_string().starts_with("after:"), "{sort:?} {after}: {e}");
     }
+}
+
+/// splitmix64: the random versions' generator (seeded: a failure names its seed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random zone rate: NULL, 0, the extremes of numeric(12,7) rates, or an ordinary one.
+fn random_rate(g: &mut Rng) -> String {
+    match g.below(12) {
+        0 => "\\N".into(),
+        1 => "0".into(),
+        2 => "0.0000001".into(),
+        3 => "429.4967295".into(),
+        4 => format!("0.0{}", g.below(100)),
+        _ => format!("0.{:07}", g.below(10_000_000)),
+    }
+}
+
+/// Versions `a` and `b` of up to `n` keys (prefixes and OCN/LATA), each in one or both, with
+/// rates that are equal, partly changed or random: as COPY text rows.
+fn random_versions(g: &mut Rng, a: i64, b: i64, n: u64) -> String {
+    let mut rows = String::new();
+    for i in 0..n {
+        let key = match g.below(8) {
+            0 => format!("\\N\tO{}{}\t{}", g.below(5), i % 3, i),
+            _ => format!("{}{i}\t\\N\t\\N", 1 + g.below(9)),
+        };
+        let ra: Vec<String> = (0..3).map(|_| random_rate(g)).collect();
+        let rb: Vec<String> = match g.below(4) {
+            0 => ra.clone(),
+            1 => {
+                let mut r = ra.clone();
+                let z = g.below(3) as usize;
+                r[z] = random_rate(g);
+                r
+            }
+            _ => (0..3).map(|_| random_rate(g)).collect(),
+        };
+        let (in_a, in_b) = match g.below(6) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        for (v, r, present) in [(a, &ra, in_a), (b, &rb, in_b)] {
+            if present {
+                rows.push_str(&format!(
+                    "{v}\t{key}\t{}\t{}\t{}\t6\t6\t-infinity\tinfinity\n",
+                    r[0], r[1], r[2]
+                ));
+            }
+        }
+    }
+    rows
+}
+
+async fn copy_rows(c: &Client, rows: String) {
+    use futures_util::SinkExt;
+    let sink = c
+        .copy_in(
+            "COPY deck_rates (version_id, prefix, ocn, lata, rate_inter, rate_intra, rate_local, \
+             min_seconds, inc_seconds, effective_from, effective_until) FROM STDIN",
+        )
+        .await
+        .unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from(rows)).await.unwrap();
+    sink.as_mut().finish().await.unwrap();
+}
+
+/// Every page of the diff of `a` and `b` in `sort` order, `limit` rows a page: the streaming
+/// diff's, each checked equal to the statement's page (same counts, rows, cursor).
+async fn pages_equal(c: &Client, a: i64, b: i64, warn: f64, sort: DiffSort, limit: i64, seed: u64) {
+    let mut after = None;
+    for n in 0.. {
+        let page = DiffPage {
+            sort,
+            after: after.clone(),
+            limit,
+        };
+        let new = deck::store::diff_page(c, a, b, warn, &page).await.unwrap();
+        let old = sql_before::sql_page(c, a, b, warn, &page).await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&new).unwrap(),
+            serde_json::to_value(&old).unwrap(),
+            "seed {seed}, {sort:?}, threshold {warn}, limit {limit}, page {n} after {after:?}"
+        );
+        assert!(n < 500, "pages never end");
+        match new.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_diff_equals_the_statement_on_random_versions() {
+    let pg = support::TestPg::start();
+    let c = support::demo::deck_network_db(&pg).await;
+    for seed in 0..6u64 {
+        let mut g = Rng(seed);
+        let (a, b) = (100 + 2 * seed as i64, 101 + 2 * seed as i64);
+        let n = [0, 1, 40, 300, 300, 700][seed as usize];
+        copy_rows(&c, random_versions(&mut g, a, b, n)).await;
+        for (i, sort) in [DiffSort::Key, DiffSort::Change, DiffSort::Pct]
+            .into_iter()
+            .enumerate()
+        {
+            let warn = [25.0, 0.0, 12.5, -1.0, 1e-9, 33.333][(seed as usize + i) % 6];
+            let limit = [100_000, 0, 1, 7, 50, 100][(seed as usize * 3 + i) % 6];
+            pages_equal(&c, a, b, warn, sort, limit, seed).await;
+        }
+        // the reversed pair too (the held version is the other one)
+        pages_equal(&c, b, a, 25.0, DiffSort::Pct, 37, seed).await;
+    }
+}
+
+/// Times the first diff of two versions of `WARPD_DIFF_ROWS` prefixes (default 20,000; the
+/// console's case is 100,000) whose every rate changed, the statement before against the
+/// streaming diff, `WARPD_DIFF_ROUNDS` interleaved rounds (default 1), and checks they agree.
+/// docs/BENCHMARKS.md runs it with `--release` and 100,000 and 1,000,000 rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_diff_of_two_big_versions_both_ways() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rows = env("WARPD_DIFF_ROWS", 20_000);
+    let rounds = env("WARPD_DIFF_ROUNDS", 1);
+    let pg = support::TestPg::start();
+    let c = support::demo::deck_network_db(&pg).await;
+    c.batch_execute(&format!(
+        "INSERT INTO deck_rates (version_id, prefix, rate_inter, rate_intra, rate_local, \
+           min_seconds, inc_seconds, effective_from, effective_until) \
+         SELECT v, '44' || (10000000 + g)::text, CASE v WHEN 1000 THEN 0.03 ELSE 0.025 END, \
+           0.03, 0.03, 6, 6, '-infinity', 'infinity' \
+         FROM generate_series(1000, 1001) v, generate_series(1, {rows}) g"
+    ))
+    .await
+    .unwrap();
+    c.batch_execute("VACUUM ANALYZE deck_rates").await.unwrap();
+    let page = DiffPage {
+        sort: DiffSort::Key,
+        after: None,
+        limit: 100,
+    };
+    let (mut old_ms, mut new_ms) = (vec![], vec![]);
+    let mut c = c;
+    for _ in 0..rounds {
+        // each in a read-only transaction, as `deck::store::diff` runs it
+        let tx = c.build_transaction().read_only(true).start().await.unwrap();
+        let t = std::time::Instant::now();
+        let old = sql_before::sql_page(&tx, 1000, 1001, 25.0, &page)
+            .await
+            .unwrap();
+        old_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        tx.commit().await.unwrap();
+        let tx = c.build_transaction().read_only(true).start().await.unwrap();
+        let t = std::time::Instant::now();
+        let new = deck::store::diff_page(&tx, 1000, 1001, 25.0, &page)
+            .await
+            .unwrap();
+        new_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        tx.commit().await.unwrap();
+        assert_eq!(
+            serde_json::to_value(&new).unwrap(),
+            serde_json::to_value(&old).unwrap()
+        );
+        assert_eq!((new.down, new.unchanged), (rows as i64, 0));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!(
+        "first diff of 2 x {rows} rows, {rounds} round(s), load {}",
+        load.trim()
+    );
+    for (name, v) in [
+        ("statement before", &mut old_ms),
+        ("streaming diff", &mut new_ms),
+    ] {
+        let (m, lo, hi) = median(v);
+        eprintln!("  {name:<17} median {m:8.1} ms  min {lo:8.1}  max {hi:8.1}");
+    }
+    // what the held version costs at this size (one version; the other streams past it)
+    let mut held =
+        warpd_core::deck::diff::HeldVersion::with_capacity(rows as usize, rows as usize * 12);
+    for g in 1..=rows {
+        let key = format!("44{}", 10_000_000 + g);
+        held.push(
+            Some(key.as_bytes()),
+            &[Some(300_000), Some(300_000), Some(300_000)],
+        )
+        .unwrap();
+    }
+    eprintln!(
+        "  held version: {} rows, {:.1} MB",
+        held.len(),
+        held.bytes() as f64 / 1e6
+    );
+    assert_eq!(held.len() as u64, rows);
 }
