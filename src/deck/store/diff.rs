@@ -157,6 +157,11 @@ pub async fn diff_versions<C: GenericClient>(
 /// `page.sort` order after `page.after` (a `next` cursor of the same sort; a cursor that is
 /// not one is [`DeckError::BadRequest`] naming `after`).
 ///
+/// The most rows of the older version a diff holds in memory (~60 bytes a row: ~600 MB). A deck
+/// of 1 GiB (the import's limit) could have ~35M rows; a larger diff is refused with a 4xx that
+/// says so instead of growing the daemon without bound.
+pub const MAX_HELD_ROWS: usize = 10_000_000;
+
 /// Both versions are read with binary COPY (no sort, no join in PostgreSQL): `from`'s rows are
 /// held in a [`HeldVersion`] (~60 bytes a row), `to`'s stream past them, and the pure
 /// [`DiffTally`] counts every pair and keeps the page's `limit` rows. Issue 22: the SQL join
@@ -185,9 +190,30 @@ pub async fn diff_page<C: GenericClient>(
         .await
         .map_err(DeckError::db("comparing versions"))?
         .map_or(0, |r| r.get(0));
-    let rows = usize::try_from(rows.clamp(0, 50_000_000)).unwrap_or(0);
+    let too_big = || {
+        DeckError::BadRequest(format!(
+            "version {from} has more than {MAX_HELD_ROWS} rows: a diff holds the older version \
+             in memory (~60 bytes a row) and refuses larger ones; compare smaller versions"
+        ))
+    };
+    if rows > MAX_HELD_ROWS as i64 {
+        return Err(too_big());
+    }
+    let rows = usize::try_from(rows.max(0)).unwrap_or(0);
     let mut held = HeldVersion::with_capacity(rows, rows * 12);
-    read_version(client, from, |key, rates| Ok(held.push(key, rates)?)).await?;
+    let mut over = false;
+    read_version(client, from, |key, rates| {
+        if held.len() >= MAX_HELD_ROWS {
+            // the recorded row count was short: stop reading, refuse below
+            over = true;
+            return Ok(());
+        }
+        Ok(held.push(key, rates)?)
+    })
+    .await?;
+    if over {
+        return Err(too_big());
+    }
     let mut tally = DiffTally::new(warn_pct, page.sort, cursor, limit);
     read_version(client, to, |key, rates| {
         tally.streamed(&mut held, key, rates);

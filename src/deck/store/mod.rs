@@ -28,6 +28,7 @@ use super::DeckError;
 
 pub use diff::{
     diff, diff_page, diff_versions, DiffPage, DiffReport, DiffRow, DiffSort, VersionRowsError,
+    MAX_HELD_ROWS,
 };
 pub use export::{export, money_text};
 pub use import::{import, ImportOptions, ImportReport, MAX_REPORTED_ISSUES};

@@ -234,6 +234,52 @@ async fn diff_equals_the_reference_and_pages_cover_every_changed_row_once() {
     }
 }
 
+/// A diff holds the older version in memory: one recorded above `MAX_HELD_ROWS` rows is refused
+/// as the caller's request (a 4xx naming the limit), before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_too_big_to_hold_is_refused_with_a_clear_error() {
+    let pg = support::TestPg::start();
+    let c = support::demo::deck_network_db(&pg).await;
+    two_versions(&c).await;
+    let page = DiffPage {
+        sort: DiffSort::Key,
+        after: None,
+        limit: 10,
+    };
+    // the diff works at the versions' real size
+    deck::store::diff_page(&c, 1, 2, 25.0, &page).await.unwrap();
+    let too_many = deck::store::MAX_HELD_ROWS as i64 + 1;
+    // the versions' recorded row counts (this test's rows were copied in without versions)
+    let recorded = |id: i64, rows: i64| {
+        let c = &c;
+        async move {
+            c.execute(
+                "INSERT INTO deck_versions (id, route_id, effective_from, state, created_by, row_count) \
+                 SELECT $1, min(id), now(), 'staged', 'test', $2 FROM routes \
+                 ON CONFLICT (id) DO UPDATE SET row_count = EXCLUDED.row_count",
+                &[&id, &rows],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    recorded(1, too_many).await;
+    recorded(2, 5).await;
+    let e = deck::store::diff_page(&c, 1, 2, 25.0, &page)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, deck::DeckError::BadRequest(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("version 1 has more than 10000000 rows"),
+        "{msg}"
+    );
+    // the newer version is streamed, not held: its size does not matter
+    recorded(1, 5).await;
+    recorded(2, too_many).await;
+    deck::store::diff_page(&c, 1, 2, 25.0, &page).await.unwrap();
+}
+
 /// splitmix64: the random versions' generator (seeded: a failure names its seed).
 struct Rng(u64);
 
