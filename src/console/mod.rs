@@ -58,8 +58,9 @@ pub struct Console {
     pub config: ConsoleConfig,
     pub sampler: Arc<sampler::Sampler>,
     /// pages of deck diffs already computed: a version's rows never change once imported, and
-    /// a page of the diff of two 100,000-row versions takes the admin API a few hundred ms
-    /// (it compares every row for the counts), so coming back to a page is served from here
+    /// the first page of the diff of two 100,000-row versions takes the admin API 90–190 ms
+    /// (it reads both versions whole for the counts; docs/BENCHMARKS.md), so coming back to a
+    /// page is served from here
     pub diffs: moka::sync::Cache<DiffKey, serde_json::Value>,
 }
 
