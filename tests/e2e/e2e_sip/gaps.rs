@@ -232,16 +232,12 @@ pub(super) fn emergency_call_reaches_the_static_emergency_route_when_the_dip_fai
         dir,
         "e911-fallback",
         &[
-            s.so_define.clone(),
-            s.resp_define.clone(),
-            format!("WARPD_URL=\"{}\"", s.base),
-            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
-            format!(
-                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
-                with_secret(&s.events_url)
-            ),
-            format!("EMERGENCY_FALLBACK_URI=\"sip:psap@127.0.0.1:{psap_port}\""),
-        ],
+            s.base_defines(),
+            vec![format!(
+                "EMERGENCY_FALLBACK_URI=\"sip:psap@127.0.0.1:{psap_port}\""
+            )],
+        ]
+        .concat(),
     );
     let r = call(dir, &kam, &s.uac, "911", "e911-fallback");
     assert!(r.ok, "911 with the dip down failed:\n{}", r.trace);

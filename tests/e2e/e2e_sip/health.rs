@@ -16,16 +16,10 @@ pub(super) fn dead_gateway_is_skipped_at_once_once_its_probe_fails(s: &Sip) {
         dir,
         "health",
         &[
-            s.so_define.clone(),
-            s.resp_define.clone(),
-            format!("WARPD_URL=\"{}\"", s.base),
-            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
-            format!(
-                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
-                with_secret(&s.events_url)
-            ),
-            "GW_PROBE_TIMER=\"name=gwprobe;interval=1;mode=1\"".to_string(),
-        ],
+            s.base_defines(),
+            vec!["GW_PROBE_TIMER=\"name=gwprobe;interval=1;mode=1\"".to_string()],
+        ]
+        .concat(),
     );
     let setup_ms = |tag: &str, r: &CallResult| -> (i64, Value) {
         assert!(r.ok, "{tag} call failed:\n{}", r.trace);

@@ -107,18 +107,12 @@ pub(super) fn inbound_calls_and_digest_trunks(s: &Sip) {
         || (inbound_dip(NUMBER)["action"] == "route").then_some(()),
     );
     let defines = || {
-        vec![
-            s.so_define.clone(),
-            s.resp_define.clone(),
-            format!("WARPD_URL=\"{}\"", s.base),
-            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
-            format!(
-                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
-                with_secret(&s.events_url)
-            ),
+        let mut d = s.base_defines();
+        d.extend([
             "AUTH_MAX_FAILURES=3".to_string(),
             "GW_PROBE_TIMER=\"name=gwprobe;interval=1;mode=1\"".to_string(),
-        ]
+        ]);
+        d
     };
     let kam = Kamailio::start(dir, "inbound", &defines());
     let vendor = (VENDOR_ANI, NUMBER);

@@ -718,6 +718,21 @@ impl Sip {
     fn main(&self) -> &Kamailio {
         self.main.as_ref().expect("main kamailio started")
     }
+
+    /// The defines of a second Kamailio on this stack: the module, warpd's dip (RESP and HTTP)
+    /// with the Kamailio secret, events straight to warpd. Scenarios add their own.
+    fn base_defines(&self) -> Vec<String> {
+        vec![
+            self.so_define.clone(),
+            self.resp_define.clone(),
+            format!("WARPD_URL=\"{}\"", self.base),
+            format!("WARPD_SECRET=\"{E2E_SECRET}\""),
+            format!(
+                "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
+                with_secret(&self.events_url)
+            ),
+        ]
+    }
 }
 
 /// One stack, the scenarios in order (each a named function below; later ones change the

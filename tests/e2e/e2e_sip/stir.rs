@@ -328,16 +328,7 @@ fn stir_calls_are_signed_and_verified_through_kamailio() {
         format!("STIR_CA_FILE=\"CertCAFile={}\"", pki.ca.display()),
         format!("STIR_CACHE_DIR=\"{}\"", cache.display()),
     ];
-    let mut defines = vec![
-        s.so_define.clone(),
-        s.resp_define.clone(),
-        format!("WARPD_URL=\"{}\"", s.base),
-        format!("WARPD_SECRET=\"{E2E_SECRET}\""),
-        format!(
-            "WARPD_EVENTS_HTTPCON=\"events=>{}\"",
-            with_secret(&s.events_url)
-        ),
-    ];
+    let mut defines = s.base_defines();
     defines.extend_from_slice(&stir_defines);
     let kam = Kamailio::start(dir, "stir", &defines);
 

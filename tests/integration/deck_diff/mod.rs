@@ -140,17 +140,7 @@ async fn two_versions(c: &Client) {
             ));
         }
     }
-    let sink = c
-        .copy_in(
-            "COPY deck_rates (version_id, prefix, ocn, lata, rate_inter, rate_intra, rate_local, \
-             min_seconds, inc_seconds, effective_from, effective_until) FROM STDIN",
-        )
-        .await
-        .unwrap();
-    use futures_util::SinkExt;
-    let mut sink = Box::pin(sink);
-    sink.send(bytes::Bytes::from(rows)).await.unwrap();
-    sink.as_mut().finish().await.unwrap();
+    copy_rows(c, rows).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
