@@ -19,6 +19,54 @@ fn zone_rates(row: &RateRow) -> [u32; 3] {
     [f(row.inter), f(row.intra), f(row.local)]
 }
 
+/// The order of one key's entries, which the dip relies on: by route, then newest
+/// `effective_from` first (the first entry of a route whose window holds the time is the one in
+/// effect).
+///
+/// Rows of one route, key and `effective_from` (a deck import refuses them, other writers of
+/// `vendor_rates` may not) are tied by what they say, never by where they lie in the table:
+/// the dearer row first (interstate, then intrastate, then local rate; a zone without a rate
+/// counts as the dearest), then the later `effective_until`, then
+/// the longer minimum and increment. So every build of the same rows gives the same index,
+/// whatever order they arrive in, and an ambiguous deck never understates a vendor's cost.
+/// Entries this order calls equal are the same in everything a dip reads.
+pub(crate) fn entry_order(terms: &[Terms], x: &RateEntry, y: &RateEntry) -> std::cmp::Ordering {
+    let (tx, ty) = (&terms[x.terms as usize], &terms[y.terms as usize]);
+    x.route
+        .cmp(&y.route)
+        .then(ty.from.cmp(&tx.from))
+        .then(y.rates.cmp(&x.rates))
+        .then(ty.until.cmp(&tx.until))
+        .then(ty.min.cmp(&tx.min))
+        .then(ty.inc.cmp(&tx.inc))
+}
+
+/// Moves every `(key, entry)` into its key's range `offsets[key]..offsets[key + 1]` (the
+/// counts' prefix sums), in place: each swap puts one entry where it belongs, so N entries
+/// take at most N swaps, and no second array is allocated (at 50M rows a copy would be 1 GB).
+/// The order within a key is arbitrary; [`entry_order`] decides it afterwards. A comparison
+/// sort of the same (N log N compares) was an eighth of a full build's CPU.
+fn group_by_key(pending: &mut [(u32, RateEntry)], offsets: &[u32]) {
+    let nkeys = offsets.len().saturating_sub(1);
+    // next[k]: the first position of key k's range not yet holding a key-k entry
+    let mut next: Vec<u32> = offsets[..nkeys].to_vec();
+    for k in 0..nkeys {
+        let end = offsets[k + 1];
+        while next[k] < end {
+            let i = next[k] as usize;
+            let kk = pending[i].0 as usize;
+            if kk == k {
+                next[k] += 1;
+            } else {
+                // key kk's range lies after k's (every earlier range is complete)
+                let j = next[kk] as usize;
+                pending.swap(i, j);
+                next[kk] += 1;
+            }
+        }
+    }
+}
+
 /// Collects vendor rate rows (any order) into a [`RateIndex`].
 #[derive(Default)]
 pub(crate) struct RatesBuilder {
@@ -122,8 +170,8 @@ impl RatesBuilder {
         Ok(())
     }
 
-    /// Groups the entries by key (offsets from counts), then each key's slice by route and
-    /// newest effective_from first. `route_ids`: the routes' ids by index, kept with the index
+    /// Groups the entries by key (offsets from counts, moved in place: no second array of
+    /// every entry), then orders each key's slice by [`entry_order`]. `route_ids`: the routes' ids by index, kept with the index
     /// so that a later build can tell whether the index still fits its routes.
     pub fn finish(self, route_ids: Vec<Id>) -> RateIndex {
         let RatesBuilder {
@@ -142,18 +190,14 @@ impl RatesBuilder {
         for i in 0..nkeys {
             offsets[i + 1] += offsets[i];
         }
-        pending.sort_unstable_by_key(|(k, _)| *k);
+        group_by_key(&mut pending, &offsets);
         let mut entries: Vec<RateEntry> = pending.into_iter().map(|(_, e)| e).collect();
         entries.shrink_to_fit();
         for k in 0..nkeys {
             let (a, b) = (offsets[k] as usize, offsets[k + 1] as usize);
-            entries[a..b].sort_unstable_by(|x, y| {
-                x.route.cmp(&y.route).then(
-                    terms[y.terms as usize]
-                        .from
-                        .cmp(&terms[x.terms as usize].from),
-                )
-            });
+            if b - a > 1 {
+                entries[a..b].sort_unstable_by(|x, y| entry_order(&terms, x, y));
+            }
         }
         trie.shrink();
         RateIndex {
@@ -205,13 +249,7 @@ impl RatesBuilder {
                 added = true;
             }
             if added {
-                entries[start..].sort_unstable_by(|x, y| {
-                    x.route.cmp(&y.route).then(
-                        terms[y.terms as usize]
-                            .from
-                            .cmp(&terms[x.terms as usize].from),
-                    )
-                });
+                entries[start..].sort_unstable_by(|x, y| entry_order(&terms, x, y));
             }
             offsets.push(entries.len() as u32);
         }
@@ -223,6 +261,104 @@ impl RatesBuilder {
             entries,
             terms,
             route_ids: base.route_ids.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// (route, prefix, rate, effective_from): few of each, so ties are common
+    fn rows() -> impl Strategy<Value = Vec<(u16, u8, u32, i64)>> {
+        proptest::collection::vec((0u16..3, 0u8..6, 0u32..4, 0i64..3), 0..60)
+    }
+
+    fn build(rows: &[(u16, u8, u32, i64)]) -> RateIndex {
+        let mut b = RatesBuilder::default();
+        for &(route, p, rate, from) in rows {
+            let row = RateRow {
+                inter: Some(Rate(rate)),
+                intra: (rate % 2 == 0).then_some(Rate(rate * 10)),
+                local: None,
+                min_seconds: (rate % 3) as u16,
+                inc_seconds: 6,
+                effective_from: from,
+                effective_until: 10 + rate as i64 % 2,
+            };
+            let prefix = format!("1{p}");
+            b.add(route, Id::from(route), RateKey::Prefix(&prefix), row)
+                .unwrap();
+        }
+        b.finish(vec![])
+    }
+
+    /// Key by key, what a dip reads of each entry (terms resolved: their indices depend on
+    /// the order rows arrive in).
+    #[allow(clippy::type_complexity)]
+    fn content(ix: &RateIndex) -> Vec<(Vec<u8>, Vec<(u16, Terms, [u32; 3])>)> {
+        let mut keys = Vec::new();
+        ix.trie.for_each(|d, k| keys.push((d.to_vec(), k)));
+        keys.sort();
+        let mut out = Vec::new();
+        for (d, k) in keys {
+            let (_, es) = ix.key_entries(k).unwrap();
+            let es = es
+                .iter()
+                .map(|e| (e.route, ix.terms[e.terms as usize], e.rates))
+                .collect();
+            out.push((d, es));
+        }
+        out
+    }
+
+    proptest! {
+        /// The same rows in any order give the same index, and among rows of one route, key
+        /// and effective_from the dearest comes first (the one a dip uses).
+        #[test]
+        fn any_arrival_order_gives_the_same_index(rows in rows(), seed in any::<u64>()) {
+            let mut shuffled = rows.clone();
+            // a deterministic permutation from the seed
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let (a, b) = (build(&rows), build(&shuffled));
+            prop_assert_eq!(content(&a), content(&b));
+            for (_, es) in content(&a) {
+                for w in es.windows(2) {
+                    let ((r0, t0, x0), (r1, t1, x1)) = (&w[0], &w[1]);
+                    prop_assert!(r0 <= r1);
+                    if r0 == r1 {
+                        prop_assert!(t0.from >= t1.from);
+                        if t0.from == t1.from {
+                            prop_assert!(x0 >= x1, "the dearer of a tie first: {x0:?} {x1:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_tie_of_route_key_and_start_is_won_by_the_dearer_row() {
+        let cheap = (0, 1, 5, 0);
+        let dear = (0, 1, 7, 0);
+        for rows in [[cheap, dear], [dear, cheap]] {
+            let ix = build(&rows);
+            let mut k = None;
+            ix.trie.for_each(|d, key| {
+                if d == b"11" {
+                    k = Some(key)
+                }
+            });
+            let k = k.unwrap();
+            assert_eq!(ix.entry(k, 0, 5).unwrap().rates[0], 7);
         }
     }
 }
