@@ -61,6 +61,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!("0020_stir.sql"),
     migration!("0021_trunk_media_policy.sql"),
     migration!("0022_deck_rates_ocn_lata.sql"),
+    migration!("0024_vendor_rates_load_row.sql"),
 ];
 
 /// The `NNNN` of `NNNN_name.sql`. Evaluated at compile time: a malformed name fails the build.

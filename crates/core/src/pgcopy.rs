@@ -233,6 +233,73 @@ pub fn field_str(f: Option<&[u8]>) -> Option<&str> {
     f.and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// One rate of a [`PackedRateRow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedRate {
+    /// SQL NULL: no rate in this zone
+    Null,
+    /// in units of 1e-7 (see [`pg_numeric_scaled`])
+    Scaled(i64),
+    /// NaN, an infinity or beyond i64
+    Unreadable,
+}
+
+/// `vendor_rates.load_row` (sql/0024): the columns of a vendor rate that the snapshot needs
+/// besides its key, packed by PostgreSQL when the row is written, so that a snapshot build
+/// gets one value per row from the server instead of eight (each value sent costs the server
+/// about as much as reading the row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedRateRow {
+    pub route_id: i64,
+    pub min_seconds: i32,
+    pub inc_seconds: i32,
+    /// unix seconds ([`pg_timestamptz`]: ±infinity as i64::MIN / i64::MAX)
+    pub effective_from: i64,
+    pub effective_until: i64,
+    /// interstate, intrastate, local
+    pub rates: [PackedRate; 3],
+}
+
+/// Bytes of `load_row` before the rates.
+const PACKED_FIXED: usize = 32;
+
+/// Decodes `load_row`: `int8send(route_id) || int4send(min_seconds) || int4send(inc_seconds) ||
+/// timestamptz_send(effective_from) || timestamptz_send(effective_until)`, then for each of
+/// rate_inter, rate_intra, rate_local `numeric_send(rate)` (its length follows from its digit
+/// count) or `\xffff` for NULL (a digit count no numeric has). None when the layout is not
+/// that (too short, trailing bytes, a truncated numeric).
+pub fn pg_packed_rate_row(b: &[u8]) -> Option<PackedRateRow> {
+    let i32_at = |i: usize| Some(i32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?));
+    let route_id = be_i64(b.get(0..8)?)?;
+    let min_seconds = i32_at(8)?;
+    let inc_seconds = i32_at(12)?;
+    let effective_from = pg_timestamptz(b.get(16..24)?)?;
+    let effective_until = pg_timestamptz(b.get(24..PACKED_FIXED)?)?;
+    let mut at = PACKED_FIXED;
+    let mut rates = [PackedRate::Null; 3];
+    for r in &mut rates {
+        let ndigits = u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?);
+        if ndigits == 0xffff {
+            at += 2;
+            continue;
+        }
+        let len = 8 + 2 * ndigits as usize;
+        *r = match pg_numeric_scaled(b.get(at..at + len)?) {
+            Some(v) => PackedRate::Scaled(v),
+            None => PackedRate::Unreadable,
+        };
+        at += len;
+    }
+    (at == b.len()).then_some(PackedRateRow {
+        route_id,
+        min_seconds,
+        inc_seconds,
+        effective_from,
+        effective_until,
+        rates,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +361,74 @@ mod tests {
         assert_eq!(pg_numeric_scaled(&numeric(0, 0, &[10000])), None);
         assert_eq!(pg_numeric_scaled(&numeric(9, 0, &[1])), None);
         assert_eq!(pg_numeric_scaled(&[0, 1, 0, 0]), None);
+    }
+
+    /// (row, bytes) both ways: the bytes as sql/0024's expression writes them.
+    #[test]
+    fn packed_rate_rows_decode() {
+        let ts = |unix: i64| ((unix - 946_684_800) * 1_000_000).to_be_bytes();
+        let fixed = |route: i64, min: i32, inc: i32, from: [u8; 8], until: [u8; 8]| {
+            let mut v = Vec::new();
+            v.extend(route.to_be_bytes());
+            v.extend(min.to_be_bytes());
+            v.extend(inc.to_be_bytes());
+            v.extend(from);
+            v.extend(until);
+            v
+        };
+        let cat = |parts: &[&[u8]]| parts.concat();
+        let null: &[u8] = &[0xff, 0xff];
+        let defaults = fixed(1001, 6, 6, i64::MIN.to_be_bytes(), i64::MAX.to_be_bytes());
+        let cases: Vec<(Vec<u8>, PackedRateRow)> = vec![
+            (
+                cat(&[
+                    &defaults,
+                    &numeric(-1, 0, &[45]),
+                    &numeric(-1, 0, &[12, 3400]),
+                    null,
+                ]),
+                PackedRateRow {
+                    route_id: 1001,
+                    min_seconds: 6,
+                    inc_seconds: 6,
+                    effective_from: i64::MIN,
+                    effective_until: i64::MAX,
+                    rates: [
+                        PackedRate::Scaled(45_000),
+                        PackedRate::Scaled(12_340),
+                        PackedRate::Null,
+                    ],
+                },
+            ),
+            (
+                cat(&[
+                    &fixed(7, 30, 1, ts(1_700_000_000), ts(1_800_000_000)),
+                    null,
+                    &numeric(0, 0, &[]),
+                    &numeric(0, 0xC000, &[]),
+                ]),
+                PackedRateRow {
+                    route_id: 7,
+                    min_seconds: 30,
+                    inc_seconds: 1,
+                    effective_from: 1_700_000_000,
+                    effective_until: 1_800_000_000,
+                    rates: [
+                        PackedRate::Null,
+                        PackedRate::Scaled(0),
+                        PackedRate::Unreadable,
+                    ],
+                },
+            ),
+        ];
+        for (bytes, row) in &cases {
+            assert_eq!(pg_packed_rate_row(bytes).as_ref(), Some(row));
+            // every shorter prefix and any trailing byte is malformed
+            for cut in 0..bytes.len() {
+                assert_eq!(pg_packed_rate_row(&bytes[..cut]), None, "cut at {cut}");
+            }
+            assert_eq!(pg_packed_rate_row(&cat(&[bytes, &[0]])), None);
+        }
     }
 
     #[test]

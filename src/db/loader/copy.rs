@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use tokio_postgres::{Client, CopyOutStream};
-use warpd_core::pgcopy::{pg_numeric_scaled, BinaryCopy, CopyError};
+use warpd_core::pgcopy::{pg_numeric_scaled, BinaryCopy, CopyError, PackedRate};
 
 use super::columns::rate_col;
 use super::DbError;
@@ -138,6 +138,24 @@ pub(super) fn need<T>(
     what: &str,
 ) -> Result<T, DbError> {
     v.ok_or_else(|| DbError::bad_row(table, key(), format!("missing or unreadable {what}")))
+}
+
+/// A rate of a packed row (sql/0024), checked like [`field_rate`].
+pub(super) fn packed_rate(
+    r: PackedRate,
+    table: &'static str,
+    key: &dyn Fn() -> String,
+    what: &str,
+) -> Result<Option<Rate>, DbError> {
+    match r {
+        PackedRate::Null => Ok(None),
+        PackedRate::Scaled(v) => rate_col(Some(v), table, key, what),
+        PackedRate::Unreadable => Err(DbError::bad_row(
+            table,
+            key(),
+            format!("missing or unreadable {what}"),
+        )),
+    }
 }
 
 pub(super) fn field_rate(

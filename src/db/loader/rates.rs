@@ -6,10 +6,10 @@
 
 use rustc_hash::FxHashMap;
 use tokio_postgres::Client;
-use warpd_core::pgcopy::{field_i64, field_str, pg_timestamptz};
+use warpd_core::pgcopy::{field_i64, field_str, pg_packed_rate_row, pg_timestamptz};
 
 use super::columns::{col, int_col};
-use super::copy::{copy_binary, field_rate, need};
+use super::copy::{copy_binary, field_rate, need, packed_rate};
 use super::DbError;
 use crate::routing::{CustomerRate, Id, RateKey, RateRow, SnapshotBuilder};
 
@@ -38,15 +38,13 @@ pub(super) async fn load_vendor_rates(
         b.reserve_rates(tuples.clamp(0, 200_000_000) as usize);
     }
 
-    // Each non-NULL output value costs the server about as much as the scan itself (a send
-    // function and a buffer per value; a NULL is a 4-byte length): min/inc travel packed in one
-    // bigint, `id` is not sent (rows are named by route, key and start), and the three columns
-    // that usually hold their defaults travel as NULL when they do (these columns are NOT NULL,
-    // so NULL means "the default"). Measured on 20M rows: 9.0 s of server CPU instead of 12.0 s.
-    let base = "SELECT route_id, prefix, ocn, lata, rate_inter, rate_intra, rate_local, \
-                NULLIF((min_seconds::bigint << 32) | inc_seconds::bigint, (6::bigint << 32) | 6), \
-                NULLIF(effective_from, '-infinity'), NULLIF(effective_until, 'infinity') \
-                FROM vendor_rates WHERE effective_until > now()";
+    // Each value a binary COPY sends costs the server about as much as reading the row, so
+    // everything but the key travels as one value, `load_row`, which PostgreSQL packs when the
+    // row is written (sql/0024). Expired rows are skipped here, not in the query (a filter costs
+    // the server more than the client's comparison). Measured on 5M rows: 2.35 s of server CPU
+    // for the eight columns (route, terms and window with defaults sent as NULL), 1.4 s now.
+    let base = "SELECT prefix, ocn, lata, load_row FROM vendor_rates WHERE true";
+    let now = super::unix_now();
     let base = match only {
         // integers: nothing to quote
         Some(ids) => format!(
@@ -90,19 +88,15 @@ pub(super) async fn load_vendor_rates(
             })
             .collect();
     }
-    copy_binary::<10>(&sources, T, |f| {
-        let [route_id, prefix, ocn, lata, inter, intra, local, terms, from, until] = *f;
-        let route_id = field_i64(route_id);
+    copy_binary::<4>(&sources, T, |f| {
+        let [prefix, ocn, lata, packed] = *f;
         let prefix_s = field_str(prefix);
-        // NULL = the column's default (see the query)
-        let from = match from {
-            None => Some(i64::MIN),
-            Some(b) => pg_timestamptz(b),
-        };
+        let row = packed.and_then(pg_packed_rate_row);
         let key = || {
-            let route = route_id
-                .and_then(|r| routes.get(&r).map(|n| format!("route {n:?}")))
-                .unwrap_or_else(|| format!("route id {route_id:?}"));
+            let route = row
+                .and_then(|r| routes.get(&r.route_id).map(|n| format!("route {n:?}")))
+                .or_else(|| row.map(|r| format!("route id {}", r.route_id)))
+                .unwrap_or_else(|| "route ?".to_string());
             let k = match prefix_s {
                 Some(p) => format!("prefix {p}"),
                 None => format!(
@@ -111,25 +105,21 @@ pub(super) async fn load_vendor_rates(
                     field_str(lata).unwrap_or("?")
                 ),
             };
-            let start = from.map(show_time).unwrap_or_default();
+            let start = row.map(|r| show_time(r.effective_from)).unwrap_or_default();
             format!("{route}, {k}, effective_from {start}")
         };
-        let route_id = need(route_id, T, &key, "route_id")?;
-        let terms = match terms {
-            None => (6 << 32) | 6,
-            Some(_) => need(field_i64(terms), T, &key, "min_seconds/inc_seconds")?,
-        };
+        let p = need(row, T, &key, "load_row")?;
+        if p.effective_until <= now {
+            return Ok(());
+        }
         let row = RateRow {
-            inter: field_rate(inter, T, &key, "rate_inter")?,
-            intra: field_rate(intra, T, &key, "rate_intra")?,
-            local: field_rate(local, T, &key, "rate_local")?,
-            min_seconds: int_col(terms >> 32, T, &key, "min_seconds")?,
-            inc_seconds: int_col(terms & 0xffff_ffff, T, &key, "inc_seconds")?,
-            effective_from: need(from, T, &key, "effective_from")?,
-            effective_until: match until {
-                None => i64::MAX,
-                Some(b) => need(pg_timestamptz(b), T, &key, "effective_until")?,
-            },
+            inter: packed_rate(p.rates[0], T, &key, "rate_inter")?,
+            intra: packed_rate(p.rates[1], T, &key, "rate_intra")?,
+            local: packed_rate(p.rates[2], T, &key, "rate_local")?,
+            min_seconds: int_col(p.min_seconds.into(), T, &key, "min_seconds")?,
+            inc_seconds: int_col(p.inc_seconds.into(), T, &key, "inc_seconds")?,
+            effective_from: p.effective_from,
+            effective_until: p.effective_until,
         };
         let rate_key = match (prefix, prefix_s) {
             (Some(_), Some(p)) => RateKey::Prefix(p),
@@ -139,7 +129,7 @@ pub(super) async fn load_vendor_rates(
                 lata: need(field_str(lata), T, &key, "lata")?,
             },
         };
-        b.vendor_rate(route_id, rate_key, row)
+        b.vendor_rate(p.route_id, rate_key, row)
             .map_err(|e| DbError::bad_row(T, key(), e.to_string()))
     })
     .await
