@@ -79,7 +79,7 @@ impl CreditStack {
             .env("WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET", "false");
         // the RESP dip over warpd's unix socket (kamailio.cfg's default transport)
         let resp_socket = dir.join("resp.sock");
-        let warpd = rt.block_on(builder.resp_unix(&resp_socket, 0o660).start());
+        let warpd = rt.block_on(async { builder.resp_unix(&resp_socket, 0o660).start().await });
         let kam = Kamailio::start(
             &dir,
             "credit",

@@ -627,7 +627,8 @@ impl Sip {
         // the RESP dip over warpd's unix socket (kamailio.cfg's default transport), with the
         // permissions warpd.example.toml ships (its owner's user and group)
         let resp_socket = dir.join("resp.sock");
-        let builder = builder.resp_unix(&resp_socket, 0o660);
+        // (bound in the runtime: tokio's listener needs its reactor)
+        let builder = rt.block_on(async { builder.resp_unix(&resp_socket, 0o660) });
         let warpd = rt.block_on(builder.start());
         let base = warpd.base.clone();
         let events_url = format!("{base}/v1/events");
