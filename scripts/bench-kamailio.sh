@@ -235,7 +235,7 @@ start_kamailio() { # mode -> sets kport, kpid
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
-    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
+    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A "RPC_PORT=$(free_port tcp)" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}"
     -A "WARPD_RESP_SERVER=\"$resp_server\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     # the benchmark's SIPp gateways do not answer OPTIONS, and native lcr does not probe either
