@@ -219,11 +219,7 @@ async fn resp_dip_needs_auth_and_answers_the_http_routes() {
     let n = attempts.len();
     assert_eq!(signed.len(), 8 + 3 * n + 5, "{signed:?}");
     let tail = 8 + 3 * n + 1;
-    assert_eq!(
-        &signed[..tail],
-        &a[..],
-        "the same array up to max_duration_s"
-    );
+    assert_eq!(&signed[..tail], a, "the same array up to max_duration_s");
     let stir: Vec<String> = (9..13).map(|i| text(&signed[i + 3 * n])).collect();
     assert_eq!(
         stir,
