@@ -8,10 +8,11 @@
 #   dip        the warpd dip (http_async_query, full partition/LCR procedure), events off;
 #   dip+events the warpd dip plus the call.attempt/answer/end events;
 #   resp       (not in the default MODES) the warpd dip over RESP (ndb_redis, synchronous LCR over a
-#              persistent connection, the flat answer array; kamailio.cfg's default transport),
-#              events off; resp+events the same with events (the production config);
+#              persistent connection, the flat answer array) over TCP on 127.0.0.1 (kamailio.cfg
+#              -A WARPD_RESP_TCP), events off; resp+events the same with events;
 #   resp-unix  (not in the default MODES) resp over warpd's unix socket (server.kamailio_resp_socket,
-#              ndb_redis `unix=`) instead of TCP on 127.0.0.1: no TCP stack on either side;
+#              ndb_redis `unix=`; kamailio.cfg's default transport) instead of TCP on 127.0.0.1:
+#              no TCP stack on either side;
 #   resp+stir  (issue 20, not in the default MODES) resp with -A WITH_STIR: every call signed
 #              (secsipid_build_identity_prvkey with a P-256 key made here with openssl, read once
 #              per Kamailio process; attestation from the dip); resp+stirfile the same with
@@ -35,11 +36,20 @@
 #   DIP_TIMEOUT_MS=2000 MODES="lcr dip" scripts/bench-kamailio.sh    # throughput, not the deadline
 #   KEEP=1 ...                                     # keep the logs (path printed at the end)
 #   KAM_ARGS="-x tlsf" ...                         # extra Kamailio start options, the same for every mode
-#   PIN=1 ...                                      # warpd + PostgreSQL on CPU 0, Kamailio + SIPp on CPU 1
+#   PIN=1 ...                                      # taskset: warpd + PostgreSQL (and the static
+#                                                  # servers) on CPU 0, Kamailio + SIPp on CPU 1;
+#                                                  # the table's header says which pinning ran
+#                                                  # (the affinity read back from /proc)
 #   MODES="lcr static dip" ...                     # with the static-answer floor
 #   KAM_WRAP="valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=/tmp/cg/%p" \
-#     KAM_START_S=15 RATES=40 ...                   # Kamailio's instructions per call (exact, whatever
-#                                                  # the machine's load), per mode: sum the files
+#     KAM_START_S=20 RATES=40 ...                   # Kamailio's instructions per call (exact, whatever
+#                                                  # the machine's load), per mode: sum the files;
+#                                                  # with KAM_WRAP SIPp does not retransmit (-nr)
+#                                                  # and waits 30 s, and DIP_TIMEOUT_MS is 2000:
+#                                                  # Kamailio under valgrind is slow enough to
+#                                                  # draw retransmissions and dip time-outs on a
+#                                                  # loaded machine, which it would count as the
+#                                                  # calls' work (check: failed = 0)
 #   KAMAILIO_CFG=old.cfg EVENTS_PATH=/rpc ...      # an older config that posts JSON-RPC events
 #
 # Needs: Debian 12, root or sudo for packages (scripts/provision-host.sh), python3 (JSON, ports).
@@ -50,10 +60,27 @@ root=$(pwd)
 RATES=${RATES:-"1000 2000 3000 4000 5000"}
 DURATION=${DURATION:-8}
 MODES=${MODES:-"lcr dip dip+events"}
-# the production dip time-out; a dip slower than this is a failed call (503 fallback)
+# the production dip time-out; a dip slower than this is a failed call (503 fallback). Under
+# KAM_WRAP (callgrind) 2 s: a warpd starved by the load around it must not open ndb_redis's
+# breaker and turn a second of calls into fallbacks, which the count would mix in
+[ -n "${DIP_TIMEOUT_MS:-}" ] || [ -z "${KAM_WRAP:-}" ] || DIP_TIMEOUT_MS=2000
 DIP_TIMEOUT_MS=${DIP_TIMEOUT_MS:-300}
 
 scripts/provision-host.sh packages modules >/dev/null
+# PIN=1: the dip's server side (warpd, PostgreSQL, the static servers) on CPU 0, the SIP side
+# (Kamailio, the SIPp customer and gateways) on CPU 1 (the issue's pinned run); children inherit
+srv_pin=() sip_pin=()
+pinning="none (the scheduler places every process)"
+if [ -n "${PIN:-}" ] && [ "${PIN}" != 0 ]; then
+  command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs 2 CPUs, this machine has $(nproc)" >&2; exit 1; }
+  srv_pin=(taskset -c 0) sip_pin=(taskset -c 1)
+  pinning="PIN=1: warpd + PostgreSQL on CPU 0, Kamailio + SIPp on CPU 1"
+fi
+# KAM_WRAP (callgrind): SIPp sends each request once (see the header) and waits up to 30 s
+# for an answer (Kamailio's first calls under valgrind, per process, take seconds)
+sipp_nr=() recv_timeout_ms=4000
+[ -z "${KAM_WRAP:-}" ] || { sipp_nr=(-nr); recv_timeout_ms=30000; }
 # perf stat: the SIPp customer's exact CPU time (it exits before its /proc entry can be read).
 # Without perf (or where perf_event_paranoid forbids it) the customer runs bare and the SIPp
 # column counts the gateways only.
@@ -149,20 +176,20 @@ PY
 jport=
 case " $MODES " in *" jrpc-static "*)
   jport=$(free_port tcp)
-  "$root/target/release/examples/static_jsonrpc" "127.0.0.1:$jport" "$work/dip.json" >"$work/static-jsonrpc.log" 2>&1 &
+  "${srv_pin[@]}" "$root/target/release/examples/static_jsonrpc" "127.0.0.1:$jport" "$work/dip.json" >"$work/static-jsonrpc.log" 2>&1 &
   jstatic_pid=$!
   sleep 0.5 ;;
 esac
 sport=
 case " $MODES " in *" static "*)
   sport=$(free_port tcp)
-  "$root/target/release/examples/static_dip" "127.0.0.1:$sport" "$work/dip.json" >"$work/static.log" 2>&1 &
+  "${srv_pin[@]}" "$root/target/release/examples/static_dip" "127.0.0.1:$sport" "$work/dip.json" >"$work/static.log" 2>&1 &
   static_pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$sport/" >/dev/null && break; sleep 0.1; done ;;
 esac
 gw_ports=$(python3 -c 'import json,sys,re; a=json.load(open(sys.argv[1])); print(" ".join(re.search(r":(\d+);",u).group(1) for r in a["routes"] for u in r["uris"]))' "$work/dip.json")
 for p in $gw_ports; do
-  "${sip_pin[@]}" sipp -sf tests/sipp/uas.xml -p "$p" -i 127.0.0.1 -nostdin -buff_size 4194304 >/dev/null 2>&1 &
+  "${sip_pin[@]}" sipp -sf tests/sipp/uas.xml -p "$p" -i 127.0.0.1 -nostdin -buff_size 4194304 "${sipp_nr[@]}" >/dev/null 2>&1 &
   pids+=($!)
 done
 
@@ -175,7 +202,7 @@ case " $MODES " in *" resp+stir "*|*" resp+stirfile "*|*" resp+verify "*)
     chmod 600 sp.key
     openssl req -x509 -new -key sp.key -subj "/CN=bench SP" -days 2 -out sp.pem 2>/dev/null )
   xport=$(free_port tcp)
-  python3 -m http.server "$xport" --bind 127.0.0.1 --directory "$work/stir" >/dev/null 2>&1 &
+  "${srv_pin[@]}" python3 -m http.server "$xport" --bind 127.0.0.1 --directory "$work/stir" >/dev/null 2>&1 &
   pids+=($!)
   x5u="http://127.0.0.1:$xport/sp.pem"
   # a PASSporT for ANI -> DNIS, ES256 (openssl's DER signature as raw r||s); iat now (the
@@ -208,7 +235,7 @@ start_kamailio() { # mode -> sets kport, kpid
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
-    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
+    -A "CTL_SOCKET=\"unixs:$work/kamctl\"" -A "RPC_PORT=$(free_port tcp)" -A SIP_CHILDREN=4 -A "DIP_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     -A "HTTP_ASYNC_WORKERS=${HTTP_ASYNC_WORKERS:-2}"
     -A "WARPD_RESP_SERVER=\"$resp_server\"" -A "RESP_CMD_TIMEOUT_MS=$DIP_TIMEOUT_MS"
     # the benchmark's SIPp gateways do not answer OPTIONS, and native lcr does not probe either
@@ -249,7 +276,7 @@ run_sipp() { # rate mode -> prints "offered ok failed seconds uac-cpu-ns"
   [ "$2" != resp+verify ] || scenario=(-sf "$work/uac-identity.xml" -key identity "$identity")
   "${sip_pin[@]}" "${uac_wrap[@]}" sipp "127.0.0.1:$kport" "${scenario[@]}" -key ani "$ANI" -key dnis "$DNIS" -d 0 \
     -r "$rate" -m "$n" -l $(( rate * 4 )) -p "$(free_port udp)" -i 127.0.0.1 -nostdin \
-    -buff_size 4194304 -recv_timeout 4000 -timeout $(( DURATION * 3 + 10 ))s \
+    -buff_size 4194304 -recv_timeout "$recv_timeout_ms" -timeout $(( DURATION * 3 + 10 + recv_timeout_ms / 1000 ))s "${sipp_nr[@]}" \
     -trace_stat -stf "$stf" -fd 60 "${err[@]}" >/dev/null 2>&1 || true
   t1=$(date +%s.%N)
   local uac_ns=0
@@ -277,6 +304,11 @@ pg_pid=$(head -n1 "$work/pg/postmaster.pid")
 uas_pids=("${pids[@]:1}")
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+# the CPUs each process may run on, read back from /proc (what PIN did, or did not do)
+cpus() { awk '/^Cpus_allowed_list/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+echo "pinning: $pinning" | tee "$work/table.head"
+echo "affinity (from /proc): warpd $(cpus "$warpd_pid"), PostgreSQL $(cpus "$pg_pid"), SIPp gateways $(cpus "${uas_pids[0]}")" | tee -a "$work/table.head"
+kam_cpus=
 printf "%-11s %8s %8s %7s %8s %9s %9s %9s %9s %9s %7s\n" mode offered/s ok failed seconds calls/s kam-us/call warpd-us/call pg-us/call sipp-us/call cdrs >"$work/table"
 # rate-major, modes interleaved: a load change on the (shared) machine hits every mode alike
 for rate in $RATES; do
@@ -286,6 +318,10 @@ for rate in $RATES; do
     server_pid=$warpd_pid
     [ "$mode" != static ] || server_pid=$static_pid
     [ "$mode" != jrpc-static ] || server_pid=$jstatic_pid
+    if [ -z "$kam_cpus" ]; then
+      kam_cpus=$(cpus "$kpid")
+      echo "affinity (from /proc): Kamailio $kam_cpus" | tee -a "$work/table.head"
+    fi
     k0=$(cpu_ns "$kpid"); w0=$(cpu_ns "$server_pid"); p0=$(cpu_ns "$pg_pid"); s0=$(cpu_ns "${uas_pids[@]}")
     read -r offered ok failed secs uac < <(run_sipp "$rate" "$mode")
     k1=$(cpu_ns "$kpid"); w1=$(cpu_ns "$server_pid"); p1=$(cpu_ns "$pg_pid"); s1=$(( $(cpu_ns "${uas_pids[@]}") + uac ))
@@ -308,7 +344,7 @@ for rate in $RATES; do
     echo "$mode $offered $ok $failed $secs $cps" >>"$work/results"
   done
 done
-echo; cat "$work/table"; echo
+echo; cat "$work/table.head" 2>/dev/null; cat "$work/table"; echo
 python3 - "$work/results" <<'PY'
 import sys
 best, clean_offered, failed_offered = {}, {}, {}

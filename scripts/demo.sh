@@ -4,7 +4,8 @@
 #  - builds warpd (release) from crates.io dependencies,
 #  - starts a private PostgreSQL cluster in ./.demo (port 55432, 127.0.0.1 only; never touches
 #    a system cluster; WARPD_DEMO_PG_PORT picks another port),
-#  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080 (admin API/metrics on 127.0.0.1:8081),
+#  - migrates, applies examples/demo/network.toml, and serves dips on 127.0.0.1:8080 (admin API/metrics on 127.0.0.1:8081)
+#    and over RESP on the unix socket ./.demo/resp.sock (Kamailio's dips),
 #  - brings up the voice stack on this host: RTPEngine (userspace, ng on 127.0.0.1:22222, media
 #    ports 30000-30100, recordings in ./.demo/recordings) and Kamailio with kamailio/kamailio.cfg
 #    on 127.0.0.1:5060 (WARPD_DEMO_SIP_PORT), media through warpd's ng proxy when it has one,
@@ -51,8 +52,12 @@ export WARPD_CONFIG="$root/warpd.example.toml"
 export WARPD_DATABASE__URL="postgres://warpd@127.0.0.1:$port/warpd"
 export WARPD_LOG__FORMAT=text
 export WARPD_CDR__SPOOL_DIR="$state/spool"
-# the RESP listener kamailio.cfg dips through by default (README "Dip over RESP"; loopback, no AUTH)
-export WARPD_SERVER__KAMAILIO_RESP_LISTEN="${WARPD_SERVER__KAMAILIO_RESP_LISTEN:-127.0.0.1:6380}"
+# the RESP unix socket kamailio.cfg dips through by default (README "Dip over RESP"; its file
+# permissions are its guard, no AUTH; Kamailio runs as the same user here). A path of at most
+# 107 bytes (sun_path): a checkout that deep gets the socket under /tmp instead.
+resp_sock="$state/resp.sock"
+[ ${#resp_sock} -lt 108 ] || resp_sock="$(mktemp -d /tmp/warpd-demo.XXXXXX)/resp.sock"
+export WARPD_SERVER__KAMAILIO_RESP_SOCKET="${WARPD_SERVER__KAMAILIO_RESP_SOCKET:-$resp_sock}"
 export WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
 if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   # STIR/SHAKEN (issue 20, docs/STIR.md): a demo STI-CA and the carrier's signing key and
@@ -114,7 +119,7 @@ if [ "${WARPD_DEMO_STACK:-1}" != 0 ]; then
   kam_defs=(-A "SIP_PORT=$sip_port" -A WITH_MEDIA -A "RTPENGINE_SOCK=\"udp:${ng:-127.0.0.1:22222}\""
     -A "HTTP_ASYNC_SO=\"${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so\""
     -A "WARPD_URL=\"http://${listen:-127.0.0.1:8080}\"" -A "WARPD_EVENTS_HTTPCON=\"events=>http://${listen:-127.0.0.1:8080}/v1/events\"" -A "CTL_SOCKET=\"unixs:$state/kamailio/ctl\""
-    -A "WARPD_RESP_SERVER=\"name=warpd;addr=${WARPD_SERVER__KAMAILIO_RESP_LISTEN%:*};port=${WARPD_SERVER__KAMAILIO_RESP_LISTEN##*:}\""
+    -A "WARPD_RESP_SERVER=\"name=warpd;unix=$WARPD_SERVER__KAMAILIO_RESP_SOCKET\""
     -A 'AUTH_REALM="warpd.demo"'
     -A WITH_STIR -A "STIR_KEY_PATH=\"$stir/sp.key\"" -A "STIR_X5U=\"$WARPD_DEMO_STIR_X5U\""
     -A "STIR_CA_FILE=\"CertCAFile=$stir/ca.pem\"" -A "STIR_CACHE_DIR=\"$state/stir-cache\"")

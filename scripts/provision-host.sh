@@ -138,15 +138,17 @@ ENV
 WARPD_SERVER__KAMAILIO_LISTEN=127.0.0.1:8080
 WARPD_SERVER__ADMIN_LISTEN=127.0.0.1:8081
 ENV
-  # the RESP dip (kamailio.cfg's default transport: WARPD_RESP_SERVER 127.0.0.1:6380) on loopback,
-  # without AUTH: ndb_redis 5.6 sends AUTH on a reconnect before it applies its command time-out,
-  # so with pass= a frozen warpd would hold Kamailio's SIP workers (README "Dip over RESP").
-  # Call events and the HTTP dip keep the shared secret below.
-  grep -q '^WARPD_SERVER__KAMAILIO_RESP_LISTEN=' /etc/warpd/warpd.env ||
-    cat >>/etc/warpd/warpd.env <<'ENV'
-WARPD_SERVER__KAMAILIO_RESP_LISTEN=127.0.0.1:6380
-WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false
-ENV
+  # the RESP dip (kamailio.cfg's default transport) on warpd's unix socket in its runtime
+  # directory, mode 0660: Kamailio joins warpd's group (systemd/kamailio.service.d/warpd.conf),
+  # the file permissions are the guard. Without AUTH: ndb_redis 5.6 sends AUTH on a reconnect
+  # before it applies its command time-out, so with pass= a frozen warpd would hold Kamailio's
+  # SIP workers (README "Dip over RESP"). Call events and the HTTP dip keep the shared secret
+  # below. (A host provisioned before the socket became the default keeps its TCP listener and
+  # gets the socket as well.)
+  grep -q '^WARPD_SERVER__KAMAILIO_RESP_SOCKET=' /etc/warpd/warpd.env ||
+    echo "WARPD_SERVER__KAMAILIO_RESP_SOCKET=/run/warpd/resp.sock" >>/etc/warpd/warpd.env
+  grep -q '^WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=' /etc/warpd/warpd.env ||
+    echo "WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET=false" >>/etc/warpd/warpd.env
   # a shared secret for the Kamailio surface, also given to Kamailio (kamailio-local.cfg: bearer
   # on dips, HTTP Basic in the events/fallback connection URLs); readable by the two services only
   if ! grep -q '^WARPD_SERVER__KAMAILIO_SECRET=' /etc/warpd/warpd.env; then

@@ -63,6 +63,9 @@ fn units_say_what_the_deployment_promises() {
         ("CapabilityBoundingSet", ""),
         ("AmbientCapabilities", ""),
         ("StateDirectory", "warpd warpd/spool"),
+        // /run/warpd: the RESP unix socket kamailio.cfg dips through by default
+        ("RuntimeDirectory", "warpd"),
+        ("RuntimeDirectoryMode", "0750"),
         ("Restart", "on-failure"),
     ] {
         assert!(has(k, v), "warpd.service: {k}={v} missing");
@@ -96,6 +99,12 @@ fn units_say_what_the_deployment_promises() {
             .iter()
             .any(|(k, v)| k == "Requires" && v.contains("warpd")),
         "a warpd restart must not take Kamailio down (Wants=, not Requires=)"
+    );
+    assert!(
+        kamailio
+            .iter()
+            .any(|(k, v)| k == "SupplementaryGroups" && v.split_whitespace().any(|g| g == "warpd")),
+        "Kamailio joins warpd's group: the RESP socket (/run/warpd/resp.sock, 0660) is its dip"
     );
 }
 

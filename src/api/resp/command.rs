@@ -121,7 +121,9 @@ impl Session {
                 let answer =
                     dip_request(rest).and_then(|req| api.dip(&req, Surface::Resp, self.source));
                 match answer {
-                    Ok(a) => reply(answer_array(&a), out),
+                    // the STIR/SHAKEN fields only for a caller that signs: one that passes
+                    // LCR's 7th argument, identity (kamailio.cfg WITH_STIR)
+                    Ok(a) => reply(answer_array(&a, rest.len() >= LCR_IDENTITY_ARG), out),
                     Err(e) => {
                         if e.is_client_error() {
                             api.bad_request(Surface::Resp, e.kind());
@@ -148,6 +150,10 @@ impl Session {
 fn arity(cmd: &str) -> Value {
     Value::Error(format!("ERR wrong number of arguments for '{cmd}' command"))
 }
+
+/// `LCR`'s argument count from which the answer carries the STIR/SHAKEN fields (its 7th
+/// argument, identity, is given).
+const LCR_IDENTITY_ARG: usize = 7;
 
 /// `LCR`'s arguments as a dip request, checked as every surface checks it.
 fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
@@ -245,8 +251,11 @@ fn dip_request(args: &[Vec<u8>]) -> Result<DipRequest, ApiError> {
 /// | 12 + 3N | STIR/SHAKEN: the PASSporT's dest TN, or `""` | |
 ///
 /// The attempts are every route's gateways in failover order (`routes[0].uris[0..]`, then
-/// `routes[1].uris[0..]`, …): the JSON answer's routes, in the same order.
-pub fn answer_array(a: &DipAnswer) -> Value {
+/// `routes[1].uris[0..]`, …): the JSON answer's routes, in the same order. The four STIR/SHAKEN
+/// fields are there only `with_stir` (`LCR` given its 7th argument, identity): without them the
+/// array ends at `max_duration_s` (9 + 3N elements), four fewer for Kamailio's hiredis to
+/// allocate and free on every call that does not sign.
+pub fn answer_array(a: &DipAnswer, with_stir: bool) -> Value {
     let s = |v: &str| Value::bulk(v.as_bytes());
     let empty = || Value::bulk("");
     match a {
@@ -277,6 +286,9 @@ pub fn answer_array(a: &DipAnswer) -> Value {
             // appended after the attempts, so no earlier index moves
             v.push(Value::Integer(i64::from(r.max_duration_s.unwrap_or(0))));
             // STIR/SHAKEN (issue 20), appended after max_duration_s for the same reason
+            if !with_stir {
+                return Value::Array(v);
+            }
             match r.stir.as_ref().map(|a| a.resp_fields()) {
                 Some(f) => v.extend([
                     s(f.attest),

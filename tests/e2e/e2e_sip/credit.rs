@@ -77,14 +77,17 @@ impl CreditStack {
             )
             .env("WARPD_CALLS__LIMITS_REFRESH_MS", "200")
             .env("WARPD_SERVER__KAMAILIO_RESP_REQUIRE_SECRET", "false");
-        let builder = rt.block_on(builder.resp());
-        let warpd = rt.block_on(builder.start());
-        let resp_port = warpd.resp_addr.expect("RESP listener").port();
+        // the RESP dip over warpd's unix socket (kamailio.cfg's default transport)
+        let resp_socket = dir.join("resp.sock");
+        let warpd = rt.block_on(async { builder.resp_unix(&resp_socket, 0o660).start().await });
         let kam = Kamailio::start(
             &dir,
             "credit",
             &[
-                format!("WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port}\""),
+                format!(
+                    "WARPD_RESP_SERVER=\"name=warpd;unix={}\"",
+                    resp_socket.display()
+                ),
                 format!("WARPD_URL=\"{}\"", warpd.base),
                 format!("WARPD_EVENTS_HTTPCON=\"events=>{}/v1/events\"", warpd.base),
                 format!("RPC_PORT={rpc_port}"),

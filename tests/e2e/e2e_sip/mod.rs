@@ -1,5 +1,6 @@
 //! Real calls end to end on 127.0.0.1: SIPp as the customer (UAC) → Kamailio running
-//! `kamailio/kamailio.cfg` → warpd dip (`server::run` in-process, throwaway PostgreSQL with a copy of
+//! `kamailio/kamailio.cfg` → warpd dip (over RESP on warpd's unix socket, kamailio.cfg's default
+//! transport; [`resp_freeze`] dips over TCP) (`server::run` in-process, throwaway PostgreSQL with a copy of
 //! the demo network whose vendor gateways are moved to free ports) → SIPp UAS processes as the
 //! vendor gateways. One test function runs every scenario in order (they share one warpd and the
 //! processes; each step is bounded and everything is stopped on drop):
@@ -457,10 +458,11 @@ struct Sip {
     rtp_ng: u16,
     rtpengine_sock: String,
     so_define: String,
-    /// the RESP dip to this warpd (`WARPD_RESP_SERVER`)
+    /// the RESP dip to this warpd (`WARPD_RESP_SERVER`: its unix socket, kamailio.cfg's default
+    /// transport; `resp_freeze` dips over TCP)
     resp_define: String,
-    /// warpd's RESP listener
-    resp_port: u16,
+    /// warpd's RESP unix socket (`server.kamailio_resp_socket`)
+    resp_socket: PathBuf,
     base: String,
     events_url: String,
     warpd_port: u16,
@@ -622,9 +624,12 @@ impl Sip {
         ) {
             builder = builder.env(&k, v);
         }
-        let builder = rt.block_on(builder.resp());
+        // the RESP dip over warpd's unix socket (kamailio.cfg's default transport), with the
+        // permissions warpd.example.toml ships (its owner's user and group)
+        let resp_socket = dir.join("resp.sock");
+        // (bound in the runtime: tokio's listener needs its reactor)
+        let builder = rt.block_on(async { builder.resp_unix(&resp_socket, 0o660) });
         let warpd = rt.block_on(builder.start());
-        let resp_port = warpd.resp_addr.expect("RESP listener").port();
         let base = warpd.base.clone();
         let events_url = format!("{base}/v1/events");
         let mut s = Sip {
@@ -644,9 +649,10 @@ impl Sip {
             rtpengine_sock,
             so_define: format!("HTTP_ASYNC_SO=\"{}\"", so.display()),
             resp_define: format!(
-                "WARPD_RESP_SERVER=\"name=warpd;addr=127.0.0.1;port={resp_port}\""
+                "WARPD_RESP_SERVER=\"name=warpd;unix={}\"",
+                resp_socket.display()
             ),
-            resp_port,
+            resp_socket,
             base,
             events_url,
             warpd_port,

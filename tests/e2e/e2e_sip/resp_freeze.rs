@@ -96,7 +96,9 @@ fn warpd_frozen_under_load_costs_calls_at_most_the_resp_timeouts_and_the_fallbac
             .expect("apply demo copy");
     });
 
-    // --- warpd as a process (SIGSTOP must not freeze the test), RESP on a free port -----------
+    // --- warpd as a process (SIGSTOP must not freeze the test), RESP on a free TCP port: the
+    // one scenario over TCP (-A WARPD_RESP_TCP's transport; the others dip over warpd's unix
+    // socket, kamailio.cfg's default), where a frozen warpd's kernel still accepts connections --
     let warpd = rt.block_on(async {
         Warpd::builder(&pg)
             // no AUTH on RESP (kamailio.cfg: ndb_redis sends it before its time-outs apply)

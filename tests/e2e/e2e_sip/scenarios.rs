@@ -653,16 +653,24 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
     let (dir, warpd_port) = (dir.as_path(), s.warpd_port);
     let main = s.main();
     let held: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
-    // both of warpd's Kamailio ports: the RESP dip (the default transport) and HTTP
-    for port in [s.resp_port, warpd_port] {
-        let hang = TcpListener::bind(("127.0.0.1", port)).expect("rebind warpd port");
-        let keep = held.clone();
-        std::thread::spawn(move || {
-            for s in hang.incoming().flatten().take(64) {
-                keep.lock().expect("lock").push(s);
-            }
-        });
-    }
+    let held_unix: Arc<Mutex<Vec<std::os::unix::net::UnixStream>>> = Arc::default();
+    // both of warpd's Kamailio listeners: the RESP dip's unix socket (the default transport; a
+    // socket file warpd left behind is replaced) and HTTP
+    let _ = std::fs::remove_file(&s.resp_socket);
+    let hang = std::os::unix::net::UnixListener::bind(&s.resp_socket).expect("rebind RESP socket");
+    let keep = held_unix.clone();
+    std::thread::spawn(move || {
+        for s in hang.incoming().flatten().take(64) {
+            keep.lock().expect("lock").push(s);
+        }
+    });
+    let hang = TcpListener::bind(("127.0.0.1", warpd_port)).expect("rebind warpd port");
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in hang.incoming().flatten().take(64) {
+            keep.lock().expect("lock").push(s);
+        }
+    });
     // part of the scenario, not synchronisation: the stopped-warpd calls before this opened
     // ndb_redis's breaker in the SIP workers (kamailio.cfg: the first failed dip opens it for
     // RESP_DISABLE_TIME_S = 2 s); it must have closed for this call to meet the hanging warpd
@@ -676,8 +684,8 @@ pub(super) fn warpd_hanging_gives_503_after_the_dip_timeout(s: &Sip) {
         r.elapsed
     );
     assert!(
-        !held.lock().expect("lock").is_empty(),
-        "dip never connected"
+        !held_unix.lock().expect("lock").is_empty(),
+        "the RESP dip never connected"
     );
 
     // the RESP dip's breaker (ndb_redis allowed_timeouts = 0, per Kamailio process): while warpd

@@ -2,9 +2,10 @@ use super::*;
 use crate::routing::{Billing, RejectAnswer, RouteAnswer, RouteChoice, Zone};
 use proptest::prelude::*;
 
-/// The array on the wire, decoded back with the codec (what hiredis hands Kamailio).
-fn wire(a: &DipAnswer) -> Vec<Value> {
-    let bytes = answer_array(a).to_bytes();
+/// The array on the wire, decoded back with the codec (what hiredis hands Kamailio); `with_stir`:
+/// `LCR` was given its identity argument.
+fn wire(a: &DipAnswer, with_stir: bool) -> Vec<Value> {
+    let bytes = answer_array(a, with_stir).to_bytes();
     let limits = warpd_resp::Limits {
         max_array: 4096,
         ..Default::default()
@@ -30,13 +31,21 @@ fn int(v: &Value) -> i64 {
 }
 
 /// (route_id, vendor, uri) per attempt as Kamailio reads them from the RESP array.
-fn resp_attempts(v: &[Value]) -> Vec<(String, String, String)> {
+fn resp_attempts(v: &[Value], with_stir: bool) -> Vec<(String, String, String)> {
     let n = int(&v[7]) as usize;
-    assert_eq!(
-        v.len(),
-        HEADER + 3 * n + 5,
-        "size = header + 3 per attempt + max_duration_s + stir attest, origid, orig, dest"
-    );
+    if with_stir {
+        assert_eq!(
+            v.len(),
+            HEADER + 3 * n + 5,
+            "size = header + 3 per attempt + max_duration_s + stir attest, origid, orig, dest"
+        );
+    } else {
+        assert_eq!(
+            v.len(),
+            HEADER + 3 * n + 1,
+            "size without identity = header + 3 per attempt + max_duration_s"
+        );
+    }
     (0..n)
         .map(|i| {
             let at = HEADER + 3 * i;
@@ -113,17 +122,31 @@ $10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.2\r\n\
 $2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n:30\r\n\
 $1\r\nA\r\n$36\r\n00000000-0000-0000-0000-000000001234\r\n$11\r\n13125551000\r\n$11\r\n12125551234\r\n";
     assert_eq!(
-        String::from_utf8_lossy(&answer_array(&route).to_bytes()),
+        String::from_utf8_lossy(&answer_array(&route, true).to_bytes()),
         String::from_utf8_lossy(want)
+    );
+    // LCR without its identity argument: the same up to max_duration_s, no STIR/SHAKEN fields
+    let want_no_stir: &[u8] =
+        b"*18\r\n$5\r\nroute\r\n:200\r\n$0\r\n\r\n$10\r\ninterstate\r\n$10\r\n2125550000\r\n\
+$6\r\nretail\r\n$0\r\n\r\n:3\r\n\
+$10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.1\r\n\
+$10\r\nlumen-east\r\n$5\r\nlumen\r\n$14\r\nsip:1@10.0.0.2\r\n\
+$2\r\nbw\r\n$9\r\nbandwidth\r\n$14\r\nsip:1@10.0.0.3\r\n:30\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&answer_array(&route, false).to_bytes()),
+        String::from_utf8_lossy(want_no_stir)
     );
     let reject = DipAnswer::Reject(RejectAnswer {
         sip_code: 403,
         reason: "blocked prefix 1900".into(),
     });
-    assert_eq!(
-        answer_array(&reject).to_bytes(),
-        b"*8\r\n$6\r\nreject\r\n:403\r\n$19\r\nblocked prefix 1900\r\n$0\r\n\r\n$0\r\n\r\n$0\r\n\r\n$0\r\n\r\n:0\r\n"
-    );
+    // a reject is the same either way
+    for with_stir in [true, false] {
+        assert_eq!(
+            answer_array(&reject, with_stir).to_bytes(),
+            b"*8\r\n$6\r\nreject\r\n:403\r\n$19\r\nblocked prefix 1900\r\n$0\r\n\r\n$0\r\n\r\n$0\r\n\r\n$0\r\n\r\n:0\r\n"
+        );
+    }
     let e911 = DipAnswer::Route(RouteAnswer {
         zone: Zone::Emergency,
         lrn: None,
@@ -133,7 +156,7 @@ $1\r\nA\r\n$36\r\n00000000-0000-0000-0000-000000001234\r\n$11\r\n13125551000\r\n
         max_duration_s: None,
         stir: None,
     });
-    let v = wire(&e911);
+    let v = wire(&e911, false);
     assert_eq!(text(&v[3]), "emergency");
     assert_eq!(text(&v[6]), "+13125551000");
     // no limit: 0 at 8 + 3N
@@ -195,9 +218,13 @@ proptest! {
     /// JSON answer, and the same header fields.
     #[test]
     fn resp_and_json_answers_agree(a in route_answer()) {
-        let v = wire(&a);
+        let v = wire(&a, true);
         let j = serde_json::to_value(&a).unwrap();
-        prop_assert_eq!(resp_attempts(&v), json_attempts(&a));
+        prop_assert_eq!(resp_attempts(&v, true), json_attempts(&a));
+        // without LCR's identity argument: the same array up to max_duration_s, nothing after
+        let short = wire(&a, false);
+        prop_assert_eq!(resp_attempts(&short, false), json_attempts(&a));
+        prop_assert_eq!(&short[..], &v[..short.len()]);
         prop_assert_eq!(text(&v[0]), j["action"].as_str().unwrap());
         prop_assert_eq!(text(&v[3]), j["zone"].as_str().unwrap());
         prop_assert_eq!(text(&v[4]), j["lrn"].as_str().unwrap_or(""));
