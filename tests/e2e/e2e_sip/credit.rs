@@ -139,15 +139,28 @@ impl Drop for CreditStack {
     }
 }
 
-/// A UAC call that waits for the proxy's BYE (`uac_wait_bye.xml`).
-fn call_until_bye(dir: &Path, kam: &Kamailio, dnis: &str, tag: &str) -> CallResult {
-    call_until_bye_as(dir, kam.port, dnis, tag, None)
+/// A UAC call that sends an in-dialog OPTIONS 10 s after the answer, then waits for the
+/// proxy's BYE (`uac_refresh_wait_bye.xml`): a refresh must not restart the call's max duration.
+fn call_refreshing_until_bye(dir: &Path, kam: &Kamailio, dnis: &str, tag: &str) -> CallResult {
+    run_until_bye(dir, kam.port, "uac_refresh_wait_bye.xml", dnis, tag, None)
 }
 
-/// [`call_until_bye`] with a fixed Call-ID (`-cid_str`).
+/// A UAC call that waits for the proxy's BYE (`uac_wait_bye.xml`), with a fixed Call-ID
+/// (`-cid_str`).
 fn call_until_bye_as(
     dir: &Path,
     kam_port: u16,
+    dnis: &str,
+    tag: &str,
+    call_id: Option<&str>,
+) -> CallResult {
+    run_until_bye(dir, kam_port, "uac_wait_bye.xml", dnis, tag, call_id)
+}
+
+fn run_until_bye(
+    dir: &Path,
+    kam_port: u16,
+    scenario: &str,
     dnis: &str,
     tag: &str,
     call_id: Option<&str>,
@@ -157,7 +170,7 @@ fn call_until_bye_as(
     let out = Command::new("sipp")
         .arg(format!("127.0.0.1:{kam_port}"))
         .arg("-sf")
-        .arg(repo().join("tests/sipp/uac_wait_bye.xml"))
+        .arg(repo().join("tests/sipp").join(scenario))
         .args(["-key", "ani", ANI, "-key", "dnis", dnis])
         .args(["-m", "1", "-i", "127.0.0.1", "-p"])
         .arg(free_udp_port().to_string())
@@ -267,7 +280,7 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     wait_grant(&s, &q, 30, "a");
 
     let kam = s.kam.as_ref().expect("kamailio");
-    let r = call_until_bye(&s.dir, kam, DNIS, "credit-30");
+    let r = call_refreshing_until_bye(&s.dir, kam, DNIS, "credit-30");
     assert!(
         r.ok,
         "the call must end with the proxy's BYE:\n{}\nkamailio:\n{}",
@@ -297,6 +310,24 @@ fn kamailio_ends_a_prepaid_call_when_its_credit_runs_out() {
     assert!(
         cdr["cause"].as_str().unwrap_or("").contains("max duration"),
         "{cdr}"
+    );
+    // the CDR caps a duration at the call's max duration; the call itself must not have run
+    // longer: the in-dialog OPTIONS at 10 s would have restarted the dialog's timer (BYE at
+    // 40 s, 10 s the vendor bills and the customer never pays)
+    let id = call_id.clone();
+    let lived = s.query(async move |c| {
+        c.query_one(
+            "SELECT extract(epoch FROM ended_at - answered_at)::float8 FROM cdrs WHERE call_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("times")
+        .get::<_, f64>(0)
+    });
+    assert!(
+        lived < 35.0,
+        "the call outlived its max duration: {lived} s from answer to end; {cdr}\n{}",
+        r.trace
     );
     assert_eq!(cdr["customer_billed_s"], 30, "{cdr}");
     // the balance is spent exactly

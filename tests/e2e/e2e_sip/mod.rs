@@ -262,6 +262,8 @@ impl Uas {
         cmd.arg("-sf")
             .arg(repo().join("tests/sipp").join(scenario))
             .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-nostdin"])
+            // answers in-dialog OPTIONS/UPDATE/INFO/NOTIFY with 200 (a caller's refresh)
+            .arg("-aa")
             .args(["-buff_size", "1048576", "-trace_msg", "-message_file"])
             .arg(&msgs);
         let proc = Proc::spawn(
