@@ -12,10 +12,20 @@
 --
 -- Adding it rewrites the table once (about 2 s per million rows, under an exclusive lock; dips
 -- go on from the in-memory snapshot meanwhile, deck writes and snapshot builds wait).
+-- One definition of the packing, for the column and for any view that stands in for
+-- vendor_rates (the deck shadow's candidate view, src/deck/report.rs). IMMUTABLE and a single
+-- expression: PostgreSQL inlines it.
+CREATE FUNCTION warpd_rate_load_row(route_id bigint, min_seconds integer, inc_seconds integer,
+        effective_from timestamptz, effective_until timestamptz,
+        rate_inter numeric, rate_intra numeric, rate_local numeric) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN int8send(route_id) || int4send(min_seconds) || int4send(inc_seconds)
+        || timestamptz_send(effective_from) || timestamptz_send(effective_until)
+        || coalesce(numeric_send(rate_inter), '\xffff'::bytea)
+        || coalesce(numeric_send(rate_intra), '\xffff'::bytea)
+        || coalesce(numeric_send(rate_local), '\xffff'::bytea);
+
 ALTER TABLE vendor_rates ADD COLUMN load_row bytea NOT NULL GENERATED ALWAYS AS (
-    int8send(route_id) || int4send(min_seconds) || int4send(inc_seconds)
-    || timestamptz_send(effective_from) || timestamptz_send(effective_until)
-    || coalesce(numeric_send(rate_inter), '\xffff'::bytea)
-    || coalesce(numeric_send(rate_intra), '\xffff'::bytea)
-    || coalesce(numeric_send(rate_local), '\xffff'::bytea)
+    warpd_rate_load_row(route_id, min_seconds, inc_seconds, effective_from, effective_until,
+                        rate_inter, rate_intra, rate_local)
 ) STORED;
