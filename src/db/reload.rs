@@ -426,15 +426,16 @@ async fn incremental(engine: &Engine, metrics: &Metrics, probe: &Probe) -> Optio
         }) => {
             let stats = snapshot.stats();
             let data_version = snapshot.data_version();
+            // counted before the swap: whoever sees the new snapshot sees its routes counted
+            metrics
+                .snapshot_rate_routes_rebuilt
+                .inc_by(rate_routes.len() as u64);
             let generation = engine.install(*snapshot);
             let took = started.elapsed();
             metrics.set_snapshot(generation, &stats);
             metrics.snapshot_data_version.set(data_version.unwrap_or(0));
             metrics.observe_reload(took, true);
             metrics.observe_parts(rebuilt, true);
-            metrics
-                .snapshot_rate_routes_rebuilt
-                .inc_by(rate_routes.len() as u64);
             tracing::info!(
                 generation,
                 data_version,
