@@ -26,6 +26,10 @@
 #              (examples/static_dip.rs): the floor of any HTTP dip on this machine.
 #   jrpc-static (calibration) the same answer over janssonrpcc (JSON-RPC over TCP netstrings)
 #              from examples/static_jsonrpc.rs: the floor of that transport.
+#   resp-static (calibration) the RESP dip over a unix socket to examples/static_resp.rs, which
+#              answers every LCR with warpd's saved RESP answer (one blocking thread per
+#              connection, no dip): what any synchronous RESP round trip costs Kamailio here,
+#              against resp-unix (warpd).
 # For each, SIPp offers RATES calls/s for DURATION seconds each (INVITE, 200, ACK, BYE, no hold);
 # a run is clean when no call failed. Prints a table; the best clean rate of each way and the ratio.
 # With events (dip+events) the "cdrs" column counts the run's CDRs: one per offered call when no
@@ -92,6 +96,7 @@ fi
 if [ -z "${WARPD_BIN:-}" ]; then cargo build --release --locked -q; fi
 case " $MODES " in *" static "*) cargo build --release --locked -q --example static_dip ;; esac
 case " $MODES " in *" jrpc-static "*) cargo build --release --locked -q --example static_jsonrpc ;; esac
+case " $MODES " in *" resp-static "*) cargo build --release --locked -q --example static_resp ;; esac
 bin="${WARPD_BIN:-$root/target/release/warpd}"
 so="${WARPD_KAM_MODULES:-$root/target/kamailio-modules}/http_async_client.so"
 
@@ -102,7 +107,7 @@ pids=()
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 as_pg=(); [ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)
 cleanup() {
-  for p in "${pids[@]}" ${kpid:-} ${static_pid:-} ${jstatic_pid:-}; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" ${kpid:-} ${static_pid:-} ${jstatic_pid:-} ${rstatic_pid:-}; do kill "$p" 2>/dev/null || true; done
   "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
   # KEEP: the logs stay, the processes (PostgreSQL too) do not
   if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
@@ -180,6 +185,33 @@ case " $MODES " in *" jrpc-static "*)
   jstatic_pid=$!
   sleep 0.5 ;;
 esac
+case " $MODES " in *" resp-static "*)
+  # warpd's RESP answer for the call Kamailio makes (LCR src ani dnis call-id), saved raw
+  python3 - "$work/resp.sock" "$ANI" "$DNIS" "$work/dip.resp" <<'PY'
+import socket, sys
+args = [b"LCR", b"127.0.0.1", sys.argv[2].encode(), sys.argv[3].encode(), b"bench-static"]
+cmd = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(cmd)
+s.settimeout(0.5)
+data = b""
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+except socket.timeout:
+    pass
+if not data.startswith(b"*"):
+    sys.exit(f"warpd's RESP answer for the benchmark call is not an array: {data[:200]!r}")
+open(sys.argv[4], "wb").write(data)
+PY
+  "${srv_pin[@]}" "$root/target/release/examples/static_resp" "$work/static-resp.sock" "$work/dip.resp" >"$work/static-resp.log" 2>&1 &
+  rstatic_pid=$!
+  for _ in $(seq 50); do [ -S "$work/static-resp.sock" ] && break; sleep 0.1; done ;;
+esac
 sport=
 case " $MODES " in *" static "*)
   sport=$(free_port tcp)
@@ -232,6 +264,7 @@ start_kamailio() { # mode -> sets kport, kpid
   kport=$(free_port udp+tcp)   # kamailio.cfg listens on UDP and TCP on SIP_PORT
   local dip_port=$wport resp_server="name=warpd;addr=127.0.0.1;port=$rport"
   [ "$1" != resp-unix ] || resp_server="name=warpd;unix=$work/resp.sock"
+  [ "$1" != resp-static ] || resp_server="name=warpd;unix=$work/static-resp.sock"
   [ "$1" != static ] || dip_port=$sport
   local defs=(-A "SIP_PORT=$kport" -A "HTTP_ASYNC_SO=\"$so\"" -A "WARPD_URL=\"http://127.0.0.1:$dip_port\""
     -A "WARPD_EVENTS_HTTPCON=\"events=>http://127.0.0.1:$wport${EVENTS_PATH:-/v1/events}\""
@@ -250,7 +283,7 @@ start_kamailio() { # mode -> sets kport, kpid
     jrpc-static) defs+=(-A WITHOUT_EVENTS -A BENCH_JANSSONRPC -A "JRPC_SERVER=\"conn=calibration;addr=127.0.0.1;port=$jport\"") ;;
     dip+events) ;;
     resp) defs+=(-A WITHOUT_EVENTS) ;;
-    resp-unix) defs+=(-A WITHOUT_EVENTS) ;;
+    resp-unix|resp-static) defs+=(-A WITHOUT_EVENTS) ;;
     resp+events) ;;
     resp+stir|resp+stirfile|resp+verify) mkdir -p "$work/stir-cache"
       [ "$1" != resp+stirfile ] || defs+=(-A STIR_KEY_PER_CALL)
@@ -318,6 +351,7 @@ for rate in $RATES; do
     server_pid=$warpd_pid
     [ "$mode" != static ] || server_pid=$static_pid
     [ "$mode" != jrpc-static ] || server_pid=$jstatic_pid
+    [ "$mode" != resp-static ] || server_pid=$rstatic_pid
     if [ -z "$kam_cpus" ]; then
       kam_cpus=$(cpus "$kpid")
       echo "affinity (from /proc): Kamailio $kam_cpus" | tee -a "$work/table.head"
