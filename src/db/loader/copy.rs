@@ -140,7 +140,7 @@ pub(super) fn need<T>(
     v.ok_or_else(|| DbError::bad_row(table, key(), format!("missing or unreadable {what}")))
 }
 
-/// A rate of a packed row (sql/0024), checked like [`field_rate`].
+/// A rate as the model needs it: NULL is no rate, a value must be readable and in range.
 pub(super) fn packed_rate(
     r: PackedRate,
     table: &'static str,
@@ -158,17 +158,16 @@ pub(super) fn packed_rate(
     }
 }
 
+/// A binary `numeric` rate field, checked by [`packed_rate`].
 pub(super) fn field_rate(
     f: Option<&[u8]>,
     table: &'static str,
     key: &dyn Fn() -> String,
     what: &str,
 ) -> Result<Option<Rate>, DbError> {
-    match f {
-        None => Ok(None),
-        Some(v) => {
-            let scaled = need(pg_numeric_scaled(v), table, key, what)?;
-            rate_col(Some(scaled), table, key, what)
-        }
-    }
+    let r = match f {
+        None => PackedRate::Null,
+        Some(v) => pg_numeric_scaled(v).map_or(PackedRate::Unreadable, PackedRate::Scaled),
+    };
+    packed_rate(r, table, key, what)
 }

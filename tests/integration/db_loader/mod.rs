@@ -455,8 +455,27 @@ async fn bad_rows_fail_the_load_naming_the_row() {
             && msg.contains("rate_local 500"),
         "{msg}"
     );
+    // NaN fits numeric(12,7) once the range check is gone: `load_row` carries it, the loader
+    // refuses it by name
     client
-        .batch_execute("UPDATE vendor_rates SET rate_local = 0.02 WHERE prefix = '44'")
+        .batch_execute(
+            "UPDATE vendor_rates SET rate_local = 0.02, rate_intra = 'NaN' WHERE prefix = '44'",
+        )
+        .await
+        .unwrap();
+    let msg = db::load_snapshot(&client, RoutingSettings::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("route \"r_alpha\", prefix 44, effective_from -infinity")
+            && msg.contains("unreadable rate_intra"),
+        "{msg}"
+    );
+    client
+        .batch_execute(
+            "UPDATE vendor_rates SET rate_local = 0.02, rate_intra = 0.02 WHERE prefix = '44'",
+        )
         .await
         .unwrap();
 
